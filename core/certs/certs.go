@@ -1,0 +1,322 @@
+// Package certs makes self-signed certificates and loads certificates and
+// keys from PEM (certificate only, key only, or the recipe's key and
+// certificate in one file) or DER.
+package certs
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"strings"
+	"time"
+)
+
+var (
+	// ErrNoCertificate means a file holds no certificate in PEM or DER.
+	ErrNoCertificate = errors.New("certs: no certificate found")
+	// ErrNoKey means a file holds no private key.
+	ErrNoKey = errors.New("certs: no private key found")
+	// ErrKeyMismatch means a key does not belong to a certificate.
+	ErrKeyMismatch = errors.New("certs: private key does not match the certificate")
+	// ErrExists means a file would be overwritten without force.
+	ErrExists = errors.New("certs: file exists (use --force to overwrite)")
+)
+
+// KeyType names a key algorithm.
+type KeyType string
+
+const (
+	RSA     KeyType = "rsa"
+	ECDSA   KeyType = "ecdsa"
+	Ed25519 KeyType = "ed25519"
+)
+
+// Template describes a self-signed certificate to make.
+type Template struct {
+	Type KeyType
+	// Bits is the RSA modulus size, or the ECDSA curve size (256, 384, 521).
+	Bits       int
+	CommonName string
+	// SANs are DNS names or IP addresses.
+	SANs      []string
+	NotBefore time.Time
+	Days      int
+	// IsCA makes a certificate that can sign others.
+	IsCA bool
+}
+
+// GenerateKey makes a private key of the given type and size.
+func GenerateKey(t KeyType, bits int) (crypto.Signer, error) {
+	switch t {
+	case RSA, "":
+		if bits == 0 {
+			bits = 2048
+		}
+		if bits < 1024 || bits > 8192 {
+			return nil, fmt.Errorf("certs: RSA key size %d out of range (1024..8192)", bits)
+		}
+		return rsa.GenerateKey(rand.Reader, bits)
+	case ECDSA:
+		var c elliptic.Curve
+		switch bits {
+		case 0, 256:
+			c = elliptic.P256()
+		case 384:
+			c = elliptic.P384()
+		case 521:
+			c = elliptic.P521()
+		default:
+			return nil, fmt.Errorf("certs: ECDSA curve size %d not supported (256, 384, 521)", bits)
+		}
+		return ecdsa.GenerateKey(c, rand.Reader)
+	case Ed25519:
+		_, k, err := ed25519.GenerateKey(rand.Reader)
+		return k, err
+	}
+	return nil, fmt.Errorf("certs: unknown key type %q (want rsa, ecdsa or ed25519)", string(t))
+}
+
+// SelfSigned makes a key and a self-signed certificate for it.
+func SelfSigned(t Template) (crypto.Signer, *x509.Certificate, error) {
+	key, err := GenerateKey(t.Type, t.Bits)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := Issue(t, key.Public(), nil, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return key, c, nil
+}
+
+// Issue signs a certificate for pub. With a nil parent the certificate is
+// self-signed by signer.
+func Issue(t Template, pub crypto.PublicKey, parent *x509.Certificate, signer crypto.Signer) (*x509.Certificate, error) {
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, fmt.Errorf("certs: serial: %w", err)
+	}
+	nb := t.NotBefore
+	if nb.IsZero() {
+		nb = time.Now().Add(-time.Minute)
+	}
+	days := t.Days
+	if days <= 0 {
+		days = 365
+	}
+	tpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: t.CommonName},
+		NotBefore:             nb,
+		NotAfter:              nb.Add(time.Duration(days) * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  t.IsCA,
+	}
+	if _, ok := pub.(*rsa.PublicKey); ok {
+		tpl.KeyUsage |= x509.KeyUsageKeyEncipherment
+	}
+	if t.IsCA {
+		tpl.KeyUsage |= x509.KeyUsageCertSign | x509.KeyUsageCRLSign
+	}
+	for _, s := range t.SANs {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if ip := net.ParseIP(s); ip != nil {
+			tpl.IPAddresses = append(tpl.IPAddresses, ip)
+		} else {
+			tpl.DNSNames = append(tpl.DNSNames, s)
+		}
+	}
+	if parent == nil {
+		parent = tpl
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tpl, parent, pub, signer)
+	if err != nil {
+		return nil, fmt.Errorf("certs: sign: %w", err)
+	}
+	return x509.ParseCertificate(der)
+}
+
+// EncodeKey returns the PKCS#8 PEM of key.
+func EncodeKey(key crypto.Signer) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("certs: encode key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// EncodeCert returns the PEM of a certificate.
+func EncodeCert(c *x509.Certificate) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+}
+
+// WriteFile writes data to path with the given mode. It refuses to replace
+// an existing file unless force is set; a replaced file gets mode too.
+func WriteFile(path string, data []byte, mode os.FileMode, force bool) error {
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if force {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	}
+	f, err := os.OpenFile(path, flags, mode)
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("%w: %q", ErrExists, path)
+	}
+	if err != nil {
+		return fmt.Errorf("certs: %w", err)
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return fmt.Errorf("certs: chmod %q: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("certs: write %q: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("certs: close %q: %w", path, err)
+	}
+	return nil
+}
+
+// ParseCertificates returns every certificate in data, which may be PEM
+// (certificates mixed with keys, as in the recipe's cert.pem) or DER.
+func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	rest := data
+	sawPEM := false
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		sawPEM = true
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certs: bad certificate in PEM: %w", err)
+		}
+		out = append(out, c)
+	}
+	if sawPEM {
+		if len(out) == 0 {
+			return nil, ErrNoCertificate
+		}
+		return out, nil
+	}
+	if bytes.Contains(data, []byte("-----BEGIN")) {
+		return nil, fmt.Errorf("%w: malformed PEM", ErrNoCertificate)
+	}
+	cs, err := x509.ParseCertificates(data)
+	if err != nil || len(cs) == 0 {
+		return nil, fmt.Errorf("%w: neither PEM nor DER", ErrNoCertificate)
+	}
+	return cs, nil
+}
+
+// LoadCertificates reads a PEM or DER file and returns its certificates.
+func LoadCertificates(path string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("certs: %w", err)
+	}
+	cs, err := ParseCertificates(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w (file %q)", err, path)
+	}
+	return cs, nil
+}
+
+// LoadKeyPair loads a certificate chain and its private key. keyFile may be
+// empty when certFile holds both, as the recipe's cert.pem does.
+func LoadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("certs: %w", err)
+	}
+	keyPEM := certPEM
+	keyName := certFile
+	if keyFile != "" {
+		if keyPEM, err = os.ReadFile(keyFile); err != nil {
+			return tls.Certificate{}, fmt.Errorf("certs: %w", err)
+		}
+		keyName = keyFile
+	}
+	chain, err := ParseCertificates(certPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("%w (file %q)", err, certFile)
+	}
+	key, err := ParseKey(keyPEM)
+	if err != nil {
+		if keyFile == "" {
+			return tls.Certificate{}, fmt.Errorf("%w in %q: give the key with --key, or put it in the same file as the certificate", err, keyName)
+		}
+		return tls.Certificate{}, fmt.Errorf("%w (file %q)", err, keyName)
+	}
+	if !publicKeysEqual(chain[0].PublicKey, key.Public()) {
+		return tls.Certificate{}, fmt.Errorf("%w: key %q, certificate %q", ErrKeyMismatch, keyName, certFile)
+	}
+	tc := tls.Certificate{PrivateKey: key, Leaf: chain[0]}
+	for _, c := range chain {
+		tc.Certificate = append(tc.Certificate, c.Raw)
+	}
+	return tc, nil
+}
+
+// ParseKey returns the first private key in PEM data (PKCS#8, PKCS#1 or SEC 1).
+func ParseKey(data []byte) (crypto.Signer, error) {
+	rest := data
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			return nil, ErrNoKey
+		}
+		var k any
+		var err error
+		switch b.Type {
+		case "PRIVATE KEY":
+			k, err = x509.ParsePKCS8PrivateKey(b.Bytes)
+		case "RSA PRIVATE KEY":
+			k, err = x509.ParsePKCS1PrivateKey(b.Bytes)
+		case "EC PRIVATE KEY":
+			k, err = x509.ParseECPrivateKey(b.Bytes)
+		default:
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("certs: bad %s: %w", b.Type, err)
+		}
+		s, ok := k.(crypto.Signer)
+		if !ok {
+			return nil, fmt.Errorf("certs: unsupported key type %T", k)
+		}
+		return s, nil
+	}
+}
+
+func publicKeysEqual(a, b crypto.PublicKey) bool {
+	type equaler interface{ Equal(crypto.PublicKey) bool }
+	e, ok := a.(equaler)
+	return ok && e.Equal(b)
+}

@@ -1,0 +1,474 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/tlspin/tlspin/core/rpc"
+	"github.com/tlspin/tlspin/core/verify"
+)
+
+var (
+	// ErrClosed is returned by a Plugin that has been closed.
+	ErrClosed = errors.New("host: verifier plugin closed")
+	// ErrNotRunning is returned while a plugin is down and being restarted.
+	ErrNotRunning = errors.New("host: verifier plugin not running")
+	// ErrTimeout is returned when a plugin does not answer in time.
+	ErrTimeout = errors.New("host: verifier plugin did not answer in time")
+	// ErrCrashLoop is returned while a plugin keeps dying on start.
+	ErrCrashLoop = errors.New("host: verifier plugin is crash-looping")
+)
+
+// Spec says what to launch.
+type Spec struct {
+	// Name is the verifier's name as the user gave it.
+	Name string
+	// Path and Args are the executable and its arguments.
+	Path string
+	Args []string
+	// Options are sent to Configure after every (re)start.
+	Options verify.Options
+	// SHA256, if set, pins the executable's checksum (go-plugin SecureConfig).
+	SHA256 []byte
+}
+
+// Config tunes a Plugin. Zero values get defaults.
+type Config struct {
+	Logger hclog.Logger
+	// VerifyTimeout bounds one Verify call (default 5s).
+	VerifyTimeout time.Duration
+	// StartTimeout bounds the launch handshake, Describe and Configure
+	// (default 10s).
+	StartTimeout time.Duration
+	// Env is the whole environment the plugin receives; the host's own
+	// environment is not passed (go-plugin SkipHostEnv).
+	Env []string
+	// MaxBackoff caps the delay between restarts (default 5s).
+	MaxBackoff time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	if c.VerifyTimeout <= 0 {
+		c.VerifyTimeout = 5 * time.Second
+	}
+	if c.StartTimeout <= 0 {
+		c.StartTimeout = 10 * time.Second
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 5 * time.Second
+	}
+}
+
+// crashLoopAfter is how many failed starts in a row make a crash loop.
+const crashLoopAfter = 5
+
+// healthyAfter is how long an instance must live for the backoff to reset.
+const healthyAfter = 10 * time.Second
+
+// Plugin is a supervised verifier plugin process. It is safe for
+// concurrent use; one process serves every connection.
+type Plugin struct {
+	spec Spec
+	cfg  Config
+	log  hclog.Logger
+	desc *verify.Description
+
+	mu         sync.Mutex
+	cur        *instance
+	ready      chan struct{} // closed when cur is set or the plugin closes
+	closed     bool
+	failures   int
+	lastErr    error
+	needsChain bool
+	restarts   int
+	watchers   []func(verify.PolicyChange)
+	closeCh    chan struct{}
+	wg         sync.WaitGroup
+}
+
+type instance struct {
+	client  *plugin.Client
+	v       *rpc.Client
+	pid     int
+	started time.Time
+	cancel  context.CancelFunc // ends the policy watch
+}
+
+// Start launches the plugin, describes and configures it. A bad option is
+// an error wrapping verify.ErrBadOption.
+func Start(ctx context.Context, spec Spec, cfg Config) (*Plugin, error) {
+	cfg.defaults()
+	p := &Plugin{
+		spec:    spec,
+		cfg:     cfg,
+		log:     cfg.Logger.Named(spec.Name),
+		ready:   make(chan struct{}),
+		closeCh: make(chan struct{}),
+	}
+	inst, desc, nc, err := p.launch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p.desc = desc
+	p.needsChain = nc
+	p.install(inst)
+	return p, nil
+}
+
+// Describe returns what the plugin said of itself at start.
+func (p *Plugin) Describe(context.Context) (*verify.Description, error) {
+	d := *p.desc
+	return &d, nil
+}
+
+// Name returns the name the plugin was started under.
+func (p *Plugin) Name() string { return p.spec.Name }
+
+// Pid returns the process id of the running plugin, or 0 while it is down.
+func (p *Plugin) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur == nil {
+		return 0
+	}
+	return p.cur.pid
+}
+
+// Restarts returns how many times the plugin has been restarted.
+func (p *Plugin) Restarts() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.restarts
+}
+
+// OnPolicyChange registers f to run whenever the plugin reports a policy
+// change or is restarted (a restarted plugin may have reloaded its policy).
+func (p *Plugin) OnPolicyChange(f func(verify.PolicyChange)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.watchers = append(p.watchers, f)
+}
+
+// Verify asks the plugin to decide on a peer, within the verify timeout.
+// Any failure, including a crash or hang of the plugin, is an error: the
+// caller must reject the peer.
+func (p *Plugin) Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.VerifyTimeout)
+	defer cancel()
+	inst, needsChain, err := p.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !needsChain && len(req.PeerChain) > 1 {
+		r := *req
+		r.PeerChain = req.PeerChain[:1]
+		req = &r
+	}
+	v, err := inst.v.Verify(ctx, req)
+	if err == nil {
+		return v, nil
+	}
+	var remote *rpc.RemoteError
+	switch {
+	case errors.As(err, &remote):
+		return nil, fmt.Errorf("host: verifier %q: %w", p.spec.Name, err)
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
+		err = fmt.Errorf("%w: verifier %q gave no verdict within %s (pid %d); restarting it", ErrTimeout, p.spec.Name, p.cfg.VerifyTimeout, inst.pid)
+	default:
+		err = fmt.Errorf("host: verifier %q (pid %d) failed: %w; restarting it", p.spec.Name, inst.pid, err)
+	}
+	p.fail(inst, err)
+	return nil, err
+}
+
+// Configure is not supported after Start: options are fixed for the life of
+// the Plugin so that a restart reproduces the same policy.
+func (p *Plugin) Configure(context.Context, *verify.ConfigureRequest) (*verify.ConfigureResponse, error) {
+	return nil, errors.New("host: a started plugin cannot be reconfigured")
+}
+
+var _ verify.Verifier = (*Plugin)(nil)
+
+// Close kills the plugin process (and its process group) and waits for the
+// supervisor to stop. It is safe to call more than once.
+func (p *Plugin) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	close(p.closeCh)
+	inst := p.cur
+	p.cur = nil
+	select {
+	case <-p.ready:
+	default:
+		close(p.ready)
+	}
+	p.mu.Unlock()
+	if inst != nil {
+		inst.kill()
+	}
+	p.wg.Wait()
+	return nil
+}
+
+// get returns the running instance, waiting for a restart while ctx allows.
+func (p *Plugin) get(ctx context.Context) (*instance, bool, error) {
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, false, fmt.Errorf("%w: %q", ErrClosed, p.spec.Name)
+		}
+		if p.cur != nil {
+			inst, nc := p.cur, p.needsChain
+			p.mu.Unlock()
+			return inst, nc, nil
+		}
+		ready, lastErr, failures := p.ready, p.lastErr, p.failures
+		p.mu.Unlock()
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			if failures >= crashLoopAfter {
+				return nil, false, fmt.Errorf("%w: %q failed %d starts in a row; last error: %v", ErrCrashLoop, p.spec.Name, failures, lastErr)
+			}
+			return nil, false, fmt.Errorf("%w: %q is restarting (last error: %v)", ErrNotRunning, p.spec.Name, lastErr)
+		}
+	}
+}
+
+// install makes inst current and starts watching it.
+func (p *Plugin) install(inst *instance) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		inst.kill()
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	inst.cancel = cancel
+	p.cur = inst
+	close(p.ready)
+	p.mu.Unlock()
+	p.wg.Add(2)
+	go p.watchExit(inst)
+	go p.watchPolicy(ctx, inst)
+}
+
+// fail takes inst out of service, kills it and schedules a restart. Only
+// the first caller for a given instance does anything.
+func (p *Plugin) fail(inst *instance, cause error) {
+	p.mu.Lock()
+	if p.closed || p.cur != inst {
+		p.mu.Unlock()
+		return
+	}
+	p.cur = nil
+	p.ready = make(chan struct{})
+	p.lastErr = cause
+	if time.Since(inst.started) > healthyAfter {
+		p.failures = 0
+	}
+	p.mu.Unlock()
+	p.log.Warn("verifier plugin failed; restarting", "pid", inst.pid, "error", cause)
+	inst.kill()
+	p.wg.Add(1)
+	go p.restart()
+}
+
+// restart relaunches the plugin with exponential backoff until it runs or
+// the Plugin is closed.
+func (p *Plugin) restart() {
+	defer p.wg.Done()
+	for {
+		p.mu.Lock()
+		n := p.failures
+		p.mu.Unlock()
+		if d := backoff(n, p.cfg.MaxBackoff); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-p.closeCh:
+				return
+			}
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-p.closeCh:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		inst, _, nc, err := p.launch(ctx)
+		cancel()
+		if err == nil {
+			p.mu.Lock()
+			p.needsChain = nc
+			p.restarts++
+			watchers := append([]func(verify.PolicyChange){}, p.watchers...)
+			p.mu.Unlock()
+			p.install(inst)
+			p.log.Info("verifier plugin restarted", "pid", inst.pid)
+			for _, w := range watchers {
+				w(verify.PolicyChange{Reason: "plugin restarted"})
+			}
+			return
+		}
+		p.mu.Lock()
+		p.failures++
+		p.lastErr = err
+		closed := p.closed
+		n = p.failures
+		p.mu.Unlock()
+		if closed {
+			return
+		}
+		if n == crashLoopAfter {
+			p.log.Error("verifier plugin is crash-looping; still retrying with backoff", "failures", n, "error", err)
+		} else {
+			p.log.Warn("verifier plugin restart failed", "attempt", n, "error", err)
+		}
+	}
+}
+
+// backoff is 0 for the first restart, then doubles from 50ms up to max.
+func backoff(failures int, max time.Duration) time.Duration {
+	if failures <= 0 {
+		return 0
+	}
+	d := 50 * time.Millisecond << min(failures-1, 16)
+	return min(d, max)
+}
+
+// watchExit notices a plugin process that died between calls and restarts
+// it at once, so the next connection does not pay for the restart.
+func (p *Plugin) watchExit(inst *instance) {
+	defer p.wg.Done()
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.closeCh:
+			return
+		case <-t.C:
+		}
+		if inst.client.Exited() {
+			p.fail(inst, fmt.Errorf("host: verifier %q (pid %d) exited", p.spec.Name, inst.pid))
+			return
+		}
+		p.mu.Lock()
+		gone := p.cur != inst
+		p.mu.Unlock()
+		if gone {
+			return
+		}
+	}
+}
+
+// watchPolicy relays the plugin's policy changes to the watchers.
+func (p *Plugin) watchPolicy(ctx context.Context, inst *instance) {
+	defer p.wg.Done()
+	ch, err := inst.v.WatchPolicy(ctx)
+	if err != nil {
+		return
+	}
+	for c := range ch {
+		p.mu.Lock()
+		watchers := append([]func(verify.PolicyChange){}, p.watchers...)
+		p.mu.Unlock()
+		p.log.Debug("verifier policy changed", "epoch", c.Epoch, "reason", c.Reason)
+		for _, w := range watchers {
+			w(c)
+		}
+	}
+}
+
+// launch starts one plugin process and configures it.
+func (p *Plugin) launch(ctx context.Context) (*instance, *verify.Description, bool, error) {
+	cmd := exec.Command(p.spec.Path, p.spec.Args...)
+	cmd.Env = append([]string{}, p.cfg.Env...)
+	cmd.SysProcAttr = sysProcAttr()
+	var secure *plugin.SecureConfig
+	if len(p.spec.SHA256) > 0 {
+		secure = &plugin.SecureConfig{Checksum: p.spec.SHA256, Hash: newSHA256()}
+	}
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  rpc.Handshake,
+		VersionedPlugins: rpc.Plugins(nil),
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		Logger:           p.log,
+		AutoMTLS:         true,
+		SkipHostEnv:      true,
+		SecureConfig:     secure,
+		StartTimeout:     p.cfg.StartTimeout,
+	})
+	inst := &instance{client: client, started: time.Now()}
+	fail := func(err error) (*instance, *verify.Description, bool, error) {
+		inst.kill()
+		return nil, nil, false, err
+	}
+	cp, err := client.Client()
+	if cmd.Process != nil {
+		inst.pid = cmd.Process.Pid
+	}
+	if err != nil {
+		return fail(p.startError(err))
+	}
+	raw, err := cp.Dispense(rpc.PluginName)
+	if err != nil {
+		return fail(fmt.Errorf("host: verifier %q: %w", p.spec.Name, err))
+	}
+	v, ok := raw.(*rpc.Client)
+	if !ok {
+		return fail(fmt.Errorf("host: verifier %q: unexpected plugin type %T", p.spec.Name, raw))
+	}
+	inst.v = v
+	sctx, cancel := context.WithTimeout(ctx, p.cfg.StartTimeout)
+	defer cancel()
+	desc, err := v.Describe(sctx)
+	if err != nil {
+		return fail(fmt.Errorf("host: verifier %q: describe: %w", p.spec.Name, err))
+	}
+	cr, err := v.Configure(sctx, &verify.ConfigureRequest{Options: p.spec.Options})
+	if err != nil {
+		return fail(fmt.Errorf("host: verifier %q: %w", p.spec.Name, err))
+	}
+	return inst, desc, cr.NeedsChain, nil
+}
+
+// startError explains a failed launch in terms a user can act on.
+func (p *Plugin) startError(err error) error {
+	switch {
+	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
+		return fmt.Errorf("host: verifier %q: binary %q does not match its pinned SHA-256 (refusing to run it): %w", p.spec.Name, p.spec.Path, err)
+	case errors.Is(err, syscall.EACCES) || errors.Is(err, exec.ErrNotFound):
+		return fmt.Errorf("host: verifier %q: cannot run %q: %w", p.spec.Name, p.spec.Path, err)
+	}
+	return fmt.Errorf("host: verifier %q: plugin %q did not start: %w", p.spec.Name, p.spec.Path, err)
+}
+
+// kill ends the process group at once, then releases the go-plugin client.
+func (i *instance) kill() {
+	if i.cancel != nil {
+		i.cancel()
+	}
+	if i.pid > 0 {
+		killGroup(i.pid)
+	}
+	i.client.Kill()
+}

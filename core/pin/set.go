@@ -1,0 +1,57 @@
+package pin
+
+import "fmt"
+
+// Set is a small set of pins of one algorithm (a pin and its backups).
+// Match compares against every pin in constant time, without an early exit.
+type Set struct {
+	Algo Algo
+	Pins []Pin
+	// Style is the format of the first pin added, so that a mismatch can
+	// show the received fingerprint the way the user wrote the pin.
+	Style Format
+}
+
+// Match returns the pin that equals the digest of certDER, if any.
+func (s *Set) Match(certDER []byte) (Pin, bool, error) {
+	d, err := Sum(s.Algo, certDER)
+	if err != nil {
+		return Pin{}, false, err
+	}
+	var found Pin
+	ok := false
+	for _, p := range s.Pins {
+		if p.Equal(d) {
+			found, ok = p, true
+		}
+	}
+	return found, ok, nil
+}
+
+// Add parses value (one pin, or several joined by ";") and adds it.
+func (s *Set) Add(value string) error {
+	ps, err := ParseList(s.Algo, value)
+	if err != nil {
+		return err
+	}
+	if len(s.Pins) == 0 {
+		s.Style = Detect(value)
+	}
+	s.Pins = append(s.Pins, ps...)
+	return nil
+}
+
+// Fingerprint returns certDER's digest printed the way pins of s's
+// algorithm are usually written.
+func (s *Set) Fingerprint(certDER []byte) (string, error) {
+	d, err := Sum(s.Algo, certDER)
+	if err != nil {
+		return "", fmt.Errorf("pin: %w", err)
+	}
+	if s.Style != "" {
+		if out, err := Print(s.Algo, d, s.Style); err == nil {
+			return out, nil
+		}
+	}
+	return Pin{Algo: s.Algo, Digest: d}.String(), nil
+}

@@ -1,0 +1,156 @@
+// Package policy combines several verifiers into one decision: all must
+// allow (the default) or any one may. The combined rejection says which
+// verifier said what.
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/tlspin/tlspin/core/verify"
+)
+
+// Decider is the part of a verifier that a policy needs.
+type Decider interface {
+	Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error)
+}
+
+// Mode says how member verdicts combine.
+type Mode string
+
+const (
+	// All requires every member to allow.
+	All Mode = "all"
+	// Any requires one member to allow.
+	Any Mode = "any"
+)
+
+// ParseMode parses "all" or "any".
+func ParseMode(s string) (Mode, error) {
+	switch Mode(strings.ToLower(s)) {
+	case All:
+		return All, nil
+	case Any:
+		return Any, nil
+	}
+	return "", fmt.Errorf("policy: unknown --require %q (want all or any)", s)
+}
+
+// Member is one named verifier of a policy.
+type Member struct {
+	Name string
+	V    Decider
+}
+
+// Policy is a Decider made of members.
+type Policy struct {
+	mode    Mode
+	members []Member
+}
+
+// New returns a policy over members; it needs at least one.
+func New(mode Mode, members ...Member) (*Policy, error) {
+	if len(members) == 0 {
+		return nil, errors.New("policy: no verifier given")
+	}
+	if mode != All && mode != Any {
+		return nil, fmt.Errorf("policy: unknown mode %q", string(mode))
+	}
+	return &Policy{mode: mode, members: members}, nil
+}
+
+// Outcome is what one member said.
+type Outcome struct {
+	Name    string
+	Verdict *verify.Verdict
+	Err     error
+}
+
+// Allowed reports whether this member allowed the peer.
+func (o Outcome) Allowed() bool { return o.Err == nil && o.Verdict != nil && o.Verdict.Allow }
+
+func (o Outcome) String() string {
+	switch {
+	case o.Err != nil:
+		return fmt.Sprintf("%s: error: %v", o.Name, o.Err)
+	case o.Verdict.Allow:
+		if o.Verdict.Matched != "" {
+			return fmt.Sprintf("%s: allowed (matched %s)", o.Name, o.Verdict.Matched)
+		}
+		return fmt.Sprintf("%s: allowed", o.Name)
+	}
+	return fmt.Sprintf("%s: rejected: %s", o.Name, o.Verdict.Reason)
+}
+
+// RejectError is a policy's rejection; it wraps verify.ErrRejected.
+type RejectError struct {
+	Mode     Mode
+	Outcomes []Outcome
+}
+
+func (e *RejectError) Error() string {
+	var parts []string
+	for _, o := range e.Outcomes {
+		if len(e.Outcomes) == 1 || !o.Allowed() {
+			parts = append(parts, o.String())
+		}
+	}
+	if len(e.Outcomes) > 1 {
+		return fmt.Sprintf("peer rejected (require %s): %s", e.Mode, strings.Join(parts, "; "))
+	}
+	return "peer rejected by " + strings.Join(parts, "; ")
+}
+
+// Unwrap makes errors.Is(err, verify.ErrRejected) true.
+func (e *RejectError) Unwrap() error { return verify.ErrRejected }
+
+// Decide runs every member (concurrently when there are several) and
+// returns the outcomes and nil if the policy allows, or a *RejectError.
+func (p *Policy) Decide(ctx context.Context, req *verify.Request) ([]Outcome, error) {
+	out := make([]Outcome, len(p.members))
+	run := func(i int) {
+		m := p.members[i]
+		v, err := m.V.Verify(ctx, req)
+		if err == nil && v == nil {
+			err = errors.New("no verdict")
+		}
+		out[i] = Outcome{Name: m.Name, Verdict: v, Err: err}
+	}
+	if len(p.members) == 1 {
+		run(0)
+	} else {
+		var wg sync.WaitGroup
+		for i := range p.members {
+			wg.Go(func() { run(i) })
+		}
+		wg.Wait()
+	}
+	allowed := 0
+	for _, o := range out {
+		if o.Allowed() {
+			allowed++
+		}
+	}
+	if (p.mode == All && allowed == len(out)) || (p.mode == Any && allowed > 0) {
+		return out, nil
+	}
+	return out, &RejectError{Mode: p.mode, Outcomes: out}
+}
+
+// Verify implements Decider: a single combined verdict.
+func (p *Policy) Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error) {
+	outs, err := p.Decide(ctx, req)
+	if err != nil {
+		return &verify.Verdict{Allow: false, Reason: err.Error()}, nil
+	}
+	var matched []string
+	for _, o := range outs {
+		if o.Allowed() && o.Verdict.Matched != "" {
+			matched = append(matched, o.Name+"="+o.Verdict.Matched)
+		}
+	}
+	return &verify.Verdict{Allow: true, Matched: strings.Join(matched, ","), Reason: "allowed"}, nil
+}

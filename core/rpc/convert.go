@@ -1,0 +1,90 @@
+package rpc
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/tlspin/tlspin/core/verify"
+	verifierv1 "github.com/tlspin/tlspin/proto/verifier/v1"
+)
+
+// maxCacheFor bounds what a plugin may ask the host to cache.
+const maxCacheFor = 24 * time.Hour
+
+func descriptionToProto(d *verify.Description) *verifierv1.DescribeResponse {
+	r := &verifierv1.DescribeResponse{Name: d.Name, Version: d.Version, Summary: d.Summary}
+	for _, o := range d.Options {
+		r.Options = append(r.Options, &verifierv1.Option{Name: o.Name, Description: o.Description, Required: o.Required, Repeated: o.Repeated})
+	}
+	return r
+}
+
+func descriptionFromProto(r *verifierv1.DescribeResponse) *verify.Description {
+	d := &verify.Description{Name: r.GetName(), Version: r.GetVersion(), Summary: r.GetSummary()}
+	for _, o := range r.GetOptions() {
+		d.Options = append(d.Options, verify.Option{Name: o.GetName(), Description: o.GetDescription(), Required: o.GetRequired(), Repeated: o.GetRepeated()})
+	}
+	return d
+}
+
+func configureRequestToProto(req *verify.ConfigureRequest) *verifierv1.ConfigureRequest {
+	r := &verifierv1.ConfigureRequest{Options: map[string]*verifierv1.OptionValues{}}
+	if req == nil {
+		return r
+	}
+	for k, v := range req.Options {
+		r.Options[k] = &verifierv1.OptionValues{Values: v}
+	}
+	return r
+}
+
+func configureRequestFromProto(r *verifierv1.ConfigureRequest) *verify.ConfigureRequest {
+	opts := verify.Options{}
+	for k, v := range r.GetOptions() {
+		opts[k] = v.GetValues()
+	}
+	return &verify.ConfigureRequest{Options: opts}
+}
+
+func requestToProto(req *verify.Request) *verifierv1.VerifyRequest {
+	return &verifierv1.VerifyRequest{
+		PeerChain:   req.PeerChain,
+		ServerName:  req.ServerName,
+		Side:        verifierv1.Side(req.Side),
+		RemoteAddr:  req.RemoteAddr,
+		TlsVersion:  uint32(req.TLSVersion),
+		CipherSuite: uint32(req.CipherSuite),
+		Alpn:        req.ALPN,
+		DidResume:   req.DidResume,
+	}
+}
+
+func requestFromProto(r *verifierv1.VerifyRequest) *verify.Request {
+	return &verify.Request{
+		PeerChain:   r.GetPeerChain(),
+		ServerName:  r.GetServerName(),
+		Side:        verify.Side(r.GetSide()),
+		RemoteAddr:  r.GetRemoteAddr(),
+		TLSVersion:  uint16(r.GetTlsVersion()),
+		CipherSuite: uint16(r.GetCipherSuite()),
+		ALPN:        r.GetAlpn(),
+		DidResume:   r.GetDidResume(),
+	}
+}
+
+func verdictToProto(v *verify.Verdict) *verifierv1.VerifyResponse {
+	return &verifierv1.VerifyResponse{Allow: v.Allow, Reason: v.Reason, Matched: v.Matched, CacheForMillis: v.CacheFor.Milliseconds()}
+}
+
+// verdictFromProto validates what a plugin sent: a negative cache time is
+// garbage, an overlong one is capped.
+func verdictFromProto(r *verifierv1.VerifyResponse) (*verify.Verdict, error) {
+	if r.GetCacheForMillis() < 0 {
+		return nil, fmt.Errorf("%w: negative cache_for_millis %d", ErrGarbage, r.GetCacheForMillis())
+	}
+	cf := time.Duration(r.GetCacheForMillis()) * time.Millisecond
+	if cf > maxCacheFor || cf < 0 {
+		cf = maxCacheFor
+	}
+	return &verify.Verdict{Allow: r.GetAllow(), Reason: r.GetReason(), Matched: r.GetMatched(), CacheFor: cf}, nil
+}

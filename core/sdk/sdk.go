@@ -1,0 +1,64 @@
+// Package sdk is what a verifier plugin's main calls. Implement
+// verify.Verifier, then:
+//
+//	func main() { sdk.Serve(myverifier.New()) }
+//
+// Serve speaks the go-plugin handshake on stdout, serves gRPC with AutoMTLS
+// when the host asks for it, logs JSON to stderr (the host re-emits it under
+// the verifier's name) and exits when the host goes away. A plugin must
+// never write to stdout itself: stdout carries the handshake.
+package sdk
+
+import (
+	"os"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/tlspin/tlspin/core/rpc"
+	"github.com/tlspin/tlspin/core/verify"
+)
+
+// Logger returns the logger a plugin should use: JSON on stderr, which the
+// host parses and re-emits. Level follows $TLSPIN_LOG_LEVEL (default info).
+func Logger(name string) hclog.Logger {
+	lvl := hclog.LevelFromString(os.Getenv("TLSPIN_LOG_LEVEL"))
+	if lvl == hclog.NoLevel {
+		lvl = hclog.Info
+	}
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       name,
+		Level:      lvl,
+		Output:     os.Stderr,
+		JSONFormat: true,
+	})
+}
+
+// Serve serves v as a verifier plugin until the host disconnects. It does
+// not return when started by a host; started by hand it prints go-plugin's
+// explanation and exits 1.
+func Serve(v verify.Verifier) {
+	go exitWithParent(os.Getppid())
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig:  rpc.Handshake,
+		VersionedPlugins: rpc.Plugins(&rpc.GRPCPlugin{Impl: v}),
+		GRPCServer:       plugin.DefaultGRPCServer,
+		Logger:           Logger("plugin"),
+	})
+}
+
+// exitWithParent ends the plugin when the host dies without stopping it,
+// on systems where the host cannot ask the kernel to (parent-death signal).
+func exitWithParent(ppid int) {
+	if ppid <= 1 {
+		return
+	}
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for range t.C {
+		if os.Getppid() != ppid {
+			os.Exit(2)
+		}
+	}
+}

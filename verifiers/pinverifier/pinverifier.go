@@ -1,0 +1,206 @@
+// Package pinverifier is the verifier shared by the pin-based built-ins
+// (md5pin, sha256pin, spkipin): accept when a digest of a certificate of
+// the peer's chain equals one of the configured pins.
+//
+// Options every pin verifier understands:
+//
+//	pin=VALUE        a pin; repeat for backup pins (any one matching is enough)
+//	chain=leaf|any|ca  which certificate must match (default leaf)
+//	expires=YYYY-MM-DD after that day the pin set rejects everything
+package pinverifier
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/tlspin/tlspin/core/pin"
+	"github.com/tlspin/tlspin/core/verify"
+)
+
+// Chain says which certificate of the peer chain a pin must match.
+type Chain string
+
+const (
+	// ChainLeaf matches the leaf only.
+	ChainLeaf Chain = "leaf"
+	// ChainAny matches any certificate of the chain.
+	ChainAny Chain = "any"
+	// ChainCA matches any certificate but the leaf (pin your CA).
+	ChainCA Chain = "ca"
+)
+
+// Info describes one pin verifier.
+type Info struct {
+	Name    string
+	Version string
+	Summary string
+	Algo    pin.Algo
+	// PinHelp describes the accepted pin formats.
+	PinHelp string
+	// Logger receives warnings (MD5 is weak, ...); nil discards them.
+	Logger hclog.Logger
+	// Now returns the current time (tests); nil means time.Now.
+	Now func() time.Time
+}
+
+// Verifier is a configured pin verifier.
+type Verifier struct {
+	info    Info
+	set     pin.Set
+	chain   Chain
+	expires time.Time // zero: never
+}
+
+var _ verify.Verifier = (*Verifier)(nil)
+
+// New returns an unconfigured pin verifier.
+func New(info Info) *Verifier {
+	if info.Logger == nil {
+		info.Logger = hclog.NewNullLogger()
+	}
+	if info.Now == nil {
+		info.Now = time.Now
+	}
+	return &Verifier{info: info, set: pin.Set{Algo: info.Algo}, chain: ChainLeaf}
+}
+
+// Describe lists the options.
+func (v *Verifier) Describe(context.Context) (*verify.Description, error) {
+	return &verify.Description{
+		Name:    v.info.Name,
+		Version: v.info.Version,
+		Summary: v.info.Summary,
+		Options: []verify.Option{
+			{Name: "pin", Description: v.info.PinHelp + "; repeat for backup pins", Required: true, Repeated: true},
+			{Name: "chain", Description: "which certificate must match: leaf (default), any, or ca (any but the leaf)"},
+			{Name: "expires", Description: "YYYY-MM-DD after which this pin set rejects every peer (fail closed)"},
+		},
+	}, nil
+}
+
+// Configure parses the pins and options.
+func (v *Verifier) Configure(ctx context.Context, req *verify.ConfigureRequest) (*verify.ConfigureResponse, error) {
+	d, _ := v.Describe(ctx)
+	if err := verify.CheckOptions(d, req.Options); err != nil {
+		return nil, err
+	}
+	set := pin.Set{Algo: v.info.Algo}
+	for _, p := range req.Options["pin"] {
+		if err := set.Add(p); err != nil {
+			return nil, &verify.OptionError{Option: "pin", Value: p, Err: err}
+		}
+	}
+	chain := ChainLeaf
+	if c := req.Options["chain"]; len(c) == 1 {
+		switch Chain(strings.ToLower(c[0])) {
+		case ChainLeaf, ChainAny, ChainCA:
+			chain = Chain(strings.ToLower(c[0]))
+		default:
+			return nil, &verify.OptionError{Option: "chain", Value: c[0], Err: errors.New("want leaf, any or ca")}
+		}
+	}
+	var expires time.Time
+	if e := req.Options["expires"]; len(e) == 1 {
+		t, err := ParseExpiry(e[0])
+		if err != nil {
+			return nil, &verify.OptionError{Option: "expires", Value: e[0], Err: err}
+		}
+		expires = t
+	}
+	if v.info.Algo.Weak() {
+		v.info.Logger.Warn(fmt.Sprintf("%s pins are weak: %s is collision-broken; prefer sha256pin, or spkipin which also survives renewal", v.info.Name, strings.ToUpper(string(v.info.Algo))))
+	}
+	v.set, v.chain, v.expires = set, chain, expires
+	return &verify.ConfigureResponse{NeedsChain: chain != ChainLeaf}, nil
+}
+
+// ParseExpiry parses YYYY-MM-DD; the pin set is valid through that whole
+// day (UTC) and expires at the start of the next.
+func ParseExpiry(s string) (time.Time, error) {
+	t, err := time.Parse(time.DateOnly, strings.TrimSpace(s))
+	if err != nil {
+		return time.Time{}, errors.New("want a date as YYYY-MM-DD")
+	}
+	return t.AddDate(0, 0, 1), nil
+}
+
+// Verify accepts when a chosen certificate's digest equals a pin.
+func (v *Verifier) Verify(_ context.Context, req *verify.Request) (*verify.Verdict, error) {
+	if len(req.PeerChain) == 0 {
+		return &verify.Verdict{Reason: "peer sent no certificate"}, nil
+	}
+	if !v.expires.IsZero() && !v.info.Now().Before(v.expires) {
+		return &verify.Verdict{Reason: fmt.Sprintf("%s pin set expired on %s: rejecting every peer until the pins are renewed (failing closed)",
+			v.info.Name, v.expires.AddDate(0, 0, -1).Format(time.DateOnly))}, nil
+	}
+	candidates := req.PeerChain
+	switch v.chain {
+	case ChainLeaf:
+		candidates = candidates[:1]
+	case ChainCA:
+		candidates = candidates[1:]
+	}
+	for _, der := range candidates {
+		p, ok, err := v.set.Match(der)
+		if err != nil {
+			return &verify.Verdict{Reason: fmt.Sprintf("cannot fingerprint peer certificate: %v", err)}, nil
+		}
+		if ok {
+			return &verify.Verdict{Allow: true, Matched: fmt.Sprintf("%s:%s", v.info.Algo, p)}, nil
+		}
+	}
+	return &verify.Verdict{Reason: v.mismatch(req)}, nil
+}
+
+// mismatch says what was received, in the pin's own format, and how to
+// trust it.
+func (v *Verifier) mismatch(req *verify.Request) string {
+	fp, err := v.set.Fingerprint(req.PeerChain[0])
+	if err != nil {
+		return fmt.Sprintf("%s: peer certificate does not match any pin, and cannot be fingerprinted: %v", v.info.Name, err)
+	}
+	subject := ""
+	if c, err := x509.ParseCertificate(req.PeerChain[0]); err == nil {
+		subject = fmt.Sprintf(" (subject %q)", c.Subject.String())
+	}
+	what := "leaf certificate"
+	switch v.chain {
+	case ChainAny:
+		what = "no certificate of the chain matches; leaf certificate"
+	case ChainCA:
+		what = "no CA certificate of the chain matches; leaf certificate"
+	}
+	pins := make([]string, len(v.set.Pins))
+	for i, p := range v.set.Pins {
+		pins[i] = p.String()
+	}
+	return fmt.Sprintf("%s mismatch: %s%s has %s %s, expected %s; if you trust this peer, pin it: %s",
+		v.info.Name, what, subject, v.info.Algo, fp, strings.Join(pins, " or "), TrustCommand(req, v.info.Name, fp))
+}
+
+// TrustCommand returns the tlspin command line that would accept the peer
+// of req with verifier name pinned to value.
+func TrustCommand(req *verify.Request, name, value string) string {
+	if req.Side == verify.ServerVerifiesClient {
+		return fmt.Sprintf("tlspin serve --verifier %s --pin %s ...", name, ShellQuote(value))
+	}
+	addr := req.RemoteAddr
+	if addr == "" {
+		addr = "HOST:PORT"
+	}
+	return fmt.Sprintf("tlspin send --verifier %s --pin %s %s", name, ShellQuote(value), ShellQuote(addr))
+}
+
+// ShellQuote quotes s for a POSIX shell when it needs quoting.
+func ShellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:/+=[]@,%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
