@@ -1,0 +1,160 @@
+// Package cli is the tlspin command tree. main calls Run; tests call Run or
+// New in process. Nothing here is package-level mutable state: every flag
+// lives in a struct made per invocation.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+
+	"github.com/tlspin/tlspin/core/verify"
+)
+
+// Exit codes.
+const (
+	ExitOK       = 0
+	ExitFailure  = 1
+	ExitUsage    = 2
+	ExitRejected = 3
+)
+
+// Env is what a command may touch of the outside world.
+type Env struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	// Getenv reads the environment (os.Getenv by default).
+	Getenv func(string) string
+	// Self is the tlspin executable, re-executed to run built-in
+	// verifiers as separate processes (os.Executable by default).
+	Self string
+}
+
+// globals are the persistent flags.
+type globals struct {
+	logLevel      string
+	pluginDirs    []string
+	verifyTimeout time.Duration
+	startTimeout  time.Duration
+}
+
+// app is one invocation: the env, the flags and the logger.
+type app struct {
+	env Env
+	g   globals
+	log hclog.Logger
+}
+
+// usageError marks errors caused by how the command was called.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// Run runs tlspin with args (without the program name) and returns the exit
+// code. SIGINT and SIGTERM cancel the command's context, so that every
+// command stops its plugins and returns.
+func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return RunContext(ctx, Env{Stdin: stdin, Stdout: stdout, Stderr: stderr}, args)
+}
+
+// RunContext is Run with an explicit context and environment.
+func RunContext(ctx context.Context, env Env, args []string) int {
+	if env.Getenv == nil {
+		env.Getenv = os.Getenv
+	}
+	if env.Self == "" {
+		if p, err := os.Executable(); err == nil {
+			env.Self = p
+		}
+	}
+	a := &app{env: env}
+	root := a.command()
+	root.SetArgs(args)
+	root.SetIn(env.Stdin)
+	root.SetOut(env.Stdout)
+	root.SetErr(env.Stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintf(env.Stderr, "tlspin: %v\n", err)
+	var ue usageError
+	switch {
+	case errors.As(err, &ue), isCobraUsage(err):
+		return ExitUsage
+	case errors.Is(err, verify.ErrRejected):
+		return ExitRejected
+	}
+	return ExitFailure
+}
+
+func isCobraUsage(err error) bool {
+	s := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires at least", "requires exactly", "flag needs an argument", "invalid argument"} {
+		if strings.Contains(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// command builds the command tree.
+func (a *app) command() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "tlspin",
+		Short: "TLS whose trust is a pin, decided by verifier plugins",
+		Long: `tlspin connects two programs over TLS with a self-signed certificate and
+accepts exactly the peer you expect. Every peer-certificate decision is made
+by a verifier plugin running as a separate process (md5pin, sha256pin,
+spkipin, allowlist, tofu, ca, or your own tlspin-verifier-NAME).
+
+Data goes to stdout, logs to stderr. Exit codes: 0 ok, 1 failure, 2 usage,
+3 peer rejected.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return a.setup()
+		},
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.g.logLevel, "log-level", "info", "log level on stderr: trace, debug, info, warn, error, off")
+	pf.StringArrayVar(&a.g.pluginDirs, "plugin-dir", nil, "directory searched first for tlspin-verifier-NAME executables (repeatable)")
+	pf.DurationVar(&a.g.verifyTimeout, "verify-timeout", 5*time.Second, "longest a verifier may take to decide on one peer; then the peer is rejected")
+	pf.DurationVar(&a.g.startTimeout, "plugin-start-timeout", 10*time.Second, "longest a verifier plugin may take to start")
+	root.AddCommand(
+		a.verifierServeCommand(),
+	)
+	for _, c := range a.extraCommands() {
+		root.AddCommand(c)
+	}
+	return root
+}
+
+// setup makes the logger once the flags are parsed.
+func (a *app) setup() error {
+	lvl := hclog.LevelFromString(a.g.logLevel)
+	if lvl == hclog.NoLevel {
+		return usagef("unknown --log-level %q (want trace, debug, info, warn, error or off)", a.g.logLevel)
+	}
+	a.log = hclog.New(&hclog.LoggerOptions{
+		Name:   "tlspin",
+		Level:  lvl,
+		Output: a.env.Stderr,
+	})
+	return nil
+}

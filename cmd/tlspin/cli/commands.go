@@ -1,0 +1,8 @@
+package cli
+
+import "github.com/spf13/cobra"
+
+// extraCommands lists the user-facing commands, in help order.
+func (a *app) extraCommands() []*cobra.Command {
+	return []*cobra.Command{}
+}

@@ -1,0 +1,197 @@
+package host_test
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/tlspin/tlspin/core/certs"
+	"github.com/tlspin/tlspin/core/host"
+	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/testbin"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testbin.Cleanup()
+	os.Exit(code)
+}
+
+func newCert(t *testing.T) []byte {
+	t.Helper()
+	_, c, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Raw
+}
+
+func md5hex(der []byte) string {
+	s := md5.Sum(der)
+	return hex.EncodeToString(s[:])
+}
+
+func startMD5(t *testing.T, pin string, cfg host.Config) *host.Plugin {
+	t.Helper()
+	self := testbin.Tlspin(t)
+	f := &host.Finder{Builtins: []string{"md5pin"}, Self: self, SelfArgs: func(n string) []string { return []string{"__verifier", n} }}
+	found, err := f.Find("md5pin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Warn})
+	}
+	p, err := host.Start(context.Background(), found.Spec(verify.Options{"pin": {pin}}), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
+
+func alive(pid int) bool { return syscall.Kill(pid, 0) == nil && !zombie(pid) }
+
+func zombie(pid int) bool {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && len(s) > i+2 && s[i+2] == 'Z'
+}
+
+// waitFor polls cond every 10ms for at most d.
+func waitFor(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return cond()
+}
+
+func TestMD5PinThroughSeparateProcess(t *testing.T) {
+	good := newCert(t)
+	bad := newCert(t)
+	p := startMD5(t, md5hex(good), host.Config{})
+	if pid := p.Pid(); pid == 0 || pid == os.Getpid() {
+		t.Fatalf("plugin pid %d: want a separate process", pid)
+	}
+	tests := []struct {
+		name  string
+		chain [][]byte
+		allow bool
+	}{
+		{"pinned cert", [][]byte{good}, true},
+		{"other cert", [][]byte{bad}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := p.Verify(context.Background(), &verify.Request{PeerChain: tc.chain, Side: verify.ClientVerifiesServer, RemoteAddr: "127.0.0.1:1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.Allow != tc.allow {
+				t.Fatalf("allow = %v, want %v (reason %q)", v.Allow, tc.allow, v.Reason)
+			}
+			if !tc.allow && !strings.Contains(v.Reason, md5hex(bad)) {
+				t.Errorf("reason %q does not show the received fingerprint %s", v.Reason, md5hex(bad))
+			}
+		})
+	}
+}
+
+func TestBadOptionIsAnError(t *testing.T) {
+	self := testbin.Tlspin(t)
+	spec := host.Spec{Name: "md5pin", Path: self, Args: []string{"__verifier", "md5pin"}, Options: verify.Options{"pin": {"nothex"}}}
+	_, err := host.Start(context.Background(), spec, host.Config{})
+	if !errors.Is(err, verify.ErrBadOption) || !strings.Contains(err.Error(), `"nothex"`) {
+		t.Fatalf("err = %v, want a bad-option error quoting the value", err)
+	}
+}
+
+func TestKilledPluginRejectsThenRestarts(t *testing.T) {
+	good := newCert(t)
+	p := startMD5(t, md5hex(good), host.Config{VerifyTimeout: 2 * time.Second})
+	pid := p.Pid()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// Until a new process runs, and after, a verdict is either a
+	// rejection or a correct allow: never an error treated as allow.
+	if !waitFor(5*time.Second, func() bool { n := p.Pid(); return n != 0 && n != pid }) {
+		t.Fatalf("plugin not restarted after SIGKILL (pid still %d)", p.Pid())
+	}
+	v, err := p.Verify(context.Background(), &verify.Request{PeerChain: [][]byte{good}})
+	if err != nil || !v.Allow {
+		t.Fatalf("after restart: verdict %+v, err %v; want allow", v, err)
+	}
+	if p.Restarts() != 1 {
+		t.Errorf("restarts = %d, want 1", p.Restarts())
+	}
+}
+
+func TestHungPluginTimesOutAndIsReplaced(t *testing.T) {
+	good := newCert(t)
+	p := startMD5(t, md5hex(good), host.Config{VerifyTimeout: 300 * time.Millisecond})
+	pid := p.Pid()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	v, err := p.Verify(context.Background(), &verify.Request{PeerChain: [][]byte{good}})
+	if err == nil {
+		t.Fatalf("hung plugin gave verdict %+v; want an error", v)
+	}
+	if !errors.Is(err, host.ErrTimeout) {
+		t.Errorf("err = %v, want ErrTimeout", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("rejection took %s, want about the verify timeout", d)
+	}
+	if !waitFor(5*time.Second, func() bool { return !alive(pid) }) {
+		t.Errorf("hung plugin %d still alive", pid)
+	}
+	if !waitFor(5*time.Second, func() bool { n := p.Pid(); return n != 0 && n != pid }) {
+		t.Fatal("plugin not replaced")
+	}
+	if v, err := p.Verify(context.Background(), &verify.Request{PeerChain: [][]byte{good}}); err != nil || !v.Allow {
+		t.Fatalf("after replacement: %+v, %v", v, err)
+	}
+}
+
+func TestCloseLeavesNoProcess(t *testing.T) {
+	p := startMD5(t, md5hex(newCert(t)), host.Config{})
+	pid := p.Pid()
+	if !alive(pid) {
+		t.Fatal("plugin not running")
+	}
+	p.Close()
+	if !waitFor(3*time.Second, func() bool { return !alive(pid) }) {
+		t.Fatalf("plugin %d still running after Close", pid)
+	}
+	if _, err := p.Verify(context.Background(), &verify.Request{PeerChain: [][]byte{newCert(t)}}); !errors.Is(err, host.ErrClosed) {
+		t.Fatalf("Verify after Close: %v, want ErrClosed", err)
+	}
+}
