@@ -219,7 +219,7 @@ func (p *Plugin) Close() error {
 	}
 	p.mu.Unlock()
 	if inst != nil {
-		inst.kill()
+		inst.stop()
 	}
 	p.wg.Wait()
 	return nil
@@ -463,6 +463,7 @@ func (p *Plugin) startError(err error) error {
 }
 
 // kill ends the process group at once, then releases the go-plugin client.
+// It is for plugins that failed: they get no chance to misbehave further.
 func (i *instance) kill() {
 	if i.cancel != nil {
 		i.cancel()
@@ -472,3 +473,27 @@ func (i *instance) kill() {
 	}
 	i.client.Kill()
 }
+
+// stop asks the plugin to exit (so that it can flush its logs), and kills
+// its process group if it has not exited within gracePeriod.
+func (i *instance) stop() {
+	if i.cancel != nil {
+		i.cancel()
+	}
+	done := make(chan struct{})
+	go func() {
+		i.client.Kill()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(gracePeriod):
+	}
+	if i.pid > 0 {
+		killGroup(i.pid)
+	}
+	<-done
+}
+
+// gracePeriod is how long Close lets a plugin exit on its own.
+const gracePeriod = 500 * time.Millisecond

@@ -75,14 +75,14 @@ func (o Outcome) Allowed() bool { return o.Err == nil && o.Verdict != nil && o.V
 func (o Outcome) String() string {
 	switch {
 	case o.Err != nil:
-		return fmt.Sprintf("%s: error: %v", o.Name, o.Err)
+		return fmt.Sprintf("%s failed, so the peer is rejected (fail closed): %v", o.Name, o.Err)
 	case o.Verdict.Allow:
 		if o.Verdict.Matched != "" {
 			return fmt.Sprintf("%s: allowed (matched %s)", o.Name, o.Verdict.Matched)
 		}
 		return fmt.Sprintf("%s: allowed", o.Name)
 	}
-	return fmt.Sprintf("%s: rejected: %s", o.Name, o.Verdict.Reason)
+	return fmt.Sprintf("%s rejected the peer: %s", o.Name, o.Verdict.Reason)
 }
 
 // RejectError is a policy's rejection; it wraps verify.ErrRejected.
@@ -101,7 +101,7 @@ func (e *RejectError) Error() string {
 	if len(e.Outcomes) > 1 {
 		return fmt.Sprintf("peer rejected (require %s): %s", e.Mode, strings.Join(parts, "; "))
 	}
-	return "peer rejected by " + strings.Join(parts, "; ")
+	return parts[0]
 }
 
 // Unwrap makes errors.Is(err, verify.ErrRejected) true.

@@ -4,5 +4,11 @@ import "github.com/spf13/cobra"
 
 // extraCommands lists the user-facing commands, in help order.
 func (a *app) extraCommands() []*cobra.Command {
-	return []*cobra.Command{}
+	return []*cobra.Command{
+		a.demoCommand(),
+		a.certCommand(),
+		a.fingerprintCommand(),
+		a.serveCommand(),
+		a.sendCommand(),
+	}
 }

@@ -1,0 +1,102 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tlspin/tlspin/core/certs"
+	"github.com/tlspin/tlspin/core/pintls"
+	"github.com/tlspin/tlspin/core/server"
+)
+
+type serveFlags struct {
+	listen, cert, key string
+	once              bool
+	maxConns          int
+	handshakeTimeout  time.Duration
+	idleTimeout       time.Duration
+	grace             time.Duration
+	v                 verifierFlags
+}
+
+func (a *app) serveCommand() *cobra.Command {
+	f := &serveFlags{}
+	c := &cobra.Command{
+		Use:   "serve --cert FILE [--verifier NAME ...]",
+		Short: "run a TLS server that prints what each client sends",
+		Long: `Run a TLS server that prints on stdout what each client sends, a whole
+line at a time, for any number of clients at once. --cert takes a PEM
+certificate, and its key unless --key is given (the recipe's cert.pem, key
+and certificate in one file, works as is).
+
+With --verifier, every client must present a certificate that the
+verifier(s) allow (mutual TLS); rejected clients are closed and nothing they
+sent is printed.
+
+SIGINT or SIGTERM stops accepting, lets open connections finish within
+--grace, stops the verifier plugins and exits 0.`,
+		Example: `  tlspin serve --cert cert.pem
+  tlspin serve --listen 127.0.0.1:8443 --cert cert.pem --once
+  tlspin serve --cert cert.pem --verifier spkipin --pin sha256//BASE64=`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runServe(cmd, f) },
+	}
+	fs := c.Flags()
+	fs.StringVar(&f.listen, "listen", ":8081", "address to listen on (the recipe's port by default)")
+	fs.StringVar(&f.cert, "cert", "", "PEM certificate file, with its key unless --key is given (required)")
+	fs.StringVar(&f.key, "key", "", "PEM private key file, if not in --cert")
+	fs.BoolVar(&f.once, "once", false, "serve one connection, then exit (like the recipe)")
+	fs.IntVar(&f.maxConns, "max-conns", server.DefaultMaxConns, "most connections served at once; more wait to be accepted")
+	fs.DurationVar(&f.handshakeTimeout, "handshake-timeout", server.DefaultHandshakeTimeout, "longest a TLS handshake (verification included) may take")
+	fs.DurationVar(&f.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "close a connection that sends nothing for this long")
+	fs.DurationVar(&f.grace, "grace", server.DefaultGracePeriod, "on SIGINT/SIGTERM, how long open connections may finish")
+	f.v.register(fs, "clients (mutual TLS)")
+	_ = c.MarkFlagRequired("cert")
+	return c
+}
+
+func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
+	ctx := cmd.Context()
+	cert, err := certs.LoadKeyPair(f.cert, f.key)
+	if err != nil {
+		return err
+	}
+	var d pintls.Decider
+	if len(f.v.specs) > 0 || len(f.v.pins) > 0 || len(f.v.opts) > 0 {
+		vs, err := a.startVerifiers(ctx, &f.v)
+		if err != nil {
+			return err
+		}
+		defer vs.Close()
+		d = vs.policy
+	}
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("serve: cannot listen on %q: address already in use (is another server running? pick another --listen)", f.listen)
+		}
+		return fmt.Errorf("serve: cannot listen on %q: %w", f.listen, err)
+	}
+	tlsCfg := pintls.ServerConfig(cert, d, pintls.Options{Timeout: a.g.verifyTimeout})
+	srv, err := server.New(server.Config{
+		TLS:              tlsCfg,
+		Output:           cmd.OutOrStdout(),
+		Log:              a.log,
+		MaxConns:         f.maxConns,
+		HandshakeTimeout: f.handshakeTimeout,
+		IdleTimeout:      f.idleTimeout,
+		GracePeriod:      f.grace,
+		Once:             f.once,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	a.log.Info("listening", "addr", ln.Addr().String(), "mutual_tls", d != nil)
+	return srv.Serve(ctx, ln)
+}

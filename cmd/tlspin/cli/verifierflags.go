@@ -1,0 +1,191 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/pflag"
+
+	"github.com/tlspin/tlspin/core/host"
+	"github.com/tlspin/tlspin/core/policy"
+	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/verifiers/builtin"
+)
+
+// verifierFlags are the flags that choose and configure verifiers.
+type verifierFlags struct {
+	specs   []string
+	pins    []string
+	opts    []string
+	require string
+}
+
+func (f *verifierFlags) register(fs *pflag.FlagSet, what string) {
+	fs.StringArrayVar(&f.specs, "verifier", nil, "verifier that decides on the "+what+": NAME or NAME:key=value,key=value (repeatable; NAME may be a path to a plugin executable)")
+	fs.StringArrayVar(&f.pins, "pin", nil, "short for --opt pin=VALUE (repeatable: backup pins)")
+	fs.StringArrayVar(&f.opts, "opt", nil, "KEY=VALUE option for the verifier (repeatable); with several --verifier, use NAME:key=value instead")
+	fs.StringVar(&f.require, "require", "all", "with several verifiers: all must allow, or any one may")
+}
+
+// verifierSpec is one parsed --verifier.
+type verifierSpec struct {
+	name string
+	opts verify.Options
+}
+
+// parse turns the flags into specs, merging --pin and --opt into the only
+// verifier.
+func (f *verifierFlags) parse() ([]verifierSpec, policy.Mode, error) {
+	mode, err := policy.ParseMode(f.require)
+	if err != nil {
+		return nil, "", usageError{err}
+	}
+	var out []verifierSpec
+	for _, s := range f.specs {
+		vs, err := parseVerifierSpec(s)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, vs)
+	}
+	extra := len(f.pins) + len(f.opts)
+	if extra > 0 {
+		switch len(out) {
+		case 0:
+			return nil, "", usagef("--pin and --opt need a --verifier (for example --verifier md5pin --pin HEX)")
+		case 1:
+		default:
+			return nil, "", usagef("--pin and --opt are ambiguous with %d verifiers: write --verifier NAME:key=value instead", len(out))
+		}
+		for _, p := range f.pins {
+			out[0].opts["pin"] = append(out[0].opts["pin"], p)
+		}
+		for _, o := range f.opts {
+			k, v, ok := strings.Cut(o, "=")
+			if !ok || k == "" {
+				return nil, "", usagef("--opt %q: want KEY=VALUE", o)
+			}
+			out[0].opts[k] = append(out[0].opts[k], v)
+		}
+	}
+	return out, mode, nil
+}
+
+// parseVerifierSpec parses NAME or NAME:key=value,key=value.
+func parseVerifierSpec(s string) (verifierSpec, error) {
+	name, rest, hasOpts := strings.Cut(s, ":")
+	if name == "" {
+		return verifierSpec{}, usagef("--verifier %q: missing name", s)
+	}
+	vs := verifierSpec{name: name, opts: verify.Options{}}
+	if !hasOpts {
+		return vs, nil
+	}
+	for kv := range strings.SplitSeq(rest, ",") {
+		if kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return verifierSpec{}, usagef("--verifier %q: option %q is not key=value", s, kv)
+		}
+		vs.opts[k] = append(vs.opts[k], v)
+	}
+	return vs, nil
+}
+
+// finder returns the verifier finder for this invocation.
+func (a *app) finder() *host.Finder {
+	return &host.Finder{
+		Builtins:   builtin.New(nil).Names(),
+		Self:       a.env.Self,
+		SelfArgs:   builtinArgs,
+		PluginDirs: a.g.pluginDirs,
+		EnvPath:    a.env.Getenv("TLSPIN_PLUGIN_PATH"),
+		SysPath:    a.env.Getenv("PATH"),
+	}
+}
+
+// pluginEnv is the whole environment a plugin receives: the host's own is
+// not passed on.
+func (a *app) pluginEnv() []string {
+	var env []string
+	for _, k := range []string{"PATH", "HOME", "TMPDIR"} {
+		if v := a.env.Getenv(k); v != "" {
+			env = append(env, k+"="+v)
+		}
+	}
+	return append(env, "TLSPIN_LOG_LEVEL="+a.g.logLevel)
+}
+
+// pluginLogger is the logger plugins' logs are re-emitted through. go-plugin
+// narrates process starts and exits at info; those show from debug on.
+func (a *app) pluginLogger() hclog.Logger {
+	lvl := hclog.LevelFromString(a.g.logLevel)
+	if lvl < hclog.Warn && lvl > hclog.Debug {
+		lvl = hclog.Warn
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: "tlspin", Level: lvl, Output: a.env.Stderr})
+}
+
+// verifiers is a started set of verifier plugins combined into a policy.
+type verifiers struct {
+	policy  *policy.Policy
+	plugins []*host.Plugin
+}
+
+// Close stops every plugin process.
+func (v *verifiers) Close() {
+	for _, p := range v.plugins {
+		p.Close()
+	}
+}
+
+// startVerifiers launches every verifier the flags name, each as its own
+// process, and combines them. On error nothing is left running.
+func (a *app) startVerifiers(ctx context.Context, f *verifierFlags) (*verifiers, error) {
+	specs, mode, err := f.parse()
+	if err != nil {
+		return nil, err
+	}
+	if len(specs) == 0 {
+		return nil, usagef("no verifier: give --verifier NAME (see `tlspin verifiers`)")
+	}
+	fd := a.finder()
+	vs := &verifiers{}
+	var members []policy.Member
+	for _, s := range specs {
+		found, err := fd.Find(s.name)
+		if err != nil {
+			vs.Close()
+			if errors.Is(err, host.ErrUnknownVerifier) {
+				return nil, usageError{err}
+			}
+			return nil, err
+		}
+		p, err := host.Start(ctx, found.Spec(s.opts), host.Config{
+			Logger:        a.pluginLogger(),
+			VerifyTimeout: a.g.verifyTimeout,
+			StartTimeout:  a.g.startTimeout,
+			Env:           a.pluginEnv(),
+		})
+		if err != nil {
+			vs.Close()
+			if errors.Is(err, verify.ErrBadOption) {
+				return nil, usageError{fmt.Errorf("verifier %s: %w", s.name, err)}
+			}
+			return nil, err
+		}
+		vs.plugins = append(vs.plugins, p)
+		members = append(members, policy.Member{Name: found.Name, V: p})
+	}
+	vs.policy, err = policy.New(mode, members...)
+	if err != nil {
+		vs.Close()
+		return nil, err
+	}
+	return vs, nil
+}

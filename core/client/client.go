@@ -1,0 +1,76 @@
+// Package client is tlspin's TLS client: it dials, completes the handshake
+// (where the verifier decides, from tls.Config.VerifyConnection), and only
+// then sends a message.
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/tlspin/tlspin/core/verify"
+)
+
+// DefaultTimeout bounds dialling plus the handshake.
+const DefaultTimeout = 10 * time.Second
+
+// Dial connects to addr and completes the TLS handshake with cfg within
+// timeout (DefaultTimeout when 0). A rejection by the verifier wraps
+// verify.ErrRejected; nothing has been sent then.
+func Dial(ctx context.Context, addr string, cfg *tls.Config, timeout time.Duration) (*tls.Conn, error) {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("client: dial %q: connection refused (is the server listening?): %w", addr, err)
+		}
+		return nil, fmt.Errorf("client: dial %q: %w", addr, err)
+	}
+	conn := tls.Client(raw, cfg)
+	if err := conn.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		var re tls.RecordHeaderError
+		switch {
+		case errors.Is(err, verify.ErrRejected):
+			return nil, fmt.Errorf("client: not talking to %s: %w", addr, err)
+		case errors.As(err, &re):
+			return nil, fmt.Errorf("client: %s does not speak TLS (first bytes %q): %w", addr, re.RecordHeader[:], err)
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("client: TLS handshake with %s did not finish within %s: %w", addr, timeout, err)
+		}
+		return nil, fmt.Errorf("client: TLS handshake with %s: %w", addr, err)
+	}
+	return conn, nil
+}
+
+// Send copies r to conn, then closes the write side so the server sees
+// the end of the message, and waits for the server to close (bounded by
+// timeout) so that nothing is lost in flight. It returns the bytes sent.
+func Send(ctx context.Context, conn *tls.Conn, r io.Reader, timeout time.Duration) (int64, error) {
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	defer stop()
+	n, err := io.Copy(conn, r)
+	if err != nil {
+		return n, fmt.Errorf("client: send: %w", err)
+	}
+	if err := conn.CloseWrite(); err != nil {
+		return n, fmt.Errorf("client: close: %w", err)
+	}
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	conn.SetReadDeadline(time.Now().Add(timeout))
+	// The server sends nothing; reading until it closes confirms delivery.
+	_, _ = io.Copy(io.Discard, io.LimitReader(conn, 1<<20))
+	return n, nil
+}
