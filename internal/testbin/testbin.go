@@ -1,5 +1,6 @@
-// Package testbin builds the tlspin binary once per test process, so that
-// tests exercise built-in verifiers through real plugin processes.
+// Package testbin builds binaries once per test process: the tlspin binary,
+// so that tests exercise built-in verifiers through real plugin processes,
+// and test plugins kept under testdata directories.
 package testbin
 
 import (
@@ -11,43 +12,75 @@ import (
 	"testing"
 )
 
-var build struct {
-	once sync.Once
+type result struct {
 	path string
 	err  error
 	out  []byte
 }
 
-// Tlspin returns the path of a freshly built tlspin binary. The binary is
-// built once per test process into a temporary directory that is removed
-// by Cleanup (call it from TestMain after m.Run).
-func Tlspin(t testing.TB) string {
-	t.Helper()
-	build.once.Do(func() {
-		root, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
-		if err != nil {
-			build.err = err
-			return
-		}
-		dir, err := os.MkdirTemp("", "tlspin-bin-")
-		if err != nil {
-			build.err = err
-			return
-		}
-		build.path = filepath.Join(dir, "tlspin")
-		cmd := exec.Command("go", "build", "-o", build.path, "./cmd/tlspin")
-		cmd.Dir = strings.TrimSpace(string(root))
-		build.out, build.err = cmd.CombinedOutput()
-	})
-	if build.err != nil {
-		t.Fatalf("testbin: building tlspin: %v\n%s", build.err, build.out)
-	}
-	return build.path
+var builds struct {
+	mu   sync.Mutex
+	dir  string
+	done map[string]*result
 }
 
-// Cleanup removes the built binary, if any.
+// Tlspin returns the path of a tlspin binary built from ./cmd/tlspin.
+func Tlspin(t testing.TB) string {
+	t.Helper()
+	return Build(t, "./cmd/tlspin", "tlspin")
+}
+
+// Build builds the main package pkg (a path relative to the module root,
+// testdata directories allowed) into a binary called name, once per test
+// process, and returns its path. Binaries live in one temporary directory
+// removed by Cleanup (call it from TestMain after m.Run).
+func Build(t testing.TB, pkg, name string) string {
+	t.Helper()
+	builds.mu.Lock()
+	defer builds.mu.Unlock()
+	if builds.done == nil {
+		builds.done = map[string]*result{}
+	}
+	key := pkg + "\x00" + name
+	r, ok := builds.done[key]
+	if !ok {
+		r = build(pkg, name)
+		builds.done[key] = r
+	}
+	if r.err != nil {
+		t.Fatalf("testbin: building %s: %v\n%s", pkg, r.err, r.out)
+	}
+	return r.path
+}
+
+func build(pkg, name string) *result {
+	root, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		return &result{err: err}
+	}
+	if builds.dir == "" {
+		if builds.dir, err = os.MkdirTemp("", "tlspin-bin-"); err != nil {
+			return &result{err: err}
+		}
+	}
+	dir := filepath.Join(builds.dir, strings.NewReplacer("/", "_", ".", "_").Replace(pkg))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return &result{err: err}
+	}
+	r := &result{path: filepath.Join(dir, name)}
+	cmd := exec.Command("go", "build", "-o", r.path, pkg)
+	cmd.Dir = strings.TrimSpace(string(root))
+	r.out, r.err = cmd.CombinedOutput()
+	return r
+}
+
+// Cleanup removes every built binary.
 func Cleanup() {
-	if build.path != "" {
-		os.RemoveAll(filepath.Dir(build.path))
+	builds.mu.Lock()
+	defer builds.mu.Unlock()
+	if builds.dir != "" {
+		os.RemoveAll(builds.dir)
+		builds.dir = ""
+		builds.done = nil
 	}
 }
