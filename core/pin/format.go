@@ -90,8 +90,8 @@ func colonHex(d []byte) string {
 // Detect guesses the format a pin was written in. Hex written in lowercase
 // without colons is FormatHex; with colons it is FormatColon.
 func Detect(s string) Format {
-	s = strings.TrimSpace(s)
-	lower := strings.ToLower(s)
+	s = trimHeaderName(strings.TrimSpace(s))
+	lower := asciiLower(s)
 	switch {
 	case strings.Contains(lower, " fingerprint="):
 		return FormatOpenSSL
@@ -107,7 +107,7 @@ func Detect(s string) Format {
 			s = s[i+1:]
 		}
 	}
-	if _, err := hex.DecodeString(strings.ReplaceAll(s, ":", "")); err == nil {
+	if _, err := hex.DecodeString(strings.NewReplacer(":", "", " ", "").Replace(s)); err == nil {
 		if strings.Contains(s, ":") {
 			return FormatColon
 		}

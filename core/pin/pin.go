@@ -135,20 +135,25 @@ func Parse(algo Algo, s string) (Pin, error) {
 }
 
 // ParseList parses s as one pin of algorithm algo, or several joined by
-// ";" as curl writes them.
+// ";" as curl writes them. For spki a whole HPKP header value may be pasted
+// (`pin-sha256="..."; pin-sha256="..."; max-age=5184000`): its directives
+// other than pin-sha256 are ignored.
 func ParseList(algo Algo, s string) ([]Pin, error) {
 	if algo.Size() == 0 {
 		return nil, fmt.Errorf("%w %q", ErrUnknownAlgo, string(algo))
 	}
 	orig := s
 	s = strings.TrimSpace(s)
+	if algo == SPKI {
+		s = trimHeaderName(s)
+	}
 	if s == "" {
 		return nil, fmt.Errorf("%w: empty %s pin", ErrMalformed, algo)
 	}
 	var out []Pin
 	for part := range strings.SplitSeq(s, ";") {
 		part = strings.TrimSpace(part)
-		if part == "" {
+		if part == "" || (algo == SPKI && hpkpDirective(part)) {
 			continue
 		}
 		d, err := parseOne(algo, part)
@@ -163,9 +168,45 @@ func ParseList(algo Algo, s string) ([]Pin, error) {
 	return out, nil
 }
 
+// trimHeaderName strips a pasted "Public-Key-Pins:" header name.
+func trimHeaderName(s string) string {
+	for _, h := range []string{"public-key-pins:", "public-key-pins-report-only:"} {
+		if hasPrefixFold(s, h) {
+			return strings.TrimSpace(s[len(h):])
+		}
+	}
+	return s
+}
+
+// hpkpDirective reports whether part is an HPKP directive that is not a pin.
+func hpkpDirective(part string) bool {
+	name, _, _ := strings.Cut(part, "=")
+	switch asciiLower(strings.TrimSpace(name)) {
+	case "max-age", "includesubdomains", "report-uri":
+		return true
+	}
+	return false
+}
+
+// asciiLower lowercases ASCII letters only, so that byte offsets in the
+// result are offsets in s (strings.ToLower changes lengths: "İ", "K").
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + ('a' - 'A')
+		}
+	}
+	return string(b)
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && asciiLower(s[:len(prefix)]) == prefix
+}
+
 // parseOne strips a format's wrapper and decodes the value.
 func parseOne(algo Algo, s string) ([]byte, error) {
-	lower := strings.ToLower(s)
+	lower := asciiLower(s)
 	// openssl: "md5 Fingerprint=AA:BB" / "SHA256 Fingerprint=...".
 	if i := strings.Index(lower, " fingerprint="); i > 0 {
 		a, err := ParseAlgo(s[:i])
@@ -194,6 +235,8 @@ func parseOne(algo Algo, s string) ([]byte, error) {
 			return nil, fmt.Errorf("an OkHttp sha256/ pin is an spki pin, not %s", algo)
 		}
 		return decodeBase64(algo, s[len("sha256/"):])
+	case strings.HasPrefix(lower, "sha1/"):
+		return nil, errors.New("an OkHttp sha1/ pin is an SPKI SHA-1 pin, which tlspin does not use; pin the sha256/ form")
 	}
 	// "ALGO:VALUE" (ghostunnel's sha256:BASE64 for spki, and tlspin's own
 	// allowlist form). A hex value with colons never starts with a name.
@@ -214,13 +257,13 @@ func DecodeValue(algo Algo, s string) ([]byte, error) { return decodeValue(algo,
 
 func decodeValue(algo Algo, s string) ([]byte, error) {
 	s = strings.TrimSpace(s)
-	h := strings.ReplaceAll(s, ":", "")
+	h := strings.NewReplacer(":", "", " ", "").Replace(s)
 	if len(h) == 2*algo.Size() {
 		if d, err := hex.DecodeString(h); err == nil {
 			return d, nil
 		}
 	}
-	if strings.Contains(s, ":") {
+	if strings.ContainsAny(s, ": ") {
 		return nil, fmt.Errorf("want %d hex digits for %s, got %q", 2*algo.Size(), algo, s)
 	}
 	d, err := decodeBase64(algo, s)
