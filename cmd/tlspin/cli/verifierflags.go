@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/pflag"
 
+	"github.com/tlspin/tlspin/core/cache"
 	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/policy"
 	"github.com/tlspin/tlspin/core/verify"
@@ -21,6 +22,7 @@ type verifierFlags struct {
 	pins    []string
 	opts    []string
 	require string
+	noCache bool
 }
 
 func (f *verifierFlags) register(fs *pflag.FlagSet, what string) {
@@ -28,6 +30,7 @@ func (f *verifierFlags) register(fs *pflag.FlagSet, what string) {
 	fs.StringArrayVar(&f.pins, "pin", nil, "short for --opt pin=VALUE (repeatable: backup pins)")
 	fs.StringArrayVar(&f.opts, "opt", nil, "KEY=VALUE option for the verifier (repeatable); with several --verifier, use NAME:key=value instead")
 	fs.StringVar(&f.require, "require", "all", "with several verifiers: all must allow, or any one may")
+	fs.BoolVar(&f.noCache, "no-cache", false, "ask the verifier on every handshake, even when its verdict says it may be reused")
 }
 
 // verifierSpec is one parsed --verifier.
@@ -156,6 +159,10 @@ func (a *app) startVerifiers(ctx context.Context, f *verifierFlags) (*verifiers,
 	}
 	fd := a.finder()
 	vs := &verifiers{}
+	var vc *cache.Cache // nil: every handshake asks the plugin
+	if !f.noCache {
+		vc = cache.New(cache.Config{})
+	}
 	var members []policy.Member
 	for _, s := range specs {
 		found, err := fd.Find(s.name)
@@ -180,7 +187,7 @@ func (a *app) startVerifiers(ctx context.Context, f *verifierFlags) (*verifiers,
 			return nil, err
 		}
 		vs.plugins = append(vs.plugins, p)
-		members = append(members, policy.Member{Name: found.Name, V: p})
+		members = append(members, policy.Member{Name: found.Name, V: vc.Wrap(found.Name, p)})
 	}
 	vs.policy, err = policy.New(mode, members...)
 	if err != nil {
