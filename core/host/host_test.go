@@ -22,8 +22,14 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tlspin-host-test-")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
 	code := m.Run()
 	testbin.Cleanup()
+	os.RemoveAll(dir)
 	os.Exit(code)
 }
 

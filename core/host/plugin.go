@@ -161,12 +161,17 @@ func (p *Plugin) OnPolicyChange(f func(verify.PolicyChange)) {
 }
 
 // Verify asks the plugin to decide on a peer, within the verify timeout.
-// Any failure, including a crash or hang of the plugin, is an error: the
-// caller must reject the peer.
+// Any failure, including a crash, a hang or a malformed answer of the
+// plugin, is an error: the caller must reject the peer (fail closed).
+//
+// The call to the plugin runs on its own clock: it is given the verify
+// timeout whatever the caller's deadline, so that a hung plugin is found
+// and replaced even when every caller gives up first. Verify itself
+// returns as soon as ctx ends.
 func (p *Plugin) Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.VerifyTimeout)
+	wctx, cancel := context.WithTimeout(ctx, p.cfg.VerifyTimeout)
 	defer cancel()
-	inst, needsChain, err := p.get(ctx)
+	inst, needsChain, err := p.get(wctx)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +180,52 @@ func (p *Plugin) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 		r.PeerChain = req.PeerChain[:1]
 		req = &r
 	}
-	v, err := inst.v.Verify(ctx, req)
+	type result struct {
+		v   *verify.Verdict
+		err error
+	}
+	done := make(chan result, 1)
+	if !p.track() {
+		return nil, fmt.Errorf("%w: %q", ErrClosed, p.spec.Name)
+	}
+	go func() {
+		defer p.wg.Done()
+		v, err := p.call(ctx, inst, req)
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-wctx.Done():
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("host: verifier %q: caller gave up waiting: %w", p.spec.Name, ctx.Err())
+		}
+		return nil, fmt.Errorf("%w: verifier %q gave no verdict within %s (pid %d)", ErrTimeout, p.spec.Name, p.cfg.VerifyTimeout, inst.pid)
+	}
+}
+
+// track counts a goroutine that Close must wait for; it reports false once
+// the plugin is closed.
+func (p *Plugin) track() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.wg.Add(1)
+	return true
+}
+
+// call makes one Verify call to inst, bounded by the verify timeout alone
+// (not by the caller's cancellation), and takes inst out of service if it
+// hung, died or answered garbage. A verifier's own error leaves it running.
+func (p *Plugin) call(ctx context.Context, inst *instance, req *verify.Request) (*verify.Verdict, error) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.VerifyTimeout)
+	defer cancel()
+	v, err := inst.v.Verify(cctx, req)
+	if err == nil && v == nil {
+		err = fmt.Errorf("%w: no verdict", rpc.ErrGarbage)
+	}
 	if err == nil {
 		return v, nil
 	}
@@ -183,7 +233,7 @@ func (p *Plugin) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 	switch {
 	case errors.As(err, &remote):
 		return nil, fmt.Errorf("host: verifier %q: %w", p.spec.Name, err)
-	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
+	case cctx.Err() != nil:
 		err = fmt.Errorf("%w: verifier %q gave no verdict within %s (pid %d); restarting it", ErrTimeout, p.spec.Name, p.cfg.VerifyTimeout, inst.pid)
 	default:
 		err = fmt.Errorf("host: verifier %q (pid %d) failed: %w; restarting it", p.spec.Name, inst.pid, err)
@@ -263,14 +313,17 @@ func (p *Plugin) install(inst *instance) {
 	inst.cancel = cancel
 	p.cur = inst
 	close(p.ready)
-	p.mu.Unlock()
+	// Add under mu, before Close can see closed and Wait.
 	p.wg.Add(2)
+	p.mu.Unlock()
 	go p.watchExit(inst)
 	go p.watchPolicy(ctx, inst)
 }
 
 // fail takes inst out of service, kills it and schedules a restart. Only
-// the first caller for a given instance does anything.
+// the first caller for a given instance does anything. An instance that
+// dies young counts towards a crash loop, so that a plugin which starts
+// fine but dies on every request is restarted with backoff, not spun on.
 func (p *Plugin) fail(inst *instance, cause error) {
 	p.mu.Lock()
 	if p.closed || p.cur != inst {
@@ -279,15 +332,31 @@ func (p *Plugin) fail(inst *instance, cause error) {
 	}
 	p.cur = nil
 	p.ready = make(chan struct{})
-	p.lastErr = cause
 	if time.Since(inst.started) > healthyAfter {
 		p.failures = 0
 	}
+	n := p.noteFailureLocked(cause)
+	p.wg.Add(1)
 	p.mu.Unlock()
 	p.log.Warn("verifier plugin failed; restarting", "pid", inst.pid, "error", cause)
+	p.reportCrashLoop(n, cause)
 	inst.kill()
-	p.wg.Add(1)
 	go p.restart()
+}
+
+// noteFailureLocked counts one failure in a row; p.mu must be held.
+func (p *Plugin) noteFailureLocked(cause error) int {
+	p.failures++
+	p.lastErr = cause
+	return p.failures
+}
+
+// reportCrashLoop logs, once per crash loop, that the plugin keeps failing.
+func (p *Plugin) reportCrashLoop(n int, cause error) {
+	if n == crashLoopAfter {
+		p.log.Error("verifier plugin is crash-looping; every peer is rejected meanwhile; still retrying with backoff",
+			"failures", n, "max_backoff", p.cfg.MaxBackoff, "error", cause)
+	}
 }
 
 // restart relaunches the plugin with exponential backoff until it runs or
@@ -299,9 +368,11 @@ func (p *Plugin) restart() {
 		n := p.failures
 		p.mu.Unlock()
 		if d := backoff(n, p.cfg.MaxBackoff); d > 0 {
+			t := time.NewTimer(d)
 			select {
-			case <-time.After(d):
+			case <-t.C:
 			case <-p.closeCh:
+				t.Stop()
 				return
 			}
 		}
@@ -329,28 +400,24 @@ func (p *Plugin) restart() {
 			return
 		}
 		p.mu.Lock()
-		p.failures++
-		p.lastErr = err
 		closed := p.closed
-		n = p.failures
+		n = p.noteFailureLocked(err)
 		p.mu.Unlock()
 		if closed {
 			return
 		}
-		if n == crashLoopAfter {
-			p.log.Error("verifier plugin is crash-looping; still retrying with backoff", "failures", n, "error", err)
-		} else {
-			p.log.Warn("verifier plugin restart failed", "attempt", n, "error", err)
-		}
+		p.log.Warn("verifier plugin restart failed", "attempt", n, "error", err)
+		p.reportCrashLoop(n, err)
 	}
 }
 
-// backoff is 0 for the first restart, then doubles from 50ms up to max.
+// backoff is 0 for the first failure in a row, then doubles from 50ms up
+// to max.
 func backoff(failures int, max time.Duration) time.Duration {
-	if failures <= 0 {
+	if failures <= 1 {
 		return 0
 	}
-	d := 50 * time.Millisecond << min(failures-1, 16)
+	d := 50 * time.Millisecond << min(failures-2, 16)
 	return min(d, max)
 }
 

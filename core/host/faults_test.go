@@ -1,0 +1,316 @@
+package host_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/tlspin/tlspin/core/host"
+	"github.com/tlspin/tlspin/core/rpc"
+	"github.com/tlspin/tlspin/core/verify"
+)
+
+// binDir is where TestMain lets tests build helper binaries; it is set
+// once before any test runs.
+var binDir string
+
+// badPlugin builds testdata/badplugin once per test process.
+var badPlugin = sync.OnceValues(func() (string, error) {
+	bin := filepath.Join(binDir, "badplugin")
+	out, err := exec.Command("go", "build", "-o", bin, "./testdata/badplugin").CombinedOutput()
+	if err != nil {
+		return "", errors.New(string(out))
+	}
+	return bin, nil
+})
+
+// startBad starts badplugin in mode.
+func startBad(t *testing.T, mode string, cfg host.Config) *host.Plugin {
+	t.Helper()
+	bin, err := badPlugin()
+	if err != nil {
+		t.Fatalf("building badplugin: %v", err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Error})
+	}
+	p, err := host.Start(context.Background(), host.Spec{Name: "bad", Path: bin, Args: []string{mode}}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+func anyReq() *verify.Request {
+	return &verify.Request{PeerChain: [][]byte{[]byte("not even a certificate")}, Side: verify.ServerVerifiesClient}
+}
+
+// verifyMany runs n concurrent Verify calls and returns their verdicts,
+// errors and the longest time one took.
+func verifyMany(p *host.Plugin, n int) ([]*verify.Verdict, []error, time.Duration) {
+	vs := make([]*verify.Verdict, n)
+	errs := make([]error, n)
+	durs := make([]time.Duration, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			start := time.Now()
+			vs[i], errs[i] = p.Verify(context.Background(), anyReq())
+			durs[i] = time.Since(start)
+		})
+	}
+	wg.Wait()
+	var longest time.Duration
+	for _, d := range durs {
+		longest = max(longest, d)
+	}
+	return vs, errs, longest
+}
+
+func TestMisbehavingPluginFailsClosedAndIsReplaced(t *testing.T) {
+	const timeout = 400 * time.Millisecond
+	tests := []struct {
+		mode string
+		want error
+	}{
+		{"garbage", rpc.ErrGarbage},
+		{"negative", rpc.ErrGarbage},
+		{"exit", rpc.ErrTransport},
+		{"hang", host.ErrTimeout},
+	}
+	for _, tc := range tests {
+		t.Run(tc.mode, func(t *testing.T) {
+			t.Parallel()
+			p := startBad(t, tc.mode, host.Config{VerifyTimeout: timeout, MaxBackoff: 200 * time.Millisecond})
+			pid := p.Pid()
+			vs, errs, longest := verifyMany(p, 8)
+			matched := 0
+			for i := range vs {
+				if errs[i] == nil {
+					t.Fatalf("call %d: verdict %+v from a %s plugin, want an error (fail closed)", i, vs[i], tc.mode)
+				}
+				if errors.Is(errs[i], tc.want) {
+					matched++
+				}
+			}
+			// Calls that reach the plugin after the first failure see it
+			// restarting instead; at least one must see the fault itself.
+			if matched == 0 {
+				t.Errorf("no error wraps %v: %v", tc.want, errs)
+			}
+			if longest > timeout+time.Second {
+				t.Errorf("slowest rejection took %s, want within the verify timeout %s (plus slack)", longest, timeout)
+			}
+			if !waitFor(5*time.Second, func() bool { return !alive(pid) }) {
+				t.Errorf("misbehaving plugin %d still running", pid)
+			}
+			if !waitFor(5*time.Second, func() bool { return p.Restarts() >= 1 && p.Pid() != 0 }) {
+				t.Fatalf("plugin not replaced (restarts %d)", p.Restarts())
+			}
+			// The replacement misbehaves the same way: still no allow.
+			if v, err := p.Verify(context.Background(), anyReq()); err == nil {
+				t.Fatalf("replacement gave verdict %+v, want an error", v)
+			}
+		})
+	}
+}
+
+// TestKillAndStopUnderLoad fires verifications without pause while the
+// plugin is SIGKILLed and SIGSTOPped: every call returns within the verify
+// timeout, and the plugin serves again after each fault.
+func TestKillAndStopUnderLoad(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	p := startBad(t, "allow", host.Config{VerifyTimeout: timeout, MaxBackoff: 200 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	var (
+		mu      sync.Mutex
+		longest time.Duration
+		calls   int
+		wg      sync.WaitGroup
+	)
+	for range 4 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				start := time.Now()
+				v, err := p.Verify(context.Background(), anyReq())
+				d := time.Since(start)
+				if err == nil && (v == nil || !v.Allow) {
+					t.Errorf("allow plugin said %+v", v)
+				}
+				mu.Lock()
+				longest = max(longest, d)
+				calls++
+				mu.Unlock()
+				if err != nil {
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+		})
+	}
+	for i, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGKILL, syscall.SIGSTOP} {
+		pid := p.Pid()
+		if pid == 0 {
+			t.Fatal("plugin not running")
+		}
+		if err := syscall.Kill(pid, sig); err != nil {
+			t.Fatal(err)
+		}
+		if !waitFor(5*time.Second, func() bool { n := p.Pid(); return n != 0 && n != pid }) {
+			t.Fatalf("fault %d (%s): plugin not replaced", i, sig)
+		}
+		if !waitFor(2*time.Second, func() bool { v, err := p.Verify(context.Background(), anyReq()); return err == nil && v.Allow }) {
+			t.Fatalf("fault %d (%s): replacement does not verify", i, sig)
+		}
+		if !waitFor(3*time.Second, func() bool { return !alive(pid) }) {
+			t.Errorf("fault %d (%s): old plugin %d still alive", i, sig, pid)
+		}
+	}
+	cancel()
+	wg.Wait()
+	if longest > timeout+500*time.Millisecond {
+		t.Errorf("a verification took %s, want at most the verify timeout %s (plus slack)", longest, timeout)
+	}
+	t.Logf("%d calls, slowest %s, %d restarts", calls, longest, p.Restarts())
+}
+
+// TestCallerDeadlineShorterThanTimeout checks that a hung plugin is
+// replaced even when every caller gives up before the verify timeout.
+func TestCallerDeadlineShorterThanTimeout(t *testing.T) {
+	p := startBad(t, "hang", host.Config{VerifyTimeout: 300 * time.Millisecond})
+	pid := p.Pid()
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		_, err := p.Verify(ctx, anyReq())
+		cancel()
+		if err == nil {
+			t.Fatal("hung plugin allowed")
+		}
+	}
+	if !waitFor(5*time.Second, func() bool { return p.Restarts() >= 1 && !alive(pid) }) {
+		t.Fatalf("hung plugin %d not replaced although callers gave up first", pid)
+	}
+}
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestCrashLoopIsReportedNotSpunOn(t *testing.T) {
+	dir := t.TempDir()
+	crash := filepath.Join(dir, "crash")
+	logs := &syncBuffer{}
+	p := startBad(t, "crashfile="+crash, host.Config{
+		VerifyTimeout: 200 * time.Millisecond,
+		MaxBackoff:    400 * time.Millisecond,
+		Logger:        hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Warn}),
+	})
+	if err := os.WriteFile(crash, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	launches := func() int {
+		b, _ := os.ReadFile(crash + ".launches")
+		return strings.Count(string(b), "\n")
+	}
+	before := launches()
+	if err := syscall.Kill(p.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	const window = 2 * time.Second
+	time.Sleep(window) // counting launches over a fixed window is the point
+	n := launches() - before
+	// Backoff 0, 50, 100, 200, 400, 400... ms: about 7 launches in 2s. A
+	// spinning host would make hundreds.
+	if n < 3 || n > 12 {
+		t.Errorf("%d launches in %s of crash loop, want a handful (backoff)", n, window)
+	}
+	_, err := p.Verify(context.Background(), anyReq())
+	if !errors.Is(err, host.ErrCrashLoop) {
+		t.Errorf("Verify during a crash loop: %v, want ErrCrashLoop", err)
+	}
+	if !strings.Contains(logs.String(), "crash-looping") {
+		t.Errorf("crash loop not reported in the log:\n%s", logs.String())
+	}
+	if c := strings.Count(logs.String(), "crash-looping"); c != 1 {
+		t.Errorf("crash loop reported %d times, want once", c)
+	}
+	// The cause goes away: the plugin comes back by itself.
+	if err := os.Remove(crash); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(5*time.Second, func() bool { v, err := p.Verify(context.Background(), anyReq()); return err == nil && v.Allow }) {
+		t.Fatal("plugin did not recover after the crash cause was removed")
+	}
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	es, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(es)
+}
+
+// TestRestartsReleaseClients restarts a plugin many times and checks that
+// goroutines and open files stay bounded: every go-plugin Client of a dead
+// instance is released.
+func TestRestartsReleaseClients(t *testing.T) {
+	p := startBad(t, "allow", host.Config{VerifyTimeout: time.Second, MaxBackoff: 20 * time.Millisecond})
+	kill := func() {
+		pid := p.Pid()
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		if !waitFor(5*time.Second, func() bool { n := p.Pid(); return n != 0 && n != pid }) {
+			t.Fatal("plugin not restarted")
+		}
+		if _, err := p.Verify(context.Background(), anyReq()); err != nil {
+			t.Fatalf("after restart: %v", err)
+		}
+	}
+	kill() // warm up: first restart allocates what stays
+	settle := func() (int, int) {
+		time.Sleep(100 * time.Millisecond)
+		return runtime.NumGoroutine(), openFDs(t)
+	}
+	g0, f0 := settle()
+	const cycles = 12
+	for range cycles {
+		kill()
+	}
+	var g, f int
+	ok := waitFor(3*time.Second, func() bool {
+		g, f = runtime.NumGoroutine(), openFDs(t)
+		return g <= g0+8 && f <= f0+4
+	})
+	if !ok {
+		t.Fatalf("after %d restarts: %d goroutines (was %d), %d fds (was %d): clients leak", cycles, g, g0, f, f0)
+	}
+	t.Logf("after %d restarts: goroutines %d→%d, fds %d→%d", cycles, g0, g, f0, f)
+}

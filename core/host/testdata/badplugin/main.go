@@ -1,0 +1,138 @@
+// Command badplugin is a verifier plugin that misbehaves on purpose, for the
+// host's fault tests. It is built by the tests (testdata is not part of the
+// module's packages). The first argument picks the misbehaviour:
+//
+//	allow          allow every peer (a healthy plugin, to be killed)
+//	garbage        answer Verify with bytes that are not a VerifyResponse
+//	               (allow=true followed by a truncated field)
+//	negative       answer a verdict with a negative cache time
+//	exit           exit in the middle of a Verify call
+//	hang           never answer Verify
+//	crashfile=PATH allow every peer, but refuse to start while PATH exists;
+//	               every launch appends a line to PATH.launches
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/tlspin/tlspin/core/rpc"
+	"github.com/tlspin/tlspin/core/verify"
+	verifierv1 "github.com/tlspin/tlspin/proto/verifier/v1"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: badplugin MODE")
+		os.Exit(2)
+	}
+	mode := os.Args[1]
+	if path, ok := strings.CutPrefix(mode, "crashfile="); ok {
+		if f, err := os.OpenFile(path+".launches", os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+			fmt.Fprintln(f, os.Getpid())
+			f.Close()
+		}
+		if _, err := os.Stat(path); err == nil {
+			fmt.Fprintln(os.Stderr, "badplugin: crash file present, dying")
+			os.Exit(1)
+		}
+		mode = "allow"
+	}
+	var p plugin.Plugin
+	switch mode {
+	case "garbage":
+		p = &garbagePlugin{}
+	case "allow", "negative", "exit", "hang":
+		p = &rpc.GRPCPlugin{Impl: &bad{mode: mode}}
+	default:
+		fmt.Fprintf(os.Stderr, "badplugin: unknown mode %q\n", mode)
+		os.Exit(2)
+	}
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig:  rpc.Handshake,
+		VersionedPlugins: map[int]plugin.PluginSet{rpc.ProtocolVersion: {rpc.PluginName: p}},
+		GRPCServer:       plugin.DefaultGRPCServer,
+	})
+}
+
+// bad is a verifier that misbehaves in Verify.
+type bad struct{ mode string }
+
+func (b *bad) Describe(context.Context) (*verify.Description, error) {
+	return &verify.Description{Name: "bad-" + b.mode, Version: "0"}, nil
+}
+
+func (b *bad) Configure(context.Context, *verify.ConfigureRequest) (*verify.ConfigureResponse, error) {
+	return &verify.ConfigureResponse{}, nil
+}
+
+func (b *bad) Verify(ctx context.Context, _ *verify.Request) (*verify.Verdict, error) {
+	switch b.mode {
+	case "negative":
+		return &verify.Verdict{Allow: true, Reason: "ok", CacheFor: -time.Second}, nil
+	case "exit":
+		os.Exit(3)
+	case "hang":
+		select {}
+	}
+	return &verify.Verdict{Allow: true, Reason: "allowed by badplugin", Matched: "anything"}, nil
+}
+
+// garbagePlugin serves the verifier service with a Verify that answers
+// bytes no VerifyResponse can be parsed from.
+type garbagePlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+}
+
+func (garbagePlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	desc := verifierv1.Verifier_ServiceDesc
+	desc.Methods = append([]grpc.MethodDesc{}, desc.Methods...)
+	for i := range desc.Methods {
+		if desc.Methods[i].MethodName == "Verify" {
+			desc.Methods[i].Handler = garbageVerify
+		}
+	}
+	s.RegisterService(&desc, garbageServer{})
+	return nil
+}
+
+func (garbagePlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
+	return nil, fmt.Errorf("badplugin: no client side")
+}
+
+type garbageServer struct {
+	verifierv1.UnimplementedVerifierServer
+}
+
+func (garbageServer) Describe(context.Context, *verifierv1.DescribeRequest) (*verifierv1.DescribeResponse, error) {
+	return &verifierv1.DescribeResponse{Name: "bad-garbage", Version: "0"}, nil
+}
+
+func (garbageServer) Configure(context.Context, *verifierv1.ConfigureRequest) (*verifierv1.ConfigureResponse, error) {
+	return &verifierv1.ConfigureResponse{}, nil
+}
+
+// garbageVerify answers allow=true, then a reason field whose length runs
+// past the end of the message.
+func garbageVerify(_ any, _ context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+	if err := dec(&verifierv1.VerifyRequest{}); err != nil {
+		return nil, err
+	}
+	var raw []byte
+	raw = protowire.AppendTag(raw, 1, protowire.VarintType)
+	raw = protowire.AppendVarint(raw, 1)
+	raw = protowire.AppendTag(raw, 2, protowire.BytesType)
+	raw = protowire.AppendVarint(raw, 50)
+	raw = append(raw, "short"...)
+	m := &emptypb.Empty{}
+	m.ProtoReflect().SetUnknown(raw)
+	return m, nil
+}
