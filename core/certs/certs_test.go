@@ -1,0 +1,154 @@
+package certs_test
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/tlspin/tlspin/core/certs"
+)
+
+func TestSelfSignedKinds(t *testing.T) {
+	tests := []struct {
+		typ  certs.KeyType
+		bits int
+		ok   bool
+	}{
+		{certs.RSA, 2048, true},
+		{certs.ECDSA, 256, true},
+		{certs.ECDSA, 384, true},
+		{certs.Ed25519, 0, true},
+		{certs.ECDSA, 123, false},
+		{certs.RSA, 512, false},
+		{"dsa", 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(string(tc.typ), func(t *testing.T) {
+			key, c, err := certs.SelfSigned(certs.Template{Type: tc.typ, Bits: tc.bits, CommonName: "x", SANs: []string{"example.com", "127.0.0.1"}, Days: 2})
+			if (err == nil) != tc.ok {
+				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
+			}
+			if !tc.ok {
+				return
+			}
+			if c.Subject.CommonName != "x" || len(c.DNSNames) != 1 || len(c.IPAddresses) != 1 {
+				t.Errorf("names: cn %q dns %v ip %v", c.Subject.CommonName, c.DNSNames, c.IPAddresses)
+			}
+			if err := c.CheckSignatureFrom(c); err != nil {
+				t.Errorf("not self-signed: %v", err)
+			}
+			if _, err := certs.EncodeKey(key); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// TestLoadFormats loads the recipe's combined file, separate files, DER,
+// and every failure the CLI must explain.
+func TestLoadFormats(t *testing.T) {
+	dir := t.TempDir()
+	key, c, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherKey, _, _ := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: "b"})
+	keyPEM, _ := certs.EncodeKey(key)
+	otherPEM, _ := certs.EncodeKey(otherKey)
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	combined := write("combined.pem", append(append([]byte{}, keyPEM...), certs.EncodeCert(c)...))
+	certOnly := write("cert.pem", certs.EncodeCert(c))
+	keyOnly := write("key.pem", keyPEM)
+	other := write("other.pem", otherPEM)
+	der := write("cert.der", c.Raw)
+	junk := write("junk.pem", []byte("hello"))
+	tests := []struct {
+		name      string
+		cert, key string
+		want      error
+	}{
+		{"combined", combined, "", nil},
+		{"separate", certOnly, keyOnly, nil},
+		{"cert without key", certOnly, "", certs.ErrNoKey},
+		{"mismatch", certOnly, other, certs.ErrKeyMismatch},
+		{"junk", junk, "", certs.ErrNoCertificate},
+		{"missing", filepath.Join(dir, "nope.pem"), "", os.ErrNotExist},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := certs.LoadKeyPair(tc.cert, tc.key)
+			if !errors.Is(err, tc.want) && !(tc.want == nil && err == nil) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+	for _, p := range []string{combined, certOnly, der} {
+		cs, err := certs.LoadCertificates(p)
+		if err != nil || len(cs) != 1 || !cs[0].Equal(c) {
+			t.Errorf("LoadCertificates(%s) = %v, %v", filepath.Base(p), len(cs), err)
+		}
+	}
+}
+
+// TestRecipeOpenSSLFile loads a file made by the recipe's openssl commands
+// (PKCS#1 or PKCS#8 key, then certificate).
+func TestRecipeOpenSSLFile(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl not installed")
+	}
+	dir := t.TempDir()
+	sh := `openssl genrsa -out key.pem 2>/dev/null && yes '' | openssl req -new -x509 -key key.pem -out crt.pem -days 36500 2>/dev/null && cat key.pem crt.pem > cert.pem`
+	cmd := exec.Command("sh", "-c", sh)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	tc, err := certs.LoadKeyPair(filepath.Join(dir, "cert.pem"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := pem.Decode(mustRead(t, filepath.Join(dir, "crt.pem")))
+	want, _ := x509.ParseCertificate(b.Bytes)
+	if !tc.Leaf.Equal(want) {
+		t.Fatal("loaded a different certificate")
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestWriteFileNeverOverwritesWithoutForce(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "k.pem")
+	if err := certs.WriteFile(p, []byte("one"), 0o600, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := certs.WriteFile(p, []byte("two"), 0o600, false); !errors.Is(err, certs.ErrExists) {
+		t.Fatalf("overwrite without force: %v", err)
+	}
+	if string(mustRead(t, p)) != "one" {
+		t.Fatal("file changed")
+	}
+	os.Chmod(p, 0o644)
+	if err := certs.WriteFile(p, []byte("two"), 0o600, true); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(p)
+	if string(mustRead(t, p)) != "two" || st.Mode().Perm() != 0o600 {
+		t.Fatalf("forced write: %q mode %v", mustRead(t, p), st.Mode().Perm())
+	}
+}

@@ -1,0 +1,80 @@
+package policy_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/tlspin/tlspin/core/policy"
+	"github.com/tlspin/tlspin/core/verify"
+)
+
+type fixed struct {
+	v   *verify.Verdict
+	err error
+}
+
+func (f fixed) Verify(context.Context, *verify.Request) (*verify.Verdict, error) { return f.v, f.err }
+
+var (
+	allow  = fixed{v: &verify.Verdict{Allow: true, Matched: "pin1"}}
+	reject = fixed{v: &verify.Verdict{Reason: "wrong pin"}}
+	broken = fixed{err: errors.New("plugin died")}
+	empty  = fixed{}
+)
+
+func TestPolicy(t *testing.T) {
+	tests := []struct {
+		name    string
+		mode    policy.Mode
+		members []policy.Decider
+		allowed bool
+		says    []string
+	}{
+		{"all, all allow", policy.All, []policy.Decider{allow, allow}, true, nil},
+		{"all, one rejects", policy.All, []policy.Decider{allow, reject}, false, []string{"require all", "v1 rejected the peer: wrong pin"}},
+		{"all, one errors", policy.All, []policy.Decider{allow, broken}, false, []string{"v1 failed, so the peer is rejected (fail closed): plugin died"}},
+		{"all, no verdict", policy.All, []policy.Decider{empty}, false, []string{"no verdict"}},
+		{"any, one allows", policy.Any, []policy.Decider{reject, allow}, true, nil},
+		{"any, none allows", policy.Any, []policy.Decider{reject, broken}, false, []string{"require any", "v0 rejected", "v1 failed"}},
+		{"single reject", policy.All, []policy.Decider{reject}, false, []string{"v0 rejected the peer: wrong pin"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var ms []policy.Member
+			for i, d := range tc.members {
+				ms = append(ms, policy.Member{Name: "v" + string(rune('0'+i)), V: d})
+			}
+			p, err := policy.New(tc.mode, ms...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := p.Verify(context.Background(), &verify.Request{PeerChain: [][]byte{{1}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.Allow != tc.allowed {
+				t.Fatalf("allow = %v, want %v (%s)", v.Allow, tc.allowed, v.Reason)
+			}
+			_, derr := p.Decide(context.Background(), &verify.Request{})
+			if !tc.allowed && !errors.Is(derr, verify.ErrRejected) {
+				t.Errorf("Decide error %v does not wrap ErrRejected", derr)
+			}
+			for _, s := range tc.says {
+				if !strings.Contains(v.Reason, s) {
+					t.Errorf("reason %q lacks %q", v.Reason, s)
+				}
+			}
+		})
+	}
+}
+
+func TestNewRejectsBadInput(t *testing.T) {
+	if _, err := policy.New(policy.All); err == nil {
+		t.Error("no members accepted")
+	}
+	if _, err := policy.ParseMode("most"); err == nil || !strings.Contains(err.Error(), `"most"`) {
+		t.Errorf("ParseMode(most) = %v", err)
+	}
+}
