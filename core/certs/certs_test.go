@@ -38,7 +38,7 @@ func TestSelfSignedKinds(t *testing.T) {
 			if c.Subject.CommonName != "x" || len(c.DNSNames) != 1 || len(c.IPAddresses) != 1 {
 				t.Errorf("names: cn %q dns %v ip %v", c.Subject.CommonName, c.DNSNames, c.IPAddresses)
 			}
-			if err := c.CheckSignatureFrom(c); err != nil {
+			if err := c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature); err != nil {
 				t.Errorf("not self-signed: %v", err)
 			}
 			if _, err := certs.EncodeKey(key); err != nil {
