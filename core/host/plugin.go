@@ -466,67 +466,91 @@ func (p *Plugin) watchPolicy(ctx context.Context, inst *instance) {
 
 // launch starts one plugin process and configures it.
 func (p *Plugin) launch(ctx context.Context) (*instance, *verify.Description, bool, error) {
-	cmd := exec.Command(p.spec.Path, p.spec.Args...)
-	cmd.Env = append([]string{}, p.cfg.Env...)
+	inst, desc, err := spawn(ctx, p.spec, p.cfg, p.log)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	sctx, cancel := context.WithTimeout(ctx, p.cfg.StartTimeout)
+	defer cancel()
+	cr, err := inst.v.Configure(sctx, &verify.ConfigureRequest{Options: p.spec.Options})
+	if err != nil {
+		inst.kill()
+		return nil, nil, false, fmt.Errorf("host: verifier %q: %w", p.spec.Name, err)
+	}
+	return inst, desc, cr.NeedsChain, nil
+}
+
+// Describe starts the plugin of spec, asks it what it is and stops it,
+// without configuring it.
+func Describe(ctx context.Context, spec Spec, cfg Config) (*verify.Description, error) {
+	cfg.defaults()
+	inst, desc, err := spawn(ctx, spec, cfg, cfg.Logger.Named(spec.Name))
+	if err != nil {
+		return nil, err
+	}
+	inst.stop()
+	return desc, nil
+}
+
+// spawn starts one plugin process and asks it to describe itself.
+func spawn(ctx context.Context, spec Spec, cfg Config, log hclog.Logger) (*instance, *verify.Description, error) {
+	cmd := exec.Command(spec.Path, spec.Args...)
+	cmd.Env = append([]string{}, cfg.Env...)
 	cmd.SysProcAttr = sysProcAttr()
 	var secure *plugin.SecureConfig
-	if len(p.spec.SHA256) > 0 {
-		secure = &plugin.SecureConfig{Checksum: p.spec.SHA256, Hash: newSHA256()}
+	if len(spec.SHA256) > 0 {
+		secure = &plugin.SecureConfig{Checksum: spec.SHA256, Hash: newSHA256()}
 	}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  rpc.Handshake,
 		VersionedPlugins: rpc.Plugins(nil),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           p.log,
+		Logger:           log,
 		AutoMTLS:         true,
 		SkipHostEnv:      true,
 		SecureConfig:     secure,
-		StartTimeout:     p.cfg.StartTimeout,
+		StartTimeout:     cfg.StartTimeout,
 	})
 	inst := &instance{client: client, started: time.Now()}
-	fail := func(err error) (*instance, *verify.Description, bool, error) {
+	fail := func(err error) (*instance, *verify.Description, error) {
 		inst.kill()
-		return nil, nil, false, err
+		return nil, nil, err
 	}
 	cp, err := client.Client()
 	if cmd.Process != nil {
 		inst.pid = cmd.Process.Pid
 	}
 	if err != nil {
-		return fail(p.startError(err))
+		return fail(startError(spec, err))
 	}
 	raw, err := cp.Dispense(rpc.PluginName)
 	if err != nil {
-		return fail(fmt.Errorf("host: verifier %q: %w", p.spec.Name, err))
+		return fail(fmt.Errorf("host: verifier %q: %w", spec.Name, err))
 	}
 	v, ok := raw.(*rpc.Client)
 	if !ok {
-		return fail(fmt.Errorf("host: verifier %q: unexpected plugin type %T", p.spec.Name, raw))
+		return fail(fmt.Errorf("host: verifier %q: unexpected plugin type %T", spec.Name, raw))
 	}
 	inst.v = v
-	sctx, cancel := context.WithTimeout(ctx, p.cfg.StartTimeout)
+	sctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
 	defer cancel()
 	desc, err := v.Describe(sctx)
 	if err != nil {
-		return fail(fmt.Errorf("host: verifier %q: describe: %w", p.spec.Name, err))
+		return fail(fmt.Errorf("host: verifier %q: describe: %w", spec.Name, err))
 	}
-	cr, err := v.Configure(sctx, &verify.ConfigureRequest{Options: p.spec.Options})
-	if err != nil {
-		return fail(fmt.Errorf("host: verifier %q: %w", p.spec.Name, err))
-	}
-	return inst, desc, cr.NeedsChain, nil
+	return inst, desc, nil
 }
 
 // startError explains a failed launch in terms a user can act on.
-func (p *Plugin) startError(err error) error {
+func startError(spec Spec, err error) error {
 	switch {
 	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
-		return fmt.Errorf("host: verifier %q: binary %q does not match its pinned SHA-256 (refusing to run it): %w", p.spec.Name, p.spec.Path, err)
+		return fmt.Errorf("host: verifier %q: binary %q does not match its pinned SHA-256 (refusing to run it): %w", spec.Name, spec.Path, err)
 	case errors.Is(err, syscall.EACCES) || errors.Is(err, exec.ErrNotFound):
-		return fmt.Errorf("host: verifier %q: cannot run %q: %w", p.spec.Name, p.spec.Path, err)
+		return fmt.Errorf("host: verifier %q: cannot run %q: %w", spec.Name, spec.Path, err)
 	}
-	return fmt.Errorf("host: verifier %q: plugin %q did not start: %w", p.spec.Name, p.spec.Path, err)
+	return fmt.Errorf("host: verifier %q: plugin %q did not start: %w", spec.Name, spec.Path, err)
 }
 
 // kill ends the process group at once, then releases the go-plugin client.
