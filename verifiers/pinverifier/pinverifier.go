@@ -98,11 +98,9 @@ func (v *Verifier) Configure(ctx context.Context, req *verify.ConfigureRequest) 
 	}
 	chain := ChainLeaf
 	if c := req.Options["chain"]; len(c) == 1 {
-		switch Chain(strings.ToLower(c[0])) {
-		case ChainLeaf, ChainAny, ChainCA:
-			chain = Chain(strings.ToLower(c[0]))
-		default:
-			return nil, &verify.OptionError{Option: "chain", Value: c[0], Err: errors.New("want leaf, any or ca")}
+		var err error
+		if chain, err = ParseChain(c[0]); err != nil {
+			return nil, &verify.OptionError{Option: "chain", Value: c[0], Err: err}
 		}
 	}
 	var expires time.Time
@@ -113,11 +111,41 @@ func (v *Verifier) Configure(ctx context.Context, req *verify.ConfigureRequest) 
 		}
 		expires = t
 	}
+	if !expires.IsZero() && !v.info.Now().Before(expires) {
+		v.info.Logger.Warn(fmt.Sprintf("%s pin set expired on %s: every peer will be rejected until the pins are renewed", v.info.Name, expires.AddDate(0, 0, -1).Format(time.DateOnly)))
+	}
 	if v.info.Algo.Weak() {
 		v.info.Logger.Warn(fmt.Sprintf("%s pins are weak: %s is collision-broken; prefer sha256pin, or spkipin which also survives renewal", v.info.Name, strings.ToUpper(string(v.info.Algo))))
 	}
 	v.set, v.chain, v.expires = set, chain, expires
 	return &verify.ConfigureResponse{NeedsChain: chain != ChainLeaf}, nil
+}
+
+// ParseChain parses the chain option: leaf, any or ca (any case).
+func ParseChain(s string) (Chain, error) {
+	switch c := Chain(strings.ToLower(strings.TrimSpace(s))); c {
+	case ChainLeaf, ChainAny, ChainCA:
+		return c, nil
+	}
+	return "", errors.New("want leaf, any or ca")
+}
+
+// Candidates returns the certificates of peerChain (leaf first) that a
+// pin may match under c.
+func Candidates(c Chain, peerChain [][]byte) [][]byte {
+	switch c {
+	case ChainAny:
+		return peerChain
+	case ChainCA:
+		if len(peerChain) == 0 {
+			return nil
+		}
+		return peerChain[1:]
+	}
+	if len(peerChain) == 0 {
+		return nil
+	}
+	return peerChain[:1]
 }
 
 // ParseExpiry parses YYYY-MM-DD; the pin set is valid through that whole
@@ -139,14 +167,7 @@ func (v *Verifier) Verify(_ context.Context, req *verify.Request) (*verify.Verdi
 		return &verify.Verdict{Reason: fmt.Sprintf("%s pin set expired on %s: rejecting every peer until the pins are renewed (failing closed)",
 			v.info.Name, v.expires.AddDate(0, 0, -1).Format(time.DateOnly))}, nil
 	}
-	candidates := req.PeerChain
-	switch v.chain {
-	case ChainLeaf:
-		candidates = candidates[:1]
-	case ChainCA:
-		candidates = candidates[1:]
-	}
-	for _, der := range candidates {
+	for _, der := range Candidates(v.chain, req.PeerChain) {
 		p, ok, err := v.set.Match(der)
 		if err != nil {
 			return &verify.Verdict{Reason: fmt.Sprintf("cannot fingerprint peer certificate: %v", err)}, nil
@@ -159,29 +180,51 @@ func (v *Verifier) Verify(_ context.Context, req *verify.Request) (*verify.Verdi
 }
 
 // mismatch says what was received, in the pin's own format, and how to
-// trust it.
+// trust it. With chain=any or ca it lists every candidate certificate.
 func (v *Verifier) mismatch(req *verify.Request) string {
-	fp, err := v.set.Fingerprint(req.PeerChain[0])
-	if err != nil {
-		return fmt.Sprintf("%s: peer certificate does not match any pin, and cannot be fingerprinted: %v", v.info.Name, err)
-	}
-	subject := ""
-	if c, err := x509.ParseCertificate(req.PeerChain[0]); err == nil {
-		subject = fmt.Sprintf(" (subject %q)", c.Subject.String())
-	}
-	what := "leaf certificate"
-	switch v.chain {
-	case ChainAny:
-		what = "no certificate of the chain matches; leaf certificate"
-	case ChainCA:
-		what = "no CA certificate of the chain matches; leaf certificate"
-	}
 	pins := make([]string, len(v.set.Pins))
 	for i, p := range v.set.Pins {
 		pins[i] = p.String()
 	}
-	return fmt.Sprintf("%s mismatch: %s%s has %s %s, expected %s; if you trust this peer, pin it: %s",
-		v.info.Name, what, subject, v.info.Algo, fp, strings.Join(pins, " or "), TrustCommand(req, v.info.Name, fp))
+	expected := strings.Join(pins, " or ")
+	if v.chain == ChainLeaf {
+		fp, err := v.set.Fingerprint(req.PeerChain[0])
+		if err != nil {
+			return fmt.Sprintf("%s: peer certificate does not match any pin, and cannot be fingerprinted: %v", v.info.Name, err)
+		}
+		return fmt.Sprintf("%s mismatch: leaf certificate%s has %s %s, expected %s; if you trust this peer, pin it: %s",
+			v.info.Name, Subject(req.PeerChain[0]), v.info.Algo, fp, expected, TrustCommand(req, v.info.Name, fp))
+	}
+	cands := Candidates(v.chain, req.PeerChain)
+	if len(cands) == 0 {
+		return fmt.Sprintf("%s mismatch: chain=%s but the peer sent only its leaf certificate, expected a certificate with %s %s", v.info.Name, v.chain, v.info.Algo, expected)
+	}
+	var got []string
+	first := ""
+	for i, der := range cands {
+		fp, err := v.set.Fingerprint(der)
+		if err != nil {
+			fp = fmt.Sprintf("(cannot fingerprint: %v)", err)
+		} else if first == "" {
+			first = fp
+		}
+		got = append(got, fmt.Sprintf("#%d%s %s", i+len(req.PeerChain)-len(cands), Subject(der), fp))
+	}
+	msg := fmt.Sprintf("%s mismatch: no certificate of the chain (chain=%s) matches; it has %s %s, expected %s",
+		v.info.Name, v.chain, v.info.Algo, strings.Join(got, ", "), expected)
+	if first != "" {
+		msg += "; if you trust this peer, pin it: " + TrustCommand(req, v.info.Name+":chain="+string(v.chain), first)
+	}
+	return msg
+}
+
+// Subject returns ` (subject "...")` for a DER certificate, or "".
+func Subject(der []byte) string {
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf(" (subject %q)", c.Subject.String())
 }
 
 // TrustCommand returns the tlspin command line that would accept the peer

@@ -1,0 +1,298 @@
+// Package allowlist accepts a peer whose certificate is listed in a file of
+// pins, one a line:
+//
+//	ALGO:VALUE [expires=YYYY-MM-DD] [# comment]
+//
+// ALGO is md5, sha1 or sha256 (hashes of the certificate's DER) or spki
+// (SHA-256 of its SubjectPublicKeyInfo, as curl, OkHttp and HPKP pin);
+// VALUE is hex (colons optional) or base64. Note that `sha256:` here is the
+// certificate hash, not ghostunnel's SPKI meaning: write spki: for a key pin.
+//
+// The file's directory is watched (fsnotify), so that an editor's
+// write-to-temporary-and-rename is seen, and the list is reloaded on
+// change. A bad new version is rejected with `FILE:LINE: what is wrong` in
+// the log and the last good list stays in force; a bad file at start is a
+// Configure error. Every reload is announced as a verify.PolicyChange.
+package allowlist
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/tlspin/tlspin/core/pin"
+	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/verifiers/internal/files"
+	"github.com/tlspin/tlspin/verifiers/internal/notify"
+	"github.com/tlspin/tlspin/verifiers/pinverifier"
+)
+
+// Name is the verifier's registered name.
+const Name = "allowlist"
+
+// maxCache bounds how long the host may reuse an allow verdict; reloads
+// are announced, so this is only a backstop.
+const maxCache = time.Minute
+
+// debounce is how long the file must stay quiet before it is reloaded, so
+// that an editor's several writes are read once.
+const debounce = 100 * time.Millisecond
+
+// Verifier is the allowlist verifier. It is safe for concurrent use.
+type Verifier struct {
+	log      hclog.Logger
+	now      func() time.Time
+	debounce time.Duration
+	// afterReload, if set (tests), is called after every reload attempt.
+	afterReload func(error)
+
+	path  string // as the user gave it, after ~ expansion
+	chain pinverifier.Chain
+	list  atomic.Pointer[List]
+	hash  [sha256.Size]byte // of the file the list came from; watcher only
+	notes notify.Broadcaster
+
+	mu   sync.Mutex // guards stop and done
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+var (
+	_ verify.Verifier       = (*Verifier)(nil)
+	_ verify.PolicyNotifier = (*Verifier)(nil)
+)
+
+// New returns an unconfigured allowlist verifier logging to log (nil: nowhere).
+func New(log hclog.Logger) *Verifier {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return &Verifier{log: log, now: time.Now, debounce: debounce, chain: pinverifier.ChainLeaf}
+}
+
+// Describe lists the options.
+func (v *Verifier) Describe(context.Context) (*verify.Description, error) {
+	return &verify.Description{
+		Name:    Name,
+		Version: "1",
+		Summary: "accept a peer whose certificate is listed in a file of pins (md5|sha1|sha256|spki:VALUE [expires=YYYY-MM-DD]), reloaded on change",
+		Options: []verify.Option{
+			{Name: "file", Description: "the allowlist file: one ALGO:VALUE [expires=YYYY-MM-DD] [# comment] a line; watched and reloaded", Required: true},
+			{Name: "chain", Description: "which certificate must be listed: leaf (default), any, or ca (any but the leaf)"},
+		},
+	}, nil
+}
+
+// Configure loads the file and starts watching it. A missing or bad file
+// is an error naming the option, the file and the line.
+func (v *Verifier) Configure(ctx context.Context, req *verify.ConfigureRequest) (*verify.ConfigureResponse, error) {
+	d, _ := v.Describe(ctx)
+	if err := verify.CheckOptions(d, req.Options); err != nil {
+		return nil, err
+	}
+	file := req.Options["file"][0]
+	path, err := files.ExpandHome(file)
+	if err != nil || path == "" {
+		return nil, &verify.OptionError{Option: "file", Value: file, Err: errors.New("want the path of an allowlist file")}
+	}
+	chain := pinverifier.ChainLeaf
+	if c := req.Options["chain"]; len(c) == 1 {
+		if chain, err = pinverifier.ParseChain(c[0]); err != nil {
+			return nil, &verify.OptionError{Option: "chain", Value: c[0], Err: err}
+		}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &verify.OptionError{Option: "file", Value: file, Err: fmt.Errorf("allowlist: %w", err)}
+	}
+	l, err := Parse(path, data)
+	if err != nil {
+		return nil, &verify.OptionError{Option: "file", Value: file, Err: err}
+	}
+	v.Close()
+	v.path, v.chain, v.hash = path, chain, sha256.Sum256(data)
+	v.list.Store(l)
+	v.loaded(l)
+	if err := v.watch(); err != nil {
+		v.log.Warn(fmt.Sprintf("allowlist: cannot watch %s, changes will not be reloaded: %v", path, err))
+	}
+	return &verify.ConfigureResponse{NeedsChain: chain != pinverifier.ChainLeaf}, nil
+}
+
+func (v *Verifier) loaded(l *List) {
+	if l.Len() == 0 {
+		v.log.Warn(fmt.Sprintf("allowlist: %s lists no pins: every peer will be rejected", l.Name))
+		return
+	}
+	v.log.Info(fmt.Sprintf("allowlist: loaded %d pins from %s", l.Len(), l.Name))
+}
+
+// PolicyChanges announces every reload.
+func (v *Verifier) PolicyChanges(ctx context.Context) <-chan verify.PolicyChange {
+	return v.notes.Subscribe(ctx)
+}
+
+// Close stops watching the file. The last list stays in force.
+func (v *Verifier) Close() error {
+	v.mu.Lock()
+	stop, done := v.stop, v.done
+	v.stop, v.done = nil, nil
+	v.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
+	return nil
+}
+
+// Verify accepts when a chosen certificate of the chain is listed and its
+// entry has not expired.
+func (v *Verifier) Verify(_ context.Context, req *verify.Request) (*verify.Verdict, error) {
+	l := v.list.Load()
+	if l == nil {
+		return &verify.Verdict{Reason: "allowlist: not configured"}, nil
+	}
+	if len(req.PeerChain) == 0 {
+		return &verify.Verdict{Reason: "allowlist: peer sent no certificate"}, nil
+	}
+	now := v.now()
+	var expired *Entry
+	for _, der := range pinverifier.Candidates(v.chain, req.PeerChain) {
+		es, err := l.Lookup(der)
+		if err != nil {
+			return &verify.Verdict{Reason: fmt.Sprintf("allowlist: cannot fingerprint peer certificate: %v", err)}, nil
+		}
+		for _, e := range es {
+			if !e.Expires.IsZero() && !now.Before(e.Expires) {
+				expired = e
+				continue
+			}
+			cache := maxCache
+			if !e.Expires.IsZero() && e.Expires.Sub(now) < cache {
+				cache = e.Expires.Sub(now)
+			}
+			return &verify.Verdict{Allow: true, Matched: fmt.Sprintf("%s:%d %s:%s", l.Name, e.Line, e.Pin.Algo, e.Pin), CacheFor: cache}, nil
+		}
+	}
+	if expired != nil {
+		return &verify.Verdict{Reason: fmt.Sprintf("allowlist: %s:%d: pin %s:%s expired on %s: rejecting the peer (failing closed); renew the expires= on that line if it is still trusted",
+			l.Name, expired.Line, expired.Pin.Algo, expired.Pin, expired.Expires.AddDate(0, 0, -1).Format(time.DateOnly))}, nil
+	}
+	return &verify.Verdict{Reason: v.notListed(l, req)}, nil
+}
+
+// notListed says which certificate was not found and the line that would
+// allow it.
+func (v *Verifier) notListed(l *List, req *verify.Request) string {
+	cands := pinverifier.Candidates(v.chain, req.PeerChain)
+	if len(cands) == 0 {
+		return fmt.Sprintf("allowlist: chain=%s but the peer sent only its leaf certificate", v.chain)
+	}
+	der := cands[0]
+	what := "leaf certificate"
+	if v.chain != pinverifier.ChainLeaf {
+		what = fmt.Sprintf("no certificate of the chain (chain=%s) is listed; first candidate", v.chain)
+	}
+	d, err := pin.Sum(pin.SPKI, der)
+	if err != nil {
+		return fmt.Sprintf("allowlist: %s is not listed in %s and cannot be fingerprinted: %v", what, l.Name, err)
+	}
+	line := string(pin.SPKI) + ":" + pin.Pin{Algo: pin.SPKI, Digest: d}.String()
+	return fmt.Sprintf("allowlist: %s%s is not listed in %s (%d pins); if you trust it, add this line to the file: %s",
+		what, pinverifier.Subject(der), l.Name, l.Len(), line)
+}
+
+// watch starts the watcher goroutine on the file's directory.
+func (v *Verifier) watch() error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(v.path)
+	if err != nil {
+		w.Close()
+		return err
+	}
+	if err := w.Add(filepath.Dir(abs)); err != nil {
+		w.Close()
+		return err
+	}
+	// A symlinked file (a Kubernetes ConfigMap) changes when a link
+	// elsewhere in the directory is swapped: then every event counts.
+	fi, err := os.Lstat(abs)
+	anyEvent := err == nil && fi.Mode()&os.ModeSymlink != 0
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	v.mu.Lock()
+	v.stop, v.done = stop, done
+	v.mu.Unlock()
+	go v.watchLoop(ctx, w, abs, anyEvent, done)
+	return nil
+}
+
+func (v *Verifier) watchLoop(ctx context.Context, w *fsnotify.Watcher, abs string, anyEvent bool, done chan struct{}) {
+	defer close(done)
+	defer w.Close()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			if ev.Op == fsnotify.Chmod || (!anyEvent && filepath.Clean(ev.Name) != abs) {
+				continue
+			}
+			timer.Reset(v.debounce)
+		case err, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+			v.log.Warn(fmt.Sprintf("allowlist: watching %s: %v", v.path, err))
+		case <-timer.C:
+			err := v.reload()
+			if v.afterReload != nil {
+				v.afterReload(err)
+			}
+		}
+	}
+}
+
+// reload reads the file again; on any error the current list stays.
+func (v *Verifier) reload() error {
+	keep := fmt.Sprintf("keeping the last good list of %d pins", v.list.Load().Len())
+	data, err := os.ReadFile(v.path)
+	if err != nil {
+		err = fmt.Errorf("allowlist: %s: cannot read, %s: %w", v.path, keep, err)
+		v.log.Error(err.Error())
+		return err
+	}
+	h := sha256.Sum256(data)
+	if bytes.Equal(h[:], v.hash[:]) {
+		return nil
+	}
+	l, err := Parse(v.path, data)
+	if err != nil {
+		v.log.Error(fmt.Sprintf("%v (new version rejected, %s)", err, keep))
+		return err
+	}
+	v.hash = h
+	v.list.Store(l)
+	v.loaded(l)
+	v.notes.Publish(fmt.Sprintf("allowlist %s reloaded: %d pins", v.path, l.Len()))
+	return nil
+}

@@ -1,0 +1,175 @@
+package allowlist
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tlspin/tlspin/core/pin"
+	"github.com/tlspin/tlspin/verifiers/pinverifier"
+)
+
+// Entry is one line of an allowlist.
+type Entry struct {
+	Pin pin.Pin
+	// Line is the 1-based line number in the file.
+	Line int
+	// Expires is the first instant the entry no longer holds; zero: never.
+	Expires time.Time
+	// Comment is the text after '#', trimmed.
+	Comment string
+}
+
+// List is a parsed allowlist. Lookups are map lookups by digest, not scans.
+type List struct {
+	// Name is the file the list was read from, for messages.
+	Name  string
+	byKey [len(algoIndex)]map[string]*Entry
+	n     int
+}
+
+// algoIndex numbers the algorithms an allowlist knows.
+var algoIndex = [...]pin.Algo{pin.MD5, pin.SHA1, pin.SHA256, pin.SPKI}
+
+// ErrSyntax is wrapped by every parse error; the message is
+// `FILE:LINE: what is wrong`.
+var ErrSyntax = errors.New("allowlist: syntax error")
+
+// LineError is a parse error at one line.
+type LineError struct {
+	File string
+	Line int
+	Msg  string
+}
+
+// Error returns `FILE:LINE: what is wrong`.
+func (e *LineError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
+
+// Unwrap lets errors.Is match ErrSyntax.
+func (e *LineError) Unwrap() error { return ErrSyntax }
+
+// Len returns the number of pins.
+func (l *List) Len() int { return l.n }
+
+// Parse reads an allowlist: one pin a line, `ALGO:VALUE [expires=YYYY-MM-DD]
+// [# comment]`, ALGO one of md5, sha1, sha256 (the certificate's hash) or
+// spki (SHA-256 of the public key). Blank lines and lines starting with '#'
+// are ignored. name is used in error messages only.
+func Parse(name string, data []byte) (*List, error) {
+	l := &List{Name: name}
+	for i := range l.byKey {
+		l.byKey[i] = map[string]*Entry{}
+	}
+	lineNo := 0
+	for len(data) > 0 {
+		lineNo++
+		var line []byte
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			line, data = data, nil
+		}
+		e, err := parseLine(line)
+		if err != nil {
+			return nil, &LineError{File: name, Line: lineNo, Msg: err.Error()}
+		}
+		if e == nil {
+			continue
+		}
+		e.Line = lineNo
+		m := l.byKey[indexOf(e.Pin.Algo)]
+		if prev, dup := m[string(e.Pin.Digest)]; dup {
+			return nil, &LineError{File: name, Line: lineNo, Msg: fmt.Sprintf("%s pin %s already listed on line %d", e.Pin.Algo, e.Pin, prev.Line)}
+		}
+		m[string(e.Pin.Digest)] = e
+		l.n++
+	}
+	return l, nil
+}
+
+func indexOf(a pin.Algo) int {
+	for i, b := range algoIndex {
+		if a == b {
+			return i
+		}
+	}
+	return -1
+}
+
+// parseLine parses one line; a blank or comment line gives nil.
+func parseLine(raw []byte) (*Entry, error) {
+	s := string(raw)
+	comment := ""
+	if i := strings.IndexByte(s, '#'); i >= 0 {
+		s, comment = s[:i], strings.TrimSpace(s[i+1:])
+	}
+	fields := strings.Fields(s)
+	if len(fields) == 0 {
+		return nil, nil
+	}
+	algoName, value, ok := strings.Cut(fields[0], ":")
+	if !ok || value == "" {
+		return nil, fmt.Errorf("%q: want ALGO:VALUE with ALGO one of md5, sha1, sha256, spki", fields[0])
+	}
+	algo, err := pin.ParseAlgo(algoName)
+	if err != nil || indexOf(algo) < 0 {
+		return nil, fmt.Errorf("unknown algorithm %q (want md5, sha1, sha256 or spki)", algoName)
+	}
+	if strings.HasPrefix(value, "/") {
+		return nil, fmt.Errorf("%q looks like a curl or OkHttp pin: in an allowlist write the public-key pin as spki:BASE64", fields[0])
+	}
+	d, err := pin.DecodeValue(algo, value)
+	if err != nil {
+		return nil, fmt.Errorf("bad %s pin %q: %v", algo, value, err)
+	}
+	e := &Entry{Pin: pin.Pin{Algo: algo, Digest: d}, Comment: comment}
+	for _, f := range fields[1:] {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok || k != "expires" {
+			return nil, fmt.Errorf("unexpected %q after the pin (want expires=YYYY-MM-DD or a # comment)", f)
+		}
+		if !e.Expires.IsZero() {
+			return nil, errors.New("expires given twice")
+		}
+		t, err := pinverifier.ParseExpiry(v)
+		if err != nil {
+			return nil, fmt.Errorf("expires=%q: %v", v, err)
+		}
+		e.Expires = t
+	}
+	return e, nil
+}
+
+// Lookup returns the entries matching certDER, one at most per algorithm.
+// Digests are computed only for algorithms the list has entries for. Map
+// lookups are not constant-time; that leaks nothing, since a peer's
+// certificate and so its digests are public.
+func (l *List) Lookup(certDER []byte) ([]*Entry, error) {
+	var out []*Entry
+	for i, m := range l.byKey {
+		if len(m) == 0 {
+			continue
+		}
+		d, err := pin.Sum(algoIndex[i], certDER)
+		if err != nil {
+			return nil, fmt.Errorf("allowlist: %w", err)
+		}
+		if e, ok := m[string(d)]; ok {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// Algos returns the algorithms the list has entries for, in order.
+func (l *List) Algos() []pin.Algo {
+	var out []pin.Algo
+	for i, m := range l.byKey {
+		if len(m) > 0 {
+			out = append(out, algoIndex[i])
+		}
+	}
+	return out
+}
