@@ -10,5 +10,6 @@ func (a *app) extraCommands() []*cobra.Command {
 		a.fingerprintCommand(),
 		a.serveCommand(),
 		a.sendCommand(),
+		a.verifiersCommand(),
 	}
 }

@@ -134,6 +134,16 @@ func (a *app) pluginLogger() hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Name: "tlspin", Level: lvl, Output: a.env.Stderr})
 }
 
+// hostConfig is how this invocation runs plugins.
+func (a *app) hostConfig() host.Config {
+	return host.Config{
+		Logger:        a.pluginLogger(),
+		VerifyTimeout: a.g.verifyTimeout,
+		StartTimeout:  a.g.startTimeout,
+		Env:           a.pluginEnv(),
+	}
+}
+
 // verifiers is a started set of verifier plugins combined into a policy.
 type verifiers struct {
 	policy  *policy.Policy
@@ -173,12 +183,7 @@ func (a *app) startVerifiers(ctx context.Context, f *verifierFlags) (*verifiers,
 			}
 			return nil, err
 		}
-		p, err := host.Start(ctx, found.Spec(s.opts), host.Config{
-			Logger:        a.pluginLogger(),
-			VerifyTimeout: a.g.verifyTimeout,
-			StartTimeout:  a.g.startTimeout,
-			Env:           a.pluginEnv(),
-		})
+		p, err := host.Start(ctx, found.Spec(s.opts), a.hostConfig())
 		if err != nil {
 			vs.Close()
 			if errors.Is(err, verify.ErrBadOption) {

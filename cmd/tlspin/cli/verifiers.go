@@ -1,0 +1,138 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tlspin/tlspin/core/host"
+	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/verifiers/builtin"
+)
+
+func (a *app) verifiersCommand() *cobra.Command {
+	asJSON := false
+	c := &cobra.Command{
+		Use:   "verifiers [NAME]",
+		Short: "list the verifiers there are, or describe one",
+		Long: `Without NAME, list every verifier: the built-in ones, and every
+tlspin-verifier-NAME executable on the plugin search path (--plugin-dir,
+$TLSPIN_PLUGIN_PATH, next to tlspin, $PATH), with where it was found.
+
+With NAME (or a path to a plugin executable), start that verifier as a
+plugin, exactly as send and serve would, and show its summary and options.`,
+		Example: `  tlspin verifiers
+  tlspin verifiers spkipin
+  tlspin --plugin-dir ./plugins verifiers myverifier`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				return a.describeVerifier(cmd, args[0], asJSON)
+			}
+			return a.listVerifiers(cmd, asJSON)
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+type verifierListing struct {
+	Name     string   `json:"name"`
+	Source   string   `json:"source"`
+	Path     string   `json:"path,omitempty"`
+	Summary  string   `json:"summary,omitempty"`
+	Shadowed []string `json:"ignored_shadows,omitempty"`
+}
+
+func (a *app) listVerifiers(cmd *cobra.Command, asJSON bool) error {
+	found, err := a.finder().List()
+	if err != nil {
+		return err
+	}
+	reg := builtin.New(nil)
+	var rows []verifierListing
+	for _, f := range found {
+		row := verifierListing{Name: f.Name, Source: string(f.Source), Shadowed: f.Shadowed}
+		if f.Source == host.SourceBuiltin {
+			if v, err := reg.Lookup(f.Name); err == nil {
+				if d, err := v.Describe(cmd.Context()); err == nil {
+					row.Summary = d.Summary
+				}
+			}
+		} else {
+			row.Path = f.Path
+		}
+		rows = append(rows, row)
+	}
+	out := cmd.OutOrStdout()
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tFROM\tSUMMARY")
+	for _, r := range rows {
+		what := r.Summary
+		if r.Path != "" {
+			what = r.Path + "  (tlspin verifiers " + r.Name + " for details)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, r.Source, what)
+		for _, s := range r.Shadowed {
+			fmt.Fprintf(tw, "\t\tignored %s: cannot shadow the built-in %s\n", s, r.Name)
+		}
+	}
+	return tw.Flush()
+}
+
+func (a *app) describeVerifier(cmd *cobra.Command, name string, asJSON bool) error {
+	f, err := a.finder().Find(name)
+	if err != nil {
+		return usageError{err}
+	}
+	d, err := host.Describe(cmd.Context(), f.Spec(nil), a.hostConfig())
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			*verify.Description
+			Source string `json:"source"`
+			Path   string `json:"path"`
+		}{d, string(f.Source), f.Path})
+	}
+	fmt.Fprintf(out, "%s", d.Name)
+	if d.Version != "" {
+		fmt.Fprintf(out, " (version %s)", d.Version)
+	}
+	fmt.Fprintf(out, ": %s\nfrom: %s", d.Summary, f.Source)
+	if f.Source != host.SourceBuiltin {
+		fmt.Fprintf(out, " (%s)", f.Path)
+	}
+	fmt.Fprintln(out, "\noptions:")
+	if len(d.Options) == 0 {
+		fmt.Fprintln(out, "  (none)")
+	}
+	for _, o := range d.Options {
+		var tags []string
+		if o.Required {
+			tags = append(tags, "required")
+		}
+		if o.Repeated {
+			tags = append(tags, "repeatable")
+		}
+		tag := ""
+		if len(tags) > 0 {
+			tag = " (" + strings.Join(tags, ", ") + ")"
+		}
+		fmt.Fprintf(out, "  %s%s\n      %s\n", o.Name, tag, o.Description)
+	}
+	fmt.Fprintf(out, "usage: --verifier %s:KEY=VALUE,... or --verifier %s --opt KEY=VALUE\n", name, name)
+	return nil
+}
