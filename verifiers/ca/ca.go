@@ -1,0 +1,181 @@
+// Package ca is ordinary X.509 verification, the baseline that pinning
+// replaces: the peer's chain must lead to a trusted root (the system roots,
+// or the certificates of option ca-file) and, for a server, the leaf must
+// be valid for the host name. A server verifying clients checks the chain
+// for client authentication and no name unless server-name is given.
+//
+// The name checked is option server-name, else the server name the client
+// asked for (SNI), else the host of the remote address (an IP address is
+// checked against the certificate's IP SANs).
+package ca
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/tlspin/tlspin/core/certs"
+	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/verifiers/internal/files"
+	"github.com/tlspin/tlspin/verifiers/pinverifier"
+)
+
+// Name is the verifier's registered name.
+const Name = "ca"
+
+// Verifier verifies chains against a root pool.
+type Verifier struct {
+	log hclog.Logger
+	now func() time.Time
+
+	roots      *x509.CertPool // nil: the system roots
+	rootsDesc  string
+	serverName string
+}
+
+var _ verify.Verifier = (*Verifier)(nil)
+
+// New returns an unconfigured ca verifier logging to log (nil: nowhere).
+func New(log hclog.Logger) *Verifier {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return &Verifier{log: log, now: time.Now, rootsDesc: "the system roots"}
+}
+
+// Describe lists the options.
+func (v *Verifier) Describe(context.Context) (*verify.Description, error) {
+	return &verify.Description{
+		Name:    Name,
+		Version: "1",
+		Summary: "ordinary X.509 chain and host-name verification against the system roots or a CA file (the baseline pinning replaces)",
+		Options: []verify.Option{
+			{Name: "ca-file", Description: "PEM (or DER) file of trusted root certificates, instead of the system roots; repeat for several files", Repeated: true},
+			{Name: "server-name", Description: "host name the peer's certificate must be valid for (default: the name the client asked for, else the remote host)"},
+		},
+	}, nil
+}
+
+// Configure loads the roots.
+func (v *Verifier) Configure(ctx context.Context, req *verify.ConfigureRequest) (*verify.ConfigureResponse, error) {
+	d, _ := v.Describe(ctx)
+	if err := verify.CheckOptions(d, req.Options); err != nil {
+		return nil, err
+	}
+	var roots *x509.CertPool
+	desc := "the system roots"
+	if fs := req.Options["ca-file"]; len(fs) > 0 {
+		roots = x509.NewCertPool()
+		n := 0
+		for _, f := range fs {
+			path, err := files.ExpandHome(f)
+			if err != nil {
+				return nil, &verify.OptionError{Option: "ca-file", Value: f, Err: err}
+			}
+			cs, err := certs.LoadCertificates(path)
+			if err != nil {
+				return nil, &verify.OptionError{Option: "ca-file", Value: f, Err: err}
+			}
+			for _, c := range cs {
+				if !c.IsCA {
+					v.log.Warn(fmt.Sprintf("ca: %s: certificate %q is not a CA; it is trusted as a root all the same", f, c.Subject))
+				}
+				roots.AddCert(c)
+				n++
+			}
+		}
+		desc = fmt.Sprintf("the %d certificates of %s", n, strings.Join(fs, ", "))
+	}
+	name := ""
+	if s := req.Options["server-name"]; len(s) == 1 {
+		name = strings.TrimSpace(s[0])
+		if name == "" || (strings.ContainsAny(name, " /:") && net.ParseIP(name) == nil) {
+			return nil, &verify.OptionError{Option: "server-name", Value: s[0], Err: errors.New("want a host name or an IP address")}
+		}
+	}
+	v.roots, v.rootsDesc, v.serverName = roots, desc, name
+	return &verify.ConfigureResponse{NeedsChain: true}, nil
+}
+
+// Verify builds a chain from the peer's certificates to a trusted root and
+// checks the name.
+func (v *Verifier) Verify(_ context.Context, req *verify.Request) (*verify.Verdict, error) {
+	if len(req.PeerChain) == 0 {
+		return &verify.Verdict{Reason: "ca: peer sent no certificate"}, nil
+	}
+	leaf, err := x509.ParseCertificate(req.PeerChain[0])
+	if err != nil {
+		return &verify.Verdict{Reason: fmt.Sprintf("ca: cannot parse the peer's certificate: %v", err)}, nil
+	}
+	inter := x509.NewCertPool()
+	for _, der := range req.PeerChain[1:] {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return &verify.Verdict{Reason: fmt.Sprintf("ca: cannot parse a certificate of the peer's chain: %v", err)}, nil
+		}
+		inter.AddCert(c)
+	}
+	opts := x509.VerifyOptions{
+		Roots:         v.roots,
+		Intermediates: inter,
+		CurrentTime:   v.now(),
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSName:       v.name(req),
+	}
+	if req.Side == verify.ServerVerifiesClient {
+		opts.KeyUsages = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	}
+	chains, err := leaf.Verify(opts)
+	if err != nil {
+		return &verify.Verdict{Reason: v.explain(leaf, opts.DNSName, err)}, nil
+	}
+	root := chains[0][len(chains[0])-1]
+	matched := fmt.Sprintf("chain to %q", root.Subject.String())
+	if opts.DNSName != "" {
+		matched += fmt.Sprintf(", valid for %q", opts.DNSName)
+	}
+	return &verify.Verdict{Allow: true, Matched: matched}, nil
+}
+
+// name returns the host name to check, or "" for none.
+func (v *Verifier) name(req *verify.Request) string {
+	if v.serverName != "" {
+		return v.serverName
+	}
+	if req.Side == verify.ServerVerifiesClient {
+		return ""
+	}
+	if req.ServerName != "" {
+		return req.ServerName
+	}
+	host, _, err := net.SplitHostPort(req.RemoteAddr)
+	if err != nil {
+		return req.RemoteAddr
+	}
+	return host
+}
+
+// explain turns an x509 error into a reason that says what to do.
+func (v *Verifier) explain(leaf *x509.Certificate, name string, err error) string {
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	var inv x509.CertificateInvalidError
+	subject := pinverifier.Subject(leaf.Raw)
+	switch {
+	case errors.As(err, &ua):
+		return fmt.Sprintf("ca: certificate%s issued by %q does not chain to %s: %v; give its CA with ca-file=FILE, or pin it instead (spkipin)",
+			subject, leaf.Issuer.String(), v.rootsDesc, err)
+	case errors.As(err, &hn):
+		return fmt.Sprintf("ca: certificate%s is not valid for %q: %v; set server-name=NAME if you connect by another name", subject, name, err)
+	case errors.As(err, &inv) && inv.Reason == x509.Expired:
+		return fmt.Sprintf("ca: certificate%s is expired or not yet valid (valid %s to %s): %v", subject,
+			leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339), err)
+	}
+	return fmt.Sprintf("ca: certificate%s rejected: %v", subject, err)
+}

@@ -1,0 +1,291 @@
+// Package tofu trusts a peer on first use, like SSH's known_hosts: the
+// first time a peer is seen its public-key (SPKI SHA-256) pin is recorded
+// in a pins file, and later its key must match. A change is rejected with a
+// message in the spirit of OpenSSH's "REMOTE HOST IDENTIFICATION HAS
+// CHANGED", naming the file and line, the old and the new pin, and how to
+// accept the change.
+//
+// The pins file (option file, default ~/.tlspin/known_pins) holds lines
+// `KEY spki:BASE64 [# comment]`. It is created 0600 in a 0700 directory
+// and always replaced atomically (temporary file and rename) under a lock
+// on its directory, so several tlspin processes may share it. Edits made
+// while tlspin runs are seen at the next connection.
+//
+// The key of a peer:
+//   - a client verifying a server: HOST:PORT, where HOST is the server
+//     name the client asked for (SNI), or else the host of the remote
+//     address, and PORT the remote port. So `tlspin send example.com:443`
+//     and `tlspin send 127.0.0.1:443` are different peers, as in SSH.
+//   - a server verifying a client: client@HOST, HOST the client's address
+//     without its (ephemeral) port.
+//
+// Modes: accept-new (default) records unknown peers; strict accepts only
+// peers already in the file.
+package tofu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/tlspin/tlspin/core/pin"
+	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/verifiers/internal/files"
+	"github.com/tlspin/tlspin/verifiers/internal/notify"
+	"github.com/tlspin/tlspin/verifiers/pinverifier"
+)
+
+// Name is the verifier's registered name.
+const Name = "tofu"
+
+// DefaultFile is where pins are kept unless the option file says otherwise.
+const DefaultFile = "~/.tlspin/known_pins"
+
+// Mode says what to do with a peer not in the file.
+type Mode string
+
+const (
+	// AcceptNew records an unknown peer and accepts it.
+	AcceptNew Mode = "accept-new"
+	// Strict rejects an unknown peer.
+	Strict Mode = "strict"
+)
+
+// Verifier is the tofu verifier. It is safe for concurrent use.
+type Verifier struct {
+	log hclog.Logger
+	now func() time.Time
+
+	path string
+	mode Mode
+
+	mu    sync.Mutex // guards db and the file
+	db    *known
+	notes notify.Broadcaster
+}
+
+var (
+	_ verify.Verifier       = (*Verifier)(nil)
+	_ verify.PolicyNotifier = (*Verifier)(nil)
+)
+
+// New returns an unconfigured tofu verifier logging to log (nil: nowhere).
+func New(log hclog.Logger) *Verifier {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return &Verifier{log: log, now: time.Now, mode: AcceptNew}
+}
+
+// Describe lists the options.
+func (v *Verifier) Describe(context.Context) (*verify.Description, error) {
+	return &verify.Description{
+		Name:    Name,
+		Version: "1",
+		Summary: "trust on first use, like SSH known_hosts: record a new peer's public-key pin, reject it if it changes",
+		Options: []verify.Option{
+			{Name: "file", Description: "pins file, one `HOST:PORT spki:BASE64` a line (default " + DefaultFile + ")"},
+			{Name: "mode", Description: "accept-new (default): record unknown peers; strict: accept only peers already in the file"},
+		},
+	}, nil
+}
+
+// Configure reads the pins file. A file that cannot be parsed is an error;
+// so is a missing file in strict mode, where it would reject everyone.
+func (v *Verifier) Configure(ctx context.Context, req *verify.ConfigureRequest) (*verify.ConfigureResponse, error) {
+	d, _ := v.Describe(ctx)
+	if err := verify.CheckOptions(d, req.Options); err != nil {
+		return nil, err
+	}
+	mode := AcceptNew
+	if m := req.Options["mode"]; len(m) == 1 {
+		switch Mode(strings.ToLower(strings.TrimSpace(m[0]))) {
+		case AcceptNew:
+		case Strict:
+			mode = Strict
+		default:
+			return nil, &verify.OptionError{Option: "mode", Value: m[0], Err: errors.New("want accept-new or strict")}
+		}
+	}
+	file := DefaultFile
+	if f := req.Options["file"]; len(f) == 1 {
+		file = f[0]
+	}
+	path, err := files.ExpandHome(file)
+	if err != nil || path == "" {
+		return nil, &verify.OptionError{Option: "file", Value: file, Err: fmt.Errorf("want the path of a pins file: %v", err)}
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return nil, &verify.OptionError{Option: "file", Value: file, Err: errors.New("is a directory")}
+	}
+	db, err := readKnown(path)
+	if err != nil {
+		return nil, &verify.OptionError{Option: "file", Value: file, Err: err}
+	}
+	if mode == Strict && !db.stamp.exists {
+		return nil, &verify.OptionError{Option: "file", Value: file, Err: errors.New("does not exist, and mode=strict accepts only peers recorded there (use mode=accept-new to record them)")}
+	}
+	v.mu.Lock()
+	v.path, v.mode, v.db = path, mode, db
+	v.mu.Unlock()
+	return &verify.ConfigureResponse{}, nil
+}
+
+// PolicyChanges announces every recorded pin and every edit of the file.
+func (v *Verifier) PolicyChanges(ctx context.Context) <-chan verify.PolicyChange {
+	return v.notes.Subscribe(ctx)
+}
+
+// Key returns the key a peer is recorded under (see the package doc).
+func Key(req *verify.Request) (string, error) {
+	host, port, err := net.SplitHostPort(req.RemoteAddr)
+	if err != nil {
+		host, port = req.RemoteAddr, ""
+	}
+	if req.Side == verify.ServerVerifiesClient {
+		if host == "" {
+			return "", errors.New("tofu: the client's address is unknown")
+		}
+		return "client@" + strings.ToLower(host), nil
+	}
+	if req.ServerName != "" {
+		host = req.ServerName
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if host == "" {
+		return "", errors.New("tofu: neither the server name nor the remote address is known")
+	}
+	if port == "" {
+		return host, nil
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// Verify accepts a known peer whose key is unchanged, and in accept-new
+// mode records and accepts an unknown one.
+func (v *Verifier) Verify(_ context.Context, req *verify.Request) (*verify.Verdict, error) {
+	leaf := req.Leaf()
+	if leaf == nil {
+		return &verify.Verdict{Reason: "tofu: peer sent no certificate"}, nil
+	}
+	key, err := Key(req)
+	if err != nil {
+		return &verify.Verdict{Reason: err.Error()}, nil
+	}
+	d, err := pin.Sum(pin.SPKI, leaf)
+	if err != nil {
+		return &verify.Verdict{Reason: fmt.Sprintf("tofu: cannot fingerprint peer certificate: %v", err)}, nil
+	}
+	got := pin.Pin{Algo: pin.SPKI, Digest: d}
+
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.db == nil {
+		return &verify.Verdict{Reason: "tofu: not configured"}, nil
+	}
+	v.refresh()
+	if verdict := v.decide(v.db, key, got); verdict != nil {
+		return verdict, nil
+	}
+	if v.mode == Strict {
+		return &verify.Verdict{Reason: fmt.Sprintf("tofu: %s is not in %s and mode=strict accepts only known peers; it presented %s%s; if you trust it, add this line to the file: %s",
+			key, v.path, entry(got), pinverifier.Subject(leaf), line(key, got))}, nil
+	}
+	return v.record(key, got, leaf), nil
+}
+
+// decide returns the verdict for a key already in db, or nil.
+func (v *Verifier) decide(db *known, key string, got pin.Pin) *verify.Verdict {
+	recs := db.byKey[key]
+	if len(recs) == 0 {
+		return nil
+	}
+	for _, r := range recs {
+		if r.pin.Equal(got.Digest) {
+			return &verify.Verdict{Allow: true, Matched: fmt.Sprintf("%s:%d %s", v.path, r.line, key)}
+		}
+	}
+	return &verify.Verdict{Reason: v.changed(key, recs, got)}
+}
+
+// changed is the message for a peer whose key is not the recorded one.
+func (v *Verifier) changed(key string, recs []record, got pin.Pin) string {
+	var where, old, lines []string
+	for _, r := range recs {
+		where = append(where, fmt.Sprintf("%s:%d", v.path, r.line))
+		old = append(old, entry(r.pin))
+		lines = append(lines, fmt.Sprint(r.line))
+	}
+	fix := fmt.Sprintf("sed -i '%sd' %s", strings.Join(lines, "d;"), pinverifier.ShellQuote(v.path))
+	return fmt.Sprintf("tofu: WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED for %s! "+
+		"It presented public key %s, but %s records %s. "+
+		"Someone could be eavesdropping on you right now (man-in-the-middle attack), or the peer's key was replaced. "+
+		"If you know the change is expected, delete the old pin (%s) and connect again to record the new one, or replace it with this line: %s",
+		key, entry(got), strings.Join(where, ", "), strings.Join(old, " or "), fix, line(key, got))
+}
+
+// record adds key's pin to the file and accepts the peer. Under the
+// directory lock it reads the file again, so that a pin recorded
+// meanwhile by another process is honoured, not overwritten.
+func (v *Verifier) record(key string, got pin.Pin, leaf []byte) *verify.Verdict {
+	dir := filepath.Dir(v.path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return &verify.Verdict{Reason: fmt.Sprintf("tofu: cannot record %s (rejecting, failing closed): %v", key, err)}
+	}
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return &verify.Verdict{Reason: fmt.Sprintf("tofu: cannot record %s (rejecting, failing closed): %v", key, err)}
+	}
+	defer unlock()
+	db, err := readKnown(v.path)
+	if err != nil {
+		v.log.Error(err.Error())
+		return &verify.Verdict{Reason: fmt.Sprintf("tofu: cannot record %s (rejecting, failing closed): %v", key, err)}
+	}
+	if verdict := v.decide(db, key, got); verdict != nil {
+		v.db = db
+		return verdict
+	}
+	data, n := db.appendLine(line(key, got) + " # first seen " + v.now().UTC().Format(time.DateOnly))
+	if err := files.WriteAtomic(v.path, data, 0o600); err != nil {
+		return &verify.Verdict{Reason: fmt.Sprintf("tofu: cannot record %s (rejecting, failing closed): %v", key, err)}
+	}
+	if fresh, err := readKnown(v.path); err == nil {
+		v.db = fresh
+	} else {
+		v.db = db
+	}
+	v.log.Info(fmt.Sprintf("tofu: first use of %s%s: recorded %s on %s:%d", key, pinverifier.Subject(leaf), entry(got), v.path, n))
+	v.notes.Publish(fmt.Sprintf("tofu: recorded %s", key))
+	return &verify.Verdict{Allow: true, Matched: fmt.Sprintf("%s:%d %s (recorded now)", v.path, n, key)}
+}
+
+// refresh rereads the file when it changed since it was read; a file that
+// became bad is logged and the pins read before stay.
+func (v *Verifier) refresh() {
+	st, err := currentStamp(v.path)
+	if err != nil || st == v.db.stamp {
+		return
+	}
+	db, err := readKnown(v.path)
+	if err != nil {
+		v.log.Error(fmt.Sprintf("%v (edit rejected, keeping the pins read before)", err))
+		// Do not reread the same bad version on every connection.
+		v.db.stamp = st
+		return
+	}
+	v.db = db
+	v.notes.Publish(fmt.Sprintf("tofu: %s changed", v.path))
+}
+
+func entry(p pin.Pin) string { return string(pin.SPKI) + ":" + p.String() }
+
+func line(key string, p pin.Pin) string { return key + " " + entry(p) }
