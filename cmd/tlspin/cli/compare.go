@@ -1,0 +1,192 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tlspin/tlspin/core/certs"
+	"github.com/tlspin/tlspin/core/compare"
+	"github.com/tlspin/tlspin/core/host"
+	"github.com/tlspin/tlspin/core/verify"
+	verifierreg "github.com/tlspin/tlspin/verifiers"
+	"github.com/tlspin/tlspin/verifiers/builtin"
+)
+
+type compareFlags struct {
+	ref, refKey, refCA, keyType string
+	verifiers, certs            []string
+	json, markdown              bool
+	html                        string
+	samples                     int
+}
+
+func (a *app) compareCommand() *cobra.Command {
+	f := &compareFlags{}
+	c := &cobra.Command{
+		Use:   "compare [--verifier NAME ...] [--ref FILE] [--cert FILE ...]",
+		Short: "put pinning strategies side by side on rotation scenarios",
+		Long: `Compare pinning strategies. From a reference certificate (generated: a
+leaf for localhost issued by an intermediate under a root CA; or --ref), make
+the certificates a pin meets in real life:
+
+  same                  the reference itself
+  renewed               same key and names, new serial and dates
+  rekeyed               new key, same names, same CA
+  other-ca              same key and names, issued by another CA
+  lookalike             an attacker's self-signed certificate, same subject and names
+  expired               same key, names and CA, expired
+  intermediate-rotated  same leaf key, issued by a new intermediate under the same root
+  FILE                  each --cert FILE (certificate and key), by file name
+
+Each verifier is configured to trust the reference (md5pin, sha256pin and
+spkipin with its pins, allowlist with a file listing it, tofu with a pins
+file primed with it, ca with its CA), and decides on every scenario through
+its plugin, in a real TLS handshake on loopback. Prints accept/reject per
+verifier and scenario, the median cost of one verification in process and
+through the plugin, the pin size, and what the strategy protects against.`,
+		Example: `  tlspin compare
+  tlspin compare --verifier spkipin --verifier sha256pin --markdown
+  tlspin compare --ref cert.pem --cert new.pem --html compare.html`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runCompare(cmd, f) },
+	}
+	fs := c.Flags()
+	fs.StringArrayVar(&f.verifiers, "verifier", nil, "verifier to compare (repeatable; default md5pin, sha256pin, spkipin, allowlist, tofu, ca)")
+	fs.StringVar(&f.ref, "ref", "", "reference certificate with its private key (default: generate one)")
+	fs.StringVar(&f.refKey, "ref-key", "", "private key of --ref, if not in the same file")
+	fs.StringVar(&f.refCA, "ref-ca", "", "CA certificate and key that issue --ref's renewals (needed for a --ref that is not self-signed)")
+	fs.StringVar(&f.keyType, "key", "ecdsa", "key type of the generated reference and of new keys: ecdsa, rsa or ed25519")
+	fs.StringArrayVar(&f.certs, "cert", nil, "extra scenario: a PEM file with a certificate and its key (repeatable)")
+	fs.BoolVar(&f.json, "json", false, "print JSON")
+	fs.BoolVar(&f.markdown, "markdown", false, "print Markdown tables")
+	fs.StringVar(&f.html, "html", "", "also write a self-contained HTML page to FILE")
+	fs.IntVar(&f.samples, "samples", 200, "Verify calls each cost is the median of")
+	return c
+}
+
+func (a *app) runCompare(cmd *cobra.Command, f *compareFlags) error {
+	ctx := cmd.Context()
+	if f.json && f.markdown {
+		return usagef("--json and --markdown: choose one")
+	}
+	if f.samples <= 0 {
+		return usagef("--samples %d: must be positive", f.samples)
+	}
+	var (
+		ref *compare.Reference
+		err error
+	)
+	if f.ref != "" {
+		ref, err = compare.LoadReference(f.ref, f.refKey, f.refCA)
+	} else {
+		if f.refKey != "" || f.refCA != "" {
+			return usagef("--ref-key and --ref-ca need --ref")
+		}
+		ref, err = compare.NewReference(certs.KeyType(f.keyType))
+	}
+	if err != nil {
+		if errors.Is(err, compare.ErrNoIssuerKey) {
+			return usageError{err}
+		}
+		return err
+	}
+	var extra []compare.Scenario
+	for _, p := range f.certs {
+		s, err := compare.CertFile(p)
+		if err != nil {
+			return err
+		}
+		extra = append(extra, s)
+	}
+	dir, err := os.MkdirTemp("", "tlspin-compare-")
+	if err != nil {
+		return fmt.Errorf("compare: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	reg := builtin.New(nil)
+	rep, err := compare.Run(ctx, compare.Config{
+		Reference: ref,
+		Verifiers: f.verifiers,
+		Extra:     extra,
+		Dir:       dir,
+		Samples:   f.samples,
+		Timeout:   a.g.verifyTimeout,
+		InProcess: func(name string) (verify.Verifier, error) {
+			v, err := reg.Lookup(name)
+			if errors.Is(err, verifierreg.ErrUnknown) {
+				return nil, fmt.Errorf("%q is not built into this tlspin", name)
+			}
+			return v, err
+		},
+		Start: func(ctx context.Context, name string, opts verify.Options) (compare.Plugin, error) {
+			return a.startPlugin(ctx, name, opts)
+		},
+	})
+	if err != nil {
+		if errors.Is(err, compare.ErrUnknownStrategy) {
+			return usageError{err}
+		}
+		return err
+	}
+	if f.html != "" {
+		if err := writeHTML(f.html, rep); err != nil {
+			return err
+		}
+		a.log.Info("wrote HTML report", "file", f.html)
+	}
+	out := cmd.OutOrStdout()
+	switch {
+	case f.json:
+		return rep.WriteJSON(out)
+	case f.markdown:
+		return rep.WriteMarkdown(out)
+	}
+	fmt.Fprintf(out, "reference: %q issued by %q; server name %s\n\n", ref.Certificate().Subject.String(), ref.Certificate().Issuer.String(), ref.ServerName)
+	return rep.WriteTable(out)
+}
+
+func writeHTML(path string, rep *compare.Report) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tlspin-compare-*.html")
+	if err != nil {
+		return fmt.Errorf("compare: --html %q: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := rep.WriteHTML(tmp); err != nil {
+		tmp.Close()
+		return fmt.Errorf("compare: --html %q: %w", path, err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("compare: --html %q: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("compare: --html %q: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("compare: --html %q: %w", path, err)
+	}
+	return nil
+}
+
+// startPlugin launches verifier name as a plugin process, configured with
+// opts, the way send and serve do.
+func (a *app) startPlugin(ctx context.Context, name string, opts verify.Options) (*host.Plugin, error) {
+	found, err := a.finder().Find(name)
+	if err != nil {
+		if errors.Is(err, host.ErrUnknownVerifier) {
+			return nil, usageError{err}
+		}
+		return nil, err
+	}
+	return host.Start(ctx, found.Spec(opts), host.Config{
+		Logger:        a.pluginLogger(),
+		VerifyTimeout: a.g.verifyTimeout,
+		StartTimeout:  a.g.startTimeout,
+		Env:           a.pluginEnv(),
+	})
+}

@@ -1,0 +1,267 @@
+// Package bench measures what verification costs a TLS connection: full
+// TLS 1.3 handshakes on loopback, each verified by a decider (in process,
+// through a plugin, through the verdict cache), and the latency of single
+// Verify calls. It only measures; deciding what is fast enough is left to
+// whoever reads the figures.
+package bench
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/tlspin/tlspin/core/pintls"
+	"github.com/tlspin/tlspin/core/verify"
+)
+
+// Decider is the part of a verifier a handshake needs.
+type Decider interface {
+	Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error)
+}
+
+// Mode is one way of verifying, measured under its name.
+type Mode struct {
+	Name string
+	D    Decider
+}
+
+// Config says what to measure.
+type Config struct {
+	// Cert is the certificate (chain and key) the server presents.
+	Cert tls.Certificate
+	// ServerName is sent in the client hello and given to the decider.
+	ServerName string
+	// Duration is how long each mode is measured in total (default 1s).
+	Duration time.Duration
+	// Rounds splits each mode's Duration into slices run in turn with the
+	// other modes, so that drift (other load, frequency scaling) hits every
+	// mode alike (default 5, or 1 when Duration is under 500ms).
+	Rounds int
+	// Concurrency is how many clients handshake at once (default twice
+	// GOMAXPROCS, enough to keep every core busy while one handshake waits
+	// for a plugin).
+	Concurrency int
+	// Warmup handshakes per mode before measuring (default 20).
+	Warmup int
+}
+
+func (c *Config) defaults() {
+	if c.Duration <= 0 {
+		c.Duration = time.Second
+	}
+	if c.Rounds <= 0 {
+		c.Rounds = 5
+		if c.Duration < 500*time.Millisecond {
+			c.Rounds = 1
+		}
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 2 * runtime.GOMAXPROCS(0)
+	}
+	if c.Warmup <= 0 {
+		c.Warmup = 20
+	}
+}
+
+// Result is what one mode measured.
+type Result struct {
+	Name       string
+	Handshakes int
+	Elapsed    time.Duration
+	// PerSecond is Handshakes / Elapsed.
+	PerSecond float64
+	// P50 and P99 are handshake latencies seen by the client, dial included.
+	P50, P99 time.Duration
+}
+
+// ErrHandshake wraps a handshake that failed while measuring: every
+// measured handshake must be allowed.
+var ErrHandshake = errors.New("bench: handshake failed")
+
+// Handshakes runs full TLS 1.3 handshakes (no session resumption) against a
+// loopback server presenting cfg.Cert, verifying the server with each
+// mode's decider in turn, and returns one Result per mode, in order.
+func Handshakes(ctx context.Context, cfg Config, modes ...Mode) ([]Result, error) {
+	cfg.defaults()
+	if len(cfg.Cert.Certificate) == 0 {
+		return nil, errors.New("bench: no server certificate")
+	}
+	srv, err := listen(cfg.Cert)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.close()
+	addr := srv.ln.Addr().String()
+
+	clients := make([]*tls.Config, len(modes))
+	for i, m := range modes {
+		c := pintls.ClientConfig(m.D, cfg.ServerName, addr, nil, pintls.Options{Context: ctx})
+		c.MinVersion, c.MaxVersion = tls.VersionTLS13, tls.VersionTLS13
+		clients[i] = c
+		for range cfg.Warmup {
+			if _, err := handshake(ctx, addr, c); err != nil {
+				return nil, fmt.Errorf("%w: mode %q (warm-up): %w", ErrHandshake, m.Name, err)
+			}
+		}
+	}
+	lat := make([][]time.Duration, len(modes))
+	elapsed := make([]time.Duration, len(modes))
+	slice := cfg.Duration / time.Duration(cfg.Rounds)
+	for range cfg.Rounds {
+		for i, m := range modes {
+			l, e, err := run(ctx, addr, clients[i], slice, cfg.Concurrency)
+			if err != nil {
+				return nil, fmt.Errorf("%w: mode %q: %w", ErrHandshake, m.Name, err)
+			}
+			lat[i] = append(lat[i], l...)
+			elapsed[i] += e
+		}
+	}
+	out := make([]Result, len(modes))
+	for i, m := range modes {
+		slices.Sort(lat[i])
+		r := Result{Name: m.Name, Handshakes: len(lat[i]), Elapsed: elapsed[i]}
+		if elapsed[i] > 0 {
+			r.PerSecond = float64(len(lat[i])) / elapsed[i].Seconds()
+		}
+		r.P50, r.P99 = Quantile(lat[i], 0.50), Quantile(lat[i], 0.99)
+		out[i] = r
+	}
+	return out, nil
+}
+
+// run handshakes with n clients for d and returns every latency.
+func run(ctx context.Context, addr string, c *tls.Config, d time.Duration, n int) ([]time.Duration, time.Duration, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu      sync.Mutex
+		all     []time.Duration
+		first   error
+		wg      sync.WaitGroup
+		start   = time.Now()
+		deadline = start.Add(d)
+	)
+	for range n {
+		wg.Go(func() {
+			var mine []time.Duration
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				l, err := handshake(ctx, addr, c)
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					cancel()
+					return
+				}
+				mine = append(mine, l)
+			}
+			mu.Lock()
+			all = append(all, mine...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		return nil, 0, first
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, 0, err
+	}
+	return all, time.Since(start), nil
+}
+
+// handshake dials addr, completes one handshake and closes.
+func handshake(ctx context.Context, addr string, c *tls.Config) (time.Duration, error) {
+	t0 := time.Now()
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return 0, err
+	}
+	conn := tls.Client(raw, c)
+	err = conn.HandshakeContext(ctx)
+	l := time.Since(t0)
+	conn.Close()
+	return l, err
+}
+
+// server accepts connections and completes a handshake on each.
+type server struct {
+	ln net.Listener
+	wg sync.WaitGroup
+}
+
+func listen(cert tls.Certificate) (*server, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	cfg := &tls.Config{
+		Certificates:           []tls.Certificate{cert},
+		MinVersion:             tls.VersionTLS13,
+		SessionTicketsDisabled: true,
+	}
+	s := &server{ln: ln}
+	s.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.wg.Go(func() {
+				tc := tls.Server(c, cfg)
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				tc.Handshake()
+				tc.Close()
+			})
+		}
+	})
+	return s, nil
+}
+
+func (s *server) close() {
+	s.ln.Close()
+	s.wg.Wait()
+}
+
+// Quantile returns the q-quantile (0..1) of sorted durations, or 0.
+func Quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q * float64(len(sorted)-1))
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// VerifyLatency calls d.Verify(req) n times (after a few warm-up calls)
+// and returns the median latency. A verifier error is returned; a
+// rejection is not an error.
+func VerifyLatency(ctx context.Context, d Decider, req *verify.Request, n int) (time.Duration, error) {
+	if n <= 0 {
+		n = 1
+	}
+	for range min(n, 10) {
+		if _, err := d.Verify(ctx, req); err != nil {
+			return 0, fmt.Errorf("bench: verify: %w", err)
+		}
+	}
+	lat := make([]time.Duration, n)
+	for i := range lat {
+		t0 := time.Now()
+		if _, err := d.Verify(ctx, req); err != nil {
+			return 0, fmt.Errorf("bench: verify: %w", err)
+		}
+		lat[i] = time.Since(t0)
+	}
+	slices.Sort(lat)
+	return Quantile(lat, 0.5), nil
+}

@@ -1,0 +1,327 @@
+// Package compare puts pinning strategies side by side. From a reference
+// certificate it derives the certificates a pin meets in real life (the
+// same one, a renewal, a new key, another CA, an attacker's look-alike, an
+// expired one, a rotated intermediate, and any the user adds), configures
+// each verifier to trust the reference, and runs every scenario through
+// the verifier with a real TLS handshake on loopback. It also measures what
+// one verification costs, in process and through the plugin.
+package compare
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tlspin/tlspin/core/bench"
+	"github.com/tlspin/tlspin/core/pintls"
+	"github.com/tlspin/tlspin/core/verify"
+)
+
+// Plugin is a started verifier, normally a *host.Plugin.
+type Plugin interface {
+	Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error)
+	Close() error
+}
+
+// Config says what to compare.
+type Config struct {
+	Reference *Reference
+	// Verifiers to compare (DefaultVerifiers when empty).
+	Verifiers []string
+	// Extra scenarios run after the standard ones (--cert files).
+	Extra []Scenario
+	// Dir receives the files verifiers need (allowlist, TOFU pins, CA);
+	// it must exist.
+	Dir string
+	// InProcess returns a fresh, unconfigured verifier called name, run
+	// in process to measure its cost. An error skips the verifier, with
+	// the error as the note (a verifier not built into this tlspin).
+	InProcess func(name string) (verify.Verifier, error)
+	// Start launches verifier name as a plugin configured with opts.
+	Start func(ctx context.Context, name string, opts verify.Options) (Plugin, error)
+	// Samples is how many Verify calls each cost is the median of
+	// (default 200).
+	Samples int
+	// Timeout bounds one handshake (default 10s).
+	Timeout time.Duration
+}
+
+// Result is one verifier's decision on one scenario.
+type Result struct {
+	Verifier string `json:"verifier"`
+	Scenario string `json:"scenario"`
+	Accepted bool   `json:"accepted"`
+	Reason   string `json:"reason"`
+}
+
+// VerifierInfo describes one verifier compared.
+type VerifierInfo struct {
+	Name string `json:"name"`
+	// InProcessUs and PluginUs are median microseconds per Verify.
+	InProcessUs float64 `json:"inprocess_us"`
+	PluginUs    float64 `json:"plugin_us"`
+	PinBytes    int     `json:"pin_bytes"`
+	Note        string  `json:"note"`
+	// Skipped is set when the verifier could not be compared.
+	Skipped bool `json:"-"`
+}
+
+// Report is the whole comparison.
+type Report struct {
+	Results   []Result       `json:"results"`
+	Verifiers []VerifierInfo `json:"verifiers"`
+	// Scenarios lists the scenarios run, in order.
+	Scenarios []Scenario `json:"-"`
+	// Skipped explains scenarios that could not be made.
+	Skipped []string `json:"-"`
+	// ServerName is the name every handshake asked for.
+	ServerName string `json:"-"`
+}
+
+// Accepted reports whether verifier accepted scenario, and whether that
+// pair was run at all.
+func (r *Report) Accepted(verifier, scenario string) (accepted, ran bool) {
+	for _, x := range r.Results {
+		if x.Verifier == verifier && x.Scenario == scenario {
+			return x.Accepted, true
+		}
+	}
+	return false, false
+}
+
+// Run compares the verifiers on every scenario.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if cfg.Reference == nil {
+		return nil, errors.New("compare: no reference")
+	}
+	if cfg.Start == nil || cfg.InProcess == nil {
+		return nil, errors.New("compare: Start and InProcess are required")
+	}
+	if len(cfg.Verifiers) == 0 {
+		cfg.Verifiers = DefaultVerifiers()
+	}
+	if cfg.Samples <= 0 {
+		cfg.Samples = 200
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	scen, skipped, err := Scenarios(cfg.Reference)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, s := range scen {
+		seen[s.Name] = true
+	}
+	for _, s := range cfg.Extra {
+		if seen[s.Name] {
+			return nil, fmt.Errorf("compare: scenario name %q given twice (rename the --cert file)", s.Name)
+		}
+		seen[s.Name] = true
+		scen = append(scen, s)
+	}
+	srv, err := serve(cfg.Reference.Leaf)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.close()
+
+	rep := &Report{Scenarios: scen, Skipped: skipped, ServerName: cfg.Reference.ServerName}
+	for _, name := range cfg.Verifiers {
+		info, results, err := compareOne(ctx, cfg, name, scen, srv)
+		if err != nil {
+			return nil, err
+		}
+		rep.Verifiers = append(rep.Verifiers, info)
+		rep.Results = append(rep.Results, results...)
+	}
+	return rep, nil
+}
+
+// compareOne runs every scenario through one verifier.
+func compareOne(ctx context.Context, cfg Config, name string, scen []Scenario, srv *server) (VerifierInfo, []Result, error) {
+	iv, err := cfg.InProcess(name)
+	if err != nil {
+		return VerifierInfo{Name: name, Skipped: true, Note: fmt.Sprintf("skipped: %v", err)}, nil, nil
+	}
+	desc, err := iv.Describe(ctx)
+	if err != nil {
+		return VerifierInfo{}, nil, fmt.Errorf("compare: %s: describe: %w", name, err)
+	}
+	dir := filepath.Join(cfg.Dir, name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return VerifierInfo{}, nil, fmt.Errorf("compare: %w", err)
+	}
+	trust, err := TrustReference(name, cfg.Reference, dir, desc)
+	if err != nil {
+		return VerifierInfo{}, nil, err
+	}
+	p, err := cfg.Start(ctx, name, trust.Options)
+	if err != nil {
+		return VerifierInfo{}, nil, fmt.Errorf("compare: %s: %w", name, err)
+	}
+	defer p.Close()
+	rec := &recorder{d: p}
+	if trust.Prime {
+		if ok, reason := srv.handshake(ctx, cfg, rec, scen[0].Cert); !ok {
+			return VerifierInfo{}, nil, fmt.Errorf("compare: %s: priming with the reference was rejected: %s", name, reason)
+		}
+	}
+	var (
+		results []Result
+		sameReq *verify.Request
+	)
+	for _, s := range scen {
+		ok, reason := srv.handshake(ctx, cfg, rec, s.Cert)
+		results = append(results, Result{Verifier: name, Scenario: s.Name, Accepted: ok, Reason: reason})
+		if s.Name == Same {
+			sameReq = rec.request()
+		}
+	}
+	info := VerifierInfo{Name: name, PinBytes: trust.PinBytes, Note: trust.Note}
+	if sameReq == nil {
+		return info, results, nil
+	}
+	pl, err := bench.VerifyLatency(ctx, p, sameReq, cfg.Samples)
+	if err != nil {
+		return VerifierInfo{}, nil, fmt.Errorf("compare: %s: plugin cost: %w", name, err)
+	}
+	if _, err := iv.Configure(ctx, &verify.ConfigureRequest{Options: trust.Options}); err != nil {
+		return VerifierInfo{}, nil, fmt.Errorf("compare: %s: configure in process: %w", name, err)
+	}
+	il, err := bench.VerifyLatency(ctx, iv, sameReq, cfg.Samples*5)
+	if c, ok := iv.(interface{ Close() error }); ok {
+		c.Close()
+	}
+	if err != nil {
+		return VerifierInfo{}, nil, fmt.Errorf("compare: %s: in-process cost: %w", name, err)
+	}
+	info.PluginUs = micros(pl)
+	info.InProcessUs = micros(il)
+	return info, results, nil
+}
+
+func micros(d time.Duration) float64 {
+	return float64(d.Nanoseconds()/10) / 100 // two decimals
+}
+
+// recorder remembers the last request and verdict that went through it.
+type recorder struct {
+	d   Plugin
+	mu  sync.Mutex
+	req *verify.Request
+	v   *verify.Verdict
+	err error
+}
+
+func (r *recorder) Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error) {
+	v, err := r.d.Verify(ctx, req)
+	r.mu.Lock()
+	r.req, r.v, r.err = req, v, err
+	r.mu.Unlock()
+	return v, err
+}
+
+func (r *recorder) reset() {
+	r.mu.Lock()
+	r.req, r.v, r.err = nil, nil, nil
+	r.mu.Unlock()
+}
+
+func (r *recorder) request() *verify.Request {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.req
+}
+
+// server presents whichever certificate the current scenario needs, on
+// one loopback address for the whole run (TOFU pins are kept per address).
+type server struct {
+	ln   net.Listener
+	cert atomic.Pointer[tls.Certificate]
+	wg   sync.WaitGroup
+}
+
+func serve(initial tls.Certificate) (*server, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("compare: %w", err)
+	}
+	s := &server{ln: ln}
+	s.cert.Store(&initial)
+	cfg := &tls.Config{
+		MinVersion:             tls.VersionTLS13,
+		SessionTicketsDisabled: true,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return s.cert.Load(), nil
+		},
+	}
+	s.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.wg.Go(func() {
+				c.SetDeadline(time.Now().Add(30 * time.Second))
+				tc := tls.Server(c, cfg)
+				tc.Handshake()
+				tc.Close()
+			})
+		}
+	})
+	return s, nil
+}
+
+func (s *server) close() {
+	s.ln.Close()
+	s.wg.Wait()
+}
+
+// handshake presents cert and lets d decide; it returns whether the
+// handshake completed and the verifier's reason.
+func (s *server) handshake(ctx context.Context, cfg Config, rec *recorder, cert tls.Certificate) (bool, string) {
+	s.cert.Store(&cert)
+	rec.reset()
+	addr := s.ln.Addr().String()
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return false, fmt.Sprintf("dial: %v", err)
+	}
+	tc := tls.Client(raw, pintls.ClientConfig(rec, cfg.Reference.ServerName, addr, nil, pintls.Options{Context: ctx, Timeout: cfg.Timeout}))
+	herr := tc.HandshakeContext(ctx)
+	tc.Close()
+	rec.mu.Lock()
+	v, verr := rec.v, rec.err
+	rec.mu.Unlock()
+	switch {
+	case verr != nil:
+		return false, fmt.Sprintf("verifier failed (fail closed): %v", verr)
+	case v == nil && herr != nil:
+		return false, fmt.Sprintf("handshake failed before the verifier was asked: %v", herr)
+	case v == nil:
+		return false, "verifier was not asked"
+	case v.Allow && herr != nil:
+		return false, fmt.Sprintf("verifier allowed, but the handshake failed: %v", herr)
+	case v.Allow:
+		if v.Matched != "" {
+			return true, "matched " + v.Matched
+		}
+		if v.Reason != "" {
+			return true, v.Reason
+		}
+		return true, "allowed"
+	}
+	return false, v.Reason
+}

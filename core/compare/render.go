@@ -1,0 +1,216 @@
+package compare
+
+import (
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// Colours of the HTML matrix cells.
+const (
+	AcceptColour = "#1a7f37"
+	RejectColour = "#cf222e"
+)
+
+// compared returns the verifiers that ran, in order.
+func (r *Report) compared() []VerifierInfo {
+	var out []VerifierInfo
+	for _, v := range r.Verifiers {
+		if !v.Skipped {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func word(accepted bool) string {
+	if accepted {
+		return "accept"
+	}
+	return "reject"
+}
+
+// WriteJSON writes the report as {"results": [...], "verifiers": [...]}.
+func (r *Report) WriteJSON(w io.Writer) error {
+	doc := struct {
+		Results   []Result       `json:"results"`
+		Verifiers []VerifierInfo `json:"verifiers"`
+	}{r.Results, r.Verifiers}
+	if doc.Results == nil {
+		doc.Results = []Result{}
+	}
+	if doc.Verifiers == nil {
+		doc.Verifiers = []VerifierInfo{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(doc)
+}
+
+// WriteTable writes the matrix (scenarios down, verifiers across), then
+// the costs and notes, for a terminal.
+func (r *Report) WriteTable(w io.Writer) error {
+	vs := r.compared()
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "scenario")
+	for _, v := range vs {
+		fmt.Fprintf(tw, "\t%s", v.Name)
+	}
+	fmt.Fprintf(tw, "\twhat changed\n")
+	for _, s := range r.Scenarios {
+		fmt.Fprintf(tw, "%s", s.Name)
+		for _, v := range vs {
+			a, _ := r.Accepted(v.Name, s.Name)
+			fmt.Fprintf(tw, "\t%s", word(a))
+		}
+		fmt.Fprintf(tw, "\t%s\n", s.What)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "verifier\tin-process µs\tplugin µs\tpin bytes\tprotects against\n")
+	for _, v := range r.Verifiers {
+		if v.Skipped {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\n", v.Name, v.Note)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%d\t%s\n", v.Name, v.InProcessUs, v.PluginUs, v.PinBytes, v.Note)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, s := range r.Skipped {
+		fmt.Fprintf(w, "\nscenario skipped: %s\n", s)
+	}
+	return nil
+}
+
+// WriteMarkdown writes the matrix and the costs as Markdown tables.
+func (r *Report) WriteMarkdown(w io.Writer) error {
+	vs := r.compared()
+	var b strings.Builder
+	b.WriteString("| scenario |")
+	for _, v := range vs {
+		fmt.Fprintf(&b, " %s |", v.Name)
+	}
+	b.WriteString("\n|---|")
+	for range vs {
+		b.WriteString(":---:|")
+	}
+	b.WriteString("\n")
+	for _, s := range r.Scenarios {
+		fmt.Fprintf(&b, "| `%s` |", s.Name)
+		for _, v := range vs {
+			a, _ := r.Accepted(v.Name, s.Name)
+			if a {
+				b.WriteString(" ✅ accept |")
+			} else {
+				b.WriteString(" ❌ reject |")
+			}
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("\n| verifier | in-process µs | plugin µs | pin bytes | protects against |\n|---|---:|---:|---:|---|\n")
+	for _, v := range r.Verifiers {
+		if v.Skipped {
+			fmt.Fprintf(&b, "| %s | – | – | – | %s |\n", v.Name, mdEscape(v.Note))
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %.2f | %.2f | %d | %s |\n", v.Name, v.InProcessUs, v.PluginUs, v.PinBytes, mdEscape(v.Note))
+	}
+	b.WriteString("\nScenarios:\n\n")
+	for _, s := range r.Scenarios {
+		fmt.Fprintf(&b, "- `%s`: %s\n", s.Name, mdEscape(s.What))
+	}
+	for _, s := range r.Skipped {
+		fmt.Fprintf(&b, "- skipped: %s\n", mdEscape(s))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func mdEscape(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+
+// htmlPage is well-formed XML as well as HTML, so that it can be checked
+// with an XML parser; it needs nothing but itself to display.
+var htmlPage = template.Must(template.New("page").Parse(`<!DOCTYPE html>
+<html xmlns="http://www.w3.org/1999/xhtml" lang="en">
+<head>
+<meta charset="utf-8" />
+<title>tlspin compare</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 2em; color: #1f2328; }
+table { border-collapse: collapse; margin: 1em 0; }
+th, td { border: 1px solid #d0d7de; padding: 0.4em 0.8em; text-align: left; vertical-align: top; }
+td.accept, td.reject { color: #ffffff; font-weight: bold; text-align: center; }
+td.accept { background: {{.Accept}}; }
+td.reject { background: {{.Reject}}; }
+td.num { text-align: right; }
+caption { text-align: left; font-weight: bold; margin-bottom: 0.4em; }
+</style>
+</head>
+<body>
+<h1>tlspin compare</h1>
+<p>Every cell is a real TLS handshake on loopback with server name <code>{{.R.ServerName}}</code>, decided by the verifier running as a plugin. Hover a cell for the verifier's reason.</p>
+<table id="matrix">
+<caption>accept / reject per scenario and verifier</caption>
+<thead><tr><th>scenario</th>{{range .Vs}}<th>{{.Name}}</th>{{end}}<th>what changed</th></tr></thead>
+<tbody>
+{{range .Rows}}<tr><th>{{.Name}}</th>{{range .Cells}}<td class="{{.Word}}" style="background: {{.Colour}}" data-verifier="{{.Verifier}}" data-scenario="{{.Scenario}}" title="{{.Reason}}">{{.Word}}</td>{{end}}<td>{{.What}}</td></tr>
+{{end}}</tbody>
+</table>
+<table id="verifiers">
+<caption>cost and protection per verifier</caption>
+<thead><tr><th>verifier</th><th>in-process µs</th><th>plugin µs</th><th>pin bytes</th><th>protects against</th></tr></thead>
+<tbody>
+{{range .R.Verifiers}}<tr><th>{{.Name}}</th>{{if .Skipped}}<td>–</td><td>–</td><td>–</td>{{else}}<td class="num">{{printf "%.2f" .InProcessUs}}</td><td class="num">{{printf "%.2f" .PluginUs}}</td><td class="num">{{.PinBytes}}</td>{{end}}<td>{{.Note}}</td></tr>
+{{end}}</tbody>
+</table>
+{{range .R.Skipped}}<p>Scenario skipped: {{.}}</p>
+{{end}}</body>
+</html>
+`))
+
+type htmlCell struct {
+	Verifier, Scenario, Word, Reason string
+	Colour                           template.CSS
+}
+
+type htmlRow struct {
+	Name, What string
+	Cells      []htmlCell
+}
+
+// WriteHTML writes a self-contained page with the matrix coloured green
+// (accept) and red (reject).
+func (r *Report) WriteHTML(w io.Writer) error {
+	vs := r.compared()
+	var rows []htmlRow
+	for _, s := range r.Scenarios {
+		row := htmlRow{Name: s.Name, What: s.What}
+		for _, v := range vs {
+			c := htmlCell{Verifier: v.Name, Scenario: s.Name, Word: "reject", Colour: RejectColour}
+			for _, x := range r.Results {
+				if x.Verifier == v.Name && x.Scenario == s.Name {
+					c.Reason = x.Reason
+					if x.Accepted {
+						c.Word, c.Colour = "accept", AcceptColour
+					}
+				}
+			}
+			row.Cells = append(row.Cells, c)
+		}
+		rows = append(rows, row)
+	}
+	return htmlPage.Execute(w, struct {
+		R              *Report
+		Vs             []VerifierInfo
+		Rows           []htmlRow
+		Accept, Reject template.CSS
+	}{r, vs, rows, AcceptColour, RejectColour})
+}

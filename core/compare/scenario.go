@@ -1,0 +1,144 @@
+package compare
+
+import (
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/tlspin/tlspin/core/certs"
+)
+
+// Scenario names, in the order compare runs them.
+const (
+	Same                = "same"
+	Renewed             = "renewed"
+	Rekeyed             = "rekeyed"
+	OtherCA             = "other-ca"
+	Lookalike           = "lookalike"
+	Expired             = "expired"
+	IntermediateRotated = "intermediate-rotated"
+)
+
+// Scenario is one certificate a server might present instead of the
+// reference.
+type Scenario struct {
+	Name string
+	// What says in a few words what changed.
+	What string
+	// Cert is what the server presents.
+	Cert tls.Certificate
+}
+
+// Scenarios derives the standard scenarios from r. A scenario that cannot
+// be made from r (intermediate-rotated without the CA's key) is left out
+// and explained in skipped.
+func Scenarios(r *Reference) (out []Scenario, skipped []string, err error) {
+	leaf := r.leaf
+	life := leaf.NotAfter.Sub(leaf.NotBefore)
+	if life <= 0 {
+		life = 90 * 24 * time.Hour
+	}
+	now := time.Now()
+	nb := now.Add(-time.Minute)
+	// reissue gives the reference's subject and names to key, signed by
+	// parent (self-signed when parent is nil), followed by chain.
+	reissue := func(key crypto.Signer, parent *x509.Certificate, parentKey crypto.Signer, chain [][]byte, nb, na time.Time) (tls.Certificate, error) {
+		if parent == nil {
+			parentKey = key
+		}
+		c, err := issueLike(leaf, key.Public(), parent, parentKey, nb, na)
+		if err != nil {
+			return tls.Certificate{}, err
+		}
+		return tls.Certificate{Certificate: append([][]byte{c.Raw}, chain...), PrivateKey: key, Leaf: c}, nil
+	}
+	newKey := func() (crypto.Signer, error) {
+		k, err := certs.GenerateKey(r.KeyType, 0)
+		if err != nil {
+			return nil, fmt.Errorf("compare: %w", err)
+		}
+		return k, nil
+	}
+	add := func(name, what string, c tls.Certificate, err error) error {
+		if err != nil {
+			return fmt.Errorf("compare: scenario %q: %w", name, err)
+		}
+		out = append(out, Scenario{Name: name, What: what, Cert: c})
+		return nil
+	}
+
+	if err := add(Same, "the reference certificate itself", r.Leaf, nil); err != nil {
+		return nil, nil, err
+	}
+	c, err := reissue(r.key, r.issuer, r.issuerKey, r.chain, nb, nb.Add(life))
+	if err := add(Renewed, "same key and names, new serial and dates, same issuer", c, err); err != nil {
+		return nil, nil, err
+	}
+	k, err := newKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err = reissue(k, r.issuer, r.issuerKey, r.chain, nb, nb.Add(life))
+	if err := add(Rekeyed, "new key, same names, same issuer", c, err); err != nil {
+		return nil, nil, err
+	}
+	otherKey, err := newKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	other, err := issueCA("tlspin compare other CA", otherKey.Public(), nil, otherKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err = reissue(r.key, other, otherKey, nil, nb, nb.Add(life))
+	if err := add(OtherCA, "same key and names, issued by a CA nobody configured", c, err); err != nil {
+		return nil, nil, err
+	}
+	k, err = newKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err = reissue(k, nil, nil, nil, nb, nb.Add(life))
+	if err := add(Lookalike, "an attacker's self-signed certificate: same subject and names, another key", c, err); err != nil {
+		return nil, nil, err
+	}
+	c, err = reissue(r.key, r.issuer, r.issuerKey, r.chain, now.Add(-life-48*time.Hour), now.Add(-24*time.Hour))
+	if err := add(Expired, "same key and names and issuer, expired yesterday", c, err); err != nil {
+		return nil, nil, err
+	}
+	if r.caKey == nil {
+		skipped = append(skipped, IntermediateRotated+": needs the key of the reference's CA (give --ref-ca)")
+		return out, skipped, nil
+	}
+	ik, err := newKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	var inter *x509.Certificate
+	if r.issuer != nil && r.issuer != r.CA {
+		inter, err = issueLike(r.issuer, ik.Public(), r.CA, r.caKey, nb, nb.AddDate(5, 0, 0))
+	} else {
+		inter, err = issueCA(refInterName, ik.Public(), r.CA, r.caKey)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err = reissue(r.key, inter, ik, [][]byte{inter.Raw}, nb, nb.Add(life))
+	if err := add(IntermediateRotated, "same leaf key and names, issued by a new intermediate (new key) under the same root", c, err); err != nil {
+		return nil, nil, err
+	}
+	return out, skipped, nil
+}
+
+// CertFile loads a scenario from a PEM file holding a certificate and its
+// key; it is named after the file.
+func CertFile(path string) (Scenario, error) {
+	tc, err := certs.LoadKeyPair(path, "")
+	if err != nil {
+		return Scenario{}, fmt.Errorf("compare: --cert %q (it needs the certificate and its private key in one file): %w", path, err)
+	}
+	return Scenario{Name: filepath.Base(path), What: "given with --cert", Cert: tc}, nil
+}
