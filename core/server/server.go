@@ -9,7 +9,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -33,18 +37,31 @@ const (
 type EventKind string
 
 const (
+	// EventConnect is a client whose handshake (and verification) passed.
 	EventConnect EventKind = "connection"
-	EventData    EventKind = "data"
-	EventReject  EventKind = "rejection"
-	EventClose   EventKind = "close"
+	// EventData is one line a client sent.
+	EventData EventKind = "data"
+	// EventReject is a client whose handshake failed or was rejected;
+	// nothing it sent is ever emitted.
+	EventReject EventKind = "rejection"
+	// EventClose ends a connection that was accepted.
+	EventClose EventKind = "close"
 )
 
 // Event is one thing that happened on a connection, for --json output.
 type Event struct {
-	Kind   EventKind
-	Conn   uint64
+	Kind EventKind
+	Time time.Time
+	Conn uint64
+	// Remote is the client's address.
 	Remote string
-	// Data is one line a client sent, without its newline.
+	// PeerSHA256 and PeerSPKI fingerprint the leaf certificate the client
+	// presented, if any: lowercase hex SHA-256 of the certificate, and
+	// sha256//BASE64 of its public key (curl --pinnedpubkey style).
+	PeerSHA256 string
+	PeerSPKI   string
+	// Data is one line a client sent, without its newline. It is only
+	// valid during the OnEvent call.
 	Data []byte
 	// Reason explains a rejection or an abnormal close.
 	Reason string
@@ -117,80 +134,130 @@ func New(cfg Config) (*Server, error) {
 
 // Serve accepts connections on ln until ctx ends (or, with Once, until one
 // connection is done). When ctx ends it stops accepting, lets open
-// connections finish within the grace period, then closes them. It closes
-// ln. It returns nil on a normal stop.
+// connections (handshakes included) finish within the grace period, then
+// closes them; a line a client had half sent is emitted whole before its
+// connection closes. It closes ln. It returns nil on a normal stop.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns = map[net.Conn]struct{}{}
-	)
-	go func() {
-		<-ctx.Done()
-		ln.Close()
-	}()
+	// hard ends the connections themselves: at the end of the grace period.
+	hard, kill := context.WithCancel(context.WithoutCancel(ctx))
+	defer kill()
+	ctx, stopAccepting := context.WithCancel(ctx)
+	defer stopAccepting()
+	stopClose := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stopClose()
+
+	t := &tracker{conns: map[net.Conn]struct{}{}}
+	acceptErr := s.accept(ctx, hard, ln, t)
+	ln.Close()
+
+	done := make(chan struct{})
+	go func() { t.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return acceptErr
+	case <-ctx.Done():
+	}
+	if n := t.len(); n > 0 {
+		s.cfg.Log.Info("stopped accepting; letting open connections finish", "open", n, "grace", s.cfg.GracePeriod)
+	}
+	grace := time.NewTimer(s.cfg.GracePeriod)
+	defer grace.Stop()
+	select {
+	case <-done:
+	case <-grace.C:
+		s.cfg.Log.Warn("grace period over; closing connections", "open", t.len())
+		kill()
+		t.closeAll()
+		<-done
+	}
+	return acceptErr
+}
+
+// tracker knows the open connections.
+type tracker struct {
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+func (t *tracker) add(c net.Conn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.conns[c] = struct{}{}
+}
+
+func (t *tracker) remove(c net.Conn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.conns, c)
+}
+
+func (t *tracker) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.conns)
+}
+
+func (t *tracker) closeAll() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for c := range t.conns {
+		c.Close()
+	}
+}
+
+// Accept-error backoff, as net/http does for EMFILE and friends.
+const (
+	minAcceptDelay = 5 * time.Millisecond
+	maxAcceptDelay = time.Second
+)
+
+// accept runs the accept loop until ctx ends, ln fails for good, or (with
+// Once) one connection was accepted. Connections run on hard.
+func (s *Server) accept(ctx, hard context.Context, ln net.Listener, t *tracker) error {
 	slots := make(chan struct{}, s.cfg.MaxConns)
-	var acceptErr error
+	var delay time.Duration
 	for {
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
+			return nil
 		}
 		c, err := ln.Accept()
 		if err != nil {
 			<-slots
 			if ctx.Err() != nil {
-				break
+				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("server: accept on %s: %w", ln.Addr(), err)
 			}
-			acceptErr = fmt.Errorf("server: accept: %w", err)
-			break
+			// Out of file descriptors, a connection reset before accept:
+			// wait and retry rather than stop serving everyone.
+			delay = min(max(2*delay, minAcceptDelay), maxAcceptDelay)
+			s.cfg.Log.Warn("accept failed; retrying", "error", err, "retry_in", delay)
+			timer := time.NewTimer(delay)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				timer.Stop()
+				return nil
+			}
+			continue
 		}
-		mu.Lock()
-		conns[c] = struct{}{}
-		mu.Unlock()
+		delay = 0
+		t.add(c)
 		s.nextID++
 		id := s.nextID
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		t.wg.Go(func() {
 			defer func() { <-slots }()
-			s.handle(ctx, id, c)
-			mu.Lock()
-			delete(conns, c)
-			mu.Unlock()
-			if s.cfg.Once {
-				cancel()
-			}
-		}()
+			defer t.remove(c)
+			s.handle(hard, id, c)
+		})
 		if s.cfg.Once {
-			// Serve exactly one connection: stop accepting now.
-			ln.Close()
-			wg.Wait()
 			return nil
 		}
 	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(s.cfg.GracePeriod):
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		<-done
-	}
-	return acceptErr
 }
 
 // handle runs one connection: handshake, then read lines until EOF.
@@ -201,24 +268,50 @@ func (s *Server) handle(ctx context.Context, id uint64, raw net.Conn) {
 	conn := tls.Server(raw, s.cfg.TLS)
 	hctx, cancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
 	err := conn.HandshakeContext(hctx)
+	timedOut := errors.Is(hctx.Err(), context.DeadlineExceeded)
 	cancel()
+	sum, spki := fingerprints(conn.ConnectionState().PeerCertificates)
 	if err != nil {
-		reason := handshakeReason(err, hctx)
-		log.Warn("client rejected", "reason", reason)
-		s.emit(Event{Kind: EventReject, Conn: id, Remote: remote, Reason: reason})
+		reason := handshakeReason(err, timedOut, ctx.Err() != nil)
+		kv := []any{"reason", reason}
+		if sum != "" {
+			kv = append(kv, "peer_sha256", sum, "peer_spki", spki)
+		} else {
+			kv = append(kv, "peer_cert", "none")
+		}
+		log.Warn("client rejected; closed, nothing it sent is printed", kv...)
+		s.emit(Event{Kind: EventReject, Conn: id, Remote: remote, Reason: reason, PeerSHA256: sum, PeerSPKI: spki})
 		return
 	}
-	log.Info("client connected")
-	s.emit(Event{Kind: EventConnect, Conn: id, Remote: remote})
+	if sum != "" {
+		log.Info("client connected", "peer_sha256", sum, "peer_spki", spki)
+	} else {
+		log.Info("client connected")
+	}
+	s.emit(Event{Kind: EventConnect, Conn: id, Remote: remote, PeerSHA256: sum, PeerSPKI: spki})
 	n, err := s.readLines(conn, id, remote)
 	reason := ""
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		reason = "closed by the server: shutdown grace period over"
+		log.Warn("connection closed at shutdown", "bytes", n)
+	case err != nil:
 		reason = err.Error()
 		log.Warn("connection ended abnormally", "bytes", n, "error", err)
-	} else {
+	default:
 		log.Info("client closed", "bytes", n)
 	}
 	s.emit(Event{Kind: EventClose, Conn: id, Remote: remote, Bytes: n, Reason: reason})
+}
+
+// fingerprints returns the hex SHA-256 and the SPKI pin of the leaf.
+func fingerprints(chain []*x509.Certificate) (sum, spki string) {
+	if len(chain) == 0 {
+		return "", ""
+	}
+	c := sha256.Sum256(chain[0].Raw)
+	k := sha256.Sum256(chain[0].RawSubjectPublicKeyInfo)
+	return hex.EncodeToString(c[:]), "sha256//" + base64.StdEncoding.EncodeToString(k[:])
 }
 
 // readLines copies what the client sends to the output, line by line,
@@ -274,6 +367,7 @@ func (s *Server) readLines(conn net.Conn, id uint64, remote string) (int64, erro
 
 // emit sends an event to OnEvent, or a data line to Output.
 func (s *Server) emit(e Event) {
+	e.Time = time.Now()
 	s.outMu.Lock()
 	defer s.outMu.Unlock()
 	if s.cfg.OnEvent != nil {
@@ -287,13 +381,19 @@ func (s *Server) emit(e Event) {
 	}
 }
 
-func handshakeReason(err error, ctx context.Context) string {
-	if ctx.Err() != nil {
-		return "handshake did not finish in time: " + err.Error()
-	}
+// handshakeReason explains a failed handshake without quoting what the
+// client sent.
+func handshakeReason(err error, timedOut, shutdown bool) string {
 	var re tls.RecordHeaderError
-	if errors.As(err, &re) {
+	switch {
+	case shutdown:
+		return "handshake cut short: server shutting down"
+	case timedOut:
+		return "handshake did not finish within the handshake timeout: " + err.Error()
+	case errors.As(err, &re):
 		return "client did not speak TLS"
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return "client closed the connection during the handshake"
 	}
 	return err.Error()
 }

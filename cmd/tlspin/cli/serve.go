@@ -1,11 +1,15 @@
 package cli
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -16,7 +20,7 @@ import (
 
 type serveFlags struct {
 	listen, cert, key string
-	once              bool
+	once, json        bool
 	maxConns          int
 	handshakeTimeout  time.Duration
 	idleTimeout       time.Duration
@@ -38,6 +42,11 @@ With --verifier, every client must present a certificate that the
 verifier(s) allow (mutual TLS); rejected clients are closed and nothing they
 sent is printed.
 
+With --json, stdout carries one JSON object per line per event instead:
+connection, data (one line a client sent), rejection (with the reason and
+the client certificate's fingerprints) and close. Data that is not UTF-8
+comes as data_base64.
+
 SIGINT or SIGTERM stops accepting, lets open connections finish within
 --grace, stops the verifier plugins and exits 0.`,
 		Example: `  tlspin serve --cert cert.pem
@@ -51,6 +60,7 @@ SIGINT or SIGTERM stops accepting, lets open connections finish within
 	fs.StringVar(&f.cert, "cert", "", "PEM certificate file, with its key unless --key is given (required)")
 	fs.StringVar(&f.key, "key", "", "PEM private key file, if not in --cert")
 	fs.BoolVar(&f.once, "once", false, "serve one connection, then exit (like the recipe)")
+	fs.BoolVar(&f.json, "json", false, "print one JSON object per event (connection, data, rejection, close) instead of raw lines")
 	fs.IntVar(&f.maxConns, "max-conns", server.DefaultMaxConns, "most connections served at once; more wait to be accepted")
 	fs.DurationVar(&f.handshakeTimeout, "handshake-timeout", server.DefaultHandshakeTimeout, "longest a TLS handshake (verification included) may take")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "close a connection that sends nothing for this long")
@@ -83,9 +93,14 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		return fmt.Errorf("serve: cannot listen on %q: %w", f.listen, err)
 	}
 	tlsCfg := pintls.ServerConfig(cert, d, pintls.Options{Timeout: a.g.verifyTimeout})
+	var onEvent func(server.Event)
+	if f.json {
+		onEvent = jsonEvents(cmd.OutOrStdout())
+	}
 	srv, err := server.New(server.Config{
 		TLS:              tlsCfg,
 		Output:           cmd.OutOrStdout(),
+		OnEvent:          onEvent,
 		Log:              a.log,
 		MaxConns:         f.maxConns,
 		HandshakeTimeout: f.handshakeTimeout,
@@ -98,5 +113,55 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		return err
 	}
 	a.log.Info("listening", "addr", ln.Addr().String(), "mutual_tls", d != nil)
-	return srv.Serve(ctx, ln)
+	if err := srv.Serve(ctx, ln); err != nil {
+		return err
+	}
+	a.log.Info("server stopped")
+	return nil
+}
+
+// jsonEvent is the --json form of a server.Event: one object per line.
+type jsonEvent struct {
+	Time       string  `json:"time"`
+	Event      string  `json:"event"`
+	Conn       uint64  `json:"conn"`
+	Remote     string  `json:"remote"`
+	Data       *string `json:"data,omitempty"`
+	DataBase64 string  `json:"data_base64,omitempty"`
+	Reason     string  `json:"reason,omitempty"`
+	PeerSHA256 string  `json:"peer_sha256,omitempty"`
+	PeerSPKI   string  `json:"peer_spki,omitempty"`
+	Bytes      *int64  `json:"bytes,omitempty"`
+}
+
+// jsonEvents returns an OnEvent that writes each event to w as one JSON
+// line, in a single write so that a reader never sees half an object.
+func jsonEvents(w io.Writer) func(server.Event) {
+	return func(e server.Event) {
+		j := jsonEvent{
+			Time:       e.Time.UTC().Format(time.RFC3339Nano),
+			Event:      string(e.Kind),
+			Conn:       e.Conn,
+			Remote:     e.Remote,
+			Reason:     e.Reason,
+			PeerSHA256: e.PeerSHA256,
+			PeerSPKI:   e.PeerSPKI,
+		}
+		switch e.Kind {
+		case server.EventData:
+			if utf8.Valid(e.Data) {
+				d := string(e.Data)
+				j.Data = &d
+			} else {
+				j.DataBase64 = base64.StdEncoding.EncodeToString(e.Data)
+			}
+		case server.EventClose:
+			j.Bytes = &e.Bytes
+		}
+		b, err := json.Marshal(j)
+		if err != nil {
+			return
+		}
+		w.Write(append(b, '\n'))
+	}
 }

@@ -1,0 +1,571 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tlspin/tlspin/core/certs"
+	"github.com/tlspin/tlspin/core/pintls"
+	"github.com/tlspin/tlspin/core/server"
+	"github.com/tlspin/tlspin/core/verify"
+)
+
+// newCert makes a fresh ECDSA key pair.
+func newCert(t testing.TB, cn string) tls.Certificate {
+	t.Helper()
+	key, c, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: cn, SANs: []string{"127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{c.Raw}, PrivateKey: key, Leaf: c}
+}
+
+func sha(der []byte) string {
+	s := sha256.Sum256(der)
+	return hex.EncodeToString(s[:])
+}
+
+// pinDecider allows exactly one leaf (in process: the server's logic is
+// under test here, the plugin host has its own tests).
+type pinDecider struct{ allow string }
+
+func (d pinDecider) Verify(_ context.Context, req *verify.Request) (*verify.Verdict, error) {
+	if sha(req.Leaf()) == d.allow {
+		return &verify.Verdict{Allow: true}, nil
+	}
+	return &verify.Verdict{Reason: "not pinned: " + sha(req.Leaf())}, nil
+}
+
+// recorder collects events.
+type recorder struct {
+	mu     sync.Mutex
+	events []server.Event
+	notify chan struct{}
+}
+
+func newRecorder() *recorder { return &recorder{notify: make(chan struct{}, 1)} }
+
+func (r *recorder) on(e server.Event) {
+	e.Data = bytes.Clone(e.Data)
+	r.mu.Lock()
+	r.events = append(r.events, e)
+	r.mu.Unlock()
+	select {
+	case r.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (r *recorder) all() []server.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]server.Event{}, r.events...)
+}
+
+// waitFor waits until some event satisfies match, for at most d.
+func (r *recorder) waitFor(t *testing.T, d time.Duration, match func(server.Event) bool) server.Event {
+	t.Helper()
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		for _, e := range r.all() {
+			if match(e) {
+				return e
+			}
+		}
+		select {
+		case <-r.notify:
+		case <-deadline.C:
+			t.Fatalf("no matching event within %s; events: %+v", d, r.all())
+		}
+	}
+}
+
+type testServer struct {
+	addr string
+	rec  *recorder
+	stop context.CancelFunc
+	done chan error
+}
+
+// start runs a server with cfg on a loopback port; cfg.TLS defaults to a
+// mutual-TLS configuration allowing only client.
+func start(t *testing.T, cfg server.Config) *testServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	if cfg.OnEvent == nil && cfg.Output == nil {
+		cfg.OnEvent = rec.on
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ts := &testServer{addr: ln.Addr().String(), rec: rec, stop: cancel, done: make(chan error, 1)}
+	go func() { ts.done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-ts.done:
+		case <-time.After(10 * time.Second):
+			t.Error("server did not stop")
+		}
+	})
+	return ts
+}
+
+func mtlsConfig(t *testing.T, allow tls.Certificate) *tls.Config {
+	return pintls.ServerConfig(newCert(t, "server"), pinDecider{allow: sha(allow.Leaf.Raw)}, pintls.Options{Timeout: time.Second})
+}
+
+// dial completes a TLS handshake as a client presenting cert (if any).
+func dial(t *testing.T, addr string, cert *tls.Certificate) (*tls.Conn, error) {
+	t.Helper()
+	cfg := &tls.Config{InsecureSkipVerify: true}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	c, err := tls.DialWithDialer(d, "tcp", addr, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// send dials, writes msg, closes the write side and waits for the server
+// to close; it returns the read error (an alert if rejected).
+func send(t *testing.T, addr string, cert *tls.Certificate, msg string) error {
+	t.Helper()
+	c, err := dial(t, addr, cert)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, msg); err != nil {
+		return err
+	}
+	if err := c.CloseWrite(); err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, c)
+	return err
+}
+
+func TestMutualTLS(t *testing.T) {
+	good := newCert(t, "good")
+	bad := newCert(t, "bad")
+	ts := start(t, server.Config{TLS: mtlsConfig(t, good)})
+	tests := []struct {
+		name   string
+		cert   *tls.Certificate
+		accept bool
+		reason string
+	}{
+		{"pinned client", &good, true, ""},
+		{"other client", &bad, false, "not pinned: " + sha(bad.Leaf.Raw)},
+		{"no client certificate", nil, false, "certificate"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			msg := "secret from " + tc.name
+			err := send(t, ts.addr, tc.cert, msg+"\n")
+			if tc.accept && err != nil {
+				t.Fatalf("accepted client: %v", err)
+			}
+			if !tc.accept && err == nil {
+				t.Fatal("rejected client saw a clean close, want an alert")
+			}
+			if tc.accept {
+				ts.rec.waitFor(t, 5*time.Second, func(e server.Event) bool { return e.Kind == server.EventData && string(e.Data) == msg })
+				return
+			}
+			e := ts.rec.waitFor(t, 5*time.Second, func(e server.Event) bool {
+				return e.Kind == server.EventReject && strings.Contains(e.Reason, tc.reason)
+			})
+			if tc.cert != nil {
+				if e.PeerSHA256 != sha(tc.cert.Leaf.Raw) || !strings.HasPrefix(e.PeerSPKI, "sha256//") {
+					t.Errorf("rejection fingerprints %q %q, want the client's leaf %s", e.PeerSHA256, e.PeerSPKI, sha(tc.cert.Leaf.Raw))
+				}
+			}
+			for _, e := range ts.rec.all() {
+				if e.Kind == server.EventData && strings.Contains(string(e.Data), msg) {
+					t.Fatalf("data from a rejected client was emitted: %q", e.Data)
+				}
+			}
+		})
+	}
+}
+
+// clientHello returns the first bytes a real TLS client sends.
+func clientHello(t *testing.T) []byte {
+	t.Helper()
+	a, b := net.Pipe()
+	go func() {
+		c := tls.Client(a, &tls.Config{InsecureSkipVerify: true})
+		c.SetDeadline(time.Now().Add(time.Second))
+		c.Handshake()
+		a.Close()
+	}()
+	buf := make([]byte, 4096)
+	b.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, err := b.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	return buf[:n]
+}
+
+// TestBadClientsDoNotStallOthers opens non-TLS, truncated-handshake and
+// slow (one byte per 100ms) clients, then checks that a good client is
+// served at once, and that every bad one is rejected by the handshake
+// timeout.
+func TestBadClientsDoNotStallOthers(t *testing.T) {
+	good := newCert(t, "good")
+	const hsTimeout = 1500 * time.Millisecond
+	ts := start(t, server.Config{TLS: mtlsConfig(t, good), HandshakeTimeout: hsTimeout, MaxConns: 64})
+	hello := clientHello(t)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	bad := map[string]func(c net.Conn){
+		"non-TLS": func(c net.Conn) { io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); <-ctx.Done() },
+		"truncated": func(c net.Conn) { c.Write(hello[:len(hello)/2]); <-ctx.Done() },
+		"slow": func(c net.Conn) {
+			for _, b := range hello {
+				if _, err := c.Write([]byte{b}); err != nil {
+					return
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+		},
+		"silent": func(c net.Conn) { <-ctx.Done() },
+	}
+	const each = 5
+	for name, f := range bad {
+		for range each {
+			c, err := net.Dial("tcp", ts.addr)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			wg.Go(func() { defer c.Close(); f(c) })
+		}
+	}
+	start := time.Now()
+	if err := send(t, ts.addr, &good, "still served\n"); err != nil {
+		t.Fatalf("good client among bad ones: %v", err)
+	}
+	ts.rec.waitFor(t, 5*time.Second, func(e server.Event) bool { return e.Kind == server.EventData && string(e.Data) == "still served" })
+	if d := time.Since(start); d > hsTimeout {
+		t.Errorf("good client took %s among bad ones, want well under the handshake timeout %s", d, hsTimeout)
+	}
+	// Every bad client is rejected: non-TLS at once, the rest by the timeout.
+	deadline := time.Now().Add(hsTimeout + 3*time.Second)
+	for {
+		n := 0
+		for _, e := range ts.rec.all() {
+			if e.Kind == server.EventReject {
+				n++
+			}
+		}
+		if n == each*len(bad) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d bad clients rejected", n, each*len(bad))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	nonTLS := 0
+	for _, e := range ts.rec.all() {
+		if e.Kind == server.EventReject && e.Reason == "client did not speak TLS" {
+			nonTLS++
+		}
+		if e.Kind == server.EventData && string(e.Data) != "still served" {
+			t.Errorf("data from a client that never completed a handshake: %q", e.Data)
+		}
+	}
+	if nonTLS != each {
+		t.Errorf("%d non-TLS rejections, want %d", nonTLS, each)
+	}
+}
+
+// lineCounter counts what the server writes and the longest write.
+type lineCounter struct {
+	mu      sync.Mutex
+	bytes   int
+	longest int
+}
+
+func (l *lineCounter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.bytes += len(p)
+	l.longest = max(l.longest, len(p))
+	return len(p), nil
+}
+
+func (l *lineCounter) get() (int, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.bytes, l.longest
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
+}
+
+// TestMemoryPerConnectionIsBounded has many clients send long lines with no
+// newline and keep their connections open: the server's heap must not
+// grow with what they sent.
+func TestMemoryPerConnectionIsBounded(t *testing.T) {
+	const (
+		clients = 16
+		perConn = 2 << 20
+		maxLine = 4096
+	)
+	out := &lineCounter{}
+	cfg := pintls.ServerConfig(newCert(t, "server"), nil, pintls.Options{})
+	ts := start(t, server.Config{TLS: cfg, Output: out, MaxLine: maxLine})
+	before := heapInUse()
+	chunk := bytes.Repeat([]byte("x"), 64<<10)
+	conns := make([]*tls.Conn, clients)
+	var wg sync.WaitGroup
+	for i := range conns {
+		c, err := dial(t, ts.addr, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns[i] = c
+		defer c.Close()
+		wg.Go(func() {
+			for sent := 0; sent < perConn; sent += len(chunk) {
+				if _, err := c.Write(chunk); err != nil {
+					t.Errorf("write: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// Everything sent reached the output, in pieces no longer than MaxLine.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, _ := out.get()
+		if n >= clients*perConn-clients*maxLine {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("output has %d of %d bytes", n, clients*perConn)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	after := heapInUse()
+	_, longest := out.get()
+	if longest > maxLine+1 {
+		t.Errorf("a write of %d bytes, want at most MaxLine+newline = %d", longest, maxLine+1)
+	}
+	// Both ends are in this process: allow generous TLS buffers per
+	// connection, far less than the 32 MiB sent.
+	growth := int64(after) - int64(before)
+	if limit := int64(clients * 256 << 10); growth > limit {
+		t.Errorf("heap grew by %d bytes with %d open connections that sent %d bytes each; want < %d", growth, clients, perConn, limit)
+	}
+	t.Logf("heap growth %d KiB for %d connections that sent %d MiB in all", growth>>10, clients, clients*perConn>>20)
+}
+
+// TestShutdownLetsConnectionsFinish checks the grace period: a client that
+// finishes within it is served whole, one that does not is closed at its
+// end with its half line emitted whole, and new clients are refused.
+func TestShutdownLetsConnectionsFinish(t *testing.T) {
+	cfg := pintls.ServerConfig(newCert(t, "server"), nil, pintls.Options{})
+	const grace = 700 * time.Millisecond
+	ts := start(t, server.Config{TLS: cfg, GracePeriod: grace})
+	finisher, err := dial(t, ts.addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer finisher.Close()
+	lingerer, err := dial(t, ts.addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lingerer.Close()
+	io.WriteString(lingerer, "half a li")
+	io.WriteString(finisher, "first ")
+	ts.rec.waitFor(t, 5*time.Second, func(e server.Event) bool { return e.Kind == server.EventConnect && e.Conn == 2 })
+
+	stopped := time.Now()
+	ts.stop()
+	// New clients are refused once the listener is closed.
+	if !waitUntil(2*time.Second, func() bool {
+		c, err := net.DialTimeout("tcp", ts.addr, time.Second)
+		if err != nil {
+			return true
+		}
+		c.Close()
+		return false
+	}) {
+		t.Error("server still accepting after shutdown began")
+	}
+	io.WriteString(finisher, "line\n")
+	finisher.CloseWrite()
+	ts.rec.waitFor(t, 5*time.Second, func(e server.Event) bool { return e.Kind == server.EventData && string(e.Data) == "first line" })
+
+	select {
+	case err := <-ts.done:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(grace + 5*time.Second):
+		t.Fatal("Serve did not return after the grace period")
+	}
+	if d := time.Since(stopped); d < grace {
+		t.Errorf("Serve returned after %s, before the grace period %s", d, grace)
+	}
+	ts.rec.waitFor(t, time.Second, func(e server.Event) bool { return e.Kind == server.EventData && string(e.Data) == "half a li" })
+	ts.rec.waitFor(t, time.Second, func(e server.Event) bool {
+		return e.Kind == server.EventClose && strings.Contains(e.Reason, "grace period")
+	})
+	ts.done <- nil // for Cleanup
+}
+
+// TestOnceStopsOnSignal: --once with a client that never finishes still
+// stops within the grace period when ctx ends.
+func TestOnceStopsOnSignal(t *testing.T) {
+	cfg := pintls.ServerConfig(newCert(t, "server"), nil, pintls.Options{})
+	ts := start(t, server.Config{TLS: cfg, Once: true, GracePeriod: 200 * time.Millisecond})
+	c, err := dial(t, ts.addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ts.rec.waitFor(t, 5*time.Second, func(e server.Event) bool { return e.Kind == server.EventConnect })
+	ts.stop()
+	select {
+	case err := <-ts.done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Once server ignored its context")
+	}
+	ts.done <- nil
+}
+
+// TestMaxConns: with every slot taken, the next client waits in the
+// backlog and is served as soon as a slot frees.
+func TestMaxConns(t *testing.T) {
+	cfg := pintls.ServerConfig(newCert(t, "server"), nil, pintls.Options{})
+	ts := start(t, server.Config{TLS: cfg, MaxConns: 2})
+	var held []*tls.Conn
+	for range 2 {
+		c, err := dial(t, ts.addr, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		held = append(held, c)
+	}
+	result := make(chan error, 1)
+	go func() { result <- send(t, ts.addr, nil, "third\n") }()
+	select {
+	case err := <-result:
+		t.Fatalf("third client served beyond --max-conns 2 (err %v)", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	held[0].Close()
+	select {
+	case err := <-result:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("third client not served after a slot freed")
+	}
+}
+
+// flakyListener fails Accept a few times the way a process out of file
+// descriptors does.
+type flakyListener struct {
+	net.Listener
+	mu    sync.Mutex
+	fails int
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	if l.fails > 0 {
+		l.fails--
+		l.mu.Unlock()
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: syscall.EMFILE}
+	}
+	l.mu.Unlock()
+	return l.Listener.Accept()
+}
+
+func TestAcceptErrorsAreRetried(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &flakyListener{Listener: inner, fails: 5}
+	rec := newRecorder()
+	srv, err := server.New(server.Config{TLS: pintls.ServerConfig(newCert(t, "server"), nil, pintls.Options{}), OnEvent: rec.on})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	if err := send(t, inner.Addr().String(), nil, "after EMFILE\n"); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitFor(t, 5*time.Second, func(e server.Event) bool { return e.Kind == server.EventData })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+}
+
+func TestNewNeedsTLS(t *testing.T) {
+	if _, err := server.New(server.Config{}); err == nil {
+		t.Fatal("New without TLS succeeded")
+	}
+}
+
+func waitUntil(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return cond()
+}
