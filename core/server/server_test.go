@@ -247,7 +247,7 @@ func TestBadClientsDoNotStallOthers(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	bad := map[string]func(c net.Conn){
-		"non-TLS": func(c net.Conn) { io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); <-ctx.Done() },
+		"non-TLS":   func(c net.Conn) { io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); <-ctx.Done() },
 		"truncated": func(c net.Conn) { c.Write(hello[:len(hello)/2]); <-ctx.Done() },
 		"slow": func(c net.Conn) {
 			for _, b := range hello {
