@@ -141,11 +141,11 @@ func run(ctx context.Context, addr string, c *tls.Config, d time.Duration, n int
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
-		mu      sync.Mutex
-		all     []time.Duration
-		first   error
-		wg      sync.WaitGroup
-		start   = time.Now()
+		mu       sync.Mutex
+		all      []time.Duration
+		first    error
+		wg       sync.WaitGroup
+		start    = time.Now()
 		deadline = start.Add(d)
 	)
 	for range n {

@@ -1,0 +1,120 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"text/tabwriter"
+	"time"
+)
+
+// Mode names used by Report.
+const (
+	InProcess = "in-process"
+	Plugin    = "plugin"
+	Cached    = "plugin+cache"
+)
+
+// Report is one bench run: handshakes per second and latencies for
+// in-process verification, plugin verification without and with the
+// verdict cache, as ratios to in-process measured in the same run.
+type Report struct {
+	Verifier    string  `json:"verifier"`
+	Key         string  `json:"key"`
+	ChainLength int     `json:"chain_length"`
+	DurationS   float64 `json:"duration_s"`
+	Concurrency int     `json:"concurrency"`
+	GOMAXPROCS  int     `json:"gomaxprocs"`
+
+	InProcessHsPerS float64 `json:"inprocess_hs_per_s"`
+	PluginHsPerS    float64 `json:"plugin_hs_per_s"`
+	CachedHsPerS    float64 `json:"cached_hs_per_s"`
+	PluginRatio     float64 `json:"plugin_ratio"`
+	CachedRatio     float64 `json:"cached_ratio"`
+
+	InProcessP50Us float64 `json:"inprocess_p50_us"`
+	InProcessP99Us float64 `json:"inprocess_p99_us"`
+	PluginP50Us    float64 `json:"plugin_p50_us"`
+	PluginP99Us    float64 `json:"plugin_p99_us"`
+	CachedP50Us    float64 `json:"cached_p50_us"`
+	CachedP99Us    float64 `json:"cached_p99_us"`
+
+	// Median latency of one Verify call, outside any handshake.
+	InProcessVerifyUs float64 `json:"inprocess_verify_us"`
+	PluginVerifyUs    float64 `json:"plugin_verify_us"`
+	CachedVerifyUs    float64 `json:"cached_verify_us"`
+
+	// PluginLaunchMs is the median time to start a plugin process, finish
+	// the go-plugin handshake with AutoMTLS, Describe and Configure it.
+	PluginLaunchMs    float64 `json:"plugin_launch_ms"`
+	PluginLaunchMinMs float64 `json:"plugin_launch_min_ms"`
+	Launches          int     `json:"launches"`
+
+	// CacheHitRatio is the share of cached-mode verifications answered
+	// from the cache; 0 when the verifier's verdicts carry no cache_for.
+	CacheHitRatio float64 `json:"cache_hit_ratio"`
+}
+
+// Summarize fills the handshake figures of rep from the results of the
+// in-process, plugin and cached modes, in that order.
+func (rep *Report) Summarize(inproc, plugin, cached Result) {
+	rep.InProcessHsPerS = round2(inproc.PerSecond)
+	rep.PluginHsPerS = round2(plugin.PerSecond)
+	rep.CachedHsPerS = round2(cached.PerSecond)
+	if inproc.PerSecond > 0 {
+		rep.PluginRatio = round3(plugin.PerSecond / inproc.PerSecond)
+		rep.CachedRatio = round3(cached.PerSecond / inproc.PerSecond)
+	}
+	rep.InProcessP50Us, rep.InProcessP99Us = Micros(inproc.P50), Micros(inproc.P99)
+	rep.PluginP50Us, rep.PluginP99Us = Micros(plugin.P50), Micros(plugin.P99)
+	rep.CachedP50Us, rep.CachedP99Us = Micros(cached.P50), Micros(cached.P99)
+}
+
+// SetLaunches records plugin launch times.
+func (rep *Report) SetLaunches(ds []time.Duration) {
+	if len(ds) == 0 {
+		return
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	rep.Launches = len(s)
+	rep.PluginLaunchMs = round2(float64(Quantile(s, 0.5)) / float64(time.Millisecond))
+	rep.PluginLaunchMinMs = round2(float64(s[0]) / float64(time.Millisecond))
+}
+
+// WriteTable writes the report for a terminal.
+func (rep *Report) WriteTable(w io.Writer) error {
+	fmt.Fprintf(w, "%s, %s keys, chain of %d, full TLS 1.3 handshakes on loopback, %d clients, GOMAXPROCS %d, %.1fs per mode\n\n",
+		rep.Verifier, rep.Key, rep.ChainLength, rep.Concurrency, rep.GOMAXPROCS, rep.DurationS)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "mode\thandshakes/s\tratio\tp50 µs\tp99 µs\tone Verify µs\t\n")
+	rows := []struct {
+		name          string
+		hs, ratio     float64
+		p50, p99, vfy float64
+	}{
+		{InProcess, rep.InProcessHsPerS, 1, rep.InProcessP50Us, rep.InProcessP99Us, rep.InProcessVerifyUs},
+		{Plugin, rep.PluginHsPerS, rep.PluginRatio, rep.PluginP50Us, rep.PluginP99Us, rep.PluginVerifyUs},
+		{Cached, rep.CachedHsPerS, rep.CachedRatio, rep.CachedP50Us, rep.CachedP99Us, rep.CachedVerifyUs},
+	}
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%.0f\t%.0f\t%.2f\t\n", r.name, r.hs, r.ratio, r.p50, r.p99, r.vfy)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nplugin launch (process, go-plugin handshake with AutoMTLS, Describe, Configure): median %.1f ms, min %.1f ms over %d launches\n",
+		rep.PluginLaunchMs, rep.PluginLaunchMinMs, rep.Launches)
+	if rep.CacheHitRatio == 0 {
+		fmt.Fprintf(w, "cache: %s's verdicts carry no cache_for, so plugin+cache asked the plugin every time\n", rep.Verifier)
+	} else {
+		fmt.Fprintf(w, "cache: %.1f%% of verifications answered from the verdict cache\n", 100*rep.CacheHitRatio)
+	}
+	return nil
+}
+
+// Micros returns d in microseconds, to two decimals.
+func Micros(d time.Duration) float64 { return round2(float64(d) / float64(time.Microsecond)) }
+
+func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
+func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
