@@ -10,6 +10,9 @@
 package sdk
 
 import (
+	"crypto/x509"
+	"errors"
+	"fmt"
 	"os"
 	"time"
 
@@ -33,6 +36,29 @@ func Logger(name string) hclog.Logger {
 		Output:     os.Stderr,
 		JSONFormat: true,
 	})
+}
+
+// ErrNoLeaf is returned by Leaf for a request without a certificate.
+var ErrNoLeaf = errors.New("sdk: peer sent no certificate")
+
+// Leaf parses the peer's leaf certificate. An error is a rejection: return
+// it from Verify, or turn it into a verdict that says why.
+func Leaf(req *verify.Request) (*x509.Certificate, error) {
+	der := req.Leaf()
+	if der == nil {
+		return nil, ErrNoLeaf
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("sdk: peer leaf certificate (%d bytes): %w", len(der), err)
+	}
+	return c, nil
+}
+
+// Rejectf returns a rejection whose reason is formatted like fmt.Sprintf.
+// Say what was received and how it could be trusted.
+func Rejectf(format string, args ...any) *verify.Verdict {
+	return &verify.Verdict{Reason: fmt.Sprintf(format, args...)}
 }
 
 // Serve serves v as a verifier plugin until the host disconnects. It does
