@@ -107,7 +107,7 @@ func Detect(s string) Format {
 			s = s[i+1:]
 		}
 	}
-	if _, err := hex.DecodeString(strings.NewReplacer(":", "", " ", "").Replace(s)); err == nil {
+	if _, err := hex.DecodeString(stripSeparators(s)); err == nil {
 		if strings.Contains(s, ":") {
 			return FormatColon
 		}

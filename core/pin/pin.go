@@ -257,7 +257,7 @@ func DecodeValue(algo Algo, s string) ([]byte, error) { return decodeValue(algo,
 
 func decodeValue(algo Algo, s string) ([]byte, error) {
 	s = strings.TrimSpace(s)
-	h := strings.NewReplacer(":", "", " ", "").Replace(s)
+	h := stripSeparators(s)
 	if len(h) == 2*algo.Size() {
 		if d, err := hex.DecodeString(h); err == nil {
 			return d, nil
@@ -271,6 +271,20 @@ func decodeValue(algo Algo, s string) ([]byte, error) {
 		return nil, fmt.Errorf("want %d hex digits or base64 of %d bytes for %s", 2*algo.Size(), algo.Size(), algo)
 	}
 	return d, nil
+}
+
+// stripSeparators removes the colons and spaces hex is often grouped with.
+func stripSeparators(s string) string {
+	if !strings.ContainsAny(s, ": ") {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] != ':' && s[i] != ' ' {
+			b = append(b, s[i])
+		}
+	}
+	return string(b)
 }
 
 func decodeBase64(algo Algo, s string) ([]byte, error) {

@@ -109,6 +109,9 @@ func parseLine(raw []byte) (*Entry, error) {
 	if len(fields) == 0 {
 		return nil, nil
 	}
+	if hasPrefixFold(fields[0], "sha256/") || hasPrefixFold(fields[0], "pin-sha256=") {
+		return nil, fmt.Errorf("%q is a curl, OkHttp or HPKP pin: in an allowlist write that public-key pin as spki:BASE64", fields[0])
+	}
 	algoName, value, ok := strings.Cut(fields[0], ":")
 	if !ok || value == "" {
 		return nil, fmt.Errorf("%q: want ALGO:VALUE with ALGO one of md5, sha1, sha256, spki", fields[0])
@@ -116,9 +119,6 @@ func parseLine(raw []byte) (*Entry, error) {
 	algo, err := pin.ParseAlgo(algoName)
 	if err != nil || indexOf(algo) < 0 {
 		return nil, fmt.Errorf("unknown algorithm %q (want md5, sha1, sha256 or spki)", algoName)
-	}
-	if strings.HasPrefix(value, "/") {
-		return nil, fmt.Errorf("%q looks like a curl or OkHttp pin: in an allowlist write the public-key pin as spki:BASE64", fields[0])
 	}
 	d, err := pin.DecodeValue(algo, value)
 	if err != nil {
@@ -140,6 +140,10 @@ func parseLine(raw []byte) (*Entry, error) {
 		e.Expires = t
 	}
 	return e, nil
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // Lookup returns the entries matching certDER, one at most per algorithm.

@@ -28,7 +28,6 @@ import (
 	"github.com/tlspin/tlspin/core/pin"
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/testbin"
-	"github.com/tlspin/tlspin/verifiers/builtin"
 )
 
 // Logs collects what a plugin logs, through the host's logger.
@@ -92,7 +91,7 @@ func Start(t testing.TB, name string, opts verify.Options, o ...Options) (*host.
 func TryStart(t testing.TB, name string, opts verify.Options, o ...Options) (*host.Plugin, *Logs, error) {
 	t.Helper()
 	self := testbin.Tlspin(t)
-	f := &host.Finder{Builtins: builtin.New(nil).Names(), Self: self, SelfArgs: func(n string) []string { return []string{"__verifier", n} }}
+	f := &host.Finder{Builtins: []string{name}, Self: self, SelfArgs: func(n string) []string { return []string{"__verifier", n} }}
 	found, err := f.Find(name)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,204 @@
+package allowlist
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tlspin/tlspin/core/pin"
+	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/verifiers/internal/vtest"
+)
+
+func line(t *testing.T, c *vtest.Cert, algo pin.Algo, rest string) string {
+	f := pin.FormatHex
+	if algo == pin.SPKI {
+		f = pin.FormatBase64
+	}
+	return string(algo) + ":" + c.Pin(t, algo, f) + rest + "\n"
+}
+
+// configured returns an allowlist verifier on a file holding content, with
+// a channel that receives the outcome of every reload.
+func configured(t *testing.T, content string, opts verify.Options) (*Verifier, string, chan error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "pins.txt")
+	vtest.WriteFile(t, path, []byte(content))
+	v := New(nil)
+	v.debounce = 10 * time.Millisecond
+	reloads := make(chan error, 100)
+	v.afterReload = func(err error) { reloads <- err }
+	if opts == nil {
+		opts = verify.Options{}
+	}
+	opts["file"] = []string{path}
+	if _, err := v.Configure(context.Background(), &verify.ConfigureRequest{Options: opts}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	return v, path, reloads
+}
+
+func allowed(t *testing.T, v verify.Verifier, chain [][]byte) (bool, string) {
+	t.Helper()
+	verdict := vtest.Verify(t, v, &verify.Request{PeerChain: chain})
+	return verdict.Allow, verdict.Reason + verdict.Matched
+}
+
+func TestVerifyAlgosExpiryAndChain(t *testing.T) {
+	ca := vtest.New(t, vtest.Spec{CN: "CA", IsCA: true})
+	a := vtest.New(t, vtest.Spec{CN: "a"})
+	aRenewed := a.Renew(t, nil)
+	b := vtest.New(t, vtest.Spec{CN: "b"})
+	c := vtest.New(t, vtest.Spec{CN: "c"})
+	d := vtest.New(t, vtest.Spec{CN: "d"})
+	old := vtest.New(t, vtest.Spec{CN: "old"})
+	issued := vtest.New(t, vtest.Spec{CN: "issued", Issuer: ca})
+	stranger := vtest.New(t, vtest.Spec{CN: "stranger"})
+	content := "# test list\n" +
+		line(t, a, pin.SPKI, " # a's key") +
+		line(t, b, pin.SHA256, "") +
+		line(t, c, pin.MD5, " expires=2999-01-01") +
+		line(t, d, pin.SHA1, "") +
+		line(t, old, pin.SPKI, " expires=2001-01-01") +
+		line(t, ca, pin.SPKI, "")
+	tests := []struct {
+		name   string
+		chain  string
+		in     [][]byte
+		allow  bool
+		reason string
+	}{
+		{"spki", "leaf", vtest.Chain(a), true, "pins.txt:2 spki:"},
+		{"spki survives renewal", "leaf", vtest.Chain(aRenewed), true, "pins.txt:2"},
+		{"sha256", "leaf", vtest.Chain(b), true, "pins.txt:3 sha256:"},
+		{"md5 not yet expired", "leaf", vtest.Chain(c), true, "pins.txt:4"},
+		{"sha1", "leaf", vtest.Chain(d), true, "pins.txt:5"},
+		{"expired", "leaf", vtest.Chain(old), false, "pins.txt:6: pin spki:" + old.Pin(t, pin.SPKI, pin.FormatBase64) + " expired on 2001-01-01"},
+		{"not listed", "leaf", vtest.Chain(stranger), false, `"CN=stranger") is not listed in `},
+		{"not listed shows the line to add", "leaf", vtest.Chain(stranger), false, "add this line to the file: spki:" + stranger.Pin(t, pin.SPKI, pin.FormatBase64)},
+		{"leaf: CA listed does not count", "leaf", vtest.Chain(issued, ca), false, "not listed"},
+		{"ca: CA listed", "ca", vtest.Chain(issued, ca), true, "pins.txt:7"},
+		{"ca: leaf listed does not count", "ca", vtest.Chain(a, stranger), false, "chain=ca"},
+		{"ca: leaf only", "ca", vtest.Chain(issued), false, "only its leaf"},
+		{"any: CA listed", "any", vtest.Chain(issued, ca), true, "pins.txt:7"},
+		{"any: leaf listed", "any", vtest.Chain(a, stranger), true, "pins.txt:2"},
+		{"no certificate", "leaf", nil, false, "no certificate"},
+	}
+	verifiers := map[string]*Verifier{}
+	for _, ch := range []string{"leaf", "ca", "any"} {
+		v, _, _ := configured(t, content, verify.Options{"chain": {ch}})
+		verifiers[ch] = v
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ok, why := allowed(t, verifiers[tt.chain], tt.in)
+			if ok != tt.allow || !strings.Contains(why, tt.reason) {
+				t.Errorf("allow = %v (%q), want %v mentioning %q", ok, why, tt.allow, tt.reason)
+			}
+		})
+	}
+}
+
+func TestNeedsChain(t *testing.T) {
+	for ch, want := range map[string]bool{"leaf": false, "any": true, "ca": true} {
+		path := filepath.Join(t.TempDir(), "p")
+		vtest.WriteFile(t, path, nil)
+		v := New(nil)
+		r, err := v.Configure(context.Background(), &verify.ConfigureRequest{Options: verify.Options{"file": {path}, "chain": {ch}}})
+		if err != nil || r.NeedsChain != want {
+			t.Errorf("chain=%s: NeedsChain = %v, %v; want %v", ch, r, err, want)
+		}
+		v.Close()
+	}
+}
+
+// waitReload waits for the next reload whose outcome satisfies ok.
+func waitReload(t *testing.T, reloads chan error, ok func(error) bool) error {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case err := <-reloads:
+			if ok(err) {
+				return err
+			}
+		case <-timeout:
+			t.Fatal("no reload seen")
+		}
+	}
+}
+
+func TestReload(t *testing.T) {
+	a := vtest.New(t, vtest.Spec{CN: "a"})
+	b := vtest.New(t, vtest.Spec{CN: "b"})
+	v, path, reloads := configured(t, line(t, a, pin.SPKI, ""), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changes := v.PolicyChanges(ctx)
+
+	if ok, _ := allowed(t, v, vtest.Chain(b)); ok {
+		t.Fatal("b allowed before being listed")
+	}
+
+	// An editor's save: write a temporary file, rename it over the list.
+	tmp := path + ".swp"
+	vtest.WriteFile(t, tmp, []byte(line(t, a, pin.SPKI, "")+line(t, b, pin.SPKI, "")))
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	waitReload(t, reloads, func(err error) bool { return err == nil && v.list.Load().Len() == 2 })
+	if ok, why := allowed(t, v, vtest.Chain(b)); !ok {
+		t.Fatalf("b rejected after the reload: %s", why)
+	}
+	select {
+	case c := <-changes:
+		if c.Epoch == 0 || !strings.Contains(c.Reason, "2 pins") {
+			t.Errorf("policy change %+v", c)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no policy change announced")
+	}
+
+	// A bad new version is rejected; the last good list stays.
+	vtest.WriteFile(t, path, []byte(line(t, a, pin.SPKI, "")+"md5:nothex\n"))
+	err := waitReload(t, reloads, func(err error) bool { return err != nil })
+	if !errors.Is(err, ErrSyntax) || !strings.Contains(err.Error(), path+":2:") {
+		t.Fatalf("reload err = %v, want a syntax error at %s:2", err, path)
+	}
+	if ok, why := allowed(t, v, vtest.Chain(b)); !ok {
+		t.Fatalf("b rejected after a bad edit; the last good list must stay: %s", why)
+	}
+
+	// Removed: the last good list stays too.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	waitReload(t, reloads, func(err error) bool { return err != nil })
+	if ok, _ := allowed(t, v, vtest.Chain(a)); !ok {
+		t.Fatal("a rejected after the file was removed")
+	}
+
+	// Written in place again, without b: b is rejected.
+	vtest.WriteFile(t, path, []byte(line(t, a, pin.SPKI, "")))
+	waitReload(t, reloads, func(err error) bool { return err == nil && v.list.Load().Len() == 1 })
+	if ok, _ := allowed(t, v, vtest.Chain(b)); ok {
+		t.Fatal("b still allowed after being removed from the list")
+	}
+}
+
+func TestCloseStopsWatching(t *testing.T) {
+	v, _, _ := configured(t, "", nil)
+	done := v.done
+	v.Close()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("watcher still running after Close")
+	}
+	v.Close() // twice is fine
+}
