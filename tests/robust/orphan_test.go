@@ -1,0 +1,131 @@
+package robust
+
+import (
+	"crypto/tls"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// assertPluginsGone waits a bounded time for every plugin to be gone.
+func assertPluginsGone(t *testing.T, plugins []int) {
+	t.Helper()
+	for _, pid := range plugins {
+		if !poll(5*time.Second, func() bool { return !alive(pid) }) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Errorf("plugin %d outlived its host", pid)
+		}
+	}
+}
+
+// TestNoOrphansFromServe starts `tlspin serve` with two verifier plugins,
+// ends it in each way a host can end, and checks that no plugin survives.
+func TestNoOrphansFromServe(t *testing.T) {
+	dir := t.TempDir()
+	srv := newIdentity(t, dir, "server")
+	client := newIdentity(t, dir, "client")
+	tests := []struct {
+		name     string
+		once     bool
+		sig      syscall.Signal
+		wantCode int // -1: killed, not checked
+	}{
+		{"SIGINT", false, syscall.SIGINT, 0},
+		{"SIGTERM", false, syscall.SIGTERM, 0},
+		{"SIGKILL", false, syscall.SIGKILL, -1},
+		{"normal exit (--once)", true, 0, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			args := []string{"--cert", srv.file, "--verifier", "spkipin:pin=" + client.spki(), "--verifier", "sha256pin:pin=" + client.sha256()}
+			if tc.once {
+				args = append(args, "--once")
+			}
+			s := startServe(t, args...)
+			plugins := waitPlugins(t, s.cmd.Process.Pid, 2)
+			if tc.once {
+				if !handshake(s.addr, client.cert, "the one connection") {
+					t.Fatal("the one client was refused")
+				}
+			} else if err := s.cmd.Process.Signal(tc.sig); err != nil {
+				t.Fatal(err)
+			}
+			code := s.wait(t, 10*time.Second)
+			if tc.wantCode >= 0 && code != tc.wantCode {
+				t.Errorf("serve exited %d, want %d", code, tc.wantCode)
+			}
+			assertPluginsGone(t, plugins)
+		})
+	}
+}
+
+// stallingServer accepts TCP connections and answers TLS only once
+// release is closed, so that a client stays in its handshake meanwhile.
+func stallingServer(t *testing.T, cert tls.Certificate, release <-chan struct{}) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				select {
+				case <-release:
+				case <-time.After(30 * time.Second):
+					return
+				}
+				tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}})
+				tc.SetDeadline(time.Now().Add(10 * time.Second))
+				io.Copy(io.Discard, tc)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestNoOrphansFromSend runs `tlspin send` against a server that holds the
+// handshake, ends send in each way, and checks that its plugin is gone.
+func TestNoOrphansFromSend(t *testing.T) {
+	dir := t.TempDir()
+	srv := newIdentity(t, dir, "server")
+	tests := []struct {
+		name string
+		sig  syscall.Signal // 0: let the handshake finish, normal exit
+	}{
+		{"SIGINT", syscall.SIGINT},
+		{"SIGTERM", syscall.SIGTERM},
+		{"SIGKILL", syscall.SIGKILL},
+		{"normal exit", 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			release := make(chan struct{})
+			addr := stallingServer(t, srv.cert, release)
+			p := startTlspin(t, nil, "send", "--timeout", "20s", "--verifier", "spkipin", "--pin", srv.spki(), addr, "hello")
+			plugins := waitPlugins(t, p.cmd.Process.Pid, 1)
+			if tc.sig == 0 {
+				close(release)
+				if code := p.wait(t, 10*time.Second); code != 0 {
+					t.Errorf("send exited %d, want 0", code)
+				}
+			} else {
+				if err := p.cmd.Process.Signal(tc.sig); err != nil {
+					t.Fatal(err)
+				}
+				p.wait(t, 10*time.Second)
+			}
+			assertPluginsGone(t, plugins)
+		})
+	}
+}

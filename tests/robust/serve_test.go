@@ -1,0 +1,92 @@
+package robust
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestServeJSONAndGracefulStop runs `tlspin serve --json` with a verifier:
+// a refused client shows as a rejection event with its fingerprint; a
+// trusted client that is mid-line when SIGTERM arrives may finish within
+// the grace period, its line is printed whole, and serve exits 0 with
+// every event a complete JSON object.
+func TestServeJSONAndGracefulStop(t *testing.T) {
+	dir := t.TempDir()
+	srv := newIdentity(t, dir, "server")
+	good := newIdentity(t, dir, "good")
+	bad := newIdentity(t, dir, "bad")
+	s := startServe(t, "--json", "--grace", "5s", "--cert", srv.file, "--verifier", "spkipin", "--pin", good.spki())
+
+	if handshake(s.addr, bad.cert, "never printed") {
+		t.Fatal("untrusted client accepted")
+	}
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", s.addr, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{good.cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "line one\nhalf a")
+	if !poll(5*time.Second, func() bool { return strings.Contains(s.stdout.String(), `"line one"`) }) {
+		t.Fatalf("first line not printed: %s", s.stdout)
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// Still open during the grace period: finish the line and close.
+	if !poll(5*time.Second, func() bool { return strings.Contains(s.stderr.String(), "letting open connections finish") }) {
+		t.Fatalf("serve did not announce the grace period:\n%s", s.stderr)
+	}
+	io.WriteString(c, " line\n")
+	c.CloseWrite()
+	io.Copy(io.Discard, c)
+	if code := s.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("serve exited %d after SIGTERM, want 0", code)
+	}
+
+	type event struct {
+		Event      string `json:"event"`
+		Conn       uint64 `json:"conn"`
+		Data       *string
+		Reason     string `json:"reason"`
+		PeerSHA256 string `json:"peer_sha256"`
+		Bytes      *int64 `json:"bytes"`
+	}
+	var got []string
+	for _, line := range scanLines(s.stdout.String()) {
+		var e event
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("stdout line %q is not one JSON object: %v", line, err)
+		}
+		switch e.Event {
+		case "rejection":
+			if e.PeerSHA256 != bad.sha256() || e.Reason == "" {
+				t.Errorf("rejection %+v: want the bad client's fingerprint %s and a reason", e, bad.sha256())
+			}
+		case "connection":
+			if e.PeerSHA256 != good.sha256() {
+				t.Errorf("connection %+v: want the good client's fingerprint", e)
+			}
+		case "data":
+			got = append(got, *e.Data)
+		case "close":
+			if e.Bytes == nil || *e.Bytes != int64(len("line one\nhalf a line\n")) {
+				t.Errorf("close %+v: want the byte count", e)
+			}
+		default:
+			t.Errorf("unknown event %q", e.Event)
+		}
+	}
+	if strings.Join(got, "|") != "line one|half a line" {
+		t.Errorf("data events %q, want the two whole lines", got)
+	}
+	if strings.Contains(s.stdout.String(), "never printed") {
+		t.Error("data of the rejected client printed")
+	}
+}
