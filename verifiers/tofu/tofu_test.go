@@ -1,0 +1,281 @@
+package tofu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tlspin/tlspin/core/pin"
+	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/verifiers/internal/vtest"
+)
+
+func TestKey(t *testing.T) {
+	tests := []struct {
+		req  verify.Request
+		want string
+		err  bool
+	}{
+		{verify.Request{ServerName: "Example.COM", RemoteAddr: "93.184.216.34:443"}, "example.com:443", false},
+		{verify.Request{ServerName: "example.com.", RemoteAddr: "93.184.216.34:8443"}, "example.com:8443", false},
+		{verify.Request{RemoteAddr: "127.0.0.1:8443"}, "127.0.0.1:8443", false},
+		{verify.Request{RemoteAddr: "[::1]:8443"}, "[::1]:8443", false},
+		{verify.Request{ServerName: "host"}, "host", false},
+		{verify.Request{}, "", true},
+		{verify.Request{Side: verify.ServerVerifiesClient, RemoteAddr: "10.0.0.7:51234", ServerName: "me"}, "client@10.0.0.7", false},
+		{verify.Request{Side: verify.ServerVerifiesClient, RemoteAddr: "[::1]:51234"}, "client@::1", false},
+		{verify.Request{Side: verify.ServerVerifiesClient}, "", true},
+	}
+	for _, tt := range tests {
+		got, err := Key(&tt.req)
+		if got != tt.want || (err != nil) != tt.err {
+			t.Errorf("Key(%+v) = %q, %v; want %q (error %v)", tt.req, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+func newTofu(t *testing.T, opts verify.Options) (*Verifier, error) {
+	t.Helper()
+	v := New(nil)
+	v.now = func() time.Time { return time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC) }
+	_, err := v.Configure(context.Background(), &verify.ConfigureRequest{Options: opts})
+	return v, err
+}
+
+func req(c *vtest.Cert, addr string) *verify.Request {
+	return &verify.Request{PeerChain: vtest.Chain(c), RemoteAddr: addr, Side: verify.ClientVerifiesServer}
+}
+
+func TestFirstUseThenChange(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dot-tlspin")
+	path := filepath.Join(dir, "known_pins")
+	v, err := newTofu(t, verify.Options{"file": {path}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changes := v.PolicyChanges(ctx)
+	a := vtest.New(t, vtest.Spec{CN: "a"})
+	aRenewed := a.Renew(t, nil)
+	mitm := vtest.New(t, vtest.Spec{CN: "a"})
+	aPin := "spki:" + a.Pin(t, pin.SPKI, pin.FormatBase64)
+	mitmPin := "spki:" + mitm.Pin(t, pin.SPKI, pin.FormatBase64)
+
+	steps := []struct {
+		name   string
+		req    *verify.Request
+		allow  bool
+		reason []string
+	}{
+		{"first use records", req(a, "127.0.0.1:8443"), true, []string{path + ":3 127.0.0.1:8443 (recorded now)"}},
+		{"same key again", req(a, "127.0.0.1:8443"), true, []string{path + ":3"}},
+		{"renewed with the same key", req(aRenewed, "127.0.0.1:8443"), true, []string{path + ":3"}},
+		{"other port is another peer", req(mitm, "127.0.0.1:9443"), true, []string{"recorded now"}},
+		{"changed key", req(mitm, "127.0.0.1:8443"), false, []string{
+			"REMOTE HOST IDENTIFICATION HAS CHANGED for 127.0.0.1:8443", path + ":3", aPin, mitmPin,
+			"sed -i '3d' " + path, "127.0.0.1:8443 " + mitmPin,
+		}},
+	}
+	for _, s := range steps {
+		verdict := vtest.Verify(t, v, s.req)
+		if verdict.Allow != s.allow {
+			t.Fatalf("%s: allow = %v (%s), want %v", s.name, verdict.Allow, verdict.Reason, s.allow)
+		}
+		for _, r := range s.reason {
+			if !strings.Contains(verdict.Reason+verdict.Matched, r) {
+				t.Errorf("%s: %q does not mention %q", s.name, verdict.Reason+verdict.Matched, r)
+			}
+		}
+	}
+	select {
+	case c := <-changes:
+		if !strings.Contains(c.Reason, "recorded") {
+			t.Errorf("policy change %+v", c)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("recording a pin was not announced")
+	}
+
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := header + "127.0.0.1:8443 " + aPin + " # first seen 2026-03-04\n127.0.0.1:9443 " + mitmPin + " # first seen 2026-03-04\n"
+	if string(data) != want {
+		t.Errorf("file:\n%s\nwant:\n%s", data, want)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("file mode %v, want 0600", fi.Mode().Perm())
+	}
+	if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o700 {
+		t.Errorf("directory mode %v, want 0700", fi.Mode().Perm())
+	}
+
+	// The fix the message suggests: delete the line, connect again.
+	kept := strings.Replace(string(data), "127.0.0.1:8443 "+aPin+" # first seen 2026-03-04\n", "", 1)
+	vtest.WriteFile(t, path, []byte(kept))
+	if verdict := vtest.Verify(t, v, req(mitm, "127.0.0.1:8443")); !verdict.Allow || !strings.Contains(verdict.Matched, "recorded now") {
+		t.Fatalf("after deleting the line: %+v, want the new key recorded", verdict)
+	}
+	if verdict := vtest.Verify(t, v, req(a, "127.0.0.1:8443")); verdict.Allow {
+		t.Fatal("the old key is accepted after the new one was recorded")
+	}
+}
+
+func TestStrict(t *testing.T) {
+	a := vtest.New(t, vtest.Spec{CN: "a"})
+	b := vtest.New(t, vtest.Spec{CN: "b"})
+	path := filepath.Join(t.TempDir(), "known")
+	vtest.WriteFile(t, path, []byte("# mine\nexample.com:443 sha256//"+a.Pin(t, pin.SPKI, pin.FormatBase64)+"\n"))
+	v, err := newTofu(t, verify.Options{"file": {path}, "mode": {"STRICT"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		r      *verify.Request
+		allow  bool
+		reason string
+	}{
+		{"known", &verify.Request{PeerChain: vtest.Chain(a), ServerName: "example.com", RemoteAddr: "93.184.216.34:443"}, true, path + ":2"},
+		{"unknown", req(b, "127.0.0.1:1"), false, "mode=strict accepts only known peers"},
+		{"unknown shows the line", req(b, "127.0.0.1:1"), false, "127.0.0.1:1 spki:" + b.Pin(t, pin.SPKI, pin.FormatBase64)},
+		{"changed", &verify.Request{PeerChain: vtest.Chain(b), ServerName: "example.com", RemoteAddr: "93.184.216.34:443"}, false, "HAS CHANGED"},
+	}
+	for _, tt := range tests {
+		verdict := vtest.Verify(t, v, tt.r)
+		if verdict.Allow != tt.allow || !strings.Contains(verdict.Reason+verdict.Matched, tt.reason) {
+			t.Errorf("%s: %+v, want allow %v mentioning %q", tt.name, verdict, tt.allow, tt.reason)
+		}
+	}
+	data, _ := os.ReadFile(path)
+	if strings.Contains(string(data), "127.0.0.1") {
+		t.Error("strict mode recorded a peer")
+	}
+}
+
+func TestConfigureErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad")
+	vtest.WriteFile(t, bad, []byte("# ok\nhost:1 spki:AAAA\n"))
+	short := filepath.Join(dir, "short")
+	vtest.WriteFile(t, short, []byte("host:1\n"))
+	tests := []struct {
+		opts verify.Options
+		want string
+	}{
+		{verify.Options{"file": {bad}}, bad + ":2:"},
+		{verify.Options{"file": {short}}, short + ":1: want HOST:PORT spki:BASE64"},
+		{verify.Options{"file": {filepath.Join(dir, "nope")}, "mode": {"strict"}}, "does not exist"},
+		{verify.Options{"mode": {"ask"}}, `mode="ask"`},
+		{verify.Options{"file": {dir}}, "is a directory"},
+		{verify.Options{"port": {"1"}}, `"port"`},
+	}
+	for _, tt := range tests {
+		_, err := newTofu(t, tt.opts)
+		if !errors.Is(err, verify.ErrBadOption) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Configure(%v) = %v, want a bad-option error mentioning %q", tt.opts, err, tt.want)
+		}
+	}
+}
+
+func TestDefaultFile(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	v, err := newTofu(t, verify.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if verdict := vtest.Verify(t, v, req(vtest.New(t, vtest.Spec{CN: "x"}), "127.0.0.1:1")); !verdict.Allow {
+		t.Fatal(verdict.Reason)
+	}
+	if _, err := os.Stat(filepath.Join(home, ".tlspin", "known_pins")); err != nil {
+		t.Fatalf("default file not written: %v", err)
+	}
+}
+
+// TestConcurrentFirstUse runs many connections at once, to the same new
+// peer and to distinct ones, through two verifiers sharing a file (two
+// processes' worth): each peer is recorded once, nothing is lost, and
+// the same peer is never rejected.
+func TestConcurrentFirstUse(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "known")
+	v1, err := newTofu(t, verify.Options{"file": {path}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := newTofu(t, verify.Options{"file": {path}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := vtest.New(t, vtest.Spec{CN: "shared"})
+	const n = 16
+	own := make([]*vtest.Cert, n)
+	for i := range own {
+		own[i] = vtest.New(t, vtest.Spec{CN: fmt.Sprint(i)})
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 4*n)
+	for i := range n {
+		for _, v := range []*Verifier{v1, v2} {
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				if verdict := vtest.Verify(t, v, req(shared, "127.0.0.1:443")); !verdict.Allow {
+					errs <- "shared: " + verdict.Reason
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				if verdict := vtest.Verify(t, v, req(own[i], fmt.Sprintf("127.0.0.1:%d", 1000+i))); !verdict.Allow {
+					errs <- verdict.Reason
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	db, err := readKnown(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(db.byKey["127.0.0.1:443"]); got != 1 {
+		t.Errorf("shared peer recorded %d times, want once", got)
+	}
+	for i := range n {
+		if got := len(db.byKey[fmt.Sprintf("127.0.0.1:%d", 1000+i)]); got != 1 {
+			t.Errorf("peer %d recorded %d times, want once", i, got)
+		}
+	}
+}
+
+func TestBadEditKeepsPins(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "known")
+	v, err := newTofu(t, verify.Options{"file": {path}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := vtest.New(t, vtest.Spec{CN: "a"})
+	if !vtest.Verify(t, v, req(a, "127.0.0.1:1")).Allow {
+		t.Fatal("first use rejected")
+	}
+	data, _ := os.ReadFile(path)
+	vtest.WriteFile(t, path, append(data, "garbage line here\n"...))
+	b := vtest.New(t, vtest.Spec{CN: "b"})
+	if verdict := vtest.Verify(t, v, req(b, "127.0.0.1:1")); verdict.Allow || !strings.Contains(verdict.Reason, "HAS CHANGED") {
+		t.Fatalf("after a bad edit: %+v, want the recorded pin still enforced", verdict)
+	}
+	if verdict := vtest.Verify(t, v, req(b, "127.0.0.1:2")); verdict.Allow {
+		t.Fatalf("recorded into a file that does not parse: %+v", verdict)
+	}
+}
