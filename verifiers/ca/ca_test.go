@@ -1,0 +1,129 @@
+package ca_test
+
+import (
+	"context"
+	"crypto/x509"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/testbin"
+	"github.com/tlspin/tlspin/verifiers/ca"
+	"github.com/tlspin/tlspin/verifiers/internal/vtest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testbin.Cleanup()
+	os.Exit(code)
+}
+
+type fixture struct {
+	caFile, otherCAFile                               string
+	root, inter, leaf, ipLeaf, expired, serverOnly    *vtest.Cert
+	clientOnly, foreign, selfSigned, interLeaf, root2 *vtest.Cert
+}
+
+func newFixture(t *testing.T) *fixture {
+	f := &fixture{}
+	f.root = vtest.New(t, vtest.Spec{CN: "Test Root", IsCA: true})
+	f.root2 = vtest.New(t, vtest.Spec{CN: "Other Root", IsCA: true})
+	f.inter = vtest.New(t, vtest.Spec{CN: "Test Intermediate", IsCA: true, Issuer: f.root})
+	f.leaf = vtest.New(t, vtest.Spec{CN: "server", SANs: []string{"localhost", "server.test"}, Issuer: f.root})
+	f.ipLeaf = vtest.New(t, vtest.Spec{CN: "ip", SANs: []string{"127.0.0.1"}, Issuer: f.root})
+	f.interLeaf = vtest.New(t, vtest.Spec{CN: "via intermediate", SANs: []string{"localhost"}, Issuer: f.inter})
+	f.expired = vtest.New(t, vtest.Spec{CN: "old", SANs: []string{"localhost"}, Issuer: f.root,
+		NotBefore: time.Now().AddDate(-2, 0, 0), NotAfter: time.Now().AddDate(-1, 0, 0)})
+	f.serverOnly = vtest.New(t, vtest.Spec{CN: "srv", SANs: []string{"localhost"}, Issuer: f.root, EKU: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	f.clientOnly = vtest.New(t, vtest.Spec{CN: "cli", SANs: []string{"localhost"}, Issuer: f.root, EKU: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	f.foreign = vtest.New(t, vtest.Spec{CN: "foreign", SANs: []string{"localhost"}, Issuer: f.root2})
+	f.selfSigned = vtest.New(t, vtest.Spec{CN: "self", SANs: []string{"localhost"}})
+	dir := t.TempDir()
+	f.caFile = filepath.Join(dir, "ca.pem")
+	vtest.WriteFile(t, f.caFile, f.root.PEM())
+	f.otherCAFile = filepath.Join(dir, "other.pem")
+	vtest.WriteFile(t, f.otherCAFile, f.root2.PEM())
+	return f
+}
+
+func TestVerify(t *testing.T) {
+	f := newFixture(t)
+	const client, server = verify.ClientVerifiesServer, verify.ServerVerifiesClient
+	tests := []struct {
+		name   string
+		opts   verify.Options
+		req    verify.Request
+		allow  bool
+		reason string
+	}{
+		{"valid for the server name", nil, verify.Request{PeerChain: vtest.Chain(f.leaf), ServerName: "localhost", RemoteAddr: "127.0.0.1:443", Side: client}, true, `valid for "localhost"`},
+		{"intermediate sent by the peer", nil, verify.Request{PeerChain: vtest.Chain(f.interLeaf, f.inter), ServerName: "localhost", Side: client}, true, `"CN=Test Root"`},
+		{"intermediate missing", nil, verify.Request{PeerChain: vtest.Chain(f.interLeaf), ServerName: "localhost", Side: client}, false, "does not chain to the 1 certificates of"},
+		{"wrong name", nil, verify.Request{PeerChain: vtest.Chain(f.leaf), ServerName: "evil.test", Side: client}, false, `not valid for "evil.test"`},
+		{"name from the remote host", nil, verify.Request{PeerChain: vtest.Chain(f.ipLeaf), RemoteAddr: "127.0.0.1:443", Side: client}, true, `valid for "127.0.0.1"`},
+		{"remote IP not in the certificate", nil, verify.Request{PeerChain: vtest.Chain(f.leaf), RemoteAddr: "127.0.0.1:443", Side: client}, false, `not valid for "127.0.0.1"`},
+		{"server-name overrides", verify.Options{"server-name": {"server.test"}}, verify.Request{PeerChain: vtest.Chain(f.leaf), ServerName: "127.0.0.1", Side: client}, true, `"server.test"`},
+		{"server-name override wrong", verify.Options{"server-name": {"other.test"}}, verify.Request{PeerChain: vtest.Chain(f.leaf), ServerName: "localhost", Side: client}, false, "other.test"},
+		{"unknown CA", nil, verify.Request{PeerChain: vtest.Chain(f.foreign), ServerName: "localhost", Side: client}, false, `issued by "CN=Other Root"`},
+		{"self-signed", nil, verify.Request{PeerChain: vtest.Chain(f.selfSigned), ServerName: "localhost", Side: client}, false, "spkipin"},
+		{"two CA files", verify.Options{"ca-file": {"", ""}}, verify.Request{PeerChain: vtest.Chain(f.foreign), ServerName: "localhost", Side: client}, true, "Other Root"},
+		{"expired", nil, verify.Request{PeerChain: vtest.Chain(f.expired), ServerName: "localhost", Side: client}, false, "expired or not yet valid"},
+		{"client-only cert as a server", nil, verify.Request{PeerChain: vtest.Chain(f.clientOnly), ServerName: "localhost", Side: client}, false, "usage"},
+		{"client cert, no name check", nil, verify.Request{PeerChain: vtest.Chain(f.clientOnly), ServerName: "whatever", RemoteAddr: "127.0.0.1:5555", Side: server}, true, "Test Root"},
+		{"server-only cert as a client", nil, verify.Request{PeerChain: vtest.Chain(f.serverOnly), RemoteAddr: "127.0.0.1:5555", Side: server}, false, "usage"},
+		{"no certificate", nil, verify.Request{Side: client}, false, "no certificate"},
+		{"garbage", nil, verify.Request{PeerChain: [][]byte{[]byte("junk")}, Side: client}, false, "cannot parse"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := verify.Options{"ca-file": {f.caFile}}
+			for k, v := range tt.opts {
+				opts[k] = v
+			}
+			if len(tt.opts["ca-file"]) == 2 {
+				opts["ca-file"] = []string{f.caFile, f.otherCAFile}
+			}
+			check := func(t *testing.T, v verify.Verifier) {
+				r := tt.req
+				verdict := vtest.Verify(t, v, &r)
+				if verdict.Allow != tt.allow || !strings.Contains(verdict.Reason+verdict.Matched, tt.reason) {
+					t.Errorf("verdict %+v, want allow %v mentioning %q", verdict, tt.allow, tt.reason)
+				}
+			}
+			t.Run("in process", func(t *testing.T) {
+				v := ca.New(nil)
+				if _, err := v.Configure(context.Background(), &verify.ConfigureRequest{Options: opts}); err != nil {
+					t.Fatal(err)
+				}
+				check(t, v)
+			})
+			t.Run("plugin", func(t *testing.T) {
+				p, _ := vtest.Start(t, "ca", opts)
+				check(t, p)
+			})
+		})
+	}
+}
+
+// TestSystemRoots checks that without ca-file a private CA is not trusted.
+func TestSystemRoots(t *testing.T) {
+	f := newFixture(t)
+	v := ca.New(nil)
+	r, err := v.Configure(context.Background(), &verify.ConfigureRequest{Options: verify.Options{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.NeedsChain {
+		t.Error("NeedsChain = false; the ca verifier needs the intermediates")
+	}
+	verdict := vtest.Verify(t, v, &verify.Request{PeerChain: vtest.Chain(f.leaf), ServerName: "localhost"})
+	if verdict.Allow {
+		t.Fatal("a private CA's certificate was accepted by the system roots")
+	}
+	if !strings.Contains(verdict.Reason, "the system roots") {
+		t.Errorf("reason %q does not say which roots were used", verdict.Reason)
+	}
+}
