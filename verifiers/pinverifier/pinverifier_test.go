@@ -1,0 +1,99 @@
+package pinverifier_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tlspin/tlspin/core/pin"
+	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/verifiers/internal/vtest"
+	"github.com/tlspin/tlspin/verifiers/pinverifier"
+	"github.com/tlspin/tlspin/verifiers/sha256pin"
+	"github.com/tlspin/tlspin/verifiers/spkipin"
+)
+
+var _ verify.Verifier = (*pinverifier.Verifier)(nil)
+
+func TestParseChainAndCandidates(t *testing.T) {
+	chain := [][]byte{{1}, {2}, {3}}
+	tests := []struct {
+		in   string
+		want int // candidates
+		err  bool
+	}{
+		{"leaf", 1, false}, {"LEAF", 1, false}, {" any ", 3, false}, {"ca", 2, false}, {"root", 0, true}, {"", 0, true},
+	}
+	for _, tt := range tests {
+		c, err := pinverifier.ParseChain(tt.in)
+		if (err != nil) != tt.err {
+			t.Errorf("ParseChain(%q) err = %v", tt.in, err)
+			continue
+		}
+		if err == nil && len(pinverifier.Candidates(c, chain)) != tt.want {
+			t.Errorf("Candidates(%s) = %d certificates, want %d", c, len(pinverifier.Candidates(c, chain)), tt.want)
+		}
+	}
+	for _, c := range []pinverifier.Chain{pinverifier.ChainLeaf, pinverifier.ChainAny, pinverifier.ChainCA} {
+		if got := pinverifier.Candidates(c, nil); len(got) != 0 {
+			t.Errorf("Candidates(%s, nil) = %v", c, got)
+		}
+	}
+}
+
+func TestExpiryBoundary(t *testing.T) {
+	c := vtest.New(t, vtest.Spec{CN: "x"})
+	tests := []struct {
+		now   time.Time
+		allow bool
+	}{
+		{time.Date(2030, 1, 31, 23, 59, 59, 0, time.UTC), true},
+		{time.Date(2030, 2, 1, 0, 0, 0, 0, time.UTC), false},
+	}
+	for _, tt := range tests {
+		now := tt.now
+		v := pinverifier.New(pinverifier.Info{Name: "t", Algo: pin.SHA256, Now: func() time.Time { return now }})
+		_, err := v.Configure(context.Background(), &verify.ConfigureRequest{Options: verify.Options{
+			"pin": {c.Pin(t, pin.SHA256, pin.FormatHex)}, "expires": {"2030-01-31"},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		verdict := vtest.Verify(t, v, &verify.Request{PeerChain: vtest.Chain(c)})
+		if verdict.Allow != tt.allow {
+			t.Errorf("at %s: allow = %v (%s), want %v", now, verdict.Allow, verdict.Reason, tt.allow)
+		}
+		if !verdict.Allow && !strings.Contains(verdict.Reason, "failing closed") {
+			t.Errorf("expiry reason %q does not say it fails closed", verdict.Reason)
+		}
+	}
+}
+
+func TestConfigureInProcess(t *testing.T) {
+	c := vtest.New(t, vtest.Spec{CN: "x"})
+	tests := []struct {
+		v     *pinverifier.Verifier
+		opts  verify.Options
+		chain bool
+		err   string
+	}{
+		{spkipin.New(nil), verify.Options{"pin": {c.Pin(t, pin.SPKI, pin.FormatCurl)}}, false, ""},
+		{spkipin.New(nil), verify.Options{"pin": {c.Pin(t, pin.SPKI, pin.FormatCurl)}, "chain": {"any"}}, true, ""},
+		{sha256pin.New(nil), verify.Options{"pin": {c.Pin(t, pin.SPKI, pin.FormatCurl)}}, false, `option pin="sha256//`},
+		{sha256pin.New(nil), verify.Options{"pin": {"a", "b"}, "chain": {"ca", "any"}}, false, `option chain="ca,any": given more than once`},
+	}
+	for _, tt := range tests {
+		r, err := tt.v.Configure(context.Background(), &verify.ConfigureRequest{Options: tt.opts})
+		if tt.err != "" {
+			if !errors.Is(err, verify.ErrBadOption) || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("Configure(%v) err = %v, want %q", tt.opts, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || r.NeedsChain != tt.chain {
+			t.Errorf("Configure(%v) = %+v, %v; want NeedsChain %v", tt.opts, r, err, tt.chain)
+		}
+	}
+}
