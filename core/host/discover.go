@@ -1,20 +1,38 @@
 package host
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
+
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/tlspin/tlspin/core/rpc"
 )
 
 // ExecPrefix is the file-name prefix of an external verifier executable.
 const ExecPrefix = "tlspin-verifier-"
 
-// ErrUnknownVerifier is returned for a name that is neither built in nor found.
-var ErrUnknownVerifier = errors.New("host: unknown verifier")
+var (
+	// ErrUnknownVerifier is returned for a name that is neither built in nor found.
+	ErrUnknownVerifier = errors.New("host: unknown verifier")
+	// ErrHandshake is returned for an executable that ran but did not
+	// complete the go-plugin handshake of a tlspin verifier.
+	ErrHandshake = errors.New("host: verifier plugin handshake failed")
+	// ErrProtocolVersion is returned for a plugin that speaks a verifier
+	// protocol version this build does not.
+	ErrProtocolVersion = errors.New("host: unsupported verifier protocol version")
+	// ErrChecksum is returned for a plugin executable whose SHA-256 is not
+	// the pinned one; it is never run.
+	ErrChecksum = errors.New("host: verifier plugin checksum mismatch")
+)
 
 // Source says where a verifier was found.
 type Source string
@@ -174,4 +192,67 @@ func checkExecutable(p string) error {
 		return fmt.Errorf("host: verifier %q is not executable (chmod +x it)", p)
 	}
 	return nil
+}
+
+// pluginVersionRE finds the plugin's version in go-plugin's message.
+var pluginVersionRE = regexp.MustCompile(`Plugin version: (\d+)`)
+
+// explainStart turns an error of go-plugin's launch of spec into one that
+// says what is wrong and what to do, or returns nil for an error it does
+// not recognise. go-plugin has no sentinel errors for most of these, so
+// this matches its messages; TestBadPluginsFailClearly notices a change.
+func explainStart(spec Spec, err error) error {
+	msg := err.Error()
+	name, path := spec.Name, spec.Path
+	switch {
+	case errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("host: verifier %q: cannot run %q: %w (is it executable? chmod +x it)", name, path, err)
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("host: verifier %q: cannot run %q: %w (for a script: is the interpreter on its #! line installed?)", name, path, err)
+	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
+		got, herr := FileSHA256(path)
+		if herr != nil {
+			return fmt.Errorf("%w: verifier %q: %w", ErrChecksum, name, herr)
+		}
+		return fmt.Errorf("%w: verifier %q: %q has SHA-256 %x, pinned %x (%w); refusing to run it (if the change is intended, pin the new sum: --plugin-sha256 %s=%x)",
+			ErrChecksum, name, path, got, spec.SHA256, err, name, got)
+	case strings.Contains(msg, "incompatible API version with plugin"):
+		theirs := "another"
+		if m := pluginVersionRE.FindStringSubmatch(msg); m != nil {
+			theirs = m[1]
+		}
+		ours := versionList(rpc.SupportedVersions())
+		return fmt.Errorf("%w: verifier %q (%s) speaks verifier protocol version %s, this tlspin speaks version %s: rebuild the plugin with an SDK for version %s, or use a tlspin that supports version %s",
+			ErrProtocolVersion, name, path, theirs, ours, ours, theirs)
+	case strings.Contains(msg, "Unrecognized remote plugin message: "):
+		_, stray, _ := strings.Cut(msg, "Unrecognized remote plugin message: ")
+		stray, _, _ = strings.Cut(stray, "\n")
+		if stray == "" {
+			return fmt.Errorf("%w: verifier %q: %q exited without a handshake: is it a tlspin verifier plugin? (--log-level debug shows its output)", ErrHandshake, name, path)
+		}
+		return fmt.Errorf("%w: verifier %q: %q wrote %q to stdout before the handshake: stdout is reserved for the go-plugin handshake, a plugin must log to stderr",
+			ErrHandshake, name, path, stray)
+	case strings.Contains(msg, "timeout while waiting for plugin to start"):
+		return fmt.Errorf("%w: verifier %q: %q did not complete the go-plugin handshake within the start timeout: is it a tlspin verifier plugin?",
+			ErrHandshake, name, path)
+	case strings.Contains(msg, "plugin exited before we could connect"):
+		return fmt.Errorf("%w: verifier %q: %q exited before the handshake: is it a tlspin verifier plugin? (--log-level debug shows its output)", ErrHandshake, name, path)
+	case strings.Contains(msg, "unsupported plugin protocol"):
+		return fmt.Errorf("%w: verifier %q: %q speaks go-plugin's net/rpc; tlspin verifiers speak gRPC", ErrHandshake, name, path)
+	case strings.Contains(msg, "incompatible core API version"):
+		return fmt.Errorf("%w: verifier %q: %q speaks another go-plugin core protocol (this tlspin speaks %d): %w", ErrHandshake, name, path, plugin.CoreProtocolVersion, err)
+	}
+	return nil
+}
+
+// versionList formats protocol versions as "1" or "1, 2".
+func versionList(vs []int) string {
+	var b bytes.Buffer
+	for i, v := range vs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.Itoa(v))
+	}
+	return b.String()
 }

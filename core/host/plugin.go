@@ -544,6 +544,9 @@ func spawn(ctx context.Context, spec Spec, cfg Config, log hclog.Logger) (*insta
 
 // startError explains a failed launch in terms a user can act on.
 func startError(spec Spec, err error) error {
+	if e := explainStart(spec, err); e != nil {
+		return e
+	}
 	switch {
 	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
 		return fmt.Errorf("host: verifier %q: binary %q does not match its pinned SHA-256 (refusing to run it): %w", spec.Name, spec.Path, err)

@@ -1,0 +1,397 @@
+package host_test
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/tlspin/tlspin/core/certs"
+	"github.com/tlspin/tlspin/core/host"
+	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/testbin"
+)
+
+// The custom verifier of these tests is examples/go-verifier
+// (tlspin-verifier-sanexpiry): a real out-of-tree plugin built with the SDK.
+const customName = "sanexpiry"
+
+func customBinary(t *testing.T) string {
+	t.Helper()
+	return testbin.Build(t, "./examples/go-verifier", host.ExecPrefix+customName)
+}
+
+func probeBinary(t *testing.T) string {
+	t.Helper()
+	return testbin.Build(t, "./core/host/testdata/probe", "probe")
+}
+
+// install puts a copy of the executable src into dir as name and returns
+// its path.
+func install(t *testing.T, src, dir, name string) string {
+	t.Helper()
+	dst := filepath.Join(dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// writeScript writes an executable shell script.
+func writeScript(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func discLogger(t *testing.T) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Warn})
+}
+
+func discConfig(t *testing.T) host.Config {
+	return host.Config{Logger: discLogger(t), Env: host.PluginEnv(os.Getenv), StartTimeout: 10 * time.Second}
+}
+
+func leafFor(t *testing.T, dns string, days int) []byte {
+	t.Helper()
+	_, c, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, SANs: []string{dns}, Days: days})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Raw
+}
+
+// checkSANExpiry starts found with san=*.example.com and checks that it
+// allows a matching short-lived leaf and rejects another.
+func checkSANExpiry(t *testing.T, found host.Found) {
+	t.Helper()
+	p, err := host.Start(context.Background(), found.Spec(verify.Options{"san": {"*.example.com"}}), discConfig(t))
+	if err != nil {
+		t.Fatalf("start %s from %s: %v", found.Path, found.Source, err)
+	}
+	defer p.Close()
+	for _, tc := range []struct {
+		dns   string
+		allow bool
+	}{{"api.example.com", true}, {"api.example.org", false}} {
+		v, err := p.Verify(context.Background(), &verify.Request{PeerChain: [][]byte{leafFor(t, tc.dns, 30)}, Side: verify.ClientVerifiesServer})
+		if err != nil {
+			t.Fatalf("verify %s: %v", tc.dns, err)
+		}
+		if v.Allow != tc.allow {
+			t.Errorf("%s: allow = %v, want %v (%s)", tc.dns, v.Allow, tc.allow, v.Reason)
+		}
+	}
+}
+
+func TestCustomVerifierFoundFromEachLocation(t *testing.T) {
+	bin := customBinary(t)
+	file := host.ExecPrefix + customName
+	tests := []struct {
+		name   string
+		finder func(dir string) *host.Finder
+		find   func(dir string) string
+		source host.Source
+	}{
+		{"--plugin-dir", func(d string) *host.Finder { return &host.Finder{PluginDirs: []string{d}} }, nil, host.SourcePluginDir},
+		{"$TLSPIN_PLUGIN_PATH", func(d string) *host.Finder {
+			return &host.Finder{EnvPath: strings.Join([]string{"/nonexistent", d}, string(os.PathListSeparator))}
+		}, nil, host.SourceEnv},
+		{"next to tlspin", func(d string) *host.Finder { return &host.Finder{Self: filepath.Join(d, "tlspin")} }, nil, host.SourceSelfDir},
+		{"$PATH", func(d string) *host.Finder { return &host.Finder{SysPath: "/nonexistent" + string(os.PathListSeparator) + d} }, nil, host.SourceSysPath},
+		{"explicit path", func(string) *host.Finder { return &host.Finder{} }, func(d string) string { return filepath.Join(d, file) }, host.SourcePath},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			want := install(t, bin, dir, file)
+			name := customName
+			if tc.find != nil {
+				name = tc.find(dir)
+			}
+			found, err := tc.finder(dir).Find(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if found.Source != tc.source || found.Path != want || found.Name != customName {
+				t.Fatalf("found %+v; want %s at %s from %s", found, customName, want, tc.source)
+			}
+			checkSANExpiry(t, found)
+		})
+	}
+}
+
+func TestSearchOrder(t *testing.T) {
+	bin := customBinary(t)
+	root := t.TempDir()
+	dirs := map[host.Source]string{}
+	for _, s := range []host.Source{host.SourcePluginDir, host.SourceEnv, host.SourceSelfDir, host.SourceSysPath} {
+		dirs[s] = filepath.Join(root, strings.Trim(string(s), "$-"))
+		install(t, bin, dirs[s], host.ExecPrefix+customName)
+	}
+	f := &host.Finder{
+		PluginDirs: []string{dirs[host.SourcePluginDir]},
+		EnvPath:    dirs[host.SourceEnv],
+		Self:       filepath.Join(dirs[host.SourceSelfDir], "tlspin"),
+		SysPath:    dirs[host.SourceSysPath],
+	}
+	// Each step removes the location that won the previous one.
+	for _, want := range []host.Source{host.SourcePluginDir, host.SourceEnv, host.SourceSelfDir, host.SourceSysPath} {
+		found, err := f.Find(customName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found.Source != want || filepath.Dir(found.Path) != dirs[want] {
+			t.Fatalf("found %s at %s; want it from %s", found.Source, found.Path, want)
+		}
+		if err := os.Remove(found.Path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.Find(customName); !errors.Is(err, host.ErrUnknownVerifier) || !strings.Contains(err.Error(), host.ExecPrefix+customName) {
+		t.Fatalf("with every copy gone: %v; want ErrUnknownVerifier naming the executable to install", err)
+	}
+}
+
+func TestBuiltinIsNeverShadowed(t *testing.T) {
+	self := testbin.Tlspin(t)
+	impostor := customBinary(t)
+	root := t.TempDir()
+	selfDir := filepath.Join(root, "bin")
+	selfCopy := install(t, self, selfDir, "tlspin")
+	var planted []string
+	for _, d := range []string{"plugin-dir", "env", "bin", "path"} {
+		planted = append(planted, install(t, impostor, filepath.Join(root, d), host.ExecPrefix+"md5pin"))
+	}
+	f := &host.Finder{
+		Builtins:   []string{"md5pin"},
+		Self:       selfCopy,
+		SelfArgs:   func(n string) []string { return []string{"__verifier", n} },
+		PluginDirs: []string{filepath.Join(root, "plugin-dir")},
+		EnvPath:    filepath.Join(root, "env"),
+		SysPath:    filepath.Join(root, "path"),
+	}
+	found, err := f.Find("md5pin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if found.Source != host.SourceBuiltin || found.Path != selfCopy {
+		t.Fatalf("md5pin found as %+v; want the built-in in %s", found, selfCopy)
+	}
+	list, err := f.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Name != "md5pin" || list[0].Source != host.SourceBuiltin {
+		t.Fatalf("List = %+v; want only the built-in md5pin", list)
+	}
+	if !slices.Equal(list[0].Shadowed, planted) {
+		t.Errorf("Shadowed = %q; want every planted impostor %q, in search order", list[0].Shadowed, planted)
+	}
+	// What runs is really md5pin: it takes a pin, which sanexpiry does not.
+	leaf := leafFor(t, "a.example", 30)
+	sum := md5.Sum(leaf)
+	p, err := host.Start(context.Background(), found.Spec(verify.Options{"pin": {hex.EncodeToString(sum[:])}}), discConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if v, err := p.Verify(context.Background(), &verify.Request{PeerChain: [][]byte{leaf}}); err != nil || !v.Allow {
+		t.Fatalf("built-in md5pin: %+v, %v; want allow", v, err)
+	}
+}
+
+func TestBadPluginsFailClearly(t *testing.T) {
+	probe := probeBinary(t)
+	dir := t.TempDir()
+	notExec := filepath.Join(dir, host.ExecPrefix+"noexec")
+	if err := os.WriteFile(notExec, []byte("#!/bin/sh\nexit 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const startTimeout = 1500 * time.Millisecond
+	tests := []struct {
+		name string
+		spec host.Spec
+		is   error
+		want []string
+	}{
+		{"not executable", host.Spec{Path: notExec}, os.ErrPermission, []string{"cannot run", notExec}},
+		{"missing", host.Spec{Path: filepath.Join(dir, "nothing-here")}, os.ErrNotExist, []string{"nothing-here"}},
+		{"not a go-plugin (exits)", host.Spec{Path: writeScript(t, dir, "exits", `echo "usage: exits FILE" >&2; exit 2`)},
+			host.ErrHandshake, []string{"exit", "is it a tlspin verifier plugin?"}},
+		{"not a go-plugin (exits silently)", host.Spec{Path: writeScript(t, dir, "true", `exit 0`)},
+			host.ErrHandshake, []string{"exit", "is it a tlspin verifier plugin?"}},
+		{"prints to stdout before the handshake", host.Spec{Path: probe, Args: []string{"stdout"}},
+			host.ErrHandshake, []string{`"hello from a chatty plugin"`, "stdout", "log to stderr"}},
+		{"script prints to stdout", host.Spec{Path: writeScript(t, dir, "chatty", `echo "starting up"; exec sleep 30`)},
+			host.ErrHandshake, []string{`"starting up"`, "stdout"}},
+		{"never handshakes", host.Spec{Path: writeScript(t, dir, "sleeps", `exec sleep 30`)},
+			host.ErrHandshake, []string{"did not complete the go-plugin handshake within the start timeout"}},
+		{"wrong protocol version", host.Spec{Path: probe, Args: []string{"v2"}},
+			host.ErrProtocolVersion, []string{"protocol version 2", "speaks version 1"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.spec.Name = "bad"
+			cfg := discConfig(t)
+			cfg.StartTimeout = startTimeout
+			start := time.Now()
+			p, err := host.Start(context.Background(), tc.spec, cfg)
+			took := time.Since(start)
+			if err == nil {
+				p.Close()
+				t.Fatal("bad plugin started")
+			}
+			t.Logf("error: %v", err)
+			if !errors.Is(err, tc.is) {
+				t.Errorf("error does not wrap %v", tc.is)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not say %q", w)
+				}
+			}
+			if !strings.Contains(err.Error(), `"bad"`) {
+				t.Errorf("error does not name the verifier")
+			}
+			if took > startTimeout+2*time.Second {
+				t.Errorf("took %s; want an error within the start timeout %s", took, startTimeout)
+			}
+		})
+	}
+	t.Run("not executable, found by name", func(t *testing.T) {
+		_, err := (&host.Finder{PluginDirs: []string{dir}}).Find("noexec")
+		if err == nil || !strings.Contains(err.Error(), "not executable") || !strings.Contains(err.Error(), notExec) {
+			t.Fatalf("Find: %v; want a not-executable error naming %s", err, notExec)
+		}
+	})
+}
+
+func TestChecksumPin(t *testing.T) {
+	dir := t.TempDir()
+	bin := install(t, customBinary(t), dir, host.ExecPrefix+customName)
+	sum, err := host.FileSHA256(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := slices.Clone(sum)
+	wrong[0] ^= 0xff
+	found, err := (&host.Finder{PluginDirs: []string{dir}}).Find(customName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := verify.Options{"san": {"*"}}
+	t.Run("pinned sum runs", func(t *testing.T) {
+		spec := found.Spec(opts)
+		spec.SHA256 = sum
+		p, err := host.Start(context.Background(), spec, discConfig(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Close()
+	})
+	t.Run("other sum is refused", func(t *testing.T) {
+		spec := found.Spec(opts)
+		spec.SHA256 = wrong
+		p, err := host.Start(context.Background(), spec, discConfig(t))
+		if err == nil {
+			p.Close()
+			t.Fatal("started despite a wrong pin")
+		}
+		checkRefusal(t, err, sum, wrong)
+	})
+	t.Run("changed binary is refused", func(t *testing.T) {
+		f, err := os.OpenFile(bin, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write([]byte("tampered")); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		changed, _ := host.FileSHA256(bin)
+		spec := found.Spec(opts)
+		spec.SHA256 = sum
+		p, err := host.Start(context.Background(), spec, discConfig(t))
+		if err == nil {
+			p.Close()
+			t.Fatal("started a changed binary")
+		}
+		checkRefusal(t, err, changed, sum)
+	})
+}
+
+func checkRefusal(t *testing.T, err error, got, pinned []byte) {
+	t.Helper()
+	if !errors.Is(err, host.ErrChecksum) || !errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
+		t.Errorf("error %v does not wrap ErrChecksum and go-plugin's", err)
+	}
+	for _, w := range []string{fmt.Sprintf("has SHA-256 %x", got), fmt.Sprintf("pinned %x", pinned), "--plugin-sha256 sanexpiry=" + hex.EncodeToString(got)} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not say %q", err, w)
+		}
+	}
+}
+
+func TestPluginReceivesOnlyItsEnvironment(t *testing.T) {
+	hostEnv := map[string]string{
+		"PATH":               "/usr/bin:/bin",
+		"HOME":               "/home/someone",
+		"TMPDIR":             t.TempDir(),
+		"TLSPIN_LOG_LEVEL":   "debug",
+		"AWS_SECRET_KEY":     "do-not-leak",
+		"TLSPIN_PLUGIN_PATH": "/somewhere",
+	}
+	cfg := discConfig(t)
+	cfg.Env = host.PluginEnv(func(k string) string { return hostEnv[k] })
+	p, err := host.Start(context.Background(), host.Spec{Name: "probe", Path: probeBinary(t), Args: []string{"env"}}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	d, err := p.Describe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for kv := range strings.SplitSeq(d.Summary, "\x00") {
+		k, v, _ := strings.Cut(kv, "=")
+		keys = append(keys, k)
+		if want, ok := hostEnv[k]; ok && v != want {
+			t.Errorf("plugin got %s=%q, want %q", k, v, want)
+		}
+	}
+	want := []string{"HOME", "PATH", "PLUGIN_CLIENT_CERT", "PLUGIN_MAX_PORT", "PLUGIN_MIN_PORT", "PLUGIN_PROTOCOL_VERSIONS", "TLSPIN_LOG_LEVEL", "TLSPIN_VERIFIER_PLUGIN", "TMPDIR"}
+	if !slices.Equal(keys, want) {
+		t.Errorf("plugin environment has %q; want exactly %q", keys, want)
+	}
+}
