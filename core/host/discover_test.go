@@ -127,7 +127,9 @@ func TestCustomVerifierFoundFromEachLocation(t *testing.T) {
 			return &host.Finder{EnvPath: strings.Join([]string{"/nonexistent", d}, string(os.PathListSeparator))}
 		}, nil, host.SourceEnv},
 		{"next to tlspin", func(d string) *host.Finder { return &host.Finder{Self: filepath.Join(d, "tlspin")} }, nil, host.SourceSelfDir},
-		{"$PATH", func(d string) *host.Finder { return &host.Finder{SysPath: "/nonexistent" + string(os.PathListSeparator) + d} }, nil, host.SourceSysPath},
+		{"$PATH", func(d string) *host.Finder {
+			return &host.Finder{SysPath: "/nonexistent" + string(os.PathListSeparator) + d}
+		}, nil, host.SourceSysPath},
 		{"explicit path", func(string) *host.Finder { return &host.Finder{} }, func(d string) string { return filepath.Join(d, file) }, host.SourcePath},
 	}
 	for _, tc := range tests {
