@@ -75,6 +75,20 @@ func (w testWriter) Write(b []byte) (int, error) {
 
 func alive(pid int) bool { return syscall.Kill(pid, 0) == nil && !zombie(pid) }
 
+// state returns the process state letter of pid from /proc, or 0.
+func state(pid int) byte {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || len(s) <= i+2 {
+		return 0
+	}
+	return s[i+2]
+}
+
 func zombie(pid int) bool {
 	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
 	if err != nil {
@@ -164,6 +178,10 @@ func TestHungPluginTimesOutAndIsReplaced(t *testing.T) {
 	pid := p.Pid()
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
+	}
+	// kill returns before the process has stopped: wait until it has.
+	if !waitFor(5*time.Second, func() bool { return state(pid) == 'T' }) {
+		t.Fatalf("plugin %d did not stop", pid)
 	}
 	start := time.Now()
 	v, err := p.Verify(context.Background(), &verify.Request{PeerChain: [][]byte{good}})

@@ -169,6 +169,7 @@ func (p *Plugin) OnPolicyChange(f func(verify.PolicyChange)) {
 // and replaced even when every caller gives up first. Verify itself
 // returns as soon as ctx ends.
 func (p *Plugin) Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error) {
+	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, p.cfg.VerifyTimeout)
 	defer cancel()
 	inst, needsChain, err := p.get(wctx)
@@ -197,10 +198,15 @@ func (p *Plugin) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 	case r := <-done:
 		return r.v, r.err
 	case <-wctx.Done():
-		if ctx.Err() != nil {
+		if errors.Is(ctx.Err(), context.Canceled) {
 			return nil, fmt.Errorf("host: verifier %q: caller gave up waiting: %w", p.spec.Name, ctx.Err())
 		}
-		return nil, fmt.Errorf("%w: verifier %q gave no verdict within %s (pid %d)", ErrTimeout, p.spec.Name, p.cfg.VerifyTimeout, inst.pid)
+		// The caller's deadline or ours: either way the plugin was too slow.
+		waited := p.cfg.VerifyTimeout
+		if dl, ok := ctx.Deadline(); ok && dl.Sub(start) < waited {
+			waited = dl.Sub(start)
+		}
+		return nil, fmt.Errorf("%w: verifier %q gave no verdict within %s (pid %d): %w", ErrTimeout, p.spec.Name, waited.Round(time.Millisecond), inst.pid, context.DeadlineExceeded)
 	}
 }
 
