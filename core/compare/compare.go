@@ -15,6 +15,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -148,6 +150,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 // compareOne runs every scenario through one verifier.
 func compareOne(ctx context.Context, cfg Config, name string, scen []Scenario, srv *server) (VerifierInfo, []Result, error) {
+	if !slices.Contains(DefaultVerifiers(), name) {
+		return VerifierInfo{}, nil, fmt.Errorf("%w: %q (known: %s)", ErrUnknownStrategy, name, strings.Join(DefaultVerifiers(), ", "))
+	}
 	iv, err := cfg.InProcess(name)
 	if err != nil {
 		return VerifierInfo{Name: name, Skipped: true, Note: fmt.Sprintf("skipped: %v", err)}, nil, nil

@@ -1,0 +1,55 @@
+package cli_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/tlspin/tlspin/cmd/tlspin/cli"
+)
+
+// TestBenchJSON checks the structure of bench --json on a tiny run; the
+// figures themselves are measured, never asserted.
+func TestBenchJSON(t *testing.T) {
+	stdout, stderr, code := run(t, "bench", "--json", "--verifier", "md5pin", "--duration", "200ms", "--launches", "1", "--samples", "20")
+	if code != cli.ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+		t.Fatalf("JSON: %v\n%s", err, stdout)
+	}
+	for _, k := range []string{
+		"inprocess_hs_per_s", "plugin_hs_per_s", "cached_hs_per_s", "plugin_ratio", "cached_ratio",
+		"inprocess_p50_us", "inprocess_p99_us", "plugin_p50_us", "plugin_p99_us", "cached_p50_us", "cached_p99_us",
+		"plugin_launch_ms", "inprocess_verify_us", "plugin_verify_us", "cached_verify_us",
+	} {
+		v, ok := doc[k].(float64)
+		if !ok || v <= 0 {
+			t.Errorf("%s = %v, want a positive number", k, doc[k])
+		}
+	}
+	if _, ok := doc["cache_hit_ratio"].(float64); !ok {
+		t.Errorf("cache_hit_ratio = %v", doc["cache_hit_ratio"])
+	}
+	if doc["verifier"] != "md5pin" || doc["key"] != "ECDSA P-256" {
+		t.Errorf("verifier %v, key %v", doc["verifier"], doc["key"])
+	}
+}
+
+func TestBenchUsage(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench", "--key", "dsa"}, "--key"},
+		{[]string{"bench", "--duration", "0s"}, "--duration"},
+		{[]string{"bench", "--verifier", "nosuch"}, "nosuch"},
+	}
+	for _, tt := range tests {
+		_, stderr, code := run(t, tt.args...)
+		if code != cli.ExitUsage || !strings.Contains(stderr, tt.want) {
+			t.Errorf("%v: exit %d, stderr %q; want usage error mentioning %q", tt.args, code, stderr, tt.want)
+		}
+	}
+}

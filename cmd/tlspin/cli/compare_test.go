@@ -1,0 +1,190 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/net/html"
+
+	"github.com/tlspin/tlspin/cmd/tlspin/cli"
+	"github.com/tlspin/tlspin/core/compare"
+	"github.com/tlspin/tlspin/internal/testbin"
+)
+
+// run runs tlspin in process with the real binary for plugins.
+func run(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := cli.RunContext(context.Background(), cli.Env{
+		Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr,
+		Getenv: func(k string) string {
+			if k == "HOME" {
+				return t.TempDir()
+			}
+			return os.Getenv(k)
+		},
+		Self: testbin.Tlspin(t),
+	}, append([]string{"--log-level", "error"}, args...))
+	return stdout.String(), stderr.String(), code
+}
+
+type compareJSON struct {
+	Results []struct {
+		Verifier string `json:"verifier"`
+		Scenario string `json:"scenario"`
+		Accepted *bool  `json:"accepted"`
+		Reason   string `json:"reason"`
+	} `json:"results"`
+	Verifiers []struct {
+		Name        string   `json:"name"`
+		InProcessUs *float64 `json:"inprocess_us"`
+		PluginUs    *float64 `json:"plugin_us"`
+		PinBytes    *int     `json:"pin_bytes"`
+		Note        *string  `json:"note"`
+	} `json:"verifiers"`
+}
+
+// TestCompare runs the default comparison through real plugins and checks
+// the pattern each strategy must show, from the JSON, and the HTML page.
+func TestCompare(t *testing.T) {
+	page := filepath.Join(t.TempDir(), "compare.html")
+	stdout, stderr, code := run(t, "compare", "--json", "--samples", "20", "--html", page)
+	if code != cli.ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var doc compareJSON
+	dec := json.NewDecoder(strings.NewReader(stdout))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil {
+		t.Fatalf("JSON: %v\n%s", err, stdout)
+	}
+	got := map[[2]string]bool{}
+	for _, r := range doc.Results {
+		if r.Accepted == nil || r.Reason == "" {
+			t.Errorf("result %+v lacks accepted or reason", r)
+			continue
+		}
+		got[[2]string{r.Verifier, r.Scenario}] = *r.Accepted
+	}
+	ran := map[string]bool{}
+	for _, v := range doc.Verifiers {
+		if v.InProcessUs == nil || v.PluginUs == nil || v.PinBytes == nil || v.Note == nil {
+			t.Errorf("verifier %q lacks a field", v.Name)
+			continue
+		}
+		if strings.HasPrefix(*v.Note, "skipped") {
+			t.Logf("%s %s", v.Name, *v.Note)
+			continue
+		}
+		ran[v.Name] = true
+		if *v.PluginUs <= 0 || *v.InProcessUs <= 0 || *v.PinBytes <= 0 {
+			t.Errorf("verifier %q: costs and pin size must be positive: %+v", v.Name, v)
+		}
+		if v.Name == "md5pin" && !strings.Contains(*v.Note, "collision-broken") {
+			t.Errorf("md5pin note does not say MD5 is collision-broken: %q", *v.Note)
+		}
+	}
+	for _, must := range []string{"md5pin"} {
+		if !ran[must] {
+			t.Fatalf("%s did not run", must)
+		}
+	}
+	const A, R = true, false
+	// The pattern each strategy must show, scenario by scenario.
+	want := map[string]map[string]bool{
+		"md5pin":    {"same": A, "renewed": R, "rekeyed": R, "other-ca": R, "lookalike": R, "expired": R, "intermediate-rotated": R},
+		"sha256pin": {"same": A, "renewed": R, "rekeyed": R, "other-ca": R, "lookalike": R, "expired": R, "intermediate-rotated": R},
+		"spkipin":   {"same": A, "renewed": A, "rekeyed": R, "other-ca": A, "lookalike": R, "expired": A, "intermediate-rotated": A},
+		"allowlist": {"same": A, "renewed": R, "rekeyed": R, "lookalike": R},
+		"tofu":      {"same": A, "renewed": A, "rekeyed": R, "lookalike": R},
+		"ca":        {"same": A, "renewed": A, "rekeyed": A, "other-ca": R, "lookalike": R, "expired": R, "intermediate-rotated": A},
+	}
+	for v, scen := range want {
+		if !ran[v] {
+			continue
+		}
+		for s, w := range scen {
+			a, ok := got[[2]string{v, s}]
+			if !ok {
+				t.Errorf("no result for %s × %s", v, s)
+			} else if a != w {
+				t.Errorf("%s × %s: accepted = %v, want %v", v, s, a, w)
+			}
+		}
+	}
+	checkPage(t, page, got)
+}
+
+// checkPage parses the HTML report and checks that every matrix cell says
+// and is coloured what the JSON said.
+func checkPage(t *testing.T, path string, want map[[2]string]bool) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	root, err := html.Parse(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	var walk func(n *html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.ElementNode && n.Data == "td" {
+			attr := map[string]string{}
+			for _, a := range n.Attr {
+				attr[a.Key] = a.Val
+			}
+			if v := attr["data-verifier"]; v != "" {
+				seen++
+				k := [2]string{v, attr["data-scenario"]}
+				accepted, ok := want[k]
+				text := ""
+				if n.FirstChild != nil {
+					text = strings.TrimSpace(n.FirstChild.Data)
+				}
+				wantText, wantColour := "reject", compare.RejectColour
+				if accepted {
+					wantText, wantColour = "accept", compare.AcceptColour
+				}
+				if !ok || text != wantText || !strings.Contains(attr["style"], wantColour) || attr["title"] == "" {
+					t.Errorf("cell %v: text %q style %q title %q; want %q in %s", k, text, attr["style"], attr["title"], wantText, wantColour)
+				}
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(root)
+	if seen != len(want) {
+		t.Errorf("page has %d matrix cells, JSON %d results", seen, len(want))
+	}
+}
+
+func TestCompareUsage(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"json and markdown", []string{"compare", "--json", "--markdown"}, "choose one"},
+		{"unknown strategy", []string{"compare", "--verifier", "nosuch"}, "nosuch"},
+		{"ref-ca without ref", []string{"compare", "--ref-ca", "x.pem"}, "--ref"},
+		{"missing ref", []string{"compare", "--ref", "/nonexistent/ref.pem"}, "ref.pem"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, stderr, code := run(t, tt.args...)
+			if code == cli.ExitOK || !strings.Contains(stderr, tt.want) {
+				t.Fatalf("exit %d, stderr %q; want failure mentioning %q", code, stderr, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,228 @@
+package bench_test
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/tlspin/tlspin/core/bench"
+	"github.com/tlspin/tlspin/core/cache"
+	"github.com/tlspin/tlspin/core/certs"
+	"github.com/tlspin/tlspin/core/compare"
+	"github.com/tlspin/tlspin/core/host"
+	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/testbin"
+	"github.com/tlspin/tlspin/verifiers/builtin"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testbin.Cleanup()
+	os.Exit(code)
+}
+
+// setup is one verifier three ways, all trusting ref.
+type setup struct {
+	ref      *compare.Reference
+	inproc   verify.Verifier
+	plugin   *host.Plugin
+	cached   cache.Decider
+	cache    *cache.Cache
+	req      *verify.Request
+	pluginID int
+}
+
+func newSetup(tb testing.TB, name string, kt certs.KeyType) *setup {
+	tb.Helper()
+	ctx := context.Background()
+	ref, err := compare.NewReference(kt)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	iv, err := builtin.New(nil).Lookup(name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	desc, _ := iv.Describe(ctx)
+	inDir, plDir := tb.TempDir(), tb.TempDir()
+	tr, err := compare.TrustReference(name, ref, inDir, desc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := iv.Configure(ctx, &verify.ConfigureRequest{Options: tr.Options}); err != nil {
+		tb.Fatal(err)
+	}
+	ptr, err := compare.TrustReference(name, ref, plDir, desc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f := &host.Finder{Builtins: builtin.New(nil).Names(), Self: testbin.Tlspin(tb), SelfArgs: func(n string) []string { return []string{"__verifier", n} }}
+	found, err := f.Find(name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p, err := host.Start(ctx, found.Spec(ptr.Options), host.Config{Logger: hclog.NewNullLogger(), Env: append([]string{"TLSPIN_LOG_LEVEL=error"}, strings.Fields(os.Getenv("BENCH_PLUGIN_ENV"))...)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { p.Close() })
+	c := cache.New(cache.Config{})
+	return &setup{
+		ref: ref, inproc: iv, plugin: p, cache: c, cached: c.Wrap(name, p),
+		req: &verify.Request{PeerChain: ref.Leaf.Certificate, ServerName: ref.ServerName, Side: verify.ClientVerifiesServer, RemoteAddr: "127.0.0.1:443"},
+	}
+}
+
+// Structural only: timing is measured, never asserted.
+func TestHandshakes(t *testing.T) {
+	s := newSetup(t, "sha256pin", certs.ECDSA)
+	res, err := bench.Handshakes(context.Background(), bench.Config{
+		Cert: s.ref.Leaf, ServerName: s.ref.ServerName, Duration: 60 * time.Millisecond, Concurrency: 2, Warmup: 2,
+	},
+		bench.Mode{Name: bench.InProcess, D: s.inproc},
+		bench.Mode{Name: bench.Plugin, D: s.plugin},
+		bench.Mode{Name: bench.Cached, D: s.cached},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 3 {
+		t.Fatalf("got %d results, want 3", len(res))
+	}
+	for i, want := range []string{bench.InProcess, bench.Plugin, bench.Cached} {
+		r := res[i]
+		if r.Name != want || r.Handshakes == 0 || r.PerSecond <= 0 || r.P50 <= 0 || r.P99 < r.P50 {
+			t.Errorf("result %d = %+v", i, r)
+		}
+	}
+}
+
+func TestHandshakesRejected(t *testing.T) {
+	s := newSetup(t, "sha256pin", certs.ECDSA)
+	other, err := compare.NewReference(certs.ECDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = bench.Handshakes(context.Background(), bench.Config{Cert: other.Leaf, ServerName: other.ServerName, Duration: 10 * time.Millisecond, Warmup: 1},
+		bench.Mode{Name: bench.Plugin, D: s.plugin})
+	if err == nil || !strings.Contains(err.Error(), "plugin") {
+		t.Fatalf("err = %v, want a failed handshake naming the mode", err)
+	}
+}
+
+func TestQuantile(t *testing.T) {
+	tests := []struct {
+		in   []time.Duration
+		q    float64
+		want time.Duration
+	}{
+		{nil, 0.5, 0},
+		{[]time.Duration{1}, 0.99, 1},
+		{[]time.Duration{1, 2, 3}, 0.5, 2},
+		{[]time.Duration{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 0.99, 9},
+		{[]time.Duration{1, 2, 3}, 1, 3},
+	}
+	for _, tt := range tests {
+		if got := bench.Quantile(tt.in, tt.q); got != tt.want {
+			t.Errorf("Quantile(%v, %v) = %v, want %v", tt.in, tt.q, got, tt.want)
+		}
+	}
+}
+
+// cpuTicks returns the user+system clock ticks a process has used.
+func cpuTicks(tb testing.TB, pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return -1
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + st
+}
+
+// reportPluginCPU adds the plugin process's CPU time per op (Linux).
+func reportPluginCPU(b *testing.B, pid int, before int64) {
+	after := cpuTicks(b, pid)
+	if before < 0 || after < 0 || b.N == 0 {
+		return
+	}
+	// USER_HZ is 100 on Linux.
+	b.ReportMetric(float64(after-before)*1e4/float64(b.N), "plugin-cpu-µs/op")
+}
+
+func benchVerify(b *testing.B, d bench.Decider, req *verify.Request, pid int) {
+	ctx := context.Background()
+	if _, err := d.Verify(ctx, req); err != nil {
+		b.Fatal(err)
+	}
+	before := int64(-1)
+	if pid > 0 {
+		before = cpuTicks(b, pid)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		v, err := d.Verify(ctx, req)
+		if err != nil || !v.Allow {
+			b.Fatalf("Verify = %+v, %v", v, err)
+		}
+	}
+	if pid > 0 {
+		reportPluginCPU(b, pid, before)
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	for _, name := range []string{"md5pin", "spkipin"} {
+		s := newSetup(b, name, certs.ECDSA)
+		b.Run(name+"/in-process", func(b *testing.B) { benchVerify(b, s.inproc, s.req, 0) })
+		b.Run(name+"/plugin", func(b *testing.B) { benchVerify(b, s.plugin, s.req, s.plugin.Pid()) })
+		b.Run(name+"/plugin-parallel", func(b *testing.B) {
+			ctx := context.Background()
+			before := cpuTicks(b, s.plugin.Pid())
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := s.plugin.Verify(ctx, s.req); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			reportPluginCPU(b, s.plugin.Pid(), before)
+		})
+		b.Run(name+"/cached", func(b *testing.B) { benchVerify(b, s.cached, s.req, 0) })
+	}
+}
+
+func BenchmarkHandshake(b *testing.B) {
+	for _, kt := range []certs.KeyType{certs.ECDSA, certs.RSA} {
+		s := newSetup(b, "spkipin", kt)
+		for _, m := range []bench.Mode{{Name: bench.InProcess, D: s.inproc}, {Name: bench.Plugin, D: s.plugin}, {Name: bench.Cached, D: s.cached}} {
+			b.Run(string(kt)+"/"+m.Name, func(b *testing.B) {
+				var res []bench.Result
+				// One b.Loop iteration is a timed batch of handshakes;
+				// the figure that matters is the handshakes/s metric.
+				for b.Loop() {
+					r, err := bench.Handshakes(context.Background(), bench.Config{Cert: s.ref.Leaf, ServerName: s.ref.ServerName, Duration: 200 * time.Millisecond, Warmup: 5}, m)
+					if err != nil {
+						b.Fatal(err)
+					}
+					res = append(res, r...)
+				}
+				var hs, el float64
+				for _, r := range res {
+					hs += float64(r.Handshakes)
+					el += r.Elapsed.Seconds()
+				}
+				b.ReportMetric(hs/el, "handshakes/s")
+			})
+		}
+	}
+}

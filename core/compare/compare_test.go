@@ -1,0 +1,349 @@
+package compare_test
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/xml"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tlspin/tlspin/core/certs"
+	"github.com/tlspin/tlspin/core/compare"
+)
+
+func scenarios(t *testing.T, r *compare.Reference) map[string]compare.Scenario {
+	t.Helper()
+	ss, _, err := compare.Scenarios(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]compare.Scenario{}
+	for _, s := range ss {
+		m[s.Name] = s
+	}
+	return m
+}
+
+func verifies(ca *x509.Certificate, chain [][]byte, name string) bool {
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	inter := x509.NewCertPool()
+	for _, d := range chain[1:] {
+		c, _ := x509.ParseCertificate(d)
+		inter.AddCert(c)
+	}
+	leaf, _ := x509.ParseCertificate(chain[0])
+	_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: name})
+	return err == nil
+}
+
+func TestScenarios(t *testing.T) {
+	ref, err := compare.NewReference(certs.ECDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl := ref.Certificate()
+	ss := scenarios(t, ref)
+	tests := []struct {
+		name                     string
+		sameKey, selfSigned, exp bool
+		chainVerifies            bool
+	}{
+		{compare.Same, true, false, false, true},
+		{compare.Renewed, true, false, false, true},
+		{compare.Rekeyed, false, false, false, true},
+		{compare.OtherCA, true, false, false, false},
+		{compare.Lookalike, false, true, false, false},
+		{compare.Expired, true, false, true, false},
+		{compare.IntermediateRotated, true, false, false, true},
+	}
+	if len(ss) != len(tests) {
+		t.Fatalf("got %d scenarios, want %d", len(ss), len(tests))
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, ok := ss[tt.name]
+			if !ok {
+				t.Fatalf("no scenario %q", tt.name)
+			}
+			c := s.Cert.Leaf
+			if c.Subject.String() != rl.Subject.String() || strings.Join(c.DNSNames, ",") != strings.Join(rl.DNSNames, ",") || len(c.IPAddresses) != len(rl.IPAddresses) {
+				t.Errorf("names changed: %q %v", c.Subject, c.DNSNames)
+			}
+			if got := bytes.Equal(c.RawSubjectPublicKeyInfo, rl.RawSubjectPublicKeyInfo); got != tt.sameKey {
+				t.Errorf("same key = %v, want %v", got, tt.sameKey)
+			}
+			if tt.name != compare.Same && bytes.Equal(c.Raw, rl.Raw) {
+				t.Error("certificate is the reference itself")
+			}
+			if got := bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil; got != tt.selfSigned {
+				t.Errorf("self-signed = %v, want %v", got, tt.selfSigned)
+			}
+			if got := time.Now().After(c.NotAfter); got != tt.exp {
+				t.Errorf("expired = %v, want %v", got, tt.exp)
+			}
+			if got := verifies(ref.CA, s.Cert.Certificate, ref.ServerName); got != tt.chainVerifies {
+				t.Errorf("chains to the reference CA = %v, want %v", got, tt.chainVerifies)
+			}
+		})
+	}
+	rot := ss[compare.IntermediateRotated].Cert.Certificate
+	if len(rot) != 2 || bytes.Equal(rot[1], ref.Leaf.Certificate[1]) {
+		t.Error("intermediate-rotated does not carry a new intermediate")
+	}
+}
+
+func writePEM(t *testing.T, path string, parts ...[]byte) {
+	t.Helper()
+	if err := os.WriteFile(path, bytes.Join(parts, nil), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadReference(t *testing.T) {
+	dir := t.TempDir()
+	// A self-signed reference, the recipe's way: key and certificate in one file.
+	key, crt, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: "example.test", SANs: []string{"example.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, _ := certs.EncodeKey(key)
+	self := filepath.Join(dir, "self.pem")
+	writePEM(t, self, kp, certs.EncodeCert(crt))
+	certOnly := filepath.Join(dir, "certonly.pem")
+	writePEM(t, certOnly, certs.EncodeCert(crt))
+
+	// A CA-issued reference and its CA.
+	caKey, ca, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: "Test CA", IsCA: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leafKey, _ := certs.GenerateKey(certs.ECDSA, 0)
+	leaf, err := certs.Issue(certs.Template{CommonName: "issued.test", SANs: []string{"issued.test"}}, leafKey.Public(), ca, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk, _ := certs.EncodeKey(leafKey)
+	issued := filepath.Join(dir, "issued.pem")
+	writePEM(t, issued, lk, certs.EncodeCert(leaf))
+	ck, _ := certs.EncodeKey(caKey)
+	caFile := filepath.Join(dir, "ca.pem")
+	writePEM(t, caFile, ck, certs.EncodeCert(ca))
+
+	tests := []struct {
+		name        string
+		cert, ca    string
+		wantErr     error
+		errContains string
+		wantSkipped bool
+		wantCA      string
+	}{
+		{name: "self-signed", cert: self, wantSkipped: true, wantCA: "example.test"},
+		{name: "no key", cert: certOnly, errContains: "private key"},
+		{name: "issued without its CA", cert: issued, wantErr: compare.ErrNoIssuerKey},
+		{name: "issued with its CA", cert: issued, ca: caFile, wantCA: "Test CA"},
+		{name: "CA that is not a CA", cert: issued, ca: self, errContains: "not a CA"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := compare.LoadReference(tt.cert, "", tt.ca)
+			if tt.wantErr != nil || tt.errContains != "" {
+				if err == nil || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) || !strings.Contains(err.Error(), tt.errContains) {
+					t.Fatalf("err = %v, want %v / %q", err, tt.wantErr, tt.errContains)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.CA.Subject.CommonName != tt.wantCA {
+				t.Errorf("CA = %q, want %q", r.CA.Subject.CommonName, tt.wantCA)
+			}
+			ss, skipped, err := compare.Scenarios(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(skipped) > 0; got != tt.wantSkipped {
+				t.Errorf("skipped = %v, want skipped %v", skipped, tt.wantSkipped)
+			}
+			if ss[0].Name != compare.Same || !bytes.Equal(ss[0].Cert.Certificate[0], r.Certificate().Raw) {
+				t.Error("first scenario is not the reference")
+			}
+		})
+	}
+}
+
+func TestTrustReference(t *testing.T) {
+	ref, err := compare.NewReference(certs.ECDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"md5pin", "sha256pin", "spkipin", "allowlist", "tofu"} {
+		tr, err := compare.TrustReference(name, ref, t.TempDir(), nil)
+		if err != nil || len(tr.Options) == 0 || tr.PinBytes == 0 || tr.Note == "" {
+			t.Errorf("%s: %+v, %v", name, tr, err)
+		}
+	}
+	md5, _ := compare.TrustReference("md5pin", ref, t.TempDir(), nil)
+	if !strings.Contains(md5.Note, "collision-broken") {
+		t.Errorf("md5pin note %q does not say MD5 is collision-broken", md5.Note)
+	}
+	if _, err := compare.TrustReference("nosuch", ref, t.TempDir(), nil); !errors.Is(err, compare.ErrUnknownStrategy) || !strings.Contains(err.Error(), `"nosuch"`) {
+		t.Errorf("unknown verifier: err = %v", err)
+	}
+	if _, err := compare.TrustReference("ca", ref, t.TempDir(), nil); err == nil {
+		t.Error("ca without a description of its options: no error")
+	}
+}
+
+// report is a fixed report for the renderers.
+func report() *compare.Report {
+	return &compare.Report{
+		Results: []compare.Result{
+			{Verifier: "spkipin", Scenario: "same", Accepted: true, Reason: "matched spki:X"},
+			{Verifier: "spkipin", Scenario: "lookalike", Accepted: false, Reason: `mismatch <script>"x"</script> & more`},
+			{Verifier: "sha256pin", Scenario: "same", Accepted: true, Reason: "matched"},
+			{Verifier: "sha256pin", Scenario: "lookalike", Accepted: false, Reason: "mismatch"},
+		},
+		Verifiers: []compare.VerifierInfo{
+			{Name: "spkipin", InProcessUs: 5.5, PluginUs: 150, PinBytes: 32, Note: "the key | pipes"},
+			{Name: "sha256pin", InProcessUs: 1, PluginUs: 140, PinBytes: 32, Note: "the certificate"},
+			{Name: "later", Skipped: true, Note: "skipped: not built in"},
+		},
+		Scenarios: []compare.Scenario{{Name: "same", What: "itself"}, {Name: "lookalike", What: "attacker"}},
+		Skipped:   []string{"intermediate-rotated: needs the CA key"},
+	}
+}
+
+// TestWriteHTML parses the page as XML (it is well-formed on purpose) and
+// checks every matrix cell: its verifier, scenario, word and colour.
+func TestWriteHTML(t *testing.T) {
+	var b bytes.Buffer
+	if err := report().WriteHTML(&b); err != nil {
+		t.Fatal(err)
+	}
+	cells := parseCells(t, b.Bytes())
+	want := map[[2]string]string{
+		{"spkipin", "same"}: "accept", {"spkipin", "lookalike"}: "reject",
+		{"sha256pin", "same"}: "accept", {"sha256pin", "lookalike"}: "reject",
+	}
+	if len(cells) != len(want) {
+		t.Fatalf("got %d cells, want %d: %+v", len(cells), len(want), cells)
+	}
+	for k, w := range want {
+		c, ok := cells[k]
+		if !ok {
+			t.Errorf("no cell for %v", k)
+			continue
+		}
+		colour := compare.RejectColour
+		if w == "accept" {
+			colour = compare.AcceptColour
+		}
+		if c.text != w || c.class != w || !strings.Contains(c.style, colour) {
+			t.Errorf("cell %v = %+v, want %s in %s", k, c, w, colour)
+		}
+	}
+	if c := cells[[2]string{"spkipin", "lookalike"}]; c.title != `mismatch <script>"x"</script> & more` {
+		t.Errorf("reason not carried intact: %q", c.title)
+	}
+	if strings.Contains(b.String(), "<script>") {
+		t.Error("reason not escaped")
+	}
+	for _, s := range []string{"later", "skipped: not built in", "needs the CA key", "<style>"} {
+		if !strings.Contains(b.String(), s) {
+			t.Errorf("page lacks %q", s)
+		}
+	}
+	if strings.Contains(b.String(), "<link") || strings.Contains(b.String(), "src=") {
+		t.Error("page is not self-contained")
+	}
+}
+
+type cell struct{ text, class, style, title string }
+
+// parseCells returns the matrix cells of an HTML report by (verifier, scenario).
+func parseCells(t *testing.T, page []byte) map[[2]string]cell {
+	t.Helper()
+	d := xml.NewDecoder(bytes.NewReader(page))
+	d.Strict = true
+	out := map[[2]string]cell{}
+	var cur *cell
+	var key [2]string
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("page is not well-formed: %v", err)
+		}
+		switch tk := tok.(type) {
+		case xml.StartElement:
+			if tk.Name.Local != "td" {
+				continue
+			}
+			c := cell{}
+			var v, s string
+			for _, a := range tk.Attr {
+				switch a.Name.Local {
+				case "class":
+					c.class = a.Value
+				case "style":
+					c.style = a.Value
+				case "title":
+					c.title = a.Value
+				case "data-verifier":
+					v = a.Value
+				case "data-scenario":
+					s = a.Value
+				}
+			}
+			if v != "" {
+				cur, key = &c, [2]string{v, s}
+			}
+		case xml.CharData:
+			if cur != nil {
+				cur.text += strings.TrimSpace(string(tk))
+			}
+		case xml.EndElement:
+			if tk.Name.Local == "td" && cur != nil {
+				out[key] = *cur
+				cur = nil
+			}
+		}
+	}
+	return out
+}
+
+func TestWriteTextFormats(t *testing.T) {
+	var table, md, js bytes.Buffer
+	r := report()
+	if err := r.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteMarkdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"spkipin", "lookalike", "accept", "reject", "150.00", "skipped: not built in", "needs the CA key"} {
+		if !strings.Contains(table.String(), s) {
+			t.Errorf("table lacks %q:\n%s", s, table.String())
+		}
+	}
+	for _, s := range []string{"| scenario | spkipin | sha256pin |", "| `lookalike` | ❌ reject | ❌ reject |", `the key \| pipes`} {
+		if !strings.Contains(md.String(), s) {
+			t.Errorf("markdown lacks %q:\n%s", s, md.String())
+		}
+	}
+	if strings.Contains(js.String(), "Skipped") || strings.Contains(js.String(), "scenarios") {
+		t.Errorf("JSON has more than results and verifiers:\n%s", js.String())
+	}
+}
