@@ -90,3 +90,19 @@ func TestServeJSONAndGracefulStop(t *testing.T) {
 		t.Error("data of the rejected client printed")
 	}
 }
+
+// TestServeMaxLine checks that --max-line bounds what one connection holds:
+// a longer line comes out in pieces.
+func TestServeMaxLine(t *testing.T) {
+	dir := t.TempDir()
+	srv := newIdentity(t, dir, "server")
+	s := startServe(t, "--max-line", "8", "--cert", srv.file)
+	code, _, stderr := runTlspin(t, "send", "--log-level", "error", "--verifier", "spkipin", "--pin", srv.spki(), s.addr, "abcdefghijkl\nshort\n")
+	if code != 0 {
+		t.Fatalf("send: exit %d: %s", code, stderr)
+	}
+	want := "abcdefgh\nijkl\nshort\n"
+	if !poll(5*time.Second, func() bool { return s.stdout.String() == want }) {
+		t.Fatalf("serve printed %q, want %q", s.stdout, want)
+	}
+}

@@ -21,7 +21,7 @@ import (
 type serveFlags struct {
 	listen, cert, key string
 	once, json        bool
-	maxConns          int
+	maxConns, maxLine int
 	handshakeTimeout  time.Duration
 	idleTimeout       time.Duration
 	grace             time.Duration
@@ -62,6 +62,7 @@ SIGINT or SIGTERM stops accepting, lets open connections finish within
 	fs.BoolVar(&f.once, "once", false, "serve one connection, then exit (like the recipe)")
 	fs.BoolVar(&f.json, "json", false, "print one JSON object per event (connection, data, rejection, close) instead of raw lines")
 	fs.IntVar(&f.maxConns, "max-conns", server.DefaultMaxConns, "most connections served at once; more wait to be accepted")
+	fs.IntVar(&f.maxLine, "max-line", server.DefaultMaxLine, "most bytes of one line held per connection; a longer line is printed in pieces of this size")
 	fs.DurationVar(&f.handshakeTimeout, "handshake-timeout", server.DefaultHandshakeTimeout, "longest a TLS handshake (verification included) may take")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "close a connection that sends nothing for this long")
 	fs.DurationVar(&f.grace, "grace", server.DefaultGracePeriod, "on SIGINT/SIGTERM, how long open connections may finish")
@@ -103,6 +104,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		OnEvent:          onEvent,
 		Log:              a.log,
 		MaxConns:         f.maxConns,
+		MaxLine:          f.maxLine,
 		HandshakeTimeout: f.handshakeTimeout,
 		IdleTimeout:      f.idleTimeout,
 		GracePeriod:      f.grace,
