@@ -65,10 +65,13 @@ func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format
 
 // Run runs tlspin with args (without the program name) and returns the exit
 // code. SIGINT and SIGTERM cancel the command's context, so that every
-// command stops its plugins and returns.
+// command stops its plugins and returns; a second signal ends it at once.
 func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// After the first signal, restore the default action so that a second
+	// one ends tlspin at once (plugins then die by parent-death signal).
+	context.AfterFunc(ctx, stop)
 	return RunContext(ctx, Env{Stdin: stdin, Stdout: stdout, Stderr: stderr}, args)
 }
 
