@@ -7,6 +7,15 @@
 // when the host asks for it, logs JSON to stderr (the host re-emits it under
 // the verifier's name) and exits when the host goes away. A plugin must
 // never write to stdout itself: stdout carries the handshake.
+//
+// The rest are helpers for writing Configure and Verify: ReadOptions checks
+// and reads options (errors that name the option and quote the value), Leaf
+// parses the peer's certificate, Rejectf makes a rejection. Package
+// sdk/sdktest runs a verifier in-process over gRPC for unit tests.
+//
+// Serve speaks verifier protocol version rpc.ProtocolVersion; a host that
+// speaks other versions only refuses the plugin with an error naming both.
+// See docs/writing-a-verifier.md for the contract.
 package sdk
 
 import (

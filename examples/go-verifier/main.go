@@ -23,7 +23,7 @@ type sanExpiry struct {
 
 func (*sanExpiry) Describe(context.Context) (*verify.Description, error) {
 	return &verify.Description{Name: "sanexpiry", Version: "1", Summary: "accept a leaf whose DNS name matches a glob and that expires within max-days",
-		Options: []verify.Option{{Name: "san", Description: "glob (Go path.Match) a DNS name of the leaf must match, e.g. *.example.com", Required: true},
+		Options: []verify.Option{{Name: "san", Description: "glob a DNS name of the leaf must match; * stays within one label: *.example.com", Required: true},
 			{Name: "max-days", Description: "reject a leaf that expires more than this many days from now (default 90)"}}}, nil
 }
 
