@@ -3,6 +3,7 @@ package bench_test
 import (
 	"context"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -225,4 +226,28 @@ func BenchmarkHandshake(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkLaunch times starting a plugin process: exec, go-plugin
+// handshake with AutoMTLS (a P-521 certificate made on each side), gRPC
+// dial, Describe and Configure; then Close.
+func BenchmarkLaunch(b *testing.B) {
+	f := &host.Finder{Builtins: builtin.New(nil).Names(), Self: testbin.Tlspin(b), SelfArgs: func(n string) []string { return []string{"__verifier", n} }}
+	found, err := f.Find("sha256pin")
+	if err != nil {
+		b.Fatal(err)
+	}
+	spec := found.Spec(verify.Options{"pin": {strings.Repeat("ab", 32)}})
+	var starts []time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		p, err := host.Start(context.Background(), spec, host.Config{Logger: hclog.NewNullLogger(), Env: []string{"TLSPIN_LOG_LEVEL=error"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		starts = append(starts, time.Since(t0))
+		p.Close()
+	}
+	slices.Sort(starts)
+	b.ReportMetric(float64(bench.Quantile(starts, 0.5).Microseconds())/1000, "start-ms-p50")
 }
