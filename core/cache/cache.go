@@ -4,8 +4,9 @@
 //
 // A question is keyed by the verifier it was put to, the SHA-256 of the peer
 // chain (verify.Request.ChainDigest), the server name and the side; on the
-// client side the dialled address is part of the key too, because a
-// trust-on-first-use verdict depends on it. Errors are never cached, and a
+// client side the dialled address is part of the key too, and on the server
+// side the client's host (not its port), because a trust-on-first-use
+// verdict depends on them. Errors are never cached, and a
 // verdict that arrives after its verifier's policy changed (an allowlist
 // reloaded, a TOFU pin recorded, a plugin restarted) is not stored. The cache
 // is bounded: beyond its size the least recently used entry goes.
@@ -16,6 +17,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -130,8 +132,16 @@ func (m *Member) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 		return m.next.Verify(ctx, req)
 	}
 	k := key{member: m.id, side: req.Side, chain: req.ChainDigest(), server: req.ServerName}
-	if req.Side == verify.ClientVerifiesServer {
+	switch req.Side {
+	case verify.ClientVerifiesServer:
 		k.remote = req.RemoteAddr
+	default:
+		// A client's port changes with every connection; its host does not.
+		if h, _, err := net.SplitHostPort(req.RemoteAddr); err == nil {
+			k.remote = h
+		} else {
+			k.remote = req.RemoteAddr
+		}
 	}
 	c := m.c
 	c.mu.Lock()

@@ -111,6 +111,10 @@ func TestServerSideIgnoresClientPort(t *testing.T) {
 	if n := f.calls.Load(); n != 1 {
 		t.Fatalf("calls = %d, want 1: a client's ephemeral port must not defeat the cache", n)
 	}
+	d.Verify(ctx, req("leaf", "", verify.ServerVerifiesClient, "10.0.0.2:50000"))
+	if n := f.calls.Load(); n != 2 {
+		t.Fatalf("calls = %d, want 2: another client host must be asked about", n)
+	}
 }
 
 func TestWhatIsCached(t *testing.T) {
