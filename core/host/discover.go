@@ -52,9 +52,13 @@ const (
 // Self, then SysPath ($PATH). A name containing a slash is a path. A found
 // executable can never shadow a built-in name.
 type Finder struct {
-	Builtins   []string
-	Self       string
-	SelfArgs   func(name string) []string
+	Builtins []string
+	Self     string
+	SelfArgs func(name string) []string
+	// SelfExec, if set, is what runs a built-in instead of Self: on Linux
+	// /proc/self/exe, the very binary the host runs, even if the file at
+	// Self has been replaced since.
+	SelfExec   string
 	PluginDirs []string
 	EnvPath    string
 	SysPath    string
@@ -143,7 +147,11 @@ func (f *Finder) builtin(name string) Found {
 	if f.SelfArgs != nil {
 		args = f.SelfArgs(name)
 	}
-	return Found{Name: name, Path: f.Self, Args: args, Source: SourceBuiltin}
+	path := f.Self
+	if f.SelfExec != "" {
+		path = f.SelfExec
+	}
+	return Found{Name: name, Path: path, Args: args, Source: SourceBuiltin}
 }
 
 // List returns every built-in verifier and every external one on the search

@@ -44,6 +44,8 @@ type Env struct {
 type globals struct {
 	logLevel      string
 	pluginDirs    []string
+	pluginSHA256  []string
+	checksumFile  string
 	verifyTimeout time.Duration
 	startTimeout  time.Duration
 }
@@ -139,6 +141,8 @@ Data goes to stdout, logs to stderr. Exit codes: 0 ok, 1 failure, 2 usage,
 	pf.StringArrayVar(&a.g.pluginDirs, "plugin-dir", nil, "directory searched first for tlspin-verifier-NAME executables (repeatable)")
 	pf.DurationVar(&a.g.verifyTimeout, "verify-timeout", 5*time.Second, "longest a verifier may take to decide on one peer; then the peer is rejected")
 	pf.DurationVar(&a.g.startTimeout, "plugin-start-timeout", 10*time.Second, "longest a verifier plugin may take to start")
+	pf.StringArrayVar(&a.g.pluginSHA256, "plugin-sha256", nil, "NAME=HEX: refuse to run verifier NAME unless its executable has this SHA-256 (repeatable; for a built-in, the tlspin binary)")
+	pf.StringVar(&a.g.checksumFile, "plugin-checksums", "", "file of plugin SHA-256 pins as sha256sum prints them (HEX  tlspin-verifier-NAME)")
 	root.AddCommand(
 		a.verifierServeCommand(),
 	)

@@ -31,12 +31,17 @@ func TestMain(m *testing.M) {
 func TestScripts(t *testing.T) {
 	bin := testbin.Tlspin(t)
 	plugins := filepath.Dir(testbin.Build(t, "./cmd/tlspin/cli/testdata/plugins/misbehave", "tlspin-verifier-misbehave"))
+	pyPlugins, err := filepath.Abs("../../../examples/python-verifier")
+	if err != nil {
+		t.Fatal(err)
+	}
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("PATH", filepath.Dir(bin)+string(os.PathListSeparator)+env.Getenv("PATH"))
 			env.Setenv("TESTPLUGINS", plugins)
 			env.Setenv("TLSPIN_BIN", bin)
+			env.Setenv("PYPLUGINS", pyPlugins)
 			env.Setenv("HOME", env.WorkDir)
 			env.Values[serversKey{}] = map[string]*server{}
 			return nil
@@ -49,6 +54,9 @@ func TestScripts(t *testing.T) {
 			"freeport":   cmdFreePort,
 		},
 		Condition: func(cond string) (bool, error) {
+			if cond == "pygrpc" {
+				return havePythonGRPC()
+			}
 			name, ok := strings.CutPrefix(cond, "have:")
 			if !ok {
 				return false, fmt.Errorf("unknown condition %q", cond)
@@ -201,4 +209,14 @@ func scriptEnv(ts *testscript.TestScript) []string {
 		env = append(env, k+"="+ts.Getenv(k))
 	}
 	return env
+}
+
+// havePythonGRPC reports whether Debian's python3 has the gRPC modules the
+// Python verifier example needs. In CI they must be there.
+func havePythonGRPC() (bool, error) {
+	err := exec.Command("/usr/bin/python3", "-c", "import grpc, google.protobuf, cryptography").Run()
+	if err != nil && os.Getenv("CI") != "" {
+		return false, fmt.Errorf("CI lacks python3 gRPC modules (.ci/run installs them): %v", err)
+	}
+	return err == nil, nil
 }

@@ -105,6 +105,7 @@ func (a *app) finder() *host.Finder {
 	return &host.Finder{
 		Builtins:   builtin.New(nil).Names(),
 		Self:       a.env.Self,
+		SelfExec:   selfExec(),
 		SelfArgs:   builtinArgs,
 		PluginDirs: a.g.pluginDirs,
 		EnvPath:    a.env.Getenv("TLSPIN_PLUGIN_PATH"),
@@ -113,15 +114,36 @@ func (a *app) finder() *host.Finder {
 }
 
 // pluginEnv is the whole environment a plugin receives: the host's own is
-// not passed on.
+// not passed on (see host.PluginEnvVars).
 func (a *app) pluginEnv() []string {
-	var env []string
-	for _, k := range []string{"PATH", "HOME", "TMPDIR"} {
-		if v := a.env.Getenv(k); v != "" {
-			env = append(env, k+"="+v)
+	return host.PluginEnv(func(k string) string {
+		if k == "TLSPIN_LOG_LEVEL" {
+			return a.g.logLevel
+		}
+		return a.env.Getenv(k)
+	})
+}
+
+// checksums gathers --plugin-checksums and --plugin-sha256.
+func (a *app) checksums() (host.Checksums, error) {
+	sums := host.Checksums{}
+	if a.g.checksumFile != "" {
+		c, err := host.LoadChecksums(a.g.checksumFile)
+		if err != nil {
+			return nil, err
+		}
+		sums = c
+	}
+	for _, f := range a.g.pluginSHA256 {
+		name, sum, err := host.ParseChecksumFlag(f)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		if err := sums.Add(name, sum); err != nil {
+			return nil, usageError{err}
 		}
 	}
-	return append(env, "TLSPIN_LOG_LEVEL="+a.g.logLevel)
+	return sums, nil
 }
 
 // pluginLogger is the logger plugins' logs are re-emitted through. go-plugin
@@ -167,6 +189,10 @@ func (a *app) startVerifiers(ctx context.Context, f *verifierFlags) (*verifiers,
 	if len(specs) == 0 {
 		return nil, usagef("no verifier: give --verifier NAME (see `tlspin verifiers`)")
 	}
+	sums, err := a.checksums()
+	if err != nil {
+		return nil, err
+	}
 	fd := a.finder()
 	vs := &verifiers{}
 	var vc *cache.Cache // nil: every handshake asks the plugin
@@ -183,7 +209,9 @@ func (a *app) startVerifiers(ctx context.Context, f *verifierFlags) (*verifiers,
 			}
 			return nil, err
 		}
-		p, err := host.Start(ctx, found.Spec(s.opts), a.hostConfig())
+		spec := found.Spec(s.opts)
+		spec.SHA256 = sums[found.Name]
+		p, err := host.Start(ctx, spec, a.hostConfig())
 		if err != nil {
 			vs.Close()
 			if errors.Is(err, verify.ErrBadOption) {
