@@ -480,7 +480,13 @@ func (p *Plugin) launch(ctx context.Context) (*instance, *verify.Description, bo
 	defer cancel()
 	cr, err := inst.v.Configure(sctx, &verify.ConfigureRequest{Options: p.spec.Options})
 	if err != nil {
-		inst.kill()
+		var remote *rpc.RemoteError
+		if errors.As(err, &remote) {
+			// The plugin works and said no: let it exit quietly.
+			inst.stop()
+		} else {
+			inst.kill()
+		}
 		return nil, nil, false, fmt.Errorf("host: verifier %q: %w", p.spec.Name, err)
 	}
 	return inst, desc, cr.NeedsChain, nil

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
@@ -215,7 +214,7 @@ func (a *app) startVerifiers(ctx context.Context, f *verifierFlags) (*verifiers,
 		if err != nil {
 			vs.Close()
 			if errors.Is(err, verify.ErrBadOption) {
-				return nil, usageError{fmt.Errorf("verifier %s: %w", s.name, err)}
+				return nil, usageError{err}
 			}
 			return nil, err
 		}
