@@ -174,8 +174,12 @@ func writeHTML(path string, rep *compare.Report) error {
 }
 
 // startPlugin launches verifier name as a plugin process, configured with
-// opts, the way send and serve do.
+// opts, the way send and serve do (same search, checksums and environment).
 func (a *app) startPlugin(ctx context.Context, name string, opts verify.Options) (*host.Plugin, error) {
+	sums, err := a.checksums()
+	if err != nil {
+		return nil, err
+	}
 	found, err := a.finder().Find(name)
 	if err != nil {
 		if errors.Is(err, host.ErrUnknownVerifier) {
@@ -183,10 +187,7 @@ func (a *app) startPlugin(ctx context.Context, name string, opts verify.Options)
 		}
 		return nil, err
 	}
-	return host.Start(ctx, found.Spec(opts), host.Config{
-		Logger:        a.pluginLogger(),
-		VerifyTimeout: a.g.verifyTimeout,
-		StartTimeout:  a.g.startTimeout,
-		Env:           a.pluginEnv(),
-	})
+	spec := found.Spec(opts)
+	spec.SHA256 = sums[found.Name]
+	return host.Start(ctx, spec, a.hostConfig())
 }

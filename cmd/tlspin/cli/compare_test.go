@@ -2,9 +2,10 @@ package cli_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,21 +17,20 @@ import (
 	"github.com/tlspin/tlspin/internal/testbin"
 )
 
-// run runs tlspin in process with the real binary for plugins.
+// run runs the real tlspin binary, so that built-in verifiers run as
+// real plugin processes of it.
 func run(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := cli.RunContext(context.Background(), cli.Env{
-		Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr,
-		Getenv: func(k string) string {
-			if k == "HOME" {
-				return t.TempDir()
-			}
-			return os.Getenv(k)
-		},
-		Self: testbin.Tlspin(t),
-	}, append([]string{"--log-level", "error"}, args...))
-	return stdout.String(), stderr.String(), code
+	cmd := exec.Command(testbin.Tlspin(t), append([]string{"--log-level", "error"}, args...)...)
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()
 }
 
 type compareJSON struct {
