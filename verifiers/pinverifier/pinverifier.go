@@ -173,10 +173,22 @@ func (v *Verifier) Verify(_ context.Context, req *verify.Request) (*verify.Verdi
 			return &verify.Verdict{Reason: fmt.Sprintf("cannot fingerprint peer certificate: %v", err)}, nil
 		}
 		if ok {
-			return &verify.Verdict{Allow: true, Matched: fmt.Sprintf("%s:%s", v.info.Algo, p)}, nil
+			return &verify.Verdict{Allow: true, Matched: fmt.Sprintf("%s:%s", v.info.Algo, p), CacheFor: v.cacheFor()}, nil
 		}
 	}
-	return &verify.Verdict{Reason: v.mismatch(req)}, nil
+	return &verify.Verdict{Reason: v.mismatch(req), CacheFor: v.cacheFor()}, nil
+}
+
+// CacheFor is how long the host may reuse a pin verifier's verdict: the
+// pins are fixed for the life of the plugin, so only the expiry of the pin
+// set bounds it.
+const CacheFor = time.Minute
+
+func (v *Verifier) cacheFor() time.Duration {
+	if v.expires.IsZero() {
+		return CacheFor
+	}
+	return min(CacheFor, v.expires.Sub(v.info.Now()))
 }
 
 // mismatch says what was received, in the pin's own format, and how to

@@ -46,11 +46,14 @@ func TestParseChainAndCandidates(t *testing.T) {
 func TestExpiryBoundary(t *testing.T) {
 	c := vtest.New(t, vtest.Spec{CN: "x"})
 	tests := []struct {
-		now   time.Time
-		allow bool
+		now      time.Time
+		allow    bool
+		cacheFor time.Duration
 	}{
-		{time.Date(2030, 1, 31, 23, 59, 59, 0, time.UTC), true},
-		{time.Date(2030, 2, 1, 0, 0, 0, 0, time.UTC), false},
+		{time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), true, pinverifier.CacheFor},
+		// A verdict is never cached past the expiry of the pin set.
+		{time.Date(2030, 1, 31, 23, 59, 59, 0, time.UTC), true, time.Second},
+		{time.Date(2030, 2, 1, 0, 0, 0, 0, time.UTC), false, 0},
 	}
 	for _, tt := range tests {
 		now := tt.now
@@ -64,6 +67,9 @@ func TestExpiryBoundary(t *testing.T) {
 		verdict := vtest.Verify(t, v, &verify.Request{PeerChain: vtest.Chain(c)})
 		if verdict.Allow != tt.allow {
 			t.Errorf("at %s: allow = %v (%s), want %v", now, verdict.Allow, verdict.Reason, tt.allow)
+		}
+		if verdict.CacheFor != tt.cacheFor {
+			t.Errorf("at %s: cache for %s, want %s", now, verdict.CacheFor, tt.cacheFor)
 		}
 		if !verdict.Allow && !strings.Contains(verdict.Reason, "failing closed") {
 			t.Errorf("expiry reason %q does not say it fails closed", verdict.Reason)
