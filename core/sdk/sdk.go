@@ -27,6 +27,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 
 	"github.com/tlspin/tlspin/core/rpc"
 	"github.com/tlspin/tlspin/core/verify"
@@ -78,7 +79,7 @@ func Serve(v verify.Verifier) {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  rpc.Handshake,
 		VersionedPlugins: rpc.Plugins(&rpc.GRPCPlugin{Impl: v}),
-		GRPCServer:       plugin.DefaultGRPCServer,
+		GRPCServer:       grpcServer,
 		Logger:           Logger("plugin"),
 	})
 }
@@ -96,4 +97,12 @@ func exitWithParent(ppid int) {
 			os.Exit(2)
 		}
 	}
+}
+
+// grpcServer is go-plugin's default server, tuned for many tiny calls: a
+// fixed pool of stream workers saves a goroutine start per call, and a
+// shared write buffer saves an allocation per response.
+func grpcServer(opts []grpc.ServerOption) *grpc.Server {
+	opts = append(opts, grpc.NumStreamWorkers(2), grpc.SharedWriteBuffer(true))
+	return plugin.DefaultGRPCServer(opts)
 }

@@ -113,14 +113,16 @@ func (a *app) finder() *host.Finder {
 }
 
 // pluginEnv is the whole environment a plugin receives: the host's own is
-// not passed on (see host.PluginEnvVars).
+// not passed on (see host.PluginEnvVars). GOMAXPROCS=1: a verifier answers
+// small calls one at a time, and a single runtime thread makes each call
+// through the plugin cheaper (fewer wake-ups; docs/performance.md).
 func (a *app) pluginEnv() []string {
-	return host.PluginEnv(func(k string) string {
+	return append(host.PluginEnv(func(k string) string {
 		if k == "TLSPIN_LOG_LEVEL" {
 			return a.g.logLevel
 		}
 		return a.env.Getenv(k)
-	})
+	}), "GOMAXPROCS=1")
 }
 
 // checksums gathers --plugin-checksums and --plugin-sha256.
