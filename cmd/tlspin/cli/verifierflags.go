@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/pflag"
@@ -194,34 +195,49 @@ func (a *app) startVerifiers(ctx context.Context, f *verifierFlags) (*verifiers,
 	if err != nil {
 		return nil, err
 	}
+	// Find them all first, so that a typo starts nothing.
 	fd := a.finder()
-	vs := &verifiers{}
-	var vc *cache.Cache // nil: every handshake asks the plugin
-	if !f.noCache {
-		vc = cache.New(cache.Config{})
-	}
-	var members []policy.Member
-	for _, s := range specs {
-		found, err := fd.Find(s.name)
-		if err != nil {
-			vs.Close()
+	found := make([]host.Found, len(specs))
+	for i, s := range specs {
+		if found[i], err = fd.Find(s.name); err != nil {
 			if errors.Is(err, host.ErrUnknownVerifier) {
 				return nil, usageError{err}
 			}
 			return nil, err
 		}
-		spec := found.Spec(s.opts)
-		spec.SHA256 = sums[found.Name]
-		p, err := host.Start(ctx, spec, a.hostConfig())
-		if err != nil {
-			vs.Close()
-			if errors.Is(err, verify.ErrBadOption) {
-				return nil, usageError{err}
-			}
-			return nil, err
+	}
+	// Launch them in parallel: each launch is mostly waiting on a process.
+	plugins := make([]*host.Plugin, len(specs))
+	errs := make([]error, len(specs))
+	var wg sync.WaitGroup
+	for i, s := range specs {
+		wg.Go(func() {
+			spec := found[i].Spec(s.opts)
+			spec.SHA256 = sums[found[i].Name]
+			plugins[i], errs[i] = host.Start(ctx, spec, a.hostConfig())
+		})
+	}
+	wg.Wait()
+	vs := &verifiers{}
+	for _, p := range plugins {
+		if p != nil {
+			vs.plugins = append(vs.plugins, p)
 		}
-		vs.plugins = append(vs.plugins, p)
-		members = append(members, policy.Member{Name: found.Name, V: vc.Wrap(found.Name, p)})
+	}
+	if err := errors.Join(errs...); err != nil {
+		vs.Close()
+		if errors.Is(err, verify.ErrBadOption) {
+			return nil, usageError{err}
+		}
+		return nil, err
+	}
+	var vc *cache.Cache // nil: every handshake asks the plugin
+	if !f.noCache {
+		vc = cache.New(cache.Config{})
+	}
+	members := make([]policy.Member, len(specs))
+	for i, p := range plugins {
+		members[i] = policy.Member{Name: found[i].Name, V: vc.Wrap(found[i].Name, p)}
 	}
 	vs.policy, err = policy.New(mode, members...)
 	if err != nil {
