@@ -5,7 +5,7 @@
 //
 // which needs protoc (Debian: protobuf-compiler) and the two Go plugins:
 //
-//	go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.11
+//	go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 //	go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 //
 // TestGeneratedCodeIsCurrent fails when the committed code is stale.
