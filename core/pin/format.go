@@ -98,6 +98,11 @@ func Detect(s string) Format {
 	case strings.HasPrefix(lower, "pin-sha256="):
 		return FormatHPKP
 	case strings.HasPrefix(lower, "sha256//"):
+		if _, err := decodeBase64(SPKI, s[len("sha256//"):]); err != nil {
+			if _, err := decodeBase64(SPKI, s[len("sha256/"):]); err == nil {
+				return FormatOkHttp // OkHttp base64 that starts with "/"
+			}
+		}
 		return FormatCurl
 	case strings.HasPrefix(lower, "sha256/"):
 		return FormatOkHttp

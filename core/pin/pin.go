@@ -229,7 +229,15 @@ func parseOne(algo Algo, s string) ([]byte, error) {
 		if algo != SPKI {
 			return nil, fmt.Errorf("a curl sha256// pin is an spki pin, not %s", algo)
 		}
-		return decodeBase64(algo, s[len("sha256//"):])
+		d, err := decodeBase64(algo, s[len("sha256//"):])
+		if err != nil {
+			// OkHttp's sha256/ followed by base64 that starts with "/"
+			// looks like curl's prefix; the lengths tell them apart.
+			if d2, err2 := decodeBase64(algo, s[len("sha256/"):]); err2 == nil {
+				return d2, nil
+			}
+		}
+		return d, err
 	case strings.HasPrefix(lower, "sha256/"):
 		if algo != SPKI {
 			return nil, fmt.Errorf("an OkHttp sha256/ pin is an spki pin, not %s", algo)

@@ -350,3 +350,23 @@ func TestSetBackupPinsAndStyle(t *testing.T) {
 		t.Error("Add of a bad pin: no error")
 	}
 }
+
+// TestOkHttpPinStartingWithSlash: OkHttp's sha256/ followed by base64 that
+// starts with "/" reads "sha256//...", like curl's prefix.
+func TestOkHttpPinStartingWithSlash(t *testing.T) {
+	d := make([]byte, 32)
+	d[0] = 0xfc // base64 starts with "/"
+	for _, f := range []pin.Format{pin.FormatOkHttp, pin.FormatCurl} {
+		s, err := pin.Print(pin.SPKI, d, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := pin.Parse(pin.SPKI, s)
+		if err != nil || !p.Equal(d) {
+			t.Errorf("Parse(%q) = %x, %v; want %x", s, p.Digest, err, d)
+		}
+		if got := pin.Detect(s); got != f {
+			t.Errorf("Detect(%q) = %s, want %s", s, got, f)
+		}
+	}
+}
