@@ -56,7 +56,7 @@ Describe and Configure).`,
 	fs.StringVar(&f.verifier, "verifier", "spkipin", "built-in verifier to measure (configured to trust the generated certificate)")
 	fs.StringVar(&f.key, "key", "ecdsa", "key type of the certificates: ecdsa (P-256) or rsa (2048)")
 	fs.DurationVar(&f.duration, "duration", 5*time.Second, "how long each mode is measured")
-	fs.IntVar(&f.concurrency, "concurrency", 0, "clients handshaking at once (default twice the CPUs)")
+	fs.IntVar(&f.concurrency, "concurrency", 0, "clients handshaking at once (default 8 per CPU, enough to keep the CPUs busy: handshakes/s is a capacity figure)")
 	fs.IntVar(&f.launches, "launches", 5, "plugin launches timed")
 	fs.IntVar(&f.samples, "samples", 2000, "Verify calls each single-call latency is the median of")
 	fs.BoolVar(&f.json, "json", false, "print JSON")
@@ -123,7 +123,7 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags) error {
 		GOMAXPROCS:  runtime.GOMAXPROCS(0),
 	}
 	if rep.Concurrency == 0 {
-		rep.Concurrency = 2 * rep.GOMAXPROCS
+		rep.Concurrency = bench.DefaultConcurrency()
 	}
 	var (
 		launches []time.Duration
