@@ -140,7 +140,21 @@ func (v *Verifier) Verify(_ context.Context, req *verify.Request) (*verify.Verdi
 	if opts.DNSName != "" {
 		matched += fmt.Sprintf(", valid for %q", opts.DNSName)
 	}
-	return &verify.Verdict{Allow: true, Matched: matched}, nil
+	return &verify.Verdict{Allow: true, Matched: matched, CacheFor: cacheFor(chains[0], opts.CurrentTime)}, nil
+}
+
+// maxCacheFor bounds how long the host may reuse an allow.
+const maxCacheFor = time.Minute
+
+// cacheFor lets the host reuse an allow for a minute, never past the
+// expiry of any certificate of the verified chain. Rejections are not
+// cached: a certificate that is not yet valid may become valid.
+func cacheFor(chain []*x509.Certificate, now time.Time) time.Duration {
+	d := maxCacheFor
+	for _, c := range chain {
+		d = min(d, c.NotAfter.Sub(now))
+	}
+	return max(d, 0)
 }
 
 // name returns the host name to check, or "" for none.

@@ -127,3 +127,30 @@ func TestSystemRoots(t *testing.T) {
 		t.Errorf("reason %q does not say which roots were used", verdict.Reason)
 	}
 }
+
+// TestCacheFor: an allow may be cached for a minute, never past the expiry
+// of a certificate of the chain; a rejection is not cached.
+func TestCacheFor(t *testing.T) {
+	f := newFixture(t)
+	soon := vtest.New(t, vtest.Spec{CN: "soon", SANs: []string{"localhost"}, Issuer: f.root,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(20 * time.Second)})
+	v := ca.New(nil)
+	if _, err := v.Configure(context.Background(), &verify.ConfigureRequest{Options: verify.Options{"ca-file": {f.caFile}}}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		cert     *vtest.Cert
+		min, max time.Duration
+	}{
+		{"valid for long", f.leaf, time.Minute, time.Minute},
+		{"expires in 20s", soon, time.Second, 20 * time.Second},
+		{"rejected", f.selfSigned, 0, 0},
+	}
+	for _, tt := range tests {
+		verdict := vtest.Verify(t, v, &verify.Request{PeerChain: vtest.Chain(tt.cert), ServerName: "localhost", Side: verify.ClientVerifiesServer})
+		if verdict.CacheFor < tt.min || verdict.CacheFor > tt.max {
+			t.Errorf("%s: cache for %s, want between %s and %s", tt.name, verdict.CacheFor, tt.min, tt.max)
+		}
+	}
+}
