@@ -513,6 +513,7 @@ func spawn(ctx context.Context, spec Spec, cfg Config, log hclog.Logger) (*insta
 	if len(spec.SHA256) > 0 {
 		secure = &plugin.SecureConfig{Checksum: spec.SHA256, Hash: newSHA256()}
 	}
+	tail := &stderrTail{}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  rpc.Handshake,
 		VersionedPlugins: rpc.Plugins(nil),
@@ -523,6 +524,7 @@ func spawn(ctx context.Context, spec Spec, cfg Config, log hclog.Logger) (*insta
 		SkipHostEnv:      true,
 		SecureConfig:     secure,
 		StartTimeout:     cfg.StartTimeout,
+		Stderr:           tail,
 	})
 	inst := &instance{client: client, started: time.Now()}
 	fail := func(err error) (*instance, *verify.Description, error) {
@@ -534,7 +536,11 @@ func spawn(ctx context.Context, spec Spec, cfg Config, log hclog.Logger) (*insta
 		inst.pid = cmd.Process.Pid
 	}
 	if err != nil {
-		return fail(startError(spec, err))
+		err = startError(spec, err)
+		if said := tail.String(); said != "" && errors.Is(err, ErrHandshake) {
+			err = fmt.Errorf("%w; its last words on stderr: %q", err, said)
+		}
+		return fail(err)
 	}
 	raw, err := cp.Dispense(rpc.PluginName)
 	if err != nil {
