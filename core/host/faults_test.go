@@ -19,6 +19,7 @@ import (
 	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/rpc"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/wait"
 )
 
 // binDir is where TestMain lets tests build helper binaries; it is set
@@ -113,10 +114,10 @@ func TestMisbehavingPluginFailsClosedAndIsReplaced(t *testing.T) {
 			if longest > timeout+time.Second {
 				t.Errorf("slowest rejection took %s, want within the verify timeout %s (plus slack)", longest, timeout)
 			}
-			if !waitFor(5*time.Second, func() bool { return !alive(pid) }) {
+			if !wait.Until(5*time.Second, func() bool { return !alive(pid) }) {
 				t.Errorf("misbehaving plugin %d still running", pid)
 			}
-			if !waitFor(5*time.Second, func() bool { return p.Restarts() >= 1 && p.Pid() != 0 }) {
+			if !wait.Until(5*time.Second, func() bool { return p.Restarts() >= 1 && p.Pid() != 0 }) {
 				t.Fatalf("plugin not replaced (restarts %d)", p.Restarts())
 			}
 			// The replacement misbehaves the same way: still no allow.
@@ -167,13 +168,13 @@ func TestKillAndStopUnderLoad(t *testing.T) {
 		if err := syscall.Kill(pid, sig); err != nil {
 			t.Fatal(err)
 		}
-		if !waitFor(5*time.Second, func() bool { n := p.Pid(); return n != 0 && n != pid }) {
+		if !wait.Until(5*time.Second, func() bool { n := p.Pid(); return n != 0 && n != pid }) {
 			t.Fatalf("fault %d (%s): plugin not replaced", i, sig)
 		}
-		if !waitFor(2*time.Second, func() bool { v, err := p.Verify(context.Background(), anyReq()); return err == nil && v.Allow }) {
+		if !wait.Until(2*time.Second, func() bool { v, err := p.Verify(context.Background(), anyReq()); return err == nil && v.Allow }) {
 			t.Fatalf("fault %d (%s): replacement does not verify", i, sig)
 		}
-		if !waitFor(3*time.Second, func() bool { return !alive(pid) }) {
+		if !wait.Until(3*time.Second, func() bool { return !alive(pid) }) {
 			t.Errorf("fault %d (%s): old plugin %d still alive", i, sig, pid)
 		}
 	}
@@ -198,7 +199,7 @@ func TestCallerDeadlineShorterThanTimeout(t *testing.T) {
 			t.Fatal("hung plugin allowed")
 		}
 	}
-	if !waitFor(5*time.Second, func() bool { return p.Restarts() >= 1 && !alive(pid) }) {
+	if !wait.Until(5*time.Second, func() bool { return p.Restarts() >= 1 && !alive(pid) }) {
 		t.Fatalf("hung plugin %d not replaced although callers gave up first", pid)
 	}
 }
@@ -241,7 +242,7 @@ func TestCrashLoopIsReportedNotSpunOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Five failures in a row make a crash loop, reported once.
-	if !waitFor(20*time.Second, func() bool { return strings.Contains(logs.String(), "crash-looping") }) {
+	if !wait.Until(20*time.Second, func() bool { return strings.Contains(logs.String(), "crash-looping") }) {
 		t.Fatalf("crash loop not reported in the log:\n%s", logs.String())
 	}
 	// From now on the host retries at most every MaxBackoff (400ms): a
@@ -263,7 +264,7 @@ func TestCrashLoopIsReportedNotSpunOn(t *testing.T) {
 	if err := os.Remove(crash); err != nil {
 		t.Fatal(err)
 	}
-	if !waitFor(5*time.Second, func() bool { v, err := p.Verify(context.Background(), anyReq()); return err == nil && v.Allow }) {
+	if !wait.Until(5*time.Second, func() bool { v, err := p.Verify(context.Background(), anyReq()); return err == nil && v.Allow }) {
 		t.Fatal("plugin did not recover after the crash cause was removed")
 	}
 }
@@ -287,7 +288,7 @@ func TestRestartsReleaseClients(t *testing.T) {
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		if !waitFor(5*time.Second, func() bool { n := p.Pid(); return n != 0 && n != pid }) {
+		if !wait.Until(5*time.Second, func() bool { n := p.Pid(); return n != 0 && n != pid }) {
 			t.Fatal("plugin not restarted")
 		}
 		if _, err := p.Verify(context.Background(), anyReq()); err != nil {
@@ -305,7 +306,7 @@ func TestRestartsReleaseClients(t *testing.T) {
 		kill()
 	}
 	var g, f int
-	ok := waitFor(3*time.Second, func() bool {
+	ok := wait.Until(3*time.Second, func() bool {
 		g, f = runtime.NumGoroutine(), openFDs(t)
 		return g <= g0+8 && f <= f0+4
 	})

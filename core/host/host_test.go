@@ -19,6 +19,7 @@ import (
 	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/testbin"
+	"github.com/tlspin/tlspin/internal/wait"
 )
 
 func TestMain(m *testing.M) {
@@ -99,18 +100,6 @@ func zombie(pid int) bool {
 	return i > 0 && len(s) > i+2 && s[i+2] == 'Z'
 }
 
-// waitFor polls cond every 10ms for at most d.
-func waitFor(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return true
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return cond()
-}
-
 func TestMD5PinThroughSeparateProcess(t *testing.T) {
 	good := newCert(t)
 	bad := newCert(t)
@@ -160,7 +149,7 @@ func TestKilledPluginRejectsThenRestarts(t *testing.T) {
 	}
 	// Until a new process runs, and after, a verdict is either a
 	// rejection or a correct allow: never an error treated as allow.
-	if !waitFor(5*time.Second, func() bool { n := p.Pid(); return n != 0 && n != pid }) {
+	if !wait.Until(5*time.Second, func() bool { n := p.Pid(); return n != 0 && n != pid }) {
 		t.Fatalf("plugin not restarted after SIGKILL (pid still %d)", p.Pid())
 	}
 	v, err := p.Verify(context.Background(), &verify.Request{PeerChain: [][]byte{good}})
@@ -180,7 +169,7 @@ func TestHungPluginTimesOutAndIsReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	// kill returns before the process has stopped: wait until it has.
-	if !waitFor(5*time.Second, func() bool { return state(pid) == 'T' }) {
+	if !wait.Until(5*time.Second, func() bool { return state(pid) == 'T' }) {
 		t.Fatalf("plugin %d did not stop", pid)
 	}
 	start := time.Now()
@@ -194,10 +183,10 @@ func TestHungPluginTimesOutAndIsReplaced(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("rejection took %s, want about the verify timeout", d)
 	}
-	if !waitFor(5*time.Second, func() bool { return !alive(pid) }) {
+	if !wait.Until(5*time.Second, func() bool { return !alive(pid) }) {
 		t.Errorf("hung plugin %d still alive", pid)
 	}
-	if !waitFor(5*time.Second, func() bool { n := p.Pid(); return n != 0 && n != pid }) {
+	if !wait.Until(5*time.Second, func() bool { n := p.Pid(); return n != 0 && n != pid }) {
 		t.Fatal("plugin not replaced")
 	}
 	if v, err := p.Verify(context.Background(), &verify.Request{PeerChain: [][]byte{good}}); err != nil || !v.Allow {
@@ -212,7 +201,7 @@ func TestCloseLeavesNoProcess(t *testing.T) {
 		t.Fatal("plugin not running")
 	}
 	p.Close()
-	if !waitFor(3*time.Second, func() bool { return !alive(pid) }) {
+	if !wait.Until(3*time.Second, func() bool { return !alive(pid) }) {
 		t.Fatalf("plugin %d still running after Close", pid)
 	}
 	if _, err := p.Verify(context.Background(), &verify.Request{PeerChain: [][]byte{newCert(t)}}); !errors.Is(err, host.ErrClosed) {

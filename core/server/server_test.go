@@ -19,6 +19,7 @@ import (
 	"github.com/tlspin/tlspin/core/pintls"
 	"github.com/tlspin/tlspin/core/server"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/wait"
 )
 
 // newCert makes a fresh ECDSA key pair.
@@ -423,7 +424,7 @@ func TestShutdownLetsConnectionsFinish(t *testing.T) {
 	stopped := time.Now()
 	ts.stop()
 	// New clients are refused once the listener is closed.
-	if !waitUntil(2*time.Second, func() bool {
+	if !wait.Until(2*time.Second, func() bool {
 		c, err := net.DialTimeout("tcp", ts.addr, time.Second)
 		if err != nil {
 			return true
@@ -557,15 +558,4 @@ func TestNewNeedsTLS(t *testing.T) {
 	if _, err := server.New(server.Config{}); err == nil {
 		t.Fatal("New without TLS succeeded")
 	}
-}
-
-func waitUntil(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return true
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return cond()
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/wait"
 )
 
 // python is the interpreter on the plugin's #! line: Debian's, where
@@ -193,7 +194,7 @@ func TestPythonVerifierStopsAndRestarts(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	if !waitFor(20*time.Second, func() bool { n := p.Pid(); return n != 0 && n != pid }) {
+	if !wait.Until(20*time.Second, func() bool { n := p.Pid(); return n != 0 && n != pid }) {
 		t.Fatal("python plugin not restarted after SIGKILL")
 	}
 	if v, err := p.Verify(context.Background(), &verify.Request{PeerChain: [][]byte{good}}); err != nil || !v.Allow {
@@ -201,21 +202,9 @@ func TestPythonVerifierStopsAndRestarts(t *testing.T) {
 	}
 	pid = p.Pid()
 	p.Close()
-	if !waitFor(5*time.Second, func() bool { return syscall.Kill(pid, 0) != nil }) {
+	if !wait.Until(5*time.Second, func() bool { return syscall.Kill(pid, 0) != nil }) {
 		t.Fatalf("python plugin %d still running after Close", pid)
 	}
-}
-
-// waitFor polls cond every 20ms for at most d.
-func waitFor(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return true
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return cond()
 }
 
 // TestGeneratedStubsAreCurrent regenerates verifier_pb2.py and fails if

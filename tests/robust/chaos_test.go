@@ -18,6 +18,7 @@ import (
 	"github.com/tlspin/tlspin/core/server"
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/testbin"
+	"github.com/tlspin/tlspin/internal/wait"
 )
 
 // handshake runs one mutual-TLS exchange as cert and reports whether the
@@ -135,15 +136,15 @@ func TestChaos(t *testing.T) {
 			t.Fatal(err)
 		}
 		var newPid int
-		if !poll(10*time.Second, func() bool { newPid = plug.Pid(); return newPid != 0 && newPid != pid }) {
+		if !wait.Until(10*time.Second, func() bool { newPid = plug.Pid(); return newPid != 0 && newPid != pid }) {
 			t.Fatalf("fault %d (%s): plugin %d not replaced", i, sig, pid)
 		}
 		restarted := time.Now()
-		if !poll(time.Second, func() bool { return handshake(addr, good.cert, "probe") }) {
+		if !wait.Until(time.Second, func() bool { return handshake(addr, good.cert, "probe") }) {
 			t.Fatalf("fault %d (%s): good client not verified within 1s of the restart (pid %d)", i, sig, newPid)
 		}
 		t.Logf("fault %d (%s): pid %d → %d, good client verified %s after the restart", i, sig, pid, newPid, time.Since(restarted).Round(time.Millisecond))
-		if !poll(3*time.Second, func() bool { return !alive(pid) }) {
+		if !wait.Until(3*time.Second, func() bool { return !alive(pid) }) {
 			t.Errorf("fault %d (%s): old plugin %d still alive", i, sig, pid)
 		}
 	}

@@ -29,6 +29,7 @@ import (
 
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/internal/testbin"
+	"github.com/tlspin/tlspin/internal/wait"
 )
 
 func TestMain(m *testing.M) {
@@ -154,7 +155,7 @@ func startTlspin(t *testing.T, stdin io.Reader, args ...string) *proc {
 func startServe(t *testing.T, args ...string) *proc {
 	t.Helper()
 	p := startTlspin(t, nil, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
-	if !poll(20*time.Second, func() bool {
+	if !wait.Until(20*time.Second, func() bool {
 		if m := listening.FindStringSubmatch(p.stderr.String()); m != nil {
 			p.addr = m[1]
 			return true
@@ -195,18 +196,6 @@ func runTlspin(t *testing.T, args ...string) (int, string, string) {
 	p := startTlspin(t, strings.NewReader(""), args...)
 	code := p.wait(t, 30*time.Second)
 	return code, p.stdout.String(), p.stderr.String()
-}
-
-// poll calls cond every 10ms until it is true or d has passed.
-func poll(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return true
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return cond()
 }
 
 // procStat returns the ppid and state of pid, from /proc/PID/stat.
@@ -260,7 +249,7 @@ func pluginChildren(pid int) []int {
 func waitPlugins(t *testing.T, pid, n int) []int {
 	t.Helper()
 	var kids []int
-	if !poll(20*time.Second, func() bool { kids = pluginChildren(pid); return len(kids) == n }) {
+	if !wait.Until(20*time.Second, func() bool { kids = pluginChildren(pid); return len(kids) == n }) {
 		t.Fatalf("host %d has plugin children %v, want %d", pid, kids, n)
 	}
 	return kids

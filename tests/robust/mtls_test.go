@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tlspin/tlspin/internal/wait"
 )
 
 func md5hex(id identity) string {
@@ -76,7 +78,7 @@ func TestMutualTLSWithEachVerifier(t *testing.T) {
 			if code := send(&tc.good, "trusted again"); code != 0 {
 				t.Errorf("trusted client after the refusals: exit %d", code)
 			}
-			if !poll(5e9, func() bool { return strings.Contains(s.stdout.String(), "trusted again") }) {
+			if !wait.Until(5e9, func() bool { return strings.Contains(s.stdout.String(), "trusted again") }) {
 				t.Fatalf("serve stdout %q lacks the trusted client's lines", s.stdout)
 			}
 			out := s.stdout.String()

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tlspin/tlspin/internal/wait"
 )
 
 func needOpenSSL(t *testing.T) string {
@@ -69,12 +71,12 @@ func TestOpenSSLClientAgainstServe(t *testing.T) {
 				t.Fatalf("s_client did not finish:\n%s", out.String())
 			}
 			if tc.accept {
-				if !poll(5*time.Second, func() bool { return s.stdout.String() == msg+"\n" }) {
+				if !wait.Until(5*time.Second, func() bool { return s.stdout.String() == msg+"\n" }) {
 					t.Fatalf("serve printed %q, want %q\ns_client:\n%s", s.stdout, msg+"\n", out.String())
 				}
 				return
 			}
-			if !poll(5*time.Second, func() bool { return strings.Contains(s.stderr.String(), "client rejected") }) {
+			if !wait.Until(5*time.Second, func() bool { return strings.Contains(s.stderr.String(), "client rejected") }) {
 				t.Fatalf("no rejection logged:\n%s", s.stderr)
 			}
 			if tc.cert != nil && !strings.Contains(s.stderr.String(), "peer_sha256="+tc.cert.sha256()) {
@@ -117,7 +119,7 @@ func startSServer(t *testing.T, args ...string) (string, *lockedBuffer) {
 	})
 	re := regexp.MustCompile(`ACCEPT (\S+:\d+)`)
 	var addr string
-	if !poll(10*time.Second, func() bool {
+	if !wait.Until(10*time.Second, func() bool {
 		m := re.FindStringSubmatch(out.String())
 		if m != nil {
 			addr = m[1]
@@ -164,7 +166,7 @@ func TestSendAgainstOpenSSLServer(t *testing.T) {
 				t.Fatalf("send exited %d, want %d: %s", code, tc.wantCode, stderr)
 			}
 			if tc.received {
-				if !poll(5*time.Second, func() bool { return strings.Contains(out.String(), msg) }) {
+				if !wait.Until(5*time.Second, func() bool { return strings.Contains(out.String(), msg) }) {
 					t.Fatalf("s_server did not receive %q", msg)
 				}
 				if tc.cert != nil && !strings.Contains(out.String(), "Client certificate") {

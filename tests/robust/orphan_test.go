@@ -7,13 +7,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tlspin/tlspin/internal/wait"
 )
 
 // assertPluginsGone waits a bounded time for every plugin to be gone.
 func assertPluginsGone(t *testing.T, plugins []int) {
 	t.Helper()
 	for _, pid := range plugins {
-		if !poll(5*time.Second, func() bool { return !alive(pid) }) {
+		if !wait.Until(5*time.Second, func() bool { return !alive(pid) }) {
 			syscall.Kill(pid, syscall.SIGKILL)
 			t.Errorf("plugin %d outlived its host", pid)
 		}

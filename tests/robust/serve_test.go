@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tlspin/tlspin/internal/wait"
 )
 
 // TestServeJSONAndGracefulStop runs `tlspin serve --json` with a verifier:
@@ -33,14 +35,14 @@ func TestServeJSONAndGracefulStop(t *testing.T) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	io.WriteString(c, "line one\nhalf a")
-	if !poll(5*time.Second, func() bool { return strings.Contains(s.stdout.String(), `"line one"`) }) {
+	if !wait.Until(5*time.Second, func() bool { return strings.Contains(s.stdout.String(), `"line one"`) }) {
 		t.Fatalf("first line not printed: %s", s.stdout)
 	}
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	// Still open during the grace period: finish the line and close.
-	if !poll(5*time.Second, func() bool { return strings.Contains(s.stderr.String(), "letting open connections finish") }) {
+	if !wait.Until(5*time.Second, func() bool { return strings.Contains(s.stderr.String(), "letting open connections finish") }) {
 		t.Fatalf("serve did not announce the grace period:\n%s", s.stderr)
 	}
 	io.WriteString(c, " line\n")
@@ -102,7 +104,7 @@ func TestServeMaxLine(t *testing.T) {
 		t.Fatalf("send: exit %d: %s", code, stderr)
 	}
 	want := "abcdefgh\nijkl\nshort\n"
-	if !poll(5*time.Second, func() bool { return s.stdout.String() == want }) {
+	if !wait.Until(5*time.Second, func() bool { return s.stdout.String() == want }) {
 		t.Fatalf("serve printed %q, want %q", s.stdout, want)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/tlspin/tlspin/core/pin"
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/testbin"
+	"github.com/tlspin/tlspin/internal/wait"
 	"github.com/tlspin/tlspin/verifiers/internal/vtest"
 )
 
@@ -46,10 +47,10 @@ func TestReloadThroughPlugin(t *testing.T) {
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
-	if !vtest.Eventually(10*time.Second, func() bool { return allows(b) }) {
+	if !wait.Until(10*time.Second, func() bool { return allows(b) }) {
 		t.Fatal("b still rejected after being added to the list")
 	}
-	if !vtest.Eventually(10*time.Second, func() bool { return changes.Load() > 0 }) {
+	if !wait.Until(10*time.Second, func() bool { return changes.Load() > 0 }) {
 		t.Error("the reload was not announced as a policy change")
 	}
 

@@ -14,6 +14,7 @@ import (
 	"github.com/tlspin/tlspin/core/pin"
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/testbin"
+	"github.com/tlspin/tlspin/internal/wait"
 	"github.com/tlspin/tlspin/verifiers/internal/vtest"
 )
 
@@ -57,7 +58,7 @@ func TestTOFUThroughPlugin(t *testing.T) {
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("pins file: %v, %v; want mode 0600", fi, err)
 	}
-	if !vtest.Eventually(5*time.Second, func() bool { return changes.Load() > 0 }) {
+	if !wait.Until(5*time.Second, func() bool { return changes.Load() > 0 }) {
 		t.Error("recording was not announced as a policy change")
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/tlspin/tlspin/core/pin"
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/testbin"
+	"github.com/tlspin/tlspin/internal/wait"
 )
 
 // Logs collects what a plugin logs, through the host's logger.
@@ -55,19 +56,7 @@ func (l *Logs) String() string {
 
 // WaitFor polls until the logs contain s, for at most d.
 func (l *Logs) WaitFor(d time.Duration, s string) bool {
-	return Eventually(d, func() bool { return strings.Contains(l.String(), s) })
-}
-
-// Eventually polls cond every 10ms for at most d.
-func Eventually(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return true
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return cond()
+	return wait.Until(d, func() bool { return strings.Contains(l.String(), s) })
 }
 
 // Options tune Start.
