@@ -21,11 +21,7 @@ import (
 	"github.com/tlspin/tlspin/verifiers/builtin"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 // setup is one verifier three ways, all trusting ref.
 type setup struct {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -19,30 +18,14 @@ import (
 	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/rpc"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/testbin"
 	"github.com/tlspin/tlspin/internal/wait"
 )
-
-// binDir is where TestMain lets tests build helper binaries; it is set
-// once before any test runs.
-var binDir string
-
-// badPlugin builds testdata/badplugin once per test process.
-var badPlugin = sync.OnceValues(func() (string, error) {
-	bin := filepath.Join(binDir, "badplugin")
-	out, err := exec.Command("go", "build", "-o", bin, "./testdata/badplugin").CombinedOutput()
-	if err != nil {
-		return "", errors.New(string(out))
-	}
-	return bin, nil
-})
 
 // startBad starts badplugin in mode.
 func startBad(t *testing.T, mode string, cfg host.Config) *host.Plugin {
 	t.Helper()
-	bin, err := badPlugin()
-	if err != nil {
-		t.Fatalf("building badplugin: %v", err)
-	}
+	bin := testbin.Build(t, "./core/host/testdata/badplugin", "badplugin")
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Error})
 	}

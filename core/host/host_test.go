@@ -22,17 +22,7 @@ import (
 	"github.com/tlspin/tlspin/internal/wait"
 )
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "tlspin-host-test-")
-	if err != nil {
-		panic(err)
-	}
-	binDir = dir
-	code := m.Run()
-	testbin.Cleanup()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 func newCert(t *testing.T) []byte {
 	t.Helper()

@@ -6,7 +6,6 @@ package recipe
 import (
 	"bufio"
 	"bytes"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -17,11 +16,7 @@ import (
 	"github.com/tlspin/tlspin/internal/testbin"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 func python(t *testing.T) string {
 	p, err := exec.LookPath("python3")

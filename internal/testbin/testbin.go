@@ -74,6 +74,14 @@ func build(pkg, name string) *result {
 	return r
 }
 
+// Main runs the tests of a package that builds binaries and removes them
+// afterwards: call it as the whole of TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	Cleanup()
+	os.Exit(code)
+}
+
 // Cleanup removes every built binary.
 func Cleanup() {
 	builds.mu.Lock()

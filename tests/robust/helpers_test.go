@@ -32,11 +32,7 @@ import (
 	"github.com/tlspin/tlspin/internal/wait"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 // identity is a key pair written as one PEM file (key and certificate).
 type identity struct {

@@ -14,11 +14,7 @@ import (
 	"github.com/tlspin/tlspin/verifiers/internal/vtest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 func entry(t *testing.T, c *vtest.Cert) string {
 	return "spki:" + c.Pin(t, pin.SPKI, pin.FormatBase64) + "\n"

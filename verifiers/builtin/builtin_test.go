@@ -3,7 +3,6 @@ package builtin_test
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,11 +15,7 @@ import (
 	"github.com/tlspin/tlspin/verifiers/internal/vtest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 var all = []string{"allowlist", "ca", "md5pin", "sha256pin", "spkipin", "tofu"}
 

@@ -3,7 +3,6 @@ package ca_test
 import (
 	"context"
 	"crypto/x509"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,11 +14,7 @@ import (
 	"github.com/tlspin/tlspin/verifiers/internal/vtest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 type fixture struct {
 	caFile, otherCAFile                               string

@@ -18,11 +18,7 @@ import (
 	"github.com/tlspin/tlspin/verifiers/internal/vtest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 func TestTOFUThroughPlugin(t *testing.T) {
 	home := t.TempDir()

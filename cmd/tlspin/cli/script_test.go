@@ -19,11 +19,7 @@ import (
 	"github.com/tlspin/tlspin/internal/testbin"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 // TestScripts runs the CLI end to end from testdata/script/*.txtar, with
 // the real tlspin binary (built once) on $PATH, so that built-in verifiers
