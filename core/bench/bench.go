@@ -18,6 +18,7 @@ import (
 
 	"github.com/tlspin/tlspin/core/pintls"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/hsserver"
 )
 
 // Decider is the part of a verifier a handshake needs.
@@ -97,8 +98,8 @@ func Handshakes(ctx context.Context, cfg Config, modes ...Mode) ([]Result, error
 	if err != nil {
 		return nil, err
 	}
-	defer srv.close()
-	addr := srv.ln.Addr().String()
+	defer srv.Close()
+	addr := srv.Addr()
 
 	clients := make([]*tls.Config, len(modes))
 	for i, m := range modes {
@@ -195,43 +196,13 @@ func handshake(ctx context.Context, addr string, c *tls.Config) (time.Duration, 
 	return l, err
 }
 
-// server accepts connections and completes a handshake on each.
-type server struct {
-	ln net.Listener
-	wg sync.WaitGroup
-}
-
-func listen(cert tls.Certificate) (*server, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("bench: %w", err)
-	}
-	cfg := &tls.Config{
+// listen starts the loopback server the clients handshake with.
+func listen(cert tls.Certificate) (*hsserver.Server, error) {
+	return hsserver.Listen(&tls.Config{
 		Certificates:           []tls.Certificate{cert},
 		MinVersion:             tls.VersionTLS13,
 		SessionTicketsDisabled: true,
-	}
-	s := &server{ln: ln}
-	s.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.wg.Go(func() {
-				tc := tls.Server(c, cfg)
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				tc.Handshake()
-				tc.Close()
-			})
-		}
-	})
-	return s, nil
-}
-
-func (s *server) close() {
-	s.ln.Close()
-	s.wg.Wait()
+	}, 10*time.Second)
 }
 
 // Quantile returns the q-quantile (0..1) of sorted durations, or 0.

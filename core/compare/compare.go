@@ -24,6 +24,7 @@ import (
 	"github.com/tlspin/tlspin/core/bench"
 	"github.com/tlspin/tlspin/core/pintls"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/hsserver"
 )
 
 // Plugin is a started verifier, normally a *host.Plugin.
@@ -134,7 +135,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer srv.close()
+	defer srv.Close()
 
 	rep := &Report{Scenarios: scen, Skipped: skipped, ServerName: cfg.Reference.ServerName}
 	for _, name := range cfg.Verifiers {
@@ -250,45 +251,25 @@ func (r *recorder) request() *verify.Request {
 // server presents whichever certificate the current scenario needs, on
 // one loopback address for the whole run (TOFU pins are kept per address).
 type server struct {
-	ln   net.Listener
+	*hsserver.Server
 	cert atomic.Pointer[tls.Certificate]
-	wg   sync.WaitGroup
 }
 
 func serve(initial tls.Certificate) (*server, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("compare: %w", err)
-	}
-	s := &server{ln: ln}
+	s := &server{}
 	s.cert.Store(&initial)
-	cfg := &tls.Config{
+	hs, err := hsserver.Listen(&tls.Config{
 		MinVersion:             tls.VersionTLS13,
 		SessionTicketsDisabled: true,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return s.cert.Load(), nil
 		},
+	}, 30*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("compare: %w", err)
 	}
-	s.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.wg.Go(func() {
-				c.SetDeadline(time.Now().Add(30 * time.Second))
-				tc := tls.Server(c, cfg)
-				tc.Handshake()
-				tc.Close()
-			})
-		}
-	})
+	s.Server = hs
 	return s, nil
-}
-
-func (s *server) close() {
-	s.ln.Close()
-	s.wg.Wait()
 }
 
 // handshake presents cert and lets d decide; it returns whether the
@@ -296,7 +277,7 @@ func (s *server) close() {
 func (s *server) handshake(ctx context.Context, cfg Config, rec *recorder, cert tls.Certificate) (bool, string) {
 	s.cert.Store(&cert)
 	rec.reset()
-	addr := s.ln.Addr().String()
+	addr := s.Addr()
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	var d net.Dialer
