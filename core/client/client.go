@@ -104,3 +104,16 @@ func isAlert(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "remote error"
 }
+
+// ServerName is the TLS server name (SNI) to send when dialling addr:
+// override if set, else the host of addr unless it is an IP address.
+func ServerName(addr, override string) string {
+	if override != "" {
+		return override
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || net.ParseIP(host) != nil {
+		return ""
+	}
+	return host
+}

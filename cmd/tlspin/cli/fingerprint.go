@@ -130,13 +130,8 @@ func (a *app) loadTarget(ctx context.Context, target string, f *fingerprintFlags
 	if _, err := os.Stat(target); err == nil || !looksLikeHostPort(target) {
 		return certs.LoadCertificates(target)
 	}
-	host, _, _ := net.SplitHostPort(target)
-	sn := f.serverName
-	if sn == "" && net.ParseIP(host) == nil {
-		sn = host
-	}
 	cfg := &tls.Config{
-		ServerName: sn,
+		ServerName: client.ServerName(target, f.serverName),
 		// Only reading the certificates: nothing is sent, nothing trusted.
 		InsecureSkipVerify: true,
 	}

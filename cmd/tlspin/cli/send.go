@@ -53,8 +53,7 @@ KEY=VALUE; --pin V is short for --opt pin=V.`,
 func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 	ctx := cmd.Context()
 	addr := args[0]
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return usagef("address %q: want HOST:PORT", addr)
 	}
 	var clientCert *tls.Certificate
@@ -72,10 +71,7 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 		return err
 	}
 	defer vs.Close()
-	sn := f.serverName
-	if sn == "" && net.ParseIP(host) == nil {
-		sn = host
-	}
+	sn := client.ServerName(addr, f.serverName)
 	cfg := pintls.ClientConfig(vs.policy, sn, addr, clientCert, pintls.Options{Timeout: a.g.verifyTimeout, Context: ctx})
 	conn, err := client.Dial(ctx, addr, cfg, f.timeout)
 	if err != nil {
