@@ -121,9 +121,6 @@ func (c *Cache) Wrap(name string, next Decider) Decider {
 	return m
 }
 
-// Name returns the name the member was wrapped under.
-func (m *Member) Name() string { return m.name }
-
 // Verify returns a cached verdict for req if one is still valid, and
 // otherwise asks the wrapped decider, caching an answer that carries a
 // CacheFor. The verdict returned is the caller's to keep.

@@ -90,26 +90,19 @@ func Check(ctx context.Context, d Decider, req *verify.Request, timeout time.Dur
 type Options struct {
 	// Timeout bounds one verification (0: none beyond the decider's own).
 	Timeout time.Duration
-	// OnVerdict, if set, is called after every decision (err nil: allowed).
-	OnVerdict func(req *verify.Request, err error)
 	// Context is the parent of every verification's context; nil means
 	// context.Background (the handshake itself has no context to offer
 	// VerifyConnection).
 	Context context.Context
 }
 
-func (o Options) verifyConnection(d Decider, side verify.Side, remote func(cs tls.ConnectionState) string) func(tls.ConnectionState) error {
+func (o Options) verifyConnection(d Decider, side verify.Side, remote string) func(tls.ConnectionState) error {
 	return func(cs tls.ConnectionState) error {
 		ctx := o.Context
 		if ctx == nil {
 			ctx = context.Background()
 		}
-		req := Request(cs, side, remote(cs))
-		err := Check(ctx, d, req, o.Timeout)
-		if o.OnVerdict != nil {
-			o.OnVerdict(req, err)
-		}
-		return err
+		return Check(ctx, d, Request(cs, side, remote), o.Timeout)
 	}
 }
 
@@ -122,7 +115,7 @@ func ClientConfig(d Decider, serverName, remote string, clientCert *tls.Certific
 		MinVersion: tls.VersionTLS12,
 		// The chain is checked by d in VerifyConnection instead.
 		InsecureSkipVerify: true,
-		VerifyConnection:   o.verifyConnection(d, verify.ClientVerifiesServer, func(tls.ConnectionState) string { return remote }),
+		VerifyConnection:   o.verifyConnection(d, verify.ClientVerifiesServer, remote),
 	}
 	if clientCert != nil {
 		c.Certificates = []tls.Certificate{*clientCert}
@@ -152,7 +145,7 @@ func ServerConfig(cert tls.Certificate, d Decider, o Options) *tls.Config {
 			if hi.Conn != nil {
 				addr = hi.Conn.RemoteAddr().String()
 			}
-			cc.VerifyConnection = o.verifyConnection(d, verify.ServerVerifiesClient, func(tls.ConnectionState) string { return addr })
+			cc.VerifyConnection = o.verifyConnection(d, verify.ServerVerifiesClient, addr)
 			return cc, nil
 		}
 	}
