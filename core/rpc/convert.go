@@ -19,10 +19,12 @@ func descriptionToProto(d *verify.Description) *verifierv1.DescribeResponse {
 	return r
 }
 
+// descriptionFromProto keeps at most MaxTextLen of each text a plugin
+// describes itself with.
 func descriptionFromProto(r *verifierv1.DescribeResponse) *verify.Description {
-	d := &verify.Description{Name: r.GetName(), Version: r.GetVersion(), Summary: r.GetSummary()}
+	d := &verify.Description{Name: Truncate(r.GetName()), Version: Truncate(r.GetVersion()), Summary: Truncate(r.GetSummary())}
 	for _, o := range r.GetOptions() {
-		d.Options = append(d.Options, verify.Option{Name: o.GetName(), Description: o.GetDescription(), Required: o.GetRequired(), Repeated: o.GetRepeated()})
+		d.Options = append(d.Options, verify.Option{Name: Truncate(o.GetName()), Description: Truncate(o.GetDescription()), Required: o.GetRequired(), Repeated: o.GetRepeated()})
 	}
 	return d
 }
@@ -77,7 +79,8 @@ func verdictToProto(v *verify.Verdict) *verifierv1.VerifyResponse {
 }
 
 // verdictFromProto validates what a plugin sent: a negative cache time is
-// garbage, an overlong one is capped.
+// garbage, an overlong one is capped, and the reason and matched rule are
+// truncated to MaxTextLen.
 func verdictFromProto(r *verifierv1.VerifyResponse) (*verify.Verdict, error) {
 	if r.GetCacheForMillis() < 0 {
 		return nil, fmt.Errorf("%w: negative cache_for_millis %d", ErrGarbage, r.GetCacheForMillis())
@@ -86,5 +89,5 @@ func verdictFromProto(r *verifierv1.VerifyResponse) (*verify.Verdict, error) {
 	if cf > maxCacheFor || cf < 0 {
 		cf = maxCacheFor
 	}
-	return &verify.Verdict{Allow: r.GetAllow(), Reason: r.GetReason(), Matched: r.GetMatched(), CacheFor: cf}, nil
+	return &verify.Verdict{Allow: r.GetAllow(), Reason: Truncate(r.GetReason()), Matched: Truncate(r.GetMatched()), CacheFor: cf}, nil
 }

@@ -48,9 +48,10 @@ func NewClient(cc grpc.ClientConnInterface) *Client {
 
 // Describe asks the plugin what it is.
 func (c *Client) Describe(ctx context.Context) (*verify.Description, error) {
+	ctx, rec := newCall(ctx)
 	r, err := c.c.Describe(ctx, &verifierv1.DescribeRequest{})
 	if err != nil {
-		return nil, fromStatus(err)
+		return nil, rec.classify(ctx, err)
 	}
 	d := descriptionFromProto(r)
 	if d.Name == "" {
@@ -61,18 +62,20 @@ func (c *Client) Describe(ctx context.Context) (*verify.Description, error) {
 
 // Configure sends the user's options.
 func (c *Client) Configure(ctx context.Context, req *verify.ConfigureRequest) (*verify.ConfigureResponse, error) {
+	ctx, rec := newCall(ctx)
 	r, err := c.c.Configure(ctx, configureRequestToProto(req))
 	if err != nil {
-		return nil, fromStatus(err)
+		return nil, rec.classify(ctx, err)
 	}
 	return &verify.ConfigureResponse{NeedsChain: r.GetNeedsChain()}, nil
 }
 
 // Verify asks the plugin to decide on a peer.
 func (c *Client) Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error) {
+	ctx, rec := newCall(ctx)
 	r, err := c.c.Verify(ctx, requestToProto(req))
 	if err != nil {
-		return nil, fromStatus(err)
+		return nil, rec.classify(ctx, err)
 	}
 	return verdictFromProto(r)
 }
@@ -80,9 +83,10 @@ func (c *Client) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 // WatchPolicy streams policy changes until ctx ends. A plugin that does
 // not implement it yields a channel that is closed at once.
 func (c *Client) WatchPolicy(ctx context.Context) (<-chan verify.PolicyChange, error) {
+	ctx, rec := newCall(ctx)
 	st, err := c.c.WatchPolicy(ctx, &verifierv1.WatchPolicyRequest{})
 	if err != nil {
-		return nil, fromStatus(err)
+		return nil, rec.classify(ctx, err)
 	}
 	ch := make(chan verify.PolicyChange, 1)
 	go func() {
@@ -93,7 +97,7 @@ func (c *Client) WatchPolicy(ctx context.Context) (<-chan verify.PolicyChange, e
 				return
 			}
 			select {
-			case ch <- verify.PolicyChange{Epoch: m.GetEpoch(), Reason: m.GetReason()}:
+			case ch <- verify.PolicyChange{Epoch: m.GetEpoch(), Reason: Truncate(m.GetReason())}:
 			case <-ctx.Done():
 				return
 			}
@@ -105,11 +109,15 @@ func (c *Client) WatchPolicy(ctx context.Context) (<-chan verify.PolicyChange, e
 var (
 	// ErrGarbage means a plugin answered something that is not a valid answer.
 	ErrGarbage = errors.New("rpc: malformed answer from verifier plugin")
-	// ErrTransport means the plugin could not be reached or died mid-call.
+	// ErrTransport means the plugin could not be reached or died mid-call:
+	// the call ended without a status from the plugin.
 	ErrTransport = errors.New("rpc: verifier plugin unreachable")
 )
 
-// RemoteError is an error the verifier itself returned.
+// RemoteError is an error the verifier itself returned: the plugin ended
+// the call with a gRPC status of its own (see call.classify). It is a
+// rejection, never a reason to restart the plugin. Message is truncated to
+// MaxTextLen.
 type RemoteError struct {
 	Code    codes.Code
 	Message string
@@ -123,29 +131,6 @@ func (e *RemoteError) Unwrap() error {
 		return verify.ErrBadOption
 	}
 	return nil
-}
-
-// fromStatus tells the verifier's own errors apart from transport faults,
-// which the host answers by restarting the plugin.
-func fromStatus(err error) error {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return err
-	}
-	st, ok := status.FromError(err)
-	if !ok {
-		return fmt.Errorf("%w: %v", ErrTransport, err)
-	}
-	switch st.Code() {
-	case codes.DeadlineExceeded:
-		return fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
-	case codes.Canceled:
-		return fmt.Errorf("%w: %w", context.Canceled, err)
-	case codes.Unavailable:
-		return fmt.Errorf("%w: %s", ErrTransport, st.Message())
-	case codes.Internal, codes.Unimplemented, codes.DataLoss:
-		return fmt.Errorf("%w: %s: %s", ErrGarbage, st.Code(), st.Message())
-	}
-	return &RemoteError{Code: st.Code(), Message: st.Message()}
 }
 
 // server adapts a verify.Verifier to the generated gRPC service.
@@ -206,9 +191,17 @@ func (s *server) WatchPolicy(_ *verifierv1.WatchPolicyRequest, st grpc.ServerStr
 	}
 }
 
+// toStatus turns a verifier's error into the status the host receives: a
+// bad option is InvalidArgument, an error carrying a gRPC status keeps its
+// code, anything else is Unknown (DeadlineExceeded for a verifier's own
+// timeout). Whatever the code, the host takes it as the verifier's answer
+// (a rejection), not as a fault.
 func toStatus(err error) error {
 	if errors.Is(err, verify.ErrBadOption) {
 		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	if st, ok := status.FromError(err); ok {
+		return st.Err()
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return status.Error(codes.DeadlineExceeded, err.Error())

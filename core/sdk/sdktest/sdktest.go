@@ -1,7 +1,8 @@
 // Package sdktest is a test harness for verifier plugin authors. It serves
-// a verifier in-process over real gRPC, through the same go-plugin plugin
-// map and protobuf conversion as a plugin process (go-plugin's
-// TestPluginGRPCConn underneath), and makes the certificates to feed it:
+// a verifier in-process over real gRPC (HTTP/2 on an in-memory
+// connection), through the same go-plugin plugin, dial options and
+// protobuf conversion as a plugin process, and makes the certificates to
+// feed it:
 //
 //	func TestMyVerifier(t *testing.T) {
 //		c := sdktest.Start(t, &myVerifier{}, verify.Options{"san": {"*.example.com"}})
@@ -20,10 +21,13 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"net"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/rpc"
@@ -42,19 +46,30 @@ var _ verify.Verifier = (*Client)(nil)
 // unconfigured. Everything is shut down when the test ends.
 func Serve(t testing.TB, v verify.Verifier) *Client {
 	t.Helper()
-	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
-		rpc.PluginName: &rpc.GRPCPlugin{Impl: v},
-	})
-	// Close asks the server to shut down (go-plugin's controller), as
-	// the host does.
-	t.Cleanup(func() { _ = client.Close() })
-	raw, err := client.Dispense(rpc.PluginName)
+	lis := bufconn.Listen(1 << 20)
+	srv := grpc.NewServer()
+	if err := (&rpc.GRPCPlugin{Impl: v}).GRPCServer(nil, srv); err != nil {
+		t.Fatalf("sdktest: register: %v", err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	opts := append(rpc.DialOptions(),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient("passthrough:///sdktest", opts...)
 	if err != nil {
-		t.Fatalf("sdktest: dispense: %v", err)
+		t.Fatalf("sdktest: dial: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = conn.Close()
+		srv.Stop()
+	})
+	raw, err := (&rpc.GRPCPlugin{}).GRPCClient(context.Background(), nil, conn)
+	if err != nil {
+		t.Fatalf("sdktest: client: %v", err)
 	}
 	c, ok := raw.(*rpc.Client)
 	if !ok {
-		t.Fatalf("sdktest: dispensed %T, want *rpc.Client", raw)
+		t.Fatalf("sdktest: client is %T, want *rpc.Client", raw)
 	}
 	return &Client{Client: c}
 }

@@ -1,0 +1,127 @@
+package rpc
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/status"
+)
+
+// MaxMessageSize caps every message the host accepts from a plugin. A
+// verdict is a few hundred bytes; a larger answer is garbage, refused by
+// gRPC before it is held in memory (go-plugin's own limit is 2 GiB).
+const MaxMessageSize = 1 << 20
+
+// maxHeaderListSize caps the headers and trailers of a plugin's answer,
+// which carry the text of an error it returns.
+const maxHeaderListSize = 64 << 10
+
+// MaxTextLen caps every text the host keeps from a plugin (reasons,
+// matched rules, error messages): longer ones are cut and say so.
+const MaxTextLen = 4 << 10
+
+// DialOptions are the options the host's connection to a plugin needs
+// (go-plugin ClientConfig.GRPCDialOptions): the message caps, and the
+// per-call record that tells a plugin's own error from a broken transport.
+// A Client on a connection dialled without them reports every failed call
+// as ErrTransport.
+func DialOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageSize)),
+		grpc.WithMaxHeaderListSize(maxHeaderListSize),
+		grpc.WithStatsHandler(callStats{}),
+	}
+}
+
+// Truncate returns s cut to at most MaxTextLen bytes (on a rune boundary),
+// with a note saying how long it was.
+func Truncate(s string) string {
+	if len(s) <= MaxTextLen {
+		return s
+	}
+	cut := MaxTextLen
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… [truncated: %d bytes in all]", s[:cut], len(s))
+}
+
+// call records what the plugin's side of one RPC did, as gRPC's transport
+// saw it. Only the transport writes it: nothing the plugin says (a status
+// code, a message, metadata) can set these flags, only what it does.
+type call struct {
+	tagged   atomic.Bool // the connection has the stats handler
+	headers  atomic.Bool // the plugin sent response headers (an answer follows)
+	trailers atomic.Bool // the plugin ended the call with a status of its own
+}
+
+type callKey struct{}
+
+func newCall(ctx context.Context) (context.Context, *call) {
+	c := &call{}
+	return context.WithValue(ctx, callKey{}, c), c
+}
+
+// callStats is the gRPC stats handler of DialOptions: it fills the call
+// record of each RPC made through a Client.
+type callStats struct{}
+
+func (callStats) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context {
+	if c, ok := ctx.Value(callKey{}).(*call); ok {
+		c.tagged.Store(true)
+	}
+	return ctx
+}
+
+func (callStats) HandleRPC(ctx context.Context, s stats.RPCStats) {
+	c, ok := ctx.Value(callKey{}).(*call)
+	if !ok || !s.IsClient() {
+		return
+	}
+	switch s.(type) {
+	case *stats.InHeader:
+		c.headers.Store(true)
+	case *stats.InTrailer:
+		c.trailers.Store(true)
+	}
+}
+
+func (callStats) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (callStats) HandleConn(context.Context, stats.ConnStats)                       {}
+
+// classify says who ended a failed call, from what happened rather than
+// from what the plugin claims:
+//
+//   - ctx ended: the host's own deadline or cancellation (ctx's error).
+//   - the plugin sent an answer (headers) that gRPC refused before decoding
+//     it, too large or not a valid message (Internal, ResourceExhausted):
+//     ErrGarbage.
+//   - the plugin ended the call with a status of its own (trailers):
+//     a *RemoteError, whatever its code. The verifier is working and said
+//     no; the host must not restart it.
+//   - anything else (connection refused or broken, plugin died mid-call):
+//     ErrTransport.
+//
+// A plugin cannot turn one into another by what it writes in a status: it
+// could only do so by actually crashing, hanging or sending garbage, and
+// every case rejects the peer.
+func (c *call) classify(ctx context.Context, err error) error {
+	st := status.Convert(err)
+	msg := Truncate(st.Message())
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("rpc: %w (%s)", ctx.Err(), msg)
+	case !c.tagged.Load():
+		return fmt.Errorf("%w: %s: %s (connection not dialled with rpc.DialOptions: cannot tell the verifier's errors from transport faults)", ErrTransport, st.Code(), msg)
+	case c.headers.Load() && (st.Code() == codes.Internal || st.Code() == codes.ResourceExhausted):
+		return fmt.Errorf("%w: %s", ErrGarbage, msg)
+	case c.trailers.Load():
+		return &RemoteError{Code: st.Code(), Message: msg}
+	}
+	return fmt.Errorf("%w: %s: %s", ErrTransport, st.Code(), msg)
+}

@@ -1,0 +1,207 @@
+package rpc_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/tlspin/tlspin/core/rpc"
+	"github.com/tlspin/tlspin/core/verify"
+)
+
+// fake is a verifier whose Verify is given by the test.
+type fake struct {
+	verify func(ctx context.Context) (*verify.Verdict, error)
+}
+
+func (f *fake) Describe(context.Context) (*verify.Description, error) {
+	return &verify.Description{Name: "fake"}, nil
+}
+
+func (f *fake) Configure(context.Context, *verify.ConfigureRequest) (*verify.ConfigureResponse, error) {
+	return &verify.ConfigureResponse{}, nil
+}
+
+func (f *fake) Verify(ctx context.Context, _ *verify.Request) (*verify.Verdict, error) {
+	return f.verify(ctx)
+}
+
+// serve serves v over in-memory gRPC and returns a client dialled with
+// opts, and the server.
+func serve(t *testing.T, v verify.Verifier, opts ...grpc.DialOption) (*rpc.Client, *grpc.Server) {
+	t.Helper()
+	lis := bufconn.Listen(1 << 20)
+	srv := grpc.NewServer()
+	if err := (&rpc.GRPCPlugin{Impl: v}).GRPCServer(nil, srv); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	opts = append(opts,
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient("passthrough:///test", opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(); srv.Stop() })
+	return rpc.NewClient(conn), srv
+}
+
+func call(c *rpc.Client, timeout time.Duration) (*verify.Verdict, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return c.Verify(ctx, &verify.Request{PeerChain: [][]byte{[]byte("x")}})
+}
+
+// TestVerifierErrorsAreRemote: whatever status code a verifier's error
+// carries, including those gRPC itself uses for transport faults, and an
+// error wrapping context.DeadlineExceeded, it reaches the host as the
+// verifier's own error (a rejection), never as a fault of the plugin.
+func TestVerifierErrorsAreRemote(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		code codes.Code
+	}{
+		{"plain error", errors.New("no way"), codes.Unknown},
+		{"own sub-timeout", fmt.Errorf("ocsp lookup: %w", context.DeadlineExceeded), codes.DeadlineExceeded},
+		{"canceled", fmt.Errorf("lookup: %w", context.Canceled), codes.Unknown},
+		{"bad option", &verify.OptionError{Option: "pin", Value: "x", Err: errors.New("bad")}, codes.InvalidArgument},
+	}
+	for _, c := range []codes.Code{codes.Canceled, codes.Unknown, codes.InvalidArgument, codes.DeadlineExceeded, codes.NotFound,
+		codes.AlreadyExists, codes.PermissionDenied, codes.ResourceExhausted, codes.FailedPrecondition, codes.Aborted,
+		codes.OutOfRange, codes.Unimplemented, codes.Internal, codes.Unavailable, codes.DataLoss, codes.Unauthenticated} {
+		tests = append(tests, struct {
+			name string
+			err  error
+			code codes.Code
+		}{"status " + c.String(), status.Error(c, "verifier says "+c.String()), c})
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := serve(t, &fake{verify: func(context.Context) (*verify.Verdict, error) { return nil, tc.err }}, rpc.DialOptions()...)
+			_, err := call(c, 5*time.Second)
+			var remote *rpc.RemoteError
+			if !errors.As(err, &remote) {
+				t.Fatalf("err = %v (%T); want a *rpc.RemoteError", err, err)
+			}
+			if remote.Code != tc.code {
+				t.Errorf("code %s, want %s", remote.Code, tc.code)
+			}
+			if errors.Is(err, rpc.ErrTransport) || errors.Is(err, rpc.ErrGarbage) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				t.Errorf("err %v looks like a fault of the plugin or the host", err)
+			}
+		})
+	}
+}
+
+func TestFaultsAreNotRemote(t *testing.T) {
+	huge := strings.Repeat("A", 5<<20)
+	t.Run("answer larger than MaxMessageSize", func(t *testing.T) {
+		c, _ := serve(t, &fake{verify: func(context.Context) (*verify.Verdict, error) {
+			return &verify.Verdict{Allow: true, Reason: huge}, nil
+		}}, rpc.DialOptions()...)
+		v, err := call(c, 5*time.Second)
+		if !errors.Is(err, rpc.ErrGarbage) {
+			t.Fatalf("verdict %v, err %v; want ErrGarbage", v, err)
+		}
+		if len(err.Error()) > 300 {
+			t.Errorf("error is %d bytes long; want a short one", len(err.Error()))
+		}
+	})
+	t.Run("error text longer than the header limit", func(t *testing.T) {
+		c, _ := serve(t, &fake{verify: func(context.Context) (*verify.Verdict, error) { return nil, errors.New(huge[:200<<10]) }}, rpc.DialOptions()...)
+		_, err := call(c, 5*time.Second)
+		t.Logf("err: %.200v", err)
+		if err == nil || len(err.Error()) > rpc.MaxTextLen+400 {
+			t.Fatalf("err = %.300v (%d bytes); want a bounded error", err, len(fmt.Sprint(err)))
+		}
+	})
+	t.Run("plugin goes away mid-call", func(t *testing.T) {
+		var srv *grpc.Server
+		started := make(chan struct{})
+		c, s := serve(t, &fake{verify: func(ctx context.Context) (*verify.Verdict, error) {
+			close(started)
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}}, rpc.DialOptions()...)
+		srv = s
+		go func() { <-started; srv.Stop() }()
+		_, err := call(c, 5*time.Second)
+		if !errors.Is(err, rpc.ErrTransport) {
+			t.Fatalf("err = %v; want ErrTransport", err)
+		}
+	})
+	t.Run("host's deadline", func(t *testing.T) {
+		c, _ := serve(t, &fake{verify: func(ctx context.Context) (*verify.Verdict, error) {
+			<-ctx.Done()
+			return nil, errors.New("too late")
+		}}, rpc.DialOptions()...)
+		_, err := call(c, 100*time.Millisecond)
+		var remote *rpc.RemoteError
+		if !errors.Is(err, context.DeadlineExceeded) || errors.As(err, &remote) {
+			t.Fatalf("err = %v; want the host's context.DeadlineExceeded", err)
+		}
+	})
+	t.Run("connection without DialOptions", func(t *testing.T) {
+		c, _ := serve(t, &fake{verify: func(context.Context) (*verify.Verdict, error) { return nil, errors.New("no") }})
+		_, err := call(c, 5*time.Second)
+		if !errors.Is(err, rpc.ErrTransport) || !strings.Contains(err.Error(), "DialOptions") {
+			t.Fatalf("err = %v; want ErrTransport naming DialOptions", err)
+		}
+	})
+}
+
+func TestLongTextsAreTruncated(t *testing.T) {
+	long := strings.Repeat("é", 3000) // 6000 bytes, two per rune
+	c, _ := serve(t, &fake{verify: func(context.Context) (*verify.Verdict, error) {
+		return &verify.Verdict{Reason: long, Matched: long}, nil
+	}}, rpc.DialOptions()...)
+	v, err := call(c, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]string{"reason": v.Reason, "matched": v.Matched} {
+		if len(s) > rpc.MaxTextLen+64 || !utf8.ValidString(s) || !strings.Contains(s, "truncated: 6000 bytes") {
+			t.Errorf("%s: %d bytes, valid UTF-8 %v, ends %q; want at most about %d, cut on a rune, marked", name, len(s), utf8.ValidString(s), s[max(0, len(s)-40):], rpc.MaxTextLen)
+		}
+	}
+	c2, _ := serve(t, &fake{verify: func(context.Context) (*verify.Verdict, error) { return nil, errors.New(long) }}, rpc.DialOptions()...)
+	_, err = call(c2, 5*time.Second)
+	var remote *rpc.RemoteError
+	if !errors.As(err, &remote) || len(remote.Message) > rpc.MaxTextLen+64 || !strings.Contains(remote.Message, "truncated") {
+		t.Fatalf("error %d bytes; want a truncated remote error", len(fmt.Sprint(err)))
+	}
+}
+
+func TestTruncate(t *testing.T) {
+	tests := []struct {
+		in   string
+		same bool
+	}{
+		{"", true},
+		{strings.Repeat("a", rpc.MaxTextLen), true},
+		{strings.Repeat("a", rpc.MaxTextLen+1), false},
+		{strings.Repeat("€", rpc.MaxTextLen), false},
+	}
+	for _, tc := range tests {
+		got := rpc.Truncate(tc.in)
+		if (got == tc.in) != tc.same {
+			t.Errorf("Truncate(%d bytes) changed = %v, want %v", len(tc.in), got != tc.in, !tc.same)
+		}
+		if !utf8.ValidString(got) || len(got) > rpc.MaxTextLen+64 {
+			t.Errorf("Truncate(%d bytes) = %d bytes, valid %v", len(tc.in), len(got), utf8.ValidString(got))
+		}
+	}
+}
