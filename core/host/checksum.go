@@ -116,9 +116,9 @@ func FileSHA256(path string) ([]byte, error) {
 		return nil, fmt.Errorf("host: checksum: %w", err)
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	sum, err := sha256Of(f)
+	if err != nil {
 		return nil, fmt.Errorf("host: checksum of %q: %w", path, err)
 	}
-	return h.Sum(nil), nil
+	return sum, nil
 }

@@ -72,6 +72,9 @@ type Found struct {
 	Source Source
 	// Shadowed lists executables named after a built-in that were ignored.
 	Shadowed []string
+	// Unusable, if set, says why the file found cannot run (List only; Find
+	// returns it as an error).
+	Unusable string
 }
 
 // Spec turns f into a launch spec.
@@ -89,12 +92,20 @@ func (f *Finder) dirs() []struct {
 	}
 	add := func(list []string, src Source) {
 		for _, d := range list {
-			if d != "" {
-				out = append(out, struct {
-					dir string
-					src Source
-				}{d, src})
+			if d == "" {
+				continue
 			}
+			// Absolute, so that a found path always has a slash and exec
+			// runs that very file ("." + a bare name would search $PATH),
+			// and so that Found.Path says which file runs.
+			abs, err := filepath.Abs(d)
+			if err != nil {
+				continue
+			}
+			out = append(out, struct {
+				dir string
+				src Source
+			}{abs, src})
 		}
 	}
 	add(f.PluginDirs, SourcePluginDir)
@@ -116,8 +127,8 @@ func (f *Finder) Find(name string) (Found, error) {
 		if err != nil {
 			return Found{}, fmt.Errorf("host: verifier path %q: %w", name, err)
 		}
-		if err := checkExecutable(abs); err != nil {
-			return Found{}, err
+		if why := unusable(abs); why != "" {
+			return Found{}, fmt.Errorf("host: verifier %q: %s", abs, why)
 		}
 		return Found{Name: strings.TrimPrefix(filepath.Base(abs), ExecPrefix), Path: abs, Source: SourcePath}, nil
 	}
@@ -127,8 +138,8 @@ func (f *Finder) Find(name string) (Found, error) {
 	for _, d := range f.dirs() {
 		p := filepath.Join(d.dir, ExecPrefix+name)
 		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			if err := checkExecutable(p); err != nil {
-				return Found{}, err
+			if why := unusable(p); why != "" {
+				return Found{}, fmt.Errorf("host: verifier %q: %s", p, why)
 			}
 			return Found{Name: name, Path: p, Source: d.src}, nil
 		}
@@ -155,7 +166,9 @@ func (f *Finder) builtin(name string) Found {
 }
 
 // List returns every built-in verifier and every external one on the search
-// path, first found wins; built-ins first, then external ones by name.
+// path, first found wins; built-ins first, then external ones by name. A
+// file that cannot run (not executable, say) is listed with the reason in
+// Unusable, as Find would report it.
 func (f *Finder) List() ([]Found, error) {
 	out := make([]Found, 0, len(f.Builtins))
 	idx := map[string]int{}
@@ -184,22 +197,25 @@ func (f *Finder) List() ([]Found, error) {
 				continue
 			}
 			seen[n] = true
-			ext = append(ext, Found{Name: n, Path: p, Source: d.src})
+			ext = append(ext, Found{Name: n, Path: p, Source: d.src, Unusable: unusable(p)})
 		}
 	}
 	sort.Slice(ext, func(i, j int) bool { return ext[i].Name < ext[j].Name })
 	return append(out, ext...), nil
 }
 
-func checkExecutable(p string) error {
+// unusable says why the file at p cannot run as a plugin, or "".
+func unusable(p string) string {
 	st, err := os.Stat(p)
-	if err != nil {
-		return fmt.Errorf("host: verifier %q: %w", p, err)
+	switch {
+	case err != nil:
+		return err.Error()
+	case st.IsDir():
+		return "is a directory"
+	case st.Mode()&0o111 == 0:
+		return "is not executable (chmod +x it)"
 	}
-	if st.IsDir() || st.Mode()&0o111 == 0 {
-		return fmt.Errorf("host: verifier %q is not executable (chmod +x it)", p)
-	}
-	return nil
+	return ""
 }
 
 // pluginVersionRE finds the plugin's version in go-plugin's message.
@@ -217,13 +233,6 @@ func explainStart(spec Spec, err error) error {
 		return fmt.Errorf("host: verifier %q: cannot run %q: %w (is it executable? chmod +x it)", name, path, err)
 	case errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("host: verifier %q: cannot run %q: %w (for a script: is the interpreter on its #! line installed?)", name, path, err)
-	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
-		got, herr := FileSHA256(path)
-		if herr != nil {
-			return fmt.Errorf("%w: verifier %q: %w", ErrChecksum, name, herr)
-		}
-		return fmt.Errorf("%w: verifier %q: %q has SHA-256 %x, pinned %x (%w); refusing to run it (if the change is intended, pin the new sum: --plugin-sha256 %s=%x)",
-			ErrChecksum, name, path, got, spec.SHA256, err, name, got)
 	case strings.Contains(msg, "incompatible API version with plugin"):
 		theirs := "another"
 		if m := pluginVersionRE.FindStringSubmatch(msg); m != nil {

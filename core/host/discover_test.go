@@ -392,7 +392,7 @@ func TestPluginReceivesOnlyItsEnvironment(t *testing.T) {
 			t.Errorf("plugin got %s=%q, want %q", k, v, want)
 		}
 	}
-	want := []string{"HOME", "PATH", "PLUGIN_CLIENT_CERT", "PLUGIN_MAX_PORT", "PLUGIN_MIN_PORT", "PLUGIN_PROTOCOL_VERSIONS", "TLSPIN_LOG_LEVEL", "TLSPIN_VERIFIER_PLUGIN", "TMPDIR"}
+	want := []string{"HOME", "PATH", "PLUGIN_CLIENT_CERT", "PLUGIN_MAX_PORT", "PLUGIN_MIN_PORT", "PLUGIN_PROTOCOL_VERSIONS", "PLUGIN_UNIX_SOCKET_DIR", "TLSPIN_LOG_LEVEL", "TLSPIN_VERIFIER_PLUGIN", "TMPDIR"}
 	if !slices.Equal(keys, want) {
 		t.Errorf("plugin environment has %q; want exactly %q", keys, want)
 	}

@@ -5,12 +5,14 @@ package host
 //
 //	PATH              to find helper programs (and an interpreter)
 //	HOME              for per-user configuration
-//	TMPDIR            where go-plugin and the plugin make their socket
+//	TMPDIR            for the plugin's own temporary files
 //	TLSPIN_LOG_LEVEL  trace, debug, info, warn or error
 //
 // On top of these, go-plugin sets its own: the magic cookie
 // TLSPIN_VERIFIER_PLUGIN, PLUGIN_PROTOCOL_VERSIONS, PLUGIN_MIN_PORT,
-// PLUGIN_MAX_PORT and PLUGIN_CLIENT_CERT (AutoMTLS).
+// PLUGIN_MAX_PORT, PLUGIN_CLIENT_CERT (AutoMTLS) and PLUGIN_UNIX_SOCKET_DIR
+// (a directory only the host's user can enter, made for this plugin's
+// socket and removed when it stops).
 func PluginEnvVars() []string {
 	return []string{"PATH", "HOME", "TMPDIR", "TLSPIN_LOG_LEVEL"}
 }

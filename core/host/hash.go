@@ -2,7 +2,29 @@ package host
 
 import (
 	"crypto/sha256"
-	"hash"
+	"crypto/subtle"
+	"fmt"
+	"io"
+
+	"github.com/hashicorp/go-plugin"
 )
 
-func newSHA256() hash.Hash { return sha256.New() }
+// sha256Of reads r to the end and returns its SHA-256.
+func sha256Of(r io.Reader) ([]byte, error) {
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return nil, err
+	}
+	return h.Sum(nil), nil
+}
+
+// hashEqual compares two sums in constant time.
+func hashEqual(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
+
+// checksumError says that the executable at path has sum got, not the
+// pinned one, and how to pin it if the change is intended. It wraps
+// ErrChecksum and go-plugin's ErrChecksumsDoNotMatch.
+func checksumError(name, path string, got, pinned []byte) error {
+	return fmt.Errorf("%w: verifier %q: %q has SHA-256 %x, pinned %x (%w); refusing to run it (if the change is intended, pin the new sum: --plugin-sha256 %s=%x)",
+		ErrChecksum, name, path, got, pinned, plugin.ErrChecksumsDoNotMatch, name, got)
+}

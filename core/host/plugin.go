@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -99,14 +100,18 @@ type Plugin struct {
 
 type instance struct {
 	client  *plugin.Client
+	proc    *procRunner
 	v       *rpc.Client
 	pid     int
 	started time.Time
 	cancel  context.CancelFunc // ends the policy watch
 }
 
-// Start launches the plugin, describes and configures it. A bad option is
-// an error wrapping verify.ErrBadOption.
+// Start launches the plugin, describes and configures it. An option the
+// plugin's Describe does not declare, a missing required one or a repeated
+// non-repeatable one is refused by the host before Configure, and any bad
+// option is an error wrapping verify.ErrBadOption. A plugin that describes
+// itself under another name than spec.Name is logged as a warning.
 func Start(ctx context.Context, spec Spec, cfg Config) (*Plugin, error) {
 	cfg.defaults()
 	p := &Plugin{
@@ -119,6 +124,10 @@ func Start(ctx context.Context, spec Spec, cfg Config) (*Plugin, error) {
 	inst, desc, nc, err := p.launch(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if desc.Name != spec.Name {
+		p.log.Warn("verifier plugin calls itself by another name; options and logs go by the name it was started as",
+			"started_as", spec.Name, "describes_itself_as", desc.Name, "path", spec.Path)
 	}
 	p.desc = desc
 	p.needsChain = nc
@@ -476,6 +485,12 @@ func (p *Plugin) launch(ctx context.Context) (*instance, *verify.Description, bo
 	if err != nil {
 		return nil, nil, false, err
 	}
+	// The host checks the options against what the plugin declares, so
+	// that a plugin which forgets to is still told no.
+	if err := verify.CheckOptions(desc, p.spec.Options); err != nil {
+		inst.stop()
+		return nil, nil, false, fmt.Errorf("host: verifier %q: %w", p.spec.Name, err)
+	}
 	sctx, cancel := context.WithTimeout(ctx, p.cfg.StartTimeout)
 	defer cancel()
 	cr, err := inst.v.Configure(sctx, &verify.ConfigureRequest{Options: p.spec.Options})
@@ -506,39 +521,52 @@ func Describe(ctx context.Context, spec Spec, cfg Config) (*verify.Description, 
 
 // spawn starts one plugin process and asks it to describe itself.
 func spawn(ctx context.Context, spec Spec, cfg Config, log hclog.Logger) (*instance, *verify.Description, error) {
-	cmd := exec.Command(spec.Path, spec.Args...)
-	cmd.Env = append([]string{}, cfg.Env...)
-	cmd.SysProcAttr = sysProcAttr()
-	var secure *plugin.SecureConfig
-	if len(spec.SHA256) > 0 {
-		secure = &plugin.SecureConfig{Checksum: spec.SHA256, Hash: newSHA256()}
+	// An absolute path: exec never searches $PATH for a bare name.
+	path, err := filepath.Abs(spec.Path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("host: verifier %q: path %q: %w", spec.Name, spec.Path, err)
 	}
-	tail := &stderrTail{}
+	spec.Path = path
+	exe, err := openPinned(spec.Name, path, spec.SHA256)
+	if err != nil {
+		return nil, nil, err
+	}
+	if exe != nil {
+		// The child has its own copy once started (or never will).
+		defer exe.Close()
+	}
+	r := newProcRunner(path, spec.Args, cfg.Env, exe)
+	stderr := &pluginStderr{log: log}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  rpc.Handshake,
 		VersionedPlugins: rpc.Plugins(nil),
-		Cmd:              cmd,
+		RunnerFunc:       r.prepare,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           log,
+		Logger:           goPluginLogger{Logger: log, muted: filepath.Base(path)},
 		AutoMTLS:         true,
 		SkipHostEnv:      true,
-		SecureConfig:     secure,
 		StartTimeout:     cfg.StartTimeout,
-		Stderr:           tail,
+		Stderr:           stderr,
+		GRPCDialOptions:  rpc.DialOptions(),
 	})
-	inst := &instance{client: client, started: time.Now()}
+	inst := &instance{client: client, proc: r, started: time.Now()}
 	fail := func(err error) (*instance, *verify.Description, error) {
 		inst.kill()
 		return nil, nil, err
 	}
 	cp, err := client.Client()
-	if cmd.Process != nil {
-		inst.pid = cmd.Process.Pid
-	}
+	inst.pid = r.pid
 	if err != nil {
 		err = startError(spec, err)
-		if said := tail.String(); said != "" && errors.Is(err, ErrHandshake) {
-			err = fmt.Errorf("%w; its last words on stderr: %q", err, said)
+		if errors.Is(err, ErrHandshake) {
+			// go-plugin reports a plugin that exited as soon as stdout
+			// ends, possibly before it has copied the last stderr lines:
+			// end the process group, then wait for the copy to finish.
+			r.kill()
+			r.waitPipes(stderrWait)
+			if said := stderr.String(); said != "" {
+				err = fmt.Errorf("%w; its last words on stderr: %q", err, said)
+			}
 		}
 		return fail(err)
 	}
@@ -566,8 +594,6 @@ func startError(spec Spec, err error) error {
 		return e
 	}
 	switch {
-	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
-		return fmt.Errorf("host: verifier %q: binary %q does not match its pinned SHA-256 (refusing to run it): %w", spec.Name, spec.Path, err)
 	case errors.Is(err, syscall.EACCES) || errors.Is(err, exec.ErrNotFound):
 		return fmt.Errorf("host: verifier %q: cannot run %q: %w", spec.Name, spec.Path, err)
 	}
@@ -580,9 +606,7 @@ func (i *instance) kill() {
 	if i.cancel != nil {
 		i.cancel()
 	}
-	if i.pid > 0 {
-		killGroup(i.pid)
-	}
+	i.proc.kill()
 	i.client.Kill()
 }
 
@@ -601,11 +625,13 @@ func (i *instance) stop() {
 	case <-done:
 	case <-time.After(gracePeriod):
 	}
-	if i.pid > 0 {
-		killGroup(i.pid)
-	}
+	i.proc.kill()
 	<-done
 }
 
 // gracePeriod is how long Close lets a plugin exit on its own.
 const gracePeriod = 500 * time.Millisecond
+
+// stderrWait bounds the wait for a failed plugin's stderr to be copied; a
+// process outside the plugin's group could hold the pipe open forever.
+const stderrWait = 2 * time.Second

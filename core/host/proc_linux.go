@@ -1,6 +1,9 @@
 package host
 
-import "syscall"
+import (
+	"strconv"
+	"syscall"
+)
 
 // sysProcAttr puts the plugin in its own process group (so that it and its
 // children can be killed together and a terminal's ^C reaches only the
@@ -15,7 +18,12 @@ func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
 
+// killGroup kills the process group led by pid. The group outlives its
+// leader while it has members, and its id is not reused meanwhile.
 func killGroup(pid int) {
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
-	_ = syscall.Kill(pid, syscall.SIGKILL)
 }
+
+// fdExecPath names, for the kernel in the child, its open file descriptor
+// fd, so that exec runs that file.
+func fdExecPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }

@@ -45,6 +45,7 @@ type verifierListing struct {
 	Path     string   `json:"path,omitempty"`
 	Summary  string   `json:"summary,omitempty"`
 	Shadowed []string `json:"ignored_shadows,omitempty"`
+	Unusable string   `json:"unusable,omitempty"`
 }
 
 func (a *app) listVerifiers(cmd *cobra.Command, asJSON bool) error {
@@ -55,7 +56,7 @@ func (a *app) listVerifiers(cmd *cobra.Command, asJSON bool) error {
 	reg := builtin.New(nil)
 	var rows []verifierListing
 	for _, f := range found {
-		row := verifierListing{Name: f.Name, Source: string(f.Source), Shadowed: f.Shadowed}
+		row := verifierListing{Name: f.Name, Source: string(f.Source), Shadowed: f.Shadowed, Unusable: f.Unusable}
 		if f.Source == host.SourceBuiltin {
 			if v, err := reg.Lookup(f.Name); err == nil {
 				if d, err := v.Describe(cmd.Context()); err == nil {
@@ -79,6 +80,9 @@ func (a *app) listVerifiers(cmd *cobra.Command, asJSON bool) error {
 		what := r.Summary
 		if r.Path != "" {
 			what = r.Path + "  (tlspin verifiers " + r.Name + " for details)"
+		}
+		if r.Unusable != "" {
+			what = r.Path + "  UNUSABLE: " + r.Unusable
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, r.Source, what)
 		for _, s := range r.Shadowed {

@@ -8,6 +8,10 @@
 //	negative       answer a verdict with a negative cache time
 //	exit           exit in the middle of a Verify call
 //	hang           never answer Verify
+//	huge           allow with a reason of 5 MB
+//	deadline       fail Verify with an error wrapping context.DeadlineExceeded
+//	               (a verifier whose own sub-request timed out)
+//	status=CODE    fail Verify with gRPC status CODE (a number)
 //	crashfile=PATH allow every peer, but refuse to start while PATH exists;
 //	               every launch appends a line to PATH.launches
 package main
@@ -16,11 +20,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/types/known/emptypb"
 
@@ -50,9 +57,16 @@ func main() {
 	switch mode {
 	case "garbage":
 		p = &garbagePlugin{}
-	case "allow", "negative", "exit", "hang":
+	case "allow", "negative", "exit", "hang", "huge", "deadline":
 		p = &rpc.GRPCPlugin{Impl: &bad{mode: mode}}
 	default:
+		if c, ok := strings.CutPrefix(mode, "status="); ok {
+			n, err := strconv.Atoi(c)
+			if err == nil {
+				p = &rpc.GRPCPlugin{Impl: &bad{mode: "status", code: codes.Code(n)}}
+				break
+			}
+		}
 		fmt.Fprintf(os.Stderr, "badplugin: unknown mode %q\n", mode)
 		os.Exit(2)
 	}
@@ -64,7 +78,10 @@ func main() {
 }
 
 // bad is a verifier that misbehaves in Verify.
-type bad struct{ mode string }
+type bad struct {
+	mode string
+	code codes.Code
+}
 
 func (b *bad) Describe(context.Context) (*verify.Description, error) {
 	return &verify.Description{Name: "bad-" + b.mode, Version: "0"}, nil
@@ -82,6 +99,12 @@ func (b *bad) Verify(ctx context.Context, _ *verify.Request) (*verify.Verdict, e
 		os.Exit(3)
 	case "hang":
 		select {}
+	case "huge":
+		return &verify.Verdict{Allow: true, Reason: strings.Repeat("A", 5<<20)}, nil
+	case "deadline":
+		return nil, fmt.Errorf("badplugin: upstream lookup: %w", context.DeadlineExceeded)
+	case "status":
+		return nil, status.Errorf(b.code, "badplugin: returned status %s", b.code)
 	}
 	return &verify.Verdict{Allow: true, Reason: "allowed by badplugin", Matched: "anything"}, nil
 }

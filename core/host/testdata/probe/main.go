@@ -7,15 +7,27 @@
 //	v2       serve the verifier under protocol version 2 only, which this
 //	         tlspin does not speak
 //	stdout   write a line to stdout, then serve (a plugin that prints)
+//	stdin    read stdin to its end, then serve; Describe's summary is
+//	         "stdin:" and what was read
+//	child    start a child process (sleep) in the background, then serve;
+//	         Describe's summary is the child's pid
+//	log      write a plain line on stderr, then serve; Configure logs a
+//	         line through the SDK's logger
+//	lax      serve a verifier that declares options (pin, required; san,
+//	         repeatable) but accepts any options in Configure
 package main
 
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"sort"
+	"strconv"
 	"strings"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/tlspin/tlspin/core/rpc"
@@ -31,6 +43,24 @@ func main() {
 	switch os.Args[1] {
 	case "env":
 		sdk.Serve(probe{})
+	case "stdin":
+		b, err := io.ReadAll(os.Stdin)
+		if err != nil {
+			b = []byte("error: " + err.Error())
+		}
+		sdk.Serve(probe{summary: "stdin:" + string(b)})
+	case "child":
+		c := exec.Command("sleep", "300")
+		if err := c.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, "probe:", err)
+			os.Exit(1)
+		}
+		sdk.Serve(probe{summary: strconv.Itoa(c.Process.Pid)})
+	case "log":
+		fmt.Fprintln(os.Stderr, "[WARN] a plain line on stderr")
+		sdk.Serve(probe{log: sdk.Logger("probe")})
+	case "lax":
+		sdk.Serve(probe{options: []verify.Option{{Name: "pin", Required: true}, {Name: "san", Repeated: true}}})
 	case "stdout":
 		fmt.Println("hello from a chatty plugin")
 		sdk.Serve(probe{})
@@ -46,16 +76,28 @@ func main() {
 	}
 }
 
-// probe allows every peer and describes itself with its environment.
-type probe struct{}
-
-func (probe) Describe(context.Context) (*verify.Description, error) {
-	env := os.Environ()
-	sort.Strings(env)
-	return &verify.Description{Name: "probe", Version: "0", Summary: strings.Join(env, "\x00")}, nil
+// probe allows every peer and describes itself with its summary, by
+// default its environment. It accepts any options.
+type probe struct {
+	summary string
+	options []verify.Option
+	log     hclog.Logger
 }
 
-func (probe) Configure(context.Context, *verify.ConfigureRequest) (*verify.ConfigureResponse, error) {
+func (p probe) Describe(context.Context) (*verify.Description, error) {
+	s := p.summary
+	if s == "" {
+		env := os.Environ()
+		sort.Strings(env)
+		s = strings.Join(env, "\x00")
+	}
+	return &verify.Description{Name: "probe", Version: "0", Summary: s, Options: p.options}, nil
+}
+
+func (p probe) Configure(_ context.Context, req *verify.ConfigureRequest) (*verify.ConfigureResponse, error) {
+	if p.log != nil {
+		p.log.Info("configured", "options", len(req.Options))
+	}
 	return &verify.ConfigureResponse{}, nil
 }
 

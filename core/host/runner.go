@@ -1,0 +1,184 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin/runner"
+)
+
+// procRunner is the go-plugin runner.Runner of a plugin process. It
+// replaces go-plugin's own (internal/cmdrunner) so that the host, not
+// go-plugin, decides how the process starts:
+//
+//   - stdin is /dev/null: go-plugin hands a plugin the host's own stdin,
+//     and a plugin (or a child it starts) could read what the user piped
+//     into `tlspin send`.
+//   - the process gets its own process group and a parent-death signal
+//     (sysProcAttr), and Kill ends the whole group.
+//   - a pinned executable runs from the very file descriptor its checksum
+//     was computed from (see openPinned).
+//   - pipesDone tells when go-plugin has copied the last of the plugin's
+//     stderr, so that a failed start can quote it (see spawn).
+type procRunner struct {
+	path string   // the executable, absolute; what logs and errors name
+	args []string // arguments after the path
+	env  []string // the host's share of the environment (Config.Env)
+	exe  *os.File // the pinned executable, or nil
+
+	cmd            *exec.Cmd
+	stdout, stderr io.ReadCloser
+	pid            int
+	started        bool
+	pipesDone      chan struct{}
+	pipesOnce      sync.Once
+}
+
+var _ runner.Runner = (*procRunner)(nil)
+
+func newProcRunner(path string, args, env []string, exe *os.File) *procRunner {
+	return &procRunner{path: path, args: args, env: env, exe: exe, pipesDone: make(chan struct{})}
+}
+
+// prepare is the ClientConfig.RunnerFunc. gcmd is go-plugin's description
+// of the command: only its environment (the handshake variables) is used.
+func (r *procRunner) prepare(_ hclog.Logger, gcmd *exec.Cmd, _ string) (runner.Runner, error) {
+	cmd := &exec.Cmd{
+		Path:        r.path,
+		Args:        append([]string{r.path}, r.args...),
+		Env:         append(append([]string{}, r.env...), gcmd.Env...),
+		Stdin:       nil, // /dev/null
+		SysProcAttr: sysProcAttr(),
+	}
+	if r.exe != nil {
+		// The child's fd 3 is r.exe (ExtraFiles[0]), without close-on-exec,
+		// and the kernel resolves the path in the child: it runs the open
+		// file, whatever the name now points to. An interpreter of a script
+		// opens the same path, which still names fd 3.
+		cmd.ExtraFiles = []*os.File{r.exe}
+		cmd.Path = fdExecPath(3)
+	}
+	var err error
+	if r.stdout, err = cmd.StdoutPipe(); err != nil {
+		return nil, err
+	}
+	if r.stderr, err = cmd.StderrPipe(); err != nil {
+		return nil, err
+	}
+	r.cmd = cmd
+	return r, nil
+}
+
+func (r *procRunner) Start(context.Context) error {
+	if err := r.cmd.Start(); err != nil {
+		return err
+	}
+	r.started = true
+	r.pid = r.cmd.Process.Pid
+	return nil
+}
+
+// Wait is called by go-plugin once it has read stdout and stderr to the
+// end: every stderr line has been written to ClientConfig.Stderr.
+func (r *procRunner) Wait(context.Context) error {
+	r.pipesOnce.Do(func() { close(r.pipesDone) })
+	return r.cmd.Wait()
+}
+
+// waitPipes waits, at most d, until go-plugin has copied all of the
+// plugin's stderr. It returns at once for a process that never started.
+func (r *procRunner) waitPipes(d time.Duration) {
+	if !r.started {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-r.pipesDone:
+	case <-t.C:
+	}
+}
+
+// Kill ends the plugin's process group (go-plugin calls it).
+func (r *procRunner) Kill(context.Context) error {
+	r.kill()
+	return nil
+}
+
+// kill ends the plugin's process group: every process in it, including
+// children the plugin started, and the plugin itself through its process
+// handle, which cannot hit another process once the plugin has been
+// reaped.
+func (r *procRunner) kill() {
+	if !r.started {
+		return
+	}
+	killGroup(r.pid)
+	_ = r.cmd.Process.Kill()
+}
+
+func (r *procRunner) Stdout() io.ReadCloser { return r.stdout }
+func (r *procRunner) Stderr() io.ReadCloser { return r.stderr }
+func (r *procRunner) Name() string          { return r.path }
+func (r *procRunner) Diagnose(context.Context) string {
+	return ""
+}
+
+func (r *procRunner) ID() string {
+	if r.pid == 0 {
+		return ""
+	}
+	return strconv.Itoa(r.pid)
+}
+
+func (r *procRunner) PluginToHost(network, addr string) (string, string, error) {
+	return network, addr, nil
+}
+
+func (r *procRunner) HostToPlugin(network, addr string) (string, string, error) {
+	return network, addr, nil
+}
+
+// openPinned opens the executable at path and checks that its content has
+// the SHA-256 sum; the caller runs that open file (procRunner), never the
+// path again. It returns nil, nil when sum is empty.
+//
+// go-plugin's SecureConfig hashes the file at a path, then executes the
+// path: whoever can rename files in the directory swaps in another
+// executable between the two. Two fixes were possible: exec the hashed
+// file through its descriptor (/proc/self/fd/N), or copy it to a private
+// 0700 directory and exec the copy. The descriptor wins: no copy of a
+// large binary (tlspin itself for a built-in) on every restart, no
+// temporary files left behind by a killed host, and a script or an
+// interpreter that resolves its own location through the link
+// (Python's sys.path[0], Node's main module) still finds its directory.
+// What it does not stop is a writer of the file itself changing it in
+// place after the check: whoever can write the pinned file could as well
+// replace the pin's source, so pinned plugins belong in a directory and
+// files only their owner and root can write.
+func openPinned(name, path string, sum []byte) (*os.File, error) {
+	if len(sum) == 0 {
+		return nil, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("host: verifier %q: cannot run %q: %w", name, path, err)
+	}
+	got, err := sha256Of(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("host: verifier %q: checksum of %q: %w", name, path, err)
+	}
+	if !hashEqual(got, sum) {
+		f.Close()
+		return nil, checksumError(name, path, got, sum)
+	}
+	return f, nil
+}

@@ -1,0 +1,150 @@
+package host
+
+import (
+	"encoding/json"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// stderrTailSize is how much of a plugin's last stderr output is kept to
+// explain a failed start.
+const stderrTailSize = 2048
+
+// maxStderrLine caps one line of a plugin's stderr; the rest of a longer
+// line is dropped and counted.
+const maxStderrLine = 4 << 10
+
+// pluginStderr is go-plugin's ClientConfig.Stderr: it gets a plugin's
+// stderr one line at a time, keeps the last lines so that a plugin that
+// dies before the handshake can say why in the error, whatever the log
+// level, and re-emits every line on the host's logger, which is named after
+// the verifier ("md5pin"), not after the executable. A line of hclog JSON
+// (what the SDK writes) keeps its level, message and fields; the plugin's
+// @module, @timestamp and @caller are dropped, since the host's logger says
+// who and when. Any other line is logged at debug, or at error from the
+// start of a Go panic on.
+type pluginStderr struct {
+	log hclog.Logger
+
+	mu      sync.Mutex
+	line    []byte
+	dropped int
+	tail    []byte
+	inPanic bool
+}
+
+func (s *pluginStderr) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(p)
+	for len(p) > 0 {
+		chunk, rest, eol := strings.Cut(string(p), "\n")
+		if room := maxStderrLine - len(s.line); len(chunk) > room {
+			s.dropped += len(chunk) - room
+			chunk = chunk[:room]
+		}
+		s.line = append(s.line, chunk...)
+		if !eol {
+			break
+		}
+		s.endLine()
+		p = []byte(rest)
+	}
+	return n, nil
+}
+
+// endLine keeps and logs the current line; s.mu is held.
+func (s *pluginStderr) endLine() {
+	line := strings.ToValidUTF8(string(s.line), "\uFFFD")
+	if s.dropped > 0 {
+		line += " … [line truncated]"
+	}
+	s.line, s.dropped = s.line[:0], 0
+	s.tail = append(s.tail, line...)
+	s.tail = append(s.tail, '\n')
+	if over := len(s.tail) - stderrTailSize; over > 0 {
+		s.tail = slices.Delete(s.tail, 0, over)
+	}
+	s.emit(line)
+}
+
+// String returns the kept output, trimmed, or "".
+func (s *pluginStderr) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.TrimSpace(string(s.tail))
+}
+
+func (s *pluginStderr) emit(line string) {
+	if line == "" {
+		return
+	}
+	if lvl, msg, args, ok := parseHCLogJSON(line); ok {
+		s.log.Log(lvl, msg, args...)
+		return
+	}
+	for _, l := range []hclog.Level{hclog.Trace, hclog.Debug, hclog.Info, hclog.Warn, hclog.Error} {
+		if strings.HasPrefix(line, "["+strings.ToUpper(l.String())+"]") {
+			s.log.Log(l, line)
+			return
+		}
+	}
+	if strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ") {
+		s.inPanic = true
+	}
+	if s.inPanic {
+		s.log.Error(line)
+		return
+	}
+	s.log.Debug(line)
+}
+
+// parseHCLogJSON reads a line an hclog JSON logger wrote: its level,
+// message and fields in name order, without hclog's @-fields.
+func parseHCLogJSON(line string) (hclog.Level, string, []any, bool) {
+	if !strings.HasPrefix(line, "{") {
+		return hclog.NoLevel, "", nil, false
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(line), &m); err != nil {
+		return hclog.NoLevel, "", nil, false
+	}
+	lv, _ := m["@level"].(string)
+	msg, hasMsg := m["@message"].(string)
+	lvl := hclog.LevelFromString(lv)
+	if lvl == hclog.NoLevel || !hasMsg {
+		return hclog.NoLevel, "", nil, false
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		if !strings.HasPrefix(k, "@") {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	args := make([]any, 0, 2*len(keys))
+	for _, k := range keys {
+		args = append(args, k, m[k])
+	}
+	return lvl, msg, args, true
+}
+
+// goPluginLogger is the logger go-plugin gets: the verifier's, except that
+// the logger go-plugin names after the executable to re-emit its stderr
+// (as "tlspin.md5pin.exe", with the plugin's @module and timestamp as
+// fields) is switched off: pluginStderr does that job.
+type goPluginLogger struct {
+	hclog.Logger
+	muted string
+}
+
+func (l goPluginLogger) Named(name string) hclog.Logger {
+	if name == l.muted {
+		return hclog.New(&hclog.LoggerOptions{Level: hclog.Off, Output: io.Discard})
+	}
+	return goPluginLogger{Logger: l.Logger.Named(name), muted: l.muted}
+}
