@@ -22,7 +22,13 @@ import (
 	"github.com/tlspin/tlspin/internal/wait"
 )
 
-func TestMain(m *testing.M) { testbin.Main(m) }
+func TestMain(m *testing.M) {
+	if probe := os.Getenv(helperHostEnv); probe != "" {
+		helperHost(probe)
+		return
+	}
+	testbin.Main(m)
+}
 
 func newCert(t *testing.T) []byte {
 	t.Helper()

@@ -5,8 +5,10 @@
 //
 // Serve speaks the go-plugin handshake on stdout, serves gRPC with AutoMTLS
 // when the host asks for it, logs JSON to stderr (the host re-emits it under
-// the verifier's name) and exits when the host goes away. A plugin must
-// never write to stdout itself: stdout carries the handshake.
+// the verifier's name) and exits when the host goes away, killing its
+// process group with it: children the verifier started do not outlive the
+// host, even one killed with SIGKILL (see watchHost). A plugin must never
+// write to stdout itself: stdout carries the handshake.
 //
 // The rest are helpers for writing Configure and Verify: ReadOptions checks
 // and reads options (errors that name the option and quote the value), Leaf
@@ -23,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -75,28 +76,13 @@ func Rejectf(format string, args ...any) *verify.Verdict {
 // not return when started by a host; started by hand it prints go-plugin's
 // explanation and exits 1.
 func Serve(v verify.Verifier) {
-	go exitWithParent(os.Getppid())
+	go watchHost(hostPID)
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  rpc.Handshake,
 		VersionedPlugins: rpc.Plugins(&rpc.GRPCPlugin{Impl: v}),
 		GRPCServer:       grpcServer,
 		Logger:           Logger("plugin"),
 	})
-}
-
-// exitWithParent ends the plugin when the host dies without stopping it,
-// on systems where the host cannot ask the kernel to (parent-death signal).
-func exitWithParent(ppid int) {
-	if ppid <= 1 {
-		return
-	}
-	t := time.NewTicker(250 * time.Millisecond)
-	defer t.Stop()
-	for range t.C {
-		if os.Getppid() != ppid {
-			os.Exit(2)
-		}
-	}
 }
 
 // grpcServer is go-plugin's default server, tuned for many tiny calls: a
