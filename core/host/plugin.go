@@ -547,7 +547,11 @@ func spawn(ctx context.Context, spec Spec, cfg Config, log hclog.Logger) (*insta
 		SkipHostEnv:      true,
 		StartTimeout:     cfg.StartTimeout,
 		Stderr:           stderr,
-		GRPCDialOptions:  rpc.DialOptions(),
+		// A Go plugin's writes to os.Stderr after it started reach the host
+		// through go-plugin's stdio stream, not the stderr pipe; without
+		// this they are dropped.
+		SyncStderr:      &pluginStderr{log: log},
+		GRPCDialOptions: rpc.DialOptions(),
 	})
 	inst := &instance{client: client, proc: r, started: time.Now()}
 	fail := func(err error) (*instance, *verify.Description, error) {

@@ -12,7 +12,7 @@
 //	child    start a child process (sleep) in the background, then serve;
 //	         Describe's summary is the child's pid
 //	log      write a plain line on stderr, then serve; Configure logs a
-//	         line through the SDK's logger
+//	         line through the SDK's logger and writes another plain line
 //	lax      serve a verifier that declares options (pin, required; san,
 //	         repeatable) but accepts any options in Configure
 package main
@@ -97,6 +97,7 @@ func (p probe) Describe(context.Context) (*verify.Description, error) {
 func (p probe) Configure(_ context.Context, req *verify.ConfigureRequest) (*verify.ConfigureResponse, error) {
 	if p.log != nil {
 		p.log.Info("configured", "options", len(req.Options))
+		fmt.Fprintln(os.Stderr, "[WARN] a plain line after the start")
 	}
 	return &verify.ConfigureResponse{}, nil
 }
