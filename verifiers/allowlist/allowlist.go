@@ -167,22 +167,31 @@ func (v *Verifier) Verify(_ context.Context, req *verify.Request) (*verify.Verdi
 	}
 	now := v.now()
 	var expired *Entry
-	for _, der := range pinverifier.Candidates(v.chain, req.PeerChain) {
+	listed := make(map[int]*Entry, 1)
+	found, err := pinverifier.Find(v.chain, req, now, func(i int, der []byte) (bool, error) {
 		es, err := l.Lookup(der)
 		if err != nil {
-			return &verify.Verdict{Reason: fmt.Sprintf("allowlist: cannot fingerprint peer certificate: %v", err)}, nil
+			return false, err
 		}
 		for _, e := range es {
 			if !e.Expires.IsZero() && !now.Before(e.Expires) {
 				expired = e
 				continue
 			}
-			cache := maxCache
-			if !e.Expires.IsZero() && e.Expires.Sub(now) < cache {
-				cache = e.Expires.Sub(now)
-			}
-			return &verify.Verdict{Allow: true, Matched: fmt.Sprintf("%s:%d %s:%s", l.Name, e.Line, e.Pin.Algo, e.Pin), CacheFor: cache}, nil
+			listed[i] = e
+			return true, nil
 		}
+		return false, nil
+	})
+	switch {
+	case errors.Is(err, pinverifier.ErrBrokenChain):
+		return &verify.Verdict{Reason: fmt.Sprintf("allowlist: %v", err)}, nil
+	case err != nil:
+		return &verify.Verdict{Reason: fmt.Sprintf("allowlist: cannot fingerprint peer certificate: %v", err)}, nil
+	case found != nil:
+		e := listed[found.Index]
+		return &verify.Verdict{Allow: true, Matched: fmt.Sprintf("%s:%d %s:%s", l.Name, e.Line, e.Pin.Algo, e.Pin),
+			CacheFor: pinverifier.CacheBound(maxCache, now, e.Expires, found.Until)}, nil
 	}
 	if expired != nil {
 		return &verify.Verdict{Reason: fmt.Sprintf("allowlist: %s:%d: pin %s:%s expired on %s: rejecting the peer (failing closed); renew the expires= on that line if it is still trusted",

@@ -88,6 +88,10 @@ func TestVerifyAlgosExpiryAndChain(t *testing.T) {
 		{"any: CA listed", "any", vtest.Chain(issued, ca), true, "pins.txt:7"},
 		{"any: leaf listed", "any", vtest.Chain(a, stranger), true, "pins.txt:2"},
 		{"no certificate", "leaf", nil, false, "no certificate"},
+		// Attacks: listed certificates appended to a leaf they did not issue.
+		{"ca: forged, stranger's leaf carries the listed CA", "ca", vtest.Chain(stranger, ca), false, "chain does not lead from the leaf to the pinned certificate"},
+		{"any: forged, stranger's leaf carries the listed CA", "any", vtest.Chain(stranger, ca), false, "chain does not lead from the leaf"},
+		{"any: forged, stranger's leaf carries a listed leaf", "any", vtest.Chain(stranger, a), false, "chain does not lead from the leaf"},
 	}
 	verifiers := map[string]*Verifier{}
 	for _, ch := range []string{"leaf", "ca", "any"} {
