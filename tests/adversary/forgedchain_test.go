@@ -185,4 +185,3 @@ func runBounded(cmd *exec.Cmd, d time.Duration) error {
 		return <-done
 	}
 }
-
