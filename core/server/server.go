@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/tlspin/tlspin/core/pintls"
 )
 
 // Defaults for Config's zero values.
@@ -73,6 +75,10 @@ type Event struct {
 type Config struct {
 	// TLS is the server configuration (see core/pintls.ServerConfig).
 	TLS *tls.Config
+	// Pending, if set, is the PendingSet TLS was built with: what a
+	// client's verification asks to commit (a TOFU pin) is committed once
+	// its handshake has succeeded, and dropped when it failed.
+	Pending *pintls.PendingSet
 	// Output receives what clients send, one whole line per write. It is
 	// ignored when OnEvent is set.
 	Output io.Writer
@@ -272,6 +278,7 @@ func (s *Server) handle(ctx context.Context, id uint64, raw net.Conn) {
 	cancel()
 	sum, spki := fingerprints(conn.ConnectionState().PeerCertificates)
 	if err != nil {
+		s.cfg.Pending.Forget(raw)
 		reason := handshakeReason(err, timedOut, ctx.Err() != nil)
 		kv := []any{"reason", reason}
 		if sum != "" {
@@ -282,6 +289,9 @@ func (s *Server) handle(ctx context.Context, id uint64, raw net.Conn) {
 		log.Warn("client rejected; closed, nothing it sent is printed", kv...)
 		s.emit(Event{Kind: EventReject, Conn: id, Remote: remote, Reason: reason, PeerSHA256: sum, PeerSPKI: spki})
 		return
+	}
+	if err := s.cfg.Pending.Commit(ctx, raw); err != nil {
+		log.Warn("the verifier could not record the client it allowed", "error", err)
 	}
 	if sum != "" {
 		log.Info("client connected", "peer_sha256", sum, "peer_spki", spki)
