@@ -178,14 +178,13 @@ func Run(ctx context.Context, t Target, cfg Config) (*Report, error) {
 
 // checker is one run.
 type checker struct {
-	t       Target
-	cfg     Config
-	rep     *Report
-	p       *process
-	conn    *grpc.ClientConn
-	v       *rpc.Client
-	desc    *verify.Description
-	blocked string // why the remaining items cannot be checked
+	t    Target
+	cfg  Config
+	rep  *Report
+	p    *process
+	conn *grpc.ClientConn
+	v    *rpc.Client
+	desc *verify.Description
 	// errs are the errors Verify returned; broken the calls that broke.
 	errs   []string
 	broken []string
@@ -195,17 +194,18 @@ func (c *checker) add(item string, s Status, format string, a ...any) {
 	c.rep.Results = append(c.rep.Results, Result{Item: item, Status: s, Detail: fmt.Sprintf(format, a...)})
 }
 
-// block fails every item from the one named on, saying why, except
-// stdout, which is checked whenever there was a handshake.
-func (c *checker) block(from, why string) {
-	c.blocked = why
+// block fails the items from one to another (inclusive), saying why.
+func (c *checker) block(from, to, why string) {
 	on := false
 	for _, it := range Items {
 		if it.Name == from {
 			on = true
 		}
-		if on && (it.Name != ItemStdout || c.p == nil) {
+		if on {
 			c.add(it.Name, Fail, "not checked: %s", why)
+		}
+		if it.Name == to {
+			return
 		}
 	}
 }
@@ -217,7 +217,7 @@ func (c *checker) run(ctx context.Context) error {
 			return err
 		}
 		c.add(ItemHandshake, Fail, "%v", err)
-		c.block(ItemProtocolVersion, "no handshake")
+		c.block(ItemProtocolVersion, ItemStdout, "no handshake")
 		return nil
 	}
 	c.p = p
@@ -225,31 +225,32 @@ func (c *checker) run(ctx context.Context) error {
 	hs, err := parseHandshake(line)
 	if err != nil {
 		c.add(ItemHandshake, Fail, "%v", err)
-		c.block(ItemProtocolVersion, "no valid handshake line")
+		c.block(ItemProtocolVersion, ItemShutdown, "no valid handshake line")
 		return nil
 	}
 	c.add(ItemHandshake, Pass, "%s %s, protocol %s", hs.network, hs.address, hs.protocol)
 	if !slices.Contains(rpc.SupportedVersions(), hs.app) {
 		c.add(ItemProtocolVersion, Fail, "version %d; the host offered %s", hs.app, joinInts(rpc.SupportedVersions()))
-		c.block(ItemMTLSCertificate, "protocol version not spoken by the host")
+		c.block(ItemMTLSCertificate, ItemShutdown, "protocol version not spoken by the host")
 		return nil
 	}
 	c.add(ItemProtocolVersion, Pass, "version %d", hs.app)
-	c.checkMTLS(ctx, hs)
-	if c.blocked != "" {
+	if !c.checkMTLS(ctx, hs) {
+		c.block(ItemMTLSClientAuth, ItemShutdown, "no connection")
 		return nil
 	}
 	defer c.conn.Close()
-	c.checkDescribe(ctx)
-	if c.blocked != "" {
-		return nil
+	c.checkDescribe()
+	if c.checkConfigure(ctx) {
+		if err := c.checkVerify(ctx); err != nil {
+			return err
+		}
+	} else {
+		c.block(ItemVerifyScenarios, ItemLatency, "not configured")
 	}
-	c.checkConfigure(ctx)
-	if c.blocked != "" {
+	if !c.p.alive() {
+		c.block(ItemShutdown, ItemShutdown, "the process died")
 		return nil
-	}
-	if err := c.checkVerify(ctx); err != nil || c.blocked != "" {
-		return err
 	}
 	c.checkShutdown(ctx)
 	return nil
@@ -283,7 +284,8 @@ func (c *checker) call(ctx context.Context) (context.Context, context.CancelFunc
 	return context.WithTimeout(ctx, c.cfg.CallTimeout)
 }
 
-func (c *checker) checkMTLS(ctx context.Context, hs handshake) {
+// checkMTLS reports whether a connection was made.
+func (c *checker) checkMTLS(ctx context.Context, hs handshake) bool {
 	server, err := checkServerCert(hs.cert)
 	if err != nil {
 		c.add(ItemMTLSCertificate, Fail, "%v", err)
@@ -293,8 +295,7 @@ func (c *checker) checkMTLS(ctx context.Context, hs handshake) {
 	conn, err := dial(hs, c.tlsConfig(server, &c.p.client))
 	if err != nil {
 		c.add(ItemMTLSConnect, Fail, "%v", err)
-		c.block(ItemMTLSClientAuth, "no connection")
-		return
+		return false
 	}
 	c.conn, c.v = conn, rpc.NewClient(conn)
 	cctx, cancel := c.call(ctx)
@@ -303,8 +304,7 @@ func (c *checker) checkMTLS(ctx context.Context, hs handshake) {
 	if err != nil {
 		conn.Close()
 		c.add(ItemMTLSConnect, Fail, "Describe over mutual TLS: %v", c.p.explain(err))
-		c.block(ItemMTLSClientAuth, "no connection")
-		return
+		return false
 	}
 	c.add(ItemMTLSConnect, Pass, "Describe answered over mutual TLS")
 	// A plugin that lets in any client would serve whoever finds its
@@ -312,7 +312,7 @@ func (c *checker) checkMTLS(ctx context.Context, hs handshake) {
 	stranger, err := strangerCert()
 	if err != nil {
 		c.add(ItemMTLSClientAuth, Fail, "%v", err)
-		return
+		return true
 	}
 	var let []string
 	for _, tc := range []struct {
@@ -325,9 +325,10 @@ func (c *checker) checkMTLS(ctx context.Context, hs handshake) {
 	}
 	if len(let) > 0 {
 		c.add(ItemMTLSClientAuth, Fail, "let in %s: it must require the certificate of PLUGIN_CLIENT_CERT", strings.Join(let, " and "))
-		return
+		return true
 	}
 	c.add(ItemMTLSClientAuth, Pass, "refused clients without the host's certificate")
+	return true
 }
 
 // tryClient calls Describe over a connection made with cfg.
@@ -351,7 +352,7 @@ func strangerCert() (*tls.Certificate, error) {
 	return &tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}, nil
 }
 
-func (c *checker) checkDescribe(context.Context) {
+func (c *checker) checkDescribe() {
 	d := c.desc
 	var probs []string
 	if strings.TrimSpace(d.Summary) == "" {
@@ -384,7 +385,8 @@ func (c *checker) checkDescribe(context.Context) {
 // unknownOption is an option name no verifier declares.
 const unknownOption = "tlspin-check-no-such-option"
 
-func (c *checker) checkConfigure(ctx context.Context) {
+// checkConfigure reports whether the working configuration was accepted.
+func (c *checker) checkConfigure(ctx context.Context) bool {
 	with := func(k string, vals ...string) verify.Options {
 		o := maps.Clone(c.t.Options)
 		if o == nil {
@@ -414,7 +416,7 @@ func (c *checker) checkConfigure(ctx context.Context) {
 	if len(required) == 0 {
 		c.add(ItemConfigureMissing, Skip, "declares no required option")
 	} else {
-		c.refuseEach(ctx, ItemConfigureMissing, required, func(k string) verify.Options { return with(k) })
+		c.refuseEach(ctx, ItemConfigureMissing, required, func(k string) verify.Options { return with(k) }, func(k string) string { return "a configuration without " + k })
 	}
 	if repeat == "" {
 		c.add(ItemConfigureRepeat, Skip, "declares no option that is not repeatable")
@@ -429,32 +431,34 @@ func (c *checker) checkConfigure(ctx context.Context) {
 		c.add(ItemConfigureBad, Skip, "no bad value given (--bad KEY=VALUE)")
 	} else {
 		keys := slices.Sorted(maps.Keys(c.t.Bad))
-		c.refuseEach(ctx, ItemConfigureBad, keys, func(k string) verify.Options { return with(k, c.t.Bad[k]...) })
+		c.refuseEach(ctx, ItemConfigureBad, keys, func(k string) verify.Options { return with(k, c.t.Bad[k]...) }, func(k string) string { return showOptions(verify.Options{k: c.t.Bad[k]}) })
 	}
 
 	cctx, cancel := c.call(ctx)
 	defer cancel()
 	if _, err := c.v.Configure(cctx, &verify.ConfigureRequest{Options: c.t.Options}); err != nil {
 		c.add(ItemConfigure, Fail, "refused %s: %v (give a working configuration with --opt KEY=VALUE)", showOptions(c.t.Options), err)
-		c.block(ItemVerifyScenarios, "not configured")
-		return
+		return false
 	}
 	c.add(ItemConfigure, Pass, "accepted %s", showOptions(c.t.Options))
+	return true
 }
 
-// refuseEach runs refuse for every key and reports once.
-func (c *checker) refuseEach(ctx context.Context, item string, keys []string, opts func(string) verify.Options) {
-	var bad []string
+// refuseEach runs refuse for every key and reports once; label says
+// what was tried for a key.
+func (c *checker) refuseEach(ctx context.Context, item string, keys []string, opts func(string) verify.Options, label func(string) string) {
+	var bad, tried []string
 	for _, k := range keys {
 		if why := c.refusal(ctx, k, opts(k)); why != "" {
 			bad = append(bad, why)
 		}
+		tried = append(tried, label(k))
 	}
 	if len(bad) > 0 {
 		c.add(item, Fail, "%s", strings.Join(bad, "; "))
 		return
 	}
-	c.add(item, Pass, "refused %s with INVALID_ARGUMENT naming it", strings.Join(keys, ", "))
+	c.add(item, Pass, "refused %s with INVALID_ARGUMENT naming the option", strings.Join(tried, ", "))
 }
 
 func (c *checker) refuse(ctx context.Context, item, key string, opts verify.Options) {
@@ -634,7 +638,7 @@ func (c *checker) checkVerify(ctx context.Context) error {
 		c.add(ItemVerifyErrors, Pass, "%d errors, all gRPC statuses, e.g. %s; still running", len(c.errs), c.errs[0])
 	}
 	if !c.p.alive() {
-		c.block(ItemLatency, "the process died")
+		c.block(ItemLatency, ItemLatency, "the process died")
 		return nil
 	}
 	c.checkLatency(ctx, &verify.Request{PeerChain: ref.Leaf.Certificate, Side: verify.ClientVerifiesServer, ServerName: ref.ServerName})

@@ -15,8 +15,9 @@ import (
 
 func TestMain(m *testing.M) { testbin.Main(m) }
 
-// from lists item and every item after it but stdout, which is checked
-// whenever there was a handshake.
+// from lists item and every item after it up to shutdown: those the
+// checker cannot check after a crash or without a connection (stdout it
+// checks whenever there was a handshake).
 func from(item string) []string {
 	var out []string
 	for _, it := range conformance.Items {
