@@ -307,6 +307,7 @@ func (c *checker) checkMTLS(ctx context.Context, hs handshake) bool {
 		return false
 	}
 	c.add(ItemMTLSConnect, Pass, "Describe answered over mutual TLS")
+	go c.p.watchStdio(conn)
 	// A plugin that lets in any client would serve whoever finds its
 	// socket.
 	stranger, err := strangerCert()
@@ -698,6 +699,14 @@ func (c *checker) checkStdout() {
 	}
 	if n := c.p.after.Len(); n > 0 {
 		c.add(ItemStdout, Fail, "%d bytes after the handshake line, starting %q: stdout is the host's channel, log to stderr", n, firstLine(c.p.after.String()))
+		return
+	}
+	select {
+	case <-c.p.stdioDone:
+	case <-time.After(time.Second):
+	}
+	if n := c.p.stdio.Len(); n > 0 {
+		c.add(ItemStdout, Fail, "%d bytes written to stdout after the handshake, starting %q: go-plugin carries them on its stdio stream and the host drops them; log to stderr", n, firstLine(c.p.stdio.String()))
 		return
 	}
 	c.add(ItemStdout, Pass, "nothing after the handshake line")

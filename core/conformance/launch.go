@@ -16,6 +16,10 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/types/known/emptypb"
+
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/rpc"
 )
@@ -36,8 +40,12 @@ type process struct {
 	// after holds what the plugin wrote to stdout after the handshake line.
 	after      *capture
 	stdoutDone chan struct{}
-	exited     chan struct{}
-	waitErr    error
+	// stdio holds what a go-plugin server relayed from its stdout over
+	// the stdio stream (Go plugins: os.Stdout after the handshake).
+	stdio     *capture
+	stdioDone chan struct{}
+	exited    chan struct{}
+	waitErr   error
 	// client is the host's certificate, sent in PLUGIN_CLIENT_CERT.
 	client tls.Certificate
 }
@@ -53,6 +61,8 @@ func start(ctx context.Context, t Target, timeout time.Duration) (*process, stri
 		stderr:     &capture{limit: 4 << 10, tail: true},
 		after:      &capture{limit: 1 << 10},
 		stdoutDone: make(chan struct{}),
+		stdio:      &capture{limit: 1 << 10},
+		stdioDone:  make(chan struct{}),
 		exited:     make(chan struct{}),
 		client:     tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert},
 	}
@@ -299,4 +309,59 @@ func joinInts(v []int) string {
 		s[i] = strconv.Itoa(n)
 	}
 	return strings.Join(s, ",")
+}
+
+// stdioMethod is go-plugin's stream of what a Go plugin writes to
+// os.Stdout and os.Stderr after the handshake.
+const stdioMethod = "/plugin.GRPCStdio/StreamStdio"
+
+// watchStdio records the stdout data of go-plugin's stdio stream until the
+// stream ends. A plugin without the stream (most non-Go plugins) records
+// nothing.
+func (p *process) watchStdio(conn *grpc.ClientConn) {
+	defer close(p.stdioDone)
+	st, err := conn.NewStream(context.Background(), &grpc.StreamDesc{ServerStreams: true}, stdioMethod)
+	if err != nil {
+		return
+	}
+	if st.SendMsg(&emptypb.Empty{}) != nil || st.CloseSend() != nil {
+		return
+	}
+	for {
+		// StdioData{channel = 1, data = 2} lands in Empty's unknown fields.
+		var m emptypb.Empty
+		if err := st.RecvMsg(&m); err != nil {
+			return
+		}
+		if data, ok := stdoutData(m.ProtoReflect().GetUnknown()); ok {
+			_, _ = p.stdio.Write(data)
+		}
+	}
+}
+
+// stdoutData decodes a StdioData message and returns its data when its
+// channel is STDOUT (1).
+func stdoutData(b []byte) ([]byte, bool) {
+	var ch uint64
+	var data []byte
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, false
+		}
+		b = b[n:]
+		switch {
+		case num == 1 && typ == protowire.VarintType:
+			ch, n = protowire.ConsumeVarint(b)
+		case num == 2 && typ == protowire.BytesType:
+			data, n = protowire.ConsumeBytes(b)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if n < 0 {
+			return nil, false
+		}
+		b = b[n:]
+	}
+	return data, ch == 1
 }

@@ -4,6 +4,7 @@
 //
 //	good         breaks nothing: it must pass every item
 //	stdout       writes to its real stdout after the handshake
+//	gostdout     writes to os.Stdout after the handshake (go-plugin relays it)
 //	wrongname    describes itself under another name
 //	lax          accepts any option, known or not
 //	crashgarbage exits when the leaf does not parse
@@ -73,8 +74,11 @@ func (p *plugin) Describe(context.Context) (*verify.Description, error) {
 }
 
 func (p *plugin) Configure(ctx context.Context, req *verify.ConfigureRequest) (*verify.ConfigureResponse, error) {
-	if p.mode == "stdout" {
+	switch p.mode {
+	case "stdout":
 		fmt.Fprintln(realStdout, "configuring, says the plugin on stdout")
+	case "gostdout":
+		fmt.Println("configuring, says the Go plugin")
 	}
 	if p.mode == "lax" {
 		p.want = "allow"
