@@ -9,7 +9,6 @@ import (
 	"maps"
 	"net"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/tlspin/tlspin/core/bench"
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/compare"
 	"github.com/tlspin/tlspin/core/rpc"
@@ -657,8 +657,8 @@ func (c *checker) checkLatency(ctx context.Context, req *verify.Request) {
 		}
 		d = append(d, time.Since(t0))
 	}
-	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-	c.rep.P50, c.rep.P90 = d[len(d)/2], d[len(d)*9/10]
+	slices.Sort(d)
+	c.rep.P50, c.rep.P90 = bench.Quantile(d, 0.5), bench.Quantile(d, 0.9)
 	c.add(ItemLatency, Pass, "p50 %s, p90 %s over %d calls", c.rep.P50.Round(time.Microsecond), c.rep.P90.Round(time.Microsecond), len(d))
 }
 

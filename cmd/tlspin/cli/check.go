@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tlspin/tlspin/core/bench"
 	"github.com/tlspin/tlspin/core/conformance"
 	"github.com/tlspin/tlspin/core/verify"
 )
@@ -94,7 +95,7 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags, name string) error {
 			P90us  float64 `json:"verify_p90_us"`
 			Failed int     `json:"failed"`
 			*conformance.Report
-		}{checkJSONSchema, string(found.Source), float64(rep.P50.Nanoseconds()) / 1e3, float64(rep.P90.Nanoseconds()) / 1e3, rep.Failed(), rep}); err != nil {
+		}{checkJSONSchema, string(found.Source), bench.Micros(rep.P50), bench.Micros(rep.P90), rep.Failed(), rep}); err != nil {
 			return err
 		}
 	} else {

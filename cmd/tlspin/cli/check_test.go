@@ -1,37 +1,14 @@
 package cli_test
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/tlspin/tlspin/internal/testbin"
 )
-
-// runTlspin runs the tlspin binary and returns its stdout, stderr and exit
-// code.
-func runTlspin(t *testing.T, args ...string) (string, string, int) {
-	t.Helper()
-	cmd := exec.Command(testbin.Tlspin(t), args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "TMPDIR=" + os.TempDir()}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return out.String(), errb.String(), 0
-	case errors.As(err, &ee):
-		return out.String(), errb.String(), ee.ExitCode()
-	}
-	t.Fatal(err)
-	return "", "", 0
-}
 
 // TestCheckPasses runs `tlspin verifiers check` on every built-in
 // verifier and on the Go example: each passes every item.
@@ -46,7 +23,7 @@ func TestCheckPasses(t *testing.T) {
 		t.Fatal(err)
 	}
 	roots := filepath.Join(dir, "roots.pem")
-	if _, _, code := runTlspin(t, "cert", "--out", roots, "--type", "ecdsa"); code != 0 {
+	if _, _, code := run(t, "cert", "--out", roots, "--type", "ecdsa"); code != 0 {
 		t.Fatal("tlspin cert failed")
 	}
 	example := filepath.Dir(testbin.Build(t, "./examples/go-verifier", "tlspin-verifier-sanexpiry"))
@@ -64,8 +41,8 @@ func TestCheckPasses(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			args := append([]string{"--log-level", "error", "verifiers", "check", "--samples", "20"}, tc.args...)
-			out, errOut, code := runTlspin(t, append(args, tc.name)...)
+			args := append([]string{"verifiers", "check", "--samples", "20"}, tc.args...)
+			out, errOut, code := run(t, append(args, tc.name)...)
 			if code != 0 || strings.Contains(out, "FAIL") {
 				t.Fatalf("exit %d\n%s%s", code, out, errOut)
 			}
@@ -82,7 +59,7 @@ func TestCheckPasses(t *testing.T) {
 // failing run, and the usage errors.
 func TestCheckFails(t *testing.T) {
 	dir := filepath.Dir(testbin.Build(t, "./core/conformance/testdata/plugins", "tlspin-verifier-wrongname"))
-	out, errOut, code := runTlspin(t, "--log-level", "error", "verifiers", "check", "--plugin-dir", dir, "--samples", "5", "--opt", "want=allow", "wrongname")
+	out, errOut, code := run(t, "verifiers", "check", "--plugin-dir", dir, "--samples", "5", "--opt", "want=allow", "wrongname")
 	if code != 1 || !strings.Contains(out, `FAIL  describe-name        Describe says "somethingelse", the file says "wrongname"`) || !strings.Contains(errOut, "wrongname failed 1 of 19 items") {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
@@ -91,7 +68,7 @@ func TestCheckFails(t *testing.T) {
 		t.Fatalf("no skip for configure-bad-value:\n%s", out)
 	}
 
-	out, _, code = runTlspin(t, "--log-level", "error", "verifiers", "check", "--json", "--plugin-dir", dir, "--samples", "5", "--opt", "want=allow", "wrongname")
+	out, _, code = run(t, "verifiers", "check", "--json", "--plugin-dir", dir, "--samples", "5", "--opt", "want=allow", "wrongname")
 	var doc struct {
 		Schema  string  `json:"schema"`
 		Name    string  `json:"name"`
@@ -117,7 +94,7 @@ func TestCheckFails(t *testing.T) {
 		{[]string{"--samples", "0", "md5pin"}, "--samples 0: want at least 1"},
 		{nil, "accepts 1 arg"},
 	} {
-		_, errOut, code := runTlspin(t, append([]string{"verifiers", "check"}, tc.args...)...)
+		_, errOut, code := run(t, append([]string{"verifiers", "check"}, tc.args...)...)
 		if code != 2 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", tc.args, code, errOut, tc.want)
 		}

@@ -46,8 +46,9 @@ server presents without trusting it, closes, then asks the verifier(s).
 The verifiers are started and combined (--require, --no-cache) exactly as
 for a handshake, so the verdict is the one send or serve would get.
 
-Exit codes: 0 allowed, 2 usage (bad flags, unreadable FILE), 3 rejected;
-like send, a verifier that fails (crash, timeout, garbage) rejects.`,
+Exit codes, as send's: 0 allowed, 2 usage (bad flags, unreadable FILE),
+3 rejected by a verdict, 4 a verifier failed (crash, timeout, garbage: the
+peer is rejected, fail closed), 1 anything else (HOST:PORT unreachable).`,
 		Example: `  tlspin verify --verifier md5pin --pin 709f0c... cert.pem
   tlspin verify --verifier ca:ca-file=root.pem --server-name api.test leaf.pem intermediate.pem
   tlspin verify --side client --verifier allowlist:file=clients.txt client.der
