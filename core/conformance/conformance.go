@@ -173,6 +173,10 @@ func Run(ctx context.Context, t Target, cfg Config) (*Report, error) {
 	if err := c.run(ctx); err != nil {
 		return nil, err
 	}
+	// Interrupted: the failures are ours, not the plugin's.
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("conformance: %w", err)
+	}
 	return c.rep, nil
 }
 
