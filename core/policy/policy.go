@@ -146,15 +146,25 @@ func (p *Policy) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 	if err != nil {
 		return &verify.Verdict{Allow: false, Reason: err.Error()}, nil
 	}
-	var matched []string
+	var matched, reasons []string
 	commit := false
 	for _, o := range outs {
-		if o.Allowed() && o.Verdict.Matched != "" {
+		if !o.Allowed() {
+			continue
+		}
+		if o.Verdict.Matched != "" {
 			matched = append(matched, o.Name+"="+o.Verdict.Matched)
 		}
-		commit = commit || (o.Allowed() && o.Verdict.Commit)
+		if o.Verdict.Reason != "" {
+			reasons = append(reasons, o.Name+": "+o.Verdict.Reason)
+		}
+		commit = commit || o.Verdict.Commit
 	}
-	return &verify.Verdict{Allow: true, Matched: strings.Join(matched, ","), Reason: "allowed", Commit: commit}, nil
+	reason := "allowed"
+	if len(reasons) > 0 {
+		reason = strings.Join(reasons, "; ")
+	}
+	return &verify.Verdict{Allow: true, Matched: strings.Join(matched, ","), Reason: reason, Commit: commit}, nil
 }
 
 // Commit passes a commit on to every member that takes one. Each decides
