@@ -16,11 +16,6 @@ import (
 	"github.com/tlspin/tlspin/core/verify"
 )
 
-// Decider is the part of a verifier the TLS code needs.
-type Decider interface {
-	Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error)
-}
-
 // RejectError is returned from the handshake when the verifier rejects.
 type RejectError struct {
 	// Reason is the verifier's explanation, or the failure that made the
@@ -58,7 +53,7 @@ func Request(cs tls.ConnectionState, side verify.Side, remote string) *verify.Re
 }
 
 // Check asks d about a connection and returns nil only on an explicit allow.
-func Check(ctx context.Context, d Decider, req *verify.Request, timeout time.Duration) error {
+func Check(ctx context.Context, d verify.Decider, req *verify.Request, timeout time.Duration) error {
 	if len(req.PeerChain) == 0 {
 		return &RejectError{Reason: "peer sent no certificate"}
 	}
@@ -96,7 +91,7 @@ type Options struct {
 	Context context.Context
 }
 
-func (o Options) verifyConnection(d Decider, side verify.Side, remote string) func(tls.ConnectionState) error {
+func (o Options) verifyConnection(d verify.Decider, side verify.Side, remote string) func(tls.ConnectionState) error {
 	return func(cs tls.ConnectionState) error {
 		ctx := o.Context
 		if ctx == nil {
@@ -109,7 +104,7 @@ func (o Options) verifyConnection(d Decider, side verify.Side, remote string) fu
 // ClientConfig returns a client configuration that trusts exactly what d
 // allows: certificate-authority checks are replaced by d, never skipped
 // without it. clientCert, if not nil, is presented for mutual TLS.
-func ClientConfig(d Decider, serverName, remote string, clientCert *tls.Certificate, o Options) *tls.Config {
+func ClientConfig(d verify.Decider, serverName, remote string, clientCert *tls.Certificate, o Options) *tls.Config {
 	c := &tls.Config{
 		ServerName: serverName,
 		MinVersion: tls.VersionTLS12,
@@ -126,7 +121,7 @@ func ClientConfig(d Decider, serverName, remote string, clientCert *tls.Certific
 // ServerConfig returns a server configuration presenting cert. With a
 // non-nil d, every client must present a certificate that d allows; remote
 // maps a handshake to the client's address for the request.
-func ServerConfig(cert tls.Certificate, d Decider, o Options) *tls.Config {
+func ServerConfig(cert tls.Certificate, d verify.Decider, o Options) *tls.Config {
 	c := &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   tls.VersionTLS12,

@@ -167,7 +167,7 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags) error {
 
 	req := &verify.Request{PeerChain: ref.Leaf.Certificate, ServerName: ref.ServerName, Side: verify.ClientVerifiesServer, RemoteAddr: "127.0.0.1:443"}
 	for _, m := range []struct {
-		d   bench.Decider
+		d   verify.Decider
 		out *float64
 	}{{iv, &rep.InProcessVerifyUs}, {p, &rep.PluginVerifyUs}, {cached, &rep.CachedVerifyUs}} {
 		d, err := bench.VerifyLatency(ctx, m.d, req, f.samples)

@@ -16,6 +16,7 @@ import (
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/pintls"
 	"github.com/tlspin/tlspin/core/server"
+	"github.com/tlspin/tlspin/core/verify"
 )
 
 type serveFlags struct {
@@ -77,7 +78,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	if err != nil {
 		return err
 	}
-	var d pintls.Decider
+	var d verify.Decider
 	if len(f.v.specs) > 0 || len(f.v.pins) > 0 || len(f.v.opts) > 0 {
 		vs, err := a.startVerifiers(ctx, &f.v)
 		if err != nil {
