@@ -73,6 +73,13 @@ func (v *Verifiers) ClientConfig(serverName string) *tls.Config {
 	return v.HookClientConfig(&tls.Config{}, serverName)
 }
 
+// ClientConfigForAddr is ClientConfig for connections to addr (HOST:PORT)
+// that the caller dials itself: the verifiers see the address, so tofu
+// records the server as HOST:PORT, as with Dial.
+func (v *Verifiers) ClientConfigForAddr(serverName, addr string) *tls.Config {
+	return v.hookClient(v.ctx, &tls.Config{}, serverName, addr)
+}
+
 // HookClientConfig fills base, the caller's own client configuration, so
 // that the verifiers decide on the server, and returns it. A
 // VerifyConnection already in base runs after the verifiers allow the

@@ -6,6 +6,7 @@ import (
 	"github.com/tlspin/tlspin/core/pin"
 	"github.com/tlspin/tlspin/core/policy"
 	"github.com/tlspin/tlspin/core/rpc"
+	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/launch"
 )
 
@@ -89,6 +90,9 @@ func (e *RejectionError) Is(target error) bool {
 		return e.failed
 	case ErrClosed:
 		return e.closed
+	case verify.ErrRejected:
+		// tlspin's own packages know every rejection by this.
+		return true
 	}
 	return false
 }

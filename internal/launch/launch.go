@@ -32,6 +32,10 @@ import (
 // refuses, a bad or unused checksum pin, a reserved environment variable.
 var ErrConfig = errors.New("tlspin: bad verifier configuration")
 
+// ErrUnusedPin is matched by the configuration error of a Pinned name that
+// no verifier started uses.
+var ErrUnusedPin = errors.New("tlspin: checksum pinned for a verifier not started")
+
 // configError marks err as the caller's mistake without changing its text.
 type configError struct{ err error }
 
@@ -262,7 +266,17 @@ func (c *Config) find(specs []Spec) ([]host.Found, error) {
 		}
 		found[i] = f
 	}
-	return found, c.checkPinned(found)
+	return found, nil
+}
+
+// CheckPinned finds every spec's verifier and refuses a Pinned name that
+// none of them is, for callers that start them one at a time (StartOne).
+func (c *Config) CheckPinned(specs []Spec) error {
+	found, err := c.find(specs)
+	if err != nil {
+		return err
+	}
+	return c.checkPinned(found)
 }
 
 // checkPinned refuses a Pinned name that no verifier uses.
@@ -281,8 +295,8 @@ func (c *Config) checkPinned(found []host.Found) error {
 	for i, f := range found {
 		names[i] = f.Name
 	}
-	return Configf("a checksum is pinned for %q, which no verifier started uses (verifiers: %s): a misspelt name would leave the intended plugin unpinned",
-		strings.Join(unused, ", "), strings.Join(names, ", "))
+	return Configf("%w: %q (verifiers: %s); a misspelt name would leave the intended plugin unpinned",
+		ErrUnusedPin, strings.Join(unused, ", "), strings.Join(names, ", "))
 }
 
 // sum returns the pinned SHA-256 for a verifier, if any.
@@ -296,10 +310,17 @@ func (c *Config) sum(name string) []byte {
 // Start finds and starts every spec's verifier, each as its own process,
 // in parallel. On error nothing is left running.
 func Start(ctx context.Context, c *Config, specs []Spec) ([]*host.Plugin, []string, error) {
+	return start(ctx, c, specs, true)
+}
+
+func start(ctx context.Context, c *Config, specs []Spec, checkPinned bool) ([]*host.Plugin, []string, error) {
 	if len(specs) == 0 {
 		return nil, nil, Configf("no verifier given")
 	}
 	found, err := c.find(specs)
+	if err == nil && checkPinned {
+		err = c.checkPinned(found)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -336,9 +357,10 @@ func Start(ctx context.Context, c *Config, specs []Spec) ([]*host.Plugin, []stri
 	return plugins, names, nil
 }
 
-// StartOne starts a single verifier (bench, compare).
+// StartOne starts a single verifier (bench, compare), without checking
+// Pinned names: check them once with CheckPinned.
 func StartOne(ctx context.Context, c *Config, s Spec) (*host.Plugin, error) {
-	ps, _, err := Start(ctx, c, []Spec{s})
+	ps, _, err := start(ctx, c, []Spec{s}, false)
 	if err != nil {
 		return nil, err
 	}

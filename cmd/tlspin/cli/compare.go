@@ -11,7 +11,6 @@ import (
 
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/compare"
-	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/verify"
 	verifierreg "github.com/tlspin/tlspin/verifiers"
 	"github.com/tlspin/tlspin/verifiers/builtin"
@@ -171,23 +170,4 @@ func writeHTML(path string, rep *compare.Report) error {
 		return fmt.Errorf("compare: --html %q: %w", path, err)
 	}
 	return nil
-}
-
-// startPlugin launches verifier name as a plugin process, configured with
-// opts, the way send and serve do (same search, checksums and environment).
-func (a *app) startPlugin(ctx context.Context, name string, opts verify.Options) (*host.Plugin, error) {
-	sums, err := a.checksums()
-	if err != nil {
-		return nil, err
-	}
-	found, err := a.finder().Find(name)
-	if err != nil {
-		if errors.Is(err, host.ErrUnknownVerifier) {
-			return nil, usageError{err}
-		}
-		return nil, err
-	}
-	spec := found.Spec(opts)
-	spec.SHA256 = sums[found.Name]
-	return host.Start(ctx, spec, a.hostConfig())
 }

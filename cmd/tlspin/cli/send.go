@@ -11,7 +11,6 @@ import (
 
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/client"
-	"github.com/tlspin/tlspin/core/pintls"
 )
 
 type sendFlags struct {
@@ -72,7 +71,10 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 	}
 	defer vs.Close()
 	sn := client.ServerName(addr, f.serverName)
-	cfg := pintls.ClientConfig(vs.policy, sn, addr, clientCert, pintls.Options{Timeout: a.g.verifyTimeout, Context: ctx})
+	cfg := vs.ClientConfigForAddr(sn, addr)
+	if clientCert != nil {
+		cfg.Certificates = []tls.Certificate{*clientCert}
+	}
 	conn, err := client.Dial(ctx, addr, cfg, f.timeout)
 	if err != nil {
 		return err

@@ -13,10 +13,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tlspin/tlspin"
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/pintls"
 	"github.com/tlspin/tlspin/core/server"
-	"github.com/tlspin/tlspin/core/verify"
 )
 
 type serveFlags struct {
@@ -78,14 +78,12 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	if err != nil {
 		return err
 	}
-	var d verify.Decider
-	if len(f.v.specs) > 0 || len(f.v.pins) > 0 || len(f.v.opts) > 0 {
-		vs, err := a.startVerifiers(ctx, &f.v)
-		if err != nil {
+	var vs *tlspin.Verifiers
+	if f.v.given() {
+		if vs, err = a.startVerifiers(ctx, &f.v); err != nil {
 			return err
 		}
 		defer vs.Close()
-		d = vs.policy
 	}
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
@@ -94,7 +92,10 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		}
 		return fmt.Errorf("serve: cannot listen on %q: %w", f.listen, err)
 	}
-	tlsCfg := pintls.ServerConfig(cert, d, pintls.Options{Timeout: a.g.verifyTimeout})
+	tlsCfg := pintls.ServerConfig(cert, nil, pintls.Options{})
+	if vs != nil {
+		tlsCfg = vs.HookServerConfig(tlsCfg)
+	}
 	var onEvent func(server.Event)
 	if f.json {
 		onEvent = jsonEvents(cmd.OutOrStdout())
@@ -115,7 +116,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		ln.Close()
 		return err
 	}
-	a.log.Info("listening", "addr", ln.Addr().String(), "mutual_tls", d != nil)
+	a.log.Info("listening", "addr", ln.Addr().String(), "mutual_tls", vs != nil)
 	if err := srv.Serve(ctx, ln); err != nil {
 		return err
 	}
