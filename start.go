@@ -38,7 +38,7 @@ type Verifiers struct {
 //
 // ctx bounds the start only; the verifiers run until Close.
 func Start(ctx context.Context, specs ...string) (*Verifiers, error) {
-	return StartWith(ctx, specs, nil...)
+	return StartWith(ctx, specs)
 }
 
 // StartWith is Start with options; WithVerifier adds verifiers to specs.
