@@ -27,11 +27,6 @@ import (
 // DefaultMaxEntries bounds a cache made with MaxEntries 0.
 const DefaultMaxEntries = 4096
 
-// Decider is the part of a verifier the cache wraps.
-type Decider interface {
-	Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error)
-}
-
 // Notifier is implemented by deciders that report policy changes, such as
 // *host.Plugin. Wrap subscribes to it so that a change drops the cached
 // verdicts of that decider.
@@ -98,16 +93,16 @@ type Member struct {
 	c    *Cache
 	id   uint32
 	name string
-	next Decider
+	next verify.Decider
 }
 
-var _ Decider = (*Member)(nil)
+var _ verify.Decider = (*Member)(nil)
 
 // Wrap returns next seen through c, under name (for messages only: two
 // members wrapping different deciders never share entries, even under the
 // same name). If next is a Notifier, its policy changes invalidate the
 // member's entries. A nil c returns next unwrapped.
-func (c *Cache) Wrap(name string, next Decider) Decider {
+func (c *Cache) Wrap(name string, next verify.Decider) verify.Decider {
 	if c == nil {
 		return next
 	}

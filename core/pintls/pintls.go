@@ -18,11 +18,6 @@ import (
 	"github.com/tlspin/tlspin/core/verify"
 )
 
-// Decider is the part of a verifier the TLS code needs.
-type Decider interface {
-	Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error)
-}
-
 // RejectError is returned from the handshake when the verifier rejects.
 type RejectError struct {
 	// Reason is the verifier's explanation, or the failure that made the
@@ -60,13 +55,13 @@ func Request(cs tls.ConnectionState, side verify.Side, remote string) *verify.Re
 }
 
 // Check asks d about a connection and returns nil only on an explicit allow.
-func Check(ctx context.Context, d Decider, req *verify.Request, timeout time.Duration) error {
+func Check(ctx context.Context, d verify.Decider, req *verify.Request, timeout time.Duration) error {
 	_, err := check(ctx, d, req, timeout)
 	return err
 }
 
 // check is Check returning the allowing verdict.
-func check(ctx context.Context, d Decider, req *verify.Request, timeout time.Duration) (*verify.Verdict, error) {
+func check(ctx context.Context, d verify.Decider, req *verify.Request, timeout time.Duration) (*verify.Verdict, error) {
 	if len(req.PeerChain) == 0 {
 		return nil, &RejectError{Reason: "peer sent no certificate"}
 	}
@@ -107,15 +102,21 @@ type Pending struct {
 	c       verify.Committer
 	req     *verify.Request
 	timeout time.Duration
+	onSet   func() // PendingSet's registration
 }
 
-func (p *Pending) set(c verify.Committer, req *verify.Request, timeout time.Duration) {
+// Set records that c asked to commit req once the handshake succeeds,
+// bounded by timeout. The verification of a connection calls it.
+func (p *Pending) Set(c verify.Committer, req *verify.Request, timeout time.Duration) {
 	if p == nil {
 		return
 	}
 	p.mu.Lock()
 	p.c, p.req, p.timeout = c, req, timeout
 	p.mu.Unlock()
+	if p.onSet != nil {
+		p.onSet()
+	}
 }
 
 // Commit commits what the connection's verification asked for, once; it
@@ -143,17 +144,44 @@ func (p *Pending) Commit(ctx context.Context) error {
 	return nil
 }
 
-// PendingSet hands out one Pending per server connection, keyed by the
-// net.Conn given to tls.Server: pass its For as Options.PendingFor, then
-// after the handshake call Commit (it succeeded) or Forget (it failed).
+// PendingSet keeps the Pending of each server connection, keyed by the
+// net.Conn given to tls.Server: pass its For as Options.PendingFor, and
+// after a successful handshake call Commit. Only connections whose
+// verification asked for a commit are kept, and for a minute at most, so a
+// failed handshake needs no clean-up.
 type PendingSet struct {
-	m sync.Map // net.Conn -> *Pending
+	mu sync.Mutex
+	m  map[net.Conn]pendingEntry
 }
 
-// For returns raw's Pending, made on first use.
+type pendingEntry struct {
+	p     *Pending
+	since time.Time
+}
+
+// pendingTTL is how long a server connection's pending commit is kept
+// for a handshake to finish.
+const pendingTTL = time.Minute
+
+// For returns the Pending of raw; it joins the set only if a verification
+// puts something in it.
 func (s *PendingSet) For(raw net.Conn) *Pending {
-	p, _ := s.m.LoadOrStore(raw, &Pending{})
-	return p.(*Pending)
+	p := &Pending{}
+	p.onSet = func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		now := time.Now()
+		for c, e := range s.m {
+			if now.Sub(e.since) > pendingTTL {
+				delete(s.m, c)
+			}
+		}
+		if s.m == nil {
+			s.m = map[net.Conn]pendingEntry{}
+		}
+		s.m[raw] = pendingEntry{p: p, since: now}
+	}
+	return p
 }
 
 // Commit commits raw's Pending, if any, and forgets it. A nil set has
@@ -162,18 +190,14 @@ func (s *PendingSet) Commit(ctx context.Context, raw net.Conn) error {
 	if s == nil {
 		return nil
 	}
-	p, ok := s.m.LoadAndDelete(raw)
+	s.mu.Lock()
+	e, ok := s.m[raw]
+	delete(s.m, raw)
+	s.mu.Unlock()
 	if !ok {
 		return nil
 	}
-	return p.(*Pending).Commit(ctx)
-}
-
-// Forget drops raw's Pending without committing it.
-func (s *PendingSet) Forget(raw net.Conn) {
-	if s != nil {
-		s.m.Delete(raw)
-	}
+	return e.p.Commit(ctx)
 }
 
 // Options tune the configurations built here.
@@ -192,7 +216,7 @@ type Options struct {
 	PendingFor func(net.Conn) *Pending
 }
 
-func (o Options) verifyConnection(d Decider, side verify.Side, remote string, pending *Pending) func(tls.ConnectionState) error {
+func (o Options) verifyConnection(d verify.Decider, side verify.Side, remote string, pending *Pending) func(tls.ConnectionState) error {
 	return func(cs tls.ConnectionState) error {
 		ctx := o.Context
 		if ctx == nil {
@@ -204,7 +228,7 @@ func (o Options) verifyConnection(d Decider, side verify.Side, remote string, pe
 			return err
 		}
 		if c, ok := d.(verify.Committer); ok && v.Commit {
-			pending.set(c, req, o.Timeout)
+			pending.Set(c, req, o.Timeout)
 		}
 		return nil
 	}
@@ -213,7 +237,7 @@ func (o Options) verifyConnection(d Decider, side verify.Side, remote string, pe
 // ClientConfig returns a client configuration that trusts exactly what d
 // allows: certificate-authority checks are replaced by d, never skipped
 // without it. clientCert, if not nil, is presented for mutual TLS.
-func ClientConfig(d Decider, serverName, remote string, clientCert *tls.Certificate, o Options) *tls.Config {
+func ClientConfig(d verify.Decider, serverName, remote string, clientCert *tls.Certificate, o Options) *tls.Config {
 	c := &tls.Config{
 		ServerName: serverName,
 		MinVersion: tls.VersionTLS12,
@@ -230,7 +254,7 @@ func ClientConfig(d Decider, serverName, remote string, clientCert *tls.Certific
 // ServerConfig returns a server configuration presenting cert. With a
 // non-nil d, every client must present a certificate that d allows; remote
 // maps a handshake to the client's address for the request.
-func ServerConfig(cert tls.Certificate, d Decider, o Options) *tls.Config {
+func ServerConfig(cert tls.Certificate, d verify.Decider, o Options) *tls.Config {
 	c := &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   tls.VersionTLS12,

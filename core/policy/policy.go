@@ -13,11 +13,6 @@ import (
 	"github.com/tlspin/tlspin/core/verify"
 )
 
-// Decider is the part of a verifier that a policy needs.
-type Decider interface {
-	Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error)
-}
-
 // Mode says how member verdicts combine.
 type Mode string
 
@@ -42,7 +37,7 @@ func ParseMode(s string) (Mode, error) {
 // Member is one named verifier of a policy.
 type Member struct {
 	Name string
-	V    Decider
+	V    verify.Decider
 }
 
 // Policy is a Decider made of members.
@@ -140,7 +135,7 @@ func (p *Policy) Decide(ctx context.Context, req *verify.Request) ([]Outcome, er
 	return out, &RejectError{Mode: p.mode, Outcomes: out}
 }
 
-// Verify implements Decider: a single combined verdict.
+// Verify implements verify.Decider: a single combined verdict.
 func (p *Policy) Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error) {
 	outs, err := p.Decide(ctx, req)
 	if err != nil {

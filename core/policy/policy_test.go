@@ -29,20 +29,20 @@ func TestPolicy(t *testing.T) {
 	tests := []struct {
 		name    string
 		mode    policy.Mode
-		members []policy.Decider
+		members []verify.Decider
 		allowed bool
 		says    []string
 		commit  bool
 	}{
-		{"all, all allow", policy.All, []policy.Decider{allow, allow}, true, []string{"v0: key pinned; v1: key pinned"}, false},
-		{"all, one asks for a commit", policy.All, []policy.Decider{allow, first}, true, nil, true},
-		{"any, the committer rejected", policy.Any, []policy.Decider{allow, reject}, true, []string{"v0: key pinned"}, false},
-		{"all, one rejects", policy.All, []policy.Decider{allow, reject}, false, []string{"require all", "v1 rejected the peer: wrong pin"}, false},
-		{"all, one errors", policy.All, []policy.Decider{allow, broken}, false, []string{"v1 failed, so the peer is rejected (fail closed): plugin died"}, false},
-		{"all, no verdict", policy.All, []policy.Decider{empty}, false, []string{"no verdict"}, false},
-		{"any, one allows", policy.Any, []policy.Decider{reject, allow}, true, nil, false},
-		{"any, none allows", policy.Any, []policy.Decider{reject, broken}, false, []string{"require any", "v0 rejected", "v1 failed"}, false},
-		{"single reject", policy.All, []policy.Decider{reject}, false, []string{"v0 rejected the peer: wrong pin"}, false},
+		{"all, all allow", policy.All, []verify.Decider{allow, allow}, true, []string{"v0: key pinned; v1: key pinned"}, false},
+		{"all, one asks for a commit", policy.All, []verify.Decider{allow, first}, true, nil, true},
+		{"any, the committer rejected", policy.Any, []verify.Decider{allow, reject}, true, []string{"v0: key pinned"}, false},
+		{"all, one rejects", policy.All, []verify.Decider{allow, reject}, false, []string{"require all", "v1 rejected the peer: wrong pin"}, false},
+		{"all, one errors", policy.All, []verify.Decider{allow, broken}, false, []string{"v1 failed, so the peer is rejected (fail closed): plugin died"}, false},
+		{"all, no verdict", policy.All, []verify.Decider{empty}, false, []string{"no verdict"}, false},
+		{"any, one allows", policy.Any, []verify.Decider{reject, allow}, true, nil, false},
+		{"any, none allows", policy.Any, []verify.Decider{reject, broken}, false, []string{"require any", "v0 rejected", "v1 failed"}, false},
+		{"single reject", policy.All, []verify.Decider{reject}, false, []string{"v0 rejected the peer: wrong pin"}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -22,8 +22,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-
-	"github.com/tlspin/tlspin/core/pintls"
 )
 
 // Defaults for Config's zero values.
@@ -75,10 +73,11 @@ type Event struct {
 type Config struct {
 	// TLS is the server configuration (see core/pintls.ServerConfig).
 	TLS *tls.Config
-	// Pending, if set, is the PendingSet TLS was built with: what a
-	// client's verification asks to commit (a TOFU pin) is committed once
-	// its handshake has succeeded, and dropped when it failed.
-	Pending *pintls.PendingSet
+	// Confirm, if set, is called once a client's handshake has succeeded,
+	// with the net.Conn given to tls.Server: it commits what the client's
+	// verification asked to record (a TOFU pin on first contact), which
+	// must wait until the client has proved its key.
+	Confirm func(ctx context.Context, raw net.Conn) error
 	// Output receives what clients send, one whole line per write. It is
 	// ignored when OnEvent is set.
 	Output io.Writer
@@ -278,7 +277,6 @@ func (s *Server) handle(ctx context.Context, id uint64, raw net.Conn) {
 	cancel()
 	sum, spki := fingerprints(conn.ConnectionState().PeerCertificates)
 	if err != nil {
-		s.cfg.Pending.Forget(raw)
 		reason := handshakeReason(err, timedOut, ctx.Err() != nil)
 		kv := []any{"reason", reason}
 		if sum != "" {
@@ -290,8 +288,10 @@ func (s *Server) handle(ctx context.Context, id uint64, raw net.Conn) {
 		s.emit(Event{Kind: EventReject, Conn: id, Remote: remote, Reason: reason, PeerSHA256: sum, PeerSPKI: spki})
 		return
 	}
-	if err := s.cfg.Pending.Commit(ctx, raw); err != nil {
-		log.Warn("the verifier could not record the client it allowed", "error", err)
+	if s.cfg.Confirm != nil {
+		if err := s.cfg.Confirm(ctx, raw); err != nil {
+			log.Warn("the verifier could not record the client it allowed", "error", err)
+		}
 	}
 	if sum != "" {
 		log.Info("client connected", "peer_sha256", sum, "peer_spki", spki)

@@ -29,6 +29,13 @@ type Verifier interface {
 	Verify(ctx context.Context, req *Request) (*Verdict, error)
 }
 
+// Decider is the part of a verifier that deciding on a peer needs: the TLS
+// code, policies, the verdict cache and benchmarks all take one. A Verifier
+// is a Decider; so are a policy and a cached verifier.
+type Decider interface {
+	Verify(ctx context.Context, req *Request) (*Verdict, error)
+}
+
 // Side says who is verifying whom.
 type Side int
 

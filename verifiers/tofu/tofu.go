@@ -230,8 +230,8 @@ func (v *Verifier) Verify(_ context.Context, req *verify.Request) (*verify.Verdi
 }
 
 // Commit records a new peer after its handshake succeeded. It decides
-// again: a peer now known is left as it is (an error if its key differs),
-// and nothing is recorded in strict mode.
+// again: a peer now known is left as it is, whatever its key (another
+// verifier may have allowed it), and nothing is recorded in strict mode.
 func (v *Verifier) Commit(_ context.Context, req *verify.Request) (*verify.CommitResponse, error) {
 	key, got, leaf, verdict := v.peer(req)
 	if verdict != nil {
@@ -245,7 +245,9 @@ func (v *Verifier) Commit(_ context.Context, req *verify.Request) (*verify.Commi
 	if p, ok := v.pending[key]; ok && p.pin.Equal(got.Digest) {
 		delete(v.pending, key)
 	}
-	if v.mode == Strict {
+	v.refresh()
+	// A known peer, whatever its key, and strict mode record nothing.
+	if v.mode == Strict || v.decide(v.db, key, got) != nil {
 		return &verify.CommitResponse{}, nil
 	}
 	if verdict := v.record(key, got, leaf); !verdict.Allow {

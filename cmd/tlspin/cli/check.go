@@ -79,7 +79,7 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags, name string) error {
 	}
 	rep, err := conformance.Run(cmd.Context(), conformance.Target{
 		Name: found.Name, Path: found.Path, Args: found.Args,
-		Env: a.pluginEnv(), Options: opts, Bad: bad,
+		Env: a.hostConfig().Env, Options: opts, Bad: bad,
 	}, conformance.Config{StartTimeout: a.g.startTimeout, CallTimeout: a.g.verifyTimeout, Samples: f.samples})
 	if err != nil {
 		return err

@@ -11,7 +11,6 @@ import (
 
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/client"
-	"github.com/tlspin/tlspin/core/pintls"
 )
 
 type sendFlags struct {
@@ -72,15 +71,17 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 	}
 	defer vs.Close()
 	sn := client.ServerName(addr, f.serverName)
-	var pending pintls.Pending
-	cfg := pintls.ClientConfig(vs.policy, sn, addr, clientCert, pintls.Options{Timeout: a.g.verifyTimeout, Context: ctx, Pending: &pending})
+	cfg, confirm := vs.ClientConfigForAddr(sn, addr)
+	if clientCert != nil {
+		cfg.Certificates = []tls.Certificate{*clientCert}
+	}
 	conn, err := client.Dial(ctx, addr, cfg, f.timeout)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	// The server has proved its key: only now may a verifier record it.
-	if err := pending.Commit(ctx); err != nil {
+	if err := confirm(ctx); err != nil {
 		a.log.Warn("the verifier could not record the server it allowed", "error", err)
 	}
 	a.log.Info("server verified", "addr", addr)

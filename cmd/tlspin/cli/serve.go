@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tlspin/tlspin"
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/pintls"
 	"github.com/tlspin/tlspin/core/server"
@@ -77,14 +79,12 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	if err != nil {
 		return err
 	}
-	var d pintls.Decider
-	if len(f.v.specs) > 0 || len(f.v.pins) > 0 || len(f.v.opts) > 0 {
-		vs, err := a.startVerifiers(ctx, &f.v)
-		if err != nil {
+	var vs *tlspin.Verifiers
+	if f.v.given() {
+		if vs, err = a.startVerifiers(ctx, &f.v); err != nil {
 			return err
 		}
 		defer vs.Close()
-		d = vs.policy
 	}
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
@@ -93,15 +93,19 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		}
 		return fmt.Errorf("serve: cannot listen on %q: %w", f.listen, err)
 	}
-	var pending pintls.PendingSet
-	tlsCfg := pintls.ServerConfig(cert, d, pintls.Options{Timeout: a.g.verifyTimeout, PendingFor: pending.For})
+	tlsCfg := pintls.ServerConfig(cert, nil, pintls.Options{})
+	var confirm func(context.Context, net.Conn) error
+	if vs != nil {
+		tlsCfg = vs.HookServerConfig(tlsCfg)
+		confirm = vs.Confirm
+	}
 	var onEvent func(server.Event)
 	if f.json {
 		onEvent = jsonEvents(cmd.OutOrStdout())
 	}
 	srv, err := server.New(server.Config{
 		TLS:              tlsCfg,
-		Pending:          &pending,
+		Confirm:          confirm,
 		Output:           cmd.OutOrStdout(),
 		OnEvent:          onEvent,
 		Log:              a.log,
@@ -116,7 +120,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		ln.Close()
 		return err
 	}
-	a.log.Info("listening", "addr", ln.Addr().String(), "mutual_tls", d != nil)
+	a.log.Info("listening", "addr", ln.Addr().String(), "mutual_tls", vs != nil)
 	if err := srv.Serve(ctx, ln); err != nil {
 		return err
 	}

@@ -10,10 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/tlspin/tlspin"
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/client"
 	"github.com/tlspin/tlspin/core/pintls"
@@ -109,16 +111,26 @@ func (a *app) runVerify(cmd *cobra.Command, f *verifyFlags, args []string) error
 		return err
 	}
 	defer vs.Close()
-	rec := &verdictRecorder{d: vs.policy}
-	checkErr := pintls.Check(ctx, rec, req, a.g.verifyTimeout)
+	verdicts, checkErr := vs.Check(ctx, tlspin.Peer{Chain: req.PeerChain, Client: side == verify.ServerVerifiesClient, ServerName: req.ServerName, Addr: req.RemoteAddr})
 
 	doc := verifyJSON{Schema: verifyJSONSchema, Source: args, Side: f.side, ServerName: req.ServerName, Allowed: checkErr == nil, Verdict: "allowed"}
 	if checkErr != nil {
 		doc.Verdict = "rejected"
 		doc.Reason = checkErr.Error()
-	} else if rec.v != nil {
-		doc.Reason, doc.Matched = rec.v.Reason, rec.v.Matched
 	}
+	var reasons, matched []string
+	for _, v := range verdicts {
+		if v.Reason != "" {
+			reasons = append(reasons, v.Verifier+": "+v.Reason)
+		}
+		if v.Matched != "" {
+			matched = append(matched, v.Verifier+"="+v.Matched)
+		}
+	}
+	if len(reasons) > 0 {
+		doc.Reason = strings.Join(reasons, "; ")
+	}
+	doc.Matched = strings.Join(matched, ",")
 	for _, c := range chain {
 		sum := sha256.Sum256(c.Raw)
 		doc.Chain = append(doc.Chain, chainCert{
@@ -174,17 +186,4 @@ func (a *app) verifyRequest(ctx context.Context, f *verifyFlags, side verify.Sid
 	}
 	req := pintls.Request(tls.ConnectionState{PeerCertificates: chain, ServerName: f.serverName}, side, "")
 	return req, chain, nil
-}
-
-// verdictRecorder keeps the verdict behind pintls.Check's decision, so
-// that an allow can show its reason and matched rule.
-type verdictRecorder struct {
-	d pintls.Decider
-	v *verify.Verdict
-}
-
-func (r *verdictRecorder) Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error) {
-	v, err := r.d.Verify(ctx, req)
-	r.v = v
-	return v, err
 }
