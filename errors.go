@@ -75,7 +75,11 @@ type RejectionError struct {
 	closed bool
 }
 
-func (e *RejectionError) Error() string { return "tlspin: " + e.Peer + " rejected: " + e.msg }
+func (e *RejectionError) Error() string { return "tlspin: " + e.Peer + " rejected: " + e.Reason() }
+
+// Reason says which verifier said what, without the "tlspin: server
+// rejected:" of Error.
+func (e *RejectionError) Reason() string { return e.msg }
 
 // Failed reports whether the rejection is a fail-closed one: no verdict
 // rejected the peer, but a verifier could not decide.

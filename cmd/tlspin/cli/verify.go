@@ -117,6 +117,9 @@ func (a *app) runVerify(cmd *cobra.Command, f *verifyFlags, args []string) error
 	if checkErr != nil {
 		doc.Verdict = "rejected"
 		doc.Reason = checkErr.Error()
+		if re := (*tlspin.RejectionError)(nil); errors.As(checkErr, &re) {
+			doc.Reason = re.Reason()
+		}
 	}
 	var reasons, matched []string
 	for _, v := range verdicts {
