@@ -479,36 +479,34 @@ func TestOnceStopsOnSignal(t *testing.T) {
 	ts.done <- nil
 }
 
-// TestMaxConns: with every slot taken, the next client waits in the
-// backlog and is served as soon as a slot frees.
-func TestMaxConns(t *testing.T) {
+// TestFullServerEvictsTheIdlest: with every slot taken, the next client
+// is served at once and the connection idle the longest is closed, not
+// the one that was active more recently.
+func TestFullServerEvictsTheIdlest(t *testing.T) {
 	cfg := pintls.ServerConfig(newCert(t, "server"), nil, pintls.Options{})
 	ts := start(t, server.Config{TLS: cfg, MaxConns: 2})
-	var held []*tls.Conn
-	for range 2 {
-		c, err := dial(t, ts.addr, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		held = append(held, c)
+	idlest, err := dial(t, ts.addr, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	result := make(chan error, 1)
-	go func() { result <- send(t, ts.addr, nil, "third\n") }()
-	select {
-	case err := <-result:
-		t.Fatalf("third client served beyond --max-conns 2 (err %v)", err)
-	case <-time.After(300 * time.Millisecond):
+	defer idlest.Close()
+	active, err := dial(t, ts.addr, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	held[0].Close()
-	select {
-	case err := <-result:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("third client not served after a slot freed")
+	defer active.Close()
+	io.WriteString(active, "still here, ")
+	ts.rec.waitFor(t, 5*time.Second, func(e server.Event) bool { return e.Kind == server.EventConnect && e.Conn == 2 })
+	if err := send(t, ts.addr, nil, "third\n"); err != nil {
+		t.Fatalf("third client beyond --max-conns 2: %v", err)
 	}
+	ts.rec.waitFor(t, 5*time.Second, func(e server.Event) bool { return e.Kind == server.EventData && string(e.Data) == "third" })
+	e := ts.rec.waitFor(t, 5*time.Second, func(e server.Event) bool { return e.Kind == server.EventClose && e.Conn == 1 })
+	if !strings.Contains(e.Reason, "idle the longest") {
+		t.Errorf("idlest connection closed with reason %q, want eviction", e.Reason)
+	}
+	io.WriteString(active, "and served\n")
+	ts.rec.waitFor(t, 5*time.Second, func(e server.Event) bool { return e.Kind == server.EventData && string(e.Data) == "still here, and served" })
 }
 
 // flakyListener fails Accept a few times the way a process out of file
