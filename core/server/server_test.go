@@ -95,6 +95,7 @@ func (r *recorder) waitFor(t *testing.T, d time.Duration, match func(server.Even
 
 type testServer struct {
 	addr string
+	srv  *server.Server
 	rec  *recorder
 	stop context.CancelFunc
 	done chan error
@@ -117,7 +118,7 @@ func start(t *testing.T, cfg server.Config) *testServer {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ts := &testServer{addr: ln.Addr().String(), rec: rec, stop: cancel, done: make(chan error, 1)}
+	ts := &testServer{addr: ln.Addr().String(), srv: srv, rec: rec, stop: cancel, done: make(chan error, 1)}
 	go func() { ts.done <- srv.Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
@@ -506,7 +507,9 @@ func TestFullServerEvictsTheIdlest(t *testing.T) {
 		t.Errorf("idlest connection closed with reason %q, want eviction", e.Reason)
 	}
 	io.WriteString(active, "and served\n")
-	ts.rec.waitFor(t, 5*time.Second, func(e server.Event) bool { return e.Kind == server.EventData && string(e.Data) == "still here, and served" })
+	ts.rec.waitFor(t, 5*time.Second, func(e server.Event) bool {
+		return e.Kind == server.EventData && string(e.Data) == "still here, and served"
+	})
 }
 
 // flakyListener fails Accept a few times the way a process out of file

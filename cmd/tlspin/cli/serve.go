@@ -22,6 +22,8 @@ type serveFlags struct {
 	listen, cert, key string
 	once, json        bool
 	maxConns, maxLine int
+	maxHandshakes     int
+	maxConnsPerIP     int
 	handshakeTimeout  time.Duration
 	idleTimeout       time.Duration
 	grace             time.Duration
@@ -61,7 +63,9 @@ SIGINT or SIGTERM stops accepting, lets open connections finish within
 	fs.StringVar(&f.key, "key", "", "PEM private key file, if not in --cert")
 	fs.BoolVar(&f.once, "once", false, "serve one connection, then exit (like the recipe)")
 	fs.BoolVar(&f.json, "json", false, "print one JSON object per event (connection, data, rejection, close) instead of raw lines")
-	fs.IntVar(&f.maxConns, "max-conns", server.DefaultMaxConns, "most connections served at once; more wait to be accepted")
+	fs.IntVar(&f.maxConns, "max-conns", server.DefaultMaxConns, "most connections held at once; when full, the one idle the longest is closed for a new client")
+	fs.IntVar(&f.maxHandshakes, "max-handshakes", server.DefaultMaxHandshakes, "most connections still in their TLS handshake at once; when full, the one idle the longest is closed")
+	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", server.DefaultMaxConnsPerIP, "most connections from one client IP address; more are closed at once (0: no cap)")
 	fs.IntVar(&f.maxLine, "max-line", server.DefaultMaxLine, "most bytes of one line held per connection; a longer line is printed in pieces of this size")
 	fs.DurationVar(&f.handshakeTimeout, "handshake-timeout", server.DefaultHandshakeTimeout, "longest a TLS handshake (verification included) may take")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "close a connection that sends nothing for this long")
@@ -104,6 +108,8 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		OnEvent:          onEvent,
 		Log:              a.log,
 		MaxConns:         f.maxConns,
+		MaxHandshakes:    f.maxHandshakes,
+		MaxConnsPerIP:    perIPLimit(f.maxConnsPerIP),
 		MaxLine:          f.maxLine,
 		HandshakeTimeout: f.handshakeTimeout,
 		IdleTimeout:      f.idleTimeout,
@@ -120,6 +126,14 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	}
 	a.log.Info("server stopped")
 	return nil
+}
+
+// perIPLimit maps the flag's 0 (no cap) to the loop's negative.
+func perIPLimit(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }
 
 // jsonEvent is the --json form of a server.Event: one object per line.
