@@ -57,7 +57,7 @@ func classify(err, cause error) *HandshakeError {
 		he.By, he.Reason = RejectedByUs, "we rejected the client: "+err.Error()
 	case errors.As(err, &op) && op.Op == "remote error":
 		// The alert's text is crypto/tls's name for the alert code.
-		he.By, he.Reason = RefusedByPeer, "the client refused the handshake (it sent "+op.Err.Error()+"); does it trust our certificate?"
+		he.By, he.Reason = RefusedByPeer, "the client refused the handshake (alert: "+op.Err.Error()+"); does it trust our certificate?"
 	case errors.As(err, &re):
 		he.Reason = "client did not speak TLS"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"io"
 	"net"
 	"runtime"
@@ -175,19 +176,31 @@ func TestMutualTLS(t *testing.T) {
 	bad := newCert(t, "bad")
 	ts := start(t, server.Config{TLS: mtlsConfig(t, good)})
 	tests := []struct {
-		name   string
-		cert   *tls.Certificate
-		accept bool
-		reason string
+		name    string
+		cert    *tls.Certificate
+		refuses bool // the client refuses the server's certificate
+		accept  bool
+		reason  string
+		by      server.Refusal
 	}{
-		{"pinned client", &good, true, ""},
-		{"other client", &bad, false, "not pinned: " + sha(bad.Leaf.Raw)},
-		{"no client certificate", nil, false, "certificate"},
+		{"pinned client", &good, false, true, "", ""},
+		{"other client", &bad, false, false, "we rejected the client: not pinned: " + sha(bad.Leaf.Raw), server.RejectedByUs},
+		{"no client certificate", nil, false, false, "certificate", server.HandshakeFailed},
+		{"client refusing our certificate", &good, true, false, "the client refused the handshake (alert: tls: bad certificate)", server.RefusedByPeer},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			msg := "secret from " + tc.name
-			err := send(t, ts.addr, tc.cert, msg+"\n")
+			var err error
+			if tc.refuses {
+				_, err = tls.Dial("tcp", ts.addr, &tls.Config{
+					InsecureSkipVerify: true,
+					Certificates:       []tls.Certificate{*tc.cert},
+					VerifyConnection:   func(tls.ConnectionState) error { return errors.New("not the server I pinned") },
+				})
+			} else {
+				err = send(t, ts.addr, tc.cert, msg+"\n")
+			}
 			if tc.accept && err != nil {
 				t.Fatalf("accepted client: %v", err)
 			}
@@ -201,7 +214,10 @@ func TestMutualTLS(t *testing.T) {
 			e := ts.rec.waitFor(t, 5*time.Second, func(e server.Event) bool {
 				return e.Kind == server.EventReject && strings.Contains(e.Reason, tc.reason)
 			})
-			if tc.cert != nil {
+			if e.By != tc.by {
+				t.Errorf("rejection by %q, want %q", e.By, tc.by)
+			}
+			if tc.cert != nil && !tc.refuses {
 				if e.PeerSHA256 != sha(tc.cert.Leaf.Raw) || !strings.HasPrefix(e.PeerSPKI, "sha256//") {
 					t.Errorf("rejection fingerprints %q %q, want the client's leaf %s", e.PeerSHA256, e.PeerSPKI, sha(tc.cert.Leaf.Raw))
 				}
@@ -510,6 +526,39 @@ func TestFullServerEvictsTheIdlest(t *testing.T) {
 	ts.rec.waitFor(t, 5*time.Second, func(e server.Event) bool {
 		return e.Kind == server.EventData && string(e.Data) == "still here, and served"
 	})
+}
+
+// TestOnceServesOneAcceptedClient: with Once, a stray TCP connection and
+// a rejected client do not use it up; the first accepted client does, and
+// then Serve returns.
+func TestOnceServesOneAcceptedClient(t *testing.T) {
+	good := newCert(t, "good")
+	bad := newCert(t, "bad")
+	ts := start(t, server.Config{TLS: mtlsConfig(t, good), Once: true})
+	stray, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stray.Close()
+	if err := send(t, ts.addr, &bad, "rejected\n"); err == nil {
+		t.Fatal("rejected client saw a clean close")
+	}
+	if err := send(t, ts.addr, &good, "the one\n"); err != nil {
+		t.Fatalf("accepted client after a stray connection and a rejected one: %v", err)
+	}
+	select {
+	case err := <-ts.done:
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts.done <- nil
+	case <-time.After(5 * time.Second):
+		t.Fatal("Once server still running after serving its client")
+	}
+	ts.rec.waitFor(t, time.Second, func(e server.Event) bool { return e.Kind == server.EventData && string(e.Data) == "the one" })
+	if _, err := net.DialTimeout("tcp", ts.addr, time.Second); err == nil {
+		t.Error("Once server still accepting after its client")
+	}
 }
 
 // flakyListener fails Accept a few times the way a process out of file

@@ -48,6 +48,8 @@ func TestScripts(t *testing.T) {
 			"waitfor":    cmdWaitFor,
 			"plaintcp":   cmdPlainTCP,
 			"freeport":   cmdFreePort,
+			"tcpconnect": cmdTCPConnect,
+			"waitexit":   cmdWaitExit,
 		},
 		Condition: func(cond string) (bool, error) {
 			if cond == "pygrpc" {
@@ -189,6 +191,38 @@ func cmdPlainTCP(ts *testscript.TestScript, neg bool, args []string) {
 	}()
 	ts.Defer(func() { ln.Close() })
 	ts.Setenv("PLAIN_ADDR", ln.Addr().String())
+}
+
+// cmdTCPConnect opens a TCP connection to ADDR and closes it without a
+// byte sent. Usage: tcpconnect ADDR
+func cmdTCPConnect(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: tcpconnect ADDR")
+	}
+	c, err := net.DialTimeout("tcp", args[0], 5*time.Second)
+	ts.Check(err)
+	ts.Check(c.Close())
+}
+
+// cmdWaitExit waits for server NAME to exit on its own with status 0 (or,
+// negated, non-zero), for at most 30s. Usage: waitexit NAME
+func cmdWaitExit(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: waitexit NAME")
+	}
+	s, ok := serversOf(ts)[args[0]]
+	if !ok {
+		ts.Fatalf("no server %s", args[0])
+	}
+	select {
+	case err := <-s.done:
+		s.done <- err
+		if (err != nil) != neg {
+			ts.Fatalf("server %s exited with %v", args[0], err)
+		}
+	case <-time.After(30 * time.Second):
+		ts.Fatalf("server %s did not exit within 30s", args[0])
+	}
 }
 
 // cmdFreePort sets $FREE_ADDR to a loopback address nobody listens on.
