@@ -177,4 +177,3 @@ func TestSendStopsWithItsContext(t *testing.T) {
 		t.Fatalf("Send: %v, want the context's error", err)
 	}
 }
-
