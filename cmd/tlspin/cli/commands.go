@@ -10,6 +10,7 @@ func (a *app) extraCommands() []*cobra.Command {
 		a.fingerprintCommand(),
 		a.serveCommand(),
 		a.sendCommand(),
+		a.proxyCommand(),
 		a.compareCommand(),
 		a.benchCommand(),
 		a.verifiersCommand(),
