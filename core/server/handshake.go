@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 
 	"github.com/tlspin/tlspin/core/verify"
 )
@@ -24,7 +25,7 @@ const (
 	// not trust our certificate.
 	RefusedByPeer Refusal = "refused"
 	// HandshakeFailed: anything else (not TLS, closed, timed out, a
-	// protocol error, no client certificate).
+	// protocol error).
 	HandshakeFailed Refusal = "failed"
 )
 
@@ -38,6 +39,11 @@ type HandshakeError struct {
 
 func (e *HandshakeError) Error() string { return e.Reason }
 func (e *HandshakeError) Unwrap() error { return e.Err }
+
+// noClientCert is crypto/tls's error (it has no type) when a client sends
+// no certificate to a server that requires one. The text is crypto/tls's
+// own, never the peer's.
+const noClientCert = "tls: client didn't provide a certificate"
 
 // classify turns a handshake error into a *HandshakeError; cause is why
 // the loop closed the connection, if it did.
@@ -55,6 +61,8 @@ func classify(err, cause error) *HandshakeError {
 		he.Reason = ErrHandshakeTimeout.Error()
 	case errors.Is(err, verify.ErrRejected):
 		he.By, he.Reason = RejectedByUs, "we rejected the client: "+err.Error()
+	case strings.Contains(err.Error(), noClientCert):
+		he.By, he.Reason = RejectedByUs, "we rejected the client: it sent no certificate, and mutual TLS requires one"
 	case errors.As(err, &op) && op.Op == "remote error":
 		// The alert's text is crypto/tls's name for the alert code.
 		he.By, he.Reason = RefusedByPeer, "the client refused the handshake (alert: "+op.Err.Error()+"); does it trust our certificate?"

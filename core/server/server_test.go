@@ -185,7 +185,7 @@ func TestMutualTLS(t *testing.T) {
 	}{
 		{"pinned client", &good, false, true, "", ""},
 		{"other client", &bad, false, false, "we rejected the client: not pinned: " + sha(bad.Leaf.Raw), server.RejectedByUs},
-		{"no client certificate", nil, false, false, "certificate", server.HandshakeFailed},
+		{"no client certificate", nil, false, false, "we rejected the client: it sent no certificate", server.RejectedByUs},
 		{"client refusing our certificate", &good, true, false, "the client refused the handshake (alert: tls: bad certificate)", server.RefusedByPeer},
 	}
 	for _, tc := range tests {
