@@ -139,19 +139,30 @@ func cmdStopServe(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 1 {
 		ts.Fatalf("usage: stopserve NAME")
 	}
-	s, ok := serversOf(ts)[args[0]]
-	if !ok {
-		ts.Fatalf("no server %s", args[0])
-	}
+	s := serverNamed(ts, args[0])
 	ts.Check(s.cmd.Process.Signal(syscall.SIGTERM))
+	awaitExit(ts, s, args[0], neg, "of SIGTERM")
+}
+
+// serverNamed returns the background server NAME.
+func serverNamed(ts *testscript.TestScript, name string) *server {
+	s, ok := serversOf(ts)[name]
+	if !ok {
+		ts.Fatalf("no server %s", name)
+	}
+	return s
+}
+
+// awaitExit waits for s to exit 0 (or, negated, non-zero) within 30s.
+func awaitExit(ts *testscript.TestScript, s *server, name string, neg bool, what string) {
 	select {
 	case err := <-s.done:
 		s.done <- err
 		if (err != nil) != neg {
-			ts.Fatalf("server %s exited with %v", args[0], err)
+			ts.Fatalf("server %s exited with %v", name, err)
 		}
 	case <-time.After(30 * time.Second):
-		ts.Fatalf("server %s did not stop within 30s of SIGTERM", args[0])
+		ts.Fatalf("server %s did not exit within 30s %s", name, what)
 	}
 }
 
@@ -210,19 +221,7 @@ func cmdWaitExit(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 1 {
 		ts.Fatalf("usage: waitexit NAME")
 	}
-	s, ok := serversOf(ts)[args[0]]
-	if !ok {
-		ts.Fatalf("no server %s", args[0])
-	}
-	select {
-	case err := <-s.done:
-		s.done <- err
-		if (err != nil) != neg {
-			ts.Fatalf("server %s exited with %v", args[0], err)
-		}
-	case <-time.After(30 * time.Second):
-		ts.Fatalf("server %s did not exit within 30s", args[0])
-	}
+	awaitExit(ts, serverNamed(ts, args[0]), args[0], neg, "on its own")
 }
 
 // cmdFreePort sets $FREE_ADDR to a loopback address nobody listens on.
