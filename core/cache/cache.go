@@ -159,7 +159,9 @@ func (m *Member) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 	c.mu.Unlock()
 
 	v, err := m.next.Verify(ctx, req)
-	if err != nil || v == nil || v.CacheFor <= 0 {
+	// A verdict waiting for its commit holds only for the handshake it
+	// was made for.
+	if err != nil || v == nil || v.CacheFor <= 0 || v.Commit {
 		return v, err
 	}
 	c.mu.Lock()
@@ -182,6 +184,17 @@ func (m *Member) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 		c.stats.Evictions++
 	}
 	return v, nil
+}
+
+// Commit passes a commit on to the wrapped decider (see verify.Committer)
+// and drops the member's cached verdicts, which the commit may change.
+func (m *Member) Commit(ctx context.Context, req *verify.Request) (*verify.CommitResponse, error) {
+	c, ok := m.next.(verify.Committer)
+	if !ok {
+		return &verify.CommitResponse{}, nil
+	}
+	defer m.Invalidate()
+	return c.Commit(ctx, req)
 }
 
 // Invalidate drops every cached verdict of the member, and any verdict of

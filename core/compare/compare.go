@@ -236,6 +236,14 @@ func (r *recorder) Verify(ctx context.Context, req *verify.Request) (*verify.Ver
 	return v, err
 }
 
+// Commit passes a commit on to the plugin (a TOFU pin to record).
+func (r *recorder) Commit(ctx context.Context, req *verify.Request) (*verify.CommitResponse, error) {
+	if c, ok := r.d.(verify.Committer); ok {
+		return c.Commit(ctx, req)
+	}
+	return &verify.CommitResponse{}, nil
+}
+
 func (r *recorder) reset() {
 	r.mu.Lock()
 	r.req, r.v, r.err = nil, nil, nil
@@ -285,9 +293,15 @@ func (s *server) handshake(ctx context.Context, cfg Config, rec *recorder, cert 
 	if err != nil {
 		return false, fmt.Sprintf("dial: %v", err)
 	}
-	tc := tls.Client(raw, pintls.ClientConfig(rec, cfg.Reference.ServerName, addr, nil, pintls.Options{Context: ctx, Timeout: cfg.Timeout}))
+	var pending pintls.Pending
+	tc := tls.Client(raw, pintls.ClientConfig(rec, cfg.Reference.ServerName, addr, nil, pintls.Options{Context: ctx, Timeout: cfg.Timeout, Pending: &pending}))
 	herr := tc.HandshakeContext(ctx)
 	tc.Close()
+	if herr == nil {
+		if err := pending.Commit(ctx); err != nil {
+			return false, fmt.Sprintf("verifier allowed, but could not record the peer: %v", err)
+		}
+	}
 	rec.mu.Lock()
 	v, verr := rec.v, rec.err
 	rec.mu.Unlock()

@@ -147,10 +147,30 @@ func (p *Policy) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 		return &verify.Verdict{Allow: false, Reason: err.Error()}, nil
 	}
 	var matched []string
+	commit := false
 	for _, o := range outs {
 		if o.Allowed() && o.Verdict.Matched != "" {
 			matched = append(matched, o.Name+"="+o.Verdict.Matched)
 		}
+		commit = commit || (o.Allowed() && o.Verdict.Commit)
 	}
-	return &verify.Verdict{Allow: true, Matched: strings.Join(matched, ","), Reason: "allowed"}, nil
+	return &verify.Verdict{Allow: true, Matched: strings.Join(matched, ","), Reason: "allowed", Commit: commit}, nil
+}
+
+// Commit passes a commit on to every member that takes one. Each decides
+// again (verify.Committer), so a member that did not ask for the commit
+// records nothing.
+func (p *Policy) Commit(ctx context.Context, req *verify.Request) (*verify.CommitResponse, error) {
+	var errs []error
+	for _, m := range p.members {
+		if c, ok := m.V.(verify.Committer); ok {
+			if _, err := c.Commit(ctx, req); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", m.Name, err))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("policy: commit: %w", err)
+	}
+	return &verify.CommitResponse{}, nil
 }

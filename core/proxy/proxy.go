@@ -26,6 +26,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/tlspin/tlspin/core/pintls"
 	"github.com/tlspin/tlspin/core/server"
 	"github.com/tlspin/tlspin/core/verify"
 )
@@ -64,8 +65,17 @@ const (
 type Config struct {
 	Mode Mode
 	// TLS is the server configuration in ServerMode, the client one
-	// (ServerName, VerifyConnection set) in ClientMode.
+	// (ServerName, VerifyConnection set) in ClientMode unless ClientTLS
+	// is set.
 	TLS *tls.Config
+	// Pending, in ServerMode, is the PendingSet TLS was built with: what
+	// a client's verification asks to record is committed once its
+	// handshake succeeded.
+	Pending *pintls.PendingSet
+	// ClientTLS, in ClientMode, builds the configuration of one
+	// connection around its own Pending, committed once the handshake
+	// with the target succeeded.
+	ClientTLS func(*pintls.Pending) *tls.Config
 	// Target is HOST:PORT or unix:/path.
 	Target string
 	// DialTimeout bounds dialling the target (and, in ClientMode, the TLS
@@ -126,7 +136,7 @@ type Proxy struct {
 
 // New checks cfg and returns a proxy.
 func New(cfg Config) (*Proxy, error) {
-	if cfg.TLS == nil {
+	if cfg.TLS == nil && (cfg.Mode != ClientMode || cfg.ClientTLS == nil) {
 		return nil, errors.New("proxy: no TLS configuration")
 	}
 	if cfg.Mode != ServerMode && cfg.Mode != ClientMode {
@@ -204,7 +214,7 @@ func (p *Proxy) serveTLS(ctx context.Context, c *server.Conn) {
 		tc.SetNoDelay(true)
 	}
 	ev := Event{Conn: c.ID(), Remote: c.RemoteAddr().String()}
-	tc, err := c.Handshake(ctx, p.cfg.TLS)
+	tc, err := c.Handshake(ctx, p.cfg.TLS, p.cfg.Pending)
 	ev.PeerSHA256, ev.PeerSPKI = server.Fingerprints(tc.ConnectionState().PeerCertificates)
 	if err != nil {
 		p.rejected(ev, err)
@@ -234,7 +244,12 @@ func (p *Proxy) servePlain(ctx context.Context, c *server.Conn) {
 		p.emit(ev)
 		return
 	}
-	tc := tls.Client(raw, p.cfg.TLS)
+	var pending pintls.Pending
+	cfg := p.cfg.TLS
+	if p.cfg.ClientTLS != nil {
+		cfg = p.cfg.ClientTLS(&pending)
+	}
+	tc := tls.Client(raw, cfg)
 	err = tc.HandshakeContext(ctx)
 	ev.PeerSHA256, ev.PeerSPKI = server.Fingerprints(tc.ConnectionState().PeerCertificates)
 	if err == nil && !c.Established() {
@@ -245,8 +260,11 @@ func (p *Proxy) servePlain(ctx context.Context, c *server.Conn) {
 		p.rejected(ev, clientHandshakeError(err, context.Cause(ctx)))
 		return
 	}
-	// The handshake succeeded and the server proved its key: this is the
-	// one place where a decision's side effects belong in ClientMode.
+	// The handshake succeeded and the server proved its key: the one
+	// place where a decision's side effects happen in ClientMode.
+	if err := pending.Commit(ctx); err != nil {
+		p.cfg.Log.Warn("the verifier could not record the target it allowed", "conn", ev.Conn, "error", err)
+	}
 	p.cfg.Metrics.handshake(string(Accepted))
 	p.run(ctx, ev, start, c, tc)
 }

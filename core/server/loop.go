@@ -448,20 +448,38 @@ func (c *Conn) Write(p []byte) (int, error) {
 // used up by another one.
 func (c *Conn) Established() bool { return c.loop.established(c) }
 
+// Committer records what a connection's verification asked to commit
+// (a TOFU pin), once its handshake has succeeded: *pintls.PendingSet,
+// keyed by the net.Conn given to tls.Server.
+type Committer interface {
+	Commit(ctx context.Context, raw net.Conn) error
+	Forget(raw net.Conn)
+}
+
 // Handshake runs the TLS server handshake on c with cfg (verification
 // included, from cfg.VerifyConnection), bounded by the loop's handshake
-// timeout and ctx, and marks c established on success. On failure the
-// error is a *HandshakeError saying which side refused.
-func (c *Conn) Handshake(ctx context.Context, cfg *tls.Config) (*tls.Conn, error) {
+// timeout and ctx, and marks c established on success. pending, if not
+// nil, is the PendingSet cfg was built with: committed on success,
+// forgotten on failure. On failure the error is a *HandshakeError saying
+// which side refused.
+func (c *Conn) Handshake(ctx context.Context, cfg *tls.Config, pending Committer) (*tls.Conn, error) {
 	tc := tls.Server(c, cfg)
 	err := tc.HandshakeContext(ctx)
 	if err == nil && !c.Established() {
 		err = context.Cause(ctx)
 	}
 	if err != nil {
+		if pending != nil {
+			pending.Forget(c)
+		}
 		return tc, classify(err, context.Cause(ctx))
 	}
-	// The handshake succeeded and the peer proved its key: this is the
-	// one place where a decision's side effects belong on the server.
+	// The handshake succeeded and the peer proved its key: the one place
+	// where a decision's side effects happen on the server.
+	if pending != nil {
+		if err := pending.Commit(ctx, c); err != nil {
+			c.loop.log.Warn("the verifier could not record the client it allowed", "conn", c.id, "remote", c.RemoteAddr().String(), "error", err)
+		}
+	}
 	return tc, nil
 }

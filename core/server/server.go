@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/tlspin/tlspin/core/pintls"
 )
 
 // Defaults for Config's zero values, besides the Limits ones.
@@ -76,6 +78,10 @@ type Event struct {
 type Config struct {
 	// TLS is the server configuration (see core/pintls.ServerConfig).
 	TLS *tls.Config
+	// Pending, if set, is the PendingSet TLS was built with: what a
+	// client's verification asks to commit (a TOFU pin) is committed once
+	// its handshake has succeeded, and dropped when it failed.
+	Pending *pintls.PendingSet
 	// Output receives what clients send, one whole line per write. It is
 	// ignored when OnEvent is set.
 	Output io.Writer
@@ -149,7 +155,7 @@ func (s *Server) handle(ctx context.Context, raw *Conn) {
 	id := raw.ID()
 	remote := raw.RemoteAddr().String()
 	log := s.cfg.Log.With("conn", id, "remote", remote)
-	conn, err := raw.Handshake(ctx, s.cfg.TLS)
+	conn, err := raw.Handshake(ctx, s.cfg.TLS, s.cfg.Pending)
 	sum, spki := Fingerprints(conn.ConnectionState().PeerCertificates)
 	if err != nil {
 		var he *HandshakeError

@@ -32,7 +32,7 @@ func Listen(cfg *tls.Config, connTimeout time.Duration) (*Server, error) {
 		return nil, fmt.Errorf("hsserver: %w", err)
 	}
 	loop := server.NewLoop(server.HandlerFunc(func(ctx context.Context, c *server.Conn) {
-		if tc, err := c.Handshake(ctx, cfg); err == nil {
+		if tc, err := c.Handshake(ctx, cfg, nil); err == nil {
 			tc.Close()
 		}
 	}), server.Limits{

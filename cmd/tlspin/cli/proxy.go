@@ -173,16 +173,23 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 		m = proxy.NewMetrics("")
 	}
 	d = m.Decider(d)
-	opts := pintls.Options{Timeout: a.g.verifyTimeout, Context: ctx}
-	var tlsCfg *tls.Config
+	var (
+		tlsCfg    *tls.Config
+		pending   pintls.PendingSet
+		clientTLS func(*pintls.Pending) *tls.Config
+	)
 	if mode == proxy.ServerMode {
-		tlsCfg = pintls.ServerConfig(*cert.Current(), d, opts)
+		tlsCfg = pintls.ServerConfig(*cert.Current(), d, pintls.Options{Timeout: a.g.verifyTimeout, Context: ctx, PendingFor: pending.For})
 		// GetConfigForClient clones this very config: reloads reach it.
 		tlsCfg.Certificates, tlsCfg.GetCertificate = nil, cert.GetCertificate
 	} else {
-		tlsCfg = pintls.ClientConfig(d, client.ServerName(f.target, f.serverName), f.target, nil, opts)
-		if cert != nil {
-			tlsCfg.GetClientCertificate = cert.GetClientCertificate
+		sn := client.ServerName(f.target, f.serverName)
+		clientTLS = func(p *pintls.Pending) *tls.Config {
+			c := pintls.ClientConfig(d, sn, f.target, nil, pintls.Options{Timeout: a.g.verifyTimeout, Context: ctx, Pending: p})
+			if cert != nil {
+				c.GetClientCertificate = cert.GetClientCertificate
+			}
+			return c
 		}
 	}
 	var onEvent func(proxy.Event)
@@ -192,6 +199,8 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 	p, err := proxy.New(proxy.Config{
 		Mode:        mode,
 		TLS:         tlsCfg,
+		Pending:     &pending,
+		ClientTLS:   clientTLS,
 		Target:      f.target,
 		DialTimeout: f.dialTimeout,
 		IdleTimeout: f.idleTimeout,

@@ -17,9 +17,15 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/tlspin/tlspin/internal/testbin"
+	"github.com/tlspin/tlspin/internal/testpy"
 )
 
-func TestMain(m *testing.M) { testbin.Main(m) }
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testbin.Cleanup()
+	testpy.Cleanup()
+	os.Exit(code)
+}
 
 // TestScripts runs the CLI end to end from testdata/script/*.txtar, with
 // the real tlspin binary (built once) on $PATH, so that built-in verifiers
@@ -27,9 +33,11 @@ func TestMain(m *testing.M) { testbin.Main(m) }
 func TestScripts(t *testing.T) {
 	bin := testbin.Tlspin(t)
 	plugins := filepath.Dir(testbin.Build(t, "./cmd/tlspin/cli/testdata/plugins/misbehave", "tlspin-verifier-misbehave"))
-	pyPlugins, err := filepath.Abs("../../../examples/python-verifier")
-	if err != nil {
-		t.Fatal(err)
+	// The Python example runs with the Python SDK installed (pip, in a
+	// virtual environment), as its README says.
+	pyPlugins := t.TempDir()
+	if ok, _ := havePythonGRPC(); ok {
+		testpy.Plugin(t, "../../../examples/python-verifier/tlspin-verifier-pyspki", pyPlugins)
 	}
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
@@ -243,7 +251,7 @@ func scriptEnv(ts *testscript.TestScript) []string {
 // havePythonGRPC reports whether Debian's python3 has the gRPC modules the
 // Python verifier example needs. In CI they must be there.
 func havePythonGRPC() (bool, error) {
-	err := exec.Command("/usr/bin/python3", "-c", "import grpc, google.protobuf, cryptography").Run()
+	err := exec.Command(testpy.System, "-c", "import grpc, google.protobuf, cryptography, pip").Run()
 	if err != nil && os.Getenv("CI") != "" {
 		return false, fmt.Errorf("CI lacks python3 gRPC modules (.ci/run installs them): %v", err)
 	}

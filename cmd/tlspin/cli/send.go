@@ -85,12 +85,17 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 	}
 	defer vs.Close()
 	sn := client.ServerName(addr, f.serverName)
-	cfg := pintls.ClientConfig(vs.policy, sn, addr, clientCert, pintls.Options{Timeout: a.g.verifyTimeout, Context: ctx})
+	var pending pintls.Pending
+	cfg := pintls.ClientConfig(vs.policy, sn, addr, clientCert, pintls.Options{Timeout: a.g.verifyTimeout, Context: ctx, Pending: &pending})
 	conn, err := client.Dial(ctx, addr, cfg, f.timeout)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	// The server has proved its key: only now may a verifier record it.
+	if err := pending.Commit(ctx); err != nil {
+		a.log.Warn("the verifier could not record the server it allowed", "error", err)
+	}
 	a.log.Info("server verified", "addr", addr)
 	var msg io.Reader = cmd.InOrStdin()
 	if len(args) == 2 {

@@ -119,13 +119,15 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		}
 		return fmt.Errorf("serve: cannot listen on %q: %w", f.listen, err)
 	}
-	tlsCfg := pintls.ServerConfig(cert, d, pintls.Options{Timeout: a.g.verifyTimeout})
+	var pending pintls.PendingSet
+	tlsCfg := pintls.ServerConfig(cert, d, pintls.Options{Timeout: a.g.verifyTimeout, PendingFor: pending.For})
 	var onEvent func(server.Event)
 	if f.json {
 		onEvent = jsonEvents(cmd.OutOrStdout())
 	}
 	srv, err := server.New(server.Config{
 		TLS:              tlsCfg,
+		Pending:          &pending,
 		Output:           cmd.OutOrStdout(),
 		OnEvent:          onEvent,
 		Log:              a.log,
