@@ -168,11 +168,11 @@ func (s *Server) handle(ctx context.Context, raw *Conn) {
 		}
 		switch he.By {
 		case RejectedByUs:
-			log.Warn("client rejected; closed, nothing it sent is printed", kv...)
+			log.Warn("client rejected by us; closed, nothing it sent is printed", kv...)
 		case RefusedByPeer:
 			log.Warn("client refused our certificate; closed", kv...)
 		default:
-			log.Warn("handshake failed; closed, nothing the client sent is printed", kv...)
+			log.Warn("handshake failed, client rejected; closed, nothing it sent is printed", kv...)
 		}
 		s.emit(Event{Kind: EventReject, Conn: id, Remote: remote, Reason: he.Reason, By: he.By, PeerSHA256: sum, PeerSPKI: spki})
 		return

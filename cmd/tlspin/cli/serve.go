@@ -46,8 +46,9 @@ says otherwise: --listen :8081 listens on every interface.
 With --verifier, every client must present a certificate that the
 verifier(s) allow (mutual TLS); rejected clients are closed and nothing they
 sent is printed. A failed handshake is logged with the side that refused:
-"client rejected" (our verifier said no), "client refused our certificate"
-(the client sent an alert) or "handshake failed" (anything else).
+"client rejected by us" (our verifier said no, or the client sent no
+certificate), "client refused our certificate" (the client sent an alert)
+or "handshake failed" (anything else: not TLS, a bad signature, a timeout).
 
 Hostile clients cannot lock others out: a handshake must finish within
 --handshake-timeout, at most --max-handshakes run at once, one address holds
