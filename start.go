@@ -135,3 +135,26 @@ func ServeBuiltin() {
 	}
 	launch.MarkServesBuiltins()
 }
+
+// Stats are running figures of the verifiers, for metrics.
+type Stats struct {
+	// PluginRestarts counts the plugin processes restarted after a crash
+	// or a hang, over all verifiers.
+	PluginRestarts int
+	// CacheHits and CacheMisses count verdicts answered from the verdict
+	// cache and verdicts asked of a plugin (both zero WithoutCache).
+	CacheHits, CacheMisses uint64
+}
+
+// Stats returns the verifiers' running figures.
+func (v *Verifiers) Stats() Stats {
+	var s Stats
+	for _, p := range v.set.Plugins {
+		s.PluginRestarts += p.Restarts()
+	}
+	if v.set.Cache != nil {
+		cs := v.set.Cache.Stats()
+		s.CacheHits, s.CacheMisses = cs.Hits, cs.Misses
+	}
+	return s
+}

@@ -372,6 +372,8 @@ type Set struct {
 	Policy  *policy.Policy
 	Plugins []*host.Plugin
 	Names   []string
+	// Cache is the verdict cache in front of the plugins; nil without one.
+	Cache *cache.Cache
 }
 
 // StartSet starts specs and combines them under mode, each behind the
@@ -386,6 +388,7 @@ func StartSet(ctx context.Context, c *Config, specs []Spec, mode policy.Mode, no
 	if !noCache {
 		vc = cache.New(cache.Config{})
 	}
+	s.Cache = vc
 	members := make([]policy.Member, len(plugins))
 	for i, p := range plugins {
 		members[i] = policy.Member{Name: names[i], V: vc.Wrap(names[i], p)}

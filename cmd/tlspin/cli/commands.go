@@ -11,6 +11,7 @@ func (a *app) extraCommands() []*cobra.Command {
 		a.serveCommand(),
 		a.sendCommand(),
 		a.verifyCommand(),
+		a.proxyCommand(),
 		a.compareCommand(),
 		a.benchCommand(),
 		a.verifiersCommand(),

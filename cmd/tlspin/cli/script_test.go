@@ -56,6 +56,8 @@ func TestScripts(t *testing.T) {
 			"waitfor":    cmdWaitFor,
 			"plaintcp":   cmdPlainTCP,
 			"freeport":   cmdFreePort,
+			"tcpconnect": cmdTCPConnect,
+			"waitexit":   cmdWaitExit,
 		},
 		Condition: func(cond string) (bool, error) {
 			if cond == "pygrpc" {
@@ -145,19 +147,30 @@ func cmdStopServe(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 1 {
 		ts.Fatalf("usage: stopserve NAME")
 	}
-	s, ok := serversOf(ts)[args[0]]
-	if !ok {
-		ts.Fatalf("no server %s", args[0])
-	}
+	s := serverNamed(ts, args[0])
 	ts.Check(s.cmd.Process.Signal(syscall.SIGTERM))
+	awaitExit(ts, s, args[0], neg, "of SIGTERM")
+}
+
+// serverNamed returns the background server NAME.
+func serverNamed(ts *testscript.TestScript, name string) *server {
+	s, ok := serversOf(ts)[name]
+	if !ok {
+		ts.Fatalf("no server %s", name)
+	}
+	return s
+}
+
+// awaitExit waits for s to exit 0 (or, negated, non-zero) within 30s.
+func awaitExit(ts *testscript.TestScript, s *server, name string, neg bool, what string) {
 	select {
 	case err := <-s.done:
 		s.done <- err
 		if (err != nil) != neg {
-			ts.Fatalf("server %s exited with %v", args[0], err)
+			ts.Fatalf("server %s exited with %v", name, err)
 		}
 	case <-time.After(30 * time.Second):
-		ts.Fatalf("server %s did not stop within 30s of SIGTERM", args[0])
+		ts.Fatalf("server %s did not exit within 30s %s", name, what)
 	}
 }
 
@@ -197,6 +210,26 @@ func cmdPlainTCP(ts *testscript.TestScript, neg bool, args []string) {
 	}()
 	ts.Defer(func() { ln.Close() })
 	ts.Setenv("PLAIN_ADDR", ln.Addr().String())
+}
+
+// cmdTCPConnect opens a TCP connection to ADDR and closes it without a
+// byte sent. Usage: tcpconnect ADDR
+func cmdTCPConnect(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: tcpconnect ADDR")
+	}
+	c, err := net.DialTimeout("tcp", args[0], 5*time.Second)
+	ts.Check(err)
+	ts.Check(c.Close())
+}
+
+// cmdWaitExit waits for server NAME to exit on its own with status 0 (or,
+// negated, non-zero), for at most 30s. Usage: waitexit NAME
+func cmdWaitExit(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: waitexit NAME")
+	}
+	awaitExit(ts, serverNamed(ts, args[0]), args[0], neg, "on its own")
 }
 
 // cmdFreePort sets $FREE_ADDR to a loopback address nobody listens on.
