@@ -21,15 +21,10 @@ import (
 	"github.com/tlspin/tlspin/internal/hsserver"
 )
 
-// Decider is the part of a verifier a handshake needs.
-type Decider interface {
-	Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error)
-}
-
 // Mode is one way of verifying, measured under its name.
 type Mode struct {
 	Name string
-	D    Decider
+	D    verify.Decider
 }
 
 // Config says what to measure.
@@ -217,7 +212,7 @@ func Quantile(sorted []time.Duration, q float64) time.Duration {
 // VerifyLatency calls d.Verify(req) n times (after a few warm-up calls)
 // and returns the median latency. A verifier error is returned; a
 // rejection is not an error.
-func VerifyLatency(ctx context.Context, d Decider, req *verify.Request, n int) (time.Duration, error) {
+func VerifyLatency(ctx context.Context, d verify.Decider, req *verify.Request, n int) (time.Duration, error) {
 	if n <= 0 {
 		n = 1
 	}

@@ -28,7 +28,7 @@ type setup struct {
 	ref      *compare.Reference
 	inproc   verify.Verifier
 	plugin   *host.Plugin
-	cached   cache.Decider
+	cached   verify.Decider
 	cache    *cache.Cache
 	req      *verify.Request
 	pluginID int
@@ -154,7 +154,7 @@ func reportPluginCPU(b *testing.B, pid int, before int64) {
 	b.ReportMetric(float64(after-before)*1e4/float64(b.N), "plugin-cpu-µs/op")
 }
 
-func benchVerify(b *testing.B, d bench.Decider, req *verify.Request, pid int) {
+func benchVerify(b *testing.B, d verify.Decider, req *verify.Request, pid int) {
 	ctx := context.Background()
 	if _, err := d.Verify(ctx, req); err != nil {
 		b.Fatal(err)

@@ -50,6 +50,10 @@ type Report struct {
 	PluginLaunchMinMs float64 `json:"plugin_launch_min_ms"`
 	Launches          int     `json:"launches"`
 
+	// NoInProcess, when set, says why there is no in-process mode (an
+	// external verifier); the in-process figures and ratios are then 0.
+	NoInProcess string `json:"no_inprocess,omitempty"`
+
 	// CacheHitRatio is the share of cached-mode verifications answered
 	// from the cache; 0 when the verifier's verdicts carry no cache_for.
 	CacheHitRatio float64 `json:"cache_hit_ratio"`
@@ -97,11 +101,17 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		{Plugin, rep.PluginHsPerS, rep.PluginRatio, rep.PluginP50Us, rep.PluginP99Us, rep.PluginVerifyUs},
 		{Cached, rep.CachedHsPerS, rep.CachedRatio, rep.CachedP50Us, rep.CachedP99Us, rep.CachedVerifyUs},
 	}
+	if rep.NoInProcess != "" {
+		rows = rows[1:]
+	}
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%.0f\t%.0f\t%.2f\t\n", r.name, r.hs, r.ratio, r.p50, r.p99, r.vfy)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if rep.NoInProcess != "" {
+		fmt.Fprintf(w, "\nno in-process mode: %s\n", rep.NoInProcess)
 	}
 	fmt.Fprintf(w, "\nplugin launch (process, go-plugin handshake with AutoMTLS, Describe, Configure): median %.1f ms, min %.1f ms over %d launches\n",
 		rep.PluginLaunchMs, rep.PluginLaunchMinMs, rep.Launches)

@@ -27,11 +27,6 @@ import (
 // DefaultMaxEntries bounds a cache made with MaxEntries 0.
 const DefaultMaxEntries = 4096
 
-// Decider is the part of a verifier the cache wraps.
-type Decider interface {
-	Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error)
-}
-
 // Notifier is implemented by deciders that report policy changes, such as
 // *host.Plugin. Wrap subscribes to it so that a change drops the cached
 // verdicts of that decider.
@@ -98,16 +93,16 @@ type Member struct {
 	c    *Cache
 	id   uint32
 	name string
-	next Decider
+	next verify.Decider
 }
 
-var _ Decider = (*Member)(nil)
+var _ verify.Decider = (*Member)(nil)
 
 // Wrap returns next seen through c, under name (for messages only: two
 // members wrapping different deciders never share entries, even under the
 // same name). If next is a Notifier, its policy changes invalidate the
 // member's entries. A nil c returns next unwrapped.
-func (c *Cache) Wrap(name string, next Decider) Decider {
+func (c *Cache) Wrap(name string, next verify.Decider) verify.Decider {
 	if c == nil {
 		return next
 	}
@@ -159,7 +154,9 @@ func (m *Member) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 	c.mu.Unlock()
 
 	v, err := m.next.Verify(ctx, req)
-	if err != nil || v == nil || v.CacheFor <= 0 {
+	// A verdict waiting for its commit holds only for the handshake it
+	// was made for.
+	if err != nil || v == nil || v.CacheFor <= 0 || v.Commit {
 		return v, err
 	}
 	c.mu.Lock()
@@ -182,6 +179,17 @@ func (m *Member) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 		c.stats.Evictions++
 	}
 	return v, nil
+}
+
+// Commit passes a commit on to the wrapped decider (see verify.Committer)
+// and drops the member's cached verdicts, which the commit may change.
+func (m *Member) Commit(ctx context.Context, req *verify.Request) (*verify.CommitResponse, error) {
+	c, ok := m.next.(verify.Committer)
+	if !ok {
+		return &verify.CommitResponse{}, nil
+	}
+	defer m.Invalidate()
+	return c.Commit(ctx, req)
 }
 
 // Invalidate drops every cached verdict of the member, and any verdict of

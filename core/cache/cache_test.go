@@ -264,7 +264,7 @@ func TestChangeDuringVerifyIsNotStored(t *testing.T) {
 func TestNilCacheWrapsNothing(t *testing.T) {
 	var c *cache.Cache
 	f := &fake{allow: true, cacheFor: time.Minute}
-	if d := c.Wrap("fake", f); d != cache.Decider(f) {
+	if d := c.Wrap("fake", f); d != verify.Decider(f) {
 		t.Fatalf("nil cache wrapped: %T", d)
 	}
 }
@@ -283,7 +283,7 @@ func TestNoChainIsPassedThrough(t *testing.T) {
 func TestConcurrent(t *testing.T) {
 	c := cache.New(cache.Config{MaxEntries: 16})
 	fs := []*fake{{allow: true, cacheFor: time.Minute}, {allow: false, cacheFor: time.Minute}}
-	ds := []cache.Decider{c.Wrap("a", fs[0]), c.Wrap("b", fs[1])}
+	ds := []verify.Decider{c.Wrap("a", fs[0]), c.Wrap("b", fs[1])}
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {

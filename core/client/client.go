@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -50,6 +51,8 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config, timeout time.Durati
 		}
 		return nil, fmt.Errorf("client: TLS handshake with %s: %w", addr, err)
 	}
+	// The handshake succeeded and the server proved its key: this is the
+	// one place where a decision's side effects belong on the client.
 	return conn, nil
 }
 
@@ -58,45 +61,98 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config, timeout time.Durati
 // rejects our client certificate, and what we sent was not accepted.
 var ErrRefused = errors.New("client: server refused the connection")
 
-// Send copies r to conn, then closes the write side so the server sees
-// the end of the message, and waits for the server to close (bounded by
-// timeout) so that nothing is lost in flight. It returns the bytes sent.
-// A server that answers with a TLS alert instead (for example because it
-// rejected our client certificate, which TLS 1.3 reports only after the
-// client's handshake is done) is an error wrapping ErrRefused.
-func Send(ctx context.Context, conn *tls.Conn, r io.Reader, timeout time.Duration) (int64, error) {
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
-	defer stop()
-	n, err := io.Copy(conn, r)
-	if err != nil {
-		return n, refused(conn, fmt.Errorf("client: send: %w", err))
-	}
-	if err := conn.CloseWrite(); err != nil {
-		return n, refused(conn, fmt.Errorf("client: close: %w", err))
-	}
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	conn.SetReadDeadline(time.Now().Add(timeout))
-	// The server sends nothing; reading until it closes confirms delivery.
-	_, err = io.Copy(io.Discard, io.LimitReader(conn, 1<<20))
-	if err != nil && isAlert(err) {
-		return n, fmt.Errorf("%w: %s sent %v (if it requires a client certificate, is --cert one it trusts?)", ErrRefused, conn.RemoteAddr(), err)
-	}
-	return n, nil
+// DefaultIdleTimeout is how long Send waits for more of the reply.
+const DefaultIdleTimeout = 5 * time.Second
+
+// Result is what an exchange moved.
+type Result struct {
+	// Sent and Received count plaintext bytes.
+	Sent, Received int64
+	// IdleTimedOut: the server kept the connection open and sent nothing
+	// for the idle timeout after the message; the reply may be partial.
+	IdleTimedOut bool
 }
 
-// refused explains a write failure by the alert the server sent, if any.
-func refused(conn *tls.Conn, err error) error {
-	if isAlert(err) {
-		return fmt.Errorf("%w: %s sent %w (if it requires a client certificate, is --cert one it trusts?)", ErrRefused, conn.RemoteAddr(), err)
+// Send copies msg to conn, then closes the write side so the server sees
+// the end of the message, and meanwhile copies whatever the server sends
+// to reply (discarded if nil), until the server closes or, once the
+// message is sent, sends nothing for idle (DefaultIdleTimeout when 0). A
+// server that keeps the connection open is not an error: the result says
+// so. A server that answers with a TLS alert instead (for example because
+// it rejected our client certificate, which TLS 1.3 reports only after
+// the client's handshake is done) is an error wrapping ErrRefused.
+func Send(ctx context.Context, conn *tls.Conn, msg io.Reader, reply io.Writer, idle time.Duration) (Result, error) {
+	if idle <= 0 {
+		idle = DefaultIdleTimeout
 	}
-	conn.SetReadDeadline(time.Now().Add(time.Second))
-	var b [1]byte
-	if _, rerr := conn.Read(b[:]); rerr != nil && isAlert(rerr) {
-		return fmt.Errorf("%w: %s sent %w (if it requires a client certificate, is --cert one it trusts?)", ErrRefused, conn.RemoteAddr(), rerr)
+	if reply == nil {
+		reply = io.Discard
 	}
-	return err
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	defer stop()
+	var sent atomic.Bool
+	type readResult struct {
+		n   int64
+		err error
+	}
+	read := make(chan readResult, 1)
+	go func() {
+		n, err := receive(conn, reply, &sent, idle)
+		read <- readResult{n, err}
+	}()
+
+	var res Result
+	var werr error
+	res.Sent, werr = io.Copy(conn, msg)
+	if werr == nil {
+		werr = conn.CloseWrite()
+	}
+	sent.Store(true)
+	if ctx.Err() == nil {
+		conn.SetReadDeadline(time.Now().Add(idle))
+	}
+	if werr != nil {
+		// Why did the write fail? An alert the server sent says.
+		conn.SetReadDeadline(time.Now().Add(time.Second))
+	}
+	r := <-read
+	res.Received = r.n
+	var ne net.Error
+	switch {
+	case r.err != nil && isAlert(r.err):
+		return res, fmt.Errorf("%w: %s sent %w (if it requires a client certificate, is ours one it trusts?)", ErrRefused, conn.RemoteAddr(), r.err)
+	case werr != nil:
+		return res, fmt.Errorf("client: send: %w", werr)
+	case ctx.Err() != nil:
+		return res, fmt.Errorf("client: %w", context.Cause(ctx))
+	case errors.As(r.err, &ne) && ne.Timeout():
+		res.IdleTimedOut = true
+	case r.err != nil && !errors.Is(r.err, io.EOF):
+		return res, fmt.Errorf("client: reading the reply: %w", r.err)
+	}
+	return res, nil
+}
+
+// receive copies conn to w until EOF or an error; once sent is true,
+// every read may wait at most idle.
+func receive(conn *tls.Conn, w io.Writer, sent *atomic.Bool, idle time.Duration) (int64, error) {
+	buf := make([]byte, 16<<10)
+	var total int64
+	for {
+		n, err := conn.Read(buf)
+		if n > 0 {
+			total += int64(n)
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return total, fmt.Errorf("writing the reply: %w", werr)
+			}
+			if sent.Load() {
+				conn.SetReadDeadline(time.Now().Add(idle))
+			}
+		}
+		if err != nil {
+			return total, err
+		}
+	}
 }
 
 // isAlert reports whether err is a TLS alert received from the peer.

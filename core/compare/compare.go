@@ -38,6 +38,10 @@ type Config struct {
 	Reference *Reference
 	// Verifiers to compare (DefaultVerifiers when empty).
 	Verifiers []string
+	// Options, for a verifier named here, are used as given instead of
+	// configuring it to trust the reference by recipe (TrustReference);
+	// a verifier without a recipe (an external one) needs them.
+	Options map[string]verify.Options
 	// Extra scenarios run after the standard ones (--cert files).
 	Extra []Scenario
 	// Dir receives the files verifiers need (allowlist, TOFU pins, CA);
@@ -45,7 +49,9 @@ type Config struct {
 	Dir string
 	// InProcess returns a fresh, unconfigured verifier called name, run
 	// in process to measure its cost. An error skips the verifier, with
-	// the error as the note (a verifier not built into this tlspin).
+	// the error as the note (a verifier not built into this tlspin),
+	// unless its Options are given: it is then compared through its
+	// plugin only.
 	InProcess func(name string) (verify.Verifier, error)
 	// Start launches verifier name as a plugin configured with opts.
 	Start func(ctx context.Context, name string, opts verify.Options) (Plugin, error)
@@ -151,24 +157,32 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 // compareOne runs every scenario through one verifier.
 func compareOne(ctx context.Context, cfg Config, name string, scen []Scenario, srv *server) (VerifierInfo, []Result, error) {
-	if !slices.Contains(DefaultVerifiers(), name) {
-		return VerifierInfo{}, nil, fmt.Errorf("%w: %q (known: %s)", ErrUnknownStrategy, name, strings.Join(DefaultVerifiers(), ", "))
+	opts, given := cfg.Options[name]
+	if !given && !slices.Contains(DefaultVerifiers(), name) {
+		return VerifierInfo{}, nil, fmt.Errorf("%w: %q (known: %s; give the options of any other verifier: --verifier NAME:key=value)", ErrUnknownStrategy, name, strings.Join(DefaultVerifiers(), ", "))
 	}
 	iv, err := cfg.InProcess(name)
 	if err != nil {
-		return VerifierInfo{Name: name, Skipped: true, Note: fmt.Sprintf("skipped: %v", err)}, nil, nil
+		if !given {
+			return VerifierInfo{Name: name, Skipped: true, Note: fmt.Sprintf("skipped: %v", err)}, nil, nil
+		}
+		iv = nil
 	}
-	desc, err := iv.Describe(ctx)
-	if err != nil {
-		return VerifierInfo{}, nil, fmt.Errorf("compare: %s: describe: %w", name, err)
-	}
-	dir := filepath.Join(cfg.Dir, name)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return VerifierInfo{}, nil, fmt.Errorf("compare: %w", err)
-	}
-	trust, err := TrustReference(name, cfg.Reference, dir, desc)
-	if err != nil {
-		return VerifierInfo{}, nil, err
+	var trust Trust
+	if given {
+		trust = Trust{Options: opts, Note: "configured with the options given"}
+	} else {
+		desc, err := iv.Describe(ctx)
+		if err != nil {
+			return VerifierInfo{}, nil, fmt.Errorf("compare: %s: describe: %w", name, err)
+		}
+		dir := filepath.Join(cfg.Dir, name)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return VerifierInfo{}, nil, fmt.Errorf("compare: %w", err)
+		}
+		if trust, err = TrustReference(name, cfg.Reference, dir, desc); err != nil {
+			return VerifierInfo{}, nil, err
+		}
 	}
 	p, err := cfg.Start(ctx, name, trust.Options)
 	if err != nil {
@@ -200,6 +214,11 @@ func compareOne(ctx context.Context, cfg Config, name string, scen []Scenario, s
 	if err != nil {
 		return VerifierInfo{}, nil, fmt.Errorf("compare: %s: plugin cost: %w", name, err)
 	}
+	info.PluginUs = micros(pl)
+	if iv == nil {
+		info.Note += "; not built in, so no in-process cost"
+		return info, results, nil
+	}
 	if _, err := iv.Configure(ctx, &verify.ConfigureRequest{Options: trust.Options}); err != nil {
 		return VerifierInfo{}, nil, fmt.Errorf("compare: %s: configure in process: %w", name, err)
 	}
@@ -210,7 +229,6 @@ func compareOne(ctx context.Context, cfg Config, name string, scen []Scenario, s
 	if err != nil {
 		return VerifierInfo{}, nil, fmt.Errorf("compare: %s: in-process cost: %w", name, err)
 	}
-	info.PluginUs = micros(pl)
 	info.InProcessUs = micros(il)
 	return info, results, nil
 }
@@ -234,6 +252,14 @@ func (r *recorder) Verify(ctx context.Context, req *verify.Request) (*verify.Ver
 	r.req, r.v, r.err = req, v, err
 	r.mu.Unlock()
 	return v, err
+}
+
+// Commit passes a commit on to the plugin (a TOFU pin to record).
+func (r *recorder) Commit(ctx context.Context, req *verify.Request) (*verify.CommitResponse, error) {
+	if c, ok := r.d.(verify.Committer); ok {
+		return c.Commit(ctx, req)
+	}
+	return &verify.CommitResponse{}, nil
 }
 
 func (r *recorder) reset() {
@@ -285,9 +311,15 @@ func (s *server) handshake(ctx context.Context, cfg Config, rec *recorder, cert 
 	if err != nil {
 		return false, fmt.Sprintf("dial: %v", err)
 	}
-	tc := tls.Client(raw, pintls.ClientConfig(rec, cfg.Reference.ServerName, addr, nil, pintls.Options{Context: ctx, Timeout: cfg.Timeout}))
+	var pending pintls.Pending
+	tc := tls.Client(raw, pintls.ClientConfig(rec, cfg.Reference.ServerName, addr, nil, pintls.Options{Context: ctx, Timeout: cfg.Timeout, Pending: &pending}))
 	herr := tc.HandshakeContext(ctx)
 	tc.Close()
+	if herr == nil {
+		if err := pending.Commit(ctx); err != nil {
+			return false, fmt.Sprintf("verifier allowed, but could not record the peer: %v", err)
+		}
+	}
 	rec.mu.Lock()
 	v, verr := rec.v, rec.err
 	rec.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -59,6 +60,7 @@ func TestScenarios(t *testing.T) {
 		{compare.Rekeyed, false, false, false, true},
 		{compare.OtherCA, true, false, false, false},
 		{compare.Lookalike, false, true, false, false},
+		{compare.ForgedChain, false, true, false, false},
 		{compare.Expired, true, false, true, false},
 		{compare.IntermediateRotated, true, false, false, true},
 	}
@@ -91,6 +93,10 @@ func TestScenarios(t *testing.T) {
 				t.Errorf("chains to the reference CA = %v, want %v", got, tt.chainVerifies)
 			}
 		})
+	}
+	forged := ss[compare.ForgedChain].Cert.Certificate
+	if len(forged) < 2 || !slices.ContainsFunc(forged[1:], func(der []byte) bool { return bytes.Equal(der, ref.CA.Raw) }) {
+		t.Error("forged-chain does not carry the reference CA after its leaf")
 	}
 	rot := ss[compare.IntermediateRotated].Cert.Certificate
 	if len(rot) != 2 || bytes.Equal(rot[1], ref.Leaf.Certificate[1]) {

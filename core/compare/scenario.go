@@ -1,11 +1,13 @@
 package compare
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/tlspin/tlspin/core/certs"
@@ -20,6 +22,7 @@ const (
 	Lookalike           = "lookalike"
 	Expired             = "expired"
 	IntermediateRotated = "intermediate-rotated"
+	ForgedChain         = "forged-chain"
 )
 
 // Scenario is one certificate a server might present instead of the
@@ -105,6 +108,16 @@ func Scenarios(r *Reference) (out []Scenario, skipped []string, err error) {
 	if err := add(Lookalike, "an attacker's self-signed certificate: same subject and names, another key", c, err); err != nil {
 		return nil, nil, err
 	}
+	// The public certificates of the real chain cost an attacker nothing:
+	// they ride along after a self-signed leaf of its own.
+	k, err = newKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err = reissue(k, nil, nil, r.forgedTail(), nb, nb.Add(life))
+	if err := add(ForgedChain, "an attacker's self-signed leaf carrying the real CA and intermediate (or the real leaf)", c, err); err != nil {
+		return nil, nil, err
+	}
 	c, err = reissue(r.key, r.issuer, r.issuerKey, r.chain, now.Add(-life-48*time.Hour), now.Add(-24*time.Hour))
 	if err := add(Expired, "same key and names and issuer, expired yesterday", c, err); err != nil {
 		return nil, nil, err
@@ -131,6 +144,20 @@ func Scenarios(r *Reference) (out []Scenario, skipped []string, err error) {
 		return nil, nil, err
 	}
 	return out, skipped, nil
+}
+
+// forgedTail is what an attacker appends to its own leaf: the reference's
+// intermediates and CA, or, for a self-signed reference, the reference
+// leaf itself.
+func (r *Reference) forgedTail() [][]byte {
+	tail := slices.Clone(r.chain)
+	if r.CA != nil && !slices.ContainsFunc(tail, func(der []byte) bool { return bytes.Equal(der, r.CA.Raw) }) {
+		tail = append(tail, r.CA.Raw)
+	}
+	if len(tail) == 0 || r.issuer == nil {
+		tail = append([][]byte{r.leaf.Raw}, tail...)
+	}
+	return tail
 }
 
 // CertFile loads a scenario from a PEM file holding a certificate and its

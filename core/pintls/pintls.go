@@ -11,15 +11,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
+	"sync"
 	"time"
 
 	"github.com/tlspin/tlspin/core/verify"
 )
-
-// Decider is the part of a verifier the TLS code needs.
-type Decider interface {
-	Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error)
-}
 
 // RejectError is returned from the handshake when the verifier rejects.
 type RejectError struct {
@@ -58,9 +55,15 @@ func Request(cs tls.ConnectionState, side verify.Side, remote string) *verify.Re
 }
 
 // Check asks d about a connection and returns nil only on an explicit allow.
-func Check(ctx context.Context, d Decider, req *verify.Request, timeout time.Duration) error {
+func Check(ctx context.Context, d verify.Decider, req *verify.Request, timeout time.Duration) error {
+	_, err := check(ctx, d, req, timeout)
+	return err
+}
+
+// check is Check returning the allowing verdict.
+func check(ctx context.Context, d verify.Decider, req *verify.Request, timeout time.Duration) (*verify.Verdict, error) {
 	if len(req.PeerChain) == 0 {
-		return &RejectError{Reason: "peer sent no certificate"}
+		return nil, &RejectError{Reason: "peer sent no certificate"}
 	}
 	if timeout > 0 {
 		var cancel context.CancelFunc
@@ -71,19 +74,130 @@ func Check(ctx context.Context, d Decider, req *verify.Request, timeout time.Dur
 	switch {
 	case err != nil:
 		if errors.Is(err, context.DeadlineExceeded) {
-			return &RejectError{Reason: fmt.Sprintf("verifier gave no verdict within %s (failing closed)", timeout), Err: err}
+			return nil, &RejectError{Reason: fmt.Sprintf("verifier gave no verdict within %s (failing closed)", timeout), Err: err}
 		}
-		return &RejectError{Reason: fmt.Sprintf("verification failed (failing closed): %v", err), Err: err}
+		return nil, &RejectError{Reason: fmt.Sprintf("verification failed (failing closed): %v", err), Err: err}
 	case v == nil:
-		return &RejectError{Reason: "verifier returned no verdict (failing closed)"}
+		return nil, &RejectError{Reason: "verifier returned no verdict (failing closed)"}
 	case !v.Allow:
 		reason := v.Reason
 		if reason == "" {
 			reason = "verifier rejected the peer without a reason"
 		}
-		return &RejectError{Reason: reason}
+		return nil, &RejectError{Reason: reason}
+	}
+	return v, nil
+}
+
+// Pending is what the verification of one connection asked to commit once
+// its handshake has succeeded (a TOFU pin to record). crypto/tls calls
+// VerifyConnection before it checks the peer's signature, so a decision's
+// side effects must wait: give every connection its own Pending
+// (Options.Pending, Options.PendingFor), call Commit after Handshake
+// returned nil, and drop it otherwise. Without one, nothing is ever
+// committed: a TOFU verifier then allows a new peer without recording it.
+// The zero value is ready; a nil *Pending is valid and commits nothing.
+type Pending struct {
+	mu      sync.Mutex
+	c       verify.Committer
+	req     *verify.Request
+	timeout time.Duration
+	onSet   func() // PendingSet's registration
+}
+
+// Set records that c asked to commit req once the handshake succeeds,
+// bounded by timeout. The verification of a connection calls it.
+func (p *Pending) Set(c verify.Committer, req *verify.Request, timeout time.Duration) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	p.c, p.req, p.timeout = c, req, timeout
+	p.mu.Unlock()
+	if p.onSet != nil {
+		p.onSet()
+	}
+}
+
+// Commit commits what the connection's verification asked for, once; it
+// is a no-op when nothing is pending. Call it only after a successful
+// handshake.
+func (p *Pending) Commit(ctx context.Context) error {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	c, req, timeout := p.c, p.req, p.timeout
+	p.c, p.req = nil, nil
+	p.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	if _, err := c.Commit(ctx, req); err != nil {
+		return fmt.Errorf("pintls: commit: %w", err)
 	}
 	return nil
+}
+
+// PendingSet keeps the Pending of each server connection, keyed by the
+// net.Conn given to tls.Server: pass its For as Options.PendingFor, and
+// after a successful handshake call Commit. Only connections whose
+// verification asked for a commit are kept, and for a minute at most, so a
+// failed handshake needs no clean-up.
+type PendingSet struct {
+	mu sync.Mutex
+	m  map[net.Conn]pendingEntry
+}
+
+type pendingEntry struct {
+	p     *Pending
+	since time.Time
+}
+
+// pendingTTL is how long a server connection's pending commit is kept
+// for a handshake to finish.
+const pendingTTL = time.Minute
+
+// For returns the Pending of raw; it joins the set only if a verification
+// puts something in it.
+func (s *PendingSet) For(raw net.Conn) *Pending {
+	p := &Pending{}
+	p.onSet = func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		now := time.Now()
+		for c, e := range s.m {
+			if now.Sub(e.since) > pendingTTL {
+				delete(s.m, c)
+			}
+		}
+		if s.m == nil {
+			s.m = map[net.Conn]pendingEntry{}
+		}
+		s.m[raw] = pendingEntry{p: p, since: now}
+	}
+	return p
+}
+
+// Commit commits raw's Pending, if any, and forgets it. A nil set has
+// nothing to commit.
+func (s *PendingSet) Commit(ctx context.Context, raw net.Conn) error {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	e, ok := s.m[raw]
+	delete(s.m, raw)
+	s.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	return e.p.Commit(ctx)
 }
 
 // Options tune the configurations built here.
@@ -94,28 +208,42 @@ type Options struct {
 	// context.Background (the handshake itself has no context to offer
 	// VerifyConnection).
 	Context context.Context
+	// Pending receives what a client configuration's verification asks to
+	// commit after the handshake (see Pending): one per connection.
+	Pending *Pending
+	// PendingFor returns the Pending of the connection a server
+	// configuration is handshaking on (the net.Conn given to tls.Server).
+	PendingFor func(net.Conn) *Pending
 }
 
-func (o Options) verifyConnection(d Decider, side verify.Side, remote string) func(tls.ConnectionState) error {
+func (o Options) verifyConnection(d verify.Decider, side verify.Side, remote string, pending *Pending) func(tls.ConnectionState) error {
 	return func(cs tls.ConnectionState) error {
 		ctx := o.Context
 		if ctx == nil {
 			ctx = context.Background()
 		}
-		return Check(ctx, d, Request(cs, side, remote), o.Timeout)
+		req := Request(cs, side, remote)
+		v, err := check(ctx, d, req, o.Timeout)
+		if err != nil {
+			return err
+		}
+		if c, ok := d.(verify.Committer); ok && v.Commit {
+			pending.Set(c, req, o.Timeout)
+		}
+		return nil
 	}
 }
 
 // ClientConfig returns a client configuration that trusts exactly what d
 // allows: certificate-authority checks are replaced by d, never skipped
 // without it. clientCert, if not nil, is presented for mutual TLS.
-func ClientConfig(d Decider, serverName, remote string, clientCert *tls.Certificate, o Options) *tls.Config {
+func ClientConfig(d verify.Decider, serverName, remote string, clientCert *tls.Certificate, o Options) *tls.Config {
 	c := &tls.Config{
 		ServerName: serverName,
 		MinVersion: tls.VersionTLS12,
 		// The chain is checked by d in VerifyConnection instead.
 		InsecureSkipVerify: true,
-		VerifyConnection:   o.verifyConnection(d, verify.ClientVerifiesServer, remote),
+		VerifyConnection:   o.verifyConnection(d, verify.ClientVerifiesServer, remote, o.Pending),
 	}
 	if clientCert != nil {
 		c.Certificates = []tls.Certificate{*clientCert}
@@ -126,7 +254,7 @@ func ClientConfig(d Decider, serverName, remote string, clientCert *tls.Certific
 // ServerConfig returns a server configuration presenting cert. With a
 // non-nil d, every client must present a certificate that d allows; remote
 // maps a handshake to the client's address for the request.
-func ServerConfig(cert tls.Certificate, d Decider, o Options) *tls.Config {
+func ServerConfig(cert tls.Certificate, d verify.Decider, o Options) *tls.Config {
 	c := &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   tls.VersionTLS12,
@@ -142,10 +270,14 @@ func ServerConfig(cert tls.Certificate, d Decider, o Options) *tls.Config {
 			cc := c.Clone()
 			cc.GetConfigForClient = nil
 			addr := ""
+			var pending *Pending
 			if hi.Conn != nil {
 				addr = hi.Conn.RemoteAddr().String()
+				if o.PendingFor != nil {
+					pending = o.PendingFor(hi.Conn)
+				}
 			}
-			cc.VerifyConnection = o.verifyConnection(d, verify.ServerVerifiesClient, addr)
+			cc.VerifyConnection = o.verifyConnection(d, verify.ServerVerifiesClient, addr, pending)
 			return cc, nil
 		}
 	}

@@ -13,11 +13,6 @@ import (
 	"github.com/tlspin/tlspin/core/verify"
 )
 
-// Decider is the part of a verifier that a policy needs.
-type Decider interface {
-	Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error)
-}
-
 // Mode says how member verdicts combine.
 type Mode string
 
@@ -42,7 +37,7 @@ func ParseMode(s string) (Mode, error) {
 // Member is one named verifier of a policy.
 type Member struct {
 	Name string
-	V    Decider
+	V    verify.Decider
 }
 
 // Policy is a Decider made of members.
@@ -140,17 +135,47 @@ func (p *Policy) Decide(ctx context.Context, req *verify.Request) ([]Outcome, er
 	return out, &RejectError{Mode: p.mode, Outcomes: out}
 }
 
-// Verify implements Decider: a single combined verdict.
+// Verify implements verify.Decider: a single combined verdict.
 func (p *Policy) Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error) {
 	outs, err := p.Decide(ctx, req)
 	if err != nil {
 		return &verify.Verdict{Allow: false, Reason: err.Error()}, nil
 	}
-	var matched []string
+	var matched, reasons []string
+	commit := false
 	for _, o := range outs {
-		if o.Allowed() && o.Verdict.Matched != "" {
+		if !o.Allowed() {
+			continue
+		}
+		if o.Verdict.Matched != "" {
 			matched = append(matched, o.Name+"="+o.Verdict.Matched)
 		}
+		if o.Verdict.Reason != "" {
+			reasons = append(reasons, o.Name+": "+o.Verdict.Reason)
+		}
+		commit = commit || o.Verdict.Commit
 	}
-	return &verify.Verdict{Allow: true, Matched: strings.Join(matched, ","), Reason: "allowed"}, nil
+	reason := "allowed"
+	if len(reasons) > 0 {
+		reason = strings.Join(reasons, "; ")
+	}
+	return &verify.Verdict{Allow: true, Matched: strings.Join(matched, ","), Reason: reason, Commit: commit}, nil
+}
+
+// Commit passes a commit on to every member that takes one. Each decides
+// again (verify.Committer), so a member that did not ask for the commit
+// records nothing.
+func (p *Policy) Commit(ctx context.Context, req *verify.Request) (*verify.CommitResponse, error) {
+	var errs []error
+	for _, m := range p.members {
+		if c, ok := m.V.(verify.Committer); ok {
+			if _, err := c.Commit(ctx, req); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", m.Name, err))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("policy: commit: %w", err)
+	}
+	return &verify.CommitResponse{}, nil
 }

@@ -18,7 +18,8 @@ type fixed struct {
 func (f fixed) Verify(context.Context, *verify.Request) (*verify.Verdict, error) { return f.v, f.err }
 
 var (
-	allow  = fixed{v: &verify.Verdict{Allow: true, Matched: "pin1"}}
+	allow  = fixed{v: &verify.Verdict{Allow: true, Matched: "pin1", Reason: "key pinned"}}
+	first  = fixed{v: &verify.Verdict{Allow: true, Matched: "new", Commit: true}}
 	reject = fixed{v: &verify.Verdict{Reason: "wrong pin"}}
 	broken = fixed{err: errors.New("plugin died")}
 	empty  = fixed{}
@@ -28,17 +29,20 @@ func TestPolicy(t *testing.T) {
 	tests := []struct {
 		name    string
 		mode    policy.Mode
-		members []policy.Decider
+		members []verify.Decider
 		allowed bool
 		says    []string
+		commit  bool
 	}{
-		{"all, all allow", policy.All, []policy.Decider{allow, allow}, true, nil},
-		{"all, one rejects", policy.All, []policy.Decider{allow, reject}, false, []string{"require all", "v1 rejected the peer: wrong pin"}},
-		{"all, one errors", policy.All, []policy.Decider{allow, broken}, false, []string{"v1 failed, so the peer is rejected (fail closed): plugin died"}},
-		{"all, no verdict", policy.All, []policy.Decider{empty}, false, []string{"no verdict"}},
-		{"any, one allows", policy.Any, []policy.Decider{reject, allow}, true, nil},
-		{"any, none allows", policy.Any, []policy.Decider{reject, broken}, false, []string{"require any", "v0 rejected", "v1 failed"}},
-		{"single reject", policy.All, []policy.Decider{reject}, false, []string{"v0 rejected the peer: wrong pin"}},
+		{"all, all allow", policy.All, []verify.Decider{allow, allow}, true, []string{"v0: key pinned; v1: key pinned"}, false},
+		{"all, one asks for a commit", policy.All, []verify.Decider{allow, first}, true, nil, true},
+		{"any, the committer rejected", policy.Any, []verify.Decider{allow, reject}, true, []string{"v0: key pinned"}, false},
+		{"all, one rejects", policy.All, []verify.Decider{allow, reject}, false, []string{"require all", "v1 rejected the peer: wrong pin"}, false},
+		{"all, one errors", policy.All, []verify.Decider{allow, broken}, false, []string{"v1 failed, so the peer is rejected (fail closed): plugin died"}, false},
+		{"all, no verdict", policy.All, []verify.Decider{empty}, false, []string{"no verdict"}, false},
+		{"any, one allows", policy.Any, []verify.Decider{reject, allow}, true, nil, false},
+		{"any, none allows", policy.Any, []verify.Decider{reject, broken}, false, []string{"require any", "v0 rejected", "v1 failed"}, false},
+		{"single reject", policy.All, []verify.Decider{reject}, false, []string{"v0 rejected the peer: wrong pin"}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -56,6 +60,9 @@ func TestPolicy(t *testing.T) {
 			}
 			if v.Allow != tc.allowed {
 				t.Fatalf("allow = %v, want %v (%s)", v.Allow, tc.allowed, v.Reason)
+			}
+			if v.Commit != tc.commit {
+				t.Errorf("commit = %v, want %v", v.Commit, tc.commit)
 			}
 			_, derr := p.Decide(context.Background(), &verify.Request{})
 			if !tc.allowed && !errors.Is(derr, verify.ErrRejected) {

@@ -75,7 +75,7 @@ func requestFromProto(r *verifierv1.VerifyRequest) *verify.Request {
 }
 
 func verdictToProto(v *verify.Verdict) *verifierv1.VerifyResponse {
-	return &verifierv1.VerifyResponse{Allow: v.Allow, Reason: v.Reason, Matched: v.Matched, CacheForMillis: v.CacheFor.Milliseconds()}
+	return &verifierv1.VerifyResponse{Allow: v.Allow, Reason: v.Reason, Matched: v.Matched, CacheForMillis: v.CacheFor.Milliseconds(), Commit: v.Commit}
 }
 
 // verdictFromProto validates what a plugin sent: a negative cache time is
@@ -89,5 +89,5 @@ func verdictFromProto(r *verifierv1.VerifyResponse) (*verify.Verdict, error) {
 	if cf > maxCacheFor || cf < 0 {
 		cf = maxCacheFor
 	}
-	return &verify.Verdict{Allow: r.GetAllow(), Reason: Truncate(r.GetReason()), Matched: Truncate(r.GetMatched()), CacheFor: cf}, nil
+	return &verify.Verdict{Allow: r.GetAllow(), Reason: Truncate(r.GetReason()), Matched: Truncate(r.GetMatched()), CacheFor: cf, Commit: r.GetCommit()}, nil
 }

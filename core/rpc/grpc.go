@@ -39,7 +39,10 @@ type Client struct {
 	c verifierv1.VerifierClient
 }
 
-var _ verify.Verifier = (*Client)(nil)
+var (
+	_ verify.Verifier  = (*Client)(nil)
+	_ verify.Committer = (*Client)(nil)
+)
 
 // NewClient wraps a gRPC connection to a verifier.
 func NewClient(cc grpc.ClientConnInterface) *Client {
@@ -78,6 +81,21 @@ func (c *Client) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 		return nil, rec.classify(ctx, err)
 	}
 	return verdictFromProto(r)
+}
+
+// Commit tells the plugin that a handshake it allowed with Commit set
+// has succeeded. A plugin that does not implement it has nothing to commit.
+func (c *Client) Commit(ctx context.Context, req *verify.Request) (*verify.CommitResponse, error) {
+	ctx, rec := newCall(ctx)
+	_, err := c.c.Commit(ctx, &verifierv1.CommitRequest{Request: requestToProto(req)})
+	if err == nil {
+		return &verify.CommitResponse{}, nil
+	}
+	err = rec.classify(ctx, err)
+	if remote := (*RemoteError)(nil); errors.As(err, &remote) && remote.Code == codes.Unimplemented {
+		return &verify.CommitResponse{}, nil
+	}
+	return nil, err
 }
 
 // WatchPolicy streams policy changes until ctx ends. A plugin that does
@@ -167,6 +185,17 @@ func (s *server) Verify(ctx context.Context, req *verifierv1.VerifyRequest) (*ve
 		return nil, status.Error(codes.Unknown, "verifier returned no verdict")
 	}
 	return verdictToProto(v), nil
+}
+
+func (s *server) Commit(ctx context.Context, req *verifierv1.CommitRequest) (*verifierv1.CommitResponse, error) {
+	c, ok := s.impl.(verify.Committer)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "verifier has nothing to commit")
+	}
+	if _, err := c.Commit(ctx, requestFromProto(req.GetRequest())); err != nil {
+		return nil, toStatus(err)
+	}
+	return &verifierv1.CommitResponse{}, nil
 }
 
 func (s *server) WatchPolicy(_ *verifierv1.WatchPolicyRequest, st grpc.ServerStreamingServer[verifierv1.PolicyChange]) error {

@@ -1,19 +1,23 @@
-// Package server is tlspin's TLS server: it accepts any number of clients
-// at once (up to a limit), lets the TLS configuration's verifier decide on
-// client certificates, and writes what each client sends to an output, one
-// whole line at a time so that concurrent clients never interleave within
-// a line. Every connection is bounded in time and memory.
+// Package server is tlspin's accept loop and its line-printing TLS server.
+//
+// Loop accepts connections, admits each within Limits (a budget for
+// connections, a smaller one for handshakes, a cap per client IP; when
+// full, the connection idle the longest is closed rather than a new client
+// stalled), backs off on accept errors and drains on shutdown; a Handler
+// decides what to do with each connection. tlspin serve, the proxy and the
+// bench's handshake server are three handlers on it.
+//
+// Server is the line printer: it lets the TLS configuration's verifier
+// decide on client certificates and writes what each client sends to an
+// output, one whole line at a time so that concurrent clients never
+// interleave within a line. Every connection is bounded in time and memory.
 package server
 
 import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -24,13 +28,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// Defaults for Config's zero values.
+// Defaults for Config's zero values, besides the Limits ones.
 const (
-	DefaultMaxConns         = 256
-	DefaultHandshakeTimeout = 10 * time.Second
-	DefaultIdleTimeout      = 2 * time.Minute
-	DefaultMaxLine          = 64 << 10
-	DefaultGracePeriod      = 5 * time.Second
+	DefaultIdleTimeout = 2 * time.Minute
+	DefaultMaxLine     = 64 << 10
 )
 
 // EventKind names what happened.
@@ -65,6 +66,8 @@ type Event struct {
 	Data []byte
 	// Reason explains a rejection or an abnormal close.
 	Reason string
+	// By says, on a rejection, which side refused.
+	By Refusal
 	// Bytes is the number of bytes received, on close.
 	Bytes int64
 }
@@ -73,6 +76,11 @@ type Event struct {
 type Config struct {
 	// TLS is the server configuration (see core/pintls.ServerConfig).
 	TLS *tls.Config
+	// Confirm, if set, is called once a client's handshake has succeeded:
+	// it commits what the client's verification asked to record (a TOFU
+	// pin on first contact), which must wait until the client has proved
+	// its key.
+	Confirm Confirm
 	// Output receives what clients send, one whole line per write. It is
 	// ignored when OnEvent is set.
 	Output io.Writer
@@ -80,27 +88,26 @@ type Config struct {
 	// It is called from many goroutines, one call at a time.
 	OnEvent func(Event)
 	Log     hclog.Logger
-	// MaxConns bounds concurrent connections; others wait in the listen
-	// backlog.
-	MaxConns int
-	// HandshakeTimeout bounds the TLS handshake, verification included.
+	// MaxConns, MaxHandshakes, MaxConnsPerIP, HandshakeTimeout,
+	// GracePeriod and Once are the loop's Limits; see there.
+	MaxConns         int
+	MaxHandshakes    int
+	MaxConnsPerIP    int
 	HandshakeTimeout time.Duration
+	GracePeriod      time.Duration
+	Once             bool
 	// IdleTimeout closes a connection that sends nothing for that long.
 	IdleTimeout time.Duration
 	// MaxLine bounds the memory a connection holds: a longer line is
 	// written out in pieces of MaxLine bytes.
 	MaxLine int
-	// Once serves a single connection, then Serve returns.
-	Once bool
-	// GracePeriod is how long open connections may finish after ctx ends.
-	GracePeriod time.Duration
 }
 
-// Server serves one listener.
+// Server prints what clients send: the line-printing handler on a Loop.
 type Server struct {
-	cfg    Config
-	outMu  sync.Mutex
-	nextID uint64
+	cfg   Config
+	loop  *Loop
+	outMu sync.Mutex
 }
 
 // New checks cfg and returns a server.
@@ -114,173 +121,59 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = hclog.NewNullLogger()
 	}
-	if cfg.MaxConns <= 0 {
-		cfg.MaxConns = DefaultMaxConns
-	}
-	if cfg.HandshakeTimeout <= 0 {
-		cfg.HandshakeTimeout = DefaultHandshakeTimeout
-	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
 	}
 	if cfg.MaxLine <= 0 {
 		cfg.MaxLine = DefaultMaxLine
 	}
-	if cfg.GracePeriod <= 0 {
-		cfg.GracePeriod = DefaultGracePeriod
-	}
-	return &Server{cfg: cfg}, nil
+	s := &Server{cfg: cfg}
+	s.loop = NewLoop(HandlerFunc(s.handle), Limits{
+		MaxConns:         cfg.MaxConns,
+		MaxHandshakes:    cfg.MaxHandshakes,
+		MaxConnsPerIP:    cfg.MaxConnsPerIP,
+		HandshakeTimeout: cfg.HandshakeTimeout,
+		GracePeriod:      cfg.GracePeriod,
+		Once:             cfg.Once,
+	}, cfg.Log)
+	return s, nil
 }
 
 // Serve accepts connections on ln until ctx ends (or, with Once, until one
-// connection is done). When ctx ends it stops accepting, lets open
-// connections (handshakes included) finish within the grace period, then
-// closes them; a line a client had half sent is emitted whole before its
-// connection closes. It closes ln. It returns nil on a normal stop.
+// client was served); see Loop.Serve. A line a client had half sent is
+// emitted whole before its connection closes. It closes ln.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	// hard ends the connections themselves: at the end of the grace period.
-	hard, kill := context.WithCancel(context.WithoutCancel(ctx))
-	defer kill()
-	ctx, stopAccepting := context.WithCancel(ctx)
-	defer stopAccepting()
-	stopClose := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stopClose()
-
-	t := &tracker{conns: map[net.Conn]struct{}{}}
-	acceptErr := s.accept(ctx, hard, ln, t)
-	ln.Close()
-
-	done := make(chan struct{})
-	go func() { t.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return acceptErr
-	case <-ctx.Done():
-	}
-	if n := t.len(); n > 0 {
-		s.cfg.Log.Info("stopped accepting; letting open connections finish", "open", n, "grace", s.cfg.GracePeriod)
-	}
-	grace := time.NewTimer(s.cfg.GracePeriod)
-	defer grace.Stop()
-	select {
-	case <-done:
-	case <-grace.C:
-		s.cfg.Log.Warn("grace period over; closing connections", "open", t.len())
-		kill()
-		t.closeAll()
-		<-done
-	}
-	return acceptErr
+	return s.loop.Serve(ctx, ln)
 }
 
-// tracker knows the open connections.
-type tracker struct {
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-}
-
-func (t *tracker) add(c net.Conn) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.conns[c] = struct{}{}
-}
-
-func (t *tracker) remove(c net.Conn) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.conns, c)
-}
-
-func (t *tracker) len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.conns)
-}
-
-func (t *tracker) closeAll() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for c := range t.conns {
-		c.Close()
-	}
-}
-
-// Accept-error backoff, as net/http does for EMFILE and friends.
-const (
-	minAcceptDelay = 5 * time.Millisecond
-	maxAcceptDelay = time.Second
-)
-
-// accept runs the accept loop until ctx ends, ln fails for good, or (with
-// Once) one connection was accepted. Connections run on hard.
-func (s *Server) accept(ctx, hard context.Context, ln net.Listener, t *tracker) error {
-	slots := make(chan struct{}, s.cfg.MaxConns)
-	var delay time.Duration
-	for {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return nil
-		}
-		c, err := ln.Accept()
-		if err != nil {
-			<-slots
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return fmt.Errorf("server: accept on %s: %w", ln.Addr(), err)
-			}
-			// Out of file descriptors, a connection reset before accept:
-			// wait and retry rather than stop serving everyone.
-			delay = min(max(2*delay, minAcceptDelay), maxAcceptDelay)
-			s.cfg.Log.Warn("accept failed; retrying", "error", err, "retry_in", delay)
-			timer := time.NewTimer(delay)
-			select {
-			case <-timer.C:
-			case <-ctx.Done():
-				timer.Stop()
-				return nil
-			}
-			continue
-		}
-		delay = 0
-		t.add(c)
-		s.nextID++
-		id := s.nextID
-		t.wg.Go(func() {
-			defer func() { <-slots }()
-			defer t.remove(c)
-			s.handle(hard, id, c)
-		})
-		if s.cfg.Once {
-			return nil
-		}
-	}
-}
+// Stats returns the loop's counters.
+func (s *Server) Stats() Stats { return s.loop.Stats() }
 
 // handle runs one connection: handshake, then read lines until EOF.
-func (s *Server) handle(ctx context.Context, id uint64, raw net.Conn) {
-	defer raw.Close()
+func (s *Server) handle(ctx context.Context, raw *Conn) {
+	id := raw.ID()
 	remote := raw.RemoteAddr().String()
 	log := s.cfg.Log.With("conn", id, "remote", remote)
-	conn := tls.Server(raw, s.cfg.TLS)
-	hctx, cancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
-	err := conn.HandshakeContext(hctx)
-	timedOut := errors.Is(hctx.Err(), context.DeadlineExceeded)
-	cancel()
-	sum, spki := fingerprints(conn.ConnectionState().PeerCertificates)
+	conn, err := raw.Handshake(ctx, s.cfg.TLS, s.cfg.Confirm)
+	sum, spki := Fingerprints(conn.ConnectionState().PeerCertificates)
 	if err != nil {
-		reason := handshakeReason(err, timedOut, ctx.Err() != nil)
-		kv := []any{"reason", reason}
+		var he *HandshakeError
+		errors.As(err, &he)
+		kv := []any{"reason", he.Reason}
 		if sum != "" {
 			kv = append(kv, "peer_sha256", sum, "peer_spki", spki)
 		} else {
 			kv = append(kv, "peer_cert", "none")
 		}
-		log.Warn("client rejected; closed, nothing it sent is printed", kv...)
-		s.emit(Event{Kind: EventReject, Conn: id, Remote: remote, Reason: reason, PeerSHA256: sum, PeerSPKI: spki})
+		switch he.By {
+		case RejectedByUs:
+			log.Warn("client rejected by us; closed, nothing it sent is printed", kv...)
+		case RefusedByPeer:
+			log.Warn("client refused our certificate; closed", kv...)
+		default:
+			log.Warn("handshake failed, client rejected; closed, nothing it sent is printed", kv...)
+		}
+		s.emit(Event{Kind: EventReject, Conn: id, Remote: remote, Reason: he.Reason, By: he.By, PeerSHA256: sum, PeerSPKI: spki})
 		return
 	}
 	if sum != "" {
@@ -291,10 +184,10 @@ func (s *Server) handle(ctx context.Context, id uint64, raw net.Conn) {
 	s.emit(Event{Kind: EventConnect, Conn: id, Remote: remote, PeerSHA256: sum, PeerSPKI: spki})
 	n, err := s.readLines(conn, id, remote)
 	reason := ""
-	switch {
-	case err != nil && ctx.Err() != nil:
-		reason = "closed by the server: shutdown grace period over"
-		log.Warn("connection closed at shutdown", "bytes", n)
+	switch cause := context.Cause(ctx); {
+	case err != nil && cause != nil:
+		reason = cause.Error()
+		log.Warn("connection closed by the server", "bytes", n, "reason", reason)
 	case err != nil:
 		reason = err.Error()
 		log.Warn("connection ended abnormally", "bytes", n, "error", err)
@@ -302,16 +195,6 @@ func (s *Server) handle(ctx context.Context, id uint64, raw net.Conn) {
 		log.Info("client closed", "bytes", n)
 	}
 	s.emit(Event{Kind: EventClose, Conn: id, Remote: remote, Bytes: n, Reason: reason})
-}
-
-// fingerprints returns the hex SHA-256 and the SPKI pin of the leaf.
-func fingerprints(chain []*x509.Certificate) (sum, spki string) {
-	if len(chain) == 0 {
-		return "", ""
-	}
-	c := sha256.Sum256(chain[0].Raw)
-	k := sha256.Sum256(chain[0].RawSubjectPublicKeyInfo)
-	return hex.EncodeToString(c[:]), "sha256//" + base64.StdEncoding.EncodeToString(k[:])
 }
 
 // readLines copies what the client sends to the output, line by line,
@@ -379,21 +262,4 @@ func (s *Server) emit(e Event) {
 		buf = append(append(buf, e.Data...), '\n')
 		s.cfg.Output.Write(buf)
 	}
-}
-
-// handshakeReason explains a failed handshake without quoting what the
-// client sent.
-func handshakeReason(err error, timedOut, shutdown bool) string {
-	var re tls.RecordHeaderError
-	switch {
-	case shutdown:
-		return "handshake cut short: server shutting down"
-	case timedOut:
-		return "handshake did not finish within the handshake timeout: " + err.Error()
-	case errors.As(err, &re):
-		return "client did not speak TLS"
-	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		return "client closed the connection during the handshake"
-	}
-	return err.Error()
 }

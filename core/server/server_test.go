@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"io"
 	"net"
 	"runtime"
@@ -95,6 +96,7 @@ func (r *recorder) waitFor(t *testing.T, d time.Duration, match func(server.Even
 
 type testServer struct {
 	addr string
+	srv  *server.Server
 	rec  *recorder
 	stop context.CancelFunc
 	done chan error
@@ -117,7 +119,7 @@ func start(t *testing.T, cfg server.Config) *testServer {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ts := &testServer{addr: ln.Addr().String(), rec: rec, stop: cancel, done: make(chan error, 1)}
+	ts := &testServer{addr: ln.Addr().String(), srv: srv, rec: rec, stop: cancel, done: make(chan error, 1)}
 	go func() { ts.done <- srv.Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
@@ -174,19 +176,31 @@ func TestMutualTLS(t *testing.T) {
 	bad := newCert(t, "bad")
 	ts := start(t, server.Config{TLS: mtlsConfig(t, good)})
 	tests := []struct {
-		name   string
-		cert   *tls.Certificate
-		accept bool
-		reason string
+		name    string
+		cert    *tls.Certificate
+		refuses bool // the client refuses the server's certificate
+		accept  bool
+		reason  string
+		by      server.Refusal
 	}{
-		{"pinned client", &good, true, ""},
-		{"other client", &bad, false, "not pinned: " + sha(bad.Leaf.Raw)},
-		{"no client certificate", nil, false, "certificate"},
+		{"pinned client", &good, false, true, "", ""},
+		{"other client", &bad, false, false, "we rejected the client: not pinned: " + sha(bad.Leaf.Raw), server.RejectedByUs},
+		{"no client certificate", nil, false, false, "we rejected the client: it sent no certificate", server.RejectedByUs},
+		{"client refusing our certificate", &good, true, false, "the client refused the handshake (alert: tls: bad certificate)", server.RefusedByPeer},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			msg := "secret from " + tc.name
-			err := send(t, ts.addr, tc.cert, msg+"\n")
+			var err error
+			if tc.refuses {
+				_, err = tls.Dial("tcp", ts.addr, &tls.Config{
+					InsecureSkipVerify: true,
+					Certificates:       []tls.Certificate{*tc.cert},
+					VerifyConnection:   func(tls.ConnectionState) error { return errors.New("not the server I pinned") },
+				})
+			} else {
+				err = send(t, ts.addr, tc.cert, msg+"\n")
+			}
 			if tc.accept && err != nil {
 				t.Fatalf("accepted client: %v", err)
 			}
@@ -200,7 +214,10 @@ func TestMutualTLS(t *testing.T) {
 			e := ts.rec.waitFor(t, 5*time.Second, func(e server.Event) bool {
 				return e.Kind == server.EventReject && strings.Contains(e.Reason, tc.reason)
 			})
-			if tc.cert != nil {
+			if e.By != tc.by {
+				t.Errorf("rejection by %q, want %q", e.By, tc.by)
+			}
+			if tc.cert != nil && !tc.refuses {
 				if e.PeerSHA256 != sha(tc.cert.Leaf.Raw) || !strings.HasPrefix(e.PeerSPKI, "sha256//") {
 					t.Errorf("rejection fingerprints %q %q, want the client's leaf %s", e.PeerSHA256, e.PeerSPKI, sha(tc.cert.Leaf.Raw))
 				}
@@ -479,35 +496,68 @@ func TestOnceStopsOnSignal(t *testing.T) {
 	ts.done <- nil
 }
 
-// TestMaxConns: with every slot taken, the next client waits in the
-// backlog and is served as soon as a slot frees.
-func TestMaxConns(t *testing.T) {
+// TestFullServerEvictsTheIdlest: with every slot taken, the next client
+// is served at once and the connection idle the longest is closed, not
+// the one that was active more recently.
+func TestFullServerEvictsTheIdlest(t *testing.T) {
 	cfg := pintls.ServerConfig(newCert(t, "server"), nil, pintls.Options{})
 	ts := start(t, server.Config{TLS: cfg, MaxConns: 2})
-	var held []*tls.Conn
-	for range 2 {
-		c, err := dial(t, ts.addr, nil)
+	idlest, err := dial(t, ts.addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idlest.Close()
+	active, err := dial(t, ts.addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer active.Close()
+	io.WriteString(active, "still here, ")
+	ts.rec.waitFor(t, 5*time.Second, func(e server.Event) bool { return e.Kind == server.EventConnect && e.Conn == 2 })
+	if err := send(t, ts.addr, nil, "third\n"); err != nil {
+		t.Fatalf("third client beyond --max-conns 2: %v", err)
+	}
+	ts.rec.waitFor(t, 5*time.Second, func(e server.Event) bool { return e.Kind == server.EventData && string(e.Data) == "third" })
+	e := ts.rec.waitFor(t, 5*time.Second, func(e server.Event) bool { return e.Kind == server.EventClose && e.Conn == 1 })
+	if !strings.Contains(e.Reason, "idle the longest") {
+		t.Errorf("idlest connection closed with reason %q, want eviction", e.Reason)
+	}
+	io.WriteString(active, "and served\n")
+	ts.rec.waitFor(t, 5*time.Second, func(e server.Event) bool {
+		return e.Kind == server.EventData && string(e.Data) == "still here, and served"
+	})
+}
+
+// TestOnceServesOneAcceptedClient: with Once, a stray TCP connection and
+// a rejected client do not use it up; the first accepted client does, and
+// then Serve returns.
+func TestOnceServesOneAcceptedClient(t *testing.T) {
+	good := newCert(t, "good")
+	bad := newCert(t, "bad")
+	ts := start(t, server.Config{TLS: mtlsConfig(t, good), Once: true})
+	stray, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stray.Close()
+	if err := send(t, ts.addr, &bad, "rejected\n"); err == nil {
+		t.Fatal("rejected client saw a clean close")
+	}
+	if err := send(t, ts.addr, &good, "the one\n"); err != nil {
+		t.Fatalf("accepted client after a stray connection and a rejected one: %v", err)
+	}
+	select {
+	case err := <-ts.done:
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
-		held = append(held, c)
-	}
-	result := make(chan error, 1)
-	go func() { result <- send(t, ts.addr, nil, "third\n") }()
-	select {
-	case err := <-result:
-		t.Fatalf("third client served beyond --max-conns 2 (err %v)", err)
-	case <-time.After(300 * time.Millisecond):
-	}
-	held[0].Close()
-	select {
-	case err := <-result:
-		if err != nil {
-			t.Fatal(err)
-		}
+		ts.done <- nil
 	case <-time.After(5 * time.Second):
-		t.Fatal("third client not served after a slot freed")
+		t.Fatal("Once server still running after serving its client")
+	}
+	ts.rec.waitFor(t, time.Second, func(e server.Event) bool { return e.Kind == server.EventData && string(e.Data) == "the one" })
+	if _, err := net.DialTimeout("tcp", ts.addr, time.Second); err == nil {
+		t.Error("Once server still accepting after its client")
 	}
 }
 

@@ -29,6 +29,13 @@ type Verifier interface {
 	Verify(ctx context.Context, req *Request) (*Verdict, error)
 }
 
+// Decider is the part of a verifier that deciding on a peer needs: the TLS
+// code, policies, the verdict cache and benchmarks all take one. A Verifier
+// is a Decider; so are a policy and a cached verifier.
+type Decider interface {
+	Verify(ctx context.Context, req *Request) (*Verdict, error)
+}
+
 // Side says who is verifying whom.
 type Side int
 
@@ -99,7 +106,25 @@ type Verdict struct {
 	// CacheFor is how long the host may reuse this verdict for the same
 	// chain, server name and side. Zero means do not cache.
 	CacheFor time.Duration
+	// Commit says the allow holds only if the verifier may record the peer
+	// (a TOFU pin) once the handshake has succeeded: the host then calls
+	// the verifier's Commit with the same request, and never caches this
+	// verdict. Verify itself must not record anything.
+	Commit bool
 }
+
+// Committer is implemented by verifiers that record something about a
+// peer they allowed (a TOFU pin). crypto/tls asks for the decision before
+// it checks the peer's signature, so the host calls Commit only after the
+// handshake has succeeded, with the request Verify decided on. Commit
+// must decide again rather than trust a remembered verdict: it records
+// only what Verify would allow now, and does nothing otherwise.
+type Committer interface {
+	Commit(ctx context.Context, req *Request) (*CommitResponse, error)
+}
+
+// CommitResponse is what Commit returns (nothing yet).
+type CommitResponse struct{}
 
 // Option describes one option a verifier understands.
 type Option struct {

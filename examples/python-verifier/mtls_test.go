@@ -20,6 +20,7 @@ import (
 
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/rpc"
+	"github.com/tlspin/tlspin/internal/testpy"
 )
 
 // clientCert makes a certificate like go-plugin's AutoMTLS client one.
@@ -39,7 +40,7 @@ func clientCert(t *testing.T) tls.Certificate {
 func TestPythonAutoMTLS(t *testing.T) {
 	needPython(t)
 	host := clientCert(t)
-	cmd := exec.Command("./tlspin-verifier-pyspki")
+	cmd := exec.Command(testpy.Plugin(t, "tlspin-verifier-pyspki", t.TempDir()))
 	cmd.Env = []string{
 		rpc.Handshake.MagicCookieKey + "=" + rpc.Handshake.MagicCookieValue,
 		"PLUGIN_PROTOCOL_VERSIONS=1",

@@ -1,14 +1,12 @@
 package pythonverifier_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,26 +17,27 @@ import (
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/testpy"
 	"github.com/tlspin/tlspin/internal/wait"
 )
 
-// python is the interpreter on the plugin's #! line: Debian's, where
-// python3-grpcio, python3-protobuf and python3-cryptography install.
-const python = "/usr/bin/python3"
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testpy.Cleanup()
+	os.Exit(code)
+}
 
-// needPython skips the test when the Python gRPC modules are missing,
-// except in CI (CI set), where they must be installed.
-func needPython(t *testing.T) {
+// needPython skips the test when Debian's Python lacks the modules the
+// plugin needs, except in CI, where they must be installed.
+func needPython(t *testing.T) { testpy.Need(t, "cryptography") }
+
+// pluginDir returns a plugin directory holding tlspin-verifier-pyspki, run
+// by a Python that has the SDK installed (testpy).
+func pluginDir(t *testing.T) string {
 	t.Helper()
-	out, err := exec.Command(python, "-c", "import grpc, google.protobuf, cryptography").CombinedOutput()
-	if err == nil {
-		return
-	}
-	msg := "Python gRPC modules missing (apt-get install python3-grpcio python3-protobuf python3-cryptography): " + strings.TrimSpace(string(out))
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	dir := t.TempDir()
+	testpy.Plugin(t, "tlspin-verifier-pyspki", dir)
+	return dir
 }
 
 type testWriter struct{ t *testing.T }
@@ -74,11 +73,7 @@ func testEnv(t *testing.T) func(string) string {
 
 func findPyspki(t *testing.T) host.Found {
 	t.Helper()
-	dir, err := filepath.Abs(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := (&host.Finder{PluginDirs: []string{dir}}).Find("pyspki")
+	f, err := (&host.Finder{PluginDirs: []string{pluginDir(t)}}).Find("pyspki")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,29 +202,17 @@ func TestPythonVerifierStopsAndRestarts(t *testing.T) {
 	}
 }
 
-// TestGeneratedStubsAreCurrent regenerates verifier_pb2.py and fails if
-// the committed one differs (see README.md, "Regenerating").
-func TestGeneratedStubsAreCurrent(t *testing.T) {
-	if _, err := exec.LookPath("protoc"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("protoc not found: CI must install protobuf-compiler")
-		}
-		t.Skip("protoc not installed")
-	}
-	out := t.TempDir()
-	cmd := exec.Command("protoc", "-I", "../../proto/verifier/v1", "--python_out="+out, "verifier.proto")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("protoc: %v\n%s", err, b)
-	}
-	want, err := os.ReadFile(filepath.Join(out, "verifier_pb2.py"))
+// TestPythonUnitTests runs the example's own unit tests (test_pyspki.py),
+// written with the SDK's test harness, under the installed SDK.
+func TestPythonUnitTests(t *testing.T) {
+	needPython(t)
+	cmd := exec.Command(testpy.Python(t), "-m", "unittest", "-v", "test_pyspki")
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s", out)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("python unit tests: %v", err)
 	}
-	got, err := os.ReadFile("verifier_pb2.py")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Error("verifier_pb2.py is stale: regenerate it (README.md, Regenerating) and commit it")
+	if strings.Contains(string(out), "Ran 0 tests") {
+		t.Fatal("python found no unit tests")
 	}
 }

@@ -1,20 +1,27 @@
 // Package hsserver is a loopback TLS server that completes one handshake
 // on each connection and closes it: what tlspin bench and tlspin compare
-// run their handshakes against.
+// run their handshakes against. It is a handler on core/server's Loop.
 package hsserver
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
-	"sync"
 	"time"
+
+	"github.com/tlspin/tlspin/core/server"
 )
+
+// maxConns is far above any benchmark's concurrency: the loop's limits
+// are for hostile networks, this server only ever sees its own clients.
+const maxConns = 4096
 
 // Server accepts connections on 127.0.0.1 and runs a handshake on each.
 type Server struct {
-	ln net.Listener
-	wg sync.WaitGroup
+	addr   string
+	cancel context.CancelFunc
+	done   chan error
 }
 
 // Listen starts a server with cfg on an ephemeral loopback port. Each
@@ -24,29 +31,28 @@ func Listen(cfg *tls.Config, connTimeout time.Duration) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hsserver: %w", err)
 	}
-	s := &Server{ln: ln}
-	s.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.wg.Go(func() {
-				c.SetDeadline(time.Now().Add(connTimeout))
-				tc := tls.Server(c, cfg)
-				tc.Handshake()
-				tc.Close()
-			})
+	loop := server.NewLoop(server.HandlerFunc(func(ctx context.Context, c *server.Conn) {
+		if tc, err := c.Handshake(ctx, cfg, nil); err == nil {
+			tc.Close()
 		}
-	})
+	}), server.Limits{
+		MaxConns:         maxConns,
+		MaxHandshakes:    maxConns,
+		MaxConnsPerIP:    -1,
+		HandshakeTimeout: connTimeout,
+		GracePeriod:      connTimeout,
+	}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{addr: ln.Addr().String(), cancel: cancel, done: make(chan error, 1)}
+	go func() { s.done <- loop.Serve(ctx, ln) }()
 	return s, nil
 }
 
 // Addr is the address to dial.
-func (s *Server) Addr() string { return s.ln.Addr().String() }
+func (s *Server) Addr() string { return s.addr }
 
 // Close stops accepting and waits for the handshakes in progress.
 func (s *Server) Close() {
-	s.ln.Close()
-	s.wg.Wait()
+	s.cancel()
+	<-s.done
 }

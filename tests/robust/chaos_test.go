@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlspin/tlspin/internal/e2e"
+
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tlspin/tlspin/core/host"
@@ -49,9 +51,9 @@ func handshake(addr string, cert tls.Certificate, msg string) bool {
 // good client is verified again within a second.
 func TestChaos(t *testing.T) {
 	dir := t.TempDir()
-	srvID := newIdentity(t, dir, "server")
-	good := newIdentity(t, dir, "good")
-	bad := newIdentity(t, dir, "bad")
+	srvID := e2e.NewIdentity(t, dir, "server")
+	good := e2e.NewIdentity(t, dir, "good")
+	bad := e2e.NewIdentity(t, dir, "bad")
 
 	const verifyTimeout = 300 * time.Millisecond
 	f := &host.Finder{Builtins: []string{"spkipin"}, Self: testbin.Tlspin(t), SelfArgs: func(n string) []string { return []string{"__verifier", n} }}
@@ -59,7 +61,7 @@ func TestChaos(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plug, err := host.Start(context.Background(), found.Spec(verify.Options{"pin": {good.spki()}}), host.Config{
+	plug, err := host.Start(context.Background(), found.Spec(verify.Options{"pin": {good.SPKI()}}), host.Config{
 		VerifyTimeout: verifyTimeout,
 		MaxBackoff:    300 * time.Millisecond,
 		Logger:        hclog.New(&hclog.LoggerOptions{Output: io.Discard}),
@@ -71,7 +73,7 @@ func TestChaos(t *testing.T) {
 
 	var badAccepted, goodAccepted, connects atomic.Int64
 	srv, err := server.New(server.Config{
-		TLS:              pintls.ServerConfig(srvID.cert, plug, pintls.Options{Timeout: verifyTimeout}),
+		TLS:              pintls.ServerConfig(srvID.Cert, plug, pintls.Options{Timeout: verifyTimeout}),
 		HandshakeTimeout: 2 * time.Second,
 		OnEvent: func(e server.Event) {
 			if e.Kind != server.EventConnect {
@@ -79,9 +81,9 @@ func TestChaos(t *testing.T) {
 			}
 			connects.Add(1)
 			switch e.PeerSHA256 {
-			case bad.sha256():
+			case bad.SHA256():
 				badAccepted.Add(1)
-			case good.sha256():
+			case good.SHA256():
 				goodAccepted.Add(1)
 			}
 		},
@@ -118,8 +120,8 @@ func TestChaos(t *testing.T) {
 				}
 				total.Add(1)
 				if (i+w)%2 == 0 {
-					handshake(addr, good.cert, "good")
-				} else if handshake(addr, bad.cert, "bad") {
+					handshake(addr, good.Cert, "good")
+				} else if handshake(addr, bad.Cert, "bad") {
 					clientBad.Add(1)
 				}
 			}
@@ -140,11 +142,11 @@ func TestChaos(t *testing.T) {
 			t.Fatalf("fault %d (%s): plugin %d not replaced", i, sig, pid)
 		}
 		restarted := time.Now()
-		if !wait.Until(time.Second, func() bool { return handshake(addr, good.cert, "probe") }) {
+		if !wait.Until(time.Second, func() bool { return handshake(addr, good.Cert, "probe") }) {
 			t.Fatalf("fault %d (%s): good client not verified within 1s of the restart (pid %d)", i, sig, newPid)
 		}
 		t.Logf("fault %d (%s): pid %d → %d, good client verified %s after the restart", i, sig, pid, newPid, time.Since(restarted).Round(time.Millisecond))
-		if !wait.Until(3*time.Second, func() bool { return !alive(pid) }) {
+		if !wait.Until(3*time.Second, func() bool { return !e2e.Alive(pid) }) {
 			t.Errorf("fault %d (%s): old plugin %d still alive", i, sig, pid)
 		}
 	}
@@ -160,7 +162,7 @@ func TestChaos(t *testing.T) {
 	if goodAccepted.Load() == 0 {
 		t.Fatal("no good client was ever accepted")
 	}
-	if !handshake(addr, good.cert, "after the chaos") || handshake(addr, bad.cert, "after the chaos") {
+	if !handshake(addr, good.Cert, "after the chaos") || handshake(addr, bad.Cert, "after the chaos") {
 		t.Fatal("server does not decide correctly after the chaos")
 	}
 	t.Logf("%d handshakes under faults, %d accepted (all good), %d restarts", total.Load(), connects.Load(), plug.Restarts())

@@ -8,11 +8,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tlspin/tlspin/internal/e2e"
+
 	"github.com/tlspin/tlspin/internal/wait"
 )
 
-func md5hex(id identity) string {
-	s := md5.Sum(id.leaf.Raw)
+func md5hex(id e2e.Identity) string {
+	s := md5.Sum(id.Leaf.Raw)
 	return hex.EncodeToString(s[:])
 }
 
@@ -23,44 +25,44 @@ func md5hex(id identity) string {
 // sent is printed.
 func TestMutualTLSWithEachVerifier(t *testing.T) {
 	dir := t.TempDir()
-	srv := newIdentity(t, dir, "server")
-	ca := issue(t, dir, "ca", nil, true)
-	issued := issue(t, dir, "issued-client", &ca, false)
-	good := newIdentity(t, dir, "good-client")
-	bad := newIdentity(t, dir, "bad-client")
+	srv := e2e.NewIdentity(t, dir, "server")
+	ca := e2e.Issue(t, dir, "ca", nil, true)
+	issued := e2e.Issue(t, dir, "issued-client", &ca, false)
+	good := e2e.NewIdentity(t, dir, "good-client")
+	bad := e2e.NewIdentity(t, dir, "bad-client")
 	allow := filepath.Join(dir, "allow.txt")
-	if err := os.WriteFile(allow, []byte("# clients\nsha256:"+good.sha256()+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(allow, []byte("# clients\nsha256:"+good.SHA256()+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	caFile := filepath.Join(dir, "ca-cert.pem")
-	if err := os.WriteFile(caFile, pemCert(ca), 0o600); err != nil {
+	if err := os.WriteFile(caFile, e2e.PEMCert(ca), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
 		name string
 		args []string
-		good identity
+		good e2e.Identity
 	}{
 		{"md5pin", []string{"--verifier", "md5pin", "--pin", md5hex(good)}, good},
-		{"sha256pin", []string{"--verifier", "sha256pin", "--pin", good.sha256()}, good},
-		{"spkipin", []string{"--verifier", "spkipin", "--pin", good.spki()}, good},
+		{"sha256pin", []string{"--verifier", "sha256pin", "--pin", good.SHA256()}, good},
+		{"spkipin", []string{"--verifier", "spkipin", "--pin", good.SPKI()}, good},
 		{"allowlist", []string{"--verifier", "allowlist:file=" + allow}, good},
 		// tofu records the first client of a host; a different key from
 		// the same host is then refused.
 		{"tofu", []string{"--verifier", "tofu:file=" + filepath.Join(t.TempDir(), "known")}, good},
 		{"ca", []string{"--verifier", "ca:ca-file=" + caFile}, issued},
-		{"require all", []string{"--verifier", "spkipin:pin=" + good.spki(), "--verifier", "sha256pin:pin=" + good.sha256(), "--require", "all"}, good},
+		{"require all", []string{"--verifier", "spkipin:pin=" + good.SPKI(), "--verifier", "sha256pin:pin=" + good.SHA256(), "--require", "all"}, good},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := startServe(t, append([]string{"--cert", srv.file}, tc.args...)...)
-			send := func(cert *identity, msg string) int {
-				args := []string{"send", "--log-level", "error", "--verifier", "spkipin", "--pin", srv.spki()}
+			s := e2e.StartServe(t, append([]string{"--cert", srv.File}, tc.args...)...)
+			send := func(cert *e2e.Identity, msg string) int {
+				args := []string{"send", "--log-level", "error", "--verifier", "spkipin", "--pin", srv.SPKI()}
 				if cert != nil {
-					args = append(args, "--cert", cert.file)
+					args = append(args, "--cert", cert.File)
 				}
-				code, _, stderr := runTlspin(t, append(args, s.addr, msg)...)
+				code, _, stderr := e2e.RunTlspin(t, append(args, s.Addr, msg)...)
 				if code != 0 {
 					t.Logf("send %s: exit %d: %s", msg, code, strings.TrimSpace(stderr))
 				}
@@ -78,16 +80,16 @@ func TestMutualTLSWithEachVerifier(t *testing.T) {
 			if code := send(&tc.good, "trusted again"); code != 0 {
 				t.Errorf("trusted client after the refusals: exit %d", code)
 			}
-			if !wait.Until(5e9, func() bool { return strings.Contains(s.stdout.String(), "trusted again") }) {
-				t.Fatalf("serve stdout %q lacks the trusted client's lines", s.stdout)
+			if !wait.Until(5e9, func() bool { return strings.Contains(s.Stdout.String(), "trusted again") }) {
+				t.Fatalf("serve stdout %q lacks the trusted client's lines", s.Stdout)
 			}
-			out := s.stdout.String()
+			out := s.Stdout.String()
 			if want := "hello from the trusted client\ntrusted again\n"; out != want {
 				t.Errorf("serve printed %q, want exactly %q", out, want)
 			}
-			logs := s.stderr.String()
-			if !strings.Contains(logs, "peer_sha256="+bad.sha256()) || !strings.Contains(logs, "client rejected") {
-				t.Errorf("rejection of the untrusted client not logged with its fingerprint %s:\n%s", bad.sha256(), logs)
+			logs := s.Stderr.String()
+			if !strings.Contains(logs, "peer_sha256="+bad.SHA256()) || !strings.Contains(logs, "client rejected") {
+				t.Errorf("rejection of the untrusted client not logged with its fingerprint %s:\n%s", bad.SHA256(), logs)
 			}
 			if !strings.Contains(logs, "peer_cert=none") {
 				t.Errorf("rejection of the client without certificate not logged:\n%s", logs)

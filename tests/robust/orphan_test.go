@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlspin/tlspin/internal/e2e"
+
 	"github.com/tlspin/tlspin/internal/wait"
 )
 
@@ -15,7 +17,7 @@ import (
 func assertPluginsGone(t *testing.T, plugins []int) {
 	t.Helper()
 	for _, pid := range plugins {
-		if !wait.Until(5*time.Second, func() bool { return !alive(pid) }) {
+		if !wait.Until(5*time.Second, func() bool { return !e2e.Alive(pid) }) {
 			syscall.Kill(pid, syscall.SIGKILL)
 			t.Errorf("plugin %d outlived its host", pid)
 		}
@@ -26,8 +28,8 @@ func assertPluginsGone(t *testing.T, plugins []int) {
 // ends it in each way a host can end, and checks that no plugin survives.
 func TestNoOrphansFromServe(t *testing.T) {
 	dir := t.TempDir()
-	srv := newIdentity(t, dir, "server")
-	client := newIdentity(t, dir, "client")
+	srv := e2e.NewIdentity(t, dir, "server")
+	client := e2e.NewIdentity(t, dir, "client")
 	tests := []struct {
 		name     string
 		once     bool
@@ -42,20 +44,20 @@ func TestNoOrphansFromServe(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			args := []string{"--cert", srv.file, "--verifier", "spkipin:pin=" + client.spki(), "--verifier", "sha256pin:pin=" + client.sha256()}
+			args := []string{"--cert", srv.File, "--verifier", "spkipin:pin=" + client.SPKI(), "--verifier", "sha256pin:pin=" + client.SHA256()}
 			if tc.once {
 				args = append(args, "--once")
 			}
-			s := startServe(t, args...)
-			plugins := waitPlugins(t, s.cmd.Process.Pid, 2)
+			s := e2e.StartServe(t, args...)
+			plugins := e2e.WaitPlugins(t, s.Cmd.Process.Pid, 2)
 			if tc.once {
-				if !handshake(s.addr, client.cert, "the one connection") {
+				if !handshake(s.Addr, client.Cert, "the one connection") {
 					t.Fatal("the one client was refused")
 				}
-			} else if err := s.cmd.Process.Signal(tc.sig); err != nil {
+			} else if err := s.Cmd.Process.Signal(tc.sig); err != nil {
 				t.Fatal(err)
 			}
-			code := s.wait(t, 10*time.Second)
+			code := s.Wait(t, 10*time.Second)
 			if tc.wantCode >= 0 && code != tc.wantCode {
 				t.Errorf("serve exited %d, want %d", code, tc.wantCode)
 			}
@@ -99,7 +101,7 @@ func stallingServer(t *testing.T, cert tls.Certificate, release <-chan struct{})
 // handshake, ends send in each way, and checks that its plugin is gone.
 func TestNoOrphansFromSend(t *testing.T) {
 	dir := t.TempDir()
-	srv := newIdentity(t, dir, "server")
+	srv := e2e.NewIdentity(t, dir, "server")
 	tests := []struct {
 		name string
 		sig  syscall.Signal // 0: let the handshake finish, normal exit
@@ -113,19 +115,19 @@ func TestNoOrphansFromSend(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			release := make(chan struct{})
-			addr := stallingServer(t, srv.cert, release)
-			p := startTlspin(t, nil, "send", "--timeout", "20s", "--verifier", "spkipin", "--pin", srv.spki(), addr, "hello")
-			plugins := waitPlugins(t, p.cmd.Process.Pid, 1)
+			addr := stallingServer(t, srv.Cert, release)
+			p := e2e.StartTlspin(t, nil, "send", "--timeout", "20s", "--verifier", "spkipin", "--pin", srv.SPKI(), addr, "hello")
+			plugins := e2e.WaitPlugins(t, p.Cmd.Process.Pid, 1)
 			if tc.sig == 0 {
 				close(release)
-				if code := p.wait(t, 10*time.Second); code != 0 {
+				if code := p.Wait(t, 10*time.Second); code != 0 {
 					t.Errorf("send exited %d, want 0", code)
 				}
 			} else {
-				if err := p.cmd.Process.Signal(tc.sig); err != nil {
+				if err := p.Cmd.Process.Signal(tc.sig); err != nil {
 					t.Fatal(err)
 				}
-				p.wait(t, 10*time.Second)
+				p.Wait(t, 10*time.Second)
 			}
 			assertPluginsGone(t, plugins)
 		})

@@ -53,6 +53,8 @@ type Verifier struct {
 	log      hclog.Logger
 	now      func() time.Time
 	debounce time.Duration
+	// pollEvery is how often the watcher looks at the file itself.
+	pollEvery time.Duration
 	// afterReload, if set (tests), is called after every reload attempt.
 	afterReload func(error)
 
@@ -77,7 +79,7 @@ func New(log hclog.Logger) *Verifier {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Verifier{log: log, now: time.Now, debounce: debounce, chain: pinverifier.ChainLeaf}
+	return &Verifier{log: log, now: time.Now, debounce: debounce, pollEvery: pollEvery, chain: pinverifier.ChainLeaf}
 }
 
 // Describe lists the options.
@@ -167,22 +169,31 @@ func (v *Verifier) Verify(_ context.Context, req *verify.Request) (*verify.Verdi
 	}
 	now := v.now()
 	var expired *Entry
-	for _, der := range pinverifier.Candidates(v.chain, req.PeerChain) {
+	listed := make(map[int]*Entry, 1)
+	found, err := pinverifier.Find(v.chain, req, now, func(i int, der []byte) (bool, error) {
 		es, err := l.Lookup(der)
 		if err != nil {
-			return &verify.Verdict{Reason: fmt.Sprintf("allowlist: cannot fingerprint peer certificate: %v", err)}, nil
+			return false, err
 		}
 		for _, e := range es {
 			if !e.Expires.IsZero() && !now.Before(e.Expires) {
 				expired = e
 				continue
 			}
-			cache := maxCache
-			if !e.Expires.IsZero() && e.Expires.Sub(now) < cache {
-				cache = e.Expires.Sub(now)
-			}
-			return &verify.Verdict{Allow: true, Matched: fmt.Sprintf("%s:%d %s:%s", l.Name, e.Line, e.Pin.Algo, e.Pin), CacheFor: cache}, nil
+			listed[i] = e
+			return true, nil
 		}
+		return false, nil
+	})
+	switch {
+	case errors.Is(err, pinverifier.ErrBrokenChain):
+		return &verify.Verdict{Reason: fmt.Sprintf("allowlist: %v", err)}, nil
+	case err != nil:
+		return &verify.Verdict{Reason: fmt.Sprintf("allowlist: cannot fingerprint peer certificate: %v", err)}, nil
+	case found != nil:
+		e := listed[found.Index]
+		return &verify.Verdict{Allow: true, Matched: fmt.Sprintf("%s:%d %s:%s", l.Name, e.Line, e.Pin.Algo, e.Pin),
+			CacheFor: pinverifier.CacheBound(maxCache, now, e.Expires, found.Until)}, nil
 	}
 	if expired != nil {
 		return &verify.Verdict{Reason: fmt.Sprintf("allowlist: %s:%d: pin %s:%s expired on %s: rejecting the peer (failing closed); renew the expires= on that line if it is still trusted",
@@ -223,7 +234,8 @@ func (v *Verifier) watch() error {
 		w.Close()
 		return err
 	}
-	if err := w.Add(filepath.Dir(abs)); err != nil {
+	dir := filepath.Dir(abs)
+	if err := w.Add(dir); err != nil {
 		w.Close()
 		return err
 	}
@@ -236,34 +248,86 @@ func (v *Verifier) watch() error {
 	v.mu.Lock()
 	v.stop, v.done = stop, done
 	v.mu.Unlock()
-	go v.watchLoop(ctx, w, abs, anyEvent, done)
+	wt := &watched{w: w, abs: abs, dir: dir, dirID: statID(dir), fileID: statID(abs), anyEvent: anyEvent}
+	go v.watchLoop(ctx, wt, done)
 	return nil
 }
 
-func (v *Verifier) watchLoop(ctx context.Context, w *fsnotify.Watcher, abs string, anyEvent bool, done chan struct{}) {
+// watched is what the watch loop keeps track of.
+type watched struct {
+	w        *fsnotify.Watcher
+	abs, dir string
+	anyEvent bool
+	// dirID and fileID identify what the directory and the file were at
+	// the last look; the poll compares them.
+	dirID, fileID fileID
+	lost          bool // the directory is not watched now
+}
+
+// fileID identifies a version of a file: what stat says of it.
+type fileID struct {
+	exists     bool
+	dev, ino   uint64
+	size       int64
+	modUnixNan int64
+}
+
+func statID(path string) fileID {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileID{}
+	}
+	id := fileID{exists: true, size: fi.Size(), modUnixNan: fi.ModTime().UnixNano()}
+	id.dev, id.ino = devIno(fi)
+	return id
+}
+
+// pollEvery is how often the watch loop looks at the directory and the
+// file itself: a backstop for what fsnotify cannot see, such as the
+// directory being replaced (mv d d.old; mkdir d), where the watch stays on
+// the old directory.
+const pollEvery = time.Second
+
+func (v *Verifier) watchLoop(ctx context.Context, wt *watched, done chan struct{}) {
 	defer close(done)
-	defer w.Close()
+	defer wt.w.Close()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
+	poll := time.NewTicker(v.pollEvery)
+	defer poll.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case ev, ok := <-w.Events:
+		case ev, ok := <-wt.w.Events:
 			if !ok {
 				return
 			}
-			if ev.Op == fsnotify.Chmod || (!anyEvent && filepath.Clean(ev.Name) != abs) {
+			if filepath.Clean(ev.Name) == wt.dir && ev.Op&(fsnotify.Remove|fsnotify.Rename) != 0 {
+				v.rewatch(wt, "was moved or removed")
+				timer.Reset(v.debounce)
+				continue
+			}
+			if ev.Op == fsnotify.Chmod || (!wt.anyEvent && filepath.Clean(ev.Name) != wt.abs) {
 				continue
 			}
 			timer.Reset(v.debounce)
-		case err, ok := <-w.Errors:
+		case err, ok := <-wt.w.Errors:
 			if !ok {
 				return
 			}
-			v.log.Warn(fmt.Sprintf("allowlist: watching %s: %v", v.path, err))
+			v.log.Warn(fmt.Sprintf("allowlist: watching %s: %v; checking the file every %s instead", v.path, err, v.pollEvery))
+		case <-poll.C:
+			if id := statID(wt.dir); wt.lost || id != wt.dirID {
+				v.rewatch(wt, "was replaced")
+			}
+			if id := statID(wt.abs); id != wt.fileID {
+				wt.fileID = id
+				timer.Reset(v.debounce)
+			}
 		case <-timer.C:
+			wt.fileID = statID(wt.abs)
 			err := v.reload()
 			if v.afterReload != nil {
 				v.afterReload(err)
@@ -272,13 +336,32 @@ func (v *Verifier) watchLoop(ctx context.Context, w *fsnotify.Watcher, abs strin
 	}
 }
 
+// rewatch moves the watch to whatever directory now has the list's
+// directory's name, warning that the old watch was lost. While the
+// directory is missing, the poll keeps looking.
+func (v *Verifier) rewatch(wt *watched, what string) {
+	id := statID(wt.dir)
+	if !wt.lost {
+		v.log.Warn(fmt.Sprintf("allowlist: the directory of %s %s: the watch on it is lost; watching it again", v.path, what))
+	}
+	wt.w.Remove(wt.dir) // the old directory, if still watched
+	if err := wt.w.Add(wt.dir); err != nil {
+		if !wt.lost {
+			v.log.Warn(fmt.Sprintf("allowlist: cannot watch %s (%v); checking for it every %s", wt.dir, err, v.pollEvery))
+		}
+		wt.lost = true
+		return
+	}
+	wt.lost, wt.dirID = false, id
+}
+
 // reload reads the file again; on any error the current list stays.
 func (v *Verifier) reload() error {
 	keep := fmt.Sprintf("keeping the last good list of %d pins", v.list.Load().Len())
 	data, err := os.ReadFile(v.path)
 	if err != nil {
 		err = fmt.Errorf("allowlist: %s: cannot read, %s: %w", v.path, keep, err)
-		v.log.Error(err.Error())
+		v.log.Warn(err.Error())
 		return err
 	}
 	h := sha256.Sum256(data)
@@ -287,7 +370,7 @@ func (v *Verifier) reload() error {
 	}
 	l, err := Parse(v.path, data)
 	if err != nil {
-		v.log.Error(fmt.Sprintf("%v (new version rejected, %s)", err, keep))
+		v.log.Warn(fmt.Sprintf("%v (new version rejected, %s)", err, keep))
 		return err
 	}
 	v.hash = h

@@ -6,11 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/tlspin/tlspin/core/pin"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/wait"
 	"github.com/tlspin/tlspin/verifiers/internal/vtest"
 )
 
@@ -88,6 +91,10 @@ func TestVerifyAlgosExpiryAndChain(t *testing.T) {
 		{"any: CA listed", "any", vtest.Chain(issued, ca), true, "pins.txt:7"},
 		{"any: leaf listed", "any", vtest.Chain(a, stranger), true, "pins.txt:2"},
 		{"no certificate", "leaf", nil, false, "no certificate"},
+		// Attacks: listed certificates appended to a leaf they did not issue.
+		{"ca: forged, stranger's leaf carries the listed CA", "ca", vtest.Chain(stranger, ca), false, "chain does not lead from the leaf to the pinned certificate"},
+		{"any: forged, stranger's leaf carries the listed CA", "any", vtest.Chain(stranger, ca), false, "chain does not lead from the leaf"},
+		{"any: forged, stranger's leaf carries a listed leaf", "any", vtest.Chain(stranger, a), false, "chain does not lead from the leaf"},
 	}
 	verifiers := map[string]*Verifier{}
 	for _, ch := range []string{"leaf", "ca", "any"} {
@@ -201,4 +208,84 @@ func TestCloseStopsWatching(t *testing.T) {
 		t.Fatal("watcher still running after Close")
 	}
 	v.Close() // twice is fine
+}
+
+// TestDirectoryReplaced: `mv d d.old; mkdir d; write list` leaves the
+// watch on d.old. The verifier must notice, warn, watch the new directory
+// and enforce the new list: a pin removed there is no longer trusted.
+// Deleting the file and writing a bad version warn every time.
+func TestDirectoryReplaced(t *testing.T) {
+	a := vtest.New(t, vtest.Spec{CN: "a"})
+	b := vtest.New(t, vtest.Spec{CN: "b"})
+	root := t.TempDir()
+	dir := filepath.Join(root, "d")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "pins.txt")
+	vtest.WriteFile(t, path, []byte(line(t, a, pin.SPKI, "")+line(t, b, pin.SPKI, "")))
+	var logs lockedLog
+	v := New(hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn}))
+	v.debounce, v.pollEvery = 10*time.Millisecond, 20*time.Millisecond
+	if _, err := v.Configure(context.Background(), &verify.ConfigureRequest{Options: verify.Options{"file": {path}}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	if ok, why := allowed(t, v, vtest.Chain(b)); !ok {
+		t.Fatal(why)
+	}
+
+	if err := os.Rename(dir, dir+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	vtest.WriteFile(t, path, []byte(line(t, a, pin.SPKI, "")))
+	if !wait.Until(10*time.Second, func() bool { ok, _ := allowed(t, v, vtest.Chain(b)); return !ok }) {
+		t.Fatal("b, removed from the list in the new directory, is still trusted")
+	}
+	if ok, why := allowed(t, v, vtest.Chain(a)); !ok {
+		t.Fatalf("a rejected: %s", why)
+	}
+	if !strings.Contains(logs.String(), "watch on it is lost") {
+		t.Errorf("no warning that the watch was lost:\n%s", logs.String())
+	}
+
+	// Later edits in the new directory are still seen.
+	vtest.WriteFile(t, path, []byte(line(t, a, pin.SPKI, "")+line(t, b, pin.SPKI, "")))
+	if !wait.Until(10*time.Second, func() bool { ok, _ := allowed(t, v, vtest.Chain(b)); return ok }) {
+		t.Fatal("an edit after the directory was replaced was not seen")
+	}
+	for i, change := range []func(){
+		func() { os.Remove(path) },
+		func() { vtest.WriteFile(t, path, []byte("md5:nothex\n")) },
+		func() { os.Remove(path) },
+	} {
+		before := strings.Count(logs.String(), "[WARN]")
+		change()
+		if !wait.Until(10*time.Second, func() bool { return strings.Count(logs.String(), "[WARN]") > before }) {
+			t.Fatalf("change %d: no warning:\n%s", i, logs.String())
+		}
+		if ok, why := allowed(t, v, vtest.Chain(b)); !ok {
+			t.Fatalf("change %d: the last good list was dropped: %s", i, why)
+		}
+	}
+}
+
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

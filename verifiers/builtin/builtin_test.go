@@ -104,6 +104,8 @@ func TestPinRotationThroughPlugin(t *testing.T) {
 	reissued := issued.Renew(t, ca) // same key, same CA
 	otherCA := vtest.New(t, vtest.Spec{CN: "Other CA", IsCA: true})
 	otherIssued := vtest.New(t, vtest.Spec{CN: "server", Issuer: otherCA})
+	attacker := vtest.New(t, vtest.Spec{CN: "server", SANs: []string{"localhost"}})
+	const forged = "chain does not lead from the leaf to the pinned certificate"
 
 	algos := map[string]pin.Algo{"md5pin": pin.MD5, "sha256pin": pin.SHA256, "spkipin": pin.SPKI}
 	type want map[string]bool
@@ -131,6 +133,9 @@ func TestPinRotationThroughPlugin(t *testing.T) {
 		{"chain=any, CA pinned", []*vtest.Cert{ca}, verify.Options{"chain": {"any"}}, vtest.Chain(issued, ca), allAllow, ""},
 		{"chain=any, leaf pinned", []*vtest.Cert{issued}, verify.Options{"chain": {"any"}}, vtest.Chain(issued, ca), allAllow, ""},
 		{"chain=leaf, CA pinned", []*vtest.Cert{ca}, nil, vtest.Chain(issued, ca), noneAllow, "leaf certificate"},
+		{"chain=ca, forged: attacker's leaf carries the pinned CA", []*vtest.Cert{ca}, verify.Options{"chain": {"ca"}}, vtest.Chain(attacker, ca), noneAllow, forged},
+		{"chain=any, forged: attacker's leaf carries the pinned CA", []*vtest.Cert{ca}, verify.Options{"chain": {"any"}}, vtest.Chain(attacker, ca), noneAllow, forged},
+		{"chain=any, forged: attacker's leaf carries the pinned leaf", []*vtest.Cert{issued}, verify.Options{"chain": {"any"}}, vtest.Chain(attacker, issued, ca), noneAllow, forged},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -158,37 +158,55 @@ func ParseExpiry(s string) (time.Time, error) {
 	return t.AddDate(0, 0, 1), nil
 }
 
-// Verify accepts when a chosen certificate's digest equals a pin.
+// Verify accepts when a chosen certificate's digest equals a pin and, for
+// a certificate after the leaf, the leaf chains to it by signature (see
+// Find).
 func (v *Verifier) Verify(_ context.Context, req *verify.Request) (*verify.Verdict, error) {
 	if len(req.PeerChain) == 0 {
 		return &verify.Verdict{Reason: "peer sent no certificate"}, nil
 	}
-	if !v.expires.IsZero() && !v.info.Now().Before(v.expires) {
+	now := v.info.Now()
+	if !v.expires.IsZero() && !now.Before(v.expires) {
 		return &verify.Verdict{Reason: fmt.Sprintf("%s pin set expired on %s: rejecting every peer until the pins are renewed (failing closed)",
 			v.info.Name, v.expires.AddDate(0, 0, -1).Format(time.DateOnly))}, nil
 	}
-	for _, der := range Candidates(v.chain, req.PeerChain) {
+	matched := make(map[int]pin.Pin, 1)
+	found, err := Find(v.chain, req, now, func(i int, der []byte) (bool, error) {
 		p, ok, err := v.set.Match(der)
-		if err != nil {
-			return &verify.Verdict{Reason: fmt.Sprintf("cannot fingerprint peer certificate: %v", err)}, nil
-		}
 		if ok {
-			return &verify.Verdict{Allow: true, Matched: fmt.Sprintf("%s:%s", v.info.Algo, p), CacheFor: v.cacheFor()}, nil
+			matched[i] = p
 		}
+		return ok, err
+	})
+	switch {
+	case errors.Is(err, ErrBrokenChain):
+		return &verify.Verdict{Reason: fmt.Sprintf("%s: %v", v.info.Name, err)}, nil
+	case err != nil:
+		return &verify.Verdict{Reason: fmt.Sprintf("cannot fingerprint peer certificate: %v", err)}, nil
+	case found != nil:
+		return &verify.Verdict{Allow: true, Matched: fmt.Sprintf("%s:%s", v.info.Algo, matched[found.Index]), CacheFor: v.cacheFor(now, found.Until)}, nil
 	}
-	return &verify.Verdict{Reason: v.mismatch(req), CacheFor: v.cacheFor()}, nil
+	return &verify.Verdict{Reason: v.mismatch(req), CacheFor: v.cacheFor(now, time.Time{})}, nil
 }
 
 // CacheFor is how long the host may reuse a pin verifier's verdict: the
 // pins are fixed for the life of the plugin, so only the expiry of the pin
-// set bounds it.
+// set, and of a verified chain, bound it.
 const CacheFor = time.Minute
 
-func (v *Verifier) cacheFor() time.Duration {
-	if v.expires.IsZero() {
-		return CacheFor
+func (v *Verifier) cacheFor(now, until time.Time) time.Duration {
+	return CacheBound(CacheFor, now, v.expires, until)
+}
+
+// CacheBound returns d, shortened so that a verdict is never reused past
+// any of the deadlines (a zero deadline does not bound it).
+func CacheBound(d time.Duration, now time.Time, deadlines ...time.Time) time.Duration {
+	for _, t := range deadlines {
+		if !t.IsZero() {
+			d = min(d, t.Sub(now))
+		}
 	}
-	return min(CacheFor, v.expires.Sub(v.info.Now()))
+	return max(d, 0)
 }
 
 // mismatch says what was received, in the pin's own format, and how to

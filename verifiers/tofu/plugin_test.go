@@ -34,14 +34,14 @@ func TestTOFUThroughPlugin(t *testing.T) {
 		allow  bool
 		reason []string
 	}{
-		{"first use", a, true, []string{path + ":3", "recorded now"}},
+		{"first use", a, true, []string{path, "first use"}},
 		{"again", a, true, []string{path + ":3"}},
 		{"renewed, same key", a.Renew(t, nil), true, []string{path + ":3"}},
 		{"new key", mitm, false, []string{"REMOTE HOST IDENTIFICATION HAS CHANGED", "localhost:8443", path + ":3",
 			"spki:" + a.Pin(t, pin.SPKI, pin.FormatBase64), "spki:" + mitm.Pin(t, pin.SPKI, pin.FormatBase64), "sed -i '3d'"}},
 	}
 	for _, tt := range tests {
-		v := vtest.Verify(t, p, &verify.Request{PeerChain: vtest.Chain(tt.c), ServerName: "localhost", RemoteAddr: "127.0.0.1:8443"})
+		v := vtest.Handshake(t, p, &verify.Request{PeerChain: vtest.Chain(tt.c), ServerName: "localhost", RemoteAddr: "127.0.0.1:8443"})
 		if v.Allow != tt.allow {
 			t.Fatalf("%s: allow = %v (%s), want %v", tt.name, v.Allow, v.Reason, tt.allow)
 		}
@@ -77,7 +77,11 @@ func TestTwoProcessesShareTheFile(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				v, err := p.Verify(t.Context(), &verify.Request{PeerChain: vtest.Chain(c), RemoteAddr: fmt.Sprintf("127.0.0.1:%d", 2000+i), Side: verify.ClientVerifiesServer})
+				req := &verify.Request{PeerChain: vtest.Chain(c), RemoteAddr: fmt.Sprintf("127.0.0.1:%d", 2000+i), Side: verify.ClientVerifiesServer}
+				v, err := p.Verify(t.Context(), req)
+				if err == nil && v.Allow && v.Commit {
+					_, err = p.Commit(t.Context(), req)
+				}
 				if err != nil {
 					errs <- err
 				} else if !v.Allow {

@@ -21,6 +21,13 @@
 //
 // Modes: accept-new (default) records unknown peers; strict accepts only
 // peers already in the file.
+//
+// A new peer is recorded only once it has proved that it holds the key it
+// presented: Verify allows it with a pending commit, and the pin is written
+// by Commit, which the host calls after the handshake has succeeded (a
+// server that sends a valid certificate but cannot sign with its key is
+// never recorded). Until then, or for a minute at most, another key for
+// the same peer is rejected, as if the first were already recorded.
 package tofu
 
 import (
@@ -67,13 +74,26 @@ type Verifier struct {
 	path string
 	mode Mode
 
-	mu    sync.Mutex // guards db and the file
-	db    *known
-	notes notify.Broadcaster
+	mu      sync.Mutex // guards db, pending and the file
+	db      *known
+	badFile error // the file's current version does not parse
+	pending map[string]pendingPin
+	notes   notify.Broadcaster
 }
+
+// pendingPin is a new peer's pin allowed but not yet committed.
+type pendingPin struct {
+	pin   pin.Pin
+	until time.Time
+}
+
+// pendingFor is how long an allowed new peer's pin waits for its commit
+// (the handshake to succeed) before it is forgotten.
+const pendingFor = time.Minute
 
 var (
 	_ verify.Verifier       = (*Verifier)(nil)
+	_ verify.Committer      = (*Verifier)(nil)
 	_ verify.PolicyNotifier = (*Verifier)(nil)
 )
 
@@ -170,22 +190,12 @@ func Key(req *verify.Request) (string, error) {
 }
 
 // Verify accepts a known peer whose key is unchanged, and in accept-new
-// mode records and accepts an unknown one.
+// mode accepts an unknown one with a pending commit: it records nothing.
 func (v *Verifier) Verify(_ context.Context, req *verify.Request) (*verify.Verdict, error) {
-	leaf := req.Leaf()
-	if leaf == nil {
-		return &verify.Verdict{Reason: "tofu: peer sent no certificate"}, nil
+	key, got, leaf, verdict := v.peer(req)
+	if verdict != nil {
+		return verdict, nil
 	}
-	key, err := Key(req)
-	if err != nil {
-		return &verify.Verdict{Reason: err.Error()}, nil
-	}
-	d, err := pin.Sum(pin.SPKI, leaf)
-	if err != nil {
-		return &verify.Verdict{Reason: fmt.Sprintf("tofu: cannot fingerprint peer certificate: %v", err)}, nil
-	}
-	got := pin.Pin{Algo: pin.SPKI, Digest: d}
-
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.db == nil {
@@ -199,7 +209,68 @@ func (v *Verifier) Verify(_ context.Context, req *verify.Request) (*verify.Verdi
 		return &verify.Verdict{Reason: fmt.Sprintf("tofu: %s is not in %s and mode=strict accepts only known peers; it presented %s%s; if you trust it, add this line to the file: %s",
 			key, v.path, entry(got), pinverifier.Subject(leaf), line(key, got))}, nil
 	}
-	return v.record(key, got, leaf), nil
+	if v.badFile != nil {
+		return &verify.Verdict{Reason: fmt.Sprintf("tofu: cannot record %s (rejecting, failing closed): %v", key, v.badFile)}, nil
+	}
+	now := v.now()
+	if p, ok := v.pending[key]; ok && now.Before(p.until) && !p.pin.Equal(got.Digest) {
+		return &verify.Verdict{Reason: fmt.Sprintf("tofu: %s presented %s while another key, %s, seen first, is being recorded for it; rejecting the second key",
+			key, entry(got), entry(p.pin))}, nil
+	}
+	if v.pending == nil {
+		v.pending = map[string]pendingPin{}
+	}
+	for k, p := range v.pending {
+		if !now.Before(p.until) {
+			delete(v.pending, k)
+		}
+	}
+	v.pending[key] = pendingPin{pin: got, until: now.Add(pendingFor)}
+	return &verify.Verdict{Allow: true, Commit: true, Matched: fmt.Sprintf("%s first use: recorded in %s once the handshake succeeds", key, v.path)}, nil
+}
+
+// Commit records a new peer after its handshake succeeded. It decides
+// again: a peer now known is left as it is, whatever its key (another
+// verifier may have allowed it), and nothing is recorded in strict mode.
+func (v *Verifier) Commit(_ context.Context, req *verify.Request) (*verify.CommitResponse, error) {
+	key, got, leaf, verdict := v.peer(req)
+	if verdict != nil {
+		return nil, errors.New(verdict.Reason)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.db == nil {
+		return nil, errors.New("tofu: not configured")
+	}
+	if p, ok := v.pending[key]; ok && p.pin.Equal(got.Digest) {
+		delete(v.pending, key)
+	}
+	v.refresh()
+	// A known peer, whatever its key, and strict mode record nothing.
+	if v.mode == Strict || v.decide(v.db, key, got) != nil {
+		return &verify.CommitResponse{}, nil
+	}
+	if verdict := v.record(key, got, leaf); !verdict.Allow {
+		return nil, errors.New(verdict.Reason)
+	}
+	return &verify.CommitResponse{}, nil
+}
+
+// peer returns the key and pin of req's peer, or a rejecting verdict.
+func (v *Verifier) peer(req *verify.Request) (string, pin.Pin, []byte, *verify.Verdict) {
+	leaf := req.Leaf()
+	if leaf == nil {
+		return "", pin.Pin{}, nil, &verify.Verdict{Reason: "tofu: peer sent no certificate"}
+	}
+	key, err := Key(req)
+	if err != nil {
+		return "", pin.Pin{}, nil, &verify.Verdict{Reason: err.Error()}
+	}
+	d, err := pin.Sum(pin.SPKI, leaf)
+	if err != nil {
+		return "", pin.Pin{}, nil, &verify.Verdict{Reason: fmt.Sprintf("tofu: cannot fingerprint peer certificate: %v", err)}
+	}
+	return key, pin.Pin{Algo: pin.SPKI, Digest: d}, leaf, nil
 }
 
 // decide returns the verdict for a key already in db, or nil.
@@ -263,7 +334,7 @@ func (v *Verifier) record(key string, got pin.Pin, leaf []byte) *verify.Verdict 
 	} else {
 		v.db = db
 	}
-	v.log.Info(fmt.Sprintf("tofu: first use of %s%s: recorded %s on %s:%d", key, pinverifier.Subject(leaf), entry(got), v.path, n))
+	v.log.Info(fmt.Sprintf("added %s (spki sha256//%s)%s to %s:%d", key, got.String(), pinverifier.Subject(leaf), v.path, n))
 	v.notes.Publish(fmt.Sprintf("tofu: recorded %s", key))
 	return &verify.Verdict{Allow: true, Matched: fmt.Sprintf("%s:%d %s (recorded now)", v.path, n, key)}
 }
@@ -280,9 +351,10 @@ func (v *Verifier) refresh() {
 		v.log.Error(fmt.Sprintf("%v (edit rejected, keeping the pins read before)", err))
 		// Do not reread the same bad version on every connection.
 		v.db.stamp = st
+		v.badFile = err
 		return
 	}
-	v.db = db
+	v.db, v.badFile = db, nil
 	v.notes.Publish(fmt.Sprintf("tofu: %s changed", v.path))
 }
 

@@ -74,17 +74,17 @@ func TestFirstUseThenChange(t *testing.T) {
 		allow  bool
 		reason []string
 	}{
-		{"first use records", req(a, "127.0.0.1:8443"), true, []string{path + ":3 127.0.0.1:8443 (recorded now)"}},
+		{"first use records", req(a, "127.0.0.1:8443"), true, []string{"127.0.0.1:8443 first use: recorded in " + path}},
 		{"same key again", req(a, "127.0.0.1:8443"), true, []string{path + ":3"}},
 		{"renewed with the same key", req(aRenewed, "127.0.0.1:8443"), true, []string{path + ":3"}},
-		{"other port is another peer", req(mitm, "127.0.0.1:9443"), true, []string{"recorded now"}},
+		{"other port is another peer", req(mitm, "127.0.0.1:9443"), true, []string{"first use"}},
 		{"changed key", req(mitm, "127.0.0.1:8443"), false, []string{
 			"REMOTE HOST IDENTIFICATION HAS CHANGED for 127.0.0.1:8443", path + ":3", aPin, mitmPin,
 			"sed -i '3d' " + path, "127.0.0.1:8443 " + mitmPin,
 		}},
 	}
 	for _, s := range steps {
-		verdict := vtest.Verify(t, v, s.req)
+		verdict := vtest.Handshake(t, v, s.req)
 		if verdict.Allow != s.allow {
 			t.Fatalf("%s: allow = %v (%s), want %v", s.name, verdict.Allow, verdict.Reason, s.allow)
 		}
@@ -121,10 +121,10 @@ func TestFirstUseThenChange(t *testing.T) {
 	// The fix the message suggests: delete the line, connect again.
 	kept := strings.Replace(string(data), "127.0.0.1:8443 "+aPin+" # first seen 2026-03-04\n", "", 1)
 	vtest.WriteFile(t, path, []byte(kept))
-	if verdict := vtest.Verify(t, v, req(mitm, "127.0.0.1:8443")); !verdict.Allow || !strings.Contains(verdict.Matched, "recorded now") {
+	if verdict := vtest.Handshake(t, v, req(mitm, "127.0.0.1:8443")); !verdict.Allow || !strings.Contains(verdict.Matched, "first use") {
 		t.Fatalf("after deleting the line: %+v, want the new key recorded", verdict)
 	}
-	if verdict := vtest.Verify(t, v, req(a, "127.0.0.1:8443")); verdict.Allow {
+	if verdict := vtest.Handshake(t, v, req(a, "127.0.0.1:8443")); verdict.Allow {
 		t.Fatal("the old key is accepted after the new one was recorded")
 	}
 }
@@ -150,7 +150,7 @@ func TestStrict(t *testing.T) {
 		{"changed", &verify.Request{PeerChain: vtest.Chain(b), ServerName: "example.com", RemoteAddr: "93.184.216.34:443"}, false, "HAS CHANGED"},
 	}
 	for _, tt := range tests {
-		verdict := vtest.Verify(t, v, tt.r)
+		verdict := vtest.Handshake(t, v, tt.r)
 		if verdict.Allow != tt.allow || !strings.Contains(verdict.Reason+verdict.Matched, tt.reason) {
 			t.Errorf("%s: %+v, want allow %v mentioning %q", tt.name, verdict, tt.allow, tt.reason)
 		}
@@ -193,7 +193,7 @@ func TestDefaultFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if verdict := vtest.Verify(t, v, req(vtest.New(t, vtest.Spec{CN: "x"}), "127.0.0.1:1")); !verdict.Allow {
+	if verdict := vtest.Handshake(t, v, req(vtest.New(t, vtest.Spec{CN: "x"}), "127.0.0.1:1")); !verdict.Allow {
 		t.Fatal(verdict.Reason)
 	}
 	if _, err := os.Stat(filepath.Join(home, ".tlspin", "known_pins")); err != nil {
@@ -228,13 +228,13 @@ func TestConcurrentFirstUse(t *testing.T) {
 			wg.Add(2)
 			go func() {
 				defer wg.Done()
-				if verdict := vtest.Verify(t, v, req(shared, "127.0.0.1:443")); !verdict.Allow {
+				if verdict := vtest.Handshake(t, v, req(shared, "127.0.0.1:443")); !verdict.Allow {
 					errs <- "shared: " + verdict.Reason
 				}
 			}()
 			go func() {
 				defer wg.Done()
-				if verdict := vtest.Verify(t, v, req(own[i], fmt.Sprintf("127.0.0.1:%d", 1000+i))); !verdict.Allow {
+				if verdict := vtest.Handshake(t, v, req(own[i], fmt.Sprintf("127.0.0.1:%d", 1000+i))); !verdict.Allow {
 					errs <- verdict.Reason
 				}
 			}()
@@ -266,16 +266,16 @@ func TestBadEditKeepsPins(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := vtest.New(t, vtest.Spec{CN: "a"})
-	if !vtest.Verify(t, v, req(a, "127.0.0.1:1")).Allow {
+	if !vtest.Handshake(t, v, req(a, "127.0.0.1:1")).Allow {
 		t.Fatal("first use rejected")
 	}
 	data, _ := os.ReadFile(path)
 	vtest.WriteFile(t, path, append(data, "garbage line here\n"...))
 	b := vtest.New(t, vtest.Spec{CN: "b"})
-	if verdict := vtest.Verify(t, v, req(b, "127.0.0.1:1")); verdict.Allow || !strings.Contains(verdict.Reason, "HAS CHANGED") {
+	if verdict := vtest.Handshake(t, v, req(b, "127.0.0.1:1")); verdict.Allow || !strings.Contains(verdict.Reason, "HAS CHANGED") {
 		t.Fatalf("after a bad edit: %+v, want the recorded pin still enforced", verdict)
 	}
-	if verdict := vtest.Verify(t, v, req(b, "127.0.0.1:2")); verdict.Allow {
+	if verdict := vtest.Handshake(t, v, req(b, "127.0.0.1:2")); verdict.Allow {
 		t.Fatalf("recorded into a file that does not parse: %+v", verdict)
 	}
 }

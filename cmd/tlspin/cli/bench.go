@@ -17,6 +17,7 @@ import (
 	"github.com/tlspin/tlspin/core/compare"
 	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/launch"
 	verifierreg "github.com/tlspin/tlspin/verifiers"
 	"github.com/tlspin/tlspin/verifiers/builtin"
 )
@@ -53,7 +54,7 @@ Describe and Configure).`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.runBench(cmd, f) },
 	}
 	fs := c.Flags()
-	fs.StringVar(&f.verifier, "verifier", "spkipin", "built-in verifier to measure (configured to trust the generated certificate)")
+	fs.StringVar(&f.verifier, "verifier", "spkipin", "verifier to measure: NAME or NAME:key=value,... (a built-in is configured to trust the generated certificate; an external one, found on the plugin path, takes the options given)")
 	fs.StringVar(&f.key, "key", "ecdsa", "key type of the certificates: ecdsa (P-256) or rsa (2048)")
 	fs.DurationVar(&f.duration, "duration", 5*time.Second, "how long each mode is measured")
 	fs.IntVar(&f.concurrency, "concurrency", 0, "clients handshaking at once (default 8 per CPU, enough to keep the CPUs busy: handshakes/s is a capacity figure)")
@@ -87,35 +88,60 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags) error {
 	}
 	defer os.RemoveAll(dir)
 
-	// In process: the same verifier as a library, with its own files.
-	iv, err := builtin.New(nil).Lookup(f.verifier)
+	spec, err := launch.ParseSpec(f.verifier)
 	if err != nil {
-		if errors.Is(err, verifierreg.ErrUnknown) {
-			return usageError{err}
+		return usageError{err}
+	}
+	c, err := a.launchConfig()
+	if err != nil {
+		return err
+	}
+	if err := c.CheckPinned([]launch.Spec{spec}); err != nil {
+		return err
+	}
+	name := spec.Name
+	// In process: the same verifier as a library, with its own files; an
+	// external verifier has no in-process form.
+	iv, err := builtin.New(nil).Lookup(name)
+	external := errors.Is(err, verifierreg.ErrUnknown)
+	if err != nil && !external {
+		return err
+	}
+	var desc *verify.Description
+	if !external {
+		if desc, err = iv.Describe(ctx); err != nil {
+			return err
 		}
-		return err
 	}
-	desc, err := iv.Describe(ctx)
-	if err != nil {
-		return err
+	trust := func(sub string) (verify.Options, error) {
+		if len(spec.Options) > 0 {
+			return spec.Options, nil
+		}
+		t, err := trustIn(name, ref, filepath.Join(dir, sub), desc)
+		if errors.Is(err, compare.ErrUnknownStrategy) {
+			err = usagef("bench: no recipe makes %q trust the generated certificate: give its options, --verifier %s:key=value", name, name)
+		}
+		return t.Options, err
 	}
-	trust, err := trustIn(f.verifier, ref, filepath.Join(dir, "in-process"), desc)
-	if err != nil {
-		return err
+	if !external {
+		opts, err := trust("in-process")
+		if err != nil {
+			return err
+		}
+		if _, err := iv.Configure(ctx, &verify.ConfigureRequest{Options: opts}); err != nil {
+			return fmt.Errorf("bench: configure %s in process: %w", name, err)
+		}
+		if c, ok := iv.(interface{ Close() error }); ok {
+			defer c.Close()
+		}
 	}
-	if _, err := iv.Configure(ctx, &verify.ConfigureRequest{Options: trust.Options}); err != nil {
-		return fmt.Errorf("bench: configure %s in process: %w", f.verifier, err)
-	}
-	if c, ok := iv.(interface{ Close() error }); ok {
-		defer c.Close()
-	}
-	ptrust, err := trustIn(f.verifier, ref, filepath.Join(dir, "plugin"), desc)
+	popts, err := trust("plugin")
 	if err != nil {
 		return err
 	}
 
 	rep := &bench.Report{
-		Verifier:    f.verifier,
+		Verifier:    name,
 		Key:         map[string]string{"ecdsa": "ECDSA P-256", "rsa": "RSA 2048"}[f.key],
 		ChainLength: len(ref.Leaf.Certificate),
 		DurationS:   f.duration.Seconds(),
@@ -131,7 +157,7 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags) error {
 	)
 	for i := range f.launches {
 		t0 := time.Now()
-		q, err := a.startPlugin(ctx, f.verifier, ptrust.Options)
+		q, err := launch.StartOne(ctx, c, launch.Spec{Name: name, Options: popts})
 		if err != nil {
 			return err
 		}
@@ -146,19 +172,23 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags) error {
 	rep.SetLaunches(launches)
 
 	vc := cache.New(cache.Config{})
-	cached := vc.Wrap(f.verifier, p)
+	cached := vc.Wrap(name, p)
+	modes := []bench.Mode{{Name: bench.Plugin, D: p}, {Name: bench.Cached, D: cached}}
+	if !external {
+		modes = append([]bench.Mode{{Name: bench.InProcess, D: iv}}, modes...)
+	}
 	res, err := bench.Handshakes(ctx, bench.Config{
 		Cert:        ref.Leaf,
 		ServerName:  ref.ServerName,
 		Duration:    f.duration,
 		Concurrency: rep.Concurrency,
-	},
-		bench.Mode{Name: bench.InProcess, D: iv},
-		bench.Mode{Name: bench.Plugin, D: p},
-		bench.Mode{Name: bench.Cached, D: cached},
-	)
+	}, modes...)
 	if err != nil {
 		return err
+	}
+	if external {
+		rep.NoInProcess = fmt.Sprintf("%s is not built into tlspin, so it has no in-process form to compare with", name)
+		res = append([]bench.Result{{}}, res...)
 	}
 	rep.Summarize(res[0], res[1], res[2])
 	if st := vc.Stats(); st.Hits+st.Misses > 0 {
@@ -166,15 +196,13 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags) error {
 	}
 
 	req := &verify.Request{PeerChain: ref.Leaf.Certificate, ServerName: ref.ServerName, Side: verify.ClientVerifiesServer, RemoteAddr: "127.0.0.1:443"}
-	for _, m := range []struct {
-		d   bench.Decider
-		out *float64
-	}{{iv, &rep.InProcessVerifyUs}, {p, &rep.PluginVerifyUs}, {cached, &rep.CachedVerifyUs}} {
-		d, err := bench.VerifyLatency(ctx, m.d, req, f.samples)
+	outs := map[string]*float64{bench.InProcess: &rep.InProcessVerifyUs, bench.Plugin: &rep.PluginVerifyUs, bench.Cached: &rep.CachedVerifyUs}
+	for _, m := range modes {
+		d, err := bench.VerifyLatency(ctx, m.D, req, f.samples)
 		if err != nil {
 			return err
 		}
-		*m.out = bench.Micros(d)
+		*outs[m.Name] = bench.Micros(d)
 	}
 
 	out := cmd.OutOrStdout()
@@ -191,9 +219,5 @@ func trustIn(name string, ref *compare.Reference, dir string, desc *verify.Descr
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return compare.Trust{}, fmt.Errorf("bench: %w", err)
 	}
-	t, err := compare.TrustReference(name, ref, dir, desc)
-	if errors.Is(err, compare.ErrUnknownStrategy) {
-		return t, usageError{err}
-	}
-	return t, err
+	return compare.TrustReference(name, ref, dir, desc)
 }

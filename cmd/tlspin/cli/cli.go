@@ -17,15 +17,21 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
-	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin"
+	"github.com/tlspin/tlspin/core/pintls"
+	"github.com/tlspin/tlspin/internal/launch"
 )
 
-// Exit codes.
+// Exit codes. Errors are classified by type, never by their text (which
+// may come from a plugin or a peer).
 const (
 	ExitOK       = 0
 	ExitFailure  = 1
 	ExitUsage    = 2
 	ExitRejected = 3
+	// ExitVerifierFailed: a verifier crashed, timed out or answered
+	// garbage, so the peer was rejected to fail closed.
+	ExitVerifierFailed = 4
 )
 
 // Env is what a command may touch of the outside world.
@@ -46,6 +52,7 @@ type globals struct {
 	pluginDirs    []string
 	pluginSHA256  []string
 	checksumFile  string
+	pluginEnv     []string
 	verifyTimeout time.Duration
 	startTimeout  time.Duration
 }
@@ -55,6 +62,11 @@ type app struct {
 	env Env
 	g   globals
 	log hclog.Logger
+	// started is set once cobra has parsed the command line, found the
+	// command and validated its arguments: an error before that is a
+	// usage error (unknown command or flag, bad flag value, wrong number
+	// of arguments), whatever cobra's wording.
+	started bool
 }
 
 // usageError marks errors caused by how the command was called.
@@ -69,6 +81,8 @@ func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format
 // code. SIGINT and SIGTERM cancel the command's context, so that every
 // command stops its plugins and returns; a second signal ends it at once.
 func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	// tlspin serves its own built-in verifiers when re-executed as one.
+	tlspin.ServeBuiltin()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// After the first signal, restore the default action so that a second
@@ -82,11 +96,6 @@ func RunContext(ctx context.Context, env Env, args []string) int {
 	if env.Getenv == nil {
 		env.Getenv = os.Getenv
 	}
-	if env.Self == "" {
-		if p, err := os.Executable(); err == nil {
-			env.Self = p
-		}
-	}
 	a := &app{env: env}
 	root := a.command()
 	root.SetArgs(args)
@@ -94,28 +103,60 @@ func RunContext(ctx context.Context, env Env, args []string) int {
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
 	err := root.ExecuteContext(ctx)
-	if err == nil {
-		return ExitOK
+	if err != nil && !a.started {
+		err = usageError{err}
 	}
-	fmt.Fprintf(env.Stderr, "tlspin: %v\n", err)
-	var ue usageError
+	code := ExitCode(err)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "tlspin: %s\n", strings.TrimPrefix(explain(err), "tlspin: "))
+	}
+	return code
+}
+
+// ExitCode classifies err: nil is ExitOK; a usage error (how tlspin was
+// called, or a verifier's option or name) ExitUsage; a peer rejected by a
+// verdict ExitRejected; a peer rejected because a verifier failed
+// ExitVerifierFailed; anything else ExitFailure.
+func ExitCode(err error) int {
+	var (
+		ue usageError
+		pe *pintls.RejectError
+	)
 	switch {
-	case errors.As(err, &ue), isCobraUsage(err):
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &ue), errors.Is(err, tlspin.ErrBadConfig):
 		return ExitUsage
-	case errors.Is(err, verify.ErrRejected):
+	case errors.Is(err, tlspin.ErrVerifierFailed):
+		return ExitVerifierFailed
+	case errors.Is(err, tlspin.ErrRejected):
+		return ExitRejected
+	case errors.As(err, &pe):
+		// A rejection made outside the library: failing closed on an
+		// error, or a verdict.
+		if pe.Err != nil {
+			return ExitVerifierFailed
+		}
 		return ExitRejected
 	}
 	return ExitFailure
 }
 
-func isCobraUsage(err error) bool {
-	s := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires at least", "requires exactly", "flag needs an argument", "invalid argument"} {
-		if strings.Contains(s, p) {
-			return true
+// explain is err's message with what a command-line user can do about it:
+// the library's errors speak of the library, the flags are named here.
+func explain(err error) string {
+	msg := err.Error()
+	var rej *tlspin.RejectionError
+	switch {
+	case errors.Is(err, launch.ErrUnusedPin):
+		msg += " (each NAME of --plugin-sha256 NAME=HEX must be a --verifier)"
+	case errors.As(err, &rej) && rej.PeerSHA256 != "":
+		msg += fmt.Sprintf("\n  the %s's certificate: sha256 %s, spki %s", rej.Peer, rej.PeerSHA256, rej.PeerSPKI)
+		if rej.Failed() {
+			msg += "\n  (a verifier failed, so the peer was rejected to fail closed; --log-level debug shows more)"
 		}
 	}
-	return false
+	return msg
 }
 
 // command builds the command tree.
@@ -129,10 +170,20 @@ by a verifier plugin running as a separate process (md5pin, sha256pin,
 spkipin, allowlist, tofu, ca, or your own tlspin-verifier-NAME).
 
 Data goes to stdout, logs to stderr. Exit codes: 0 ok, 1 failure, 2 usage,
-3 peer rejected.`,
+3 peer rejected by a verifier's verdict, 4 a verifier failed (crashed, timed
+out or answered garbage), so the peer was rejected to fail closed.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			a.started = true
+			// cobra checks these after this hook; checked here, a missing
+			// or conflicting flag is a usage error by type.
+			if err := cmd.ValidateRequiredFlags(); err != nil {
+				return usageError{err}
+			}
+			if err := cmd.ValidateFlagGroups(); err != nil {
+				return usageError{err}
+			}
 			return a.setup()
 		},
 	}
@@ -142,6 +193,7 @@ Data goes to stdout, logs to stderr. Exit codes: 0 ok, 1 failure, 2 usage,
 	pf.DurationVar(&a.g.verifyTimeout, "verify-timeout", 5*time.Second, "longest a verifier may take to decide on one peer; then the peer is rejected")
 	pf.DurationVar(&a.g.startTimeout, "plugin-start-timeout", 10*time.Second, "longest a verifier plugin may take to start")
 	pf.StringArrayVar(&a.g.pluginSHA256, "plugin-sha256", nil, "NAME=HEX: refuse to run verifier NAME unless its executable has this SHA-256 (repeatable; for a built-in, the tlspin binary)")
+	pf.StringArrayVar(&a.g.pluginEnv, "plugin-env", nil, "pass the variable KEY of tlspin's environment to plugins (repeatable; for debugging: PYTHONPATH, NODE_OPTIONS); by default plugins get only PATH, HOME, TMPDIR and TLSPIN_LOG_LEVEL")
 	pf.StringVar(&a.g.checksumFile, "plugin-checksums", "", "file of plugin SHA-256 pins as sha256sum prints them (HEX  tlspin-verifier-NAME)")
 	root.AddCommand(
 		a.verifierServeCommand(),
@@ -157,6 +209,9 @@ func (a *app) setup() error {
 	lvl := hclog.LevelFromString(a.g.logLevel)
 	if lvl == hclog.NoLevel {
 		return usagef("unknown --log-level %q (want trace, debug, info, warn, error or off)", a.g.logLevel)
+	}
+	if _, err := (&launch.Config{PassEnv: a.g.pluginEnv}).PluginEnv(); err != nil {
+		return usageError{fmt.Errorf("--plugin-env: %w", err)}
 	}
 	a.log = hclog.New(&hclog.LoggerOptions{
 		Name:   "tlspin",

@@ -10,6 +10,8 @@ func (a *app) extraCommands() []*cobra.Command {
 		a.fingerprintCommand(),
 		a.serveCommand(),
 		a.sendCommand(),
+		a.verifyCommand(),
+		a.proxyCommand(),
 		a.compareCommand(),
 		a.benchCommand(),
 		a.verifiersCommand(),

@@ -11,8 +11,8 @@ import (
 
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/compare"
-	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/launch"
 	verifierreg "github.com/tlspin/tlspin/verifiers"
 	"github.com/tlspin/tlspin/verifiers/builtin"
 )
@@ -39,6 +39,7 @@ the certificates a pin meets in real life:
   rekeyed               new key, same names, same CA
   other-ca              same key and names, issued by another CA
   lookalike             an attacker's self-signed certificate, same subject and names
+  forged-chain          an attacker's self-signed leaf carrying the real CA and intermediate
   expired               same key, names and CA, expired
   intermediate-rotated  same leaf key, issued by a new intermediate under the same root
   FILE                  each --cert FILE (certificate and key), by file name
@@ -56,7 +57,7 @@ through the plugin, the pin size, and what the strategy protects against.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.runCompare(cmd, f) },
 	}
 	fs := c.Flags()
-	fs.StringArrayVar(&f.verifiers, "verifier", nil, "verifier to compare (repeatable; default md5pin, sha256pin, spkipin, allowlist, tofu, ca)")
+	fs.StringArrayVar(&f.verifiers, "verifier", nil, "verifier to compare, NAME or NAME:key=value,... (repeatable; default md5pin, sha256pin, spkipin, allowlist, tofu, ca). Built-ins are configured to trust the reference; options given are used as they are, and any verifier on the plugin path can be compared with its options")
 	fs.StringVar(&f.ref, "ref", "", "reference certificate with its private key (default: generate one)")
 	fs.StringVar(&f.refKey, "ref-key", "", "private key of --ref, if not in the same file")
 	fs.StringVar(&f.refCA, "ref-ca", "", "CA certificate and key that issue --ref's renewals (needed for a --ref that is not self-signed)")
@@ -108,10 +109,15 @@ func (a *app) runCompare(cmd *cobra.Command, f *compareFlags) error {
 		return fmt.Errorf("compare: %w", err)
 	}
 	defer os.RemoveAll(dir)
+	names, given, err := a.compareVerifiers(f.verifiers)
+	if err != nil {
+		return err
+	}
 	reg := builtin.New(nil)
 	rep, err := compare.Run(ctx, compare.Config{
 		Reference: ref,
-		Verifiers: f.verifiers,
+		Verifiers: names,
+		Options:   given,
 		Extra:     extra,
 		Dir:       dir,
 		Samples:   f.samples,
@@ -173,21 +179,37 @@ func writeHTML(path string, rep *compare.Report) error {
 	return nil
 }
 
-// startPlugin launches verifier name as a plugin process, configured with
-// opts, the way send and serve do (same search, checksums and environment).
-func (a *app) startPlugin(ctx context.Context, name string, opts verify.Options) (*host.Plugin, error) {
-	sums, err := a.checksums()
-	if err != nil {
-		return nil, err
-	}
-	found, err := a.finder().Find(name)
-	if err != nil {
-		if errors.Is(err, host.ErrUnknownVerifier) {
-			return nil, usageError{err}
+// compareVerifiers parses the --verifier specs of compare: the names in
+// order, and the options of those given with options. Checksums pinned
+// with --plugin-sha256 must name one of them.
+func (a *app) compareVerifiers(list []string) ([]string, map[string]verify.Options, error) {
+	specs := make([]launch.Spec, 0, len(list))
+	if len(list) == 0 {
+		for _, n := range compare.DefaultVerifiers() {
+			specs = append(specs, launch.Spec{Name: n})
 		}
-		return nil, err
 	}
-	spec := found.Spec(opts)
-	spec.SHA256 = sums[found.Name]
-	return host.Start(ctx, spec, a.hostConfig())
+	for _, s := range list {
+		sp, err := launch.ParseSpec(s)
+		if err != nil {
+			return nil, nil, usageError{err}
+		}
+		specs = append(specs, sp)
+	}
+	c, err := a.launchConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := c.CheckPinned(specs); err != nil {
+		return nil, nil, err
+	}
+	names := make([]string, len(specs))
+	given := map[string]verify.Options{}
+	for i, sp := range specs {
+		names[i] = sp.Name
+		if len(sp.Options) > 0 {
+			given[sp.Name] = sp.Options
+		}
+	}
+	return names, given, nil
 }

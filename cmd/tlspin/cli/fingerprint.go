@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -130,21 +129,31 @@ func (a *app) loadTarget(ctx context.Context, target string, f *fingerprintFlags
 	if _, err := os.Stat(target); err == nil || !looksLikeHostPort(target) {
 		return certs.LoadCertificates(target)
 	}
-	cfg := &tls.Config{
-		ServerName: client.ServerName(target, f.serverName),
-		// Only reading the certificates: nothing is sent, nothing trusted.
-		InsecureSkipVerify: true,
-	}
-	conn, err := client.Dial(ctx, target, cfg, f.timeout)
+	cs, err := fetchChain(ctx, target, f.serverName, f.timeout)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
-	chain := conn.ConnectionState().PeerCertificates
-	if len(chain) == 0 {
-		return nil, errors.New("fingerprint: server sent no certificate")
+	return cs.PeerCertificates, nil
+}
+
+// fetchChain connects to addr and completes a handshake only to read the
+// server's certificates: nothing is sent, nothing trusted. The state it
+// returns holds at least one certificate.
+func fetchChain(ctx context.Context, addr, serverName string, timeout time.Duration) (tls.ConnectionState, error) {
+	cfg := &tls.Config{
+		ServerName:         client.ServerName(addr, serverName),
+		InsecureSkipVerify: true,
 	}
-	return chain, nil
+	conn, err := client.Dial(ctx, addr, cfg, timeout)
+	if err != nil {
+		return tls.ConnectionState{}, err
+	}
+	defer conn.Close()
+	cs := conn.ConnectionState()
+	if len(cs.PeerCertificates) == 0 {
+		return tls.ConnectionState{}, fmt.Errorf("server %s sent no certificate", addr)
+	}
+	return cs, nil
 }
 
 func looksLikeHostPort(s string) bool {

@@ -17,9 +17,15 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/tlspin/tlspin/internal/testbin"
+	"github.com/tlspin/tlspin/internal/testpy"
 )
 
-func TestMain(m *testing.M) { testbin.Main(m) }
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testbin.Cleanup()
+	testpy.Cleanup()
+	os.Exit(code)
+}
 
 // TestScripts runs the CLI end to end from testdata/script/*.txtar, with
 // the real tlspin binary (built once) on $PATH, so that built-in verifiers
@@ -27,9 +33,11 @@ func TestMain(m *testing.M) { testbin.Main(m) }
 func TestScripts(t *testing.T) {
 	bin := testbin.Tlspin(t)
 	plugins := filepath.Dir(testbin.Build(t, "./cmd/tlspin/cli/testdata/plugins/misbehave", "tlspin-verifier-misbehave"))
-	pyPlugins, err := filepath.Abs("../../../examples/python-verifier")
-	if err != nil {
-		t.Fatal(err)
+	// The Python example runs with the Python SDK installed (pip, in a
+	// virtual environment), as its README says.
+	pyPlugins := t.TempDir()
+	if ok, _ := havePythonGRPC(); ok {
+		testpy.Plugin(t, "../../../examples/python-verifier/tlspin-verifier-pyspki", pyPlugins)
 	}
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
@@ -48,6 +56,8 @@ func TestScripts(t *testing.T) {
 			"waitfor":    cmdWaitFor,
 			"plaintcp":   cmdPlainTCP,
 			"freeport":   cmdFreePort,
+			"tcpconnect": cmdTCPConnect,
+			"waitexit":   cmdWaitExit,
 		},
 		Condition: func(cond string) (bool, error) {
 			if cond == "pygrpc" {
@@ -137,19 +147,30 @@ func cmdStopServe(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 1 {
 		ts.Fatalf("usage: stopserve NAME")
 	}
-	s, ok := serversOf(ts)[args[0]]
-	if !ok {
-		ts.Fatalf("no server %s", args[0])
-	}
+	s := serverNamed(ts, args[0])
 	ts.Check(s.cmd.Process.Signal(syscall.SIGTERM))
+	awaitExit(ts, s, args[0], neg, "of SIGTERM")
+}
+
+// serverNamed returns the background server NAME.
+func serverNamed(ts *testscript.TestScript, name string) *server {
+	s, ok := serversOf(ts)[name]
+	if !ok {
+		ts.Fatalf("no server %s", name)
+	}
+	return s
+}
+
+// awaitExit waits for s to exit 0 (or, negated, non-zero) within 30s.
+func awaitExit(ts *testscript.TestScript, s *server, name string, neg bool, what string) {
 	select {
 	case err := <-s.done:
 		s.done <- err
 		if (err != nil) != neg {
-			ts.Fatalf("server %s exited with %v", args[0], err)
+			ts.Fatalf("server %s exited with %v", name, err)
 		}
 	case <-time.After(30 * time.Second):
-		ts.Fatalf("server %s did not stop within 30s of SIGTERM", args[0])
+		ts.Fatalf("server %s did not exit within 30s %s", name, what)
 	}
 }
 
@@ -191,6 +212,26 @@ func cmdPlainTCP(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv("PLAIN_ADDR", ln.Addr().String())
 }
 
+// cmdTCPConnect opens a TCP connection to ADDR and closes it without a
+// byte sent. Usage: tcpconnect ADDR
+func cmdTCPConnect(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: tcpconnect ADDR")
+	}
+	c, err := net.DialTimeout("tcp", args[0], 5*time.Second)
+	ts.Check(err)
+	ts.Check(c.Close())
+}
+
+// cmdWaitExit waits for server NAME to exit on its own with status 0 (or,
+// negated, non-zero), for at most 30s. Usage: waitexit NAME
+func cmdWaitExit(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: waitexit NAME")
+	}
+	awaitExit(ts, serverNamed(ts, args[0]), args[0], neg, "on its own")
+}
+
 // cmdFreePort sets $FREE_ADDR to a loopback address nobody listens on.
 func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -210,7 +251,7 @@ func scriptEnv(ts *testscript.TestScript) []string {
 // havePythonGRPC reports whether Debian's python3 has the gRPC modules the
 // Python verifier example needs. In CI they must be there.
 func havePythonGRPC() (bool, error) {
-	err := exec.Command("/usr/bin/python3", "-c", "import grpc, google.protobuf, cryptography").Run()
+	err := exec.Command(testpy.System, "-c", "import grpc, google.protobuf, cryptography, pip").Run()
 	if err != nil && os.Getenv("CI") != "" {
 		return false, fmt.Errorf("CI lacks python3 gRPC modules (.ci/run installs them): %v", err)
 	}

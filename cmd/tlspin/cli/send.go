@@ -11,12 +11,12 @@ import (
 
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/client"
-	"github.com/tlspin/tlspin/core/pintls"
 )
 
 type sendFlags struct {
 	serverName, cert, key string
-	timeout               time.Duration
+	timeout, idleTimeout  time.Duration
+	noReply               bool
 	v                     verifierFlags
 }
 
@@ -24,12 +24,21 @@ func (a *app) sendCommand() *cobra.Command {
 	f := &sendFlags{}
 	c := &cobra.Command{
 		Use:   "send --verifier NAME [--pin PIN] ADDR [MESSAGE]",
-		Short: "connect, let the verifier decide on the server, then send a message",
+		Short: "connect, let the verifier decide on the server, send a message, print the reply",
 		Long: `Connect to ADDR over TLS, let the verifier(s) decide on the server's
 certificate, and only then send MESSAGE (or standard input until EOF when no
 MESSAGE is given). If the server is rejected nothing is sent, tlspin exits 3
 and says why, with the fingerprint it received and the command that would
 trust it.
+
+Whatever the server answers is printed on stdout as it arrives (like
+openssl s_client -quiet or ncat). After the message, send closes its write
+side and waits for the server to close; a server that keeps the connection
+open is given --idle-timeout to send more, then send exits 0 with what it
+got. --no-reply prints nothing of the reply (it still waits for the server
+to close, so that a refusal is seen and nothing is lost in flight). A
+server that refuses our client certificate after the handshake (TLS 1.3)
+makes send fail.
 
 Each verifier runs as a separate process. --verifier may be repeated, with
 --require all (default) or any. Options go after the name
@@ -37,6 +46,7 @@ Each verifier runs as a separate process. --verifier may be repeated, with
 KEY=VALUE; --pin V is short for --opt pin=V.`,
 		Example: `  tlspin send --verifier md5pin --pin 709f0c... localhost:8081 "hello"
   echo hello | tlspin send --verifier spkipin --pin 'sha256//BASE64=' host:443
+  printf 'GET / HTTP/1.0\r\n\r\n' | tlspin send --verifier tofu example.com:443
   tlspin send --verifier sha256pin:pin=AB:CD:... --verifier tofu --require all host:8081 hi`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error { return a.runSend(cmd, f, args) },
@@ -44,7 +54,9 @@ KEY=VALUE; --pin V is short for --opt pin=V.`,
 	fs := c.Flags()
 	f.v.register(fs, "server")
 	fs.StringVar(&f.serverName, "server-name", "", "TLS server name (SNI) to send (default the host of ADDR, unless it is an IP address)")
-	fs.DurationVar(&f.timeout, "timeout", client.DefaultTimeout, "dial and handshake timeout")
+	fs.DurationVar(&f.timeout, "timeout", client.DefaultTimeout, "longest the TCP connect and the TLS handshake (verification included) may take together")
+	fs.DurationVar(&f.idleTimeout, "idle-timeout", client.DefaultIdleTimeout, "once the message is sent, how long to wait for more of the reply before exiting 0")
+	fs.BoolVar(&f.noReply, "no-reply", false, "do not print what the server sends back")
 	fs.StringVar(&f.cert, "cert", "", "client certificate to present (mutual TLS), with its key unless --key is given")
 	fs.StringVar(&f.key, "key", "", "private key of --cert, if not in the same file")
 	return c
@@ -72,21 +84,36 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 	}
 	defer vs.Close()
 	sn := client.ServerName(addr, f.serverName)
-	cfg := pintls.ClientConfig(vs.policy, sn, addr, clientCert, pintls.Options{Timeout: a.g.verifyTimeout, Context: ctx})
+	cfg, confirm := vs.ClientConfigForAddr(sn, addr)
+	if clientCert != nil {
+		cfg.Certificates = []tls.Certificate{*clientCert}
+	}
 	conn, err := client.Dial(ctx, addr, cfg, f.timeout)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	// The server has proved its key: only now may a verifier record it.
+	if err := confirm(ctx); err != nil {
+		a.log.Warn("the verifier could not record the server it allowed", "error", err)
+	}
 	a.log.Info("server verified", "addr", addr)
 	var msg io.Reader = cmd.InOrStdin()
 	if len(args) == 2 {
 		msg = strings.NewReader(args[1])
 	}
-	n, err := client.Send(ctx, conn, msg, f.timeout)
+	var reply io.Writer = cmd.OutOrStdout()
+	if f.noReply {
+		reply = nil
+	}
+	res, err := client.Send(ctx, conn, msg, reply, f.idleTimeout)
 	if err != nil {
 		return err
 	}
-	a.log.Info("sent", "addr", addr, "bytes", n)
+	if res.IdleTimedOut {
+		a.log.Info("sent; the server kept the connection open, stopped waiting", "addr", addr, "bytes_sent", res.Sent, "bytes_received", res.Received, "idle_timeout", f.idleTimeout)
+		return nil
+	}
+	a.log.Info("sent", "addr", addr, "bytes_sent", res.Sent, "bytes_received", res.Received)
 	return nil
 }

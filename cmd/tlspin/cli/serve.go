@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tlspin/tlspin"
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/pintls"
 	"github.com/tlspin/tlspin/core/server"
@@ -22,6 +24,8 @@ type serveFlags struct {
 	listen, cert, key string
 	once, json        bool
 	maxConns, maxLine int
+	maxHandshakes     int
+	maxConnsPerIP     int
 	handshakeTimeout  time.Duration
 	idleTimeout       time.Duration
 	grace             time.Duration
@@ -38,53 +42,76 @@ line at a time, for any number of clients at once. --cert takes a PEM
 certificate, and its key unless --key is given (the recipe's cert.pem, key
 and certificate in one file, works as is).
 
+It listens on loopback, 127.0.0.1:8081 (the recipe's port), unless --listen
+says otherwise: --listen :8081 listens on every interface.
+
 With --verifier, every client must present a certificate that the
 verifier(s) allow (mutual TLS); rejected clients are closed and nothing they
-sent is printed.
+sent is printed. A failed handshake is logged with the side that refused:
+"client rejected by us" (our verifier said no, or the client sent no
+certificate), "client refused our certificate" (the client sent an alert)
+or "handshake failed" (anything else: not TLS, a bad signature, a timeout).
+
+Hostile clients cannot lock others out: a handshake must finish within
+--handshake-timeout, at most --max-handshakes run at once, one address holds
+at most --max-conns-per-ip connections, and when --max-conns or
+--max-handshakes is reached the connection idle the longest is closed to
+make room rather than a new client kept waiting.
+
+--once serves one client, then exits: one whose handshake succeeded (a
+stray connection or a rejected client does not use it up).
 
 With --json, stdout carries one JSON object per line per event instead:
-connection, data (one line a client sent), rejection (with the reason and
-the client certificate's fingerprints) and close. Data that is not UTF-8
+connection, data (one line a client sent), rejection (with the reason, "by":
+rejected, refused or failed as above, and the client certificate's
+fingerprints) and close. Data that is not UTF-8
 comes as data_base64.
 
 SIGINT or SIGTERM stops accepting, lets open connections finish within
 --grace, stops the verifier plugins and exits 0.`,
 		Example: `  tlspin serve --cert cert.pem
   tlspin serve --listen 127.0.0.1:8443 --cert cert.pem --once
+  tlspin serve --listen :8081 --cert cert.pem   # every interface
   tlspin serve --cert cert.pem --verifier spkipin --pin sha256//BASE64=`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.runServe(cmd, f) },
 	}
 	fs := c.Flags()
-	fs.StringVar(&f.listen, "listen", ":8081", "address to listen on (the recipe's port by default)")
+	fs.StringVar(&f.listen, "listen", defaultListen, "address to listen on: loopback and the recipe's port by default; :PORT for every interface")
 	fs.StringVar(&f.cert, "cert", "", "PEM certificate file, with its key unless --key is given (required)")
 	fs.StringVar(&f.key, "key", "", "PEM private key file, if not in --cert")
-	fs.BoolVar(&f.once, "once", false, "serve one connection, then exit (like the recipe)")
+	fs.BoolVar(&f.once, "once", false, "serve one client whose handshake succeeded, then exit (like the recipe)")
 	fs.BoolVar(&f.json, "json", false, "print one JSON object per event (connection, data, rejection, close) instead of raw lines")
-	fs.IntVar(&f.maxConns, "max-conns", server.DefaultMaxConns, "most connections served at once; more wait to be accepted")
+	fs.IntVar(&f.maxConns, "max-conns", server.DefaultMaxConns, "most connections held at once; when full, the one idle the longest is closed for a new client")
+	fs.IntVar(&f.maxHandshakes, "max-handshakes", server.DefaultMaxHandshakes, "most connections still in their TLS handshake at once; when full, the one idle the longest is closed")
+	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", server.DefaultMaxConnsPerIP, "most connections from one client IP address; more are closed at once (0: no cap)")
 	fs.IntVar(&f.maxLine, "max-line", server.DefaultMaxLine, "most bytes of one line held per connection; a longer line is printed in pieces of this size")
 	fs.DurationVar(&f.handshakeTimeout, "handshake-timeout", server.DefaultHandshakeTimeout, "longest a TLS handshake (verification included) may take")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "close a connection that sends nothing for this long")
 	fs.DurationVar(&f.grace, "grace", server.DefaultGracePeriod, "on SIGINT/SIGTERM, how long open connections may finish")
 	f.v.register(fs, "clients (mutual TLS)")
-	_ = c.MarkFlagRequired("cert")
 	return c
 }
 
+// defaultListen is loopback: a line printer open to the network by
+// default would surprise people.
+const defaultListen = "127.0.0.1:8081"
+
 func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	ctx := cmd.Context()
+	if f.cert == "" {
+		return usagef("serve needs --cert FILE (make one with: tlspin cert --out cert.pem)")
+	}
 	cert, err := certs.LoadKeyPair(f.cert, f.key)
 	if err != nil {
 		return err
 	}
-	var d pintls.Decider
-	if len(f.v.specs) > 0 || len(f.v.pins) > 0 || len(f.v.opts) > 0 {
-		vs, err := a.startVerifiers(ctx, &f.v)
-		if err != nil {
+	var vs *tlspin.Verifiers
+	if f.v.given() {
+		if vs, err = a.startVerifiers(ctx, &f.v); err != nil {
 			return err
 		}
 		defer vs.Close()
-		d = vs.policy
 	}
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
@@ -93,17 +120,25 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		}
 		return fmt.Errorf("serve: cannot listen on %q: %w", f.listen, err)
 	}
-	tlsCfg := pintls.ServerConfig(cert, d, pintls.Options{Timeout: a.g.verifyTimeout})
+	tlsCfg := pintls.ServerConfig(cert, nil, pintls.Options{})
+	var confirm func(context.Context, net.Conn) error
+	if vs != nil {
+		tlsCfg = vs.HookServerConfig(tlsCfg)
+		confirm = vs.Confirm
+	}
 	var onEvent func(server.Event)
 	if f.json {
 		onEvent = jsonEvents(cmd.OutOrStdout())
 	}
 	srv, err := server.New(server.Config{
 		TLS:              tlsCfg,
+		Confirm:          confirm,
 		Output:           cmd.OutOrStdout(),
 		OnEvent:          onEvent,
 		Log:              a.log,
 		MaxConns:         f.maxConns,
+		MaxHandshakes:    f.maxHandshakes,
+		MaxConnsPerIP:    perIPLimit(f.maxConnsPerIP),
 		MaxLine:          f.maxLine,
 		HandshakeTimeout: f.handshakeTimeout,
 		IdleTimeout:      f.idleTimeout,
@@ -114,12 +149,20 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		ln.Close()
 		return err
 	}
-	a.log.Info("listening", "addr", ln.Addr().String(), "mutual_tls", d != nil)
+	a.log.Info("listening", "addr", ln.Addr().String(), "mutual_tls", vs != nil)
 	if err := srv.Serve(ctx, ln); err != nil {
 		return err
 	}
 	a.log.Info("server stopped")
 	return nil
+}
+
+// perIPLimit maps the flag's 0 (no cap) to the loop's negative.
+func perIPLimit(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }
 
 // jsonEvent is the --json form of a server.Event: one object per line.
@@ -131,6 +174,7 @@ type jsonEvent struct {
 	Data       *string `json:"data,omitempty"`
 	DataBase64 string  `json:"data_base64,omitempty"`
 	Reason     string  `json:"reason,omitempty"`
+	By         string  `json:"by,omitempty"`
 	PeerSHA256 string  `json:"peer_sha256,omitempty"`
 	PeerSPKI   string  `json:"peer_spki,omitempty"`
 	Bytes      *int64  `json:"bytes,omitempty"`
@@ -146,6 +190,7 @@ func jsonEvents(w io.Writer) func(server.Event) {
 			Conn:       e.Conn,
 			Remote:     e.Remote,
 			Reason:     e.Reason,
+			By:         string(e.By),
 			PeerSHA256: e.PeerSHA256,
 			PeerSPKI:   e.PeerSPKI,
 		}

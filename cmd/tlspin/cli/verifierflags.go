@@ -2,18 +2,17 @@ package cli
 
 import (
 	"context"
-	"errors"
+	"encoding/hex"
 	"strings"
-	"sync"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/pflag"
 
-	"github.com/tlspin/tlspin/core/cache"
+	"github.com/tlspin/tlspin"
 	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/policy"
 	"github.com/tlspin/tlspin/core/verify"
-	"github.com/tlspin/tlspin/verifiers/builtin"
+	"github.com/tlspin/tlspin/internal/launch"
 )
 
 // verifierFlags are the flags that choose and configure verifiers.
@@ -33,29 +32,25 @@ func (f *verifierFlags) register(fs *pflag.FlagSet, what string) {
 	fs.BoolVar(&f.noCache, "no-cache", false, "ask the verifier on every handshake, even when its verdict says it may be reused")
 }
 
-// verifierSpec is one parsed --verifier.
-type verifierSpec struct {
-	name string
-	opts verify.Options
-}
+// given reports whether any verifier flag was used.
+func (f *verifierFlags) given() bool { return len(f.specs)+len(f.pins)+len(f.opts) > 0 }
 
 // parse turns the flags into specs, merging --pin and --opt into the only
 // verifier.
-func (f *verifierFlags) parse() ([]verifierSpec, policy.Mode, error) {
+func (f *verifierFlags) parse() ([]launch.Spec, tlspin.Require, error) {
 	mode, err := policy.ParseMode(f.require)
 	if err != nil {
 		return nil, "", usageError{err}
 	}
-	var out []verifierSpec
+	var out []launch.Spec
 	for _, s := range f.specs {
-		vs, err := parseVerifierSpec(s)
+		vs, err := launch.ParseSpec(s)
 		if err != nil {
-			return nil, "", err
+			return nil, "", usageError{err}
 		}
 		out = append(out, vs)
 	}
-	extra := len(f.pins) + len(f.opts)
-	if extra > 0 {
+	if len(f.pins)+len(f.opts) > 0 {
 		switch len(out) {
 		case 0:
 			return nil, "", usagef("--pin and --opt need a --verifier (for example --verifier md5pin --pin HEX)")
@@ -64,88 +59,77 @@ func (f *verifierFlags) parse() ([]verifierSpec, policy.Mode, error) {
 			return nil, "", usagef("--pin and --opt are ambiguous with %d verifiers: write --verifier NAME:key=value instead", len(out))
 		}
 		for _, p := range f.pins {
-			out[0].opts["pin"] = append(out[0].opts["pin"], p)
+			out[0].Options["pin"] = append(out[0].Options["pin"], p)
 		}
 		for _, o := range f.opts {
 			k, v, ok := strings.Cut(o, "=")
 			if !ok || k == "" {
 				return nil, "", usagef("--opt %q: want KEY=VALUE", o)
 			}
-			out[0].opts[k] = append(out[0].opts[k], v)
+			out[0].Options[k] = append(out[0].Options[k], v)
 		}
 	}
-	return out, mode, nil
+	if len(out) == 0 {
+		return nil, "", usagef("no verifier: give --verifier NAME (see `tlspin verifiers`)")
+	}
+	return out, tlspin.Require(mode), nil
 }
 
-// parseVerifierSpec parses NAME or NAME:key=value,key=value.
-func parseVerifierSpec(s string) (verifierSpec, error) {
-	name, rest, hasOpts := strings.Cut(s, ":")
-	if name == "" {
-		return verifierSpec{}, usagef("--verifier %q: missing name", s)
-	}
-	vs := verifierSpec{name: name, opts: verify.Options{}}
-	if !hasOpts {
-		return vs, nil
-	}
-	for kv := range strings.SplitSeq(rest, ",") {
-		if kv == "" {
-			continue
-		}
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return verifierSpec{}, usagef("--verifier %q: option %q is not key=value", s, kv)
-		}
-		vs.opts[k] = append(vs.opts[k], v)
-	}
-	return vs, nil
-}
-
-// finder returns the verifier finder for this invocation.
-func (a *app) finder() *host.Finder {
-	return &host.Finder{
-		Builtins:   builtin.New(nil).Names(),
-		Self:       a.env.Self,
-		SelfExec:   selfExec(),
-		SelfArgs:   builtinArgs,
-		PluginDirs: a.g.pluginDirs,
-		EnvPath:    a.env.Getenv("TLSPIN_PLUGIN_PATH"),
-		SysPath:    a.env.Getenv("PATH"),
-	}
-}
-
-// pluginEnv is the whole environment a plugin receives: the host's own is
-// not passed on (see host.PluginEnvVars). GOMAXPROCS=1: a verifier answers
-// small calls one at a time, and a single runtime thread makes each call
-// through the plugin cheaper (fewer wake-ups; docs/performance.md).
-func (a *app) pluginEnv() []string {
-	return append(host.PluginEnv(func(k string) string {
-		if k == "TLSPIN_LOG_LEVEL" {
-			return a.g.logLevel
-		}
-		return a.env.Getenv(k)
-	}), "GOMAXPROCS=1")
-}
-
-// checksums gathers --plugin-checksums and --plugin-sha256.
-func (a *app) checksums() (host.Checksums, error) {
+// pinned parses --plugin-sha256: each NAME must be a verifier started.
+func (a *app) pinned() (host.Checksums, error) {
 	sums := host.Checksums{}
-	if a.g.checksumFile != "" {
-		c, err := host.LoadChecksums(a.g.checksumFile)
-		if err != nil {
-			return nil, err
-		}
-		sums = c
-	}
 	for _, f := range a.g.pluginSHA256 {
 		name, sum, err := host.ParseChecksumFlag(f)
-		if err != nil {
-			return nil, usageError{err}
+		if err == nil {
+			err = sums.Add(name, sum)
 		}
-		if err := sums.Add(name, sum); err != nil {
+		if err != nil {
 			return nil, usageError{err}
 		}
 	}
 	return sums, nil
+}
+
+// launchConfig is how this invocation finds and runs plugins: --plugin-dir,
+// --plugin-checksums, --plugin-sha256, --plugin-env and the timeouts.
+func (a *app) launchConfig() (*launch.Config, error) {
+	c := &launch.Config{
+		Self:          a.env.Self,
+		PluginDirs:    a.g.pluginDirs,
+		Getenv:        a.env.Getenv,
+		PassEnv:       a.g.pluginEnv,
+		LogLevel:      a.g.logLevel,
+		Logger:        a.pluginLogger(),
+		VerifyTimeout: a.g.verifyTimeout,
+		StartTimeout:  a.g.startTimeout,
+	}
+	c.ResolveSelf()
+	var err error
+	if c.Pinned, err = a.pinned(); err != nil {
+		return nil, err
+	}
+	if a.g.checksumFile != "" {
+		if c.Checksums, err = host.LoadChecksums(a.g.checksumFile); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// finder returns the verifier finder for this invocation.
+func (a *app) finder() *host.Finder {
+	c := &launch.Config{Self: a.env.Self, PluginDirs: a.g.pluginDirs, Getenv: a.env.Getenv}
+	c.ResolveSelf()
+	return c.Finder()
+}
+
+// hostConfig is how this invocation runs plugins (--plugin-env is checked
+// in setup, so it cannot fail here).
+func (a *app) hostConfig() host.Config {
+	c := &launch.Config{Getenv: a.env.Getenv, PassEnv: a.g.pluginEnv, LogLevel: a.g.logLevel, Logger: a.pluginLogger(),
+		VerifyTimeout: a.g.verifyTimeout, StartTimeout: a.g.startTimeout}
+	hc, _ := c.HostConfig()
+	return hc
 }
 
 // pluginLogger is the logger plugins' logs are re-emitted through. go-plugin
@@ -158,91 +142,51 @@ func (a *app) pluginLogger() hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Name: "tlspin", Level: lvl, Output: a.env.Stderr})
 }
 
-// hostConfig is how this invocation runs plugins.
-func (a *app) hostConfig() host.Config {
-	return host.Config{
-		Logger:        a.pluginLogger(),
-		VerifyTimeout: a.g.verifyTimeout,
-		StartTimeout:  a.g.startTimeout,
-		Env:           a.pluginEnv(),
-	}
-}
-
-// verifiers is a started set of verifier plugins combined into a policy.
-type verifiers struct {
-	policy  *policy.Policy
-	plugins []*host.Plugin
-}
-
-// Close stops every plugin process.
-func (v *verifiers) Close() {
-	for _, p := range v.plugins {
-		p.Close()
-	}
-}
-
-// startVerifiers launches every verifier the flags name, each as its own
-// process, and combines them. On error nothing is left running.
-func (a *app) startVerifiers(ctx context.Context, f *verifierFlags) (*verifiers, error) {
+// startVerifiers launches every verifier the flags name through the
+// library, each as its own process, combined as --require says. On error
+// nothing is left running.
+func (a *app) startVerifiers(ctx context.Context, f *verifierFlags) (*tlspin.Verifiers, error) {
 	specs, mode, err := f.parse()
 	if err != nil {
 		return nil, err
 	}
-	if len(specs) == 0 {
-		return nil, usagef("no verifier: give --verifier NAME (see `tlspin verifiers`)")
+	if _, err := a.pinned(); err != nil {
+		return nil, err
 	}
-	sums, err := a.checksums()
+	opts := []tlspin.Option{
+		tlspin.WithRequire(mode),
+		tlspin.WithPluginDirs(a.g.pluginDirs...),
+		tlspin.WithGetenv(a.env.Getenv),
+		tlspin.WithPluginEnv(a.g.pluginEnv...),
+		tlspin.WithLogger(a.pluginLogger()),
+		tlspin.WithVerifyTimeout(a.g.verifyTimeout),
+		tlspin.WithStartTimeout(a.g.startTimeout),
+	}
+	for _, s := range specs {
+		opts = append(opts, tlspin.WithVerifier(s.Name, s.Options))
+	}
+	for _, p := range a.g.pluginSHA256 {
+		name, sum, _ := host.ParseChecksumFlag(p)
+		opts = append(opts, tlspin.WithPluginSHA256(name, hex.EncodeToString(sum)))
+	}
+	if a.g.checksumFile != "" {
+		opts = append(opts, tlspin.WithPluginChecksums(a.g.checksumFile))
+	}
+	if f.noCache {
+		opts = append(opts, tlspin.WithoutCache())
+	}
+	if a.env.Self != "" {
+		opts = append(opts, tlspin.WithTlspinBinary(a.env.Self))
+	}
+	return tlspin.StartWith(ctx, nil, opts...)
+}
+
+// startPlugin launches one verifier as a plugin process, configured with
+// opts, the way send and serve do (same search, checksums and environment).
+func (a *app) startPlugin(ctx context.Context, name string, opts verify.Options) (*host.Plugin, error) {
+	c, err := a.launchConfig()
 	if err != nil {
 		return nil, err
 	}
-	// Find them all first, so that a typo starts nothing.
-	fd := a.finder()
-	found := make([]host.Found, len(specs))
-	for i, s := range specs {
-		if found[i], err = fd.Find(s.name); err != nil {
-			if errors.Is(err, host.ErrUnknownVerifier) {
-				return nil, usageError{err}
-			}
-			return nil, err
-		}
-	}
-	// Launch them in parallel: each launch is mostly waiting on a process.
-	plugins := make([]*host.Plugin, len(specs))
-	errs := make([]error, len(specs))
-	var wg sync.WaitGroup
-	for i, s := range specs {
-		wg.Go(func() {
-			spec := found[i].Spec(s.opts)
-			spec.SHA256 = sums[found[i].Name]
-			plugins[i], errs[i] = host.Start(ctx, spec, a.hostConfig())
-		})
-	}
-	wg.Wait()
-	vs := &verifiers{}
-	for _, p := range plugins {
-		if p != nil {
-			vs.plugins = append(vs.plugins, p)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		vs.Close()
-		if errors.Is(err, verify.ErrBadOption) {
-			return nil, usageError{err}
-		}
-		return nil, err
-	}
-	var vc *cache.Cache // nil: every handshake asks the plugin
-	if !f.noCache {
-		vc = cache.New(cache.Config{})
-	}
-	members := make([]policy.Member, len(specs))
-	for i, p := range plugins {
-		members[i] = policy.Member{Name: found[i].Name, V: vc.Wrap(found[i].Name, p)}
-	}
-	vs.policy, err = policy.New(mode, members...)
-	if err != nil {
-		vs.Close()
-		return nil, err
-	}
-	return vs, nil
+	return launch.StartOne(ctx, c, launch.Spec{Name: name, Options: opts})
 }

@@ -36,6 +36,7 @@ plugin, exactly as send and serve would, and show its summary and options.`,
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.AddCommand(a.checkCommand())
 	return c
 }
 

@@ -3,29 +3,23 @@ package cli
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/tlspin/tlspin/core/sdk"
-	"github.com/tlspin/tlspin/verifiers/builtin"
+	"github.com/tlspin/tlspin/internal/launch"
 )
 
-// verifierServeCmd is the hidden subcommand the host runs to serve a
-// built-in verifier as a separate process.
-const verifierServeCmd = "__verifier"
-
-func builtinArgs(name string) []string { return []string{verifierServeCmd, name} }
-
+// verifierServeCommand is the hidden command that serves a built-in
+// verifier as a plugin. A host starts it with go-plugin's handshake
+// variable set, and Run (tlspin.ServeBuiltin) serves it before cobra runs;
+// run by hand, it prints go-plugin's explanation of what a plugin is.
 func (a *app) verifierServeCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:    verifierServeCmd + " NAME",
+		Use:    launch.ServeCommand + " NAME",
 		Short:  "serve a built-in verifier as a plugin (run by tlspin itself)",
 		Hidden: true,
 		Args:   cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			log := sdk.Logger(args[0])
-			v, err := builtin.New(log).Lookup(args[0])
-			if err != nil {
-				return err
+		RunE: func(_ *cobra.Command, args []string) error {
+			if err := launch.ServeBuiltin(args[0]); err != nil {
+				return usageError{err}
 			}
-			sdk.Serve(v)
 			return nil
 		},
 	}

@@ -497,8 +497,12 @@ type VerifyResponse struct {
 	// How long the host may reuse this verdict for the same chain, server
 	// name and side. Zero means do not cache.
 	CacheForMillis int64 `protobuf:"varint,4,opt,name=cache_for_millis,json=cacheForMillis,proto3" json:"cache_for_millis,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The allow holds only if the verifier may record the peer once the
+	// handshake succeeds: the host then calls Commit with the same request,
+	// and never caches this verdict.
+	Commit        bool `protobuf:"varint,5,opt,name=commit,proto3" json:"commit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VerifyResponse) Reset() {
@@ -559,6 +563,93 @@ func (x *VerifyResponse) GetCacheForMillis() int64 {
 	return 0
 }
 
+func (x *VerifyResponse) GetCommit() bool {
+	if x != nil {
+		return x.Commit
+	}
+	return false
+}
+
+type CommitRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       *VerifyRequest         `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitRequest) Reset() {
+	*x = CommitRequest{}
+	mi := &file_verifier_v1_verifier_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitRequest) ProtoMessage() {}
+
+func (x *CommitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_verifier_v1_verifier_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
+func (*CommitRequest) Descriptor() ([]byte, []int) {
+	return file_verifier_v1_verifier_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *CommitRequest) GetRequest() *VerifyRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+type CommitResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitResponse) Reset() {
+	*x = CommitResponse{}
+	mi := &file_verifier_v1_verifier_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitResponse) ProtoMessage() {}
+
+func (x *CommitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_verifier_v1_verifier_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitResponse.ProtoReflect.Descriptor instead.
+func (*CommitResponse) Descriptor() ([]byte, []int) {
+	return file_verifier_v1_verifier_proto_rawDescGZIP(), []int{9}
+}
+
 type WatchPolicyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -567,7 +658,7 @@ type WatchPolicyRequest struct {
 
 func (x *WatchPolicyRequest) Reset() {
 	*x = WatchPolicyRequest{}
-	mi := &file_verifier_v1_verifier_proto_msgTypes[8]
+	mi := &file_verifier_v1_verifier_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -579,7 +670,7 @@ func (x *WatchPolicyRequest) String() string {
 func (*WatchPolicyRequest) ProtoMessage() {}
 
 func (x *WatchPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_verifier_v1_verifier_proto_msgTypes[8]
+	mi := &file_verifier_v1_verifier_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -592,7 +683,7 @@ func (x *WatchPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchPolicyRequest.ProtoReflect.Descriptor instead.
 func (*WatchPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_verifier_v1_verifier_proto_rawDescGZIP(), []int{8}
+	return file_verifier_v1_verifier_proto_rawDescGZIP(), []int{10}
 }
 
 type PolicyChange struct {
@@ -605,7 +696,7 @@ type PolicyChange struct {
 
 func (x *PolicyChange) Reset() {
 	*x = PolicyChange{}
-	mi := &file_verifier_v1_verifier_proto_msgTypes[9]
+	mi := &file_verifier_v1_verifier_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -617,7 +708,7 @@ func (x *PolicyChange) String() string {
 func (*PolicyChange) ProtoMessage() {}
 
 func (x *PolicyChange) ProtoReflect() protoreflect.Message {
-	mi := &file_verifier_v1_verifier_proto_msgTypes[9]
+	mi := &file_verifier_v1_verifier_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -630,7 +721,7 @@ func (x *PolicyChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyChange.ProtoReflect.Descriptor instead.
 func (*PolicyChange) Descriptor() ([]byte, []int) {
-	return file_verifier_v1_verifier_proto_rawDescGZIP(), []int{9}
+	return file_verifier_v1_verifier_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PolicyChange) GetEpoch() uint64 {
@@ -686,12 +777,16 @@ const file_verifier_v1_verifier_proto_rawDesc = "" +
 	"\fcipher_suite\x18\x06 \x01(\rR\vcipherSuite\x12\x12\n" +
 	"\x04alpn\x18\a \x01(\tR\x04alpn\x12\x1d\n" +
 	"\n" +
-	"did_resume\x18\b \x01(\bR\tdidResume\"\x82\x01\n" +
+	"did_resume\x18\b \x01(\bR\tdidResume\"\x9a\x01\n" +
 	"\x0eVerifyResponse\x12\x14\n" +
 	"\x05allow\x18\x01 \x01(\bR\x05allow\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
 	"\amatched\x18\x03 \x01(\tR\amatched\x12(\n" +
-	"\x10cache_for_millis\x18\x04 \x01(\x03R\x0ecacheForMillis\"\x14\n" +
+	"\x10cache_for_millis\x18\x04 \x01(\x03R\x0ecacheForMillis\x12\x16\n" +
+	"\x06commit\x18\x05 \x01(\bR\x06commit\"L\n" +
+	"\rCommitRequest\x12;\n" +
+	"\arequest\x18\x01 \x01(\v2!.tlspin.verifier.v1.VerifyRequestR\arequest\"\x10\n" +
+	"\x0eCommitResponse\"\x14\n" +
 	"\x12WatchPolicyRequest\"<\n" +
 	"\fPolicyChange\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x16\n" +
@@ -699,12 +794,13 @@ const file_verifier_v1_verifier_proto_rawDesc = "" +
 	"\x04Side\x12\x14\n" +
 	"\x10SIDE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bSIDE_CLIENT_VERIFIES_SERVER\x10\x01\x12\x1f\n" +
-	"\x1bSIDE_SERVER_VERIFIES_CLIENT\x10\x022\xe7\x02\n" +
+	"\x1bSIDE_SERVER_VERIFIES_CLIENT\x10\x022\xb8\x03\n" +
 	"\bVerifier\x12U\n" +
 	"\bDescribe\x12#.tlspin.verifier.v1.DescribeRequest\x1a$.tlspin.verifier.v1.DescribeResponse\x12X\n" +
 	"\tConfigure\x12$.tlspin.verifier.v1.ConfigureRequest\x1a%.tlspin.verifier.v1.ConfigureResponse\x12O\n" +
 	"\x06Verify\x12!.tlspin.verifier.v1.VerifyRequest\x1a\".tlspin.verifier.v1.VerifyResponse\x12Y\n" +
-	"\vWatchPolicy\x12&.tlspin.verifier.v1.WatchPolicyRequest\x1a .tlspin.verifier.v1.PolicyChange0\x01B7Z5github.com/tlspin/tlspin/proto/verifier/v1;verifierv1b\x06proto3"
+	"\vWatchPolicy\x12&.tlspin.verifier.v1.WatchPolicyRequest\x1a .tlspin.verifier.v1.PolicyChange0\x01\x12O\n" +
+	"\x06Commit\x12!.tlspin.verifier.v1.CommitRequest\x1a\".tlspin.verifier.v1.CommitResponseB7Z5github.com/tlspin/tlspin/proto/verifier/v1;verifierv1b\x06proto3"
 
 var (
 	file_verifier_v1_verifier_proto_rawDescOnce sync.Once
@@ -719,7 +815,7 @@ func file_verifier_v1_verifier_proto_rawDescGZIP() []byte {
 }
 
 var file_verifier_v1_verifier_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_verifier_v1_verifier_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_verifier_v1_verifier_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_verifier_v1_verifier_proto_goTypes = []any{
 	(Side)(0),                  // 0: tlspin.verifier.v1.Side
 	(*DescribeRequest)(nil),    // 1: tlspin.verifier.v1.DescribeRequest
@@ -730,28 +826,33 @@ var file_verifier_v1_verifier_proto_goTypes = []any{
 	(*ConfigureResponse)(nil),  // 6: tlspin.verifier.v1.ConfigureResponse
 	(*VerifyRequest)(nil),      // 7: tlspin.verifier.v1.VerifyRequest
 	(*VerifyResponse)(nil),     // 8: tlspin.verifier.v1.VerifyResponse
-	(*WatchPolicyRequest)(nil), // 9: tlspin.verifier.v1.WatchPolicyRequest
-	(*PolicyChange)(nil),       // 10: tlspin.verifier.v1.PolicyChange
-	nil,                        // 11: tlspin.verifier.v1.ConfigureRequest.OptionsEntry
+	(*CommitRequest)(nil),      // 9: tlspin.verifier.v1.CommitRequest
+	(*CommitResponse)(nil),     // 10: tlspin.verifier.v1.CommitResponse
+	(*WatchPolicyRequest)(nil), // 11: tlspin.verifier.v1.WatchPolicyRequest
+	(*PolicyChange)(nil),       // 12: tlspin.verifier.v1.PolicyChange
+	nil,                        // 13: tlspin.verifier.v1.ConfigureRequest.OptionsEntry
 }
 var file_verifier_v1_verifier_proto_depIdxs = []int32{
 	2,  // 0: tlspin.verifier.v1.DescribeResponse.options:type_name -> tlspin.verifier.v1.Option
-	11, // 1: tlspin.verifier.v1.ConfigureRequest.options:type_name -> tlspin.verifier.v1.ConfigureRequest.OptionsEntry
+	13, // 1: tlspin.verifier.v1.ConfigureRequest.options:type_name -> tlspin.verifier.v1.ConfigureRequest.OptionsEntry
 	0,  // 2: tlspin.verifier.v1.VerifyRequest.side:type_name -> tlspin.verifier.v1.Side
-	4,  // 3: tlspin.verifier.v1.ConfigureRequest.OptionsEntry.value:type_name -> tlspin.verifier.v1.OptionValues
-	1,  // 4: tlspin.verifier.v1.Verifier.Describe:input_type -> tlspin.verifier.v1.DescribeRequest
-	5,  // 5: tlspin.verifier.v1.Verifier.Configure:input_type -> tlspin.verifier.v1.ConfigureRequest
-	7,  // 6: tlspin.verifier.v1.Verifier.Verify:input_type -> tlspin.verifier.v1.VerifyRequest
-	9,  // 7: tlspin.verifier.v1.Verifier.WatchPolicy:input_type -> tlspin.verifier.v1.WatchPolicyRequest
-	3,  // 8: tlspin.verifier.v1.Verifier.Describe:output_type -> tlspin.verifier.v1.DescribeResponse
-	6,  // 9: tlspin.verifier.v1.Verifier.Configure:output_type -> tlspin.verifier.v1.ConfigureResponse
-	8,  // 10: tlspin.verifier.v1.Verifier.Verify:output_type -> tlspin.verifier.v1.VerifyResponse
-	10, // 11: tlspin.verifier.v1.Verifier.WatchPolicy:output_type -> tlspin.verifier.v1.PolicyChange
-	8,  // [8:12] is the sub-list for method output_type
-	4,  // [4:8] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	7,  // 3: tlspin.verifier.v1.CommitRequest.request:type_name -> tlspin.verifier.v1.VerifyRequest
+	4,  // 4: tlspin.verifier.v1.ConfigureRequest.OptionsEntry.value:type_name -> tlspin.verifier.v1.OptionValues
+	1,  // 5: tlspin.verifier.v1.Verifier.Describe:input_type -> tlspin.verifier.v1.DescribeRequest
+	5,  // 6: tlspin.verifier.v1.Verifier.Configure:input_type -> tlspin.verifier.v1.ConfigureRequest
+	7,  // 7: tlspin.verifier.v1.Verifier.Verify:input_type -> tlspin.verifier.v1.VerifyRequest
+	11, // 8: tlspin.verifier.v1.Verifier.WatchPolicy:input_type -> tlspin.verifier.v1.WatchPolicyRequest
+	9,  // 9: tlspin.verifier.v1.Verifier.Commit:input_type -> tlspin.verifier.v1.CommitRequest
+	3,  // 10: tlspin.verifier.v1.Verifier.Describe:output_type -> tlspin.verifier.v1.DescribeResponse
+	6,  // 11: tlspin.verifier.v1.Verifier.Configure:output_type -> tlspin.verifier.v1.ConfigureResponse
+	8,  // 12: tlspin.verifier.v1.Verifier.Verify:output_type -> tlspin.verifier.v1.VerifyResponse
+	12, // 13: tlspin.verifier.v1.Verifier.WatchPolicy:output_type -> tlspin.verifier.v1.PolicyChange
+	10, // 14: tlspin.verifier.v1.Verifier.Commit:output_type -> tlspin.verifier.v1.CommitResponse
+	10, // [10:15] is the sub-list for method output_type
+	5,  // [5:10] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_verifier_v1_verifier_proto_init() }
@@ -765,7 +866,7 @@ func file_verifier_v1_verifier_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_verifier_v1_verifier_proto_rawDesc), len(file_verifier_v1_verifier_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -33,6 +33,7 @@ const (
 	Verifier_Configure_FullMethodName   = "/tlspin.verifier.v1.Verifier/Configure"
 	Verifier_Verify_FullMethodName      = "/tlspin.verifier.v1.Verifier/Verify"
 	Verifier_WatchPolicy_FullMethodName = "/tlspin.verifier.v1.Verifier/WatchPolicy"
+	Verifier_Commit_FullMethodName      = "/tlspin.verifier.v1.Verifier/Commit"
 )
 
 // VerifierClient is the client API for Verifier service.
@@ -51,6 +52,14 @@ type VerifierClient interface {
 	// cached verdicts. A verifier whose policy never changes may leave the
 	// stream open and silent, or return UNIMPLEMENTED.
 	WatchPolicy(ctx context.Context, in *WatchPolicyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PolicyChange], error)
+	// Commit follows a Verify that allowed with commit set, once the
+	// handshake has succeeded: only then has the peer proved it holds the
+	// key of its leaf (crypto/tls decides before it checks the peer's
+	// signature). A verifier that records something when it decides (TOFU)
+	// records it here, never in Verify. It receives the same request as
+	// Verify, must decide again rather than trust a remembered verdict, and
+	// is optional: a verifier that never sets commit need not implement it.
+	Commit(ctx context.Context, in *CommitRequest, opts ...grpc.CallOption) (*CommitResponse, error)
 }
 
 type verifierClient struct {
@@ -110,6 +119,16 @@ func (c *verifierClient) WatchPolicy(ctx context.Context, in *WatchPolicyRequest
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Verifier_WatchPolicyClient = grpc.ServerStreamingClient[PolicyChange]
 
+func (c *verifierClient) Commit(ctx context.Context, in *CommitRequest, opts ...grpc.CallOption) (*CommitResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CommitResponse)
+	err := c.cc.Invoke(ctx, Verifier_Commit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // VerifierServer is the server API for Verifier service.
 // All implementations must embed UnimplementedVerifierServer
 // for forward compatibility.
@@ -126,6 +145,14 @@ type VerifierServer interface {
 	// cached verdicts. A verifier whose policy never changes may leave the
 	// stream open and silent, or return UNIMPLEMENTED.
 	WatchPolicy(*WatchPolicyRequest, grpc.ServerStreamingServer[PolicyChange]) error
+	// Commit follows a Verify that allowed with commit set, once the
+	// handshake has succeeded: only then has the peer proved it holds the
+	// key of its leaf (crypto/tls decides before it checks the peer's
+	// signature). A verifier that records something when it decides (TOFU)
+	// records it here, never in Verify. It receives the same request as
+	// Verify, must decide again rather than trust a remembered verdict, and
+	// is optional: a verifier that never sets commit need not implement it.
+	Commit(context.Context, *CommitRequest) (*CommitResponse, error)
 	mustEmbedUnimplementedVerifierServer()
 }
 
@@ -147,6 +174,9 @@ func (UnimplementedVerifierServer) Verify(context.Context, *VerifyRequest) (*Ver
 }
 func (UnimplementedVerifierServer) WatchPolicy(*WatchPolicyRequest, grpc.ServerStreamingServer[PolicyChange]) error {
 	return status.Error(codes.Unimplemented, "method WatchPolicy not implemented")
+}
+func (UnimplementedVerifierServer) Commit(context.Context, *CommitRequest) (*CommitResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Commit not implemented")
 }
 func (UnimplementedVerifierServer) mustEmbedUnimplementedVerifierServer() {}
 func (UnimplementedVerifierServer) testEmbeddedByValue()                  {}
@@ -234,6 +264,24 @@ func _Verifier_WatchPolicy_Handler(srv interface{}, stream grpc.ServerStream) er
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Verifier_WatchPolicyServer = grpc.ServerStreamingServer[PolicyChange]
 
+func _Verifier_Commit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CommitRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VerifierServer).Commit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Verifier_Commit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VerifierServer).Commit(ctx, req.(*CommitRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Verifier_ServiceDesc is the grpc.ServiceDesc for Verifier service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -252,6 +300,10 @@ var Verifier_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Verify",
 			Handler:    _Verifier_Verify_Handler,
+		},
+		{
+			MethodName: "Commit",
+			Handler:    _Verifier_Commit_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

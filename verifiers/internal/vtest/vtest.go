@@ -116,6 +116,19 @@ func Verify(t testing.TB, v verify.Verifier, req *verify.Request) *verify.Verdic
 	return verdict
 }
 
+// Handshake is Verify followed, as after a successful handshake, by the
+// commit the verdict asks for.
+func Handshake(t testing.TB, v verify.Verifier, req *verify.Request) *verify.Verdict {
+	t.Helper()
+	verdict := Verify(t, v, req)
+	if c, ok := v.(verify.Committer); ok && verdict.Allow && verdict.Commit {
+		if _, err := c.Commit(context.Background(), req); err != nil {
+			t.Fatalf("Commit: %v", err)
+		}
+	}
+	return verdict
+}
+
 // Cert is a certificate and its key.
 type Cert struct {
 	Key  crypto.Signer

@@ -1,10 +1,13 @@
 // Command misbehave is a test verifier plugin that fails on purpose while
-// verifying: option mode=crash exits, mode=hang never answers, mode=allow
-// allows everything (to prove the plugin itself works).
+// verifying: option mode=crash exits, mode=hang never answers, mode=garbage
+// returns no verdict, mode=reject rejects and mode=error returns an error,
+// both with text that looks like a usage error, and mode=allow allows
+// everything (to prove the plugin itself works).
 package main
 
 import (
 	"context"
+	"errors"
 	"os"
 
 	"github.com/tlspin/tlspin/core/sdk"
@@ -32,6 +35,12 @@ func (m *misbehave) Verify(ctx context.Context, _ *verify.Request) (*verify.Verd
 		os.Exit(3)
 	case "hang":
 		<-make(chan struct{})
+	case "garbage":
+		return nil, nil
+	case "reject":
+		return &verify.Verdict{Reason: "accepts only known peers: invalid argument \"x\" for \"--pin\" flag"}, nil
+	case "error":
+		return nil, errors.New("unknown flag: --invalid argument, accepts 1 arg(s)")
 	}
 	return &verify.Verdict{Allow: true, Matched: "anything"}, nil
 }

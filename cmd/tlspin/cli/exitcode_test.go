@@ -1,0 +1,131 @@
+package cli_test
+
+import (
+	"bytes"
+	"crypto/md5"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tlspin/tlspin/core/certs"
+	"github.com/tlspin/tlspin/internal/testbin"
+)
+
+// tlsServer accepts TLS connections on loopback with a certificate whose
+// subject is cn, reads what each sends, and returns its address and the
+// certificate's MD5 pin.
+func tlsServer(t *testing.T, cn string) (addr, md5pin string) {
+	t.Helper()
+	key, c, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: cn, SANs: []string{"localhost"}, Days: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{c.Raw}, PrivateKey: key}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				io.Copy(io.Discard, conn)
+			}()
+		}
+	}()
+	sum := md5.Sum(c.Raw)
+	return ln.Addr().String(), hex.EncodeToString(sum[:])
+}
+
+// TestExitCodes runs the real tlspin binary into every exit code. The
+// rejections include reasons (from a plugin, from a peer's certificate
+// subject) that read like cobra's usage errors: the code must not change.
+func TestExitCodes(t *testing.T) {
+	bin := testbin.Tlspin(t)
+	plugins := filepath.Dir(testbin.Build(t, "./cmd/tlspin/cli/testdata/plugins/misbehave", "tlspin-verifier-misbehave"))
+	addr, pin := tlsServer(t, "good")
+	trick, _ := tlsServer(t, "invalid argument")
+	refused := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := ln.Addr().String()
+		ln.Close()
+		return a
+	}()
+	wrong := "00112233445566778899aabbccddeeff"
+	sum := strings.Repeat("ab", 32)
+	pd := []string{"--plugin-dir", plugins}
+	send := func(args ...string) []string { return append(append(append([]string{}, pd...), "send"), args...) }
+	tests := []struct {
+		name string
+		args []string
+		code int
+		says string
+	}{
+		{"allowed", send("--verifier", "md5pin:pin="+pin, addr, "hi"), 0, ""},
+		{"help", []string{"--help"}, 0, ""},
+		{"connection refused", send("--verifier", "md5pin:pin="+pin, refused, "hi"), 1, "connection refused"},
+		{"missing certificate file", []string{"serve", "--listen", "127.0.0.1:0", "--cert", "nosuch.pem"}, 1, "nosuch.pem"},
+
+		{"unknown command", []string{"sned"}, 2, `unknown command "sned"`},
+		{"unknown flag", []string{"send", "--nosuch", addr}, 2, "unknown flag: --nosuch"},
+		{"bad flag value", []string{"--verify-timeout", "soon", "send", "--verifier", "md5pin", addr}, 2, "invalid argument"},
+		{"too many arguments", send("--verifier", "md5pin:pin="+pin, addr, "a", "b"), 2, "accepts between 1 and 2 arg(s)"},
+		{"no arguments", []string{"send", "--verifier", "md5pin"}, 2, "arg(s)"},
+		{"serve without --cert", []string{"serve", "--listen", "127.0.0.1:0"}, 2, `required flag(s) "cert" not set`},
+		{"bad --log-level", []string{"--log-level", "loud", "send", addr}, 2, "unknown --log-level"},
+		{"unknown verifier", send("--verifier", "nosuch", addr, "hi"), 2, `unknown verifier "nosuch"`},
+		{"bad option", send("--verifier", "md5pin:pin=zz", addr, "hi"), 2, `option pin="zz"`},
+		{"malformed spec", send("--verifier", "md5pin:pin", addr, "hi"), 2, "is not key=value"},
+		{"bad --require", send("--verifier", "md5pin:pin="+pin, "--require", "most", addr, "hi"), 2, "most"},
+		{"checksum for an unused name", append([]string{"--plugin-sha256", "md5pn=" + sum}, send("--verifier", "md5pin:pin="+pin, addr, "hi")...), 2, `"md5pn"`},
+		{"bad --plugin-env", append([]string{"--plugin-env", "A=B"}, send("--verifier", "md5pin:pin="+pin, addr, "hi")...), 2, "not a variable name"},
+
+		{"wrong pin", send("--verifier", "md5pin:pin="+wrong, addr, "hi"), 3, "md5pin"},
+		{"wrong pin, subject reads like a usage error", send("--verifier", "md5pin:pin="+wrong, trick, "hi"), 3, "invalid argument"},
+		{"verdict reads like a usage error", send("--verifier", "misbehave:mode=reject", addr, "hi"), 3, "accepts only known peers: invalid argument"},
+		{"verifier's own error reads like a usage error", send("--verifier", "misbehave:mode=error", addr, "hi"), 3, "unknown flag: --invalid argument, accepts 1 arg(s)"},
+		{"require all: a verdict settles it despite a crash", send("--verifier", "misbehave:mode=crash", "--verifier", "md5pin:pin="+wrong, addr, "hi"), 3, "md5pin rejected"},
+
+		{"verifier crashed", send("--verifier", "misbehave:mode=crash", addr, "hi"), 4, "fail closed"},
+		{"verifier hung", append([]string{"--verify-timeout", "300ms"}, send("--verifier", "misbehave:mode=hang", addr, "hi")...), 4, "300ms"},
+		{"require any: a crash might have allowed", send("--require", "any", "--verifier", "misbehave:mode=crash", "--verifier", "md5pin:pin="+wrong, addr, "hi"), 4, "fail closed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.Command(bin, tt.args...)
+			cmd.Dir = t.TempDir()
+			cmd.Env = append(os.Environ(), "TLSPIN_PLUGIN_PATH=")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			code := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.code {
+				t.Errorf("tlspin %s: exit %d, want %d; stderr:\n%s", strings.Join(tt.args, " "), code, tt.code, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tt.says) {
+				t.Errorf("stderr does not say %q:\n%s", tt.says, stderr.String())
+			}
+		})
+	}
+}

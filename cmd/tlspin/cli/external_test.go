@@ -1,0 +1,93 @@
+package cli_test
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tlspin/tlspin/cmd/tlspin/cli"
+	"github.com/tlspin/tlspin/internal/testbin"
+)
+
+// misbehaveDir is the directory holding the test plugin
+// tlspin-verifier-misbehave.
+func misbehaveDir(t *testing.T) string {
+	return filepath.Dir(testbin.Build(t, "./cmd/tlspin/cli/testdata/plugins/misbehave", "tlspin-verifier-misbehave"))
+}
+
+// TestBenchExternal measures a verifier that is not built in: found on the
+// plugin path, configured with the options given, without an in-process
+// mode.
+func TestBenchExternal(t *testing.T) {
+	stdout, stderr, code := run(t, "--plugin-dir", misbehaveDir(t), "bench", "--json", "--verifier", "misbehave:mode=allow",
+		"--duration", "200ms", "--launches", "1", "--samples", "20")
+	if code != cli.ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+		t.Fatalf("JSON: %v\n%s", err, stdout)
+	}
+	if doc["verifier"] != "misbehave" {
+		t.Errorf("verifier = %v", doc["verifier"])
+	}
+	if s, _ := doc["no_inprocess"].(string); !strings.Contains(s, "not built into tlspin") {
+		t.Errorf("no_inprocess = %v", doc["no_inprocess"])
+	}
+	for _, k := range []string{"plugin_hs_per_s", "cached_hs_per_s", "plugin_verify_us"} {
+		if v, _ := doc[k].(float64); v <= 0 {
+			t.Errorf("%s = %v, want a positive number", k, doc[k])
+		}
+	}
+	if v, _ := doc["inprocess_hs_per_s"].(float64); v != 0 {
+		t.Errorf("inprocess_hs_per_s = %v without an in-process mode", v)
+	}
+}
+
+// TestCompareExternal compares an external verifier, configured with the
+// options given, next to a built-in one, on the same scenarios.
+func TestCompareExternal(t *testing.T) {
+	stdout, stderr, code := run(t, "--plugin-dir", misbehaveDir(t), "compare", "--json", "--samples", "5",
+		"--verifier", "misbehave:mode=allow", "--verifier", "spkipin")
+	if code != cli.ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var doc compareJSON
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+		t.Fatalf("JSON: %v\n%s", err, stdout)
+	}
+	got := map[string]bool{}
+	for _, r := range doc.Results {
+		got[r.Verifier+"/"+r.Scenario] = *r.Accepted
+	}
+	// misbehave:mode=allow allows anything; spkipin refuses the look-alike.
+	if !got["misbehave/lookalike"] || !got["misbehave/same"] || got["spkipin/lookalike"] || !got["spkipin/same"] {
+		t.Errorf("results %v", got)
+	}
+	if len(doc.Verifiers) != 2 || !strings.Contains(*doc.Verifiers[0].Note, "no in-process cost") || *doc.Verifiers[0].PluginUs <= 0 {
+		t.Errorf("verifiers %+v", doc.Verifiers)
+	}
+}
+
+// TestExternalUsage: an external verifier without options has no recipe,
+// and a checksum pinned for a verifier not compared is refused.
+func TestExternalUsage(t *testing.T) {
+	dir := misbehaveDir(t)
+	sum := strings.Repeat("ab", 32)
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--plugin-dir", dir, "bench", "--verifier", "misbehave"}, "give its options"},
+		{[]string{"--plugin-dir", dir, "compare", "--verifier", "misbehave"}, "give the options"},
+		{[]string{"--plugin-sha256", "md5pn=" + sum, "compare", "--verifier", "md5pin"}, `"md5pn"`},
+		{[]string{"--plugin-sha256", "md5pn=" + sum, "bench", "--verifier", "md5pin"}, `"md5pn"`},
+	}
+	for _, tt := range tests {
+		_, stderr, code := run(t, tt.args...)
+		if code != cli.ExitUsage || !strings.Contains(stderr, tt.want) {
+			t.Errorf("%v: exit %d, stderr %q; want usage error mentioning %q", tt.args, code, stderr, tt.want)
+		}
+	}
+}

@@ -1,0 +1,339 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tlspin/tlspin"
+	"github.com/tlspin/tlspin/core/client"
+	"github.com/tlspin/tlspin/core/pintls"
+	"github.com/tlspin/tlspin/core/proxy"
+	"github.com/tlspin/tlspin/core/server"
+)
+
+type proxyFlags struct {
+	listen, target, cert, key, serverName string
+	metrics                               string
+	json                                  bool
+	maxConns, maxHandshakes, maxPerIP     int
+	handshakeTimeout, idleTimeout         time.Duration
+	dialTimeout, grace, watch             time.Duration
+	v                                     verifierFlags
+}
+
+func (a *app) proxyCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "proxy server|client",
+		Short: "pinned TLS in front of any program: a tunnel like stunnel, verified by plugins",
+		Long: `Put pinned TLS in front of a program that speaks plaintext, in either
+direction:
+
+  tlspin proxy server   accepts TLS, lets the verifiers decide on each client
+                        (mutual TLS with --verifier), then connects to --target
+                        in plaintext
+  tlspin proxy client   accepts plaintext, connects to --target over TLS, lets
+                        the verifiers decide on the server, then copies bytes
+
+A peer that is rejected never reaches the other side: the handshake (and
+verification) finishes before the target is dialled or a byte of the local
+client is read. Half-closes and resets pass through.`,
+	}
+	c.AddCommand(a.proxyModeCommand(proxy.ServerMode), a.proxyModeCommand(proxy.ClientMode))
+	return c
+}
+
+func (a *app) proxyModeCommand(mode proxy.Mode) *cobra.Command {
+	f := &proxyFlags{}
+	c := &cobra.Command{Args: cobra.NoArgs}
+	if mode == proxy.ServerMode {
+		c.Use = "server --listen ADDR --target ADDR --cert FILE [--verifier NAME ...]"
+		c.Short = "accept TLS, verify clients, forward plaintext to --target"
+		c.Long = `Accept TLS on --listen and, for each client the verifiers allow (mutual TLS
+when --verifier is given; without it TLS is only terminated, like stunnel's
+server mode), connect to --target in plaintext and copy bytes both ways.`
+		c.Example = `  tlspin proxy server --listen :8443 --target 127.0.0.1:5432 --cert cert.pem --verifier spkipin --pin sha256//BASE64=
+  tlspin proxy server --listen 8443 --target unix:/run/app.sock --cert cert.pem --key key.pem`
+	} else {
+		c.Use = "client --listen ADDR --target HOST:PORT --verifier NAME ... [--cert FILE]"
+		c.Short = "accept plaintext, connect over TLS to --target, verify it, forward"
+		c.Long = `Accept plaintext on --listen, connect to --target over TLS, let the
+verifiers decide on its certificate, and copy bytes both ways. A rejected
+server means the local connection is closed at once, nothing sent upstream.
+--cert presents a client certificate (mutual TLS).`
+		c.Example = `  tlspin proxy client --listen 5432 --target db.example:8443 --verifier spkipin --pin sha256//BASE64=
+  curl http://127.0.0.1:8080/ # through: tlspin proxy client --listen 8080 --target example.com:443 --verifier tofu`
+	}
+	c.Long += `
+
+--listen PORT listens on loopback; HOST:PORT as given (:PORT is every
+interface). --target is HOST:PORT or unix:/path.
+
+Limits: at most --max-conns connections, --max-handshakes of them in their
+handshake, --max-conns-per-ip from one address; when full, the connection
+idle the longest is closed to make room. --handshake-timeout bounds the
+handshake (verification included), --dial-timeout the connection to the
+target, --idle-timeout a connection with no bytes either way.
+
+SIGHUP reloads --cert and --key; changes on disk are picked up too (checked
+every --watch-interval). Established connections continue, new ones get
+the new certificate. SIGINT or SIGTERM stops accepting, lets connections
+finish within --grace, stops the verifier plugins and exits 0.
+
+--json prints one JSON object per line per event on stdout: accepted,
+rejected (with "by": rejected by our verifier, refused by the peer, or
+failed; the reason and the peer's fingerprints) and closed (bytes each way
+and duration). --metrics ADDR serves Prometheus metrics on
+http://ADDR/metrics.`
+	c.RunE = func(cmd *cobra.Command, _ []string) error { return a.runProxy(cmd, mode, f) }
+	fs := c.Flags()
+	fs.StringVar(&f.listen, "listen", "", "address to accept on: PORT (loopback), HOST:PORT or :PORT (every interface) (required)")
+	fs.StringVar(&f.target, "target", "", "where to connect: HOST:PORT or unix:/path (required)")
+	if mode == proxy.ServerMode {
+		fs.StringVar(&f.cert, "cert", "", "PEM certificate to present, with its key unless --key is given (required)")
+		f.v.register(fs, "clients (mutual TLS)")
+	} else {
+		fs.StringVar(&f.cert, "cert", "", "client certificate to present (mutual TLS), with its key unless --key is given")
+		fs.StringVar(&f.serverName, "server-name", "", "TLS server name (SNI) to send (default the host of --target, unless it is an IP address)")
+		f.v.register(fs, "server")
+	}
+	fs.StringVar(&f.key, "key", "", "PEM private key of --cert, if not in the same file")
+	fs.BoolVar(&f.json, "json", false, "print one JSON object per event (accepted, rejected, closed) on stdout")
+	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on http://ADDR/metrics")
+	fs.IntVar(&f.maxConns, "max-conns", proxy.DefaultMaxConns, "most connections held at once; when full, the one idle the longest is closed")
+	fs.IntVar(&f.maxHandshakes, "max-handshakes", server.DefaultMaxHandshakes, "most connections in their handshake at once")
+	fs.IntVar(&f.maxPerIP, "max-conns-per-ip", server.DefaultMaxConnsPerIP, "most connections from one client address (0: no cap)")
+	fs.DurationVar(&f.handshakeTimeout, "handshake-timeout", server.DefaultHandshakeTimeout, "longest a TLS handshake (verification included) may take")
+	fs.DurationVar(&f.idleTimeout, "idle-timeout", time.Hour, "close a connection with no bytes either way for this long (0: never)")
+	fs.DurationVar(&f.dialTimeout, "dial-timeout", proxy.DefaultDialTimeout, "longest connecting to --target may take")
+	fs.DurationVar(&f.grace, "grace", server.DefaultGracePeriod, "on SIGINT/SIGTERM, how long open connections may finish")
+	fs.DurationVar(&f.watch, "watch-interval", time.Second, "how often --cert and --key are checked for changes on disk")
+	return c
+}
+
+// listenAddr makes a bare port a loopback address.
+func listenAddr(s string) string {
+	if !strings.Contains(s, ":") {
+		return net.JoinHostPort("127.0.0.1", s)
+	}
+	return s
+}
+
+func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error {
+	ctx := cmd.Context()
+	switch {
+	case f.listen == "":
+		return usagef("proxy needs --listen ADDR")
+	case f.target == "":
+		return usagef("proxy needs --target HOST:PORT or unix:/path")
+	case mode == proxy.ServerMode && f.cert == "":
+		return usagef("proxy server needs --cert FILE (make one with: tlspin cert --out cert.pem)")
+	case f.key != "" && f.cert == "":
+		return usagef("--key needs --cert")
+	}
+	var cert *proxy.Certificate
+	if f.cert != "" {
+		var err error
+		if cert, err = proxy.LoadCertificate(f.cert, f.key, a.log); err != nil {
+			return err
+		}
+	}
+	var m *proxy.Metrics
+	if f.metrics != "" {
+		m = proxy.NewMetrics(strings.Join(verifierNames(f.v.specs), "+"))
+	}
+	var vs *tlspin.Verifiers
+	if mode == proxy.ClientMode || len(f.v.specs) > 0 || len(f.v.pins) > 0 || len(f.v.opts) > 0 {
+		var err error
+		if vs, err = a.startVerifiers(ctx, &f.v); err != nil {
+			return err
+		}
+		defer vs.Close()
+		if m != nil {
+			m.CounterFunc("tlspin_verifier_restarts_total", "Verifier plugin restarts.", func() float64 { return float64(vs.Stats().PluginRestarts) })
+			m.CounterFunc("tlspin_verifier_cache_hits_total", "Verdicts answered from the verdict cache.", func() float64 { return float64(vs.Stats().CacheHits) })
+		}
+	}
+	var (
+		tlsCfg    *tls.Config
+		confirm   server.Confirm
+		clientTLS func() (*tls.Config, func(context.Context) error)
+	)
+	if mode == proxy.ServerMode {
+		tlsCfg = pintls.ServerConfig(*cert.Current(), nil, pintls.Options{})
+		// GetConfigForClient clones this very config: reloads reach it.
+		tlsCfg.Certificates, tlsCfg.GetCertificate = nil, cert.GetCertificate
+		if vs != nil {
+			tlsCfg = vs.HookServerConfig(tlsCfg)
+			confirm = vs.Confirm
+			choose := tlsCfg.GetConfigForClient
+			tlsCfg.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+				c, err := choose(hi)
+				if c != nil {
+					c.VerifyConnection = m.VerifyConnection(c.VerifyConnection)
+				}
+				return c, err
+			}
+		}
+	} else {
+		sn := client.ServerName(f.target, f.serverName)
+		clientTLS = func() (*tls.Config, func(context.Context) error) {
+			c, confirm := vs.ClientConfigForAddr(sn, f.target)
+			c.VerifyConnection = m.VerifyConnection(c.VerifyConnection)
+			if cert != nil {
+				c.GetClientCertificate = cert.GetClientCertificate
+			}
+			return c, confirm
+		}
+	}
+	var onEvent func(proxy.Event)
+	if f.json {
+		onEvent = proxyJSONEvents(cmd.OutOrStdout())
+	}
+	p, err := proxy.New(proxy.Config{
+		Mode:        mode,
+		TLS:         tlsCfg,
+		Confirm:     confirm,
+		ClientTLS:   clientTLS,
+		Target:      f.target,
+		DialTimeout: f.dialTimeout,
+		IdleTimeout: f.idleTimeout,
+		Limits: server.Limits{
+			MaxConns:         f.maxConns,
+			MaxHandshakes:    f.maxHandshakes,
+			MaxConnsPerIP:    perIPLimit(f.maxPerIP),
+			HandshakeTimeout: f.handshakeTimeout,
+			GracePeriod:      f.grace,
+		},
+		Log:     a.log,
+		OnEvent: onEvent,
+		Metrics: m,
+	})
+	if err != nil {
+		return usageError{err}
+	}
+	addr := listenAddr(f.listen)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("proxy: cannot listen on %q: address already in use (pick another --listen)", addr)
+		}
+		return fmt.Errorf("proxy: cannot listen on %q: %w", addr, err)
+	}
+	if m != nil {
+		stop, err := serveMetrics(f.metrics, m)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stop()
+	}
+	if cert != nil {
+		go cert.Watch(ctx, f.watch)
+		stop := reloadOnHangup(ctx, cert, a)
+		defer stop()
+	}
+	a.log.Info("listening", "addr", ln.Addr().String(), "target", f.target, "mutual_tls", mode == proxy.ClientMode && cert != nil || mode == proxy.ServerMode && vs != nil)
+	if err := p.Serve(ctx, ln); err != nil {
+		return err
+	}
+	a.log.Info("proxy stopped")
+	return nil
+}
+
+// verifierNames are the names of --verifier specs, for metric labels.
+func verifierNames(specs []string) []string {
+	out := make([]string, len(specs))
+	for i, s := range specs {
+		out[i], _, _ = strings.Cut(s, ":")
+	}
+	return out
+}
+
+// reloadOnHangup reloads cert on every SIGHUP until stop is called.
+func reloadOnHangup(ctx context.Context, cert *proxy.Certificate, a *app) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := cert.Reload(); err != nil {
+					a.log.Warn("SIGHUP: certificate does not load; keeping the one in use", "error", err)
+					continue
+				}
+				a.log.Info("SIGHUP: certificate reloaded; new connections get it")
+			}
+		}
+	}()
+	return func() { signal.Stop(hup); <-done }
+}
+
+// serveMetrics serves m on addr until stop is called.
+func serveMetrics(addr string, m *proxy.Metrics) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: --metrics %q: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return func() { srv.Close() }, nil
+}
+
+// proxyJSONEvent is the --json form of a proxy.Event.
+type proxyJSONEvent struct {
+	Time       string `json:"time"`
+	Event      string `json:"event"`
+	Conn       uint64 `json:"conn"`
+	Remote     string `json:"remote"`
+	By         string `json:"by,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+	PeerSHA256 string `json:"peer_sha256,omitempty"`
+	PeerSPKI   string `json:"peer_spki,omitempty"`
+	ToTarget   *int64 `json:"bytes_to_target,omitempty"`
+	FromTarget *int64 `json:"bytes_from_target,omitempty"`
+	DurationMS *int64 `json:"duration_ms,omitempty"`
+}
+
+// proxyJSONEvents writes each event to w as one JSON line.
+func proxyJSONEvents(w io.Writer) func(proxy.Event) {
+	return func(e proxy.Event) {
+		j := proxyJSONEvent{
+			Time:       e.Time.UTC().Format(time.RFC3339Nano),
+			Event:      string(e.Kind),
+			Conn:       e.Conn,
+			Remote:     e.Remote,
+			By:         string(e.By),
+			Reason:     e.Reason,
+			PeerSHA256: e.PeerSHA256,
+			PeerSPKI:   e.PeerSPKI,
+		}
+		if e.Kind == proxy.EventClosed {
+			ms := e.Duration.Milliseconds()
+			j.ToTarget, j.FromTarget, j.DurationMS = &e.ToTarget, &e.FromTarget, &ms
+		}
+		b, err := json.Marshal(j)
+		if err != nil {
+			return
+		}
+		w.Write(append(b, '\n'))
+	}
+}

@@ -1,0 +1,222 @@
+package tlspin
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+
+	"github.com/tlspin/tlspin/core/pintls"
+	"github.com/tlspin/tlspin/core/policy"
+	"github.com/tlspin/tlspin/core/verify"
+)
+
+// check asks the verifiers about the peer of cs, within the verify
+// timeout, and returns nil only if they allow it. What an allowing verdict
+// asks to commit after the handshake (a tofu pin) goes into pending.
+func (v *Verifiers) check(ctx context.Context, cs tls.ConnectionState, side verify.Side, remote string, pending *pintls.Pending) error {
+	req := pintls.Request(cs, side, remote)
+	outs, err := v.decide(ctx, req)
+	if err == nil && slices.ContainsFunc(outs, func(o policy.Outcome) bool { return o.Allowed() && o.Verdict.Commit }) {
+		pending.Set(v.set.Policy, req, v.timeout)
+	}
+	return err
+}
+
+// decide asks the verifiers about req, within the verify timeout, and
+// returns their outcomes, and a *RejectionError unless they allow it.
+func (v *Verifiers) decide(ctx context.Context, req *verify.Request) ([]policy.Outcome, error) {
+	peer := "server"
+	if req.Side == verify.ServerVerifiesClient {
+		peer = "client"
+	}
+	if v.closed() {
+		return nil, &RejectionError{Peer: peer, Require: v.require, msg: "verifiers closed, every peer is rejected", failed: true, closed: true}
+	}
+	if len(req.PeerChain) == 0 {
+		return nil, &RejectionError{Peer: peer, Require: v.require, msg: "peer sent no certificate"}
+	}
+	// Verifications end at Close as well as with ctx.
+	ctx, cancel := context.WithTimeout(ctx, v.timeout)
+	defer cancel()
+	stop := context.AfterFunc(v.ctx, cancel)
+	defer stop()
+	outs, err := v.set.Policy.Decide(ctx, req)
+	if err == nil {
+		return outs, nil
+	}
+	var pe *policy.RejectError
+	if !errors.As(err, &pe) {
+		return nil, fmt.Errorf("tlspin: deciding on the %s: %w", peer, err)
+	}
+	e := rejection(peer, req.Leaf(), pe)
+	if v.closed() {
+		e.failed, e.closed = true, true
+	}
+	v.log.Debug("peer rejected", "peer", peer, "remote", req.RemoteAddr, "error", e, "sha256", e.PeerSHA256, "spki", e.PeerSPKI)
+	return nil, e
+}
+
+// Peer is a peer to decide on outside a handshake (see Check).
+type Peer struct {
+	// Chain holds its certificates, DER, leaf first.
+	Chain [][]byte
+	// Client says the peer is a client of ours (mutual TLS); otherwise it
+	// is a server we would dial.
+	Client bool
+	// ServerName is the name a client would ask a server for (SNI).
+	ServerName string
+	// Addr is the peer's address, HOST:PORT, if known.
+	Addr string
+}
+
+// Check asks the verifiers about a certificate chain obtained without a
+// handshake (read from files, say), exactly as they would decide on a
+// peer presenting it, and returns each verifier's verdict when they allow
+// it, or a *RejectionError. Nothing is recorded: no handshake proved that
+// anyone holds the leaf's key.
+func (v *Verifiers) Check(ctx context.Context, p Peer) ([]Verdict, error) {
+	side := verify.ClientVerifiesServer
+	if p.Client {
+		side = verify.ServerVerifiesClient
+	}
+	outs, err := v.decide(ctx, &verify.Request{PeerChain: p.Chain, ServerName: p.ServerName, Side: side, RemoteAddr: p.Addr})
+	if err != nil {
+		return nil, err
+	}
+	verdicts := make([]Verdict, len(outs))
+	for i, o := range outs {
+		verdicts[i] = verdictOf(o)
+	}
+	return verdicts, nil
+}
+
+// verifyConnection returns a VerifyConnection that asks the verifiers, then
+// calls next (the caller's own) if they allowed the peer.
+func (v *Verifiers) verifyConnection(ctx context.Context, side verify.Side, remote string, pending *pintls.Pending, next func(tls.ConnectionState) error) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		if err := v.check(ctx, cs, side, remote, pending); err != nil {
+			return err
+		}
+		if next != nil {
+			return next(cs)
+		}
+		return nil
+	}
+}
+
+// ClientConfig returns a client configuration that trusts exactly the
+// servers the verifiers allow, sending serverName as SNI. Certificate
+// authorities play no part unless a verifier (ca) checks them.
+//
+// Used alone, as with net/http or gRPC, the configuration does not know the
+// address dialled, nor when a handshake has succeeded: a verifier that
+// records peers on first contact (tofu) allows a new server without
+// recording it. Dial, or ClientConfigForAddr with its confirm function,
+// record the server as HOST:PORT, as the tlspin command does.
+func (v *Verifiers) ClientConfig(serverName string) *tls.Config {
+	return v.HookClientConfig(&tls.Config{}, serverName)
+}
+
+// ClientConfigForAddr returns the configuration of one connection to addr
+// (HOST:PORT) that the caller dials and handshakes itself, and the confirm
+// function to call once that handshake has succeeded: only then has the
+// server proved it holds its key, so only then does a verifier such as
+// tofu record it (as HOST:PORT, as with Dial). Without the call nothing is
+// recorded.
+func (v *Verifiers) ClientConfigForAddr(serverName, addr string) (*tls.Config, func(context.Context) error) {
+	p := &pintls.Pending{}
+	return v.hookClient(v.ctx, &tls.Config{}, serverName, addr, p), p.Commit
+}
+
+// HookClientConfig fills base, the caller's own client configuration, so
+// that the verifiers decide on the server, and returns it. A
+// VerifyConnection already in base runs after the verifiers allow the
+// server. base's certificate-authority check (RootCAs) is replaced by the
+// verifiers; its client certificates, ALPN and the rest are kept. An empty
+// serverName keeps base.ServerName.
+func (v *Verifiers) HookClientConfig(base *tls.Config, serverName string) *tls.Config {
+	return v.hookClient(v.ctx, base, serverName, "", nil)
+}
+
+func (v *Verifiers) hookClient(ctx context.Context, base *tls.Config, serverName, remote string, pending *pintls.Pending) *tls.Config {
+	if serverName != "" {
+		base.ServerName = serverName
+	}
+	if base.MinVersion < tls.VersionTLS12 {
+		base.MinVersion = tls.VersionTLS12
+	}
+	// The chain is checked by the verifiers in VerifyConnection instead,
+	// which crypto/tls calls on every handshake, resumed ones included.
+	base.InsecureSkipVerify = true
+	base.VerifyConnection = v.verifyConnection(ctx, verify.ClientVerifiesServer, remote, pending, base.VerifyConnection)
+	return base
+}
+
+// ServerConfig returns a server configuration presenting cert that
+// requires every client to present a certificate the verifiers allow
+// (mutual TLS).
+func (v *Verifiers) ServerConfig(cert tls.Certificate) *tls.Config {
+	return v.HookServerConfig(&tls.Config{Certificates: []tls.Certificate{cert}})
+}
+
+// HookServerConfig fills base, the caller's own server configuration with
+// its certificates, so that every client must present a certificate the
+// verifiers allow, and returns it. The verifiers see each client's address.
+// A GetConfigForClient already in base still chooses the configuration per
+// client, and the verifiers are hooked into what it returns; a
+// VerifyConnection already set runs after the verifiers allow the client.
+// base's ClientCAs check is replaced by the verifiers. A verifier that
+// records clients on first contact (tofu) records one only when Confirm is
+// called after its handshake; Listen does that itself.
+func (v *Verifiers) HookServerConfig(base *tls.Config) *tls.Config {
+	if base.MinVersion < tls.VersionTLS12 {
+		base.MinVersion = tls.VersionTLS12
+	}
+	base.ClientAuth = tls.RequireAnyClientCert
+	choose := base.GetConfigForClient
+	tmpl := base.Clone()
+	tmpl.GetConfigForClient = nil
+	base.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+		c := tmpl
+		if choose != nil {
+			cc, err := choose(hi)
+			if err != nil {
+				return nil, err
+			}
+			if cc != nil {
+				c = cc
+			}
+		}
+		c = c.Clone()
+		c.GetConfigForClient = nil
+		c.ClientAuth = tls.RequireAnyClientCert
+		remote := ""
+		var pending *pintls.Pending
+		if hi.Conn != nil {
+			remote = hi.Conn.RemoteAddr().String()
+			pending = v.pending.For(hi.Conn)
+		}
+		ctx := v.ctx
+		if hc := hi.Context(); hc != nil {
+			ctx = hc
+		}
+		c.VerifyConnection = v.verifyConnection(ctx, verify.ServerVerifiesClient, remote, pending, c.VerifyConnection)
+		return c, nil
+	}
+	return base
+}
+
+// Confirm commits what the verification of a client asked to record (a
+// tofu pin on first contact), once the handshake of a connection accepted
+// with ServerConfig or HookServerConfig has succeeded; raw is the net.Conn
+// given to tls.Server. Listen calls it itself. A client whose handshake
+// failed is never recorded, whether or not Confirm is called.
+func (v *Verifiers) Confirm(ctx context.Context, raw net.Conn) error {
+	if err := v.pending.Commit(ctx, raw); err != nil {
+		return fmt.Errorf("tlspin: recording the client: %w", err)
+	}
+	return nil
+}

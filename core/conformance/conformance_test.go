@@ -1,0 +1,110 @@
+package conformance_test
+
+import (
+	"context"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/tlspin/tlspin/core/conformance"
+	"github.com/tlspin/tlspin/core/host"
+	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/testbin"
+)
+
+func TestMain(m *testing.M) { testbin.Main(m) }
+
+// from lists item and every item after it up to shutdown: those the
+// checker cannot check after a crash or without a connection (stdout it
+// checks whenever there was a handshake).
+func from(item string) []string {
+	var out []string
+	for _, it := range conformance.Items {
+		if (it.Name == item || len(out) > 0) && it.Name != conformance.ItemStdout {
+			out = append(out, it.Name)
+		}
+	}
+	return out
+}
+
+// TestBrokenPlugins runs the checker on test plugins that each break one
+// rule, and on one that breaks none: each fails exactly the items its
+// fault explains (those after a crash or a failed connection cannot be
+// checked), with a detail that says what was wrong.
+func TestBrokenPlugins(t *testing.T) {
+	tests := []struct {
+		mode   string
+		fails  []string
+		detail string // in the first failed item's detail
+	}{
+		{"good", nil, ""},
+		{"stdout", []string{conformance.ItemStdout}, `bytes after the handshake line, starting "configuring, says the plugin on stdout"`},
+		{"gostdout", []string{conformance.ItemStdout}, `bytes written to stdout after the handshake, starting "configuring, says the Go plugin": go-plugin carries them`},
+		{"wrongname", []string{conformance.ItemDescribeName}, `Describe says "somethingelse", the file says "wrongname"`},
+		{"lax", []string{conformance.ItemConfigureUnknown, conformance.ItemConfigureMissing, conformance.ItemConfigureRepeat, conformance.ItemConfigureBad}, "accepted tlspin-check-no-such-option=1"},
+		{"crashgarbage", append([]string{conformance.ItemVerifyGarbage, conformance.ItemVerifyErrors}, from(conformance.ItemLatency)...), "garbage leaf: the process died"},
+		{"slowexit", []string{conformance.ItemShutdown}, "still running 1s after Shutdown"},
+		{"cnonly", from(conformance.ItemMTLSCertificate), `certificate (subject "CN=localhost") has no DNS SAN`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.mode, func(t *testing.T) {
+			t.Parallel()
+			path := testbin.Build(t, "./core/conformance/testdata/plugins", "tlspin-verifier-"+tc.mode)
+			rep, err := conformance.Run(context.Background(), conformance.Target{
+				Name:    tc.mode,
+				Path:    path,
+				Env:     host.PluginEnv(os.Getenv),
+				Options: verify.Options{"want": {"reject"}},
+				Bad:     verify.Options{"want": {"maybe"}},
+			}, conformance.Config{Samples: 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var failed []string
+			for _, r := range rep.Results {
+				if r.Status == conformance.Fail {
+					failed = append(failed, r.Item)
+				}
+			}
+			if !slices.Equal(failed, tc.fails) {
+				t.Fatalf("failed items %q, want %q; report:\n%s", failed, tc.fails, show(rep))
+			}
+			if rep.Failed() != len(tc.fails) {
+				t.Fatalf("Failed() = %d, want %d", rep.Failed(), len(tc.fails))
+			}
+			if len(tc.fails) > 0 {
+				r, _ := rep.Result(tc.fails[0])
+				if !strings.Contains(r.Detail, tc.detail) {
+					t.Fatalf("%s: detail %q, want it to contain %q", r.Item, r.Detail, tc.detail)
+				}
+			}
+			if len(rep.Results) != len(conformance.Items) {
+				t.Fatalf("%d results for %d items:\n%s", len(rep.Results), len(conformance.Items), show(rep))
+			}
+		})
+	}
+}
+
+// TestNotAPlugin checks an executable that never prints a handshake.
+func TestNotAPlugin(t *testing.T) {
+	rep, err := conformance.Run(context.Background(), conformance.Target{Name: "true", Path: "/bin/true"}, conformance.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := rep.Result(conformance.ItemHandshake)
+	if r.Status != conformance.Fail || !strings.Contains(r.Detail, "stdout closed before any line") {
+		t.Fatalf("handshake: %+v", r)
+	}
+	if rep.Failed() != len(conformance.Items) {
+		t.Fatalf("%d items failed, want all:\n%s", rep.Failed(), show(rep))
+	}
+}
+
+func show(rep *conformance.Report) string {
+	var b strings.Builder
+	for _, r := range rep.Results {
+		b.WriteString(string(r.Status) + " " + r.Item + ": " + r.Detail + "\n")
+	}
+	return b.String()
+}

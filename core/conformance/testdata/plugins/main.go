@@ -1,0 +1,145 @@
+// Command plugins is a test verifier plugin that breaks one rule of the
+// host↔plugin contract on purpose, chosen by the name it is built under
+// (tlspin-verifier-MODE):
+//
+//	good         breaks nothing: it must pass every item
+//	stdout       writes to its real stdout after the handshake
+//	gostdout     writes to os.Stdout after the handshake (go-plugin relays it)
+//	wrongname    describes itself under another name
+//	lax          accepts any option, known or not
+//	crashgarbage exits when the leaf does not parse
+//	slowexit     takes 3 s to exit after Shutdown
+//	cnonly       serves mutual TLS with a certificate whose only name is its CN
+//
+// It allows a peer when configured want=allow, and rejects it with a
+// reason when want=reject.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/tlspin/tlspin/core/certs"
+	"github.com/tlspin/tlspin/core/rpc"
+	"github.com/tlspin/tlspin/core/sdk"
+	"github.com/tlspin/tlspin/core/verify"
+)
+
+// realStdout is the stdout the host reads; go-plugin points os.Stdout
+// elsewhere once it has printed the handshake.
+var realStdout = os.Stdout
+
+func main() {
+	mode := strings.TrimPrefix(filepath.Base(os.Args[0]), "tlspin-verifier-")
+	v := &plugin{mode: mode}
+	switch mode {
+	case "cnonly":
+		if err := serveCNOnly(v); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	case "slowexit":
+		sdk.Serve(v)
+		time.Sleep(3 * time.Second)
+	default:
+		sdk.Serve(v)
+	}
+}
+
+type plugin struct {
+	mode string
+	want string
+}
+
+func (p *plugin) Describe(context.Context) (*verify.Description, error) {
+	name := p.mode
+	if p.mode == "wrongname" {
+		name = "somethingelse"
+	}
+	return &verify.Description{Name: name, Version: "1", Summary: "breaks one rule on purpose (tests)", Options: []verify.Option{
+		{Name: "want", Description: "allow or reject", Required: true},
+	}}, nil
+}
+
+func (p *plugin) Configure(ctx context.Context, req *verify.ConfigureRequest) (*verify.ConfigureResponse, error) {
+	switch p.mode {
+	case "stdout":
+		fmt.Fprintln(realStdout, "configuring, says the plugin on stdout")
+	case "gostdout":
+		fmt.Println("configuring, says the Go plugin")
+	}
+	if p.mode == "lax" {
+		p.want = "allow"
+		return &verify.ConfigureResponse{}, nil
+	}
+	o := sdk.ReadOptions(ctx, p, req)
+	o.Check("want", func(s string) error {
+		if s != "allow" && s != "reject" {
+			return errors.New("want allow or reject")
+		}
+		return nil
+	})
+	if o.Err() != nil {
+		return nil, o.Err()
+	}
+	p.want = o.String("want", "")
+	return &verify.ConfigureResponse{}, nil
+}
+
+func (p *plugin) Verify(_ context.Context, req *verify.Request) (*verify.Verdict, error) {
+	leaf, err := sdk.Leaf(req)
+	if err != nil {
+		if p.mode == "crashgarbage" && req.Leaf() != nil {
+			os.Exit(3)
+		}
+		return nil, err
+	}
+	if p.want == "allow" {
+		return &verify.Verdict{Allow: true, Reason: "configured to allow", Matched: "want=allow"}, nil
+	}
+	return sdk.Rejectf("configured to reject %q", leaf.Subject.String()), nil
+}
+
+// serveCNOnly does go-plugin's part by hand, with a server certificate
+// that names localhost in its common name only.
+func serveCNOnly(v verify.Verifier) error {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM([]byte(os.Getenv("PLUGIN_CLIENT_CERT"))) {
+		return errors.New("cnonly: no PLUGIN_CLIENT_CERT")
+	}
+	key, cert, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: "localhost", IsCA: true})
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "cnonly")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ln, err := net.Listen("unix", filepath.Join(dir, "plugin.sock"))
+	if err != nil {
+		return err
+	}
+	s := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: key}},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    pool,
+	})))
+	if err := (&rpc.GRPCPlugin{Impl: v}).GRPCServer(nil, s); err != nil {
+		return err
+	}
+	fmt.Printf("1|%d|unix|%s|grpc|%s\n", rpc.ProtocolVersion, ln.Addr(), base64.RawStdEncoding.EncodeToString(cert.Raw))
+	return s.Serve(ln)
+}

@@ -1,0 +1,34 @@
+package host
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/tlspin/tlspin/core/verify"
+)
+
+var _ verify.Committer = (*Plugin)(nil)
+
+// Commit tells the plugin that a handshake it allowed with a pending
+// commit has succeeded, bounded by the verify timeout. It goes to the
+// running instance: after a restart the new process decides again, as
+// Commit requires. A failed commit records nothing; the connection it
+// followed has already been accepted, so it is reported, not retried.
+func (p *Plugin) Commit(ctx context.Context, req *verify.Request) (*verify.CommitResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.VerifyTimeout)
+	defer cancel()
+	inst, needsChain, err := p.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !needsChain && len(req.PeerChain) > 1 {
+		r := *req
+		r.PeerChain = req.PeerChain[:1]
+		req = &r
+	}
+	r, err := inst.v.Commit(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("host: verifier %q: commit: %w", p.spec.Name, err)
+	}
+	return r, nil
+}

@@ -1,0 +1,138 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tlspin/tlspin/core/server"
+)
+
+// bufSize is one TLS record's worth of plaintext: tls.Conn never returns
+// more from one Read, and a larger write is split into records anyway.
+const bufSize = 16 << 10
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+// piped is what pipe moved.
+type piped struct {
+	toTarget, fromTarget int64
+	err                  error
+}
+
+// pipe copies client to target and back until both directions are done.
+// EOF on one side half-closes the other; an error (a reset) resets the
+// other side and ends both directions. ctx ending closes both. With idle
+// > 0, the connection is closed when neither direction moved a byte for
+// that long.
+func pipe(ctx context.Context, client, target net.Conn, idle time.Duration, m *Metrics) piped {
+	stop := context.AfterFunc(ctx, func() { client.Close(); target.Close() })
+	defer stop()
+	defer client.Close()
+	defer target.Close()
+	var last atomic.Int64
+	last.Store(time.Now().UnixNano())
+	var res piped
+	var errOnce sync.Once
+	fail := func(err error) { errOnce.Do(func() { res.err = err }) }
+	var wg sync.WaitGroup
+	wg.Go(func() { res.toTarget = copyHalf(target, client, idle, &last, fail, m.bytesCounter("to_target")) })
+	wg.Go(func() { res.fromTarget = copyHalf(client, target, idle, &last, fail, m.bytesCounter("from_target")) })
+	wg.Wait()
+	return res
+}
+
+// errIdle ends a connection idle both ways for the idle timeout.
+var errIdle = errors.New("proxy: idle both ways for the idle timeout")
+
+// copyHalf copies src to dst with a pooled buffer, then half-closes dst
+// on EOF, or resets both on an error.
+func copyHalf(dst, src net.Conn, idle time.Duration, last *atomic.Int64, fail func(error), count func(int)) int64 {
+	bp := buffers.Get().(*[]byte)
+	defer buffers.Put(bp)
+	buf := *bp
+	var total int64
+	for {
+		if idle > 0 {
+			src.SetReadDeadline(time.Now().Add(idle))
+		}
+		n, err := src.Read(buf)
+		if n > 0 {
+			last.Store(time.Now().UnixNano())
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				fail(werr)
+				reset(src)
+				return total
+			}
+			total += int64(n)
+			count(n)
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, io.EOF):
+			closeWrite(dst)
+			return total
+		case errors.Is(err, os.ErrDeadlineExceeded) && idle > 0:
+			if time.Since(time.Unix(0, last.Load())) < idle {
+				continue // the other direction is busy
+			}
+			fail(errIdle)
+			src.Close()
+			dst.Close()
+			return total
+		default:
+			fail(err)
+			reset(dst)
+			return total
+		}
+	}
+}
+
+// tcpOf finds the TCP connection under c, if any.
+func tcpOf(c net.Conn) *net.TCPConn {
+	for {
+		switch v := c.(type) {
+		case *net.TCPConn:
+			return v
+		case *tls.Conn:
+			c = v.NetConn()
+		case *server.Conn:
+			c = v.NetConn()
+		default:
+			return nil
+		}
+	}
+}
+
+// closeWrite half-closes c: close_notify on TLS, then a FIN (or the unix
+// socket's shutdown) underneath.
+func closeWrite(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		tc.CloseWrite()
+		c = tc.NetConn()
+	}
+	if sc, ok := c.(*server.Conn); ok {
+		c = sc.NetConn()
+	}
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+}
+
+// reset closes c with a TCP reset where it is TCP, so that an abort
+// reaches the peer as one: the socket itself is closed, not the TLS
+// session, which would send close_notify, a clean end of stream.
+func reset(c net.Conn) {
+	if tc := tcpOf(c); tc != nil {
+		tc.SetLinger(0)
+		tc.Close()
+		return
+	}
+	c.Close()
+}

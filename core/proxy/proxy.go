@@ -1,0 +1,324 @@
+// Package proxy is tlspin's TLS tunnel in front of a plaintext program, in
+// both directions, as a handler on core/server's Loop (so limits, backoff,
+// eviction and draining are the loop's):
+//
+//   - ServerMode accepts TLS, lets the TLS configuration's verifier decide
+//     on the client (mutual TLS when it has one), and only then dials the
+//     target in plaintext: a rejected client never reaches it.
+//   - ClientMode accepts plaintext, dials the target over TLS and lets the
+//     verifier decide on the server before a byte of the local client is
+//     read: a rejected server means the local connection is closed at once.
+//
+// Bytes are copied both ways with pooled buffers; a half-close passes
+// through (close_notify and a TCP FIN toward a TLS peer, a FIN toward a
+// plaintext one), a reset propagates as a reset.
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/tlspin/tlspin/core/server"
+	"github.com/tlspin/tlspin/core/verify"
+)
+
+// serialized stamps events and hands them to f one at a time.
+func serialized(f func(Event)) func(Event) {
+	if f == nil {
+		return func(Event) {}
+	}
+	var mu sync.Mutex
+	return func(e Event) {
+		e.Time = time.Now()
+		mu.Lock()
+		defer mu.Unlock()
+		f(e)
+	}
+}
+
+// Mode says which side of the proxy speaks TLS.
+type Mode int
+
+const (
+	// ServerMode: TLS from clients, plaintext to the target.
+	ServerMode Mode = iota
+	// ClientMode: plaintext from local clients, TLS to the target.
+	ClientMode
+)
+
+// Defaults for Config's zero values.
+const (
+	DefaultDialTimeout = 10 * time.Second
+	DefaultMaxConns    = 1024
+)
+
+// Config configures a Proxy.
+type Config struct {
+	Mode Mode
+	// TLS is the server configuration in ServerMode, the client one
+	// (ServerName, VerifyConnection set) in ClientMode unless ClientTLS
+	// is set.
+	TLS *tls.Config
+	// Confirm, in ServerMode, commits what a client's verification asked
+	// to record, once its handshake succeeded (see server.Confirm).
+	Confirm server.Confirm
+	// ClientTLS, in ClientMode, returns the configuration of one
+	// connection and the function that commits what its verification asked
+	// to record, called once the handshake with the target succeeded.
+	ClientTLS func() (*tls.Config, func(context.Context) error)
+	// Target is HOST:PORT or unix:/path.
+	Target string
+	// DialTimeout bounds dialling the target (and, in ClientMode, the TLS
+	// handshake with it is bounded by Limits.HandshakeTimeout).
+	DialTimeout time.Duration
+	// IdleTimeout closes a proxied connection with no bytes either way
+	// for that long; 0: never.
+	IdleTimeout time.Duration
+	// Limits are the loop's; MaxConns defaults to DefaultMaxConns.
+	Limits server.Limits
+	Log    hclog.Logger
+	// OnEvent, if set, receives every event. It is called from many
+	// goroutines, one call at a time.
+	OnEvent func(Event)
+	// Metrics, if set, counts handshakes, connections and bytes.
+	Metrics *Metrics
+}
+
+// EventKind names what happened.
+type EventKind string
+
+const (
+	// EventAccepted: the peer passed verification and the target was
+	// reached; bytes flow.
+	EventAccepted EventKind = "accepted"
+	// EventRejected: the handshake failed or the peer was rejected; the
+	// target never saw this connection (ServerMode) or the local client
+	// was closed (ClientMode).
+	EventRejected EventKind = "rejected"
+	// EventClosed ends an accepted connection, or one whose target could
+	// not be reached.
+	EventClosed EventKind = "closed"
+)
+
+// Event is one thing that happened on a connection.
+type Event struct {
+	Kind   EventKind
+	Time   time.Time
+	Conn   uint64
+	Remote string
+	// By, on a rejection, says which side refused.
+	By     server.Refusal
+	Reason string
+	// PeerSHA256 and PeerSPKI fingerprint the TLS peer's leaf, if any.
+	PeerSHA256, PeerSPKI string
+	// ToTarget and FromTarget count plaintext bytes, on close.
+	ToTarget, FromTarget int64
+	// Duration is the connection's lifetime, on close.
+	Duration time.Duration
+}
+
+// Proxy serves one listener.
+type Proxy struct {
+	cfg  Config
+	loop *server.Loop
+	emit func(Event)
+}
+
+// New checks cfg and returns a proxy.
+func New(cfg Config) (*Proxy, error) {
+	if cfg.TLS == nil && (cfg.Mode != ClientMode || cfg.ClientTLS == nil) {
+		return nil, errors.New("proxy: no TLS configuration")
+	}
+	if cfg.Mode != ServerMode && cfg.Mode != ClientMode {
+		return nil, fmt.Errorf("proxy: unknown mode %d", cfg.Mode)
+	}
+	if _, _, err := splitTarget(cfg.Target); err != nil {
+		return nil, err
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = DefaultDialTimeout
+	}
+	if cfg.Limits.MaxConns <= 0 {
+		cfg.Limits.MaxConns = DefaultMaxConns
+	}
+	if cfg.Log == nil {
+		cfg.Log = hclog.NewNullLogger()
+	}
+	p := &Proxy{cfg: cfg}
+	p.emit = serialized(cfg.OnEvent)
+	h := server.HandlerFunc(p.serveTLS)
+	if cfg.Mode == ClientMode {
+		h = p.servePlain
+	}
+	p.loop = server.NewLoop(h, cfg.Limits, cfg.Log)
+	if cfg.Metrics != nil {
+		cfg.Metrics.watch(p.loop)
+	}
+	return p, nil
+}
+
+// Serve accepts on ln until ctx ends, then drains within the grace
+// period (see server.Loop.Serve). It closes ln.
+func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
+	return p.loop.Serve(ctx, ln)
+}
+
+// Stats returns the loop's counters.
+func (p *Proxy) Stats() server.Stats { return p.loop.Stats() }
+
+// splitTarget parses HOST:PORT or unix:/path into a network and address.
+func splitTarget(t string) (network, addr string, err error) {
+	if path, ok := strings.CutPrefix(t, "unix:"); ok {
+		if path == "" {
+			return "", "", fmt.Errorf("proxy: target %q: want unix:/path", t)
+		}
+		return "unix", path, nil
+	}
+	if _, _, err := net.SplitHostPort(t); err != nil {
+		return "", "", fmt.Errorf("proxy: target %q: want HOST:PORT or unix:/path", t)
+	}
+	return "tcp", t, nil
+}
+
+// dialTarget connects to the target in plaintext.
+func (p *Proxy) dialTarget(ctx context.Context) (net.Conn, error) {
+	network, addr, _ := splitTarget(p.cfg.Target)
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: dial target %q: %w", p.cfg.Target, err)
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	return c, nil
+}
+
+// serveTLS is ServerMode: handshake (verification included) first, then
+// the target.
+func (p *Proxy) serveTLS(ctx context.Context, c *server.Conn) {
+	start := time.Now()
+	if tc, ok := c.NetConn().(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	ev := Event{Conn: c.ID(), Remote: c.RemoteAddr().String()}
+	tc, err := c.Handshake(ctx, p.cfg.TLS, p.cfg.Confirm)
+	ev.PeerSHA256, ev.PeerSPKI = server.Fingerprints(tc.ConnectionState().PeerCertificates)
+	if err != nil {
+		p.rejected(ev, err)
+		return
+	}
+	p.cfg.Metrics.handshake(string(Accepted))
+	target, err := p.dialTarget(ctx)
+	if err != nil {
+		ev.Kind, ev.Reason, ev.Duration = EventClosed, err.Error(), time.Since(start)
+		p.cfg.Log.Warn("target unreachable; client closed", "conn", ev.Conn, "remote", ev.Remote, "error", err)
+		p.emit(ev)
+		return
+	}
+	p.run(ctx, ev, start, tc, target)
+}
+
+// servePlain is ClientMode: reach the target over TLS and let the
+// verifier decide on it before anything of the local client is read.
+func (p *Proxy) servePlain(ctx context.Context, c *server.Conn) {
+	start := time.Now()
+	ev := Event{Conn: c.ID(), Remote: c.RemoteAddr().String()}
+	raw, err := p.dialTarget(ctx)
+	if err != nil {
+		ev.Kind, ev.By, ev.Reason = EventRejected, server.HandshakeFailed, err.Error()
+		p.cfg.Metrics.handshake(string(server.HandshakeFailed))
+		p.cfg.Log.Warn("target unreachable; local client closed", "conn", ev.Conn, "error", err)
+		p.emit(ev)
+		return
+	}
+	cfg, confirm := p.cfg.TLS, func(context.Context) error { return nil }
+	if p.cfg.ClientTLS != nil {
+		cfg, confirm = p.cfg.ClientTLS()
+	}
+	tc := tls.Client(raw, cfg)
+	err = tc.HandshakeContext(ctx)
+	ev.PeerSHA256, ev.PeerSPKI = server.Fingerprints(tc.ConnectionState().PeerCertificates)
+	if err == nil && !c.Established() {
+		err = context.Cause(ctx)
+	}
+	if err != nil {
+		raw.Close()
+		p.rejected(ev, clientHandshakeError(err, context.Cause(ctx)))
+		return
+	}
+	// The handshake succeeded and the server proved its key: the one
+	// place where a decision's side effects happen in ClientMode.
+	if err := confirm(ctx); err != nil {
+		p.cfg.Log.Warn("the verifier could not record the target it allowed", "conn", ev.Conn, "error", err)
+	}
+	p.cfg.Metrics.handshake(string(Accepted))
+	p.run(ctx, ev, start, c, tc)
+}
+
+// Accepted is the outcome label of a handshake that passed.
+const Accepted server.Refusal = "accepted"
+
+// rejected reports a failed handshake.
+func (p *Proxy) rejected(ev Event, err error) {
+	var he *server.HandshakeError
+	if !errors.As(err, &he) {
+		he = &server.HandshakeError{By: server.HandshakeFailed, Reason: err.Error(), Err: err}
+	}
+	ev.Kind, ev.By, ev.Reason = EventRejected, he.By, he.Reason
+	p.cfg.Metrics.handshake(string(he.By))
+	kv := []any{"conn", ev.Conn, "remote", ev.Remote, "by", he.By, "reason", he.Reason}
+	if ev.PeerSHA256 != "" {
+		kv = append(kv, "peer_sha256", ev.PeerSHA256, "peer_spki", ev.PeerSPKI)
+	}
+	p.cfg.Log.Warn("handshake failed; closed, nothing passed through", kv...)
+	p.emit(ev)
+}
+
+// clientHandshakeError classifies a failed handshake with the target.
+func clientHandshakeError(err, cause error) *server.HandshakeError {
+	var op *net.OpError
+	var re tls.RecordHeaderError
+	he := &server.HandshakeError{By: server.HandshakeFailed, Reason: "handshake with the target: " + err.Error(), Err: err}
+	switch {
+	case cause != nil:
+		he.Reason = cause.Error()
+	case errors.As(err, &re):
+		he.Reason = "the target does not speak TLS"
+	case errors.Is(err, verify.ErrRejected):
+		he.By, he.Reason = server.RejectedByUs, "we rejected the target: "+err.Error()
+	case errors.As(err, &op) && op.Op == "remote error":
+		he.By, he.Reason = server.RefusedByPeer, "the target refused the handshake (alert: "+op.Err.Error()+"); does it trust our client certificate?"
+	}
+	return he
+}
+
+// run pipes an accepted connection and reports it.
+func (p *Proxy) run(ctx context.Context, ev Event, start time.Time, client, target net.Conn) {
+	ev.Kind = EventAccepted
+	p.cfg.Log.Info("accepted", "conn", ev.Conn, "remote", ev.Remote, "peer_spki", ev.PeerSPKI)
+	p.emit(ev)
+	m := p.cfg.Metrics
+	m.opened()
+	res := pipe(ctx, client, target, p.cfg.IdleTimeout, m)
+	m.closed()
+	ev.Kind, ev.ToTarget, ev.FromTarget, ev.Duration = EventClosed, res.toTarget, res.fromTarget, time.Since(start)
+	if res.err != nil {
+		ev.Reason = res.err.Error()
+	}
+	if cause := context.Cause(ctx); cause != nil {
+		ev.Reason = cause.Error()
+	}
+	p.cfg.Log.Info("closed", "conn", ev.Conn, "to_target", ev.ToTarget, "from_target", ev.FromTarget, "duration", ev.Duration.Round(time.Millisecond), "reason", ev.Reason)
+	p.emit(ev)
+}

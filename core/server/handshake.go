@@ -1,0 +1,88 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net"
+	"strings"
+
+	"github.com/tlspin/tlspin/core/verify"
+)
+
+// Refusal says which side ended a failed handshake.
+type Refusal string
+
+const (
+	// RejectedByUs: our verifier rejected the client's certificate.
+	RejectedByUs Refusal = "rejected"
+	// RefusedByPeer: the client sent an alert, typically because it does
+	// not trust our certificate.
+	RefusedByPeer Refusal = "refused"
+	// HandshakeFailed: anything else (not TLS, closed, timed out, a
+	// protocol error).
+	HandshakeFailed Refusal = "failed"
+)
+
+// HandshakeError is a failed server handshake.
+type HandshakeError struct {
+	By Refusal
+	// Reason explains the failure without quoting what the client sent.
+	Reason string
+	Err    error
+}
+
+func (e *HandshakeError) Error() string { return e.Reason }
+func (e *HandshakeError) Unwrap() error { return e.Err }
+
+// noClientCert is crypto/tls's error (it has no type) when a client sends
+// no certificate to a server that requires one. The text is crypto/tls's
+// own, never the peer's.
+const noClientCert = "tls: client didn't provide a certificate"
+
+// classify turns a handshake error into a *HandshakeError; cause is why
+// the loop closed the connection, if it did.
+func classify(err, cause error) *HandshakeError {
+	he := &HandshakeError{By: HandshakeFailed, Err: err}
+	var re tls.RecordHeaderError
+	var op *net.OpError
+	switch {
+	case errors.Is(cause, ErrShutdown):
+		he.Reason = "handshake cut short: server shutting down"
+	case errors.Is(cause, ErrHandshakeTimeout), errors.Is(cause, ErrEvicted), errors.Is(cause, ErrOnceServed):
+		he.Reason = cause.Error()
+		he.Err = cause
+	case errors.Is(err, context.DeadlineExceeded):
+		he.Reason = ErrHandshakeTimeout.Error()
+	case errors.Is(err, verify.ErrRejected):
+		he.By, he.Reason = RejectedByUs, "we rejected the client: "+err.Error()
+	case strings.Contains(err.Error(), noClientCert):
+		he.By, he.Reason = RejectedByUs, "we rejected the client: it sent no certificate, and mutual TLS requires one"
+	case errors.As(err, &op) && op.Op == "remote error":
+		// The alert's text is crypto/tls's name for the alert code.
+		he.By, he.Reason = RefusedByPeer, "the client refused the handshake (alert: "+op.Err.Error()+"); does it trust our certificate?"
+	case errors.As(err, &re):
+		he.Reason = "client did not speak TLS"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		he.Reason = "client closed the connection during the handshake"
+	default:
+		he.Reason = err.Error()
+	}
+	return he
+}
+
+// Fingerprints returns the hex SHA-256 of the leaf certificate and the
+// SPKI pin of its key (sha256//BASE64), or empty strings without one.
+func Fingerprints(chain []*x509.Certificate) (sum, spki string) {
+	if len(chain) == 0 {
+		return "", ""
+	}
+	c := sha256.Sum256(chain[0].Raw)
+	k := sha256.Sum256(chain[0].RawSubjectPublicKeyInfo)
+	return hex.EncodeToString(c[:]), "sha256//" + base64.StdEncoding.EncodeToString(k[:])
+}

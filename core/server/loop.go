@@ -1,0 +1,478 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Handler serves one connection that a Loop accepted. ctx ends when the
+// connection is closed by the loop (evicted, handshake timeout, end of the
+// shutdown grace period); context.Cause(ctx) says why. The loop closes c
+// when ServeConn returns.
+type Handler interface {
+	ServeConn(ctx context.Context, c *Conn)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, c *Conn)
+
+// ServeConn calls f.
+func (f HandlerFunc) ServeConn(ctx context.Context, c *Conn) { f(ctx, c) }
+
+// Why the loop closed a connection: the cause of its context.
+var (
+	// ErrEvicted: the loop was full and this connection had been idle
+	// the longest.
+	ErrEvicted = errors.New("server: closed to make room for a new connection (it had been idle the longest)")
+	// ErrHandshakeTimeout: the connection was not established within
+	// the handshake timeout.
+	ErrHandshakeTimeout = errors.New("server: handshake did not finish within the handshake timeout")
+	// ErrShutdown: the shutdown grace period is over.
+	ErrShutdown = errors.New("server: closed by the server: shutdown grace period over")
+	// ErrOnceServed: with Once, another client was served first.
+	ErrOnceServed = errors.New("server: already serving its one client (once)")
+)
+
+// Defaults for Limits' zero values.
+const (
+	DefaultMaxConns         = 256
+	DefaultMaxHandshakes    = 64
+	DefaultMaxConnsPerIP    = 32
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultGracePeriod      = 5 * time.Second
+)
+
+// Limits bound what a Loop holds. Zero values take the defaults.
+//
+// A connection is pending from accept until its handler calls Established
+// (Conn.Handshake does on success); pending connections have their own,
+// smaller budget so that clients that never finish a handshake cannot
+// hold the slots of those that do. The loop never stalls a new client:
+// when a budget is full it closes the connection idle the longest
+// (a pending one first) to make room.
+type Limits struct {
+	// MaxConns bounds the connections held at once, pending or not.
+	MaxConns int
+	// MaxHandshakes bounds the pending connections.
+	MaxHandshakes int
+	// MaxConnsPerIP bounds the connections from one client IP address;
+	// more are closed at once. Negative: no bound.
+	MaxConnsPerIP int
+	// HandshakeTimeout bounds the time from accept to Established.
+	HandshakeTimeout time.Duration
+	// GracePeriod is how long open connections may finish after the
+	// context of Serve ends.
+	GracePeriod time.Duration
+	// Once: serve the first connection that is established, then stop.
+	// Connections that never get established do not use it up.
+	Once bool
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxConns <= 0 {
+		l.MaxConns = DefaultMaxConns
+	}
+	if l.MaxHandshakes <= 0 {
+		l.MaxHandshakes = DefaultMaxHandshakes
+	}
+	l.MaxHandshakes = min(l.MaxHandshakes, l.MaxConns)
+	if l.MaxConnsPerIP == 0 {
+		l.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
+	if l.HandshakeTimeout <= 0 {
+		l.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if l.GracePeriod <= 0 {
+		l.GracePeriod = DefaultGracePeriod
+	}
+	return l
+}
+
+// Stats counts what a loop did.
+type Stats struct {
+	// Open and Pending are the connections held now (Pending of them
+	// not yet established).
+	Open, Pending int
+	// Accepted counts every connection accepted; Evicted those closed to
+	// make room; TimedOut those not established in time; RefusedPerIP
+	// those closed at once because their IP had too many.
+	Accepted, Evicted, TimedOut, RefusedPerIP uint64
+}
+
+// Loop is the accept loop shared by every tlspin server: it accepts,
+// admits each connection within Limits, runs the Handler on it, backs
+// off on accept errors and drains on shutdown.
+type Loop struct {
+	h   Handler
+	lim Limits
+	log hclog.Logger
+
+	mu       sync.Mutex
+	conns    map[*Conn]struct{}
+	perIP    map[netip.Addr]int
+	pending  int
+	onceUsed bool
+	stats    Stats
+	nextID   uint64
+	// stopAccepting ends the accept loop (set by Serve).
+	stopAccepting context.CancelFunc
+	wg            sync.WaitGroup
+}
+
+// NewLoop returns a loop that runs h on every connection, within lim.
+func NewLoop(h Handler, lim Limits, log hclog.Logger) *Loop {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return &Loop{
+		h:     h,
+		lim:   lim.withDefaults(),
+		log:   log,
+		conns: map[*Conn]struct{}{},
+		perIP: map[netip.Addr]int{},
+	}
+}
+
+// Limits returns the limits in force, defaults filled in.
+func (l *Loop) Limits() Limits { return l.lim }
+
+// Stats returns the counters now.
+func (l *Loop) Stats() Stats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.stats
+	s.Open, s.Pending = len(l.conns), l.pending
+	return s
+}
+
+// Serve accepts connections on ln until ctx ends (or, with Once, until
+// the one client was served). When ctx ends it stops accepting, lets open
+// connections (handshakes included) finish within the grace period, then
+// closes them. It closes ln. It returns nil on a normal stop.
+func (l *Loop) Serve(ctx context.Context, ln net.Listener) error {
+	// hard ends the connections themselves: at the end of the grace period.
+	hard, kill := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer kill(nil)
+	acceptCtx, stopAccepting := context.WithCancel(ctx)
+	defer stopAccepting()
+	l.mu.Lock()
+	l.stopAccepting = stopAccepting
+	l.mu.Unlock()
+	stopClose := context.AfterFunc(acceptCtx, func() { ln.Close() })
+	defer stopClose()
+
+	acceptErr := l.accept(acceptCtx, hard, ln)
+	ln.Close()
+
+	done := make(chan struct{})
+	go func() { l.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return acceptErr
+	case <-ctx.Done():
+	}
+	if n := l.Stats().Open; n > 0 {
+		l.log.Info("stopped accepting; letting open connections finish", "open", n, "grace", l.lim.GracePeriod)
+	}
+	grace := time.NewTimer(l.lim.GracePeriod)
+	defer grace.Stop()
+	select {
+	case <-done:
+	case <-grace.C:
+		l.log.Warn("grace period over; closing connections", "open", l.Stats().Open)
+		kill(ErrShutdown)
+		l.closeAll()
+		<-done
+	}
+	return acceptErr
+}
+
+// Accept-error backoff, as net/http does for EMFILE and friends.
+const (
+	minAcceptDelay = 5 * time.Millisecond
+	maxAcceptDelay = time.Second
+)
+
+// accept runs the accept loop until ctx ends or ln fails for good.
+// Connections run on hard. Handlers still running after their connection
+// was closed (a verifier call in flight) are bounded too: at most twice
+// MaxConns goroutines, beyond which accepting waits.
+func (l *Loop) accept(ctx, hard context.Context, ln net.Listener) error {
+	running := make(chan struct{}, 2*l.lim.MaxConns)
+	var delay time.Duration
+	for {
+		select {
+		case running <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		raw, err := ln.Accept()
+		if err != nil {
+			<-running
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("server: accept on %s: %w", ln.Addr(), err)
+			}
+			// Out of file descriptors, a connection reset before accept:
+			// wait and retry rather than stop serving everyone.
+			delay = min(max(2*delay, minAcceptDelay), maxAcceptDelay)
+			l.log.Warn("accept failed; retrying", "error", err, "retry_in", delay)
+			timer := time.NewTimer(delay)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				timer.Stop()
+				return nil
+			}
+			continue
+		}
+		delay = 0
+		c := l.admit(hard, raw)
+		if c == nil {
+			<-running
+			raw.Close()
+			continue
+		}
+		l.wg.Go(func() {
+			defer func() { <-running }()
+			defer l.release(c)
+			l.h.ServeConn(c.ctx, c)
+		})
+	}
+}
+
+// admit registers raw, making room if a budget is full. It returns nil if
+// raw's IP address holds too many connections already.
+func (l *Loop) admit(hard context.Context, raw net.Conn) *Conn {
+	ip := remoteIP(raw)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stats.Accepted++
+	if l.lim.MaxConnsPerIP > 0 && ip.IsValid() && l.perIP[ip] >= l.lim.MaxConnsPerIP {
+		l.stats.RefusedPerIP++
+		l.log.Debug("refused: too many connections from this address", "remote", raw.RemoteAddr().String(), "max_conns_per_ip", l.lim.MaxConnsPerIP)
+		return nil
+	}
+	if len(l.conns) >= l.lim.MaxConns {
+		l.evictLocked(false)
+	}
+	if l.pending >= l.lim.MaxHandshakes {
+		l.evictLocked(true)
+	}
+	l.nextID++
+	c := &Conn{Conn: raw, id: l.nextID, ip: ip, loop: l, pending: true}
+	c.touch()
+	c.ctx, c.cancel = context.WithCancelCause(hard)
+	l.conns[c] = struct{}{}
+	if ip.IsValid() {
+		l.perIP[ip]++
+	}
+	l.pending++
+	c.timer = time.AfterFunc(l.lim.HandshakeTimeout, func() { l.expire(c) })
+	return c
+}
+
+// evictLocked closes the connection idle the longest: among pending ones
+// if any (or if pendingOnly), else among all.
+func (l *Loop) evictLocked(pendingOnly bool) {
+	var victim *Conn
+	var oldest int64
+	for _, wantPending := range []bool{true, false} {
+		for c := range l.conns {
+			if c.pending != wantPending {
+				continue
+			}
+			if t := c.last.Load(); victim == nil || t < oldest {
+				victim, oldest = c, t
+			}
+		}
+		if victim != nil || pendingOnly {
+			break
+		}
+	}
+	if victim == nil {
+		return
+	}
+	l.stats.Evicted++
+	l.log.Debug("closing the connection idle the longest to make room", "conn", victim.id, "remote", victim.RemoteAddr().String(), "idle", time.Since(time.Unix(0, oldest)).Round(time.Millisecond))
+	l.dropLocked(victim, ErrEvicted)
+}
+
+// dropLocked removes c from the accounting, ends its context with cause
+// and closes it, if it is still held.
+func (l *Loop) dropLocked(c *Conn, cause error) {
+	if c.gone {
+		return
+	}
+	c.gone = true
+	delete(l.conns, c)
+	if c.ip.IsValid() {
+		if l.perIP[c.ip]--; l.perIP[c.ip] <= 0 {
+			delete(l.perIP, c.ip)
+		}
+	}
+	if c.pending {
+		l.pending--
+	}
+	c.timer.Stop()
+	if cause != nil {
+		c.cancel(cause)
+		c.Conn.Close()
+	}
+}
+
+// expire closes c if it is still pending at the handshake timeout.
+func (l *Loop) expire(c *Conn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c.pending && !c.gone {
+		l.stats.TimedOut++
+		l.dropLocked(c, ErrHandshakeTimeout)
+	}
+}
+
+// release is the end of c's handler.
+func (l *Loop) release(c *Conn) {
+	l.mu.Lock()
+	l.dropLocked(c, nil)
+	l.mu.Unlock()
+	c.cancel(nil)
+	c.Conn.Close()
+}
+
+// closeAll closes every connection still held.
+func (l *Loop) closeAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c := range l.conns {
+		l.dropLocked(c, ErrShutdown)
+	}
+}
+
+// established moves c out of the pending budget. With Once, only the
+// first connection established is served: later ones get false.
+func (l *Loop) established(c *Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c.gone {
+		return false
+	}
+	if !c.pending {
+		return true
+	}
+	if l.lim.Once {
+		if l.onceUsed {
+			l.dropLocked(c, ErrOnceServed)
+			return false
+		}
+		l.onceUsed = true
+		// Nobody else is served: stop accepting, let the others go.
+		l.stopAccepting()
+		for o := range l.conns {
+			if o != c && o.pending {
+				l.dropLocked(o, ErrOnceServed)
+			}
+		}
+	}
+	c.pending = false
+	l.pending--
+	c.timer.Stop()
+	return true
+}
+
+func remoteIP(c net.Conn) netip.Addr {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(a.IP)
+		return ip.Unmap()
+	}
+	return netip.Addr{}
+}
+
+// Conn is a connection the loop holds. Reads and writes through it note
+// activity, by which the loop picks whom to close when it is full.
+type Conn struct {
+	net.Conn
+	id   uint64
+	ip   netip.Addr
+	loop *Loop
+	last atomic.Int64 // unix nanoseconds of the last read or write that moved bytes
+	ctx  context.Context
+	// cancel ends ctx; the cause says why the loop closed the connection.
+	cancel context.CancelCauseFunc
+	timer  *time.Timer
+	// pending and gone are guarded by loop.mu.
+	pending, gone bool
+}
+
+// ID numbers connections in the order they were accepted, from 1.
+func (c *Conn) ID() uint64 { return c.id }
+
+// NetConn returns the accepted connection itself (for CloseWrite,
+// SetLinger and the like).
+func (c *Conn) NetConn() net.Conn { return c.Conn }
+
+func (c *Conn) touch() { c.last.Store(time.Now().UnixNano()) }
+
+// Read reads from the connection, noting activity.
+func (c *Conn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.touch()
+	}
+	return n, err
+}
+
+// Write writes to the connection, noting activity.
+func (c *Conn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if n > 0 {
+		c.touch()
+	}
+	return n, err
+}
+
+// Established ends the connection's pending state (handlers that do not
+// use Handshake call it once their peer is known). It returns false if the
+// connection must not be served: it was closed meanwhile, or Once was
+// used up by another one.
+func (c *Conn) Established() bool { return c.loop.established(c) }
+
+// Confirm commits what a connection's verification asked to record (a
+// TOFU pin), once its handshake has succeeded; raw is the net.Conn given
+// to tls.Server (pintls.PendingSet.Commit, tlspin.Verifiers.Confirm).
+type Confirm func(ctx context.Context, raw net.Conn) error
+
+// Handshake runs the TLS server handshake on c with cfg (verification
+// included, from cfg.VerifyConnection), bounded by the loop's handshake
+// timeout and ctx, and marks c established on success. confirm, if not
+// nil, is called then. On failure the error is a *HandshakeError saying
+// which side refused.
+func (c *Conn) Handshake(ctx context.Context, cfg *tls.Config, confirm Confirm) (*tls.Conn, error) {
+	tc := tls.Server(c, cfg)
+	err := tc.HandshakeContext(ctx)
+	if err == nil && !c.Established() {
+		err = context.Cause(ctx)
+	}
+	if err != nil {
+		return tc, classify(err, context.Cause(ctx))
+	}
+	// The handshake succeeded and the peer proved its key: the one place
+	// where a decision's side effects happen on the server.
+	if confirm != nil {
+		if err := confirm(ctx, c); err != nil {
+			c.loop.log.Warn("the verifier could not record the client it allowed", "conn", c.id, "remote", c.RemoteAddr().String(), "error", err)
+		}
+	}
+	return tc, nil
+}

@@ -1,0 +1,153 @@
+package tlspin
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/tlspin/tlspin/core/client"
+	"github.com/tlspin/tlspin/core/pintls"
+)
+
+// handshake completes conn's handshake. It is the one place where a
+// connection made by Dial or Listen becomes trusted: side effects of a
+// decision (a first-contact record of tofu) happen right after it
+// succeeds, never before; confirm commits them. A failed commit is logged:
+// the connection is good, its peer just is not remembered.
+func (v *Verifiers) handshake(ctx context.Context, conn *tls.Conn, confirm func(context.Context) error) error {
+	if err := conn.HandshakeContext(ctx); err != nil {
+		return err
+	}
+	if err := confirm(ctx); err != nil {
+		v.log.Warn("could not record the peer the verifiers allowed", "remote", conn.RemoteAddr().String(), "error", err)
+	}
+	return nil
+}
+
+// Dial connects to addr over network ("tcp", "tcp4", "tcp6") and completes
+// a TLS handshake in which the verifiers decide on the server. The server
+// name sent is addr's host, unless it is an IP address; the verifiers also
+// see addr itself, so tofu records the server as HOST:PORT, exactly as the
+// tlspin command does. The connection returned is a *tls.Conn.
+//
+// Its signature fits net/http: http.Transport{DialTLSContext: v.Dial}.
+func (v *Verifiers) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if v.closed() {
+		return nil, fmt.Errorf("tlspin: dial %s: %w", addr, ErrClosed)
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, fmt.Errorf("tlspin: dial %q: want HOST:PORT: %w", addr, err)
+	}
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("tlspin: dial %s: %w", addr, err)
+	}
+	var pending pintls.Pending
+	conn := tls.Client(raw, v.hookClient(ctx, &tls.Config{}, client.ServerName(addr, ""), addr, &pending))
+	if err := v.handshake(ctx, conn, pending.Commit); err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("tlspin: handshake with %s: %w", addr, err)
+	}
+	return conn, nil
+}
+
+// DefaultHandshakeTimeout bounds a handshake of a connection accepted by a
+// Listen listener.
+const DefaultHandshakeTimeout = 10 * time.Second
+
+// Listen listens on addr over network ("tcp", "tcp4", "tcp6") and returns
+// a listener whose Accept returns only connections, each a *tls.Conn,
+// whose handshake completed within DefaultHandshakeTimeout and whose
+// client presented a certificate the verifiers allow. Handshakes run
+// concurrently, so a slow client delays no other; a failed one is logged
+// at debug level and closed. It fits http.Server.Serve and gRPC.
+func (v *Verifiers) Listen(network, addr string, cert tls.Certificate) (net.Listener, error) {
+	if v.closed() {
+		return nil, fmt.Errorf("tlspin: listen %s: %w", addr, ErrClosed)
+	}
+	inner, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("tlspin: listen: %w", err)
+	}
+	l := &listener{
+		Listener: inner,
+		v:        v,
+		cfg:      v.ServerConfig(cert),
+		conns:    make(chan net.Conn),
+		done:     make(chan struct{}),
+	}
+	go l.acceptLoop()
+	return l, nil
+}
+
+type listener struct {
+	net.Listener
+	v     *Verifiers
+	cfg   *tls.Config
+	conns chan net.Conn
+	done  chan struct{}
+
+	mu   sync.Mutex
+	err  error // why acceptLoop stopped
+	once sync.Once
+}
+
+func (l *listener) acceptLoop() {
+	for {
+		raw, err := l.Listener.Accept()
+		if err != nil {
+			l.mu.Lock()
+			l.err = err
+			l.mu.Unlock()
+			l.Close()
+			return
+		}
+		go l.serveHandshake(raw)
+	}
+}
+
+func (l *listener) serveHandshake(raw net.Conn) {
+	ctx, cancel := context.WithTimeout(l.v.ctx, DefaultHandshakeTimeout)
+	defer cancel()
+	conn := tls.Server(raw, l.cfg)
+	confirm := func(ctx context.Context) error { return l.v.Confirm(ctx, raw) }
+	if err := l.v.handshake(ctx, conn, confirm); err != nil {
+		l.v.log.Debug("client handshake failed", "remote", raw.RemoteAddr().String(), "error", err)
+		raw.Close()
+		return
+	}
+	select {
+	case l.conns <- conn:
+	case <-l.done:
+		conn.Close()
+	}
+}
+
+// Accept returns the next verified connection.
+func (l *listener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.err != nil {
+			return nil, l.err
+		}
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops listening; connections already accepted stay open.
+func (l *listener) Close() error {
+	var err error
+	l.once.Do(func() {
+		close(l.done)
+		err = l.Listener.Close()
+	})
+	return err
+}

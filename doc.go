@@ -1,0 +1,121 @@
+// Package tlspin is TLS whose trust is decided by verifier plugins: a
+// program names the verifiers it trusts (md5pin, sha256pin, spkipin,
+// allowlist, tofu, ca, or any tlspin-verifier-NAME executable), and every
+// peer certificate of every handshake is decided by them, each running as
+// its own process, exactly as the tlspin command runs them.
+//
+// # Start, configure, close
+//
+//	v, err := tlspin.Start(ctx, "spkipin:pin=sha256//AbC...=")
+//	if err != nil { ... }
+//	defer v.Close()
+//	client := &http.Client{Transport: &http.Transport{TLSClientConfig: v.ClientConfig("api.internal")}}
+//
+// Start takes verifier specs in the syntax of tlspin's --verifier: NAME,
+// NAME:key=value,key=value (a key may repeat, for backup pins), or the path
+// of a plugin executable. It returns when every verifier has started and
+// accepted its options; a mistake in a spec, an unknown verifier or an
+// option a verifier refuses is an error matching ErrBadConfig, and nothing
+// is left running. Several verifiers must all allow a peer. StartWith takes
+// the same specs followed by options (Go allows only one variadic list, so
+// the specs come first, as a slice): WithRequire (all or any),
+// WithVerifier (options given as values, any character allowed),
+// WithPluginDirs, WithPluginSHA256 and WithPluginChecksums (run a plugin
+// only if its executable has the pinned SHA-256), WithVerifyTimeout,
+// WithStartTimeout, WithLogger, WithoutCache, WithPluginEnv, WithGetenv and
+// WithTlspinBinary.
+//
+// The configurations a *Verifiers returns decide from
+// tls.Config.VerifyConnection, which crypto/tls calls on every handshake,
+// resumed ones included, and they fail closed: a verifier that crashes,
+// hangs past the verify timeout or answers garbage rejects the peer (it is
+// restarted for the next one). Verdicts a verifier marks as reusable are
+// cached unless WithoutCache. They work wherever a *tls.Config does:
+// net/http, tls.Listen, gRPC's credentials.NewTLS.
+//
+//   - ClientConfig(serverName) trusts exactly the servers the verifiers
+//     allow. Certificate authorities play no part unless a verifier (ca)
+//     checks them.
+//   - ServerConfig(cert) presents cert and requires every client to present
+//     a certificate the verifiers allow (mutual TLS).
+//   - HookClientConfig and HookServerConfig fill a configuration of your
+//     own instead, keeping what it already has: a VerifyConnection already
+//     set runs after the verifiers allowed the peer, a GetConfigForClient
+//     still chooses the configuration, and the verifiers are hooked into
+//     what it returns.
+//   - Dial(ctx, network, addr) connects and completes the handshake; it
+//     fits http.Transport.DialTLSContext. Listen(network, addr, cert)
+//     returns a listener that hands out only connections whose client was
+//     allowed; it fits http.Server.Serve and gRPC.
+//
+// Close stops the plugins. It is idempotent, and afterwards every
+// configuration v made rejects every peer (ErrClosed).
+//
+// # Errors
+//
+// A rejected peer makes the handshake fail with a *RejectionError, which
+// says which peer was rejected, what each verifier said, and the peer
+// certificate's SHA-256 and public-key (SPKI) fingerprints. Branch on it
+// with errors.Is:
+//
+//   - ErrRejected: the verdicts rejected the peer; it is not the one
+//     expected.
+//   - ErrVerifierFailed: a verifier could not decide (crash, timeout,
+//     garbage) and the peer was rejected to fail closed; trying again may
+//     succeed. With RequireAll a verdict against the peer settles it, so a
+//     failure alongside one is ErrRejected; with RequireAny any failure
+//     could have been the allowing verifier, so it is ErrVerifierFailed.
+//
+// An error a verifier itself returns is its answer, a rejection. The
+// tlspin command exits 3 on ErrRejected and 4 on ErrVerifierFailed.
+//
+// # Built-in verifiers from any program
+//
+// Built-in verifiers run out of process too, as a child process of your
+// program. Add one line first thing in main:
+//
+//	func main() {
+//		tlspin.ServeBuiltin()
+//		...
+//	}
+//
+// Start then runs a built-in verifier by re-executing your program (on
+// Linux /proc/self/exe, the very binary running) with the arguments
+// `__verifier NAME`, and ServeBuiltin, seeing those arguments and
+// go-plugin's handshake variable, serves the verifier and exits. Without
+// that line, Start runs built-ins with the tlspin binary found on $PATH
+// (`tlspin __verifier NAME`); with neither, naming a built-in is an error
+// that says so. Which one ran is logged at debug level
+// (TLSPIN_LOG_LEVEL=debug with the default logger).
+//
+// # Trust on first use
+//
+// The tofu verifier records a peer's key on first contact. Its key for a
+// server is the server name with the dialled port; ClientConfig alone does
+// not know the dialled address, so there the key is the server name
+// without a port (all ports share one pin), and with no server name (an IP
+// address) tofu has nothing to record it under and rejects. Dial knows the
+// address and records HOST:PORT, exactly as `tlspin send` does; a server
+// records clients by their IP address. Records happen only once a
+// handshake made through Dial, Listen or the tlspin command has
+// succeeded; configurations used by your own TLS code give no such
+// signal.
+//
+// # Plugins
+//
+// A verifier that is not built in is an executable named
+// tlspin-verifier-NAME, searched in WithPluginDirs, then
+// $TLSPIN_PLUGIN_PATH, then the directory of this program, then $PATH; a
+// spec may also name it by path. Plugins get only PATH, HOME, TMPDIR and
+// TLSPIN_LOG_LEVEL of your environment (WithPluginEnv passes more), never
+// your standard input or output; they log to your logger. See
+// docs/writing-a-verifier.md.
+//
+// # Compatibility
+//
+// What this package exports follows semantic versioning: Start,
+// StartWith, the options, the methods of Verifiers, ServeBuiltin, the
+// error values and RejectionError's exported fields, and the spec syntax.
+// The text of errors and logs is not covered; branch on types and values.
+// Everything under core/ and internal/ may change in any release.
+package tlspin

@@ -1,0 +1,161 @@
+package tlspin
+
+import (
+	"errors"
+
+	"github.com/tlspin/tlspin/core/pin"
+	"github.com/tlspin/tlspin/core/policy"
+	"github.com/tlspin/tlspin/core/rpc"
+	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/launch"
+)
+
+var (
+	// ErrRejected is matched by the error of a handshake whose peer the
+	// verifiers rejected by their verdict: the peer is not the one
+	// expected. The error is a *RejectionError.
+	ErrRejected = errors.New("tlspin: peer rejected")
+	// ErrVerifierFailed is matched by the error of a handshake whose peer
+	// was rejected because a verifier could not decide (it crashed, hung
+	// past the verify timeout, or answered garbage): tlspin fails closed.
+	// Trying again may succeed. The error is a *RejectionError.
+	ErrVerifierFailed = errors.New("tlspin: verifier failed")
+	// ErrClosed is matched by errors of a closed Verifiers: every
+	// handshake through its configurations fails (with ErrVerifierFailed
+	// too), and Dial and Listen refuse to start.
+	ErrClosed = errors.New("tlspin: verifiers closed")
+	// ErrBadConfig is matched by errors of Start caused by its arguments: a
+	// malformed spec, an unknown verifier, an option the verifier refuses,
+	// a bad checksum or one pinned for a verifier not started.
+	ErrBadConfig = launch.ErrConfig
+)
+
+// Verdict is what one verifier said about a peer.
+type Verdict struct {
+	// Verifier is the verifier's name.
+	Verifier string
+	// Allowed is true if it allowed the peer.
+	Allowed bool
+	// Reason is the verifier's explanation.
+	Reason string
+	// Matched names the pin or rule that matched, when Allowed.
+	Matched string
+	// Err is set when the verifier could not decide (crash, timeout,
+	// garbage) and was counted as a rejection.
+	Err error
+}
+
+// failed reports whether the verifier gave no verdict of its own. An error
+// the verifier itself returned is its answer: a rejection.
+func (v Verdict) failed() bool {
+	var remote *rpc.RemoteError
+	return v.Err != nil && !errors.As(v.Err, &remote)
+}
+
+// RejectionError is the error of a handshake whose peer was rejected. It
+// matches ErrRejected when the verdicts rejected the peer, ErrVerifierFailed
+// when a verifier that could not decide made the difference (and ErrClosed
+// after Close).
+type RejectionError struct {
+	// Peer is "server" (a client rejected the server it dialled) or
+	// "client" (a server rejected a client's certificate).
+	Peer string
+	// Require is how Verdicts combined.
+	Require Require
+	// Verdicts holds what each verifier said, in the order started; empty
+	// when no verifier was asked (no certificate, or closed).
+	Verdicts []Verdict
+	// PeerSHA256 is the SHA-256 of the peer's leaf certificate in
+	// lowercase hex, and PeerSPKI the SHA-256 of its public key as
+	// sha256//BASE64; both empty when the peer sent no certificate.
+	PeerSHA256, PeerSPKI string
+
+	msg    string
+	failed bool
+	closed bool
+}
+
+func (e *RejectionError) Error() string { return "tlspin: " + e.Peer + " rejected: " + e.Reason() }
+
+// Reason says which verifier said what, without the "tlspin: server
+// rejected:" of Error.
+func (e *RejectionError) Reason() string { return e.msg }
+
+// Failed reports whether the rejection is a fail-closed one: no verdict
+// rejected the peer, but a verifier could not decide.
+func (e *RejectionError) Failed() bool { return e.failed }
+
+// Is matches ErrRejected or ErrVerifierFailed (see Failed), and ErrClosed.
+func (e *RejectionError) Is(target error) bool {
+	switch target {
+	case ErrRejected:
+		return !e.failed
+	case ErrVerifierFailed:
+		return e.failed
+	case ErrClosed:
+		return e.closed
+	case verify.ErrRejected:
+		// tlspin's own packages know every rejection by this.
+		return true
+	}
+	return false
+}
+
+// Unwrap returns the failures of the verifiers that could not decide.
+func (e *RejectionError) Unwrap() []error {
+	var errs []error
+	for _, v := range e.Verdicts {
+		if v.Err != nil {
+			errs = append(errs, v.Err)
+		}
+	}
+	return errs
+}
+
+// rejection builds the error for a policy's rejection of leaf.
+func rejection(peer string, leaf []byte, pe *policy.RejectError) *RejectionError {
+	e := &RejectionError{Peer: peer, Require: Require(pe.Mode), msg: pe.Error()}
+	e.fingerprints(leaf)
+	var rejected, failed int
+	for _, o := range pe.Outcomes {
+		v := verdictOf(o)
+		switch {
+		case v.failed():
+			failed++
+			v.Allowed = false
+		case !v.Allowed:
+			rejected++
+		}
+		e.Verdicts = append(e.Verdicts, v)
+	}
+	// With all, one verdict against the peer settles it whatever the
+	// failures; with any, a verifier that failed might have allowed.
+	if pe.Mode == policy.Any {
+		e.failed = failed > 0
+	} else {
+		e.failed = rejected == 0 && failed > 0
+	}
+	return e
+}
+
+// verdictOf is what one verifier said.
+func verdictOf(o policy.Outcome) Verdict {
+	v := Verdict{Verifier: o.Name, Err: o.Err}
+	if o.Verdict != nil {
+		v.Allowed, v.Reason, v.Matched = o.Verdict.Allow, o.Verdict.Reason, o.Verdict.Matched
+	}
+	return v
+}
+
+// fingerprints fills PeerSHA256 and PeerSPKI from the leaf's DER.
+func (e *RejectionError) fingerprints(leaf []byte) {
+	if len(leaf) == 0 {
+		return
+	}
+	if d, err := pin.Sum(pin.SHA256, leaf); err == nil {
+		e.PeerSHA256, _ = pin.Print(pin.SHA256, d, pin.FormatHex)
+	}
+	if d, err := pin.Sum(pin.SPKI, leaf); err == nil {
+		e.PeerSPKI, _ = pin.Print(pin.SPKI, d, pin.FormatCurl)
+	}
+}

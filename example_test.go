@@ -1,0 +1,152 @@
+package tlspin_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/tlspin/tlspin"
+)
+
+// An HTTPS client that trusts exactly one public key, checked by the
+// spkipin verifier running as a child process.
+func ExampleStart() {
+	ctx := context.Background()
+	server := newIdentity("api.internal")
+	srv := httpsServer(server)
+	defer srv.Close()
+
+	v, err := tlspin.Start(ctx, "spkipin:pin="+server.spki)
+	fatalIf(err)
+	defer v.Close()
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: v.ClientConfig("localhost")}}
+	out, err := get(client, srv.URL)
+	fatalIf(err)
+	fmt.Println(out)
+	// Output: 200 OK hello
+}
+
+// A server presenting another certificate is rejected during the
+// handshake; the error says which verifier said what.
+func ExampleStart_rejected() {
+	ctx := context.Background()
+	srv := httpsServer(newIdentity("impostor"))
+	defer srv.Close()
+
+	v, err := tlspin.Start(ctx, "md5pin:pin=00112233445566778899aabbccddeeff")
+	fatalIf(err)
+	defer v.Close()
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: v.ClientConfig("localhost")}}
+	_, err = client.Get(srv.URL)
+	var rej *tlspin.RejectionError
+	if errors.As(err, &rej) {
+		fmt.Println(errors.Is(err, tlspin.ErrRejected), rej.Peer, rej.Verdicts[0].Verifier, rej.Verdicts[0].Allowed)
+	}
+	// Output: true server md5pin false
+}
+
+// Several verifiers, with options: any one of them allowing is enough.
+func ExampleStartWith() {
+	ctx := context.Background()
+	server := newIdentity("api.internal")
+	srv := httpsServer(server)
+	defer srv.Close()
+
+	v, err := tlspin.StartWith(ctx, []string{"md5pin:pin=00112233445566778899aabbccddeeff"},
+		tlspin.WithVerifier("sha256pin", map[string][]string{"pin": {server.sha}}),
+		tlspin.WithRequire(tlspin.RequireAny))
+	fatalIf(err)
+	defer v.Close()
+	fmt.Println(v.Names())
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: v.ClientConfig("localhost")}}
+	out, err := get(client, srv.URL)
+	fatalIf(err)
+	fmt.Println(out)
+	// Output:
+	// [md5pin sha256pin]
+	// 200 OK hello
+}
+
+// ClientConfig fits any crypto/tls client; here a raw connection.
+func ExampleVerifiers_ClientConfig() {
+	ctx := context.Background()
+	server := newIdentity("db.internal")
+	srv := httpsServer(server)
+	defer srv.Close()
+
+	v, err := tlspin.Start(ctx, "sha256pin:pin="+server.sha)
+	fatalIf(err)
+	defer v.Close()
+	conn, err := tls.Dial("tcp", srv.Listener.Addr().String(), v.ClientConfig("localhost"))
+	fatalIf(err)
+	defer conn.Close()
+	fmt.Println("verified:", len(conn.ConnectionState().PeerCertificates), "certificate")
+	// Output: verified: 1 certificate
+}
+
+// ServerConfig makes a mutual-TLS server: only a client presenting the
+// pinned certificate gets through.
+func ExampleVerifiers_ServerConfig() {
+	ctx := context.Background()
+	server, client := newIdentity("server"), newIdentity("client")
+
+	// The server trusts the client's key...
+	sv, err := tlspin.Start(ctx, "spkipin:pin="+client.spki)
+	fatalIf(err)
+	defer sv.Close()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", sv.ServerConfig(server.cert))
+	fatalIf(err)
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if c.(*tls.Conn).Handshake() == nil {
+					io.WriteString(c, "welcome\n")
+				}
+			}()
+		}
+	}()
+
+	// ...and the client trusts the server's.
+	cv, err := tlspin.Start(ctx, "spkipin:pin="+server.spki)
+	fatalIf(err)
+	defer cv.Close()
+	cfg := cv.ClientConfig("localhost")
+	cfg.Certificates = []tls.Certificate{client.cert}
+	conn, err := tls.Dial("tcp", ln.Addr().String(), cfg)
+	fatalIf(err)
+	defer conn.Close()
+	line, err := io.ReadAll(conn)
+	fatalIf(err)
+	fmt.Print(strings.ToUpper(string(line)))
+	// Output: WELCOME
+}
+
+// Dial knows the address it dials, so tofu records the server as
+// HOST:PORT, as the tlspin command does; it fits http.Transport.
+func ExampleVerifiers_Dial() {
+	ctx := context.Background()
+	srv := httpsServer(newIdentity("first-contact"))
+	defer srv.Close()
+
+	dir := tempDir()
+	defer os.RemoveAll(dir)
+	v, err := tlspin.Start(ctx, "tofu:file="+dir+"/known_pins")
+	fatalIf(err)
+	defer v.Close()
+	client := &http.Client{Transport: &http.Transport{DialTLSContext: v.Dial}}
+	out, err := get(client, localhostURL(srv))
+	fatalIf(err)
+	fmt.Println(out)
+	// Output: 200 OK hello
+}

@@ -1,0 +1,161 @@
+package tlspin
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/tlspin/tlspin/core/host"
+	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/launch"
+)
+
+// Require says how the verdicts of several verifiers combine.
+type Require string
+
+const (
+	// RequireAll: every verifier must allow the peer (the default).
+	RequireAll Require = "all"
+	// RequireAny: one verifier allowing the peer is enough.
+	RequireAny Require = "any"
+)
+
+// An Option tunes StartWith.
+type Option func(*options)
+
+type options struct {
+	launch   launch.Config
+	specs    []launch.Spec
+	require  Require
+	noCache  bool
+	sumFiles []string
+	errs     []error
+	logSet   bool
+}
+
+// WithVerifier adds a verifier by name (or path) with its options, as a
+// spec string would, but with values that may contain any character.
+func WithVerifier(name string, opts map[string][]string) Option {
+	return func(o *options) {
+		cp := verify.Options{}
+		for k, v := range opts {
+			cp[k] = append([]string(nil), v...)
+		}
+		o.specs = append(o.specs, launch.Spec{Name: name, Options: cp})
+	}
+}
+
+// WithRequire sets how several verifiers combine (default RequireAll).
+func WithRequire(r Require) Option { return func(o *options) { o.require = r } }
+
+// WithPluginDirs adds directories searched first for tlspin-verifier-NAME
+// executables (then $TLSPIN_PLUGIN_PATH, this program's directory, $PATH).
+func WithPluginDirs(dirs ...string) Option {
+	return func(o *options) { o.launch.PluginDirs = append(o.launch.PluginDirs, dirs...) }
+}
+
+// WithPluginSHA256 refuses to run verifier name unless its executable has
+// this SHA-256 (64 hex digits, as sha256sum prints). For a built-in
+// verifier the executable is the program that runs it. Start fails if no
+// verifier started is called name: a misspelt name must not leave the
+// intended plugin unpinned.
+func WithPluginSHA256(name, hexSum string) Option {
+	return func(o *options) {
+		sum, err := host.ParseSHA256(hexSum)
+		if err == nil && name == "" {
+			err = errors.New("tlspin: WithPluginSHA256: empty verifier name")
+		}
+		if err == nil {
+			if o.launch.Pinned == nil {
+				o.launch.Pinned = host.Checksums{}
+			}
+			err = o.launch.Pinned.Add(name, sum)
+		}
+		if err != nil {
+			o.errs = append(o.errs, launch.AsConfig(err))
+		}
+	}
+}
+
+// WithPluginChecksums reads checksum pins from a file of sha256sum lines
+// ("HEX  tlspin-verifier-NAME"); it may list verifiers not started.
+func WithPluginChecksums(file string) Option {
+	return func(o *options) { o.sumFiles = append(o.sumFiles, file) }
+}
+
+// WithPluginEnv passes the program's variables keys through to every
+// plugin (for debugging: PYTHONPATH, NODE_OPTIONS). Plugins otherwise get
+// only PATH, HOME, TMPDIR and TLSPIN_LOG_LEVEL.
+func WithPluginEnv(keys ...string) Option {
+	return func(o *options) { o.launch.PassEnv = append(o.launch.PassEnv, keys...) }
+}
+
+// WithVerifyTimeout bounds one decision on one peer (default 5s); a
+// verifier slower than that rejects the peer (ErrVerifierFailed).
+func WithVerifyTimeout(d time.Duration) Option {
+	return func(o *options) { o.launch.VerifyTimeout = d }
+}
+
+// WithStartTimeout bounds starting one verifier (default 10s).
+func WithStartTimeout(d time.Duration) Option {
+	return func(o *options) { o.launch.StartTimeout = d }
+}
+
+// WithLogger sends tlspin's and the plugins' logs to l. The default logs
+// to stderr at $TLSPIN_LOG_LEVEL, warn when unset. Plugins are given l's
+// level as their TLSPIN_LOG_LEVEL.
+func WithLogger(l hclog.Logger) Option {
+	return func(o *options) { o.launch.Logger, o.logSet = l, true }
+}
+
+// WithoutCache asks the verifiers on every handshake, even when a verdict
+// says it may be reused for a while.
+func WithoutCache() Option { return func(o *options) { o.noCache = true } }
+
+// WithGetenv makes Start read the environment through getenv instead of
+// os.Getenv: $PATH and $TLSPIN_PLUGIN_PATH to find verifiers, the variables
+// passed to plugins, and $TLSPIN_LOG_LEVEL.
+func WithGetenv(getenv func(string) string) Option {
+	return func(o *options) { o.launch.Getenv = getenv }
+}
+
+// WithTlspinBinary runs built-in verifiers as `path __verifier NAME`
+// (a tlspin binary) instead of choosing (see ServeBuiltin).
+func WithTlspinBinary(path string) Option {
+	return func(o *options) { o.launch.Self = path }
+}
+
+// apply collects opts and checks them.
+func (o *options) apply(opts []Option) error {
+	for _, f := range opts {
+		f(o)
+	}
+	switch o.require {
+	case "":
+		o.require = RequireAll
+	case RequireAll, RequireAny:
+	default:
+		o.errs = append(o.errs, launch.Configf("tlspin: unknown Require %q (want %q or %q)", string(o.require), RequireAll, RequireAny))
+	}
+	for _, f := range o.sumFiles {
+		sums, err := host.LoadChecksums(f)
+		if errors.Is(err, host.ErrBadChecksum) {
+			err = launch.AsConfig(err)
+		}
+		if err != nil {
+			o.errs = append(o.errs, err)
+			continue
+		}
+		if o.launch.Checksums == nil {
+			o.launch.Checksums = host.Checksums{}
+		}
+		for name, sum := range sums {
+			if err := o.launch.Checksums.Add(name, sum); err != nil {
+				o.errs = append(o.errs, launch.AsConfig(fmt.Errorf("%w (in %s)", err, f)))
+			}
+		}
+	}
+	return errors.Join(o.errs...)
+}

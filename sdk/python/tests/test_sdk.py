@@ -1,0 +1,95 @@
+"""Unit tests of tlspin_sdk, run by sdk/python's Go test against the installed package."""
+
+import unittest
+
+import grpc
+
+import tlspin_sdk as sdk
+from tlspin_sdk import pb, testing
+
+
+class Echo:
+    """A verifier whose verdict is driven by the server name, to reach every path."""
+
+    def describe(self):
+        return pb.DescribeResponse(name="echo", version="1", options=[
+            pb.Option(name="need", required=True),
+            pb.Option(name="many", repeated=True),
+            pb.Option(name="count"),
+        ])
+
+    def configure(self, options):
+        self.need = options.string("need")
+        self.many = options.check("many", lambda s: int(s, 16))
+        self.count = options.integer("count", 7)
+        return pb.ConfigureResponse(needs_chain=self.need == "chain")
+
+    def verify(self, req):
+        if req.server_name == "raise":
+            raise RuntimeError("boom")
+        if req.server_name == "none":
+            return None
+        if req.server_name == "allow":
+            return sdk.allow("fine", matched=self.need, cache_for_millis=self.count)
+        return sdk.reject("%d certificates, many=%s" % (len(req.peer_chain), self.many))
+
+
+class OptionsTest(unittest.TestCase):
+    def test_configure(self):
+        cases = [
+            ("missing required", {}, 'option "need": echo requires it'),
+            ("unknown", {"need": "x", "other": "y"}, 'option "other": echo does not take this option '
+                                                     "(it takes: count, many, need)"),
+            ("repeated", {"need": ["a", "b"]}, 'option need="a,b": given more than once'),
+            ("bad value via check", {"need": "x", "many": ["ff", "zz"]}, 'option many="zz": invalid literal'),
+            ("not a number", {"need": "x", "count": "-1"}, 'option count="-1": want a whole number >= 0'),
+        ]
+        for name, opts, message in cases:
+            with self.subTest(name), testing.Harness(Echo()) as h:
+                with self.assertRaises(grpc.RpcError) as e:
+                    h.configure(**opts)
+                self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+                self.assertIn(message, e.exception.details())
+
+    def test_values(self):
+        v = Echo()
+        with testing.start(v, need="chain", many=["0a", "ff"], count="3") as h:
+            self.assertEqual((v.need, v.many, v.count), ("chain", [10, 255], 3))
+            self.assertTrue(h.configure(need="chain").needs_chain)
+            self.assertFalse(h.configure(need="leaf").needs_chain)
+            self.assertEqual(v.count, 7)
+
+
+class VerifyTest(unittest.TestCase):
+    def test_verdicts(self):
+        cert = testing.certificate("a")
+        with testing.start(Echo(), need="n", many="1") as h:
+            v = h.verify(cert, cert.der, server_name="x")
+            self.assertEqual((v.allow, v.reason), (False, "2 certificates, many=[1]"))
+            v = h.verify(server_name="allow")
+            self.assertEqual((v.allow, v.reason, v.matched, v.cache_for_millis), (True, "fine", "n", 7))
+
+    def test_errors_are_statuses(self):
+        with testing.start(Echo(), need="n") as h:
+            for name, message in [("raise", "verify: RuntimeError: boom"), ("none", "not a VerifyResponse")]:
+                with self.subTest(name):
+                    with self.assertRaises(grpc.RpcError) as e:
+                        h.verify(server_name=name)
+                    self.assertEqual(e.exception.code(), grpc.StatusCode.UNKNOWN)
+                    self.assertIn(message, e.exception.details())
+            self.assertTrue(h.verify(server_name="allow").allow, "the verifier stopped answering after an error")
+
+    def test_describe(self):
+        with testing.Harness(Echo()) as h:
+            d = h.describe()
+            self.assertEqual([o.name for o in d.options], ["need", "many", "count"])
+
+
+class OptionErrorTest(unittest.TestCase):
+    def test_message(self):
+        self.assertEqual(str(sdk.OptionError("pin", "abc", "too short")), 'option pin="abc": too short')
+        self.assertEqual(str(sdk.OptionError("pin", "", "required")), 'option "pin": required')
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,160 @@
+package tlspin
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/tlspin/tlspin/core/pintls"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/tlspin/tlspin/core/policy"
+	"github.com/tlspin/tlspin/core/rpc"
+	"github.com/tlspin/tlspin/internal/launch"
+)
+
+// Verifiers is a set of running verifier plugins combined into one
+// decision. Its configurations and connections ask the verifiers about
+// every peer. It is safe for concurrent use; Close stops the plugins.
+type Verifiers struct {
+	set     *launch.Set
+	require Require
+	timeout time.Duration
+	log     hclog.Logger
+
+	// ctx ends at Close: verifications in flight then fail closed.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// pending holds, per server connection, what its verification asked
+	// to commit once the handshake succeeds (see Confirm).
+	pending pintls.PendingSet
+
+	closeOnce sync.Once
+}
+
+// Start starts one verifier per spec, each as its own process, and returns
+// once all are ready. A spec is what tlspin's --verifier takes: NAME,
+// NAME:key=value,key=value (a key may repeat), or a path to a plugin
+// executable, with the same options. Several verifiers must all allow a
+// peer; see StartWith for that and every other option.
+//
+// ctx bounds the start only; the verifiers run until Close.
+func Start(ctx context.Context, specs ...string) (*Verifiers, error) {
+	return StartWith(ctx, specs)
+}
+
+// StartWith is Start with options; WithVerifier adds verifiers to specs.
+func StartWith(ctx context.Context, specs []string, opts ...Option) (*Verifiers, error) {
+	o := &options{launch: launch.Config{Getenv: os.Getenv}}
+	if err := o.apply(opts); err != nil {
+		return nil, err
+	}
+	var all []launch.Spec
+	for _, s := range specs {
+		sp, err := launch.ParseSpec(s)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, sp)
+	}
+	all = append(all, o.specs...)
+	lc := o.launch
+	if !o.logSet {
+		lc.Logger = defaultLogger(lc.Getenv)
+	}
+	if lvl := lc.Logger.GetLevel(); lvl != hclog.NoLevel && lc.LogLevel == "" {
+		lc.LogLevel = lvl.String()
+	}
+	lc.ResolveSelf()
+	set, err := launch.StartSet(ctx, &lc, all, policy.Mode(o.require), o.noCache)
+	if err != nil {
+		return nil, err
+	}
+	vctx, cancel := context.WithCancel(context.Background())
+	timeout := lc.VerifyTimeout
+	if timeout <= 0 {
+		timeout = defaultVerifyTimeout
+	}
+	return &Verifiers{set: set, require: o.require, timeout: timeout, log: lc.Logger, ctx: vctx, cancel: cancel}, nil
+}
+
+// defaultVerifyTimeout is the host's own default for one Verify call.
+const defaultVerifyTimeout = 5 * time.Second
+
+// defaultLogger logs to stderr at $TLSPIN_LOG_LEVEL, warn when unset.
+func defaultLogger(getenv func(string) string) hclog.Logger {
+	lvl := hclog.LevelFromString(getenv("TLSPIN_LOG_LEVEL"))
+	if lvl == hclog.NoLevel {
+		lvl = hclog.Warn
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: "tlspin", Level: lvl, Output: os.Stderr})
+}
+
+// Names returns the verifiers' names, in the order started.
+func (v *Verifiers) Names() []string { return append([]string(nil), v.set.Names...) }
+
+// Close stops every verifier process. Afterwards every configuration made
+// by v rejects every peer (ErrClosed). Close is safe to call more than
+// once; it always returns nil.
+func (v *Verifiers) Close() error {
+	v.closeOnce.Do(func() {
+		v.cancel()
+		v.set.Close()
+	})
+	return nil
+}
+
+func (v *Verifiers) closed() bool { return v.ctx.Err() != nil }
+
+// ServeBuiltin makes built-in verifiers (md5pin, sha256pin, spkipin,
+// allowlist, tofu, ca) run from this program. Call it first thing in main:
+//
+//	func main() {
+//		tlspin.ServeBuiltin()
+//		...
+//	}
+//
+// Start runs a built-in verifier as a child process by re-executing this
+// program with the arguments `__verifier NAME` and go-plugin's handshake
+// variable; ServeBuiltin recognises that, serves the verifier and exits.
+// Otherwise it returns at once, and records that Start may re-execute this
+// program. Without the call, Start runs built-ins with a tlspin binary
+// found on $PATH. Which one ran is logged at debug level.
+func ServeBuiltin() {
+	args := os.Args
+	if len(args) == 3 && args[1] == launch.ServeCommand && os.Getenv(rpc.Handshake.MagicCookieKey) == rpc.Handshake.MagicCookieValue {
+		if err := launch.ServeBuiltin(args[2]); err != nil {
+			fmt.Fprintf(os.Stderr, "tlspin: %v\n", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	launch.MarkServesBuiltins()
+}
+
+// Stats are running figures of the verifiers, for metrics.
+type Stats struct {
+	// PluginRestarts counts the plugin processes restarted after a crash
+	// or a hang, over all verifiers.
+	PluginRestarts int
+	// CacheHits and CacheMisses count verdicts answered from the verdict
+	// cache and verdicts asked of a plugin (both zero WithoutCache).
+	CacheHits, CacheMisses uint64
+}
+
+// Stats returns the verifiers' running figures.
+func (v *Verifiers) Stats() Stats {
+	var s Stats
+	for _, p := range v.set.Plugins {
+		s.PluginRestarts += p.Restarts()
+	}
+	if v.set.Cache != nil {
+		cs := v.set.Cache.Stats()
+		s.CacheHits, s.CacheMisses = cs.Hits, cs.Misses
+	}
+	return s
+}

@@ -1,0 +1,7 @@
+// Package wire tests what docs/writing-a-verifier.md says about the wire
+// between tlspin's host and a plugin ("On the wire"): what is required and
+// what is optional, the magic cookie, the AutoMTLS certificate, and where
+// stdout written after the handshake goes. Each claim is checked against
+// core/host with a minimal plugin that leaves out one piece at a time
+// (testdata/rawplugin), a Go SDK plugin and a Python SDK plugin.
+package wire

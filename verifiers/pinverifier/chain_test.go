@@ -1,0 +1,150 @@
+package pinverifier_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tlspin/tlspin/core/pin"
+	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/verifiers/internal/vtest"
+	"github.com/tlspin/tlspin/verifiers/md5pin"
+	"github.com/tlspin/tlspin/verifiers/pinverifier"
+	"github.com/tlspin/tlspin/verifiers/sha256pin"
+	"github.com/tlspin/tlspin/verifiers/spkipin"
+)
+
+// TestForgedChains is the attack first: a peer appends public CA and
+// intermediate certificates (or the legitimate leaf) to a leaf of its own.
+// Only the leaf's key is proved in the handshake, so a pin on anything
+// after the leaf must hold only when the leaf chains to it by signature.
+func TestForgedChains(t *testing.T) {
+	root := vtest.New(t, vtest.Spec{CN: "Root CA", IsCA: true})
+	inter := vtest.New(t, vtest.Spec{CN: "Intermediate CA", IsCA: true, Issuer: root})
+	leaf := vtest.New(t, vtest.Spec{CN: "server", SANs: []string{"localhost"}, Issuer: inter})
+	direct := vtest.New(t, vtest.Spec{CN: "server", SANs: []string{"localhost"}, Issuer: root})
+	attacker := vtest.New(t, vtest.Spec{CN: "server", SANs: []string{"localhost"}})
+	// The attacker's own CA issuing a leaf, with the real CA appended.
+	evilCA := vtest.New(t, vtest.Spec{CN: "Root CA", IsCA: true})
+	evilLeaf := vtest.New(t, vtest.Spec{CN: "server", Issuer: evilCA})
+	// Issued by a certificate that is not a CA (basic constraints).
+	notCA := vtest.New(t, vtest.Spec{CN: "not a CA", Issuer: root})
+	underNotCA := vtest.New(t, vtest.Spec{CN: "server", Issuer: notCA})
+	clientOnly := vtest.New(t, vtest.Spec{CN: "client", Issuer: root, EKU: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	past := time.Now().AddDate(-2, 0, 0)
+	expiredCA := vtest.New(t, vtest.Spec{CN: "Expired CA", IsCA: true, NotBefore: past, NotAfter: past.AddDate(1, 0, 0)})
+	underExpired := vtest.New(t, vtest.Spec{CN: "server", Issuer: expiredCA, NotBefore: past})
+
+	const broken = "chain does not lead from the leaf to the pinned certificate"
+	tests := []struct {
+		name   string
+		chain  string // leaf, any or ca
+		pinned *vtest.Cert
+		sent   [][]byte
+		side   verify.Side
+		allow  bool
+		reason string
+	}{
+		{"ca: real chain, root pinned", "ca", root, vtest.Chain(leaf, inter, root), 0, true, ""},
+		{"ca: real chain, intermediate pinned", "ca", inter, vtest.Chain(leaf, inter, root), 0, true, ""},
+		{"ca: root pinned, root not sent", "ca", root, vtest.Chain(leaf, inter), 0, false, "mismatch"},
+		{"ca: chain sent out of order", "ca", root, vtest.Chain(leaf, root, inter), 0, true, ""},
+		{"ca: attacker leaf + real root", "ca", root, vtest.Chain(attacker, root), 0, false, broken},
+		{"ca: attacker leaf + real intermediate", "ca", inter, vtest.Chain(attacker, inter), 0, false, broken},
+		{"ca: attacker leaf + real intermediate + root", "ca", root, vtest.Chain(attacker, inter, root), 0, false, broken},
+		{"ca: attacker CA's leaf + its CA + real root", "ca", root, vtest.Chain(evilLeaf, evilCA, root), 0, false, broken},
+		{"ca: leaf under a non-CA pinned", "ca", notCA, vtest.Chain(underNotCA, notCA, root), 0, false, "not a CA"},
+		{"ca: leaf under a non-CA, root pinned", "ca", root, vtest.Chain(underNotCA, notCA, root), 0, false, broken},
+		{"ca: client-only leaf as a server", "ca", root, vtest.Chain(clientOnly, root), verify.ClientVerifiesServer, false, broken},
+		{"ca: client-only leaf as a client", "ca", root, vtest.Chain(clientOnly, root), verify.ServerVerifiesClient, true, ""},
+		{"ca: expired CA", "ca", expiredCA, vtest.Chain(underExpired, expiredCA), 0, false, "expired"},
+		{"ca: directly issued", "ca", root, vtest.Chain(direct, root), 0, true, ""},
+		{"any: leaf pinned", "any", leaf, vtest.Chain(leaf, inter, root), 0, true, ""},
+		{"any: root pinned", "any", root, vtest.Chain(leaf, inter, root), 0, true, ""},
+		{"any: attacker leaf + real leaf", "any", leaf, vtest.Chain(attacker, leaf), 0, false, broken},
+		{"any: attacker leaf + real leaf + chain", "any", leaf, vtest.Chain(attacker, leaf, inter, root), 0, false, broken},
+		{"any: attacker leaf + real root", "any", root, vtest.Chain(attacker, root), 0, false, broken},
+		{"leaf: attacker leaf + real leaf", "leaf", leaf, vtest.Chain(attacker, leaf), 0, false, "mismatch"},
+	}
+	verifiers := []struct {
+		name string
+		new  func() *pinverifier.Verifier
+		algo pin.Algo
+	}{
+		{"md5pin", func() *pinverifier.Verifier { return md5pin.New(nil) }, pin.MD5},
+		{"sha256pin", func() *pinverifier.Verifier { return sha256pin.New(nil) }, pin.SHA256},
+		{"spkipin", func() *pinverifier.Verifier { return spkipin.New(nil) }, pin.SPKI},
+	}
+	for _, tt := range tests {
+		for _, vv := range verifiers {
+			t.Run(vv.name+"/"+tt.name, func(t *testing.T) {
+				v := vv.new()
+				if _, err := v.Configure(context.Background(), &verify.ConfigureRequest{Options: verify.Options{
+					"pin": {tt.pinned.Pin(t, vv.algo, pin.FormatHex)}, "chain": {tt.chain},
+				}}); err != nil {
+					t.Fatal(err)
+				}
+				side := tt.side
+				if side == verify.SideUnspecified {
+					side = verify.ClientVerifiesServer
+				}
+				got := vtest.Verify(t, v, &verify.Request{PeerChain: tt.sent, Side: side, RemoteAddr: "127.0.0.1:8443"})
+				if got.Allow != tt.allow {
+					t.Fatalf("allow = %v, want %v (reason %q)", got.Allow, tt.allow, got.Reason)
+				}
+				if !got.Allow && !strings.Contains(got.Reason, tt.reason) {
+					t.Errorf("reason %q does not say %q", got.Reason, tt.reason)
+				}
+				if got.Allow && got.CacheFor > pinverifier.CacheFor {
+					t.Errorf("cache for %s, more than %s", got.CacheFor, pinverifier.CacheFor)
+				}
+			})
+		}
+	}
+}
+
+// TestChainVerdictNotCachedPastExpiry: an allow through a chain is never
+// reused past the earliest NotAfter on the verified path.
+func TestChainVerdictNotCachedPastExpiry(t *testing.T) {
+	now := time.Now()
+	root := vtest.New(t, vtest.Spec{CN: "Root CA", IsCA: true, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(20 * time.Second)})
+	leaf := vtest.New(t, vtest.Spec{CN: "server", Issuer: root, NotBefore: now.Add(-time.Hour)})
+	v := pinverifier.New(pinverifier.Info{Name: "t", Algo: pin.SHA256, Now: func() time.Time { return now }})
+	if _, err := v.Configure(context.Background(), &verify.ConfigureRequest{Options: verify.Options{
+		"pin": {root.Pin(t, pin.SHA256, pin.FormatHex)}, "chain": {"ca"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	got := vtest.Verify(t, v, &verify.Request{PeerChain: vtest.Chain(leaf, root)})
+	if !got.Allow {
+		t.Fatal(got.Reason)
+	}
+	if got.CacheFor > 20*time.Second {
+		t.Errorf("cached for %s, past the root's expiry in 20s", got.CacheFor)
+	}
+}
+
+// TestFindOrder: the leaf is tried first with chain=any, and a broken
+// candidate does not hide a later proved one.
+func TestFindOrder(t *testing.T) {
+	root := vtest.New(t, vtest.Spec{CN: "Root CA", IsCA: true})
+	other := vtest.New(t, vtest.Spec{CN: "Other CA", IsCA: true})
+	leaf := vtest.New(t, vtest.Spec{CN: "server", Issuer: root})
+	req := &verify.Request{PeerChain: vtest.Chain(leaf, other, root), Side: verify.ClientVerifiesServer}
+	matchAll := func(int, []byte) (bool, error) { return true, nil }
+	f, err := pinverifier.Find(pinverifier.ChainAny, req, time.Now(), matchAll)
+	if err != nil || f == nil || f.Index != 0 {
+		t.Errorf("any: Find = %+v, %v; want the leaf", f, err)
+	}
+	f, err = pinverifier.Find(pinverifier.ChainCA, req, time.Now(), matchAll)
+	if err != nil || f == nil || f.Index != 2 {
+		t.Errorf("ca: Find = %+v, %v; want #2 (the real root, past the unrelated #1)", f, err)
+	}
+	onlyOther := func(_ int, der []byte) (bool, error) { return bytes.Equal(der, other.DER()), nil }
+	if f, err = pinverifier.Find(pinverifier.ChainCA, req, time.Now(), onlyOther); f != nil || err == nil {
+		t.Errorf("ca, unrelated CA pinned: Find = %+v, %v; want a broken-chain error", f, err)
+	}
+}
