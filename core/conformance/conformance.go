@@ -276,12 +276,12 @@ func (c *checker) tlsConfig(server *x509.Certificate, client *tls.Certificate) *
 
 // dial makes a gRPC client connection to the plugin's address.
 func dial(hs handshake, cfg *tls.Config) (*grpc.ClientConn, error) {
-	return grpc.NewClient("passthrough:///plugin",
+	return grpc.NewClient("passthrough:///plugin", append(rpc.DialOptions(),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, hs.network, hs.address)
 		}),
-		grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+		grpc.WithTransportCredentials(credentials.NewTLS(cfg)))...)
 }
 
 func (c *checker) call(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -63,7 +63,9 @@ func startRaw(t *testing.T, mode string) (*host.Plugin, *logs, error) {
 func startPlugin(t *testing.T, path string, env ...string) (*host.Plugin, *logs, error) {
 	t.Helper()
 	l := &logs{t: t}
-	p, err := host.Start(context.Background(), host.Spec{Name: "wire", Path: path}, host.Config{
+	// Named as the host names a plugin found on the path (the file's NAME).
+	name := strings.TrimPrefix(filepath.Base(path), host.ExecPrefix)
+	p, err := host.Start(context.Background(), host.Spec{Name: name, Path: path}, host.Config{
 		Logger:       hclog.New(&hclog.LoggerOptions{Output: l, Level: hclog.Trace}),
 		Env:          append([]string{"TMPDIR=" + t.TempDir(), "TLSPIN_LOG_LEVEL=trace", "PATH=" + os.Getenv("PATH")}, env...),
 		StartTimeout: 20 * time.Second,
@@ -142,7 +144,7 @@ func TestOptionalServices(t *testing.T) {
 			mustVerify(t, p)
 			closeAndWait(t, p)
 			out := l.String()
-			if strings.Contains(out, "[ERROR]") || !strings.Contains(out, "[INFO]  wire: plugin process exited") {
+			if strings.Contains(out, "[ERROR]") || !strings.Contains(out, "[INFO]  raw: plugin process exited") {
 				t.Errorf("want a clean exit (INFO plugin process exited) and no ERROR line")
 			}
 			if strings.Contains(out, "[WARN]") {
@@ -166,7 +168,7 @@ func TestNoControllerIsKilled(t *testing.T) {
 	if took := closeAndWait(t, p); took < 500*time.Millisecond {
 		t.Errorf("Close returned after %s; want the host to wait 0.5 s before killing", took)
 	}
-	if out := l.String(); !strings.Contains(out, "[ERROR] wire: plugin process exited") || !strings.Contains(out, "error=\"signal: killed\"") {
+	if out := l.String(); !strings.Contains(out, "[ERROR] raw: plugin process exited") || !strings.Contains(out, "error=\"signal: killed\"") {
 		t.Errorf("want an ERROR line: plugin process exited ... signal: killed")
 	}
 }
