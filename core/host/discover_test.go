@@ -37,6 +37,21 @@ func probeBinary(t *testing.T) string {
 	return testbin.Build(t, "./core/host/testdata/probe", "probe")
 }
 
+// probeSummary starts probe in mode and returns its Describe summary.
+func probeSummary(t *testing.T, mode string, cfg host.Config) string {
+	t.Helper()
+	p, err := host.Start(context.Background(), host.Spec{Name: "probe", Path: probeBinary(t), Args: []string{mode}}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	d, err := p.Describe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.Summary
+}
+
 // install puts a copy of the executable src into dir as name and returns
 // its path.
 func install(t *testing.T, src, dir, name string) string {
@@ -375,17 +390,8 @@ func TestPluginReceivesOnlyItsEnvironment(t *testing.T) {
 	}
 	cfg := discConfig(t)
 	cfg.Env = host.PluginEnv(func(k string) string { return hostEnv[k] })
-	p, err := host.Start(context.Background(), host.Spec{Name: "probe", Path: probeBinary(t), Args: []string{"env"}}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	d, err := p.Describe(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
 	var keys []string
-	for kv := range strings.SplitSeq(d.Summary, "\x00") {
+	for kv := range strings.SplitSeq(probeSummary(t, "env", cfg), "\x00") {
 		k, v, _ := strings.Cut(kv, "=")
 		keys = append(keys, k)
 		if want, ok := hostEnv[k]; ok && v != want {

@@ -186,18 +186,8 @@ func TestPluginStdinIsDevNull(t *testing.T) {
 	old := os.Stdin
 	os.Stdin = r
 	defer func() { os.Stdin = old }()
-	p, err := host.Start(context.Background(), host.Spec{Name: "probe", Path: probeBinary(t), Args: []string{"stdin"}}, discConfig(t))
-	os.Stdin = old
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	d, err := p.Describe(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d.Summary != "stdin:" {
-		t.Errorf("the plugin's stdin: %q; want \"stdin:\" and nothing", d.Summary)
+	if got := probeSummary(t, "stdin", discConfig(t)); got != "stdin:" {
+		t.Errorf("the plugin's stdin: %q; want \"stdin:\" and nothing", got)
 	}
 	got, err := io.ReadAll(r)
 	if err != nil || string(got) != secret {

@@ -33,6 +33,7 @@ type procRunner struct {
 	env  []string // the host's share of the environment (Config.Env)
 	exe  *os.File // the pinned executable, or nil
 
+	log            hclog.Logger
 	cmd            *exec.Cmd
 	stdout, stderr io.ReadCloser
 	pid            int
@@ -49,7 +50,8 @@ func newProcRunner(path string, args, env []string, exe *os.File) *procRunner {
 
 // prepare is the ClientConfig.RunnerFunc. gcmd is go-plugin's description
 // of the command: only its environment (the handshake variables) is used.
-func (r *procRunner) prepare(_ hclog.Logger, gcmd *exec.Cmd, _ string) (runner.Runner, error) {
+func (r *procRunner) prepare(log hclog.Logger, gcmd *exec.Cmd, _ string) (runner.Runner, error) {
+	r.log = log
 	cmd := &exec.Cmd{
 		Path:        r.path,
 		Args:        append([]string{r.path}, r.args...),
@@ -76,12 +78,16 @@ func (r *procRunner) prepare(_ hclog.Logger, gcmd *exec.Cmd, _ string) (runner.R
 	return r, nil
 }
 
+// Start starts the process, logging at debug level as go-plugin's own
+// runner does.
 func (r *procRunner) Start(context.Context) error {
+	r.log.Debug("starting plugin", "path", r.path, "args", r.args, "pinned", r.exe != nil)
 	if err := r.cmd.Start(); err != nil {
 		return err
 	}
 	r.started = true
 	r.pid = r.cmd.Process.Pid
+	r.log.Debug("plugin started", "path", r.path, "pid", r.pid)
 	return nil
 }
 
