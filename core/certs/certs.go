@@ -20,6 +20,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -32,7 +33,14 @@ var (
 	// ErrKeyMismatch means a key does not belong to a certificate.
 	ErrKeyMismatch = errors.New("certs: private key does not match the certificate")
 	// ErrExists means a file would be overwritten without force.
-	ErrExists = errors.New("certs: file exists (use --force to overwrite)")
+	ErrExists = errors.New("certs: file exists")
+	// ErrSymlink means a file to write is a symbolic link, which is never
+	// followed.
+	ErrSymlink = errors.New("certs: refusing to write through a symbolic link")
+	// ErrSameFile means two files to write are one file.
+	ErrSameFile = errors.New("certs: two outputs are the same file")
+	// ErrNotRegular means a file to write exists and is not a regular file.
+	ErrNotRegular = errors.New("certs: not a regular file")
 )
 
 // KeyType names a key algorithm.
@@ -168,32 +176,140 @@ func EncodeCert(c *x509.Certificate) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
 }
 
-// WriteFile writes data to path with the given mode. It refuses to replace
-// an existing file unless force is set; a replaced file gets mode too.
-func WriteFile(path string, data []byte, mode os.FileMode, force bool) error {
-	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
-	if force {
-		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+// File is one file for WriteFiles to write.
+type File struct {
+	Path string
+	Data []byte
+	// Mode is the file's permission bits, applied whatever the umask
+	// (0600 for a file that holds a private key).
+	Mode os.FileMode
+}
+
+// WriteFiles writes every file or none, so that a key is never left
+// without its certificate. Every target is checked before anything is
+// written: it must not be a symbolic link (never followed, even with
+// force), must be a regular file if it exists, must not exist unless force
+// is set, and no two targets may be the same file (through a symlinked
+// directory, say). Each file is written to a temporary file in its
+// directory with its final mode, then renamed over the target; if a later
+// step fails, the files already put in place are removed.
+func WriteFiles(files []File, force bool) error {
+	targets := make([]string, len(files))
+	seen := map[string]string{}
+	for i, f := range files {
+		t, err := checkTarget(f.Path, force)
+		if err != nil {
+			return err
+		}
+		if other, dup := seen[t]; dup {
+			return fmt.Errorf("%w: %q and %q", ErrSameFile, other, f.Path)
+		}
+		seen[t], targets[i] = f.Path, t
 	}
-	f, err := os.OpenFile(path, flags, mode)
-	if errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("%w: %q", ErrExists, path)
+	temps := make([]string, 0, len(files))
+	defer func() {
+		for _, t := range temps {
+			os.Remove(t)
+		}
+	}()
+	for i, f := range files {
+		tmp, err := writeTemp(filepath.Dir(targets[i]), f)
+		if err != nil {
+			return err
+		}
+		temps = append(temps, tmp)
+	}
+	var placed []string
+	for i, f := range files {
+		var err error
+		if force {
+			// rename replaces a name, never the file a symlink points to.
+			err = os.Rename(temps[i], targets[i])
+		} else {
+			// link fails if the target appeared since it was checked.
+			err = os.Link(temps[i], targets[i])
+		}
+		if err != nil {
+			for _, p := range placed {
+				os.Remove(p)
+			}
+			if errors.Is(err, os.ErrExist) {
+				return fmt.Errorf("%w: %q", ErrExists, f.Path)
+			}
+			return fmt.Errorf("certs: writing %q: %w", f.Path, err)
+		}
+		placed = append(placed, targets[i])
+	}
+	syncDirs(targets)
+	return nil
+}
+
+// checkTarget returns path with its directory resolved, after checking
+// that it may be written.
+func checkTarget(path string, force bool) (string, error) {
+	dir, err := filepath.EvalSymlinks(filepath.Dir(path))
+	if err != nil {
+		return "", fmt.Errorf("certs: directory of %q: %w", path, err)
+	}
+	base := filepath.Base(path)
+	if base == "." || base == ".." || base == string(filepath.Separator) {
+		return "", fmt.Errorf("certs: %q is not a file name", path)
+	}
+	target := filepath.Join(dir, base)
+	fi, err := os.Lstat(target)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return target, nil
+	case err != nil:
+		return "", fmt.Errorf("certs: %w", err)
+	case fi.Mode()&os.ModeSymlink != 0:
+		return "", fmt.Errorf("%w: %q", ErrSymlink, path)
+	case !fi.Mode().IsRegular():
+		return "", fmt.Errorf("%w: %q is a %v", ErrNotRegular, path, fi.Mode().Type())
+	case !force:
+		return "", fmt.Errorf("%w: %q", ErrExists, path)
+	}
+	return target, nil
+}
+
+// writeTemp writes f to a new temporary file in dir and returns its name.
+func writeTemp(dir string, f File) (string, error) {
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(f.Path)+".tmp-*")
+	if err != nil {
+		return "", fmt.Errorf("certs: writing %q: %w", f.Path, err)
+	}
+	name := tmp.Name()
+	err = tmp.Chmod(f.Mode)
+	if err == nil {
+		_, err = tmp.Write(f.Data)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("certs: %w", err)
+		os.Remove(name)
+		return "", fmt.Errorf("certs: writing %q: %w", f.Path, err)
 	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return fmt.Errorf("certs: chmod %q: %w", path, err)
+	return name, nil
+}
+
+// syncDirs makes the renames durable.
+func syncDirs(targets []string) {
+	done := map[string]bool{}
+	for _, t := range targets {
+		d := filepath.Dir(t)
+		if done[d] {
+			continue
+		}
+		done[d] = true
+		if f, err := os.Open(d); err == nil {
+			f.Sync()
+			f.Close()
+		}
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("certs: write %q: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("certs: close %q: %w", path, err)
-	}
-	return nil
 }
 
 // ParseCertificates returns every certificate in data, which may be PEM

@@ -58,22 +58,17 @@ func (a *app) runCert(cmd *cobra.Command, f *certFlags) error {
 	if len(sans) == 0 {
 		sans = []string{"localhost", "127.0.0.1", "::1"}
 	}
-	// Refuse before generating anything, so that no file is half written.
-	if !f.force {
-		for _, p := range []string{f.out, f.keyOut} {
-			if p == "" {
-				continue
-			}
-			if _, err := os.Lstat(p); err == nil {
-				return fmt.Errorf("%w: %q", certs.ErrExists, p)
-			}
+	// Refuse before generating anything (WriteFiles checks again).
+	for _, p := range []string{f.out, f.keyOut} {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Lstat(p); err == nil && !f.force {
+			return fmt.Errorf("%w: %q (use --force to overwrite)", certs.ErrExists, p)
 		}
 	}
 	key, crt, err := certs.SelfSigned(certs.Template{Type: certs.KeyType(f.typ), Bits: f.bits, CommonName: f.cn, SANs: sans, Days: f.days})
 	if err != nil {
-		if errors.Is(err, certs.ErrExists) {
-			return err
-		}
 		return usageError{err}
 	}
 	keyPEM, err := certs.EncodeKey(key)
@@ -82,18 +77,19 @@ func (a *app) runCert(cmd *cobra.Command, f *certFlags) error {
 	}
 	certPEM := certs.EncodeCert(crt)
 	out := cmd.OutOrStdout()
-	if f.keyOut == "" {
-		if err := certs.WriteFile(f.out, append(keyPEM, certPEM...), 0o600, f.force); err != nil {
-			return err
+	files := []certs.File{{Path: f.out, Data: append(keyPEM, certPEM...), Mode: 0o600}}
+	if f.keyOut != "" {
+		files = []certs.File{{Path: f.keyOut, Data: keyPEM, Mode: 0o600}, {Path: f.out, Data: certPEM, Mode: 0o644}}
+	}
+	if err := certs.WriteFiles(files, f.force); err != nil {
+		if errors.Is(err, certs.ErrExists) {
+			return fmt.Errorf("%w (use --force to overwrite)", err)
 		}
+		return err
+	}
+	if f.keyOut == "" {
 		fmt.Fprintf(out, "wrote %s (private key and certificate, mode 0600)\n", f.out)
 	} else {
-		if err := certs.WriteFile(f.keyOut, keyPEM, 0o600, f.force); err != nil {
-			return err
-		}
-		if err := certs.WriteFile(f.out, certPEM, 0o644, f.force); err != nil {
-			return err
-		}
 		fmt.Fprintf(out, "wrote %s (private key, mode 0600) and %s (certificate)\n", f.keyOut, f.out)
 	}
 	for _, al := range []pin.Algo{pin.MD5, pin.SHA256, pin.SPKI} {
