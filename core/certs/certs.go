@@ -14,6 +14,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -32,6 +33,11 @@ var (
 	ErrNoKey = errors.New("certs: no private key found")
 	// ErrKeyMismatch means a key does not belong to a certificate.
 	ErrKeyMismatch = errors.New("certs: private key does not match the certificate")
+	// ErrEncryptedKey means a private key is encrypted with a passphrase,
+	// which tlspin does not read.
+	ErrEncryptedKey = errors.New("certs: the private key is encrypted")
+	// ErrUnsupportedKey means a key is of a type crypto/tls cannot use.
+	ErrUnsupportedKey = errors.New("certs: unsupported key type")
 	// ErrExists means a file would be overwritten without force.
 	ErrExists = errors.New("certs: file exists")
 	// ErrSymlink means a file to write is a symbolic link, which is never
@@ -382,6 +388,10 @@ func LoadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("%w (file %q)", err, certFile)
 	}
+	if chain[0].PublicKey == nil {
+		name, oid := spkiAlgorithm(chain[0])
+		return tls.Certificate{}, fmt.Errorf("%w (file %q)", unsupported("public key in the certificate", name, oid), certFile)
+	}
 	key, err := ParseKey(keyPEM)
 	if err != nil {
 		if keyFile == "" {
@@ -399,7 +409,10 @@ func LoadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 	return tc, nil
 }
 
-// ParseKey returns the first private key in PEM data (PKCS#8, PKCS#1 or SEC 1).
+// ParseKey returns the first private key in PEM data (PKCS#8, PKCS#1 or
+// SEC 1). An encrypted key is ErrEncryptedKey; a key of a type crypto/tls
+// cannot sign with (RSA-PSS, DSA, X25519, ...) is ErrUnsupportedKey, naming
+// the type.
 func ParseKey(data []byte) (crypto.Signer, error) {
 	rest := data
 	for {
@@ -408,15 +421,29 @@ func ParseKey(data []byte) (crypto.Signer, error) {
 		if b == nil {
 			return nil, ErrNoKey
 		}
+		if strings.Contains(b.Headers["Proc-Type"], "ENCRYPTED") {
+			return nil, fmt.Errorf("%w (%s with PEM encryption %s); write it decrypted first: openssl pkey -in KEY -out KEY.plain", ErrEncryptedKey, b.Type, b.Headers["DEK-Info"])
+		}
 		var k any
 		var err error
 		switch b.Type {
+		case "ENCRYPTED PRIVATE KEY":
+			return nil, fmt.Errorf("%w (PKCS#8 ENCRYPTED PRIVATE KEY); write it decrypted first: openssl pkey -in KEY -out KEY.plain", ErrEncryptedKey)
 		case "PRIVATE KEY":
 			k, err = x509.ParsePKCS8PrivateKey(b.Bytes)
+			if err != nil {
+				if name, oid, ok := pkcs8Algorithm(b.Bytes); ok && name != "" {
+					return nil, unsupported("private key", name, oid)
+				}
+			}
 		case "RSA PRIVATE KEY":
 			k, err = x509.ParsePKCS1PrivateKey(b.Bytes)
 		case "EC PRIVATE KEY":
 			k, err = x509.ParseECPrivateKey(b.Bytes)
+		case "DSA PRIVATE KEY":
+			return nil, unsupported("private key", "DSA", nil)
+		case "OPENSSH PRIVATE KEY":
+			return nil, fmt.Errorf("%w: an OpenSSH private key; tlspin reads PEM keys (PKCS#8, PKCS#1, SEC 1)", ErrUnsupportedKey)
 		default:
 			continue
 		}
@@ -425,12 +452,65 @@ func ParseKey(data []byte) (crypto.Signer, error) {
 		}
 		s, ok := k.(crypto.Signer)
 		if !ok {
-			return nil, fmt.Errorf("certs: unsupported key type %T", k)
+			if name, oid, _ := pkcs8Algorithm(b.Bytes); name != "" {
+				return nil, unsupported("private key", name, oid)
+			}
+			return nil, unsupported("private key", fmt.Sprintf("%T", k), nil)
 		}
 		return s, nil
 	}
 }
 
+// keyNames names the key algorithms people meet that crypto/tls cannot use.
+var keyNames = map[string]string{
+	"1.2.840.113549.1.1.10": "RSA-PSS",
+	"1.2.840.10040.4.1":     "DSA",
+	"1.2.840.10046.2.1":     "DH",
+	"1.3.101.110":           "X25519",
+	"1.3.101.111":           "X448",
+	"1.3.101.113":           "Ed448",
+}
+
+// pkcs8Algorithm returns the name and OID of a PKCS#8 key's algorithm.
+func pkcs8Algorithm(der []byte) (string, asn1.ObjectIdentifier, bool) {
+	var p struct {
+		Version    int
+		Algo       pkix.AlgorithmIdentifier
+		PrivateKey []byte
+	}
+	if _, err := asn1.Unmarshal(der, &p); err != nil {
+		return "", nil, false
+	}
+	return keyNames[p.Algo.Algorithm.String()], p.Algo.Algorithm, true
+}
+
+// spkiAlgorithm returns the name and OID of a certificate's public key
+// algorithm.
+func spkiAlgorithm(c *x509.Certificate) (string, asn1.ObjectIdentifier) {
+	var spki struct {
+		Algo      pkix.AlgorithmIdentifier
+		PublicKey asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(c.RawSubjectPublicKeyInfo, &spki); err != nil {
+		return "", nil
+	}
+	name := keyNames[spki.Algo.Algorithm.String()]
+	if name == "" {
+		name = "unknown"
+	}
+	return name, spki.Algo.Algorithm
+}
+
+func unsupported(what, name string, oid asn1.ObjectIdentifier) error {
+	if oid != nil {
+		name += " (OID " + oid.String() + ")"
+	}
+	hint := ""
+	if strings.HasPrefix(name, "RSA-PSS") {
+		hint = "; make a plain RSA key instead (openssl genpkey -algorithm RSA), which TLS 1.3 signs with RSA-PSS anyway"
+	}
+	return fmt.Errorf("%w: %s %s: tlspin supports RSA, ECDSA (P-256, P-384, P-521) and Ed25519 keys%s", ErrUnsupportedKey, name, what, hint)
+}
 func publicKeysEqual(a, b crypto.PublicKey) bool {
 	type equaler interface{ Equal(crypto.PublicKey) bool }
 	e, ok := a.(equaler)

@@ -283,3 +283,47 @@ func assertNoTemps(t *testing.T, dir string) {
 		}
 	}
 }
+
+// TestUnreadableKeysSayWhy: keys made by openssl that tlspin cannot use
+// are named at load time, not reported as "no private key" or left to fail
+// the handshake.
+func TestUnreadableKeysSayWhy(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl not installed")
+	}
+	dir := t.TempDir()
+	sh := `set -e
+openssl genpkey -algorithm RSA-PSS -pkeyopt rsa_keygen_bits:2048 -out pss.key 2>/dev/null
+openssl req -new -x509 -key pss.key -out pss.crt -subj /CN=pss -days 2 2>/dev/null
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ec.key
+openssl req -new -x509 -key ec.key -out ec.crt -subj /CN=ec -days 2 2>/dev/null
+openssl pkey -in ec.key -aes256 -passout pass:x -out pkcs8enc.key
+openssl ec -in ec.key -aes128 -passout pass:x -out legacyenc.key 2>/dev/null
+openssl genpkey -algorithm X25519 -out x25519.key
+cat pss.key ec.crt > pss-key-ec-cert.pem`
+	cmd := exec.Command("sh", "-c", sh)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	tests := []struct {
+		cert, key string
+		want      error
+		says      string
+	}{
+		{"ec.crt", "pkcs8enc.key", certs.ErrEncryptedKey, "PKCS#8 ENCRYPTED PRIVATE KEY"},
+		{"ec.crt", "legacyenc.key", certs.ErrEncryptedKey, "PEM encryption AES-128-CBC"},
+		{"ec.crt", "pss.key", certs.ErrUnsupportedKey, "RSA-PSS (OID 1.2.840.113549.1.1.10) private key"},
+		{"pss.crt", "pss.key", certs.ErrUnsupportedKey, "RSA-PSS (OID 1.2.840.113549.1.1.10) public key in the certificate"},
+		{"ec.crt", "x25519.key", certs.ErrUnsupportedKey, "X25519"},
+		{"ec.crt", "ec.key", nil, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.key+"+"+tc.cert, func(t *testing.T) {
+			_, err := certs.LoadKeyPair(filepath.Join(dir, tc.cert), filepath.Join(dir, tc.key))
+			if !errors.Is(err, tc.want) || (err != nil && !strings.Contains(err.Error(), tc.says)) {
+				t.Fatalf("err = %v, want %v saying %q", err, tc.want, tc.says)
+			}
+		})
+	}
+}
