@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -86,7 +87,7 @@ func (a *app) runFingerprint(cmd *cobra.Command, f *fingerprintFlags, target str
 	if _, err := pin.Print(algo, make([]byte, algo.Size()), format); err != nil {
 		return usageError{err}
 	}
-	chain, err := a.loadTarget(cmd.Context(), target, f)
+	chain, err := a.loadTarget(cmd.Context(), cmd, target, f)
 	if err != nil {
 		return err
 	}
@@ -126,23 +127,46 @@ func (a *app) runFingerprint(cmd *cobra.Command, f *fingerprintFlags, target str
 
 // loadTarget reads a certificate file, or fetches a server's chain
 // without trusting it when target is HOST:PORT and no such file exists.
-func (a *app) loadTarget(ctx context.Context, target string, f *fingerprintFlags) ([]*x509.Certificate, error) {
+func (a *app) loadTarget(ctx context.Context, cmd *cobra.Command, target string, f *fingerprintFlags) ([]*x509.Certificate, error) {
 	if _, err := os.Stat(target); err == nil || !looksLikeHostPort(target) {
 		return certs.LoadCertificates(target)
 	}
+	return fetchChain(ctx, cmd.ErrOrStderr(), target, f)
+}
+
+// fetchChain returns the chain a server sends. The chain is kept as soon
+// as it arrives, so that a server that then ends the handshake (a TLS 1.2
+// server requiring a client certificate does) still has its certificates
+// printed, with a note on stderr.
+func fetchChain(ctx context.Context, stderr io.Writer, target string, f *fingerprintFlags) ([]*x509.Certificate, error) {
+	var got [][]byte
 	cfg := &tls.Config{
 		ServerName: client.ServerName(target, f.serverName),
 		// Only reading the certificates: nothing is sent, nothing trusted.
 		InsecureSkipVerify: true,
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			got = raw
+			return nil
+		},
 	}
 	conn, err := client.Dial(ctx, target, cfg, f.timeout)
-	if err != nil {
+	if err == nil {
+		conn.Close()
+	} else if len(got) == 0 {
 		return nil, err
+	} else {
+		fmt.Fprintf(stderr, "tlspin: note: the TLS handshake failed after the server sent its certificate (%v); printing the certificate it sent\n", err)
 	}
-	defer conn.Close()
-	chain := conn.ConnectionState().PeerCertificates
-	if len(chain) == 0 {
+	if len(got) == 0 {
 		return nil, errors.New("fingerprint: server sent no certificate")
+	}
+	chain := make([]*x509.Certificate, len(got))
+	for i, der := range got {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, fmt.Errorf("fingerprint: certificate #%d the server sent: %w", i, err)
+		}
+		chain[i] = c
 	}
 	return chain, nil
 }
