@@ -149,6 +149,7 @@ Data goes to stdout, logs to stderr. Exit codes: 0 ok, 1 failure, 2 usage,
 	for _, c := range a.extraCommands() {
 		root.AddCommand(c)
 	}
+	a.finishTree(root)
 	return root
 }
 

@@ -13,5 +13,11 @@ func (a *app) extraCommands() []*cobra.Command {
 		a.compareCommand(),
 		a.benchCommand(),
 		a.verifiersCommand(),
+		a.versionCommand(),
 	}
+}
+
+// finishTree adds what needs the whole command tree: the --version flag.
+func (a *app) finishTree(root *cobra.Command) {
+	addVersionFlag(root)
 }
