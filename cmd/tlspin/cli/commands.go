@@ -17,7 +17,9 @@ func (a *app) extraCommands() []*cobra.Command {
 	}
 }
 
-// finishTree adds what needs the whole command tree: the --version flag.
+// finishTree adds what needs the whole command tree: the --version flag
+// and shell completion of flag values.
 func (a *app) finishTree(root *cobra.Command) {
 	addVersionFlag(root)
+	a.registerCompletions(root)
 }
