@@ -14,6 +14,7 @@ func (a *app) extraCommands() []*cobra.Command {
 		a.benchCommand(),
 		a.verifiersCommand(),
 		a.versionCommand(),
+		a.manCommand(),
 	}
 }
 
