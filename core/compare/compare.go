@@ -187,7 +187,7 @@ func compareOne(ctx context.Context, cfg Config, name string, scen []Scenario, s
 	)
 	for _, s := range scen {
 		ok, reason := srv.handshake(ctx, cfg, rec, s.Cert)
-		results = append(results, Result{Verifier: name, Scenario: s.Name, Accepted: ok, Reason: reason})
+		results = append(results, Result{Verifier: name, Scenario: s.Name, Accepted: ok, Reason: withoutDir(reason, cfg.Dir)})
 		if s.Name == Same {
 			sameReq = rec.request()
 		}
@@ -310,4 +310,13 @@ func (s *server) handshake(ctx context.Context, cfg Config, rec *recorder, cert 
 		return true, "allowed"
 	}
 	return false, v.Reason
+}
+
+// withoutDir makes the paths of files in dir relative in a reason, so that
+// reports do not carry the temporary directory of one run.
+func withoutDir(reason, dir string) string {
+	if dir == "" {
+		return reason
+	}
+	return strings.ReplaceAll(reason, filepath.Clean(dir)+string(filepath.Separator), "")
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tlspin/tlspin/cmd/tlspin/cli"
+	"github.com/tlspin/tlspin/core/bench"
 )
 
 // TestBenchJSON checks the structure of bench --json on a tiny run; the
@@ -31,6 +32,9 @@ func TestBenchJSON(t *testing.T) {
 	}
 	if _, ok := doc["cache_hit_ratio"].(float64); !ok {
 		t.Errorf("cache_hit_ratio = %v", doc["cache_hit_ratio"])
+	}
+	if doc["schema"] != float64(bench.Schema) {
+		t.Errorf("schema = %v, want %d", doc["schema"], bench.Schema)
 	}
 	if doc["verifier"] != "md5pin" || doc["key"] != "ECDSA P-256" {
 		t.Errorf("verifier %v, key %v", doc["verifier"], doc["key"])
