@@ -68,6 +68,9 @@ type Template struct {
 	SANs      []string
 	NotBefore time.Time
 	Days      int
+	// NotAfter, if set, ends the validity earlier than Days would (a
+	// certificate should not outlive its issuer).
+	NotAfter time.Time
 	// IsCA makes a certificate that can sign others.
 	IsCA bool
 }
@@ -131,11 +134,15 @@ func Issue(t Template, pub crypto.PublicKey, parent *x509.Certificate, signer cr
 	if days <= 0 {
 		days = 365
 	}
+	na := nb.Add(time.Duration(days) * 24 * time.Hour)
+	if !t.NotAfter.IsZero() && t.NotAfter.Before(na) {
+		na = t.NotAfter
+	}
 	tpl := &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: t.CommonName},
 		NotBefore:             nb,
-		NotAfter:              nb.Add(time.Duration(days) * 24 * time.Hour),
+		NotAfter:              na,
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,

@@ -111,14 +111,9 @@ func (p Pin) Equal(digest []byte) bool {
 	return len(p.Digest) == len(digest) && subtle.ConstantTimeCompare(p.Digest, digest) == 1
 }
 
-// String prints the pin in its algorithm's natural format: lowercase hex,
-// or base64 for spki.
+// String prints the pin in its algorithm's DefaultFormat.
 func (p Pin) String() string {
-	if p.Algo == SPKI {
-		s, _ := Print(p.Algo, p.Digest, FormatBase64)
-		return s
-	}
-	s, _ := Print(p.Algo, p.Digest, FormatHex)
+	s, _ := Print(p.Algo, p.Digest, DefaultFormat(p.Algo))
 	return s
 }
 

@@ -51,7 +51,7 @@ hpkp (pin-sha256="..."; spki), openssl (exactly what openssl x509
 	}
 	fs := c.Flags()
 	fs.StringVar(&f.algo, "algo", "sha256", "md5, sha1, sha256 or spki")
-	fs.StringVar(&f.format, "format", "hex", "hex, colon, base64, curl, okhttp, hpkp or openssl")
+	fs.StringVar(&f.format, "format", "", "hex, colon, base64, curl, okhttp, hpkp or openssl (default hex, base64 for spki)")
 	fs.BoolVar(&f.chain, "chain", false, "print every certificate of the file or the server's chain, not only the first")
 	fs.BoolVar(&f.json, "json", false, "print JSON")
 	fs.StringVar(&f.serverName, "server-name", "", "with HOST:PORT: the TLS server name to ask for (default HOST)")
@@ -80,9 +80,11 @@ func (a *app) runFingerprint(cmd *cobra.Command, f *fingerprintFlags, target str
 	if err != nil {
 		return usageError{err}
 	}
-	format, err := pin.ParseFormat(f.format)
-	if err != nil {
-		return usageError{err}
+	format := pin.DefaultFormat(algo)
+	if f.format != "" {
+		if format, err = pin.ParseFormat(f.format); err != nil {
+			return usageError{err}
+		}
 	}
 	if _, err := pin.Print(algo, make([]byte, algo.Size()), format); err != nil {
 		return usageError{err}
