@@ -38,6 +38,9 @@ var (
 	ErrEncryptedKey = errors.New("certs: the private key is encrypted")
 	// ErrUnsupportedKey means a key is of a type crypto/tls cannot use.
 	ErrUnsupportedKey = errors.New("certs: unsupported key type")
+	// ErrNoPublicKey means data holds no certificate, certificate request,
+	// public key or private key.
+	ErrNoPublicKey = errors.New("certs: no certificate, certificate request, public key or private key found")
 	// ErrExists means a file would be overwritten without force.
 	ErrExists = errors.New("certs: file exists")
 	// ErrSymlink means a file to write is a symbolic link, which is never
@@ -361,6 +364,102 @@ func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("%w: neither PEM nor DER", ErrNoCertificate)
 	}
 	return cs, nil
+}
+
+// PublicKey is a public key read from something other than a certificate.
+type PublicKey struct {
+	// Kind is "certificate request", "public key" or "private key".
+	Kind string
+	// SPKI is the DER SubjectPublicKeyInfo.
+	SPKI []byte
+	// Subject is a certificate request's subject.
+	Subject string
+}
+
+// ParsePublicKeys returns the public keys of PEM or DER data that holds
+// certificate requests (CSRs), public keys (PKIX or PKCS#1) or private
+// keys: what a backup pin is computed from before its certificate exists.
+func ParsePublicKeys(data []byte) ([]PublicKey, error) {
+	var out []PublicKey
+	rest := data
+	sawPEM := false
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		sawPEM = true
+		var (
+			k   PublicKey
+			err error
+		)
+		switch b.Type {
+		case "CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST":
+			k, err = csrKey(b.Bytes)
+		case "PUBLIC KEY":
+			k, err = pkixKey(b.Bytes)
+		case "RSA PUBLIC KEY":
+			var pub *rsa.PublicKey
+			if pub, err = x509.ParsePKCS1PublicKey(b.Bytes); err == nil {
+				k, err = marshalPublic("public key", pub)
+			}
+		default:
+			if !strings.HasSuffix(b.Type, "PRIVATE KEY") {
+				continue
+			}
+			var key crypto.Signer
+			if key, err = ParseKey(pem.EncodeToMemory(b)); err == nil {
+				k, err = marshalPublic("private key", key.Public())
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("certs: bad %s: %w", b.Type, err)
+		}
+		out = append(out, k)
+	}
+	if sawPEM || bytes.Contains(data, []byte("-----BEGIN")) {
+		if len(out) == 0 {
+			return nil, ErrNoPublicKey
+		}
+		return out, nil
+	}
+	if k, err := pkixKey(data); err == nil {
+		return []PublicKey{k}, nil
+	}
+	if k, err := csrKey(data); err == nil {
+		return []PublicKey{k}, nil
+	}
+	if key, err := x509.ParsePKCS8PrivateKey(data); err == nil {
+		if s, ok := key.(crypto.Signer); ok {
+			k, err := marshalPublic("private key", s.Public())
+			return []PublicKey{k}, err
+		}
+	}
+	return nil, fmt.Errorf("%w: neither PEM nor DER", ErrNoPublicKey)
+}
+
+func csrKey(der []byte) (PublicKey, error) {
+	r, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return PublicKey{}, err
+	}
+	return PublicKey{Kind: "certificate request", SPKI: r.RawSubjectPublicKeyInfo, Subject: r.Subject.String()}, nil
+}
+
+func pkixKey(der []byte) (PublicKey, error) {
+	if _, err := x509.ParsePKIXPublicKey(der); err != nil {
+		return PublicKey{}, err
+	}
+	return PublicKey{Kind: "public key", SPKI: der}, nil
+}
+
+func marshalPublic(kind string, pub crypto.PublicKey) (PublicKey, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return PublicKey{}, err
+	}
+	return PublicKey{Kind: kind, SPKI: der}, nil
 }
 
 // LoadCertificates reads a PEM or DER file and returns its certificates.

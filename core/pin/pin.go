@@ -94,10 +94,16 @@ func Sum(algo Algo, certDER []byte) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("pin: spki: %w", err)
 		}
-		s := sha256.Sum256(c.RawSubjectPublicKeyInfo)
-		return s[:], nil
+		return SumSPKI(c.RawSubjectPublicKeyInfo), nil
 	}
 	return nil, fmt.Errorf("%w %q", ErrUnknownAlgo, string(algo))
+}
+
+// SumSPKI returns the spki pin digest of a DER SubjectPublicKeyInfo (a
+// public key without its certificate).
+func SumSPKI(spkiDER []byte) []byte {
+	s := sha256.Sum256(spkiDER)
+	return s[:]
 }
 
 // Pin is one expected digest.

@@ -4,8 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/pem"
 	"io"
 	"os"
 	"os/exec"
@@ -100,4 +106,104 @@ func TestFingerprintServerRequiringClientCert(t *testing.T) {
 	if !strings.Contains(stderr, "TLS handshake failed after the server sent its certificate") {
 		t.Errorf("stderr does not say the handshake failed: %s", stderr)
 	}
+}
+
+// TestFingerprintKeysAndCSRs: the spki pin of a certificate can be
+// computed from its public key, its private key or a CSR for the key,
+// from a file or standard input, and equals what openssl computes the
+// way curl's documentation does.
+func TestFingerprintKeysAndCSRs(t *testing.T) {
+	dir := t.TempDir()
+	key, c, err := certs.SelfSigned(certs.Template{Type: certs.RSA, CommonName: "backup"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, _ := certs.EncodeKey(key)
+	spki, _ := x509.MarshalPKIXPublicKey(key.Public())
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "next.example"}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{
+		"cert.pem":      certs.EncodeCert(c),
+		"key.pem":       keyPEM,
+		"pub.pem":       pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki}),
+		"pub.der":       spki,
+		"rsapub.pem":    pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(key.Public().(*rsa.PublicKey))}),
+		"csr.pem":       pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}),
+		"csr.der":       csr,
+		"nothing.pem":   []byte("-----BEGIN NOTHING-----\nAAAA\n-----END NOTHING-----\n"),
+		"encrypted.pem": []byte("-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n"),
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, _, _ := inProcess(t, "", "fingerprint", "--algo", "spki", filepath.Join(dir, "cert.pem"))
+	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+	if strings.TrimSpace(want) != base64.StdEncoding.EncodeToString(sum[:]) {
+		t.Fatalf("spki of the certificate = %q", want)
+	}
+	tests := []struct {
+		name  string
+		args  []string
+		stdin string
+		want  string // stdout, or with code != 0 a part of stderr
+		code  int
+	}{
+		{"private key", []string{"key.pem"}, "", want, 0},
+		{"public key", []string{"pub.pem"}, "", want, 0},
+		{"public key DER", []string{"pub.der"}, "", want, 0},
+		{"PKCS#1 public key", []string{"rsapub.pem"}, "", want, 0},
+		{"CSR", []string{"csr.pem"}, "", want, 0},
+		{"CSR DER", []string{"csr.der"}, "", want, 0},
+		{"CSR on stdin", []string{"-"}, string(files["csr.pem"]), want, 0},
+		{"certificate on stdin", []string{"--algo", "spki", "-"}, string(files["cert.pem"]), want, 0},
+		{"curl format implies spki", []string{"--format", "curl", "cert.pem"}, "", "sha256//" + strings.TrimSpace(want) + "\n", 0},
+		{"hpkp format implies spki", []string{"--format", "hpkp", "pub.pem"}, "", `pin-sha256="` + strings.TrimSpace(want) + "\"\n", 0},
+		{"certificate defaults to sha256", []string{"cert.pem"}, "", hexSum(c.Raw) + "\n", 0},
+		{"md5 of a key", []string{"--algo", "md5", "key.pem"}, "", "holds a private key, which has no md5 fingerprint", cli.ExitUsage},
+		{"curl with md5", []string{"--algo", "md5", "--format", "curl", "cert.pem"}, "", "use --algo spki", cli.ExitUsage},
+		{"nothing", []string{"nothing.pem"}, "", "no certificate, certificate request, public key or private key found", cli.ExitFailure},
+		{"encrypted", []string{"encrypted.pem"}, "", "the private key is encrypted", cli.ExitFailure},
+		{"empty stdin", []string{"-"}, "", "standard input", cli.ExitFailure},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"fingerprint"}
+			for _, a := range tc.args {
+				if _, ok := files[a]; ok {
+					a = filepath.Join(dir, a)
+				}
+				args = append(args, a)
+			}
+			stdout, stderr, code := inProcess(t, tc.stdin, args...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d; stderr %s", code, tc.code, stderr)
+			}
+			if code == 0 && stdout != tc.want {
+				t.Errorf("stdout %q, want %q", stdout, tc.want)
+			}
+			if code != 0 && !strings.Contains(stderr, tc.want) {
+				t.Errorf("stderr %q lacks %q", stderr, tc.want)
+			}
+		})
+	}
+
+	// The same pin as curl's documented recipe computes with openssl.
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl not installed")
+	}
+	cmd := exec.Command("sh", "-c", "openssl pkey -in key.pem -pubout -outform DER | openssl dgst -sha256 -binary | openssl enc -base64")
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil || string(out) != want {
+		t.Fatalf("openssl computes %q (%v), tlspin %q", out, err, want)
+	}
+}
+
+func hexSum(der []byte) string {
+	s := sha256.Sum256(der)
+	return hex.EncodeToString(s[:])
 }
