@@ -110,6 +110,9 @@ func SumSPKI(spkiDER []byte) []byte {
 type Pin struct {
 	Algo   Algo
 	Digest []byte
+	// Format is how the pin was written (Parse sets it), so that messages
+	// echo a pin the way the user gave it; empty means DefaultFormat.
+	Format Format
 }
 
 // Equal compares the digests in constant time.
@@ -117,8 +120,14 @@ func (p Pin) Equal(digest []byte) bool {
 	return len(p.Digest) == len(digest) && subtle.ConstantTimeCompare(p.Digest, digest) == 1
 }
 
-// String prints the pin in its algorithm's DefaultFormat.
+// String prints the pin in the format it was written in, or else in its
+// algorithm's DefaultFormat.
 func (p Pin) String() string {
+	if p.Format != "" {
+		if s, err := Print(p.Algo, p.Digest, p.Format); err == nil {
+			return s
+		}
+	}
 	s, _ := Print(p.Algo, p.Digest, DefaultFormat(p.Algo))
 	return s
 }
@@ -161,7 +170,7 @@ func ParseList(algo Algo, s string) ([]Pin, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w %q: %v", ErrMalformed, orig, err)
 		}
-		out = append(out, Pin{Algo: algo, Digest: d})
+		out = append(out, Pin{Algo: algo, Digest: d, Format: Detect(part)})
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%w %q: no pin", ErrMalformed, orig)
