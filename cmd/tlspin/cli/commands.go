@@ -13,6 +13,7 @@ func (a *app) extraCommands() []*cobra.Command {
 		a.compareCommand(),
 		a.benchCommand(),
 		a.verifiersCommand(),
+		a.knownPinsCommand(),
 		a.versionCommand(),
 		a.manCommand(),
 	}
