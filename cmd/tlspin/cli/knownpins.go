@@ -178,4 +178,3 @@ func matchPeer(s string) (func(string) bool, error) {
 		return k == host || k == "client@"+host
 	}, nil
 }
-
