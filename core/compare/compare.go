@@ -54,6 +54,8 @@ type Config struct {
 	Samples int
 	// Timeout bounds one handshake (default 10s).
 	Timeout time.Duration
+	// Progress, if set, is told before each verifier is compared.
+	Progress func(done, total int, what string)
 }
 
 // Result is one verifier's decision on one scenario.
@@ -138,7 +140,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer srv.Close()
 
 	rep := &Report{Scenarios: scen, Skipped: skipped, ServerName: cfg.Reference.ServerName}
-	for _, name := range cfg.Verifiers {
+	for i, name := range cfg.Verifiers {
+		if cfg.Progress != nil {
+			cfg.Progress(i+1, len(cfg.Verifiers), "comparing "+name)
+		}
 		info, results, err := compareOne(ctx, cfg, name, scen, srv)
 		if err != nil {
 			return nil, err

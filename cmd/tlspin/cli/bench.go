@@ -129,7 +129,11 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags) error {
 		launches []time.Duration
 		p        *host.Plugin
 	)
+	prog := newProgress(cmd.ErrOrStderr(), "bench")
+	defer prog.Done()
+	steps := f.launches + 4
 	for i := range f.launches {
+		prog.Step(i+1, steps, "starting the plugin")
 		t0 := time.Now()
 		q, err := a.startPlugin(ctx, f.verifier, ptrust.Options)
 		if err != nil {
@@ -147,6 +151,7 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags) error {
 
 	vc := cache.New(cache.Config{})
 	cached := vc.Wrap(f.verifier, p)
+	prog.Timed(f.launches+1, steps, "handshakes, 3 modes", 3*f.duration)
 	res, err := bench.Handshakes(ctx, bench.Config{
 		Cert:        ref.Leaf,
 		ServerName:  ref.ServerName,
@@ -166,10 +171,11 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags) error {
 	}
 
 	req := &verify.Request{PeerChain: ref.Leaf.Certificate, ServerName: ref.ServerName, Side: verify.ClientVerifiesServer, RemoteAddr: "127.0.0.1:443"}
-	for _, m := range []struct {
+	for i, m := range []struct {
 		d   bench.Decider
 		out *float64
 	}{{iv, &rep.InProcessVerifyUs}, {p, &rep.PluginVerifyUs}, {cached, &rep.CachedVerifyUs}} {
+		prog.Step(f.launches+2+i, steps, "Verify latency")
 		d, err := bench.VerifyLatency(ctx, m.d, req, f.samples)
 		if err != nil {
 			return err
@@ -177,6 +183,7 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags) error {
 		*m.out = bench.Micros(d)
 	}
 
+	prog.Done()
 	out := cmd.OutOrStdout()
 	if f.json {
 		enc := json.NewEncoder(out)

@@ -20,6 +20,9 @@ func TestBenchJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
 		t.Fatalf("JSON: %v\n%s", err, stdout)
 	}
+	if strings.Contains(stderr, "\r") || strings.Contains(stderr, "[1/") {
+		t.Errorf("progress shown on a stderr that is not a terminal: %q", stderr)
+	}
 	for _, k := range []string{
 		"inprocess_hs_per_s", "plugin_hs_per_s", "cached_hs_per_s", "plugin_ratio", "cached_ratio",
 		"inprocess_p50_us", "inprocess_p99_us", "plugin_p50_us", "plugin_p99_us", "cached_p50_us", "cached_p99_us",

@@ -109,7 +109,10 @@ func (a *app) runCompare(cmd *cobra.Command, f *compareFlags) error {
 	}
 	defer os.RemoveAll(dir)
 	reg := builtin.New(nil)
+	prog := newProgress(cmd.ErrOrStderr(), "compare")
+	defer prog.Done()
 	rep, err := compare.Run(ctx, compare.Config{
+		Progress:  prog.Step,
 		Reference: ref,
 		Verifiers: f.verifiers,
 		Extra:     extra,
@@ -133,6 +136,7 @@ func (a *app) runCompare(cmd *cobra.Command, f *compareFlags) error {
 		}
 		return err
 	}
+	prog.Done()
 	if f.html != "" {
 		if err := writeHTML(f.html, rep); err != nil {
 			return err
