@@ -18,6 +18,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"iter"
 	"math/big"
 	"net"
 	"os"
@@ -328,18 +329,24 @@ func syncDirs(targets []string) {
 	}
 }
 
+// pemBlocks yields the PEM blocks of data in order.
+func pemBlocks(data []byte) iter.Seq[*pem.Block] {
+	return func(yield func(*pem.Block) bool) {
+		for rest := data; ; {
+			var b *pem.Block
+			if b, rest = pem.Decode(rest); b == nil || !yield(b) {
+				return
+			}
+		}
+	}
+}
+
 // ParseCertificates returns every certificate in data, which may be PEM
 // (certificates mixed with keys, as in the recipe's cert.pem) or DER.
 func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
 	var out []*x509.Certificate
-	rest := data
 	sawPEM := false
-	for {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
+	for b := range pemBlocks(data) {
 		sawPEM = true
 		if b.Type != "CERTIFICATE" {
 			continue
@@ -381,14 +388,8 @@ type PublicKey struct {
 // keys: what a backup pin is computed from before its certificate exists.
 func ParsePublicKeys(data []byte) ([]PublicKey, error) {
 	var out []PublicKey
-	rest := data
 	sawPEM := false
-	for {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
+	for b := range pemBlocks(data) {
 		sawPEM = true
 		var (
 			k   PublicKey
@@ -520,13 +521,7 @@ func LoadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 // cannot sign with (RSA-PSS, DSA, X25519, ...) is ErrUnsupportedKey, naming
 // the type.
 func ParseKey(data []byte) (crypto.Signer, error) {
-	rest := data
-	for {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			return nil, ErrNoKey
-		}
+	for b := range pemBlocks(data) {
 		if strings.Contains(b.Headers["Proc-Type"], "ENCRYPTED") {
 			return nil, fmt.Errorf("%w (%s with PEM encryption %s); write it decrypted first: openssl pkey -in KEY -out KEY.plain", ErrEncryptedKey, b.Type, b.Headers["DEK-Info"])
 		}
@@ -565,6 +560,7 @@ func ParseKey(data []byte) (crypto.Signer, error) {
 		}
 		return s, nil
 	}
+	return nil, ErrNoKey
 }
 
 // keyNames names the key algorithms people meet that crypto/tls cannot use.
