@@ -104,8 +104,8 @@ func (a *app) completeVerifier(cmd *cobra.Command, _ []string, toComplete string
 	reg := builtin.New(nil)
 	var out []cobra.Completion
 	for _, f := range found {
-		if cmd.Name() == "bench" && f.Source != host.SourceBuiltin {
-			continue // bench measures built-ins only
+		if (cmd.Name() == "bench" || cmd.Name() == "compare") && f.Source != host.SourceBuiltin {
+			continue // these measure built-ins only
 		}
 		desc := "plugin " + f.Path
 		if f.Source == host.SourceBuiltin {

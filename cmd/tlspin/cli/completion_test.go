@@ -60,9 +60,11 @@ func TestCompletion(t *testing.T) {
 			}
 		})
 	}
-	// bench offers only built-ins (it measures those).
-	out, _, _ := inProcess(t, "", "__complete", "--plugin-dir", dir, "bench", "--verifier", "")
-	if strings.Contains(out, "extra") || !strings.Contains(out, "spkipin") {
-		t.Errorf("bench --verifier offers %q", out)
+	// bench and compare offer only built-ins (they measure those).
+	for _, c := range []string{"bench", "compare"} {
+		out, _, _ := inProcess(t, "", "__complete", "--plugin-dir", dir, c, "--verifier", "")
+		if strings.Contains(out, "extra") || !strings.Contains(out, "spkipin") {
+			t.Errorf("%s --verifier offers %q", c, out)
+		}
 	}
 }
