@@ -3,7 +3,9 @@ package wire_test
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -39,12 +41,68 @@ class FirstUse:
 sdk.serve(FirstUse())
 `
 
+// nodeFirstUse is the same verifier written with the Node example's
+// goplugin.js, whose absolute path replaces GOPLUGIN.
+const nodeFirstUse = `#!/usr/bin/env node
+'use strict';
+const fs = require('node:fs');
+const { serve } = require(GOPLUGIN);
+
+class FirstUse {
+  describe() {
+    return { name: 'firstuse', version: '1', summary: 'record a new peer once its handshake succeeded',
+      options: [{ name: 'file', required: true, description: 'where peers are recorded' }] };
+  }
+  configure(options) { this.file = options.file[0]; return {}; }
+  decide(req) {
+    if (!req.peer_chain.length) return { allow: false, reason: 'peer sent no certificate' };
+    return { allow: true, reason: 'first use of ' + req.server_name, commit: true };
+  }
+  verify(req) { return this.decide(req); }
+  commit(req) {
+    if (!this.decide(req).allow) throw new Error('would not allow this peer now');
+    fs.appendFileSync(this.file, req.server_name + '\n');
+  }
+}
+serve(new FirstUse()).catch((e) => { process.stderr.write(String(e) + '\n'); process.exit(1); });
+`
+
+// nodePlugin writes nodeFirstUse to a temporary directory: goplugin.js is
+// required by its absolute path and finds its node_modules itself. It
+// skips the test without node or the example's node_modules (npm ci),
+// except in CI, where .ci/run installs both.
+func nodePlugin(t *testing.T) string {
+	t.Helper()
+	goplugin, err := filepath.Abs("../../examples/node-verifier/goplugin.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msg string
+	if _, err := exec.LookPath("node"); err != nil {
+		msg = "node not found (apt-get install nodejs npm)"
+	} else if _, err := os.Stat(filepath.Join(filepath.Dir(goplugin), "node_modules", "@grpc", "grpc-js")); err != nil {
+		msg = "examples/node-verifier/node_modules missing: run `npm ci` there"
+	}
+	if msg != "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	path := filepath.Join(t.TempDir(), "tlspin-verifier-firstuse")
+	if err := os.WriteFile(path, []byte(strings.Replace(nodeFirstUse, "GOPLUGIN", strconv.Quote(goplugin), 1)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // Doc: Commit is optional. A verifier that records on a decision answers
 // Verify with commit set and records nothing; the host calls Commit with
 // the same request after the handshake, and the verifier decides again
 // (an error records nothing, and does not restart it). Through core/host
-// with a Go SDK verifier implementing verify.Committer and a Python SDK
-// verifier with commit().
+// with a Go SDK verifier implementing verify.Committer, a Python SDK
+// verifier with commit(), and one with commit() on the Node example's
+// goplugin.js.
 func TestCommit(t *testing.T) {
 	tests := []struct {
 		name string
@@ -61,6 +119,7 @@ func TestCommit(t *testing.T) {
 			}
 			return testpy.Plugin(t, src, t.TempDir())
 		}},
+		{"Node example", nodePlugin},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
