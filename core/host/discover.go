@@ -90,6 +90,12 @@ func (f *Finder) dirs() []struct {
 	add := func(list []string, src Source) {
 		for _, d := range list {
 			if d != "" {
+				// Absolute, so that the path found is the file that runs:
+				// "." joined with a name is a bare name, which exec would
+				// look up in $PATH instead.
+				if abs, err := filepath.Abs(d); err == nil {
+					d = abs
+				}
 				out = append(out, struct {
 					dir string
 					src Source

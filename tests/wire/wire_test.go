@@ -62,8 +62,13 @@ func startRaw(t *testing.T, mode string) (*host.Plugin, *logs, error) {
 
 func startPlugin(t *testing.T, path string, env ...string) (*host.Plugin, *logs, error) {
 	t.Helper()
+	return startSpec(t, host.Spec{Name: "wire", Path: path}, env...)
+}
+
+func startSpec(t *testing.T, spec host.Spec, env ...string) (*host.Plugin, *logs, error) {
+	t.Helper()
 	l := &logs{t: t}
-	p, err := host.Start(context.Background(), host.Spec{Name: "wire", Path: path}, host.Config{
+	p, err := host.Start(context.Background(), spec, host.Config{
 		Logger:       hclog.New(&hclog.LoggerOptions{Output: l, Level: hclog.Trace}),
 		Env:          append([]string{"TMPDIR=" + t.TempDir(), "TLSPIN_LOG_LEVEL=trace", "PATH=" + os.Getenv("PATH")}, env...),
 		StartTimeout: 20 * time.Second,
