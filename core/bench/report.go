@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -57,6 +58,19 @@ type Report struct {
 	// CacheHitRatio is the share of cached-mode verifications answered
 	// from the cache; 0 when the verifier's verdicts carry no cache_for.
 	CacheHitRatio float64 `json:"cache_hit_ratio"`
+}
+
+// Schema is the version of the JSON document a Report marshals to; it
+// changes when a field changes meaning or goes away, not when one is added.
+const Schema = 1
+
+// MarshalJSON writes the report with its schema version first.
+func (rep Report) MarshalJSON() ([]byte, error) {
+	type fields Report // without this method
+	return json.Marshal(struct {
+		Schema int `json:"schema"`
+		fields
+	}{Schema, fields(rep)})
 }
 
 // Summarize fills the handshake figures of rep from the results of the

@@ -18,6 +18,7 @@ type fake struct {
 	calls    atomic.Int64
 	cacheFor time.Duration
 	allow    bool
+	commit   bool
 	err      error
 	// block, if set, is waited on inside Verify.
 	block chan struct{}
@@ -33,7 +34,7 @@ func (f *fake) Verify(ctx context.Context, req *verify.Request) (*verify.Verdict
 	if f.err != nil {
 		return nil, f.err
 	}
-	return &verify.Verdict{Allow: f.allow, Reason: "fake", CacheFor: f.cacheFor}, nil
+	return &verify.Verdict{Allow: f.allow, Reason: "fake", CacheFor: f.cacheFor, Commit: f.commit}, nil
 }
 
 func (f *fake) OnPolicyChange(fn func(verify.PolicyChange)) {
@@ -128,6 +129,8 @@ func TestWhatIsCached(t *testing.T) {
 		{"reject with cache_for", &fake{allow: false, cacheFor: time.Minute}, 1},
 		{"no cache_for", &fake{allow: true}, 3},
 		{"negative cache_for", &fake{allow: true, cacheFor: -time.Second}, 3},
+		// It holds only for the handshake it was made for.
+		{"allow waiting for commit, with cache_for", &fake{allow: true, commit: true, cacheFor: time.Minute}, 3},
 		{"error", &fake{err: boom, cacheFor: time.Minute}, 3},
 	}
 	for _, tt := range tests {

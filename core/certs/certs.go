@@ -14,12 +14,15 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"iter"
 	"math/big"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -31,8 +34,23 @@ var (
 	ErrNoKey = errors.New("certs: no private key found")
 	// ErrKeyMismatch means a key does not belong to a certificate.
 	ErrKeyMismatch = errors.New("certs: private key does not match the certificate")
+	// ErrEncryptedKey means a private key is encrypted with a passphrase,
+	// which tlspin does not read.
+	ErrEncryptedKey = errors.New("certs: the private key is encrypted")
+	// ErrUnsupportedKey means a key is of a type crypto/tls cannot use.
+	ErrUnsupportedKey = errors.New("certs: unsupported key type")
+	// ErrNoPublicKey means data holds no certificate, certificate request,
+	// public key or private key.
+	ErrNoPublicKey = errors.New("certs: no certificate, certificate request, public key or private key found")
 	// ErrExists means a file would be overwritten without force.
-	ErrExists = errors.New("certs: file exists (use --force to overwrite)")
+	ErrExists = errors.New("certs: file exists")
+	// ErrSymlink means a file to write is a symbolic link, which is never
+	// followed.
+	ErrSymlink = errors.New("certs: refusing to write through a symbolic link")
+	// ErrSameFile means two files to write are one file.
+	ErrSameFile = errors.New("certs: two outputs are the same file")
+	// ErrNotRegular means a file to write exists and is not a regular file.
+	ErrNotRegular = errors.New("certs: not a regular file")
 )
 
 // KeyType names a key algorithm.
@@ -54,6 +72,9 @@ type Template struct {
 	SANs      []string
 	NotBefore time.Time
 	Days      int
+	// NotAfter, if set, ends the validity earlier than Days would (a
+	// certificate should not outlive its issuer).
+	NotAfter time.Time
 	// IsCA makes a certificate that can sign others.
 	IsCA bool
 }
@@ -117,11 +138,15 @@ func Issue(t Template, pub crypto.PublicKey, parent *x509.Certificate, signer cr
 	if days <= 0 {
 		days = 365
 	}
+	na := nb.Add(time.Duration(days) * 24 * time.Hour)
+	if !t.NotAfter.IsZero() && t.NotAfter.Before(na) {
+		na = t.NotAfter
+	}
 	tpl := &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: t.CommonName},
 		NotBefore:             nb,
-		NotAfter:              nb.Add(time.Duration(days) * 24 * time.Hour),
+		NotAfter:              na,
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
@@ -168,46 +193,160 @@ func EncodeCert(c *x509.Certificate) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
 }
 
-// WriteFile writes data to path with the given mode. It refuses to replace
-// an existing file unless force is set; a replaced file gets mode too.
-func WriteFile(path string, data []byte, mode os.FileMode, force bool) error {
-	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
-	if force {
-		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+// File is one file for WriteFiles to write.
+type File struct {
+	Path string
+	Data []byte
+	// Mode is the file's permission bits, applied whatever the umask
+	// (0600 for a file that holds a private key).
+	Mode os.FileMode
+}
+
+// WriteFiles writes every file or none, so that a key is never left
+// without its certificate. Every target is checked before anything is
+// written: it must not be a symbolic link (never followed, even with
+// force), must be a regular file if it exists, must not exist unless force
+// is set, and no two targets may be the same file (through a symlinked
+// directory, say). Each file is written to a temporary file in its
+// directory with its final mode, then renamed over the target; if a later
+// step fails, the files already put in place are removed.
+func WriteFiles(files []File, force bool) error {
+	targets := make([]string, len(files))
+	seen := map[string]string{}
+	for i, f := range files {
+		t, err := checkTarget(f.Path, force)
+		if err != nil {
+			return err
+		}
+		if other, dup := seen[t]; dup {
+			return fmt.Errorf("%w: %q and %q", ErrSameFile, other, f.Path)
+		}
+		seen[t], targets[i] = f.Path, t
 	}
-	f, err := os.OpenFile(path, flags, mode)
-	if errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("%w: %q", ErrExists, path)
+	temps := make([]string, 0, len(files))
+	defer func() {
+		for _, t := range temps {
+			os.Remove(t)
+		}
+	}()
+	for i, f := range files {
+		tmp, err := writeTemp(filepath.Dir(targets[i]), f)
+		if err != nil {
+			return err
+		}
+		temps = append(temps, tmp)
+	}
+	var placed []string
+	for i, f := range files {
+		var err error
+		if force {
+			// rename replaces a name, never the file a symlink points to.
+			err = os.Rename(temps[i], targets[i])
+		} else {
+			// link fails if the target appeared since it was checked.
+			err = os.Link(temps[i], targets[i])
+		}
+		if err != nil {
+			for _, p := range placed {
+				os.Remove(p)
+			}
+			if errors.Is(err, os.ErrExist) {
+				return fmt.Errorf("%w: %q", ErrExists, f.Path)
+			}
+			return fmt.Errorf("certs: writing %q: %w", f.Path, err)
+		}
+		placed = append(placed, targets[i])
+	}
+	syncDirs(targets)
+	return nil
+}
+
+// checkTarget returns path with its directory resolved, after checking
+// that it may be written.
+func checkTarget(path string, force bool) (string, error) {
+	dir, err := filepath.EvalSymlinks(filepath.Dir(path))
+	if err != nil {
+		return "", fmt.Errorf("certs: directory of %q: %w", path, err)
+	}
+	base := filepath.Base(path)
+	if base == "." || base == ".." || base == string(filepath.Separator) {
+		return "", fmt.Errorf("certs: %q is not a file name", path)
+	}
+	target := filepath.Join(dir, base)
+	fi, err := os.Lstat(target)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return target, nil
+	case err != nil:
+		return "", fmt.Errorf("certs: %w", err)
+	case fi.Mode()&os.ModeSymlink != 0:
+		return "", fmt.Errorf("%w: %q", ErrSymlink, path)
+	case !fi.Mode().IsRegular():
+		return "", fmt.Errorf("%w: %q is a %v", ErrNotRegular, path, fi.Mode().Type())
+	case !force:
+		return "", fmt.Errorf("%w: %q", ErrExists, path)
+	}
+	return target, nil
+}
+
+// writeTemp writes f to a new temporary file in dir and returns its name.
+func writeTemp(dir string, f File) (string, error) {
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(f.Path)+".tmp-*")
+	if err != nil {
+		return "", fmt.Errorf("certs: writing %q: %w", f.Path, err)
+	}
+	name := tmp.Name()
+	err = tmp.Chmod(f.Mode)
+	if err == nil {
+		_, err = tmp.Write(f.Data)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("certs: %w", err)
+		os.Remove(name)
+		return "", fmt.Errorf("certs: writing %q: %w", f.Path, err)
 	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return fmt.Errorf("certs: chmod %q: %w", path, err)
+	return name, nil
+}
+
+// syncDirs makes the renames durable.
+func syncDirs(targets []string) {
+	done := map[string]bool{}
+	for _, t := range targets {
+		d := filepath.Dir(t)
+		if done[d] {
+			continue
+		}
+		done[d] = true
+		if f, err := os.Open(d); err == nil {
+			f.Sync()
+			f.Close()
+		}
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("certs: write %q: %w", path, err)
+}
+
+// pemBlocks yields the PEM blocks of data in order.
+func pemBlocks(data []byte) iter.Seq[*pem.Block] {
+	return func(yield func(*pem.Block) bool) {
+		for rest := data; ; {
+			var b *pem.Block
+			if b, rest = pem.Decode(rest); b == nil || !yield(b) {
+				return
+			}
+		}
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("certs: close %q: %w", path, err)
-	}
-	return nil
 }
 
 // ParseCertificates returns every certificate in data, which may be PEM
 // (certificates mixed with keys, as in the recipe's cert.pem) or DER.
 func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
 	var out []*x509.Certificate
-	rest := data
 	sawPEM := false
-	for {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
+	for b := range pemBlocks(data) {
 		sawPEM = true
 		if b.Type != "CERTIFICATE" {
 			continue
@@ -232,6 +371,96 @@ func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("%w: neither PEM nor DER", ErrNoCertificate)
 	}
 	return cs, nil
+}
+
+// PublicKey is a public key read from something other than a certificate.
+type PublicKey struct {
+	// Kind is "certificate request", "public key" or "private key".
+	Kind string
+	// SPKI is the DER SubjectPublicKeyInfo.
+	SPKI []byte
+	// Subject is a certificate request's subject.
+	Subject string
+}
+
+// ParsePublicKeys returns the public keys of PEM or DER data that holds
+// certificate requests (CSRs), public keys (PKIX or PKCS#1) or private
+// keys: what a backup pin is computed from before its certificate exists.
+func ParsePublicKeys(data []byte) ([]PublicKey, error) {
+	var out []PublicKey
+	sawPEM := false
+	for b := range pemBlocks(data) {
+		sawPEM = true
+		var (
+			k   PublicKey
+			err error
+		)
+		switch b.Type {
+		case "CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST":
+			k, err = csrKey(b.Bytes)
+		case "PUBLIC KEY":
+			k, err = pkixKey(b.Bytes)
+		case "RSA PUBLIC KEY":
+			var pub *rsa.PublicKey
+			if pub, err = x509.ParsePKCS1PublicKey(b.Bytes); err == nil {
+				k, err = marshalPublic("public key", pub)
+			}
+		default:
+			if !strings.HasSuffix(b.Type, "PRIVATE KEY") {
+				continue
+			}
+			var key crypto.Signer
+			if key, err = ParseKey(pem.EncodeToMemory(b)); err == nil {
+				k, err = marshalPublic("private key", key.Public())
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("certs: bad %s: %w", b.Type, err)
+		}
+		out = append(out, k)
+	}
+	if sawPEM || bytes.Contains(data, []byte("-----BEGIN")) {
+		if len(out) == 0 {
+			return nil, ErrNoPublicKey
+		}
+		return out, nil
+	}
+	if k, err := pkixKey(data); err == nil {
+		return []PublicKey{k}, nil
+	}
+	if k, err := csrKey(data); err == nil {
+		return []PublicKey{k}, nil
+	}
+	if key, err := x509.ParsePKCS8PrivateKey(data); err == nil {
+		if s, ok := key.(crypto.Signer); ok {
+			k, err := marshalPublic("private key", s.Public())
+			return []PublicKey{k}, err
+		}
+	}
+	return nil, fmt.Errorf("%w: neither PEM nor DER", ErrNoPublicKey)
+}
+
+func csrKey(der []byte) (PublicKey, error) {
+	r, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return PublicKey{}, err
+	}
+	return PublicKey{Kind: "certificate request", SPKI: r.RawSubjectPublicKeyInfo, Subject: r.Subject.String()}, nil
+}
+
+func pkixKey(der []byte) (PublicKey, error) {
+	if _, err := x509.ParsePKIXPublicKey(der); err != nil {
+		return PublicKey{}, err
+	}
+	return PublicKey{Kind: "public key", SPKI: der}, nil
+}
+
+func marshalPublic(kind string, pub crypto.PublicKey) (PublicKey, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return PublicKey{}, err
+	}
+	return PublicKey{Kind: kind, SPKI: der}, nil
 }
 
 // LoadCertificates reads a PEM or DER file and returns its certificates.
@@ -266,6 +495,10 @@ func LoadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("%w (file %q)", err, certFile)
 	}
+	if chain[0].PublicKey == nil {
+		name, oid := spkiAlgorithm(chain[0])
+		return tls.Certificate{}, fmt.Errorf("%w (file %q)", unsupported("public key in the certificate", name, oid), certFile)
+	}
 	key, err := ParseKey(keyPEM)
 	if err != nil {
 		if keyFile == "" {
@@ -283,24 +516,35 @@ func LoadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 	return tc, nil
 }
 
-// ParseKey returns the first private key in PEM data (PKCS#8, PKCS#1 or SEC 1).
+// ParseKey returns the first private key in PEM data (PKCS#8, PKCS#1 or
+// SEC 1). An encrypted key is ErrEncryptedKey; a key of a type crypto/tls
+// cannot sign with (RSA-PSS, DSA, X25519, ...) is ErrUnsupportedKey, naming
+// the type.
 func ParseKey(data []byte) (crypto.Signer, error) {
-	rest := data
-	for {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			return nil, ErrNoKey
+	for b := range pemBlocks(data) {
+		if strings.Contains(b.Headers["Proc-Type"], "ENCRYPTED") {
+			return nil, fmt.Errorf("%w (%s with PEM encryption %s); write it decrypted first: openssl pkey -in KEY -out KEY.plain", ErrEncryptedKey, b.Type, b.Headers["DEK-Info"])
 		}
 		var k any
 		var err error
 		switch b.Type {
+		case "ENCRYPTED PRIVATE KEY":
+			return nil, fmt.Errorf("%w (PKCS#8 ENCRYPTED PRIVATE KEY); write it decrypted first: openssl pkey -in KEY -out KEY.plain", ErrEncryptedKey)
 		case "PRIVATE KEY":
 			k, err = x509.ParsePKCS8PrivateKey(b.Bytes)
+			if err != nil {
+				if name, oid, ok := pkcs8Algorithm(b.Bytes); ok && name != "" {
+					return nil, unsupported("private key", name, oid)
+				}
+			}
 		case "RSA PRIVATE KEY":
 			k, err = x509.ParsePKCS1PrivateKey(b.Bytes)
 		case "EC PRIVATE KEY":
 			k, err = x509.ParseECPrivateKey(b.Bytes)
+		case "DSA PRIVATE KEY":
+			return nil, unsupported("private key", "DSA", nil)
+		case "OPENSSH PRIVATE KEY":
+			return nil, fmt.Errorf("%w: an OpenSSH private key; tlspin reads PEM keys (PKCS#8, PKCS#1, SEC 1)", ErrUnsupportedKey)
 		default:
 			continue
 		}
@@ -309,12 +553,66 @@ func ParseKey(data []byte) (crypto.Signer, error) {
 		}
 		s, ok := k.(crypto.Signer)
 		if !ok {
-			return nil, fmt.Errorf("certs: unsupported key type %T", k)
+			if name, oid, _ := pkcs8Algorithm(b.Bytes); name != "" {
+				return nil, unsupported("private key", name, oid)
+			}
+			return nil, unsupported("private key", fmt.Sprintf("%T", k), nil)
 		}
 		return s, nil
 	}
+	return nil, ErrNoKey
 }
 
+// keyNames names the key algorithms people meet that crypto/tls cannot use.
+var keyNames = map[string]string{
+	"1.2.840.113549.1.1.10": "RSA-PSS",
+	"1.2.840.10040.4.1":     "DSA",
+	"1.2.840.10046.2.1":     "DH",
+	"1.3.101.110":           "X25519",
+	"1.3.101.111":           "X448",
+	"1.3.101.113":           "Ed448",
+}
+
+// pkcs8Algorithm returns the name and OID of a PKCS#8 key's algorithm.
+func pkcs8Algorithm(der []byte) (string, asn1.ObjectIdentifier, bool) {
+	var p struct {
+		Version    int
+		Algo       pkix.AlgorithmIdentifier
+		PrivateKey []byte
+	}
+	if _, err := asn1.Unmarshal(der, &p); err != nil {
+		return "", nil, false
+	}
+	return keyNames[p.Algo.Algorithm.String()], p.Algo.Algorithm, true
+}
+
+// spkiAlgorithm returns the name and OID of a certificate's public key
+// algorithm.
+func spkiAlgorithm(c *x509.Certificate) (string, asn1.ObjectIdentifier) {
+	var spki struct {
+		Algo      pkix.AlgorithmIdentifier
+		PublicKey asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(c.RawSubjectPublicKeyInfo, &spki); err != nil {
+		return "", nil
+	}
+	name := keyNames[spki.Algo.Algorithm.String()]
+	if name == "" {
+		name = "unknown"
+	}
+	return name, spki.Algo.Algorithm
+}
+
+func unsupported(what, name string, oid asn1.ObjectIdentifier) error {
+	if oid != nil {
+		name += " (OID " + oid.String() + ")"
+	}
+	hint := ""
+	if strings.HasPrefix(name, "RSA-PSS") {
+		hint = "; make a plain RSA key instead (openssl genpkey -algorithm RSA), which TLS 1.3 signs with RSA-PSS anyway"
+	}
+	return fmt.Errorf("%w: %s %s: tlspin supports RSA, ECDSA (P-256, P-384, P-521) and Ed25519 keys%s", ErrUnsupportedKey, name, what, hint)
+}
 func publicKeysEqual(a, b crypto.PublicKey) bool {
 	type equaler interface{ Equal(crypto.PublicKey) bool }
 	e, ok := a.(equaler)

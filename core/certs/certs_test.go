@@ -4,9 +4,11 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/tlspin/tlspin/core/certs"
@@ -132,23 +134,196 @@ func mustRead(t *testing.T, p string) []byte {
 	return b
 }
 
-func TestWriteFileNeverOverwritesWithoutForce(t *testing.T) {
+func TestWriteFilesNeverOverwritesWithoutForce(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "k.pem")
-	if err := certs.WriteFile(p, []byte("one"), 0o600, false); err != nil {
+	if err := certs.WriteFiles([]certs.File{{Path: p, Data: []byte("one"), Mode: 0o600}}, false); err != nil {
 		t.Fatal(err)
 	}
-	if err := certs.WriteFile(p, []byte("two"), 0o600, false); !errors.Is(err, certs.ErrExists) {
+	if err := certs.WriteFiles([]certs.File{{Path: p, Data: []byte("two"), Mode: 0o600}}, false); !errors.Is(err, certs.ErrExists) {
 		t.Fatalf("overwrite without force: %v", err)
 	}
 	if string(mustRead(t, p)) != "one" {
 		t.Fatal("file changed")
 	}
 	os.Chmod(p, 0o644)
-	if err := certs.WriteFile(p, []byte("two"), 0o600, true); err != nil {
+	if err := certs.WriteFiles([]certs.File{{Path: p, Data: []byte("two"), Mode: 0o600}}, true); err != nil {
 		t.Fatal(err)
 	}
 	st, _ := os.Stat(p)
 	if string(mustRead(t, p)) != "two" || st.Mode().Perm() != 0o600 {
 		t.Fatalf("forced write: %q mode %v", mustRead(t, p), st.Mode().Perm())
+	}
+	assertNoTemps(t, filepath.Dir(p))
+}
+
+// TestWriteFilesAttacks: a symlink planted where a key is to be written
+// must not redirect the write (even with force), and two names for one
+// file must not leave a key without its certificate.
+func TestWriteFilesAttacks(t *testing.T) {
+	key := certs.File{Data: []byte("KEY"), Mode: 0o600}
+	crt := certs.File{Data: []byte("CERT"), Mode: 0o644}
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, dir string) (keyPath, certPath string)
+		force bool
+		want  error
+	}{
+		{"symlink at key, force", func(t *testing.T, dir string) (string, string) {
+			mustSymlink(t, filepath.Join(dir, "victim"), filepath.Join(dir, "key.pem"))
+			return filepath.Join(dir, "key.pem"), filepath.Join(dir, "cert.pem")
+		}, true, certs.ErrSymlink},
+		{"dangling symlink at key", func(t *testing.T, dir string) (string, string) {
+			mustSymlink(t, filepath.Join(dir, "nothing-yet"), filepath.Join(dir, "key.pem"))
+			return filepath.Join(dir, "key.pem"), filepath.Join(dir, "cert.pem")
+		}, false, certs.ErrSymlink},
+		{"symlink at cert, force", func(t *testing.T, dir string) (string, string) {
+			mustSymlink(t, filepath.Join(dir, "victim"), filepath.Join(dir, "cert.pem"))
+			return filepath.Join(dir, "key.pem"), filepath.Join(dir, "cert.pem")
+		}, true, certs.ErrSymlink},
+		{"same file through a directory symlink", func(t *testing.T, dir string) (string, string) {
+			os.Mkdir(filepath.Join(dir, "real"), 0o700)
+			mustSymlink(t, filepath.Join(dir, "real"), filepath.Join(dir, "alias"))
+			return filepath.Join(dir, "real", "x.pem"), filepath.Join(dir, "alias", "x.pem")
+		}, false, certs.ErrSameFile},
+		{"same file through a directory symlink, force", func(t *testing.T, dir string) (string, string) {
+			os.Mkdir(filepath.Join(dir, "real"), 0o700)
+			mustSymlink(t, filepath.Join(dir, "real"), filepath.Join(dir, "alias"))
+			return filepath.Join(dir, "alias", "x.pem"), filepath.Join(dir, "real", "./x.pem")
+		}, true, certs.ErrSameFile},
+		{"cert exists: key not written either", func(t *testing.T, dir string) (string, string) {
+			os.WriteFile(filepath.Join(dir, "cert.pem"), []byte("old"), 0o644)
+			return filepath.Join(dir, "key.pem"), filepath.Join(dir, "cert.pem")
+		}, false, certs.ErrExists},
+		{"cert directory missing: key not written either", func(t *testing.T, dir string) (string, string) {
+			return filepath.Join(dir, "key.pem"), filepath.Join(dir, "nodir", "cert.pem")
+		}, true, os.ErrNotExist},
+		{"cert is a directory", func(t *testing.T, dir string) (string, string) {
+			os.Mkdir(filepath.Join(dir, "cert.pem"), 0o700)
+			return filepath.Join(dir, "key.pem"), filepath.Join(dir, "cert.pem")
+		}, true, certs.ErrNotRegular},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			victim := filepath.Join(dir, "victim")
+			if err := os.WriteFile(victim, []byte("precious"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			kp, cp := tc.setup(t, dir)
+			before := listDir(t, dir)
+			k, c := key, crt
+			k.Path, c.Path = kp, cp
+			err := certs.WriteFiles([]certs.File{k, c}, tc.force)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			if got := string(mustRead(t, victim)); got != "precious" {
+				t.Fatalf("symlink target overwritten: %q", got)
+			}
+			if after := listDir(t, dir); after != before {
+				t.Fatalf("files changed on failure:\nbefore %s\nafter  %s", before, after)
+			}
+		})
+	}
+}
+
+func TestWriteFilesPair(t *testing.T) {
+	dir := t.TempDir()
+	kp, cp := filepath.Join(dir, "k.pem"), filepath.Join(dir, "c.pem")
+	// A file mode umask would widen must still come out 0600.
+	os.WriteFile(kp, []byte("old"), 0o666)
+	os.Chmod(kp, 0o666)
+	err := certs.WriteFiles([]certs.File{{Path: kp, Data: []byte("K"), Mode: 0o600}, {Path: cp, Data: []byte("C"), Mode: 0o644}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]os.FileMode{kp: 0o600, cp: 0o644} {
+		st, err := os.Lstat(p)
+		if err != nil || st.Mode() != want {
+			t.Errorf("%s: mode %v, %v; want %v", p, st.Mode(), err, want)
+		}
+	}
+	if string(mustRead(t, kp)) != "K" || string(mustRead(t, cp)) != "C" {
+		t.Error("wrong contents")
+	}
+	assertNoTemps(t, dir)
+}
+
+func mustSymlink(t *testing.T, target, link string) {
+	t.Helper()
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// listDir describes every entry under dir with its mode and contents.
+func listDir(t *testing.T, dir string) string {
+	t.Helper()
+	var b []byte
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		b = append(b, fmt.Sprintf("%s %v", p[len(dir):], fi.Mode())...)
+		if fi.Mode().IsRegular() {
+			b = append(b, fmt.Sprintf(" %q", mustRead(t, p))...)
+		}
+		b = append(b, '\n')
+		return nil
+	})
+	return string(b)
+}
+
+func assertNoTemps(t *testing.T, dir string) {
+	t.Helper()
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.Contains(e.Name(), ".tmp-") {
+			t.Errorf("temporary file left: %s", e.Name())
+		}
+	}
+}
+
+// TestUnreadableKeysSayWhy: keys made by openssl that tlspin cannot use
+// are named at load time, not reported as "no private key" or left to fail
+// the handshake.
+func TestUnreadableKeysSayWhy(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl not installed")
+	}
+	dir := t.TempDir()
+	sh := `set -e
+openssl genpkey -algorithm RSA-PSS -pkeyopt rsa_keygen_bits:2048 -out pss.key 2>/dev/null
+openssl req -new -x509 -key pss.key -out pss.crt -subj /CN=pss -days 2 2>/dev/null
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ec.key
+openssl req -new -x509 -key ec.key -out ec.crt -subj /CN=ec -days 2 2>/dev/null
+openssl pkey -in ec.key -aes256 -passout pass:x -out pkcs8enc.key
+openssl ec -in ec.key -aes128 -passout pass:x -out legacyenc.key 2>/dev/null
+openssl genpkey -algorithm X25519 -out x25519.key
+cat pss.key ec.crt > pss-key-ec-cert.pem`
+	cmd := exec.Command("sh", "-c", sh)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	tests := []struct {
+		cert, key string
+		want      error
+		says      string
+	}{
+		{"ec.crt", "pkcs8enc.key", certs.ErrEncryptedKey, "PKCS#8 ENCRYPTED PRIVATE KEY"},
+		{"ec.crt", "legacyenc.key", certs.ErrEncryptedKey, "PEM encryption AES-128-CBC"},
+		{"ec.crt", "pss.key", certs.ErrUnsupportedKey, "RSA-PSS (OID 1.2.840.113549.1.1.10) private key"},
+		{"pss.crt", "pss.key", certs.ErrUnsupportedKey, "RSA-PSS (OID 1.2.840.113549.1.1.10) public key in the certificate"},
+		{"ec.crt", "x25519.key", certs.ErrUnsupportedKey, "X25519"},
+		{"ec.crt", "ec.key", nil, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.key+"+"+tc.cert, func(t *testing.T) {
+			_, err := certs.LoadKeyPair(filepath.Join(dir, tc.cert), filepath.Join(dir, tc.key))
+			if !errors.Is(err, tc.want) || (err != nil && !strings.Contains(err.Error(), tc.says)) {
+				t.Fatalf("err = %v, want %v saying %q", err, tc.want, tc.says)
+			}
+		})
 	}
 }

@@ -60,6 +60,8 @@ type Config struct {
 	Samples int
 	// Timeout bounds one handshake (default 10s).
 	Timeout time.Duration
+	// Progress, if set, is told before each verifier is compared.
+	Progress func(done, total int, what string)
 }
 
 // Result is one verifier's decision on one scenario.
@@ -144,7 +146,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer srv.Close()
 
 	rep := &Report{Scenarios: scen, Skipped: skipped, ServerName: cfg.Reference.ServerName}
-	for _, name := range cfg.Verifiers {
+	for i, name := range cfg.Verifiers {
+		if cfg.Progress != nil {
+			cfg.Progress(i+1, len(cfg.Verifiers), "comparing "+name)
+		}
 		info, results, err := compareOne(ctx, cfg, name, scen, srv)
 		if err != nil {
 			return nil, err
@@ -201,7 +206,7 @@ func compareOne(ctx context.Context, cfg Config, name string, scen []Scenario, s
 	)
 	for _, s := range scen {
 		ok, reason := srv.handshake(ctx, cfg, rec, s.Cert)
-		results = append(results, Result{Verifier: name, Scenario: s.Name, Accepted: ok, Reason: reason})
+		results = append(results, Result{Verifier: name, Scenario: s.Name, Accepted: ok, Reason: withoutDir(reason, cfg.Dir)})
 		if s.Name == Same {
 			sameReq = rec.request()
 		}
@@ -342,4 +347,13 @@ func (s *server) handshake(ctx context.Context, cfg Config, rec *recorder, cert 
 		return true, "allowed"
 	}
 	return false, v.Reason
+}
+
+// withoutDir makes the paths of files in dir relative in a reason, so that
+// reports do not carry the temporary directory of one run.
+func withoutDir(reason, dir string) string {
+	if dir == "" {
+		return reason
+	}
+	return strings.ReplaceAll(reason, filepath.Clean(dir)+string(filepath.Separator), "")
 }

@@ -33,12 +33,18 @@ func word(accepted bool) string {
 	return "reject"
 }
 
-// WriteJSON writes the report as {"results": [...], "verifiers": [...]}.
+// Schema is the version of the JSON document WriteJSON writes; it changes
+// when a field changes meaning or goes away, not when one is added.
+const Schema = 1
+
+// WriteJSON writes the report as {"schema": 1, "results": [...],
+// "verifiers": [...]}.
 func (r *Report) WriteJSON(w io.Writer) error {
 	doc := struct {
+		Schema    int            `json:"schema"`
 		Results   []Result       `json:"results"`
 		Verifiers []VerifierInfo `json:"verifiers"`
-	}{r.Results, r.Verifiers}
+	}{Schema, r.Results, r.Verifiers}
 	if doc.Results == nil {
 		doc.Results = []Result{}
 	}

@@ -167,6 +167,26 @@ func TestCustomVerifierFoundFromEachLocation(t *testing.T) {
 	}
 }
 
+// TestRelativeDirectory: a relative search directory (--plugin-dir .)
+// finds the file by its absolute path, and that file runs: joined with ".",
+// the name alone would be looked up in $PATH instead.
+func TestRelativeDirectory(t *testing.T) {
+	bin := customBinary(t)
+	dir := t.TempDir()
+	want := install(t, bin, dir, host.ExecPrefix+customName)
+	t.Chdir(dir)
+	for _, f := range []*host.Finder{{PluginDirs: []string{"."}}, {EnvPath: "."}, {SysPath: "."}} {
+		found, err := f.Find(customName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found.Path != want {
+			t.Fatalf("found %s at %q; want %q", found.Source, found.Path, want)
+		}
+		checkSANExpiry(t, found)
+	}
+}
+
 func TestSearchOrder(t *testing.T) {
 	bin := customBinary(t)
 	root := t.TempDir()

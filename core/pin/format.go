@@ -31,6 +31,17 @@ const (
 // Formats lists every format.
 var Formats = []Format{FormatHex, FormatColon, FormatBase64, FormatCurl, FormatOkHttp, FormatHPKP, FormatOpenSSL}
 
+// DefaultFormat is how tlspin prints a pin of algo unless told otherwise:
+// base64 for spki (as curl, OkHttp and HPKP write it, without their
+// prefixes), lowercase hex for the digests of a certificate (as the recipe
+// does).
+func DefaultFormat(algo Algo) Format {
+	if algo == SPKI {
+		return FormatBase64
+	}
+	return FormatHex
+}
+
 // ParseFormat parses a format name.
 func ParseFormat(s string) (Format, error) {
 	for _, f := range Formats {

@@ -94,16 +94,25 @@ func Sum(algo Algo, certDER []byte) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("pin: spki: %w", err)
 		}
-		s := sha256.Sum256(c.RawSubjectPublicKeyInfo)
-		return s[:], nil
+		return SumSPKI(c.RawSubjectPublicKeyInfo), nil
 	}
 	return nil, fmt.Errorf("%w %q", ErrUnknownAlgo, string(algo))
+}
+
+// SumSPKI returns the spki pin digest of a DER SubjectPublicKeyInfo (a
+// public key without its certificate).
+func SumSPKI(spkiDER []byte) []byte {
+	s := sha256.Sum256(spkiDER)
+	return s[:]
 }
 
 // Pin is one expected digest.
 type Pin struct {
 	Algo   Algo
 	Digest []byte
+	// Format is how the pin was written (Parse sets it), so that messages
+	// echo a pin the way the user gave it; empty means DefaultFormat.
+	Format Format
 }
 
 // Equal compares the digests in constant time.
@@ -111,14 +120,15 @@ func (p Pin) Equal(digest []byte) bool {
 	return len(p.Digest) == len(digest) && subtle.ConstantTimeCompare(p.Digest, digest) == 1
 }
 
-// String prints the pin in its algorithm's natural format: lowercase hex,
-// or base64 for spki.
+// String prints the pin in the format it was written in, or else in its
+// algorithm's DefaultFormat.
 func (p Pin) String() string {
-	if p.Algo == SPKI {
-		s, _ := Print(p.Algo, p.Digest, FormatBase64)
-		return s
+	if p.Format != "" {
+		if s, err := Print(p.Algo, p.Digest, p.Format); err == nil {
+			return s
+		}
 	}
-	s, _ := Print(p.Algo, p.Digest, FormatHex)
+	s, _ := Print(p.Algo, p.Digest, DefaultFormat(p.Algo))
 	return s
 }
 
@@ -160,7 +170,7 @@ func ParseList(algo Algo, s string) ([]Pin, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w %q: %v", ErrMalformed, orig, err)
 		}
-		out = append(out, Pin{Algo: algo, Digest: d})
+		out = append(out, Pin{Algo: algo, Digest: d, Format: Detect(part)})
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%w %q: no pin", ErrMalformed, orig)

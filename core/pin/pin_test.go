@@ -370,3 +370,70 @@ func TestOkHttpPinStartingWithSlash(t *testing.T) {
 		}
 	}
 }
+
+// TestStringEchoesInputFormat: a pin prints back the way it was written,
+// so that an error quoting the expected pin is recognisable.
+func TestStringEchoesInputFormat(t *testing.T) {
+	c := newCert(t, certs.ECDSA)
+	d := digests(c)
+	b64 := base64.StdEncoding.EncodeToString(d[pin.SPKI])
+	h := hex.EncodeToString(d[pin.SHA256])
+	tests := []struct {
+		algo pin.Algo
+		in   string
+		want string
+	}{
+		{pin.SPKI, "sha256//" + b64, "sha256//" + b64},
+		{pin.SPKI, "sha256/" + b64, "sha256/" + b64},
+		{pin.SPKI, `pin-sha256="` + b64 + `"`, `pin-sha256="` + b64 + `"`},
+		{pin.SPKI, b64, b64},
+		{pin.SPKI, hex.EncodeToString(d[pin.SPKI]), hex.EncodeToString(d[pin.SPKI])},
+		{pin.SHA256, h, h},
+		{pin.SHA256, colon(d[pin.SHA256]), colon(d[pin.SHA256])},
+		{pin.SHA256, "sha256 Fingerprint=" + colon(d[pin.SHA256]), "sha256 Fingerprint=" + colon(d[pin.SHA256])},
+		{pin.MD5, strings.ToUpper(hex.EncodeToString(d[pin.MD5])), hex.EncodeToString(d[pin.MD5])},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			p, err := pin.Parse(tc.algo, tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := p.String(); got != tc.want {
+				t.Errorf("String() = %q, want %q", got, tc.want)
+			}
+		})
+	}
+	// A pin made without Parse prints in the default format.
+	if got := (pin.Pin{Algo: pin.SPKI, Digest: d[pin.SPKI]}).String(); got != b64 {
+		t.Errorf("default spki String() = %q", got)
+	}
+}
+
+// TestOtherAlgo finds a certificate digest given under the wrong algorithm.
+func TestOtherAlgo(t *testing.T) {
+	c := newCert(t, certs.ECDSA)
+	d := digests(c)
+	tests := []struct {
+		algo   pin.Algo
+		given  []byte
+		wantOK bool
+		other  pin.Algo
+	}{
+		{pin.SPKI, d[pin.SHA256], true, pin.SHA256},
+		{pin.SHA256, d[pin.SPKI], true, pin.SPKI},
+		{pin.SPKI, d[pin.SPKI], false, ""}, // the right algorithm: not "other"
+		{pin.SHA256, make([]byte, 32), false, ""},
+		{pin.MD5, d[pin.MD5], false, ""},
+	}
+	for _, tc := range tests {
+		s := &pin.Set{Algo: tc.algo}
+		if err := s.Add(hex.EncodeToString(tc.given)); err != nil {
+			t.Fatal(err)
+		}
+		_, other, ok := s.OtherAlgo(c.Raw)
+		if ok != tc.wantOK || other != tc.other {
+			t.Errorf("%s pin: OtherAlgo = %q, %v; want %q, %v", tc.algo, other, ok, tc.other, tc.wantOK)
+		}
+	}
+}

@@ -55,3 +55,25 @@ func (s *Set) Fingerprint(certDER []byte) (string, error) {
 	}
 	return Pin{Algo: s.Algo, Digest: d}.String(), nil
 }
+
+// OtherAlgo reports a pin of s that equals certDER's digest under another
+// algorithm of the same size: a certificate's sha256 fingerprint given
+// where its spki pin is expected, or the other way round. It returns the
+// pin and that algorithm.
+func (s *Set) OtherAlgo(certDER []byte) (Pin, Algo, bool) {
+	for _, a := range Algos {
+		if a == s.Algo || a.Size() != s.Algo.Size() {
+			continue
+		}
+		d, err := Sum(a, certDER)
+		if err != nil {
+			continue
+		}
+		for _, p := range s.Pins {
+			if p.Equal(d) {
+				return p, a, true
+			}
+		}
+	}
+	return Pin{}, "", false
+}

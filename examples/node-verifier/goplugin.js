@@ -136,6 +136,13 @@ const raw = (pathName, responseStream = false) => ({
 // verify(request), possibly async) to the gRPC service: options are checked
 // against describe() first, an OptionError is INVALID_ARGUMENT, and any
 // other exception an error status (for verify, a rejection), never a crash.
+//
+// A verifier may also have commit(request): the host calls it once the
+// handshake succeeded, for a verify() that allowed with commit: true, with
+// the same request. Record the peer there, never in verify() (the host
+// asks before the peer has proved it holds its key), and decide again.
+// Without it, Commit answers UNIMPLEMENTED (grpc-js does so for a method
+// left out), which the host reads as nothing to commit.
 function verifierHandlers(verifier, log) {
   const wrap = (what, fn) => async (call, callback) => {
     try {
@@ -146,7 +153,7 @@ function verifierHandlers(verifier, log) {
       callback({ code: grpc.status.UNKNOWN, details: `${what}: ${e}` });
     }
   };
-  return {
+  const handlers = {
     Describe: wrap('describe', () => verifier.describe()),
     Configure: wrap('configure', async (req) => {
       const options = Object.fromEntries(Object.entries(req.options).map(([k, v]) => [k, v.values]));
@@ -161,6 +168,10 @@ function verifierHandlers(verifier, log) {
     // WatchPolicy is left out: UNIMPLEMENTED, which the contract allows for
     // a verifier whose policy never changes.
   };
+  if (typeof verifier.commit === 'function') {
+    handlers.Commit = wrap('commit', async (req) => (await verifier.commit(req.request)) || {});
+  }
+  return handlers;
 }
 
 // serve serves verifier as a tlspin verifier plugin until the host stops it.

@@ -17,6 +17,7 @@ import (
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/testbin"
 	"github.com/tlspin/tlspin/internal/testpy"
 	"github.com/tlspin/tlspin/internal/wait"
 )
@@ -24,6 +25,7 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	testpy.Cleanup()
+	testbin.Cleanup()
 	os.Exit(code)
 }
 

@@ -62,11 +62,21 @@ class PySPKITest(unittest.TestCase):
             with self.subTest(form), testing.start(pyspki.SPKIPin(), pin=form) as h:
                 self.assertTrue(h.verify(self.good).allow)
 
+    def test_server_name_globs(self):
+        for glob, name, allow in [("*.example.com", "api.example.com", True), ("api[0-9].example.com", "api7.example.com", True),
+                                  ("api[!0-9].example.com", "api7.example.com", False), ("[]a]pi.example.com", "]pi.example.com", True)]:
+            with self.subTest(glob), testing.start(pyspki.SPKIPin(), pin=spki_pin(self.good), **{"server-name": glob}) as h:
+                self.assertEqual(h.verify(self.good, server_name=name).allow, allow)
+
     def test_bad_options(self):
         cases = [
             ("no pin", {}, 'option "pin": pyspki requires it'),
             ("bad pin", {"pin": "sha256//tooshort"}, 'option pin="sha256//tooshort": want the SHA-256'),
             ("unknown", {"pin": "ab" * 32, "colour": "red"}, 'option "colour": pyspki does not take this option'),
+            ("unclosed [ in server-name", {"pin": "ab" * 32, "server-name": "[oops"},
+             'option server-name="[oops": want a glob of server names'),
+            ("empty server-name", {"pin": "ab" * 32, "server-name": ""}, 'option "server-name": want a glob'),
+            ("space in server-name", {"pin": "ab" * 32, "server-name": "a .example.com"}, "without spaces"),
             ("repeated server-name", {"pin": "ab" * 32, "server-name": ["a", "b"]}, "given more than once"),
         ]
         for name, opts, message in cases:

@@ -143,3 +143,19 @@ func TestTOFUServeRecordsOnlyProvedKeys(t *testing.T) {
 		t.Fatalf("the real client was not recorded:\n%s", s.Stderr)
 	}
 }
+
+// TestVerifyRecordsNothing: `tlspin verify` asks a TOFU verifier about a
+// certificate file, which proves no key, so it never commits: the verdict
+// is an allow, and nothing is recorded.
+func TestVerifyRecordsNothing(t *testing.T) {
+	dir := t.TempDir()
+	legit := e2e.NewIdentity(t, dir, "legit")
+	pins := filepath.Join(dir, "known_pins")
+	code, stdout, stderr := e2e.RunTlspin(t, "verify", "--server-name", "localhost", "--verifier", "tofu:file="+pins, legit.File)
+	if code != 0 || !strings.Contains(stdout, "verdict: allowed") {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	if recorded(t, pins, legit) {
+		t.Fatal("tlspin verify recorded the certificate's key")
+	}
+}

@@ -62,10 +62,14 @@ func startRaw(t *testing.T, mode string) (*host.Plugin, *logs, error) {
 
 func startPlugin(t *testing.T, path string, env ...string) (*host.Plugin, *logs, error) {
 	t.Helper()
-	l := &logs{t: t}
 	// Named as the host names a plugin found on the path (the file's NAME).
-	name := strings.TrimPrefix(filepath.Base(path), host.ExecPrefix)
-	p, err := host.Start(context.Background(), host.Spec{Name: name, Path: path}, host.Config{
+	return startSpec(t, host.Spec{Name: strings.TrimPrefix(filepath.Base(path), host.ExecPrefix), Path: path}, env...)
+}
+
+func startSpec(t *testing.T, spec host.Spec, env ...string) (*host.Plugin, *logs, error) {
+	t.Helper()
+	l := &logs{t: t}
+	p, err := host.Start(context.Background(), spec, host.Config{
 		Logger:       hclog.New(&hclog.LoggerOptions{Output: l, Level: hclog.Trace}),
 		Env:          append([]string{"TMPDIR=" + t.TempDir(), "TLSPIN_LOG_LEVEL=trace", "PATH=" + os.Getenv("PATH")}, env...),
 		StartTimeout: 20 * time.Second,

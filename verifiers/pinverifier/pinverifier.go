@@ -210,27 +210,41 @@ func CacheBound(d time.Duration, now time.Time, deadlines ...time.Time) time.Dur
 }
 
 // mismatch says what was received, in the pin's own format, and how to
-// trust it. With chain=any or ca it lists every candidate certificate.
+// trust it. With chain=any or ca it lists every candidate certificate. A
+// pin that is the certificate's digest under another algorithm (its sha256
+// fingerprint given to spkipin) is pointed out.
 func (v *Verifier) mismatch(req *verify.Request) string {
 	pins := make([]string, len(v.set.Pins))
 	for i, p := range v.set.Pins {
 		pins[i] = p.String()
 	}
 	expected := strings.Join(pins, " or ")
+	// wrongAlgo explains a pin that matches der under another algorithm.
+	wrongAlgo := func(der []byte) string {
+		p, other, ok := v.set.OtherAlgo(der)
+		if !ok {
+			return ""
+		}
+		use := map[pin.Algo]string{pin.MD5: "md5pin", pin.SHA256: "sha256pin", pin.SPKI: "spkipin"}[other]
+		if use == "" {
+			return fmt.Sprintf("; note: the pin %s is this certificate's %s digest, not its %s pin", p, other, v.info.Algo)
+		}
+		return fmt.Sprintf("; note: the pin %s is this certificate's %s digest, not its %s pin: give it to the %s verifier instead, or pin the %s value above", p, other, v.info.Algo, use, v.info.Algo)
+	}
 	if v.chain == ChainLeaf {
 		fp, err := v.set.Fingerprint(req.PeerChain[0])
 		if err != nil {
 			return fmt.Sprintf("%s: peer certificate does not match any pin, and cannot be fingerprinted: %v", v.info.Name, err)
 		}
-		return fmt.Sprintf("%s mismatch: leaf certificate%s has %s %s, expected %s; if you trust this peer, pin it: %s",
-			v.info.Name, Subject(req.PeerChain[0]), v.info.Algo, fp, expected, TrustCommand(req, v.info.Name, fp))
+		return fmt.Sprintf("%s mismatch: leaf certificate%s has %s %s, expected %s%s; if you trust this peer, pin it: %s",
+			v.info.Name, Subject(req.PeerChain[0]), v.info.Algo, fp, expected, wrongAlgo(req.PeerChain[0]), TrustCommand(req, v.info.Name, fp))
 	}
 	cands := Candidates(v.chain, req.PeerChain)
 	if len(cands) == 0 {
 		return fmt.Sprintf("%s mismatch: chain=%s but the peer sent only its leaf certificate, expected a certificate with %s %s", v.info.Name, v.chain, v.info.Algo, expected)
 	}
 	var got []string
-	first := ""
+	first, note := "", ""
 	for i, der := range cands {
 		fp, err := v.set.Fingerprint(der)
 		if err != nil {
@@ -238,10 +252,13 @@ func (v *Verifier) mismatch(req *verify.Request) string {
 		} else if first == "" {
 			first = fp
 		}
+		if note == "" {
+			note = wrongAlgo(der)
+		}
 		got = append(got, fmt.Sprintf("#%d%s %s", i+len(req.PeerChain)-len(cands), Subject(der), fp))
 	}
-	msg := fmt.Sprintf("%s mismatch: no certificate of the chain (chain=%s) matches; it has %s %s, expected %s",
-		v.info.Name, v.chain, v.info.Algo, strings.Join(got, ", "), expected)
+	msg := fmt.Sprintf("%s mismatch: no certificate of the chain (chain=%s) matches; it has %s %s, expected %s%s",
+		v.info.Name, v.chain, v.info.Algo, strings.Join(got, ", "), expected, note)
 	if first != "" {
 		msg += "; if you trust this peer, pin it: " + TrustCommand(req, v.info.Name+":chain="+string(v.chain), first)
 	}

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/tlspin/tlspin/core/pin"
+	"github.com/tlspin/tlspin/verifiers/internal/files"
 )
 
 // header starts a new pins file.
@@ -17,8 +20,9 @@ const header = "# tlspin trust-on-first-use pins, one peer a line: HOST:PORT spk
 
 // record is one line of the pins file.
 type record struct {
-	pin  pin.Pin
-	line int
+	pin     pin.Pin
+	line    int
+	comment string
 }
 
 // known is a parsed pins file.
@@ -54,9 +58,9 @@ func parseKnown(name string, data []byte) (*known, error) {
 		} else {
 			line, rest = rest, nil
 		}
-		s := string(line)
+		s, comment := string(line), ""
 		if i := strings.IndexByte(s, '#'); i >= 0 {
-			s = s[:i]
+			s, comment = s[:i], strings.TrimSpace(s[i+1:])
 		}
 		f := strings.Fields(s)
 		if len(f) == 0 {
@@ -70,7 +74,7 @@ func parseKnown(name string, data []byte) (*known, error) {
 			return nil, fmt.Errorf("%s:%d: %w", name, k.lines, err)
 		}
 		key := strings.ToLower(f[0])
-		k.byKey[key] = append(k.byKey[key], record{pin: p, line: k.lines})
+		k.byKey[key] = append(k.byKey[key], record{pin: p, line: k.lines, comment: comment})
 	}
 	return k, nil
 }
@@ -130,4 +134,124 @@ func (k *known) appendLine(line string) ([]byte, int) {
 	b.WriteString(line)
 	b.WriteByte('\n')
 	return b.Bytes(), n + 1
+}
+
+// Entry is one recorded pin of a pins file, for tools that edit the file
+// (tlspin known-pins) the way the verifier does.
+type Entry struct {
+	// Key is HOST:PORT, or client@HOST for a client (see Key).
+	Key     string
+	Pin     pin.Pin
+	Line    int
+	Comment string
+}
+
+// ReadPins returns the pins recorded in the file at path (~ expanded), in
+// file order. A missing file records none.
+func ReadPins(path string) ([]Entry, error) {
+	path, err := files.ExpandHome(path)
+	if err != nil {
+		return nil, fmt.Errorf("tofu: %w", err)
+	}
+	k, err := readKnown(path)
+	if err != nil {
+		return nil, err
+	}
+	return k.entries(func(string) bool { return true }), nil
+}
+
+// AddPin records p for key in the file at path, under the lock the
+// verifier takes, replacing the file atomically. A pin already recorded
+// for key is not added again (added is false). It returns the other pins
+// recorded for key, which the verifier accepts as well.
+func AddPin(path, key string, p pin.Pin, comment string) (added bool, others []Entry, err error) {
+	key = strings.ToLower(key)
+	if strings.ContainsAny(key, " \t#") || key == "" {
+		return false, nil, fmt.Errorf("tofu: bad key %q", key)
+	}
+	err = editKnown(path, func(k *known) ([]byte, error) {
+		for _, r := range k.byKey[key] {
+			if r.pin.Equal(p.Digest) {
+				return nil, nil
+			}
+		}
+		others = k.entries(func(x string) bool { return x == key })
+		l := line(key, pin.Pin{Algo: pin.SPKI, Digest: p.Digest})
+		if comment != "" {
+			l += " # " + comment
+		}
+		data, _ := k.appendLine(l)
+		added = true
+		return data, nil
+	})
+	return added, others, err
+}
+
+// RemovePins deletes every line of the file at path whose key matches,
+// under the lock the verifier takes, and returns what was removed.
+func RemovePins(path string, match func(key string) bool) (removed []Entry, err error) {
+	err = editKnown(path, func(k *known) ([]byte, error) {
+		removed = k.entries(match)
+		if len(removed) == 0 {
+			return nil, nil
+		}
+		drop := map[int]bool{}
+		for _, e := range removed {
+			drop[e.Line] = true
+		}
+		var b bytes.Buffer
+		n := 0
+		for l := range bytes.Lines(k.data) {
+			if n++; !drop[n] {
+				b.Write(l)
+			}
+		}
+		return b.Bytes(), nil
+	})
+	return removed, err
+}
+
+// editKnown reads the pins file at path under the directory lock and
+// writes what edit returns (nothing when it returns nil).
+func editKnown(path string, edit func(*known) ([]byte, error)) error {
+	path, err := files.ExpandHome(path)
+	if err != nil {
+		return fmt.Errorf("tofu: %w", err)
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("tofu: %w", err)
+	}
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	k, err := readKnown(path)
+	if err != nil {
+		return err
+	}
+	data, err := edit(k)
+	if err != nil || data == nil {
+		return err
+	}
+	if err := files.WriteAtomic(path, data, 0o600); err != nil {
+		return fmt.Errorf("tofu: %w", err)
+	}
+	return nil
+}
+
+// entries lists the records whose key matches, in file order.
+func (k *known) entries(match func(string) bool) []Entry {
+	var out []Entry
+	for key, recs := range k.byKey {
+		if !match(key) {
+			continue
+		}
+		for _, r := range recs {
+			out = append(out, Entry{Key: key, Pin: r.pin, Line: r.line, Comment: r.comment})
+		}
+	}
+	slices.SortFunc(out, func(a, b Entry) int { return a.Line - b.Line })
+	return out
 }

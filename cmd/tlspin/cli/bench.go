@@ -155,7 +155,11 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags) error {
 		launches []time.Duration
 		p        *host.Plugin
 	)
+	prog := newProgress(cmd.ErrOrStderr(), "bench")
+	defer prog.Done()
+	steps := f.launches + 4
 	for i := range f.launches {
+		prog.Step(i+1, steps, "starting the plugin")
 		t0 := time.Now()
 		q, err := launch.StartOne(ctx, c, launch.Spec{Name: name, Options: popts})
 		if err != nil {
@@ -173,6 +177,7 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags) error {
 
 	vc := cache.New(cache.Config{})
 	cached := vc.Wrap(name, p)
+	prog.Timed(f.launches+1, steps, "handshakes, 3 modes", 3*f.duration)
 	modes := []bench.Mode{{Name: bench.Plugin, D: p}, {Name: bench.Cached, D: cached}}
 	if !external {
 		modes = append([]bench.Mode{{Name: bench.InProcess, D: iv}}, modes...)
@@ -197,7 +202,8 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags) error {
 
 	req := &verify.Request{PeerChain: ref.Leaf.Certificate, ServerName: ref.ServerName, Side: verify.ClientVerifiesServer, RemoteAddr: "127.0.0.1:443"}
 	outs := map[string]*float64{bench.InProcess: &rep.InProcessVerifyUs, bench.Plugin: &rep.PluginVerifyUs, bench.Cached: &rep.CachedVerifyUs}
-	for _, m := range modes {
+	for i, m := range modes {
+		prog.Step(f.launches+2+i, steps, "Verify latency")
 		d, err := bench.VerifyLatency(ctx, m.D, req, f.samples)
 		if err != nil {
 			return err
@@ -205,6 +211,7 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags) error {
 		*outs[m.Name] = bench.Micros(d)
 	}
 
+	prog.Done()
 	out := cmd.OutOrStdout()
 	if f.json {
 		enc := json.NewEncoder(out)

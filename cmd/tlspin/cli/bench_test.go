@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tlspin/tlspin/cmd/tlspin/cli"
+	"github.com/tlspin/tlspin/core/bench"
 )
 
 // TestBenchJSON checks the structure of bench --json on a tiny run; the
@@ -19,6 +20,9 @@ func TestBenchJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
 		t.Fatalf("JSON: %v\n%s", err, stdout)
 	}
+	if strings.Contains(stderr, "\r") || strings.Contains(stderr, "[1/") {
+		t.Errorf("progress shown on a stderr that is not a terminal: %q", stderr)
+	}
 	for _, k := range []string{
 		"inprocess_hs_per_s", "plugin_hs_per_s", "cached_hs_per_s", "plugin_ratio", "cached_ratio",
 		"inprocess_p50_us", "inprocess_p99_us", "plugin_p50_us", "plugin_p99_us", "cached_p50_us", "cached_p99_us",
@@ -31,6 +35,9 @@ func TestBenchJSON(t *testing.T) {
 	}
 	if _, ok := doc["cache_hit_ratio"].(float64); !ok {
 		t.Errorf("cache_hit_ratio = %v", doc["cache_hit_ratio"])
+	}
+	if doc["schema"] != float64(bench.Schema) {
+		t.Errorf("schema = %v, want %d", doc["schema"], bench.Schema)
 	}
 	if doc["verifier"] != "md5pin" || doc["key"] != "ECDSA P-256" {
 		t.Errorf("verifier %v, key %v", doc["verifier"], doc["key"])

@@ -1,10 +1,14 @@
 package cli
 
 import (
+	"crypto"
+	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -14,24 +18,37 @@ import (
 
 type certFlags struct {
 	out, keyOut, typ, cn string
+	caCert, caKey        string
 	bits, days           int
 	sans                 []string
-	force                bool
+	force, ca, json      bool
 }
 
 func (a *app) certCommand() *cobra.Command {
 	f := &certFlags{}
 	c := &cobra.Command{
 		Use:   "cert",
-		Short: "make a private key and a self-signed certificate",
-		Long: `Make a private key and a self-signed certificate. By default both go into
-one file (--out), key first, like the recipe's cert.pem; with --key-out the
-key goes to its own file. Files holding a key are written with mode 0600.
-An existing file is never overwritten without --force.
+		Short: "make a private key and a certificate: self-signed, a CA, or issued by a CA",
+		Long: `Make a private key and a certificate. By default both go into one file
+(--out), key first, like the recipe's cert.pem; with --key-out the key goes
+to its own file. Files holding a key are written with mode 0600. An
+existing file is never overwritten without --force, a symbolic link is
+never written through, and either every file is written or none is.
 
-Prints the new certificate's pins on stdout.`,
+By default the certificate is self-signed. --ca makes a CA certificate
+instead (it can sign others). --ca-cert FILE issues the certificate from
+that CA (its key in the same file, or in --ca-key): --out then holds the
+new certificate followed by the CA's, so that the peer sends the whole
+chain, and the ca verifier (ca-file=CA) and the chain modes of the pin
+verifiers (chain=ca) can be tried without openssl.
+
+Prints the new certificate's pins on stdout (md5 and sha256 of the
+certificate in hex, spki in base64, as fingerprint prints them); what was
+written goes to stderr. --json prints both as one document.`,
 		Example: `  tlspin cert --out cert.pem
-  tlspin cert --out crt.pem --key-out key.pem --type ecdsa --san example.com --san 10.0.0.1 --days 90`,
+  tlspin cert --out crt.pem --key-out key.pem --type ecdsa --san example.com --san 10.0.0.1 --days 90
+  tlspin cert --ca --cn "My test CA" --out ca.pem
+  tlspin cert --ca-cert ca.pem --out leaf.pem --san localhost`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.runCert(cmd, f) },
 	}
@@ -39,12 +56,27 @@ Prints the new certificate's pins on stdout.`,
 	fs.StringVar(&f.out, "out", "cert.pem", "certificate file (and key, unless --key-out)")
 	fs.StringVar(&f.keyOut, "key-out", "", "write the private key to this file instead of --out")
 	fs.StringVar(&f.typ, "type", "rsa", "key type: rsa, ecdsa or ed25519")
-	fs.IntVar(&f.bits, "bits", 0, "RSA modulus bits (default 2048) or ECDSA curve size 256, 384, 521 (default 256)")
+	fs.IntVar(&f.bits, "bits", 0, "RSA modulus bits (default 2048) or ECDSA curve size 256, 384, 521 (default 256); not for ed25519")
 	fs.IntVar(&f.days, "days", 365, "days of validity")
-	fs.StringVar(&f.cn, "cn", "localhost", "subject common name")
-	fs.StringArrayVar(&f.sans, "san", nil, "subject alternative name: DNS name or IP address (repeatable; default localhost, 127.0.0.1, ::1)")
+	fs.StringVar(&f.cn, "cn", "localhost", `subject common name (default "tlspin CA" with --ca)`)
+	fs.StringArrayVar(&f.sans, "san", nil, "subject alternative name: DNS name or IP address (repeatable; default localhost, 127.0.0.1, ::1; none with --ca)")
 	fs.BoolVar(&f.force, "force", false, "overwrite existing files")
+	fs.BoolVar(&f.ca, "ca", false, "make a CA certificate, which can issue others (see --ca-cert)")
+	fs.StringVar(&f.caCert, "ca-cert", "", "issue the certificate from this CA certificate (with its key, unless --ca-key) instead of self-signing")
+	fs.StringVar(&f.caKey, "ca-key", "", "private key of --ca-cert, if not in the same file")
+	fs.BoolVar(&f.json, "json", false, "print a JSON document with the files written and the pins")
 	return c
+}
+
+// certDoc is `cert --json`.
+type certDoc struct {
+	Certificate string            `json:"certificate"`
+	Key         string            `json:"key"`
+	Subject     string            `json:"subject"`
+	Issuer      string            `json:"issuer"`
+	NotAfter    string            `json:"not_after"`
+	CA          bool              `json:"ca"`
+	Pins        map[string]string `json:"pins"`
 }
 
 func (a *app) runCert(cmd *cobra.Command, f *certFlags) error {
@@ -54,51 +86,125 @@ func (a *app) runCert(cmd *cobra.Command, f *certFlags) error {
 	if f.keyOut != "" && filepath.Clean(f.keyOut) == filepath.Clean(f.out) {
 		return usagef("--key-out %q is the same file as --out; omit --key-out to write both into one file", f.keyOut)
 	}
-	sans := f.sans
-	if len(sans) == 0 {
-		sans = []string{"localhost", "127.0.0.1", "::1"}
+	if f.bits != 0 && certs.KeyType(f.typ) == certs.Ed25519 {
+		return usagef("--bits %d: ed25519 keys have one size; omit --bits", f.bits)
 	}
-	// Refuse before generating anything, so that no file is half written.
-	if !f.force {
-		for _, p := range []string{f.out, f.keyOut} {
-			if p == "" {
-				continue
-			}
-			if _, err := os.Lstat(p); err == nil {
-				return fmt.Errorf("%w: %q", certs.ErrExists, p)
-			}
+	if f.caKey != "" && f.caCert == "" {
+		return usagef("--ca-key needs --ca-cert")
+	}
+	tpl := certs.Template{Type: certs.KeyType(f.typ), Bits: f.bits, CommonName: f.cn, SANs: f.sans, Days: f.days, IsCA: f.ca}
+	if f.ca && !cmd.Flags().Changed("cn") {
+		tpl.CommonName = "tlspin CA"
+	}
+	if len(tpl.SANs) == 0 && !f.ca {
+		tpl.SANs = []string{"localhost", "127.0.0.1", "::1"}
+	}
+	// Refuse before generating anything (WriteFiles checks again).
+	for _, p := range []string{f.out, f.keyOut} {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Lstat(p); err == nil && !f.force {
+			return fmt.Errorf("%w: %q (use --force to overwrite)", certs.ErrExists, p)
 		}
 	}
-	key, crt, err := certs.SelfSigned(certs.Template{Type: certs.KeyType(f.typ), Bits: f.bits, CommonName: f.cn, SANs: sans, Days: f.days})
-	if err != nil {
-		if errors.Is(err, certs.ErrExists) {
+	var issuer *x509.Certificate
+	var issuerKey crypto.Signer
+	if f.caCert != "" {
+		var err error
+		if issuer, issuerKey, err = loadIssuer(f.caCert, f.caKey); err != nil {
 			return err
 		}
+	}
+	if issuer != nil {
+		tpl.NotAfter = issuer.NotAfter // never outlive the CA
+	}
+	key, err := certs.GenerateKey(tpl.Type, tpl.Bits)
+	if err != nil {
 		return usageError{err}
+	}
+	var crt *x509.Certificate
+	if issuer == nil {
+		crt, err = certs.Issue(tpl, key.Public(), nil, key)
+	} else {
+		crt, err = certs.Issue(tpl, key.Public(), issuer, issuerKey)
+	}
+	if err != nil {
+		return err
 	}
 	keyPEM, err := certs.EncodeKey(key)
 	if err != nil {
 		return err
 	}
 	certPEM := certs.EncodeCert(crt)
-	out := cmd.OutOrStdout()
-	if f.keyOut == "" {
-		if err := certs.WriteFile(f.out, append(keyPEM, certPEM...), 0o600, f.force); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "wrote %s (private key and certificate, mode 0600)\n", f.out)
-	} else {
-		if err := certs.WriteFile(f.keyOut, keyPEM, 0o600, f.force); err != nil {
-			return err
-		}
-		if err := certs.WriteFile(f.out, certPEM, 0o644, f.force); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "wrote %s (private key, mode 0600) and %s (certificate)\n", f.keyOut, f.out)
+	if issuer != nil {
+		certPEM = append(certPEM, certs.EncodeCert(issuer)...)
 	}
-	for _, al := range []pin.Algo{pin.MD5, pin.SHA256, pin.SPKI} {
-		d, _ := pin.Sum(al, crt.Raw)
-		fmt.Fprintf(out, "%-6s %s\n", al, pin.Pin{Algo: al, Digest: d})
+	files := []certs.File{{Path: f.out, Data: append(keyPEM, certPEM...), Mode: 0o600}}
+	keyFile := f.out
+	if f.keyOut != "" {
+		files = []certs.File{{Path: f.keyOut, Data: keyPEM, Mode: 0o600}, {Path: f.out, Data: certPEM, Mode: 0o644}}
+		keyFile = f.keyOut
+	}
+	if err := certs.WriteFiles(files, f.force); err != nil {
+		if errors.Is(err, certs.ErrExists) {
+			return fmt.Errorf("%w (use --force to overwrite)", err)
+		}
+		return err
+	}
+	errw := cmd.ErrOrStderr()
+	inCert := "certificate"
+	both := "private key and certificate"
+	if issuer != nil {
+		inCert = "certificate, then its CA's"
+		both = "private key, certificate, then its CA's"
+	}
+	if f.keyOut == "" {
+		fmt.Fprintf(errw, "tlspin: wrote %s (%s; mode 0600)\n", f.out, both)
+	} else {
+		fmt.Fprintf(errw, "tlspin: wrote %s (private key, mode 0600) and %s (%s)\n", f.keyOut, f.out, inCert)
+	}
+	if issuer != nil && crt.NotAfter.Before(time.Now().AddDate(0, 0, f.days-1)) {
+		fmt.Fprintf(errw, "tlspin: note: valid only until %s, when its CA expires\n", crt.NotAfter.UTC().Format(time.DateOnly))
+	}
+	doc := certDoc{
+		Certificate: f.out, Key: keyFile, Subject: crt.Subject.String(), Issuer: crt.Issuer.String(),
+		NotAfter: crt.NotAfter.UTC().Format(time.RFC3339), CA: crt.IsCA, Pins: map[string]string{},
+	}
+	algos := []pin.Algo{pin.MD5, pin.SHA256, pin.SPKI}
+	for _, al := range algos {
+		d, err := pin.Sum(al, crt.Raw)
+		if err != nil {
+			return err
+		}
+		doc.Pins[string(al)] = pin.Pin{Algo: al, Digest: d}.String()
+	}
+	out := cmd.OutOrStdout()
+	if f.json {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(doc)
+	}
+	for _, al := range algos {
+		fmt.Fprintf(out, "%-6s %s\n", al, doc.Pins[string(al)])
 	}
 	return nil
+}
+
+// loadIssuer loads a CA certificate and its key, and checks that it may
+// issue certificates.
+func loadIssuer(certFile, keyFile string) (*x509.Certificate, crypto.Signer, error) {
+	tc, err := certs.LoadKeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--ca-cert: %w", err)
+	}
+	ca := tc.Leaf
+	if !ca.IsCA || (ca.KeyUsage != 0 && ca.KeyUsage&x509.KeyUsageCertSign == 0) {
+		return nil, nil, usagef("--ca-cert %q: %q is not a CA certificate (make one with tlspin cert --ca)", certFile, ca.Subject.String())
+	}
+	signer, ok := tc.PrivateKey.(crypto.Signer)
+	if !ok {
+		return nil, nil, fmt.Errorf("--ca-cert %q: the key cannot sign", certFile)
+	}
+	return ca, signer, nil
 }

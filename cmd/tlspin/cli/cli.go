@@ -201,6 +201,7 @@ out or answered garbage), so the peer was rejected to fail closed.`,
 	for _, c := range a.extraCommands() {
 		root.AddCommand(c)
 	}
+	a.finishTree(root)
 	return root
 }
 

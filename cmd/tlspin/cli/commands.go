@@ -15,5 +15,15 @@ func (a *app) extraCommands() []*cobra.Command {
 		a.compareCommand(),
 		a.benchCommand(),
 		a.verifiersCommand(),
+		a.knownPinsCommand(),
+		a.versionCommand(),
+		a.manCommand(),
 	}
+}
+
+// finishTree adds what needs the whole command tree: the --version flag
+// and shell completion of flag values.
+func (a *app) finishTree(root *cobra.Command) {
+	addVersionFlag(root)
+	a.registerCompletions(root)
 }

@@ -114,7 +114,10 @@ func (a *app) runCompare(cmd *cobra.Command, f *compareFlags) error {
 		return err
 	}
 	reg := builtin.New(nil)
+	prog := newProgress(cmd.ErrOrStderr(), "compare")
+	defer prog.Done()
 	rep, err := compare.Run(ctx, compare.Config{
+		Progress:  prog.Step,
 		Reference: ref,
 		Verifiers: names,
 		Options:   given,
@@ -139,6 +142,7 @@ func (a *app) runCompare(cmd *cobra.Command, f *compareFlags) error {
 		}
 		return err
 	}
+	prog.Done()
 	if f.html != "" {
 		if err := writeHTML(f.html, rep); err != nil {
 			return err

@@ -34,6 +34,7 @@ func run(t *testing.T, args ...string) (string, string, int) {
 }
 
 type compareJSON struct {
+	Schema  *int `json:"schema"`
 	Results []struct {
 		Verifier string `json:"verifier"`
 		Scenario string `json:"scenario"`
@@ -63,8 +64,14 @@ func TestCompare(t *testing.T) {
 	if err := dec.Decode(&doc); err != nil {
 		t.Fatalf("JSON: %v\n%s", err, stdout)
 	}
+	if doc.Schema == nil || *doc.Schema != compare.Schema {
+		t.Errorf("schema = %v, want %d", doc.Schema, compare.Schema)
+	}
 	got := map[[2]string]bool{}
 	for _, r := range doc.Results {
+		if strings.Contains(r.Reason, "tlspin-compare-") || strings.Contains(r.Reason, os.TempDir()) {
+			t.Errorf("reason names a temporary path: %q", r.Reason)
+		}
 		if r.Accepted == nil || r.Reason == "" {
 			t.Errorf("result %+v lacks accepted or reason", r)
 			continue

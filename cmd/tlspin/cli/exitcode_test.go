@@ -85,7 +85,7 @@ func TestExitCodes(t *testing.T) {
 		{"bad flag value", []string{"--verify-timeout", "soon", "send", "--verifier", "md5pin", addr}, 2, "invalid argument"},
 		{"too many arguments", send("--verifier", "md5pin:pin="+pin, addr, "a", "b"), 2, "accepts between 1 and 2 arg(s)"},
 		{"no arguments", []string{"send", "--verifier", "md5pin"}, 2, "arg(s)"},
-		{"serve without --cert", []string{"serve", "--listen", "127.0.0.1:0"}, 2, `required flag(s) "cert" not set`},
+		{"serve without --cert", []string{"serve", "--listen", "127.0.0.1:0"}, 2, "serve needs --cert FILE"},
 		{"bad --log-level", []string{"--log-level", "loud", "send", addr}, 2, "unknown --log-level"},
 		{"unknown verifier", send("--verifier", "nosuch", addr, "hi"), 2, `unknown verifier "nosuch"`},
 		{"bad option", send("--verifier", "md5pin:pin=zz", addr, "hi"), 2, `option pin="zz"`},

@@ -106,11 +106,7 @@ func (a *app) describeVerifier(cmd *cobra.Command, name string, asJSON bool) err
 	if asJSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
-			*verify.Description
-			Source string `json:"source"`
-			Path   string `json:"path"`
-		}{d, string(f.Source), f.Path})
+		return enc.Encode(describeJSON(d, f))
 	}
 	fmt.Fprintf(out, "%s", d.Name)
 	if d.Version != "" {
@@ -140,4 +136,29 @@ func (a *app) describeVerifier(cmd *cobra.Command, name string, asJSON bool) err
 	}
 	fmt.Fprintf(out, "usage: --verifier %s:KEY=VALUE,... or --verifier %s --opt KEY=VALUE\n", name, name)
 	return nil
+}
+
+// verifierDoc is `verifiers NAME --json`.
+type verifierDoc struct {
+	Name    string      `json:"name"`
+	Version string      `json:"version,omitempty"`
+	Summary string      `json:"summary"`
+	Options []optionDoc `json:"options"`
+	Source  string      `json:"source"`
+	Path    string      `json:"path,omitempty"`
+}
+
+type optionDoc struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Required    bool   `json:"required"`
+	Repeated    bool   `json:"repeated"`
+}
+
+func describeJSON(d *verify.Description, f host.Found) verifierDoc {
+	doc := verifierDoc{Name: d.Name, Version: d.Version, Summary: d.Summary, Options: []optionDoc{}, Source: string(f.Source), Path: f.Path}
+	for _, o := range d.Options {
+		doc.Options = append(doc.Options, optionDoc{Name: o.Name, Description: o.Description, Required: o.Required, Repeated: o.Repeated})
+	}
+	return doc
 }

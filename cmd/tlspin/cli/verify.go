@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -102,7 +103,7 @@ func (a *app) runVerify(cmd *cobra.Command, f *verifyFlags, args []string) error
 		return usagef("--side %q: want server or client", f.side)
 	}
 	// Read the peer before starting anything: a typo starts no plugin.
-	req, chain, err := a.verifyRequest(ctx, f, side, args)
+	req, chain, err := a.verifyRequest(ctx, cmd.ErrOrStderr(), f, side, args)
 	if err != nil {
 		return err
 	}
@@ -166,13 +167,13 @@ func (a *app) runVerify(cmd *cobra.Command, f *verifyFlags, args []string) error
 // verifyRequest reads the peer's chain from files, or from a live server
 // when the only argument is HOST:PORT and no such file exists, and makes
 // the request a handshake would.
-func (a *app) verifyRequest(ctx context.Context, f *verifyFlags, side verify.Side, args []string) (*verify.Request, []*x509.Certificate, error) {
+func (a *app) verifyRequest(ctx context.Context, stderr io.Writer, f *verifyFlags, side verify.Side, args []string) (*verify.Request, []*x509.Certificate, error) {
 	if len(args) == 1 {
 		if _, err := os.Stat(args[0]); errors.Is(err, os.ErrNotExist) && looksLikeHostPort(args[0]) {
 			if side != verify.ClientVerifiesServer {
 				return nil, nil, usagef("%s: a live server's chain is checked with --side server; give files for --side client", args[0])
 			}
-			cs, err := fetchChain(ctx, args[0], f.serverName, f.timeout)
+			cs, err := fetchChain(ctx, stderr, args[0], f.serverName, f.timeout)
 			if err != nil {
 				return nil, nil, err
 			}

@@ -85,6 +85,68 @@ class VerifyTest(unittest.TestCase):
             self.assertEqual([o.name for o in d.options], ["need", "many", "count"])
 
 
+class FirstUse:
+    """A TOFU-like verifier: allows a new peer with commit=True and records
+    it only in commit(), deciding again there."""
+
+    def __init__(self):
+        self.recorded = []
+
+    def describe(self):
+        return pb.DescribeResponse(name="firstuse", version="1")
+
+    def configure(self, options):
+        pass
+
+    def decide(self, req):
+        if not req.peer_chain:
+            return sdk.reject("peer sent no certificate")
+        return sdk.allow("first use of %s" % req.server_name, commit=True)
+
+    def verify(self, req):
+        return self.decide(req)
+
+    def commit(self, req):
+        if not self.decide(req).allow:
+            raise ValueError("would not allow this peer now")
+        if req.server_name == "wrong type":
+            return "recorded"
+        self.recorded.append((req.server_name, bytes(req.peer_chain[0])))
+
+
+class CommitTest(unittest.TestCase):
+    def test_commit_after_verify(self):
+        cert = testing.certificate("a")
+        v = FirstUse()
+        with testing.start(v) as h:
+            verdict = h.verify(cert, server_name="a.example")
+            self.assertEqual((verdict.allow, verdict.commit), (True, True))
+            self.assertEqual(v.recorded, [], "verify recorded the peer")
+            h.commit(cert, server_name="a.example")
+            self.assertEqual(v.recorded, [("a.example", cert.der)])
+
+    def test_commit_decides_again(self):
+        cert = testing.certificate("a")
+        v = FirstUse()
+        with testing.start(v) as h:
+            for name, chain, message in [("rejected now", [], "commit: ValueError: would not allow"),
+                                         ("wrong type", [cert], "not None or a CommitResponse")]:
+                with self.subTest(name):
+                    with self.assertRaises(grpc.RpcError) as e:
+                        h.commit(*chain, server_name=name)
+                    self.assertEqual(e.exception.code(), grpc.StatusCode.UNKNOWN)
+                    self.assertIn(message, e.exception.details())
+        self.assertEqual(v.recorded, [], "a failed commit recorded the peer")
+
+    def test_without_commit_unimplemented(self):
+        with testing.start(Echo(), need="n") as h:
+            self.assertFalse(h.verify(server_name="allow").commit)
+            with self.assertRaises(grpc.RpcError) as e:
+                h.commit(testing.certificate("a"), server_name="allow")
+            self.assertEqual(e.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+            self.assertTrue(h.verify(server_name="allow").allow)
+
+
 class OptionErrorTest(unittest.TestCase):
     def test_message(self):
         self.assertEqual(str(sdk.OptionError("pin", "abc", "too short")), 'option pin="abc": too short')

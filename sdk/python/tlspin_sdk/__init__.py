@@ -37,10 +37,13 @@ CLIENT_VERIFIES_SERVER = pb.SIDE_CLIENT_VERIFIES_SERVER
 SERVER_VERIFIES_CLIENT = pb.SIDE_SERVER_VERIFIES_CLIENT
 
 
-def allow(reason, matched="", cache_for_millis=0):
+def allow(reason, matched="", cache_for_millis=0, commit=False):
     """An acceptance: reason is logged, matched names the pin or rule, and
-    cache_for_millis lets the host reuse the verdict for the same chain."""
-    return pb.VerifyResponse(allow=True, reason=reason, matched=matched, cache_for_millis=cache_for_millis)
+    cache_for_millis lets the host reuse the verdict for the same chain.
+    commit=True asks the host to call the verifier's commit() with the same
+    request once the handshake succeeded (the host then never caches it)."""
+    return pb.VerifyResponse(allow=True, reason=reason, matched=matched, cache_for_millis=cache_for_millis,
+                             commit=commit)
 
 
 def reject(reason):

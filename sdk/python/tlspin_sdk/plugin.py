@@ -133,17 +133,30 @@ class Adapter:
             return verdict
         return self._call("verify", context, run)
 
+    def commit(self, request, context):
+        def run():
+            done = self.verifier.commit(request.request)
+            if done is not None and not isinstance(done, pb.CommitResponse):
+                raise TypeError("commit returned %r, not None or a CommitResponse" % (done,))
+            return done or pb.CommitResponse()
+        return self._call("commit", context, run)
+
     def handler(self):
         def unary(fn, req, resp):
             return grpc.unary_unary_rpc_method_handler(fn, request_deserializer=req.FromString,
                                                        response_serializer=resp.SerializeToString)
-        # WatchPolicy is left out: the host gets UNIMPLEMENTED, which the
-        # contract allows for a verifier whose policy never changes.
-        return grpc.method_handlers_generic_handler(SERVICE, {
+        methods = {
             "Describe": unary(self.describe, pb.DescribeRequest, pb.DescribeResponse),
             "Configure": unary(self.configure, pb.ConfigureRequest, pb.ConfigureResponse),
             "Verify": unary(self.verify, pb.VerifyRequest, pb.VerifyResponse),
-        })
+        }
+        # Commit only for a verifier that defines commit(); otherwise the
+        # host gets UNIMPLEMENTED, which it reads as "nothing to commit".
+        # WatchPolicy is left out: UNIMPLEMENTED, which the contract allows
+        # for a verifier whose policy never changes.
+        if callable(getattr(self.verifier, "commit", None)):
+            methods["Commit"] = unary(self.commit, pb.CommitRequest, pb.CommitResponse)
+        return grpc.method_handlers_generic_handler(SERVICE, methods)
 
 
 def _raw(handler, streaming=False):
@@ -179,6 +192,14 @@ def serve(verifier):
       verify(pb.VerifyRequest) -> pb.VerifyResponse; an exception is a
         rejection whose reason is the exception, and the plugin keeps
         running
+    and, optionally, a fourth:
+      commit(pb.VerifyRequest) -> None or pb.CommitResponse; called once
+        the handshake succeeded, for a verify() that answered
+        allow(..., commit=True), with the same request. Record the peer
+        here, never in verify() (the host asks before the peer has proved
+        it holds its key). Decide again: the request is all you get. An
+        exception records nothing and is reported to the host as an error.
+      Without commit() the host gets UNIMPLEMENTED: nothing to commit.
     It does not return when the host started it; started by hand it says so
     on stderr and exits 1.
     """

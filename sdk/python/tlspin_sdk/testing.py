@@ -23,7 +23,7 @@ from . import verifier_pb2 as pb
 from .plugin import SERVICE, Adapter, Logger
 from .x509 import Certificate, Key, certificate
 
-__all__ = ["Harness", "start", "certificate", "Certificate", "Key"]
+__all__ = ["Harness", "start", "request", "certificate", "Certificate", "Key"]
 
 
 class _Discard:
@@ -51,6 +51,7 @@ class Harness:
         self._describe = call("Describe", pb.DescribeRequest, pb.DescribeResponse)
         self._configure = call("Configure", pb.ConfigureRequest, pb.ConfigureResponse)
         self._verify = call("Verify", pb.VerifyRequest, pb.VerifyResponse)
+        self._commit = call("Commit", pb.CommitRequest, pb.CommitResponse)
 
     def __enter__(self):
         return self
@@ -77,9 +78,22 @@ class Harness:
     def verify(self, *chain, server_name="", side=pb.SIDE_CLIENT_VERIFIES_SERVER, **fields):
         """Asks for a verdict on chain (Certificate objects or DER bytes,
         leaf first). Other VerifyRequest fields go in as keywords."""
-        der = [c.der if isinstance(c, Certificate) else bytes(c) for c in chain]
-        req = pb.VerifyRequest(peer_chain=der, server_name=server_name, side=side, **fields)
-        return self._verify(req, timeout=10)
+        return self._verify(request(*chain, server_name=server_name, side=side, **fields), timeout=10)
+
+    def commit(self, *chain, server_name="", side=pb.SIDE_CLIENT_VERIFIES_SERVER, **fields):
+        """Calls Commit as the host does after a successful handshake, with
+        the request verify() would get. A verifier without commit() raises
+        grpc.RpcError UNIMPLEMENTED, which the host takes as nothing to
+        commit."""
+        req = request(*chain, server_name=server_name, side=side, **fields)
+        return self._commit(pb.CommitRequest(request=req), timeout=10)
+
+
+def request(*chain, server_name="", side=pb.SIDE_CLIENT_VERIFIES_SERVER, **fields):
+    """A pb.VerifyRequest for chain (Certificate objects or DER bytes, leaf
+    first); other VerifyRequest fields go in as keywords."""
+    der = [c.der if isinstance(c, Certificate) else bytes(c) for c in chain]
+    return pb.VerifyRequest(peer_chain=der, server_name=server_name, side=side, **fields)
 
 
 def start(verifier, **options):

@@ -1,0 +1,136 @@
+package cli_test
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tlspin/tlspin/cmd/tlspin/cli"
+	"github.com/tlspin/tlspin/core/certs"
+	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/verifiers/ca"
+)
+
+// TestCertOutput: stdout holds the pins only (what a script captures);
+// what was written goes to stderr; --json has both.
+func TestCertOutput(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.pem")
+	stdout, stderr, code := inProcess(t, "", "cert", "--type", "ecdsa", "--out", p)
+	if code != cli.ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "md5 ") || !strings.HasPrefix(lines[2], "spki ") {
+		t.Errorf("stdout is not the three pins: %q", stdout)
+	}
+	if !strings.Contains(stderr, "wrote "+p) {
+		t.Errorf("stderr does not say what was written: %q", stderr)
+	}
+	// The pins are those fingerprint prints, in the same default formats.
+	for _, l := range lines {
+		algo, want, _ := strings.Cut(l, " ")
+		got, _, _ := inProcess(t, "", "fingerprint", "--algo", algo, p)
+		if strings.TrimSpace(got) != strings.TrimSpace(want) {
+			t.Errorf("cert prints %s %q, fingerprint %q", algo, strings.TrimSpace(want), strings.TrimSpace(got))
+		}
+	}
+
+	stdout, stderr, code = inProcess(t, "", "cert", "--json", "--type", "ed25519", "--out", filepath.Join(dir, "j.pem"), "--key-out", filepath.Join(dir, "j.key"))
+	if code != cli.ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var doc struct {
+		Certificate, Key, Subject string
+		Pins                      map[string]string
+		CA                        *bool
+	}
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+		t.Fatalf("%v\n%s", err, stdout)
+	}
+	spki, _, _ := inProcess(t, "", "fingerprint", "--algo", "spki", filepath.Join(dir, "j.pem"))
+	if doc.Certificate != filepath.Join(dir, "j.pem") || doc.Key != filepath.Join(dir, "j.key") || doc.CA == nil || *doc.CA ||
+		doc.Pins["spki"] != strings.TrimSpace(spki) || len(doc.Pins["sha256"]) != 64 || len(doc.Pins["md5"]) != 32 {
+		t.Errorf("cert --json = %s", stdout)
+	}
+}
+
+func TestCertUsage(t *testing.T) {
+	dir := t.TempDir()
+	leaf := filepath.Join(dir, "leaf.pem")
+	if _, stderr, code := inProcess(t, "", "cert", "--type", "ecdsa", "--out", leaf); code != cli.ExitOK {
+		t.Fatal(stderr)
+	}
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--type", "ed25519", "--bits", "256"}, "ed25519 keys have one size"},
+		{[]string{"--ca-key", leaf}, "--ca-key needs --ca-cert"},
+		{[]string{"--ca-cert", leaf}, "is not a CA certificate"},
+		{[]string{"--days", "0"}, "--days 0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.want, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "x.pem")
+			stdout, stderr, code := inProcess(t, "", append([]string{"cert", "--out", out}, tc.args...)...)
+			if code != cli.ExitUsage || !strings.Contains(stderr, tc.want) || stdout != "" {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want usage error %q", code, stdout, stderr, tc.want)
+			}
+		})
+	}
+}
+
+// TestCertIssuedByCA: cert --ca makes a CA, cert --ca-cert issues a leaf
+// from it that chains to it by x509.Verify, and the ca verifier accepts
+// the chain the leaf file holds.
+func TestCertIssuedByCA(t *testing.T) {
+	dir := t.TempDir()
+	caFile, caKey := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key")
+	leafFile := filepath.Join(dir, "leaf.pem")
+	for _, args := range [][]string{
+		{"cert", "--ca", "--type", "ecdsa", "--out", caFile, "--key-out", caKey},
+		{"cert", "--ca-cert", caFile, "--ca-key", caKey, "--type", "rsa", "--san", "svc.test", "--out", leafFile},
+	} {
+		if _, stderr, code := inProcess(t, "", args...); code != cli.ExitOK {
+			t.Fatalf("%v: exit %d: %s", args, code, stderr)
+		}
+	}
+	caCerts, err := certs.LoadCertificates(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := certs.LoadKeyPair(leafFile, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := caCerts[0]
+	if !root.IsCA || root.Subject.CommonName != "tlspin CA" || len(kp.Certificate) != 2 || !kp.Leaf.NotAfter.Before(root.NotAfter.Add(1)) {
+		t.Fatalf("CA %q (IsCA %v), leaf file holds %d certificates", root.Subject, root.IsCA, len(kp.Certificate))
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(root)
+	if _, err := kp.Leaf.Verify(x509.VerifyOptions{Roots: roots, DNSName: "svc.test"}); err != nil {
+		t.Fatalf("leaf does not chain to the CA: %v", err)
+	}
+
+	v := ca.New(nil)
+	if _, err := v.Configure(context.Background(), &verify.ConfigureRequest{Options: verify.Options{"ca-file": {caFile}}}); err != nil {
+		t.Fatal(err)
+	}
+	verdict, err := v.Verify(context.Background(), &verify.Request{PeerChain: kp.Certificate, ServerName: "svc.test", Side: verify.ClientVerifiesServer})
+	if err != nil || !verdict.Allow {
+		t.Fatalf("ca verifier: %+v, %v", verdict, err)
+	}
+	// And a self-signed certificate with the same name is not accepted.
+	other := filepath.Join(dir, "other.pem")
+	inProcess(t, "", "cert", "--type", "ecdsa", "--san", "svc.test", "--out", other)
+	okp, _ := certs.LoadKeyPair(other, "")
+	verdict, _ = v.Verify(context.Background(), &verify.Request{PeerChain: okp.Certificate, ServerName: "svc.test", Side: verify.ClientVerifiesServer})
+	if verdict == nil || verdict.Allow {
+		t.Fatalf("ca verifier accepted a certificate the CA did not issue: %+v", verdict)
+	}
+}

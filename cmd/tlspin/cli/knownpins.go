@@ -1,0 +1,180 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tlspin/tlspin/core/pin"
+	"github.com/tlspin/tlspin/verifiers/tofu"
+)
+
+func (a *app) knownPinsCommand() *cobra.Command {
+	file := tofu.DefaultFile
+	c := &cobra.Command{
+		Use:   "known-pins",
+		Short: "list, add and remove the pins the tofu verifier recorded",
+		Long: `List, add and remove the peers recorded in the tofu verifier's pins file
+(like ssh-keygen -F and -R for known_hosts). Lines are HOST:PORT for a
+server and client@HOST for a client, with the peer's spki pin. The file is
+edited under the same lock the tofu verifier takes and replaced atomically,
+so this is safe while tlspin runs; running verifiers see the change at
+their next connection.`,
+		Example: `  tlspin known-pins list
+  tlspin known-pins remove example.com            # every port
+  tlspin known-pins remove example.com:443
+  tlspin known-pins add example.com:443 "$(tlspin fingerprint --format curl new-cert.pem)"`,
+		Args: cobra.NoArgs,
+	}
+	c.PersistentFlags().StringVar(&file, "file", tofu.DefaultFile, "pins file (the tofu verifier's file option)")
+
+	asJSON := false
+	list := &cobra.Command{
+		Use:   "list [HOST[:PORT]]",
+		Short: "print the recorded pins, of every peer or of one host",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			match := func(string) bool { return true }
+			if len(args) == 1 {
+				m, err := matchPeer(args[0])
+				if err != nil {
+					return err
+				}
+				match = m
+			}
+			es, err := tofu.ReadPins(file)
+			if err != nil {
+				return err
+			}
+			return printKnown(cmd, es, match, asJSON)
+		},
+	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+
+	remove := &cobra.Command{
+		Use:   "remove HOST[:PORT]",
+		Short: "forget a peer's pins (without PORT: on every port), so that the next contact records it anew",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			match, err := matchPeer(args[0])
+			if err != nil {
+				return err
+			}
+			removed, err := tofu.RemovePins(file, match)
+			if err != nil {
+				return err
+			}
+			if len(removed) == 0 {
+				return fmt.Errorf("known-pins: %s is not in %s", args[0], file)
+			}
+			for _, e := range removed {
+				fmt.Fprintf(cmd.ErrOrStderr(), "tlspin: removed %s (spki %s) from %s (line %d)\n", e.Key, e.Pin, file, e.Line)
+			}
+			return nil
+		},
+	}
+
+	add := &cobra.Command{
+		Use:   "add HOST:PORT PIN",
+		Short: "record a peer's spki pin (any spki format: base64, sha256//..., sha256/..., pin-sha256=...)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key, err := peerKey(args[0])
+			if err != nil {
+				return err
+			}
+			p, err := pin.Parse(pin.SPKI, args[1])
+			if err != nil {
+				return usageError{err}
+			}
+			added, others, err := tofu.AddPin(file, key, p, "added "+time.Now().UTC().Format(time.DateOnly))
+			if err != nil {
+				return err
+			}
+			errw := cmd.ErrOrStderr()
+			if !added {
+				fmt.Fprintf(errw, "tlspin: %s already has pin %s in %s\n", key, p, file)
+				return nil
+			}
+			fmt.Fprintf(errw, "tlspin: added %s (spki %s) to %s\n", key, p, file)
+			for _, e := range others {
+				fmt.Fprintf(errw, "tlspin: note: %s also has pin %s (line %d), which is still accepted; to accept only the new one: tlspin known-pins remove %s && tlspin known-pins add %s PIN\n", key, e.Pin, e.Line, key, key)
+			}
+			return nil
+		},
+	}
+	c.AddCommand(list, remove, add)
+	return c
+}
+
+// knownJSON is one entry of `known-pins list --json`.
+type knownJSON struct {
+	Key     string `json:"key"`
+	Pin     string `json:"pin"`
+	Line    int    `json:"line"`
+	Comment string `json:"comment,omitempty"`
+}
+
+func printKnown(cmd *cobra.Command, es []tofu.Entry, match func(string) bool, asJSON bool) error {
+	out := cmd.OutOrStdout()
+	docs := []knownJSON{}
+	for _, e := range es {
+		if match(e.Key) {
+			docs = append(docs, knownJSON{Key: e.Key, Pin: string(pin.SPKI) + ":" + e.Pin.String(), Line: e.Line, Comment: e.Comment})
+		}
+	}
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(docs)
+	}
+	for _, d := range docs {
+		fmt.Fprintf(out, "%s %s", d.Key, d.Pin)
+		if d.Comment != "" {
+			fmt.Fprintf(out, " # %s", d.Comment)
+		}
+		fmt.Fprintln(out)
+	}
+	return nil
+}
+
+// peerKey checks and normalises HOST:PORT (or client@HOST) as the tofu
+// verifier writes it.
+func peerKey(s string) (string, error) {
+	if h, ok := strings.CutPrefix(strings.ToLower(s), "client@"); ok {
+		if h == "" || strings.ContainsAny(h, " \t#") {
+			return "", usagef("%q: want client@HOST", s)
+		}
+		return "client@" + h, nil
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || host == "" || port == "" {
+		return "", usagef("%q: want HOST:PORT (or client@HOST)", s)
+	}
+	if strings.ContainsAny(host, " \t#") {
+		return "", usagef("%q: want HOST:PORT", s)
+	}
+	return net.JoinHostPort(strings.ToLower(strings.TrimSuffix(host, ".")), port), nil
+}
+
+// matchPeer matches the keys of HOST:PORT, or of HOST on any port (and
+// client@HOST) when no port is given.
+func matchPeer(s string) (func(string) bool, error) {
+	if key, err := peerKey(s); err == nil {
+		return func(k string) bool { return k == key }, nil
+	}
+	host := strings.ToLower(strings.TrimSuffix(strings.Trim(s, "[]"), "."))
+	if host == "" || strings.ContainsAny(host, " \t#") {
+		return nil, usagef("%q: want HOST or HOST:PORT", s)
+	}
+	return func(k string) bool {
+		if h, _, err := net.SplitHostPort(k); err == nil {
+			return h == host
+		}
+		return k == host || k == "client@"+host
+	}, nil
+}
