@@ -3,18 +3,18 @@ package conformance
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"maps"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 
@@ -29,9 +29,8 @@ import (
 const (
 	ItemHandshake        = "handshake"
 	ItemProtocolVersion  = "protocol-version"
-	ItemMTLSCertificate  = "mtls-certificate"
-	ItemMTLSConnect      = "mtls-connect"
-	ItemMTLSClientAuth   = "mtls-client-auth"
+	ItemChannelSocket    = "channel-socket"
+	ItemChannelConnect   = "channel-connect"
 	ItemDescribe         = "describe"
 	ItemDescribeName     = "describe-name"
 	ItemConfigureUnknown = "configure-unknown"
@@ -53,9 +52,8 @@ const (
 var Items = []struct{ Name, Requires string }{
 	{ItemHandshake, "the first stdout line is go-plugin's CORE|APP|NETWORK|ADDRESS|grpc|CERT, core protocol 1, within the start timeout"},
 	{ItemProtocolVersion, "APP is a verifier protocol version the host offered in PLUGIN_PROTOCOL_VERSIONS"},
-	{ItemMTLSCertificate, "CERT is the plugin's own certificate (raw base64 DER), valid now for server auth of the DNS SAN localhost (a CN alone is refused)"},
-	{ItemMTLSConnect, "gRPC over TLS with the host's PLUGIN_CLIENT_CERT certificate works and Describe answers"},
-	{ItemMTLSClientAuth, "a client without a certificate, or with another one, is refused"},
+	{ItemChannelSocket, "ADDRESS is a unix socket in a directory no other user can enter (PLUGIN_UNIX_SOCKET_DIR, or one of the plugin's own, mode 0700), served by the plugin's own process or process group (the kernel's SO_PEERCRED), as the host requires"},
+	{ItemChannelConnect, "plain gRPC on the socket (the host sends no PLUGIN_CLIENT_CERT on Linux) works and Describe answers"},
 	{ItemDescribe, "Describe gives a name, a summary, and options with unique names and descriptions"},
 	{ItemDescribeName, "Describe's name equals NAME (the file is tlspin-verifier-NAME)"},
 	{ItemConfigureUnknown, "Configure refuses an unknown option with INVALID_ARGUMENT and a message naming it"},
@@ -235,12 +233,12 @@ func (c *checker) run(ctx context.Context) error {
 	c.add(ItemHandshake, Pass, "%s %s, protocol %s", hs.network, hs.address, hs.protocol)
 	if !slices.Contains(rpc.SupportedVersions(), hs.app) {
 		c.add(ItemProtocolVersion, Fail, "version %d; the host offered %s", hs.app, joinInts(rpc.SupportedVersions()))
-		c.block(ItemMTLSCertificate, ItemShutdown, "protocol version not spoken by the host")
+		c.block(ItemChannelSocket, ItemShutdown, "protocol version not spoken by the host")
 		return nil
 	}
 	c.add(ItemProtocolVersion, Pass, "version %d", hs.app)
-	if !c.checkMTLS(ctx, hs) {
-		c.block(ItemMTLSClientAuth, ItemShutdown, "no connection")
+	if !c.checkChannel(ctx, hs) {
+		c.block(ItemDescribe, ItemShutdown, "no connection")
 		return nil
 	}
 	defer c.conn.Close()
@@ -260,101 +258,69 @@ func (c *checker) run(ctx context.Context) error {
 	return nil
 }
 
-// tlsConfig is the host's side of AutoMTLS: present our certificate, trust
-// only the plugin's, for the name localhost.
-func (c *checker) tlsConfig(server *x509.Certificate, client *tls.Certificate) *tls.Config {
-	roots := x509.NewCertPool()
-	if server != nil {
-		roots.AddCert(server)
-	}
-	cfg := &tls.Config{RootCAs: roots, ServerName: "localhost", MinVersion: tls.VersionTLS12}
-	if client != nil {
-		cfg.Certificates = []tls.Certificate{*client}
-	}
-	return cfg
-}
-
-// dial makes a gRPC client connection to the plugin's address.
-func dial(hs handshake, cfg *tls.Config) (*grpc.ClientConn, error) {
+// dial makes a gRPC client connection to the plugin's address, as the
+// host does: plain gRPC, the listening process checked by the kernel.
+func (c *checker) dial(hs handshake) (*grpc.ClientConn, error) {
+	pid := c.p.cmd.Process.Pid
 	return grpc.NewClient("passthrough:///plugin", append(rpc.DialOptions(),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, hs.network, hs.address)
 		}),
-		grpc.WithTransportCredentials(credentials.NewTLS(cfg)))...)
+		grpc.WithTransportCredentials(rpc.HostCredentials(func() int { return pid })))...)
 }
 
 func (c *checker) call(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, c.cfg.CallTimeout)
 }
 
-// checkMTLS reports whether a connection was made.
-func (c *checker) checkMTLS(ctx context.Context, hs handshake) bool {
-	server, err := checkServerCert(hs.cert)
-	if err != nil {
-		c.add(ItemMTLSCertificate, Fail, "%v", err)
-	} else {
-		c.add(ItemMTLSCertificate, Pass, "subject %q, DNS SANs %q, valid until %s", server.Subject.String(), server.DNSNames, server.NotAfter.UTC().Format(time.DateOnly))
-	}
-	conn, err := dial(hs, c.tlsConfig(server, &c.p.client))
-	if err != nil {
-		c.add(ItemMTLSConnect, Fail, "%v", err)
+// checkChannel reports whether a connection was made.
+func (c *checker) checkChannel(ctx context.Context, hs handshake) bool {
+	if err := checkSocket(hs); err != nil {
+		c.add(ItemChannelSocket, Fail, "%v", err)
+		c.add(ItemChannelConnect, Fail, "not tried: the host would not connect")
 		return false
 	}
-	c.conn, c.v = conn, rpc.NewClient(conn)
-	cctx, cancel := c.call(ctx)
-	defer cancel()
-	c.desc, err = c.v.Describe(cctx)
-	if err != nil {
-		conn.Close()
-		c.add(ItemMTLSConnect, Fail, "Describe over mutual TLS: %v", c.p.explain(err))
-		return false
-	}
-	c.add(ItemMTLSConnect, Pass, "Describe answered over mutual TLS")
-	go c.p.watchStdio(conn)
-	// A plugin that lets in any client would serve whoever finds its
-	// socket.
-	stranger, err := strangerCert()
-	if err != nil {
-		c.add(ItemMTLSClientAuth, Fail, "%v", err)
-		return true
-	}
-	var let []string
-	for _, tc := range []struct {
-		who  string
-		cert *tls.Certificate
-	}{{"a client without a certificate", nil}, {"a client with another certificate", stranger}} {
-		if err := c.tryClient(ctx, hs, c.tlsConfig(server, tc.cert)); err == nil {
-			let = append(let, tc.who)
+	conn, err := c.dial(hs)
+	if err == nil {
+		c.conn, c.v = conn, rpc.NewClient(conn)
+		cctx, cancel := c.call(ctx)
+		c.desc, err = c.v.Describe(cctx)
+		cancel()
+		if err != nil {
+			conn.Close()
 		}
 	}
-	if len(let) > 0 {
-		c.add(ItemMTLSClientAuth, Fail, "let in %s: it must require the certificate of PLUGIN_CLIENT_CERT", strings.Join(let, " and "))
-		return true
+	if errors.Is(err, rpc.ErrPeer) {
+		c.add(ItemChannelSocket, Fail, "%v", err)
+		c.add(ItemChannelConnect, Fail, "the host refuses a socket served by another process")
+		return false
 	}
-	c.add(ItemMTLSClientAuth, Pass, "refused clients without the host's certificate")
+	c.add(ItemChannelSocket, Pass, "%s, served by the plugin's process group", hs.address)
+	if err != nil {
+		c.add(ItemChannelConnect, Fail, "Describe over plain gRPC: %v", c.p.explain(err))
+		return false
+	}
+	c.add(ItemChannelConnect, Pass, "Describe answered over plain gRPC")
+	go c.p.watchStdio(conn)
 	return true
 }
 
-// tryClient calls Describe over a connection made with cfg.
-func (c *checker) tryClient(ctx context.Context, hs handshake, cfg *tls.Config) error {
-	conn, err := dial(hs, cfg)
-	if err != nil {
-		return err
+// checkSocket checks that the plugin's address is a unix socket that no
+// other user can reach.
+func checkSocket(hs handshake) error {
+	if hs.network != "unix" {
+		return fmt.Errorf("network %s: the host accepts only a unix socket, whose peer the kernel can name", hs.network)
 	}
-	defer conn.Close()
-	cctx, cancel := c.call(ctx)
-	defer cancel()
-	_, err = rpc.NewClient(conn).Describe(cctx)
-	return err
-}
-
-func strangerCert() (*tls.Certificate, error) {
-	key, cert, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: "localhost", SANs: []string{"localhost"}, Days: 1, IsCA: true})
+	dir := filepath.Dir(hs.address)
+	st, err := os.Stat(dir)
 	if err != nil {
-		return nil, fmt.Errorf("conformance: %w", err)
+		return fmt.Errorf("socket directory: %w", err)
 	}
-	return &tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}, nil
+	if st.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("socket directory %s has mode %v: other users can reach the socket; use PLUGIN_UNIX_SOCKET_DIR or a directory of mode 0700", dir, st.Mode().Perm())
+	}
+	return nil
 }
 
 func (c *checker) checkDescribe() {

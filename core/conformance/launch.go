@@ -3,9 +3,6 @@ package conformance
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -20,7 +17,6 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/types/known/emptypb"
 
-	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/rpc"
 )
 
@@ -31,9 +27,10 @@ const coreProtocol = 1
 // maxLine bounds the handshake line a plugin may print.
 const maxLine = 64 << 10
 
-// process is one plugin process, started the way go-plugin's host starts
-// it with AutoMTLS: the magic cookie, the protocol versions the host
-// speaks and the host's certificate in the environment, stdin closed.
+// process is one plugin process, started the way tlspin's host starts it
+// on Linux: the magic cookie, the protocol versions the host speaks and a
+// private socket directory in the environment, no AutoMTLS certificate,
+// stdin closed.
 type process struct {
 	cmd    *exec.Cmd
 	stderr *capture
@@ -46,16 +43,16 @@ type process struct {
 	stdioDone chan struct{}
 	exited    chan struct{}
 	waitErr   error
-	// client is the host's certificate, sent in PLUGIN_CLIENT_CERT.
-	client tls.Certificate
+	// sockDir is PLUGIN_UNIX_SOCKET_DIR, removed by kill.
+	sockDir string
 }
 
 // start launches t and returns the process and the first line it printed
 // on stdout, or an error when it printed none within timeout.
 func start(ctx context.Context, t Target, timeout time.Duration) (*process, string, error) {
-	key, cert, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: "localhost", SANs: []string{"localhost"}, Days: 1, IsCA: true})
+	dir, err := os.MkdirTemp("", "plugin-dir") // 0700, as go-plugin's
 	if err != nil {
-		return nil, "", fmt.Errorf("conformance: host certificate: %w", err)
+		return nil, "", fmt.Errorf("conformance: %w", err)
 	}
 	p := &process{
 		stderr:     &capture{limit: 4 << 10, tail: true},
@@ -64,24 +61,26 @@ func start(ctx context.Context, t Target, timeout time.Duration) (*process, stri
 		stdio:      &capture{limit: 1 << 10},
 		stdioDone:  make(chan struct{}),
 		exited:     make(chan struct{}),
-		client:     tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert},
+		sockDir:    dir,
 	}
 	cmd := exec.Command(t.Path, t.Args...)
 	cmd.Env = append(append([]string{}, t.Env...),
 		rpc.Handshake.MagicCookieKey+"="+rpc.Handshake.MagicCookieValue,
 		"PLUGIN_PROTOCOL_VERSIONS="+joinInts(rpc.SupportedVersions()),
 		"PLUGIN_MIN_PORT=10000", "PLUGIN_MAX_PORT=25000",
-		"PLUGIN_CLIENT_CERT="+string(certs.EncodeCert(cert)),
+		"PLUGIN_UNIX_SOCKET_DIR="+dir,
 	)
 	cmd.Stderr = p.stderr
 	cmd.SysProcAttr = sysProcAttr()
 	cmd.WaitDelay = time.Second
 	pr, pw, err := os.Pipe()
 	if err != nil {
+		os.RemoveAll(dir)
 		return nil, "", fmt.Errorf("conformance: %w", err)
 	}
 	cmd.Stdout = pw
 	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
 		pr.Close()
 		pw.Close()
 		return nil, "", fmt.Errorf("conformance: cannot run %q: %w", t.Path, err)
@@ -187,6 +186,7 @@ func (p *process) waitExit(d time.Duration) bool {
 func (p *process) kill() {
 	killGroup(p.cmd.Process.Pid)
 	<-p.exited
+	os.RemoveAll(p.sockDir)
 	select {
 	case <-p.stdoutDone:
 	case <-time.After(time.Second):
@@ -199,9 +199,6 @@ type handshake struct {
 	app              int
 	network, address string
 	protocol         string
-	// cert is the DER of the plugin's AutoMTLS certificate (raw base64,
-	// no padding, in the line), nil when absent.
-	cert []byte
 }
 
 // parseHandshake checks a handshake line as go-plugin's client reads it.
@@ -231,38 +228,9 @@ func parseHandshake(line string) (handshake, error) {
 	if h.protocol = parts[4]; h.protocol != "grpc" {
 		return h, fmt.Errorf("protocol %q, want grpc", h.protocol)
 	}
-	// go-plugin ignores a sixth field of 50 bytes or less (old plugins
-	// put other data there).
-	if len(parts) >= 6 && len(parts[5]) > 50 {
-		der, err := base64.RawStdEncoding.DecodeString(parts[5])
-		if err != nil {
-			return h, fmt.Errorf("certificate field is not unpadded standard base64: %w", err)
-		}
-		h.cert = der
-	}
+	// A sixth field, the AutoMTLS certificate, is ignored: the host sent
+	// none.
 	return h, nil
-}
-
-// checkServerCert checks the plugin's AutoMTLS certificate as the host's
-// TLS client will: it must be valid now for server authentication of the
-// name "localhost", as a DNS SAN (crypto/tls ignores the common name).
-func checkServerCert(der []byte) (*x509.Certificate, error) {
-	if der == nil {
-		return nil, errors.New("no certificate in the handshake line (6th field): the plugin ignored PLUGIN_CLIENT_CERT and would serve without mutual TLS")
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("certificate in the handshake line does not parse: %w", err)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(c)
-	if _, err := c.Verify(x509.VerifyOptions{Roots: roots, DNSName: "localhost", KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
-		if len(c.DNSNames) == 0 {
-			return c, fmt.Errorf("certificate (subject %q) has no DNS SAN: it needs DNS:localhost; the host ignores the common name: %w", c.Subject.String(), err)
-		}
-		return c, fmt.Errorf("certificate (subject %q, DNS SANs %q) is not valid for server name localhost: %w", c.Subject.String(), c.DNSNames, err)
-	}
-	return c, nil
 }
 
 // capture keeps at most limit bytes of what is written to it (the first

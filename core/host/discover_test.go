@@ -19,6 +19,7 @@ import (
 
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/host"
+	"github.com/tlspin/tlspin/core/rpc"
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/testbin"
 )
@@ -418,7 +419,10 @@ func TestPluginReceivesOnlyItsEnvironment(t *testing.T) {
 			t.Errorf("plugin got %s=%q, want %q", k, v, want)
 		}
 	}
-	want := []string{"HOME", "PATH", "PLUGIN_CLIENT_CERT", "PLUGIN_MAX_PORT", "PLUGIN_MIN_PORT", "PLUGIN_PROTOCOL_VERSIONS", "PLUGIN_UNIX_SOCKET_DIR", "TLSPIN_LOG_LEVEL", "TLSPIN_VERIFIER_PLUGIN", "TMPDIR"}
+	want := []string{"HOME", "PATH", "PLUGIN_MAX_PORT", "PLUGIN_MIN_PORT", "PLUGIN_PROTOCOL_VERSIONS", "PLUGIN_UNIX_SOCKET_DIR", "TLSPIN_LOG_LEVEL", "TLSPIN_VERIFIER_PLUGIN", "TMPDIR"}
+	if !rpc.PeerCredsSupported {
+		want = slices.Insert(want, 2, "PLUGIN_CLIENT_CERT") // AutoMTLS
+	}
 	if !slices.Equal(keys, want) {
 		t.Errorf("plugin environment has %q; want exactly %q", keys, want)
 	}

@@ -10,7 +10,8 @@ package host
 //
 // On top of these, go-plugin sets its own: the magic cookie
 // TLSPIN_VERIFIER_PLUGIN, PLUGIN_PROTOCOL_VERSIONS, PLUGIN_MIN_PORT,
-// PLUGIN_MAX_PORT, PLUGIN_CLIENT_CERT (AutoMTLS) and PLUGIN_UNIX_SOCKET_DIR
+// PLUGIN_MAX_PORT, PLUGIN_CLIENT_CERT (AutoMTLS, only where the kernel
+// cannot name a socket's peer: not on Linux, see rpc.HostCredentials) and PLUGIN_UNIX_SOCKET_DIR
 // (a directory only the host's user can enter, made for this plugin's
 // socket and removed when it stops).
 func PluginEnvVars() []string {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 
 	"github.com/tlspin/tlspin/core/rpc"
 	"github.com/tlspin/tlspin/core/verify"
@@ -537,13 +538,19 @@ func spawn(ctx context.Context, spec Spec, cfg Config, log hclog.Logger) (*insta
 	}
 	r := newProcRunner(path, spec.Args, cfg.Env, exe)
 	stderr := &pluginStderr{log: log}
+	dialOpts := rpc.DialOptions()
+	if rpc.PeerCredsSupported {
+		// The kernel vouches for the plugin (rpc.HostCredentials) instead
+		// of AutoMTLS; r.pid is set before go-plugin dials.
+		dialOpts = append(dialOpts, grpc.WithTransportCredentials(rpc.HostCredentials(func() int { return r.pid })))
+	}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  rpc.Handshake,
 		VersionedPlugins: rpc.Plugins(nil),
 		RunnerFunc:       r.prepare,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           goPluginLogger{Logger: log, muted: filepath.Base(path)},
-		AutoMTLS:         true,
+		AutoMTLS:         !rpc.PeerCredsSupported,
 		SkipHostEnv:      true,
 		StartTimeout:     cfg.StartTimeout,
 		Stderr:           stderr,
@@ -551,7 +558,7 @@ func spawn(ctx context.Context, spec Spec, cfg Config, log hclog.Logger) (*insta
 		// through go-plugin's stdio stream, not the stderr pipe; without
 		// this they are dropped.
 		SyncStderr:      &pluginStderr{log: log},
-		GRPCDialOptions: rpc.DialOptions(),
+		GRPCDialOptions: dialOpts,
 	})
 	inst := &instance{client: client, proc: r, started: time.Now()}
 	fail := func(err error) (*instance, *verify.Description, error) {

@@ -1,18 +1,23 @@
 'use strict';
 // Serve a tlspin verifier from Node.js over HashiCorp go-plugin's protocol.
 //
-// What tlspin's host (go-plugin's Go client with AutoMTLS, gRPC) needs, and
-// what serve() does about it (docs/writing-a-verifier.md, "On the wire"):
+// What tlspin's host (go-plugin's Go client, gRPC) needs, and what serve()
+// does about it (docs/writing-a-verifier.md, "On the wire"):
 //
 //   * the magic cookie TLSPIN_VERIFIER_PLUGIN=8f1c2e0b6d7a4f3e9b5c1a2d3e4f5a6b
 //     in the environment, or the program was run by hand: say so, exit 1;
-//   * AutoMTLS: the host's certificate arrives as PEM in PLUGIN_CLIENT_CERT;
-//     serve TLS on a unix socket with a fresh self-signed certificate whose
-//     DNS SAN is "localhost" (the host checks that name), and require the
-//     host's certificate from every client;
+//   * a unix socket in a directory only our user can enter (inside
+//     PLUGIN_UNIX_SOCKET_DIR); a Linux host sends no certificate: serve
+//     plain gRPC, the host asks the kernel (SO_PEERCRED) that the socket is
+//     ours, and other users cannot reach it;
+//   * AutoMTLS, only where the host's certificate arrives as PEM in
+//     PLUGIN_CLIENT_CERT (not on Linux): serve TLS with a fresh self-signed
+//     certificate whose DNS SAN is "localhost" (the host checks that name),
+//     and require the host's certificate from every client;
 //   * one line on stdout, 1|1|unix|SOCKET|grpc|CERT (go-plugin core
 //     protocol 1, verifier protocol 1, the socket, gRPC, the certificate's
-//     DER in unpadded base64), and nothing else on stdout, ever: after it,
+//     DER in unpadded base64, empty without AutoMTLS), and nothing else on
+//     stdout, ever: after it,
 //     process.stdout writes go to stderr;
 //   * services: tlspin.verifier.v1.Verifier, plugin.GRPCController/Shutdown
 //     (exit: the host kills the plugin 0.5 s later), plugin.GRPCStdio/
@@ -183,17 +188,13 @@ async function serve(verifier) {
   }
   const log = logger(name);
   const clientPEM = process.env.PLUGIN_CLIENT_CERT;
-  if (!clientPEM) {
-    log.error('no PLUGIN_CLIENT_CERT in the environment: refusing to serve without mutual TLS');
-    process.exit(1);
-  }
   const versions = (process.env.PLUGIN_PROTOCOL_VERSIONS || '').split(',');
   if (!versions.includes(String(VERIFIER_PROTOCOL_VERSION))) {
     log.warn("host does not speak this plugin's protocol version", { host: versions.join(','), plugin: VERIFIER_PROTOCOL_VERSION });
   }
 
   const server = new grpc.Server();
-  const dir = fs.mkdtempSync(path.join(process.env.TMPDIR || os.tmpdir(), 'tlspin-plugin-'));
+  const dir = fs.mkdtempSync(path.join(process.env.PLUGIN_UNIX_SOCKET_DIR || process.env.TMPDIR || os.tmpdir(), 'tlspin-plugin-'));
   const sock = path.join(dir, 'plugin.sock');
   const stdioCalls = new Set();
   const exit = (code) => {
@@ -220,11 +221,15 @@ async function serve(verifier) {
     Check: (call, callback) => callback(null, Buffer.from([0x08, 0x01])), // status: SERVING
   });
 
-  const cert = localhostCertificate();
-  const creds = grpc.ServerCredentials.createSsl(Buffer.from(clientPEM), [{ private_key: cert.key, cert_chain: cert.pem }], true);
+  let creds = grpc.ServerCredentials.createInsecure();
+  let announced = '';
+  if (clientPEM) {
+    const cert = localhostCertificate();
+    creds = grpc.ServerCredentials.createSsl(Buffer.from(clientPEM), [{ private_key: cert.key, cert_chain: cert.pem }], true);
+    announced = cert.der.toString('base64').replace(/=+$/, '');
+  }
   await new Promise((resolve, reject) => server.bindAsync('unix:' + sock, creds, (err) => (err ? reject(err) : resolve())));
 
-  const announced = cert.der.toString('base64').replace(/=+$/, '');
   fs.writeSync(1, `1|${VERIFIER_PROTOCOL_VERSION}|unix|${sock}|grpc|${announced}\n`);
   // From now on nothing may reach stdout: console.log and friends go to stderr.
   process.stdout.write = process.stderr.write.bind(process.stderr);

@@ -46,7 +46,7 @@ func TestCheckPasses(t *testing.T) {
 			if code != 0 || strings.Contains(out, "FAIL") {
 				t.Fatalf("exit %d\n%s%s", code, out, errOut)
 			}
-			for _, item := range []string{"handshake", "mtls-client-auth", "configure-bad-value", "verify-scenarios", "shutdown", "stdout"} {
+			for _, item := range []string{"handshake", "channel-socket", "configure-bad-value", "verify-scenarios", "shutdown", "stdout"} {
 				if !strings.Contains(out, "PASS  "+item) {
 					t.Errorf("no PASS for %s:\n%s", item, out)
 				}

@@ -6,15 +6,20 @@ serve() does about it, in order:
   * The magic cookie TLSPIN_VERIFIER_PLUGIN=8f1c2e0b6d7a4f3e9b5c1a2d3e4f5a6b
     in the environment: without it the program was run by hand; say so on
     stderr and exit 1.
-  * AutoMTLS: the host's certificate arrives as PEM in PLUGIN_CLIENT_CERT.
-    Serve TLS on a unix socket with a fresh self-signed certificate whose
-    DNS SAN is "localhost" (the host checks that name; a certificate with
-    the name only in its CN is refused), and require the host's
-    certificate from every client.
+  * A unix socket in a directory only our user can enter (inside
+    PLUGIN_UNIX_SOCKET_DIR). A Linux host sends no certificate: serve
+    plain gRPC; the host asks the kernel (SO_PEERCRED) that the socket is
+    ours, and other users cannot reach it.
+  * AutoMTLS, only where the host sends its certificate as PEM in
+    PLUGIN_CLIENT_CERT (not on Linux): serve TLS with a fresh
+    self-signed certificate whose DNS SAN is "localhost" (the host checks
+    that name; a certificate with the name only in its CN is refused),
+    and require the host's certificate from every client.
   * Exactly one line on stdout, the handshake:
         1|1|unix|SOCKET|grpc|SERVER_CERT
     go-plugin's core protocol 1, the verifier protocol 1, the socket, gRPC,
-    and the server certificate as unpadded base64 of its DER. After it,
+    and the server certificate as unpadded base64 of its DER (empty
+    without AutoMTLS). After it,
     stdout is pointed at stderr, so that a stray print() shows in the
     host's debug log instead of vanishing.
   * Services: tlspin.verifier.v1.Verifier; plugin.GRPCController/Shutdown
@@ -237,24 +242,30 @@ def serve(verifier):
     ))
 
     client_pem = os.environ.get("PLUGIN_CLIENT_CERT", "")
-    if not client_pem:
-        # go-plugin's AutoMTLS host always sends one; without it anyone who
-        # can reach the socket could ask for verdicts.
-        log.error("no PLUGIN_CLIENT_CERT in the environment: refusing to serve without mutual TLS")
-        sys.exit(1)
-    cert = x509.certificate("localhost", ["localhost"], ca=True)
-    creds = grpc.ssl_server_credentials([(cert.key.private_pem(), cert.pem)],
-                                        root_certificates=client_pem.encode(), require_client_auth=True)
-    sockdir = tempfile.mkdtemp(prefix="tlspin-plugin-")
+    # The socket goes in a directory only our user can enter: the host's
+    # (PLUGIN_UNIX_SOCKET_DIR, 0700), or one of our own.
+    sockdir = tempfile.mkdtemp(prefix="tlspin-plugin-", dir=os.environ.get("PLUGIN_UNIX_SOCKET_DIR") or None)
     sock = os.path.join(sockdir, "plugin.sock")
-    server.add_secure_port("unix:" + sock, creds)
+    announced = ""
+    if client_pem:
+        # AutoMTLS: the host (not on Linux) sent its certificate; only it
+        # may connect, and it trusts the certificate we announce.
+        cert = x509.certificate("localhost", ["localhost"], ca=True)
+        creds = grpc.ssl_server_credentials([(cert.key.private_pem(), cert.pem)],
+                                            root_certificates=client_pem.encode(), require_client_auth=True)
+        server.add_secure_port("unix:" + sock, creds)
+        announced = base64.b64encode(cert.der).decode().rstrip("=")
+    else:
+        # A Linux host checks with the kernel (SO_PEERCRED) that this
+        # process serves the socket; other users cannot reach it
+        # (docs/threat-model.md).
+        server.add_insecure_port("unix:" + sock)
     server.start()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     parent = os.getppid()
 
-    announced = base64.b64encode(cert.der).decode().rstrip("=")
     sys.stdout.write("%d|%d|unix|%s|grpc|%s\n" % (CORE_PROTOCOL_VERSION, VERIFIER_PROTOCOL_VERSION, sock, announced))
     sys.stdout.flush()
     os.dup2(2, 1)  # from now on stdout is stderr

@@ -9,7 +9,7 @@
 //	lax          accepts any option, known or not
 //	crashgarbage exits when the leaf does not parse
 //	slowexit     takes 3 s to exit after Shutdown
-//	cnonly       serves mutual TLS with a certificate whose only name is its CN
+//	opendir      serves its socket from a directory other users can enter
 //
 // It allows a peer when configured want=allow, and rejects it with a
 // reason when want=reject.
@@ -17,9 +17,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -29,9 +26,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
-	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/rpc"
 	"github.com/tlspin/tlspin/core/sdk"
 	"github.com/tlspin/tlspin/core/verify"
@@ -45,8 +40,8 @@ func main() {
 	mode := strings.TrimPrefix(filepath.Base(os.Args[0]), "tlspin-verifier-")
 	v := &plugin{mode: mode}
 	switch mode {
-	case "cnonly":
-		if err := serveCNOnly(v); err != nil {
+	case "opendir":
+		if err := serveOpenDir(v); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -112,34 +107,25 @@ func (p *plugin) Verify(_ context.Context, req *verify.Request) (*verify.Verdict
 	return sdk.Rejectf("configured to reject %q", leaf.Subject.String()), nil
 }
 
-// serveCNOnly does go-plugin's part by hand, with a server certificate
-// that names localhost in its common name only.
-func serveCNOnly(v verify.Verifier) error {
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM([]byte(os.Getenv("PLUGIN_CLIENT_CERT"))) {
-		return errors.New("cnonly: no PLUGIN_CLIENT_CERT")
-	}
-	key, cert, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: "localhost", IsCA: true})
-	if err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "cnonly")
+// serveOpenDir does go-plugin's part by hand, with its socket in a
+// directory of mode 0755.
+func serveOpenDir(v verify.Verifier) error {
+	dir, err := os.MkdirTemp("", "opendir")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
 	ln, err := net.Listen("unix", filepath.Join(dir, "plugin.sock"))
 	if err != nil {
 		return err
 	}
-	s := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: key}},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    pool,
-	})))
+	s := grpc.NewServer()
 	if err := (&rpc.GRPCPlugin{Impl: v}).GRPCServer(nil, s); err != nil {
 		return err
 	}
-	fmt.Printf("1|%d|unix|%s|grpc|%s\n", rpc.ProtocolVersion, ln.Addr(), base64.RawStdEncoding.EncodeToString(cert.Raw))
+	fmt.Printf("1|%d|unix|%s|grpc|\n", rpc.ProtocolVersion, ln.Addr())
 	return s.Serve(ln)
 }

@@ -68,27 +68,38 @@ func run() error {
 	for _, m := range strings.Split(os.Getenv("RAWPLUGIN"), ",") {
 		mode[m] = true
 	}
-	host, err := certs.ParseCertificates([]byte(os.Getenv("PLUGIN_CLIENT_CERT")))
-	if err != nil {
-		return err
+	// A Linux host sends no certificate: plain gRPC (the host checks the
+	// socket's process with the kernel). Elsewhere, AutoMTLS.
+	var (
+		opts      []grpc.ServerOption
+		announced string
+	)
+	if pem := os.Getenv("PLUGIN_CLIENT_CERT"); pem != "" {
+		host, err := certs.ParseCertificates([]byte(pem))
+		if err != nil {
+			return err
+		}
+		tpl := certs.Template{Type: certs.ECDSA, CommonName: "localhost", IsCA: true}
+		if mode["san"] {
+			tpl.SANs = []string{"localhost"}
+		}
+		key, cert, err := certs.SelfSigned(tpl)
+		if err != nil {
+			return err
+		}
+		clients := x509.NewCertPool()
+		clients.AddCert(host[0])
+		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{
+			Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: key}},
+			ClientAuth:   tls.RequireAndVerifyClientCert,
+			ClientCAs:    clients,
+			MinVersion:   tls.VersionTLS12,
+		})))
+		if !mode["nocert"] {
+			announced = base64.RawStdEncoding.EncodeToString(cert.Raw)
+		}
 	}
-	tpl := certs.Template{Type: certs.ECDSA, CommonName: "localhost", IsCA: true}
-	if mode["san"] {
-		tpl.SANs = []string{"localhost"}
-	}
-	key, cert, err := certs.SelfSigned(tpl)
-	if err != nil {
-		return err
-	}
-	clients := x509.NewCertPool()
-	clients.AddCert(host[0])
-	creds := credentials.NewTLS(&tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: key}},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    clients,
-		MinVersion:   tls.VersionTLS12,
-	})
-	s := grpc.NewServer(grpc.Creds(creds))
+	s := grpc.NewServer(opts...)
 	verifierv1.RegisterVerifierServer(s, &verifier{stdout: mode["stdout"]})
 	if mode["health"] {
 		h := health.NewServer()
@@ -122,15 +133,16 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	if mode["opendir"] {
+		if err := os.Chmod(dir, 0o755); err != nil {
+			return err
+		}
+	}
 	defer os.RemoveAll(dir)
 	sock := filepath.Join(dir, "plugin.sock")
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		return err
-	}
-	announced := base64.RawStdEncoding.EncodeToString(cert.Raw)
-	if mode["nocert"] {
-		announced = ""
 	}
 	fmt.Printf("1|1|unix|%s|grpc|%s\n", sock, announced)
 	return s.Serve(ln)

@@ -1,0 +1,88 @@
+package rpc
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"syscall"
+)
+
+const peerCredsSupported = true
+
+func euid() int { return os.Geteuid() }
+
+// peerOf asks the kernel who is at the other end of a unix socket: for the
+// connecting side, the process that listened; for the listening side, the
+// process that connected.
+func peerOf(conn net.Conn) (peerCred, error) {
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return peerCred{}, fmt.Errorf("%w: %T is not a unix socket", ErrPeer, conn)
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return peerCred{}, fmt.Errorf("%w: %w", ErrPeer, err)
+	}
+	var (
+		cred *syscall.Ucred
+		gerr error
+	)
+	if err := raw.Control(func(fd uintptr) {
+		cred, gerr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+	}); err != nil {
+		return peerCred{}, fmt.Errorf("%w: %w", ErrPeer, err)
+	}
+	if gerr != nil {
+		return peerCred{}, fmt.Errorf("%w: SO_PEERCRED: %w", ErrPeer, gerr)
+	}
+	return peerCred{pid: int(cred.Pid), uid: int(cred.Uid), path: uc.RemoteAddr().String()}, nil
+}
+
+// pgidOf is the process group of pid, or -1.
+func pgidOf(pid int) int {
+	g, err := syscall.Getpgid(pid)
+	if err != nil {
+		return -1
+	}
+	return g
+}
+
+// isAncestor reports whether pid is this process's parent, or its parent's
+// parent, and so on up to init.
+func isAncestor(pid int) bool {
+	p := os.Getppid()
+	for range 64 {
+		if p <= 1 {
+			return false
+		}
+		if p == pid {
+			return true
+		}
+		p = parentOf(p)
+	}
+	return false
+}
+
+// parentOf reads the parent of pid from /proc/PID/stat, or -1.
+func parentOf(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return -1
+	}
+	// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return -1
+	}
+	f := bytes.Fields(b[i+1:])
+	if len(f) < 2 {
+		return -1
+	}
+	n, err := strconv.Atoi(string(f[1]))
+	if err != nil {
+		return -1
+	}
+	return n
+}
