@@ -46,10 +46,21 @@ type Report struct {
 	CachedVerifyUs    float64 `json:"cached_verify_us"`
 
 	// PluginLaunchMs is the median time to start a plugin process, finish
-	// the go-plugin handshake with AutoMTLS, Describe and Configure it.
+	// the go-plugin handshake (AutoMTLS where the kernel cannot vouch for
+	// the socket: not on Linux), Describe and Configure it.
 	PluginLaunchMs    float64 `json:"plugin_launch_ms"`
 	PluginLaunchMinMs float64 `json:"plugin_launch_min_ms"`
 	Launches          int     `json:"launches"`
+
+	// One-shot commands, run in turns against the same loopback server,
+	// each the median wall time from exec to exit: `tlspin send` through
+	// the verifier (its plugin started and stopped), and `tlspin
+	// fingerprint` (the same TLS handshake, no plugin); OneShotRatio is
+	// send over fingerprint.
+	SendOneShotMs        float64 `json:"send_oneshot_ms"`
+	FingerprintOneShotMs float64 `json:"fingerprint_oneshot_ms"`
+	OneShotRatio         float64 `json:"oneshot_ratio"`
+	OneShots             int     `json:"oneshots"`
 
 	// NoInProcess, when set, says why there is no in-process mode (an
 	// external verifier); the in-process figures and ratios are then 0.
@@ -127,8 +138,12 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	if rep.NoInProcess != "" {
 		fmt.Fprintf(w, "\nno in-process mode: %s\n", rep.NoInProcess)
 	}
-	fmt.Fprintf(w, "\nplugin launch (process, go-plugin handshake with AutoMTLS, Describe, Configure): median %.1f ms, min %.1f ms over %d launches\n",
+	fmt.Fprintf(w, "\nplugin launch (process, go-plugin handshake, Describe, Configure): median %.1f ms, min %.1f ms over %d launches\n",
 		rep.PluginLaunchMs, rep.PluginLaunchMinMs, rep.Launches)
+	if rep.OneShots > 0 {
+		fmt.Fprintf(w, "one-shot commands (median of %d, in turns): send %.1f ms, fingerprint %.1f ms, ratio %.2f\n",
+			rep.OneShots, rep.SendOneShotMs, rep.FingerprintOneShotMs, rep.OneShotRatio)
+	}
 	if rep.CacheHitRatio == 0 {
 		fmt.Fprintf(w, "cache: %s's verdicts carry no cache_for, so plugin+cache asked the plugin every time\n", rep.Verifier)
 	} else {

@@ -27,6 +27,21 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config, timeout time.Durati
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
+	start := time.Now()
+	raw, err := DialTCP(ctx, addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return Handshake(ctx, raw, addr, cfg, timeout-time.Since(start))
+}
+
+// DialTCP makes the TCP connection of Dial, within timeout (DefaultTimeout
+// when 0), so that a caller can dial while its verifiers start and then
+// call Handshake.
+func DialTCP(ctx context.Context, addr string, timeout time.Duration) (net.Conn, error) {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var d net.Dialer
@@ -37,6 +52,14 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config, timeout time.Durati
 		}
 		return nil, fmt.Errorf("client: dial %q: %w", addr, err)
 	}
+	return raw, nil
+}
+
+// Handshake completes the TLS handshake of Dial on raw, a connection to
+// addr, within timeout; raw is closed on error.
+func Handshake(ctx context.Context, raw net.Conn, addr string, cfg *tls.Config, timeout time.Duration) (*tls.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, max(timeout, 0))
+	defer cancel()
 	conn := tls.Client(raw, cfg)
 	if err := conn.HandshakeContext(ctx); err != nil {
 		raw.Close()
@@ -47,7 +70,7 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config, timeout time.Durati
 		case errors.As(err, &re):
 			return nil, fmt.Errorf("client: %s does not speak TLS (first bytes %q): %w", addr, re.RecordHeader[:], err)
 		case ctx.Err() != nil:
-			return nil, fmt.Errorf("client: TLS handshake with %s did not finish within %s: %w", addr, timeout, err)
+			return nil, fmt.Errorf("client: TLS handshake with %s did not finish within %s: %w", addr, timeout.Round(time.Millisecond), err)
 		}
 		return nil, fmt.Errorf("client: TLS handshake with %s: %w", addr, err)
 	}

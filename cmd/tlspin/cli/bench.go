@@ -1,9 +1,13 @@
 package cli
 
 import (
+	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -26,6 +30,7 @@ type benchFlags struct {
 	verifier, key         string
 	duration              time.Duration
 	concurrency, launches int
+	oneshots              int
 	samples               int
 	json                  bool
 }
@@ -45,9 +50,11 @@ the verifier configured to trust that certificate:
   plugin+cache   through its plugin, behind the host's verdict cache
 
 Modes run in turns within the same run, so ratios to in-process compare
-like with like. Also reports the latency of one Verify call and how long a
-plugin takes to launch (process start, go-plugin handshake with AutoMTLS,
-Describe and Configure).`,
+like with like. Also reports the latency of one Verify call, how long a
+plugin takes to launch (process start, go-plugin handshake, Describe and
+Configure), and the wall time of one-shot commands run in turns against
+the same server: tlspin send through the verifier against tlspin
+fingerprint (the same handshake without a plugin).`,
 		Example: `  tlspin bench
   tlspin bench --verifier sha256pin --key rsa --duration 10s --json`,
 		Args: cobra.NoArgs,
@@ -58,7 +65,8 @@ Describe and Configure).`,
 	fs.StringVar(&f.key, "key", "ecdsa", "key type of the certificates: ecdsa (P-256) or rsa (2048)")
 	fs.DurationVar(&f.duration, "duration", 5*time.Second, "how long each mode is measured")
 	fs.IntVar(&f.concurrency, "concurrency", 0, "clients handshaking at once (default 8 per CPU, enough to keep the CPUs busy: handshakes/s is a capacity figure)")
-	fs.IntVar(&f.launches, "launches", 5, "plugin launches timed")
+	fs.IntVar(&f.launches, "launches", 10, "plugin launches timed (the median is reported)")
+	fs.IntVar(&f.oneshots, "oneshots", 10, "one-shot send and fingerprint commands timed, each (0: none)")
 	fs.IntVar(&f.samples, "samples", 2000, "Verify calls each single-call latency is the median of")
 	fs.BoolVar(&f.json, "json", false, "print JSON")
 	return c
@@ -73,6 +81,8 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags) error {
 		return usagef("--duration %s: must be positive", f.duration)
 	case f.launches <= 0:
 		return usagef("--launches %d: must be positive", f.launches)
+	case f.oneshots < 0:
+		return usagef("--oneshots %d: must not be negative", f.oneshots)
 	case f.samples <= 0:
 		return usagef("--samples %d: must be positive", f.samples)
 	case f.concurrency < 0:
@@ -157,7 +167,7 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags) error {
 	)
 	prog := newProgress(cmd.ErrOrStderr(), "bench")
 	defer prog.Done()
-	steps := f.launches + 4
+	steps := f.launches + 5
 	for i := range f.launches {
 		prog.Step(i+1, steps, "starting the plugin")
 		t0 := time.Now()
@@ -211,6 +221,13 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags) error {
 		*outs[m.Name] = bench.Micros(d)
 	}
 
+	if f.oneshots > 0 {
+		prog.Step(steps, steps, "one-shot commands")
+		if err := a.benchOneShot(ctx, rep, ref, name, popts, f.oneshots); err != nil {
+			return err
+		}
+	}
+
 	prog.Done()
 	out := cmd.OutOrStdout()
 	if f.json {
@@ -219,6 +236,77 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags) error {
 		return enc.Encode(rep)
 	}
 	return rep.WriteTable(out)
+}
+
+// benchOneShot times `tlspin send` through verifier name configured with
+// opts against `tlspin fingerprint`, each a fresh process, against one
+// loopback server presenting ref.
+func (a *app) benchOneShot(ctx context.Context, rep *bench.Report, ref *compare.Reference, name string, opts verify.Options, n int) error {
+	self := a.env.Self
+	if self == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("bench: one-shot commands need the tlspin executable: %w", err)
+		}
+		self = exe
+	}
+	srv, err := drainServer(ref.Leaf)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	addr := srv.Addr().String()
+	// The same verifier, found and pinned as here.
+	send := []string{self, "--log-level", "error"}
+	for _, d := range a.g.pluginDirs {
+		send = append(send, "--plugin-dir", d)
+	}
+	for _, p := range a.g.pluginSHA256 {
+		send = append(send, "--plugin-sha256", p)
+	}
+	for _, e := range a.g.pluginEnv {
+		send = append(send, "--plugin-env", e)
+	}
+	if a.g.checksumFile != "" {
+		send = append(send, "--plugin-checksums", a.g.checksumFile)
+	}
+	send = append(send, "send", "--no-reply", "--verifier", name, "--server-name", ref.ServerName)
+	for k, vs := range opts {
+		for _, v := range vs {
+			send = append(send, "--opt", k+"="+v)
+		}
+	}
+	send = append(send, addr, "x")
+	fp := []string{self, "--log-level", "error", "fingerprint", addr}
+	med, err := bench.OneShot(ctx, n, send, fp)
+	if err != nil {
+		return err
+	}
+	rep.SetOneShot(med[0], med[1], n)
+	return nil
+}
+
+// drainServer serves TLS 1.3 with cert on a loopback port: each client's
+// handshake, then whatever it sends until it closes its side.
+func drainServer(cert tls.Certificate) (net.Listener, error) {
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				_, _ = io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	return ln, nil
 }
 
 // trustIn configures verifier name to trust ref, with its files in dir.

@@ -12,7 +12,7 @@ import (
 // TestBenchJSON checks the structure of bench --json on a tiny run; the
 // figures themselves are measured, never asserted.
 func TestBenchJSON(t *testing.T) {
-	stdout, stderr, code := run(t, "bench", "--json", "--verifier", "md5pin", "--duration", "200ms", "--launches", "1", "--samples", "20")
+	stdout, stderr, code := run(t, "bench", "--json", "--verifier", "md5pin", "--duration", "200ms", "--launches", "1", "--samples", "20", "--oneshots", "1")
 	if code != cli.ExitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -27,6 +27,7 @@ func TestBenchJSON(t *testing.T) {
 		"inprocess_hs_per_s", "plugin_hs_per_s", "cached_hs_per_s", "plugin_ratio", "cached_ratio",
 		"inprocess_p50_us", "inprocess_p99_us", "plugin_p50_us", "plugin_p99_us", "cached_p50_us", "cached_p99_us",
 		"plugin_launch_ms", "inprocess_verify_us", "plugin_verify_us", "cached_verify_us",
+		"send_oneshot_ms", "fingerprint_oneshot_ms", "oneshot_ratio",
 	} {
 		v, ok := doc[k].(float64)
 		if !ok || v <= 0 {
