@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 	testbin.Main(m)
 }
 
-func newCert(t *testing.T) []byte {
+func newCert(t testing.TB) []byte {
 	t.Helper()
 	_, c, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: "test"})
 	if err != nil {

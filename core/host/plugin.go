@@ -55,6 +55,10 @@ type Config struct {
 	Env []string
 	// MaxBackoff caps the delay between restarts (default 5s).
 	MaxBackoff time.Duration
+	// AutoMTLS makes the channel go-plugin's mutual TLS even where the
+	// kernel can vouch for the plugin's socket (rpc.HostCredentials), as
+	// it is elsewhere: slower to launch and per call; for comparison.
+	AutoMTLS bool
 }
 
 func (c *Config) defaults() {
@@ -539,7 +543,8 @@ func spawn(ctx context.Context, spec Spec, cfg Config, log hclog.Logger) (*insta
 	r := newProcRunner(path, spec.Args, cfg.Env, exe)
 	stderr := &pluginStderr{log: log}
 	dialOpts := rpc.DialOptions()
-	if rpc.PeerCredsSupported {
+	autoMTLS := cfg.AutoMTLS || !rpc.PeerCredsSupported
+	if !autoMTLS {
 		// The kernel vouches for the plugin (rpc.HostCredentials) instead
 		// of AutoMTLS; r.pid is set before go-plugin dials.
 		dialOpts = append(dialOpts, grpc.WithTransportCredentials(rpc.HostCredentials(func() int { return r.pid })))
@@ -550,7 +555,7 @@ func spawn(ctx context.Context, spec Spec, cfg Config, log hclog.Logger) (*insta
 		RunnerFunc:       r.prepare,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           goPluginLogger{Logger: log, muted: filepath.Base(path)},
-		AutoMTLS:         !rpc.PeerCredsSupported,
+		AutoMTLS:         autoMTLS,
 		SkipHostEnv:      true,
 		StartTimeout:     cfg.StartTimeout,
 		Stderr:           stderr,
