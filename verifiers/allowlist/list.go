@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,11 +25,32 @@ type Entry struct {
 }
 
 // List is a parsed allowlist. Lookups are map lookups by digest, not scans.
+//
+// It is kept compact, for lists of 100,000 pins and more: each digest is
+// stored once, as its map key, and the rest of an entry in a slice of small
+// records; Lookup rebuilds the Entry it returns (docs/performance.md).
 type List struct {
 	// Name is the file the list was read from, for messages.
-	Name  string
-	byKey [len(algoIndex)]map[string]*Entry
-	n     int
+	Name    string
+	byKey   [len(algoIndex)]map[digestKey]int32 // digest → index in entries
+	entries []record
+}
+
+// digestKey is a digest, zero-padded to 32 bytes (within one algorithm all
+// digests have the same length): a map key stored inline, without an
+// allocation of its own.
+type digestKey [32]byte
+
+func keyOf(d []byte) (k digestKey) {
+	copy(k[:], d)
+	return k
+}
+
+// record is an Entry without its pin, which is its key in byKey.
+type record struct {
+	line    int32
+	expires time.Time
+	comment string
 }
 
 // algoIndex numbers the algorithms an allowlist knows.
@@ -51,7 +74,7 @@ func (e *LineError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.L
 func (e *LineError) Unwrap() error { return ErrSyntax }
 
 // Len returns the number of pins.
-func (l *List) Len() int { return l.n }
+func (l *List) Len() int { return len(l.entries) }
 
 // Parse reads an allowlist: one pin a line, `ALGO:VALUE [expires=YYYY-MM-DD]
 // [# comment]`, ALGO one of md5, sha1, sha256 (the certificate's hash) or
@@ -60,7 +83,7 @@ func (l *List) Len() int { return l.n }
 func Parse(name string, data []byte) (*List, error) {
 	l := &List{Name: name}
 	for i := range l.byKey {
-		l.byKey[i] = map[string]*Entry{}
+		l.byKey[i] = map[digestKey]int32{}
 	}
 	lineNo := 0
 	for len(data) > 0 {
@@ -80,12 +103,16 @@ func Parse(name string, data []byte) (*List, error) {
 		}
 		e.Line = lineNo
 		m := l.byKey[indexOf(e.Pin.Algo)]
-		if prev, dup := m[string(e.Pin.Digest)]; dup {
-			return nil, &LineError{File: name, Line: lineNo, Msg: fmt.Sprintf("%s pin %s already listed on line %d", e.Pin.Algo, e.Pin, prev.Line)}
+		if prev, dup := m[keyOf(e.Pin.Digest)]; dup {
+			return nil, &LineError{File: name, Line: lineNo, Msg: fmt.Sprintf("%s pin %s already listed on line %d", e.Pin.Algo, e.Pin, l.entries[prev].line)}
 		}
-		m[string(e.Pin.Digest)] = e
-		l.n++
+		if len(l.entries) >= math.MaxInt32 {
+			return nil, &LineError{File: name, Line: lineNo, Msg: "too many pins"}
+		}
+		m[keyOf(e.Pin.Digest)] = int32(len(l.entries))
+		l.entries = append(l.entries, record{line: int32(min(lineNo, math.MaxInt32)), expires: e.Expires, comment: e.Comment})
 	}
+	l.entries = slices.Clip(l.entries)
 	return l, nil
 }
 
@@ -160,8 +187,9 @@ func (l *List) Lookup(certDER []byte) ([]*Entry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("allowlist: %w", err)
 		}
-		if e, ok := m[string(d)]; ok {
-			out = append(out, e)
+		if j, ok := m[keyOf(d)]; ok {
+			r := l.entries[j]
+			out = append(out, &Entry{Pin: pin.Pin{Algo: algoIndex[i], Digest: d}, Line: int(r.line), Expires: r.expires, Comment: r.comment})
 		}
 	}
 	return out, nil
