@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/tlspin/tlspin/core/server"
@@ -53,25 +54,52 @@ var errIdle = errors.New("proxy: idle both ways for the idle timeout")
 
 // copyHalf copies src to dst with a pooled buffer, then half-closes dst
 // on EOF, or resets both on an error.
+//
+// A plaintext socket is waited on without a buffer (waitReadable), and the
+// buffer goes back to the pool whenever a read drained the socket: an idle
+// connection then holds a buffer only on its TLS side, whose own buffers
+// may already hold the next record (docs/performance.md, memory per idle
+// connection).
 func copyHalf(dst, src net.Conn, idle time.Duration, last *atomic.Int64, fail func(error), count func(int)) int64 {
-	bp := buffers.Get().(*[]byte)
-	defer buffers.Put(bp)
-	buf := *bp
+	raw := plainSocket(src)
+	var bp *[]byte
+	defer func() {
+		if bp != nil {
+			buffers.Put(bp)
+		}
+	}()
 	var total int64
 	for {
 		if idle > 0 {
 			src.SetReadDeadline(time.Now().Add(idle))
 		}
-		n, err := src.Read(buf)
-		if n > 0 {
-			last.Store(time.Now().UnixNano())
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				fail(werr)
-				reset(src)
-				return total
+		var (
+			n   int
+			err error
+		)
+		if bp == nil && raw != nil {
+			err = waitReadable(raw)
+		}
+		if err == nil {
+			if bp == nil {
+				bp = buffers.Get().(*[]byte)
 			}
-			total += int64(n)
-			count(n)
+			buf := *bp
+			n, err = src.Read(buf)
+			if n > 0 {
+				last.Store(time.Now().UnixNano())
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					fail(werr)
+					reset(src)
+					return total
+				}
+				total += int64(n)
+				count(n)
+			}
+			if raw != nil && n < len(buf) {
+				buffers.Put(bp)
+				bp = nil
+			}
 		}
 		switch {
 		case err == nil:
@@ -92,6 +120,22 @@ func copyHalf(dst, src net.Conn, idle time.Duration, last *atomic.Int64, fail fu
 			return total
 		}
 	}
+}
+
+// plainSocket returns the socket under c when c is plaintext, read
+// through nothing that buffers (a TCP or unix socket, possibly in a
+// server.Conn); nil for TLS or anything else.
+func plainSocket(c net.Conn) syscall.Conn {
+	if sc, ok := c.(*server.Conn); ok {
+		c = sc.NetConn()
+	}
+	switch v := c.(type) {
+	case *net.TCPConn:
+		return v
+	case *net.UnixConn:
+		return v
+	}
+	return nil
 }
 
 // tcpOf finds the TCP connection under c, if any.

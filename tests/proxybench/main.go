@@ -210,6 +210,9 @@ var listening = regexp.MustCompile(`listening: addr=(\S+)`)
 // startTlspin runs tlspin args and waits until it listens.
 func startTlspin(bin string, args ...string) (*exec.Cmd, string, error) {
 	cmd := exec.Command(bin, append([]string{"--log-level", "info"}, args...)...)
+	// X25519 alone, as the stunnels are configured: Go would otherwise
+	// lead with the larger and slower X25519MLKEM768.
+	cmd.Env = append(os.Environ(), "GODEBUG=tlsmlkem=0")
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {
@@ -268,7 +271,8 @@ func freePort() (string, error) {
 // stunnelChain runs two stunnels configured as the tlspin proxies are:
 // TLS 1.3, the same P-256 pairs, each side's peer certificate pinned
 // (verifyPeer with the peer's certificate as the only trusted one),
-// TCP_NODELAY on both sockets.
+// TCP_NODELAY on both sockets, and the key exchange and cipher suite Go
+// picks (X25519 with Go's hybrid turned off, AES-128-GCM).
 func stunnelChain(bin, dir, target, srvPEM, cliPEM string) (*setup, error) {
 	srvAddr, err := freePort()
 	if err != nil {
@@ -278,7 +282,8 @@ func stunnelChain(bin, dir, target, srvPEM, cliPEM string) (*setup, error) {
 	if err != nil {
 		return nil, err
 	}
-	common := "foreground = yes\npid =\ndebug = 3\nsocket = l:TCP_NODELAY=1\nsocket = r:TCP_NODELAY=1\n"
+	common := "foreground = yes\npid =\ndebug = 3\nsocket = l:TCP_NODELAY=1\nsocket = r:TCP_NODELAY=1\n" +
+		"curves = X25519\nciphersuites = TLS_AES_128_GCM_SHA256\n"
 	srvConf := common + fmt.Sprintf("[server]\naccept = %s\nconnect = %s\ncert = %s\nsslVersionMin = TLSv1.3\nverifyPeer = yes\nCAfile = %s\n",
 		srvAddr, target, srvPEM, filepath.Join(dir, "client.crt"))
 	cliConf := common + fmt.Sprintf("[client]\nclient = yes\naccept = %s\nconnect = %s\ncert = %s\nsslVersionMin = TLSv1.3\nverifyPeer = yes\nCAfile = %s\n",
