@@ -117,7 +117,7 @@ func Start(ctx context.Context, spec Spec, cfg Config) (*Plugin, error) {
 	p := &Plugin{
 		spec:    spec,
 		cfg:     cfg,
-		log:     cfg.Logger.Named(spec.Name),
+		log:     cfg.Logger.ResetNamed(spec.Name),
 		ready:   make(chan struct{}),
 		closeCh: make(chan struct{}),
 	}
@@ -511,7 +511,7 @@ func (p *Plugin) launch(ctx context.Context) (*instance, *verify.Description, bo
 // without configuring it.
 func Describe(ctx context.Context, spec Spec, cfg Config) (*verify.Description, error) {
 	cfg.defaults()
-	inst, desc, err := spawn(ctx, spec, cfg, cfg.Logger.Named(spec.Name))
+	inst, desc, err := spawn(ctx, spec, cfg, cfg.Logger.ResetNamed(spec.Name))
 	if err != nil {
 		return nil, err
 	}
