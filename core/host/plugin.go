@@ -181,14 +181,9 @@ func (p *Plugin) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, p.cfg.VerifyTimeout)
 	defer cancel()
-	inst, needsChain, err := p.get(wctx)
+	inst, req, err := p.instanceFor(wctx, req)
 	if err != nil {
 		return nil, err
-	}
-	if !needsChain && len(req.PeerChain) > 1 {
-		r := *req
-		r.PeerChain = req.PeerChain[:1]
-		req = &r
 	}
 	type result struct {
 		v   *verify.Verdict
@@ -217,6 +212,21 @@ func (p *Plugin) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 		}
 		return nil, fmt.Errorf("%w: verifier %q gave no verdict within %s (pid %d): %w", ErrTimeout, p.spec.Name, waited.Round(time.Millisecond), inst.pid, context.DeadlineExceeded)
 	}
+}
+
+// instanceFor returns the running instance, and req as that instance
+// wants it: with the leaf alone unless the verifier asked for the chain.
+func (p *Plugin) instanceFor(ctx context.Context, req *verify.Request) (*instance, *verify.Request, error) {
+	inst, needsChain, err := p.get(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !needsChain && len(req.PeerChain) > 1 {
+		r := *req
+		r.PeerChain = req.PeerChain[:1]
+		req = &r
+	}
+	return inst, req, nil
 }
 
 // track counts a goroutine that Close must wait for; it reports false once
