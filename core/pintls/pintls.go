@@ -163,8 +163,9 @@ func (p *Pending) Commit(ctx context.Context) error {
 }
 
 // PendingSet keeps the Pending of each server connection, keyed by the
-// net.Conn given to tls.Server: pass its For as Options.PendingFor, and
-// after a successful handshake call Commit. Only connections whose
+// net.Conn given to tls.Server: the verification of a connection puts
+// what it asks for into For(conn), and after a successful handshake the
+// server calls Commit. Only connections whose
 // verification put something in their Pending are kept, and for a minute
 // at most, so a failed handshake needs no clean-up.
 type PendingSet struct {
@@ -229,9 +230,6 @@ type Options struct {
 	// Pending receives what a client configuration's verification asks to
 	// commit after the handshake (see Pending): one per connection.
 	Pending *Pending
-	// PendingFor returns the Pending of the connection a server
-	// configuration is handshaking on (the net.Conn given to tls.Server).
-	PendingFor func(net.Conn) *Pending
 }
 
 func (o Options) verifyConnection(d verify.Decider, side verify.Side, remote string, pending *Pending) func(tls.ConnectionState) error {
@@ -288,14 +286,13 @@ func ServerConfig(cert tls.Certificate, d verify.Decider, o Options) *tls.Config
 			cc := c.Clone()
 			cc.GetConfigForClient = nil
 			addr := ""
-			var pending *Pending
 			if hi.Conn != nil {
 				addr = hi.Conn.RemoteAddr().String()
-				if o.PendingFor != nil {
-					pending = o.PendingFor(hi.Conn)
-				}
 			}
-			cc.VerifyConnection = o.verifyConnection(d, verify.ServerVerifiesClient, addr, pending)
+			// A server configuration built here commits nothing: tlspin's
+			// servers hook verifiers in through the tlspin package, which
+			// keeps a PendingSet per connection.
+			cc.VerifyConnection = o.verifyConnection(d, verify.ServerVerifiesClient, addr, nil)
 			return cc, nil
 		}
 	}
