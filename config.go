@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 
 	"github.com/tlspin/tlspin/core/pintls"
 	"github.com/tlspin/tlspin/core/policy"
@@ -19,19 +20,37 @@ import (
 func (v *Verifiers) check(ctx context.Context, cs tls.ConnectionState, side verify.Side, remote string, pending *pintls.Pending) error {
 	req := pintls.Request(cs, side, remote)
 	outs, err := v.decide(ctx, req)
-	if err == nil && slices.ContainsFunc(outs, func(o policy.Outcome) bool { return o.Allowed() && o.Verdict.Commit }) {
+	if err != nil {
+		return err
+	}
+	if slices.ContainsFunc(outs, func(o policy.Outcome) bool { return o.Allowed() && o.Verdict.Commit }) {
 		pending.Set(v.set.Policy, req, v.timeout)
 	}
-	return err
+	if v.log.IsInfo() {
+		kv := []any{"remote", remote}
+		for _, o := range outs {
+			if o.Allowed() {
+				kv = append(kv, o.Name, strings.TrimSpace(o.Verdict.Matched+" "+o.Verdict.Reason))
+			}
+		}
+		// Said once the handshake has succeeded: until then the peer has
+		// not proved it holds its key.
+		pending.After(func() { v.log.Info(peerName(req.Side)+" accepted", kv...) })
+	}
+	return nil
+}
+
+func peerName(s verify.Side) string {
+	if s == verify.ServerVerifiesClient {
+		return "client"
+	}
+	return "server"
 }
 
 // decide asks the verifiers about req, within the verify timeout, and
 // returns their outcomes, and a *RejectionError unless they allow it.
 func (v *Verifiers) decide(ctx context.Context, req *verify.Request) ([]policy.Outcome, error) {
-	peer := "server"
-	if req.Side == verify.ServerVerifiesClient {
-		peer = "client"
-	}
+	peer := peerName(req.Side)
 	if v.closed() {
 		return nil, &RejectionError{Peer: peer, Require: v.require, msg: "verifiers closed, every peer is rejected", failed: true, closed: true}
 	}

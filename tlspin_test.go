@@ -15,31 +15,14 @@ import (
 	"time"
 
 	"github.com/tlspin/tlspin"
+	"github.com/tlspin/tlspin/internal/e2e"
 	"github.com/tlspin/tlspin/internal/testbin"
 )
 
 // tlsServer accepts TLS connections with id's certificate on loopback
 // and reads what each client sends, until the test ends.
 func tlsServer(t *testing.T, id identity) string {
-	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{id.cert}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(io.Discard, c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return e2e.ServeTLS(t, id.cert, func(c *tls.Conn) { io.Copy(io.Discard, c) })
 }
 
 func start(t *testing.T, specs []string, opts ...tlspin.Option) *tlspin.Verifiers {

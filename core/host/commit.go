@@ -17,14 +17,9 @@ var _ verify.Committer = (*Plugin)(nil)
 func (p *Plugin) Commit(ctx context.Context, req *verify.Request) (*verify.CommitResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.VerifyTimeout)
 	defer cancel()
-	inst, needsChain, err := p.get(ctx)
+	inst, req, err := p.instanceFor(ctx, req)
 	if err != nil {
 		return nil, err
-	}
-	if !needsChain && len(req.PeerChain) > 1 {
-		r := *req
-		r.PeerChain = req.PeerChain[:1]
-		req = &r
 	}
 	r, err := inst.v.Commit(ctx, req)
 	if err != nil {

@@ -290,8 +290,8 @@ func TestPluginLogsGoByTheVerifierName(t *testing.T) {
 	p.Close()
 	out := logs.String()
 	t.Logf("log:\n%s", out)
-	for _, want := range []string{"[INFO]  tlspin.lognamed: configured: options=0", "[WARN]  tlspin.lognamed: [WARN] a plain line on stderr",
-		"[WARN]  tlspin.lognamed: [WARN] a plain line after the start"} {
+	for _, want := range []string{"[INFO]  lognamed: configured: options=0", "[WARN]  lognamed: [WARN] a plain line on stderr",
+		"[WARN]  lognamed: [WARN] a plain line after the start"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log does not say %q", want)
 		}

@@ -122,7 +122,7 @@ func Start(ctx context.Context, spec Spec, cfg Config) (*Plugin, error) {
 	p := &Plugin{
 		spec:    spec,
 		cfg:     cfg,
-		log:     cfg.Logger.Named(spec.Name),
+		log:     cfg.Logger.ResetNamed(spec.Name),
 		ready:   make(chan struct{}),
 		closeCh: make(chan struct{}),
 	}
@@ -186,14 +186,9 @@ func (p *Plugin) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, p.cfg.VerifyTimeout)
 	defer cancel()
-	inst, needsChain, err := p.get(wctx)
+	inst, req, err := p.instanceFor(wctx, req)
 	if err != nil {
 		return nil, err
-	}
-	if !needsChain && len(req.PeerChain) > 1 {
-		r := *req
-		r.PeerChain = req.PeerChain[:1]
-		req = &r
 	}
 	type result struct {
 		v   *verify.Verdict
@@ -222,6 +217,21 @@ func (p *Plugin) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 		}
 		return nil, fmt.Errorf("%w: verifier %q gave no verdict within %s (pid %d): %w", ErrTimeout, p.spec.Name, waited.Round(time.Millisecond), inst.pid, context.DeadlineExceeded)
 	}
+}
+
+// instanceFor returns the running instance, and req as that instance
+// wants it: with the leaf alone unless the verifier asked for the chain.
+func (p *Plugin) instanceFor(ctx context.Context, req *verify.Request) (*instance, *verify.Request, error) {
+	inst, needsChain, err := p.get(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !needsChain && len(req.PeerChain) > 1 {
+		r := *req
+		r.PeerChain = req.PeerChain[:1]
+		req = &r
+	}
+	return inst, req, nil
 }
 
 // track counts a goroutine that Close must wait for; it reports false once
@@ -516,7 +526,7 @@ func (p *Plugin) launch(ctx context.Context) (*instance, *verify.Description, bo
 // without configuring it.
 func Describe(ctx context.Context, spec Spec, cfg Config) (*verify.Description, error) {
 	cfg.defaults()
-	inst, desc, err := spawn(ctx, spec, cfg, cfg.Logger.Named(spec.Name))
+	inst, desc, err := spawn(ctx, spec, cfg, cfg.Logger.ResetNamed(spec.Name))
 	if err != nil {
 		return nil, err
 	}

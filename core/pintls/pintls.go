@@ -102,7 +102,22 @@ type Pending struct {
 	c       verify.Committer
 	req     *verify.Request
 	timeout time.Duration
+	after   []func()
 	onSet   func() // PendingSet's registration
+}
+
+// After arranges for f to run at Commit, once the handshake has
+// succeeded: a log line saying the peer was accepted, say.
+func (p *Pending) After(f func()) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	p.after = append(p.after, f)
+	p.mu.Unlock()
+	if p.onSet != nil {
+		p.onSet()
+	}
 }
 
 // Set records that c asked to commit req once the handshake succeeds,
@@ -119,17 +134,20 @@ func (p *Pending) Set(c verify.Committer, req *verify.Request, timeout time.Dura
 	}
 }
 
-// Commit commits what the connection's verification asked for, once; it
-// is a no-op when nothing is pending. Call it only after a successful
-// handshake.
+// Commit commits what the connection's verification asked for, once, and
+// runs what After arranged; it is a no-op when nothing is pending. Call it
+// only after a successful handshake.
 func (p *Pending) Commit(ctx context.Context) error {
 	if p == nil {
 		return nil
 	}
 	p.mu.Lock()
-	c, req, timeout := p.c, p.req, p.timeout
-	p.c, p.req = nil, nil
+	c, req, timeout, after := p.c, p.req, p.timeout, p.after
+	p.c, p.req, p.after = nil, nil, nil
 	p.mu.Unlock()
+	for _, f := range after {
+		f()
+	}
 	if c == nil {
 		return nil
 	}
@@ -145,10 +163,11 @@ func (p *Pending) Commit(ctx context.Context) error {
 }
 
 // PendingSet keeps the Pending of each server connection, keyed by the
-// net.Conn given to tls.Server: pass its For as Options.PendingFor, and
-// after a successful handshake call Commit. Only connections whose
-// verification asked for a commit are kept, and for a minute at most, so a
-// failed handshake needs no clean-up.
+// net.Conn given to tls.Server: the verification of a connection puts
+// what it asks for into For(conn), and after a successful handshake the
+// server calls Commit. Only connections whose
+// verification put something in their Pending are kept, and for a minute
+// at most, so a failed handshake needs no clean-up.
 type PendingSet struct {
 	mu sync.Mutex
 	m  map[net.Conn]pendingEntry
@@ -211,9 +230,6 @@ type Options struct {
 	// Pending receives what a client configuration's verification asks to
 	// commit after the handshake (see Pending): one per connection.
 	Pending *Pending
-	// PendingFor returns the Pending of the connection a server
-	// configuration is handshaking on (the net.Conn given to tls.Server).
-	PendingFor func(net.Conn) *Pending
 }
 
 func (o Options) verifyConnection(d verify.Decider, side verify.Side, remote string, pending *Pending) func(tls.ConnectionState) error {
@@ -270,14 +286,13 @@ func ServerConfig(cert tls.Certificate, d verify.Decider, o Options) *tls.Config
 			cc := c.Clone()
 			cc.GetConfigForClient = nil
 			addr := ""
-			var pending *Pending
 			if hi.Conn != nil {
 				addr = hi.Conn.RemoteAddr().String()
-				if o.PendingFor != nil {
-					pending = o.PendingFor(hi.Conn)
-				}
 			}
-			cc.VerifyConnection = o.verifyConnection(d, verify.ServerVerifiesClient, addr, pending)
+			// A server configuration built here commits nothing: tlspin's
+			// servers hook verifiers in through the tlspin package, which
+			// keeps a PendingSet per connection.
+			cc.VerifyConnection = o.verifyConnection(d, verify.ServerVerifiesClient, addr, nil)
 			return cc, nil
 		}
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/tlspin/tlspin/core/proxy"
 	"github.com/tlspin/tlspin/core/server"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/e2e"
 	"github.com/tlspin/tlspin/internal/wait"
 )
 
@@ -286,26 +287,10 @@ func waitEvent(e *events, match func(proxy.Event) bool) (proxy.Event, bool) {
 
 // tlsServer runs handle on each connection of a loopback TLS server.
 func tlsServer(t testing.TB, cert tls.Certificate, handle func(*tls.Conn)) string {
-	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				handle(c.(*tls.Conn))
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return e2e.ServeTLS(t, cert, func(c *tls.Conn) {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		handle(c)
+	})
 }
 
 // TestResetPropagates: a target that aborts with a reset makes the TLS

@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,6 +81,37 @@ func StartSServer(t *testing.T, args ...string) (string, *LockedBuffer) {
 		t.Fatalf("s_server did not listen:\n%s", out)
 	}
 	return addr, out
+}
+
+// Serve accepts connections on ln until the test ends and runs handle on
+// each in a goroutine of its own, closing the connection afterwards. It
+// returns ln's address.
+func Serve(t testing.TB, ln net.Listener, handle func(net.Conn)) string {
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// ServeTLS is Serve on a loopback TLS listener presenting cert: handle
+// gets each connection, its handshake not yet done.
+func ServeTLS(t testing.TB, cert tls.Certificate, handle func(*tls.Conn)) string {
+	t.Helper()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Serve(t, ln, func(c net.Conn) { handle(c.(*tls.Conn)) })
 }
 
 // Identity is a key pair written as one PEM file (key and certificate).

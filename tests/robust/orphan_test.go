@@ -74,27 +74,16 @@ func stallingServer(t *testing.T, cert tls.Certificate, release <-chan struct{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				select {
-				case <-release:
-				case <-time.After(30 * time.Second):
-					return
-				}
-				tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}})
-				tc.SetDeadline(time.Now().Add(10 * time.Second))
-				io.Copy(io.Discard, tc)
-			}()
+	return e2e.Serve(t, ln, func(c net.Conn) {
+		select {
+		case <-release:
+		case <-time.After(30 * time.Second):
+			return
 		}
-	}()
-	return ln.Addr().String()
+		tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}})
+		tc.SetDeadline(time.Now().Add(10 * time.Second))
+		io.Copy(io.Discard, tc)
+	})
 }
 
 // TestNoOrphansFromSend runs `tlspin send` against a server that holds the

@@ -6,13 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/tlspin/tlspin/core/pin"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/e2e"
 	"github.com/tlspin/tlspin/internal/wait"
 	"github.com/tlspin/tlspin/verifiers/internal/vtest"
 )
@@ -224,7 +224,7 @@ func TestDirectoryReplaced(t *testing.T) {
 	}
 	path := filepath.Join(dir, "pins.txt")
 	vtest.WriteFile(t, path, []byte(line(t, a, pin.SPKI, "")+line(t, b, pin.SPKI, "")))
-	var logs lockedLog
+	var logs e2e.LockedBuffer
 	v := New(hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn}))
 	v.debounce, v.pollEvery = 10*time.Millisecond, 20*time.Millisecond
 	if _, err := v.Configure(context.Background(), &verify.ConfigureRequest{Options: verify.Options{"file": {path}}}); err != nil {
@@ -271,21 +271,4 @@ func TestDirectoryReplaced(t *testing.T) {
 			t.Fatalf("change %d: the last good list was dropped: %s", i, why)
 		}
 	}
-}
-
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

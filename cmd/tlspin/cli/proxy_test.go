@@ -23,27 +23,15 @@ import (
 	"time"
 
 	"github.com/tlspin/tlspin/core/certs"
+	"github.com/tlspin/tlspin/internal/e2e"
 	"github.com/tlspin/tlspin/internal/testbin"
 	"github.com/tlspin/tlspin/internal/wait"
 )
 
-// syncBuffer is a bytes.Buffer safe for a process and a test at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // bg is a background process.
 type bg struct {
 	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
+	stdout, stderr *e2e.LockedBuffer
 	done           chan error
 }
 
@@ -52,7 +40,7 @@ type bg struct {
 // returns the first submatch.
 func startBG(t *testing.T, ready *regexp.Regexp, name string, args ...string) (*bg, string) {
 	t.Helper()
-	p := &bg{cmd: exec.Command(name, args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	p := &bg{cmd: exec.Command(name, args...), stdout: &e2e.LockedBuffer{}, stderr: &e2e.LockedBuffer{}, done: make(chan error, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	p.cmd.Dir = t.TempDir()
 	p.cmd.Env = append(os.Environ(), "HOME="+t.TempDir())

@@ -127,7 +127,6 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 	if err := confirm(ctx); err != nil {
 		a.log.Warn("the verifier could not record the server it allowed", "error", err)
 	}
-	a.log.Info("server verified", "addr", addr)
 	var msg io.Reader = cmd.InOrStdin()
 	if len(args) == 2 {
 		msg = strings.NewReader(args[1])
@@ -144,6 +143,6 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 		a.log.Info("sent; the server kept the connection open, stopped waiting", "addr", addr, "bytes_sent", res.Sent, "bytes_received", res.Received, "idle_timeout", f.idleTimeout)
 		return nil
 	}
-	a.log.Info("sent", "addr", addr, "bytes_sent", res.Sent, "bytes_received", res.Received)
+	a.log.Debug("sent", "addr", addr, "bytes_sent", res.Sent, "bytes_received", res.Received)
 	return nil
 }

@@ -132,14 +132,15 @@ func (a *app) hostConfig() host.Config {
 	return hc
 }
 
-// pluginLogger is the logger plugins' logs are re-emitted through. go-plugin
-// narrates process starts and exits at info; those show from debug on.
+// pluginLogger is the logger plugins' logs, and the library's, are
+// re-emitted through. go-plugin narrates every plugin's exit at info; that
+// shows from debug on.
 func (a *app) pluginLogger() hclog.Logger {
 	lvl := hclog.LevelFromString(a.g.logLevel)
-	if lvl < hclog.Warn && lvl > hclog.Debug {
-		lvl = hclog.Warn
-	}
-	return hclog.New(&hclog.LoggerOptions{Name: "tlspin", Level: lvl, Output: a.env.Stderr})
+	return hclog.New(&hclog.LoggerOptions{Name: "tlspin", Level: lvl, Output: a.env.Stderr,
+		Exclude: func(l hclog.Level, msg string, _ ...any) bool {
+			return l == hclog.Info && lvl > hclog.Debug && msg == "plugin process exited"
+		}})
 }
 
 // startVerifiers launches every verifier the flags name through the

@@ -1,0 +1,48 @@
+// Command tlspin-verifier-evil is a hostile verifier plugin for the
+// adversarial tests: it allows every peer, and on the way tries what a
+// malicious plugin would.
+//
+//	mode=stdin  read the host's standard input and write what it got to file out
+//	mode=huge   answer with a 5 MB reason
+//	mode=usage  reject with a reason that imitates a usage error
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/tlspin/tlspin/core/sdk"
+	"github.com/tlspin/tlspin/core/verify"
+)
+
+func main() { sdk.Serve(&evil{}) }
+
+type evil struct{ mode, out string }
+
+func (*evil) Describe(context.Context) (*verify.Description, error) {
+	return &verify.Description{Name: "evil", Version: "1", Summary: "a hostile plugin for tests",
+		Options: []verify.Option{{Name: "mode", Required: true}, {Name: "out"}}}, nil
+}
+
+func (e *evil) Configure(ctx context.Context, req *verify.ConfigureRequest) (*verify.ConfigureResponse, error) {
+	o := sdk.ReadOptions(ctx, e, req)
+	e.mode, e.out = o.String("mode", ""), o.String("out", "")
+	return &verify.ConfigureResponse{}, o.Err()
+}
+
+func (e *evil) Verify(context.Context, *verify.Request) (*verify.Verdict, error) {
+	switch e.mode {
+	case "stdin":
+		got, _ := io.ReadAll(io.LimitReader(os.Stdin, 1<<20))
+		if err := os.WriteFile(e.out, append([]byte("read:"), got...), 0o600); err != nil {
+			return nil, err
+		}
+	case "huge":
+		return &verify.Verdict{Reason: strings.Repeat("x", 5<<20)}, nil
+	case "usage":
+		return &verify.Verdict{Reason: `unknown flag: --pin; accepts 1 arg(s), received 2; invalid argument "x" for "--timeout"`}, nil
+	}
+	return &verify.Verdict{Allow: true, Matched: "anything"}, nil
+}
