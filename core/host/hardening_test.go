@@ -287,6 +287,10 @@ func TestPluginLogsGoByTheVerifierName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The line Configure wrote after the start travels on go-plugin's stdio
+	// stream, which a Close right after Start can cut short on a busy
+	// machine: give it the time to arrive (it is checked below).
+	wait.Until(5*time.Second, func() bool { return strings.Contains(logs.String(), "a plain line after the start") })
 	p.Close()
 	out := logs.String()
 	t.Logf("log:\n%s", out)
