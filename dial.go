@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tlspin/tlspin/core/client"
 	"github.com/tlspin/tlspin/core/pintls"
+	"github.com/tlspin/tlspin/internal/client"
 )
 
 // handshake completes conn's handshake. It is the one place where a

@@ -18,11 +18,11 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 
-	"github.com/tlspin/tlspin/core/bench"
 	"github.com/tlspin/tlspin/core/certs"
-	"github.com/tlspin/tlspin/core/compare"
 	"github.com/tlspin/tlspin/core/rpc"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/bench"
+	"github.com/tlspin/tlspin/internal/compare"
 )
 
 // Item names, in the order they are checked and reported.

@@ -1,6 +1,6 @@
 // Package hsserver is a loopback TLS server that completes one handshake
 // on each connection and closes it: what tlspin bench and tlspin compare
-// run their handshakes against. It is a handler on core/server's Loop.
+// run their handshakes against. It is a handler on internal/server's Loop.
 package hsserver
 
 import (
@@ -10,7 +10,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/tlspin/tlspin/core/server"
+	"github.com/tlspin/tlspin/internal/server"
 )
 
 // maxConns is far above any benchmark's concurrency: the loop's limits

@@ -17,8 +17,8 @@ import (
 
 	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/pintls"
-	"github.com/tlspin/tlspin/core/server"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/server"
 	"github.com/tlspin/tlspin/internal/testbin"
 	"github.com/tlspin/tlspin/internal/wait"
 )

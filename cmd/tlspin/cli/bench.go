@@ -15,12 +15,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tlspin/tlspin/core/bench"
 	"github.com/tlspin/tlspin/core/cache"
 	"github.com/tlspin/tlspin/core/certs"
-	"github.com/tlspin/tlspin/core/compare"
 	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/bench"
+	"github.com/tlspin/tlspin/internal/compare"
 	"github.com/tlspin/tlspin/internal/launch"
 	verifierreg "github.com/tlspin/tlspin/verifiers"
 	"github.com/tlspin/tlspin/verifiers/builtin"

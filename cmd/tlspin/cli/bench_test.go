@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/tlspin/tlspin/cmd/tlspin/cli"
-	"github.com/tlspin/tlspin/core/bench"
+	"github.com/tlspin/tlspin/internal/bench"
 )
 
 // TestBenchJSON checks the structure of bench --json on a tiny run; the

@@ -9,9 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tlspin/tlspin/core/bench"
 	"github.com/tlspin/tlspin/core/conformance"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/bench"
 )
 
 type checkFlags struct {

@@ -10,8 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tlspin/tlspin/core/certs"
-	"github.com/tlspin/tlspin/core/compare"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/compare"
 	"github.com/tlspin/tlspin/internal/launch"
 	verifierreg "github.com/tlspin/tlspin/verifiers"
 	"github.com/tlspin/tlspin/verifiers/builtin"

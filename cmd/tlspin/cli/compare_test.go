@@ -13,7 +13,7 @@ import (
 	"golang.org/x/net/html"
 
 	"github.com/tlspin/tlspin/cmd/tlspin/cli"
-	"github.com/tlspin/tlspin/core/compare"
+	"github.com/tlspin/tlspin/internal/compare"
 	"github.com/tlspin/tlspin/internal/testbin"
 )
 

@@ -17,8 +17,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tlspin/tlspin/core/certs"
-	"github.com/tlspin/tlspin/core/client"
 	"github.com/tlspin/tlspin/core/pin"
+	"github.com/tlspin/tlspin/internal/client"
 )
 
 type fingerprintFlags struct {

@@ -18,10 +18,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tlspin/tlspin"
-	"github.com/tlspin/tlspin/core/client"
 	"github.com/tlspin/tlspin/core/pintls"
-	"github.com/tlspin/tlspin/core/proxy"
-	"github.com/tlspin/tlspin/core/server"
+	"github.com/tlspin/tlspin/internal/client"
+	"github.com/tlspin/tlspin/internal/proxy"
+	"github.com/tlspin/tlspin/internal/server"
 )
 
 type proxyFlags struct {

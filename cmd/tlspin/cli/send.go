@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tlspin/tlspin/core/certs"
-	"github.com/tlspin/tlspin/core/client"
+	"github.com/tlspin/tlspin/internal/client"
 )
 
 type sendFlags struct {

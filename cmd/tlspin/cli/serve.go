@@ -17,7 +17,7 @@ import (
 	"github.com/tlspin/tlspin"
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/pintls"
-	"github.com/tlspin/tlspin/core/server"
+	"github.com/tlspin/tlspin/internal/server"
 )
 
 type serveFlags struct {

@@ -18,9 +18,9 @@ import (
 
 	"github.com/tlspin/tlspin"
 	"github.com/tlspin/tlspin/core/certs"
-	"github.com/tlspin/tlspin/core/client"
 	"github.com/tlspin/tlspin/core/pintls"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/client"
 )
 
 type verifyFlags struct {

@@ -1,5 +1,5 @@
 // Package proxy is tlspin's TLS tunnel in front of a plaintext program, in
-// both directions, as a handler on core/server's Loop (so limits, backoff,
+// both directions, as a handler on internal/server's Loop (so limits, backoff,
 // eviction and draining are the loop's):
 //
 //   - ServerMode accepts TLS, lets the TLS configuration's verifier decide
@@ -26,8 +26,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/tlspin/tlspin/core/server"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/server"
 )
 
 // serialized stamps events and hands them to f one at a time.

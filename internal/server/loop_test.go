@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tlspin/tlspin/core/server"
+	"github.com/tlspin/tlspin/internal/server"
 )
 
 // echoLoop runs a Loop whose handler answers each line with "ID: line"

@@ -18,8 +18,8 @@ import (
 
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/pintls"
-	"github.com/tlspin/tlspin/core/server"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/server"
 	"github.com/tlspin/tlspin/internal/wait"
 )
 

@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/tlspin/tlspin/core/server"
+	"github.com/tlspin/tlspin/internal/server"
 )
 
 // Metrics are a proxy's Prometheus metrics, in a registry of their own.

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tlspin/tlspin/core/server"
+	"github.com/tlspin/tlspin/internal/server"
 )
 
 // bufSize is one TLS record's worth of plaintext: tls.Conn never returns

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/tlspin/tlspin/core/certs"
-	"github.com/tlspin/tlspin/core/client"
+	"github.com/tlspin/tlspin/internal/client"
 )
 
 func newCert(t *testing.T) tls.Certificate {

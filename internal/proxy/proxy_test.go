@@ -22,10 +22,10 @@ import (
 
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/pintls"
-	"github.com/tlspin/tlspin/core/proxy"
-	"github.com/tlspin/tlspin/core/server"
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/e2e"
+	"github.com/tlspin/tlspin/internal/proxy"
+	"github.com/tlspin/tlspin/internal/server"
 	"github.com/tlspin/tlspin/internal/wait"
 )
 

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/tlspin/tlspin/core/certs"
-	"github.com/tlspin/tlspin/core/compare"
+	"github.com/tlspin/tlspin/internal/compare"
 )
 
 func scenarios(t *testing.T, r *compare.Reference) map[string]compare.Scenario {

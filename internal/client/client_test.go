@@ -3,7 +3,7 @@ package client_test
 import (
 	"testing"
 
-	"github.com/tlspin/tlspin/core/client"
+	"github.com/tlspin/tlspin/internal/client"
 )
 
 func TestServerName(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/tlspin/tlspin/core/pintls"
-	"github.com/tlspin/tlspin/core/server"
+	"github.com/tlspin/tlspin/internal/server"
 	"github.com/tlspin/tlspin/internal/wait"
 )
 

@@ -11,12 +11,12 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/tlspin/tlspin/core/bench"
 	"github.com/tlspin/tlspin/core/cache"
 	"github.com/tlspin/tlspin/core/certs"
-	"github.com/tlspin/tlspin/core/compare"
 	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/bench"
+	"github.com/tlspin/tlspin/internal/compare"
 	"github.com/tlspin/tlspin/internal/testbin"
 	"github.com/tlspin/tlspin/verifiers/builtin"
 )
