@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"time"
 
@@ -27,12 +28,28 @@ type Server struct {
 // Listen starts a server with cfg on an ephemeral loopback port. Each
 // connection gets at most connTimeout for its handshake.
 func Listen(cfg *tls.Config, connTimeout time.Duration) (*Server, error) {
+	return listen(cfg, connTimeout, func(*tls.Conn) {})
+}
+
+// ListenDrain is Listen for clients that send something after the
+// handshake (tlspin send): each connection is read until the client
+// closes its side, within connTimeout.
+func ListenDrain(cfg *tls.Config, connTimeout time.Duration) (*Server, error) {
+	return listen(cfg, connTimeout, func(tc *tls.Conn) {
+		tc.SetDeadline(time.Now().Add(connTimeout))
+		_, _ = io.Copy(io.Discard, tc)
+	})
+}
+
+// listen runs after on each connection whose handshake succeeded.
+func listen(cfg *tls.Config, connTimeout time.Duration, after func(*tls.Conn)) (*Server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("hsserver: %w", err)
 	}
 	loop := server.NewLoop(server.HandlerFunc(func(ctx context.Context, c *server.Conn) {
 		if tc, err := c.Handshake(ctx, cfg, nil); err == nil {
+			after(tc)
 			tc.Close()
 		}
 	}), server.Limits{

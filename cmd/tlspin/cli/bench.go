@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -21,6 +19,7 @@ import (
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/bench"
 	"github.com/tlspin/tlspin/internal/compare"
+	"github.com/tlspin/tlspin/internal/hsserver"
 	"github.com/tlspin/tlspin/internal/launch"
 	verifierreg "github.com/tlspin/tlspin/verifiers"
 	"github.com/tlspin/tlspin/verifiers/builtin"
@@ -250,12 +249,12 @@ func (a *app) benchOneShot(ctx context.Context, rep *bench.Report, ref *compare.
 		}
 		self = exe
 	}
-	srv, err := drainServer(ref.Leaf)
+	srv, err := hsserver.ListenDrain(&tls.Config{Certificates: []tls.Certificate{ref.Leaf}, MinVersion: tls.VersionTLS13}, 10*time.Second)
 	if err != nil {
-		return err
+		return fmt.Errorf("bench: %w", err)
 	}
 	defer srv.Close()
-	addr := srv.Addr().String()
+	addr := srv.Addr()
 	// The same verifier, found and pinned as here.
 	send := []string{self, "--log-level", "error"}
 	for _, d := range a.g.pluginDirs {
@@ -284,29 +283,6 @@ func (a *app) benchOneShot(ctx context.Context, rep *bench.Report, ref *compare.
 	}
 	rep.SetOneShot(med[0], med[1], n)
 	return nil
-}
-
-// drainServer serves TLS 1.3 with cert on a loopback port: each client's
-// handshake, then whatever it sends until it closes its side.
-func drainServer(cert tls.Certificate) (net.Listener, error) {
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})
-	if err != nil {
-		return nil, fmt.Errorf("bench: %w", err)
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				_, _ = io.Copy(io.Discard, c)
-			}()
-		}
-	}()
-	return ln, nil
 }
 
 // trustIn configures verifier name to trust ref, with its files in dir.
