@@ -57,7 +57,10 @@ try:
     s.connect(sys.argv[1])
 except OSError as e:
     print("connect:", e.strerror); sys.exit()
-s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
+try:
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
+except (BrokenPipeError, ConnectionResetError):
+    print("closed"); sys.exit()  # refused before it could even send
 try:
     print("answered" if s.recv(100) else "closed")
 except ConnectionResetError:
