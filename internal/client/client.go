@@ -66,7 +66,7 @@ func Handshake(ctx context.Context, raw net.Conn, addr string, cfg *tls.Config, 
 		var re tls.RecordHeaderError
 		switch {
 		case errors.Is(err, verify.ErrRejected):
-			return nil, fmt.Errorf("client: not talking to %s: %w", addr, err)
+			return nil, &rejectedError{addr: addr, err: err}
 		case errors.As(err, &re):
 			return nil, fmt.Errorf("client: %s does not speak TLS (first bytes %q): %w", addr, re.RecordHeader[:], err)
 		case ctx.Err() != nil:
@@ -78,6 +78,25 @@ func Handshake(ctx context.Context, raw net.Conn, addr string, cfg *tls.Config, 
 	// one place where a decision's side effects belong on the client.
 	return conn, nil
 }
+
+// rejectedError is a server the verifiers rejected: where, and the
+// verifiers' own words (without a library's "tlspin: server rejected:"
+// when the rejection offers its Reason alone).
+type rejectedError struct {
+	addr string
+	err  error
+}
+
+func (e *rejectedError) Error() string {
+	why := e.err.Error()
+	var r interface{ Reason() string }
+	if errors.As(e.err, &r) {
+		why = r.Reason()
+	}
+	return fmt.Sprintf("client: not talking to %s: %s", e.addr, why)
+}
+
+func (e *rejectedError) Unwrap() error { return e.err }
 
 // ErrRefused means the server ended the TLS session with an alert after
 // our side of the handshake was done: with TLS 1.3 this is how a server
