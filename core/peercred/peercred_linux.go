@@ -1,4 +1,4 @@
-package rpc
+package peercred
 
 import (
 	"bytes"
@@ -9,21 +9,21 @@ import (
 	"syscall"
 )
 
-const peerCredsSupported = true
+const supported = true
 
 func euid() int { return os.Geteuid() }
 
-// peerOf asks the kernel who is at the other end of a unix socket: for the
+// Of asks the kernel who is at the other end of a unix socket: for the
 // connecting side, the process that listened; for the listening side, the
 // process that connected.
-func peerOf(conn net.Conn) (peerCred, error) {
+func Of(conn net.Conn) (Cred, error) {
 	uc, ok := conn.(*net.UnixConn)
 	if !ok {
-		return peerCred{}, fmt.Errorf("%w: %T is not a unix socket", ErrPeer, conn)
+		return Cred{}, fmt.Errorf("%w: %T is not a unix socket", ErrPeer, conn)
 	}
 	raw, err := uc.SyscallConn()
 	if err != nil {
-		return peerCred{}, fmt.Errorf("%w: %w", ErrPeer, err)
+		return Cred{}, fmt.Errorf("%w: %w", ErrPeer, err)
 	}
 	var (
 		cred *syscall.Ucred
@@ -32,12 +32,12 @@ func peerOf(conn net.Conn) (peerCred, error) {
 	if err := raw.Control(func(fd uintptr) {
 		cred, gerr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
 	}); err != nil {
-		return peerCred{}, fmt.Errorf("%w: %w", ErrPeer, err)
+		return Cred{}, fmt.Errorf("%w: %w", ErrPeer, err)
 	}
 	if gerr != nil {
-		return peerCred{}, fmt.Errorf("%w: SO_PEERCRED: %w", ErrPeer, gerr)
+		return Cred{}, fmt.Errorf("%w: SO_PEERCRED: %w", ErrPeer, gerr)
 	}
-	return peerCred{pid: int(cred.Pid), uid: int(cred.Uid), path: uc.RemoteAddr().String()}, nil
+	return Cred{PID: int(cred.Pid), UID: int(cred.Uid), Path: uc.RemoteAddr().String()}, nil
 }
 
 // pgidOf is the process group of pid, or -1.

@@ -1,8 +1,7 @@
-package rpc_test
+package peercred_test
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"net"
 	"os"
@@ -12,8 +11,17 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/tlspin/tlspin/core/rpc"
+	"github.com/tlspin/tlspin/core/peercred"
 )
+
+// checkHost is the host's check of the socket conn is connected to.
+func checkHost(conn net.Conn, pluginPID int) error {
+	c, err := peercred.Of(conn)
+	if err != nil {
+		return err
+	}
+	return peercred.CheckHost(c, pluginPID)
+}
 
 // nobody is the uid and gid of another local user.
 const nobody = 65534
@@ -78,7 +86,7 @@ func privateDir(t *testing.T) string {
 
 // TestHostRefusesImpostors: a socket served by anyone but the plugin the
 // host started (its pid or process group), as another user or as the
-// host's own, is refused before a byte of gRPC is sent.
+// host's own, is refused before a byte is sent.
 func TestHostRefusesImpostors(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run a process as another user")
@@ -105,10 +113,10 @@ func TestHostRefusesImpostors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			creds := rpc.HostCredentials(func() int { return plugin.Process.Pid })
-			_, _, err = creds.ClientHandshake(context.Background(), "plugin", conn)
-			if !errors.Is(err, rpc.ErrPeer) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("handshake with %s: %v; want rpc.ErrPeer saying %q", tc.name, err, tc.want)
+			defer conn.Close()
+			err = checkHost(conn, plugin.Process.Pid)
+			if !errors.Is(err, peercred.ErrPeer) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("handshake with %s: %v; want peercred.ErrPeer saying %q", tc.name, err, tc.want)
 			}
 		})
 	}
@@ -128,14 +136,50 @@ func TestHostRefusesImpostors(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer conn.Close()
-			creds := rpc.HostCredentials(func() int { return l.Process.Pid })
-			_, _, err = creds.ClientHandshake(context.Background(), "plugin", conn)
+			err = checkHost(conn, l.Process.Pid)
 			switch {
 			case tc.want == "" && err != nil:
 				t.Fatalf("handshake with the plugin's own socket: %v", err)
-			case tc.want != "" && (!errors.Is(err, rpc.ErrPeer) || !strings.Contains(err.Error(), tc.want)):
-				t.Fatalf("handshake: %v; want rpc.ErrPeer saying %q", err, tc.want)
+			case tc.want != "" && (!errors.Is(err, peercred.ErrPeer) || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("handshake: %v; want peercred.ErrPeer saying %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestPluginRefusesNonAncestors: the kernel names both ends of a socket
+// pair as this process, which is neither its own parent nor an ancestor,
+// so a plugin refuses it; a connection that is not a unix socket has no
+// peer to name.
+func TestPluginRefusesNonAncestors(t *testing.T) {
+	sock := filepath.Join(privateDir(t), "plugin.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	conn, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c, err := peercred.Of(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PID != os.Getpid() || c.UID != os.Geteuid() || c.Path != sock {
+		t.Fatalf("Of = %+v; want pid %d, uid %d, path %s", c, os.Getpid(), os.Geteuid(), sock)
+	}
+	if err := peercred.CheckPlugin(c); !errors.Is(err, peercred.ErrPeer) || !strings.Contains(err.Error(), "not the host") {
+		t.Fatalf("CheckPlugin(ourselves) = %v; want ErrPeer saying 'not the host'", err)
+	}
+	if err := peercred.CheckHost(c, os.Getpid()); err != nil {
+		t.Fatalf("CheckHost(ourselves, our pid) = %v", err)
+	}
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if _, err := peercred.Of(a); !errors.Is(err, peercred.ErrPeer) {
+		t.Fatalf("Of(pipe) = %v; want ErrPeer", err)
 	}
 }
