@@ -4,12 +4,13 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
-	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
+
+	"github.com/tlspin/tlspin/core/verify"
 )
 
 // MaxMessageSize caps every message the host accepts from a plugin. A
@@ -20,10 +21,6 @@ const MaxMessageSize = 1 << 20
 // maxHeaderListSize caps the headers and trailers of a plugin's answer,
 // which carry the text of an error it returns.
 const maxHeaderListSize = 64 << 10
-
-// MaxTextLen caps every text the host keeps from a plugin (reasons,
-// matched rules, error messages): longer ones are cut and say so.
-const MaxTextLen = 4 << 10
 
 // DialOptions are the options the host's connection to a plugin needs
 // (go-plugin ClientConfig.GRPCDialOptions): the message caps, and the
@@ -36,19 +33,6 @@ func DialOptions() []grpc.DialOption {
 		grpc.WithMaxHeaderListSize(maxHeaderListSize),
 		grpc.WithStatsHandler(callStats{}),
 	}
-}
-
-// Truncate returns s cut to at most MaxTextLen bytes (on a rune boundary),
-// with a note saying how long it was.
-func Truncate(s string) string {
-	if len(s) <= MaxTextLen {
-		return s
-	}
-	cut := MaxTextLen
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return fmt.Sprintf("%s… [truncated: %d bytes in all]", s[:cut], len(s))
 }
 
 // call records what the plugin's side of one RPC did, as gRPC's transport
@@ -112,7 +96,7 @@ func (callStats) HandleConn(context.Context, stats.ConnStats)                   
 // every case rejects the peer.
 func (c *call) classify(ctx context.Context, err error) error {
 	st := status.Convert(err)
-	msg := Truncate(st.Message())
+	msg := verify.Truncate(st.Message())
 	switch {
 	case ctx.Err() != nil:
 		return fmt.Errorf("rpc: %w (%s)", ctx.Err(), msg)

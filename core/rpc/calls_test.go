@@ -124,7 +124,7 @@ func TestFaultsAreNotRemote(t *testing.T) {
 		c, _ := serve(t, &fake{verify: func(context.Context) (*verify.Verdict, error) { return nil, errors.New(huge[:200<<10]) }}, rpc.DialOptions()...)
 		_, err := call(c, 5*time.Second)
 		t.Logf("err: %.200v", err)
-		if err == nil || len(err.Error()) > rpc.MaxTextLen+400 {
+		if err == nil || len(err.Error()) > verify.MaxTextLen+400 {
 			t.Fatalf("err = %.300v (%d bytes); want a bounded error", err, len(fmt.Sprint(err)))
 		}
 	})
@@ -173,35 +173,14 @@ func TestLongTextsAreTruncated(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, s := range map[string]string{"reason": v.Reason, "matched": v.Matched} {
-		if len(s) > rpc.MaxTextLen+64 || !utf8.ValidString(s) || !strings.Contains(s, "truncated: 6000 bytes") {
-			t.Errorf("%s: %d bytes, valid UTF-8 %v, ends %q; want at most about %d, cut on a rune, marked", name, len(s), utf8.ValidString(s), s[max(0, len(s)-40):], rpc.MaxTextLen)
+		if len(s) > verify.MaxTextLen+64 || !utf8.ValidString(s) || !strings.Contains(s, "truncated: 6000 bytes") {
+			t.Errorf("%s: %d bytes, valid UTF-8 %v, ends %q; want at most about %d, cut on a rune, marked", name, len(s), utf8.ValidString(s), s[max(0, len(s)-40):], verify.MaxTextLen)
 		}
 	}
 	c2, _ := serve(t, &fake{verify: func(context.Context) (*verify.Verdict, error) { return nil, errors.New(long) }}, rpc.DialOptions()...)
 	_, err = call(c2, 5*time.Second)
 	var remote *rpc.RemoteError
-	if !errors.As(err, &remote) || len(remote.Message) > rpc.MaxTextLen+64 || !strings.Contains(remote.Message, "truncated") {
+	if !errors.As(err, &remote) || len(remote.Message) > verify.MaxTextLen+64 || !strings.Contains(remote.Message, "truncated") {
 		t.Fatalf("error %d bytes; want a truncated remote error", len(fmt.Sprint(err)))
-	}
-}
-
-func TestTruncate(t *testing.T) {
-	tests := []struct {
-		in   string
-		same bool
-	}{
-		{"", true},
-		{strings.Repeat("a", rpc.MaxTextLen), true},
-		{strings.Repeat("a", rpc.MaxTextLen+1), false},
-		{strings.Repeat("€", rpc.MaxTextLen), false},
-	}
-	for _, tc := range tests {
-		got := rpc.Truncate(tc.in)
-		if (got == tc.in) != tc.same {
-			t.Errorf("Truncate(%d bytes) changed = %v, want %v", len(tc.in), got != tc.in, !tc.same)
-		}
-		if !utf8.ValidString(got) || len(got) > rpc.MaxTextLen+64 {
-			t.Errorf("Truncate(%d bytes) = %d bytes, valid %v", len(tc.in), len(got), utf8.ValidString(got))
-		}
 	}
 }

@@ -8,9 +8,6 @@ import (
 	verifierv1 "github.com/tlspin/tlspin/proto/verifier/v1"
 )
 
-// maxCacheFor bounds what a plugin may ask the host to cache.
-const maxCacheFor = 24 * time.Hour
-
 func descriptionToProto(d *verify.Description) *verifierv1.DescribeResponse {
 	r := &verifierv1.DescribeResponse{Name: d.Name, Version: d.Version, Summary: d.Summary}
 	for _, o := range d.Options {
@@ -19,12 +16,12 @@ func descriptionToProto(d *verify.Description) *verifierv1.DescribeResponse {
 	return r
 }
 
-// descriptionFromProto keeps at most MaxTextLen of each text a plugin
+// descriptionFromProto keeps at most verify.MaxTextLen of each text a plugin
 // describes itself with.
 func descriptionFromProto(r *verifierv1.DescribeResponse) *verify.Description {
-	d := &verify.Description{Name: Truncate(r.GetName()), Version: Truncate(r.GetVersion()), Summary: Truncate(r.GetSummary())}
+	d := &verify.Description{Name: verify.Truncate(r.GetName()), Version: verify.Truncate(r.GetVersion()), Summary: verify.Truncate(r.GetSummary())}
 	for _, o := range r.GetOptions() {
-		d.Options = append(d.Options, verify.Option{Name: Truncate(o.GetName()), Description: Truncate(o.GetDescription()), Required: o.GetRequired(), Repeated: o.GetRepeated()})
+		d.Options = append(d.Options, verify.Option{Name: verify.Truncate(o.GetName()), Description: verify.Truncate(o.GetDescription()), Required: o.GetRequired(), Repeated: o.GetRepeated()})
 	}
 	return d
 }
@@ -78,16 +75,18 @@ func verdictToProto(v *verify.Verdict) *verifierv1.VerifyResponse {
 	return &verifierv1.VerifyResponse{Allow: v.Allow, Reason: v.Reason, Matched: v.Matched, CacheForMillis: v.CacheFor.Milliseconds(), Commit: v.Commit}
 }
 
-// verdictFromProto validates what a plugin sent: a negative cache time is
-// garbage, an overlong one is capped, and the reason and matched rule are
-// truncated to MaxTextLen.
+// verdictFromProto validates what a plugin sent (verify.CleanVerdict): a
+// negative cache time is garbage, an overlong one is capped (before it is
+// converted, so that it cannot wrap around), and the texts are truncated.
 func verdictFromProto(r *verifierv1.VerifyResponse) (*verify.Verdict, error) {
-	if r.GetCacheForMillis() < 0 {
-		return nil, fmt.Errorf("%w: negative cache_for_millis %d", ErrGarbage, r.GetCacheForMillis())
+	ms := r.GetCacheForMillis()
+	if ms < 0 {
+		return nil, fmt.Errorf("%w: negative cache_for_millis %d", ErrGarbage, ms)
 	}
-	cf := time.Duration(r.GetCacheForMillis()) * time.Millisecond
-	if cf > maxCacheFor || cf < 0 {
-		cf = maxCacheFor
+	cf := time.Duration(min(ms, verify.MaxCacheFor.Milliseconds())) * time.Millisecond
+	v, err := verify.CleanVerdict(&verify.Verdict{Allow: r.GetAllow(), Reason: r.GetReason(), Matched: r.GetMatched(), CacheFor: cf, Commit: r.GetCommit()})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrGarbage, err)
 	}
-	return &verify.Verdict{Allow: r.GetAllow(), Reason: Truncate(r.GetReason()), Matched: Truncate(r.GetMatched()), CacheFor: cf, Commit: r.GetCommit()}, nil
+	return v, nil
 }

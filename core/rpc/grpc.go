@@ -115,7 +115,7 @@ func (c *Client) WatchPolicy(ctx context.Context) (<-chan verify.PolicyChange, e
 				return
 			}
 			select {
-			case ch <- verify.PolicyChange{Epoch: m.GetEpoch(), Reason: Truncate(m.GetReason())}:
+			case ch <- verify.PolicyChange{Epoch: m.GetEpoch(), Reason: verify.Truncate(m.GetReason())}:
 			case <-ctx.Done():
 				return
 			}
@@ -135,7 +135,7 @@ var (
 // RemoteError is an error the verifier itself returned: the plugin ended
 // the call with a gRPC status of its own (see call.classify). It is a
 // rejection, never a reason to restart the plugin. Message is truncated to
-// MaxTextLen.
+// verify.MaxTextLen.
 type RemoteError struct {
 	Code    codes.Code
 	Message string

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
 
 	"github.com/tlspin/tlspin/core/verify"
 )
@@ -47,5 +49,58 @@ func TestChainDigestSeparatesCertificates(t *testing.T) {
 	b := (&verify.Request{PeerChain: [][]byte{[]byte("a"), []byte("bc")}}).ChainDigest()
 	if a == b {
 		t.Fatal("different chains with the same bytes share a digest")
+	}
+}
+
+func TestTruncate(t *testing.T) {
+	tests := []struct {
+		in   string
+		same bool
+	}{
+		{"", true},
+		{strings.Repeat("a", verify.MaxTextLen), true},
+		{strings.Repeat("a", verify.MaxTextLen+1), false},
+		{strings.Repeat("€", verify.MaxTextLen), false},
+	}
+	for _, tc := range tests {
+		got := verify.Truncate(tc.in)
+		if (got == tc.in) != tc.same {
+			t.Errorf("Truncate(%d bytes) changed = %v, want %v", len(tc.in), got != tc.in, !tc.same)
+		}
+		if !utf8.ValidString(got) || len(got) > verify.MaxTextLen+64 {
+			t.Errorf("Truncate(%d bytes) = %d bytes, valid %v", len(tc.in), len(got), utf8.ValidString(got))
+		}
+	}
+}
+
+func TestCleanVerdict(t *testing.T) {
+	long := strings.Repeat("é", 3000)
+	tests := []struct {
+		name    string
+		in      *verify.Verdict
+		want    *verify.Verdict // nil: an error
+		wantErr string
+	}{
+		{"plain", &verify.Verdict{Allow: true, Reason: "ok", Matched: "m", CacheFor: time.Minute, Commit: true},
+			&verify.Verdict{Allow: true, Reason: "ok", Matched: "m", CacheFor: time.Minute, Commit: true}, ""},
+		{"cache time capped", &verify.Verdict{CacheFor: 1 << 62}, &verify.Verdict{CacheFor: verify.MaxCacheFor}, ""},
+		{"long texts", &verify.Verdict{Reason: long, Matched: long},
+			&verify.Verdict{Reason: verify.Truncate(long), Matched: verify.Truncate(long)}, ""},
+		{"negative cache time", &verify.Verdict{CacheFor: -time.Second}, nil, "negative cache time -1s"},
+		{"nil", nil, nil, "no verdict"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := verify.CleanVerdict(tc.in)
+			if tc.want == nil {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("CleanVerdict = %+v, %v; want an error saying %q", got, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || *got != *tc.want {
+				t.Fatalf("CleanVerdict = %+v, %v; want %+v", got, err, tc.want)
+			}
+		})
 	}
 }

@@ -1,0 +1,46 @@
+package verify
+
+import (
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+)
+
+// What the host keeps from a verifier plugin is bounded, whatever the
+// transport (core/rpc, core/direct): the plugin is another process, and
+// nothing it says may grow the host's memory or logs without limit.
+
+// MaxTextLen caps every text the host keeps from a plugin (reasons,
+// matched rules, error messages): longer ones are cut and say so.
+const MaxTextLen = 4 << 10
+
+// MaxCacheFor bounds how long a plugin may ask the host to cache a verdict.
+const MaxCacheFor = 24 * time.Hour
+
+// Truncate returns s cut to at most MaxTextLen bytes (on a rune boundary),
+// with a note saying how long it was.
+func Truncate(s string) string {
+	if len(s) <= MaxTextLen {
+		return s
+	}
+	cut := MaxTextLen
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… [truncated: %d bytes in all]", s[:cut], len(s))
+}
+
+// CleanVerdict checks a verdict that came from a plugin and returns the
+// copy the host may use: a negative cache time is an error (the plugin
+// answers garbage), a longer one than MaxCacheFor is cut to it, and Reason
+// and Matched are truncated to MaxTextLen.
+func CleanVerdict(v *Verdict) (*Verdict, error) {
+	if v == nil {
+		return nil, errors.New("verify: no verdict")
+	}
+	if v.CacheFor < 0 {
+		return nil, fmt.Errorf("verify: negative cache time %v", v.CacheFor)
+	}
+	return &Verdict{Allow: v.Allow, Reason: Truncate(v.Reason), Matched: Truncate(v.Matched), CacheFor: min(v.CacheFor, MaxCacheFor), Commit: v.Commit}, nil
+}
