@@ -1,0 +1,340 @@
+package direct
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/tlspin/tlspin/core/verify"
+)
+
+var (
+	// ErrGarbage means the plugin answered something that is not a valid
+	// answer: not JSON, the wrong shape, an oversize frame, an invalid
+	// verdict.
+	ErrGarbage = errors.New("direct: malformed answer from verifier plugin")
+	// ErrTransport means the plugin could not be reached, or the
+	// connection broke or closed before the answer was complete.
+	ErrTransport = errors.New("direct: verifier plugin unreachable")
+	// ErrClosed is matched, with ErrTransport, by calls on a closed Client.
+	ErrClosed = errors.New("direct: client closed")
+)
+
+// RemoteError is an error the verifier itself returned: a rejection, never
+// a reason to restart the plugin. Message is truncated to
+// verify.MaxTextLen.
+type RemoteError struct {
+	Message   string
+	BadOption bool
+}
+
+func (e *RemoteError) Error() string { return e.Message }
+
+// Unwrap is verify.ErrBadOption for a bad option.
+func (e *RemoteError) Unwrap() error {
+	if e.BadOption {
+		return verify.ErrBadOption
+	}
+	return nil
+}
+
+// Client is a verify.Verifier that calls one plugin process. It keeps idle
+// connections for the next calls; it is safe for concurrent use.
+type Client struct {
+	dial  func(context.Context) (net.Conn, error)
+	slots chan struct{} // a token per call in progress, at most maxConns
+	done  chan struct{} // closed by Close
+
+	mu     sync.Mutex
+	idle   []*conn
+	open   map[*conn]bool // idle, in a call, or watching
+	closed bool
+}
+
+var (
+	_ verify.Verifier  = (*Client)(nil)
+	_ verify.Committer = (*Client)(nil)
+)
+
+// NewClient returns a client that opens connections with dial, which
+// must check who is at the other end (core/peercred), at most maxConns of
+// them for calls: more concurrent callers wait for one (or for their
+// context). A watch connection is one more.
+func NewClient(dial func(context.Context) (net.Conn, error), maxConns int) *Client {
+	return &Client{dial: dial, slots: make(chan struct{}, max(1, maxConns)), done: make(chan struct{}), open: map[*conn]bool{}}
+}
+
+// conn is one connection to the plugin.
+type conn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+// Describe asks the plugin what it is.
+func (c *Client) Describe(ctx context.Context) (*verify.Description, error) {
+	resp, err := c.call(ctx, &request{Method: methodDescribe})
+	if err != nil {
+		return nil, err
+	}
+	if resp.Description == nil || resp.Description.Name == "" {
+		return nil, fmt.Errorf("%w: describe answered no name", ErrGarbage)
+	}
+	return resp.Description.description(), nil
+}
+
+// Configure sends the user's options.
+func (c *Client) Configure(ctx context.Context, req *verify.ConfigureRequest) (*verify.ConfigureResponse, error) {
+	r := &request{Method: methodConfigure}
+	if req != nil {
+		r.Options = req.Options
+	}
+	resp, err := c.call(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Configured == nil {
+		return nil, fmt.Errorf("%w: configure answered no result", ErrGarbage)
+	}
+	return &verify.ConfigureResponse{NeedsChain: resp.Configured.NeedsChain}, nil
+}
+
+// Verify asks the plugin to decide on a peer.
+func (c *Client) Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error) {
+	resp, err := c.call(ctx, &request{Method: methodVerify, Peer: toPeer(req)})
+	if err != nil {
+		return nil, err
+	}
+	if resp.Verdict == nil {
+		return nil, fmt.Errorf("%w: verify answered no verdict", ErrGarbage)
+	}
+	v, err := resp.Verdict.verdict()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrGarbage, err)
+	}
+	return v, nil
+}
+
+// Commit tells the plugin that a handshake it allowed with Commit set has
+// succeeded.
+func (c *Client) Commit(ctx context.Context, req *verify.Request) (*verify.CommitResponse, error) {
+	if _, err := c.call(ctx, &request{Method: methodCommit, Peer: toPeer(req)}); err != nil {
+		return nil, err
+	}
+	return &verify.CommitResponse{}, nil
+}
+
+// Shutdown asks the plugin to stop serving; it answers before it does.
+func (c *Client) Shutdown(ctx context.Context) error {
+	_, err := c.call(ctx, &request{Method: methodShutdown})
+	return err
+}
+
+// WatchPolicy streams the plugin's policy changes on a connection of its
+// own. The channel is closed when ctx ends or the connection breaks.
+func (c *Client) WatchPolicy(ctx context.Context) (<-chan verify.PolicyChange, error) {
+	cn, err := c.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.roundTrip(ctx, cn, &request{Method: methodWatch}); err != nil {
+		c.discard(cn)
+		return nil, err
+	}
+	cn.SetDeadline(time.Time{})
+	stop := context.AfterFunc(ctx, func() { c.discard(cn) })
+	ch := make(chan verify.PolicyChange, 1)
+	go func() {
+		defer close(ch)
+		defer c.discard(cn)
+		defer stop()
+		for {
+			resp, err := read(cn)
+			if err != nil || resp.PolicyChange == nil {
+				return
+			}
+			select {
+			case ch <- verify.PolicyChange{Epoch: resp.PolicyChange.Epoch, Reason: verify.Truncate(resp.PolicyChange.Reason)}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ch, nil
+}
+
+// Close closes every connection; calls in progress and later calls fail
+// with ErrClosed.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	close(c.done)
+	for cn := range c.open {
+		cn.Close()
+	}
+	c.idle = nil
+	return nil
+}
+
+// call makes one call on a pooled connection. A connection whose call
+// failed in any way but with the verifier's own error is closed.
+func (c *Client) call(ctx context.Context, req *request) (*response, error) {
+	select {
+	case c.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("direct: %s: waiting for a connection: %w", req.Method, ctx.Err())
+	case <-c.done:
+		return nil, fmt.Errorf("%w: %w", ErrTransport, ErrClosed)
+	}
+	defer func() { <-c.slots }()
+	cn, err := c.take(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.roundTrip(ctx, cn, req)
+	var remote *RemoteError
+	if (err == nil || errors.As(err, &remote)) && req.Method != methodShutdown {
+		c.put(cn)
+	} else {
+		c.discard(cn)
+	}
+	return resp, err
+}
+
+// take returns an idle connection, or a new one.
+func (c *Client) take(ctx context.Context) (*conn, error) {
+	c.mu.Lock()
+	if n := len(c.idle); n > 0 {
+		cn := c.idle[n-1]
+		c.idle = c.idle[:n-1]
+		c.mu.Unlock()
+		return cn, nil
+	}
+	c.mu.Unlock()
+	return c.connect(ctx)
+}
+
+// connect dials a new connection and counts it as open.
+func (c *Client) connect(ctx context.Context) (*conn, error) {
+	nc, err := c.dial(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("direct: dial: %w (%v)", ctx.Err(), err)
+		}
+		return nil, fmt.Errorf("%w: dial: %w", ErrTransport, err)
+	}
+	cn := &conn{Conn: nc, r: bufio.NewReader(nc)}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		nc.Close()
+		return nil, fmt.Errorf("%w: %w", ErrTransport, ErrClosed)
+	}
+	c.open[cn] = true
+	return cn, nil
+}
+
+func (c *Client) put(cn *conn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		cn.Close()
+		return
+	}
+	c.idle = append(c.idle, cn)
+}
+
+func (c *Client) discard(cn *conn) {
+	c.mu.Lock()
+	delete(c.open, cn)
+	c.mu.Unlock()
+	cn.Close()
+}
+
+// roundTrip sends req on cn and reads the answer, in the caller's
+// goroutine, bounded by ctx: the connection's deadline is ctx's, and a
+// cancellation sets a past one to interrupt a blocked read or write.
+func (c *Client) roundTrip(ctx context.Context, cn *conn, req *request) (*response, error) {
+	d, hasDeadline := ctx.Deadline()
+	if hasDeadline {
+		req.Timeout = time.Until(d)
+	}
+	if err := cn.SetDeadline(d); err != nil {
+		return nil, c.fail(ctx, req.Method, err)
+	}
+	interrupted := func() bool { return false }
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() { cn.SetDeadline(time.Unix(1, 0)) })
+		interrupted = func() bool { return !stop() }
+	}
+	err := writeFrame(cn, req)
+	var resp *response
+	if err == nil {
+		resp, err = read(cn)
+	}
+	if interrupted() && err == nil {
+		err = ctx.Err() // the answer came, but the connection is spoilt
+	}
+	if err != nil {
+		return nil, c.fail(ctx, req.Method, err)
+	}
+	if resp.Error != nil {
+		return nil, &RemoteError{Message: verify.Truncate(resp.Error.Message), BadOption: resp.Error.BadOption}
+	}
+	return resp, nil
+}
+
+// read reads one answer.
+func read(cn *conn) (*response, error) {
+	body, err := readFrame(cn.r)
+	if err != nil {
+		return nil, err
+	}
+	var resp response
+	if err := json.Unmarshal(body, &resp); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrGarbage, err)
+	}
+	return &resp, nil
+}
+
+// fail says why a call on a connection failed: the caller's context ended
+// (its error, so that the caller can tell a timeout), the client was
+// closed, the plugin answered garbage, or the connection broke.
+func (c *Client) fail(ctx context.Context, method string, err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Done() != nil {
+		<-ctx.Done() // the connection's deadline is ctx's: it ends now if it has not
+	}
+	var over errOversize
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("direct: %s: %w (%v)", method, ctx.Err(), err)
+	case isClosed(c.done):
+		return fmt.Errorf("%w: %s: %w", ErrTransport, method, ErrClosed)
+	case errors.As(err, &over):
+		return fmt.Errorf("%w: %w", ErrGarbage, err)
+	case errors.Is(err, ErrGarbage):
+		return err
+	case errors.Is(err, io.EOF):
+		return fmt.Errorf("%w: %s: connection closed before an answer", ErrTransport, method)
+	}
+	return fmt.Errorf("%w: %s: %w", ErrTransport, method, err)
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}

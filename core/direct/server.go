@@ -1,0 +1,221 @@
+package direct
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/tlspin/tlspin/core/verify"
+)
+
+// Serve answers calls to v on l until ctx ends, l fails, or a shutdown
+// request is answered; then it closes l and every connection, waits for
+// their calls to end and returns (nil unless l failed). admit, if not nil,
+// is called for each accepted connection before a byte is read from it:
+// an error closes the connection and is logged. A connection that sends
+// anything but a well-formed request is closed; the others go on.
+//
+// A verifier's panic is not recovered: it ends the plugin, and the host
+// restarts it, as with go-plugin's gRPC server.
+func Serve(ctx context.Context, l net.Listener, v verify.Verifier, admit func(net.Conn) error, log hclog.Logger) error {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait() // after stop has closed every connection
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	s := &server{v: v, log: log, stop: stop, conns: map[net.Conn]bool{}}
+	context.AfterFunc(ctx, func() {
+		l.Close()
+		s.closeAll()
+	})
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("direct: accept: %w", err)
+		}
+		if admit != nil {
+			if err := admit(conn); err != nil {
+				log.Warn("refused a connection", "error", err)
+				conn.Close()
+				continue
+			}
+		}
+		if !s.track(conn) {
+			conn.Close()
+			return nil
+		}
+		wg.Go(func() {
+			defer s.untrack(conn)
+			s.handle(ctx, conn)
+		})
+	}
+}
+
+// server is one Serve's state: its verifier and its open connections.
+type server struct {
+	v    verify.Verifier
+	log  hclog.Logger
+	stop context.CancelFunc // ends Serve
+
+	mu     sync.Mutex
+	conns  map[net.Conn]bool
+	closed bool
+}
+
+func (s *server) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[c] = true
+	return true
+}
+
+func (s *server) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	c.Close()
+}
+
+func (s *server) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for c := range s.conns {
+		c.Close()
+	}
+}
+
+// handle answers the requests of one connection, one at a time, until it
+// closes or sends something that is not a request.
+func (s *server) handle(ctx context.Context, conn net.Conn) {
+	r := bufio.NewReader(conn)
+	for {
+		body, err := readFrame(r)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && ctx.Err() == nil {
+				s.log.Warn("closing a connection: bad frame", "error", err)
+			}
+			return
+		}
+		var req request
+		if err := json.Unmarshal(body, &req); err != nil {
+			s.log.Warn("closing a connection: request is not JSON", "error", err)
+			return
+		}
+		if req.Method == methodWatch {
+			s.watch(ctx, conn, r)
+			return
+		}
+		resp, ok := s.call(ctx, &req)
+		if !ok {
+			s.log.Warn("closing a connection: unknown method", "method", req.Method)
+			return
+		}
+		if err := writeFrame(conn, resp); err != nil {
+			return
+		}
+		if req.Method == methodShutdown {
+			s.stop()
+			return
+		}
+	}
+}
+
+// call asks the verifier what req asks, within req's timeout; false for
+// an unknown method. Like core/rpc's server, a verifier's error goes back
+// as the verifier's answer, with BadOption set for verify.ErrBadOption.
+func (s *server) call(ctx context.Context, req *request) (*response, bool) {
+	if req.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, req.Timeout)
+		defer cancel()
+	}
+	var (
+		resp = &response{}
+		err  error
+	)
+	switch req.Method {
+	case methodDescribe:
+		var d *verify.Description
+		if d, err = s.v.Describe(ctx); err == nil && d == nil {
+			err = errors.New("verifier returned no description")
+		} else if err == nil {
+			resp.Description = toDescription(d)
+		}
+	case methodConfigure:
+		var c *verify.ConfigureResponse
+		if c, err = s.v.Configure(ctx, &verify.ConfigureRequest{Options: verify.Options(req.Options)}); err == nil {
+			resp.Configured = &configured{NeedsChain: c != nil && c.NeedsChain}
+		}
+	case methodVerify:
+		var v *verify.Verdict
+		if v, err = s.v.Verify(ctx, req.Peer.request()); err == nil && v == nil {
+			err = errors.New("verifier returned no verdict")
+		} else if err == nil {
+			resp.Verdict = toVerdict(v)
+		}
+	case methodCommit:
+		// A verifier that is not a Committer has nothing to commit: that
+		// is a success, as core/rpc's client takes Unimplemented.
+		if c, ok := s.v.(verify.Committer); ok {
+			_, err = c.Commit(ctx, req.Peer.request())
+		}
+	case methodShutdown:
+	default:
+		return nil, false
+	}
+	if err != nil {
+		return &response{Error: &remoteError{Message: err.Error(), BadOption: errors.Is(err, verify.ErrBadOption)}}, true
+	}
+	return resp, true
+}
+
+// watch answers a watch request, then sends a frame per policy change
+// until the connection or Serve ends. A verifier that is not a
+// PolicyNotifier never changes: the connection stays open and silent. The
+// host sends nothing more on a watch connection: anything it sends ends it.
+func (s *server) watch(ctx context.Context, conn net.Conn, r *bufio.Reader) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := writeFrame(conn, &response{}); err != nil {
+		return
+	}
+	go func() {
+		r.ReadByte() // returns when the connection closes, here or there
+		cancel()
+	}()
+	n, ok := s.v.(verify.PolicyNotifier)
+	if !ok {
+		<-ctx.Done()
+		return
+	}
+	ch := n.PolicyChanges(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case c, ok := <-ch:
+			if !ok {
+				return
+			}
+			if err := writeFrame(conn, &response{PolicyChange: &policyChange{Epoch: c.Epoch, Reason: c.Reason}}); err != nil {
+				return
+			}
+		}
+	}
+}
