@@ -6,6 +6,8 @@ package rpc
 
 import (
 	"github.com/hashicorp/go-plugin"
+
+	"github.com/tlspin/tlspin/core/plugproc"
 )
 
 // PluginName is the name a verifier is registered under in the plugin map.
@@ -18,8 +20,8 @@ const ProtocolVersion = 1
 // without the magic cookie refuses to run as a plugin.
 var Handshake = plugin.HandshakeConfig{
 	ProtocolVersion:  ProtocolVersion,
-	MagicCookieKey:   "TLSPIN_VERIFIER_PLUGIN",
-	MagicCookieValue: "8f1c2e0b6d7a4f3e9b5c1a2d3e4f5a6b",
+	MagicCookieKey:   plugproc.CookieKey,
+	MagicCookieValue: plugproc.CookieValue,
 }
 
 // Plugins returns the versioned plugin map. impl is nil on the host side.

@@ -7,7 +7,7 @@
 // when the host asks for it, logs JSON to stderr (the host re-emits it under
 // the verifier's name) and exits when the host goes away, killing its
 // process group with it: children the verifier started do not outlive the
-// host, even one killed with SIGKILL (see watchHost). A plugin must never
+// host, even one killed with SIGKILL (see plugproc.WatchHost). A plugin must never
 // write to stdout itself: stdout carries the handshake.
 //
 // The rest are helpers for writing Configure and Verify: ReadOptions checks
@@ -30,24 +30,14 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
+	"github.com/tlspin/tlspin/core/plugproc"
 	"github.com/tlspin/tlspin/core/rpc"
 	"github.com/tlspin/tlspin/core/verify"
 )
 
 // Logger returns the logger a plugin should use: JSON on stderr, which the
 // host parses and re-emits. Level follows $TLSPIN_LOG_LEVEL (default info).
-func Logger(name string) hclog.Logger {
-	lvl := hclog.LevelFromString(os.Getenv("TLSPIN_LOG_LEVEL"))
-	if lvl == hclog.NoLevel {
-		lvl = hclog.Info
-	}
-	return hclog.New(&hclog.LoggerOptions{
-		Name:       name,
-		Level:      lvl,
-		Output:     os.Stderr,
-		JSONFormat: true,
-	})
-}
+func Logger(name string) hclog.Logger { return plugproc.Logger(name) }
 
 // ErrNoLeaf is returned by Leaf for a request without a certificate.
 var ErrNoLeaf = errors.New("sdk: peer sent no certificate")
@@ -76,7 +66,7 @@ func Rejectf(format string, args ...any) *verify.Verdict {
 // not return when started by a host; started by hand it prints go-plugin's
 // explanation and exits 1.
 func Serve(v verify.Verifier) {
-	go watchHost(hostPID)
+	go plugproc.WatchHost()
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  rpc.Handshake,
 		VersionedPlugins: rpc.Plugins(&rpc.GRPCPlugin{Impl: v}),

@@ -1,17 +1,15 @@
-package sdk
+package plugproc
 
 import (
 	"os"
 	"syscall"
-
-	"github.com/tlspin/tlspin/core/rpc"
 )
 
 // A tlspin host starts each plugin in its own process group with the
 // parent-death signal SIGKILL: if the host dies, the kernel kills the
 // plugin, but not the children the plugin started, which nobody is left to
-// kill. A plugin built with the SDK swaps the signal for SIGTERM, which
-// watchHost catches to kill its whole group before exiting.
+// kill. A plugin that links this package swaps the signal for SIGTERM, which
+// WatchHost catches to kill its whole group before exiting.
 //
 // This runs in init because the parent-death signal belongs to the thread
 // the host forked, the program's main thread, and Go runs init functions
@@ -19,7 +17,7 @@ import (
 // only in a process started as a plugin (the handshake's magic cookie is
 // set) that leads its own process group, as a host starts it.
 func init() {
-	if os.Getenv(rpc.Handshake.MagicCookieKey) != rpc.Handshake.MagicCookieValue || syscall.Getpgrp() != os.Getpid() {
+	if !StartedByHost() || syscall.Getpgrp() != os.Getpid() {
 		return
 	}
 	const prSetPdeathsig = 1
