@@ -6,38 +6,30 @@ import (
 
 	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/verify"
-	"github.com/tlspin/tlspin/internal/testbin"
 )
 
-// channels are the two ways the host↔plugin channel is protected: the
-// kernel's word on the socket's peer (Linux), and go-plugin's AutoMTLS.
-var channels = []struct {
-	name     string
+// benchChannels are the ways the host can talk to a built-in verifier:
+// tlspin-builtins over the direct protocol, and the tlspin binary over
+// go-plugin's gRPC with the socket protected by the kernel's word on its
+// peer (Linux) or by go-plugin's AutoMTLS.
+var benchChannels = []struct {
+	name, ch string
 	autoMTLS bool
-}{{"peercred", false}, {"automtls", true}}
-
-func md5Spec(b *testing.B, pin string) host.Spec {
-	b.Helper()
-	f := &host.Finder{Builtins: []string{"md5pin"}, Self: testbin.Tlspin(b), SelfArgs: func(n string) []string { return []string{"__verifier", n} }}
-	found, err := f.Find("md5pin")
-	if err != nil {
-		b.Fatal(err)
-	}
-	return found.Spec(verify.Options{"pin": {pin}})
-}
+}{{"direct", "direct", false}, {"grpc-peercred", "grpc", false}, {"grpc-automtls", "grpc", true}}
 
 func benchConfig(autoMTLS bool) host.Config {
 	return host.Config{Env: append(host.PluginEnv(func(string) string { return "" }), "GOMAXPROCS=1"), AutoMTLS: autoMTLS}
 }
 
-// BenchmarkLaunch starts a built-in plugin (process, go-plugin handshake,
-// Describe, Configure) and stops it.
+// BenchmarkLaunch starts a built-in plugin (process, handshake, Describe,
+// Configure) and stops it.
 func BenchmarkLaunch(b *testing.B) {
-	spec := md5Spec(b, md5hex(newCert(b)))
-	for _, ch := range channels {
-		b.Run(ch.name, func(b *testing.B) {
+	pin := md5hex(newCert(b))
+	for _, bc := range benchChannels {
+		b.Run(bc.name, func(b *testing.B) {
+			spec := md5Spec(b, bc.ch, verify.Options{"pin": {pin}})
 			for b.Loop() {
-				p, err := host.Start(context.Background(), spec, benchConfig(ch.autoMTLS))
+				p, err := host.Start(context.Background(), spec, benchConfig(bc.autoMTLS))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -50,11 +42,10 @@ func BenchmarkLaunch(b *testing.B) {
 // BenchmarkVerify makes one uncached Verify call through a running plugin.
 func BenchmarkVerify(b *testing.B) {
 	c := newCert(b)
-	spec := md5Spec(b, md5hex(c))
 	req := &verify.Request{PeerChain: [][]byte{c}, Side: verify.ClientVerifiesServer, RemoteAddr: "127.0.0.1:443"}
-	for _, ch := range channels {
-		b.Run(ch.name, func(b *testing.B) {
-			p, err := host.Start(context.Background(), spec, benchConfig(ch.autoMTLS))
+	for _, bc := range benchChannels {
+		b.Run(bc.name, func(b *testing.B) {
+			p, err := host.Start(context.Background(), md5Spec(b, bc.ch, verify.Options{"pin": {md5hex(c)}}), benchConfig(bc.autoMTLS))
 			if err != nil {
 				b.Fatal(err)
 			}

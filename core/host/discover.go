@@ -58,10 +58,14 @@ type Finder struct {
 	// SelfExec, if set, is what runs a built-in instead of Self: on Linux
 	// /proc/self/exe, the very binary the host runs, even if the file at
 	// Self has been replaced since.
-	SelfExec   string
-	PluginDirs []string
-	EnvPath    string
-	SysPath    string
+	SelfExec string
+	// BuiltinsExec, if set, runs built-ins instead of Self: the
+	// tlspin-builtins binary (one argument, the name), which speaks the
+	// direct protocol and starts several times faster.
+	BuiltinsExec string
+	PluginDirs   []string
+	EnvPath      string
+	SysPath      string
 }
 
 // Found is a located verifier.
@@ -75,11 +79,13 @@ type Found struct {
 	// Unusable, if set, says why the file found cannot run (List only; Find
 	// returns it as an error).
 	Unusable string
+	// Direct says Path is tlspin-builtins (Spec.Direct).
+	Direct bool
 }
 
 // Spec turns f into a launch spec.
 func (f Found) Spec(opts map[string][]string) Spec {
-	return Spec{Name: f.Name, Path: f.Path, Args: f.Args, Options: opts}
+	return Spec{Name: f.Name, Path: f.Path, Args: f.Args, Options: opts, Direct: f.Direct}
 }
 
 func (f *Finder) dirs() []struct {
@@ -154,6 +160,9 @@ func (f *Finder) Find(name string) (Found, error) {
 }
 
 func (f *Finder) builtin(name string) Found {
+	if f.BuiltinsExec != "" {
+		return Found{Name: name, Path: f.BuiltinsExec, Args: []string{name}, Source: SourceBuiltin, Direct: true}
+	}
 	var args []string
 	if f.SelfArgs != nil {
 		args = f.SelfArgs(name)

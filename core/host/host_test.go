@@ -44,23 +44,55 @@ func md5hex(der []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-func startMD5(t *testing.T, pin string, cfg host.Config) *host.Plugin {
+// channels are the two ways the host talks to a built-in verifier: the
+// tlspin binary re-executed (go-plugin's gRPC) and tlspin-builtins (the
+// direct protocol).
+var channels = []string{"grpc", "direct"}
+
+// md5Spec is the md5pin built-in over channel ch.
+func md5Spec(t testing.TB, ch string, opts verify.Options) host.Spec {
+	t.Helper()
+	return builtinSpec(t, ch, "md5pin", opts)
+}
+
+// builtinSpec is built-in verifier name over channel ch.
+func builtinSpec(t testing.TB, ch, name string, opts verify.Options) host.Spec {
 	t.Helper()
 	self := testbin.Tlspin(t)
-	f := &host.Finder{Builtins: []string{"md5pin"}, Self: self, SelfArgs: func(n string) []string { return []string{"__verifier", n} }}
-	found, err := f.Find("md5pin")
+	f := &host.Finder{Builtins: []string{name}, Self: self, SelfArgs: func(n string) []string { return []string{"__verifier", n} }}
+	if ch == "direct" {
+		f.BuiltinsExec = filepath.Join(filepath.Dir(self), "tlspin-builtins")
+	}
+	found, err := f.Find(name)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return found.Spec(opts)
+}
+
+func startMD5(t *testing.T, pin string, cfg host.Config) *host.Plugin {
+	t.Helper()
+	return startMD5Over(t, "grpc", pin, cfg)
+}
+
+func startMD5Over(t *testing.T, ch, pin string, cfg host.Config) *host.Plugin {
+	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Warn})
 	}
-	p, err := host.Start(context.Background(), found.Spec(verify.Options{"pin": {pin}}), cfg)
+	p, err := host.Start(context.Background(), md5Spec(t, ch, verify.Options{"pin": {pin}}), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
 	return p
+}
+
+// eachChannel runs f once over each channel.
+func eachChannel(t *testing.T, f func(t *testing.T, ch string)) {
+	for _, ch := range channels {
+		t.Run(ch, func(t *testing.T) { f(t, ch) })
+	}
 }
 
 type testWriter struct{ t *testing.T }
@@ -96,10 +128,12 @@ func zombie(pid int) bool {
 	return i > 0 && len(s) > i+2 && s[i+2] == 'Z'
 }
 
-func TestMD5PinThroughSeparateProcess(t *testing.T) {
+func TestMD5PinThroughSeparateProcess(t *testing.T) { eachChannel(t, testMD5PinThroughSeparateProcess) }
+
+func testMD5PinThroughSeparateProcess(t *testing.T, ch string) {
 	good := newCert(t)
 	bad := newCert(t)
-	p := startMD5(t, md5hex(good), host.Config{})
+	p := startMD5Over(t, ch, md5hex(good), host.Config{})
 	if pid := p.Pid(); pid == 0 || pid == os.Getpid() {
 		t.Fatalf("plugin pid %d: want a separate process", pid)
 	}
@@ -127,9 +161,10 @@ func TestMD5PinThroughSeparateProcess(t *testing.T) {
 	}
 }
 
-func TestBadOptionIsAnError(t *testing.T) {
-	self := testbin.Tlspin(t)
-	spec := host.Spec{Name: "md5pin", Path: self, Args: []string{"__verifier", "md5pin"}, Options: verify.Options{"pin": {"nothex"}}}
+func TestBadOptionIsAnError(t *testing.T) { eachChannel(t, testBadOptionIsAnError) }
+
+func testBadOptionIsAnError(t *testing.T, ch string) {
+	spec := md5Spec(t, ch, verify.Options{"pin": {"nothex"}})
 	_, err := host.Start(context.Background(), spec, host.Config{})
 	if !errors.Is(err, verify.ErrBadOption) || !strings.Contains(err.Error(), `"nothex"`) {
 		t.Fatalf("err = %v, want a bad-option error quoting the value", err)
@@ -137,8 +172,12 @@ func TestBadOptionIsAnError(t *testing.T) {
 }
 
 func TestKilledPluginRejectsThenRestarts(t *testing.T) {
+	eachChannel(t, testKilledPluginRejectsThenRestarts)
+}
+
+func testKilledPluginRejectsThenRestarts(t *testing.T, ch string) {
 	good := newCert(t)
-	p := startMD5(t, md5hex(good), host.Config{VerifyTimeout: 2 * time.Second})
+	p := startMD5Over(t, ch, md5hex(good), host.Config{VerifyTimeout: 2 * time.Second})
 	pid := p.Pid()
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -158,8 +197,12 @@ func TestKilledPluginRejectsThenRestarts(t *testing.T) {
 }
 
 func TestHungPluginTimesOutAndIsReplaced(t *testing.T) {
+	eachChannel(t, testHungPluginTimesOutAndIsReplaced)
+}
+
+func testHungPluginTimesOutAndIsReplaced(t *testing.T, ch string) {
 	good := newCert(t)
-	p := startMD5(t, md5hex(good), host.Config{VerifyTimeout: 300 * time.Millisecond})
+	p := startMD5Over(t, ch, md5hex(good), host.Config{VerifyTimeout: 300 * time.Millisecond})
 	pid := p.Pid()
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -190,8 +233,10 @@ func TestHungPluginTimesOutAndIsReplaced(t *testing.T) {
 	}
 }
 
-func TestCloseLeavesNoProcess(t *testing.T) {
-	p := startMD5(t, md5hex(newCert(t)), host.Config{})
+func TestCloseLeavesNoProcess(t *testing.T) { eachChannel(t, testCloseLeavesNoProcess) }
+
+func testCloseLeavesNoProcess(t *testing.T, ch string) {
+	p := startMD5Over(t, ch, md5hex(newCert(t)), host.Config{})
 	pid := p.Pid()
 	if !alive(pid) {
 		t.Fatal("plugin not running")

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
+	"github.com/tlspin/tlspin/core/direct"
 	"github.com/tlspin/tlspin/core/rpc"
 	"github.com/tlspin/tlspin/core/verify"
 )
@@ -40,6 +42,9 @@ type Spec struct {
 	Options verify.Options
 	// SHA256, if set, pins the executable's checksum (go-plugin SecureConfig).
 	SHA256 []byte
+	// Direct says the executable is tlspin-builtins, which speaks the
+	// direct protocol (core/direct) instead of go-plugin's gRPC.
+	Direct bool
 }
 
 // Config tunes a Plugin. Zero values get defaults.
@@ -104,12 +109,40 @@ type Plugin struct {
 }
 
 type instance struct {
-	client  *plugin.Client
-	proc    *procRunner
-	v       *rpc.Client
+	v       channel
+	life    lifecycle
 	pid     int
 	started time.Time
 	cancel  context.CancelFunc // ends the policy watch
+	probing atomic.Bool        // a probe runs (Plugin.probe)
+}
+
+// channel is the host's end of the conversation with one plugin process:
+// go-plugin's gRPC (rpc.Client) or the direct protocol of tlspin-builtins
+// (direct.Client).
+type channel interface {
+	verify.Verifier
+	verify.Committer
+	WatchPolicy(ctx context.Context) (<-chan verify.PolicyChange, error)
+}
+
+// lifecycle is how one plugin process is watched and ended.
+type lifecycle interface {
+	// exited reports whether the process has exited.
+	exited() bool
+	// kill ends the process group at once and releases the channel.
+	kill()
+	// stop asks the plugin to exit, and ends the process group if it has
+	// not within gracePeriod.
+	stop()
+}
+
+// remoteError reports whether err is the verifier's own answer, over
+// either channel: a rejection, never a reason to restart the plugin.
+func remoteError(err error) bool {
+	var g *rpc.RemoteError
+	var d *direct.RemoteError
+	return errors.As(err, &g) || errors.As(err, &d)
 }
 
 // Start launches the plugin, describes and configures it. An option the
@@ -178,10 +211,13 @@ func (p *Plugin) OnPolicyChange(f func(verify.PolicyChange)) {
 // Any failure, including a crash, a hang or a malformed answer of the
 // plugin, is an error: the caller must reject the peer (fail closed).
 //
-// The call to the plugin runs on its own clock: it is given the verify
-// timeout whatever the caller's deadline, so that a hung plugin is found
-// and replaced even when every caller gives up first. Verify itself
-// returns as soon as ctx ends.
+// The call runs on the caller's goroutine, bounded by the verify timeout
+// and by ctx: each hop to another goroutine costs a thread wake-up, tens
+// of microseconds on a small VM, as much as the call itself
+// (docs/performance.md). A plugin that runs past the verify timeout is
+// replaced. One that a caller gave up on first is not known to be hung,
+// so it is probed in the background on its own clock (probe): a hung
+// plugin is found and replaced even when every caller gives up first.
 func (p *Plugin) Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error) {
 	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, p.cfg.VerifyTimeout)
@@ -190,33 +226,43 @@ func (p *Plugin) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 	if err != nil {
 		return nil, err
 	}
-	type result struct {
-		v   *verify.Verdict
-		err error
-	}
-	done := make(chan result, 1)
-	if !p.track() {
-		return nil, fmt.Errorf("%w: %q", ErrClosed, p.spec.Name)
-	}
-	go func() {
-		defer p.wg.Done()
-		v, err := p.call(ctx, inst, req)
-		done <- result{v, err}
-	}()
-	select {
-	case r := <-done:
-		return r.v, r.err
-	case <-wctx.Done():
+	v, err := inst.v.Verify(wctx, req)
+	if err != nil && !remoteError(err) && ctx.Err() != nil {
+		// The caller gave up first: the plugin is not known to be hung.
+		p.probe(inst, req)
 		if errors.Is(ctx.Err(), context.Canceled) {
 			return nil, fmt.Errorf("host: verifier %q: caller gave up waiting: %w", p.spec.Name, ctx.Err())
 		}
-		// The caller's deadline or ours: either way the plugin was too slow.
-		waited := p.cfg.VerifyTimeout
-		if dl, ok := ctx.Deadline(); ok && dl.Sub(start) < waited {
+		waited := time.Since(start)
+		if dl, ok := ctx.Deadline(); ok {
 			waited = dl.Sub(start)
 		}
 		return nil, fmt.Errorf("%w: verifier %q gave no verdict within %s (pid %d): %w", ErrTimeout, p.spec.Name, waited.Round(time.Millisecond), inst.pid, context.DeadlineExceeded)
 	}
+	return p.judge(wctx, inst, v, err)
+}
+
+// probe asks inst again about req, in the background and bounded by the
+// verify timeout alone, after a caller gave up waiting for its answer; an
+// instance that does not answer in time is replaced (judge). One probe runs
+// at a time per instance. Verify has no side effects, so asking twice is
+// harmless.
+func (p *Plugin) probe(inst *instance, req *verify.Request) {
+	if !inst.probing.CompareAndSwap(false, true) {
+		return
+	}
+	if !p.track() {
+		inst.probing.Store(false)
+		return
+	}
+	go func() {
+		defer p.wg.Done()
+		defer inst.probing.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.VerifyTimeout)
+		defer cancel()
+		v, err := inst.v.Verify(ctx, req)
+		_, _ = p.judge(ctx, inst, v, err)
+	}()
 }
 
 // instanceFor returns the running instance, and req as that instance
@@ -246,24 +292,20 @@ func (p *Plugin) track() bool {
 	return true
 }
 
-// call makes one Verify call to inst, bounded by the verify timeout alone
-// (not by the caller's cancellation), and takes inst out of service if it
-// hung, died or answered garbage. A verifier's own error leaves it running.
-func (p *Plugin) call(ctx context.Context, inst *instance, req *verify.Request) (*verify.Verdict, error) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.VerifyTimeout)
-	defer cancel()
-	v, err := inst.v.Verify(cctx, req)
+// judge turns what inst answered to a Verify call under ctx (bounded by
+// the verify timeout) into a verdict or an error, and takes inst out of
+// service if it hung, died or answered garbage. A verifier's own error
+// leaves it running.
+func (p *Plugin) judge(ctx context.Context, inst *instance, v *verify.Verdict, err error) (*verify.Verdict, error) {
 	if err == nil && v == nil {
 		err = fmt.Errorf("%w: no verdict", rpc.ErrGarbage)
 	}
-	if err == nil {
-		return v, nil
-	}
-	var remote *rpc.RemoteError
 	switch {
-	case errors.As(err, &remote):
+	case err == nil:
+		return v, nil
+	case remoteError(err):
 		return nil, fmt.Errorf("host: verifier %q: %w", p.spec.Name, err)
-	case cctx.Err() != nil:
+	case ctx.Err() != nil:
 		err = fmt.Errorf("%w: verifier %q gave no verdict within %s (pid %d); restarting it", ErrTimeout, p.spec.Name, p.cfg.VerifyTimeout, inst.pid)
 	default:
 		err = fmt.Errorf("host: verifier %q (pid %d) failed: %w; restarting it", p.spec.Name, inst.pid, err)
@@ -463,7 +505,7 @@ func (p *Plugin) watchExit(inst *instance) {
 			return
 		case <-t.C:
 		}
-		if inst.client.Exited() {
+		if inst.life.exited() {
 			p.fail(inst, fmt.Errorf("host: verifier %q (pid %d) exited", p.spec.Name, inst.pid))
 			return
 		}
@@ -510,8 +552,7 @@ func (p *Plugin) launch(ctx context.Context) (*instance, *verify.Description, bo
 	defer cancel()
 	cr, err := inst.v.Configure(sctx, &verify.ConfigureRequest{Options: p.spec.Options})
 	if err != nil {
-		var remote *rpc.RemoteError
-		if errors.As(err, &remote) {
+		if remoteError(err) {
 			// The plugin works and said no: let it exit quietly.
 			inst.stop()
 		} else {
@@ -536,6 +577,9 @@ func Describe(ctx context.Context, spec Spec, cfg Config) (*verify.Description, 
 
 // spawn starts one plugin process and asks it to describe itself.
 func spawn(ctx context.Context, spec Spec, cfg Config, log hclog.Logger) (*instance, *verify.Description, error) {
+	if spec.Direct {
+		return spawnDirect(ctx, spec, cfg, log)
+	}
 	// An absolute path: exec never searches $PATH for a bare name.
 	path, err := filepath.Abs(spec.Path)
 	if err != nil {
@@ -575,7 +619,7 @@ func spawn(ctx context.Context, spec Spec, cfg Config, log hclog.Logger) (*insta
 		SyncStderr:      &pluginStderr{log: log},
 		GRPCDialOptions: dialOpts,
 	})
-	inst := &instance{client: client, proc: r, started: time.Now()}
+	inst := &instance{life: goPlugin{client: client, proc: r}, started: time.Now()}
 	fail := func(err error) (*instance, *verify.Description, error) {
 		inst.kill()
 		return nil, nil, err
@@ -626,14 +670,13 @@ func startError(spec Spec, err error) error {
 	return fmt.Errorf("host: verifier %q: plugin %q did not start: %w", spec.Name, spec.Path, err)
 }
 
-// kill ends the process group at once, then releases the go-plugin client.
-// It is for plugins that failed: they get no chance to misbehave further.
+// kill ends the process group at once and releases the channel. It is
+// for plugins that failed: they get no chance to misbehave further.
 func (i *instance) kill() {
 	if i.cancel != nil {
 		i.cancel()
 	}
-	i.proc.kill()
-	i.client.Kill()
+	i.life.kill()
 }
 
 // stop asks the plugin to exit (so that it can flush its logs), and kills
@@ -642,16 +685,33 @@ func (i *instance) stop() {
 	if i.cancel != nil {
 		i.cancel()
 	}
+	i.life.stop()
+}
+
+// goPlugin is the lifecycle of a plugin that go-plugin started.
+type goPlugin struct {
+	client *plugin.Client
+	proc   *procRunner
+}
+
+func (g goPlugin) exited() bool { return g.client.Exited() }
+
+func (g goPlugin) kill() {
+	g.proc.kill()
+	g.client.Kill()
+}
+
+func (g goPlugin) stop() {
 	done := make(chan struct{})
 	go func() {
-		i.client.Kill()
+		g.client.Kill()
 		close(done)
 	}()
 	select {
 	case <-done:
 	case <-time.After(gracePeriod):
 	}
-	i.proc.kill()
+	g.proc.kill()
 	<-done
 }
 

@@ -52,10 +52,25 @@ func newProcRunner(path string, args, env []string, exe *os.File) *procRunner {
 // of the command: only its environment (the handshake variables) is used.
 func (r *procRunner) prepare(log hclog.Logger, gcmd *exec.Cmd, _ string) (runner.Runner, error) {
 	r.log = log
+	cmd := r.command(gcmd.Env)
+	var err error
+	if r.stdout, err = cmd.StdoutPipe(); err != nil {
+		return nil, err
+	}
+	if r.stderr, err = cmd.StderrPipe(); err != nil {
+		return nil, err
+	}
+	r.cmd = cmd
+	return r, nil
+}
+
+// command is the plugin's command with extra environment variables on top
+// of the host's share.
+func (r *procRunner) command(extraEnv []string) *exec.Cmd {
 	cmd := &exec.Cmd{
 		Path:        r.path,
 		Args:        append([]string{r.path}, r.args...),
-		Env:         append(append([]string{}, r.env...), gcmd.Env...),
+		Env:         append(append([]string{}, r.env...), extraEnv...),
 		Stdin:       nil, // /dev/null
 		SysProcAttr: sysProcAttr(),
 	}
@@ -67,15 +82,7 @@ func (r *procRunner) prepare(log hclog.Logger, gcmd *exec.Cmd, _ string) (runner
 		cmd.ExtraFiles = []*os.File{r.exe}
 		cmd.Path = fdExecPath(3)
 	}
-	var err error
-	if r.stdout, err = cmd.StdoutPipe(); err != nil {
-		return nil, err
-	}
-	if r.stderr, err = cmd.StderrPipe(); err != nil {
-		return nil, err
-	}
-	r.cmd = cmd
-	return r, nil
+	return cmd
 }
 
 // Start starts the process, logging at debug level as go-plugin's own

@@ -1,0 +1,138 @@
+package host_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/tlspin/tlspin/core/host"
+	"github.com/tlspin/tlspin/core/peercred"
+	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/wait"
+)
+
+// A plugin that claims to speak the direct protocol is held to it: every
+// way of getting the handshake wrong is a start error that says which,
+// and leaves no process behind.
+func TestDirectHandshakeFaults(t *testing.T) {
+	const listen = `import os, socket, time
+s = socket.socket(socket.AF_UNIX)
+s.bind(os.environ["TLSPIN_PLUGIN_SOCKET_DIR"] + "/verifier.sock")
+s.listen()
+print("1|1|unix|" + os.environ["TLSPIN_PLUGIN_SOCKET_DIR"] + "/verifier.sock|tlspin-direct", flush=True)
+time.sleep(5)`
+	tests := []struct {
+		name, script string
+		is           error
+		want         string
+	}{
+		{"garbage line", `echo "hello world"; sleep 5`, host.ErrHandshake, `"hello world" is not "1|1|unix|PATH|tlspin-direct"`},
+		{"a go-plugin line", `echo "1|1|unix|$TLSPIN_PLUGIN_SOCKET_DIR/s|grpc|"; sleep 5`, host.ErrHandshake, `|grpc|" is not`},
+		{"another version", `echo "1|2|unix|$TLSPIN_PLUGIN_SOCKET_DIR/s|tlspin-direct"; sleep 5`, host.ErrHandshake, `protocol version "2", this tlspin speaks 1`},
+		{"exits saying why", `echo "cannot start: out of pins" >&2; exit 3`, host.ErrHandshake, `exited before the handshake; its last words on stderr: "cannot start: out of pins`},
+		{"socket outside the private directory", `echo "1|1|unix|/tmp/elsewhere.sock|tlspin-direct"; sleep 5`, host.ErrHandshake, `socket "/tmp/elsewhere.sock" is not in the directory the host gave`},
+		{"silent", `sleep 5`, host.ErrHandshake, "wrote no handshake line within 700ms"},
+		{"nobody listens", `echo "1|1|unix|$TLSPIN_PLUGIN_SOCKET_DIR/verifier.sock|tlspin-direct"; sleep 5`, nil, "describe"},
+		// The socket is served by a process that left the plugin's process
+		// group: the kernel's word on the peer refuses it.
+		{"socket served by another process", "exec setsid python3 -c '" + listen + "'", peercred.ErrPeer, "not by the plugin"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			script := filepath.Join(t.TempDir(), "fake-direct")
+			if err := os.WriteFile(script, []byte("#!/bin/sh\n"+tc.script+"\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			var logs bytes.Buffer
+			cfg := host.Config{StartTimeout: 700 * time.Millisecond, Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug})}
+			start := time.Now()
+			_, err := host.Start(context.Background(), host.Spec{Name: "fake", Path: script, Direct: true}, cfg)
+			if err == nil {
+				t.Fatal("started; want an error")
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("err = %v, want %v", err, tc.is)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want it to say %q", err, tc.want)
+			}
+			if d := time.Since(start); d > 8*time.Second {
+				t.Errorf("failed start took %s", d)
+			}
+			if !wait.Until(5*time.Second, func() bool { return len(processesRunning(script)) == 0 }) {
+				t.Errorf("processes of %s left running: %v", script, processesRunning(script))
+			}
+		})
+	}
+}
+
+// processesRunning lists live processes whose command line names path.
+func processesRunning(path string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || zombie(pid) {
+			continue
+		}
+		if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); bytes.Contains(b, []byte(path)) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// A direct plugin gets the cookie and a private socket directory, and the
+// directory is gone once the plugin is closed.
+func TestDirectPluginSocketDirectory(t *testing.T) {
+	p := startMD5Over(t, "direct", md5hex(newCert(t)), host.Config{})
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p.Pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dir string
+	for kv := range strings.SplitSeq(string(env), "\x00") {
+		if v, ok := strings.CutPrefix(kv, "TLSPIN_PLUGIN_SOCKET_DIR="); ok {
+			dir = v
+		}
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		t.Fatalf("socket directory %q: %v", dir, err)
+	}
+	if st.Mode().Perm() != 0o700 {
+		t.Errorf("socket directory mode %v, want 0700", st.Mode().Perm())
+	}
+	p.Close()
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket directory %q still there after Close: %v", dir, err)
+	}
+}
+
+// The built-ins binary logs through the host under the verifier's name,
+// and its last lines are out before Close returns.
+func TestDirectPluginLogsGoByTheVerifierName(t *testing.T) {
+	list := filepath.Join(t.TempDir(), "pins")
+	if err := os.WriteFile(list, []byte("sha256:"+strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	cfg := host.Config{Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug})}
+	p, err := host.Start(context.Background(), builtinSpec(t, "direct", "allowlist", verify.Options{"file": {list}}), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	if want := "allowlist: allowlist: loaded 1 pins from " + list; !strings.Contains(logs.String(), want) {
+		t.Fatalf("host log lacks %q:\n%s", want, logs.String())
+	}
+}
