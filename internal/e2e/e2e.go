@@ -315,7 +315,7 @@ func PluginChildren(pid int) []int {
 		}
 		if pp, st, ok := ProcStat(c); ok && pp == pid && st != 'Z' {
 			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", c))
-			if bytes.Contains(cmdline, []byte("__verifier")) {
+			if bytes.Contains(cmdline, []byte("__verifier")) || bytes.Contains(cmdline, []byte("tlspin-builtins")) {
 				out = append(out, c)
 			}
 		}

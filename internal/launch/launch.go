@@ -65,8 +65,10 @@ func MarkServesBuiltins() { served.Store(true) }
 // ResolveSelf chooses what runs built-in verifiers, unless Self is set:
 // this program, re-executed, if it serves them (MarkServesBuiltins), else a
 // tlspin binary on the plugin environment's $PATH. Without either, built-in
-// verifiers cannot run and NoSelf says what to do.
+// verifiers cannot run and NoSelf says what to do. A tlspin-builtins of
+// the same build next to Self runs them faster (Builtins).
 func (c *Config) ResolveSelf() {
+	defer c.resolveBuiltins()
 	switch {
 	case c.Self != "":
 		if c.SelfVia == "" {
@@ -152,6 +154,10 @@ type Config struct {
 	// SelfVia says, for the debug log, how Self was chosen.
 	SelfVia string
 	NoSelf  string
+	// Builtins is the tlspin-builtins binary that runs built-in verifiers
+	// instead of Self, if ResolveSelf found one of the same build next to
+	// Self; BuiltinsWhyNot says why it did not.
+	Builtins, BuiltinsWhyNot string
 	// PluginDirs are searched first for tlspin-verifier-NAME.
 	PluginDirs []string
 	// Getenv reads the host environment (os.Getenv when nil).
@@ -192,13 +198,14 @@ func (c *Config) logger() hclog.Logger {
 // Finder returns the verifier finder this configuration implies.
 func (c *Config) Finder() *host.Finder {
 	return &host.Finder{
-		Builtins:   BuiltinNames(),
-		Self:       c.Self,
-		SelfExec:   c.SelfExec,
-		SelfArgs:   BuiltinArgs,
-		PluginDirs: c.PluginDirs,
-		EnvPath:    c.getenv("TLSPIN_PLUGIN_PATH"),
-		SysPath:    c.getenv("PATH"),
+		Builtins:     BuiltinNames(),
+		Self:         c.Self,
+		SelfExec:     c.SelfExec,
+		BuiltinsExec: c.Builtins,
+		SelfArgs:     BuiltinArgs,
+		PluginDirs:   c.PluginDirs,
+		EnvPath:      c.getenv("TLSPIN_PLUGIN_PATH"),
+		SysPath:      c.getenv("PATH"),
 	}
 }
 
@@ -262,7 +269,11 @@ func (c *Config) find(specs []Spec) ([]host.Found, error) {
 			if c.Self == "" {
 				return nil, fmt.Errorf("launch: built-in verifier %q cannot run: %s", s.Name, c.NoSelf)
 			}
-			c.logger().Debug("built-in verifier runs as a child process", "verifier", s.Name, "runner", c.SelfVia, "path", f.Path, "args", f.Args)
+			if f.Direct {
+				c.logger().Debug("built-in verifier runs as a child process", "verifier", s.Name, "runner", "tlspin-builtins next to "+c.Self+", direct protocol", "path", f.Path)
+			} else {
+				c.logger().Debug("built-in verifier runs as a child process", "verifier", s.Name, "runner", c.SelfVia, "path", f.Path, "args", f.Args, "not_tlspin_builtins", c.BuiltinsWhyNot)
+			}
 		}
 		found[i] = f
 	}

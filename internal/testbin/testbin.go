@@ -24,15 +24,27 @@ var builds struct {
 	done map[string]*result
 }
 
-// Tlspin returns the path of a tlspin binary built from ./cmd/tlspin.
+// Tlspin returns the path of a tlspin binary built from ./cmd/tlspin, with
+// tlspin-builtins of the same build next to it: built-in verifiers run
+// over the direct protocol, as after `go install ./cmd/...`.
 func Tlspin(t testing.TB) string {
+	t.Helper()
+	return Build(t, "./cmd/tlspin ./cmd/tlspin-builtins", "tlspin")
+}
+
+// TlspinAlone returns the path of a tlspin binary with nothing next to it:
+// built-in verifiers run by re-executing it, over go-plugin's gRPC, as
+// after `go run ./cmd/tlspin`.
+func TlspinAlone(t testing.TB) string {
 	t.Helper()
 	return Build(t, "./cmd/tlspin", "tlspin")
 }
 
 // Build builds the main package pkg (a path relative to the module root,
 // testdata directories allowed) into a binary called name, once per test
-// process, and returns its path. Binaries live in one temporary directory
+// process, and returns its path. pkg may list several main packages,
+// separated by spaces: they are built into one directory, each under its
+// own name, and the path returned is name's. Binaries live in one temporary directory
 // removed by Cleanup (call it from TestMain after m.Run).
 func Build(t testing.TB, pkg, name string) string {
 	t.Helper()
@@ -68,7 +80,12 @@ func build(pkg, name string) *result {
 		return &result{err: err}
 	}
 	r := &result{path: filepath.Join(dir, name)}
-	cmd := exec.Command("go", "build", "-o", r.path, pkg)
+	pkgs := strings.Fields(pkg)
+	out := r.path
+	if len(pkgs) > 1 {
+		out = dir + string(filepath.Separator)
+	}
+	cmd := exec.Command("go", append([]string{"build", "-o", out}, pkgs...)...)
 	cmd.Dir = strings.TrimSpace(string(root))
 	r.out, r.err = cmd.CombinedOutput()
 	return r
