@@ -45,10 +45,8 @@ func (c *Config) resolveBuiltins() {
 	c.Builtins = p
 }
 
-// sameBuild reports whether the Go binaries at a and b were built from the
-// same source: the same toolchain, main module version, VCS state, build
-// tags and platform, and every dependency of b at the version a has.
-// Builds from a modified checkout compare equal when all that does.
+// sameBuild reports whether b is the tlspin-builtins command built from
+// the same source as the Go binary at a (read from the files).
 func sameBuild(a, b string) error {
 	ia, err := buildinfo.ReadFile(a)
 	if err != nil {
@@ -58,28 +56,44 @@ func sameBuild(a, b string) error {
 	if err != nil {
 		return fmt.Errorf("launch: build information of %q: %w", b, err)
 	}
+	if err := compareBuilds(ia, ib); err != nil {
+		return fmt.Errorf("launch: %s is not from the same build as %s: %w", b, a, err)
+	}
+	return nil
+}
+
+// builtinsPackage is the main package of tlspin-builtins.
+const builtinsPackage = "github.com/tlspin/tlspin/cmd/tlspin-builtins"
+
+// compareBuilds says how b differs from a build of tlspin-builtins from the
+// same source as a: the same toolchain, main module version, VCS state,
+// build tags and platform, and every dependency of b at the version a
+// has. Builds from a modified checkout compare equal when all that does.
+func compareBuilds(a, b *debug.BuildInfo) error {
 	differ := func(what, x, y string) error {
-		return fmt.Errorf("launch: %s is not from the same build as %s: %s %q against %q", b, a, what, y, x)
+		return fmt.Errorf("%s %q against %q", what, y, x)
 	}
 	switch {
-	case ia.GoVersion != ib.GoVersion:
-		return differ("Go version", ia.GoVersion, ib.GoVersion)
-	case ia.Main.Path != ib.Main.Path:
-		return differ("module", ia.Main.Path, ib.Main.Path)
-	case ia.Main.Version != ib.Main.Version || ia.Main.Sum != ib.Main.Sum:
-		return differ("module version", ia.Main.Version+" "+ia.Main.Sum, ib.Main.Version+" "+ib.Main.Sum)
+	case b.Path != builtinsPackage:
+		return fmt.Errorf("it is %q, not %s", b.Path, builtinsPackage)
+	case a.GoVersion != b.GoVersion:
+		return differ("Go version", a.GoVersion, b.GoVersion)
+	case a.Main.Path != b.Main.Path:
+		return differ("module", a.Main.Path, b.Main.Path)
+	case a.Main.Version != b.Main.Version || a.Main.Sum != b.Main.Sum:
+		return differ("module version", a.Main.Version+" "+a.Main.Sum, b.Main.Version+" "+b.Main.Sum)
 	}
-	sa, sb := settings(ia), settings(ib)
+	sa, sb := settings(a), settings(b)
 	for _, k := range []string{"vcs.revision", "vcs.time", "vcs.modified", "-tags", "GOOS", "GOARCH", "CGO_ENABLED"} {
 		if sa[k] != sb[k] {
 			return differ(k, sa[k], sb[k])
 		}
 	}
 	deps := map[string]string{}
-	for _, d := range ia.Deps {
+	for _, d := range a.Deps {
 		deps[d.Path] = modString(d)
 	}
-	for _, d := range ib.Deps {
+	for _, d := range b.Deps {
 		if v := deps[d.Path]; v != modString(d) {
 			return differ("dependency "+d.Path, v, modString(d))
 		}
