@@ -79,14 +79,15 @@ type conn struct {
 
 // Describe asks the plugin what it is.
 func (c *Client) Describe(ctx context.Context) (*verify.Description, error) {
-	resp, err := c.call(ctx, &request{Method: methodDescribe})
-	if err != nil {
-		return nil, err
-	}
-	if resp.Description == nil || resp.Description.Name == "" {
-		return nil, fmt.Errorf("%w: describe answered no name", ErrGarbage)
-	}
-	return resp.Description.description(), nil
+	var d *verify.Description
+	err := c.call(ctx, &request{Method: methodDescribe}, func(r *response) error {
+		if r.Description == nil || r.Description.Name == "" {
+			return fmt.Errorf("%w: describe answered no name", ErrGarbage)
+		}
+		d = r.Description.description()
+		return nil
+	})
+	return d, err
 }
 
 // Configure sends the user's options.
@@ -95,36 +96,37 @@ func (c *Client) Configure(ctx context.Context, req *verify.ConfigureRequest) (*
 	if req != nil {
 		r.Options = req.Options
 	}
-	resp, err := c.call(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	if resp.Configured == nil {
-		return nil, fmt.Errorf("%w: configure answered no result", ErrGarbage)
-	}
-	return &verify.ConfigureResponse{NeedsChain: resp.Configured.NeedsChain}, nil
+	var cr *verify.ConfigureResponse
+	err := c.call(ctx, r, func(r *response) error {
+		if r.Configured == nil {
+			return fmt.Errorf("%w: configure answered no result", ErrGarbage)
+		}
+		cr = &verify.ConfigureResponse{NeedsChain: r.Configured.NeedsChain}
+		return nil
+	})
+	return cr, err
 }
 
 // Verify asks the plugin to decide on a peer.
 func (c *Client) Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error) {
-	resp, err := c.call(ctx, &request{Method: methodVerify, Peer: toPeer(req)})
-	if err != nil {
-		return nil, err
-	}
-	if resp.Verdict == nil {
-		return nil, fmt.Errorf("%w: verify answered no verdict", ErrGarbage)
-	}
-	v, err := resp.Verdict.verdict()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrGarbage, err)
-	}
-	return v, nil
+	var v *verify.Verdict
+	err := c.call(ctx, &request{Method: methodVerify, Peer: toPeer(req)}, func(r *response) error {
+		if r.Verdict == nil {
+			return fmt.Errorf("%w: verify answered no verdict", ErrGarbage)
+		}
+		var err error
+		if v, err = r.Verdict.verdict(); err != nil {
+			return fmt.Errorf("%w: %w", ErrGarbage, err)
+		}
+		return nil
+	})
+	return v, err
 }
 
 // Commit tells the plugin that a handshake it allowed with Commit set has
 // succeeded.
 func (c *Client) Commit(ctx context.Context, req *verify.Request) (*verify.CommitResponse, error) {
-	if _, err := c.call(ctx, &request{Method: methodCommit, Peer: toPeer(req)}); err != nil {
+	if err := c.call(ctx, &request{Method: methodCommit, Peer: toPeer(req)}, nil); err != nil {
 		return nil, err
 	}
 	return &verify.CommitResponse{}, nil
@@ -132,8 +134,7 @@ func (c *Client) Commit(ctx context.Context, req *verify.Request) (*verify.Commi
 
 // Shutdown asks the plugin to stop serving; it answers before it does.
 func (c *Client) Shutdown(ctx context.Context) error {
-	_, err := c.call(ctx, &request{Method: methodShutdown})
-	return err
+	return c.call(ctx, &request{Method: methodShutdown}, nil)
 }
 
 // WatchPolicy streams the plugin's policy changes on a connection of its
@@ -186,29 +187,37 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// call makes one call on a pooled connection. A connection whose call
-// failed in any way but with the verifier's own error is closed.
-func (c *Client) call(ctx context.Context, req *request) (*response, error) {
+// call makes one call on a pooled connection and gives the answer to
+// result, if not nil, which takes what it needs or says why it is
+// garbage. A connection whose call failed in any way but with the
+// verifier's own error is closed.
+func (c *Client) call(ctx context.Context, req *request, result func(*response) error) error {
+	if isClosed(c.done) {
+		return fmt.Errorf("%w: %w", ErrTransport, ErrClosed)
+	}
 	select {
 	case c.slots <- struct{}{}:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("direct: %s: waiting for a connection: %w", req.Method, ctx.Err())
+		return fmt.Errorf("direct: %s: waiting for a connection: %w", req.Method, ctx.Err())
 	case <-c.done:
-		return nil, fmt.Errorf("%w: %w", ErrTransport, ErrClosed)
+		return fmt.Errorf("%w: %w", ErrTransport, ErrClosed)
 	}
 	defer func() { <-c.slots }()
 	cn, err := c.take(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	resp, err := c.roundTrip(ctx, cn, req)
+	if err == nil && result != nil {
+		err = result(resp)
+	}
 	var remote *RemoteError
 	if (err == nil || errors.As(err, &remote)) && req.Method != methodShutdown {
 		c.put(cn)
 	} else {
 		c.discard(cn)
 	}
-	return resp, err
+	return err
 }
 
 // take returns an idle connection, or a new one.

@@ -1,0 +1,535 @@
+package direct_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tlspin/tlspin/core/direct"
+	"github.com/tlspin/tlspin/core/verify"
+)
+
+// fake is a verifier that records what it was asked; verify, if set,
+// decides.
+type fake struct {
+	mu        sync.Mutex
+	options   verify.Options
+	requests  []*verify.Request
+	committed []*verify.Request
+	verify    func(ctx context.Context, req *verify.Request) (*verify.Verdict, error)
+	configure error
+}
+
+func (f *fake) Describe(context.Context) (*verify.Description, error) {
+	return &verify.Description{Name: "fake", Version: "1.2", Summary: "for tests", Options: []verify.Option{
+		{Name: "pin", Description: "a pin", Required: true, Repeated: true}, {Name: "chain"}}}, nil
+}
+
+func (f *fake) Configure(_ context.Context, req *verify.ConfigureRequest) (*verify.ConfigureResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.options = req.Options
+	return &verify.ConfigureResponse{NeedsChain: len(req.Options["chain"]) > 0}, f.configure
+}
+
+func (f *fake) Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error) {
+	f.mu.Lock()
+	f.requests = append(f.requests, req)
+	f.mu.Unlock()
+	if f.verify != nil {
+		return f.verify(ctx, req)
+	}
+	return &verify.Verdict{Allow: true, Reason: "pinned", Matched: "sha256/x", CacheFor: time.Minute, Commit: true}, nil
+}
+
+func (f *fake) Commit(_ context.Context, req *verify.Request) (*verify.CommitResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.committed = append(f.committed, req)
+	return &verify.CommitResponse{}, nil
+}
+
+// plain is a verifier that is neither a Committer nor a PolicyNotifier.
+type plain struct{ verify.Verifier }
+
+// notifier is a fake that is a PolicyNotifier.
+type notifier struct {
+	*fake
+	changes chan verify.PolicyChange
+}
+
+func (n *notifier) PolicyChanges(ctx context.Context) <-chan verify.PolicyChange { return n.changes }
+
+// sockPath is a socket path short enough for sun_path, in a directory of
+// its own.
+func sockPath(t testing.TB) string {
+	d, err := os.MkdirTemp("", "direct")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return filepath.Join(d, "s")
+}
+
+func dialer(path string) func(context.Context) (net.Conn, error) {
+	return func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", path)
+	}
+}
+
+// serve runs Serve for v and returns a client of it and Serve's result.
+func serve(t testing.TB, v verify.Verifier, admit func(net.Conn) error, maxConns int) (*direct.Client, <-chan error) {
+	t.Helper()
+	path := sockPath(t)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- direct.Serve(ctx, l, v, admit, nil)
+		close(done)
+	}()
+	c := direct.NewClient(dialer(path), maxConns)
+	t.Cleanup(func() {
+		c.Close()
+		cancel()
+		<-done
+	})
+	return c, done
+}
+
+func ctxFor(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestRoundTrip(t *testing.T) {
+	f := &fake{}
+	c, _ := serve(t, f, nil, 2)
+	ctx := ctxFor(t, 10*time.Second)
+
+	d, err := c.Describe(ctx)
+	if want, _ := f.Describe(ctx); err != nil || !reflect.DeepEqual(d, want) {
+		t.Fatalf("Describe = %+v, %v; want %+v", d, err, want)
+	}
+	opts := verify.Options{"pin": {"sha256/a", "sha256/b", "sha256/a"}, "chain": {"yes"}}
+	cr, err := c.Configure(ctx, &verify.ConfigureRequest{Options: opts})
+	if err != nil || !cr.NeedsChain || !reflect.DeepEqual(f.options, opts) {
+		t.Fatalf("Configure = %+v, %v; verifier got %v, want %v", cr, err, f.options, opts)
+	}
+	req := &verify.Request{PeerChain: [][]byte{[]byte("leaf\x00\xff"), []byte("intermediate"), {}}, ServerName: "api.example",
+		Side: verify.ServerVerifiesClient, RemoteAddr: "127.0.0.1:4433", TLSVersion: 0x0304, CipherSuite: 0x1301, ALPN: "h2", DidResume: true}
+	v, err := c.Verify(ctx, req)
+	want := &verify.Verdict{Allow: true, Reason: "pinned", Matched: "sha256/x", CacheFor: time.Minute, Commit: true}
+	if err != nil || !reflect.DeepEqual(v, want) {
+		t.Fatalf("Verify = %+v, %v; want %+v", v, err, want)
+	}
+	if _, err := c.Commit(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	for what, got := range map[string][]*verify.Request{"Verify": f.requests, "Commit": f.committed} {
+		if len(got) != 1 || !reflect.DeepEqual(got[0], req) {
+			t.Errorf("%s received %+v; want %+v", what, got, req)
+		}
+	}
+	// Nothing to commit is not an error.
+	c2, _ := serve(t, plain{f}, nil, 1)
+	if _, err := c2.Commit(ctx, req); err != nil {
+		t.Errorf("Commit on a verifier that is not a Committer: %v", err)
+	}
+}
+
+// TestVerifierErrors: a verifier's error reaches the host as a
+// RemoteError, a rejection, and leaves the connection usable.
+func TestVerifierErrors(t *testing.T) {
+	long := strings.Repeat("é", 3000)
+	tests := []struct {
+		name      string
+		err       error
+		verdict   *verify.Verdict
+		want      string
+		badOption bool
+	}{
+		{"plain error", errors.New("no way"), nil, "no way", false},
+		{"own timeout", fmt.Errorf("ocsp: %w", context.DeadlineExceeded), nil, "ocsp: context deadline exceeded", false},
+		{"bad option", &verify.OptionError{Option: "pin", Value: "x", Err: errors.New("bad")}, nil, `option pin="x": bad`, true},
+		{"no verdict", nil, nil, "verifier returned no verdict", false},
+		{"long message", errors.New(long), nil, "truncated: 6000 bytes", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var accepted atomic.Int32
+			f := &fake{verify: func(context.Context, *verify.Request) (*verify.Verdict, error) { return tc.verdict, tc.err }}
+			c, _ := serve(t, f, func(net.Conn) error { accepted.Add(1); return nil }, 1)
+			for range 2 {
+				_, err := c.Verify(ctxFor(t, 10*time.Second), &verify.Request{})
+				var remote *direct.RemoteError
+				if !errors.As(err, &remote) || !strings.Contains(remote.Message, tc.want) || len(remote.Message) > verify.MaxTextLen+64 {
+					t.Fatalf("err = %.200v (%T); want a RemoteError saying %q", err, err, tc.want)
+				}
+				if errors.Is(err, verify.ErrBadOption) != tc.badOption || errors.Is(err, direct.ErrTransport) || errors.Is(err, direct.ErrGarbage) || errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("err %v: bad option %v, want %v; and no fault of the plugin or the host", err, errors.Is(err, verify.ErrBadOption), tc.badOption)
+				}
+			}
+			if n := accepted.Load(); n != 1 {
+				t.Errorf("%d connections for two calls; want the first one kept", n)
+			}
+		})
+	}
+	f := &fake{configure: &verify.OptionError{Option: "pin", Value: "zz", Err: errors.New("not a pin")}}
+	c, _ := serve(t, f, nil, 1)
+	if _, err := c.Configure(ctxFor(t, 10*time.Second), &verify.ConfigureRequest{}); !errors.Is(err, verify.ErrBadOption) || !strings.Contains(err.Error(), `pin="zz"`) {
+		t.Errorf("Configure = %v; want a bad option quoting it", err)
+	}
+}
+
+// writeFrame writes a frame of body, with a length prefix of n.
+func writeFrame(w io.Writer, n uint32, body string) {
+	var h [4]byte
+	binary.BigEndian.PutUint32(h[:], n)
+	w.Write(append(h[:], body...))
+}
+
+// readRequest reads one request frame from the host.
+func readRequest(r *bufio.Reader) (map[string]any, error) {
+	var h [4]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return nil, err
+	}
+	b := make([]byte, binary.BigEndian.Uint32(h[:]))
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	return m, json.Unmarshal(b, &m)
+}
+
+// hostile listens on a unix socket and runs script on the first
+// connection, after reading its request; later connections get an allow.
+// It returns the client, the number of connections accepted and a channel
+// closed when the script has returned.
+func hostile(t *testing.T, script func(net.Conn, *bufio.Reader)) (*direct.Client, *atomic.Int32, <-chan struct{}) {
+	t.Helper()
+	path := sockPath(t)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var n atomic.Int32
+	scripted := make(chan struct{})
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			first := n.Add(1) == 1
+			go func() {
+				defer conn.Close()
+				r := bufio.NewReader(conn)
+				if _, err := readRequest(r); err != nil {
+					t.Errorf("hostile server: reading the request: %v", err)
+					return
+				}
+				if !first {
+					answer(`{"verdict":{"allow":true,"reason":"ok"}}`)(conn, r)
+					return
+				}
+				defer close(scripted)
+				script(conn, r)
+			}()
+		}
+	}()
+	c := direct.NewClient(dialer(path), 1)
+	t.Cleanup(func() { c.Close() })
+	return c, &n, scripted
+}
+
+// answer is a script that answers body, then an allow to every request
+// until the host closes the connection.
+func answer(body string) func(net.Conn, *bufio.Reader) {
+	return func(conn net.Conn, r *bufio.Reader) {
+		writeFrame(conn, uint32(len(body)), body)
+		for {
+			if _, err := readRequest(r); err != nil {
+				return
+			}
+			writeFrame(conn, 40, `{"verdict":{"allow":true,"reason":"ok"}}`)
+		}
+	}
+}
+
+// TestHostileServer: whatever a plugin answers, the host gets an error of
+// the right class, a bounded text, and a new connection for the next call.
+func TestHostileServer(t *testing.T) {
+	long := strings.Repeat("r", 5000)
+	tests := []struct {
+		name    string
+		script  func(net.Conn, *bufio.Reader)
+		timeout time.Duration
+		want    error  // nil: an answer
+		says    string // in the error, or in the reason
+	}{
+		{"oversize length", func(c net.Conn, r *bufio.Reader) { writeFrame(c, 0xffffffff, ""); io.Copy(io.Discard, r) }, 0,
+			direct.ErrGarbage, "direct: malformed answer from verifier plugin: frame of 4294967295 bytes exceeds 1048576"},
+		{"invalid JSON", answer(`{"verdict":`), 0, direct.ErrGarbage, "unexpected end of JSON input"},
+		{"not an object", answer(`[1,2]`), 0, direct.ErrGarbage, "cannot unmarshal array"},
+		{"no verdict", answer(`{}`), 0, direct.ErrGarbage, "verify answered no verdict"},
+		{"negative cache_for", answer(`{"verdict":{"allow":true,"cache_for_ns":-1000000000}}`), 0, direct.ErrGarbage, "negative cache time -1s"},
+		{"wrong type", answer(`{"verdict":{"allow":"yes"}}`), 0, direct.ErrGarbage, "cannot unmarshal string"},
+		{"5 KB reason", answer(`{"verdict":{"allow":false,"reason":"` + long + `"}}`), 0, nil, "truncated: 5000 bytes in all"},
+		{"closed mid-answer", func(c net.Conn, _ *bufio.Reader) { writeFrame(c, 100, `{"verdict":`) }, 0, direct.ErrTransport, "unexpected EOF"},
+		{"closed without answer", func(net.Conn, *bufio.Reader) {}, 0, direct.ErrTransport, "connection closed before an answer"},
+		{"never answers", func(_ net.Conn, r *bufio.Reader) { io.Copy(io.Discard, r) }, 200 * time.Millisecond, context.DeadlineExceeded, "direct: verify: context deadline exceeded"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, accepted, scripted := hostile(t, tc.script)
+			ctx := ctxFor(t, cmp(tc.timeout, 10*time.Second))
+			v, err := c.Verify(ctx, &verify.Request{PeerChain: [][]byte{[]byte("leaf")}})
+			switch {
+			case tc.want == nil && (err != nil || !strings.Contains(v.Reason, tc.says) || len(v.Reason) > verify.MaxTextLen+64):
+				t.Fatalf("Verify = %.100v, %v; want a reason of at most %d bytes saying %q", v, err, verify.MaxTextLen+64, tc.says)
+			case tc.want != nil && (!errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.says)):
+				t.Fatalf("Verify = %v, %v; want %v saying %q", v, err, tc.want, tc.says)
+			}
+			if tc.want == context.DeadlineExceeded && ctx.Err() == nil {
+				t.Errorf("a timeout, but ctx.Err() is nil")
+			}
+			if tc.want != nil && (errors.Is(err, direct.ErrGarbage) == errors.Is(err, direct.ErrTransport) && tc.want != context.DeadlineExceeded) {
+				t.Errorf("err %v is both garbage and transport, or neither", err)
+			}
+			if tc.want != nil {
+				<-scripted // the failed connection is closed: the script's read ended
+			}
+			v, err = c.Verify(ctxFor(t, 10*time.Second), &verify.Request{})
+			if err != nil || !v.Allow {
+				t.Fatalf("next Verify = %+v, %v; want an allow", v, err)
+			}
+			if n, want := accepted.Load(), map[bool]int32{true: 1, false: 2}[tc.want == nil]; n != want {
+				t.Errorf("%d connections; want %d", n, want)
+			}
+		})
+	}
+}
+
+func cmp(d, dflt time.Duration) time.Duration {
+	if d == 0 {
+		return dflt
+	}
+	return d
+}
+
+// TestCancel: a context cancelled without a deadline interrupts a call
+// blocked on a plugin that does not answer.
+func TestCancel(t *testing.T) {
+	c, _, scripted := hostile(t, func(_ net.Conn, r *bufio.Reader) { io.Copy(io.Discard, r) })
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	_, err := c.Verify(ctx, &verify.Request{})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Verify = %v; want context.Canceled", err)
+	}
+	<-scripted
+}
+
+// TestHostileClient: a connection that sends garbage is closed; the
+// others go on.
+func TestHostileClient(t *testing.T) {
+	path := sockPath(t)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go direct.Serve(ctx, l, &fake{}, nil, nil)
+	c := direct.NewClient(dialer(path), 1)
+	defer c.Close()
+	for _, tc := range []struct {
+		name string
+		send func(net.Conn)
+	}{
+		{"oversize frame", func(c net.Conn) { writeFrame(c, direct.MaxFrame+1, "") }},
+		{"bad JSON", func(c net.Conn) { writeFrame(c, 5, "{nope") }},
+		{"unknown method", func(c net.Conn) { writeFrame(c, 19, `{"method":"delete"}`) }},
+		{"half a frame", func(c net.Conn) { writeFrame(c, 50, `{"method":`); c.(*net.UnixConn).CloseWrite() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := c.Verify(ctxFor(t, 10*time.Second), &verify.Request{}); err != nil {
+				t.Fatal(err)
+			}
+			raw, err := net.Dial("unix", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			tc.send(raw)
+			raw.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if n, err := raw.Read(make([]byte, 1)); err != io.EOF {
+				t.Fatalf("read %d bytes, %v; want the connection closed (EOF)", n, err)
+			}
+			if _, err := c.Verify(ctxFor(t, 10*time.Second), &verify.Request{}); err != nil {
+				t.Fatalf("another connection after the hostile one: %v", err)
+			}
+		})
+	}
+}
+
+func TestConcurrentCalls(t *testing.T) {
+	var accepted atomic.Int32
+	f := &fake{verify: func(_ context.Context, req *verify.Request) (*verify.Verdict, error) {
+		return &verify.Verdict{Allow: true, Reason: req.ServerName}, nil
+	}}
+	c, _ := serve(t, f, func(net.Conn) error { accepted.Add(1); return nil }, 4)
+	var wg sync.WaitGroup
+	for g := range 32 {
+		wg.Go(func() {
+			for i := range 200 {
+				name := fmt.Sprintf("g%d-%d", g, i)
+				v, err := c.Verify(ctxFor(t, 30*time.Second), &verify.Request{ServerName: name})
+				if err != nil || v.Reason != name {
+					t.Errorf("Verify(%s) = %+v, %v", name, v, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := accepted.Load(); n < 1 || n > 4 {
+		t.Errorf("%d connections opened; want 1 to 4", n)
+	}
+}
+
+// TestWaitForConnection: a caller beyond maxConns waits for a connection,
+// and gives up when its context ends.
+func TestWaitForConnection(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	f := &fake{verify: func(context.Context, *verify.Request) (*verify.Verdict, error) {
+		started <- struct{}{}
+		<-release
+		return &verify.Verdict{Allow: true}, nil
+	}}
+	c, _ := serve(t, f, nil, 1)
+	first := make(chan error, 1)
+	go func() { _, err := c.Verify(ctxFor(t, 10*time.Second), &verify.Request{}); first <- err }()
+	<-started
+	ctx := ctxFor(t, 100*time.Millisecond)
+	if _, err := c.Verify(ctx, &verify.Request{}); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "waiting for a connection") {
+		t.Errorf("second caller: %v; want its deadline while waiting for a connection", err)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWatch(t *testing.T) {
+	n := &notifier{fake: &fake{}, changes: make(chan verify.PolicyChange)}
+	c, _ := serve(t, n, nil, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := c.WatchPolicy(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, reason := range []string{"allowlist reloaded", strings.Repeat("x", 5000)} {
+		n.changes <- verify.PolicyChange{Epoch: uint64(i + 1), Reason: reason}
+		got := <-ch
+		if got.Epoch != uint64(i+1) || got.Reason != verify.Truncate(reason) {
+			t.Fatalf("change %d = %.80v", i, got)
+		}
+	}
+	// Calls go on beside the watch.
+	if _, err := c.Verify(ctxFor(t, 10*time.Second), &verify.Request{}); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if _, ok := <-ch; ok {
+		t.Fatal("a change after ctx ended")
+	}
+
+	// A verifier without policy changes: open, silent, closed with ctx.
+	c2, _ := serve(t, plain{&fake{}}, nil, 1)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel2()
+	ch2, err := c2.WatchPolicy(ctx2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := <-ch2; ok {
+		t.Fatalf("change %+v from a verifier without policy changes", got)
+	}
+	if ctx2.Err() == nil {
+		t.Error("channel closed before ctx ended")
+	}
+}
+
+func TestShutdown(t *testing.T) {
+	c, done := serve(t, &fake{}, nil, 1)
+	if err := c.Shutdown(ctxFor(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve = %v after shutdown; want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve still running 10 s after shutdown")
+	}
+	if _, err := c.Verify(ctxFor(t, 10*time.Second), &verify.Request{}); !errors.Is(err, direct.ErrTransport) {
+		t.Errorf("Verify after shutdown = %v; want ErrTransport", err)
+	}
+	c.Close()
+	if _, err := c.Verify(ctxFor(t, 10*time.Second), &verify.Request{}); !errors.Is(err, direct.ErrClosed) {
+		t.Errorf("Verify after Close = %v; want ErrClosed", err)
+	}
+}
+
+// TestAdmitRefuses: a connection admit refuses is closed before a request
+// is read from it; the verifier is never asked.
+func TestAdmitRefuses(t *testing.T) {
+	f := &fake{}
+	var refused atomic.Int32
+	c, _ := serve(t, f, func(conn net.Conn) error {
+		refused.Add(1)
+		return errors.New("not the host")
+	}, 1)
+	_, err := c.Verify(ctxFor(t, 10*time.Second), &verify.Request{})
+	if !errors.Is(err, direct.ErrTransport) || refused.Load() != 1 || len(f.requests) != 0 {
+		t.Fatalf("Verify = %v, refused %d, verifier asked %d times; want ErrTransport, 1, 0", err, refused.Load(), len(f.requests))
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	c, _ := serve(b, &fake{verify: func(context.Context, *verify.Request) (*verify.Verdict, error) {
+		return &verify.Verdict{Allow: true, Reason: "pinned", Matched: "sha256/x"}, nil
+	}}, nil, 1)
+	req := &verify.Request{PeerChain: [][]byte{make([]byte, 600)}, ServerName: "api.example", Side: verify.ClientVerifiesServer}
+	ctx := context.Background()
+	for b.Loop() {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if _, err := c.Verify(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+		cancel()
+	}
+}
