@@ -294,16 +294,17 @@ func TestTofuKeyAsCLI(t *testing.T) {
 }
 
 // TestBuiltinRunner: a program that does not call ServeBuiltin runs
-// built-in verifiers with the tlspin binary on $PATH, and without one says
-// what to do.
+// built-in verifiers with the tlspin binary on $PATH (or tlspin-builtins
+// next to it), and without one says what to do.
 func TestBuiltinRunner(t *testing.T) {
 	prog := testbin.Build(t, "./testdata/nohook", "nohook")
-	tl := testbin.Tlspin(t)
+	tl, alone := testbin.Tlspin(t), testbin.TlspinAlone(t)
 	for _, tt := range []struct {
 		path, says string
 		ok         bool
 	}{
-		{filepath.Dir(tl), `runner="the tlspin binary on $PATH" path=` + tl, true},
+		{filepath.Dir(alone), `runner="the tlspin binary on $PATH" path=` + alone, true},
+		{filepath.Dir(tl), `runner="tlspin-builtins next to ` + tl + `, direct protocol"`, true},
 		{"/nonexistent", "does not call tlspin.ServeBuiltin() first thing in main, and no tlspin binary is on $PATH", false},
 	} {
 		cmd := exec.Command(prog, "md5pin:pin=00112233445566778899aabbccddeeff")

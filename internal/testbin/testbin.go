@@ -75,7 +75,7 @@ func build(pkg, name string) *result {
 			return &result{err: err}
 		}
 	}
-	dir := filepath.Join(builds.dir, strings.NewReplacer("/", "_", ".", "_").Replace(pkg))
+	dir := filepath.Join(builds.dir, strings.NewReplacer("/", "_", ".", "_", " ", "+").Replace(pkg))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return &result{err: err}
 	}

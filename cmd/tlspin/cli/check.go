@@ -73,7 +73,12 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags, name string) error {
 	if f.samples < 1 {
 		return usagef("--samples %d: want at least 1", f.samples)
 	}
-	found, err := a.finder().Find(name)
+	// The check is of the plugin contract, go-plugin's gRPC: a built-in is
+	// checked as tlspin re-executed serves it, not as tlspin-builtins does
+	// (tlspin's own protocol, which only tlspin speaks).
+	fd := a.finder()
+	fd.BuiltinsExec = ""
+	found, err := fd.Find(name)
 	if err != nil {
 		return usageError{err}
 	}
