@@ -6,10 +6,12 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/tlspin/tlspin"
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/internal/client"
 )
@@ -63,11 +65,10 @@ KEY=VALUE; --pin V is short for --opt pin=V.`,
 	return c
 }
 
-// dialResult is a TCP connection made while the verifiers start.
-type dialResult struct {
-	conn net.Conn
-	took time.Duration
-	err  error
+// started is the outcome of starting the verifiers.
+type started struct {
+	vs  *tlspin.Verifiers
+	err error
 }
 
 func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
@@ -86,40 +87,62 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 	} else if f.key != "" {
 		return usagef("--key needs --cert")
 	}
-	// The plugins start while the TCP connection is being made: a one-shot
-	// send pays for the slower of the two, not for both.
-	dctx, stopDial := context.WithCancel(ctx)
-	defer stopDial()
-	dialed := make(chan dialResult, 1)
+	// The plugins start while the connection is made and the handshake
+	// runs up to where it needs their decision (VerifyConnection waits for
+	// them there): a one-shot send pays for the slower of the two, not for
+	// both. A failed start is the error, whatever the handshake made of it.
+	starting := make(chan started, 1)
 	go func() {
-		t0 := time.Now()
-		c, err := client.DialTCP(dctx, addr, f.timeout)
-		dialed <- dialResult{c, time.Since(t0), err}
+		vs, err := a.startVerifiers(ctx, &f.v)
+		starting <- started{vs, err}
 	}()
-	vs, err := a.startVerifiers(ctx, &f.v)
-	if err != nil {
-		stopDial()
-		if d := <-dialed; d.conn != nil {
-			d.conn.Close()
+	verifiers := sync.OnceValues(func() (*tlspin.Verifiers, error) {
+		r := <-starting
+		return r.vs, r.err
+	})
+	defer func() {
+		if vs, err := verifiers(); err == nil {
+			vs.Close()
 		}
-		return err
-	}
-	defer vs.Close()
-	d := <-dialed
-	if d.err != nil {
-		return d.err
-	}
-	sn := client.ServerName(addr, f.serverName)
-	cfg, confirm := vs.ClientConfigForAddr(sn, addr)
-	if clientCert != nil {
-		cfg.Certificates = []tls.Certificate{*clientCert}
-	}
+	}()
 	timeout := f.timeout
 	if timeout <= 0 {
 		timeout = client.DefaultTimeout
 	}
-	conn, err := client.Handshake(ctx, d.conn, addr, cfg, timeout-d.took)
+	t0 := time.Now()
+	raw, err := client.DialTCP(ctx, addr, timeout)
 	if err != nil {
+		if _, serr := verifiers(); serr != nil {
+			return serr
+		}
+		return err
+	}
+	sn := client.ServerName(addr, f.serverName)
+	var confirm func(context.Context) error
+	cfg := &tls.Config{
+		ServerName: sn,
+		MinVersion: tls.VersionTLS12,
+		// The verifiers' configuration decides, in VerifyConnection, as
+		// every configuration of tlspin.Verifiers does.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			vs, err := verifiers()
+			if err != nil {
+				return err
+			}
+			var vcfg *tls.Config
+			vcfg, confirm = vs.ClientConfigForAddr(sn, addr)
+			return vcfg.VerifyConnection(cs)
+		},
+	}
+	if clientCert != nil {
+		cfg.Certificates = []tls.Certificate{*clientCert}
+	}
+	conn, err := client.Handshake(ctx, raw, addr, cfg, timeout-time.Since(t0))
+	if err != nil {
+		if _, serr := verifiers(); serr != nil {
+			return serr
+		}
 		return err
 	}
 	defer conn.Close()
