@@ -48,7 +48,7 @@ func (c *Config) resolveBuiltins() {
 // sameBuild reports whether b is the tlspin-builtins command built from
 // the same source as the Go binary at a (read from the files).
 func sameBuild(a, b string) error {
-	ia, err := buildinfo.ReadFile(a)
+	ia, err := buildInfoOf(a)
 	if err != nil {
 		return fmt.Errorf("launch: build information of %q: %w", a, err)
 	}
@@ -60,6 +60,17 @@ func sameBuild(a, b string) error {
 		return fmt.Errorf("launch: %s is not from the same build as %s: %w", b, a, err)
 	}
 	return nil
+}
+
+// buildInfoOf reads the build information of the Go binary at path; of
+// this very program from memory, which is faster than reading its file.
+func buildInfoOf(path string) (*debug.BuildInfo, error) {
+	if path == "/proc/self/exe" {
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			return bi, nil
+		}
+	}
+	return buildinfo.ReadFile(path)
 }
 
 // builtinsPackage is the main package of tlspin-builtins.
