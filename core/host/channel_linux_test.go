@@ -42,9 +42,17 @@ func listeningSocket(t *testing.T, pid int) string {
 	return ""
 }
 
-// asNobody runs python3 as uid 65534: it connects to sock, sends the start
-// of an HTTP/2 connection (what gRPC sends first) and prints what happened.
-func asNobody(t *testing.T, sock string) string {
+// firstBytes are what a client sends first over each channel: the start
+// of an HTTP/2 connection for gRPC, a Describe request for the direct
+// protocol.
+var firstBytes = map[string]string{
+	"grpc":   `b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])`,
+	"direct": `len(b'{"method":"describe"}').to_bytes(4, "big") + b'{"method":"describe"}'`,
+}
+
+// asNobody runs python3 as uid 65534: it connects to sock, sends what a
+// client of channel ch sends first and prints what happened.
+func asNobody(t *testing.T, ch, sock string) string {
 	t.Helper()
 	py := "/usr/bin/python3" // out of another user's reach elsewhere (pyenv)
 	if _, err := os.Stat(py); err != nil {
@@ -58,7 +66,7 @@ try:
 except OSError as e:
     print("connect:", e.strerror); sys.exit()
 try:
-    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
+    s.sendall(`+firstBytes[ch]+`)
 except (BrokenPipeError, ConnectionResetError):
     print("closed"); sys.exit()  # refused before it could even send
 try:
@@ -79,15 +87,20 @@ except OSError as e:
 // TestChannelClosedToOtherUsers: another local user can neither reach a
 // plugin's socket (its directory is the host's, 0700) nor, if the
 // directory were opened to it, get an answer from a plugin built with the
-// SDK (which checks that the connecting process is its host).
+// SDK or from tlspin-builtins (each checks that the connecting process is
+// its host).
 func TestChannelClosedToOtherUsers(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run a process as another user")
 	}
+	eachChannel(t, testChannelClosedToOtherUsers)
+}
+
+func testChannelClosedToOtherUsers(t *testing.T, ch string) {
 	cert := newCert(t)
-	p := startMD5(t, md5hex(cert), discConfig(t))
+	p := startMD5Over(t, ch, md5hex(cert), discConfig(t))
 	sock := listeningSocket(t, p.Pid())
-	if got := asNobody(t, sock); got != "connect: Permission denied" {
+	if got := asNobody(t, ch, sock); got != "connect: Permission denied" {
 		t.Fatalf("another user connecting to the plugin socket %s: %s; want permission denied", sock, got)
 	}
 	dir := filepath.Dir(sock)
@@ -105,7 +118,7 @@ func TestChannelClosedToOtherUsers(t *testing.T) {
 	if err := os.Chmod(sock, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	if got := asNobody(t, sock); got != "closed" {
+	if got := asNobody(t, ch, sock); got != "closed" {
 		t.Fatalf("another user talking to the plugin through an opened socket: %s; want the connection closed unanswered", got)
 	}
 	// The host's own connection still works.
