@@ -16,11 +16,22 @@ import (
 	"github.com/tlspin/tlspin/internal/server"
 )
 
-// bufSize is one TLS record's worth of plaintext: tls.Conn never returns
-// more from one Read, and a larger write is split into records anyway.
-const bufSize = 16 << 10
+// recordSize is one TLS record's worth of plaintext: tls.Conn never
+// returns more from one Read, so it is the buffer of the TLS side.
+const recordSize = 16 << 10
 
-var buffers = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+// plainSize is the buffer of the plaintext side: one read of a busy socket
+// fills several records at once.
+const plainSize = 4 * recordSize
+
+func pool(size int) *sync.Pool {
+	return &sync.Pool{New: func() any { b := make([]byte, size); return &b }}
+}
+
+var (
+	recordBuffers = pool(recordSize)
+	plainBuffers  = pool(plainSize)
+)
 
 // piped is what pipe moved.
 type piped struct {
@@ -68,6 +79,10 @@ var errIdle = errors.New("proxy: idle both ways for the idle timeout")
 // directions will have been idle for the timeout.
 func copyHalf(dst, src net.Conn, idle time.Duration, last *atomic.Int64, fail func(error), count func(int)) int64 {
 	raw := plainSocket(src)
+	buffers := recordBuffers
+	if raw != nil {
+		buffers = plainBuffers
+	}
 	var bp *[]byte
 	defer func() {
 		if bp != nil {
@@ -82,9 +97,11 @@ func copyHalf(dst, src net.Conn, idle time.Duration, last *atomic.Int64, fail fu
 	if idle > 0 {
 		arm(last.Load() + int64(idle))
 	}
-	var total int64
-	for reads := 1; ; reads++ {
-		if reads%yieldEvery == 0 {
+	batch := batchOf(dst)
+	var total, unyielded int64
+	for {
+		if unyielded >= yieldBytes {
+			unyielded = 0
 			// A goroutine that never blocks (bulk: both sockets always
 			// ready) would run past the scheduler's 10 ms slice, and the
 			// runtime would preempt it with a signal and wake its monitor
@@ -111,7 +128,17 @@ func copyHalf(dst, src net.Conn, idle time.Duration, last *atomic.Int64, fail fu
 				if idle > 0 && now+int64(idle)-armed > int64(idle/16) {
 					arm(now + int64(idle))
 				}
-				if _, werr := dst.Write(buf[:n]); werr != nil {
+				unyielded += int64(n)
+				if batch != nil && n > recordSize {
+					batch.hold()
+				}
+				_, werr := dst.Write(buf[:n])
+				if batch != nil {
+					if ferr := batch.flush(); werr == nil {
+						werr = ferr
+					}
+				}
+				if werr != nil {
 					fail(werr)
 					reset(src)
 					return total
@@ -146,10 +173,9 @@ func copyHalf(dst, src net.Conn, idle time.Duration, last *atomic.Int64, fail fu
 	}
 }
 
-// yieldEvery is how many reads in a row copyHalf makes before it yields:
-// 64 reads of at most 16 KB take well under 10 ms at the speeds where it
-// matters.
-const yieldEvery = 64
+// yieldBytes is how many bytes copyHalf copies before it yields: a
+// megabyte takes well under 10 ms at the speeds where it matters.
+const yieldBytes = 1 << 20
 
 // plainSocket returns the socket under c when c is plaintext, read
 // through nothing that buffers (a TCP or unix socket, possibly in a
@@ -167,20 +193,23 @@ func plainSocket(c net.Conn) syscall.Conn {
 	return nil
 }
 
+// under returns the connection c wraps (a TLS session's transport, the
+// socket of a server.Conn or of a batchConn), or nil.
+func under(c net.Conn) net.Conn {
+	if u, ok := c.(interface{ NetConn() net.Conn }); ok {
+		return u.NetConn()
+	}
+	return nil
+}
+
 // tcpOf finds the TCP connection under c, if any.
 func tcpOf(c net.Conn) *net.TCPConn {
-	for {
-		switch v := c.(type) {
-		case *net.TCPConn:
-			return v
-		case *tls.Conn:
-			c = v.NetConn()
-		case *server.Conn:
-			c = v.NetConn()
-		default:
-			return nil
+	for ; c != nil; c = under(c) {
+		if tc, ok := c.(*net.TCPConn); ok {
+			return tc
 		}
 	}
+	return nil
 }
 
 // closeWrite half-closes c: close_notify on TLS, then a FIN (or the unix
@@ -188,13 +217,16 @@ func tcpOf(c net.Conn) *net.TCPConn {
 func closeWrite(c net.Conn) {
 	if tc, ok := c.(*tls.Conn); ok {
 		tc.CloseWrite()
-		c = tc.NetConn()
 	}
-	if sc, ok := c.(*server.Conn); ok {
-		c = sc.NetConn()
-	}
-	if cw, ok := c.(interface{ CloseWrite() error }); ok {
-		cw.CloseWrite()
+	for ; c != nil; c = under(c) {
+		switch v := c.(type) {
+		case *net.TCPConn:
+			v.CloseWrite()
+			return
+		case *net.UnixConn:
+			v.CloseWrite()
+			return
+		}
 	}
 }
 
