@@ -16,6 +16,15 @@ import (
 	"github.com/tlspin/tlspin/internal/wait"
 )
 
+func selfSigned(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, leaf, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: "batch"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key}
+}
+
 // countingConn counts the writes that reach the socket.
 type countingConn struct {
 	net.Conn
@@ -33,11 +42,7 @@ func (c *countingConn) Write(p []byte) (int, error) {
 // connection with small records). The close_notify that follows, as
 // copyHalf sends it on EOF, is one more write.
 func TestBatchConn(t *testing.T) {
-	key, leaf, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: "batch"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert := tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key}
+	cert := selfSigned(t)
 	for _, tc := range []struct {
 		name                 string
 		hold                 bool
@@ -152,11 +157,7 @@ func TestBatchConnQueuesDuringFlush(t *testing.T) {
 // at once; Close does not wait for it (crypto/tls would otherwise wait up
 // to 5 s to send its close_notify).
 func TestBatchConnCloseDuringFlush(t *testing.T) {
-	key, leaf, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: "batch"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert := tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key}
+	cert := selfSigned(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -483,8 +483,10 @@ func TestGigabyte(t *testing.T) {
 // for the idle timeout, and not before, even when only one direction
 // keeps moving bytes (the other direction's deadline passes meanwhile).
 func TestIdleTimeout(t *testing.T) {
-	const idle = 400 * time.Millisecond
-	const beats = 12 // one byte every idle/4, for three idle timeouts
+	// A beat late by more than 3/4 of idle would end the connection
+	// rightly, so idle is long enough for a loaded machine.
+	const idle = 800 * time.Millisecond
+	const beats = 8 // one byte every idle/4, for two idle timeouts
 	for _, tc := range []struct {
 		name              string
 		toTarget, fromTgt bool
