@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -15,11 +16,22 @@ import (
 	"github.com/tlspin/tlspin/internal/server"
 )
 
-// bufSize is one TLS record's worth of plaintext: tls.Conn never returns
-// more from one Read, and a larger write is split into records anyway.
-const bufSize = 16 << 10
+// recordSize is one TLS record's worth of plaintext: tls.Conn never
+// returns more from one Read, so it is the buffer of the TLS side.
+const recordSize = 16 << 10
 
-var buffers = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+// plainSize is the buffer of the plaintext side: one read of a busy socket
+// fills several records at once.
+const plainSize = 4 * recordSize
+
+func pool(size int) *sync.Pool {
+	return &sync.Pool{New: func() any { b := make([]byte, size); return &b }}
+}
+
+var (
+	recordBuffers = pool(recordSize)
+	plainBuffers  = pool(plainSize)
+)
 
 // piped is what pipe moved.
 type piped struct {
@@ -60,18 +72,42 @@ var errIdle = errors.New("proxy: idle both ways for the idle timeout")
 // connection then holds a buffer only on its TLS side, whose own buffers
 // may already hold the next record (docs/performance.md, memory per idle
 // connection).
+//
+// The idle deadline is moved only once it has aged by a sixteenth of the
+// idle timeout, not on every read: setting it costs a timer update per
+// read. When it passes early, it is moved to exactly the moment both
+// directions will have been idle for the timeout.
 func copyHalf(dst, src net.Conn, idle time.Duration, last *atomic.Int64, fail func(error), count func(int)) int64 {
 	raw := plainSocket(src)
+	buffers := recordBuffers
+	if raw != nil {
+		buffers = plainBuffers
+	}
 	var bp *[]byte
 	defer func() {
 		if bp != nil {
 			buffers.Put(bp)
 		}
 	}()
-	var total int64
+	var armed int64 // the read deadline set on src, unix nanoseconds
+	arm := func(at int64) {
+		armed = at
+		src.SetReadDeadline(time.Unix(0, at))
+	}
+	if idle > 0 {
+		arm(last.Load() + int64(idle))
+	}
+	batch := batchOf(dst)
+	var total, unyielded int64
 	for {
-		if idle > 0 {
-			src.SetReadDeadline(time.Now().Add(idle))
+		if unyielded >= yieldBytes {
+			unyielded = 0
+			// A goroutine that never blocks (bulk: both sockets always
+			// ready) would run past the scheduler's 10 ms slice, and the
+			// runtime would preempt it with a signal and wake its monitor
+			// thread every 20 µs for a while after; yielding first is
+			// cheaper (docs/performance.md, issue 11).
+			runtime.Gosched()
 		}
 		var (
 			n   int
@@ -87,8 +123,22 @@ func copyHalf(dst, src net.Conn, idle time.Duration, last *atomic.Int64, fail fu
 			buf := *bp
 			n, err = src.Read(buf)
 			if n > 0 {
-				last.Store(time.Now().UnixNano())
-				if _, werr := dst.Write(buf[:n]); werr != nil {
+				now := time.Now().UnixNano()
+				last.Store(now)
+				if idle > 0 && now+int64(idle)-armed > int64(idle/16) {
+					arm(now + int64(idle))
+				}
+				unyielded += int64(n)
+				if batch != nil && n > recordSize {
+					batch.hold()
+				}
+				_, werr := dst.Write(buf[:n])
+				if batch != nil {
+					if ferr := batch.flush(); werr == nil {
+						werr = ferr
+					}
+				}
+				if werr != nil {
 					fail(werr)
 					reset(src)
 					return total
@@ -107,8 +157,9 @@ func copyHalf(dst, src net.Conn, idle time.Duration, last *atomic.Int64, fail fu
 			closeWrite(dst)
 			return total
 		case errors.Is(err, os.ErrDeadlineExceeded) && idle > 0:
-			if time.Since(time.Unix(0, last.Load())) < idle {
-				continue // the other direction is busy
+			if at := last.Load() + int64(idle); at > time.Now().UnixNano() {
+				arm(at) // this direction or the other moved bytes since
+				continue
 			}
 			fail(errIdle)
 			src.Close()
@@ -121,6 +172,10 @@ func copyHalf(dst, src net.Conn, idle time.Duration, last *atomic.Int64, fail fu
 		}
 	}
 }
+
+// yieldBytes is how many bytes copyHalf copies before it yields: a
+// megabyte takes well under 10 ms at the speeds where it matters.
+const yieldBytes = 1 << 20
 
 // plainSocket returns the socket under c when c is plaintext, read
 // through nothing that buffers (a TCP or unix socket, possibly in a
@@ -138,20 +193,23 @@ func plainSocket(c net.Conn) syscall.Conn {
 	return nil
 }
 
+// under returns the connection c wraps (a TLS session's transport, the
+// socket of a server.Conn or of a batchConn), or nil.
+func under(c net.Conn) net.Conn {
+	if u, ok := c.(interface{ NetConn() net.Conn }); ok {
+		return u.NetConn()
+	}
+	return nil
+}
+
 // tcpOf finds the TCP connection under c, if any.
 func tcpOf(c net.Conn) *net.TCPConn {
-	for {
-		switch v := c.(type) {
-		case *net.TCPConn:
-			return v
-		case *tls.Conn:
-			c = v.NetConn()
-		case *server.Conn:
-			c = v.NetConn()
-		default:
-			return nil
+	for ; c != nil; c = under(c) {
+		if tc, ok := c.(*net.TCPConn); ok {
+			return tc
 		}
 	}
+	return nil
 }
 
 // closeWrite half-closes c: close_notify on TLS, then a FIN (or the unix
@@ -159,13 +217,16 @@ func tcpOf(c net.Conn) *net.TCPConn {
 func closeWrite(c net.Conn) {
 	if tc, ok := c.(*tls.Conn); ok {
 		tc.CloseWrite()
-		c = tc.NetConn()
 	}
-	if sc, ok := c.(*server.Conn); ok {
-		c = sc.NetConn()
-	}
-	if cw, ok := c.(interface{ CloseWrite() error }); ok {
-		cw.CloseWrite()
+	for ; c != nil; c = under(c) {
+		switch v := c.(type) {
+		case *net.TCPConn:
+			v.CloseWrite()
+			return
+		case *net.UnixConn:
+			v.CloseWrite()
+			return
+		}
 	}
 }
 

@@ -212,7 +212,7 @@ func (p *Proxy) serveTLS(ctx context.Context, c *server.Conn) {
 		tc.SetNoDelay(true)
 	}
 	ev := Event{Conn: c.ID(), Remote: c.RemoteAddr().String()}
-	tc, err := c.Handshake(ctx, p.cfg.TLS, p.cfg.Confirm)
+	tc, err := c.HandshakeOver(ctx, &batchConn{Conn: c}, p.cfg.TLS, p.cfg.Confirm)
 	ev.PeerSHA256, ev.PeerSPKI = server.Fingerprints(tc.ConnectionState().PeerCertificates)
 	if err != nil {
 		p.rejected(ev, err)
@@ -246,7 +246,7 @@ func (p *Proxy) servePlain(ctx context.Context, c *server.Conn) {
 	if p.cfg.ClientTLS != nil {
 		cfg, confirm = p.cfg.ClientTLS()
 	}
-	tc := tls.Client(raw, cfg)
+	tc := tls.Client(&batchConn{Conn: raw}, cfg)
 	err = tc.HandshakeContext(ctx)
 	ev.PeerSHA256, ev.PeerSPKI = server.Fingerprints(tc.ConnectionState().PeerCertificates)
 	if err == nil && !c.Established() {

@@ -478,3 +478,93 @@ func TestGigabyte(t *testing.T) {
 	}
 	t.Logf("%d MiB through two proxies in %s", size>>20, time.Since(start).Round(time.Millisecond))
 }
+
+// TestIdleTimeout: a connection is closed once no byte moved either way
+// for the idle timeout, and not before, even when only one direction
+// keeps moving bytes (the other direction's deadline passes meanwhile).
+func TestIdleTimeout(t *testing.T) {
+	// A beat late by more than 3/4 of idle would end the connection
+	// rightly, so idle is long enough for a loaded machine.
+	const idle = 800 * time.Millisecond
+	const beats = 8 // one byte every idle/4, for two idle timeouts
+	for _, tc := range []struct {
+		name              string
+		toTarget, fromTgt bool
+	}{
+		{"idle both ways", false, false},
+		{"client sends, target silent", true, false},
+		{"target sends, client silent", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var lastSent atomic.Int64 // unix ns of the last byte sent by either end
+			lastSent.Store(time.Now().UnixNano())
+			received := make(chan int64, 1)
+			back := startBackend(t, "tcp", "127.0.0.1:0", func(c net.Conn) {
+				c.SetDeadline(time.Now().Add(30 * time.Second))
+				var sink sync.WaitGroup
+				var n int64
+				sink.Go(func() { n, _ = io.Copy(io.Discard, c) })
+				if tc.fromTgt {
+					for range beats {
+						lastSent.Store(time.Now().UnixNano())
+						if _, err := c.Write([]byte{'b'}); err != nil {
+							break
+						}
+						time.Sleep(idle / 4)
+					}
+				}
+				sink.Wait()
+				received <- n
+			})
+			ev := &events{}
+			addr, _ := run(t, proxy.Config{Mode: proxy.ServerMode, TLS: pintls.ServerConfig(newCert(t, "server"), nil, pintls.Options{}),
+				Target: back.addr, IdleTimeout: idle, OnEvent: ev.on})
+			c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			closed := make(chan time.Time, 1)
+			var got atomic.Int64
+			go func() {
+				n, _ := io.Copy(io.Discard, c)
+				got.Store(n)
+				closed <- time.Now()
+			}()
+			if tc.toTarget {
+				for range beats {
+					lastSent.Store(time.Now().UnixNano())
+					if _, err := c.Write([]byte{'c'}); err != nil {
+						t.Fatalf("write: %v (closed while one direction was busy)", err)
+					}
+					time.Sleep(idle / 4)
+				}
+			}
+			var at time.Time
+			select {
+			case at = <-closed:
+			case <-time.After(20 * time.Second):
+				t.Fatal("connection idle both ways not closed")
+			}
+			if quiet := at.Sub(time.Unix(0, lastSent.Load())); quiet < idle {
+				t.Errorf("closed after %s without a byte either way, want at least the idle timeout %s", quiet, idle)
+			}
+			if want := map[bool]int64{true: beats}[tc.fromTgt]; got.Load() != want {
+				t.Errorf("client got %d bytes from the target, want %d", got.Load(), want)
+			}
+			select {
+			case n := <-received:
+				if want := map[bool]int64{true: beats}[tc.toTarget]; n != want {
+					t.Errorf("target got %d bytes from the client, want %d", n, want)
+				}
+			case <-time.After(20 * time.Second):
+				t.Error("the target's connection was not closed")
+			}
+			if e, ok := waitEvent(ev, func(e proxy.Event) bool { return e.Kind == proxy.EventClosed }); !ok || !strings.Contains(e.Reason, "idle") {
+				t.Errorf("close event %+v, want the idle timeout as its reason", e)
+			}
+		})
+	}
+}

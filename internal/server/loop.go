@@ -459,7 +459,15 @@ type Confirm func(ctx context.Context, raw net.Conn) error
 // nil, is called then. On failure the error is a *HandshakeError saying
 // which side refused.
 func (c *Conn) Handshake(ctx context.Context, cfg *tls.Config, confirm Confirm) (*tls.Conn, error) {
-	tc := tls.Server(c, cfg)
+	return c.HandshakeOver(ctx, c, cfg, confirm)
+}
+
+// HandshakeOver is Handshake with the TLS session over transport, a
+// connection that wraps c (to batch its writes, say), instead of over c
+// itself; confirm then receives transport, the connection given to
+// tls.Server.
+func (c *Conn) HandshakeOver(ctx context.Context, transport net.Conn, cfg *tls.Config, confirm Confirm) (*tls.Conn, error) {
+	tc := tls.Server(transport, cfg)
 	err := tc.HandshakeContext(ctx)
 	if err == nil && !c.Established() {
 		err = context.Cause(ctx)
@@ -470,7 +478,7 @@ func (c *Conn) Handshake(ctx context.Context, cfg *tls.Config, confirm Confirm) 
 	// The handshake succeeded and the peer proved its key: the one place
 	// where a decision's side effects happen on the server.
 	if confirm != nil {
-		if err := confirm(ctx, c); err != nil {
+		if err := confirm(ctx, transport); err != nil {
 			c.loop.log.Warn("the verifier could not record the client it allowed", "conn", c.id, "remote", c.RemoteAddr().String(), "error", err)
 		}
 	}

@@ -49,11 +49,33 @@ func main() {
 	clients := flag.Int("clients", 16, "concurrent clients for connections per second")
 	idle := flag.Int("idle", 1000, "idle connections for the memory workload")
 	rounds := flag.Int("rounds", 3, "alternating rounds per workload")
+	only := flag.String("only", "", "run only these workloads, comma-separated: bulk, conns, idle (default: all)")
 	flag.Parse()
-	if err := run(*tlspin, *stunnel, *bulk, *conns, *clients, *idle, *rounds); err != nil {
+	want, err := workloads(*only)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "proxybench:", err)
+		os.Exit(2)
+	}
+	if err := run(*tlspin, *stunnel, *bulk, *conns, *clients, *idle, *rounds, want); err != nil {
 		fmt.Fprintln(os.Stderr, "proxybench:", err)
 		os.Exit(1)
 	}
+}
+
+// workloads parses -only into the set of workloads to run.
+func workloads(only string) (map[string]bool, error) {
+	all := map[string]bool{"bulk": true, "conns": true, "idle": true}
+	if only == "" {
+		return all, nil
+	}
+	want := map[string]bool{}
+	for w := range strings.SplitSeq(only, ",") {
+		if !all[w] {
+			return nil, fmt.Errorf("-only %q: unknown workload %q (want bulk, conns or idle)", only, w)
+		}
+		want[w] = true
+	}
+	return want, nil
 }
 
 // setup is one chain of two proxies in front of the backend.
@@ -64,7 +86,7 @@ type setup struct {
 	stop  func()
 }
 
-func run(tlspin, stunnel string, bulk int64, connsFor time.Duration, clients, idle, rounds int) error {
+func run(tlspin, stunnel string, bulk int64, connsFor time.Duration, clients, idle, rounds int, want map[string]bool) error {
 	dir, err := os.MkdirTemp("", "proxybench-")
 	if err != nil {
 		return err
@@ -120,15 +142,42 @@ func run(tlspin, stunnel string, bulk int64, connsFor time.Duration, clients, id
 			ratio = b / a
 		}
 		fmt.Printf("%-28s tlspin %12.1f %-8s stunnel %12.1f %-8s ratio %.2fx (higher is better for tlspin)\n", name, a, unit, b, unit, ratio)
+		fmt.Printf("%-28s rounds: tlspin %.1f, stunnel %.1f\n", "", r.tlspin, r.stunnel)
 		return nil
 	}
-	if err := measure("bulk, one connection", "MB/s", func(s *setup) (float64, error) { return bulkRun(s.entry, bulk) }, true); err != nil {
-		return err
+	if want["bulk"] {
+		cpu := map[string][]string{}
+		err := measure("bulk, one connection", "MB/s", func(s *setup) (float64, error) {
+			before, err := cpuTimes(s.pids)
+			if err != nil {
+				return 0, err
+			}
+			v, err := bulkRun(s.entry, bulk)
+			if err != nil {
+				return 0, err
+			}
+			after, err := cpuTimes(s.pids)
+			if err != nil {
+				return 0, err
+			}
+			gb := float64(bulk) / 1e9
+			cpu[s.name] = append(cpu[s.name], fmt.Sprintf("%.2f+%.2f", (after[0]-before[0])/gb, (after[1]-before[1])/gb))
+			return v, nil
+		}, true)
+		fmt.Printf("%-28s CPU s/GB, user+sys of both proxies: tlspin %s, stunnel %s\n", "", cpu["tlspin"], cpu["stunnel"])
+		if err != nil {
+			return err
+		}
 	}
-	if err := measure("new connections", "conn/s", func(s *setup) (float64, error) { return connRate(s.entry, clients, connsFor) }, true); err != nil {
-		return err
+	if want["conns"] {
+		if err := measure("new connections", "conn/s", func(s *setup) (float64, error) { return connRate(s.entry, clients, connsFor) }, true); err != nil {
+			return err
+		}
 	}
-	return measure("memory per idle connection", "KB", func(s *setup) (float64, error) { return idleMemory(s, idle) }, false)
+	if want["idle"] {
+		return measure("memory per idle connection", "KB", func(s *setup) (float64, error) { return idleMemory(s, idle) }, false)
+	}
+	return nil
 }
 
 func cpus() int {
@@ -421,6 +470,31 @@ func idleMemory(s *setup, n int) (float64, error) {
 		return 0, err
 	}
 	return float64(after-before) / float64(n), nil
+}
+
+// cpuTimes sums the user and system CPU time of pids, in seconds.
+func cpuTimes(pids []int) ([2]float64, error) {
+	var t [2]float64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return t, err
+		}
+		// Fields after the command name, which is in parentheses:
+		// state is field 3, utime 14 and stime 15 (proc(5)).
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) < 13 {
+			return t, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+		}
+		for i, s := range f[11:13] {
+			ticks, err := strconv.ParseFloat(s, 64)
+			if err != nil {
+				return t, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+			}
+			t[i] += ticks / 100 // USER_HZ is 100 on Linux
+		}
+	}
+	return t, nil
 }
 
 // rss sums VmRSS (KB) of pids.
