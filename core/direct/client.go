@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tlspin/tlspin/core/verify"
@@ -52,6 +53,8 @@ type Client struct {
 	slots chan struct{} // a token per call in progress, at most maxConns
 	done  chan struct{} // closed by Close
 
+	silent atomic.Bool // Describe said the verifier reports no policy changes
+
 	mu     sync.Mutex
 	idle   []*conn
 	open   map[*conn]bool // idle, in a call, or watching
@@ -85,6 +88,7 @@ func (c *Client) Describe(ctx context.Context) (*verify.Description, error) {
 			return fmt.Errorf("%w: describe answered no name", ErrGarbage)
 		}
 		d = r.Description.description()
+		c.silent.Store(!r.Description.Notifies)
 		return nil
 	})
 	return d, err
@@ -138,8 +142,15 @@ func (c *Client) Shutdown(ctx context.Context) error {
 }
 
 // WatchPolicy streams the plugin's policy changes on a connection of its
-// own. The channel is closed when ctx ends or the connection breaks.
+// own. The channel is closed when ctx ends or the connection breaks, and
+// at once, without a connection, when Describe said the verifier reports
+// none.
 func (c *Client) WatchPolicy(ctx context.Context) (<-chan verify.PolicyChange, error) {
+	if c.silent.Load() {
+		ch := make(chan verify.PolicyChange)
+		close(ch)
+		return ch, nil
+	}
 	cn, err := c.connect(ctx)
 	if err != nil {
 		return nil, err

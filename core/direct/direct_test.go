@@ -480,6 +480,45 @@ func TestWatch(t *testing.T) {
 	if ctx2.Err() == nil {
 		t.Error("channel closed before ctx ended")
 	}
+
+	// Once Describe has said so, no watch connection is opened at all.
+	path := sockPath(t)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go direct.Serve(t.Context(), l, plain{&fake{}}, nil, nil)
+	var dials atomic.Int32
+	c3 := direct.NewClient(func(ctx context.Context) (net.Conn, error) {
+		dials.Add(1)
+		return dialer(path)(ctx)
+	}, 1)
+	defer c3.Close()
+	if _, err := c3.Describe(ctxFor(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	ch3, err := c3.WatchPolicy(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := <-ch3; ok || dials.Load() != 1 {
+		t.Fatalf("watch of a verifier described as silent: open %v, %d connections; want closed at once, 1 connection (Describe's)", ok, dials.Load())
+	}
+	// A notifier's description says it notifies: its watch stays open.
+	c4, _ := serve(t, n, nil, 1)
+	if _, err := c4.Describe(ctxFor(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	ctx4, cancel4 := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel4()
+	ch4, err := c4.WatchPolicy(ctx4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-ch4
+	if ctx4.Err() == nil {
+		t.Error("a notifier's watch closed before ctx ended")
+	}
 }
 
 func TestShutdown(t *testing.T) {

@@ -156,6 +156,7 @@ func (s *server) call(ctx context.Context, req *request) (*response, bool) {
 			err = errors.New("verifier returned no description")
 		} else if err == nil {
 			resp.Description = toDescription(d)
+			_, resp.Description.Notifies = s.v.(verify.PolicyNotifier)
 		}
 	case methodConfigure:
 		var c *verify.ConfigureResponse

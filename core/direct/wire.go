@@ -68,6 +68,9 @@ type description struct {
 	Version string   `json:"version,omitempty"`
 	Summary string   `json:"summary,omitempty"`
 	Options []option `json:"options,omitempty"`
+	// Notifies says the verifier reports policy changes (watch); a host
+	// need not open a watch connection to one that does not.
+	Notifies bool `json:"notifies,omitempty"`
 }
 
 type option struct {
