@@ -9,5 +9,5 @@ command -v stunnel4 >/dev/null || {
 }
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
-go build -o "$bin/tlspin" ./cmd/tlspin
+go build -o "$bin/" ./cmd/tlspin ./cmd/tlspin-builtins
 go run ./tests/proxybench -tlspin "$bin/tlspin" -stunnel stunnel4 "$@"
