@@ -1,0 +1,79 @@
+package direct_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/tlspin/tlspin/core/direct"
+	"github.com/tlspin/tlspin/core/verify"
+)
+
+// FuzzAnswer feeds whatever a hostile plugin might send back to a Verify
+// call: the host gets a verdict that passed verify.CleanVerdict, the
+// verifier's own error, or an error that says the plugin is at fault;
+// never a panic, never a verdict and an error together, never neither.
+func FuzzAnswer(f *testing.F) {
+	for _, seed := range []string{
+		`{"verdict":{"allow":true,"matched":"pin","cache_for_ns":60000000000}}`,
+		`{"verdict":{"allow":false,"reason":"no"}}`,
+		`{"verdict":{"allow":true,"cache_for_ns":-1}}`,
+		`{"error":{"message":"bad pin","bad_option":true}}`,
+		`{"verdict":null}`, `{}`, `[]`, `null`, `{"verdict":{"allow":"yes"}}`,
+	} {
+		f.Add(frame([]byte(seed)))
+	}
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{0, 0, 0, 10, '{'})
+	f.Fuzz(func(t *testing.T, answer []byte) {
+		c := direct.NewClient(func(context.Context) (net.Conn, error) {
+			host, plugin := net.Pipe()
+			go func() {
+				defer plugin.Close()
+				// Read the request's frame, then answer with the fuzzed bytes.
+				r := bufio.NewReader(plugin)
+				var n [4]byte
+				if _, err := io.ReadFull(r, n[:]); err != nil {
+					return
+				}
+				if _, err := io.CopyN(io.Discard, r, int64(binary.BigEndian.Uint32(n[:]))); err != nil {
+					return
+				}
+				_, _ = plugin.Write(answer)
+			}()
+			return host, nil
+		}, 1)
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		v, err := c.Verify(ctx, &verify.Request{PeerChain: [][]byte{{1, 2, 3}}})
+		switch {
+		case err == nil && v == nil:
+			t.Fatal("no verdict and no error")
+		case err != nil && v != nil:
+			t.Fatalf("a verdict %+v with an error %v", v, err)
+		case err != nil:
+			var remote *direct.RemoteError
+			if !errors.Is(err, direct.ErrGarbage) && !errors.Is(err, direct.ErrTransport) && !errors.As(err, &remote) {
+				t.Fatalf("error %v is neither the plugin's fault nor the verifier's own answer", err)
+			}
+			if remote != nil && len(remote.Message) > verify.MaxTextLen+64 {
+				t.Fatalf("verifier error of %d bytes kept", len(remote.Message))
+			}
+		default:
+			if v.CacheFor < 0 || v.CacheFor > verify.MaxCacheFor || len(v.Reason) > verify.MaxTextLen+64 || len(v.Matched) > verify.MaxTextLen+64 {
+				t.Fatalf("verdict not cleaned: cache %v, reason %d bytes, matched %d bytes", v.CacheFor, len(v.Reason), len(v.Matched))
+			}
+		}
+	})
+}
+
+func frame(b []byte) []byte {
+	out := binary.BigEndian.AppendUint32(nil, uint32(len(b)))
+	return append(out, b...)
+}
