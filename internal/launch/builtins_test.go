@@ -105,7 +105,9 @@ func TestCompareBuilds(t *testing.T) {
 		{"other dependency version", func(b *debug.BuildInfo) { b.Deps[0].Version = "v1.6.2" }, "dependency github.com/hashicorp/go-hclog"},
 		{"replaced dependency", func(b *debug.BuildInfo) { b.Deps[0].Replace = &debug.Module{Path: "../hclog"} }, "dependency github.com/hashicorp/go-hclog"},
 		{"dependency tlspin lacks", func(b *debug.BuildInfo) { b.Deps = append(b.Deps, &debug.Module{Path: "example.com/x", Version: "v1"}) }, "dependency example.com/x"},
-		{"build tags", func(b *debug.BuildInfo) { b.Settings = append(b.Settings, debug.BuildSetting{Key: "-tags", Value: "old"}) }, "-tags"},
+		{"build tags", func(b *debug.BuildInfo) {
+			b.Settings = append(b.Settings, debug.BuildSetting{Key: "-tags", Value: "old"})
+		}, "-tags"},
 		{"another command", func(b *debug.BuildInfo) { b.Path = "example.com/evil" }, "not github.com/tlspin/tlspin/cmd/tlspin-builtins"},
 	}
 	for _, tc := range tests {
