@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"time"
 
 	"github.com/tlspin/tlspin/core/peercred"
 	"github.com/tlspin/tlspin/internal/builtinplugin"
@@ -58,6 +59,45 @@ func sameBuild(a, b string) error {
 	}
 	if err := compareBuilds(ia, ib); err != nil {
 		return fmt.Errorf("launch: %s is not from the same build as %s: %w", b, a, err)
+	}
+	if identified(ia) {
+		return nil
+	}
+	sa, err := os.Stat(a)
+	if err != nil {
+		return fmt.Errorf("launch: %w", err)
+	}
+	sb, err := os.Stat(b)
+	if err != nil {
+		return fmt.Errorf("launch: %w", err)
+	}
+	return fresh(sa.ModTime(), sb.ModTime())
+}
+
+// identified reports whether build information names the source exactly:
+// a module version, or a VCS revision without uncommitted changes. A
+// build from a working tree without either (go build with -buildvcs=false,
+// or with changes not committed) compares equal to any other such build
+// of the same dependencies, so its tlspin-builtins must also be fresh.
+func identified(bi *debug.BuildInfo) bool {
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return true
+	}
+	s := settings(bi)
+	return s["vcs.revision"] != "" && s["vcs.modified"] != "true"
+}
+
+// freshWindow is how much older than tlspin a tlspin-builtins of an
+// unidentified build may be: both come out of one go build or go install,
+// a few seconds apart.
+const freshWindow = time.Minute
+
+// fresh refuses a tlspin-builtins (modified at sib) older than the tlspin
+// binary (modified at self) by more than freshWindow: it is left from an
+// earlier build, maybe of other verifier code.
+func fresh(self, sib time.Time) error {
+	if d := self.Sub(sib); d > freshWindow {
+		return fmt.Errorf("launch: tlspin-builtins is %s older than tlspin, and their build information cannot tell whether they come from the same source (no module version or commit, or uncommitted changes): it may be left from an earlier build; rebuild both (go build -o DIR/ ./cmd/tlspin ./cmd/tlspin-builtins)", d.Round(time.Second))
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tlspin/tlspin/internal/testbin"
 )
@@ -42,6 +43,15 @@ func TestBuiltinsNextToTlspin(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, "build information of"},
+		// testbin builds without VCS information (-buildvcs=false), so the
+		// files' times must vouch for the pair.
+		{"left from an earlier build", func(t *testing.T, dir string) {
+			copyTo(built)(t, dir)
+			old := time.Now().Add(-2 * time.Hour)
+			if err := os.Chtimes(filepath.Join(dir, "tlspin-builtins"), old, old); err != nil {
+				t.Fatal(err)
+			}
+		}, "older than tlspin"},
 		{"not executable", func(t *testing.T, dir string) {
 			copyTo(built)(t, dir)
 			if err := os.Chmod(filepath.Join(dir, "tlspin-builtins"), 0o644); err != nil {
@@ -71,6 +81,32 @@ func TestBuiltinsNextToTlspin(t *testing.T) {
 			}
 			if !strings.Contains(c.BuiltinsWhyNot, tc.whyNot) {
 				t.Errorf("why not %q, want it to say %q", c.BuiltinsWhyNot, tc.whyNot)
+			}
+		})
+	}
+}
+
+func TestIdentifiedAndFresh(t *testing.T) {
+	now := time.Now()
+	for _, tc := range []struct {
+		name     string
+		bi       debug.BuildInfo
+		ident    bool
+		sibAge   time.Duration
+		freshErr bool
+	}{
+		{"module version", debug.BuildInfo{Main: debug.Module{Version: "v1.2.3"}}, true, 0, false},
+		{"clean commit", debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "abc"}, {Key: "vcs.modified", Value: "false"}}}, true, 0, false},
+		{"uncommitted changes, same build", debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "abc"}, {Key: "vcs.modified", Value: "true"}}}, false, 2 * time.Second, false},
+		{"no VCS, same build", debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, false, -time.Second, false},
+		{"no VCS, sibling an hour older", debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, false, time.Hour, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := identified(&tc.bi); got != tc.ident {
+				t.Errorf("identified = %v, want %v", got, tc.ident)
+			}
+			if err := fresh(now, now.Add(-tc.sibAge)); (err != nil) != tc.freshErr {
+				t.Errorf("fresh: %v, want error %v", err, tc.freshErr)
 			}
 		})
 	}

@@ -85,7 +85,9 @@ func build(pkg, name string) *result {
 	if len(pkgs) > 1 {
 		out = dir + string(filepath.Separator)
 	}
-	cmd := exec.Command("go", append([]string{"build", "-o", out}, pkgs...)...)
+	// Without VCS information, as on a machine whose GOFLAGS say so: the
+	// same builds whatever the checkout's state.
+	cmd := exec.Command("go", append([]string{"build", "-buildvcs=false", "-o", out}, pkgs...)...)
 	cmd.Dir = strings.TrimSpace(string(root))
 	r.out, r.err = cmd.CombinedOutput()
 	return r
