@@ -1,6 +1,7 @@
 package launch
 
 import (
+	"context"
 	"debug/buildinfo"
 	"fmt"
 	"os"
@@ -9,7 +10,9 @@ import (
 	"time"
 
 	"github.com/tlspin/tlspin/core/peercred"
+	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/builtinplugin"
+	"github.com/tlspin/tlspin/verifiers/builtin"
 )
 
 // resolveBuiltins chooses tlspin-builtins to run built-in verifiers when
@@ -166,4 +169,27 @@ func modString(m *debug.Module) string {
 		s += " => " + modString(m.Replace)
 	}
 	return s
+}
+
+// CheckBuiltinOptions checks each spec that names a built-in verifier
+// against what the built-in declares (unknown, missing or repeated
+// options), without starting it, so that a command can refuse a typo
+// before it connects anywhere. Values are checked by the verifier itself
+// when it starts.
+func CheckBuiltinOptions(ctx context.Context, specs []Spec) error {
+	reg := builtin.New(nil)
+	for _, s := range specs {
+		v, err := reg.Lookup(s.Name)
+		if err != nil {
+			continue // not a built-in: only its plugin knows its options
+		}
+		d, err := v.Describe(ctx)
+		if err != nil {
+			return fmt.Errorf("launch: verifier %q: %w", s.Name, err)
+		}
+		if err := verify.CheckOptions(d, s.Options); err != nil {
+			return AsConfig(fmt.Errorf("launch: verifier %q: %w", s.Name, err))
+		}
+	}
+	return nil
 }

@@ -87,13 +87,23 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 	} else if f.key != "" {
 		return usagef("--key needs --cert")
 	}
+	// What can be refused without starting a plugin is refused before
+	// anything reaches the server.
+	if err := a.precheckVerifiers(ctx, &f.v); err != nil {
+		return err
+	}
 	// The plugins start while the connection is made and the handshake
 	// runs up to where it needs their decision (VerifyConnection waits for
 	// them there): a one-shot send pays for the slower of the two, not for
 	// both. A failed start is the error, whatever the handshake made of it.
 	starting := make(chan started, 1)
+	hctx, stopHandshake := context.WithCancel(ctx)
+	defer stopHandshake()
 	go func() {
 		vs, err := a.startVerifiers(ctx, &f.v)
+		if err != nil {
+			stopHandshake() // a server that is slow to answer must not delay the error
+		}
 		starting <- started{vs, err}
 	}()
 	verifiers := sync.OnceValues(func() (*tlspin.Verifiers, error) {
@@ -110,7 +120,7 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 		timeout = client.DefaultTimeout
 	}
 	t0 := time.Now()
-	raw, err := client.DialTCP(ctx, addr, timeout)
+	raw, err := client.DialTCP(hctx, addr, timeout)
 	if err != nil {
 		if _, serr := verifiers(); serr != nil {
 			return serr
@@ -138,7 +148,7 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 	if clientCert != nil {
 		cfg.Certificates = []tls.Certificate{*clientCert}
 	}
-	conn, err := client.Handshake(ctx, raw, addr, cfg, timeout-time.Since(t0))
+	conn, err := client.Handshake(hctx, raw, addr, cfg, timeout-time.Since(t0))
 	if err != nil {
 		if _, serr := verifiers(); serr != nil {
 			return serr

@@ -6,12 +6,16 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"io"
+	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tlspin/tlspin/cmd/tlspin/cli"
 	"github.com/tlspin/tlspin/core/certs"
+	"github.com/tlspin/tlspin/internal/testbin"
 )
 
 // httpish runs a loopback TLS server that answers a request with an
@@ -84,4 +88,81 @@ func TestSendPrintsReply(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A typo in a built-in's options is refused before anything reaches the
+// server (the plugins start while the handshake runs, so this is checked
+// first, against what the built-in declares); a bad value is refused by
+// the verifier itself, with the connection's handshake aborted and no
+// byte of the message sent.
+func TestSendRefusesBadOptionsFirst(t *testing.T) {
+	testbin.Tlspin(t) // built before anything is timed
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var conns atomic.Int32
+	var got lockedBytes
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer c.Close()
+				b, _ := io.ReadAll(io.LimitReader(c, 1<<16))
+				got.add(b)
+			}()
+		}
+	}()
+	addr := ln.Addr().String()
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		says       string
+		mayConnect bool
+	}{
+		{"missing option", []string{"--verifier", "md5pin"}, `option "pin": md5pin requires it`, false},
+		{"unknown option", []string{"--verifier", "md5pin:pin=00112233445566778899aabbccddeeff,pni=x"}, `"pni"`, false},
+		{"bad value", []string{"--verifier", "md5pin", "--pin", "nothex"}, `"nothex"`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := conns.Load()
+			start := time.Now()
+			_, stderr, code := run(t, append(append([]string{"send"}, tc.args...), addr, "SECRET-MESSAGE")...)
+			// The server never answers: the error must not wait for it.
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("the error took %s", d)
+			}
+			if code != 2 || !strings.Contains(stderr, tc.says) {
+				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, stderr, tc.says)
+			}
+			if !tc.mayConnect && conns.Load() != before {
+				t.Errorf("the server got a connection for a typo in the options")
+			}
+		})
+	}
+	if strings.Contains(got.String(), "SECRET-MESSAGE") {
+		t.Fatal("the message reached the server")
+	}
+}
+
+type lockedBytes struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (l *lockedBytes) add(b []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b = append(l.b, b...)
+}
+
+func (l *lockedBytes) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.b)
 }

@@ -143,6 +143,20 @@ func (a *app) pluginLogger() hclog.Logger {
 		}})
 }
 
+// precheckVerifiers refuses what startVerifiers would refuse before any
+// plugin runs: the --verifier specs and checksum flags, and a built-in's
+// options that it does not declare, lacks or repeats.
+func (a *app) precheckVerifiers(ctx context.Context, f *verifierFlags) error {
+	specs, _, err := f.parse()
+	if err != nil {
+		return err
+	}
+	if _, err := a.pinned(); err != nil {
+		return err
+	}
+	return launch.CheckBuiltinOptions(ctx, specs)
+}
+
 // startVerifiers launches every verifier the flags name through the
 // library, each as its own process, combined as --require says. On error
 // nothing is left running.
