@@ -26,26 +26,15 @@ const maxDirectConns = 8
 // maxStdoutLine caps a line read from a plugin's stdout.
 const maxStdoutLine = 4 << 10
 
-// spawnDirect starts a built-in verifier of tlspin-builtins (spec.Direct)
-// and asks it to describe itself. It does for the direct protocol what
+// spawnDirect starts a built-in verifier of tlspin-builtins (spec.Direct,
+// at an absolute spec.Path; exe is the pinned executable or nil) and asks
+// it to describe itself. It does for the direct protocol what
 // go-plugin does for the others: the process gets the handshake's cookie
 // and a private socket directory, its stderr is re-emitted under the
 // verifier's name, its first stdout line must be the handshake line, and
 // the socket it names is admitted only if the kernel says the plugin
 // serves it (peercred.CheckHost).
-func spawnDirect(ctx context.Context, spec Spec, cfg Config, log hclog.Logger) (*instance, *verify.Description, error) {
-	path, err := filepath.Abs(spec.Path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("host: verifier %q: path %q: %w", spec.Name, spec.Path, err)
-	}
-	spec.Path = path
-	exe, err := openPinned(spec.Name, path, spec.SHA256)
-	if err != nil {
-		return nil, nil, err
-	}
-	if exe != nil {
-		defer exe.Close()
-	}
+func spawnDirect(ctx context.Context, spec Spec, cfg Config, log hclog.Logger, exe *os.File) (*instance, *verify.Description, error) {
 	dir, err := os.MkdirTemp("", "tlspin-plugin-") // mode 0700
 	if err != nil {
 		return nil, nil, fmt.Errorf("host: verifier %q: socket directory: %w", spec.Name, err)

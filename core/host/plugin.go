@@ -577,9 +577,6 @@ func Describe(ctx context.Context, spec Spec, cfg Config) (*verify.Description, 
 
 // spawn starts one plugin process and asks it to describe itself.
 func spawn(ctx context.Context, spec Spec, cfg Config, log hclog.Logger) (*instance, *verify.Description, error) {
-	if spec.Direct {
-		return spawnDirect(ctx, spec, cfg, log)
-	}
 	// An absolute path: exec never searches $PATH for a bare name.
 	path, err := filepath.Abs(spec.Path)
 	if err != nil {
@@ -593,6 +590,9 @@ func spawn(ctx context.Context, spec Spec, cfg Config, log hclog.Logger) (*insta
 	if exe != nil {
 		// The child has its own copy once started (or never will).
 		defer exe.Close()
+	}
+	if spec.Direct {
+		return spawnDirect(ctx, spec, cfg, log, exe)
 	}
 	r := newProcRunner(path, spec.Args, cfg.Env, exe)
 	stderr := &pluginStderr{log: log}
