@@ -110,11 +110,14 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 		r := <-starting
 		return r.vs, r.err
 	})
-	defer func() {
+	// Once called, later calls wait for the first to finish: the deferred
+	// call waits for the one started after the commit below.
+	closeVerifiers := sync.OnceFunc(func() {
 		if vs, err := verifiers(); err == nil {
 			vs.Close()
 		}
-	}()
+	})
+	defer closeVerifiers()
 	timeout := f.timeout
 	if timeout <= 0 {
 		timeout = client.DefaultTimeout
@@ -160,6 +163,9 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 	if err := confirm(ctx); err != nil {
 		a.log.Warn("the verifier could not record the server it allowed", "error", err)
 	}
+	// The verifiers have nothing left to do: they stop while the message
+	// goes out.
+	go closeVerifiers()
 	var msg io.Reader = cmd.InOrStdin()
 	if len(args) == 2 {
 		msg = strings.NewReader(args[1])
