@@ -8,13 +8,13 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tlspin/tlspin/cmd/tlspin/cli"
 	"github.com/tlspin/tlspin/core/certs"
+	"github.com/tlspin/tlspin/internal/e2e"
 	"github.com/tlspin/tlspin/internal/testbin"
 )
 
@@ -103,7 +103,7 @@ func TestSendRefusesBadOptionsFirst(t *testing.T) {
 	}
 	t.Cleanup(func() { ln.Close() })
 	var conns atomic.Int32
-	var got lockedBytes
+	var got e2e.LockedBuffer
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -114,7 +114,7 @@ func TestSendRefusesBadOptionsFirst(t *testing.T) {
 			go func() {
 				defer c.Close()
 				b, _ := io.ReadAll(io.LimitReader(c, 1<<16))
-				got.add(b)
+				got.Write(b)
 			}()
 		}
 	}()
@@ -148,21 +148,4 @@ func TestSendRefusesBadOptionsFirst(t *testing.T) {
 	if strings.Contains(got.String(), "SECRET-MESSAGE") {
 		t.Fatal("the message reached the server")
 	}
-}
-
-type lockedBytes struct {
-	mu sync.Mutex
-	b  []byte
-}
-
-func (l *lockedBytes) add(b []byte) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.b = append(l.b, b...)
-}
-
-func (l *lockedBytes) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return string(l.b)
 }
