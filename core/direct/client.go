@@ -94,6 +94,10 @@ func (c *Client) Describe(ctx context.Context) (*verify.Description, error) {
 	return d, err
 }
 
+// SetNotifies records what Describe would have said of policy changes,
+// for a host that knows the verifier without asking it.
+func (c *Client) SetNotifies(notifies bool) { c.silent.Store(!notifies) }
+
 // Configure sends the user's options.
 func (c *Client) Configure(ctx context.Context, req *verify.ConfigureRequest) (*verify.ConfigureResponse, error) {
 	r := &request{Method: methodConfigure}

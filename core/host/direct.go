@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -28,7 +29,7 @@ const maxStdoutLine = 4 << 10
 
 // spawnDirect starts a built-in verifier of tlspin-builtins (spec.Direct,
 // at an absolute spec.Path; exe is the pinned executable or nil) and asks
-// it to describe itself. It does for the direct protocol what
+// it to describe itself, unless spec.Known says already. It does for the direct protocol what
 // go-plugin does for the others: the process gets the handshake's cookie
 // and a private socket directory, its stderr is re-emitted under the
 // verifier's name, its first stdout line must be the handshake line, and
@@ -71,6 +72,12 @@ func spawnDirect(ctx context.Context, spec Spec, cfg Config, log hclog.Logger, e
 		return c, nil
 	}, maxDirectConns)
 	inst.v = d.client
+	if k := spec.Known; k != nil {
+		d.client.SetNotifies(k.Notifies)
+		desc := k.Description
+		desc.Options = slices.Clone(desc.Options)
+		return inst, &desc, nil
+	}
 	sctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
 	defer cancel()
 	desc, err := d.client.Describe(sctx)

@@ -136,3 +136,33 @@ func TestDirectPluginLogsGoByTheVerifierName(t *testing.T) {
 		t.Fatalf("host log lacks %q:\n%s", want, logs.String())
 	}
 }
+
+// A spec that says what the plugin is (Known) starts without asking it;
+// Describe, whose job is to ask, always does.
+func TestDirectKnownSkipsDescribe(t *testing.T) {
+	ctx := context.Background()
+	spec := builtinSpec(t, "direct", "md5pin", verify.Options{"pin": {md5hex(newCert(t))}})
+	asked, err := host.Describe(ctx, spec, host.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := *asked
+	known.Summary = "known to the host"
+	spec.Known = &host.Known{Description: known}
+
+	p, err := host.Start(ctx, spec, host.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if d, _ := p.Describe(ctx); d.Summary != known.Summary {
+		t.Errorf("started with Known: summary %q, want %q (the plugin was asked)", d.Summary, known.Summary)
+	}
+	again, err := host.Describe(ctx, spec, host.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Summary != asked.Summary {
+		t.Errorf("Describe with Known: summary %q, want the plugin's %q", again.Summary, asked.Summary)
+	}
+}

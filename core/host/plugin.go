@@ -45,6 +45,19 @@ type Spec struct {
 	// Direct says the executable is tlspin-builtins, which speaks the
 	// direct protocol (core/direct) instead of go-plugin's gRPC.
 	Direct bool
+	// Known, for a Direct spec, is what the plugin would answer to
+	// Describe. tlspin-builtins runs only when it comes from the host's
+	// own build (internal/launch checks that), so the host knows the
+	// answer and the launch skips a round trip. Nil asks the plugin.
+	Known *Known
+}
+
+// Known is a verifier's description, known to the host without asking.
+type Known struct {
+	Description verify.Description
+	// Notifies says the verifier reports policy changes
+	// (verify.PolicyNotifier).
+	Notifies bool
 }
 
 // Config tunes a Plugin. Zero values get defaults.
@@ -567,6 +580,7 @@ func (p *Plugin) launch(ctx context.Context) (*instance, *verify.Description, bo
 // without configuring it.
 func Describe(ctx context.Context, spec Spec, cfg Config) (*verify.Description, error) {
 	cfg.defaults()
+	spec.Known = nil // the plugin is asked
 	inst, desc, err := spawn(ctx, spec, cfg, cfg.Logger.ResetNamed(spec.Name))
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/peercred"
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/builtinplugin"
@@ -169,6 +170,22 @@ func modString(m *debug.Module) string {
 		s += " => " + modString(m.Replace)
 	}
 	return s
+}
+
+// knownBuiltin is what tlspin-builtins would describe built-in verifier
+// name as: it runs only when it comes from this program's build
+// (resolveBuiltins), whose built-ins are these.
+func knownBuiltin(ctx context.Context, name string) (*host.Known, error) {
+	v, err := builtin.New(nil).Lookup(name)
+	if err != nil {
+		return nil, fmt.Errorf("launch: %w", err)
+	}
+	d, err := v.Describe(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("launch: verifier %q: %w", name, err)
+	}
+	_, notifies := v.(verify.PolicyNotifier)
+	return &host.Known{Description: *d, Notifies: notifies}, nil
 }
 
 // CheckBuiltinOptions checks each spec that names a built-in verifier

@@ -1,13 +1,17 @@
 package launch
 
 import (
+	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tlspin/tlspin/core/host"
+	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/testbin"
 )
 
@@ -158,5 +162,75 @@ func TestCompareBuilds(t *testing.T) {
 				t.Fatalf("err = %v, want it to say %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// The launch does not ask tlspin-builtins to describe a verifier: it
+// knows the answer from its own build. Knowing it must change nothing:
+// the binary, asked, says exactly that of every built-in.
+func TestKnownBuiltinIsWhatTheBinarySays(t *testing.T) {
+	self := testbin.Tlspin(t)
+	built := filepath.Join(filepath.Dir(self), "tlspin-builtins")
+	ctx := context.Background()
+	for _, name := range BuiltinNames() {
+		t.Run(name, func(t *testing.T) {
+			known, err := knownBuiltin(ctx, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			asked, err := host.Describe(ctx, host.Spec{Name: name, Path: built, Args: []string{name}, Direct: true}, host.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(&known.Description, asked) {
+				t.Errorf("known %+v\nbinary says %+v", known.Description, asked)
+			}
+		})
+	}
+	if _, err := knownBuiltin(ctx, "nosuch"); err == nil {
+		t.Error("knownBuiltin of an unknown name: no error")
+	}
+}
+
+// What the launch knows includes whether a verifier reports policy
+// changes: the allowlist's reload still reaches the host, over the direct
+// protocol, when it started without asking.
+func TestKnownBuiltinStillReportsPolicyChanges(t *testing.T) {
+	self := testbin.Tlspin(t)
+	c := &Config{Self: self}
+	c.ResolveSelf()
+	if c.Builtins == "" {
+		t.Fatalf("no tlspin-builtins next to %s: %s", self, c.BuiltinsWhyNot)
+	}
+	list := filepath.Join(t.TempDir(), "pins")
+	pin := "sha256:" + strings.Repeat("ab", 32) + "\n"
+	if err := os.WriteFile(list, []byte(pin), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := StartOne(context.Background(), c, Spec{Name: "allowlist", Options: verify.Options{"file": {list}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	changed := make(chan verify.PolicyChange, 1)
+	p.OnPolicyChange(func(pc verify.PolicyChange) {
+		select {
+		case changed <- pc:
+		default:
+		}
+	})
+	// The watch may start after this write: rewrite until a change arrives.
+	for i := 0; ; i++ {
+		if err := os.WriteFile(list, []byte(pin+"sha256:"+strings.Repeat("cd", 32)+"\n"+strings.Repeat("#\n", i)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-changed:
+			return
+		case <-time.After(time.Second):
+			if i == 9 {
+				t.Fatal("no policy change from the allowlist in 10 s of rewrites")
+			}
+		}
 	}
 }

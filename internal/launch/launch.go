@@ -346,6 +346,11 @@ func start(ctx context.Context, c *Config, specs []Spec, checkPinned bool) ([]*h
 		wg.Go(func() {
 			spec := found[i].Spec(s.Options)
 			spec.SHA256 = c.sum(found[i].Name)
+			if spec.Direct {
+				if spec.Known, errs[i] = knownBuiltin(ctx, spec.Name); errs[i] != nil {
+					return
+				}
+			}
 			plugins[i], errs[i] = host.Start(ctx, spec, hc)
 		})
 	}
