@@ -66,7 +66,6 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if _, err := io.WriteString(stdout, direct.HandshakeLine(path)); err != nil {
 		return 1
 	}
-	go direct.Warm() // while the host connects
 	if err := direct.Serve(context.Background(), l, v, admitHost, log); err != nil {
 		log.Error("serving stopped", "error", err)
 		return 1
