@@ -86,9 +86,11 @@ func build(pkg, name string) *result {
 		out = dir + string(filepath.Separator)
 	}
 	// Without VCS information, as on a machine whose GOFLAGS say so: the
-	// same builds whatever the checkout's state.
+	// same builds whatever the checkout's state. Static, as the README
+	// installs them (CGO_ENABLED=0).
 	cmd := exec.Command("go", append([]string{"build", "-buildvcs=false", "-o", out}, pkgs...)...)
 	cmd.Dir = strings.TrimSpace(string(root))
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	r.out, r.err = cmd.CombinedOutput()
 	return r
 }

@@ -9,5 +9,6 @@ command -v stunnel4 >/dev/null || {
 }
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
-go build -o "$bin/" ./cmd/tlspin ./cmd/tlspin-builtins
+# Static, as the README installs them.
+CGO_ENABLED=0 go build -o "$bin/" ./cmd/tlspin ./cmd/tlspin-builtins
 go run ./tests/proxybench -tlspin "$bin/tlspin" -stunnel stunnel4 "$@"
