@@ -22,12 +22,24 @@ func benchConfig(autoMTLS bool) host.Config {
 }
 
 // BenchmarkLaunch starts a built-in plugin (process, handshake, Describe,
-// Configure) and stops it.
+// Configure) and stops it; "direct-known" skips Describe, as tlspin's
+// launch does for tlspin-builtins (Spec.Known).
 func BenchmarkLaunch(b *testing.B) {
 	pin := md5hex(newCert(b))
-	for _, bc := range benchChannels {
+	channels := append(benchChannels, struct {
+		name, ch string
+		autoMTLS bool
+	}{"direct-known", "direct", false})
+	for _, bc := range channels {
 		b.Run(bc.name, func(b *testing.B) {
 			spec := md5Spec(b, bc.ch, verify.Options{"pin": {pin}})
+			if bc.name == "direct-known" {
+				d, err := host.Describe(context.Background(), spec, benchConfig(false))
+				if err != nil {
+					b.Fatal(err)
+				}
+				spec.Known = &host.Known{Description: *d}
+			}
 			for b.Loop() {
 				p, err := host.Start(context.Background(), spec, benchConfig(bc.autoMTLS))
 				if err != nil {
