@@ -240,7 +240,7 @@ func (p *Plugin) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 		return nil, err
 	}
 	v, err := inst.v.Verify(wctx, req)
-	if err != nil && !remoteError(err) && ctx.Err() != nil {
+	if err != nil && !remoteError(err) && callerDone(ctx) {
 		// The caller gave up first: the plugin is not known to be hung.
 		p.probe(inst, req)
 		if errors.Is(ctx.Err(), context.Canceled) {
@@ -250,9 +250,25 @@ func (p *Plugin) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 		if dl, ok := ctx.Deadline(); ok {
 			waited = dl.Sub(start)
 		}
-		return nil, fmt.Errorf("%w: verifier %q gave no verdict within %s (pid %d): %w", ErrTimeout, p.spec.Name, waited.Round(time.Millisecond), inst.pid, context.DeadlineExceeded)
+		// Up to the millisecond: what was left of a 300 ms timeout when
+		// the call started is a hair under it.
+		waited = (waited + time.Millisecond - 1).Truncate(time.Millisecond)
+		return nil, fmt.Errorf("%w: verifier %q gave no verdict within %s (pid %d): %w", ErrTimeout, p.spec.Name, waited, inst.pid, context.DeadlineExceeded)
 	}
 	return p.judge(wctx, inst, v, err)
+}
+
+// callerDone reports whether the caller's ctx is over: cancelled, or past
+// its deadline. The deadline counts even before ctx says so: a transport
+// that watches the deadline itself (gRPC) may report it a moment before
+// the context's own timer fires, and the caller's deadline, not the
+// plugin, is then what ended the call.
+func callerDone(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
 
 // probe asks inst again about req, in the background and bounded by the
