@@ -12,10 +12,12 @@ import (
 // tlspin-builtins over the direct protocol, and the tlspin binary over
 // go-plugin's gRPC with the socket protected by the kernel's word on its
 // peer (Linux) or by go-plugin's AutoMTLS.
-var benchChannels = []struct {
+var benchChannels = []benchChannel{{"direct", "direct", false}, {"grpc-peercred", "grpc", false}, {"grpc-automtls", "grpc", true}}
+
+type benchChannel struct {
 	name, ch string
 	autoMTLS bool
-}{{"direct", "direct", false}, {"grpc-peercred", "grpc", false}, {"grpc-automtls", "grpc", true}}
+}
 
 func benchConfig(autoMTLS bool) host.Config {
 	return host.Config{Env: append(host.PluginEnv(func(string) string { return "" }), "GOMAXPROCS=1"), AutoMTLS: autoMTLS}
@@ -26,10 +28,7 @@ func benchConfig(autoMTLS bool) host.Config {
 // launch does for tlspin-builtins (Spec.Known).
 func BenchmarkLaunch(b *testing.B) {
 	pin := md5hex(newCert(b))
-	channels := append(benchChannels, struct {
-		name, ch string
-		autoMTLS bool
-	}{"direct-known", "direct", false})
+	channels := append(benchChannels, benchChannel{"direct-known", "direct", false})
 	for _, bc := range channels {
 		b.Run(bc.name, func(b *testing.B) {
 			spec := md5Spec(b, bc.ch, verify.Options{"pin": {pin}})

@@ -29,8 +29,8 @@ const maxStdoutLine = 4 << 10
 
 // spawnDirect starts a built-in verifier of tlspin-builtins (spec.Direct,
 // at an absolute spec.Path; exe is the pinned executable or nil) and asks
-// it to describe itself, unless spec.Known says already. It does for the direct protocol what
-// go-plugin does for the others: the process gets the handshake's cookie
+// it to describe itself, unless spec.Known says already. It does for the
+// direct protocol what go-plugin does for the others: the process gets the handshake's cookie
 // and a private socket directory, its stderr is re-emitted under the
 // verifier's name, its first stdout line must be the handshake line, and
 // the socket it names is admitted only if the kernel says the plugin

@@ -7,9 +7,9 @@
 // gRPC, protobuf, go-plugin, cobra and prometheus and takes 25–30 ms from
 // exec to its handshake line on a 2-core machine; this one links the
 // verifiers, the standard library and go-hclog and takes about 8 ms,
-// built static (docs/performance.md). tlspin runs it only when it sits next to the
-// tlspin binary and comes from the same build (core/host.SameBuild);
-// otherwise tlspin re-executes itself as before.
+// built static (docs/performance.md). tlspin runs it only when it sits
+// next to the tlspin binary and comes from the same build
+// (internal/launch); otherwise tlspin re-executes itself as before.
 package builtinplugin
 
 import (
