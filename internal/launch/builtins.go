@@ -3,6 +3,7 @@ package launch
 import (
 	"context"
 	"debug/buildinfo"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/tlspin/tlspin/core/peercred"
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/builtinplugin"
+	"github.com/tlspin/tlspin/verifiers"
 	"github.com/tlspin/tlspin/verifiers/builtin"
 )
 
@@ -194,17 +196,15 @@ func knownBuiltin(ctx context.Context, name string) (*host.Known, error) {
 // before it connects anywhere. Values are checked by the verifier itself
 // when it starts.
 func CheckBuiltinOptions(ctx context.Context, specs []Spec) error {
-	reg := builtin.New(nil)
 	for _, s := range specs {
-		v, err := reg.Lookup(s.Name)
-		if err != nil {
+		k, err := knownBuiltin(ctx, s.Name)
+		if errors.Is(err, verifiers.ErrUnknown) {
 			continue // not a built-in: only its plugin knows its options
 		}
-		d, err := v.Describe(ctx)
 		if err != nil {
-			return fmt.Errorf("launch: verifier %q: %w", s.Name, err)
+			return err
 		}
-		if err := verify.CheckOptions(d, s.Options); err != nil {
+		if err := verify.CheckOptions(&k.Description, s.Options); err != nil {
 			return AsConfig(fmt.Errorf("launch: verifier %q: %w", s.Name, err))
 		}
 	}
