@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/tlspin/tlspin/core/certs"
+	"github.com/tlspin/tlspin/internal/e2e"
 	"github.com/tlspin/tlspin/internal/testbin"
 )
 
@@ -32,21 +33,9 @@ func tlsServer(t *testing.T, cn string) (addr, md5pin string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				io.Copy(io.Discard, conn)
-			}()
-		}
-	}()
+	addr = e2e.Serve(t, ln, func(conn net.Conn) { io.Copy(io.Discard, conn) })
 	sum := md5.Sum(c.Raw)
-	return ln.Addr().String(), hex.EncodeToString(sum[:])
+	return addr, hex.EncodeToString(sum[:])
 }
 
 // TestExitCodes runs the real tlspin binary into every exit code. The
