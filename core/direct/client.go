@@ -74,9 +74,11 @@ func NewClient(dial func(context.Context) (net.Conn, error), maxConns int) *Clie
 	return &Client{dial: dial, slots: make(chan struct{}, max(1, maxConns)), done: make(chan struct{}), open: map[*conn]bool{}}
 }
 
-// conn is one connection to the plugin.
+// conn is one connection to the plugin: net.Conn for deadlines and
+// Close, w and r for the frames (see quiet).
 type conn struct {
 	net.Conn
+	w io.Writer
 	r *bufio.Reader
 }
 
@@ -257,7 +259,8 @@ func (c *Client) connect(ctx context.Context) (*conn, error) {
 		}
 		return nil, fmt.Errorf("%w: dial: %w", ErrTransport, err)
 	}
-	cn := &conn{Conn: nc, r: bufio.NewReader(nc)}
+	rw := quiet(nc)
+	cn := &conn{Conn: nc, w: rw, r: bufio.NewReader(rw)}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -301,7 +304,7 @@ func (c *Client) roundTrip(ctx context.Context, cn *conn, req *request) (*respon
 		stop := context.AfterFunc(ctx, func() { cn.SetDeadline(time.Unix(1, 0)) })
 		interrupted = func() bool { return !stop() }
 	}
-	err := writeFrame(cn, req)
+	err := writeFrame(cn.w, req)
 	var resp *response
 	if err == nil {
 		resp, err = read(cn)

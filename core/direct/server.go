@@ -103,7 +103,8 @@ func (s *server) closeAll() {
 // handle answers the requests of one connection, one at a time, until it
 // closes or sends something that is not a request.
 func (s *server) handle(ctx context.Context, conn net.Conn) {
-	r := bufio.NewReader(conn)
+	rw := quiet(conn)
+	r := bufio.NewReader(rw)
 	for {
 		body, err := readFrame(r)
 		if err != nil {
@@ -126,7 +127,7 @@ func (s *server) handle(ctx context.Context, conn net.Conn) {
 			s.log.Warn("closing a connection: unknown method", "method", req.Method)
 			return
 		}
-		if err := writeFrame(conn, resp); err != nil {
+		if err := writeFrame(rw, resp); err != nil {
 			return
 		}
 		if req.Method == methodShutdown {

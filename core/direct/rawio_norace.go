@@ -1,0 +1,6 @@
+//go:build linux && !race
+
+package direct
+
+func raceReleaseMerge() {}
+func raceAcquire()      {}
