@@ -9,7 +9,8 @@ import (
 // parent-death signal SIGKILL: if the host dies, the kernel kills the
 // plugin, but not the children the plugin started, which nobody is left to
 // kill. A plugin that links this package swaps the signal for SIGTERM, which
-// WatchHost catches to kill its whole group before exiting.
+// WatchHost catches to kill its whole group before exiting (a plugin with
+// no children, under WatchParent, lets SIGTERM end it).
 //
 // This runs in init because the parent-death signal belongs to the thread
 // the host forked, the program's main thread, and Go runs init functions

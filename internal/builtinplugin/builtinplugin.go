@@ -62,7 +62,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer l.Close()
-	go plugproc.WatchHost()
+	go plugproc.WatchParent()
 	if _, err := io.WriteString(stdout, direct.HandshakeLine(path)); err != nil {
 		return 1
 	}
