@@ -74,10 +74,10 @@ func NewClient(dial func(context.Context) (net.Conn, error), maxConns int) *Clie
 	return &Client{dial: dial, slots: make(chan struct{}, max(1, maxConns)), done: make(chan struct{}), open: map[*conn]bool{}}
 }
 
-// conn is one connection to the plugin: net.Conn for deadlines and
+// conn is one connection to the plugin: its pipes for deadlines and
 // Close, w and r for the frames (see quiet).
 type conn struct {
-	net.Conn
+	*pipeConn
 	w io.Writer
 	r *bufio.Reader
 }
@@ -259,12 +259,15 @@ func (c *Client) connect(ctx context.Context) (*conn, error) {
 		}
 		return nil, fmt.Errorf("%w: dial: %w", ErrTransport, err)
 	}
-	rw := quiet(nc)
-	cn := &conn{Conn: nc, w: rw, r: bufio.NewReader(rw)}
+	pc, err := offerPipes(nc)
+	if err != nil {
+		return nil, err
+	}
+	cn := &conn{pipeConn: pc, w: quiet(pc.w), r: bufio.NewReader(quiet(pc.r))}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		nc.Close()
+		cn.Close()
 		return nil, fmt.Errorf("%w: %w", ErrTransport, ErrClosed)
 	}
 	c.open[cn] = true

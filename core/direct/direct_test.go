@@ -15,11 +15,15 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/tlspin/tlspin/core/direct"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/wait"
 )
 
 // fake is a verifier that records what it was asked; verify, if set,
@@ -225,7 +229,7 @@ func readRequest(r *bufio.Reader) (map[string]any, error) {
 // connection, after reading its request; later connections get an allow.
 // It returns the client, the number of connections accepted and a channel
 // closed when the script has returned.
-func hostile(t *testing.T, script func(net.Conn, *bufio.Reader)) (*direct.Client, *atomic.Int32, <-chan struct{}) {
+func hostile(t *testing.T, script func(io.Writer, *bufio.Reader)) (*direct.Client, *atomic.Int32, <-chan struct{}) {
 	t.Helper()
 	path := sockPath(t)
 	l, err := net.Listen("unix", path)
@@ -243,6 +247,11 @@ func hostile(t *testing.T, script func(net.Conn, *bufio.Reader)) (*direct.Client
 			}
 			first := n.Add(1) == 1
 			go func() {
+				conn, err := direct.TakePipes(conn)
+				if err != nil {
+					t.Errorf("hostile server: taking the pipes: %v", err)
+					return
+				}
 				defer conn.Close()
 				r := bufio.NewReader(conn)
 				if _, err := readRequest(r); err != nil {
@@ -265,8 +274,8 @@ func hostile(t *testing.T, script func(net.Conn, *bufio.Reader)) (*direct.Client
 
 // answer is a script that answers body, then an allow to every request
 // until the host closes the connection.
-func answer(body string) func(net.Conn, *bufio.Reader) {
-	return func(conn net.Conn, r *bufio.Reader) {
+func answer(body string) func(io.Writer, *bufio.Reader) {
+	return func(conn io.Writer, r *bufio.Reader) {
 		writeFrame(conn, uint32(len(body)), body)
 		for {
 			if _, err := readRequest(r); err != nil {
@@ -283,12 +292,12 @@ func TestHostileServer(t *testing.T) {
 	long := strings.Repeat("r", 5000)
 	tests := []struct {
 		name    string
-		script  func(net.Conn, *bufio.Reader)
+		script  func(io.Writer, *bufio.Reader)
 		timeout time.Duration
 		want    error  // nil: an answer
 		says    string // in the error, or in the reason
 	}{
-		{"oversize length", func(c net.Conn, r *bufio.Reader) { writeFrame(c, 0xffffffff, ""); io.Copy(io.Discard, r) }, 0,
+		{"oversize length", func(c io.Writer, r *bufio.Reader) { writeFrame(c, 0xffffffff, ""); io.Copy(io.Discard, r) }, 0,
 			direct.ErrGarbage, "direct: malformed answer from verifier plugin: frame of 4294967295 bytes exceeds 1048576"},
 		{"invalid JSON", answer(`{"verdict":`), 0, direct.ErrGarbage, "unexpected end of JSON input"},
 		{"not an object", answer(`[1,2]`), 0, direct.ErrGarbage, "cannot unmarshal array"},
@@ -296,9 +305,9 @@ func TestHostileServer(t *testing.T) {
 		{"negative cache_for", answer(`{"verdict":{"allow":true,"cache_for_ns":-1000000000}}`), 0, direct.ErrGarbage, "negative cache time -1s"},
 		{"wrong type", answer(`{"verdict":{"allow":"yes"}}`), 0, direct.ErrGarbage, "cannot unmarshal string"},
 		{"5 KB reason", answer(`{"verdict":{"allow":false,"reason":"` + long + `"}}`), 0, nil, "truncated: 5000 bytes in all"},
-		{"closed mid-answer", func(c net.Conn, _ *bufio.Reader) { writeFrame(c, 100, `{"verdict":`) }, 0, direct.ErrTransport, "unexpected EOF"},
-		{"closed without answer", func(net.Conn, *bufio.Reader) {}, 0, direct.ErrTransport, "connection closed before an answer"},
-		{"never answers", func(_ net.Conn, r *bufio.Reader) { io.Copy(io.Discard, r) }, 200 * time.Millisecond, context.DeadlineExceeded, "direct: verify: context deadline exceeded"},
+		{"closed mid-answer", func(c io.Writer, _ *bufio.Reader) { writeFrame(c, 100, `{"verdict":`) }, 0, direct.ErrTransport, "unexpected EOF"},
+		{"closed without answer", func(io.Writer, *bufio.Reader) {}, 0, direct.ErrTransport, "connection closed before an answer"},
+		{"never answers", func(_ io.Writer, r *bufio.Reader) { io.Copy(io.Discard, r) }, 200 * time.Millisecond, context.DeadlineExceeded, "direct: verify: context deadline exceeded"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -341,7 +350,7 @@ func cmp(d, dflt time.Duration) time.Duration {
 // TestCancel: a context cancelled without a deadline interrupts a call
 // blocked on a plugin that does not answer.
 func TestCancel(t *testing.T) {
-	c, _, scripted := hostile(t, func(_ net.Conn, r *bufio.Reader) { io.Copy(io.Discard, r) })
+	c, _, scripted := hostile(t, func(_ io.Writer, r *bufio.Reader) { io.Copy(io.Discard, r) })
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
 	_, err := c.Verify(ctx, &verify.Request{})
@@ -366,12 +375,12 @@ func TestHostileClient(t *testing.T) {
 	defer c.Close()
 	for _, tc := range []struct {
 		name string
-		send func(net.Conn)
+		send func(direct.PipeConn)
 	}{
-		{"oversize frame", func(c net.Conn) { writeFrame(c, direct.MaxFrame+1, "") }},
-		{"bad JSON", func(c net.Conn) { writeFrame(c, 5, "{nope") }},
-		{"unknown method", func(c net.Conn) { writeFrame(c, 19, `{"method":"delete"}`) }},
-		{"half a frame", func(c net.Conn) { writeFrame(c, 50, `{"method":`); c.(*net.UnixConn).CloseWrite() }},
+		{"oversize frame", func(c direct.PipeConn) { writeFrame(c, direct.MaxFrame+1, "") }},
+		{"bad JSON", func(c direct.PipeConn) { writeFrame(c, 5, "{nope") }},
+		{"unknown method", func(c direct.PipeConn) { writeFrame(c, 19, `{"method":"delete"}`) }},
+		{"half a frame", func(c direct.PipeConn) { writeFrame(c, 50, `{"method":`); c.CloseWrite() }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := c.Verify(ctxFor(t, 10*time.Second), &verify.Request{}); err != nil {
@@ -381,17 +390,158 @@ func TestHostileClient(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer raw.Close()
-			tc.send(raw)
-			raw.SetReadDeadline(time.Now().Add(10 * time.Second))
-			if n, err := raw.Read(make([]byte, 1)); err != io.EOF {
-				t.Fatalf("read %d bytes, %v; want the connection closed (EOF)", n, err)
+			pc, err := direct.OfferPipes(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pc.Close()
+			tc.send(pc)
+			done := make(chan error, 1)
+			go func() {
+				n, err := pc.Read(make([]byte, 1))
+				if err == nil {
+					err = fmt.Errorf("read %d bytes", n)
+				}
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err != io.EOF {
+					t.Fatalf("%v; want the connection closed (EOF)", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("connection still open 10 s after a hostile request")
 			}
 			if _, err := c.Verify(ctxFor(t, 10*time.Second), &verify.Request{}); err != nil {
 				t.Fatalf("another connection after the hostile one: %v", err)
 			}
 		})
 	}
+}
+
+// TestBadPipes: a connection that passes anything but a pipe's read end
+// and another's write end is closed, every descriptor it passed closed
+// with it; the others go on.
+func TestBadPipes(t *testing.T) {
+	path := sockPath(t)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	go direct.Serve(t.Context(), l, &fake{}, nil, hclog.New(&hclog.LoggerOptions{Output: &logs}))
+	c := direct.NewClient(dialer(path), 1)
+	defer c.Close()
+	// pipe returns a new pipe's ends, closed when the test ends.
+	pipe := func(t *testing.T) (r, w *os.File) {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close(); w.Close() })
+		return r, w
+	}
+	file, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	tests := []struct {
+		name  string
+		files func(t *testing.T) []*os.File
+		says  string // logged by the server
+	}{
+		{"no descriptors", func(*testing.T) []*os.File { return nil }, "0 descriptors passed, want 2 pipe ends"},
+		{"one pipe end", func(t *testing.T) []*os.File { r, _ := pipe(t); return []*os.File{r} }, "1 descriptors passed"},
+		{"three pipe ends", func(t *testing.T) []*os.File {
+			r, w := pipe(t)
+			r2, _ := pipe(t)
+			return []*os.File{r, w, r2}
+		}, "3 descriptors passed"},
+		{"ends swapped", func(t *testing.T) []*os.File {
+			r, _ := pipe(t)
+			_, w := pipe(t)
+			return []*os.File{w, r}
+		}, "descriptor 0 passed is not a pipe's read end"},
+		{"a file for the requests", func(t *testing.T) []*os.File { _, w := pipe(t); return []*os.File{file, w} }, "descriptor 0 passed is not a pipe"},
+		{"a socket for the answers", func(t *testing.T) []*os.File {
+			r, _ := pipe(t)
+			fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, b := os.NewFile(uintptr(fds[0]), "a"), os.NewFile(uintptr(fds[1]), "b")
+			t.Cleanup(func() { a.Close(); b.Close() })
+			return []*os.File{r, a}
+		}, "descriptor 1 passed is not a pipe"},
+	}
+	if _, err := c.Verify(ctxFor(t, 10*time.Second), &verify.Request{}); err != nil {
+		t.Fatal(err)
+	}
+	before := openFiles(t)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			raw, err := net.Dial("unix", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			var fds []int
+			for _, f := range tc.files(t) {
+				fds = append(fds, int(f.Fd()))
+			}
+			var oob []byte
+			if len(fds) > 0 {
+				oob = syscall.UnixRights(fds...)
+			}
+			if _, _, err := raw.(*net.UnixConn).WriteMsgUnix([]byte{0}, oob, nil); err != nil {
+				t.Fatal(err)
+			}
+			raw.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if n, err := raw.Read(make([]byte, 1)); err != io.EOF {
+				t.Fatalf("read %d bytes, %v; want the socket closed (EOF)", n, err)
+			}
+			if _, err := c.Verify(ctxFor(t, 10*time.Second), &verify.Request{}); err != nil {
+				t.Fatalf("another connection after the bad one: %v", err)
+			}
+			if !wait.Until(5*time.Second, func() bool { return strings.Contains(logs.String(), tc.says) }) {
+				t.Errorf("the server's log does not say %q:\n%s", tc.says, logs.String())
+			}
+		})
+	}
+	// The files the cases opened are closed by now: what is left open was
+	// received and kept by the server.
+	if after := openFiles(t); after > before {
+		t.Errorf("%d descriptors open after the bad connections, %d before", after, before)
+	}
+}
+
+// lockedBuffer is a log written by the server's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// openFiles counts this process's open descriptors.
+func openFiles(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	return len(ents)
 }
 
 func TestConcurrentCalls(t *testing.T) {

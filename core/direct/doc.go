@@ -13,6 +13,14 @@
 // binary built with it, so it has no version negotiation. Third-party
 // plugins keep go-plugin and gRPC (core/rpc, core/sdk).
 //
+// Connections: the host dials the plugin's unix socket, and each side
+// checks who is at the other end (below); then the host passes the
+// plugin two pipes over the socket (SCM_RIGHTS), the requests' read end
+// and the answers' write end, and both close the socket: the calls travel
+// on the pipes (pipes.go says why). The plugin takes exactly a pipe's read
+// end and another's write end, or closes what it was passed; the host
+// never takes a descriptor.
+//
 // Wire: each message is a frame, a 4-byte big-endian length and that many
 // bytes of one JSON object (wire.go), at most MaxFrame bytes. The host
 // sends a request naming a method (describe, configure, verify, commit,
@@ -21,7 +29,8 @@
 // request and reads the answer itself, so a call costs no goroutine or
 // channel hand-off. Concurrent calls use several connections (Client's
 // pool). A watch connection carries only the answer to watch and then one
-// frame per policy change.
+// frame per policy change. Both sides read and write with raw system
+// calls (rawio_linux.go says why).
 //
 // Who may connect is decided by the caller's dial function and Serve's
 // admit function (core/peercred), before a byte is read.

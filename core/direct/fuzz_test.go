@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,8 +34,15 @@ func FuzzAnswer(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 10, '{'})
 	f.Fuzz(func(t *testing.T, answer []byte) {
 		c := direct.NewClient(func(context.Context) (net.Conn, error) {
-			host, plugin := net.Pipe()
+			host, sock, err := socketPair()
+			if err != nil {
+				return nil, err
+			}
 			go func() {
+				plugin, err := direct.TakePipes(sock)
+				if err != nil {
+					return
+				}
 				defer plugin.Close()
 				// Read the request's frame, then answer with the fuzzed bytes.
 				r := bufio.NewReader(plugin)
@@ -71,6 +80,27 @@ func FuzzAnswer(f *testing.F) {
 			}
 		}
 	})
+}
+
+// socketPair returns both ends of a connected unix socket.
+func socketPair() (net.Conn, net.Conn, error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	var conns [2]net.Conn
+	for i, fd := range fds {
+		f := os.NewFile(uintptr(fd), "socketpair")
+		conns[i], err = net.FileConn(f)
+		f.Close()
+		if err != nil {
+			if i == 1 {
+				conns[0].Close()
+			}
+			return nil, nil, err
+		}
+	}
+	return conns[0], conns[1], nil
 }
 
 func frame(b []byte) []byte {

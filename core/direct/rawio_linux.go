@@ -2,7 +2,6 @@ package direct
 
 import (
 	"io"
-	"net"
 	"os"
 	"syscall"
 	"unsafe"
@@ -10,7 +9,7 @@ import (
 
 // quiet returns c's reads and writes made with raw system calls, when c
 // has a file descriptor: see rawIO.
-func quiet(c net.Conn) io.ReadWriter {
+func quiet(c io.ReadWriter) io.ReadWriter {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return c

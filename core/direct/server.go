@@ -32,7 +32,7 @@ func Serve(ctx context.Context, l net.Listener, v verify.Verifier, admit func(ne
 	defer wg.Wait() // after stop has closed every connection
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	s := &server{v: v, log: log, stop: stop, conns: map[net.Conn]bool{}}
+	s := &server{v: v, log: log, stop: stop, conns: map[io.Closer]bool{}}
 	context.AfterFunc(ctx, func() {
 		l.Close()
 		s.closeAll()
@@ -57,8 +57,20 @@ func Serve(ctx context.Context, l net.Listener, v verify.Verifier, admit func(ne
 			return nil
 		}
 		wg.Go(func() {
-			defer s.untrack(conn)
-			s.handle(ctx, conn)
+			pc, err := takePipes(conn)
+			s.untrack(conn)
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Warn("refused a connection", "error", err)
+				}
+				return
+			}
+			if !s.track(pc) {
+				pc.Close()
+				return
+			}
+			defer s.untrack(pc)
+			s.handle(ctx, pc)
 		})
 	}
 }
@@ -70,11 +82,11 @@ type server struct {
 	stop context.CancelFunc // ends Serve
 
 	mu     sync.Mutex
-	conns  map[net.Conn]bool
+	conns  map[io.Closer]bool // sockets until they pass their pipes, then the pipes
 	closed bool
 }
 
-func (s *server) track(c net.Conn) bool {
+func (s *server) track(c io.Closer) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -84,7 +96,7 @@ func (s *server) track(c net.Conn) bool {
 	return true
 }
 
-func (s *server) untrack(c net.Conn) {
+func (s *server) untrack(c io.Closer) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
@@ -102,9 +114,9 @@ func (s *server) closeAll() {
 
 // handle answers the requests of one connection, one at a time, until it
 // closes or sends something that is not a request.
-func (s *server) handle(ctx context.Context, conn net.Conn) {
-	rw := quiet(conn)
-	r := bufio.NewReader(rw)
+func (s *server) handle(ctx context.Context, conn *pipeConn) {
+	r := bufio.NewReader(quiet(conn.r))
+	w := quiet(conn.w)
 	for {
 		body, err := readFrame(r)
 		if err != nil {
@@ -127,7 +139,7 @@ func (s *server) handle(ctx context.Context, conn net.Conn) {
 			s.log.Warn("closing a connection: unknown method", "method", req.Method)
 			return
 		}
-		if err := writeFrame(rw, resp); err != nil {
+		if err := writeFrame(w, resp); err != nil {
 			return
 		}
 		if req.Method == methodShutdown {
@@ -191,10 +203,10 @@ func (s *server) call(ctx context.Context, req *request) (*response, bool) {
 // until the connection or Serve ends. A verifier that is not a
 // PolicyNotifier never changes: the connection stays open and silent. The
 // host sends nothing more on a watch connection: anything it sends ends it.
-func (s *server) watch(ctx context.Context, conn net.Conn, r *bufio.Reader) {
+func (s *server) watch(ctx context.Context, conn *pipeConn, r *bufio.Reader) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if err := writeFrame(conn, &response{}); err != nil {
+	if err := writeFrame(conn.w, &response{}); err != nil {
 		return
 	}
 	go func() {
@@ -215,7 +227,7 @@ func (s *server) watch(ctx context.Context, conn net.Conn, r *bufio.Reader) {
 			if !ok {
 				return
 			}
-			if err := writeFrame(conn, &response{PolicyChange: &policyChange{Epoch: c.Epoch, Reason: c.Reason}}); err != nil {
+			if err := writeFrame(conn.w, &response{PolicyChange: &policyChange{Epoch: c.Epoch, Reason: c.Reason}}); err != nil {
 				return
 			}
 		}
