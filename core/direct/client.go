@@ -3,7 +3,6 @@ package direct
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,8 +17,8 @@ import (
 
 var (
 	// ErrGarbage means the plugin answered something that is not a valid
-	// answer: not JSON, the wrong shape, an oversize frame, an invalid
-	// verdict.
+	// answer: a body that does not decode, the wrong kind of answer, an
+	// oversize frame, an invalid verdict.
 	ErrGarbage = errors.New("direct: malformed answer from verifier plugin")
 	// ErrTransport means the plugin could not be reached, or the
 	// connection broke or closed before the answer was complete.
@@ -307,7 +306,7 @@ func (c *Client) roundTrip(ctx context.Context, cn *conn, req *request) (*respon
 		stop := context.AfterFunc(ctx, func() { cn.SetDeadline(time.Unix(1, 0)) })
 		interrupted = func() bool { return !stop() }
 	}
-	err := writeFrame(cn.w, req)
+	err := writeFrame(cn.w, req.marshal())
 	var resp *response
 	if err == nil {
 		resp, err = read(cn)
@@ -331,7 +330,7 @@ func read(cn *conn) (*response, error) {
 		return nil, err
 	}
 	var resp response
-	if err := json.Unmarshal(body, &resp); err != nil {
+	if err := resp.unmarshal(body); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrGarbage, err)
 	}
 	return &resp, nil

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -205,25 +204,25 @@ func TestVerifierErrors(t *testing.T) {
 }
 
 // writeFrame writes a frame of body, with a length prefix of n.
-func writeFrame(w io.Writer, n uint32, body string) {
+func writeFrame(w io.Writer, n uint32, body []byte) {
 	var h [4]byte
 	binary.BigEndian.PutUint32(h[:], n)
 	w.Write(append(h[:], body...))
 }
 
 // readRequest reads one request frame from the host.
-func readRequest(r *bufio.Reader) (map[string]any, error) {
+func readRequest(r *bufio.Reader) ([]byte, error) {
 	var h [4]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return nil, err
 	}
 	b := make([]byte, binary.BigEndian.Uint32(h[:]))
-	if _, err := io.ReadFull(r, b); err != nil {
-		return nil, err
-	}
-	var m map[string]any
-	return m, json.Unmarshal(b, &m)
+	_, err := io.ReadFull(r, b)
+	return b, err
 }
+
+// allow is an answer that allows.
+var allow = direct.EncodeVerdict(verify.Verdict{Allow: true, Reason: "ok"})
 
 // hostile listens on a unix socket and runs script on the first
 // connection, after reading its request; later connections get an allow.
@@ -259,7 +258,7 @@ func hostile(t *testing.T, script func(io.Writer, *bufio.Reader)) (*direct.Clien
 					return
 				}
 				if !first {
-					answer(`{"verdict":{"allow":true,"reason":"ok"}}`)(conn, r)
+					answer(allow)(conn, r)
 					return
 				}
 				defer close(scripted)
@@ -274,14 +273,14 @@ func hostile(t *testing.T, script func(io.Writer, *bufio.Reader)) (*direct.Clien
 
 // answer is a script that answers body, then an allow to every request
 // until the host closes the connection.
-func answer(body string) func(io.Writer, *bufio.Reader) {
+func answer(body []byte) func(io.Writer, *bufio.Reader) {
 	return func(conn io.Writer, r *bufio.Reader) {
 		writeFrame(conn, uint32(len(body)), body)
 		for {
 			if _, err := readRequest(r); err != nil {
 				return
 			}
-			writeFrame(conn, 40, `{"verdict":{"allow":true,"reason":"ok"}}`)
+			writeFrame(conn, uint32(len(allow)), allow)
 		}
 	}
 }
@@ -297,15 +296,18 @@ func TestHostileServer(t *testing.T) {
 		want    error  // nil: an answer
 		says    string // in the error, or in the reason
 	}{
-		{"oversize length", func(c io.Writer, r *bufio.Reader) { writeFrame(c, 0xffffffff, ""); io.Copy(io.Discard, r) }, 0,
+		{"oversize length", func(c io.Writer, r *bufio.Reader) { writeFrame(c, 0xffffffff, nil); io.Copy(io.Discard, r) }, 0,
 			direct.ErrGarbage, "direct: malformed answer from verifier plugin: frame of 4294967295 bytes exceeds 1048576"},
-		{"invalid JSON", answer(`{"verdict":`), 0, direct.ErrGarbage, "unexpected end of JSON input"},
-		{"not an object", answer(`[1,2]`), 0, direct.ErrGarbage, "cannot unmarshal array"},
-		{"no verdict", answer(`{}`), 0, direct.ErrGarbage, "verify answered no verdict"},
-		{"negative cache_for", answer(`{"verdict":{"allow":true,"cache_for_ns":-1000000000}}`), 0, direct.ErrGarbage, "negative cache time -1s"},
-		{"wrong type", answer(`{"verdict":{"allow":"yes"}}`), 0, direct.ErrGarbage, "cannot unmarshal string"},
-		{"5 KB reason", answer(`{"verdict":{"allow":false,"reason":"` + long + `"}}`), 0, nil, "truncated: 5000 bytes in all"},
-		{"closed mid-answer", func(c io.Writer, _ *bufio.Reader) { writeFrame(c, 100, `{"verdict":`) }, 0, direct.ErrTransport, "unexpected EOF"},
+		{"truncated", answer(direct.EncodeVerdict(verify.Verdict{Allow: true, Reason: "pinned"})[:4]), 0, direct.ErrGarbage, "length 6 exceeds the 1 bytes left"},
+		{"unknown kind", answer([]byte{9}), 0, direct.ErrGarbage, "unknown answer kind 9"},
+		{"empty body", answer(nil), 0, direct.ErrGarbage, "malformed frame: truncated"},
+		{"trailing bytes", answer(append(direct.EncodeVerdict(verify.Verdict{Allow: true}), 0)), 0, direct.ErrGarbage, "1 trailing bytes"},
+		{"a count past the end", answer([]byte{direct.KindVerdict, 1, 0xff, 0xff, 0xff, 0xff, 0x0f}), 0, direct.ErrGarbage, "length 4294967295 exceeds the 0 bytes left"},
+		{"no verdict", answer(direct.EncodeEmpty()), 0, direct.ErrGarbage, "verify answered no verdict"},
+		{"negative cache_for", answer(direct.EncodeVerdict(verify.Verdict{Allow: true, CacheFor: -time.Second})), 0, direct.ErrGarbage, "negative cache time -1s"},
+		{"not a boolean", answer([]byte{direct.KindVerdict, 2, 0, 0, 0, 0}), 0, direct.ErrGarbage, "boolean byte 2"},
+		{"5 KB reason", answer(direct.EncodeVerdict(verify.Verdict{Reason: long})), 0, nil, "truncated: 5000 bytes in all"},
+		{"closed mid-answer", func(c io.Writer, _ *bufio.Reader) { writeFrame(c, 100, allow) }, 0, direct.ErrTransport, "unexpected EOF"},
 		{"closed without answer", func(io.Writer, *bufio.Reader) {}, 0, direct.ErrTransport, "connection closed before an answer"},
 		{"never answers", func(_ io.Writer, r *bufio.Reader) { io.Copy(io.Discard, r) }, 200 * time.Millisecond, context.DeadlineExceeded, "direct: verify: context deadline exceeded"},
 	}
@@ -377,10 +379,13 @@ func TestHostileClient(t *testing.T) {
 		name string
 		send func(direct.PipeConn)
 	}{
-		{"oversize frame", func(c direct.PipeConn) { writeFrame(c, direct.MaxFrame+1, "") }},
-		{"bad JSON", func(c direct.PipeConn) { writeFrame(c, 5, "{nope") }},
-		{"unknown method", func(c direct.PipeConn) { writeFrame(c, 19, `{"method":"delete"}`) }},
-		{"half a frame", func(c direct.PipeConn) { writeFrame(c, 50, `{"method":`); c.CloseWrite() }},
+		{"oversize frame", func(c direct.PipeConn) { writeFrame(c, direct.MaxFrame+1, nil) }},
+		{"truncated request", func(c direct.PipeConn) {
+			b := direct.EncodeRequest("verify")
+			writeFrame(c, uint32(len(b)-1), b[:len(b)-1])
+		}},
+		{"unknown method", func(c direct.PipeConn) { writeFrame(c, 1, []byte{99}) }},
+		{"half a frame", func(c direct.PipeConn) { b := direct.EncodeRequest("verify"); writeFrame(c, 50, b); c.CloseWrite() }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := c.Verify(ctxFor(t, 10*time.Second), &verify.Request{}); err != nil {

@@ -1,6 +1,6 @@
 // Package direct is the protocol between tlspin and its own built-in
-// verifiers binary (tlspin-builtins): framed JSON on a unix socket, with no
-// gRPC, protobuf or go-plugin in either binary.
+// verifiers binary (tlspin-builtins): binary frames on pipes passed over a
+// unix socket, with no gRPC, protobuf or go-plugin in either binary.
 //
 // Why: on a 2-core machine a binary that links gRPC, protobuf and go-plugin
 // needs 16–25 ms from exec to its handshake line (a bare Go binary 5 ms,
@@ -22,7 +22,7 @@
 // never takes a descriptor.
 //
 // Wire: each message is a frame, a 4-byte big-endian length and that many
-// bytes of one JSON object (wire.go), at most MaxFrame bytes. The host
+// bytes of one request or answer (codec.go), at most MaxFrame bytes. The host
 // sends a request naming a method (describe, configure, verify, commit,
 // watch, shutdown); the plugin answers with a result or an error. One
 // call at a time per connection, no ids: the caller's goroutine writes the

@@ -3,6 +3,8 @@ package direct
 import (
 	"io"
 	"net"
+
+	"github.com/tlspin/tlspin/core/verify"
 )
 
 // PipeConn is one side of a connection's pipes, for tests that play the
@@ -21,3 +23,17 @@ func OfferPipes(c net.Conn) (PipeConn, error) { return offerPipes(c) }
 
 // TakePipes plays the plugin's side of a new connection on c.
 func TakePipes(c net.Conn) (PipeConn, error) { return takePipes(c) }
+
+// EncodeVerdict is a plugin's answer with v.
+func EncodeVerdict(v verify.Verdict) []byte { return (&response{Verdict: toVerdict(&v)}).marshal() }
+
+// EncodeEmpty is the answer to commit, watch or shutdown.
+func EncodeEmpty() []byte { return (&response{}).marshal() }
+
+// EncodeRequest is a host's request for method, with a peer.
+func EncodeRequest(method string) []byte {
+	return (&request{Method: method, Peer: &peer{Chain: [][]byte{[]byte("leaf")}}}).marshal()
+}
+
+// KindVerdict is a verdict's first byte.
+const KindVerdict = kindVerdict

@@ -21,14 +21,14 @@ import (
 // verifier's own error, or an error that says the plugin is at fault;
 // never a panic, never a verdict and an error together, never neither.
 func FuzzAnswer(f *testing.F) {
-	for _, seed := range []string{
-		`{"verdict":{"allow":true,"matched":"pin","cache_for_ns":60000000000}}`,
-		`{"verdict":{"allow":false,"reason":"no"}}`,
-		`{"verdict":{"allow":true,"cache_for_ns":-1}}`,
-		`{"error":{"message":"bad pin","bad_option":true}}`,
-		`{"verdict":null}`, `{}`, `[]`, `null`, `{"verdict":{"allow":"yes"}}`,
+	for _, seed := range [][]byte{
+		direct.EncodeVerdict(verify.Verdict{Allow: true, Matched: "pin", CacheFor: time.Minute}),
+		direct.EncodeVerdict(verify.Verdict{Reason: "no"}),
+		direct.EncodeVerdict(verify.Verdict{Allow: true, CacheFor: -1}),
+		{1, 7, 'b', 'a', 'd', ' ', 'p', 'i', 'n', 1}, // the verifier's error, a bad option
+		direct.EncodeEmpty(), {}, {9}, {direct.KindVerdict, 2},
 	} {
-		f.Add(frame([]byte(seed)))
+		f.Add(frame(seed))
 	}
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
 	f.Add([]byte{0, 0, 0, 10, '{'})

@@ -3,7 +3,6 @@ package direct
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -126,8 +125,8 @@ func (s *server) handle(ctx context.Context, conn *pipeConn) {
 			return
 		}
 		var req request
-		if err := json.Unmarshal(body, &req); err != nil {
-			s.log.Warn("closing a connection: request is not JSON", "error", err)
+		if err := req.unmarshal(body); err != nil {
+			s.log.Warn("closing a connection: bad request", "error", err)
 			return
 		}
 		if req.Method == methodWatch {
@@ -139,7 +138,7 @@ func (s *server) handle(ctx context.Context, conn *pipeConn) {
 			s.log.Warn("closing a connection: unknown method", "method", req.Method)
 			return
 		}
-		if err := writeFrame(w, resp); err != nil {
+		if err := writeFrame(w, resp.marshal()); err != nil {
 			return
 		}
 		if req.Method == methodShutdown {
@@ -206,7 +205,7 @@ func (s *server) call(ctx context.Context, req *request) (*response, bool) {
 func (s *server) watch(ctx context.Context, conn *pipeConn, r *bufio.Reader) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if err := writeFrame(conn.w, &response{}); err != nil {
+	if err := writeFrame(conn.w, (&response{}).marshal()); err != nil {
 		return
 	}
 	go func() {
@@ -227,7 +226,7 @@ func (s *server) watch(ctx context.Context, conn *pipeConn, r *bufio.Reader) {
 			if !ok {
 				return
 			}
-			if err := writeFrame(conn.w, &response{PolicyChange: &policyChange{Epoch: c.Epoch, Reason: c.Reason}}); err != nil {
+			if err := writeFrame(conn.w, (&response{PolicyChange: &policyChange{Epoch: c.Epoch, Reason: c.Reason}}).marshal()); err != nil {
 				return
 			}
 		}

@@ -3,16 +3,14 @@ package direct
 import (
 	"bufio"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
 	"github.com/tlspin/tlspin/core/verify"
 )
 
-// MaxFrame caps a frame's JSON either way: a larger length is refused
+// MaxFrame caps a frame's body either way: a larger length is refused
 // before anything is allocated, and the connection closed.
 const MaxFrame = 1 << 20
 
@@ -28,89 +26,74 @@ const (
 
 // request is what the host sends.
 type request struct {
-	Method string `json:"method"`
+	Method string
 	// Timeout is what is left of the host's deadline for the call, so
 	// that the verifier stops working when the host stops waiting.
-	Timeout time.Duration       `json:"timeout_ns,omitempty"`
-	Options map[string][]string `json:"options,omitempty"` // configure
-	Peer    *peer               `json:"peer,omitempty"`    // verify, commit
+	Timeout time.Duration
+	Options map[string][]string // configure
+	Peer    *peer               // verify, commit
 }
 
 // peer is a verify.Request; []byte travels as base64.
 type peer struct {
-	Chain       [][]byte `json:"chain"`
-	ServerName  string   `json:"server_name,omitempty"`
-	Side        int      `json:"side"`
-	RemoteAddr  string   `json:"remote_addr,omitempty"`
-	TLSVersion  uint16   `json:"tls_version,omitempty"`
-	CipherSuite uint16   `json:"cipher_suite,omitempty"`
-	ALPN        string   `json:"alpn,omitempty"`
-	DidResume   bool     `json:"did_resume,omitempty"`
+	Chain       [][]byte
+	ServerName  string
+	Side        int
+	RemoteAddr  string
+	TLSVersion  uint16
+	CipherSuite uint16
+	ALPN        string
+	DidResume   bool
 }
 
 // response is what the plugin answers: Error, or the result of the method
 // asked (nothing for commit, watch and shutdown), or, on a watch
 // connection after the first answer, a PolicyChange.
 type response struct {
-	Error        *remoteError  `json:"error,omitempty"`
-	Description  *description  `json:"description,omitempty"`
-	Configured   *configured   `json:"configured,omitempty"`
-	Verdict      *verdict      `json:"verdict,omitempty"`
-	PolicyChange *policyChange `json:"policy_change,omitempty"`
+	Error        *remoteError
+	Description  *description
+	Configured   *configured
+	Verdict      *verdict
+	PolicyChange *policyChange
 }
 
 type remoteError struct {
-	Message   string `json:"message"`
-	BadOption bool   `json:"bad_option,omitempty"`
+	Message   string
+	BadOption bool
 }
 
 type description struct {
-	Name    string   `json:"name"`
-	Version string   `json:"version,omitempty"`
-	Summary string   `json:"summary,omitempty"`
-	Options []option `json:"options,omitempty"`
+	Name    string
+	Version string
+	Summary string
+	Options []option
 	// Notifies says the verifier reports policy changes (watch); a host
 	// need not open a watch connection to one that does not.
-	Notifies bool `json:"notifies,omitempty"`
+	Notifies bool
 }
 
 type option struct {
-	Name        string `json:"name"`
-	Description string `json:"description,omitempty"`
-	Required    bool   `json:"required,omitempty"`
-	Repeated    bool   `json:"repeated,omitempty"`
+	Name        string
+	Description string
+	Required    bool
+	Repeated    bool
 }
 
 type configured struct {
-	NeedsChain bool `json:"needs_chain,omitempty"`
+	NeedsChain bool
 }
 
 type verdict struct {
-	Allow    bool          `json:"allow"`
-	Reason   string        `json:"reason,omitempty"`
-	Matched  string        `json:"matched,omitempty"`
-	CacheFor time.Duration `json:"cache_for_ns,omitempty"`
-	Commit   bool          `json:"commit,omitempty"`
+	Allow    bool
+	Reason   string
+	Matched  string
+	CacheFor time.Duration
+	Commit   bool
 }
 
 type policyChange struct {
-	Epoch  uint64 `json:"epoch"`
-	Reason string `json:"reason,omitempty"`
-}
-
-// Warm builds, once per process, the JSON codecs a Client uses, which
-// encoding/json otherwise builds on first use: about 1 ms on a small
-// machine, inside the first calls of a process's first launch. A host
-// calls it while it waits for the plugin's handshake line. (A plugin
-// would gain little: the host connects a fraction of a millisecond after
-// the line.)
-func Warm() { warmOnce.Do(warm) }
-
-var warmOnce sync.Once
-
-func warm() {
-	_, _ = json.Marshal(&request{Options: map[string][]string{"k": {"v"}}, Peer: &peer{Chain: [][]byte{{0}}}})
-	_ = json.Unmarshal([]byte(`{"error":{},"description":{"options":[{}]},"configured":{},"verdict":{},"policy_change":{}}`), new(response))
+	Epoch  uint64
+	Reason string
 }
 
 // errOversize is a frame length over MaxFrame.
@@ -120,15 +103,11 @@ func (n errOversize) Error() string {
 	return fmt.Sprintf("frame of %d bytes exceeds %d", uint32(n), MaxFrame)
 }
 
-// writeFrame sends v as one frame, in one write.
-func writeFrame(w io.Writer, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	buf := make([]byte, 4, 4+len(b))
-	binary.BigEndian.PutUint32(buf, uint32(len(b)))
-	_, err = w.Write(append(buf, b...))
+// writeFrame sends body as one frame, in one write.
+func writeFrame(w io.Writer, body []byte) error {
+	buf := make([]byte, 4, 4+len(body))
+	binary.BigEndian.PutUint32(buf, uint32(len(body)))
+	_, err := w.Write(append(buf, body...))
 	return err
 }
 

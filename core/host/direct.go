@@ -45,7 +45,6 @@ func spawnDirect(ctx context.Context, spec Spec, cfg Config, log hclog.Logger, e
 		os.RemoveAll(dir)
 		return nil, nil, startError(spec, err)
 	}
-	go direct.Warm() // while the plugin starts
 	inst := &instance{life: d, pid: d.proc.pid, started: time.Now()}
 	fail := func(err error) (*instance, *verify.Description, error) {
 		inst.kill()
