@@ -21,13 +21,14 @@ func quiet(c io.ReadWriter) io.ReadWriter {
 	return rawIO{rc}
 }
 
-// rawIO reads and writes a non-blocking socket with raw system calls,
-// waiting for it through the runtime's poller as net.Conn does (deadlines
-// and Close included). A non-blocking read or write never blocks, so it
-// need not tell the scheduler it enters a system call; telling it, as
-// every net.Conn read and write does, wakes the runtime's monitor thread
-// (sysmon) whenever the process was idle: in a plugin that sleeps between
-// calls, one more context switch or two per call.
+// rawIO reads and writes a non-blocking descriptor (a connection's pipe)
+// with raw system calls, waiting for it through the runtime's poller as
+// os.File and net.Conn do (deadlines and Close included). A non-blocking
+// read or write never blocks, so it need not tell the scheduler it enters
+// a system call; telling it, as every os.File and net.Conn read and write
+// does, wakes the runtime's monitor thread (sysmon) whenever the process
+// was idle: in a plugin that sleeps between calls, one more context
+// switch or two per call.
 type rawIO struct{ rc syscall.RawConn }
 
 func (r rawIO) Read(p []byte) (int, error) {

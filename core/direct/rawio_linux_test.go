@@ -37,10 +37,19 @@ func unixPair(t *testing.T) (*net.UnixConn, *net.UnixConn) {
 	return a, b
 }
 
-func TestQuietIsRawOnSockets(t *testing.T) {
+func TestQuietIsRaw(t *testing.T) {
 	a, _ := unixPair(t)
 	if _, ok := quiet(a).(rawIO); !ok {
 		t.Errorf("quiet(unix socket) = %T, want rawIO", quiet(a))
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if _, ok := quiet(r).(rawIO); !ok {
+		t.Errorf("quiet(pipe) = %T, want rawIO", quiet(r))
 	}
 	p, q := net.Pipe()
 	defer p.Close()
@@ -50,23 +59,71 @@ func TestQuietIsRawOnSockets(t *testing.T) {
 	}
 }
 
-// rawIO must behave as the net.Conn it replaces: whole writes larger
-// than the socket's buffer, the connection's deadlines, EOF and Close.
+// end is one side of a two-way channel of descriptors, read and written
+// through quiet.
+type end interface {
+	io.ReadWriter
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+	Close() error
+}
+
+// sockEnd is a unix socket's end.
+type sockEnd struct {
+	*net.UnixConn
+	rw io.ReadWriter
+}
+
+func (e sockEnd) Read(p []byte) (int, error)  { return e.rw.Read(p) }
+func (e sockEnd) Write(p []byte) (int, error) { return e.rw.Write(p) }
+
+// pipeEnd is a pipe to read and another to write, as a connection's.
+type pipeEnd struct{ r, w *os.File }
+
+func (e pipeEnd) Read(p []byte) (int, error)         { return quiet(e.r).Read(p) }
+func (e pipeEnd) Write(p []byte) (int, error)        { return quiet(e.w).Write(p) }
+func (e pipeEnd) SetReadDeadline(t time.Time) error  { return e.r.SetReadDeadline(t) }
+func (e pipeEnd) SetWriteDeadline(t time.Time) error { return e.w.SetWriteDeadline(t) }
+func (e pipeEnd) Close() error                       { return errors.Join(e.r.Close(), e.w.Close()) }
+
+// transports make both ends of a channel.
+var transports = map[string]func(t *testing.T) (end, end){
+	"unix socket": func(t *testing.T) (end, end) {
+		a, b := unixPair(t)
+		return sockEnd{a, quiet(a)}, sockEnd{b, quiet(b)}
+	},
+	"pipes": func(t *testing.T) (end, end) {
+		r1, w1, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r2, w2, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, b := pipeEnd{r1, w2}, pipeEnd{r2, w1}
+		t.Cleanup(func() { a.Close(); b.Close() })
+		return a, b
+	},
+}
+
+// rawIO must behave as the os.File or net.Conn it replaces: whole writes
+// larger than the buffer, deadlines, EOF and Close.
 func TestRawIO(t *testing.T) {
 	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<17) // 2 MiB: many EAGAINs
 	tests := []struct {
 		name string
-		run  func(t *testing.T, a, b *net.UnixConn) error
+		run  func(t *testing.T, a, b end) error
 		want error
 	}{
-		{"a write larger than the buffer arrives whole", func(t *testing.T, a, b *net.UnixConn) error {
+		{"a write larger than the buffer arrives whole", func(t *testing.T, a, b end) error {
 			got := make(chan []byte, 1)
 			go func() {
 				buf := make([]byte, len(big))
-				n, _ := io.ReadFull(quiet(b), buf)
+				n, _ := io.ReadFull(b, buf)
 				got <- buf[:n]
 			}()
-			if n, err := quiet(a).Write(big); err != nil || n != len(big) {
+			if n, err := a.Write(big); err != nil || n != len(big) {
 				return errors.Join(err, errors.New("short write"))
 			}
 			if !bytes.Equal(<-got, big) {
@@ -74,48 +131,53 @@ func TestRawIO(t *testing.T) {
 			}
 			return nil
 		}, nil},
-		{"a read past the deadline stops", func(t *testing.T, a, b *net.UnixConn) error {
+		{"a read past the deadline stops", func(t *testing.T, a, b end) error {
 			a.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-			_, err := quiet(a).Read(make([]byte, 1))
+			_, err := a.Read(make([]byte, 1))
 			return err
 		}, os.ErrDeadlineExceeded},
-		{"a write past the deadline stops", func(t *testing.T, a, b *net.UnixConn) error {
+		{"a write past the deadline stops", func(t *testing.T, a, b end) error {
 			a.SetWriteDeadline(time.Now().Add(20 * time.Millisecond))
-			_, err := quiet(a).Write(big) // nobody reads b
+			_, err := a.Write(big) // nobody reads b
 			return err
 		}, os.ErrDeadlineExceeded},
-		{"the peer's close is EOF", func(t *testing.T, a, b *net.UnixConn) error {
+		{"the peer's close is EOF", func(t *testing.T, a, b end) error {
 			b.Close()
-			_, err := quiet(a).Read(make([]byte, 1))
+			_, err := a.Read(make([]byte, 1))
 			return err
 		}, io.EOF},
-		{"a write to a closed peer fails", func(t *testing.T, a, b *net.UnixConn) error {
+		{"a write to a closed peer fails", func(t *testing.T, a, b end) error {
 			b.Close()
-			_, err := quiet(a).Write([]byte("x"))
+			_, err := a.Write([]byte("x"))
 			return err
 		}, syscall.EPIPE},
-		{"Close interrupts a blocked read", func(t *testing.T, a, b *net.UnixConn) error {
+		{"Close interrupts a blocked read", func(t *testing.T, a, b end) error {
 			time.AfterFunc(20*time.Millisecond, func() { a.Close() })
-			_, err := quiet(a).Read(make([]byte, 1))
-			return err
-		}, net.ErrClosed},
-		{"data before the peer's close is read first", func(t *testing.T, a, b *net.UnixConn) error {
+			_, err := a.Read(make([]byte, 1))
+			if err == nil {
+				return errors.New("read after Close succeeded")
+			}
+			return nil
+		}, nil},
+		{"data before the peer's close is read first", func(t *testing.T, a, b end) error {
 			b.Write([]byte("last words"))
 			b.Close()
-			got, err := io.ReadAll(quiet(a))
+			got, err := io.ReadAll(a)
 			if string(got) != "last words" {
 				return errors.New("read " + string(got))
 			}
 			return err
 		}, nil},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			a, b := unixPair(t)
-			err := tt.run(t, a, b)
-			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
-				t.Errorf("error = %v, want %v", err, tt.want)
-			}
-		})
+	for name, newEnds := range transports {
+		for _, tt := range tests {
+			t.Run(name+"/"+tt.name, func(t *testing.T) {
+				a, b := newEnds(t)
+				err := tt.run(t, a, b)
+				if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
+					t.Errorf("error = %v, want %v", err, tt.want)
+				}
+			})
+		}
 	}
 }
