@@ -74,16 +74,17 @@ func (d *decoder) byte() byte {
 
 func (d *decoder) uvarint() uint64 {
 	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail("truncated or overlong varint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
+	return varintLen(d, v, n)
 }
 
 func (d *decoder) varint() int64 {
 	v, n := binary.Varint(d.b)
+	return varintLen(d, v, n)
+}
+
+// varintLen consumes a varint of n bytes, as encoding/binary reports it
+// (0 or less: truncated or overlong), and returns v, or zero for a bad one.
+func varintLen[T int64 | uint64](d *decoder, v T, n int) T {
 	if n <= 0 {
 		d.fail("truncated or overlong varint")
 		return 0

@@ -22,6 +22,7 @@ import (
 
 	"github.com/tlspin/tlspin/core/direct"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/syncbuf"
 	"github.com/tlspin/tlspin/internal/wait"
 )
 
@@ -433,7 +434,7 @@ func TestBadPipes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	go direct.Serve(t.Context(), l, &fake{}, nil, hclog.New(&hclog.LoggerOptions{Output: &logs}))
 	c := direct.NewClient(dialer(path), 1)
 	defer c.Close()
@@ -519,24 +520,6 @@ func TestBadPipes(t *testing.T) {
 	if after := openFiles(t); after > before {
 		t.Errorf("%d descriptors open after the bad connections, %d before", after, before)
 	}
-}
-
-// lockedBuffer is a log written by the server's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // openFiles counts this process's open descriptors.

@@ -17,6 +17,7 @@ import (
 	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/peercred"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/syncbuf"
 	"github.com/tlspin/tlspin/internal/wait"
 )
 
@@ -125,7 +126,7 @@ func TestDirectPluginLogsGoByTheVerifierName(t *testing.T) {
 	if err := os.WriteFile(list, []byte("sha256:"+strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	cfg := host.Config{Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug})}
 	p, err := host.Start(context.Background(), builtinSpec(t, "direct", "allowlist", verify.Options{"file": {list}}), cfg)
 	if err != nil {

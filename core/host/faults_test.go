@@ -1,7 +1,6 @@
 package host_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/rpc"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/syncbuf"
 	"github.com/tlspin/tlspin/internal/testbin"
 	"github.com/tlspin/tlspin/internal/wait"
 )
@@ -187,28 +187,10 @@ func TestCallerDeadlineShorterThanTimeout(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestCrashLoopIsReportedNotSpunOn(t *testing.T) {
 	dir := t.TempDir()
 	crash := filepath.Join(dir, "crash")
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	p := startBad(t, "crashfile="+crash, host.Config{
 		VerifyTimeout: 200 * time.Millisecond,
 		MaxBackoff:    400 * time.Millisecond,

@@ -19,6 +19,7 @@ import (
 	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/rpc"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/syncbuf"
 	"github.com/tlspin/tlspin/internal/wait"
 )
 
@@ -152,7 +153,7 @@ func TestNonExecutableIsListedAsUnusable(t *testing.T) {
 }
 
 func TestPluginNamedOtherwiseIsWarned(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	cfg := discConfig(t)
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Warn})
 	for _, tc := range []struct {
@@ -280,7 +281,7 @@ func TestHugeAnswerIsRejectedShortly(t *testing.T) {
 // the verifier's name, at their level, without go-plugin's @module and
 // timestamp fields or the executable's name.
 func TestPluginLogsGoByTheVerifierName(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	cfg := discConfig(t)
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "tlspin", Output: logs, Level: hclog.Info})
 	p, err := host.Start(context.Background(), host.Spec{Name: "lognamed", Path: probeBinary(t), Args: []string{"log"}}, cfg)

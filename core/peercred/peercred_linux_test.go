@@ -1,7 +1,6 @@
 package peercred_test
 
 import (
-	"bufio"
 	"errors"
 	"net"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/tlspin/tlspin/core/peercred"
+	"github.com/tlspin/tlspin/internal/testbin"
 )
 
 // checkHost is the host's check of the socket conn is connected to.
@@ -46,15 +46,7 @@ c.recv(1)
 `, path)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	if line, _ := bufio.NewReader(out).ReadString('\n'); strings.TrimSpace(line) != "ready" {
+	if line := testbin.StartLine(t, cmd); strings.TrimSpace(line) != "ready" {
 		t.Fatalf("listener did not start: %q", line)
 	}
 	return cmd

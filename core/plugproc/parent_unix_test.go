@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tlspin/tlspin/internal/testbin"
 )
 
 // envWatch makes the test binary a watching plugin: "catch" or "poll".
@@ -39,17 +41,8 @@ func startWatcher(t *testing.T, mode, ppid string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envWatch+"="+mode, "PLUGPROC_TEST_PPID="+ppid)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line := make([]byte, len("watching\n"))
-	if _, err := out.Read(line); err != nil {
-		t.Fatalf("watcher did not start: %v", err)
+	if line := testbin.StartLine(t, cmd); line != "watching\n" {
+		t.Fatalf("watcher did not start: %q", line)
 	}
 	return cmd
 }

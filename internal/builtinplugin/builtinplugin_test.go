@@ -1,7 +1,6 @@
 package builtinplugin_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"net"
@@ -28,19 +27,7 @@ func TestSIGTERMEndsBuiltinsByDefault(t *testing.T) {
 	cmd := exec.Command(bin, "sha256pin")
 	cmd.Env = []string{plugproc.CookieKey + "=" + plugproc.CookieValue, direct.EnvSocketDir + "=" + dir, "GOMAXPROCS=1"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatalf("no handshake line: %v", err)
-	}
-	path, err := direct.ParseHandshake(line)
+	path, err := direct.ParseHandshake(testbin.StartLine(t, cmd))
 	if err != nil {
 		t.Fatal(err)
 	}

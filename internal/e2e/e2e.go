@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/tlspin/tlspin/core/certs"
+	"github.com/tlspin/tlspin/internal/syncbuf"
 	"github.com/tlspin/tlspin/internal/testbin"
 	"github.com/tlspin/tlspin/internal/wait"
 )
@@ -45,11 +46,11 @@ func NeedOpenSSL(t testing.TB) string {
 // StartSServer runs `openssl s_server` on a free loopback port and returns
 // its address and output. Its stdin stays open until the test ends (it
 // quits at EOF).
-func StartSServer(t *testing.T, args ...string) (string, *LockedBuffer) {
+func StartSServer(t *testing.T, args ...string) (string, *syncbuf.Buffer) {
 	t.Helper()
 	openssl := NeedOpenSSL(t)
 	cmd := exec.Command(openssl, append([]string{"s_server", "-accept", "127.0.0.1:0", "-naccept", "1"}, args...)...)
-	out := &LockedBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -173,29 +174,11 @@ func Issue(t testing.TB, dir, name string, ca *Identity, isCA bool) Identity {
 	return Identity{File: file, Cert: tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf}, Leaf: leaf}
 }
 
-// LockedBuffer is a buffer safe for a writer and a reader at once.
-type LockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *LockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *LockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // Proc is a running tlspin process.
 type Proc struct {
 	Cmd    *exec.Cmd
-	Stdout *LockedBuffer
-	Stderr *LockedBuffer
+	Stdout *syncbuf.Buffer
+	Stderr *syncbuf.Buffer
 	// Done is closed when the process has exited; Err is valid then.
 	Done chan struct{}
 	Err  error
@@ -209,7 +192,7 @@ var listening = regexp.MustCompile(`listening: addr=(\S+)`)
 func StartTlspin(t *testing.T, stdin io.Reader, args ...string) *Proc {
 	t.Helper()
 	cmd := exec.Command(testbin.Tlspin(t), args...)
-	p := &Proc{Cmd: cmd, Stdout: &LockedBuffer{}, Stderr: &LockedBuffer{}, Done: make(chan struct{})}
+	p := &Proc{Cmd: cmd, Stdout: &syncbuf.Buffer{}, Stderr: &syncbuf.Buffer{}, Done: make(chan struct{})}
 	cmd.Stdin = stdin
 	cmd.Stdout = p.Stdout
 	cmd.Stderr = p.Stderr

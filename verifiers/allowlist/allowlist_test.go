@@ -10,9 +10,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
 	"github.com/tlspin/tlspin/core/pin"
 	"github.com/tlspin/tlspin/core/verify"
-	"github.com/tlspin/tlspin/internal/e2e"
+	"github.com/tlspin/tlspin/internal/syncbuf"
 	"github.com/tlspin/tlspin/internal/wait"
 	"github.com/tlspin/tlspin/verifiers/internal/vtest"
 )
@@ -224,7 +225,7 @@ func TestDirectoryReplaced(t *testing.T) {
 	}
 	path := filepath.Join(dir, "pins.txt")
 	vtest.WriteFile(t, path, []byte(line(t, a, pin.SPKI, "")+line(t, b, pin.SPKI, "")))
-	var logs e2e.LockedBuffer
+	var logs syncbuf.Buffer
 	v := New(hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn}))
 	v.debounce, v.pollEvery = 10*time.Millisecond, 20*time.Millisecond
 	if _, err := v.Configure(context.Background(), &verify.ConfigureRequest{Options: verify.Options{"file": {path}}}); err != nil {

@@ -12,13 +12,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/pintls"
 	"github.com/tlspin/tlspin/internal/server"
+	"github.com/tlspin/tlspin/internal/syncbuf"
 )
 
 // demoMessage is the recipe's message.
@@ -41,24 +41,6 @@ Exits non-zero if any step does not behave as it should.`,
 	}
 	c.Flags().BoolVar(&keep, "keep", false, "keep the temporary directory (its path is printed)")
 	return c
-}
-
-// lockedBuffer collects the demo server's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func (a *app) runDemo(cmd *cobra.Command, keep bool) error {
@@ -107,7 +89,7 @@ func (a *app) runDemo(cmd *cobra.Command, keep bool) error {
 	}
 	addr := ln.Addr().String()
 	step(3, "Run a TLS server that prints what it receives", "tlspin serve --listen "+addr+" --cert cert.pem")
-	received := &lockedBuffer{}
+	received := &syncbuf.Buffer{}
 	srv, err := server.New(server.Config{TLS: pintls.ServerConfig(cert, nil, pintls.Options{}), Output: received})
 	if err != nil {
 		ln.Close()

@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/tlspin/tlspin/core/certs"
-	"github.com/tlspin/tlspin/internal/e2e"
+	"github.com/tlspin/tlspin/internal/syncbuf"
 	"github.com/tlspin/tlspin/internal/testbin"
 	"github.com/tlspin/tlspin/internal/wait"
 )
@@ -31,7 +31,7 @@ import (
 // bg is a background process.
 type bg struct {
 	cmd            *exec.Cmd
-	stdout, stderr *e2e.LockedBuffer
+	stdout, stderr *syncbuf.Buffer
 	done           chan error
 }
 
@@ -40,7 +40,7 @@ type bg struct {
 // returns the first submatch.
 func startBG(t *testing.T, ready *regexp.Regexp, name string, args ...string) (*bg, string) {
 	t.Helper()
-	p := &bg{cmd: exec.Command(name, args...), stdout: &e2e.LockedBuffer{}, stderr: &e2e.LockedBuffer{}, done: make(chan error, 1)}
+	p := &bg{cmd: exec.Command(name, args...), stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{}, done: make(chan error, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	p.cmd.Dir = t.TempDir()
 	p.cmd.Env = append(os.Environ(), "HOME="+t.TempDir())

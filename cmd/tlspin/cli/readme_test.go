@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tlspin/tlspin/internal/e2e"
+	"github.com/tlspin/tlspin/internal/syncbuf"
 	"github.com/tlspin/tlspin/internal/testbin"
 	"github.com/tlspin/tlspin/internal/wait"
 )
@@ -135,7 +135,7 @@ func TestReadmeStepByStep(t *testing.T) {
 	}
 	srv := exec.Command("sh", "-c", "exec "+scmd+" --listen 127.0.0.1:0")
 	srv.Dir, srv.Env = dir, env
-	var sout e2e.LockedBuffer
+	var sout syncbuf.Buffer
 	srv.Stdout, srv.Stderr = &sout, &sout
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)

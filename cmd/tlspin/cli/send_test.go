@@ -14,7 +14,7 @@ import (
 
 	"github.com/tlspin/tlspin/cmd/tlspin/cli"
 	"github.com/tlspin/tlspin/core/certs"
-	"github.com/tlspin/tlspin/internal/e2e"
+	"github.com/tlspin/tlspin/internal/syncbuf"
 	"github.com/tlspin/tlspin/internal/testbin"
 )
 
@@ -103,7 +103,7 @@ func TestSendRefusesBadOptionsFirst(t *testing.T) {
 	}
 	t.Cleanup(func() { ln.Close() })
 	var conns atomic.Int32
-	var got e2e.LockedBuffer
+	var got syncbuf.Buffer
 	go func() {
 		for {
 			c, err := ln.Accept()
