@@ -472,7 +472,7 @@ func TestBadPipes(t *testing.T) {
 		{"a file for the requests", func(t *testing.T) []*os.File { _, w := pipe(t); return []*os.File{file, w} }, "descriptor 0 passed is not a pipe"},
 		{"a socket for the answers", func(t *testing.T) []*os.File {
 			r, _ := pipe(t)
-			fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+			fds, err := socketpair()
 			if err != nil {
 				t.Fatal(err)
 			}
