@@ -13,7 +13,9 @@ const Protocol = "tlspin-direct"
 
 // Version is the direct protocol's version. The host and tlspin-builtins
 // come from one build, so a mismatch means a stale tlspin-builtins.
-const Version = 1
+// Version 2: binary frames on pipes passed over the socket (1: JSON on
+// the socket).
+const Version = 2
 
 // ErrHandshake is matched by a handshake line that is not the direct
 // protocol's.

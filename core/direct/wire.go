@@ -34,7 +34,7 @@ type request struct {
 	Peer    *peer               // verify, commit
 }
 
-// peer is a verify.Request; []byte travels as base64.
+// peer is a verify.Request as a frame carries it.
 type peer struct {
 	Chain       [][]byte
 	ServerName  string

@@ -29,20 +29,20 @@ func TestDirectHandshakeFaults(t *testing.T) {
 s = socket.socket(socket.AF_UNIX)
 s.bind(os.environ["TLSPIN_PLUGIN_SOCKET_DIR"] + "/verifier.sock")
 s.listen()
-print("1|1|unix|" + os.environ["TLSPIN_PLUGIN_SOCKET_DIR"] + "/verifier.sock|tlspin-direct", flush=True)
+print("1|2|unix|" + os.environ["TLSPIN_PLUGIN_SOCKET_DIR"] + "/verifier.sock|tlspin-direct", flush=True)
 time.sleep(5)`
 	tests := []struct {
 		name, script string
 		is           error
 		want         string
 	}{
-		{"garbage line", `echo "hello world"; sleep 5`, host.ErrHandshake, `"hello world" is not "1|1|unix|PATH|tlspin-direct"`},
+		{"garbage line", `echo "hello world"; sleep 5`, host.ErrHandshake, `"hello world" is not "1|2|unix|PATH|tlspin-direct"`},
 		{"a go-plugin line", `echo "1|1|unix|$TLSPIN_PLUGIN_SOCKET_DIR/s|grpc|"; sleep 5`, host.ErrHandshake, `|grpc|" is not`},
-		{"another version", `echo "1|2|unix|$TLSPIN_PLUGIN_SOCKET_DIR/s|tlspin-direct"; sleep 5`, host.ErrHandshake, `protocol version "2", this tlspin speaks 1`},
+		{"another version", `echo "1|1|unix|$TLSPIN_PLUGIN_SOCKET_DIR/s|tlspin-direct"; sleep 5`, host.ErrHandshake, `protocol version "1", this tlspin speaks 2`},
 		{"exits saying why", `echo "cannot start: out of pins" >&2; exit 3`, host.ErrHandshake, `exited before the handshake; its last words on stderr: "cannot start: out of pins`},
-		{"socket outside the private directory", `echo "1|1|unix|/tmp/elsewhere.sock|tlspin-direct"; sleep 5`, host.ErrHandshake, `socket "/tmp/elsewhere.sock" is not in the directory the host gave`},
+		{"socket outside the private directory", `echo "1|2|unix|/tmp/elsewhere.sock|tlspin-direct"; sleep 5`, host.ErrHandshake, `socket "/tmp/elsewhere.sock" is not in the directory the host gave`},
 		{"silent", `sleep 5`, host.ErrHandshake, "wrote no handshake line within 700ms"},
-		{"nobody listens", `echo "1|1|unix|$TLSPIN_PLUGIN_SOCKET_DIR/verifier.sock|tlspin-direct"; sleep 5`, nil, "describe"},
+		{"nobody listens", `echo "1|2|unix|$TLSPIN_PLUGIN_SOCKET_DIR/verifier.sock|tlspin-direct"; sleep 5`, nil, "describe"},
 		// The socket is served by a process that left the plugin's process
 		// group: the kernel's word on the peer refuses it.
 		{"socket served by another process", "exec setsid python3 -c '" + listen + "'", peercred.ErrPeer, "not by the plugin"},
