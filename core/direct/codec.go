@@ -45,8 +45,15 @@ func (e *encoder) uvarint(v uint64)         { e.b = binary.AppendUvarint(e.b, v)
 func (e *encoder) varint(v int64)           { e.b = binary.AppendVarint(e.b, v) }
 func (e *encoder) bytes(v []byte)           { e.uvarint(uint64(len(v))); e.b = append(e.b, v...) }
 func (e *encoder) string(v string)          { e.uvarint(uint64(len(v))); e.b = append(e.b, v...) }
-func (e *encoder) bool(v bool)              { e.byte(map[bool]byte{false: 0, true: 1}[v]) }
 func (e *encoder) duration(v time.Duration) { e.varint(int64(v)) }
+
+func (e *encoder) bool(v bool) {
+	if v {
+		e.byte(1)
+	} else {
+		e.byte(0)
+	}
+}
 
 // decoder reads fields from b; the first error sticks and later reads
 // return zero values.
