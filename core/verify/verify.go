@@ -215,6 +215,15 @@ func CheckOptions(d *Description, opts Options) error {
 	return nil
 }
 
+// ValueChecker is implemented by verifiers that can check their options'
+// values without side effects: nothing read from disk, nothing kept,
+// nothing logged. A host calls it, in process, for a built-in verifier of
+// its own build before it connects anywhere, so that a malformed pin is
+// refused before a ClientHello leaves; Configure still checks everything.
+type ValueChecker interface {
+	CheckValues(opts Options) error
+}
+
 // PolicyChange says a verifier's policy changed, so cached verdicts of that
 // verifier must be dropped.
 type PolicyChange struct {

@@ -178,33 +178,46 @@ func modString(m *debug.Module) string {
 // name as: it runs only when it comes from this program's build
 // (resolveBuiltins), whose built-ins are these.
 func knownBuiltin(ctx context.Context, name string) (*host.Known, error) {
+	_, k, err := builtinOf(ctx, name)
+	return k, err
+}
+
+// builtinOf returns this build's built-in verifier name, unconfigured, and
+// what it describes itself as.
+func builtinOf(ctx context.Context, name string) (verify.Verifier, *host.Known, error) {
 	v, err := builtin.New(nil).Lookup(name)
 	if err != nil {
-		return nil, fmt.Errorf("launch: %w", err)
+		return nil, nil, fmt.Errorf("launch: %w", err)
 	}
 	d, err := v.Describe(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("launch: verifier %q: %w", name, err)
+		return nil, nil, fmt.Errorf("launch: verifier %q: %w", name, err)
 	}
 	_, notifies := v.(verify.PolicyNotifier)
-	return &host.Known{Description: *d, Notifies: notifies}, nil
+	return v, &host.Known{Description: *d, Notifies: notifies}, nil
 }
 
 // CheckBuiltinOptions checks each spec that names a built-in verifier
 // against what the built-in declares (unknown, missing or repeated
-// options), without starting it, so that a command can refuse a typo
-// before it connects anywhere. Values are checked by the verifier itself
-// when it starts.
+// options) and, where the built-in can tell without side effects
+// (verify.ValueChecker: the pins of md5pin, sha256pin and spkipin), the
+// values, without starting it: a command refuses a typo before it
+// connects anywhere. Other values are checked by the verifier itself when
+// it starts.
 func CheckBuiltinOptions(ctx context.Context, specs []Spec) error {
 	for _, s := range specs {
-		k, err := knownBuiltin(ctx, s.Name)
+		v, k, err := builtinOf(ctx, s.Name)
 		if errors.Is(err, verifiers.ErrUnknown) {
 			continue // not a built-in: only its plugin knows its options
 		}
 		if err != nil {
 			return err
 		}
-		if err := verify.CheckOptions(&k.Description, s.Options); err != nil {
+		err = verify.CheckOptions(&k.Description, s.Options)
+		if vc, ok := v.(verify.ValueChecker); ok && err == nil {
+			err = vc.CheckValues(s.Options)
+		}
+		if err != nil {
 			return AsConfig(fmt.Errorf("launch: verifier %q: %w", s.Name, err))
 		}
 	}

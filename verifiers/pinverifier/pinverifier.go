@@ -84,41 +84,63 @@ func (v *Verifier) Describe(context.Context) (*verify.Description, error) {
 	}, nil
 }
 
-// Configure parses the pins and options.
-func (v *Verifier) Configure(ctx context.Context, req *verify.ConfigureRequest) (*verify.ConfigureResponse, error) {
-	d, _ := v.Describe(ctx)
-	if err := verify.CheckOptions(d, req.Options); err != nil {
+var _ verify.ValueChecker = (*Verifier)(nil)
+
+// config is what a pin verifier's options say.
+type config struct {
+	set     pin.Set
+	chain   Chain
+	expires time.Time // zero: never
+}
+
+// parse reads the options, without side effects.
+func (v *Verifier) parse(opts verify.Options) (*config, error) {
+	d, _ := v.Describe(context.Background())
+	if err := verify.CheckOptions(d, opts); err != nil {
 		return nil, err
 	}
-	set := pin.Set{Algo: v.info.Algo}
-	for _, p := range req.Options["pin"] {
-		if err := set.Add(p); err != nil {
+	c := &config{set: pin.Set{Algo: v.info.Algo}, chain: ChainLeaf}
+	for _, p := range opts["pin"] {
+		if err := c.set.Add(p); err != nil {
 			return nil, &verify.OptionError{Option: "pin", Value: p, Err: err}
 		}
 	}
-	chain := ChainLeaf
-	if c := req.Options["chain"]; len(c) == 1 {
+	if ch := opts["chain"]; len(ch) == 1 {
 		var err error
-		if chain, err = ParseChain(c[0]); err != nil {
-			return nil, &verify.OptionError{Option: "chain", Value: c[0], Err: err}
+		if c.chain, err = ParseChain(ch[0]); err != nil {
+			return nil, &verify.OptionError{Option: "chain", Value: ch[0], Err: err}
 		}
 	}
-	var expires time.Time
-	if e := req.Options["expires"]; len(e) == 1 {
+	if e := opts["expires"]; len(e) == 1 {
 		t, err := ParseExpiry(e[0])
 		if err != nil {
 			return nil, &verify.OptionError{Option: "expires", Value: e[0], Err: err}
 		}
-		expires = t
+		c.expires = t
 	}
-	if !expires.IsZero() && !v.info.Now().Before(expires) {
-		v.info.Logger.Warn(fmt.Sprintf("%s pin set expired on %s: every peer will be rejected until the pins are renewed", v.info.Name, expires.AddDate(0, 0, -1).Format(time.DateOnly)))
+	return c, nil
+}
+
+// CheckValues checks the options as Configure does, and keeps nothing.
+func (v *Verifier) CheckValues(opts verify.Options) error {
+	_, err := v.parse(opts)
+	return err
+}
+
+// Configure parses the pins and options.
+func (v *Verifier) Configure(_ context.Context, req *verify.ConfigureRequest) (*verify.ConfigureResponse, error) {
+	c, err := v.parse(req.Options)
+	if err != nil {
+		return nil, err
+	}
+	if !c.expires.IsZero() && !v.info.Now().Before(c.expires) {
+		v.info.Logger.Warn(fmt.Sprintf("%s pin set expired on %s: every peer will be rejected until the pins are renewed", v.info.Name, c.expires.AddDate(0, 0, -1).Format(time.DateOnly)))
 	}
 	if v.info.Algo.Weak() {
 		v.info.Logger.Warn(fmt.Sprintf("%s pins are weak: %s is collision-broken; prefer sha256pin, or spkipin which also survives renewal", v.info.Name, strings.ToUpper(string(v.info.Algo))))
 	}
-	v.set, v.chain, v.expires = set, chain, expires
-	return &verify.ConfigureResponse{NeedsChain: chain != ChainLeaf}, nil
+	v.set, v.chain, v.expires = c.set, c.chain, c.expires
+	return &verify.ConfigureResponse{NeedsChain: c.chain != ChainLeaf}, nil
 }
 
 // ParseChain parses the chain option: leaf, any or ca (any case).

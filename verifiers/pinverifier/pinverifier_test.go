@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/tlspin/tlspin/core/pin"
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/verifiers/internal/vtest"
@@ -101,5 +103,56 @@ func TestConfigureInProcess(t *testing.T) {
 		if err != nil || r.NeedsChain != tt.chain {
 			t.Errorf("Configure(%v) = %+v, %v; want NeedsChain %v", tt.opts, r, err, tt.chain)
 		}
+	}
+}
+
+// CheckValues refuses what Configure refuses and accepts what it accepts,
+// and keeps and logs nothing: a host calls it before it connects.
+func TestCheckValues(t *testing.T) {
+	good := strings.Repeat("ab", 32)
+	tests := []struct {
+		name string
+		opts verify.Options
+		says string // "" when the options are good
+	}{
+		{"a pin", verify.Options{"pin": {good}}, ""},
+		{"pins, chain and expiry", verify.Options{"pin": {good, "sha256:" + strings.Repeat("cd", 32)}, "chain": {"ca"}, "expires": {"2020-01-01"}}, ""},
+		{"missing pin", verify.Options{}, `option "pin"`},
+		{"malformed pin", verify.Options{"pin": {"xyz"}}, `option pin="xyz"`},
+		{"a good pin and a bad one", verify.Options{"pin": {good, "00"}}, `option pin="00"`},
+		{"bad chain", verify.Options{"pin": {good}, "chain": {"root"}}, `option chain="root"`},
+		{"bad expiry", verify.Options{"pin": {good}, "expires": {"soon"}}, `option expires="soon"`},
+		{"unknown option", verify.Options{"pin": {good}, "pins": {good}}, `option "pins"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs strings.Builder
+			v := pinverifier.New(pinverifier.Info{Name: "sha256pin", Algo: pin.SHA256,
+				Logger: hclog.New(&hclog.LoggerOptions{Output: &logs})})
+			checked := v.CheckValues(tt.opts)
+			_, configured := v.Configure(context.Background(), &verify.ConfigureRequest{Options: tt.opts})
+			switch {
+			case tt.says == "" && (checked != nil || configured != nil):
+				t.Fatalf("CheckValues = %v, Configure = %v; want both nil", checked, configured)
+			case tt.says != "" && (checked == nil || !errors.Is(checked, verify.ErrBadOption) || !strings.Contains(checked.Error(), tt.says)):
+				t.Fatalf("CheckValues = %v; want a bad option saying %q", checked, tt.says)
+			case tt.says != "" && (configured == nil || configured.Error() != checked.Error()):
+				t.Fatalf("Configure = %v; want what CheckValues said, %v", configured, checked)
+			}
+		})
+	}
+	// Nothing kept, nothing logged: an expired pin set (Configure warns)
+	// checked on a fresh verifier leaves it unconfigured and silent.
+	var logs strings.Builder
+	v := pinverifier.New(pinverifier.Info{Name: "sha256pin", Algo: pin.SHA256, Logger: hclog.New(&hclog.LoggerOptions{Output: &logs})})
+	if err := v.CheckValues(verify.Options{"pin": {good}, "expires": {"2020-01-01"}}); err != nil {
+		t.Fatal(err)
+	}
+	if logs.Len() != 0 {
+		t.Errorf("CheckValues logged %q", logs.String())
+	}
+	verdict, err := v.Verify(context.Background(), &verify.Request{PeerChain: [][]byte{[]byte("leaf")}})
+	if err != nil || verdict.Allow || strings.Contains(verdict.Reason, "expired") {
+		t.Errorf("after CheckValues, Verify = %+v, %v; want the unconfigured verifier's rejection, not the checked options'", verdict, err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"io"
 	"net"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/internal/syncbuf"
 	"github.com/tlspin/tlspin/internal/testbin"
+	"github.com/tlspin/tlspin/internal/wait"
 )
 
 // httpish runs a loopback TLS server that answers a request with an
@@ -90,11 +92,12 @@ func TestSendPrintsReply(t *testing.T) {
 	}
 }
 
-// A typo in a built-in's options is refused before anything reaches the
-// server (the plugins start while the handshake runs, so this is checked
-// first, against what the built-in declares); a bad value is refused by
-// the verifier itself, with the connection's handshake aborted and no
-// byte of the message sent.
+// A typo in a built-in's options, or a malformed pin, chain or expiry
+// date, is refused before anything reaches the server (the plugins start
+// while the handshake runs, so this is checked first, in process, against
+// what the built-in declares and parses); a value only the verifier can
+// judge (a file) is refused by the verifier itself, with the connection's
+// handshake aborted and no byte of the message sent.
 func TestSendRefusesBadOptionsFirst(t *testing.T) {
 	testbin.Tlspin(t) // built before anything is timed
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -127,7 +130,12 @@ func TestSendRefusesBadOptionsFirst(t *testing.T) {
 	}{
 		{"missing option", []string{"--verifier", "md5pin"}, `option "pin": md5pin requires it`, false},
 		{"unknown option", []string{"--verifier", "md5pin:pin=00112233445566778899aabbccddeeff,pni=x"}, `"pni"`, false},
-		{"bad value", []string{"--verifier", "md5pin", "--pin", "nothex"}, `"nothex"`, true},
+		{"malformed md5 pin", []string{"--verifier", "md5pin", "--pin", "nothex"}, `option pin="nothex": pin: malformed pin`, false},
+		{"malformed spki pin", []string{"--verifier", "spkipin:pin=abc"}, `option pin="abc": pin: malformed pin`, false},
+		{"a backup pin malformed", []string{"--verifier", "sha256pin:pin=" + strings.Repeat("ab", 32) + ",pin=xyz"}, `option pin="xyz"`, false},
+		{"bad chain", []string{"--verifier", "sha256pin:pin=" + strings.Repeat("ab", 32) + ",chain=sideways"}, `option chain="sideways": want leaf, any or ca`, false},
+		{"bad expiry", []string{"--verifier", "sha256pin:pin=" + strings.Repeat("ab", 32) + ",expires=tomorrow"}, `option expires="tomorrow": want a date`, false},
+		{"a file only the verifier reads", []string{"--verifier", "allowlist:file=" + filepath.Join(t.TempDir(), "none")}, "no such file", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := conns.Load()
@@ -140,8 +148,20 @@ func TestSendRefusesBadOptionsFirst(t *testing.T) {
 			if code != 2 || !strings.Contains(stderr, tc.says) {
 				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, stderr, tc.says)
 			}
-			if !tc.mayConnect && conns.Load() != before {
-				t.Errorf("the server got a connection for a typo in the options")
+			if tc.mayConnect {
+				return
+			}
+			// A connection of our own, accepted after any the command made.
+			sentinel, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sentinel.Close()
+			if !wait.Until(5*time.Second, func() bool { return conns.Load() > before }) {
+				t.Fatal("the sentinel connection was never accepted")
+			}
+			if n := conns.Load() - before; n != 1 {
+				t.Errorf("the server got %d connections for a bad option; want none but the test's own", n-1)
 			}
 		})
 	}

@@ -144,8 +144,9 @@ func (a *app) pluginLogger() hclog.Logger {
 }
 
 // precheckVerifiers refuses what startVerifiers would refuse before any
-// plugin runs: the --verifier specs and checksum flags, and a built-in's
-// options that it does not declare, lacks or repeats.
+// plugin runs: the --verifier specs and checksum flags, a built-in's
+// options that it does not declare, lacks or repeats, and the values it
+// can check without side effects (a pin verifier's pins).
 func (a *app) precheckVerifiers(ctx context.Context, f *verifierFlags) error {
 	specs, _, err := f.parse()
 	if err != nil {
