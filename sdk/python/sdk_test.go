@@ -17,6 +17,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if v := os.Getenv(helperHostEnv); v != "" {
+		python, script, _ := strings.Cut(v, " ")
+		helperHost(python, script)
+	}
 	code := m.Run()
 	testpy.Cleanup()
 	os.Exit(code)

@@ -29,9 +29,14 @@ serve() does about it, in order:
     calls it, but other go-plugin tools do).
   * Logs: hclog JSON lines on stderr, which the host re-emits under the
     verifier's name at their level; TLSPIN_LOG_LEVEL sets the level.
+  * Dying with the host: a Linux host sets the parent-death signal
+    SIGKILL, which would leave the plugin's own children running; serve()
+    swaps it for SIGTERM and, on SIGTERM or when its parent changes, kills
+    its process group (children included) once the socket is removed.
 """
 
 import base64
+import ctypes
 import datetime
 import json
 import os
@@ -185,6 +190,22 @@ def _health_check(request, context):
     return b"\x08\x01"
 
 
+def _term_on_host_death():
+    """A Linux host starts its plugin in a process group of its own, with
+    the parent-death signal SIGKILL: the kernel kills the plugin when the
+    host dies, but not the processes the plugin started. As tlspin's Go
+    plugins do (core/plugproc), swap the signal for SIGTERM, which serve()
+    catches to kill its whole group before it exits. Only in a plugin that
+    leads its own group, and from the main thread, which the host forked."""
+    if not sys.platform.startswith("linux") or os.getpgrp() != os.getpid():
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def serve(verifier):
     """Serves verifier as a tlspin verifier plugin until the host stops it.
 
@@ -262,8 +283,16 @@ def serve(verifier):
         server.add_insecure_port("unix:" + sock)
     server.start()
 
+    terminated = threading.Event()
+
+    def on_signal(signum, _frame):
+        if signum == signal.SIGTERM:
+            terminated.set()
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
+    _term_on_host_death()
     parent = os.getppid()
 
     sys.stdout.write("%d|%d|unix|%s|grpc|%s\n" % (CORE_PROTOCOL_VERSION, VERIFIER_PROTOCOL_VERSION, sock, announced))
@@ -273,9 +302,11 @@ def serve(verifier):
 
     # Exit when asked to, or when the host is gone (on Linux the host also
     # has the kernel kill us: parent-death signal).
+    orphaned = False
     while not stop.wait(0.25):
         if os.getppid() != parent:
             log.warn("host went away; exiting")
+            orphaned = True
             break
     server.stop(grace=HOST_GRACE_SECONDS / 5).wait()
     try:
@@ -283,3 +314,8 @@ def serve(verifier):
         os.rmdir(sockdir)
     except OSError:
         pass
+    if (orphaned or terminated.is_set()) and os.getpgrp() == os.getpid():
+        # The host is gone, or someone asked us to go: the processes this
+        # plugin started go too (the host, when it stops a plugin, kills
+        # its group itself; a host that died cannot).
+        os.killpg(os.getpgrp(), signal.SIGKILL)
