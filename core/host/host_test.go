@@ -18,15 +18,13 @@ import (
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/e2e"
 	"github.com/tlspin/tlspin/internal/testbin"
 	"github.com/tlspin/tlspin/internal/wait"
 )
 
 func TestMain(m *testing.M) {
-	if probe := os.Getenv(helperHostEnv); probe != "" {
-		helperHost(probe)
-		return
-	}
+	e2e.HelperHost()
 	testbin.Main(m)
 }
 

@@ -13,14 +13,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tlspin/tlspin/internal/e2e"
 	"github.com/tlspin/tlspin/internal/testpy"
 )
 
 func TestMain(m *testing.M) {
-	if v := os.Getenv(helperHostEnv); v != "" {
-		python, script, _ := strings.Cut(v, " ")
-		helperHost(python, script)
-	}
+	e2e.HelperHost()
 	code := m.Run()
 	testpy.Cleanup()
 	os.Exit(code)
