@@ -51,10 +51,8 @@ type Info struct {
 
 // Verifier is a configured pin verifier.
 type Verifier struct {
-	info    Info
-	set     pin.Set
-	chain   Chain
-	expires time.Time // zero: never
+	info Info
+	config
 }
 
 var _ verify.Verifier = (*Verifier)(nil)
@@ -67,7 +65,7 @@ func New(info Info) *Verifier {
 	if info.Now == nil {
 		info.Now = time.Now
 	}
-	return &Verifier{info: info, set: pin.Set{Algo: info.Algo}, chain: ChainLeaf}
+	return &Verifier{info: info, config: config{set: pin.Set{Algo: info.Algo}, chain: ChainLeaf}}
 }
 
 // Describe lists the options.
@@ -139,7 +137,7 @@ func (v *Verifier) Configure(_ context.Context, req *verify.ConfigureRequest) (*
 	if v.info.Algo.Weak() {
 		v.info.Logger.Warn(fmt.Sprintf("%s pins are weak: %s is collision-broken; prefer sha256pin, or spkipin which also survives renewal", v.info.Name, strings.ToUpper(string(v.info.Algo))))
 	}
-	v.set, v.chain, v.expires = c.set, c.chain, c.expires
+	v.config = *c
 	return &verify.ConfigureResponse{NeedsChain: c.chain != ChainLeaf}, nil
 }
 
