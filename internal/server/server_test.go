@@ -440,6 +440,10 @@ func TestShutdownLetsConnectionsFinish(t *testing.T) {
 
 	stopped := time.Now()
 	ts.stop()
+	// The finisher ends its line at once, well within the grace period
+	// however long the check below takes on a loaded machine.
+	io.WriteString(finisher, "line\n")
+	finisher.CloseWrite()
 	// New clients are refused once the listener is closed.
 	if !wait.Until(2*time.Second, func() bool {
 		c, err := net.DialTimeout("tcp", ts.addr, time.Second)
@@ -451,8 +455,6 @@ func TestShutdownLetsConnectionsFinish(t *testing.T) {
 	}) {
 		t.Error("server still accepting after shutdown began")
 	}
-	io.WriteString(finisher, "line\n")
-	finisher.CloseWrite()
 	ts.rec.waitFor(t, 5*time.Second, func(e server.Event) bool { return e.Kind == server.EventData && string(e.Data) == "first line" })
 
 	select {
