@@ -48,7 +48,7 @@ func (e *RemoteError) Unwrap() error {
 // Client is a verify.Verifier that calls one plugin process. It keeps idle
 // connections for the next calls; it is safe for concurrent use.
 type Client struct {
-	dial  func(context.Context) (net.Conn, error)
+	ch    *net.UnixConn // the channel connections are offered on
 	slots chan struct{} // a token per call in progress, at most maxConns
 	done  chan struct{} // closed by Close
 
@@ -65,12 +65,12 @@ var (
 	_ verify.Committer = (*Client)(nil)
 )
 
-// NewClient returns a client that opens connections with dial, which
-// must check who is at the other end (core/peercred), at most maxConns of
-// them for calls: more concurrent callers wait for one (or for their
-// context). A watch connection is one more.
-func NewClient(dial func(context.Context) (net.Conn, error), maxConns int) *Client {
-	return &Client{dial: dial, slots: make(chan struct{}, max(1, maxConns)), done: make(chan struct{}), open: map[*conn]bool{}}
+// NewClient returns a client that opens connections on the channel ch
+// (NewChannel), which it closes with the client, at most maxConns of them
+// for calls: more concurrent callers wait for one (or for their context).
+// A watch connection is one more.
+func NewClient(ch *net.UnixConn, maxConns int) *Client {
+	return &Client{ch: ch, slots: make(chan struct{}, max(1, maxConns)), done: make(chan struct{}), open: map[*conn]bool{}}
 }
 
 // conn is one connection to the plugin: its pipes for deadlines and
@@ -156,7 +156,7 @@ func (c *Client) WatchPolicy(ctx context.Context) (<-chan verify.PolicyChange, e
 		close(ch)
 		return ch, nil
 	}
-	cn, err := c.connect(ctx)
+	cn, err := c.connect()
 	if err != nil {
 		return nil, err
 	}
@@ -186,8 +186,8 @@ func (c *Client) WatchPolicy(ctx context.Context) (<-chan verify.PolicyChange, e
 	return ch, nil
 }
 
-// Close closes every connection; calls in progress and later calls fail
-// with ErrClosed.
+// Close closes every connection and the channel; calls in progress and
+// later calls fail with ErrClosed.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -196,6 +196,7 @@ func (c *Client) Close() error {
 	}
 	c.closed = true
 	close(c.done)
+	c.ch.Close()
 	for cn := range c.open {
 		cn.Close()
 	}
@@ -219,7 +220,7 @@ func (c *Client) call(ctx context.Context, req *request, result func(*response) 
 		return fmt.Errorf("%w: %w", ErrTransport, ErrClosed)
 	}
 	defer func() { <-c.slots }()
-	cn, err := c.take(ctx)
+	cn, err := c.take()
 	if err != nil {
 		return err
 	}
@@ -237,7 +238,7 @@ func (c *Client) call(ctx context.Context, req *request, result func(*response) 
 }
 
 // take returns an idle connection, or a new one.
-func (c *Client) take(ctx context.Context) (*conn, error) {
+func (c *Client) take() (*conn, error) {
 	c.mu.Lock()
 	if n := len(c.idle); n > 0 {
 		cn := c.idle[n-1]
@@ -246,19 +247,12 @@ func (c *Client) take(ctx context.Context) (*conn, error) {
 		return cn, nil
 	}
 	c.mu.Unlock()
-	return c.connect(ctx)
+	return c.connect()
 }
 
-// connect dials a new connection and counts it as open.
-func (c *Client) connect(ctx context.Context) (*conn, error) {
-	nc, err := c.dial(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("direct: dial: %w (%v)", ctx.Err(), err)
-		}
-		return nil, fmt.Errorf("%w: dial: %w", ErrTransport, err)
-	}
-	pc, err := offerPipes(nc)
+// connect offers the plugin a new connection and counts it as open.
+func (c *Client) connect() (*conn, error) {
+	pc, err := offerPipes(c.ch)
 	if err != nil {
 		return nil, err
 	}

@@ -77,45 +77,78 @@ type notifier struct {
 
 func (n *notifier) PolicyChanges(ctx context.Context) <-chan verify.PolicyChange { return n.changes }
 
-// sockPath is a socket path short enough for sun_path, in a directory of
-// its own.
-func sockPath(t testing.TB) string {
-	d, err := os.MkdirTemp("", "direct")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return filepath.Join(d, "s")
-}
-
-func dialer(path string) func(context.Context) (net.Conn, error) {
-	return func(ctx context.Context) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", path)
-	}
-}
-
-// serve runs Serve for v and returns a client of it and Serve's result.
-func serve(t testing.TB, v verify.Verifier, admit func(net.Conn) error, maxConns int) (*direct.Client, <-chan error) {
+// channel returns both ends of a new channel, closed when the test ends.
+func channel(t testing.TB) (host, plugin *net.UnixConn) {
 	t.Helper()
-	path := sockPath(t)
-	l, err := net.Listen("unix", path)
+	host, f, err := direct.NewChannel()
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer f.Close()
+	c, err := net.FileConn(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plugin = c.(*net.UnixConn)
+	t.Cleanup(func() { host.Close(); plugin.Close() })
+	return host, plugin
+}
+
+// counted returns a channel whose plugin's end passes every connection on
+// to to's plugin end, counting them.
+func counted(t testing.TB, to *net.UnixConn) (*net.UnixConn, *atomic.Int32) {
+	t.Helper()
+	host, mid := channel(t)
+	var n atomic.Int32
+	go func() {
+		defer to.Close()
+		for {
+			b, oob := make([]byte, 1), make([]byte, syscall.CmsgSpace(3*4))
+			k, oobn, _, _, err := mid.ReadMsgUnix(b, oob)
+			if err != nil || k == 0 {
+				return
+			}
+			n.Add(1)
+			_, _, err = to.WriteMsgUnix(b, oob[:oobn], nil)
+			closeRights(oob[:oobn])
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return host, &n
+}
+
+// closeRights closes the descriptors that oob passed.
+func closeRights(oob []byte) {
+	msgs, _ := syscall.ParseSocketControlMessage(oob)
+	for _, m := range msgs {
+		fds, _ := syscall.ParseUnixRights(&m)
+		for _, fd := range fds {
+			syscall.Close(fd)
+		}
+	}
+}
+
+// serve runs Serve for v and returns a client of it, Serve's result and
+// the number of connections the client opened.
+func serve(t testing.TB, v verify.Verifier, maxConns int) (*direct.Client, <-chan error, *atomic.Int32) {
+	t.Helper()
+	mid, plugin := channel(t)
+	host, n := counted(t, mid)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- direct.Serve(ctx, l, v, admit, nil)
+		done <- direct.Serve(ctx, plugin, v, nil)
 		close(done)
 	}()
-	c := direct.NewClient(dialer(path), maxConns)
+	c := direct.NewClient(host, maxConns)
 	t.Cleanup(func() {
 		c.Close()
 		cancel()
 		<-done
 	})
-	return c, done
+	return c, done, n
 }
 
 func ctxFor(t testing.TB, d time.Duration) context.Context {
@@ -126,7 +159,7 @@ func ctxFor(t testing.TB, d time.Duration) context.Context {
 
 func TestRoundTrip(t *testing.T) {
 	f := &fake{}
-	c, _ := serve(t, f, nil, 2)
+	c, _, _ := serve(t, f, 2)
 	ctx := ctxFor(t, 10*time.Second)
 
 	d, err := c.Describe(ctx)
@@ -154,7 +187,7 @@ func TestRoundTrip(t *testing.T) {
 		}
 	}
 	// Nothing to commit is not an error.
-	c2, _ := serve(t, plain{f}, nil, 1)
+	c2, _, _ := serve(t, plain{f}, 1)
 	if _, err := c2.Commit(ctx, req); err != nil {
 		t.Errorf("Commit on a verifier that is not a Committer: %v", err)
 	}
@@ -179,9 +212,8 @@ func TestVerifierErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var accepted atomic.Int32
 			f := &fake{verify: func(context.Context, *verify.Request) (*verify.Verdict, error) { return tc.verdict, tc.err }}
-			c, _ := serve(t, f, func(net.Conn) error { accepted.Add(1); return nil }, 1)
+			c, _, accepted := serve(t, f, 1)
 			for range 2 {
 				_, err := c.Verify(ctxFor(t, 10*time.Second), &verify.Request{})
 				var remote *direct.RemoteError
@@ -198,7 +230,7 @@ func TestVerifierErrors(t *testing.T) {
 		})
 	}
 	f := &fake{configure: &verify.OptionError{Option: "pin", Value: "zz", Err: errors.New("not a pin")}}
-	c, _ := serve(t, f, nil, 1)
+	c, _, _ := serve(t, f, 1)
 	if _, err := c.Configure(ctxFor(t, 10*time.Second), &verify.ConfigureRequest{}); !errors.Is(err, verify.ErrBadOption) || !strings.Contains(err.Error(), `pin="zz"`) {
 		t.Errorf("Configure = %v; want a bad option quoting it", err)
 	}
@@ -225,33 +257,23 @@ func readRequest(r *bufio.Reader) ([]byte, error) {
 // allow is an answer that allows.
 var allow = direct.EncodeVerdict(verify.Verdict{Allow: true, Reason: "ok"})
 
-// hostile listens on a unix socket and runs script on the first
-// connection, after reading its request; later connections get an allow.
-// It returns the client, the number of connections accepted and a channel
-// closed when the script has returned.
+// hostile plays a plugin that runs script on the first connection, after
+// reading its request; later connections get an allow. It returns the
+// client, the number of connections taken and a channel closed when the
+// script has returned.
 func hostile(t *testing.T, script func(io.Writer, *bufio.Reader)) (*direct.Client, *atomic.Int32, <-chan struct{}) {
 	t.Helper()
-	path := sockPath(t)
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
+	host, plugin := channel(t)
 	var n atomic.Int32
 	scripted := make(chan struct{})
 	go func() {
 		for {
-			conn, err := l.Accept()
+			conn, err := direct.TakePipes(plugin)
 			if err != nil {
 				return
 			}
 			first := n.Add(1) == 1
 			go func() {
-				conn, err := direct.TakePipes(conn)
-				if err != nil {
-					t.Errorf("hostile server: taking the pipes: %v", err)
-					return
-				}
 				defer conn.Close()
 				r := bufio.NewReader(conn)
 				if _, err := readRequest(r); err != nil {
@@ -267,7 +289,7 @@ func hostile(t *testing.T, script func(io.Writer, *bufio.Reader)) (*direct.Clien
 			}()
 		}
 	}()
-	c := direct.NewClient(dialer(path), 1)
+	c := direct.NewClient(host, 1)
 	t.Cleanup(func() { c.Close() })
 	return c, &n, scripted
 }
@@ -366,15 +388,9 @@ func TestCancel(t *testing.T) {
 // TestHostileClient: a connection that sends garbage is closed; the
 // others go on.
 func TestHostileClient(t *testing.T) {
-	path := sockPath(t)
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go direct.Serve(ctx, l, &fake{}, nil, nil)
-	c := direct.NewClient(dialer(path), 1)
+	host, plugin := channel(t)
+	go direct.Serve(t.Context(), plugin, &fake{}, nil)
+	c := direct.NewClient(host, 1)
 	defer c.Close()
 	for _, tc := range []struct {
 		name string
@@ -392,11 +408,7 @@ func TestHostileClient(t *testing.T) {
 			if _, err := c.Verify(ctxFor(t, 10*time.Second), &verify.Request{}); err != nil {
 				t.Fatal(err)
 			}
-			raw, err := net.Dial("unix", path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			pc, err := direct.OfferPipes(raw)
+			pc, err := direct.OfferPipes(host)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -425,18 +437,14 @@ func TestHostileClient(t *testing.T) {
 	}
 }
 
-// TestBadPipes: a connection that passes anything but a pipe's read end
-// and another's write end is closed, every descriptor it passed closed
-// with it; the others go on.
+// TestBadPipes: an offer of anything but a pipe's read end and another's
+// write end is refused, every descriptor it passed closed; the channel
+// and the other connections go on.
 func TestBadPipes(t *testing.T) {
-	path := sockPath(t)
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	host, plugin := channel(t)
 	var logs syncbuf.Buffer
-	go direct.Serve(t.Context(), l, &fake{}, nil, hclog.New(&hclog.LoggerOptions{Output: &logs}))
-	c := direct.NewClient(dialer(path), 1)
+	go direct.Serve(t.Context(), plugin, &fake{}, hclog.New(&hclog.LoggerOptions{Output: &logs}))
+	c := direct.NewClient(host, 1)
 	defer c.Close()
 	// pipe returns a new pipe's ends, closed when the test ends.
 	pipe := func(t *testing.T) (r, w *os.File) {
@@ -487,11 +495,6 @@ func TestBadPipes(t *testing.T) {
 	before := openFiles(t)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			raw, err := net.Dial("unix", path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer raw.Close()
 			var fds []int
 			for _, f := range tc.files(t) {
 				fds = append(fds, int(f.Fd()))
@@ -500,18 +503,14 @@ func TestBadPipes(t *testing.T) {
 			if len(fds) > 0 {
 				oob = syscall.UnixRights(fds...)
 			}
-			if _, _, err := raw.(*net.UnixConn).WriteMsgUnix([]byte{0}, oob, nil); err != nil {
+			if _, _, err := host.WriteMsgUnix([]byte{0}, oob, nil); err != nil {
 				t.Fatal(err)
-			}
-			raw.SetReadDeadline(time.Now().Add(10 * time.Second))
-			if n, err := raw.Read(make([]byte, 1)); err != io.EOF {
-				t.Fatalf("read %d bytes, %v; want the socket closed (EOF)", n, err)
-			}
-			if _, err := c.Verify(ctxFor(t, 10*time.Second), &verify.Request{}); err != nil {
-				t.Fatalf("another connection after the bad one: %v", err)
 			}
 			if !wait.Until(5*time.Second, func() bool { return strings.Contains(logs.String(), tc.says) }) {
 				t.Errorf("the server's log does not say %q:\n%s", tc.says, logs.String())
+			}
+			if _, err := c.Verify(ctxFor(t, 10*time.Second), &verify.Request{}); err != nil {
+				t.Fatalf("a connection after the bad one: %v", err)
 			}
 		})
 	}
@@ -533,11 +532,10 @@ func openFiles(t *testing.T) int {
 }
 
 func TestConcurrentCalls(t *testing.T) {
-	var accepted atomic.Int32
 	f := &fake{verify: func(_ context.Context, req *verify.Request) (*verify.Verdict, error) {
 		return &verify.Verdict{Allow: true, Reason: req.ServerName}, nil
 	}}
-	c, _ := serve(t, f, func(net.Conn) error { accepted.Add(1); return nil }, 4)
+	c, _, accepted := serve(t, f, 4)
 	var wg sync.WaitGroup
 	for g := range 32 {
 		wg.Go(func() {
@@ -566,7 +564,7 @@ func TestWaitForConnection(t *testing.T) {
 		<-release
 		return &verify.Verdict{Allow: true}, nil
 	}}
-	c, _ := serve(t, f, nil, 1)
+	c, _, _ := serve(t, f, 1)
 	first := make(chan error, 1)
 	go func() { _, err := c.Verify(ctxFor(t, 10*time.Second), &verify.Request{}); first <- err }()
 	<-started
@@ -582,7 +580,7 @@ func TestWaitForConnection(t *testing.T) {
 
 func TestWatch(t *testing.T) {
 	n := &notifier{fake: &fake{}, changes: make(chan verify.PolicyChange)}
-	c, _ := serve(t, n, nil, 1)
+	c, _, _ := serve(t, n, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	ch, err := c.WatchPolicy(ctx)
 	if err != nil {
@@ -605,7 +603,7 @@ func TestWatch(t *testing.T) {
 	}
 
 	// A verifier without policy changes: open, silent, closed with ctx.
-	c2, _ := serve(t, plain{&fake{}}, nil, 1)
+	c2, _, _ := serve(t, plain{&fake{}}, 1)
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel2()
 	ch2, err := c2.WatchPolicy(ctx2)
@@ -620,18 +618,7 @@ func TestWatch(t *testing.T) {
 	}
 
 	// Once Describe has said so, no watch connection is opened at all.
-	path := sockPath(t)
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go direct.Serve(t.Context(), l, plain{&fake{}}, nil, nil)
-	var dials atomic.Int32
-	c3 := direct.NewClient(func(ctx context.Context) (net.Conn, error) {
-		dials.Add(1)
-		return dialer(path)(ctx)
-	}, 1)
-	defer c3.Close()
+	c3, _, dials := serve(t, plain{&fake{}}, 1)
 	if _, err := c3.Describe(ctxFor(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
@@ -643,7 +630,7 @@ func TestWatch(t *testing.T) {
 		t.Fatalf("watch of a verifier described as silent: open %v, %d connections; want closed at once, 1 connection (Describe's)", ok, dials.Load())
 	}
 	// A notifier's description says it notifies: its watch stays open.
-	c4, _ := serve(t, n, nil, 1)
+	c4, _, _ := serve(t, n, 1)
 	if _, err := c4.Describe(ctxFor(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
@@ -660,7 +647,7 @@ func TestWatch(t *testing.T) {
 }
 
 func TestShutdown(t *testing.T) {
-	c, done := serve(t, &fake{}, nil, 1)
+	c, done, _ := serve(t, &fake{}, 1)
 	if err := c.Shutdown(ctxFor(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
@@ -681,25 +668,10 @@ func TestShutdown(t *testing.T) {
 	}
 }
 
-// TestAdmitRefuses: a connection admit refuses is closed before a request
-// is read from it; the verifier is never asked.
-func TestAdmitRefuses(t *testing.T) {
-	f := &fake{}
-	var refused atomic.Int32
-	c, _ := serve(t, f, func(conn net.Conn) error {
-		refused.Add(1)
-		return errors.New("not the host")
-	}, 1)
-	_, err := c.Verify(ctxFor(t, 10*time.Second), &verify.Request{})
-	if !errors.Is(err, direct.ErrTransport) || refused.Load() != 1 || len(f.requests) != 0 {
-		t.Fatalf("Verify = %v, refused %d, verifier asked %d times; want ErrTransport, 1, 0", err, refused.Load(), len(f.requests))
-	}
-}
-
 func BenchmarkVerify(b *testing.B) {
-	c, _ := serve(b, &fake{verify: func(context.Context, *verify.Request) (*verify.Verdict, error) {
+	c, _, _ := serve(b, &fake{verify: func(context.Context, *verify.Request) (*verify.Verdict, error) {
 		return &verify.Verdict{Allow: true, Reason: "pinned", Matched: "sha256/x"}, nil
-	}}, nil, 1)
+	}}, 1)
 	req := &verify.Request{PeerChain: [][]byte{make([]byte, 600)}, ServerName: "api.example", Side: verify.ClientVerifiesServer}
 	ctx := context.Background()
 	for b.Loop() {
@@ -708,5 +680,57 @@ func BenchmarkVerify(b *testing.B) {
 			b.Fatal(err)
 		}
 		cancel()
+	}
+}
+
+// TestHostGone: when the host closes its end of the channel (or exits),
+// Serve returns, and with it the plugin.
+func TestHostGone(t *testing.T) {
+	host, plugin := channel(t)
+	done := make(chan error, 1)
+	go func() { done <- direct.Serve(context.Background(), plugin, &fake{}, nil) }()
+	c := direct.NewClient(host, 1)
+	if _, err := c.Verify(ctxFor(t, 10*time.Second), &verify.Request{}); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve = %v once the host closed the channel; want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve still running 10 s after the host closed the channel")
+	}
+}
+
+// TestOfferNeverWaits: a plugin that stops taking connections fails the
+// next offers at once, with ErrTransport; the caller is never blocked on
+// the channel, and nothing of the failed offers stays open.
+func TestOfferNeverWaits(t *testing.T) {
+	host, _ := channel(t) // the plugin's end is never read
+	before := openFiles(t)
+	res := make(chan error, 1)
+	go func() {
+		var err error
+		for i := 0; i < 100000 && err == nil; i++ {
+			var pc direct.PipeConn
+			if pc, err = direct.OfferPipes(host); err == nil {
+				pc.Close()
+			}
+		}
+		res <- err
+	}()
+	var err error
+	select {
+	case err = <-res:
+	case <-time.After(10 * time.Second):
+		t.Fatal("an offer blocked on a channel the plugin does not read")
+	}
+	if !errors.Is(err, direct.ErrTransport) || !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("offers to a plugin that takes none: %v; want ErrTransport for a full channel", err)
+	}
+	if after := openFiles(t); after != before {
+		t.Errorf("%d descriptors open after the offers, %d before", after, before)
 	}
 }

@@ -1,6 +1,7 @@
 // Package direct is the protocol between tlspin and its own built-in
 // verifiers binary (tlspin-builtins): binary frames on pipes passed over a
-// unix socket, with no gRPC, protobuf or go-plugin in either binary.
+// socket pair the plugin inherits, with no gRPC, protobuf or go-plugin in
+// either binary.
 //
 // Why: on a 2-core machine a binary that links gRPC, protobuf and go-plugin
 // needs 16–25 ms from exec to its handshake line (a bare Go binary 5 ms,
@@ -13,13 +14,17 @@
 // binary built with it, so it has no version negotiation. Third-party
 // plugins keep go-plugin and gRPC (core/rpc, core/sdk).
 //
-// Connections: the host dials the plugin's unix socket, and each side
-// checks who is at the other end (below); then the host passes the
-// plugin two pipes over the socket (SCM_RIGHTS), the requests' read end
-// and the answers' write end, and both close the socket: the calls travel
+// Channel: the host makes a socket pair (NewChannel) and starts the
+// plugin with one end as an inherited descriptor, which EnvChannel names;
+// the plugin checks that it is a socket made by its parent and writes its
+// handshake line. The channel has no name in the filesystem, so no other
+// process can connect to it or stand in for either end. For each
+// connection the host passes the plugin two pipes over it (SCM_RIGHTS),
+// the requests' read end and the answers' write end, and the calls travel
 // on the pipes (pipes.go says why). The plugin takes exactly a pipe's read
 // end and another's write end, or closes what it was passed; the host
-// never takes a descriptor.
+// never takes a descriptor. When the host closes the channel, or exits,
+// the plugin stops.
 //
 // Wire: each message is a frame, a 4-byte big-endian length and that many
 // bytes of one request or answer (codec.go), at most MaxFrame bytes. The host
@@ -31,7 +36,4 @@
 // pool). A watch connection carries only the answer to watch and then one
 // frame per policy change. Both sides read and write with raw system
 // calls (rawio_linux.go says why).
-//
-// Who may connect is decided by the caller's dial function and Serve's
-// admit function (core/peercred), before a byte is read.
 package direct

@@ -18,11 +18,11 @@ func (p *pipeConn) Read(b []byte) (int, error)  { return p.r.Read(b) }
 func (p *pipeConn) Write(b []byte) (int, error) { return p.w.Write(b) }
 func (p *pipeConn) CloseWrite() error           { return p.w.Close() }
 
-// OfferPipes plays the host's side of a new connection on c.
-func OfferPipes(c net.Conn) (PipeConn, error) { return offerPipes(c) }
+// OfferPipes plays the host's side of a new connection on the channel ch.
+func OfferPipes(ch *net.UnixConn) (PipeConn, error) { return offerPipes(ch) }
 
-// TakePipes plays the plugin's side of a new connection on c.
-func TakePipes(c net.Conn) (PipeConn, error) { return takePipes(c) }
+// TakePipes plays the plugin's side of a new connection on the channel ch.
+func TakePipes(ch *net.UnixConn) (PipeConn, error) { return takePipes(ch) }
 
 // EncodeVerdict is a plugin's answer with v.
 func EncodeVerdict(v verify.Verdict) []byte { return (&response{Verdict: toVerdict(&v)}).marshal() }

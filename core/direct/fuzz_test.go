@@ -6,8 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"net"
-	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -33,30 +31,25 @@ func FuzzAnswer(f *testing.F) {
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
 	f.Add([]byte{0, 0, 0, 10, '{'})
 	f.Fuzz(func(t *testing.T, answer []byte) {
-		c := direct.NewClient(func(context.Context) (net.Conn, error) {
-			host, sock, err := socketPair()
+		host, sock := channel(t)
+		go func() {
+			plugin, err := direct.TakePipes(sock)
 			if err != nil {
-				return nil, err
+				return
 			}
-			go func() {
-				plugin, err := direct.TakePipes(sock)
-				if err != nil {
-					return
-				}
-				defer plugin.Close()
-				// Read the request's frame, then answer with the fuzzed bytes.
-				r := bufio.NewReader(plugin)
-				var n [4]byte
-				if _, err := io.ReadFull(r, n[:]); err != nil {
-					return
-				}
-				if _, err := io.CopyN(io.Discard, r, int64(binary.BigEndian.Uint32(n[:]))); err != nil {
-					return
-				}
-				_, _ = plugin.Write(answer)
-			}()
-			return host, nil
-		}, 1)
+			defer plugin.Close()
+			// Read the request's frame, then answer with the fuzzed bytes.
+			r := bufio.NewReader(plugin)
+			var n [4]byte
+			if _, err := io.ReadFull(r, n[:]); err != nil {
+				return
+			}
+			if _, err := io.CopyN(io.Discard, r, int64(binary.BigEndian.Uint32(n[:]))); err != nil {
+				return
+			}
+			_, _ = plugin.Write(answer)
+		}()
+		c := direct.NewClient(host, 1)
 		defer c.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -92,27 +85,6 @@ func socketpair() ([2]int, error) {
 		syscall.CloseOnExec(fds[1])
 	}
 	return fds, err
-}
-
-// socketPair returns both ends of a connected unix socket.
-func socketPair() (net.Conn, net.Conn, error) {
-	fds, err := socketpair()
-	if err != nil {
-		return nil, nil, err
-	}
-	var conns [2]net.Conn
-	for i, fd := range fds {
-		f := os.NewFile(uintptr(fd), "socketpair")
-		conns[i], err = net.FileConn(f)
-		f.Close()
-		if err != nil {
-			if i == 1 {
-				conns[0].Close()
-			}
-			return nil, nil, err
-		}
-	}
-	return conns[0], conns[1], nil
 }
 
 func frame(b []byte) []byte {

@@ -13,9 +13,9 @@ const Protocol = "tlspin-direct"
 
 // Version is the direct protocol's version. The host and tlspin-builtins
 // come from one build, so a mismatch means a stale tlspin-builtins.
-// Version 2: binary frames on pipes passed over the socket (1: JSON on
-// the socket).
-const Version = 2
+// Version 3: the channel is a socket pair the plugin inherits (2: a unix
+// socket the plugin listened on in a private directory; 1: JSON frames).
+const Version = 3
 
 // ErrHandshake is matched by a handshake line that is not the direct
 // protocol's.
@@ -24,32 +24,35 @@ var ErrHandshake = errors.New("direct: bad handshake line")
 // maxQuoted caps how much of a bad line an error quotes.
 const maxQuoted = 200
 
-// HandshakeLine is the line a plugin writes on stdout once it listens on
-// the unix socket at path, in go-plugin's layout:
+// EnvChannel names the variable through which the host tells the plugin
+// which of its descriptors is the channel (NewChannel).
+const EnvChannel = "TLSPIN_PLUGIN_CHANNEL_FD"
+
+// HandshakeLine is the line a plugin writes on stdout once it serves the
+// channel it inherited as descriptor fd, in go-plugin's layout:
 // CORE-VERSION|PROTOCOL-VERSION|NETWORK|ADDRESS|PROTOCOL.
-func HandshakeLine(path string) string {
-	return fmt.Sprintf("1|%d|unix|%s|%s\n", Version, path, Protocol)
+func HandshakeLine(fd int) string {
+	return fmt.Sprintf("1|%d|fd|%d|%s\n", Version, fd, Protocol)
 }
 
-// ParseHandshake returns the socket path of a handshake line written by
-// HandshakeLine, or an error that quotes what the line said instead.
-func ParseHandshake(line string) (string, error) {
+// ParseHandshake returns the descriptor a handshake line written by
+// HandshakeLine names, or an error that quotes what the line said instead.
+func ParseHandshake(line string) (int, error) {
 	line = strings.TrimRight(line, "\r\n")
 	quoted := line
 	if len(quoted) > maxQuoted {
 		quoted = quoted[:maxQuoted] + "…"
 	}
 	f := strings.Split(line, "|")
-	if len(f) != 5 || f[0] != "1" || f[2] != "unix" || f[4] != Protocol || f[3] == "" {
-		return "", fmt.Errorf("%w: %q is not \"1|%d|unix|PATH|%s\"", ErrHandshake, quoted, Version, Protocol)
+	if len(f) != 5 || f[0] != "1" || f[2] != "fd" || f[4] != Protocol {
+		return 0, fmt.Errorf("%w: %q is not \"1|%d|fd|N|%s\"", ErrHandshake, quoted, Version, Protocol)
 	}
 	if v, err := strconv.Atoi(f[1]); err != nil || v != Version {
-		return "", fmt.Errorf("%w: protocol version %q, this tlspin speaks %d: tlspin-builtins is from another build", ErrHandshake, f[1], Version)
+		return 0, fmt.Errorf("%w: protocol version %q, this tlspin speaks %d: tlspin-builtins is from another build", ErrHandshake, f[1], Version)
 	}
-	return f[3], nil
+	fd, err := strconv.Atoi(f[3])
+	if err != nil || fd < 0 {
+		return 0, fmt.Errorf("%w: %q names no descriptor", ErrHandshake, quoted)
+	}
+	return fd, nil
 }
-
-// EnvSocketDir names the variable through which the host gives the plugin
-// a directory that only their user can enter (mode 0700); the plugin
-// listens on a socket in it.
-const EnvSocketDir = "TLSPIN_PLUGIN_SOCKET_DIR"

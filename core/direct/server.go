@@ -14,16 +14,17 @@ import (
 	"github.com/tlspin/tlspin/core/verify"
 )
 
-// Serve answers calls to v on l until ctx ends, l fails, or a shutdown
-// request is answered; then it closes l and every connection, waits for
-// their calls to end and returns (nil unless l failed). admit, if not nil,
-// is called for each accepted connection before a byte is read from it:
-// an error closes the connection and is logged. A connection that sends
-// anything but a well-formed request is closed; the others go on.
+// Serve answers calls to v on the connections the host offers on the
+// channel ch (NewChannel) until ctx ends, the host closes its end of ch,
+// or a shutdown request is answered; then it closes ch and every
+// connection, waits for their calls to end and returns (nil unless ch
+// failed). An offer of anything but a pipe pair is refused and logged; a
+// connection that sends anything but a well-formed request is closed; the
+// others go on.
 //
 // A verifier's panic is not recovered: it ends the plugin, and the host
 // restarts it, as with go-plugin's gRPC server.
-func Serve(ctx context.Context, l net.Listener, v verify.Verifier, admit func(net.Conn) error, log hclog.Logger) error {
+func Serve(ctx context.Context, ch *net.UnixConn, v verify.Verifier, log hclog.Logger) error {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
@@ -33,41 +34,26 @@ func Serve(ctx context.Context, l net.Listener, v verify.Verifier, admit func(ne
 	defer stop()
 	s := &server{v: v, log: log, stop: stop, conns: map[io.Closer]bool{}}
 	context.AfterFunc(ctx, func() {
-		l.Close()
+		ch.Close()
 		s.closeAll()
 	})
 	for {
-		conn, err := l.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("direct: accept: %w", err)
+		pc, err := takePipes(ch)
+		switch {
+		case err == nil:
+		case ctx.Err() != nil, errors.Is(err, io.EOF):
+			return nil
+		case errors.Is(err, errBadOffer):
+			log.Warn("refused a connection", "error", err)
+			continue
+		default:
+			return fmt.Errorf("direct: channel: %w", err)
 		}
-		if admit != nil {
-			if err := admit(conn); err != nil {
-				log.Warn("refused a connection", "error", err)
-				conn.Close()
-				continue
-			}
-		}
-		if !s.track(conn) {
-			conn.Close()
+		if !s.track(pc) {
+			pc.Close()
 			return nil
 		}
 		wg.Go(func() {
-			pc, err := takePipes(conn)
-			s.untrack(conn)
-			if err != nil {
-				if ctx.Err() == nil {
-					log.Warn("refused a connection", "error", err)
-				}
-				return
-			}
-			if !s.track(pc) {
-				pc.Close()
-				return
-			}
 			defer s.untrack(pc)
 			s.handle(ctx, pc)
 		})
@@ -81,7 +67,7 @@ type server struct {
 	stop context.CancelFunc // ends Serve
 
 	mu     sync.Mutex
-	conns  map[io.Closer]bool // sockets until they pass their pipes, then the pipes
+	conns  map[io.Closer]bool // the connections' pipes
 	closed bool
 }
 

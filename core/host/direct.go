@@ -6,16 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"path/filepath"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tlspin/tlspin/core/direct"
-	"github.com/tlspin/tlspin/core/peercred"
 	"github.com/tlspin/tlspin/core/plugproc"
 	"github.com/tlspin/tlspin/core/verify"
 )
@@ -30,48 +28,31 @@ const maxStdoutLine = 4 << 10
 // spawnDirect starts a built-in verifier of tlspin-builtins (spec.Direct,
 // at an absolute spec.Path; exe is the pinned executable or nil) and asks
 // it to describe itself, unless spec.Known says already. It does for the
-// direct protocol what go-plugin does for the others: the process gets the handshake's cookie
-// and a private socket directory, its stderr is re-emitted under the
-// verifier's name, its first stdout line must be the handshake line, and
-// the socket it names is admitted only if the kernel says the plugin
-// serves it (peercred.CheckHost).
+// direct protocol what go-plugin does for the others: the process gets the
+// handshake's cookie and its end of the channel (direct.NewChannel), its
+// stderr is re-emitted under the verifier's name, and its first stdout
+// line must be the handshake line, naming the descriptor it was given.
 func spawnDirect(ctx context.Context, spec Spec, cfg Config, log hclog.Logger, exe *os.File) (*instance, *verify.Description, error) {
-	dir, err := os.MkdirTemp("", "tlspin-plugin-") // mode 0700
+	ch, theirs, err := direct.NewChannel()
 	if err != nil {
-		return nil, nil, fmt.Errorf("host: verifier %q: socket directory: %w", spec.Name, err)
+		return nil, nil, fmt.Errorf("host: verifier %q: %w", spec.Name, err)
 	}
-	d := &directProc{dir: dir, exitCh: make(chan struct{}), stderrDone: make(chan struct{}), stderr: &pluginStderr{log: log}}
-	if err := d.start(ctx, spec, cfg, log, exe); err != nil {
-		os.RemoveAll(dir)
+	d := &directProc{exitCh: make(chan struct{}), stderrDone: make(chan struct{}), stderr: &pluginStderr{log: log}}
+	fd, err := d.start(ctx, spec, cfg, log, exe, theirs)
+	theirs.Close() // the plugin has its copy, or never will
+	if err != nil {
+		ch.Close()
 		return nil, nil, startError(spec, err)
 	}
-	inst := &instance{life: d, pid: d.proc.pid, started: time.Now()}
+	d.client = direct.NewClient(ch, maxDirectConns)
+	inst := &instance{life: d, pid: d.proc.pid, started: time.Now(), v: d.client}
 	fail := func(err error) (*instance, *verify.Description, error) {
 		inst.kill()
 		return nil, nil, err
 	}
-	sock, err := d.handshake(ctx, spec, cfg.StartTimeout)
-	if err != nil {
+	if err := d.handshake(ctx, spec, cfg.StartTimeout, fd); err != nil {
 		return fail(err)
 	}
-	pid := d.proc.pid
-	d.client = direct.NewClient(func(ctx context.Context) (net.Conn, error) {
-		var nd net.Dialer
-		c, err := nd.DialContext(ctx, "unix", sock)
-		if err != nil {
-			return nil, err
-		}
-		cred, err := peercred.Of(c)
-		if err == nil {
-			err = peercred.CheckHost(cred, pid)
-		}
-		if err != nil {
-			c.Close()
-			return nil, err
-		}
-		return c, nil
-	}, maxDirectConns)
-	inst.v = d.client
 	if k := spec.Known; k != nil {
 		d.client.SetNotifies(k.Notifies)
 		desc := k.Description
@@ -88,9 +69,8 @@ func spawnDirect(ctx context.Context, spec Spec, cfg Config, log hclog.Logger, e
 }
 
 // directProc is one tlspin-builtins process and the host's end of its
-// socket: the lifecycle of a direct instance.
+// channel: the lifecycle of a direct instance.
 type directProc struct {
-	dir        string // the private socket directory, removed at the end
 	proc       *procRunner
 	client     *direct.Client
 	stderr     *pluginStderr
@@ -99,22 +79,26 @@ type directProc struct {
 	stderrDone chan struct{} // closed once stderr has been read to its end
 }
 
-// start starts the process with its stdout and stderr on pipes the host
-// reads itself, so that waiting for the process and reading its output
-// do not depend on each other.
-func (d *directProc) start(ctx context.Context, spec Spec, cfg Config, log hclog.Logger, exe *os.File) error {
+// start starts the process with channel as an inherited descriptor, whose
+// number it returns, and its stdout and stderr on pipes the host reads
+// itself, so that waiting for the process and reading its output do not
+// depend on each other.
+func (d *directProc) start(ctx context.Context, spec Spec, cfg Config, log hclog.Logger, exe *os.File, channel *os.File) (int, error) {
 	r := newProcRunner(spec.Path, spec.Args, cfg.Env, exe)
 	r.log = log
-	cmd := r.command([]string{plugproc.CookieKey + "=" + plugproc.CookieValue, direct.EnvSocketDir + "=" + d.dir})
+	cmd := r.command(nil)
+	fd := 3 + len(cmd.ExtraFiles)
+	cmd.ExtraFiles = append(cmd.ExtraFiles, channel)
+	cmd.Env = append(cmd.Env, plugproc.CookieKey+"="+plugproc.CookieValue, direct.EnvChannel+"="+strconv.Itoa(fd))
 	outR, outW, err := os.Pipe()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		outR.Close()
 		outW.Close()
-		return err
+		return 0, err
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
 	r.cmd = cmd
@@ -124,7 +108,7 @@ func (d *directProc) start(ctx context.Context, spec Spec, cfg Config, log hclog
 	if err != nil {
 		outR.Close()
 		errR.Close()
-		return err
+		return 0, err
 	}
 	d.proc = r
 	d.lines = make(chan string, 1)
@@ -138,7 +122,7 @@ func (d *directProc) start(ctx context.Context, spec Spec, cfg Config, log hclog
 		_ = cmd.Wait()
 		close(d.exitCh)
 	}()
-	return nil
+	return fd, nil
 }
 
 // readStdout passes on the first line of the plugin's stdout and logs any
@@ -166,17 +150,18 @@ func (d *directProc) readStdout(out *os.File, log hclog.Logger) {
 	}
 }
 
-// handshake waits for the handshake line and returns the socket it names.
-func (d *directProc) handshake(ctx context.Context, spec Spec, timeout time.Duration) (string, error) {
+// handshake waits for the handshake line and checks that it names the
+// channel's descriptor, fd.
+func (d *directProc) handshake(ctx context.Context, spec Spec, timeout time.Duration, fd int) error {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	var line string
 	select {
 	case line = <-d.lines:
 	case <-t.C:
-		return "", fmt.Errorf("%w: verifier %q: %q wrote no handshake line within %s", ErrHandshake, spec.Name, spec.Path, timeout)
+		return fmt.Errorf("%w: verifier %q: %q wrote no handshake line within %s", ErrHandshake, spec.Name, spec.Path, timeout)
 	case <-ctx.Done():
-		return "", fmt.Errorf("host: verifier %q: start abandoned: %w", spec.Name, ctx.Err())
+		return fmt.Errorf("host: verifier %q: start abandoned: %w", spec.Name, ctx.Err())
 	}
 	if line == "" {
 		err := fmt.Errorf("%w: verifier %q: %q exited before the handshake", ErrHandshake, spec.Name, spec.Path)
@@ -185,16 +170,16 @@ func (d *directProc) handshake(ctx context.Context, spec Spec, timeout time.Dura
 		if said := d.stderr.String(); said != "" {
 			err = fmt.Errorf("%w; its last words on stderr: %q", err, said)
 		}
-		return "", err
+		return err
 	}
-	sock, err := direct.ParseHandshake(line)
+	got, err := direct.ParseHandshake(line)
 	if err != nil {
-		return "", fmt.Errorf("%w: verifier %q (%s): %w", ErrHandshake, spec.Name, spec.Path, err)
+		return fmt.Errorf("%w: verifier %q (%s): %w", ErrHandshake, spec.Name, spec.Path, err)
 	}
-	if filepath.Dir(sock) != d.dir {
-		return "", fmt.Errorf("%w: verifier %q: socket %q is not in the directory the host gave (%s)", ErrHandshake, spec.Name, sock, d.dir)
+	if got != fd {
+		return fmt.Errorf("%w: verifier %q: it serves descriptor %d, not the channel the host gave (%d)", ErrHandshake, spec.Name, got, fd)
 	}
-	return sock, nil
+	return nil
 }
 
 // waitStderr waits, at most stderrWait, for the plugin's stderr to end: a
@@ -226,9 +211,6 @@ func (d *directProc) stop() {
 	if d.client != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), gracePeriod)
 		if d.client.Shutdown(ctx) == nil {
-			// The plugin no longer listens: its directory goes while it
-			// exits (a rmdir takes half a millisecond on a small VM).
-			os.RemoveAll(d.dir)
 			select {
 			case <-d.exitCh:
 			case <-ctx.Done():
@@ -240,16 +222,15 @@ func (d *directProc) stop() {
 	d.release()
 }
 
-// release closes the channel, reaps the process and removes the socket
-// directory, once the process has been killed or has exited. Its last
-// stderr lines are logged before it returns.
+// release closes the channel and reaps the process, once it has been
+// killed or has exited. Its last stderr lines are logged before it
+// returns.
 func (d *directProc) release() {
 	if d.client != nil {
 		d.client.Close()
 	}
 	<-d.exitCh
 	d.waitStderr()
-	os.RemoveAll(d.dir)
 }
 
 // truncateLine cuts a line of a plugin's output for a log.

@@ -15,7 +15,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tlspin/tlspin/core/host"
-	"github.com/tlspin/tlspin/core/peercred"
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/syncbuf"
 	"github.com/tlspin/tlspin/internal/wait"
@@ -25,27 +24,20 @@ import (
 // way of getting the handshake wrong is a start error that says which,
 // and leaves no process behind.
 func TestDirectHandshakeFaults(t *testing.T) {
-	const listen = `import os, socket, time
-s = socket.socket(socket.AF_UNIX)
-s.bind(os.environ["TLSPIN_PLUGIN_SOCKET_DIR"] + "/verifier.sock")
-s.listen()
-print("1|2|unix|" + os.environ["TLSPIN_PLUGIN_SOCKET_DIR"] + "/verifier.sock|tlspin-direct", flush=True)
-time.sleep(5)`
 	tests := []struct {
 		name, script string
 		is           error
 		want         string
 	}{
-		{"garbage line", `echo "hello world"; sleep 5`, host.ErrHandshake, `"hello world" is not "1|2|unix|PATH|tlspin-direct"`},
-		{"a go-plugin line", `echo "1|1|unix|$TLSPIN_PLUGIN_SOCKET_DIR/s|grpc|"; sleep 5`, host.ErrHandshake, `|grpc|" is not`},
-		{"another version", `echo "1|1|unix|$TLSPIN_PLUGIN_SOCKET_DIR/s|tlspin-direct"; sleep 5`, host.ErrHandshake, `protocol version "1", this tlspin speaks 2`},
+		{"garbage line", `echo "hello world"; sleep 5`, host.ErrHandshake, `"hello world" is not "1|3|fd|N|tlspin-direct"`},
+		{"a go-plugin line", `echo "1|1|unix|/tmp/s|grpc|"; sleep 5`, host.ErrHandshake, `|grpc|" is not`},
+		{"another version", `echo "1|2|fd|$TLSPIN_PLUGIN_CHANNEL_FD|tlspin-direct"; sleep 5`, host.ErrHandshake, `protocol version "2", this tlspin speaks 3`},
+		{"the socket of version 2", `echo "1|2|unix|/tmp/s/verifier.sock|tlspin-direct"; sleep 5`, host.ErrHandshake, `is not "1|3|fd|N|tlspin-direct"`},
 		{"exits saying why", `echo "cannot start: out of pins" >&2; exit 3`, host.ErrHandshake, `exited before the handshake; its last words on stderr: "cannot start: out of pins`},
-		{"socket outside the private directory", `echo "1|2|unix|/tmp/elsewhere.sock|tlspin-direct"; sleep 5`, host.ErrHandshake, `socket "/tmp/elsewhere.sock" is not in the directory the host gave`},
+		{"another descriptor", `echo "1|3|fd|7|tlspin-direct"; sleep 5`, host.ErrHandshake, `it serves descriptor 7, not the channel the host gave (3)`},
 		{"silent", `sleep 5`, host.ErrHandshake, "wrote no handshake line within 700ms"},
-		{"nobody listens", `echo "1|2|unix|$TLSPIN_PLUGIN_SOCKET_DIR/verifier.sock|tlspin-direct"; sleep 5`, nil, "describe"},
-		// The socket is served by a process that left the plugin's process
-		// group: the kernel's word on the peer refuses it.
-		{"socket served by another process", "exec setsid python3 -c '" + listen + "'", peercred.ErrPeer, "not by the plugin"},
+		{"takes no connection", `echo "1|3|fd|$TLSPIN_PLUGIN_CHANNEL_FD|tlspin-direct"; sleep 5`, nil, "describe"},
+		{"closes the channel", `exec 3>&-; echo "1|3|fd|3|tlspin-direct"; sleep 5`, nil, "describe"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -90,33 +82,6 @@ func processesRunning(path string) []int {
 		}
 	}
 	return out
-}
-
-// A direct plugin gets the cookie and a private socket directory, and the
-// directory is gone once the plugin is closed.
-func TestDirectPluginSocketDirectory(t *testing.T) {
-	p := startMD5Over(t, "direct", md5hex(newCert(t)), host.Config{})
-	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p.Pid()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dir string
-	for kv := range strings.SplitSeq(string(env), "\x00") {
-		if v, ok := strings.CutPrefix(kv, "TLSPIN_PLUGIN_SOCKET_DIR="); ok {
-			dir = v
-		}
-	}
-	st, err := os.Stat(dir)
-	if err != nil {
-		t.Fatalf("socket directory %q: %v", dir, err)
-	}
-	if st.Mode().Perm() != 0o700 {
-		t.Errorf("socket directory mode %v, want 0700", st.Mode().Perm())
-	}
-	p.Close()
-	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("socket directory %q still there after Close: %v", dir, err)
-	}
 }
 
 // The built-ins binary logs through the host under the verifier's name,

@@ -18,7 +18,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 
 	"github.com/tlspin/tlspin/core/direct"
 	"github.com/tlspin/tlspin/core/peercred"
@@ -28,9 +27,6 @@ import (
 
 // Name is the executable's name, next to the tlspin binary.
 const Name = "tlspin-builtins"
-
-// socketName is the socket's name in the host's private directory.
-const socketName = "verifier.sock"
 
 // Main serves the built-in verifier named by args[0] until the host asks
 // it to stop or goes away, and returns the exit code.
@@ -50,31 +46,27 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v\n", Name, err)
 		return 2
 	}
-	dir := os.Getenv(direct.EnvSocketDir)
-	if dir == "" {
-		fmt.Fprintf(stderr, "%s: $%s is not set: the host gives the socket's directory\n", Name, direct.EnvSocketDir)
-		return 1
+	ch, fd, err := direct.PluginChannel(os.Getenv(direct.EnvChannel))
+	if err == nil {
+		err = admitHost(ch)
 	}
-	path := filepath.Join(dir, socketName)
-	l, err := net.Listen("unix", path)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", Name, err)
 		return 1
 	}
-	defer l.Close()
 	go plugproc.WatchParent()
-	if _, err := io.WriteString(stdout, direct.HandshakeLine(path)); err != nil {
+	if _, err := io.WriteString(stdout, direct.HandshakeLine(fd)); err != nil {
 		return 1
 	}
-	if err := direct.Serve(context.Background(), l, v, admitHost, log); err != nil {
+	if err := direct.Serve(context.Background(), ch, v, log); err != nil {
 		log.Error("serving stopped", "error", err)
 		return 1
 	}
 	return 0
 }
 
-// admitHost lets only the host that started this process connect: the
-// kernel says who is at the other end of the socket.
+// admitHost serves only the host that started this process: the kernel
+// says who made the socket pair the channel is one end of.
 func admitHost(c net.Conn) error {
 	cred, err := peercred.Of(c)
 	if err != nil {
