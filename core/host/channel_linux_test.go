@@ -13,6 +13,7 @@ import (
 
 	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/testbin"
 )
 
 // listeningSocket returns the path of the unix socket process pid listens
@@ -153,6 +154,7 @@ for path in ("/proc/%s/fd" % sys.argv[1], "/proc/%s/fd/3" % sys.argv[1]):
 // name: the launch leaves nothing in the filesystem, and the plugin
 // listens on nothing. Once the host closes its end, the plugin is gone.
 func TestDirectPluginChannel(t *testing.T) {
+	testbin.Tlspin(t) // built before TMPDIR is watched
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
 	p := startMD5Over(t, "direct", md5hex(newCert(t)), host.Config{})
@@ -187,5 +189,36 @@ func TestDirectPluginChannel(t *testing.T) {
 	p.Close()
 	if alive(pid) {
 		t.Errorf("plugin %d alive after Close", pid)
+	}
+}
+
+// tlspin-builtins starts with a timer slack of 5 ms (startWithTimerSlack),
+// and the host's threads keep their own.
+func TestDirectPluginTimerSlack(t *testing.T) {
+	slack := func(path string) string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Skipf("%s: %v", path, err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	before := map[string]string{}
+	tasks, _ := os.ReadDir("/proc/self/task")
+	for _, tk := range tasks {
+		before[tk.Name()] = slack("/proc/" + tk.Name() + "/timerslack_ns")
+	}
+	p := startMD5Over(t, "direct", md5hex(newCert(t)), host.Config{})
+	if got := slack(fmt.Sprintf("/proc/%d/timerslack_ns", p.Pid())); got != "5000000" {
+		t.Errorf("plugin's timer slack %s ns; want 5000000", got)
+	}
+	tasks, _ = os.ReadDir("/proc/self/task")
+	for _, tk := range tasks {
+		got := slack("/proc/" + tk.Name() + "/timerslack_ns")
+		if want, ok := before[tk.Name()]; ok && got != want {
+			t.Errorf("host thread %s: timer slack %s ns after the start, %s before", tk.Name(), got, want)
+		}
+		if got == "5000000" {
+			t.Errorf("host thread %s kept the plugin's timer slack", tk.Name())
+		}
 	}
 }

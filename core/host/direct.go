@@ -102,7 +102,7 @@ func (d *directProc) start(ctx context.Context, spec Spec, cfg Config, log hclog
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
 	r.cmd = cmd
-	err = r.Start(ctx)
+	err = startWithTimerSlack(func() error { return r.Start(ctx) })
 	outW.Close()
 	errW.Close()
 	if err != nil {

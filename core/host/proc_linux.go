@@ -1,8 +1,10 @@
 package host
 
 import (
+	"runtime"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 // sysProcAttr puts the plugin in its own process group (so that it and its
@@ -42,3 +44,34 @@ func killGroup(pid int) {
 // fdExecPath names, for the kernel in the child, its open file descriptor
 // fd, so that exec runs that file.
 func fdExecPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
+// pluginTimerSlack is the timer slack tlspin-builtins starts with
+// (startWithTimerSlack).
+const pluginTimerSlack = 5 * time.Millisecond
+
+// startWithTimerSlack runs start, which forks and execs a plugin, on a
+// thread whose timer slack is pluginTimerSlack, so that the plugin
+// inherits it, then gives the thread back its own.
+//
+// Why: a Go process's monitor thread (sysmon) sleeps 20 µs at a time for
+// its first milliseconds, and on a small VM each wake-up preempts the
+// plugin's main thread while the runtime and packages initialise. With
+// the slack, the kernel may let those sleeps run up to 5 ms, which it
+// does when nothing else is due: a start of tlspin-builtins switches
+// context 38-39 times instead of 62-68, and reaches its handshake line
+// 0.5-1 ms sooner (docs/performance.md, fifth round). The plugin keeps
+// the slack: its timers are deadlines of seconds, which may fire 5 ms
+// late.
+func startWithTimerSlack(start func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetTimerSlack, uintptr(pluginTimerSlack), 0); errno != 0 {
+		return start()
+	}
+	// 0 is this thread's default slack, the one it had.
+	defer syscall.RawSyscall(syscall.SYS_PRCTL, prSetTimerSlack, 0, 0)
+	return start()
+}
+
+// prSetTimerSlack is PR_SET_TIMERSLACK (linux/prctl.h).
+const prSetTimerSlack = 29

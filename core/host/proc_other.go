@@ -21,3 +21,7 @@ func killGroup(pid int) {
 // fdExecPath names, for the kernel in the child, its open file descriptor
 // fd, so that exec runs that file (fdescfs on the BSDs, devfs on macOS).
 func fdExecPath(fd int) string { return "/dev/fd/" + strconv.Itoa(fd) }
+
+// startWithTimerSlack runs start: only Linux lets a process give its
+// children a timer slack.
+func startWithTimerSlack(start func() error) error { return start() }
