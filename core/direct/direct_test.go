@@ -651,14 +651,7 @@ func TestShutdown(t *testing.T) {
 	if err := c.Shutdown(ctxFor(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Serve = %v after shutdown; want nil", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Serve still running 10 s after shutdown")
-	}
+	serveEnds(t, done, "after shutdown")
 	if _, err := c.Verify(ctxFor(t, 10*time.Second), &verify.Request{}); !errors.Is(err, direct.ErrTransport) {
 		t.Errorf("Verify after shutdown = %v; want ErrTransport", err)
 	}
@@ -686,21 +679,24 @@ func BenchmarkVerify(b *testing.B) {
 // TestHostGone: when the host closes its end of the channel (or exits),
 // Serve returns, and with it the plugin.
 func TestHostGone(t *testing.T) {
-	host, plugin := channel(t)
-	done := make(chan error, 1)
-	go func() { done <- direct.Serve(context.Background(), plugin, &fake{}, nil) }()
-	c := direct.NewClient(host, 1)
+	c, done, _ := serve(t, &fake{}, 1)
 	if _, err := c.Verify(ctxFor(t, 10*time.Second), &verify.Request{}); err != nil {
 		t.Fatal(err)
 	}
 	c.Close()
+	serveEnds(t, done, "once the host closed the channel")
+}
+
+// serveEnds waits for Serve's result on done, which must be nil.
+func serveEnds(t *testing.T, done <-chan error, after string) {
+	t.Helper()
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("Serve = %v once the host closed the channel; want nil", err)
+			t.Fatalf("Serve = %v %s; want nil", err, after)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("Serve still running 10 s after the host closed the channel")
+		t.Fatalf("Serve still running 10 s %s", after)
 	}
 }
 
