@@ -216,10 +216,11 @@ func CheckOptions(d *Description, opts Options) error {
 }
 
 // ValueChecker is implemented by verifiers that can check their options'
-// values without side effects: nothing read from disk, nothing kept,
-// nothing logged. A host calls it, in process, for a built-in verifier of
-// its own build before it connects anywhere, so that a malformed pin is
-// refused before a ClientHello leaves; Configure still checks everything.
+// values without side effects: nothing kept, nothing logged, no file read
+// (that a file can be opened may be checked). A host calls it, in
+// process, for a built-in verifier of its own build before it connects
+// anywhere, so that a malformed pin or a missing file is refused before a
+// ClientHello leaves; Configure still checks everything.
 type ValueChecker interface {
 	CheckValues(opts Options) error
 }

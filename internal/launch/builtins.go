@@ -200,10 +200,10 @@ func builtinOf(ctx context.Context, name string) (verify.Verifier, *host.Known, 
 // CheckBuiltinOptions checks each spec that names a built-in verifier
 // against what the built-in declares (unknown, missing or repeated
 // options) and, where the built-in can tell without side effects
-// (verify.ValueChecker: the pins of md5pin, sha256pin and spkipin), the
-// values, without starting it: a command refuses a typo before it
-// connects anywhere. Other values are checked by the verifier itself when
-// it starts.
+// (verify.ValueChecker: the pins of md5pin, sha256pin and spkipin, the
+// files of allowlist and ca), the values, without starting it: a command
+// refuses a typo before it connects anywhere. What is in a file, and tofu's
+// store, are checked by the verifier itself when it starts.
 func CheckBuiltinOptions(ctx context.Context, specs []Spec) error {
 	for _, s := range specs {
 		v, k, err := builtinOf(ctx, s.Name)

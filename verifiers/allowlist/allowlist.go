@@ -73,6 +73,7 @@ type Verifier struct {
 var (
 	_ verify.Verifier       = (*Verifier)(nil)
 	_ verify.PolicyNotifier = (*Verifier)(nil)
+	_ verify.ValueChecker   = (*Verifier)(nil)
 )
 
 // New returns an unconfigured allowlist verifier logging to log (nil: nowhere).
@@ -99,20 +100,9 @@ func (v *Verifier) Describe(context.Context) (*verify.Description, error) {
 // Configure loads the file and starts watching it. A missing or bad file
 // is an error naming the option, the file and the line.
 func (v *Verifier) Configure(ctx context.Context, req *verify.ConfigureRequest) (*verify.ConfigureResponse, error) {
-	d, _ := v.Describe(ctx)
-	if err := verify.CheckOptions(d, req.Options); err != nil {
+	file, path, chain, err := v.options(req.Options)
+	if err != nil {
 		return nil, err
-	}
-	file := req.Options["file"][0]
-	path, err := files.ExpandHome(file)
-	if err != nil || path == "" {
-		return nil, &verify.OptionError{Option: "file", Value: file, Err: errors.New("want the path of an allowlist file")}
-	}
-	chain := pinverifier.ChainLeaf
-	if c := req.Options["chain"]; len(c) == 1 {
-		if chain, err = pinverifier.ParseChain(c[0]); err != nil {
-			return nil, &verify.OptionError{Option: "chain", Value: c[0], Err: err}
-		}
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -131,6 +121,40 @@ func (v *Verifier) Configure(ctx context.Context, req *verify.ConfigureRequest) 
 		v.log.Warn(fmt.Sprintf("allowlist: cannot watch %s, changes will not be reloaded: %v", path, err))
 	}
 	return &verify.ConfigureResponse{NeedsChain: chain != pinverifier.ChainLeaf}, nil
+}
+
+// CheckValues checks the options as Configure does, and that the file can
+// be read, without reading it: what is in it is checked when the
+// verifier starts.
+func (v *Verifier) CheckValues(opts verify.Options) error {
+	file, path, _, err := v.options(opts)
+	if err != nil {
+		return err
+	}
+	if err := files.CheckReadable(path); err != nil {
+		return &verify.OptionError{Option: "file", Value: file, Err: fmt.Errorf("allowlist: %w", err)}
+	}
+	return nil
+}
+
+// options returns the file as given and as a path, and the chain.
+func (v *Verifier) options(opts verify.Options) (file, path string, chain pinverifier.Chain, err error) {
+	d, _ := v.Describe(context.Background())
+	if err := verify.CheckOptions(d, opts); err != nil {
+		return "", "", "", err
+	}
+	file = opts["file"][0]
+	path, err = files.ExpandHome(file)
+	if err != nil || path == "" {
+		return "", "", "", &verify.OptionError{Option: "file", Value: file, Err: errors.New("want the path of an allowlist file")}
+	}
+	chain = pinverifier.ChainLeaf
+	if c := opts["chain"]; len(c) == 1 {
+		if chain, err = pinverifier.ParseChain(c[0]); err != nil {
+			return "", "", "", &verify.OptionError{Option: "chain", Value: c[0], Err: err}
+		}
+	}
+	return file, path, chain, nil
 }
 
 // loaded reports a list just put in force.

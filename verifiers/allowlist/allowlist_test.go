@@ -273,3 +273,48 @@ func TestDirectoryReplaced(t *testing.T) {
 		}
 	}
 }
+
+// CheckValues refuses what Configure refuses of the options and the
+// file's whereabouts, without reading the file, keeping or logging
+// anything; what is in the file is Configure's to judge.
+func TestCheckValues(t *testing.T) {
+	dir := t.TempDir()
+	good, garbage := filepath.Join(dir, "good"), filepath.Join(dir, "garbage")
+	if err := os.WriteFile(good, []byte("sha256:"+strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(garbage, []byte("not a pin\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		opts       verify.Options
+		checkSays  string // "" when CheckValues takes the options
+		configSays string // "" when Configure does
+	}{
+		{"a good file", verify.Options{"file": {good}, "chain": {"any"}}, "", ""},
+		{"what is in the file", verify.Options{"file": {garbage}}, "", "want ALGO:VALUE"},
+		{"a missing file", verify.Options{"file": {filepath.Join(dir, "none")}}, "no such file", "no such file"},
+		{"a directory", verify.Options{"file": {dir}}, "is a directory", "is a directory"},
+		{"a bad chain", verify.Options{"file": {good}, "chain": {"root"}}, `option chain="root"`, `option chain="root"`},
+		{"no file", verify.Options{}, `option "file"`, `option "file"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs syncbuf.Buffer
+			v := New(hclog.New(&hclog.LoggerOptions{Output: &logs}))
+			defer v.Close()
+			err := v.CheckValues(tt.opts)
+			if tt.checkSays == "" && err != nil || tt.checkSays != "" && (!errors.Is(err, verify.ErrBadOption) || !strings.Contains(err.Error(), tt.checkSays)) {
+				t.Errorf("CheckValues = %v; want %q", err, tt.checkSays)
+			}
+			if v.list.Load() != nil || logs.String() != "" {
+				t.Errorf("CheckValues kept a list (%v) or logged %q", v.list.Load() != nil, logs.String())
+			}
+			_, err = v.Configure(context.Background(), &verify.ConfigureRequest{Options: tt.opts})
+			if tt.configSays == "" && err != nil || tt.configSays != "" && (!errors.Is(err, verify.ErrBadOption) || !strings.Contains(err.Error(), tt.configSays)) {
+				t.Errorf("Configure = %v; want %q", err, tt.configSays)
+			}
+		})
+	}
+}

@@ -39,7 +39,10 @@ type Verifier struct {
 	serverName string
 }
 
-var _ verify.Verifier = (*Verifier)(nil)
+var (
+	_ verify.Verifier     = (*Verifier)(nil)
+	_ verify.ValueChecker = (*Verifier)(nil)
+)
 
 // New returns an unconfigured ca verifier logging to log (nil: nowhere).
 func New(log hclog.Logger) *Verifier {
@@ -64,8 +67,8 @@ func (v *Verifier) Describe(context.Context) (*verify.Description, error) {
 
 // Configure loads the roots.
 func (v *Verifier) Configure(ctx context.Context, req *verify.ConfigureRequest) (*verify.ConfigureResponse, error) {
-	d, _ := v.Describe(ctx)
-	if err := verify.CheckOptions(d, req.Options); err != nil {
+	paths, name, err := v.options(req.Options)
+	if err != nil {
 		return nil, err
 	}
 	var roots *x509.CertPool
@@ -73,12 +76,8 @@ func (v *Verifier) Configure(ctx context.Context, req *verify.ConfigureRequest) 
 	if fs := req.Options["ca-file"]; len(fs) > 0 {
 		roots = x509.NewCertPool()
 		n := 0
-		for _, f := range fs {
-			path, err := files.ExpandHome(f)
-			if err != nil {
-				return nil, &verify.OptionError{Option: "ca-file", Value: f, Err: err}
-			}
-			cs, err := certs.LoadCertificates(path)
+		for i, f := range fs {
+			cs, err := certs.LoadCertificates(paths[i])
 			if err != nil {
 				return nil, &verify.OptionError{Option: "ca-file", Value: f, Err: err}
 			}
@@ -92,15 +91,46 @@ func (v *Verifier) Configure(ctx context.Context, req *verify.ConfigureRequest) 
 		}
 		desc = fmt.Sprintf("the %d certificates of %s", n, strings.Join(fs, ", "))
 	}
-	name := ""
-	if s := req.Options["server-name"]; len(s) == 1 {
-		name = strings.TrimSpace(s[0])
-		if name == "" || (strings.ContainsAny(name, " /:") && net.ParseIP(name) == nil) {
-			return nil, &verify.OptionError{Option: "server-name", Value: s[0], Err: errors.New("want a host name or an IP address")}
-		}
-	}
 	v.roots, v.rootsDesc, v.serverName = roots, desc, name
 	return &verify.ConfigureResponse{NeedsChain: true}, nil
+}
+
+// CheckValues checks the options as Configure does, and that each CA file
+// can be read, without reading it: the certificates in it are checked
+// when the verifier starts.
+func (v *Verifier) CheckValues(opts verify.Options) error {
+	paths, _, err := v.options(opts)
+	if err != nil {
+		return err
+	}
+	for i, p := range paths {
+		if err := files.CheckReadable(p); err != nil {
+			return &verify.OptionError{Option: "ca-file", Value: opts["ca-file"][i], Err: fmt.Errorf("ca: %w", err)}
+		}
+	}
+	return nil
+}
+
+// options returns the paths of the CA files and the server name.
+func (v *Verifier) options(opts verify.Options) (paths []string, name string, err error) {
+	d, _ := v.Describe(context.Background())
+	if err := verify.CheckOptions(d, opts); err != nil {
+		return nil, "", err
+	}
+	for _, f := range opts["ca-file"] {
+		p, err := files.ExpandHome(f)
+		if err != nil {
+			return nil, "", &verify.OptionError{Option: "ca-file", Value: f, Err: err}
+		}
+		paths = append(paths, p)
+	}
+	if s := opts["server-name"]; len(s) == 1 {
+		name = strings.TrimSpace(s[0])
+		if name == "" || (strings.ContainsAny(name, " /:") && net.ParseIP(name) == nil) {
+			return nil, "", &verify.OptionError{Option: "server-name", Value: s[0], Err: errors.New("want a host name or an IP address")}
+		}
+	}
+	return paths, name, nil
 }
 
 // Verify builds a chain from the peer's certificates to a trusted root and

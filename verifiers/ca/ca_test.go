@@ -3,6 +3,7 @@ package ca_test
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -147,5 +148,41 @@ func TestCacheFor(t *testing.T) {
 		if verdict.CacheFor < tt.min || verdict.CacheFor > tt.max {
 			t.Errorf("%s: cache for %s, want between %s and %s", tt.name, verdict.CacheFor, tt.min, tt.max)
 		}
+	}
+}
+
+// CheckValues refuses what Configure refuses of the options and the CA
+// files' whereabouts, without reading them; the certificates in them are
+// Configure's to judge.
+func TestCheckValues(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	root, garbage := f.caFile, filepath.Join(dir, "garbage.pem")
+	vtest.WriteFile(t, garbage, []byte("not a certificate\n"))
+	tests := []struct {
+		name       string
+		opts       verify.Options
+		checkSays  string // "" when CheckValues takes the options
+		configSays string // "" when Configure does
+	}{
+		{"the system roots", verify.Options{}, "", ""},
+		{"a CA file and a name", verify.Options{"ca-file": {root}, "server-name": {"server.test"}}, "", ""},
+		{"what is in the file", verify.Options{"ca-file": {garbage}}, "", `option ca-file="` + garbage},
+		{"a missing file", verify.Options{"ca-file": {root, filepath.Join(dir, "none.pem")}}, "no such file", "no such file"},
+		{"a directory", verify.Options{"ca-file": {dir}}, "is a directory", "is a directory"},
+		{"a bad name", verify.Options{"server-name": {"a b"}}, `option server-name="a b"`, `option server-name="a b"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := ca.New(nil)
+			err := v.CheckValues(tt.opts)
+			if tt.checkSays == "" && err != nil || tt.checkSays != "" && (!errors.Is(err, verify.ErrBadOption) || !strings.Contains(err.Error(), tt.checkSays)) {
+				t.Errorf("CheckValues = %v; want %q", err, tt.checkSays)
+			}
+			_, err = v.Configure(context.Background(), &verify.ConfigureRequest{Options: tt.opts})
+			if tt.configSays == "" && err != nil || tt.configSays != "" && (!errors.Is(err, verify.ErrBadOption) || !strings.Contains(err.Error(), tt.configSays)) {
+				t.Errorf("Configure = %v; want %q", err, tt.configSays)
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -122,6 +123,10 @@ func TestSendRefusesBadOptionsFirst(t *testing.T) {
 		}
 	}()
 	addr := ln.Addr().String()
+	garbage := filepath.Join(t.TempDir(), "list")
+	if err := os.WriteFile(garbage, []byte("not a pin\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name       string
 		args       []string
@@ -135,7 +140,10 @@ func TestSendRefusesBadOptionsFirst(t *testing.T) {
 		{"a backup pin malformed", []string{"--verifier", "sha256pin:pin=" + strings.Repeat("ab", 32) + ",pin=xyz"}, `option pin="xyz"`, false},
 		{"bad chain", []string{"--verifier", "sha256pin:pin=" + strings.Repeat("ab", 32) + ",chain=sideways"}, `option chain="sideways": want leaf, any or ca`, false},
 		{"bad expiry", []string{"--verifier", "sha256pin:pin=" + strings.Repeat("ab", 32) + ",expires=tomorrow"}, `option expires="tomorrow": want a date`, false},
-		{"a file only the verifier reads", []string{"--verifier", "allowlist:file=" + filepath.Join(t.TempDir(), "none")}, "no such file", true},
+		{"a missing allowlist", []string{"--verifier", "allowlist:file=" + filepath.Join(t.TempDir(), "none")}, "no such file", false},
+		{"a directory for an allowlist", []string{"--verifier", "allowlist:file=" + t.TempDir()}, "is a directory", false},
+		{"a missing CA file", []string{"--verifier", "ca:ca-file=" + filepath.Join(t.TempDir(), "none.pem")}, "no such file", false},
+		{"what only the verifier reads", []string{"--verifier", "allowlist:file=" + garbage}, "want ALGO:VALUE", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := conns.Load()

@@ -1,6 +1,6 @@
 // Package files holds the file handling the file-based verifiers share:
-// expanding ~ in a path given as an option, and replacing a file
-// atomically.
+// expanding ~ in a path given as an option, checking that a file can be
+// read without reading it, and replacing a file atomically.
 package files
 
 import (
@@ -20,6 +20,25 @@ func ExpandHome(p string) (string, error) {
 		return "", fmt.Errorf("files: expanding %q: %w", p, err)
 	}
 	return filepath.Join(home, strings.TrimPrefix(p, "~")), nil
+}
+
+// CheckReadable says why path cannot be read as a file, if it cannot: it
+// does not exist, is a directory, or may not be opened. It reads nothing
+// of the file.
+func CheckReadable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.IsDir() {
+		return fmt.Errorf("%s is a directory", path)
+	}
+	return nil
 }
 
 // WriteAtomic replaces path with data: it writes a temporary file in the

@@ -3,6 +3,7 @@ package files
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -38,6 +39,24 @@ func TestExpandHome(t *testing.T) {
 	for in, want := range tests {
 		if got, err := ExpandHome(in); err != nil || got != want {
 			t.Errorf("ExpandHome(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
+
+func TestCheckReadable(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ path, says string }{
+		{file, ""},
+		{filepath.Join(dir, "none"), "no such file"},
+		{dir, "is a directory"},
+	} {
+		err := CheckReadable(tt.path)
+		if tt.says == "" && err != nil || tt.says != "" && (err == nil || !strings.Contains(err.Error(), tt.says)) {
+			t.Errorf("CheckReadable(%s) = %v; want %q", tt.path, err, tt.says)
 		}
 	}
 }
