@@ -3,6 +3,7 @@ package host_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -130,5 +131,32 @@ func TestDirectKnownSkipsDescribe(t *testing.T) {
 	}
 	if again.Summary != asked.Summary {
 		t.Errorf("Describe with Known: summary %q, want the plugin's %q", again.Summary, asked.Summary)
+	}
+}
+
+// A pinned tlspin-builtins runs from the descriptor its checksum was
+// computed from (fd 3), so its channel is the next descriptor: the
+// handshake line must name that one, and calls work.
+func TestDirectPinnedChannel(t *testing.T) {
+	cert := newCert(t)
+	spec := md5Spec(t, "direct", verify.Options{"pin": {md5hex(cert)}})
+	bin, err := os.ReadFile(spec.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(bin)
+	spec.SHA256 = sum[:]
+	p, err := host.Start(context.Background(), spec, host.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p.Pid()))
+	if err == nil && !bytes.Contains(env, []byte("TLSPIN_PLUGIN_CHANNEL_FD=4\x00")) {
+		t.Errorf("a pinned plugin's channel: environment %q; want descriptor 4", env)
+	}
+	v, err := p.Verify(context.Background(), &verify.Request{PeerChain: [][]byte{cert}})
+	if err != nil || !v.Allow {
+		t.Fatalf("Verify = %+v, %v; want allowed", v, err)
 	}
 }
