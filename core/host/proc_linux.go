@@ -61,7 +61,9 @@ const pluginTimerSlack = 5 * time.Millisecond
 // context 38-39 times instead of 62-68, and reaches its handshake line
 // 0.5-1 ms sooner (docs/performance.md, fifth round). The plugin keeps
 // the slack: its timers are deadlines of seconds, which may fire 5 ms
-// late.
+// late. No other host thread gets it: the Go runtime never clones a
+// locked thread, it has its template thread start the threads it needs
+// meanwhile.
 func startWithTimerSlack(start func() error) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
