@@ -44,14 +44,27 @@ func NewChannel() (host *net.UnixConn, plugin *os.File, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("direct: socketpair: %w", err)
 	}
-	ours := os.NewFile(uintptr(fds[0]), "channel")
-	defer ours.Close() // FileConn holds a copy
-	c, err := net.FileConn(ours)
+	host, err = unixConn(os.NewFile(uintptr(fds[0]), "channel"))
 	if err != nil {
 		syscall.Close(fds[1])
 		return nil, nil, fmt.Errorf("direct: channel: %w", err)
 	}
-	return c.(*net.UnixConn), os.NewFile(uintptr(fds[1]), "channel"), nil
+	return host, os.NewFile(uintptr(fds[1]), "channel"), nil
+}
+
+// unixConn makes f, which it closes, a unix socket connection.
+func unixConn(f *os.File) (*net.UnixConn, error) {
+	defer f.Close() // FileConn holds a copy
+	c, err := net.FileConn(f)
+	if err != nil {
+		return nil, err
+	}
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("%T is not a unix socket", c)
+	}
+	return uc, nil
 }
 
 // PluginChannel is the plugin's end of the channel, inherited as the
@@ -70,16 +83,9 @@ func PluginChannel(value string) (*net.UnixConn, int, error) {
 		return nil, 0, fmt.Errorf("direct: descriptor %d ($%s) is not a stream socket", fd, EnvChannel)
 	}
 	syscall.CloseOnExec(fd)
-	f := os.NewFile(uintptr(fd), "channel")
-	defer f.Close() // FileConn holds a copy
-	c, err := net.FileConn(f)
+	uc, err := unixConn(os.NewFile(uintptr(fd), "channel"))
 	if err != nil {
 		return nil, 0, fmt.Errorf("direct: descriptor %d ($%s): %w", fd, EnvChannel, err)
-	}
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		c.Close()
-		return nil, 0, fmt.Errorf("direct: descriptor %d ($%s) is not a unix socket", fd, EnvChannel)
 	}
 	return uc, fd, nil
 }
