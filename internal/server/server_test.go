@@ -509,13 +509,17 @@ func TestFullServerEvictsTheIdlest(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer idlest.Close()
+	// The client's handshake ends before the server's, which reads the
+	// client's Finished: wait for the server's side, or that read may come
+	// after active's data and make idlest the more recently active.
+	ts.rec.waitFor(t, 5*time.Second, func(e server.Event) bool { return e.Kind == server.EventConnect && e.Conn == 1 })
 	active, err := dial(t, ts.addr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer active.Close()
-	io.WriteString(active, "still here, ")
-	ts.rec.waitFor(t, 5*time.Second, func(e server.Event) bool { return e.Kind == server.EventConnect && e.Conn == 2 })
+	io.WriteString(active, "still here\n")
+	ts.rec.waitFor(t, 5*time.Second, func(e server.Event) bool { return e.Kind == server.EventData && e.Conn == 2 })
 	if err := send(t, ts.addr, nil, "third\n"); err != nil {
 		t.Fatalf("third client beyond --max-conns 2: %v", err)
 	}
@@ -526,7 +530,7 @@ func TestFullServerEvictsTheIdlest(t *testing.T) {
 	}
 	io.WriteString(active, "and served\n")
 	ts.rec.waitFor(t, 5*time.Second, func(e server.Event) bool {
-		return e.Kind == server.EventData && string(e.Data) == "still here, and served"
+		return e.Kind == server.EventData && e.Conn == 2 && string(e.Data) == "and served"
 	})
 }
 
