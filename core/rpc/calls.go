@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -97,9 +98,10 @@ func (callStats) HandleConn(context.Context, stats.ConnStats)                   
 func (c *call) classify(ctx context.Context, err error) error {
 	st := status.Convert(err)
 	msg := verify.Truncate(st.Message())
+	done := ended(ctx)
 	switch {
-	case ctx.Err() != nil:
-		return fmt.Errorf("rpc: %w (%s)", ctx.Err(), msg)
+	case done != nil:
+		return fmt.Errorf("rpc: %w (%s)", done, msg)
 	case !c.tagged.Load():
 		return fmt.Errorf("%w: %s: %s (connection not dialled with rpc.DialOptions: cannot tell the verifier's errors from transport faults)", ErrTransport, st.Code(), msg)
 	case c.headers.Load() && (st.Code() == codes.Internal || st.Code() == codes.ResourceExhausted):
@@ -108,4 +110,19 @@ func (c *call) classify(ctx context.Context, err error) error {
 		return &RemoteError{Code: st.Code(), Message: msg}
 	}
 	return fmt.Errorf("%w: %s: %s", ErrTransport, st.Code(), msg)
+}
+
+// ended is ctx's error, or DeadlineExceeded once its deadline has passed
+// even if the timer that ends ctx has not run yet. The plugin's copy of the
+// deadline ends no sooner than the host's, but on a busy host its timer
+// can run first, and a plugin's "deadline exceeded" is the host's timeout,
+// not the verifier's answer.
+func ended(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
