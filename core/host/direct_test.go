@@ -99,8 +99,11 @@ func TestDirectPluginLogsGoByTheVerifierName(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Close()
-	if want := "allowlist: allowlist: loaded 1 pins from " + list; !strings.Contains(logs.String(), want) {
+	if want := "allowlist: loaded 1 pins from " + list; !strings.Contains(logs.String(), want) {
 		t.Fatalf("host log lacks %q:\n%s", want, logs.String())
+	}
+	if strings.Contains(logs.String(), "allowlist: allowlist:") {
+		t.Fatalf("the verifier's name is said twice:\n%s", logs.String())
 	}
 }
 

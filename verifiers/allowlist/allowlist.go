@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,7 +119,7 @@ func (v *Verifier) Configure(ctx context.Context, req *verify.ConfigureRequest) 
 	v.loaded(l)
 	freeMemory()
 	if err := v.watch(); err != nil {
-		v.log.Warn(fmt.Sprintf("allowlist: cannot watch %s, changes will not be reloaded: %v", path, err))
+		v.log.Warn(fmt.Sprintf("cannot watch %s, changes will not be reloaded: %v", path, err))
 	}
 	return &verify.ConfigureResponse{NeedsChain: chain != pinverifier.ChainLeaf}, nil
 }
@@ -160,10 +161,10 @@ func (v *Verifier) options(opts verify.Options) (file, path string, chain pinver
 // loaded reports a list just put in force.
 func (v *Verifier) loaded(l *List) {
 	if l.Len() == 0 {
-		v.log.Warn(fmt.Sprintf("allowlist: %s lists no pins: every peer will be rejected", l.Name))
+		v.log.Warn(fmt.Sprintf("%s lists no pins: every peer will be rejected", l.Name))
 		return
 	}
-	v.log.Info(fmt.Sprintf("allowlist: loaded %d pins from %s", l.Len(), l.Name))
+	v.log.Info(fmt.Sprintf("loaded %d pins from %s", l.Len(), l.Name))
 }
 
 // PolicyChanges announces every reload.
@@ -344,7 +345,7 @@ func (v *Verifier) watchLoop(ctx context.Context, wt *watched, done chan struct{
 			if !ok {
 				return
 			}
-			v.log.Warn(fmt.Sprintf("allowlist: watching %s: %v; checking the file every %s instead", v.path, err, v.pollEvery))
+			v.log.Warn(fmt.Sprintf("watching %s: %v; checking the file every %s instead", v.path, err, v.pollEvery))
 		case <-poll.C:
 			if id := statID(wt.dir); wt.lost || id != wt.dirID {
 				v.rewatch(wt, "was replaced")
@@ -369,12 +370,12 @@ func (v *Verifier) watchLoop(ctx context.Context, wt *watched, done chan struct{
 func (v *Verifier) rewatch(wt *watched, what string) {
 	id := statID(wt.dir)
 	if !wt.lost {
-		v.log.Warn(fmt.Sprintf("allowlist: the directory of %s %s: the watch on it is lost; watching it again", v.path, what))
+		v.log.Warn(fmt.Sprintf("the directory of %s %s: the watch on it is lost; watching it again", v.path, what))
 	}
 	wt.w.Remove(wt.dir) // the old directory, if still watched
 	if err := wt.w.Add(wt.dir); err != nil {
 		if !wt.lost {
-			v.log.Warn(fmt.Sprintf("allowlist: cannot watch %s (%v); checking for it every %s", wt.dir, err, v.pollEvery))
+			v.log.Warn(fmt.Sprintf("cannot watch %s (%v); checking for it every %s", wt.dir, err, v.pollEvery))
 		}
 		wt.lost = true
 		return
@@ -395,9 +396,8 @@ func (v *Verifier) reload() error {
 	keep := fmt.Sprintf("keeping the last good list of %d pins", v.list.Load().Len())
 	data, err := os.ReadFile(v.path)
 	if err != nil {
-		err = fmt.Errorf("allowlist: %s: cannot read, %s: %w", v.path, keep, err)
-		v.log.Warn(err.Error())
-		return err
+		v.log.Warn(fmt.Sprintf("%s: cannot read, %s: %v", v.path, keep, err))
+		return fmt.Errorf("allowlist: %s: cannot read, %s: %w", v.path, keep, err)
 	}
 	h := sha256.Sum256(data)
 	if bytes.Equal(h[:], v.hash[:]) {
@@ -405,7 +405,7 @@ func (v *Verifier) reload() error {
 	}
 	l, err := Parse(v.path, data)
 	if err != nil {
-		v.log.Warn(fmt.Sprintf("%v (new version rejected, %s)", err, keep))
+		v.log.Warn(fmt.Sprintf("%s (new version rejected, %s)", strings.TrimPrefix(err.Error(), "allowlist: "), keep))
 		return err
 	}
 	v.hash = h

@@ -83,7 +83,7 @@ func (v *Verifier) Configure(ctx context.Context, req *verify.ConfigureRequest) 
 			}
 			for _, c := range cs {
 				if !c.IsCA {
-					v.log.Warn(fmt.Sprintf("ca: %s: certificate %q is not a CA; it is trusted as a root all the same", f, c.Subject))
+					v.log.Warn(fmt.Sprintf("%s: certificate %q is not a CA; it is trusted as a root all the same", f, c.Subject))
 				}
 				roots.AddCert(c)
 				n++

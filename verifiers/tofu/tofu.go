@@ -318,7 +318,7 @@ func (v *Verifier) record(key string, got pin.Pin, leaf []byte) *verify.Verdict 
 	defer unlock()
 	db, err := readKnown(v.path)
 	if err != nil {
-		v.log.Error(err.Error())
+		v.log.Error(strings.TrimPrefix(err.Error(), "tofu: "))
 		return &verify.Verdict{Reason: fmt.Sprintf("tofu: cannot record %s (rejecting, failing closed): %v", key, err)}
 	}
 	if verdict := v.decide(db, key, got); verdict != nil {
@@ -348,7 +348,7 @@ func (v *Verifier) refresh() {
 	}
 	db, err := readKnown(v.path)
 	if err != nil {
-		v.log.Error(fmt.Sprintf("%v (edit rejected, keeping the pins read before)", err))
+		v.log.Error(fmt.Sprintf("%s (edit rejected, keeping the pins read before)", strings.TrimPrefix(err.Error(), "tofu: ")))
 		// Do not reread the same bad version on every connection.
 		v.db.stamp = st
 		v.badFile = err
