@@ -15,6 +15,7 @@ import (
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/syncbuf"
 	"github.com/tlspin/tlspin/internal/wait"
+	"github.com/tlspin/tlspin/verifiers/internal/files"
 	"github.com/tlspin/tlspin/verifiers/internal/vtest"
 )
 
@@ -172,8 +173,12 @@ func TestReload(t *testing.T) {
 		t.Fatal("no policy change announced")
 	}
 
-	// A bad new version is rejected; the last good list stays.
-	vtest.WriteFile(t, path, []byte(line(t, a, pin.SPKI, "")+"md5:nothex\n"))
+	// A bad new version is rejected; the last good list stays. It is
+	// written whole: a reload that saw the file still empty would rightly
+	// drop b.
+	if err := files.WriteAtomic(path, []byte(line(t, a, pin.SPKI, "")+"md5:nothex\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	err := waitReload(t, reloads, func(err error) bool { return err != nil })
 	if !errors.Is(err, ErrSyntax) || !strings.Contains(err.Error(), path+":2:") {
 		t.Fatalf("reload err = %v, want a syntax error at %s:2", err, path)
@@ -243,11 +248,16 @@ func TestDirectoryReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	vtest.WriteFile(t, path, []byte(line(t, a, pin.SPKI, "")))
-	if !wait.Until(10*time.Second, func() bool { ok, _ := allowed(t, v, vtest.Chain(b)); return !ok }) {
-		t.Fatal("b, removed from the list in the new directory, is still trusted")
-	}
-	if ok, why := allowed(t, v, vtest.Chain(a)); !ok {
-		t.Fatalf("a rejected: %s", why)
+	// The watcher may read the new file while it is still empty, which
+	// also rejects b: wait for the list that trusts a alone.
+	if !wait.Until(10*time.Second, func() bool {
+		okA, _ := allowed(t, v, vtest.Chain(a))
+		okB, _ := allowed(t, v, vtest.Chain(b))
+		return okA && !okB
+	}) {
+		_, whyA := allowed(t, v, vtest.Chain(a))
+		_, whyB := allowed(t, v, vtest.Chain(b))
+		t.Fatalf("the list in the new directory (a only) is not in force: a: %s; b: %s", whyA, whyB)
 	}
 	if !strings.Contains(logs.String(), "watch on it is lost") {
 		t.Errorf("no warning that the watch was lost:\n%s", logs.String())
@@ -260,7 +270,13 @@ func TestDirectoryReplaced(t *testing.T) {
 	}
 	for i, change := range []func(){
 		func() { os.Remove(path) },
-		func() { vtest.WriteFile(t, path, []byte("md5:nothex\n")) },
+		// Written whole: a file seen while still empty would be a good
+		// (if empty) list.
+		func() {
+			if err := files.WriteAtomic(path, []byte("md5:nothex\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		},
 		func() { os.Remove(path) },
 	} {
 		before := strings.Count(logs.String(), "[WARN]")

@@ -11,6 +11,7 @@ import (
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/testbin"
 	"github.com/tlspin/tlspin/internal/wait"
+	"github.com/tlspin/tlspin/verifiers/internal/files"
 	"github.com/tlspin/tlspin/verifiers/internal/vtest"
 )
 
@@ -50,7 +51,11 @@ func TestReloadThroughPlugin(t *testing.T) {
 		t.Error("the reload was not announced as a policy change")
 	}
 
-	vtest.WriteFile(t, path, []byte("# allowed peers\n"+entry(t, a)+"spki:not-a-pin\n"))
+	// Written whole: a reload that saw the file still empty would rightly
+	// drop both.
+	if err := files.WriteAtomic(path, []byte("# allowed peers\n"+entry(t, a)+"spki:not-a-pin\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if !logs.WaitFor(10*time.Second, path+":3:") {
 		t.Fatalf("no FILE:LINE error logged for the bad edit; logs:\n%s", logs)
 	}
