@@ -396,8 +396,9 @@ func (v *Verifier) reload() error {
 	keep := fmt.Sprintf("keeping the last good list of %d pins", v.list.Load().Len())
 	data, err := os.ReadFile(v.path)
 	if err != nil {
-		v.log.Warn(fmt.Sprintf("%s: cannot read, %s: %v", v.path, keep, err))
-		return fmt.Errorf("allowlist: %s: cannot read, %s: %w", v.path, keep, err)
+		err = fmt.Errorf("allowlist: %s: cannot read, %s: %w", v.path, keep, err)
+		v.log.Warn(strings.TrimPrefix(err.Error(), "allowlist: "))
+		return err
 	}
 	h := sha256.Sum256(data)
 	if bytes.Equal(h[:], v.hash[:]) {
