@@ -131,6 +131,37 @@ func TestQuantile(t *testing.T) {
 	}
 }
 
+func TestSetOneShot(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		name                        string
+		send, fingerprint, openssl  time.Duration
+		noOpenSSL                   string
+		wantRatio, wantOpenSSLRatio float64
+		wantLine                    string
+	}{
+		{"with openssl", 45 * ms, 30 * ms, 40 * ms, "", 1.5, 1.125, "openssl s_client, the same handshake: 40.0 ms; send is 1.12 times that"},
+		{"without openssl", 45 * ms, 30 * ms, 0, `exec: "openssl": executable file not found in $PATH`, 1.5, 0, `no openssl one-shot: exec: "openssl"`},
+		{"nothing measured", 0, 0, 0, "", 0, 0, "send 0.0 ms, fingerprint 0.0 ms, ratio 0.00"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rep := bench.Report{NoOpenSSL: tt.noOpenSSL}
+			rep.SetOneShot(tt.send, tt.fingerprint, tt.openssl, 3)
+			if rep.OneShotRatio != tt.wantRatio || rep.SendOpenSSLRatio != tt.wantOpenSSLRatio || rep.OneShots != 3 {
+				t.Errorf("ratios %v, %v, %d one-shots; want %v, %v, 3", rep.OneShotRatio, rep.SendOpenSSLRatio, rep.OneShots, tt.wantRatio, tt.wantOpenSSLRatio)
+			}
+			var out strings.Builder
+			if err := rep.WriteTable(&out); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out.String(), tt.wantLine) {
+				t.Errorf("table lacks %q:\n%s", tt.wantLine, out.String())
+			}
+		})
+	}
+}
+
 // cpuTicks returns the user+system clock ticks a process has used.
 func cpuTicks(tb testing.TB, pid int) int64 {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")

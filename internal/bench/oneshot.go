@@ -37,12 +37,21 @@ func OneShot(ctx context.Context, n int, argvs ...[]string) ([]time.Duration, er
 	return med, nil
 }
 
-// SetOneShot records the median one-shot times of send and fingerprint.
-func (rep *Report) SetOneShot(send, fingerprint time.Duration, n int) {
-	rep.SendOneShotMs = round2(float64(send) / float64(time.Millisecond))
-	rep.FingerprintOneShotMs = round2(float64(fingerprint) / float64(time.Millisecond))
-	if fingerprint > 0 {
-		rep.OneShotRatio = round3(float64(send) / float64(fingerprint))
-	}
+// SetOneShot records the median one-shot times of send, fingerprint and
+// openssl s_client; openssl is 0 when it was not run.
+func (rep *Report) SetOneShot(send, fingerprint, openssl time.Duration, n int) {
+	rep.SendOneShotMs = millis(send)
+	rep.FingerprintOneShotMs = millis(fingerprint)
+	rep.OneShotRatio = ratio(send, fingerprint)
+	rep.OpenSSLOneShotMs = millis(openssl)
+	rep.SendOpenSSLRatio = ratio(send, openssl)
 	rep.OneShots = n
+}
+
+// ratio is a over b to three decimals, 0 when b is.
+func ratio(a, b time.Duration) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return round3(float64(a) / float64(b))
 }

@@ -62,6 +62,14 @@ type Report struct {
 	OneShotRatio         float64 `json:"oneshot_ratio"`
 	OneShots             int     `json:"oneshots"`
 
+	// OpenSSLOneShotMs is a real peer's one-shot in the same turns:
+	// `openssl s_client` handshaking with the same server and sending
+	// nothing, as fingerprint does; SendOpenSSLRatio is send over it.
+	// Both are 0, and NoOpenSSL says why, when openssl was not run.
+	OpenSSLOneShotMs float64 `json:"openssl_oneshot_ms"`
+	SendOpenSSLRatio float64 `json:"send_openssl_ratio"`
+	NoOpenSSL        string  `json:"no_openssl,omitempty"`
+
 	// NoInProcess, when set, says why there is no in-process mode (an
 	// external verifier); the in-process figures and ratios are then 0.
 	NoInProcess string `json:"no_inprocess,omitempty"`
@@ -107,8 +115,8 @@ func (rep *Report) SetLaunches(ds []time.Duration) {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	rep.Launches = len(s)
-	rep.PluginLaunchMs = round2(float64(Quantile(s, 0.5)) / float64(time.Millisecond))
-	rep.PluginLaunchMinMs = round2(float64(s[0]) / float64(time.Millisecond))
+	rep.PluginLaunchMs = millis(Quantile(s, 0.5))
+	rep.PluginLaunchMinMs = millis(s[0])
 }
 
 // WriteTable writes the report for a terminal.
@@ -143,6 +151,11 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	if rep.OneShots > 0 {
 		fmt.Fprintf(w, "one-shot commands (median of %d, in turns): send %.1f ms, fingerprint %.1f ms, ratio %.2f\n",
 			rep.OneShots, rep.SendOneShotMs, rep.FingerprintOneShotMs, rep.OneShotRatio)
+		if rep.NoOpenSSL != "" {
+			fmt.Fprintf(w, "no openssl one-shot: %s\n", rep.NoOpenSSL)
+		} else {
+			fmt.Fprintf(w, "openssl s_client, the same handshake: %.1f ms; send is %.2f times that\n", rep.OpenSSLOneShotMs, rep.SendOpenSSLRatio)
+		}
 	}
 	if rep.CacheHitRatio == 0 {
 		fmt.Fprintf(w, "cache: %s's verdicts carry no cache_for, so plugin+cache asked the plugin every time\n", rep.Verifier)
@@ -154,6 +167,8 @@ func (rep *Report) WriteTable(w io.Writer) error {
 
 // Micros returns d in microseconds, to two decimals.
 func Micros(d time.Duration) float64 { return round2(float64(d) / float64(time.Microsecond)) }
+
+func millis(d time.Duration) float64 { return round2(float64(d) / float64(time.Millisecond)) }
 
 func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
 func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }

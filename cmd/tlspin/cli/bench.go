@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"time"
@@ -53,7 +54,8 @@ like with like. Also reports the latency of one Verify call, how long a
 plugin takes to launch (process start, handshake line, Describe and
 Configure), and the wall time of one-shot commands run in turns against
 the same server: tlspin send through the verifier against tlspin
-fingerprint (the same handshake without a plugin).`,
+fingerprint (the same handshake without a plugin), and, when openssl is on
+the PATH, openssl s_client (a real peer's client, sending nothing).`,
 		Example: `  tlspin bench
   tlspin bench --verifier sha256pin --key rsa --duration 10s --json`,
 		Args: cobra.NoArgs,
@@ -65,7 +67,7 @@ fingerprint (the same handshake without a plugin).`,
 	fs.DurationVar(&f.duration, "duration", 5*time.Second, "how long each mode is measured")
 	fs.IntVar(&f.concurrency, "concurrency", 0, "clients handshaking at once (default 8 per CPU, enough to keep the CPUs busy: handshakes/s is a capacity figure)")
 	fs.IntVar(&f.launches, "launches", 10, "plugin launches timed (the median is reported)")
-	fs.IntVar(&f.oneshots, "oneshots", 10, "one-shot send and fingerprint commands timed, each (0: none)")
+	fs.IntVar(&f.oneshots, "oneshots", 10, "one-shot send, fingerprint and openssl s_client commands timed, each (0: none)")
 	fs.IntVar(&f.samples, "samples", 2000, "Verify calls each single-call latency is the median of")
 	fs.BoolVar(&f.json, "json", false, "print JSON")
 	return c
@@ -238,8 +240,9 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags) error {
 }
 
 // benchOneShot times `tlspin send` through verifier name configured with
-// opts against `tlspin fingerprint`, each a fresh process, against one
-// loopback server presenting ref.
+// opts against `tlspin fingerprint` and, when it is on the PATH, `openssl
+// s_client` with nothing to send (a real peer's handshake), each a fresh
+// process, against one loopback server presenting ref.
 func (a *app) benchOneShot(ctx context.Context, rep *bench.Report, ref *compare.Reference, name string, opts verify.Options, n int) error {
 	self := a.env.Self
 	if self == "" {
@@ -277,11 +280,22 @@ func (a *app) benchOneShot(ctx context.Context, rep *bench.Report, ref *compare.
 	}
 	send = append(send, addr, "x")
 	fp := []string{self, "--log-level", "error", "fingerprint", addr}
-	med, err := bench.OneShot(ctx, n, send, fp)
+	argvs := [][]string{send, fp}
+	if openssl, err := exec.LookPath("openssl"); err != nil {
+		rep.NoOpenSSL = err.Error()
+	} else {
+		// Its standard input is at its end, so it closes once the
+		// handshake is done; it does not verify, as fingerprint does not.
+		argvs = append(argvs, []string{openssl, "s_client", "-connect", addr, "-servername", ref.ServerName})
+	}
+	med, err := bench.OneShot(ctx, n, argvs...)
 	if err != nil {
 		return err
 	}
-	rep.SetOneShot(med[0], med[1], n)
+	if len(med) < 3 {
+		med = append(med, 0)
+	}
+	rep.SetOneShot(med[0], med[1], med[2], n)
 	return nil
 }
 

@@ -7,41 +7,77 @@ import (
 
 	"github.com/tlspin/tlspin/cmd/tlspin/cli"
 	"github.com/tlspin/tlspin/internal/bench"
+	"github.com/tlspin/tlspin/internal/e2e"
 )
 
 // TestBenchJSON checks the structure of bench --json on a tiny run; the
-// figures themselves are measured, never asserted.
+// figures themselves are measured, never asserted. openssl's one-shot is
+// there when openssl is on the PATH, and said to be missing when not.
 func TestBenchJSON(t *testing.T) {
-	stdout, stderr, code := run(t, "bench", "--json", "--verifier", "md5pin", "--duration", "200ms", "--launches", "1", "--samples", "20", "--oneshots", "1")
-	if code != cli.ExitOK {
-		t.Fatalf("exit %d: %s", code, stderr)
+	tests := []struct {
+		name    string
+		openssl bool
+	}{
+		{"openssl on the PATH", true},
+		{"no openssl on the PATH", false},
 	}
-	var doc map[string]any
-	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
-		t.Fatalf("JSON: %v\n%s", err, stdout)
-	}
-	if strings.Contains(stderr, "\r") || strings.Contains(stderr, "[1/") {
-		t.Errorf("progress shown on a stderr that is not a terminal: %q", stderr)
-	}
-	for _, k := range []string{
-		"inprocess_hs_per_s", "plugin_hs_per_s", "cached_hs_per_s", "plugin_ratio", "cached_ratio",
-		"inprocess_p50_us", "inprocess_p99_us", "plugin_p50_us", "plugin_p99_us", "cached_p50_us", "cached_p99_us",
-		"plugin_launch_ms", "inprocess_verify_us", "plugin_verify_us", "cached_verify_us",
-		"send_oneshot_ms", "fingerprint_oneshot_ms", "oneshot_ratio",
-	} {
-		v, ok := doc[k].(float64)
-		if !ok || v <= 0 {
-			t.Errorf("%s = %v, want a positive number", k, doc[k])
-		}
-	}
-	if _, ok := doc["cache_hit_ratio"].(float64); !ok {
-		t.Errorf("cache_hit_ratio = %v", doc["cache_hit_ratio"])
-	}
-	if doc["schema"] != float64(bench.Schema) {
-		t.Errorf("schema = %v, want %d", doc["schema"], bench.Schema)
-	}
-	if doc["verifier"] != "md5pin" || doc["key"] != "ECDSA P-256" {
-		t.Errorf("verifier %v, key %v", doc["verifier"], doc["key"])
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var env []string
+			if tt.openssl {
+				e2e.NeedOpenSSL(t)
+			} else {
+				env = []string{"PATH=" + t.TempDir()}
+			}
+			stdout, stderr, code := runEnv(t, env, "bench", "--json", "--verifier", "md5pin", "--duration", "200ms", "--launches", "1", "--samples", "20", "--oneshots", "1")
+			if code != cli.ExitOK {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			var doc map[string]any
+			if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+				t.Fatalf("JSON: %v\n%s", err, stdout)
+			}
+			if strings.Contains(stderr, "\r") || strings.Contains(stderr, "[1/") {
+				t.Errorf("progress shown on a stderr that is not a terminal: %q", stderr)
+			}
+			positive := []string{
+				"inprocess_hs_per_s", "plugin_hs_per_s", "cached_hs_per_s", "plugin_ratio", "cached_ratio",
+				"inprocess_p50_us", "inprocess_p99_us", "plugin_p50_us", "plugin_p99_us", "cached_p50_us", "cached_p99_us",
+				"plugin_launch_ms", "inprocess_verify_us", "plugin_verify_us", "cached_verify_us",
+				"send_oneshot_ms", "fingerprint_oneshot_ms", "oneshot_ratio",
+			}
+			openssl := []string{"openssl_oneshot_ms", "send_openssl_ratio"}
+			if tt.openssl {
+				positive = append(positive, openssl...)
+				if v, ok := doc["no_openssl"]; ok {
+					t.Errorf("no_openssl = %v with openssl on the PATH", v)
+				}
+			} else {
+				for _, k := range openssl {
+					if doc[k] != float64(0) {
+						t.Errorf("%s = %v without openssl, want 0", k, doc[k])
+					}
+				}
+				if v, _ := doc["no_openssl"].(string); !strings.Contains(v, "openssl") {
+					t.Errorf("no_openssl = %q, want why openssl was not run", v)
+				}
+			}
+			for _, k := range positive {
+				v, ok := doc[k].(float64)
+				if !ok || v <= 0 {
+					t.Errorf("%s = %v, want a positive number", k, doc[k])
+				}
+			}
+			if _, ok := doc["cache_hit_ratio"].(float64); !ok {
+				t.Errorf("cache_hit_ratio = %v", doc["cache_hit_ratio"])
+			}
+			if doc["schema"] != float64(bench.Schema) {
+				t.Errorf("schema = %v, want %d", doc["schema"], bench.Schema)
+			}
+			if doc["verifier"] != "md5pin" || doc["key"] != "ECDSA P-256" {
+				t.Errorf("verifier %v, key %v", doc["verifier"], doc["key"])
+			}
+		})
 	}
 }
 
