@@ -51,8 +51,7 @@ the verifier configured to trust that certificate:
 
 Modes run in turns within the same run, so ratios to in-process compare
 like with like. Also reports the latency of one Verify call, how long a
-plugin takes to launch (process start, handshake line, Describe and
-Configure), and the wall time of one-shot commands run in turns against
+plugin takes to launch (from process start until it is configured), and the wall time of one-shot commands run in turns against
 the same server: tlspin send through the verifier against tlspin
 fingerprint (the same handshake without a plugin), and, when openssl is on
 the PATH, openssl s_client (a real peer's client, sending nothing).`,
