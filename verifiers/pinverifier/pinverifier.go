@@ -132,10 +132,10 @@ func (v *Verifier) Configure(_ context.Context, req *verify.ConfigureRequest) (*
 		return nil, err
 	}
 	if !c.expires.IsZero() && !v.info.Now().Before(c.expires) {
-		v.info.Logger.Warn(fmt.Sprintf("%s pin set expired on %s: every peer will be rejected until the pins are renewed", v.info.Name, c.expires.AddDate(0, 0, -1).Format(time.DateOnly)))
+		v.info.Logger.Warn(fmt.Sprintf("pin set expired on %s: every peer will be rejected until the pins are renewed", c.expires.AddDate(0, 0, -1).Format(time.DateOnly)))
 	}
 	if v.info.Algo.Weak() {
-		v.info.Logger.Warn(fmt.Sprintf("%s pins are weak: %s is collision-broken; prefer sha256pin, or spkipin which also survives renewal", v.info.Name, strings.ToUpper(string(v.info.Algo))))
+		v.info.Logger.Warn(fmt.Sprintf("%s pins are weak: %[1]s is collision-broken; prefer sha256pin, or spkipin which also survives renewal", strings.ToUpper(string(v.info.Algo))))
 	}
 	v.config = *c
 	return &verify.ConfigureResponse{NeedsChain: c.chain != ChainLeaf}, nil

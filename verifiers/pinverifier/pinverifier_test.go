@@ -106,6 +106,54 @@ func TestConfigureInProcess(t *testing.T) {
 	}
 }
 
+// Configure warns, once and without repeating the verifier's name (the
+// host names each plugin's logger after it), of a collision-broken
+// digest and of an expired pin set; a sound, current one is silent.
+func TestConfigureWarnings(t *testing.T) {
+	good := func(a pin.Algo) string { return strings.Repeat("ab", a.Size()) }
+	tests := []struct {
+		name    string
+		algo    pin.Algo
+		expires string
+		want    []string // warnings, in order
+	}{
+		{"md5", pin.MD5, "", []string{"MD5 pins are weak: MD5 is collision-broken; prefer sha256pin, or spkipin which also survives renewal"}},
+		{"sha1", pin.SHA1, "", []string{"SHA1 pins are weak: SHA1 is collision-broken"}},
+		{"sha256", pin.SHA256, "", nil},
+		{"spki", pin.SPKI, "", nil},
+		{"sha256, expired", pin.SHA256, "2020-01-01", []string{"pin set expired on 2020-01-01: every peer will be rejected until the pins are renewed"}},
+		{"md5, expired", pin.MD5, "2020-01-01", []string{"pin set expired on 2020-01-01", "MD5 pins are weak"}},
+		{"sha256, current", pin.SHA256, "2999-01-01", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs strings.Builder
+			name := string(tt.algo) + "pin"
+			v := pinverifier.New(pinverifier.Info{Name: name, Algo: tt.algo,
+				Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn})})
+			opts := verify.Options{"pin": {good(tt.algo)}}
+			if tt.expires != "" {
+				opts["expires"] = []string{tt.expires}
+			}
+			if _, err := v.Configure(context.Background(), &verify.ConfigureRequest{Options: opts}); err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+			if logs.Len() == 0 {
+				lines = nil
+			}
+			if len(lines) != len(tt.want) {
+				t.Fatalf("logged %q; want %d warnings", logs.String(), len(tt.want))
+			}
+			for i, w := range tt.want {
+				if !strings.Contains(lines[i], "[WARN]") || !strings.Contains(lines[i], w) || strings.Contains(lines[i], name) {
+					t.Errorf("warning %d is %q; want a warning saying %q, without %q", i, lines[i], w, name)
+				}
+			}
+		})
+	}
+}
+
 // CheckValues refuses what Configure refuses and accepts what it accepts,
 // and keeps and logs nothing: a host calls it before it connects.
 func TestCheckValues(t *testing.T) {

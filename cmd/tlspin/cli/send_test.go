@@ -93,6 +93,39 @@ func TestSendPrintsReply(t *testing.T) {
 	}
 }
 
+// MD5 and SHA-1 pins work, as the recipe needs, with a warning on stderr
+// named once by the verifier that gives it; a sound digest gives none.
+// The pin is taken from the live server as the recipe does.
+func TestSendWarnsOfWeakDigests(t *testing.T) {
+	addr, _ := httpish(t, false)
+	tests := []struct {
+		verifier, algo string
+		warning        string // "" for none
+	}{
+		{"md5pin", "md5", "[WARN]  md5pin: MD5 pins are weak: MD5 is collision-broken; prefer sha256pin, or spkipin"},
+		{"sha256pin", "sha256", ""},
+		{"spkipin", "spki", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.verifier, func(t *testing.T) {
+			fp, stderr, code := run(t, "fingerprint", "--algo", tc.algo, addr)
+			if code != cli.ExitOK {
+				t.Fatalf("fingerprint: exit %d: %s", code, stderr)
+			}
+			_, stderr, code = run(t, "--log-level", "warn", "send", "--no-reply", "--verifier", tc.verifier, "--pin", strings.TrimSpace(fp), addr, "GET / HTTP/1.0\r\n\r\n")
+			if code != cli.ExitOK {
+				t.Fatalf("send: exit %d: %s", code, stderr)
+			}
+			if got := strings.Count(stderr, "pins are weak"); tc.warning == "" && got != 0 || tc.warning != "" && (got != 1 || !strings.Contains(stderr, tc.warning)) {
+				t.Errorf("stderr %q; want the warning %q once", stderr, tc.warning)
+			}
+			if strings.Contains(stderr, tc.verifier+": "+tc.verifier) {
+				t.Errorf("stderr %q names the verifier twice", stderr)
+			}
+		})
+	}
+}
+
 // A typo in a built-in's options, or a malformed pin, chain or expiry
 // date, is refused before anything reaches the server (the plugins start
 // while the handshake runs, so this is checked first, in process, against
