@@ -163,6 +163,11 @@ func (a *app) runFingerprint(cmd *cobra.Command, f *fingerprintFlags, target str
 		}
 		doc.Certificates = append(doc.Certificates, fp)
 	}
+	if algo.Weak() {
+		// On stderr, so that $(tlspin fingerprint --algo md5 ...) still
+		// gives the pin alone, as the recipe's pipeline did.
+		a.log.Warn(fmt.Sprintf("%s is collision-broken: a pin made with it is weak; prefer --algo spki (spkipin), which also survives renewal", strings.ToUpper(string(algo))))
+	}
 	out := cmd.OutOrStdout()
 	if f.json {
 		enc := json.NewEncoder(out)

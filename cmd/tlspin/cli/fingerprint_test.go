@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -207,3 +209,34 @@ func hexSum(der []byte) string {
 	s := sha256.Sum256(der)
 	return hex.EncodeToString(s[:])
 }
+
+// A collision-broken digest is printed, alone on stdout as the recipe's
+// pipeline needs, with a warning on stderr that --log-level error silences.
+func TestFingerprintWarnsOfWeakDigests(t *testing.T) {
+	p, der := writeSelfSigned(t, t.TempDir())
+	tests := []struct {
+		args []string
+		want string // the digest printed
+		warn string // "" for no warning
+	}{
+		{[]string{"--algo", "md5"}, hex.EncodeToString(md5Sum(der)), "MD5 is collision-broken: a pin made with it is weak; prefer --algo spki"},
+		{[]string{"--algo", "sha1"}, hex.EncodeToString(sha1Sum(der)), "SHA1 is collision-broken"},
+		{[]string{"--algo", "sha256"}, hex.EncodeToString(sha256Sum(der)), ""},
+		{[]string{"--algo", "md5", "--log-level", "error"}, hex.EncodeToString(md5Sum(der)), ""},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			stdout, stderr, code := inProcess(t, "", append(append([]string{"fingerprint"}, tt.args...), p)...)
+			if code != cli.ExitOK || stdout != tt.want+"\n" {
+				t.Fatalf("exit %d, stdout %q; want 0 and %q", code, stdout, tt.want)
+			}
+			if tt.warn == "" && stderr != "" || tt.warn != "" && (!strings.Contains(stderr, "[WARN]") || !strings.Contains(stderr, tt.warn)) {
+				t.Errorf("stderr %q; want the warning %q", stderr, tt.warn)
+			}
+		})
+	}
+}
+
+func md5Sum(b []byte) []byte    { s := md5.Sum(b); return s[:] }
+func sha1Sum(b []byte) []byte   { s := sha1.Sum(b); return s[:] }
+func sha256Sum(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
