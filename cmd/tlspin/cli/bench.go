@@ -285,7 +285,14 @@ func (a *app) benchOneShot(ctx context.Context, rep *bench.Report, ref *compare.
 	} else {
 		// Its standard input is at its end, so it closes once the
 		// handshake is done; it does not verify, as fingerprint does not.
-		argvs = append(argvs, []string{openssl, "s_client", "-connect", addr, "-servername", ref.ServerName})
+		// An openssl that cannot (an old one, another TLS library's) is
+		// reported, not allowed to cost the figures already measured.
+		sc := []string{openssl, "s_client", "-connect", addr, "-servername", ref.ServerName}
+		if _, err := bench.OneShot(ctx, 1, sc); err != nil {
+			rep.NoOpenSSL = err.Error()
+		} else {
+			argvs = append(argvs, sc)
+		}
 	}
 	med, err := bench.OneShot(ctx, n, argvs...)
 	if err != nil {

@@ -2,6 +2,8 @@ package cli_test
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -17,9 +19,12 @@ func TestBenchJSON(t *testing.T) {
 	tests := []struct {
 		name    string
 		openssl bool
+		fake    string // a script on an otherwise empty PATH, as openssl
+		why     string // what no_openssl says, when openssl is not measured
 	}{
-		{"openssl on the PATH", true},
-		{"no openssl on the PATH", false},
+		{"openssl on the PATH", true, "", ""},
+		{"no openssl on the PATH", false, "", "openssl"},
+		{"an openssl that fails", false, "#!/bin/sh\necho 's_client: unknown option -servername' >&2\nexit 1\n", "unknown option -servername"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -27,7 +32,13 @@ func TestBenchJSON(t *testing.T) {
 			if tt.openssl {
 				e2e.NeedOpenSSL(t)
 			} else {
-				env = []string{"PATH=" + t.TempDir()}
+				dir := t.TempDir()
+				if tt.fake != "" {
+					if err := os.WriteFile(filepath.Join(dir, "openssl"), []byte(tt.fake), 0o755); err != nil {
+						t.Fatal(err)
+					}
+				}
+				env = []string{"PATH=" + dir}
 			}
 			stdout, stderr, code := runEnv(t, env, "bench", "--json", "--verifier", "md5pin", "--duration", "200ms", "--launches", "1", "--samples", "20", "--oneshots", "1")
 			if code != cli.ExitOK {
@@ -58,8 +69,8 @@ func TestBenchJSON(t *testing.T) {
 						t.Errorf("%s = %v without openssl, want 0", k, doc[k])
 					}
 				}
-				if v, _ := doc["no_openssl"].(string); !strings.Contains(v, "openssl") {
-					t.Errorf("no_openssl = %q, want why openssl was not run", v)
+				if v, _ := doc["no_openssl"].(string); !strings.Contains(v, tt.why) {
+					t.Errorf("no_openssl = %q, want why openssl was not measured (%q)", v, tt.why)
 				}
 			}
 			for _, k := range positive {
