@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tlspin/tlspin/core/certs"
+	"github.com/tlspin/tlspin/internal/e2e"
 	"github.com/tlspin/tlspin/internal/syncbuf"
 	"github.com/tlspin/tlspin/internal/wait"
 )
@@ -132,25 +133,15 @@ func echoLines(t *testing.T) (string, *syncbuf.Buffer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
 	heard := &syncbuf.Buffer{}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				sc := bufio.NewScanner(c)
-				for sc.Scan() {
-					fmt.Fprintf(heard, "%s\n", sc.Text())
-					fmt.Fprintf(c, "echo: %s\n", sc.Text())
-				}
-			}()
+	addr := e2e.Serve(t, ln, func(c net.Conn) {
+		sc := bufio.NewScanner(c)
+		for sc.Scan() {
+			fmt.Fprintf(heard, "%s\n", sc.Text())
+			fmt.Fprintf(c, "echo: %s\n", sc.Text())
 		}
-	}()
-	return ln.Addr().String(), heard
+	})
+	return addr, heard
 }
 
 // say sends a line to addr in plain TCP and returns the line answered.
