@@ -216,11 +216,12 @@ func CheckOptions(d *Description, opts Options) error {
 }
 
 // ValueChecker is implemented by verifiers that can check their options'
-// values without side effects: nothing kept, nothing logged, no file read
-// (that a file can be opened may be checked). A host calls it, in
-// process, for a built-in verifier of its own build before it connects
-// anywhere, so that a malformed pin or a missing file is refused before a
-// ClientHello leaves; Configure still checks everything.
+// values without side effects: nothing kept, nothing logged, and only as
+// much read as stays cheap (that a file can be opened; what is in it when
+// it is small). A host calls it, in process, for a built-in verifier of
+// its own build before it connects anywhere, so that a malformed pin, a
+// missing file or a small malformed one is refused before a ClientHello
+// leaves; Configure still checks everything.
 type ValueChecker interface {
 	CheckValues(opts Options) error
 }

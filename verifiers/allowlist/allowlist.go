@@ -124,16 +124,22 @@ func (v *Verifier) Configure(ctx context.Context, req *verify.ConfigureRequest) 
 	return &verify.ConfigureResponse{NeedsChain: chain != pinverifier.ChainLeaf}, nil
 }
 
-// CheckValues checks the options as Configure does, and that the file can
-// be read, without reading it: what is in it is checked when the
-// verifier starts.
+// CheckValues checks the options as Configure does, that the file can be
+// read and, if it is at most files.CheckedSize, what is in it; a larger
+// file is checked when the verifier starts. It keeps nothing.
 func (v *Verifier) CheckValues(opts verify.Options) error {
 	file, path, _, err := v.options(opts)
 	if err != nil {
 		return err
 	}
-	if err := files.CheckReadable(path); err != nil {
+	data, read, err := files.ReadIfSmall(path, files.CheckedSize)
+	if err != nil {
 		return &verify.OptionError{Option: "file", Value: file, Err: fmt.Errorf("allowlist: %w", err)}
+	}
+	if read {
+		if _, err := Parse(path, data); err != nil {
+			return &verify.OptionError{Option: "file", Value: file, Err: err}
+		}
 	}
 	return nil
 }

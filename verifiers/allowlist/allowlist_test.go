@@ -302,6 +302,11 @@ func TestCheckValues(t *testing.T) {
 	if err := os.WriteFile(garbage, []byte("not a pin\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Larger than a check reads: only the verifier judges what is in it.
+	bigGarbage := filepath.Join(dir, "big-garbage")
+	if err := os.WriteFile(bigGarbage, []byte(strings.Repeat("# a comment\n", files.CheckedSize/12)+"not a pin\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name       string
 		opts       verify.Options
@@ -309,7 +314,8 @@ func TestCheckValues(t *testing.T) {
 		configSays string // "" when Configure does
 	}{
 		{"a good file", verify.Options{"file": {good}, "chain": {"any"}}, "", ""},
-		{"what is in the file", verify.Options{"file": {garbage}}, "", "want ALGO:VALUE"},
+		{"what is in a small file", verify.Options{"file": {garbage}}, `garbage:1: "not": want ALGO:VALUE`, `garbage:1: "not": want ALGO:VALUE`},
+		{"what is in a large file", verify.Options{"file": {bigGarbage}}, "", "want ALGO:VALUE"},
 		{"a missing file", verify.Options{"file": {filepath.Join(dir, "none")}}, "no such file", "no such file"},
 		{"a directory", verify.Options{"file": {dir}}, "is a directory", "is a directory"},
 		{"a bad chain", verify.Options{"file": {good}, "chain": {"root"}}, `option chain="root"`, `option chain="root"`},

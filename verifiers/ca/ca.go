@@ -95,17 +95,25 @@ func (v *Verifier) Configure(ctx context.Context, req *verify.ConfigureRequest) 
 	return &verify.ConfigureResponse{NeedsChain: true}, nil
 }
 
-// CheckValues checks the options as Configure does, and that each CA file
-// can be read, without reading it: the certificates in it are checked
-// when the verifier starts.
+// CheckValues checks the options as Configure does, that each CA file can
+// be read and, if it is at most files.CheckedSize, the certificates in
+// it; a larger file is checked when the verifier starts. It keeps
+// nothing and logs nothing (a certificate that is not a CA is only
+// warned of, by Configure).
 func (v *Verifier) CheckValues(opts verify.Options) error {
 	paths, _, err := v.options(opts)
 	if err != nil {
 		return err
 	}
 	for i, p := range paths {
-		if err := files.CheckReadable(p); err != nil {
+		data, read, err := files.ReadIfSmall(p, files.CheckedSize)
+		if err != nil {
 			return &verify.OptionError{Option: "ca-file", Value: opts["ca-file"][i], Err: fmt.Errorf("ca: %w", err)}
+		}
+		if read {
+			if _, err := certs.ParseCertificates(data); err != nil {
+				return &verify.OptionError{Option: "ca-file", Value: opts["ca-file"][i], Err: fmt.Errorf("%w (file %q)", err, p)}
+			}
 		}
 	}
 	return nil

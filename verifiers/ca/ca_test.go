@@ -159,6 +159,9 @@ func TestCheckValues(t *testing.T) {
 	dir := t.TempDir()
 	root, garbage := f.caFile, filepath.Join(dir, "garbage.pem")
 	vtest.WriteFile(t, garbage, []byte("not a certificate\n"))
+	// Larger than a check reads: only the verifier judges what is in it.
+	bigGarbage := filepath.Join(dir, "big-garbage.pem")
+	vtest.WriteFile(t, bigGarbage, []byte(strings.Repeat("not a certificate\n", 4000)))
 	tests := []struct {
 		name       string
 		opts       verify.Options
@@ -167,7 +170,8 @@ func TestCheckValues(t *testing.T) {
 	}{
 		{"the system roots", verify.Options{}, "", ""},
 		{"a CA file and a name", verify.Options{"ca-file": {root}, "server-name": {"server.test"}}, "", ""},
-		{"what is in the file", verify.Options{"ca-file": {garbage}}, "", `option ca-file="` + garbage},
+		{"what is in a small file", verify.Options{"ca-file": {garbage}}, `option ca-file="` + garbage, `option ca-file="` + garbage},
+		{"what is in a large file", verify.Options{"ca-file": {root, bigGarbage}}, "", `option ca-file="` + bigGarbage},
 		{"a missing file", verify.Options{"ca-file": {root, filepath.Join(dir, "none.pem")}}, "no such file", "no such file"},
 		{"a directory", verify.Options{"ca-file": {dir}}, "is a directory", "is a directory"},
 		{"a bad name", verify.Options{"server-name": {"a b"}}, `option server-name="a b"`, `option server-name="a b"`},

@@ -126,12 +126,12 @@ func TestSendWarnsOfWeakDigests(t *testing.T) {
 	}
 }
 
-// A typo in a built-in's options, or a malformed pin, chain or expiry
-// date, is refused before anything reaches the server (the plugins start
-// while the handshake runs, so this is checked first, in process, against
-// what the built-in declares and parses); a value only the verifier can
-// judge (a file) is refused by the verifier itself, with the connection's
-// handshake aborted and no byte of the message sent.
+// A typo in a built-in's options, a malformed pin, chain or expiry date,
+// or a missing, unreadable or small malformed file, is refused before
+// anything reaches the server (the plugins start while the handshake
+// runs, so this is checked first, in process, against what the built-in
+// declares and parses); what is in a large file only the verifier judges,
+// with the connection's handshake aborted and no byte of the message sent.
 func TestSendRefusesBadOptionsFirst(t *testing.T) {
 	testbin.Tlspin(t) // built before anything is timed
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -156,8 +156,16 @@ func TestSendRefusesBadOptionsFirst(t *testing.T) {
 		}
 	}()
 	addr := ln.Addr().String()
-	garbage := filepath.Join(t.TempDir(), "list")
+	garbage, bigGarbage := filepath.Join(t.TempDir(), "list"), filepath.Join(t.TempDir(), "big-list")
 	if err := os.WriteFile(garbage, []byte("not a pin\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// More than the 64 KiB a check before connecting reads.
+	if err := os.WriteFile(bigGarbage, []byte(strings.Repeat("# a comment\n", 6000)+"not a pin\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	badCA := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(badCA, []byte("not a certificate\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -176,7 +184,9 @@ func TestSendRefusesBadOptionsFirst(t *testing.T) {
 		{"a missing allowlist", []string{"--verifier", "allowlist:file=" + filepath.Join(t.TempDir(), "none")}, "no such file", false},
 		{"a directory for an allowlist", []string{"--verifier", "allowlist:file=" + t.TempDir()}, "is a directory", false},
 		{"a missing CA file", []string{"--verifier", "ca:ca-file=" + filepath.Join(t.TempDir(), "none.pem")}, "no such file", false},
-		{"what only the verifier reads", []string{"--verifier", "allowlist:file=" + garbage}, "want ALGO:VALUE", true},
+		{"a malformed allowlist", []string{"--verifier", "allowlist:file=" + garbage}, `list:1: "not": want ALGO:VALUE`, false},
+		{"a malformed CA file", []string{"--verifier", "ca:ca-file=" + badCA}, `option ca-file="` + badCA, false},
+		{"a large malformed allowlist, which only the verifier reads", []string{"--verifier", "allowlist:file=" + bigGarbage}, `big-list:6001: "not": want ALGO:VALUE`, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := conns.Load()

@@ -1,10 +1,11 @@
 // Package files holds the file handling the file-based verifiers share:
-// expanding ~ in a path given as an option, checking that a file can be
-// read without reading it, and replacing a file atomically.
+// expanding ~ in a path given as an option, reading a file for a check
+// before connecting only if it is small, and replacing a file atomically.
 package files
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,23 +23,41 @@ func ExpandHome(p string) (string, error) {
 	return filepath.Join(home, strings.TrimPrefix(p, "~")), nil
 }
 
-// CheckReadable says why path cannot be read as a file, if it cannot: it
-// does not exist, is a directory, or may not be opened. It reads nothing
-// of the file.
-func CheckReadable(path string) error {
+// CheckedSize is how much of a file a check before connecting reads
+// (ReadIfSmall): a few hundred pins, or a few CA certificates, in well
+// under a millisecond. A larger file is judged by its verifier when it
+// starts: reading it twice would delay every connection.
+const CheckedSize = 64 << 10
+
+// ReadIfSmall says why path cannot be read as a file, if it cannot: it
+// does not exist, is a directory, or may not be opened. Otherwise it
+// returns the file's contents if they are at most max bytes, and read
+// false, having read no more than max+1 bytes, if they are more.
+func ReadIfSmall(path string, max int64) (data []byte, read bool, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return nil, false, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return err
+		return nil, false, err
 	}
 	if st.IsDir() {
-		return fmt.Errorf("%s is a directory", path)
+		return nil, false, fmt.Errorf("%s is a directory", path)
 	}
-	return nil
+	if st.Size() > max {
+		return nil, false, nil
+	}
+	// The file may have grown since: read one byte more than allowed.
+	data, err = io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, false, err
+	}
+	if int64(len(data)) > max {
+		return nil, false, nil
+	}
+	return data, true, nil
 }
 
 // WriteAtomic replaces path with data: it writes a temporary file in the

@@ -43,20 +43,35 @@ func TestExpandHome(t *testing.T) {
 	}
 }
 
-func TestCheckReadable(t *testing.T) {
+func TestReadIfSmall(t *testing.T) {
 	dir := t.TempDir()
-	file := filepath.Join(dir, "f")
-	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
-		t.Fatal(err)
+	small, big, empty := filepath.Join(dir, "small"), filepath.Join(dir, "big"), filepath.Join(dir, "empty")
+	for name, n := range map[string]int{small: 10, big: 11, empty: 0} {
+		if err := os.WriteFile(name, []byte(strings.Repeat("x", n)), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
-	for _, tt := range []struct{ path, says string }{
-		{file, ""},
-		{filepath.Join(dir, "none"), "no such file"},
-		{dir, "is a directory"},
+	for _, tt := range []struct {
+		path string
+		read bool
+		says string // the error, "" for none
+	}{
+		{small, true, ""},
+		{empty, true, ""},
+		{big, false, ""},
+		{filepath.Join(dir, "none"), false, "no such file"},
+		{dir, false, "is a directory"},
 	} {
-		err := CheckReadable(tt.path)
-		if tt.says == "" && err != nil || tt.says != "" && (err == nil || !strings.Contains(err.Error(), tt.says)) {
-			t.Errorf("CheckReadable(%s) = %v; want %q", tt.path, err, tt.says)
+		data, read, err := ReadIfSmall(tt.path, 10)
+		switch {
+		case tt.says == "" && err != nil, tt.says != "" && (err == nil || !strings.Contains(err.Error(), tt.says)):
+			t.Errorf("ReadIfSmall(%s) error %v; want %q", tt.path, err, tt.says)
+		case read != tt.read:
+			t.Errorf("ReadIfSmall(%s) read %v; want %v", tt.path, read, tt.read)
+		case read && string(data) != strings.Repeat("x", map[string]int{small: 10, empty: 0}[tt.path]):
+			t.Errorf("ReadIfSmall(%s) = %q", tt.path, data)
+		case !read && data != nil:
+			t.Errorf("ReadIfSmall(%s) returned %d bytes it did not read", tt.path, len(data))
 		}
 	}
 }
