@@ -469,6 +469,12 @@ func LoadCertificates(path string) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("certs: %w", err)
 	}
+	return ParseCertificatesOf(path, data)
+}
+
+// ParseCertificatesOf is ParseCertificates of data read from the file
+// path, which its error names.
+func ParseCertificatesOf(path string, data []byte) ([]*x509.Certificate, error) {
 	cs, err := ParseCertificates(data)
 	if err != nil {
 		return nil, fmt.Errorf("%w (file %q)", err, path)

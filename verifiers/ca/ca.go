@@ -111,8 +111,8 @@ func (v *Verifier) CheckValues(opts verify.Options) error {
 			return &verify.OptionError{Option: "ca-file", Value: opts["ca-file"][i], Err: fmt.Errorf("ca: %w", err)}
 		}
 		if read {
-			if _, err := certs.ParseCertificates(data); err != nil {
-				return &verify.OptionError{Option: "ca-file", Value: opts["ca-file"][i], Err: fmt.Errorf("%w (file %q)", err, p)}
+			if _, err := certs.ParseCertificatesOf(p, data); err != nil {
+				return &verify.OptionError{Option: "ca-file", Value: opts["ca-file"][i], Err: err}
 			}
 		}
 	}
