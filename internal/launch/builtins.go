@@ -201,9 +201,10 @@ func builtinOf(ctx context.Context, name string) (verify.Verifier, *host.Known, 
 // against what the built-in declares (unknown, missing or repeated
 // options) and, where the built-in can tell without side effects
 // (verify.ValueChecker: the pins of md5pin, sha256pin and spkipin, the
-// files of allowlist and ca), the values, without starting it: a command
-// refuses a typo before it connects anywhere. What is in a file, and tofu's
-// store, are checked by the verifier itself when it starts.
+// files of allowlist and ca, and what is in them when they are small), the
+// values, without starting it: a command refuses a typo before it connects
+// anywhere. What is in a larger file, and tofu's store, are checked by the
+// verifier itself when it starts.
 func CheckBuiltinOptions(ctx context.Context, specs []Spec) error {
 	for _, s := range specs {
 		v, k, err := builtinOf(ctx, s.Name)

@@ -51,10 +51,11 @@ the verifier configured to trust that certificate:
 
 Modes run in turns within the same run, so ratios to in-process compare
 like with like. Also reports the latency of one Verify call, how long a
-plugin takes to launch (from process start until it is configured), and the wall time of one-shot commands run in turns against
-the same server: tlspin send through the verifier against tlspin
-fingerprint (the same handshake without a plugin), and, when openssl is on
-the PATH, openssl s_client (a real peer's client, sending nothing).`,
+plugin takes to launch (from process start until it is configured), and
+the wall time of one-shot commands run in turns against the same server:
+tlspin send through the verifier against tlspin fingerprint (the same
+handshake without a plugin) and, when openssl is on the PATH, openssl
+s_client (a real peer's client, sending nothing).`,
 		Example: `  tlspin bench
   tlspin bench --verifier sha256pin --key rsa --duration 10s --json`,
 		Args: cobra.NoArgs,
@@ -298,10 +299,11 @@ func (a *app) benchOneShot(ctx context.Context, rep *bench.Report, ref *compare.
 	if err != nil {
 		return err
 	}
-	if len(med) < 3 {
-		med = append(med, 0)
+	var openssl time.Duration // 0: not run
+	if len(med) == 3 {
+		openssl = med[2]
 	}
-	rep.SetOneShot(med[0], med[1], med[2], n)
+	rep.SetOneShot(med[0], med[1], openssl, n)
 	return nil
 }
 
