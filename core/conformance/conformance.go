@@ -661,6 +661,8 @@ func (c *checker) checkShutdown(ctx context.Context) {
 func (c *checker) checkStdout() {
 	if c.p.alive() {
 		c.p.kill()
+	} else {
+		c.p.removeSockDir()
 	}
 	select {
 	case <-c.p.stdoutDone:

@@ -2,7 +2,10 @@ package conformance_test
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -81,6 +84,16 @@ func TestBrokenPlugins(t *testing.T) {
 			}
 			if len(rep.Results) != len(conformance.Items) {
 				t.Fatalf("%d results for %d items:\n%s", len(rep.Results), len(conformance.Items), show(rep))
+			}
+			// The socket's directory goes with the run, whether the
+			// plugin exited when asked to or had to be killed.
+			r, _ := rep.Result(conformance.ItemHandshake)
+			sock, _, ok := strings.Cut(strings.TrimPrefix(r.Detail, "unix "), ", ")
+			if !ok || !filepath.IsAbs(sock) {
+				t.Fatalf("handshake detail %q names no socket", r.Detail)
+			}
+			if _, err := os.Stat(filepath.Dir(sock)); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("the directory of %s is left after the run (%v)", sock, err)
 			}
 		})
 	}

@@ -43,7 +43,8 @@ type process struct {
 	stdioDone chan struct{}
 	exited    chan struct{}
 	waitErr   error
-	// sockDir is PLUGIN_UNIX_SOCKET_DIR, removed by kill.
+	// sockDir is PLUGIN_UNIX_SOCKET_DIR, removed by kill or, once the
+	// process has exited by itself, by removeSockDir.
 	sockDir string
 }
 
@@ -186,12 +187,16 @@ func (p *process) waitExit(d time.Duration) bool {
 func (p *process) kill() {
 	killGroup(p.cmd.Process.Pid)
 	<-p.exited
-	os.RemoveAll(p.sockDir)
+	p.removeSockDir()
 	select {
 	case <-p.stdoutDone:
 	case <-time.After(time.Second):
 	}
 }
+
+// removeSockDir removes the socket directory the plugin was given, with
+// whatever the plugin left in it.
+func (p *process) removeSockDir() { os.RemoveAll(p.sockDir) }
 
 // handshake is a parsed go-plugin handshake line:
 // CORE|APP|NETWORK|ADDRESS|PROTOCOL|SERVER-CERT.

@@ -108,9 +108,10 @@ func (p *plugin) Verify(_ context.Context, req *verify.Request) (*verify.Verdict
 }
 
 // serveOpenDir does go-plugin's part by hand, with its socket in a
-// directory of mode 0755.
+// directory of mode 0755, made in the host's socket directory so that the
+// host removes it with its own after killing the plugin.
 func serveOpenDir(v verify.Verifier) error {
-	dir, err := os.MkdirTemp("", "opendir")
+	dir, err := os.MkdirTemp(os.Getenv("PLUGIN_UNIX_SOCKET_DIR"), "opendir")
 	if err != nil {
 		return err
 	}
