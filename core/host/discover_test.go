@@ -275,6 +275,10 @@ func TestBadPluginsFailClearly(t *testing.T) {
 	if err := os.WriteFile(notExec, []byte("#!/bin/sh\nexit 0\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// go-plugin makes each plugin's socket directory in $TMPDIR: a failed
+	// start must leave none behind.
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
 	const startTimeout = 1500 * time.Millisecond
 	tests := []struct {
 		name string
@@ -323,6 +327,9 @@ func TestBadPluginsFailClearly(t *testing.T) {
 			}
 			if took > startTimeout+2*time.Second {
 				t.Errorf("took %s; want an error within the start timeout %s", took, startTimeout)
+			}
+			if left, _ := os.ReadDir(tmp); len(left) > 0 {
+				t.Errorf("left in $TMPDIR: %v", left)
 			}
 		})
 	}

@@ -652,6 +652,7 @@ func spawn(ctx context.Context, spec Spec, cfg Config, log hclog.Logger) (*insta
 	inst := &instance{life: goPlugin{client: client, proc: r}, started: time.Now()}
 	fail := func(err error) (*instance, *verify.Description, error) {
 		inst.kill()
+		r.removeSockDir()
 		return nil, nil, err
 	}
 	cp, err := client.Client()

@@ -27,6 +27,9 @@ import (
 //     was computed from (see openPinned).
 //   - pipesDone tells when go-plugin has copied the last of the plugin's
 //     stderr, so that a failed start can quote it (see spawn).
+//   - sockDir is the socket directory go-plugin made for the plugin. It
+//     removes it itself in Kill, but only for a process that started:
+//     after a failed exec, spawn removes it (removeSockDir).
 type procRunner struct {
 	path string   // the executable, absolute; what logs and errors name
 	args []string // arguments after the path
@@ -40,6 +43,7 @@ type procRunner struct {
 	started        bool
 	pipesDone      chan struct{}
 	pipesOnce      sync.Once
+	sockDir        string
 }
 
 var _ runner.Runner = (*procRunner)(nil)
@@ -50,8 +54,9 @@ func newProcRunner(path string, args, env []string, exe *os.File) *procRunner {
 
 // prepare is the ClientConfig.RunnerFunc. gcmd is go-plugin's description
 // of the command: only its environment (the handshake variables) is used.
-func (r *procRunner) prepare(log hclog.Logger, gcmd *exec.Cmd, _ string) (runner.Runner, error) {
+func (r *procRunner) prepare(log hclog.Logger, gcmd *exec.Cmd, sockDir string) (runner.Runner, error) {
 	r.log = log
+	r.sockDir = sockDir
 	cmd := r.command(gcmd.Env)
 	var err error
 	if r.stdout, err = cmd.StdoutPipe(); err != nil {
@@ -135,6 +140,14 @@ func (r *procRunner) kill() {
 	}
 	killGroup(r.pid)
 	_ = r.cmd.Process.Kill()
+}
+
+// removeSockDir removes the plugin's socket directory; for a process
+// that never started, after go-plugin's Kill, which leaves it.
+func (r *procRunner) removeSockDir() {
+	if r.sockDir != "" {
+		os.RemoveAll(r.sockDir)
+	}
 }
 
 func (r *procRunner) Stdout() io.ReadCloser { return r.stdout }

@@ -58,7 +58,9 @@ func AssertChildrenDieWithHost(t *testing.T, argv ...string) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperHostEnv+"="+string(spec))
+	// A host killed by SIGKILL cannot remove the plugin's socket
+	// directory, which it made in $TMPDIR: make that the test's.
+	cmd.Env = append(os.Environ(), helperHostEnv+"="+string(spec), "TMPDIR="+t.TempDir())
 	cmd.Stderr = os.Stderr
 	var pluginPID, childPID int
 	line := testbin.StartLine(t, cmd)
