@@ -17,8 +17,11 @@ import (
 // check asks the verifiers about the peer of cs, within the verify
 // timeout, and returns nil only if they allow it. What an allowing verdict
 // asks to commit after the handshake (a tofu pin) goes into pending.
-func (v *Verifiers) check(ctx context.Context, cs tls.ConnectionState, side verify.Side, remote string, pending *pintls.Pending) error {
+func (v *Verifiers) check(ctx context.Context, cs tls.ConnectionState, side verify.Side, remote, name string, pending *pintls.Pending) error {
 	req := pintls.Request(cs, side, remote)
+	if req.ServerName == "" {
+		req.ServerName = name
+	}
 	outs, err := v.decide(ctx, req)
 	if err != nil {
 		return err
@@ -114,9 +117,9 @@ func (v *Verifiers) Check(ctx context.Context, p Peer) ([]Verdict, error) {
 
 // verifyConnection returns a VerifyConnection that asks the verifiers, then
 // calls next (the caller's own) if they allowed the peer.
-func (v *Verifiers) verifyConnection(ctx context.Context, side verify.Side, remote string, pending *pintls.Pending, next func(tls.ConnectionState) error) func(tls.ConnectionState) error {
+func (v *Verifiers) verifyConnection(ctx context.Context, side verify.Side, remote, name string, pending *pintls.Pending, next func(tls.ConnectionState) error) func(tls.ConnectionState) error {
 	return func(cs tls.ConnectionState) error {
-		if err := v.check(ctx, cs, side, remote, pending); err != nil {
+		if err := v.check(ctx, cs, side, remote, name, pending); err != nil {
 			return err
 		}
 		if next != nil {
@@ -170,7 +173,9 @@ func (v *Verifiers) hookClient(ctx context.Context, base *tls.Config, serverName
 	// The chain is checked by the verifiers in VerifyConnection instead,
 	// which crypto/tls calls on every handshake, resumed ones included.
 	base.InsecureSkipVerify = true
-	base.VerifyConnection = v.verifyConnection(ctx, verify.ClientVerifiesServer, remote, pending, base.VerifyConnection)
+	// crypto/tls sends no server name for an IP address, so the request
+	// would carry none: the verifiers get the name the client asked for.
+	base.VerifyConnection = v.verifyConnection(ctx, verify.ClientVerifiesServer, remote, base.ServerName, pending, base.VerifyConnection)
 	return base
 }
 
@@ -222,7 +227,7 @@ func (v *Verifiers) HookServerConfig(base *tls.Config) *tls.Config {
 		if hc := hi.Context(); hc != nil {
 			ctx = hc
 		}
-		c.VerifyConnection = v.verifyConnection(ctx, verify.ServerVerifiesClient, remote, pending, c.VerifyConnection)
+		c.VerifyConnection = v.verifyConnection(ctx, verify.ServerVerifiesClient, remote, "", pending, c.VerifyConnection)
 		return c, nil
 	}
 	return base

@@ -232,13 +232,19 @@ type Options struct {
 	Pending *Pending
 }
 
-func (o Options) verifyConnection(d verify.Decider, side verify.Side, remote string, pending *Pending) func(tls.ConnectionState) error {
+// verifyConnection decides on a connection with d. name is the server
+// name the client asked for: crypto/tls sends none for an IP address, so
+// the connection state then carries none.
+func (o Options) verifyConnection(d verify.Decider, side verify.Side, remote, name string, pending *Pending) func(tls.ConnectionState) error {
 	return func(cs tls.ConnectionState) error {
 		ctx := o.Context
 		if ctx == nil {
 			ctx = context.Background()
 		}
 		req := Request(cs, side, remote)
+		if req.ServerName == "" {
+			req.ServerName = name
+		}
 		v, err := check(ctx, d, req, o.Timeout)
 		if err != nil {
 			return err
@@ -259,7 +265,7 @@ func ClientConfig(d verify.Decider, serverName, remote string, clientCert *tls.C
 		MinVersion: tls.VersionTLS12,
 		// The chain is checked by d in VerifyConnection instead.
 		InsecureSkipVerify: true,
-		VerifyConnection:   o.verifyConnection(d, verify.ClientVerifiesServer, remote, o.Pending),
+		VerifyConnection:   o.verifyConnection(d, verify.ClientVerifiesServer, remote, serverName, o.Pending),
 	}
 	if clientCert != nil {
 		c.Certificates = []tls.Certificate{*clientCert}
@@ -292,7 +298,7 @@ func ServerConfig(cert tls.Certificate, d verify.Decider, o Options) *tls.Config
 			// A server configuration built here commits nothing: tlspin's
 			// servers hook verifiers in through the tlspin package, which
 			// keeps a PendingSet per connection.
-			cc.VerifyConnection = o.verifyConnection(d, verify.ServerVerifiesClient, addr, nil)
+			cc.VerifyConnection = o.verifyConnection(d, verify.ServerVerifiesClient, addr, "", nil)
 			return cc, nil
 		}
 	}

@@ -6,7 +6,9 @@
 //
 // The name checked is option server-name, else the server name the client
 // asked for (SNI), else the host of the remote address (an IP address is
-// checked against the certificate's IP SANs).
+// checked against the certificate's IP SANs). A server for which none of
+// them is known is rejected: without a name, any certificate of a trusted
+// CA would pass.
 package ca
 
 import (
@@ -168,6 +170,10 @@ func (v *Verifier) Verify(_ context.Context, req *verify.Request) (*verify.Verdi
 	}
 	if req.Side == verify.ServerVerifiesClient {
 		opts.KeyUsages = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	} else if opts.DNSName == "" {
+		// x509 checks no name when given none: any certificate of a
+		// trusted CA would do, whoever it was issued to.
+		return &verify.Verdict{Reason: "ca: no host name to check the server's certificate against (the client sent none and its address is unknown); set server-name=NAME"}, nil
 	}
 	chains, err := leaf.Verify(opts)
 	if err != nil {
