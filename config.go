@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 
@@ -233,12 +232,22 @@ func (v *Verifiers) HookServerConfig(base *tls.Config) *tls.Config {
 	return base
 }
 
-// Confirm commits what the verification of a client asked to record (a
-// tofu pin on first contact), once the handshake of a connection accepted
-// with ServerConfig or HookServerConfig has succeeded; raw is the net.Conn
-// given to tls.Server. Listen calls it itself. A client whose handshake
-// failed is never recorded, whether or not Confirm is called.
-func (v *Verifiers) Confirm(ctx context.Context, raw net.Conn) error {
+// Confirm ends what the verification of a client asked to do after its
+// handshake, for conn, a connection made with tls.Server and a
+// configuration from ServerConfig or HookServerConfig. Call it once conn's
+// handshake has returned, whatever its outcome. If the handshake
+// succeeded, the client has proved it holds its key: Confirm records it
+// (a tofu pin on first contact) and logs it as accepted. If not, it
+// forgets it, since crypto/tls asks the verifiers before it checks that
+// proof: a client whose handshake failed is never recorded. Listen calls
+// Confirm itself. Without Confirm nothing is recorded, and what was kept
+// for it goes after a minute.
+func (v *Verifiers) Confirm(ctx context.Context, conn *tls.Conn) error {
+	raw := conn.NetConn()
+	if !conn.ConnectionState().HandshakeComplete {
+		v.pending.Forget(raw)
+		return nil
+	}
 	if err := v.pending.Commit(ctx, raw); err != nil {
 		return fmt.Errorf("tlspin: recording the client: %w", err)
 	}

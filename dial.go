@@ -114,8 +114,9 @@ func (l *listener) serveHandshake(raw net.Conn) {
 	ctx, cancel := context.WithTimeout(l.v.ctx, DefaultHandshakeTimeout)
 	defer cancel()
 	conn := tls.Server(raw, l.cfg)
-	confirm := func(ctx context.Context) error { return l.v.Confirm(ctx, raw) }
+	confirm := func(ctx context.Context) error { return l.v.Confirm(ctx, conn) }
 	if err := l.v.handshake(ctx, conn, confirm); err != nil {
+		l.v.pending.Forget(raw)
 		l.v.log.Debug("client handshake failed", "remote", raw.RemoteAddr().String(), "error", err)
 		raw.Close()
 		return

@@ -144,11 +144,14 @@ type Stats struct {
 	// CacheHits and CacheMisses count verdicts answered from the verdict
 	// cache and verdicts asked of a plugin (both zero WithoutCache).
 	CacheHits, CacheMisses uint64
+	// Unconfirmed counts the server connections whose verification asked
+	// to record the client or log it as accepted, waiting for Confirm.
+	Unconfirmed int
 }
 
 // Stats returns the verifiers' running figures.
 func (v *Verifiers) Stats() Stats {
-	var s Stats
+	s := Stats{Unconfirmed: v.pending.Len()}
 	for _, p := range v.set.Plugins {
 		s.PluginRestarts += p.Restarts()
 	}

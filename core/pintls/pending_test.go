@@ -79,3 +79,56 @@ func TestPendingSetKeepsOnlyWhatWasSet(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestPendingSetForget: a connection whose handshake failed is forgotten
+// and never committed.
+func TestPendingSetForget(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	var s pintls.PendingSet
+	c := &committer{}
+	s.For(a).Set(c, &verify.Request{}, 0)
+	s.Forget(a)
+	if err := s.Commit(context.Background(), a); err != nil || c.n != 0 || s.Len() != 0 {
+		t.Fatalf("after Forget: commit %v, %d commits, %d kept", err, c.n, s.Len())
+	}
+}
+
+// TestPendingSetIsBounded is the attack of a client that gets verified
+// and then fails its handshake, over and over, against a server that never
+// calls Forget: the set keeps at most MaxPending connections and
+// MaxPendingBytes of their chains, the newest.
+func TestPendingSetIsBounded(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		chainSize int
+		want      int
+	}{
+		{"many small chains", 1 << 10, pintls.MaxPending},
+		{"large chains", 200 << 10, pintls.MaxPendingBytes / (200 << 10)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var s pintls.PendingSet
+			c := &committer{}
+			var conns []net.Conn
+			for range pintls.MaxPending + 100 {
+				a, b := net.Pipe()
+				defer a.Close()
+				defer b.Close()
+				s.For(a).Set(c, &verify.Request{PeerChain: [][]byte{make([]byte, tt.chainSize)}}, 0)
+				conns = append(conns, a)
+			}
+			if s.Len() != tt.want {
+				t.Fatalf("kept %d connections, want %d", s.Len(), tt.want)
+			}
+			// The newest are kept, the oldest dropped without a commit.
+			if err := s.Commit(context.Background(), conns[0]); err != nil || c.n != 0 {
+				t.Fatalf("the oldest: %v, %d commits; want it dropped", err, c.n)
+			}
+			if err := s.Commit(context.Background(), conns[len(conns)-1]); err != nil || c.n != 1 {
+				t.Fatalf("the newest: %v, %d commits; want it kept", err, c.n)
+			}
+		})
+	}
+}

@@ -106,6 +106,19 @@ type Pending struct {
 	onSet   func() // PendingSet's registration
 }
 
+// size is what p keeps of its peer: the DER of the chain to commit.
+func (p *Pending) size() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	if p.req != nil {
+		for _, der := range p.req.PeerChain {
+			n += len(der)
+		}
+	}
+	return n
+}
+
 // After arranges for f to run at Commit, once the handshake has
 // succeeded: a log line saying the peer was accepted, say.
 func (p *Pending) After(f func()) {
@@ -164,59 +177,129 @@ func (p *Pending) Commit(ctx context.Context) error {
 
 // PendingSet keeps the Pending of each server connection, keyed by the
 // net.Conn given to tls.Server: the verification of a connection puts
-// what it asks for into For(conn), and after a successful handshake the
-// server calls Commit. Only connections whose
-// verification put something in their Pending are kept, and for a minute
-// at most, so a failed handshake needs no clean-up.
+// what it asks for into For(conn), and once the handshake has returned the
+// server calls Commit if it succeeded and Forget if it did not. Only
+// connections whose verification put something in their Pending are kept.
+//
+// A client can make the server verify it and then fail its handshake
+// (present another's certificate without its key) as often as it likes,
+// and a server that never calls Forget (net/http's) leaves each such
+// connection here: so entries last a minute at most, and the set keeps at
+// most MaxPending of them and MaxPendingBytes of their peers' chains,
+// dropping the oldest first. A dropped entry commits nothing: its peer is
+// still allowed, only not recorded.
 type PendingSet struct {
-	mu sync.Mutex
-	m  map[net.Conn]pendingEntry
+	mu    sync.Mutex
+	m     map[net.Conn]pendingEntry
+	bytes int
+	seq   uint64
 }
 
 type pendingEntry struct {
 	p     *Pending
 	since time.Time
+	seq   uint64 // order of arrival: the smallest goes first
+	size  int
 }
 
-// pendingTTL is how long a server connection's pending commit is kept
-// for a handshake to finish.
-const pendingTTL = time.Minute
+const (
+	// pendingTTL is how long a server connection's pending commit is kept
+	// for a handshake to finish.
+	pendingTTL = time.Minute
+	// MaxPending bounds the connections a PendingSet keeps.
+	MaxPending = 1024
+	// MaxPendingBytes bounds the peer chains a PendingSet keeps, in bytes
+	// of DER.
+	MaxPendingBytes = 16 << 20
+)
 
 // For returns the Pending of raw; it joins the set only if a verification
 // puts something in it.
 func (s *PendingSet) For(raw net.Conn) *Pending {
 	p := &Pending{}
 	p.onSet = func() {
+		size := p.size()
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		now := time.Now()
-		for c, e := range s.m {
-			if now.Sub(e.since) > pendingTTL {
-				delete(s.m, c)
-			}
-		}
 		if s.m == nil {
 			s.m = map[net.Conn]pendingEntry{}
 		}
-		s.m[raw] = pendingEntry{p: p, since: now}
+		now := time.Now()
+		e, ok := s.m[raw]
+		if ok {
+			s.drop(raw)
+		} else {
+			s.seq++
+			e = pendingEntry{p: p, since: now, seq: s.seq}
+		}
+		e.p, e.size = p, size
+		s.m[raw] = e
+		s.bytes += size
+		s.prune(now)
 	}
 	return p
 }
 
-// Commit commits raw's Pending, if any, and forgets it. A nil set has
-// nothing to commit.
-func (s *PendingSet) Commit(ctx context.Context, raw net.Conn) error {
+// prune drops entries older than pendingTTL, then the oldest until the set
+// is within its bounds.
+func (s *PendingSet) prune(now time.Time) {
+	for len(s.m) > 0 {
+		var oldest net.Conn
+		var seq uint64
+		for c, e := range s.m {
+			if now.Sub(e.since) > pendingTTL {
+				s.drop(c)
+				continue
+			}
+			if oldest == nil || e.seq < seq {
+				oldest, seq = c, e.seq
+			}
+		}
+		if oldest == nil || (len(s.m) <= MaxPending && s.bytes <= MaxPendingBytes) {
+			return
+		}
+		s.drop(oldest)
+	}
+}
+
+func (s *PendingSet) drop(raw net.Conn) {
+	s.bytes -= s.m[raw].size
+	delete(s.m, raw)
+}
+
+// take removes raw's entry and returns its Pending, or nil.
+func (s *PendingSet) take(raw net.Conn) *Pending {
 	if s == nil {
 		return nil
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	e, ok := s.m[raw]
-	delete(s.m, raw)
-	s.mu.Unlock()
 	if !ok {
 		return nil
 	}
-	return e.p.Commit(ctx)
+	s.drop(raw)
+	return e.p
+}
+
+// Commit commits raw's Pending, if any, and forgets it. Call it only once
+// raw's handshake has succeeded. A nil set has nothing to commit.
+func (s *PendingSet) Commit(ctx context.Context, raw net.Conn) error {
+	return s.take(raw).Commit(ctx)
+}
+
+// Forget drops raw's Pending, if any, without committing it: raw's
+// handshake failed.
+func (s *PendingSet) Forget(raw net.Conn) { s.take(raw) }
+
+// Len returns the number of connections waiting for Commit or Forget.
+func (s *PendingSet) Len() int {
+	if s == nil {
+		return 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.m)
 }
 
 // Options tune the configurations built here.

@@ -448,10 +448,11 @@ func (c *Conn) Write(p []byte) (int, error) {
 // used up by another one.
 func (c *Conn) Established() bool { return c.loop.established(c) }
 
-// Confirm commits what a connection's verification asked to record (a
-// TOFU pin), once its handshake has succeeded; raw is the net.Conn given
-// to tls.Server (pintls.PendingSet.Commit, tlspin.Verifiers.Confirm).
-type Confirm func(ctx context.Context, raw net.Conn) error
+// Confirm ends what a connection's verification asked to do after the
+// handshake (tlspin.Verifiers.Confirm): it records a TOFU pin if the
+// handshake succeeded and forgets it if not. It is called once the
+// handshake has returned, whatever the outcome.
+type Confirm func(ctx context.Context, conn *tls.Conn) error
 
 // Handshake runs the TLS server handshake on c with cfg (verification
 // included, from cfg.VerifyConnection), bounded by the loop's handshake
@@ -464,23 +465,23 @@ func (c *Conn) Handshake(ctx context.Context, cfg *tls.Config, confirm Confirm) 
 
 // HandshakeOver is Handshake with the TLS session over transport, a
 // connection that wraps c (to batch its writes, say), instead of over c
-// itself; confirm then receives transport, the connection given to
-// tls.Server.
+// itself.
 func (c *Conn) HandshakeOver(ctx context.Context, transport net.Conn, cfg *tls.Config, confirm Confirm) (*tls.Conn, error) {
 	tc := tls.Server(transport, cfg)
 	err := tc.HandshakeContext(ctx)
+	// The one place where a decision's side effects happen on the server:
+	// confirm records a client that completed the handshake, so proved its
+	// key, and forgets one that did not.
+	if confirm != nil {
+		if cerr := confirm(ctx, tc); cerr != nil {
+			c.loop.log.Warn("the verifier could not record the client it allowed", "conn", c.id, "remote", c.RemoteAddr().String(), "error", cerr)
+		}
+	}
 	if err == nil && !c.Established() {
 		err = context.Cause(ctx)
 	}
 	if err != nil {
 		return tc, classify(err, context.Cause(ctx))
-	}
-	// The handshake succeeded and the peer proved its key: the one place
-	// where a decision's side effects happen on the server.
-	if confirm != nil {
-		if err := confirm(ctx, transport); err != nil {
-			c.loop.log.Warn("the verifier could not record the client it allowed", "conn", c.id, "remote", c.RemoteAddr().String(), "error", err)
-		}
 	}
 	return tc, nil
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -121,7 +120,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		return fmt.Errorf("serve: cannot listen on %q: %w", f.listen, err)
 	}
 	tlsCfg := pintls.ServerConfig(cert, nil, pintls.Options{})
-	var confirm func(context.Context, net.Conn) error
+	var confirm server.Confirm
 	if vs != nil {
 		tlsCfg = vs.HookServerConfig(tlsCfg)
 		confirm = vs.Confirm
