@@ -3,9 +3,9 @@ package tlspin
 import (
 	"errors"
 
+	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/pin"
 	"github.com/tlspin/tlspin/core/policy"
-	"github.com/tlspin/tlspin/core/rpc"
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/launch"
 )
@@ -48,8 +48,7 @@ type Verdict struct {
 // failed reports whether the verifier gave no verdict of its own. An error
 // the verifier itself returned is its answer: a rejection.
 func (v Verdict) failed() bool {
-	var remote *rpc.RemoteError
-	return v.Err != nil && !errors.As(v.Err, &remote)
+	return v.Err != nil && !host.IsVerifierError(v.Err)
 }
 
 // RejectionError is the error of a handshake whose peer was rejected. It

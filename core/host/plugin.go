@@ -150,9 +150,9 @@ type lifecycle interface {
 	stop()
 }
 
-// remoteError reports whether err is the verifier's own answer, over
+// IsVerifierError reports whether err is the verifier's own answer, over
 // either channel: a rejection, never a reason to restart the plugin.
-func remoteError(err error) bool {
+func IsVerifierError(err error) bool {
 	var g *rpc.RemoteError
 	var d *direct.RemoteError
 	return errors.As(err, &g) || errors.As(err, &d)
@@ -240,7 +240,7 @@ func (p *Plugin) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 		return nil, err
 	}
 	v, err := inst.v.Verify(wctx, req)
-	if err != nil && !remoteError(err) && callerDone(ctx) {
+	if err != nil && !IsVerifierError(err) && callerDone(ctx) {
 		// The caller gave up first: the plugin is not known to be hung.
 		p.probe(inst, req)
 		if errors.Is(ctx.Err(), context.Canceled) {
@@ -332,7 +332,7 @@ func (p *Plugin) judge(ctx context.Context, inst *instance, v *verify.Verdict, e
 	switch {
 	case err == nil:
 		return v, nil
-	case remoteError(err):
+	case IsVerifierError(err):
 		return nil, fmt.Errorf("host: verifier %q: %w", p.spec.Name, err)
 	case ctx.Err() != nil:
 		err = fmt.Errorf("%w: verifier %q gave no verdict within %s (pid %d); restarting it", ErrTimeout, p.spec.Name, p.cfg.VerifyTimeout, inst.pid)
@@ -581,7 +581,7 @@ func (p *Plugin) launch(ctx context.Context) (*instance, *verify.Description, bo
 	defer cancel()
 	cr, err := inst.v.Configure(sctx, &verify.ConfigureRequest{Options: p.spec.Options})
 	if err != nil {
-		if remoteError(err) {
+		if IsVerifierError(err) {
 			// The plugin works and said no: let it exit quietly.
 			inst.stop()
 		} else {
