@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/tlspin/tlspin/internal/printable"
 )
 
 // stderrTailSize is how much of a plugin's last stderr output is kept to
@@ -83,10 +85,13 @@ func (s *pluginStderr) emit(line string) {
 	if line == "" {
 		return
 	}
+	// hclog escapes the values of fields, not the message: a plugin must
+	// not forge the host's log lines or drive its terminal.
 	if lvl, msg, args, ok := parseHCLogJSON(line); ok {
-		s.log.Log(lvl, msg, args...)
+		s.log.Log(lvl, printable.Escape(msg), args...)
 		return
 	}
+	line = printable.Escape(line)
 	for _, l := range []hclog.Level{hclog.Trace, hclog.Debug, hclog.Info, hclog.Warn, hclog.Error} {
 		if strings.HasPrefix(line, "["+strings.ToUpper(l.String())+"]") {
 			s.log.Log(l, line)

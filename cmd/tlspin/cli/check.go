@@ -12,6 +12,7 @@ import (
 	"github.com/tlspin/tlspin/core/conformance"
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/bench"
+	"github.com/tlspin/tlspin/internal/printable"
 )
 
 type checkFlags struct {
@@ -111,7 +112,7 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags, name string) error {
 		fmt.Fprintln(out, ")")
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		for _, r := range rep.Results {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", strings.ToUpper(string(r.Status)), r.Item, r.Detail)
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", strings.ToUpper(string(r.Status)), r.Item, printable.Escape(r.Detail))
 		}
 		if err := tw.Flush(); err != nil {
 			return err

@@ -20,6 +20,7 @@ import (
 	"github.com/tlspin/tlspin"
 	"github.com/tlspin/tlspin/core/pintls"
 	"github.com/tlspin/tlspin/internal/launch"
+	"github.com/tlspin/tlspin/internal/printable"
 )
 
 // Exit codes. Errors are classified by type, never by their text (which
@@ -145,7 +146,8 @@ func ExitCode(err error) int {
 // explain is err's message with what a command-line user can do about it:
 // the library's errors speak of the library, the flags are named here.
 func explain(err error) string {
-	msg := err.Error()
+	// The message may quote a peer's names or a plugin's reason.
+	msg := printable.Escape(err.Error())
 	var rej *tlspin.RejectionError
 	switch {
 	case errors.Is(err, launch.ErrUnusedPin):

@@ -19,6 +19,7 @@ import (
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/pin"
 	"github.com/tlspin/tlspin/internal/client"
+	"github.com/tlspin/tlspin/internal/printable"
 )
 
 type fingerprintFlags struct {
@@ -180,7 +181,7 @@ func (a *app) runFingerprint(cmd *cobra.Command, f *fingerprintFlags, target str
 			if c.Kind != "certificate" {
 				what = strings.TrimSpace(c.Kind + " " + c.Subject)
 			}
-			fmt.Fprintf(out, "%d %s %s\n", c.Index, c.Fingerprint, what)
+			fmt.Fprintf(out, "%d %s %s\n", c.Index, c.Fingerprint, printable.Escape(what))
 		} else {
 			fmt.Fprintln(out, c.Fingerprint)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tlspin/tlspin/core/pin"
+	"github.com/tlspin/tlspin/internal/printable"
 	"github.com/tlspin/tlspin/verifiers/tofu"
 )
 
@@ -135,7 +136,7 @@ func printKnown(cmd *cobra.Command, es []tofu.Entry, match func(string) bool, as
 	for _, d := range docs {
 		fmt.Fprintf(out, "%s %s", d.Key, d.Pin)
 		if d.Comment != "" {
-			fmt.Fprintf(out, " # %s", d.Comment)
+			fmt.Fprintf(out, " # %s", printable.Escape(d.Comment))
 		}
 		fmt.Fprintln(out)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/tlspin/tlspin/core/pintls"
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/client"
+	"github.com/tlspin/tlspin/internal/printable"
 )
 
 type verifyFlags struct {
@@ -150,15 +151,16 @@ func (a *app) runVerify(cmd *cobra.Command, f *verifyFlags, args []string) error
 			return err
 		}
 	} else {
+		// Reasons and names come from plugins and certificates.
 		fmt.Fprintf(out, "verdict: %s\n", doc.Verdict)
 		if doc.Reason != "" {
-			fmt.Fprintf(out, "reason: %s\n", doc.Reason)
+			fmt.Fprintf(out, "reason: %s\n", printable.Escape(doc.Reason))
 		}
 		if doc.Matched != "" {
-			fmt.Fprintf(out, "matched: %s\n", doc.Matched)
+			fmt.Fprintf(out, "matched: %s\n", printable.Escape(doc.Matched))
 		}
 		for i, c := range doc.Chain {
-			fmt.Fprintf(out, "chain[%d]: %s (issuer %s, sha256 %s)\n", i, c.Subject, c.Issuer, c.SHA256)
+			fmt.Fprintf(out, "chain[%d]: %s (issuer %s, sha256 %s)\n", i, printable.Escape(c.Subject), printable.Escape(c.Issuer), c.SHA256)
 		}
 	}
 	return checkErr

@@ -1,8 +1,9 @@
 // Command misbehave is a test verifier plugin that fails on purpose while
 // verifying: option mode=crash exits, mode=hang never answers, mode=garbage
 // returns no verdict, mode=reject rejects and mode=error returns an error,
-// both with text that looks like a usage error, and mode=allow allows
-// everything (to prove the plugin itself works).
+// both with text that looks like a usage error, mode=escape rejects with
+// terminal escape sequences and a forged line in its reason, and
+// mode=allow allows everything (to prove the plugin itself works).
 package main
 
 import (
@@ -41,6 +42,8 @@ func (m *misbehave) Verify(ctx context.Context, _ *verify.Request) (*verify.Verd
 		return &verify.Verdict{Reason: "accepts only known peers: invalid argument \"x\" for \"--pin\" flag"}, nil
 	case "error":
 		return nil, errors.New("unknown flag: --invalid argument, accepts 1 arg(s)")
+	case "escape":
+		return &verify.Verdict{Reason: "no\x1b]0;pwned\x07\x1b[2J\rtlspin: sent; server verified OK\nforged line"}, nil
 	}
 	return &verify.Verdict{Allow: true, Matched: "anything"}, nil
 }
