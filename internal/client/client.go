@@ -145,9 +145,13 @@ func Send(ctx context.Context, conn *tls.Conn, msg io.Reader, reply io.Writer, i
 
 	var res Result
 	var werr error
-	res.Sent, werr = io.Copy(conn, msg)
+	var ne net.Error
+	res.Sent, werr = io.Copy(progressWriter{ctx, conn, idle}, msg)
 	if werr == nil {
 		werr = conn.CloseWrite()
+	}
+	if errors.As(werr, &ne) && ne.Timeout() && ctx.Err() == nil {
+		werr = fmt.Errorf("the server read nothing for %s: %w", idle, werr)
 	}
 	sent.Store(true)
 	if ctx.Err() == nil {
@@ -159,7 +163,6 @@ func Send(ctx context.Context, conn *tls.Conn, msg io.Reader, reply io.Writer, i
 	}
 	r := <-read
 	res.Received = r.n
-	var ne net.Error
 	switch {
 	case r.err != nil && isAlert(r.err):
 		return res, fmt.Errorf("%w: %s sent %w (if it requires a client certificate, is ours one it trusts?)", ErrRefused, conn.RemoteAddr(), r.err)
@@ -173,6 +176,26 @@ func Send(ctx context.Context, conn *tls.Conn, msg io.Reader, reply io.Writer, i
 		return res, fmt.Errorf("client: reading the reply: %w", r.err)
 	}
 	return res, nil
+}
+
+// progressWriter writes to conn, each write bounded by idle: the message
+// goes out as slowly as its source gives it, but a server that reads none
+// of it for idle ends the exchange.
+type progressWriter struct {
+	ctx  context.Context
+	conn *tls.Conn
+	idle time.Duration
+}
+
+func (w progressWriter) Write(p []byte) (int, error) {
+	w.conn.SetWriteDeadline(time.Now().Add(w.idle))
+	// After the deadline is set: a cancellation that came before it would
+	// otherwise be undone.
+	if err := w.ctx.Err(); err != nil {
+		w.conn.SetWriteDeadline(time.Now())
+		return 0, err
+	}
+	return w.conn.Write(p)
 }
 
 // receive copies conn to w until EOF or an error; once sent is true,

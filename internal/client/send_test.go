@@ -177,3 +177,74 @@ func TestSendStopsWithItsContext(t *testing.T) {
 		t.Fatalf("Send: %v, want the context's error", err)
 	}
 }
+
+// TestSendGivesUpOnAServerThatNeverReads is the attack of a server that
+// completes the handshake and then reads nothing: once the message
+// outgrows the socket buffers, Send used to block in its write forever,
+// since the idle timeout only started after the message. A message whose
+// writing makes no progress for the idle timeout now fails, saying so;
+// one that makes progress, however slowly its source gives it, does not.
+func TestSendGivesUpOnAServerThatNeverReads(t *testing.T) {
+	hold := make(chan struct{})
+	defer close(hold)
+	addr := serveTLS(t, &tls.Config{Certificates: []tls.Certificate{newCert(t)}}, func(c *tls.Conn) {
+		c.Handshake()
+		<-hold // never reads
+		c.Close()
+	})
+	conn, err := client.Dial(context.Background(), addr, &tls.Config{InsecureSkipVerify: true}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := client.Send(context.Background(), conn, bytes.NewReader(make([]byte, 32<<20)), nil, 200*time.Millisecond)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "read nothing for 200ms") {
+			t.Fatalf("Send: %v, want it to say the server read nothing", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ATTACK: Send with a 200ms idle timeout still blocked after 10s on a server that never reads")
+	}
+}
+
+// slowReader gives its data a byte at a time, pausing before each.
+type slowReader struct {
+	data  []byte
+	pause time.Duration
+}
+
+func (r *slowReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, io.EOF
+	}
+	time.Sleep(r.pause)
+	p[0], r.data = r.data[0], r.data[1:]
+	return 1, nil
+}
+
+// TestSendWaitsForASlowMessage: the idle timeout bounds the server, not
+// the message's source (a user typing on standard input).
+func TestSendWaitsForASlowMessage(t *testing.T) {
+	got := make(chan string, 1)
+	addr := serveTLS(t, &tls.Config{Certificates: []tls.Certificate{newCert(t)}}, func(c *tls.Conn) {
+		b, _ := io.ReadAll(c)
+		got <- string(b)
+		c.Close()
+	})
+	conn, err := client.Dial(context.Background(), addr, &tls.Config{InsecureSkipVerify: true}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := client.Send(context.Background(), conn, &slowReader{data: []byte("abc"), pause: 150 * time.Millisecond}, nil, 100*time.Millisecond); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	if s := <-got; s != "abc" {
+		t.Fatalf("the server got %q", s)
+	}
+}

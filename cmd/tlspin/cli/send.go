@@ -38,7 +38,8 @@ Whatever the server answers is printed on stdout as it arrives (like
 openssl s_client -quiet or ncat). After the message, send closes its write
 side and waits for the server to close; a server that keeps the connection
 open is given --idle-timeout to send more, then send exits 0 with what it
-got. --no-reply prints nothing of the reply (it still waits for the server
+got; a server that reads none of the message for --idle-timeout makes
+send fail. --no-reply prints nothing of the reply (it still waits for the server
 to close, so that a refusal is seen and nothing is lost in flight). A
 server that refuses our client certificate after the handshake (TLS 1.3)
 makes send fail.
@@ -58,7 +59,7 @@ KEY=VALUE; --pin V is short for --opt pin=V.`,
 	f.v.register(fs, "server")
 	fs.StringVar(&f.serverName, "server-name", "", "TLS server name (SNI) to send (default the host of ADDR, unless it is an IP address)")
 	fs.DurationVar(&f.timeout, "timeout", client.DefaultTimeout, "longest the TCP connect and the TLS handshake (verification included) may take together")
-	fs.DurationVar(&f.idleTimeout, "idle-timeout", client.DefaultIdleTimeout, "once the message is sent, how long to wait for more of the reply before exiting 0")
+	fs.DurationVar(&f.idleTimeout, "idle-timeout", client.DefaultIdleTimeout, "once the message is sent, how long to wait for more of the reply before exiting 0; while sending, how long the server may read none of it before send fails")
 	fs.BoolVar(&f.noReply, "no-reply", false, "do not print what the server sends back")
 	fs.StringVar(&f.cert, "cert", "", "client certificate to present (mutual TLS), with its key unless --key is given")
 	fs.StringVar(&f.key, "key", "", "private key of --cert, if not in the same file")
