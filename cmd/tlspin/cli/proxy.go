@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/net/netutil"
 
 	"github.com/tlspin/tlspin"
 	"github.com/tlspin/tlspin/core/pintls"
@@ -285,17 +286,38 @@ func reloadOnHangup(ctx context.Context, cert *proxy.Certificate, a *app) (stop 
 	return func() { signal.Stop(hup); <-done }
 }
 
+// What --metrics's HTTP server holds for its clients: a scraper needs one
+// connection for a moment, and the server runs in the proxy's process,
+// outside the proxy's own limits.
+const (
+	metricsMaxConns = 16
+	metricsTimeout  = 30 * time.Second
+)
+
 // serveMetrics serves m on addr until stop is called.
 func serveMetrics(addr string, m *proxy.Metrics) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: --metrics %q: %w", addr, err)
 	}
+	return serveMetricsOn(ln, m, metricsMaxConns, metricsTimeout), nil
+}
+
+// serveMetricsOn serves m on ln to at most maxConns connections at once,
+// each request read and answered within timeout, and a connection kept
+// alive between requests for timeout at most.
+func serveMetricsOn(ln net.Listener, m *proxy.Metrics, maxConns int, timeout time.Duration) (stop func()) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.Handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	return func() { srv.Close() }, nil
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: timeout,
+		ReadTimeout:       timeout,
+		WriteTimeout:      timeout,
+		IdleTimeout:       timeout,
+	}
+	go srv.Serve(netutil.LimitListener(ln, maxConns))
+	return func() { srv.Close() }
 }
 
 // proxyJSONEvent is the --json form of a proxy.Event.
