@@ -229,6 +229,10 @@ func (v *Verifiers) HookServerConfig(base *tls.Config) *tls.Config {
 		c.VerifyConnection = v.verifyConnection(ctx, verify.ServerVerifiesClient, remote, "", pending, c.VerifyConnection)
 		return c, nil
 	}
+	// base verifies too, without the client's address: a program that
+	// replaces GetConfigForClient after this call still has its clients
+	// checked, not any certificate accepted.
+	base.VerifyConnection = v.verifyConnection(v.ctx, verify.ServerVerifiesClient, "", "", nil, tmpl.VerifyConnection)
 	return base
 }
 

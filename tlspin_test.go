@@ -204,6 +204,40 @@ func TestHookServerConfig(t *testing.T) {
 	}
 }
 
+// TestHookServerConfigReplaced: a program that replaces the hooked
+// configuration's GetConfigForClient, which carries the verifiers, still
+// has its clients checked: base itself verifies, rather than accepting
+// any certificate.
+func TestHookServerConfigReplaced(t *testing.T) {
+	srv, good := newIdentity("server"), newIdentity("good")
+	v := start(t, []string{"spkipin:pin=" + good.spki})
+	cfg := v.HookServerConfig(&tls.Config{Certificates: []tls.Certificate{srv.cert}})
+	cfg.GetConfigForClient = nil
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { c.(*tls.Conn).Handshake(); io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	for _, tt := range []struct {
+		id    identity
+		allow bool
+	}{{newIdentity("bad"), false}, {good, true}} {
+		err := handshakeAs(ln.Addr().String(), "127.0.0.1", tt.id.cert)
+		if (err == nil) != tt.allow {
+			t.Errorf("%s: handshake error %v, want allowed %v", tt.id.cert.Leaf.Subject.CommonName, err, tt.allow)
+		}
+	}
+}
+
 // TestListen: Accept returns only clients the verifiers allowed; a rejected
 // or silent client delays no other.
 func TestListen(t *testing.T) {
