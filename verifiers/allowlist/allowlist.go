@@ -171,6 +171,15 @@ func (v *Verifier) loaded(l *List) {
 		return
 	}
 	v.log.Info(fmt.Sprintf("loaded %d pins from %s", l.Len(), l.Name))
+	var weak []string
+	for _, a := range l.Algos() {
+		if a == pin.MD5 || a == pin.SHA1 {
+			weak = append(weak, strings.ToUpper(string(a)))
+		}
+	}
+	if len(weak) > 0 {
+		v.log.Warn(fmt.Sprintf("%s has %s pins, which are weak: MD5 and SHA-1 are collision-broken; prefer sha256 or spki pins", l.Name, strings.Join(weak, " and ")))
+	}
 }
 
 // PolicyChanges announces every reload.

@@ -340,3 +340,37 @@ func TestCheckValues(t *testing.T) {
 		})
 	}
 }
+
+// TestWarnsOfWeakPins: a list with MD5 or SHA-1 pins is loaded with a
+// warning that says which, as md5pin warns; one without is not.
+func TestWarnsOfWeakPins(t *testing.T) {
+	c := vtest.New(t, vtest.Spec{CN: "c"})
+	for _, tt := range []struct {
+		name  string
+		algos []pin.Algo
+		want  string // "" for no warning
+	}{
+		{"sha256 and spki", []pin.Algo{pin.SHA256, pin.SPKI}, ""},
+		{"md5", []pin.Algo{pin.MD5, pin.SPKI}, "has MD5 pins, which are weak"},
+		{"md5 and sha1", []pin.Algo{pin.SHA1, pin.MD5}, "has MD5 and SHA1 pins, which are weak"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var content string
+			for _, a := range tt.algos {
+				content += line(t, c, a, "")
+			}
+			path := filepath.Join(t.TempDir(), "pins.txt")
+			vtest.WriteFile(t, path, []byte(content))
+			var logs syncbuf.Buffer
+			v := New(hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn}))
+			if _, err := v.Configure(context.Background(), &verify.ConfigureRequest{Options: verify.Options{"file": {path}}}); err != nil {
+				t.Fatal(err)
+			}
+			defer v.Close()
+			got := logs.String()
+			if tt.want == "" && strings.Contains(got, "weak") || tt.want != "" && !strings.Contains(got, tt.want) {
+				t.Fatalf("warnings %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
