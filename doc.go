@@ -92,14 +92,16 @@
 //
 // The tofu verifier records a peer's key on first contact. Its key for a
 // server is the server name with the dialled port; ClientConfig alone does
-// not know the dialled address, so there the key is the server name
-// without a port (all ports share one pin), and with no server name (an IP
-// address) tofu has nothing to record it under and rejects. Dial knows the
-// address and records HOST:PORT, exactly as `tlspin send` does; a server
-// records clients by their IP address. Records happen only once a
-// handshake made through Dial, Listen or the tlspin command has
-// succeeded; configurations used by your own TLS code give no such
-// signal.
+// not know the dialled address, so there the key is the server name given
+// to it without a port (all ports share one pin), and with none tofu has
+// nothing to record it under and rejects. Dial knows the address and
+// records HOST:PORT, exactly as `tlspin send` does; a server records
+// clients by their IP address. Records happen only once a handshake has
+// succeeded, which Dial, Listen and the tlspin command know; with your
+// own TLS code, call ClientConfigForAddr's confirm function, or Confirm
+// for a server, after the handshake. A client configuration used alone
+// (net/http's) gives no such signal: tofu then allows a new server
+// without recording it.
 //
 // # Plugins
 //
