@@ -105,7 +105,7 @@ func (v *Verifier) Configure(ctx context.Context, req *verify.ConfigureRequest) 
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(path)
+	data, err := files.ReadTrusted(path)
 	if err != nil {
 		return nil, &verify.OptionError{Option: "file", Value: file, Err: fmt.Errorf("allowlist: %w", err)}
 	}
@@ -409,7 +409,7 @@ func freeMemory() { debug.FreeOSMemory() }
 func (v *Verifier) reload() error {
 	defer freeMemory()
 	keep := fmt.Sprintf("keeping the last good list of %d pins", v.list.Load().Len())
-	data, err := os.ReadFile(v.path)
+	data, err := files.ReadTrusted(v.path)
 	if err != nil {
 		err = fmt.Errorf("allowlist: %s: cannot read, %s: %w", v.path, keep, err)
 		v.log.Warn(strings.TrimPrefix(err.Error(), "allowlist: "))

@@ -3,6 +3,7 @@ package builtin_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -51,6 +52,12 @@ func TestBadOptionsThroughPlugin(t *testing.T) {
 	dir := t.TempDir()
 	badList := filepath.Join(dir, "bad.txt")
 	vtest.WriteFile(t, badList, []byte("# pins\nspki:AAAA\n"))
+	// A file that says whom to trust, which every user may write.
+	open := filepath.Join(dir, "open.txt")
+	vtest.WriteFile(t, open, []byte("# pins\n"))
+	if err := os.Chmod(open, 0o666); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		verifier string
 		opts     verify.Options
@@ -74,6 +81,9 @@ func TestBadOptionsThroughPlugin(t *testing.T) {
 		{"ca", verify.Options{"ca-file": {filepath.Join(dir, "nope.pem")}}, []string{"ca-file", "nope.pem"}},
 		{"ca", verify.Options{"ca-file": {badList}}, []string{"ca-file", "bad.txt", "no certificate"}},
 		{"ca", verify.Options{"server-name": {"a b"}}, []string{"server-name", `"a b"`}},
+		{"allowlist", verify.Options{"file": {open}}, []string{"file", "may be written by every user"}},
+		{"tofu", verify.Options{"file": {open}}, []string{"file", "may be written by every user"}},
+		{"ca", verify.Options{"ca-file": {open}}, []string{"ca-file", "may be written by every user"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.verifier+"/"+strings.Join(tt.want[:1], ""), func(t *testing.T) {

@@ -79,7 +79,11 @@ func (v *Verifier) Configure(ctx context.Context, req *verify.ConfigureRequest) 
 		roots = x509.NewCertPool()
 		n := 0
 		for i, f := range fs {
-			cs, err := certs.LoadCertificates(paths[i])
+			data, err := files.ReadTrusted(paths[i])
+			if err != nil {
+				return nil, &verify.OptionError{Option: "ca-file", Value: f, Err: fmt.Errorf("ca: %w", err)}
+			}
+			cs, err := certs.ParseCertificatesOf(paths[i], data)
 			if err != nil {
 				return nil, &verify.OptionError{Option: "ca-file", Value: f, Err: err}
 			}

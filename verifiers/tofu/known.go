@@ -89,6 +89,9 @@ func readKnown(path string) (*known, error) {
 		return nil, fmt.Errorf("tofu: %w", err)
 	}
 	defer f.Close()
+	if err := files.CheckOwner(f, path); err != nil {
+		return nil, fmt.Errorf("tofu: %w", err)
+	}
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("tofu: %w", err)

@@ -1,6 +1,7 @@
 // Package files holds the file handling the file-based verifiers share:
-// expanding ~ in a path given as an option, reading a file for a check
-// before connecting only if it is small, and replacing a file atomically.
+// expanding ~ in a path given as an option, refusing a file another user
+// may have written, reading a file for a check before connecting only if
+// it is small, and replacing a file atomically.
 package files
 
 import (
@@ -30,7 +31,8 @@ func ExpandHome(p string) (string, error) {
 const CheckedSize = 64 << 10
 
 // ReadIfSmall says why path cannot be read as a file, if it cannot: it
-// does not exist, is a directory, or may not be opened. Otherwise it
+// does not exist, is a directory, may not be opened, or another user may
+// have written it (CheckOwner). Otherwise it
 // returns the file's contents if they are at most max bytes, and read
 // false, having read no more than max+1 bytes, if they are more.
 func ReadIfSmall(path string, max int64) (data []byte, read bool, err error) {
@@ -46,6 +48,9 @@ func ReadIfSmall(path string, max int64) (data []byte, read bool, err error) {
 	if st.IsDir() {
 		return nil, false, fmt.Errorf("%s is a directory", path)
 	}
+	if err := CheckOwner(f, path); err != nil {
+		return nil, false, err
+	}
 	if st.Size() > max {
 		return nil, false, nil
 	}
@@ -58,6 +63,20 @@ func ReadIfSmall(path string, max int64) (data []byte, read bool, err error) {
 		return nil, false, nil
 	}
 	return data, true, nil
+}
+
+// ReadTrusted reads path, a file that says whom to trust (pins, CA
+// certificates), unless another user may have written it (CheckOwner).
+func ReadTrusted(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if err := CheckOwner(f, path); err != nil {
+		return nil, err
+	}
+	return io.ReadAll(f)
 }
 
 // WriteAtomic replaces path with data: it writes a temporary file in the

@@ -1,0 +1,103 @@
+//go:build unix
+
+package files
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestReadTrustedRefusesOthersFiles is the attack of another local user
+// on a file that says whom to trust: a pins or CA file they own (made
+// first in a shared directory, or a symlink to theirs), one every user
+// may write, or one in a directory every user may write without the
+// sticky bit, where they can replace it. Each is refused with why; this
+// user's or root's files, group-writable ones and files in a sticky
+// directory such as /tmp are read.
+func TestReadTrustedRefusesOthersFiles(t *testing.T) {
+	const other = 54321
+	tests := []struct {
+		name    string
+		setup   func(t *testing.T, dir string) string // returns the path to read
+		refused string                                // "" to read
+	}{
+		{"this user's file", func(t *testing.T, dir string) string { return file(t, dir, "f", 0o600) }, ""},
+		{"group-writable", func(t *testing.T, dir string) string { return file(t, dir, "f", 0o664) }, ""},
+		{"writable by every user", func(t *testing.T, dir string) string { return file(t, dir, "f", 0o666) }, "may be written by every user (mode 0666)"},
+		{"in a sticky shared directory", func(t *testing.T, dir string) string {
+			return file(t, chmodDir(t, filepath.Join(dir, "tmp"), os.ModeSticky|0o777), "f", 0o644)
+		}, ""},
+		{"in a shared directory, not sticky", func(t *testing.T, dir string) string {
+			return file(t, chmodDir(t, filepath.Join(dir, "shared"), 0o777), "f", 0o644)
+		}, "which every user may write to (mode 0777, not sticky)"},
+		{"another user's file", func(t *testing.T, dir string) string {
+			p := file(t, dir, "f", 0o644)
+			chown(t, p, other)
+			return p
+		}, "belongs to uid 54321"},
+		{"a symlink to another user's file", func(t *testing.T, dir string) string {
+			target := file(t, chmodDir(t, filepath.Join(dir, "theirs"), 0o755), "pins", 0o644)
+			chown(t, target, other)
+			link := filepath.Join(dir, "link")
+			if err := os.Symlink(target, link); err != nil {
+				t.Fatal(err)
+			}
+			return link
+		}, "belongs to uid 54321"},
+		{"in another user's directory", func(t *testing.T, dir string) string {
+			d := chmodDir(t, filepath.Join(dir, "theirs"), 0o755)
+			p := file(t, d, "f", 0o644)
+			chown(t, d, other)
+			return p
+		}, "which belongs to uid 54321"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := tt.setup(t, t.TempDir())
+			data, err := ReadTrusted(path)
+			_, _, smallErr := ReadIfSmall(path, CheckedSize)
+			switch {
+			case tt.refused == "" && (err != nil || string(data) != "pins\n" || smallErr != nil):
+				t.Fatalf("refused: %v; ReadIfSmall: %v", err, smallErr)
+			case tt.refused != "" && (err == nil || !strings.Contains(err.Error(), tt.refused)):
+				t.Fatalf("ATTACK: read %q (%v), want refused: %s", data, err, tt.refused)
+			case tt.refused != "" && smallErr == nil:
+				t.Fatalf("ATTACK: ReadIfSmall, the check before connecting, read it")
+			}
+		})
+	}
+}
+
+func file(t *testing.T, dir, name string, mode os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte("pins\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, mode); err != nil { // not subject to the umask
+		t.Fatal(err)
+	}
+	return p
+}
+
+func chmodDir(t *testing.T, dir string, mode os.FileMode) string {
+	t.Helper()
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, mode); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(dir, 0o700) })
+	return dir
+}
+
+// chown gives path to uid, which needs root: the case is skipped without.
+func chown(t *testing.T, path string, uid int) {
+	t.Helper()
+	if err := os.Lchown(path, uid, -1); err != nil {
+		t.Skipf("cannot give a file to another user here: %v", err)
+	}
+}
