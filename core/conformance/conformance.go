@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/tlspin/tlspin/core/certs"
+	"github.com/tlspin/tlspin/core/peercred"
 	"github.com/tlspin/tlspin/core/rpc"
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/bench"
@@ -281,6 +282,12 @@ func (c *checker) checkChannel(ctx context.Context, hs handshake) bool {
 		c.add(ItemChannelConnect, Fail, "not tried: the host would not connect")
 		return false
 	}
+	if err := c.checkPeer(ctx, hs); err != nil {
+		c.add(ItemChannelSocket, Fail, "%v", err)
+		c.add(ItemChannelConnect, Fail, "not tried: the host refuses a socket served by another process")
+		return false
+	}
+	c.add(ItemChannelSocket, Pass, "%s, served by the plugin's process group", hs.address)
 	conn, err := c.dial(hs)
 	if err == nil {
 		c.conn, c.v = conn, rpc.NewClient(conn)
@@ -291,12 +298,6 @@ func (c *checker) checkChannel(ctx context.Context, hs handshake) bool {
 			conn.Close()
 		}
 	}
-	if errors.Is(err, rpc.ErrPeer) {
-		c.add(ItemChannelSocket, Fail, "%v", err)
-		c.add(ItemChannelConnect, Fail, "the host refuses a socket served by another process")
-		return false
-	}
-	c.add(ItemChannelSocket, Pass, "%s, served by the plugin's process group", hs.address)
 	if err != nil {
 		c.add(ItemChannelConnect, Fail, "Describe over plain gRPC: %v", c.p.explain(err))
 		return false
@@ -306,11 +307,36 @@ func (c *checker) checkChannel(ctx context.Context, hs handshake) bool {
 	return true
 }
 
+// checkPeer connects to the plugin's socket once, as the host does, and
+// asks the kernel who serves it: the plugin's process group, as its user
+// (peercred.CheckHost). gRPC would report the same refusal only as text.
+func (c *checker) checkPeer(ctx context.Context, hs handshake) error {
+	if !peercred.Supported {
+		return nil
+	}
+	cctx, cancel := c.call(ctx)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(cctx, hs.network, hs.address)
+	if err != nil {
+		return fmt.Errorf("cannot connect to %s: %w", hs.address, err)
+	}
+	defer conn.Close()
+	cred, err := peercred.Of(conn)
+	if err != nil {
+		return err
+	}
+	return peercred.CheckHost(cred, c.p.cmd.Process.Pid)
+}
+
 // checkSocket checks that the plugin's address is a unix socket that no
 // other user can reach.
 func checkSocket(hs handshake) error {
 	if hs.network != "unix" {
 		return fmt.Errorf("network %s: the host accepts only a unix socket, whose peer the kernel can name", hs.network)
+	}
+	if err := peercred.CheckSocketPath(hs.address); err != nil {
+		return err
 	}
 	dir := filepath.Dir(hs.address)
 	st, err := os.Stat(dir)

@@ -49,6 +49,7 @@ func TestBrokenPlugins(t *testing.T) {
 		{"crashgarbage", append([]string{conformance.ItemVerifyGarbage, conformance.ItemVerifyErrors}, from(conformance.ItemLatency)...), "garbage leaf: the process died"},
 		{"slowexit", []string{conformance.ItemShutdown}, "still running 1s after Shutdown"},
 		{"opendir", from(conformance.ItemChannelSocket), `has mode -rwxr-xr-x: other users can reach the socket`},
+		{"otherpgrp", from(conformance.ItemChannelSocket), "not by the plugin"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.mode, func(t *testing.T) {
@@ -120,4 +121,29 @@ func show(rep *conformance.Report) string {
 		b.WriteString(string(r.Status) + " " + r.Item + ": " + r.Detail + "\n")
 	}
 	return b.String()
+}
+
+// TestSocketWithoutADirectory is the attack of a plugin on an abstract
+// socket, which any local user can connect to: the checker looked at the
+// directory of "@name", the working directory, and passed the socket
+// whenever that was private. It must fail channel-socket from any
+// directory, saying why.
+func TestSocketWithoutADirectory(t *testing.T) {
+	path := testbin.Build(t, "./core/conformance/testdata/plugins", "tlspin-verifier-abstract")
+	private := t.TempDir()
+	if err := os.Chmod(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(private)
+	rep, err := conformance.Run(context.Background(), conformance.Target{
+		Name: "abstract", Path: path, Env: host.PluginEnv(os.Getenv),
+		Options: verify.Options{"want": {"reject"}}, Bad: verify.Options{"want": {"maybe"}},
+	}, conformance.Config{Samples: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := rep.Result(conformance.ItemChannelSocket)
+	if r.Status != conformance.Fail || !strings.Contains(r.Detail, "not a file named by an absolute path") {
+		t.Fatalf("ATTACK: channel-socket %s: %s\n%s", r.Status, r.Detail, show(rep))
+	}
 }

@@ -70,8 +70,14 @@ func CheckPlugin(c Cred) error {
 }
 
 // privateDir refuses a socket whose directory other users may enter: a
-// plugin that put it there would serve whoever finds it.
+// plugin that put it there would serve whoever finds it. sock is the name
+// the plugin bound: a name that is not an absolute path (a Linux abstract
+// socket, "@name", or a relative one) has no directory that can be
+// checked, and an abstract socket none at all to keep anyone out.
 func privateDir(sock string) error {
+	if err := CheckSocketPath(sock); err != nil {
+		return err
+	}
 	dir := filepath.Dir(sock)
 	st, err := os.Stat(dir)
 	if err != nil {
@@ -79,6 +85,15 @@ func privateDir(sock string) error {
 	}
 	if st.Mode().Perm()&0o077 != 0 {
 		return fmt.Errorf("%w: socket directory %q has mode %v: other users can reach the socket; it belongs in PLUGIN_UNIX_SOCKET_DIR or a directory of mode 0700", ErrPeer, dir, st.Mode().Perm())
+	}
+	return nil
+}
+
+// CheckSocketPath refuses a socket that is not a file named by an
+// absolute path, whose directory can then keep other users off it.
+func CheckSocketPath(sock string) error {
+	if !filepath.IsAbs(sock) {
+		return fmt.Errorf("%w: socket %q is not a file named by an absolute path (an abstract or relative socket): no directory keeps other users off it; it belongs in PLUGIN_UNIX_SOCKET_DIR", ErrPeer, sock)
 	}
 	return nil
 }

@@ -50,15 +50,16 @@ func pgidOf(pid int) int {
 }
 
 // isAncestor reports whether pid is this process's parent, or its parent's
-// parent, and so on up to init.
+// parent, and so on up to init, which may be the host itself (tlspin as a
+// container's entrypoint).
 func isAncestor(pid int) bool {
 	p := os.Getppid()
 	for range 64 {
-		if p <= 1 {
-			return false
-		}
 		if p == pid {
 			return true
+		}
+		if p <= 1 {
+			return false
 		}
 		p = parentOf(p)
 	}

@@ -2,6 +2,7 @@ package peercred_test
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -26,9 +27,10 @@ func checkHost(conn net.Conn, pluginPID int) error {
 // nobody is the uid and gid of another local user.
 const nobody = 65534
 
-// listenAs starts python3 listening on a unix socket at path as uid (nil:
-// as ourselves), and returns its process once the socket is up.
-func listenAs(t *testing.T, path string, cred *syscall.Credential) *exec.Cmd {
+// listenAs starts python3 in dir ("": ours) listening on a unix socket
+// at path (@name: an abstract one) as uid (nil: as ourselves), and
+// returns its process once the socket is up.
+func listenAs(t *testing.T, path string, cred *syscall.Credential, dir string) *exec.Cmd {
 	t.Helper()
 	// The system's python3 (Debian's python3, which .ci/run installs):
 	// one under root's home is out of another user's reach.
@@ -38,13 +40,14 @@ func listenAs(t *testing.T, path string, cred *syscall.Credential) *exec.Cmd {
 	}
 	cmd := exec.Command(py, "-c", `import socket, sys
 s = socket.socket(socket.AF_UNIX)
-s.bind(sys.argv[1])
+s.bind("\0" + sys.argv[1][1:] if sys.argv[1].startswith("@") else sys.argv[1])
 s.listen()
 print("ready", flush=True)
 c, _ = s.accept()
 c.recv(1)
 `, path)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	cmd.Dir = dir
 	cmd.Stderr = os.Stderr
 	if line := testbin.StartLine(t, cmd); strings.TrimSpace(line) != "ready" {
 		t.Fatalf("listener did not start: %q", line)
@@ -100,7 +103,7 @@ func TestHostRefusesImpostors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sock := filepath.Join(tc.dir, "plugin.sock")
-			listenAs(t, sock, tc.cred)
+			listenAs(t, sock, tc.cred, "")
 			conn, err := net.Dial("unix", sock)
 			if err != nil {
 				t.Fatal(err)
@@ -122,7 +125,7 @@ func TestHostRefusesImpostors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sock := filepath.Join(tc.dir, "plugin.sock")
-			l := listenAs(t, sock, nil)
+			l := listenAs(t, sock, nil, "")
 			conn, err := net.Dial("unix", sock)
 			if err != nil {
 				t.Fatal(err)
@@ -134,6 +137,38 @@ func TestHostRefusesImpostors(t *testing.T) {
 				t.Fatalf("handshake with the plugin's own socket: %v", err)
 			case tc.want != "" && (!errors.Is(err, peercred.ErrPeer) || !strings.Contains(err.Error(), tc.want)):
 				t.Fatalf("handshake: %v; want peercred.ErrPeer saying %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestHostRefusesSocketsWithoutADirectory is the attack of a plugin whose
+// socket has no directory to keep other users off it: an abstract socket
+// (@name), which any local user can connect to, or one bound by a relative
+// name, which getpeername reports without its directory. The host checked
+// the directory of such a name, its own working directory, and passed the
+// socket whenever that was private (a home of mode 0700).
+func TestHostRefusesSocketsWithoutADirectory(t *testing.T) {
+	open := openDir(t)
+	t.Chdir(privateDir(t))
+	for _, tc := range []struct{ name, bind, dial, dir string }{
+		{"abstract", fmt.Sprintf("@tlspin-peercred-test-%d", os.Getpid()), "", ""},
+		{"bound by a relative name", "plugin.sock", filepath.Join(open, "plugin.sock"), open},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := listenAs(t, tc.bind, nil, tc.dir)
+			dial := tc.dial
+			if dial == "" {
+				dial = tc.bind
+			}
+			conn, err := net.Dial("unix", dial)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			err = checkHost(conn, l.Process.Pid)
+			if !errors.Is(err, peercred.ErrPeer) || !strings.Contains(err.Error(), "not a file named by an absolute path") {
+				t.Fatalf("ATTACK: the host accepted %s (%v)", tc.name, err)
 			}
 		})
 	}
@@ -173,5 +208,50 @@ func TestPluginRefusesNonAncestors(t *testing.T) {
 	defer b.Close()
 	if _, err := peercred.Of(a); !errors.Is(err, peercred.ErrPeer) {
 		t.Fatalf("Of(pipe) = %v; want ErrPeer", err)
+	}
+}
+
+// TestPluginAcceptsAHostThatIsPID1: tlspin as a container's entrypoint is
+// process 1 of its pid namespace, and a plugin's check of its parent gave
+// up on reaching pid 1 before comparing it: every plugin refused its own
+// host, and every peer was rejected. The test runs itself as pid 1 of a
+// new pid namespace (the host), which starts itself again (the plugin)
+// with one end of a socket pair.
+func TestPluginAcceptsAHostThatIsPID1(t *testing.T) {
+	switch os.Getenv("TLSPIN_PID1_ROLE") {
+	case "plugin":
+		conn, err := net.FileConn(os.NewFile(3, "channel"))
+		if err == nil {
+			var c peercred.Cred
+			if c, err = peercred.Of(conn); err == nil {
+				err = peercred.CheckPlugin(c)
+			}
+		}
+		fmt.Printf("plugin: host pid %d: %v\n", os.Getppid(), err)
+		return
+	case "host":
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^TestPluginAcceptsAHostThatIsPID1$")
+		cmd.Env = append(os.Environ(), "TLSPIN_PID1_ROLE=plugin")
+		cmd.ExtraFiles = []*os.File{os.NewFile(uintptr(fds[1]), "plugin end")}
+		out, err := cmd.CombinedOutput()
+		fmt.Printf("host pid %d; %s(%v)\n", os.Getpid(), out, err)
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a new pid namespace")
+	}
+	cmd := exec.Command("unshare", "--pid", "--fork", os.Args[0], "-test.run=^TestPluginAcceptsAHostThatIsPID1$")
+	cmd.Env = append(os.Environ(), "TLSPIN_PID1_ROLE=host")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Skipf("cannot make a pid namespace here: %v: %s", err, out)
+	}
+	if !strings.Contains(string(out), "host pid 1;") || !strings.Contains(string(out), "plugin: host pid 1: <nil>") {
+		t.Fatalf("a plugin whose host is pid 1:\n%s", out)
 	}
 }

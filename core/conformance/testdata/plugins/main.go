@@ -10,19 +10,24 @@
 //	crashgarbage exits when the leaf does not parse
 //	slowexit     takes 3 s to exit after Shutdown
 //	opendir      serves its socket from a directory other users can enter
+//	abstract     serves on an abstract socket, which has no directory at all
+//	otherpgrp    has its socket served by a process outside its group
 //
 // It allows a peer when configured want=allow, and rejects it with a
 // reason when want=reject.
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -40,8 +45,8 @@ func main() {
 	mode := strings.TrimPrefix(filepath.Base(os.Args[0]), "tlspin-verifier-")
 	v := &plugin{mode: mode}
 	switch mode {
-	case "opendir":
-		if err := serveOpenDir(v); err != nil {
+	case "opendir", "abstract", "otherpgrp":
+		if err := serveByHand(v); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -107,26 +112,71 @@ func (p *plugin) Verify(_ context.Context, req *verify.Request) (*verify.Verdict
 	return sdk.Rejectf("configured to reject %q", leaf.Subject.String()), nil
 }
 
-// serveOpenDir does go-plugin's part by hand, with its socket in a
+// serveByHand does go-plugin's part by hand, with its socket in a
 // directory of mode 0755, made in the host's socket directory so that the
-// host removes it with its own after killing the plugin.
-func serveOpenDir(v verify.Verifier) error {
-	dir, err := os.MkdirTemp(os.Getenv("PLUGIN_UNIX_SOCKET_DIR"), "opendir")
+// host removes it with its own after killing the plugin, or (abstract) on
+// a Linux abstract socket, which any local user can connect to.
+func serveByHand(v *plugin) error {
+	addr := fmt.Sprintf("@tlspin-test-abstract-%d", os.Getpid())
+	if v.mode == "opendir" {
+		dir, err := os.MkdirTemp(os.Getenv("PLUGIN_UNIX_SOCKET_DIR"), "opendir")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if err := os.Chmod(dir, 0o755); err != nil {
+			return err
+		}
+		addr = filepath.Join(dir, "plugin.sock")
+	}
+	if v.mode == "otherpgrp" {
+		if sock := os.Getenv("TLSPIN_TEST_SERVE"); sock != "" {
+			addr = sock // the child, in a process group of its own
+		} else {
+			return serveFromOtherGroup()
+		}
+	}
+	ln, err := net.Listen("unix", addr)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return err
+	if v.mode == "otherpgrp" {
+		os.Stdout.WriteString("ready\n")
+		os.Stdout.Close()
+		return serveGRPC(v, ln)
 	}
-	ln, err := net.Listen("unix", filepath.Join(dir, "plugin.sock"))
+	fmt.Printf("1|%d|unix|%s|grpc|\n", rpc.ProtocolVersion, ln.Addr())
+	return serveGRPC(v, ln)
+}
+
+// serveFromOtherGroup starts this program again in a process group of its
+// own to serve the socket, in the host's private directory, and hands the
+// host that socket as its own.
+func serveFromOtherGroup() error {
+	sock := filepath.Join(os.Getenv("PLUGIN_UNIX_SOCKET_DIR"), "other.sock")
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "TLSPIN_TEST_SERVE="+sock)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
 	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		cmd.Process.Kill()
+		return fmt.Errorf("the serving child: %w", err)
+	}
+	fmt.Printf("1|%d|unix|%s|grpc|\n", rpc.ProtocolVersion, sock)
+	return cmd.Wait()
+}
+
+func serveGRPC(v *plugin, ln net.Listener) error {
 	s := grpc.NewServer()
 	if err := (&rpc.GRPCPlugin{Impl: v}).GRPCServer(nil, s); err != nil {
 		return err
 	}
-	fmt.Printf("1|%d|unix|%s|grpc|\n", rpc.ProtocolVersion, ln.Addr())
 	return s.Serve(ln)
 }
