@@ -184,3 +184,29 @@ func TestLongTextsAreTruncated(t *testing.T) {
 		t.Fatalf("error %d bytes; want a truncated remote error", len(fmt.Sprint(err)))
 	}
 }
+
+// TestPeerSizedErrorIsARejection is the attack of a peer whose
+// certificate carries 70 KB of names, against a verifier whose error
+// quotes them (a plugin author's natural fmt.Errorf). gRPC carries an
+// error's text in a header, and one over the host's 64 KiB header limit
+// reset the stream: the host took the plugin for broken and restarted it,
+// on every such connection. The SDK now cuts the text before sending it,
+// and the host gets a rejection, for a plain error and for one carrying
+// its own status.
+func TestPeerSizedErrorIsARejection(t *testing.T) {
+	long := strings.Repeat("n.example,", 7<<10) // 70 KiB
+	for name, e := range map[string]error{
+		"plain":       errors.New(long),
+		"with status": status.Error(codes.PermissionDenied, long),
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, _ := serve(t, &fake{verify: func(context.Context) (*verify.Verdict, error) { return nil, e }}, rpc.DialOptions()...)
+			_, err := call(c, 5*time.Second)
+			var remote *rpc.RemoteError
+			if !errors.As(err, &remote) || !strings.Contains(remote.Message, "truncated: 71680 bytes") {
+				t.Fatalf("ATTACK: a verifier's long error came back as %.200v (transport fault: %v); want a truncated rejection", err, errors.Is(err, rpc.ErrTransport))
+			}
+		})
+	}
+}
+

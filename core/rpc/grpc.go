@@ -224,16 +224,20 @@ func (s *server) WatchPolicy(_ *verifierv1.WatchPolicyRequest, st grpc.ServerStr
 // bad option is InvalidArgument, an error carrying a gRPC status keeps its
 // code, anything else is Unknown (DeadlineExceeded for a verifier's own
 // timeout). Whatever the code, the host takes it as the verifier's answer
-// (a rejection), not as a fault.
+// (a rejection), not as a fault. The text is cut to verify.MaxTextLen, as
+// the host would cut it: gRPC carries it in a header, and one over the
+// host's header limit (an error quoting a peer's names, say) would reset
+// the call, which the host takes for a broken plugin.
 func toStatus(err error) error {
+	msg := verify.Truncate(err.Error())
 	if errors.Is(err, verify.ErrBadOption) {
-		return status.Error(codes.InvalidArgument, err.Error())
+		return status.Error(codes.InvalidArgument, msg)
 	}
 	if st, ok := status.FromError(err); ok {
-		return st.Err()
+		return status.Error(st.Code(), verify.Truncate(st.Message()))
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return status.Error(codes.DeadlineExceeded, err.Error())
+		return status.Error(codes.DeadlineExceeded, msg)
 	}
-	return status.Error(codes.Unknown, err.Error())
+	return status.Error(codes.Unknown, msg)
 }

@@ -18,17 +18,19 @@ const MaxTextLen = 4 << 10
 // MaxCacheFor bounds how long a plugin may ask the host to cache a verdict.
 const MaxCacheFor = 24 * time.Hour
 
-// Truncate returns s cut to at most MaxTextLen bytes (on a rune boundary),
-// with a note saying how long it was.
+// Truncate returns s cut (on a rune boundary) so that, with a note saying
+// how long it was, it is at most MaxTextLen bytes; a text cut once is not
+// cut again.
 func Truncate(s string) string {
 	if len(s) <= MaxTextLen {
 		return s
 	}
-	cut := MaxTextLen
+	note := fmt.Sprintf("… [truncated: %d bytes in all]", len(s))
+	cut := MaxTextLen - len(note)
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
-	return fmt.Sprintf("%s… [truncated: %d bytes in all]", s[:cut], len(s))
+	return s[:cut] + note
 }
 
 // CleanVerdict checks a verdict that came from a plugin and returns the

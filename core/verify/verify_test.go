@@ -67,8 +67,12 @@ func TestTruncate(t *testing.T) {
 		if (got == tc.in) != tc.same {
 			t.Errorf("Truncate(%d bytes) changed = %v, want %v", len(tc.in), got != tc.in, !tc.same)
 		}
-		if !utf8.ValidString(got) || len(got) > verify.MaxTextLen+64 {
+		if !utf8.ValidString(got) || len(got) > verify.MaxTextLen {
 			t.Errorf("Truncate(%d bytes) = %d bytes, valid %v", len(tc.in), len(got), utf8.ValidString(got))
+		}
+		// A text cut once (by a plugin's SDK) is not cut again by the host.
+		if again := verify.Truncate(got); again != got {
+			t.Errorf("Truncate cut a truncated text again: %q", again[max(0, len(again)-40):])
 		}
 	}
 }

@@ -162,6 +162,9 @@ func TestCNPinBadOptions(t *testing.T) {
 		{"unknown option", verify.Options{"cn": {"a"}, "colour": {"red"}}, `option "colour": cnpin does not take this option (it takes: cn, issuer-cn)`},
 		{"bad value", verify.Options{"cn": {"a", " b"}}, `option cn=" b": want a common name`},
 		{"bad issuer", verify.Options{"cn": {"a"}, "issuer-cn": {"x=y"}}, `option issuer-cn="x=y"`},
+		// Quoted whole, its 70 KB went over the host's header limit: the
+		// host saw a reset call, not a bad option.
+		{"a long bad value", verify.Options{"cn": {strings.Repeat("x=", 35<<10)}}, "[truncated: "},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -148,14 +148,30 @@ const raw = (pathName, responseStream = false) => ({
 // asks before the peer has proved it holds its key), and decide again.
 // Without it, Commit answers UNIMPLEMENTED (grpc-js does so for a method
 // left out), which the host reads as nothing to commit.
+// MAX_TEXT_LEN is the most of a text the host keeps (verify.MaxTextLen).
+const MAX_TEXT_LEN = 4096;
+
+// truncate cuts s so that, with a note of its length, it fits MAX_TEXT_LEN
+// bytes of UTF-8, as the host would cut it. An error's text travels in a
+// gRPC header, and one over the host's header limit (an error quoting a
+// peer's names, say) breaks the call, which the host takes for a broken
+// plugin.
+function truncate(s) {
+  const b = Buffer.from(String(s));
+  if (b.length <= MAX_TEXT_LEN) return String(s);
+  const note = `\u2026 [truncated: ${b.length} bytes in all]`;
+  // A character cut in two decodes as U+FFFD: drop it.
+  return b.subarray(0, MAX_TEXT_LEN - Buffer.byteLength(note)).toString('utf8').replace(/\uFFFD$/, '') + note;
+}
+
 function verifierHandlers(verifier, log) {
   const wrap = (what, fn) => async (call, callback) => {
     try {
       callback(null, await fn(call.request));
     } catch (e) {
-      if (e instanceof OptionError) return callback({ code: grpc.status.INVALID_ARGUMENT, details: e.message });
-      log.error(`${what} failed`, { error: String(e), stack: e && e.stack });
-      callback({ code: grpc.status.UNKNOWN, details: `${what}: ${e}` });
+      if (e instanceof OptionError) return callback({ code: grpc.status.INVALID_ARGUMENT, details: truncate(e.message) });
+      log.error(`${what} failed`, { error: truncate(String(e)), stack: e && e.stack });
+      callback({ code: grpc.status.UNKNOWN, details: truncate(`${what}: ${e}`) });
     }
   };
   const handlers = {

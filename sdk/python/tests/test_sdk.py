@@ -27,6 +27,10 @@ class Echo:
     def verify(self, req):
         if req.server_name == "raise":
             raise RuntimeError("boom")
+        if req.server_name == "long":
+            raise ValueError("no pin for " + "n.example," * (7 << 10))  # quotes a peer's names
+        if req.server_name == "exit":
+            raise SystemExit(1)  # sys.exit() on input the author did not expect
         if req.server_name == "none":
             return None
         if req.server_name == "allow":
@@ -43,6 +47,8 @@ class OptionsTest(unittest.TestCase):
             ("repeated", {"need": ["a", "b"]}, 'option need="a,b": given more than once'),
             ("bad value via check", {"need": "x", "many": ["ff", "zz"]}, 'option many="zz": invalid literal'),
             ("not a number", {"need": "x", "count": "-1"}, 'option count="-1": want a whole number >= 0'),
+            ("not ASCII digits", {"need": "x", "count": "\u0661\u0662"}, "want a whole number >= 0"),
+            ("a superscript digit", {"need": "x", "count": "\u00b2"}, "want a whole number >= 0"),
         ]
         for name, opts, message in cases:
             with self.subTest(name), testing.Harness(Echo()) as h:
@@ -78,6 +84,20 @@ class VerifyTest(unittest.TestCase):
                     self.assertEqual(e.exception.code(), grpc.StatusCode.UNKNOWN)
                     self.assertIn(message, e.exception.details())
             self.assertTrue(h.verify(server_name="allow").allow, "the verifier stopped answering after an error")
+
+    def test_every_failure_is_a_prompt_bounded_rejection(self):
+        # An error quoting 70 KB of a peer's names went out whole, over
+        # the host's header limit: the host saw a reset stream and
+        # restarted the plugin. SystemExit escaped the handler: no answer
+        # at all until the host's timeout, then a restart.
+        with testing.start(Echo(), need="n") as h:
+            for name, message in [("long", "[truncated: "), ("exit", "verify: SystemExit: 1")]:
+                with self.subTest(name):
+                    with self.assertRaises(grpc.RpcError) as e:
+                        h._verify(testing.request(server_name=name), timeout=2)
+                    self.assertEqual(e.exception.code(), grpc.StatusCode.UNKNOWN, e.exception.details()[:200])
+                    self.assertIn(message, e.exception.details())
+                    self.assertLessEqual(len(e.exception.details().encode()), 4096)
 
     def test_describe(self):
         with testing.Harness(Echo()) as h:

@@ -59,7 +59,7 @@ class Options:
         s = self.string(name)
         if s is None:
             return default
-        if not s.isdigit():
+        if not (s.isascii() and s.isdigit()):
             raise OptionError(name, s, "want a whole number >= 0")
         return int(s)
 

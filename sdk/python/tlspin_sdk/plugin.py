@@ -105,6 +105,24 @@ class Logger:
         self.log("error", message, **fields)
 
 
+# MAX_TEXT_LEN is the most of a text the host keeps (verify.MaxTextLen).
+MAX_TEXT_LEN = 4096
+
+
+def truncate(s):
+    """s cut so that, with a note of its length, it fits MAX_TEXT_LEN bytes
+    of UTF-8, as the host would cut it. An error's text travels in a gRPC
+    header, and one over the host's header limit (an error quoting a
+    peer's names, say) resets the call, which the host takes for a broken
+    plugin."""
+    b = s.encode("utf-8", "replace")
+    if len(b) <= MAX_TEXT_LEN:
+        return s
+    note = "\u2026 [truncated: %d bytes in all]" % len(b)
+    keep = MAX_TEXT_LEN - len(note.encode())
+    return b[:keep].decode("utf-8", "ignore") + note
+
+
 class Adapter:
     """Turns a verifier object into the gRPC service, with the SDK's rules:
     options are checked against describe() before configure(), an
@@ -119,10 +137,12 @@ class Adapter:
         try:
             return fn(*args)
         except OptionError as e:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-        except Exception as e:  # noqa: BLE001 - a verifier's bug is a rejection
-            self.log.error("%s failed" % what, error=repr(e), traceback=traceback.format_exc())
-            context.abort(grpc.StatusCode.UNKNOWN, "%s: %s: %s" % (what, type(e).__name__, e))
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, truncate(str(e)))
+        # A verifier's bug is a rejection, sys.exit() in it included: the
+        # plugin answers at once and keeps serving.
+        except (Exception, SystemExit) as e:  # noqa: BLE001
+            self.log.error("%s failed" % what, error=truncate(repr(e)), traceback=traceback.format_exc())
+            context.abort(grpc.StatusCode.UNKNOWN, truncate("%s: %s: %s" % (what, type(e).__name__, e)))
 
     def describe(self, request, context):
         return self._call("describe", context, self.verifier.describe)
