@@ -146,7 +146,26 @@ func Send(ctx context.Context, conn *tls.Conn, msg io.Reader, reply io.Writer, i
 	var res Result
 	var werr error
 	var ne net.Error
-	res.Sent, werr = io.Copy(progressWriter{ctx, conn, idle}, msg)
+	type copyResult struct {
+		n   int64
+		err error
+	}
+	copied := make(chan copyResult, 1)
+	go func() {
+		n, err := io.Copy(progressWriter{ctx, conn, idle}, msg)
+		copied <- copyResult{n, err}
+	}()
+	select {
+	case r := <-copied:
+		res.Sent, werr = r.n, r.err
+	case <-ctx.Done():
+		// The message may come from a terminal, whose read no deadline
+		// interrupts: stop waiting for it (the copy ends with the
+		// process, or at its next write, which the deadline fails).
+		r := <-read
+		res.Received = r.n
+		return res, fmt.Errorf("client: %w", context.Cause(ctx))
+	}
 	if werr == nil {
 		werr = conn.CloseWrite()
 	}

@@ -248,3 +248,33 @@ func TestSendWaitsForASlowMessage(t *testing.T) {
 		t.Fatalf("the server got %q", s)
 	}
 }
+
+// TestSendStopsWhileTheMessageIsStillComing: cancelling the context (^C)
+// ends Send even while it waits for more of the message from a source
+// that no deadline interrupts (a terminal): it used to stay until the
+// source gave more or ended.
+func TestSendStopsWhileTheMessageIsStillComing(t *testing.T) {
+	addr := serveTLS(t, &tls.Config{Certificates: []tls.Certificate{newCert(t)}}, func(c *tls.Conn) { io.Copy(io.Discard, c); c.Close() })
+	conn, err := client.Dial(context.Background(), addr, &tls.Config{InsecureSkipVerify: true}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	pr, pw := io.Pipe() // a message that never comes
+	defer pw.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := client.Send(ctx, conn, pr, nil, time.Hour)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Send: %v, want the context's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Send still waits for the message 10s after its context ended")
+	}
+}

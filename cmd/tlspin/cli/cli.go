@@ -33,7 +33,33 @@ const (
 	// ExitVerifierFailed: a verifier crashed, timed out or answered
 	// garbage, so the peer was rejected to fail closed.
 	ExitVerifierFailed = 4
+	// A command that a signal stopped before it finished exits 128 plus
+	// the signal's number, as a shell reports it: 130 for SIGINT, 143 for
+	// SIGTERM. serve and proxy stop cleanly on either and exit 0.
 )
+
+// interrupted is the cause of a command's context ended by a signal.
+type interrupted struct{ sig os.Signal }
+
+func (e interrupted) Error() string { return "interrupted (" + signalName(e.sig) + ")" }
+
+// code is the exit code of a command the signal stopped.
+func (e interrupted) code() int {
+	if s, ok := e.sig.(syscall.Signal); ok {
+		return 128 + int(s)
+	}
+	return ExitFailure
+}
+
+func signalName(s os.Signal) string {
+	switch s {
+	case os.Interrupt:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return s.String()
+}
 
 // Env is what a command may touch of the outside world.
 type Env struct {
@@ -84,11 +110,21 @@ func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format
 func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// tlspin serves its own built-in verifiers when re-executed as one.
 	tlspin.ServeBuiltin()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	// After the first signal, restore the default action so that a second
-	// one ends tlspin at once (plugins then die by parent-death signal).
-	context.AfterFunc(ctx, stop)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case s := <-sigs:
+			// Restore the default action, so that a second signal ends
+			// tlspin at once (plugins then die by parent-death signal).
+			signal.Stop(sigs)
+			cancel(interrupted{s})
+		case <-ctx.Done():
+		}
+	}()
 	return RunContext(ctx, Env{Stdin: stdin, Stdout: stdout, Stderr: stderr}, args)
 }
 
@@ -106,6 +142,13 @@ func RunContext(ctx context.Context, env Env, args []string) int {
 	err := root.ExecuteContext(ctx)
 	if err != nil && !a.started {
 		err = usageError{err}
+	}
+	var in interrupted
+	if err != nil && errors.As(context.Cause(ctx), &in) {
+		// What the command was doing ends in "context canceled": the
+		// signal is the news.
+		fmt.Fprintf(env.Stderr, "tlspin: %s\n", in)
+		return in.code()
 	}
 	code := ExitCode(err)
 	if err != nil {
@@ -173,7 +216,9 @@ spkipin, allowlist, tofu, ca, or your own tlspin-verifier-NAME).
 
 Data goes to stdout, logs to stderr. Exit codes: 0 ok, 1 failure, 2 usage,
 3 peer rejected by a verifier's verdict, 4 a verifier failed (crashed, timed
-out or answered garbage), so the peer was rejected to fail closed.`,
+out or answered garbage), so the peer was rejected to fail closed; 130 or 143
+a command stopped by SIGINT or SIGTERM before it finished (serve and proxy
+stop cleanly and exit 0).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -170,6 +171,8 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 	var msg io.Reader = cmd.InOrStdin()
 	if len(args) == 2 {
 		msg = strings.NewReader(args[1])
+	} else if isTerminal(msg) {
+		fmt.Fprintln(cmd.ErrOrStderr(), "tlspin: reading the message from the terminal: end it with Ctrl-D, or give MESSAGE as an argument")
 	}
 	var reply io.Writer = cmd.OutOrStdout()
 	if f.noReply {

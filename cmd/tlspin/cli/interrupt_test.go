@@ -1,0 +1,96 @@
+package cli_test
+
+import (
+	"crypto/md5"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tlspin/tlspin/core/certs"
+	"github.com/tlspin/tlspin/internal/e2e"
+	"github.com/tlspin/tlspin/internal/syncbuf"
+	"github.com/tlspin/tlspin/internal/testbin"
+)
+
+// TestInterruptedCommandsFail: a command stopped by SIGINT or SIGTERM
+// before it finished exits 128 plus the signal's number, as a shell
+// reports it, and says it was interrupted: scripts must not take an
+// interrupted send for a delivered message. It used to exit 1 with
+// "context canceled" dressed as a timeout, or 0, and a send reading its
+// message from a terminal or a pipe ignored the signal until more input
+// came.
+func TestInterruptedCommandsFail(t *testing.T) {
+	bin := testbin.Tlspin(t)
+	hold := make(chan struct{})
+	defer close(hold)
+	key, c, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: "held", SANs: []string{"localhost"}, Days: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{c.Raw}, PrivateKey: key}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Reads what comes, never answers, never closes.
+	addr := e2e.Serve(t, ln, func(conn net.Conn) { go io.Copy(io.Discard, conn); <-hold })
+	sum := md5.Sum(c.Raw)
+	pin := hex.EncodeToString(sum[:])
+	for _, tt := range []struct {
+		name  string
+		args  []string
+		stdin bool // a pipe that stays open, with nothing in it
+		sig   syscall.Signal
+		code  int
+	}{
+		{"send waiting for the reply", []string{"send", "--idle-timeout", "1h", "--verifier", "md5pin", "--pin", pin, addr, "hi"}, false, syscall.SIGINT, 130},
+		{"send waiting for its message", []string{"send", "--verifier", "md5pin", "--pin", pin, addr}, true, syscall.SIGINT, 130},
+		{"send, SIGTERM", []string{"send", "--idle-timeout", "1h", "--verifier", "md5pin", "--pin", pin, addr, "hi"}, false, syscall.SIGTERM, 143},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(bin, tt.args...)
+			cmd.Env = append(os.Environ(), "TLSPIN_PLUGIN_PATH=")
+			var stderr syncbuf.Buffer
+			cmd.Stderr = &stderr
+			if tt.stdin {
+				r, w, err := os.Pipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer w.Close()
+				cmd.Stdin = r
+				defer r.Close()
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			// Interrupt once the server is verified: the command is then
+			// sending or waiting.
+			deadline := time.Now().Add(20 * time.Second)
+			for !strings.Contains(stderr.String(), "server accepted") && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			cmd.Process.Signal(tt.sig)
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			var werr error
+			select {
+			case werr = <-done:
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("still running 10s after %v; stderr:\n%s", tt.sig, stderr.String())
+			}
+			var ee *exec.ExitError
+			if !errors.As(werr, &ee) || ee.ExitCode() != tt.code || !strings.Contains(stderr.String(), "tlspin: interrupted (") {
+				t.Fatalf("exit %v, want %d and 'interrupted'; stderr:\n%s", werr, tt.code, stderr.String())
+			}
+		})
+	}
+}
