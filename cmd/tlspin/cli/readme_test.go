@@ -75,22 +75,29 @@ func TestReadmeStepByStep(t *testing.T) {
 	dir := t.TempDir()
 	env := append(os.Environ(), "PATH="+filepath.Dir(bin)+":"+os.Getenv("PATH"), "HOME="+dir)
 
-	// The client's block: commands, each followed by what it prints.
+	// Each block: commands, each followed by what it prints. The first
+	// block makes the certificate, then starts the server; the second is
+	// the client's.
 	type step struct {
 		cmd  string
 		want []string
 	}
-	var steps []step
-	for _, l := range clientBlock {
-		if cmd, ok := strings.CutPrefix(l, "$ "); ok {
-			steps = append(steps, step{cmd: cmd})
-		} else if len(steps) > 0 {
-			steps[len(steps)-1].want = append(steps[len(steps)-1].want, l)
+	parse := func(block []string) []step {
+		var steps []step
+		for _, l := range block {
+			if cmd, ok := strings.CutPrefix(l, "$ "); ok {
+				steps = append(steps, step{cmd: cmd})
+			} else if len(steps) > 0 {
+				steps[len(steps)-1].want = append(steps[len(steps)-1].want, l)
+			}
 		}
+		return steps
 	}
-	if len(steps) == 0 || !strings.HasPrefix(steps[0].cmd, "tlspin cert ") {
-		t.Fatalf("the client's block does not start with tlspin cert: %q", clientBlock)
+	first, steps := parse(serverBlock), parse(clientBlock)
+	if len(first) != 2 || !strings.HasPrefix(first[0].cmd, "tlspin cert ") || !strings.HasPrefix(first[1].cmd, "tlspin serve ") {
+		t.Fatalf("the first block is not tlspin cert, then tlspin serve: %q", serverBlock)
 	}
+	certStep, serveStep := first[0], first[1]
 	run := func(cmd string) ([]string, int) {
 		c := exec.Command("sh", "-c", cmd)
 		c.Dir, c.Env = dir, env
@@ -107,9 +114,9 @@ func TestReadmeStepByStep(t *testing.T) {
 	}
 
 	// tlspin cert makes another key: map the README's pins to this run's.
-	got, _ := run(steps[0].cmd)
+	got, _ := run(certStep.cmd)
 	var swaps []string
-	for _, w := range steps[0].want {
+	for _, w := range certStep.want {
 		m := certLine.FindStringSubmatch(w)
 		if m == nil {
 			continue
@@ -124,16 +131,12 @@ func TestReadmeStepByStep(t *testing.T) {
 		t.Fatalf("tlspin cert printed %q; want md5, sha256 and spki lines as the README shows", got)
 	}
 	swap := strings.NewReplacer(swaps...)
-	if g, w := normalize(got), normalize(strings.Split(swap.Replace(strings.Join(steps[0].want, "\n")), "\n")); !slices.Equal(g, w) {
+	if g, w := normalize(got), normalize(strings.Split(swap.Replace(strings.Join(certStep.want, "\n")), "\n")); !slices.Equal(g, w) {
 		t.Errorf("tlspin cert printed\n%q\nthe README shows\n%q", g, w)
 	}
 
 	// The server, on a free port instead of 8081.
-	scmd, ok := strings.CutPrefix(serverBlock[0], "$ ")
-	if !ok {
-		t.Fatalf("the server's block does not start with a command: %q", serverBlock[0])
-	}
-	srv := exec.Command("sh", "-c", "exec "+scmd+" --listen 127.0.0.1:0")
+	srv := exec.Command("sh", "-c", "exec "+serveStep.cmd+" --listen 127.0.0.1:0")
 	srv.Dir, srv.Env = dir, env
 	var sout syncbuf.Buffer
 	srv.Stdout, srv.Stderr = &sout, &sout
@@ -154,7 +157,7 @@ func TestReadmeStepByStep(t *testing.T) {
 	}
 
 	last := 0
-	for _, s := range steps[1:] {
+	for _, s := range steps {
 		cmd := strings.ReplaceAll(swap.Replace(s.cmd), "localhost:8081", "localhost:"+port)
 		var got []string
 		if cmd == "echo $?" {
@@ -168,8 +171,8 @@ func TestReadmeStepByStep(t *testing.T) {
 		}
 	}
 
-	// Every line of the server's block, in any order with its stderr.
-	want := normalize(serverBlock[1:])
+	// Every line the server's block shows, in any order with its stderr.
+	want := normalize(serveStep.want)
 	if !wait.Until(10*time.Second, func() bool { return len(normalize(strings.Split(sout.String(), "\n"))) >= len(want) }) {
 		t.Fatalf("serve printed\n%s", sout.String())
 	}

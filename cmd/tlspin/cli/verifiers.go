@@ -94,7 +94,8 @@ func (a *app) listVerifiers(cmd *cobra.Command, asJSON bool) error {
 }
 
 func (a *app) describeVerifier(cmd *cobra.Command, name string, asJSON bool) error {
-	f, err := a.finder().Find(name)
+	finder := a.finder()
+	f, err := finder.Find(name)
 	if err != nil {
 		return usageError{err}
 	}
@@ -113,8 +114,13 @@ func (a *app) describeVerifier(cmd *cobra.Command, name string, asJSON bool) err
 		fmt.Fprintf(out, " (version %s)", d.Version)
 	}
 	fmt.Fprintf(out, ": %s\nfrom: %s", d.Summary, f.Source)
-	if f.Source != host.SourceBuiltin {
-		fmt.Fprintf(out, " (%s)", f.Path)
+	if path := f.Path; path != "" {
+		// For a built-in, the file that runs it: what --plugin-sha256
+		// pins. /proc/self/exe is this very binary.
+		if path == finder.SelfExec {
+			path = finder.Self
+		}
+		fmt.Fprintf(out, " (%s)", path)
 	}
 	fmt.Fprintln(out, "\noptions:")
 	if len(d.Options) == 0 {
