@@ -71,6 +71,9 @@ func TestExitCodes(t *testing.T) {
 		{"missing certificate file", []string{"serve", "--listen", "127.0.0.1:0", "--cert", "nosuch.pem"}, 1, "nosuch.pem"},
 
 		{"unknown command", []string{"sned"}, 2, `unknown command "sned"`},
+		{"unknown subcommand", []string{"known-pins", "lst"}, 2, `unknown command "lst" for "tlspin known-pins" (it has: add, list, remove)`},
+		{"unknown shell", []string{"completion", "tcsh"}, 2, `unknown command "tcsh" for "tlspin completion"`},
+		{"unknown proxy mode", []string{"proxy", "srv"}, 2, `unknown command "srv" for "tlspin proxy"`},
 		{"unknown flag", []string{"send", "--nosuch", addr}, 2, "unknown flag: --nosuch"},
 		{"bad flag value", []string{"--verify-timeout", "soon", "send", "--verifier", "md5pin", addr}, 2, "invalid argument"},
 		{"too many arguments", send("--verifier", "md5pin:pin="+pin, addr, "a", "b"), 2, "accepts between 1 and 2 arg(s)"},
