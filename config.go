@@ -37,7 +37,7 @@ func (v *Verifiers) check(ctx context.Context, cs tls.ConnectionState, side veri
 		}
 		// Said once the handshake has succeeded: until then the peer has
 		// not proved it holds its key.
-		pending.After(func() { v.log.Info(peerName(req.Side)+" accepted", kv...) })
+		pending.After(func() { v.log.Info("verified the "+peerName(req.Side), kv...) })
 	}
 	return nil
 }

@@ -184,7 +184,7 @@ func Send(ctx context.Context, conn *tls.Conn, msg io.Reader, reply io.Writer, i
 	res.Received = r.n
 	switch {
 	case r.err != nil && isAlert(r.err):
-		return res, fmt.Errorf("%w: %s sent %w (if it requires a client certificate, is ours one it trusts?)", ErrRefused, conn.RemoteAddr(), r.err)
+		return res, fmt.Errorf("%w: %s sent %w", ErrRefused, conn.RemoteAddr(), r.err)
 	case werr != nil:
 		return res, fmt.Errorf("client: send: %w", werr)
 	case ctx.Err() != nil:

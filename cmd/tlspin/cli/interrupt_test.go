@@ -74,7 +74,7 @@ func TestInterruptedCommandsFail(t *testing.T) {
 			// Interrupt once the server is verified: the command is then
 			// sending or waiting.
 			deadline := time.Now().Add(20 * time.Second)
-			for !strings.Contains(stderr.String(), "server accepted") && time.Now().Before(deadline) {
+			for !strings.Contains(stderr.String(), "verified the server") && time.Now().Before(deadline) {
 				time.Sleep(10 * time.Millisecond)
 			}
 			cmd.Process.Signal(tt.sig)

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -179,6 +180,12 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 		reply = nil
 	}
 	res, err := client.Send(ctx, conn, msg, reply, f.idleTimeout)
+	if errors.Is(err, client.ErrRefused) {
+		if clientCert == nil {
+			return fmt.Errorf("%w (if it requires a client certificate, give one with --cert)", err)
+		}
+		return fmt.Errorf("%w (if it requires a client certificate, is ours one it trusts?)", err)
+	}
 	if err != nil {
 		return err
 	}
