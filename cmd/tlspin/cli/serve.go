@@ -76,7 +76,7 @@ SIGINT or SIGTERM stops accepting, lets open connections finish within
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.runServe(cmd, f) },
 	}
 	fs := c.Flags()
-	fs.StringVar(&f.listen, "listen", defaultListen, "address to listen on: loopback and the recipe's port by default; :PORT for every interface")
+	fs.StringVar(&f.listen, "listen", defaultListen, "address to listen on: PORT (loopback), HOST:PORT, or :PORT for every interface; loopback and the recipe's port by default")
 	fs.StringVar(&f.cert, "cert", "", "PEM certificate file, with its key unless --key is given (required)")
 	fs.StringVar(&f.key, "key", "", "PEM private key file, if not in --cert")
 	fs.BoolVar(&f.once, "once", false, "serve one client whose handshake succeeded, then exit (like the recipe)")
@@ -112,12 +112,13 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		}
 		defer vs.Close()
 	}
-	ln, err := net.Listen("tcp", f.listen)
+	addr := listenAddr(f.listen)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return fmt.Errorf("serve: cannot listen on %q: address already in use (is another server running? pick another --listen)", f.listen)
+			return fmt.Errorf("serve: cannot listen on %q: address already in use (is another server running? pick another --listen)", addr)
 		}
-		return fmt.Errorf("serve: cannot listen on %q: %w", f.listen, err)
+		return fmt.Errorf("serve: cannot listen on %q: %w", addr, err)
 	}
 	tlsCfg := pintls.ServerConfig(cert, nil, pintls.Options{})
 	var confirm server.Confirm
