@@ -281,12 +281,22 @@ func checkTarget(path string, force bool) (string, error) {
 		return "", fmt.Errorf("certs: %w", err)
 	case fi.Mode()&os.ModeSymlink != 0:
 		return "", fmt.Errorf("%w: %q", ErrSymlink, path)
+	case fi.IsDir():
+		return "", fmt.Errorf("%w: %q is a directory; give a file name in it", ErrNotRegular, path)
 	case !fi.Mode().IsRegular():
-		return "", fmt.Errorf("%w: %q is a %v", ErrNotRegular, path, fi.Mode().Type())
+		return "", fmt.Errorf("%w: %q is a device, socket or pipe", ErrNotRegular, path)
 	case !force:
 		return "", fmt.Errorf("%w: %q", ErrExists, path)
 	}
 	return target, nil
+}
+
+// CheckTarget says why WriteFiles would refuse to write path, if it
+// would: it is a symbolic link, not a regular file, or exists and force
+// is not set.
+func CheckTarget(path string, force bool) error {
+	_, err := checkTarget(path, force)
+	return err
 }
 
 // writeTemp writes f to a new temporary file in dir and returns its name.

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -104,8 +103,10 @@ func (a *app) runCert(cmd *cobra.Command, f *certFlags) error {
 		if p == "" {
 			continue
 		}
-		if _, err := os.Lstat(p); err == nil && !f.force {
-			return fmt.Errorf("%w: %q (use --force to overwrite)", certs.ErrExists, p)
+		if err := certs.CheckTarget(p, f.force); errors.Is(err, certs.ErrExists) {
+			return fmt.Errorf("%w (use --force to overwrite)", err)
+		} else if err != nil {
+			return err
 		}
 	}
 	var issuer *x509.Certificate

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -81,6 +82,40 @@ func TestCertUsage(t *testing.T) {
 				t.Fatalf("exit %d, stdout %q, stderr %q; want usage error %q", code, stdout, stderr, tc.want)
 			}
 		})
+	}
+}
+
+// TestCertRefusesItsTarget: an --out that cannot be written is refused
+// before any key is made, saying why; only an existing file is a reason to
+// suggest --force, which a directory or a symbolic link do not change.
+func TestCertRefusesItsTarget(t *testing.T) {
+	dir := t.TempDir()
+	existing := filepath.Join(dir, "existing.pem")
+	if _, stderr, code := inProcess(t, "", "cert", "--type", "ecdsa", "--out", existing); code != cli.ExitOK {
+		t.Fatal(stderr)
+	}
+	link := filepath.Join(dir, "dangling")
+	if err := os.Symlink(filepath.Join(dir, "nowhere"), link); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		out   string
+		force bool
+		want  string
+	}{
+		{existing, false, "file exists: \"" + existing + "\" (use --force to overwrite)"},
+		{dir, false, "is a directory; give a file name in it"},
+		{dir, true, "is a directory; give a file name in it"},
+		{link, false, "refusing to write through a symbolic link"},
+	} {
+		args := []string{"cert", "--type", "ecdsa", "--out", tc.out}
+		if tc.force {
+			args = append(args, "--force")
+		}
+		_, stderr, code := inProcess(t, "", args...)
+		if code != cli.ExitFailure || !strings.Contains(stderr, tc.want) || (tc.out != existing && strings.Contains(stderr, "--force")) {
+			t.Errorf("cert --out %s (force %v): exit %d, %q; want %q", tc.out, tc.force, code, stderr, tc.want)
+		}
 	}
 }
 
