@@ -96,6 +96,12 @@ func (a *app) runCompare(cmd *cobra.Command, f *compareFlags) error {
 		}
 		return err
 	}
+	if f.html != "" {
+		// Refused now rather than after the whole run.
+		if err := checkHTMLTarget(f.html); err != nil {
+			return err
+		}
+	}
 	var extra []compare.Scenario
 	for _, p := range f.certs {
 		s, err := compare.CertFile(p)
@@ -136,6 +142,9 @@ func (a *app) runCompare(cmd *cobra.Command, f *compareFlags) error {
 			return a.startPlugin(ctx, name, opts)
 		},
 	})
+	// Gone before the report is written: a reader that stops early (| head)
+	// ends tlspin by SIGPIPE, before deferred calls run.
+	os.RemoveAll(dir)
 	if err != nil {
 		if errors.Is(err, compare.ErrUnknownStrategy) {
 			return usageError{err}
@@ -160,10 +169,27 @@ func (a *app) runCompare(cmd *cobra.Command, f *compareFlags) error {
 	return rep.WriteTable(out)
 }
 
+// checkHTMLTarget says why --html path could not be written, if it could
+// not: its directory is missing or not a directory, or path is one.
+func checkHTMLTarget(path string) error {
+	dir := filepath.Dir(path)
+	if st, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("compare: --html %q: its directory: %w", path, err)
+	} else if !st.IsDir() {
+		return fmt.Errorf("compare: --html %q: %q is not a directory", path, dir)
+	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return fmt.Errorf("compare: --html %q is a directory; give a file name in it", path)
+	}
+	return nil
+}
+
+// writeHTML writes the report to path through a temporary file, which
+// errors do not name: the user gave path.
 func writeHTML(path string, rep *compare.Report) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tlspin-compare-*.html")
 	if err != nil {
-		return fmt.Errorf("compare: --html %q: %w", path, err)
+		return fmt.Errorf("compare: --html %q: %w", path, unwrapPath(err))
 	}
 	defer os.Remove(tmp.Name())
 	if err := rep.WriteHTML(tmp); err != nil {
@@ -178,9 +204,22 @@ func writeHTML(path string, rep *compare.Report) error {
 		return fmt.Errorf("compare: --html %q: %w", path, err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("compare: --html %q: %w", path, err)
+		return fmt.Errorf("compare: --html %q: %w", path, unwrapPath(err))
 	}
 	return nil
+}
+
+// unwrapPath drops the file name an os error carries (the temporary file's).
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe):
+		return pe.Err
+	case errors.As(err, &le):
+		return le.Err
+	}
+	return err
 }
 
 // compareVerifiers parses the --verifier specs of compare: the names in

@@ -191,12 +191,15 @@ func TestCompareUsage(t *testing.T) {
 		{"unknown strategy", []string{"compare", "--verifier", "nosuch"}, "nosuch"},
 		{"ref-ca without ref", []string{"compare", "--ref-ca", "x.pem"}, "--ref"},
 		{"missing ref", []string{"compare", "--ref", "/nonexistent/ref.pem"}, "ref.pem"},
+		// Refused before the run (nothing on stdout), naming the path given.
+		{"html in a missing directory", []string{"compare", "--html", "/nonexistent/x.html"}, `--html "/nonexistent/x.html": its directory`},
+		{"html is a directory", []string{"compare", "--html", os.TempDir()}, "is a directory; give a file name in it"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, stderr, code := run(t, tt.args...)
-			if code == cli.ExitOK || !strings.Contains(stderr, tt.want) {
-				t.Fatalf("exit %d, stderr %q; want failure mentioning %q", code, stderr, tt.want)
+			stdout, stderr, code := run(t, tt.args...)
+			if code == cli.ExitOK || !strings.Contains(stderr, tt.want) || stdout != "" {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want failure mentioning %q and no report", code, stdout, stderr, tt.want)
 			}
 		})
 	}
