@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/tlspin/tlspin"
 	"github.com/tlspin/tlspin/core/pintls"
@@ -231,6 +232,9 @@ stop cleanly and exit 0).`,
 			if err := cmd.ValidateFlagGroups(); err != nil {
 				return usageError{err}
 			}
+			if err := checkDurations(cmd.Flags()); err != nil {
+				return err
+			}
 			return a.setup()
 		},
 	}
@@ -250,6 +254,27 @@ stop cleanly and exit 0).`,
 	}
 	a.finishTree(root)
 	return root
+}
+
+// checkDurations refuses a duration flag given a negative value, or zero
+// unless its help says what 0 means ("(0: never)"): elsewhere zero would
+// silently mean the default, or no time at all.
+func checkDurations(fs *pflag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if err != nil || !f.Changed || f.Value.Type() != "duration" {
+			return
+		}
+		d, perr := time.ParseDuration(f.Value.String())
+		switch {
+		case perr != nil:
+		case d < 0:
+			err = usagef("--%s %s: must not be negative", f.Name, f.Value)
+		case d == 0 && !strings.Contains(f.Usage, "(0:"):
+			err = usagef("--%s 0: must be more than zero", f.Name)
+		}
+	})
+	return err
 }
 
 // setup makes the logger once the flags are parsed.

@@ -76,6 +76,8 @@ func TestExitCodes(t *testing.T) {
 		{"unknown proxy mode", []string{"proxy", "srv"}, 2, `unknown command "srv" for "tlspin proxy"`},
 		{"unknown flag", []string{"send", "--nosuch", addr}, 2, "unknown flag: --nosuch"},
 		{"bad flag value", []string{"--verify-timeout", "soon", "send", "--verifier", "md5pin", addr}, 2, "invalid argument"},
+		{"zero timeout", send("--timeout", "0", "--verifier", "md5pin:pin="+pin, addr, "hi"), 2, "--timeout 0: must be more than zero"},
+		{"negative timeout", append([]string{"--verify-timeout", "-1s"}, send("--verifier", "md5pin:pin="+pin, addr, "hi")...), 2, "--verify-timeout -1s: must not be negative"},
 		{"too many arguments", send("--verifier", "md5pin:pin="+pin, addr, "a", "b"), 2, "accepts between 1 and 2 arg(s)"},
 		{"no arguments", []string{"send", "--verifier", "md5pin"}, 2, "arg(s)"},
 		{"serve without --cert", []string{"serve", "--listen", "127.0.0.1:0"}, 2, "serve needs --cert FILE"},
