@@ -202,14 +202,15 @@ func RemovePins(path string, match func(key string) bool) (removed []Entry, err 
 		for _, e := range removed {
 			drop[e.Line] = true
 		}
-		var b bytes.Buffer
+		// Not nil, even when every line goes: nil means nothing to write.
+		out := []byte{}
 		n := 0
 		for l := range bytes.Lines(k.data) {
 			if n++; !drop[n] {
-				b.Write(l)
+				out = append(out, l...)
 			}
 		}
-		return b.Bytes(), nil
+		return out, nil
 	})
 	return removed, err
 }

@@ -101,3 +101,21 @@ func TestAddPinRejectsBadKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoveTheLastPin: removing every line of a file written by hand,
+// without the header tofu writes, empties it. The edit came back empty,
+// which read as "nothing to write": the pin stayed, though RemovePins (and
+// known-pins remove) said it had gone.
+func TestRemoveTheLastPin(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "known_pins")
+	c := vtest.New(t, vtest.Spec{CN: "peer"})
+	d, _ := pin.Sum(pin.SPKI, c.DER())
+	vtest.WriteFile(t, path, []byte("peer.example:443 "+pin.Pin{Algo: pin.SPKI, Digest: d}.String()+"\n"))
+	removed, err := tofu.RemovePins(path, func(string) bool { return true })
+	if err != nil || len(removed) != 1 {
+		t.Fatalf("RemovePins = %+v, %v", removed, err)
+	}
+	if es, err := tofu.ReadPins(path); err != nil || len(es) != 0 {
+		t.Fatalf("left: %+v, %v; want none", es, err)
+	}
+}
