@@ -38,7 +38,7 @@ func TestTOFUThroughPlugin(t *testing.T) {
 		{"again", a, true, []string{path + ":3"}},
 		{"renewed, same key", a.Renew(t, nil), true, []string{path + ":3"}},
 		{"new key", mitm, false, []string{"REMOTE HOST IDENTIFICATION HAS CHANGED", "localhost:8443", path + ":3",
-			"spki:" + a.Pin(t, pin.SPKI, pin.FormatBase64), "spki:" + mitm.Pin(t, pin.SPKI, pin.FormatBase64), "sed -i '3d'"}},
+			"spki:" + a.Pin(t, pin.SPKI, pin.FormatBase64), "spki:" + mitm.Pin(t, pin.SPKI, pin.FormatBase64), "known-pins --file " + path + " remove localhost:8443"}},
 	}
 	for _, tt := range tests {
 		v := vtest.Handshake(t, p, &verify.Request{PeerChain: vtest.Chain(tt.c), ServerName: "localhost", RemoteAddr: "127.0.0.1:8443"})

@@ -206,8 +206,8 @@ func (v *Verifier) Verify(_ context.Context, req *verify.Request) (*verify.Verdi
 		return verdict, nil
 	}
 	if v.mode == Strict {
-		return &verify.Verdict{Reason: fmt.Sprintf("tofu: %s is not in %s and mode=strict accepts only known peers; it presented %s%s; if you trust it, add this line to the file: %s",
-			key, v.path, entry(got), pinverifier.Subject(leaf), line(key, got))}, nil
+		return &verify.Verdict{Reason: fmt.Sprintf("tofu: %s is not in %s and mode=strict accepts only known peers; it presented %s%s; if you trust it: %s",
+			key, v.path, entry(got), pinverifier.Subject(leaf), knownPins(v.path, "add", key, entry(got)))}, nil
 	}
 	if v.badFile != nil {
 		return &verify.Verdict{Reason: fmt.Sprintf("tofu: cannot record %s (rejecting, failing closed): %v", key, v.badFile)}, nil
@@ -289,18 +289,17 @@ func (v *Verifier) decide(db *known, key string, got pin.Pin) *verify.Verdict {
 
 // changed is the message for a peer whose key is not the recorded one.
 func (v *Verifier) changed(key string, recs []record, got pin.Pin) string {
-	var where, old, lines []string
+	var where, old []string
 	for _, r := range recs {
 		where = append(where, fmt.Sprintf("%s:%d", v.path, r.line))
 		old = append(old, entry(r.pin))
-		lines = append(lines, fmt.Sprint(r.line))
 	}
-	fix := fmt.Sprintf("sed -i '%sd' %s", strings.Join(lines, "d;"), pinverifier.ShellQuote(v.path))
 	return fmt.Sprintf("tofu: WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED for %s! "+
 		"It presented public key %s, but %s records %s. "+
 		"Someone could be eavesdropping on you right now (man-in-the-middle attack), or the peer's key was replaced. "+
-		"If you know the change is expected, delete the old pin (%s) and connect again to record the new one, or replace it with this line: %s",
-		key, entry(got), strings.Join(where, ", "), strings.Join(old, " or "), fix, line(key, got))
+		"If you know the change is expected, forget the old pin and connect again to record the new one (%s), or replace it at once (%s && %s)",
+		key, entry(got), strings.Join(where, ", "), strings.Join(old, " or "),
+		knownPins(v.path, "remove", key), knownPins(v.path, "remove", key), knownPins(v.path, "add", key, entry(got)))
 }
 
 // record adds key's pin to the file and accepts the peer. Under the
@@ -361,3 +360,13 @@ func (v *Verifier) refresh() {
 func entry(p pin.Pin) string { return string(pin.SPKI) + ":" + p.String() }
 
 func line(key string, p pin.Pin) string { return key + " " + entry(p) }
+
+// knownPins is the tlspin known-pins command that edits the pins file at
+// path (under tofu's lock, unlike an editor).
+func knownPins(path string, args ...string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = pinverifier.ShellQuote(a)
+	}
+	return "tlspin known-pins --file " + pinverifier.ShellQuote(path) + " " + strings.Join(q, " ")
+}

@@ -80,7 +80,7 @@ func TestFirstUseThenChange(t *testing.T) {
 		{"other port is another peer", req(mitm, "127.0.0.1:9443"), true, []string{"first use"}},
 		{"changed key", req(mitm, "127.0.0.1:8443"), false, []string{
 			"REMOTE HOST IDENTIFICATION HAS CHANGED for 127.0.0.1:8443", path + ":3", aPin, mitmPin,
-			"sed -i '3d' " + path, "127.0.0.1:8443 " + mitmPin,
+			"tlspin known-pins --file " + path + " remove 127.0.0.1:8443 && tlspin known-pins --file " + path + " add 127.0.0.1:8443 " + mitmPin,
 		}},
 	}
 	for _, s := range steps {
@@ -146,7 +146,7 @@ func TestStrict(t *testing.T) {
 	}{
 		{"known", &verify.Request{PeerChain: vtest.Chain(a), ServerName: "example.com", RemoteAddr: "93.184.216.34:443"}, true, path + ":2"},
 		{"unknown", req(b, "127.0.0.1:1"), false, "mode=strict accepts only known peers"},
-		{"unknown shows the line", req(b, "127.0.0.1:1"), false, "127.0.0.1:1 spki:" + b.Pin(t, pin.SPKI, pin.FormatBase64)},
+		{"unknown shows the command that trusts it", req(b, "127.0.0.1:1"), false, "if you trust it: tlspin known-pins --file " + path + " add 127.0.0.1:1 spki:" + b.Pin(t, pin.SPKI, pin.FormatBase64)},
 		{"changed", &verify.Request{PeerChain: vtest.Chain(b), ServerName: "example.com", RemoteAddr: "93.184.216.34:443"}, false, "HAS CHANGED"},
 	}
 	for _, tt := range tests {
