@@ -282,13 +282,31 @@ func decodeValue(algo Algo, s string) ([]byte, error) {
 		}
 	}
 	if strings.ContainsAny(s, ": ") {
-		return nil, fmt.Errorf("want %d hex digits for %s, got %q", 2*algo.Size(), algo, s)
+		return nil, fmt.Errorf("want %d hex digits for %s, got %q%s", 2*algo.Size(), algo, s, otherDigest(algo, h))
 	}
 	d, err := decodeBase64(algo, s)
 	if err != nil {
-		return nil, fmt.Errorf("want %d hex digits or base64 of %d bytes for %s", 2*algo.Size(), algo.Size(), algo)
+		return nil, fmt.Errorf("want %d hex digits or base64 of %d bytes for %s%s", 2*algo.Size(), algo.Size(), algo, otherDigest(algo, h))
 	}
 	return d, nil
+}
+
+// otherDigest says which digest hex h has the length of, if it is not
+// algo's: a SHA-256 given to md5pin, say, taken from the wrong line of
+// tlspin fingerprint.
+func otherDigest(algo Algo, h string) string {
+	if _, err := hex.DecodeString(h); err != nil {
+		return ""
+	}
+	for _, o := range []struct {
+		a   Algo
+		use string
+	}{{MD5, "md5pin"}, {SHA1, "an allowlist's sha1: lines"}, {SHA256, "sha256pin"}} {
+		if o.a != algo && len(h) == 2*o.a.Size() {
+			return fmt.Sprintf(" (that is the length of a %s digest, which is for %s)", o.a, o.use)
+		}
+	}
+	return ""
 }
 
 // stripSeparators removes the colons and spaces hex is often grouped with.
