@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,7 +37,7 @@ their next connection.`,
 	asJSON := false
 	list := &cobra.Command{
 		Use:   "list [HOST[:PORT]]",
-		Short: "print the recorded pins, of every peer or of one host",
+		Short: "print the recorded pins, of every peer or of one host (exit 1 if it has none)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			match := func(string) bool { return true }
@@ -51,7 +52,14 @@ their next connection.`,
 			if err != nil {
 				return err
 			}
-			return printKnown(cmd, es, match, asJSON)
+			if err := printKnown(cmd, es, match, asJSON); err != nil {
+				return err
+			}
+			// Like ssh-keygen -F: a script can test whether a peer is known.
+			if len(args) == 1 && !slices.ContainsFunc(es, func(e tofu.Entry) bool { return match(e.Key) }) {
+				return fmt.Errorf("known-pins: no pin recorded for %q in %s", args[0], file)
+			}
+			return nil
 		},
 	}
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
