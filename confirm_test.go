@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tlspin/tlspin"
+	"github.com/tlspin/tlspin/internal/e2e"
 	"github.com/tlspin/tlspin/internal/server"
 	"github.com/tlspin/tlspin/internal/wait"
 )
@@ -31,46 +32,25 @@ import (
 func TestConfirmRecordsOnlyProvenClients(t *testing.T) {
 	serve := map[string]func(t *testing.T, v *tlspin.Verifiers, cert tls.Certificate) string{
 		"own server and Confirm": func(t *testing.T, v *tlspin.Verifiers, cert tls.Certificate) string {
-			ln := listen(t)
 			cfg := v.ServerConfig(cert)
-			go func() {
-				for {
-					raw, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					go func() {
-						defer raw.Close()
-						c := tls.Server(raw, cfg)
-						c.SetDeadline(time.Now().Add(10 * time.Second))
-						herr := c.Handshake()
-						if err := v.Confirm(context.Background(), c); err != nil {
-							t.Errorf("Confirm: %v", err)
-						}
-						if herr == nil {
-							io.Copy(io.Discard, c)
-						}
-					}()
+			return e2e.Serve(t, listen(t), func(raw net.Conn) {
+				c := tls.Server(raw, cfg)
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				herr := c.Handshake()
+				if err := v.Confirm(context.Background(), c); err != nil {
+					t.Errorf("Confirm: %v", err)
 				}
-			}()
-			return ln.Addr().String()
+				if herr == nil {
+					io.Copy(io.Discard, c)
+				}
+			})
 		},
 		"Listen": func(t *testing.T, v *tlspin.Verifiers, cert tls.Certificate) string {
 			ln, err := v.Listen("tcp", "127.0.0.1:0", cert)
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { ln.Close() })
-			go func() {
-				for {
-					c, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					go func() { io.Copy(io.Discard, c); c.Close() }()
-				}
-			}()
-			return ln.Addr().String()
+			return e2e.Serve(t, ln, func(c net.Conn) { io.Copy(io.Discard, c) })
 		},
 		"tlspin's server": func(t *testing.T, v *tlspin.Verifiers, cert tls.Certificate) string {
 			srv, err := server.New(server.Config{TLS: v.ServerConfig(cert), Confirm: v.Confirm, Output: io.Discard, MaxConnsPerIP: -1})

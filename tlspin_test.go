@@ -217,21 +217,12 @@ func TestHookServerConfigReplaced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { c.(*tls.Conn).Handshake(); io.Copy(io.Discard, c); c.Close() }()
-		}
-	}()
+	addr := e2e.Serve(t, ln, func(c net.Conn) { c.(*tls.Conn).Handshake(); io.Copy(io.Discard, c) })
 	for _, tt := range []struct {
 		id    identity
 		allow bool
 	}{{newIdentity("bad"), false}, {good, true}} {
-		err := handshakeAs(ln.Addr().String(), "127.0.0.1", tt.id.cert)
+		err := handshakeAs(addr, "127.0.0.1", tt.id.cert)
 		if (err == nil) != tt.allow {
 			t.Errorf("%s: handshake error %v, want allowed %v", tt.id.cert.Leaf.Subject.CommonName, err, tt.allow)
 		}

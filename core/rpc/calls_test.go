@@ -209,4 +209,3 @@ func TestPeerSizedErrorIsARejection(t *testing.T) {
 		})
 	}
 }
-
