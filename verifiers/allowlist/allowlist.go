@@ -170,7 +170,7 @@ func (v *Verifier) loaded(l *List) {
 		v.log.Warn(fmt.Sprintf("%s lists no pins: every peer will be rejected", l.Name))
 		return
 	}
-	v.log.Info(fmt.Sprintf("loaded %d pins from %s", l.Len(), l.Name))
+	v.log.Info(fmt.Sprintf("loaded %s from %s", pins(l.Len()), l.Name))
 	var weak []string
 	for _, a := range l.Algos() {
 		if a == pin.MD5 || a == pin.SHA1 {
@@ -262,8 +262,8 @@ func (v *Verifier) notListed(l *List, req *verify.Request) string {
 		return fmt.Sprintf("allowlist: %s is not listed in %s and cannot be fingerprinted: %v", what, l.Name, err)
 	}
 	line := string(pin.SPKI) + ":" + pin.Pin{Algo: pin.SPKI, Digest: d}.String()
-	return fmt.Sprintf("allowlist: %s%s is not listed in %s (%d pins); if you trust it, add this line to the file: %s",
-		what, pinverifier.Subject(der), l.Name, l.Len(), line)
+	return fmt.Sprintf("allowlist: %s%s is not listed in %s (%s); if you trust it, add this line to the file: %s",
+		what, pinverifier.Subject(der), l.Name, pins(l.Len()), line)
 }
 
 // watch starts the watcher goroutine on the file's directory.
@@ -408,7 +408,7 @@ func freeMemory() { debug.FreeOSMemory() }
 // reload reads the file again; on any error the current list stays.
 func (v *Verifier) reload() error {
 	defer freeMemory()
-	keep := fmt.Sprintf("keeping the last good list of %d pins", v.list.Load().Len())
+	keep := fmt.Sprintf("keeping the last good list of %s", pins(v.list.Load().Len()))
 	data, err := files.ReadTrusted(v.path)
 	if err != nil {
 		err = fmt.Errorf("allowlist: %s: cannot read, %s: %w", v.path, keep, err)
@@ -427,6 +427,14 @@ func (v *Verifier) reload() error {
 	v.hash = h
 	v.list.Store(l)
 	v.loaded(l)
-	v.notes.Publish(fmt.Sprintf("allowlist %s reloaded: %d pins", v.path, l.Len()))
+	v.notes.Publish(fmt.Sprintf("allowlist %s reloaded: %s", v.path, pins(l.Len())))
 	return nil
+}
+
+// pins says how many pins n is, in words.
+func pins(n int) string {
+	if n == 1 {
+		return "1 pin"
+	}
+	return fmt.Sprintf("%d pins", n)
 }

@@ -96,6 +96,9 @@ func (v *Verifier) Configure(ctx context.Context, req *verify.ConfigureRequest) 
 			}
 		}
 		desc = fmt.Sprintf("the %d certificates of %s", n, strings.Join(fs, ", "))
+		if n == 1 {
+			desc = "the certificate of " + strings.Join(fs, ", ")
+		}
 	}
 	v.roots, v.rootsDesc, v.serverName = roots, desc, name
 	return &verify.ConfigureResponse{NeedsChain: true}, nil

@@ -57,7 +57,7 @@ func TestVerify(t *testing.T) {
 	}{
 		{"valid for the server name", nil, verify.Request{PeerChain: vtest.Chain(f.leaf), ServerName: "localhost", RemoteAddr: "127.0.0.1:443", Side: client}, true, `valid for "localhost"`},
 		{"intermediate sent by the peer", nil, verify.Request{PeerChain: vtest.Chain(f.interLeaf, f.inter), ServerName: "localhost", Side: client}, true, `"CN=Test Root"`},
-		{"intermediate missing", nil, verify.Request{PeerChain: vtest.Chain(f.interLeaf), ServerName: "localhost", Side: client}, false, "does not chain to the 1 certificates of"},
+		{"intermediate missing", nil, verify.Request{PeerChain: vtest.Chain(f.interLeaf), ServerName: "localhost", Side: client}, false, "does not chain to the certificate of"},
 		{"wrong name", nil, verify.Request{PeerChain: vtest.Chain(f.leaf), ServerName: "evil.test", Side: client}, false, `not valid for "evil.test"`},
 		{"name from the remote host", nil, verify.Request{PeerChain: vtest.Chain(f.ipLeaf), RemoteAddr: "127.0.0.1:443", Side: client}, true, `valid for "127.0.0.1"`},
 		{"no name at all", nil, verify.Request{PeerChain: vtest.Chain(f.leaf), Side: client}, false, "no host name to check"},
