@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -90,6 +92,11 @@ func (a *app) runCert(cmd *cobra.Command, f *certFlags) error {
 	}
 	if f.caKey != "" && f.caCert == "" {
 		return usagef("--ca-key needs --ca-cert")
+	}
+	for _, san := range f.sans {
+		if net.ParseIP(san) == nil && !isHostName(san) {
+			return usagef("--san %q: not a DNS name (*.example.com allowed) or an IP address; no client could ever match it", san)
+		}
 	}
 	tpl := certs.Template{Type: certs.KeyType(f.typ), Bits: f.bits, CommonName: f.cn, SANs: f.sans, Days: f.days, IsCA: f.ca}
 	if f.ca && !cmd.Flags().Changed("cn") {
@@ -208,4 +215,30 @@ func loadIssuer(certFile, keyFile string) (*x509.Certificate, crypto.Signer, err
 		return nil, nil, fmt.Errorf("--ca-cert %q: the key cannot sign", certFile)
 	}
 	return ca, signer, nil
+}
+
+// isHostName reports whether s is a DNS name a certificate can be valid
+// for: dot-separated labels of letters, digits, hyphens and underscores,
+// not starting or ending with a hyphen, the first of which may be "*"
+// before another.
+func isHostName(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	labels := strings.Split(s, ".")
+	for i, l := range labels {
+		if i == 0 && l == "*" && len(labels) > 1 {
+			continue
+		}
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }

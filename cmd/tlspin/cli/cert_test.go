@@ -73,6 +73,9 @@ func TestCertUsage(t *testing.T) {
 		{[]string{"--ca-key", leaf}, "--ca-key needs --ca-cert"},
 		{[]string{"--ca-cert", leaf}, "is not a CA certificate"},
 		{[]string{"--days", "0"}, "--days 0"},
+		{[]string{"--san", "https://foo.example/"}, `--san "https://foo.example/": not a DNS name`},
+		{[]string{"--san", "not a name!"}, `--san "not a name!": not a DNS name`},
+		{[]string{"--san", "-bad.example"}, "not a DNS name"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.want, func(t *testing.T) {
