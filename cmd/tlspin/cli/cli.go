@@ -291,5 +291,11 @@ func (a *app) setup() error {
 		Level:  lvl,
 		Output: a.env.Stderr,
 	})
+	for _, d := range a.g.pluginDirs {
+		// A typo would otherwise go unnoticed: the search goes on.
+		if st, err := os.Stat(d); err != nil || !st.IsDir() {
+			a.log.Warn("--plugin-dir is not a directory; searching on without it", "dir", d)
+		}
+	}
 	return nil
 }
