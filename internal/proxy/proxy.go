@@ -306,7 +306,11 @@ func clientHandshakeError(err, cause error) *server.HandshakeError {
 // run pipes an accepted connection and reports it.
 func (p *Proxy) run(ctx context.Context, ev Event, start time.Time, client, target net.Conn) {
 	ev.Kind = EventAccepted
-	p.cfg.Log.Info("accepted", "conn", ev.Conn, "remote", ev.Remote, "peer_spki", ev.PeerSPKI)
+	kv := []any{"conn", ev.Conn, "remote", ev.Remote}
+	if ev.PeerSPKI != "" { // no client certificate: nothing verified it
+		kv = append(kv, "peer_spki", ev.PeerSPKI)
+	}
+	p.cfg.Log.Info("accepted", kv...)
 	p.emit(ev)
 	m := p.cfg.Metrics
 	m.opened()
@@ -319,6 +323,10 @@ func (p *Proxy) run(ctx context.Context, ev Event, start time.Time, client, targ
 	if cause := context.Cause(ctx); cause != nil {
 		ev.Reason = cause.Error()
 	}
-	p.cfg.Log.Info("closed", "conn", ev.Conn, "to_target", ev.ToTarget, "from_target", ev.FromTarget, "duration", ev.Duration.Round(time.Millisecond), "reason", ev.Reason)
+	kv = []any{"conn", ev.Conn, "to_target", ev.ToTarget, "from_target", ev.FromTarget, "duration", ev.Duration.Round(time.Millisecond)}
+	if ev.Reason != "" { // both sides closed in order
+		kv = append(kv, "reason", ev.Reason)
+	}
+	p.cfg.Log.Info("closed", kv...)
 	p.emit(ev)
 }
