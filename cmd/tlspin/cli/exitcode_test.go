@@ -69,6 +69,8 @@ func TestExitCodes(t *testing.T) {
 		{"help", []string{"--help"}, 0, ""},
 		{"connection refused", send("--verifier", "md5pin:pin="+pin, refused, "hi"), 1, "connection refused"},
 		{"missing certificate file", []string{"serve", "--listen", "127.0.0.1:0", "--cert", "nosuch.pem"}, 1, "nosuch.pem"},
+		{"fingerprint of a host without its port", []string{"fingerprint", "localhost"}, 1, "no such file or directory (for a server, give HOST:PORT)"},
+		{"an IPv6 address without brackets", send("--verifier", "md5pin:pin="+pin, "::1:8081", "hi"), 2, "an IPv6 address goes in brackets: [::1]:8081"},
 
 		{"unknown command", []string{"sned"}, 2, `unknown command "sned"`},
 		{"unknown subcommand", []string{"known-pins", "lst"}, 2, `unknown command "lst" for "tlspin known-pins" (it has: add, list, remove)`},

@@ -206,6 +206,9 @@ func (a *app) loadTarget(ctx context.Context, cmd *cobra.Command, target string,
 		data, target = b, "standard input"
 	case statErr == nil || !looksLikeHostPort(target):
 		b, err := os.ReadFile(target)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("fingerprint: %w%s", err, addressHint(target))
+		}
 		if err != nil {
 			return nil, fmt.Errorf("fingerprint: %w", err)
 		}

@@ -78,7 +78,7 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 	ctx := cmd.Context()
 	addr := args[0]
 	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return usagef("address %q: want HOST:PORT", addr)
+		return usagef("address %q: want HOST:PORT%s", addr, addressHint(addr))
 	}
 	var clientCert *tls.Certificate
 	if f.cert != "" {
@@ -195,4 +195,18 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 	}
 	a.log.Debug("sent", "addr", addr, "bytes_sent", res.Sent, "bytes_received", res.Received)
 	return nil
+}
+
+// addressHint says what a user probably meant by s, which is neither a file
+// nor HOST:PORT: an IPv6 address needs brackets, a server a port.
+func addressHint(s string) string {
+	switch {
+	case strings.Count(s, ":") > 1 && !strings.HasPrefix(s, "["):
+		if i := strings.LastIndex(s, ":"); net.ParseIP(s[:i]) != nil {
+			return fmt.Sprintf(" (an IPv6 address goes in brackets: [%s]:%s)", s[:i], s[i+1:])
+		}
+	case !strings.ContainsAny(s, ":/"):
+		return " (for a server, give HOST:PORT)"
+	}
+	return ""
 }
