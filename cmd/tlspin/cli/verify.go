@@ -163,8 +163,19 @@ func (a *app) runVerify(cmd *cobra.Command, f *verifyFlags, args []string) error
 			fmt.Fprintf(out, "chain[%d]: %s (issuer %s, sha256 %s)\n", i, printable.Escape(c.Subject), printable.Escape(c.Issuer), c.SHA256)
 		}
 	}
-	return checkErr
+	if checkErr != nil {
+		return shownVerdict{checkErr}
+	}
+	return nil
 }
+
+// shownVerdict is the error of a verify whose verdict is already on
+// standard output: the error line does not repeat its reasons, and the
+// exit code still comes from err.
+type shownVerdict struct{ err error }
+
+func (e shownVerdict) Error() string { return "rejected: the verdict and its reasons are on standard output" }
+func (e shownVerdict) Unwrap() error { return e.err }
 
 // verifyRequest reads the peer's chain from files, or from a live server
 // when the only argument is HOST:PORT and no such file exists, and makes
