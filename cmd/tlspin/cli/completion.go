@@ -97,6 +97,9 @@ func (a *app) completeVerifier(cmd *cobra.Command, _ []string, toComplete string
 	if strings.ContainsRune(toComplete, '/') {
 		return nil, cobra.ShellCompDirectiveDefault
 	}
+	if name, opts, ok := strings.Cut(toComplete, ":"); ok {
+		return completeOptions(cmd, name, opts)
+	}
 	found, err := a.finder().List()
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveError
@@ -119,4 +122,27 @@ func (a *app) completeVerifier(cmd *cobra.Command, _ []string, toComplete string
 		out = append(out, cobra.CompletionWithDesc(f.Name, desc))
 	}
 	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+// completeOptions offers the option names of built-in verifier name after
+// the options already written (NAME:KEY=VALUE,...), as NAME:...,KEY=. A
+// plugin's options would take starting it: none are offered.
+func completeOptions(cmd *cobra.Command, name, written string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	v, err := builtin.New(nil).Lookup(name)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	d, err := v.Describe(cmd.Context())
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	prefix := name + ":"
+	if i := strings.LastIndexByte(written, ','); i >= 0 {
+		prefix += written[:i+1]
+	}
+	var out []cobra.Completion
+	for _, o := range d.Options {
+		out = append(out, cobra.CompletionWithDesc(prefix+o.Name+"=", o.Description))
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveNoSpace
 }

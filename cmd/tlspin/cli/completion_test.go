@@ -33,6 +33,9 @@ func TestCompletion(t *testing.T) {
 		{[]string{"--plugin-dir", dir, "send", "--verifier", ""}, []string{"md5pin", "sha256pin", "spkipin", "allowlist", "tofu", "ca", "extra"}, noFiles},
 		{[]string{"--plugin-dir", dir, "serve", "--verifier", ""}, []string{"spkipin", "extra"}, noFiles},
 		{[]string{"--plugin-dir", dir, "verifiers", ""}, []string{"md5pin", "tofu", "extra"}, noFiles},
+		// After NAME:, a built-in's options, after those already written.
+		{[]string{"send", "--verifier", "md5pin:"}, []string{"md5pin:pin=", "md5pin:chain=", "md5pin:expires="}, ":6"},
+		{[]string{"send", "--verifier", "allowlist:file=x,"}, []string{"allowlist:file=x,chain="}, ":6"},
 		{[]string{"send", "--cert", ""}, []string{"pem", "crt", "key"}, fileExt},
 		{[]string{"serve", "--key", ""}, []string{"pem", "key"}, fileExt},
 		{[]string{"bench", "--key", ""}, []string{"ecdsa", "rsa"}, noFiles},
