@@ -99,7 +99,7 @@ func TestDirectPluginLogsGoByTheVerifierName(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Close()
-	if want := "allowlist: loaded 1 pins from " + list; !strings.Contains(logs.String(), want) {
+	if want := "allowlist: loaded 1 pin from " + list; !strings.Contains(logs.String(), want) {
 		t.Fatalf("host log lacks %q:\n%s", want, logs.String())
 	}
 	if strings.Contains(logs.String(), "allowlist: allowlist:") {

@@ -174,7 +174,9 @@ func (a *app) runVerify(cmd *cobra.Command, f *verifyFlags, args []string) error
 // exit code still comes from err.
 type shownVerdict struct{ err error }
 
-func (e shownVerdict) Error() string { return "rejected: the verdict and its reasons are on standard output" }
+func (e shownVerdict) Error() string {
+	return "rejected: the verdict and its reasons are on standard output"
+}
 func (e shownVerdict) Unwrap() error { return e.err }
 
 // verifyRequest reads the peer's chain from files, or from a live server
