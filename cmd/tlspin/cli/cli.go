@@ -34,12 +34,12 @@ const (
 	// ExitVerifierFailed: a verifier crashed, timed out or answered
 	// garbage, so the peer was rejected to fail closed.
 	ExitVerifierFailed = 4
-	// A command that a signal stopped before it finished exits 128 plus
-	// the signal's number, as a shell reports it: 130 for SIGINT, 143 for
-	// SIGTERM. serve and proxy stop cleanly on either and exit 0.
 )
 
-// interrupted is the cause of a command's context ended by a signal.
+// interrupted is the cause of a command's context ended by a signal. A
+// command that a signal stopped before it finished exits 128 plus the
+// signal's number, as a shell reports it: 130 for SIGINT, 143 for
+// SIGTERM. serve and proxy stop cleanly on either and exit 0.
 type interrupted struct{ sig os.Signal }
 
 func (e interrupted) Error() string { return "interrupted (" + signalName(e.sig) + ")" }
