@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -335,18 +333,7 @@ func checkSocket(hs handshake) error {
 	if hs.network != "unix" {
 		return fmt.Errorf("network %s: the host accepts only a unix socket, whose peer the kernel can name", hs.network)
 	}
-	if err := peercred.CheckSocketPath(hs.address); err != nil {
-		return err
-	}
-	dir := filepath.Dir(hs.address)
-	st, err := os.Stat(dir)
-	if err != nil {
-		return fmt.Errorf("socket directory: %w", err)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("socket directory %s has mode %v: other users can reach the socket; use PLUGIN_UNIX_SOCKET_DIR or a directory of mode 0700", dir, st.Mode().Perm())
-	}
-	return nil
+	return peercred.PrivateDir(hs.address)
 }
 
 func (c *checker) checkDescribe() {

@@ -47,7 +47,7 @@ func CheckHost(c Cred, pluginPID int) error {
 	if err := sameUser(c); err != nil {
 		return err
 	}
-	if err := privateDir(c.Path); err != nil {
+	if err := PrivateDir(c.Path); err != nil {
 		return err
 	}
 	if c.PID == pluginPID || pgidOf(c.PID) == pluginPID {
@@ -69,14 +69,14 @@ func CheckPlugin(c Cred) error {
 	return fmt.Errorf("%w: client pid %d is not the host that started this plugin", ErrPeer, c.PID)
 }
 
-// privateDir refuses a socket whose directory other users may enter: a
+// PrivateDir refuses a socket whose directory other users may enter: a
 // plugin that put it there would serve whoever finds it. sock is the name
 // the plugin bound: a name that is not an absolute path (a Linux abstract
 // socket, "@name", or a relative one) has no directory that can be
 // checked, and an abstract socket none at all to keep anyone out.
-func privateDir(sock string) error {
-	if err := CheckSocketPath(sock); err != nil {
-		return err
+func PrivateDir(sock string) error {
+	if !filepath.IsAbs(sock) {
+		return fmt.Errorf("%w: socket %q is not a file named by an absolute path (an abstract or relative socket): no directory keeps other users off it; it belongs in PLUGIN_UNIX_SOCKET_DIR", ErrPeer, sock)
 	}
 	dir := filepath.Dir(sock)
 	st, err := os.Stat(dir)
@@ -85,15 +85,6 @@ func privateDir(sock string) error {
 	}
 	if st.Mode().Perm()&0o077 != 0 {
 		return fmt.Errorf("%w: socket directory %q has mode %v: other users can reach the socket; it belongs in PLUGIN_UNIX_SOCKET_DIR or a directory of mode 0700", ErrPeer, dir, st.Mode().Perm())
-	}
-	return nil
-}
-
-// CheckSocketPath refuses a socket that is not a file named by an
-// absolute path, whose directory can then keep other users off it.
-func CheckSocketPath(sock string) error {
-	if !filepath.IsAbs(sock) {
-		return fmt.Errorf("%w: socket %q is not a file named by an absolute path (an abstract or relative socket): no directory keeps other users off it; it belongs in PLUGIN_UNIX_SOCKET_DIR", ErrPeer, sock)
 	}
 	return nil
 }
