@@ -294,12 +294,13 @@ func (v *Verifier) changed(key string, recs []record, got pin.Pin) string {
 		where = append(where, fmt.Sprintf("%s:%d", v.path, r.line))
 		old = append(old, entry(r.pin))
 	}
+	forget := knownPins(v.path, "remove", key)
 	return fmt.Sprintf("tofu: WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED for %s! "+
 		"It presented public key %s, but %s records %s. "+
 		"Someone could be eavesdropping on you right now (man-in-the-middle attack), or the peer's key was replaced. "+
 		"If you know the change is expected, forget the old pin and connect again to record the new one (%s), or replace it at once (%s && %s)",
 		key, entry(got), strings.Join(where, ", "), strings.Join(old, " or "),
-		knownPins(v.path, "remove", key), knownPins(v.path, "remove", key), knownPins(v.path, "add", key, entry(got)))
+		forget, forget, knownPins(v.path, "add", key, entry(got)))
 }
 
 // record adds key's pin to the file and accepts the peer. Under the
