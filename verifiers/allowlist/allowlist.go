@@ -11,8 +11,10 @@
 // The file's directory is watched (fsnotify), so that an editor's
 // write-to-temporary-and-rename is seen, and the list is reloaded on
 // change. A bad new version is rejected with `FILE:LINE: what is wrong` in
-// the log and the last good list stays in force; a bad file at start is a
-// Configure error. Every reload is announced as a verify.PolicyChange.
+// the log; of the last good list, what it still lists on lines that parse
+// stays in force (List.Keep), so that a typo cannot keep a pin trusted that
+// the same edit removed. A bad file at start is a Configure error. Every
+// change of what is trusted is announced as a verify.PolicyChange.
 package allowlist
 
 import (
@@ -421,7 +423,7 @@ func (v *Verifier) reload() error {
 	}
 	l, err := Parse(v.path, data)
 	if err != nil {
-		v.log.Warn(fmt.Sprintf("%s (new version rejected, %s)", strings.TrimPrefix(err.Error(), "allowlist: "), keep))
+		v.narrow(data, err, keep)
 		return err
 	}
 	v.hash = h
@@ -429,6 +431,27 @@ func (v *Verifier) reload() error {
 	v.loaded(l)
 	v.notes.Publish(fmt.Sprintf("allowlist %s reloaded: %s", v.path, pins(l.Len())))
 	return nil
+}
+
+// narrow handles a new version of the file that does not parse, err
+// saying why: what it removed or brought forward already holds, what it
+// added waits for a version that parses (List.Keep).
+func (v *Verifier) narrow(data []byte, err error, keep string) {
+	cur := v.list.Load()
+	why := strings.TrimPrefix(err.Error(), "allowlist: ")
+	kept, changed := cur.Keep(data)
+	if !changed {
+		v.log.Warn(fmt.Sprintf("%s (new version rejected, %s)", why, keep))
+		return
+	}
+	v.list.Store(kept)
+	if kept.Len() == 0 {
+		v.log.Warn(fmt.Sprintf("%s (new version rejected; it lists none of the last good list's %s on lines that parse: every peer will be rejected until the file is fixed)", why, pins(cur.Len())))
+	} else {
+		v.log.Warn(fmt.Sprintf("%s (new version rejected; of the last good list of %s, only the %s it still lists on lines that parse stay in force, with the earlier of the two expiries; pins it adds wait until the file is fixed)",
+			why, pins(cur.Len()), pins(kept.Len())))
+	}
+	v.notes.Publish(fmt.Sprintf("allowlist %s narrowed by a version that does not parse: %s in force", v.path, pins(kept.Len())))
 }
 
 // pins says how many pins n is, in words.

@@ -173,18 +173,18 @@ func TestReload(t *testing.T) {
 		t.Fatal("no policy change announced")
 	}
 
-	// A bad new version is rejected; the last good list stays. It is
+	// A bad new version is rejected; what it still lists stays. It is
 	// written whole: a reload that saw the file still empty would rightly
-	// drop b.
-	if err := files.WriteAtomic(path, []byte(line(t, a, pin.SPKI, "")+"md5:nothex\n"), 0o600); err != nil {
+	// drop a and b.
+	if err := files.WriteAtomic(path, []byte(line(t, a, pin.SPKI, "")+line(t, b, pin.SPKI, "")+"md5:nothex\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	err := waitReload(t, reloads, func(err error) bool { return err != nil })
-	if !errors.Is(err, ErrSyntax) || !strings.Contains(err.Error(), path+":2:") {
-		t.Fatalf("reload err = %v, want a syntax error at %s:2", err, path)
+	if !errors.Is(err, ErrSyntax) || !strings.Contains(err.Error(), path+":3:") {
+		t.Fatalf("reload err = %v, want a syntax error at %s:3", err, path)
 	}
 	if ok, why := allowed(t, v, vtest.Chain(b)); !ok {
-		t.Fatalf("b rejected after a bad edit; the last good list must stay: %s", why)
+		t.Fatalf("b rejected after a bad edit that still lists it: %s", why)
 	}
 
 	// Removed: the last good list stays too.
@@ -271,9 +271,9 @@ func TestDirectoryReplaced(t *testing.T) {
 	for i, change := range []func(){
 		func() { os.Remove(path) },
 		// Written whole: a file seen while still empty would be a good
-		// (if empty) list.
+		// (if empty) list. It still lists a and b.
 		func() {
-			if err := files.WriteAtomic(path, []byte("md5:nothex\n"), 0o600); err != nil {
+			if err := files.WriteAtomic(path, []byte(line(t, a, pin.SPKI, "")+line(t, b, pin.SPKI, "")+"md5:nothex\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
 		},
@@ -372,5 +372,67 @@ func TestWarnsOfWeakPins(t *testing.T) {
 				t.Fatalf("warnings %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestBadEditStillRevokes: an operator removes a compromised pin and, in
+// the same edit, mistypes another line. The bad version is rejected, but
+// the pin it removed must no longer be trusted, nor may a pin it added be
+// trusted before the file parses, nor an expiry it brought forward be
+// ignored. What it still lists on good lines stays in force, and the
+// narrowing is announced so that cached verdicts go.
+func TestBadEditStillRevokes(t *testing.T) {
+	a := vtest.New(t, vtest.Spec{CN: "a"})
+	b := vtest.New(t, vtest.Spec{CN: "b"})
+	c := vtest.New(t, vtest.Spec{CN: "c"})
+	d := vtest.New(t, vtest.Spec{CN: "d"})
+	v, path, reloads := configured(t, line(t, a, pin.SPKI, "")+line(t, b, pin.SPKI, "")+line(t, d, pin.SPKI, ""), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changes := v.PolicyChanges(ctx)
+
+	bad := line(t, a, pin.SPKI, "") + // kept
+		"spki:typo\n" + // the mistake
+		line(t, c, pin.SPKI, "") + // added: not trusted until the file parses
+		line(t, d, pin.SPKI, " expires=2001-01-01") // brought forward: holds
+	// b's line is gone: revoked.
+	if err := files.WriteAtomic(path, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := waitReload(t, reloads, func(err error) bool { return err != nil })
+	if !errors.Is(err, ErrSyntax) || !strings.Contains(err.Error(), path+":2:") {
+		t.Fatalf("reload err = %v, want a syntax error at %s:2", err, path)
+	}
+	for _, tc := range []struct {
+		name string
+		cert *vtest.Cert
+		want bool
+	}{
+		{"kept", a, true},
+		{"removed", b, false},
+		{"added", c, false},
+		{"expired", d, false},
+	} {
+		if ok, why := allowed(t, v, vtest.Chain(tc.cert)); ok != tc.want {
+			t.Errorf("%s: allowed = %v, want %v (%s)", tc.name, ok, tc.want, why)
+		}
+	}
+	select {
+	case ch := <-changes:
+		if !strings.Contains(ch.Reason, "2 pins in force") { // a, and d expired
+			t.Errorf("policy change %+v, want it to say what is kept", ch)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the narrowed list was not announced")
+	}
+
+	// Fixed: the whole new version is in force, c included.
+	fixed := line(t, a, pin.SPKI, "") + line(t, c, pin.SPKI, "")
+	if err := files.WriteAtomic(path, []byte(fixed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitReload(t, reloads, func(err error) bool { return err == nil && v.list.Load().Len() == 2 })
+	if ok, why := allowed(t, v, vtest.Chain(c)); !ok {
+		t.Fatalf("c rejected once the file parses: %s", why)
 	}
 }

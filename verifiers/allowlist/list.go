@@ -81,39 +81,106 @@ func (l *List) Len() int { return len(l.entries) }
 // spki (SHA-256 of the public key). Blank lines and lines starting with '#'
 // are ignored. name is used in error messages only.
 func Parse(name string, data []byte) (*List, error) {
+	l := newList(name)
+	err := eachLine(data, func(lineNo int, line []byte) error {
+		e, err := parseLine(line)
+		if err != nil {
+			return &LineError{File: name, Line: lineNo, Msg: err.Error()}
+		}
+		if e == nil {
+			return nil
+		}
+		m := l.byKey[indexOf(e.Pin.Algo)]
+		if prev, dup := m[keyOf(e.Pin.Digest)]; dup {
+			return &LineError{File: name, Line: lineNo, Msg: fmt.Sprintf("%s pin %s already listed on line %d", e.Pin.Algo, e.Pin, l.entries[prev].line)}
+		}
+		if len(l.entries) >= math.MaxInt32 {
+			return &LineError{File: name, Line: lineNo, Msg: "too many pins"}
+		}
+		l.add(m, e, lineNo)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	l.entries = slices.Clip(l.entries)
+	return l, nil
+}
+
+// Keep returns what of l a new version of its file that does not parse
+// may leave in force: the pins of l that data still lists on lines that
+// parse. A bad edit can so take trust away but never give it: a pin it
+// removed, or whose line it broke, is dropped; a pin it added waits until
+// the whole file parses; where both versions give an expiry, the earlier
+// holds. Line numbers and comments are the new version's. changed reports
+// whether the result trusts less than l.
+func (l *List) Keep(data []byte) (kept *List, changed bool) {
+	k := newList(l.Name)
+	eachLine(data, func(lineNo int, line []byte) error {
+		e, err := parseLine(line)
+		if err != nil || e == nil {
+			return nil
+		}
+		i, key := indexOf(e.Pin.Algo), keyOf(e.Pin.Digest)
+		old, ok := l.byKey[i][key]
+		if !ok {
+			return nil
+		}
+		e.Expires = earlier(e.Expires, l.entries[old].expires)
+		if j, dup := k.byKey[i][key]; dup {
+			k.entries[j].expires = earlier(k.entries[j].expires, e.Expires)
+			return nil
+		}
+		k.add(k.byKey[i], e, lineNo)
+		return nil
+	})
+	changed = k.Len() != l.Len()
+	for i, m := range k.byKey {
+		for key, j := range m {
+			changed = changed || !k.entries[j].expires.Equal(l.entries[l.byKey[i][key]].expires)
+		}
+	}
+	k.entries = slices.Clip(k.entries)
+	return k, changed
+}
+
+// earlier returns the earlier of two expiries, the zero time meaning never.
+func earlier(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
+func newList(name string) *List {
 	l := &List{Name: name}
 	for i := range l.byKey {
 		l.byKey[i] = map[digestKey]int32{}
 	}
-	lineNo := 0
-	for len(data) > 0 {
-		lineNo++
+	return l
+}
+
+// add records e, read at lineNo, in m, the map of its algorithm.
+func (l *List) add(m map[digestKey]int32, e *Entry, lineNo int) {
+	m[keyOf(e.Pin.Digest)] = int32(len(l.entries))
+	l.entries = append(l.entries, record{line: int32(min(lineNo, math.MaxInt32)), expires: e.Expires, comment: e.Comment})
+}
+
+// eachLine calls f with every line of data and its 1-based number, until
+// f returns an error, which it returns.
+func eachLine(data []byte, f func(lineNo int, line []byte) error) error {
+	for lineNo := 1; len(data) > 0; lineNo++ {
 		var line []byte
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
 			line, data = data[:i], data[i+1:]
 		} else {
 			line, data = data, nil
 		}
-		e, err := parseLine(line)
-		if err != nil {
-			return nil, &LineError{File: name, Line: lineNo, Msg: err.Error()}
+		if err := f(lineNo, line); err != nil {
+			return err
 		}
-		if e == nil {
-			continue
-		}
-		e.Line = lineNo
-		m := l.byKey[indexOf(e.Pin.Algo)]
-		if prev, dup := m[keyOf(e.Pin.Digest)]; dup {
-			return nil, &LineError{File: name, Line: lineNo, Msg: fmt.Sprintf("%s pin %s already listed on line %d", e.Pin.Algo, e.Pin, l.entries[prev].line)}
-		}
-		if len(l.entries) >= math.MaxInt32 {
-			return nil, &LineError{File: name, Line: lineNo, Msg: "too many pins"}
-		}
-		m[keyOf(e.Pin.Digest)] = int32(len(l.entries))
-		l.entries = append(l.entries, record{line: int32(min(lineNo, math.MaxInt32)), expires: e.Expires, comment: e.Comment})
 	}
-	l.entries = slices.Clip(l.entries)
-	return l, nil
+	return nil
 }
 
 func indexOf(a pin.Algo) int {

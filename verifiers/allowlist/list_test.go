@@ -255,3 +255,63 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestKeep: what a version that does not parse leaves of a list. It can
+// only take trust away.
+func TestKeep(t *testing.T) {
+	a := "sha256:" + strings.Repeat("aa", 32)
+	b := "sha256:" + strings.Repeat("bb", 32)
+	c := "spki:" + strings.Repeat("cc", 32)
+	cur, err := Parse("pins.txt", []byte(a+"\n"+b+" expires=2030-01-31\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		next    string
+		want    map[string]string // pin → expiry (exclusive) or "" for never
+		changed bool
+	}{
+		{"unchanged but a bad line", a + "\nmd5:zz\n" + b + " expires=2030-01-31", map[string]string{a: "", b: "2030-02-01"}, false},
+		{"one removed", a + "\nmd5:zz", map[string]string{a: ""}, true},
+		{"one broken", a + "\n" + b + " expires=2030-13-01", map[string]string{a: ""}, true},
+		{"one added", a + "\n" + b + " expires=2030-01-31\n" + c + "\nmd5:zz", map[string]string{a: "", b: "2030-02-01"}, false},
+		{"expiry brought forward", a + " expires=2029-06-30\n" + b + " expires=2030-01-31\nmd5:zz", map[string]string{a: "2029-07-01", b: "2030-02-01"}, true},
+		{"expiry pushed back", a + "\n" + b + " expires=2031-01-31\nmd5:zz", map[string]string{a: "", b: "2030-02-01"}, false},
+		{"expiry dropped", a + "\n" + b + "\nmd5:zz", map[string]string{a: "", b: "2030-02-01"}, false},
+		{"listed twice", a + "\n" + a + " expires=2029-06-30\nmd5:zz", map[string]string{a: "2029-07-01"}, true},
+		{"nothing left", "md5:zz", map[string]string{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			kept, changed := cur.Keep([]byte(tt.next))
+			if changed != tt.changed {
+				t.Errorf("changed = %v, want %v", changed, tt.changed)
+			}
+			if kept.Len() != len(tt.want) {
+				t.Errorf("kept %d pins, want %d", kept.Len(), len(tt.want))
+			}
+			for s, exp := range tt.want {
+				e, err := parseLine([]byte(s))
+				if err != nil {
+					t.Fatal(err)
+				}
+				j, ok := kept.byKey[indexOf(e.Pin.Algo)][keyOf(e.Pin.Digest)]
+				if !ok {
+					t.Errorf("%s not kept", s)
+					continue
+				}
+				got := ""
+				if e := kept.entries[j].expires; !e.IsZero() {
+					got = e.Format(time.DateOnly)
+				}
+				if got != exp {
+					t.Errorf("%s expires %q, want %q", s, got, exp)
+				}
+			}
+		})
+	}
+	if cur.Len() != 2 {
+		t.Errorf("Keep changed the list it was called on: %d pins", cur.Len())
+	}
+}

@@ -22,8 +22,9 @@ func entry(t *testing.T, c *vtest.Cert) string {
 }
 
 // TestReloadThroughPlugin edits the list under a running plugin process:
-// a good edit is picked up and announced, a bad one is logged with
-// FILE:LINE and the last good list stays in force.
+// a good edit is picked up and announced; a bad one is logged with
+// FILE:LINE, and a pin it removed is no longer trusted, which is
+// announced too.
 func TestReloadThroughPlugin(t *testing.T) {
 	a := vtest.New(t, vtest.Spec{CN: "a"})
 	b := vtest.New(t, vtest.Spec{CN: "b"})
@@ -52,14 +53,18 @@ func TestReloadThroughPlugin(t *testing.T) {
 	}
 
 	// Written whole: a reload that saw the file still empty would rightly
-	// drop both.
+	// drop both. It removes b.
+	announced := changes.Load()
 	if err := files.WriteAtomic(path, []byte("# allowed peers\n"+entry(t, a)+"spki:not-a-pin\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if !logs.WaitFor(10*time.Second, path+":3:") {
 		t.Fatalf("no FILE:LINE error logged for the bad edit; logs:\n%s", logs)
 	}
-	if !allows(b) || !allows(a) {
-		t.Fatal("after a bad edit the last good list must stay in force")
+	if allows(b) || !allows(a) {
+		t.Fatal("after a bad edit that removes b: want a allowed and b rejected")
+	}
+	if !wait.Until(10*time.Second, func() bool { return changes.Load() > announced }) {
+		t.Error("the narrowed list was not announced as a policy change")
 	}
 }
