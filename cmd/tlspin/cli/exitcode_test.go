@@ -131,3 +131,27 @@ func TestExitCodes(t *testing.T) {
 		})
 	}
 }
+
+// TestFailedStartSaysWhy: a plugin that exits before its handshake is
+// explained by tlspin's error line, which quotes its last words; go-plugin's
+// warning that it had to kill it adds nothing and is not shown.
+func TestFailedStartSaysWhy(t *testing.T) {
+	bin := testbin.Tlspin(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "tlspin-verifier-dud"), []byte("#!/bin/sh\necho boom >&2\nexit 3\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--plugin-dir", dir, "send", "--verifier", "dud", "127.0.0.1:1", "hi")
+	cmd.Env = append(os.Environ(), "TLSPIN_PLUGIN_PATH=")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("err = %v, want exit 1; output:\n%s", err, out)
+	}
+	if !strings.Contains(string(out), `exited without a handshake`) || !strings.Contains(string(out), `its last words on stderr: "boom"`) {
+		t.Errorf("the error does not say why:\n%s", out)
+	}
+	if strings.Contains(string(out), "failed to exit gracefully") {
+		t.Errorf("go-plugin's kill warning is shown:\n%s", out)
+	}
+}
