@@ -91,8 +91,10 @@ func TestClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	if v.Close() != nil || v.Close() != nil {
-		t.Fatal("Close returned an error")
+	for i := range 2 {
+		if err := v.Close(); err != nil {
+			t.Fatalf("Close #%d: %v", i+1, err)
+		}
 	}
 	_, err = tls.Dial("tcp", addr, cfg)
 	if !errors.Is(err, tlspin.ErrClosed) || !errors.Is(err, tlspin.ErrVerifierFailed) || errors.Is(err, tlspin.ErrRejected) {

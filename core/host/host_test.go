@@ -68,11 +68,6 @@ func builtinSpec(t testing.TB, ch, name string, opts verify.Options) host.Spec {
 	return found.Spec(opts)
 }
 
-func startMD5(t *testing.T, pin string, cfg host.Config) *host.Plugin {
-	t.Helper()
-	return startMD5Over(t, "grpc", pin, cfg)
-}
-
 func startMD5Over(t *testing.T, ch, pin string, cfg host.Config) *host.Plugin {
 	t.Helper()
 	if cfg.Logger == nil {

@@ -25,13 +25,12 @@ func TestMain(m *testing.M) { testbin.Main(m) }
 
 // setup is one verifier three ways, all trusting ref.
 type setup struct {
-	ref      *compare.Reference
-	inproc   verify.Verifier
-	plugin   *host.Plugin
-	cached   verify.Decider
-	cache    *cache.Cache
-	req      *verify.Request
-	pluginID int
+	ref    *compare.Reference
+	inproc verify.Verifier
+	plugin *host.Plugin
+	cached verify.Decider
+	cache  *cache.Cache
+	req    *verify.Request
 }
 
 func newSetup(tb testing.TB, name string, kt certs.KeyType) *setup {

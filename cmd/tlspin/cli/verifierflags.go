@@ -58,8 +58,8 @@ func (f *verifierFlags) parse() ([]launch.Spec, tlspin.Require, error) {
 		default:
 			return nil, "", usagef("--pin and --opt are ambiguous with %d verifiers: write --verifier NAME:key=value instead", len(out))
 		}
-		for _, p := range f.pins {
-			out[0].Options["pin"] = append(out[0].Options["pin"], p)
+		if len(f.pins) > 0 {
+			out[0].Options["pin"] = append(out[0].Options["pin"], f.pins...)
 		}
 		for _, o := range f.opts {
 			k, v, ok := strings.Cut(o, "=")
