@@ -46,9 +46,16 @@ func stampOf(fi os.FileInfo) stamp {
 	return stamp{exists: true, size: fi.Size(), mod: fi.ModTime(), ino: inode(fi)}
 }
 
-// parseKnown parses a pins file; errors read `FILE:LINE: what is wrong`.
-func parseKnown(name string, data []byte) (*known, error) {
-	k := &known{byKey: map[string][]record{}, data: data}
+// parseKnown parses a pins file. The error names the first line that does
+// not parse, as `FILE:LINE: what is wrong`; the lines that do are in k all
+// the same.
+func parseKnown(name string, data []byte) (k *known, err error) {
+	k = &known{byKey: map[string][]record{}, data: data}
+	bad := func(e error) {
+		if err == nil {
+			err = e
+		}
+	}
 	rest := data
 	for len(rest) > 0 {
 		k.lines++
@@ -67,20 +74,51 @@ func parseKnown(name string, data []byte) (*known, error) {
 			continue
 		}
 		if len(f) != 2 {
-			return nil, fmt.Errorf("%s:%d: want HOST:PORT spki:BASE64, got %q", name, k.lines, strings.TrimSpace(string(line)))
+			bad(fmt.Errorf("%s:%d: want HOST:PORT spki:BASE64, got %q", name, k.lines, strings.TrimSpace(string(line))))
+			continue
 		}
-		p, err := pin.Parse(pin.SPKI, f[1])
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", name, k.lines, err)
+		p, perr := pin.Parse(pin.SPKI, f[1])
+		if perr != nil {
+			bad(fmt.Errorf("%s:%d: %w", name, k.lines, perr))
+			continue
 		}
 		key := strings.ToLower(f[0])
 		k.byKey[key] = append(k.byKey[key], record{pin: p, line: k.lines, comment: comment})
 	}
-	return k, nil
+	return k, err
+}
+
+// keep returns the pins of k that next, a version of the file that does
+// not parse, still lists on lines that parse, and how many of k's it
+// drops: a bad edit can take trust away but never give it. Line numbers
+// and comments are next's.
+func (k *known) keep(next *known) (kept *known, dropped int) {
+	kept = &known{byKey: map[string][]record{}, stamp: next.stamp}
+	for key, recs := range k.byKey {
+		for _, r := range recs {
+			i := slices.IndexFunc(next.byKey[key], func(n record) bool { return n.pin.Equal(r.pin.Digest) })
+			if i < 0 {
+				dropped++
+				continue
+			}
+			kept.byKey[key] = append(kept.byKey[key], next.byKey[key][i])
+		}
+	}
+	return kept, dropped
 }
 
 // readKnown reads and parses the pins file; a missing file is empty.
 func readKnown(path string) (*known, error) {
+	k, err := readKnownPartly(path)
+	if err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// readKnownPartly is readKnown, except that with the error of a file
+// that does not parse it returns the lines that do.
+func readKnownPartly(path string) (*known, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return &known{byKey: map[string][]record{}}, nil
@@ -101,10 +139,10 @@ func readKnown(path string) (*known, error) {
 		return nil, fmt.Errorf("tofu: reading %q: %w", path, err)
 	}
 	k, err := parseKnown(path, buf.Bytes())
-	if err != nil {
-		return nil, fmt.Errorf("tofu: %w", err)
-	}
 	k.stamp = stampOf(fi)
+	if err != nil {
+		return k, fmt.Errorf("tofu: %w", err)
+	}
 	return k, nil
 }
 

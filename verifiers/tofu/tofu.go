@@ -339,19 +339,35 @@ func (v *Verifier) record(key string, got pin.Pin, leaf []byte) *verify.Verdict 
 	return &verify.Verdict{Allow: true, Matched: fmt.Sprintf("%s:%d %s (recorded now)", v.path, n, key)}
 }
 
-// refresh rereads the file when it changed since it was read; a file that
-// became bad is logged and the pins read before stay.
+// refresh rereads the file when it changed since it was read. A file
+// that became bad is logged, nothing is recorded until it is fixed, and of
+// the pins read before only those it still lists on lines that parse
+// stay: replacing a compromised key takes effect even if the same edit
+// has a typo elsewhere.
 func (v *Verifier) refresh() {
 	st, err := currentStamp(v.path)
 	if err != nil || st == v.db.stamp {
 		return
 	}
-	db, err := readKnown(v.path)
+	db, err := readKnownPartly(v.path)
 	if err != nil {
-		v.log.Error(fmt.Sprintf("%s (edit rejected, keeping the pins read before)", strings.TrimPrefix(err.Error(), "tofu: ")))
 		// Do not reread the same bad version on every connection.
 		v.db.stamp = st
 		v.badFile = err
+		why := strings.TrimPrefix(err.Error(), "tofu: ")
+		if db == nil {
+			v.log.Error(fmt.Sprintf("%s (keeping the pins read before; recording nothing until it is fixed)", why))
+			return
+		}
+		kept, dropped := v.db.keep(db)
+		if dropped == 0 {
+			v.log.Error(fmt.Sprintf("%s (edit rejected, keeping the pins read before; recording nothing until it is fixed)", why))
+			return
+		}
+		kept.stamp = st
+		v.db = kept
+		v.log.Error(fmt.Sprintf("%s (edit rejected; of the pins read before, the %d it no longer lists on lines that parse are no longer trusted, and nothing is recorded until it is fixed)", why, dropped))
+		v.notes.Publish(fmt.Sprintf("tofu: %s narrowed by an edit that does not parse", v.path))
 		return
 	}
 	v.db, v.badFile = db, nil

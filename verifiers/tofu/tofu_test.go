@@ -279,3 +279,70 @@ func TestBadEditKeepsPins(t *testing.T) {
 		t.Fatalf("recorded into a file that does not parse: %+v", verdict)
 	}
 }
+
+// TestBadEditStillRevokes: the operator replaces a peer's compromised key
+// by hand and mistypes another line. The edit is rejected, but the key it
+// replaced must no longer be trusted, and the key it added waits until the
+// file parses; a peer it left alone keeps its pin.
+func TestBadEditStillRevokes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "known")
+	v, err := newTofu(t, verify.Options{"file": {path}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changes := v.PolicyChanges(ctx)
+	old := vtest.New(t, vtest.Spec{CN: "a"})
+	other := vtest.New(t, vtest.Spec{CN: "b"})
+	for _, r := range []*verify.Request{req(old, "127.0.0.1:1"), req(other, "127.0.0.1:2")} {
+		if !vtest.Handshake(t, v, r).Allow {
+			t.Fatal("first use rejected")
+		}
+	}
+	drain(changes)
+	renewed := vtest.New(t, vtest.Spec{CN: "a"})
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(data), old.Pin(t, pin.SPKI, pin.FormatBase64), renewed.Pin(t, pin.SPKI, pin.FormatBase64), 1)
+	vtest.WriteFile(t, path, []byte(edited+"garbage line here\n"))
+	for _, tc := range []struct {
+		name string
+		req  *verify.Request
+		want bool
+	}{
+		{"replaced", req(old, "127.0.0.1:1"), false},
+		{"added", req(renewed, "127.0.0.1:1"), false},
+		{"left alone", req(other, "127.0.0.1:2"), true},
+	} {
+		if verdict := vtest.Handshake(t, v, tc.req); verdict.Allow != tc.want {
+			t.Errorf("%s: %+v, want allowed %v", tc.name, verdict, tc.want)
+		}
+	}
+	select {
+	case c := <-changes:
+		if !strings.Contains(c.Reason, "narrowed by an edit that does not parse") {
+			t.Errorf("policy change %+v", c)
+		}
+	default:
+		t.Error("the narrowing was not announced")
+	}
+
+	vtest.WriteFile(t, path, []byte(edited))
+	if verdict := vtest.Handshake(t, v, req(renewed, "127.0.0.1:1")); !verdict.Allow {
+		t.Fatalf("the new key rejected once the file parses: %+v", verdict)
+	}
+}
+
+// drain empties a channel of policy changes.
+func drain(c <-chan verify.PolicyChange) {
+	for {
+		select {
+		case <-c:
+		default:
+			return
+		}
+	}
+}
