@@ -93,7 +93,7 @@ func parseKnown(name string, data []byte) (k *known, err error) {
 // drops: a bad edit can take trust away but never give it. Line numbers
 // and comments are next's.
 func (k *known) keep(next *known) (kept *known, dropped int) {
-	kept = &known{byKey: map[string][]record{}, stamp: next.stamp}
+	kept = &known{byKey: map[string][]record{}}
 	for key, recs := range k.byKey {
 		for _, r := range recs {
 			i := slices.IndexFunc(next.byKey[key], func(n record) bool { return n.pin.Equal(r.pin.Digest) })

@@ -355,19 +355,16 @@ func (v *Verifier) refresh() {
 		v.db.stamp = st
 		v.badFile = err
 		why := strings.TrimPrefix(err.Error(), "tofu: ")
-		if db == nil {
-			v.log.Error(fmt.Sprintf("%s (keeping the pins read before; recording nothing until it is fixed)", why))
-			return
+		if db != nil { // the lines that parse
+			if kept, dropped := v.db.keep(db); dropped > 0 {
+				kept.stamp = st
+				v.db = kept
+				v.log.Error(fmt.Sprintf("%s (edit rejected; of the pins read before, the %d it no longer lists on lines that parse are no longer trusted, and nothing is recorded until it is fixed)", why, dropped))
+				v.notes.Publish(fmt.Sprintf("tofu: %s narrowed by an edit that does not parse", v.path))
+				return
+			}
 		}
-		kept, dropped := v.db.keep(db)
-		if dropped == 0 {
-			v.log.Error(fmt.Sprintf("%s (edit rejected, keeping the pins read before; recording nothing until it is fixed)", why))
-			return
-		}
-		kept.stamp = st
-		v.db = kept
-		v.log.Error(fmt.Sprintf("%s (edit rejected; of the pins read before, the %d it no longer lists on lines that parse are no longer trusted, and nothing is recorded until it is fixed)", why, dropped))
-		v.notes.Publish(fmt.Sprintf("tofu: %s narrowed by an edit that does not parse", v.path))
+		v.log.Error(fmt.Sprintf("%s (keeping the pins read before; recording nothing until it is fixed)", why))
 		return
 	}
 	v.db, v.badFile = db, nil
