@@ -423,6 +423,9 @@ func (v *Verifier) reload() error {
 	}
 	l, err := Parse(v.path, data)
 	if err != nil {
+		// The list in force is no longer the last good file's: the next
+		// good version, even that same file again, must be read.
+		v.hash = h
 		v.narrow(data, err, keep)
 		return err
 	}

@@ -386,7 +386,8 @@ func TestBadEditStillRevokes(t *testing.T) {
 	b := vtest.New(t, vtest.Spec{CN: "b"})
 	c := vtest.New(t, vtest.Spec{CN: "c"})
 	d := vtest.New(t, vtest.Spec{CN: "d"})
-	v, path, reloads := configured(t, line(t, a, pin.SPKI, "")+line(t, b, pin.SPKI, "")+line(t, d, pin.SPKI, ""), nil)
+	good := line(t, a, pin.SPKI, "") + line(t, b, pin.SPKI, "") + line(t, d, pin.SPKI, "")
+	v, path, reloads := configured(t, good, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	changes := v.PolicyChanges(ctx)
@@ -424,6 +425,15 @@ func TestBadEditStillRevokes(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the narrowed list was not announced")
+	}
+
+	// Undone: the last good file, byte for byte, is in force again.
+	if err := files.WriteAtomic(path, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitReload(t, reloads, func(err error) bool { return err == nil && v.list.Load().Len() == 3 })
+	if ok, why := allowed(t, v, vtest.Chain(b)); !ok {
+		t.Fatalf("b rejected once the last good file is back: %s", why)
 	}
 
 	// Fixed: the whole new version is in force, c included.
