@@ -2,6 +2,7 @@ package host
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -85,8 +86,9 @@ func (s *pluginStderr) emit(line string) {
 	if line == "" {
 		return
 	}
-	// hclog escapes the values of fields, not the message: a plugin must
-	// not forge the host's log lines or drive its terminal.
+	// hclog escapes the string values of fields, not the message (nor
+	// field names and other values: see parseHCLogJSON): a plugin must not
+	// forge the host's log lines or drive its terminal.
 	if lvl, msg, args, ok := parseHCLogJSON(line); ok {
 		s.log.Log(lvl, printable.Escape(msg), args...)
 		return
@@ -131,9 +133,17 @@ func parseHCLogJSON(line string) (hclog.Level, string, []any, bool) {
 		}
 	}
 	slices.Sort(keys)
+	// hclog writes field names, and values that are not strings (arrays
+	// rendered with %v, objects, numbers), as they are: the plugin chooses
+	// both, so both are escaped here. A string value stays a string, which
+	// hclog quotes and escapes itself.
 	args := make([]any, 0, 2*len(keys))
 	for _, k := range keys {
-		args = append(args, k, m[k])
+		v := m[k]
+		if _, ok := v.(string); !ok {
+			v = printable.Escape(fmt.Sprint(v))
+		}
+		args = append(args, printable.Escape(k), v)
 	}
 	return lvl, msg, args, true
 }

@@ -10,23 +10,30 @@ import (
 
 // TestPluginStderrIsEscaped is the attack of a plugin that writes
 // terminal escapes and a carriage return to its stderr, plain or in an
-// hclog JSON message, to forge the host's log lines: the host logs them
-// escaped, at the level the plugin gave.
+// hclog JSON message, field name or field value, to forge the host's log
+// lines: the host logs them escaped, at the level the plugin gave.
 func TestPluginStderrIsEscaped(t *testing.T) {
-	for _, tt := range []struct{ name, line, want string }{
-		{"plain line", "[WARN] \x1b[2J\rtlspin: sent; server verified OK", `[WARN] \x1b[2J\x0dtlspin: sent`},
-		{"hclog JSON message", `{"@level":"warn","@message":"\u001b]0;pwned\u0007\rforged","n":1}`, `\x1b]0;pwned\x07\x0dforged`},
+	for _, tt := range []struct{ name, line, level, want string }{
+		{"plain line", "[WARN] \x1b[2J\rtlspin: sent; server verified OK", "[WARN]", `[WARN] \x1b[2J\x0dtlspin: sent`},
+		{"hclog JSON message", `{"@level":"warn","@message":"\u001b]0;pwned\u0007\rforged","n":1}`, "[WARN]", `\x1b]0;pwned\x07\x0dforged`},
+		// hclog writes a field's name as it is.
+		{"hclog JSON field name", `{"@level":"error","@message":"m","\u001b]0;pwned\u0007\u001b[2J":"v"}`, "[ERROR]", `\x1b]0;pwned\x07\x1b[2J=v`},
+		// hclog renders a slice with %v and writes it as it is.
+		{"hclog JSON array value", `{"@level":"error","@message":"m","k":["\u001b]0;pwned\u0007"]}`, "[ERROR]", `k=[\x1b]0;pwned\x07]`},
+		{"hclog JSON nested object", `{"@level":"error","@message":"m","k":{"\u001b[2J":{"x":"\r\u009b31m"}}}`, "[ERROR]", `k=map[\x1b[2J:map[x:\x0d\x9b31m]]`},
+		// A string value is left to hclog, which quotes and escapes it.
+		{"hclog JSON string value", `{"@level":"warn","@message":"m","k":"\u001b]0;pwned\u0007\r\u202eforged"}`, "[WARN]", `k="\x1b]0;pwned\a\r\u202eforged"`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
 			s := &pluginStderr{log: hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Trace})}
 			s.Write([]byte(tt.line + "\n"))
 			got := out.String()
-			if strings.ContainsAny(got, "\x1b\x07\r") {
+			if strings.ContainsAny(got, "\x1b\x07\r\u009b\u202e") {
 				t.Fatalf("ATTACK: raw control characters in the host's log: %q", got)
 			}
-			if !strings.Contains(got, tt.want) || !strings.Contains(got, "[WARN]") {
-				t.Fatalf("logged %q, want it to contain %q at warn", got, tt.want)
+			if !strings.Contains(got, tt.want) || !strings.Contains(got, tt.level) {
+				t.Fatalf("logged %q, want it to contain %q at %s", got, tt.want, tt.level)
 			}
 		})
 	}
