@@ -3,6 +3,7 @@ package tlspin
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -65,6 +66,13 @@ const DefaultHandshakeTimeout = 10 * time.Second
 // client presented a certificate the verifiers allow. Handshakes run
 // concurrently, so a slow client delays no other; a failed one is logged
 // at debug level and closed. It fits http.Server.Serve and gRPC.
+//
+// An accept error other than the listener being closed (out of file
+// descriptors, a connection aborted before it was accepted) is logged at
+// warn level and retried with a growing delay (up to a second), as
+// net/http does: Accept never returns it and the listener keeps serving
+// once the cause goes away. Accept returns an error only once the
+// listener is closed, by Close or underneath it, and from then on always.
 func (v *Verifiers) Listen(network, addr string, cert tls.Certificate) (net.Listener, error) {
 	if v.closed() {
 		return nil, fmt.Errorf("tlspin: listen %s: %w", addr, ErrClosed)
@@ -73,6 +81,11 @@ func (v *Verifiers) Listen(network, addr string, cert tls.Certificate) (net.List
 	if err != nil {
 		return nil, fmt.Errorf("tlspin: listen: %w", err)
 	}
+	return v.listen(inner, cert), nil
+}
+
+// listen serves verified TLS connections accepted from inner.
+func (v *Verifiers) listen(inner net.Listener, cert tls.Certificate) *listener {
 	l := &listener{
 		Listener: inner,
 		v:        v,
@@ -81,7 +94,7 @@ func (v *Verifiers) Listen(network, addr string, cert tls.Certificate) (net.List
 		done:     make(chan struct{}),
 	}
 	go l.acceptLoop()
-	return l, nil
+	return l
 }
 
 type listener struct {
@@ -96,17 +109,52 @@ type listener struct {
 	once sync.Once
 }
 
+// Accept-error backoff, as net/http (and internal/server) do for EMFILE
+// and friends.
+const (
+	minAcceptDelay = 5 * time.Millisecond
+	maxAcceptDelay = time.Second
+)
+
+// acceptLoop accepts until the listener is closed, retrying any other
+// accept error after a delay that doubles while the errors go on.
 func (l *listener) acceptLoop() {
+	var delay time.Duration
 	for {
 		raw, err := l.Listener.Accept()
-		if err != nil {
+		if err == nil {
+			delay = 0
+			go l.serveHandshake(raw)
+			continue
+		}
+		if l.isClosed() {
+			return // by Close: Accept says net.ErrClosed
+		}
+		if errors.Is(err, net.ErrClosed) {
 			l.mu.Lock()
 			l.err = err
 			l.mu.Unlock()
 			l.Close()
 			return
 		}
-		go l.serveHandshake(raw)
+		delay = min(max(2*delay, minAcceptDelay), maxAcceptDelay)
+		l.v.log.Warn("accept failed; retrying", "addr", l.Addr().String(), "error", err, "retry_in", delay)
+		timer := time.NewTimer(delay)
+		select {
+		case <-timer.C:
+		case <-l.done:
+			timer.Stop()
+		}
+	}
+}
+
+// isClosed reports whether Close was called.
+func (l *listener) isClosed() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
 	}
 }
 
