@@ -13,6 +13,10 @@ const supported = true
 
 func euid() int { return os.Geteuid() }
 
+// getppid is os.Getppid; a test makes it answer as a process whose parent
+// is outside its pid namespace would (0).
+var getppid = os.Getppid
+
 // Of asks the kernel who is at the other end of a unix socket: for the
 // connecting side, the process that listened; for the listening side, the
 // process that connected.
@@ -52,13 +56,25 @@ func pgidOf(pid int) int {
 // isAncestor reports whether pid is this process's parent, or its parent's
 // parent, and so on up to init, which may be the host itself (tlspin as a
 // container's entrypoint).
+//
+// pid 0 is never an ancestor: SO_PEERCRED reports 0 for a process outside
+// this pid namespace, and Getppid and /proc report 0 for a parent outside
+// it, so comparing before refusing it would accept any such process. -1 is
+// parentOf's "unknown".
 func isAncestor(pid int) bool {
-	p := os.Getppid()
+	if pid <= 0 {
+		return false
+	}
+	p := getppid()
 	for range 64 {
+		if p <= 0 {
+			return false
+		}
+		// Compared before stopping at init: the host may be pid 1.
 		if p == pid {
 			return true
 		}
-		if p <= 1 {
+		if p == 1 {
 			return false
 		}
 		p = parentOf(p)
