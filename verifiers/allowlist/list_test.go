@@ -101,6 +101,8 @@ func TestParseErrors(t *testing.T) {
 		{"wrong length", "sha256:" + strings.Repeat("ab", 16), "pins.txt:1: bad sha256 pin"},
 		{"curl form", "sha256//" + strings.Repeat("A", 43) + "=", "is a curl, OkHttp or HPKP pin"},
 		{"bad expires", good + " expires=2030-13-01", "pins.txt:1: expires=\"2030-13-01\": want a date as YYYY-MM-DD"},
+		// It would end at the zero time: "never expires".
+		{"expires at the zero time", good + " expires=0000-12-31", "pins.txt:1: expires=\"0000-12-31\": date \"0000-12-31\" is out of range"},
 		{"expires twice", good + " expires=2030-01-01 expires=2031-01-01", "expires given twice"},
 		{"junk after pin", good + " trailing", "pins.txt:1: unexpected \"trailing\""},
 		{"duplicate", good + "\n" + good, "pins.txt:2: spki pin " + good[5:] + " already listed on line 1"},

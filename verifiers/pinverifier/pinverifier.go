@@ -168,12 +168,22 @@ func Candidates(c Chain, peerChain [][]byte) [][]byte {
 	return peerChain[:1]
 }
 
+// minExpiryYear is the first year ParseExpiry accepts.
+const minExpiryYear = 1970
+
 // ParseExpiry parses YYYY-MM-DD; the pin set is valid through that whole
 // day (UTC) and expires at the start of the next.
 func ParseExpiry(s string) (time.Time, error) {
-	t, err := time.Parse(time.DateOnly, strings.TrimSpace(s))
+	s = strings.TrimSpace(s)
+	t, err := time.Parse(time.DateOnly, s)
 	if err != nil {
 		return time.Time{}, errors.New("want a date as YYYY-MM-DD")
+	}
+	// Callers take the zero time for "never expires", and 0000-12-31 ends
+	// at exactly the zero time: such a date would fail open. A pin set
+	// that expired before 1970 can only be a typo, so those years go too.
+	if t.Year() < minExpiryYear {
+		return time.Time{}, fmt.Errorf("date %q is out of range (want a year from %d)", s, minExpiryYear)
 	}
 	return t.AddDate(0, 0, 1), nil
 }

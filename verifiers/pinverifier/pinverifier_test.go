@@ -170,6 +170,7 @@ func TestCheckValues(t *testing.T) {
 		{"a good pin and a bad one", verify.Options{"pin": {good, "00"}}, `option pin="00"`},
 		{"bad chain", verify.Options{"pin": {good}, "chain": {"root"}}, `option chain="root"`},
 		{"bad expiry", verify.Options{"pin": {good}, "expires": {"soon"}}, `option expires="soon"`},
+		{"expiry that ends at the zero time", verify.Options{"pin": {good}, "expires": {"0000-12-31"}}, `option expires="0000-12-31": date "0000-12-31" is out of range`},
 		{"unknown option", verify.Options{"pin": {good}, "pins": {good}}, `option "pins"`},
 	}
 	for _, tt := range tests {
@@ -202,5 +203,41 @@ func TestCheckValues(t *testing.T) {
 	verdict, err := v.Verify(context.Background(), &verify.Request{PeerChain: [][]byte{[]byte("leaf")}})
 	if err != nil || verdict.Allow || strings.Contains(verdict.Reason, "expired") {
 		t.Errorf("after CheckValues, Verify = %+v, %v; want the unconfigured verifier's rejection, not the checked options'", verdict, err)
+	}
+}
+
+// TestParseExpiry: a pin set expires at the start of the day after the
+// date. 0000-12-31 ended at the zero time, which callers take for "never
+// expires": the pins never expired.
+func TestParseExpiry(t *testing.T) {
+	for _, tt := range []struct {
+		in, want, err string
+	}{
+		{"2030-01-31", "2030-02-01", ""},
+		{" 2030-12-31 ", "2031-01-01", ""},
+		{"1970-01-01", "1970-01-02", ""},
+		{"9999-12-31", "10000-01-01", ""},
+		{"0000-12-31", "", `date "0000-12-31" is out of range`},
+		{"0000-01-01", "", `date "0000-01-01" is out of range`},
+		{"0001-01-01", "", `date "0001-01-01" is out of range`},
+		{"1969-12-31", "", `date "1969-12-31" is out of range`},
+		{"2030-13-01", "", "want a date as YYYY-MM-DD"},
+		{"soon", "", "want a date as YYYY-MM-DD"},
+	} {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := pinverifier.ParseExpiry(tt.in)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("ParseExpiry(%q) = %v, %v; want an error saying %q", tt.in, got, err, tt.err)
+				}
+				if !got.IsZero() {
+					t.Fatalf("ParseExpiry(%q) = %v with its error; want the zero time", tt.in, got)
+				}
+				return
+			}
+			if err != nil || got.IsZero() || got.Format(time.DateOnly) != tt.want || got.Location() != time.UTC {
+				t.Fatalf("ParseExpiry(%q) = %v, %v; want %s UTC", tt.in, got, err, tt.want)
+			}
+		})
 	}
 }
