@@ -5,12 +5,15 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/tlspin/tlspin/core/pintls"
 	"github.com/tlspin/tlspin/internal/client"
+	"github.com/tlspin/tlspin/internal/printable"
 )
 
 // handshake completes conn's handshake. It is the one place where a
@@ -64,8 +67,11 @@ const DefaultHandshakeTimeout = 10 * time.Second
 // a listener whose Accept returns only connections, each a *tls.Conn,
 // whose handshake completed within DefaultHandshakeTimeout and whose
 // client presented a certificate the verifiers allow. Handshakes run
-// concurrently, so a slow client delays no other; a failed one is logged
-// at debug level and closed. It fits http.Server.Serve and gRPC.
+// concurrently, so a slow client delays no other. A failed or rejected
+// one is closed and logged at warn level with the client's address and
+// the reason; a client that closes before it begins a handshake (a port
+// scanner, a TCP health check) only at debug level. It fits
+// http.Server.Serve and gRPC.
 //
 // An accept error other than the listener being closed (out of file
 // descriptors, a connection aborted before it was accepted) is logged at
@@ -165,7 +171,7 @@ func (l *listener) serveHandshake(raw net.Conn) {
 	confirm := func(ctx context.Context) error { return l.v.Confirm(ctx, conn) }
 	if err := l.v.handshake(ctx, conn, confirm); err != nil {
 		l.v.pending.Forget(raw)
-		l.v.log.Debug("client handshake failed", "remote", raw.RemoteAddr().String(), "error", err)
+		l.logFailure(conn, err)
 		raw.Close()
 		return
 	}
@@ -174,6 +180,28 @@ func (l *listener) serveHandshake(raw net.Conn) {
 	case <-l.done:
 		conn.Close()
 	}
+}
+
+// logFailure logs a client's failed handshake: at warn level with the
+// reason, unless nothing went wrong worth telling (the client closed
+// before it sent a ClientHello, or the verifiers were closed).
+func (l *listener) logFailure(conn *tls.Conn, err error) {
+	remote := conn.RemoteAddr().String()
+	if l.v.closed() {
+		l.v.log.Debug("client handshake cut short: verifiers closed", "remote", remote, "error", err)
+		return
+	}
+	// No version was negotiated: no ClientHello arrived.
+	if conn.ConnectionState().Version == 0 && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+		l.v.log.Debug("client closed before its handshake began", "remote", remote, "error", err)
+		return
+	}
+	kv := []any{"remote", remote, "reason", printable.Escape(err.Error())}
+	var re *RejectionError
+	if errors.As(err, &re) && re.PeerSHA256 != "" {
+		kv = append(kv, "peer_sha256", re.PeerSHA256, "peer_spki", re.PeerSPKI)
+	}
+	l.v.log.Warn("client handshake failed; closed", kv...)
 }
 
 // Accept returns the next verified connection.

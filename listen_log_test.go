@@ -1,0 +1,120 @@
+package tlspin_test
+
+import (
+	"crypto/tls"
+	"io"
+	"net"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/tlspin/tlspin"
+	"github.com/tlspin/tlspin/internal/syncbuf"
+	"github.com/tlspin/tlspin/internal/wait"
+)
+
+// TestListenLogsFailedHandshakes: a client that fails its handshake with
+// a Listen listener is logged at warn level, with its address and the
+// reason, so that a server with the default (warn) logger says why it
+// turned a client away; a client that closes before it says hello (a port
+// scanner, a TCP health check) is no warning.
+func TestListenLogsFailedHandshakes(t *testing.T) {
+	srv, good := newIdentity("server"), newIdentity("good")
+	var logs syncbuf.Buffer
+	v := start(t, []string{"spkipin:pin=" + good.spki}, tlspin.WithLogger(hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug})))
+	ln, err := v.Listen("tcp", "127.0.0.1:0", srv.cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	addr := ln.Addr().String()
+
+	// tlsClient dials with cert (none if nil), trusting the server unless
+	// distrust, and returns its local address once the handshake is over.
+	tlsClient := func(cert *tls.Certificate, distrust bool) func(t *testing.T) string {
+		return func(t *testing.T) string {
+			raw, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			cfg := &tls.Config{InsecureSkipVerify: true}
+			if distrust {
+				cfg.VerifyConnection = func(tls.ConnectionState) error { return io.ErrUnexpectedEOF }
+			}
+			if cert != nil {
+				cfg.Certificates = []tls.Certificate{*cert}
+			}
+			c := tls.Client(raw, cfg)
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			if err := c.Handshake(); err == nil {
+				c.Read(make([]byte, 1)) // the server's verdict arrives after our Finished
+			}
+			return raw.LocalAddr().String()
+		}
+	}
+	rawClient := func(send string, reset bool) func(t *testing.T) string {
+		return func(t *testing.T) string {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.WriteString(c, send)
+			if reset {
+				c.(*net.TCPConn).SetLinger(0)
+			}
+			c.Close()
+			return c.LocalAddr().String()
+		}
+	}
+	hostile, bad := newIdentity("evil\x1b]0;owned\x07\u202e"), newIdentity("bad")
+	tests := []struct {
+		name   string
+		client func(t *testing.T) string
+		warn   bool
+		says   []string // in the warning
+	}{
+		{"a certificate the verifiers reject", tlsClient(&bad.cert, false), true, []string{"spkipin", "peer_spki="}},
+		{"no certificate", tlsClient(nil, false), true, []string{"certificate"}},
+		{"a client that does not trust us", tlsClient(&good.cert, true), true, []string{"remote error"}},
+		{"not TLS", rawClient("GET / HTTP/1.0\r\n\r\n", false), true, []string{"reason="}},
+		{"a subject with control characters", tlsClient(&hostile.cert, false), true, []string{"evil"}},
+		{"connect and close", rawClient("", false), false, nil},
+		{"connect and reset", rawClient("", true), false, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			remote := tt.client(t)
+			// Every failure is logged by the listener, at debug at least:
+			// wait for it.
+			line := regexp.MustCompile(`(?m)^.*\]\s+client .*remote=` + regexp.QuoteMeta(remote) + `\b.*$`)
+			var got string
+			if !wait.Until(20*time.Second, func() bool { got = line.FindString(logs.String()); return got != "" }) {
+				t.Fatalf("nothing logged about %s:\n%s", remote, logs.String())
+			}
+			if warned := strings.Contains(got, "[WARN]"); warned != tt.warn {
+				t.Errorf("logged %q; want a warning: %v", got, tt.warn)
+			}
+			for _, s := range tt.says {
+				if !strings.Contains(got, s) {
+					t.Errorf("logged %q; want it to say %q", got, s)
+				}
+			}
+			if strings.ContainsAny(got, "\x1b\x07\u202e") {
+				t.Errorf("logged %q: control characters the client sent reach the log", got)
+			}
+		})
+	}
+}
