@@ -117,10 +117,15 @@ func readKnown(path string) (*known, error) {
 }
 
 // readKnownPartly is readKnown, except that with the error of a file
-// that does not parse it returns the lines that do.
+// that does not parse it returns the lines that do. A missing file is
+// empty only if no other user could have removed it: otherwise anyone
+// could make every recorded peer new again.
 func readKnownPartly(path string) (*known, error) {
-	f, err := os.Open(path)
+	f, err := files.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
+		if err := files.CheckDirs(path); err != nil {
+			return nil, fmt.Errorf("tofu: %w", err)
+		}
 		return &known{byKey: map[string][]record{}}, nil
 	}
 	if err != nil {

@@ -346,3 +346,78 @@ func drain(c <-chan verify.PolicyChange) {
 		}
 	}
 }
+
+// TestRemovedByAnotherUser: another local user who can remove the pins
+// file (a shared directory without the sticky bit) or rename a directory
+// above it (theirs) would make every recorded peer new again, and a
+// man-in-the-middle's key would be recorded as first use. A missing file
+// counts as empty only where no other user could have removed it.
+func TestRemovedByAnotherUser(t *testing.T) {
+	const other = 54321
+	tests := []struct {
+		name   string
+		setup  func(t *testing.T, root string) (path string, attack func())
+		refuse string
+	}{
+		{"shared directory, not sticky", func(t *testing.T, root string) (string, func()) {
+			d := filepath.Join(root, "shared")
+			mkdir(t, d, 0o700)
+			path := filepath.Join(d, "known_pins")
+			return path, func() {
+				if err := os.Chmod(d, 0o777); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Remove(path); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}, "which every user may write to"},
+		{"a directory above belongs to another user", func(t *testing.T, root string) (string, func()) {
+			team := filepath.Join(root, "team")
+			mkdir(t, team, 0o755)
+			mkdir(t, filepath.Join(team, "me"), 0o700)
+			path := filepath.Join(team, "me", "known_pins")
+			return path, func() {
+				if err := os.Lchown(team, other, -1); err != nil {
+					t.Skipf("cannot give a directory to another user here: %v", err)
+				}
+				t.Cleanup(func() { os.Lchown(team, os.Geteuid(), -1) })
+				if err := os.Rename(filepath.Join(team, "me"), filepath.Join(team, "me.old")); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}, "which belongs to uid 54321"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path, attack := tt.setup(t, t.TempDir())
+			v, err := newTofu(t, verify.Options{"file": {path}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			real := vtest.New(t, vtest.Spec{CN: "a"})
+			mitm := vtest.New(t, vtest.Spec{CN: "a"})
+			if !vtest.Handshake(t, v, req(real, "127.0.0.1:1")).Allow {
+				t.Fatal("first use rejected")
+			}
+			attack()
+			if verdict := vtest.Handshake(t, v, req(mitm, "127.0.0.1:1")); verdict.Allow {
+				t.Fatalf("ATTACK: after the pins file was removed, the MITM was allowed: %+v", verdict)
+			}
+			_, err = newTofu(t, verify.Options{"file": {path}})
+			if err == nil || !strings.Contains(err.Error(), tt.refuse) {
+				t.Errorf("configured on a missing file another user could have removed: %v, want %q", err, tt.refuse)
+			}
+		})
+	}
+}
+
+func mkdir(t *testing.T, dir string, mode os.FileMode) {
+	t.Helper()
+	if err := os.Mkdir(dir, mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, mode); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -36,7 +36,7 @@ const CheckedSize = 64 << 10
 // returns the file's contents if they are at most max bytes, and read
 // false, having read no more than max+1 bytes, if they are more.
 func ReadIfSmall(path string, max int64) (data []byte, read bool, err error) {
-	f, err := os.Open(path)
+	f, err := Open(path)
 	if err != nil {
 		return nil, false, err
 	}
@@ -44,9 +44,6 @@ func ReadIfSmall(path string, max int64) (data []byte, read bool, err error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, false, err
-	}
-	if st.IsDir() {
-		return nil, false, fmt.Errorf("%s is a directory", path)
 	}
 	if err := CheckOwner(f, path); err != nil {
 		return nil, false, err
@@ -68,7 +65,7 @@ func ReadIfSmall(path string, max int64) (data []byte, read bool, err error) {
 // ReadTrusted reads path, a file that says whom to trust (pins, CA
 // certificates), unless another user may have written it (CheckOwner).
 func ReadTrusted(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := Open(path)
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestReadTrustedRefusesOthersFiles is the attack of another local user
@@ -52,12 +54,53 @@ func TestReadTrustedRefusesOthersFiles(t *testing.T) {
 			chown(t, d, other)
 			return p
 		}, "which belongs to uid 54321"},
+		// The other user may rename this user's file out of their
+		// directory and back (an old version, with a revoked pin).
+		{"a symlink to this user's file in another user's directory", func(t *testing.T, dir string) string {
+			d := chmodDir(t, filepath.Join(dir, "theirs"), 0o755)
+			target := file(t, d, "pins", 0o644)
+			chown(t, d, other)
+			link := filepath.Join(dir, "link")
+			if err := os.Symlink(target, link); err != nil {
+				t.Fatal(err)
+			}
+			return link
+		}, "which belongs to uid 54321"},
+		{"in this user's directory inside another user's", func(t *testing.T, dir string) string {
+			d := chmodDir(t, filepath.Join(dir, "theirs"), 0o755)
+			p := file(t, chmodDir(t, filepath.Join(d, "mine"), 0o700), "f", 0o600)
+			chown(t, d, other)
+			return p
+		}, "which belongs to uid 54321"},
+		{"in a shared directory further up, not sticky", func(t *testing.T, dir string) string {
+			d := chmodDir(t, filepath.Join(dir, "shared"), 0o777)
+			return file(t, chmodDir(t, filepath.Join(d, "mine"), 0o700), "f", 0o600)
+		}, "which every user may write to (mode 0777, not sticky)"},
+		// Opening a FIFO with no writer blocks: a reload would hang.
+		{"a FIFO", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "fifo")
+			if err := syscall.Mkfifo(p, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}, "is not a regular file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := tt.setup(t, t.TempDir())
-			data, err := ReadTrusted(path)
-			_, _, smallErr := ReadIfSmall(path, CheckedSize)
+			var data []byte
+			var err, smallErr error
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				data, err = ReadTrusted(path)
+				_, _, smallErr = ReadIfSmall(path, CheckedSize)
+			}()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("ATTACK: reading blocked")
+			}
 			switch {
 			case tt.refused == "" && (err != nil || string(data) != "pins\n" || smallErr != nil):
 				t.Fatalf("refused: %v; ReadIfSmall: %v", err, smallErr)
