@@ -10,6 +10,7 @@ import (
 
 	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/printable"
 	"github.com/tlspin/tlspin/verifiers/builtin"
 )
 
@@ -109,11 +110,13 @@ func (a *app) describeVerifier(cmd *cobra.Command, name string, asJSON bool) err
 		enc.SetIndent("", "  ")
 		return enc.Encode(describeJSON(d, f))
 	}
-	fmt.Fprintf(out, "%s", d.Name)
+	// The description is the plugin's to write: escape it, so that it
+	// cannot retitle the window, clear the screen or forge lines.
+	fmt.Fprintf(out, "%s", printable.Escape(d.Name))
 	if d.Version != "" {
-		fmt.Fprintf(out, " (version %s)", d.Version)
+		fmt.Fprintf(out, " (version %s)", printable.Escape(d.Version))
 	}
-	fmt.Fprintf(out, ": %s\nfrom: %s", d.Summary, f.Source)
+	fmt.Fprintf(out, ": %s\nfrom: %s", printable.Escape(d.Summary), f.Source)
 	if path := f.Path; path != "" {
 		// For a built-in, the file that runs it: what --plugin-sha256
 		// pins. /proc/self/exe is this very binary.
@@ -138,7 +141,7 @@ func (a *app) describeVerifier(cmd *cobra.Command, name string, asJSON bool) err
 		if len(tags) > 0 {
 			tag = " (" + strings.Join(tags, ", ") + ")"
 		}
-		fmt.Fprintf(out, "  %s%s\n      %s\n", o.Name, tag, o.Description)
+		fmt.Fprintf(out, "  %s%s\n      %s\n", printable.Escape(o.Name), tag, printable.Escape(o.Description))
 	}
 	fmt.Fprintf(out, "usage: --verifier %s:KEY=VALUE,... or --verifier %s --opt KEY=VALUE\n", name, name)
 	return nil

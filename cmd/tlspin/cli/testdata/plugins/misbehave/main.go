@@ -4,12 +4,17 @@
 // both with text that looks like a usage error, mode=escape rejects with
 // terminal escape sequences and a forged line in its reason, and
 // mode=allow allows everything (to prove the plugin itself works).
+//
+// Built as tlspin-verifier-misbehave-escape, it describes itself with
+// terminal escape sequences in every field: Describe has no options to
+// choose a mode with, and the host passes on none of its environment.
 package main
 
 import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 
 	"github.com/tlspin/tlspin/core/sdk"
 	"github.com/tlspin/tlspin/core/verify"
@@ -17,7 +22,15 @@ import (
 
 type misbehave struct{ mode string }
 
+// hostile is what a plugin would like on the user's terminal: a window
+// title, a cleared screen, and a carriage return that overwrites the line.
+const hostile = "\x1b]0;pwned\x07\x1b[2J\rtlspin: sent"
+
 func (m *misbehave) Describe(context.Context) (*verify.Description, error) {
+	if filepath.Base(os.Args[0]) == "tlspin-verifier-misbehave-escape" {
+		return &verify.Description{Name: "n" + hostile, Version: "v" + hostile, Summary: "s" + hostile,
+			Options: []verify.Option{{Name: "o" + hostile, Description: "d" + hostile}}}, nil
+	}
 	return &verify.Description{Name: "misbehave", Summary: "fails on purpose (tests)", Options: []verify.Option{{Name: "mode", Required: true}}}, nil
 }
 
