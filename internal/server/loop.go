@@ -123,6 +123,13 @@ type Loop struct {
 	onceUsed bool
 	stats    Stats
 	nextID   uint64
+	// refusalLogged is when a refusal for too many connections from one
+	// address was last logged at warn level; unlogged counts those
+	// refused since that went unlogged.
+	refusalLogged time.Time
+	unlogged      uint64
+	// now is time.Now, but for tests.
+	now func() time.Time
 	// stopAccepting ends the accept loop (set by Serve).
 	stopAccepting context.CancelFunc
 	wg            sync.WaitGroup
@@ -139,6 +146,7 @@ func NewLoop(h Handler, lim Limits, log hclog.Logger) *Loop {
 		log:   log,
 		conns: map[*Conn]struct{}{},
 		perIP: map[netip.Addr]int{},
+		now:   time.Now,
 	}
 }
 
@@ -261,7 +269,7 @@ func (l *Loop) admit(hard context.Context, raw net.Conn) *Conn {
 	l.stats.Accepted++
 	if l.lim.MaxConnsPerIP > 0 && ip.IsValid() && l.perIP[ip] >= l.lim.MaxConnsPerIP {
 		l.stats.RefusedPerIP++
-		l.log.Debug("refused: too many connections from this address", "remote", raw.RemoteAddr().String(), "max_conns_per_ip", l.lim.MaxConnsPerIP)
+		l.logRefusalLocked(raw)
 		return nil
 	}
 	if len(l.conns) >= l.lim.MaxConns {
@@ -281,6 +289,29 @@ func (l *Loop) admit(hard context.Context, raw net.Conn) *Conn {
 	l.pending++
 	c.timer = time.AfterFunc(l.lim.HandshakeTimeout, func() { l.expire(c) })
 	return c
+}
+
+// refusalLogInterval is the least time between two warnings about
+// connections refused for their address: a client that keeps opening
+// them must not flood the log.
+const refusalLogInterval = time.Second
+
+// logRefusalLocked tells that raw was refused for its address: at warn
+// level at most once per refusalLogInterval, counting the refusals not
+// warned about since the last warning; at debug level otherwise.
+func (l *Loop) logRefusalLocked(raw net.Conn) {
+	kv := []any{"remote", raw.RemoteAddr().String(), "max_conns_per_ip", l.lim.MaxConnsPerIP}
+	now := l.now()
+	if !l.refusalLogged.IsZero() && now.Sub(l.refusalLogged) < refusalLogInterval {
+		l.unlogged++
+		l.log.Debug("refused: too many connections from this address", kv...)
+		return
+	}
+	if l.unlogged > 0 {
+		kv = append(kv, "suppressed", l.unlogged)
+	}
+	l.log.Warn("refused: too many connections from this address", kv...)
+	l.refusalLogged, l.unlogged = now, 0
 }
 
 // evictLocked closes the connection idle the longest: among pending ones

@@ -1,0 +1,113 @@
+package server
+
+import (
+	"context"
+	"io"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/tlspin/tlspin/internal/syncbuf"
+	"github.com/tlspin/tlspin/internal/wait"
+)
+
+// TestPerIPRefusalWarns: a connection refused because its address holds
+// too many already is a warning, so that a program whose connections are
+// reset learns why; a client that keeps trying gets one warning per
+// refusalLogInterval, the next one counting those not logged.
+func TestPerIPRefusalWarns(t *testing.T) {
+	var logs syncbuf.Buffer
+	held := make(chan struct{}, 1)
+	loop := NewLoop(HandlerFunc(func(ctx context.Context, c *Conn) {
+		c.Established()
+		select {
+		case held <- struct{}{}:
+		default:
+		}
+		io.Copy(io.Discard, c) // until the test closes it
+	}), Limits{MaxConnsPerIP: 1}, hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn}))
+	var clock atomic.Int64
+	clock.Store(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	loop.now = func() time.Time { return time.Unix(0, clock.Load()) }
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- loop.Serve(ctx, ln) }()
+	defer func() { cancel(); <-served }()
+
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	dial := func() {
+		t.Helper()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	dial()
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first connection was not served")
+	}
+
+	warnings := func() []string {
+		var out []string
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, "[WARN]") && strings.Contains(line, "too many connections from this address") {
+				out = append(out, line)
+			}
+		}
+		return out
+	}
+	steps := []struct {
+		name    string
+		advance time.Duration // of the clock, before dialling
+		dials   int
+		refused uint64 // in all, once dialled
+		warned  int    // warnings in all
+		says    string // the last warning says
+	}{
+		{"the first refusal", 0, 1, 1, 1, "max_conns_per_ip=1"},
+		{"more within the interval", refusalLogInterval / 2, 3, 4, 1, ""},
+		{"the next interval", refusalLogInterval, 1, 5, 2, "suppressed=3"},
+		{"a quiet interval later", 10 * refusalLogInterval, 1, 6, 3, ""},
+	}
+	wasSuppressed := map[int]bool{2: true} // by number of warnings
+	for _, st := range steps {
+		clock.Add(int64(st.advance))
+		for range st.dials {
+			dial()
+		}
+		if !wait.Until(10*time.Second, func() bool { return loop.Stats().RefusedPerIP >= st.refused }) {
+			t.Fatalf("%s: %d refused, want %d", st.name, loop.Stats().RefusedPerIP, st.refused)
+		}
+		w := warnings()
+		if len(w) != st.warned {
+			t.Fatalf("%s: %d warnings, want %d:\n%s", st.name, len(w), st.warned, logs.String())
+		}
+		last := w[len(w)-1]
+		if !strings.Contains(last, "remote=127.0.0.1:") {
+			t.Errorf("%s: warning %q does not name the address", st.name, last)
+		}
+		if !strings.Contains(last, st.says) {
+			t.Errorf("%s: warning %q, want it to say %q", st.name, last, st.says)
+		}
+		if got := strings.Contains(last, "suppressed="); got != wasSuppressed[st.warned] {
+			t.Errorf("%s: warning %q: counts suppressed refusals: %v, want %v", st.name, last, got, wasSuppressed[st.warned])
+		}
+	}
+}
