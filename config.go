@@ -26,6 +26,11 @@ func (v *Verifiers) check(ctx context.Context, cs tls.ConnectionState, side veri
 		return err
 	}
 	if slices.ContainsFunc(outs, func(o policy.Outcome) bool { return o.Allowed() && o.Verdict.Commit }) {
+		if pending == nil {
+			if err := v.unrecorded(req, outs); err != nil {
+				return err
+			}
+		}
 		pending.Set(v.set.Policy, req, v.timeout)
 	}
 	if v.log.IsInfo() {
@@ -40,6 +45,34 @@ func (v *Verifiers) check(ctx context.Context, cs tls.ConnectionState, side veri
 		pending.After(func() { v.log.Info("verified the "+peerName(req.Side), kv...) })
 	}
 	return nil
+}
+
+// unrecorded judges outs again for a configuration that cannot record a
+// peer after its handshake: a verdict that allows the peer only if it is
+// recorded then (tofu's first use) is a rejection, or a verifier such as
+// tofu would enforce nothing there. It returns a *RejectionError unless
+// the policy still allows the peer.
+func (v *Verifiers) unrecorded(req *verify.Request, outs []policy.Outcome) error {
+	peer := peerName(req.Side)
+	how := "use Dial (as http.Transport's DialTLSContext), or ClientConfigForAddr and call its confirm function after the handshake"
+	if req.Side == verify.ServerVerifiesClient {
+		how = "use Listen, or tls.Server with ServerConfig or HookServerConfig and call Confirm after the handshake"
+	}
+	outs = slices.Clone(outs)
+	allowed := 0
+	for i, o := range outs {
+		if o.Allowed() && o.Verdict.Commit {
+			outs[i].Verdict = &verify.Verdict{Reason: fmt.Sprintf("%s would allow this %s only by recording it after the handshake (first use), and this configuration records nothing: %s",
+				o.Name, peer, how)}
+		}
+		if outs[i].Allowed() {
+			allowed++
+		}
+	}
+	if (v.require == RequireAll && allowed == len(outs)) || (v.require == RequireAny && allowed > 0) {
+		return nil
+	}
+	return rejection(peer, req.Leaf(), &policy.RejectError{Mode: policy.Mode(v.require), Outcomes: outs})
 }
 
 func peerName(s verify.Side) string {
@@ -133,9 +166,11 @@ func (v *Verifiers) verifyConnection(ctx context.Context, side verify.Side, remo
 // authorities play no part unless a verifier (ca) checks them.
 //
 // Used alone, as with net/http or gRPC, the configuration does not know the
-// address dialled, nor when a handshake has succeeded: a verifier that
-// records peers on first contact (tofu) allows a new server without
-// recording it. Dial, or ClientConfigForAddr with its confirm function,
+// address dialled, nor when a handshake has succeeded, so it cannot record
+// a peer: a server that a verifier would allow only by recording it on
+// first contact (tofu) is rejected, failing closed, unless with
+// RequireAny another verifier allows it. Dial (as http.Transport's
+// DialTLSContext), or ClientConfigForAddr with its confirm function,
 // record the server as HOST:PORT, as the tlspin command does.
 func (v *Verifiers) ClientConfig(serverName string) *tls.Config {
 	return v.HookClientConfig(&tls.Config{}, serverName)

@@ -91,17 +91,18 @@
 // # Trust on first use
 //
 // The tofu verifier records a peer's key on first contact. Its key for a
-// server is the server name with the dialled port; ClientConfig alone does
-// not know the dialled address, so there the key is the server name given
-// to it without a port (all ports share one pin), and with none tofu has
-// nothing to record it under and rejects. Dial knows the address and
-// records HOST:PORT, exactly as `tlspin send` does; a server records
-// clients by their IP address. Records happen only once a handshake has
-// succeeded, which Dial, Listen and the tlspin command know; with your
-// own TLS code, call ClientConfigForAddr's confirm function, or Confirm
-// for a server, after the handshake. A client configuration used alone
-// (net/http's) gives no such signal: tofu then allows a new server
-// without recording it.
+// server is the server name with the dialled port, HOST:PORT, exactly as
+// `tlspin send` records it; a server records a client as client@IP.
+// Records happen only once a handshake has succeeded, which Dial, Listen
+// and the tlspin command know; with your own TLS code, call
+// ClientConfigForAddr's confirm function, or Confirm for a server, after
+// the handshake. A configuration used alone (ClientConfig or
+// HookClientConfig in an http.Transport's TLSClientConfig) knows neither
+// the address dialled nor when a handshake succeeded, so it cannot
+// record: there a first use is rejected, failing closed, and only a
+// server already recorded under the server name alone (a hand-written
+// line without a port) is allowed. With net/http, give the transport
+// Dial as its DialTLSContext, and serve on Listen.
 //
 // # Plugins
 //
