@@ -228,7 +228,8 @@ func (v *Verifiers) ServerConfig(cert tls.Certificate) *tls.Config {
 // VerifyConnection already set runs after the verifiers allow the client.
 // base's ClientCAs check is replaced by the verifiers. A verifier that
 // records clients on first contact (tofu) records one only when Confirm is
-// called after its handshake; Listen does that itself.
+// called after its handshake; Listen does that itself, and is what to
+// serve net/http on (http.Serve(v.Listen(...), handler)).
 func (v *Verifiers) HookServerConfig(base *tls.Config) *tls.Config {
 	if base.MinVersion < tls.VersionTLS12 {
 		base.MinVersion = tls.VersionTLS12
@@ -279,8 +280,9 @@ func (v *Verifiers) HookServerConfig(base *tls.Config) *tls.Config {
 // (a tofu pin on first contact) and logs it as accepted. If not, it
 // forgets it, since crypto/tls asks the verifiers before it checks that
 // proof: a client whose handshake failed is never recorded. Listen calls
-// Confirm itself. Without Confirm nothing is recorded, and what was kept
-// for it goes after a minute.
+// Confirm itself. Without Confirm nothing is recorded, so tofu enforces
+// nothing: what was kept for it goes after a minute, and the logger is
+// warned, once. net/http gives no place to call it: serve on Listen.
 func (v *Verifiers) Confirm(ctx context.Context, conn *tls.Conn) error {
 	raw := conn.NetConn()
 	if !conn.ConnectionState().HandshakeComplete {

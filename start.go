@@ -31,7 +31,8 @@ type Verifiers struct {
 
 	// pending holds, per server connection, what its verification asked
 	// to commit once the handshake succeeds (see Confirm).
-	pending pintls.PendingSet
+	pending         pintls.PendingSet
+	warnUnconfirmed sync.Once
 
 	closeOnce sync.Once
 }
@@ -79,7 +80,18 @@ func StartWith(ctx context.Context, specs []string, opts ...Option) (*Verifiers,
 	if timeout <= 0 {
 		timeout = defaultVerifyTimeout
 	}
-	return &Verifiers{set: set, require: o.require, timeout: timeout, log: lc.Logger, ctx: vctx, cancel: cancel}, nil
+	v := &Verifiers{set: set, require: o.require, timeout: timeout, log: lc.Logger, ctx: vctx, cancel: cancel}
+	v.pending.Expired = v.unconfirmed
+	return v, nil
+}
+
+// unconfirmed warns, once, that clients were allowed on condition of a
+// record (tofu's first use) and their handshakes never confirmed: so
+// nothing was recorded, and tofu enforces nothing for such a server.
+func (v *Verifiers) unconfirmed(n int) {
+	v.warnUnconfirmed.Do(func() {
+		v.log.Warn("clients allowed on first use were never recorded, because their handshakes were not confirmed: call Confirm after each handshake of tls.Server, or serve on Listen (with net/http: http.Serve(v.Listen(...), handler))", "unconfirmed", n)
+	})
 }
 
 // defaultVerifyTimeout is the host's own default for one Verify call.

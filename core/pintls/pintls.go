@@ -189,10 +189,18 @@ func (p *Pending) Commit(ctx context.Context) error {
 // dropping the oldest first. A dropped entry commits nothing: its peer is
 // still allowed, only not recorded.
 type PendingSet struct {
+	// Expired, if set, is called with how many entries a minute passed
+	// without Commit or Forget, once they are dropped: their peers were
+	// allowed on condition of a record that never came, which means the
+	// server does not confirm its handshakes. It is called without the
+	// set's lock held.
+	Expired func(n int)
+
 	mu    sync.Mutex
 	m     map[net.Conn]pendingEntry
 	bytes int
 	seq   uint64
+	now   func() time.Time // tests; nil: time.Now
 }
 
 type pendingEntry struct {
@@ -220,11 +228,13 @@ func (s *PendingSet) For(raw net.Conn) *Pending {
 	p.onSet = func() {
 		size := p.size()
 		s.mu.Lock()
-		defer s.mu.Unlock()
 		if s.m == nil {
 			s.m = map[net.Conn]pendingEntry{}
 		}
 		now := time.Now()
+		if s.now != nil {
+			now = s.now()
+		}
 		e, ok := s.m[raw]
 		if ok {
 			s.drop(raw)
@@ -235,20 +245,25 @@ func (s *PendingSet) For(raw net.Conn) *Pending {
 		e.p, e.size = p, size
 		s.m[raw] = e
 		s.bytes += size
-		s.prune(now)
+		expired := s.prune(now)
+		s.mu.Unlock()
+		if expired > 0 && s.Expired != nil {
+			s.Expired(expired)
+		}
 	}
 	return p
 }
 
 // prune drops entries older than pendingTTL, then the oldest until the set
-// is within its bounds.
-func (s *PendingSet) prune(now time.Time) {
+// is within its bounds. It returns how many were older.
+func (s *PendingSet) prune(now time.Time) (expired int) {
 	for len(s.m) > 0 {
 		var oldest net.Conn
 		var seq uint64
 		for c, e := range s.m {
 			if now.Sub(e.since) > pendingTTL {
 				s.drop(c)
+				expired++
 				continue
 			}
 			if oldest == nil || e.seq < seq {
@@ -256,10 +271,11 @@ func (s *PendingSet) prune(now time.Time) {
 			}
 		}
 		if oldest == nil || (len(s.m) <= MaxPending && s.bytes <= MaxPendingBytes) {
-			return
+			return expired
 		}
 		s.drop(oldest)
 	}
+	return expired
 }
 
 func (s *PendingSet) drop(raw net.Conn) {
