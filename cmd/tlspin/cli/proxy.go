@@ -83,8 +83,9 @@ server means the local connection is closed at once, nothing sent upstream.
 interface). --target is HOST:PORT or unix:/path.
 
 Limits: at most --max-conns connections, --max-handshakes of them in their
-handshake, --max-conns-per-ip from one address; when full, the connection
-idle the longest is closed to make room. --handshake-timeout bounds the
+handshake, --max-conns-per-ip from one address (more are refused at once,
+with a warning); when full, the connection idle the longest is closed to
+make room. --handshake-timeout bounds the
 handshake (verification included), --dial-timeout the connection to the
 target, --idle-timeout a connection with no bytes either way.
 
@@ -115,7 +116,14 @@ http://ADDR/metrics.`
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on http://ADDR/metrics")
 	fs.IntVar(&f.maxConns, "max-conns", proxy.DefaultMaxConns, "most connections held at once; when full, the one idle the longest is closed")
 	fs.IntVar(&f.maxHandshakes, "max-handshakes", server.DefaultMaxHandshakes, "most connections in their handshake at once")
-	fs.IntVar(&f.maxPerIP, "max-conns-per-ip", server.DefaultMaxConnsPerIP, "most connections from one client address (0: no cap)")
+	if mode == proxy.ServerMode {
+		fs.IntVar(&f.maxPerIP, "max-conns-per-ip", server.DefaultMaxConnsPerIP, "most connections from one client address (0: no cap)")
+	} else {
+		// Local clients all come from one address, loopback most often:
+		// a cap there would cap the local program, a pool of 40
+		// connections say, rather than one of many clients.
+		fs.IntVar(&f.maxPerIP, "max-conns-per-ip", 0, "most connections from one local client address (default 0: no cap, as local clients usually all come from 127.0.0.1; --max-conns still applies)")
+	}
 	fs.DurationVar(&f.handshakeTimeout, "handshake-timeout", server.DefaultHandshakeTimeout, "longest a TLS handshake (verification included) may take")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", time.Hour, "close a connection with no bytes either way for this long (0: never)")
 	fs.DurationVar(&f.dialTimeout, "dial-timeout", proxy.DefaultDialTimeout, "longest connecting to --target may take")
