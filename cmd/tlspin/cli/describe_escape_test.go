@@ -1,6 +1,8 @@
 package cli_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -33,5 +35,26 @@ func TestPluginDescriptionIsEscaped(t *testing.T) {
 				t.Errorf("the %s is not shown escaped: want %q in %q", tt.field, tt.want, out)
 			}
 		})
+	}
+}
+
+// TestPluginFileNamesAreEscaped: `tlspin verifiers` lists the plugins it
+// finds by their file names, which whoever could write a plugin directory
+// chose; a name with terminal escapes is shown escaped.
+func TestPluginFileNamesAreEscaped(t *testing.T) {
+	dir := t.TempDir()
+	name := "tlspin-verifier-a\x1b]0;pwned\x07b"
+	if err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\nexit 1\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runEnv(t, []string{"TLSPIN_PLUGIN_PATH="}, "--plugin-dir", dir, "verifiers")
+	if code != 0 {
+		t.Fatalf("exit code %d, stderr %q", code, errOut)
+	}
+	if strings.ContainsAny(out+errOut, "\x1b\x07") {
+		t.Fatalf("ATTACK: control characters reached the terminal raw: %q", out+errOut)
+	}
+	if !strings.Contains(out, `a\x1b]0;pwned\x07b`) {
+		t.Errorf("the plugin is not listed, escaped:\n%s", out)
 	}
 }

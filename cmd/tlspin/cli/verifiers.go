@@ -86,9 +86,11 @@ func (a *app) listVerifiers(cmd *cobra.Command, asJSON bool) error {
 		if r.Unusable != "" {
 			what = r.Path + "  UNUSABLE: " + r.Unusable
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, r.Source, what)
+		// Names and paths are files' names, which whoever could write a
+		// plugin directory chose.
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", printable.Escape(r.Name), r.Source, printable.Escape(what))
 		for _, s := range r.Shadowed {
-			fmt.Fprintf(tw, "\t\tignored %s: cannot shadow the built-in %s\n", s, r.Name)
+			fmt.Fprintf(tw, "\t\tignored %s: cannot shadow the built-in %s\n", printable.Escape(s), r.Name)
 		}
 	}
 	return tw.Flush()
@@ -123,7 +125,7 @@ func (a *app) describeVerifier(cmd *cobra.Command, name string, asJSON bool) err
 		if path == finder.SelfExec {
 			path = finder.Self
 		}
-		fmt.Fprintf(out, " (%s)", path)
+		fmt.Fprintf(out, " (%s)", printable.Escape(path))
 	}
 	fmt.Fprintln(out, "\noptions:")
 	if len(d.Options) == 0 {
