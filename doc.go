@@ -69,6 +69,12 @@
 // An error a verifier itself returns is its answer, a rejection. The
 // tlspin command exits 3 on ErrRejected and 4 on ErrVerifierFailed.
 //
+// These are a client's errors about its server, and a server's about its
+// clients. A client whose own certificate the server refuses learns it
+// from the server's alert: in TLS 1.3 the client's handshake completes
+// before the server has judged its certificate, so Dial succeeds and the
+// first Read returns "remote error: tls: bad certificate".
+//
 // # Built-in verifiers from any program
 //
 // Built-in verifiers run out of process too, as a child process of your
