@@ -327,6 +327,13 @@ func (p *Proxy) run(ctx context.Context, ev Event, start time.Time, client, targ
 	if ev.Reason != "" { // both sides closed in order
 		kv = append(kv, "reason", ev.Reason)
 	}
-	p.cfg.Log.Info("closed", kv...)
+	var op *net.OpError
+	if p.cfg.Mode == ClientMode && errors.As(res.err, &op) && op.Op == "remote error" {
+		// In TLS 1.3 the target judges our certificate after our side of
+		// the handshake is done: its refusal comes as an alert here.
+		p.cfg.Log.Warn("closed by the target's TLS alert; if it says bad certificate, the target refuses our client certificate (--cert)", kv...)
+	} else {
+		p.cfg.Log.Info("closed", kv...)
+	}
 	p.emit(ev)
 }

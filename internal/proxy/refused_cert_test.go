@@ -1,0 +1,48 @@
+package proxy_test
+
+import (
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/tlspin/tlspin/core/pintls"
+	"github.com/tlspin/tlspin/internal/proxy"
+	"github.com/tlspin/tlspin/internal/syncbuf"
+	"github.com/tlspin/tlspin/internal/wait"
+)
+
+// TestRefusedClientCertificateIsWarned: in TLS 1.3 a server judges a
+// client's certificate after the client's handshake has completed, so a
+// client-mode proxy whose --cert the server refuses first logs the
+// connection as accepted, then sees the server's alert. That close must
+// be a warning that says what the alert means, not an info line.
+func TestRefusedClientCertificateIsWarned(t *testing.T) {
+	p := newPair(t, "tcp", "127.0.0.1:0")
+	bad := newCert(t, "bad")
+	var logs syncbuf.Buffer
+	log := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})
+	ccfg := pintls.ClientConfig(pinDecider{allow: p.srvCert.Leaf.Raw}, "", p.serverAddr, &bad, pintls.Options{Timeout: time.Second})
+	local, _ := run(t, proxy.Config{Mode: proxy.ClientMode, TLS: ccfg, Target: p.serverAddr, Log: log})
+	// The proxy may see the alert, and reset the local client, before
+	// its connect even returns.
+	if c, err := net.Dial("tcp", local); err == nil {
+		defer c.Close()
+		c.Write([]byte("hi"))
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			t.Fatal("a reply came through a server that refused our certificate")
+		}
+	}
+	if !wait.Until(10*time.Second, func() bool { return strings.Contains(logs.String(), "[WARN]") }) {
+		t.Fatalf("no warning:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "client certificate") {
+		t.Errorf("the warning does not say the server may refuse our certificate:\n%s", logs.String())
+	}
+	if n := p.back.accepted.Load(); n != 0 {
+		t.Errorf("the server's target was dialled %d times for a refused client", n)
+	}
+}
