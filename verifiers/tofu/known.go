@@ -121,20 +121,16 @@ func readKnown(path string) (*known, error) {
 // empty only if no other user could have removed it: otherwise anyone
 // could make every recorded peer new again.
 func readKnownPartly(path string) (*known, error) {
-	f, err := files.Open(path)
+	// A missing name is reported only once the directories before it
+	// were found safe.
+	f, err := files.OpenTrusted(path)
 	if errors.Is(err, os.ErrNotExist) {
-		if err := files.CheckDirs(path); err != nil {
-			return nil, fmt.Errorf("tofu: %w", err)
-		}
 		return &known{byKey: map[string][]record{}}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("tofu: %w", err)
 	}
 	defer f.Close()
-	if err := files.CheckOwner(f, path); err != nil {
-		return nil, fmt.Errorf("tofu: %w", err)
-	}
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("tofu: %w", err)

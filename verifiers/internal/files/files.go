@@ -31,21 +31,18 @@ func ExpandHome(p string) (string, error) {
 const CheckedSize = 64 << 10
 
 // ReadIfSmall says why path cannot be read as a file, if it cannot: it
-// does not exist, is a directory, may not be opened, or another user may
-// have written it (CheckOwner). Otherwise it
+// does not exist, is not a regular file, may not be opened, or another
+// user may have written it (OpenTrusted). Otherwise it
 // returns the file's contents if they are at most max bytes, and read
 // false, having read no more than max+1 bytes, if they are more.
 func ReadIfSmall(path string, max int64) (data []byte, read bool, err error) {
-	f, err := Open(path)
+	f, err := OpenTrusted(path)
 	if err != nil {
 		return nil, false, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, false, err
-	}
-	if err := CheckOwner(f, path); err != nil {
 		return nil, false, err
 	}
 	if st.Size() > max {
@@ -63,16 +60,13 @@ func ReadIfSmall(path string, max int64) (data []byte, read bool, err error) {
 }
 
 // ReadTrusted reads path, a file that says whom to trust (pins, CA
-// certificates), unless another user may have written it (CheckOwner).
+// certificates), unless another user may have written it (OpenTrusted).
 func ReadTrusted(path string) ([]byte, error) {
-	f, err := Open(path)
+	f, err := OpenTrusted(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	if err := CheckOwner(f, path); err != nil {
-		return nil, err
-	}
 	return io.ReadAll(f)
 }
 

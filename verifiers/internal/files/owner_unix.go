@@ -8,112 +8,150 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
-// Open opens path for reading if it is a regular file. It does not block
-// on a FIFO, which open(2) would until a writer came.
-func Open(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+// OpenTrusted opens path, a file that says whom to trust, for reading,
+// unless another user may have written it or may choose which file path
+// leads to:
+//   - the file belongs to someone other than this user or root, or every
+//     user may write it (a group-writable file is accepted: a team may
+//     keep a list together);
+//   - a directory the path passes through belongs to someone else, or
+//     every user may write it and it is not sticky (as /tmp is);
+//   - a symbolic link on the way belongs to someone else.
+//
+// The path is walked one name at a time, as the kernel would, links and
+// ".." included, and the file the walk reached is opened without following
+// links: what was checked is what is read. It must be a regular file: a
+// FIFO, which open(2) would wait on, is refused at once. A name that does
+// not exist gives an error matching fs.ErrNotExist, after the directories
+// before it were checked.
+func OpenTrusted(path string) (*os.File, error) {
+	real, err := walk(path)
 	if err != nil {
 		return nil, err
 	}
-	st, err := f.Stat()
+	f, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
 	if err != nil {
-		f.Close()
 		return nil, err
 	}
-	if !st.Mode().IsRegular() {
+	if err := checkFile(f, path); err != nil {
 		f.Close()
-		if st.IsDir() {
-			return nil, fmt.Errorf("%s is a directory", path)
-		}
-		return nil, fmt.Errorf("%s is not a regular file (%s)", path, st.Mode().Type())
+		return nil, err
 	}
 	return f, nil
 }
 
-// CheckOwner refuses f, opened from path, if another user may have
-// written it: it belongs to someone other than this user or root, every
-// user may write it, or a directory it is reached through lets another
-// user replace it (CheckDirs). A group-writable file is accepted: a team
-// may keep a list together.
-func CheckOwner(f *os.File, path string) error {
+// checkFile refuses f, opened from path, unless it is a regular file
+// that only this user or root may have written.
+func checkFile(f *os.File, path string) error {
 	st, err := f.Stat()
 	if err != nil {
 		return err
 	}
-	if err := owned(path, "", st); err != nil {
+	switch {
+	case st.IsDir():
+		return fmt.Errorf("%s is a directory", path)
+	case !st.Mode().IsRegular():
+		return fmt.Errorf("%s is not a regular file (%s)", path, st.Mode().Type())
+	}
+	if err := owned(st, path+" belongs to", "so that user decides whom it trusts"); err != nil {
 		return err
 	}
 	if st.Mode().Perm()&0o002 != 0 {
 		return fmt.Errorf("%s may be written by every user (mode %04o), so anyone could change whom it trusts: chmod o-w %s", path, st.Mode().Perm(), path)
 	}
-	return CheckDirs(path)
+	return nil
 }
 
-// CheckDirs refuses path, a file that says whom to trust, if a directory
-// it is reached through lets another user replace it, or rename it away
-// and back: one that belongs to someone other than this user or root, or
-// that every user may write to and is not sticky (as /tmp is). Like
-// OpenSSH's StrictModes it looks at every directory up to the root, both
-// as path names them and as its symbolic links resolve, so that a link
-// does not hide where the file is. Directories that do not exist yet are
-// passed over: for a file still to be made, their parents decide.
-func CheckDirs(path string) error {
-	abs, err := filepath.Abs(path)
+// maxLinks is how many symbolic links a walk follows, as Linux's ELOOP.
+const maxLinks = 40
+
+// walk returns path with every symbolic link resolved, having checked
+// each directory it passes through and each link it follows (see
+// OpenTrusted), so that no other user can change where it leads.
+func walk(path string) (string, error) {
+	if path == "" {
+		return "", errors.New("files: empty path")
+	}
+	full := path
+	if !filepath.IsAbs(path) {
+		wd, err := os.Getwd()
+		if err != nil {
+			return "", err
+		}
+		full = wd + "/" + path
+	}
+	names := strings.Split(full, "/")
+	cur, links := "/", 0
+	checked := map[string]bool{}
+	for len(names) > 0 {
+		name := names[0]
+		names = names[1:]
+		switch name {
+		case "", ".":
+			continue
+		case "..":
+			cur = filepath.Dir(cur) // cur has no links: its parent is its name's
+			continue
+		}
+		if !checked[cur] {
+			if err := safeDir(path, cur); err != nil {
+				return "", err
+			}
+			checked[cur] = true
+		}
+		next := filepath.Join(cur, name)
+		st, err := os.Lstat(next)
+		if err != nil {
+			return "", err
+		}
+		if st.Mode()&fs.ModeSymlink == 0 {
+			cur = next
+			continue
+		}
+		if links++; links > maxLinks {
+			return "", fmt.Errorf("%s: more than %d symbolic links", path, maxLinks)
+		}
+		if err := owned(st, fmt.Sprintf("%s passes through %s, a symbolic link that belongs to", path, next), "so that user chooses where it leads"); err != nil {
+			return "", err
+		}
+		target, err := os.Readlink(next)
+		if err != nil {
+			return "", err
+		}
+		if filepath.IsAbs(target) {
+			cur = "/"
+		}
+		names = append(strings.Split(target, "/"), names...)
+	}
+	return cur, nil
+}
+
+// safeDir refuses dir, a directory path passes through, if another user
+// could replace what is in it.
+func safeDir(path, dir string) error {
+	st, err := os.Stat(dir)
 	if err != nil {
 		return err
 	}
-	seen := map[string]bool{}
-	if err := checkDirsUp(path, abs, seen); err != nil {
+	if err := owned(st, fmt.Sprintf("%s is in %s, which belongs to", path, dir), "so that user could replace it"); err != nil {
 		return err
 	}
-	return checkDirsUp(path, resolve(abs), seen)
-}
-
-// checkDirsUp checks the directories above abs, skipping those in seen.
-func checkDirsUp(path, abs string, seen map[string]bool) error {
-	for dir := filepath.Dir(abs); !seen[dir]; dir = filepath.Dir(dir) {
-		seen[dir] = true
-		st, err := os.Stat(dir)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-		case err != nil:
-			return err
-		default:
-			if err := owned(path, dir, st); err != nil {
-				return err
-			}
-			if st.Mode().Perm()&0o002 != 0 && st.Mode()&os.ModeSticky == 0 {
-				return fmt.Errorf("%s is in %s, which every user may write to (mode %04o, not sticky), so anyone could replace it", path, dir, st.Mode().Perm())
-			}
-		}
-		if dir == filepath.Dir(dir) {
-			return nil
-		}
+	if st.Mode().Perm()&0o002 != 0 && st.Mode()&os.ModeSticky == 0 {
+		return fmt.Errorf("%s is in %s, which every user may write to (mode %04o, not sticky), so anyone could replace it", path, dir, st.Mode().Perm())
 	}
 	return nil
 }
 
-// resolve returns abs with its symbolic links resolved, as far as it
-// exists: the part that does not is joined on unchanged.
-func resolve(abs string) string {
-	for p, rest := abs, ""; ; {
-		if r, err := filepath.EvalSymlinks(p); err == nil {
-			return filepath.Join(r, rest)
-		}
-		parent := filepath.Dir(p)
-		if parent == p {
-			return abs
-		}
-		p, rest = parent, filepath.Join(filepath.Base(p), rest)
-	}
-}
+// overflowUID is how a user namespace shows a user it does not map.
+const overflowUID = 65534
 
-// owned refuses st, the file path or its directory dir, if it belongs to
-// neither this user nor root.
-func owned(path, dir string, st os.FileInfo) error {
+// owned refuses st unless it belongs to this user or root; what starts
+// the error ("PATH belongs to") and why ends it.
+func owned(st os.FileInfo, what, why string) error {
 	sys, ok := st.Sys().(*syscall.Stat_t)
 	if !ok {
 		return nil
@@ -122,8 +160,9 @@ func owned(path, dir string, st os.FileInfo) error {
 	if int(sys.Uid) == me || sys.Uid == 0 {
 		return nil
 	}
-	if dir != "" {
-		return fmt.Errorf("%s is in %s, which belongs to uid %d, not to this user (uid %d) or root, so that user could replace it", path, dir, sys.Uid, me)
+	err := fmt.Errorf("%s uid %d, not to this user (uid %d) or root, %s", what, sys.Uid, me, why)
+	if sys.Uid == overflowUID {
+		err = fmt.Errorf("%w (in a user namespace, uid %d is how any user outside it shows, root included: keep trust files where the namespace maps their owner)", err, overflowUID)
 	}
-	return fmt.Errorf("%s belongs to uid %d, not to this user (uid %d) or root, so that user decides whom it trusts", path, sys.Uid, me)
+	return err
 }

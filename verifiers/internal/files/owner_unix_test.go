@@ -76,6 +76,42 @@ func TestReadTrustedRefusesOthersFiles(t *testing.T) {
 			d := chmodDir(t, filepath.Join(dir, "shared"), 0o777)
 			return file(t, chmodDir(t, filepath.Join(d, "mine"), 0o700), "f", 0o600)
 		}, "which every user may write to (mode 0777, not sticky)"},
+		// Links in the middle: what the kernel follows, the check must
+		// follow, name by name.
+		{"two links, the middle one another user's", func(t *testing.T, dir string) string {
+			mine := file(t, dir, "broad", 0o600)
+			d := chmodDir(t, filepath.Join(dir, "theirs"), 0o755)
+			mid := filepath.Join(d, "link")
+			symlink(t, mine, mid)
+			chown(t, mid, other)
+			chown(t, d, other)
+			link := filepath.Join(dir, "pins")
+			symlink(t, mid, link)
+			return link
+		}, "belongs to uid 54321"},
+		{"dot-dot after a link into another user's directory", func(t *testing.T, dir string) string {
+			file(t, dir, "broad", 0o600)
+			d := chmodDir(t, filepath.Join(dir, "theirs"), 0o755)
+			chmodDir(t, filepath.Join(d, "sub"), 0o755)
+			symlink(t, filepath.Join(dir, "broad"), filepath.Join(d, "pins"))
+			chown(t, d, other)
+			symlink(t, filepath.Join(d, "sub"), filepath.Join(dir, "link"))
+			return dir + "/link/../pins" // not Join, which would clean the ".." away
+		}, "belongs to uid 54321"},
+		{"another user's link in a sticky directory", func(t *testing.T, dir string) string {
+			file(t, dir, "pins", 0o600)
+			s := chmodDir(t, filepath.Join(dir, "sticky"), os.ModeSticky|0o777)
+			link := filepath.Join(s, "pins.d")
+			symlink(t, dir, link)
+			chown(t, link, other)
+			return filepath.Join(link, "pins")
+		}, "a symbolic link that belongs to uid 54321"},
+		{"a link of this user's to this user's file", func(t *testing.T, dir string) string {
+			file(t, chmodDir(t, filepath.Join(dir, "etc"), 0o755), "pins", 0o600)
+			link := filepath.Join(dir, "pins")
+			symlink(t, "etc/../etc/pins", link)
+			return link
+		}, ""},
 		// Opening a FIFO with no writer blocks: a reload would hang.
 		{"a FIFO", func(t *testing.T, dir string) string {
 			p := filepath.Join(dir, "fifo")
@@ -137,10 +173,44 @@ func chmodDir(t *testing.T, dir string, mode os.FileMode) string {
 	return dir
 }
 
+func symlink(t *testing.T, target, link string) {
+	t.Helper()
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // chown gives path to uid, which needs root: the case is skipped without.
 func chown(t *testing.T, path string, uid int) {
 	t.Helper()
 	if err := os.Lchown(path, uid, -1); err != nil {
 		t.Skipf("cannot give a file to another user here: %v", err)
+	}
+}
+
+type statInfo struct {
+	os.FileInfo
+	st *syscall.Stat_t
+}
+
+func (s statInfo) Sys() any { return s.st }
+
+// TestOwnedNamesTheOverflowUID: in a user namespace, directories of users
+// it does not map (root's included) show as uid 65534; the refusal says
+// so, since it is otherwise a puzzle.
+func TestOwnedNamesTheOverflowUID(t *testing.T) {
+	for _, tt := range []struct {
+		uid  uint32
+		want string
+	}{
+		{uint32(os.Geteuid()), ""},
+		{0, ""},
+		{54321, "belongs to uid 54321, not to this user"},
+		{overflowUID, "in a user namespace, uid 65534 is how any user outside it shows"},
+	} {
+		err := owned(statInfo{st: &syscall.Stat_t{Uid: tt.uid}}, "f belongs to", "so")
+		if (err == nil) != (tt.want == "") || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("uid %d: %v, want %q", tt.uid, err, tt.want)
+		}
 	}
 }
