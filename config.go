@@ -27,7 +27,7 @@ func (v *Verifiers) check(ctx context.Context, cs tls.ConnectionState, side veri
 	}
 	if slices.ContainsFunc(outs, func(o policy.Outcome) bool { return o.Allowed() && o.Verdict.Commit }) {
 		if pending == nil {
-			if err := v.unrecorded(req, outs); err != nil {
+			if err := v.unrecorded(req, outs, unrecordedHow(req.Side)); err != nil {
 				return err
 			}
 		}
@@ -52,12 +52,8 @@ func (v *Verifiers) check(ctx context.Context, cs tls.ConnectionState, side veri
 // recorded then (tofu's first use) is a rejection, or a verifier such as
 // tofu would enforce nothing there. It returns a *RejectionError unless
 // the policy still allows the peer.
-func (v *Verifiers) unrecorded(req *verify.Request, outs []policy.Outcome) error {
+func (v *Verifiers) unrecorded(req *verify.Request, outs []policy.Outcome, how string) error {
 	peer := peerName(req.Side)
-	how := "use Dial (as http.Transport's DialTLSContext), or ClientConfigForAddr and call its confirm function after the handshake"
-	if req.Side == verify.ServerVerifiesClient {
-		how = "use Listen, or tls.Server with ServerConfig or HookServerConfig and call Confirm after the handshake"
-	}
 	outs = slices.Clone(outs)
 	allowed := 0
 	for i, o := range outs {
@@ -73,6 +69,15 @@ func (v *Verifiers) unrecorded(req *verify.Request, outs []policy.Outcome) error
 		return nil
 	}
 	return rejection(peer, req.Leaf(), &policy.RejectError{Mode: policy.Mode(v.require), Outcomes: outs})
+}
+
+// unrecordedHow says what records a first use, for a configuration of
+// side that cannot.
+func unrecordedHow(s verify.Side) string {
+	if s == verify.ServerVerifiesClient {
+		return "use Listen, or tls.Server with ServerConfig or HookServerConfig and call Confirm after the handshake"
+	}
+	return "use Dial (as http.Transport's DialTLSContext), or ClientConfigForAddr and call its confirm function after the handshake"
 }
 
 func peerName(s verify.Side) string {
@@ -130,14 +135,20 @@ type Peer struct {
 // handshake (read from files, say), exactly as they would decide on a
 // peer presenting it, and returns each verifier's verdict when they allow
 // it, or a *RejectionError. Nothing is recorded: no handshake proved that
-// anyone holds the leaf's key.
+// anyone holds the leaf's key. So a verdict that allows the peer only by
+// recording it (tofu's first use) counts as a rejection here, as in a
+// configuration that cannot record.
 func (v *Verifiers) Check(ctx context.Context, p Peer) ([]Verdict, error) {
 	side := verify.ClientVerifiesServer
 	if p.Client {
 		side = verify.ServerVerifiesClient
 	}
-	outs, err := v.decide(ctx, &verify.Request{PeerChain: p.Chain, ServerName: p.ServerName, Side: side, RemoteAddr: p.Addr})
+	req := &verify.Request{PeerChain: p.Chain, ServerName: p.ServerName, Side: side, RemoteAddr: p.Addr}
+	outs, err := v.decide(ctx, req)
 	if err != nil {
+		return nil, err
+	}
+	if err := v.unrecorded(req, outs, "a decision outside a handshake records nothing (tlspin send or a connection records a first use, tlspin known-pins add records a pin)"); err != nil {
 		return nil, err
 	}
 	verdicts := make([]Verdict, len(outs))

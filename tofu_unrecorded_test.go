@@ -80,3 +80,38 @@ func TestFirstUseThatCannotBeRecorded(t *testing.T) {
 		t.Errorf("the pins file changed:\n%s", now)
 	}
 }
+
+// TestCheckRecordsNothing: Check decides without a handshake, so tofu's
+// first use, which it cannot record, is a rejection there too; before, an
+// impostor's chain checked without its address (keyed by the bare name,
+// not the recorded HOST:PORT) came back allowed.
+func TestCheckRecordsNothing(t *testing.T) {
+	srv := newIdentity("server")
+	addr := tlsServer(t, srv)
+	_, port, _ := net.SplitHostPort(addr)
+	pins := filepath.Join(t.TempDir(), "known_pins")
+	v := start(t, []string{"tofu:file=" + pins})
+	c, err := v.Dial(context.Background(), "tcp", "localhost:"+port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	impostor := newIdentity("server")
+	for _, tt := range []struct {
+		name string
+		peer tlspin.Peer
+		ok   bool
+	}{
+		{"the recorded server", tlspin.Peer{Chain: [][]byte{srv.cert.Leaf.Raw}, ServerName: "localhost", Addr: "localhost:" + port}, true},
+		{"an impostor, with the address", tlspin.Peer{Chain: [][]byte{impostor.cert.Leaf.Raw}, ServerName: "localhost", Addr: "localhost:" + port}, false},
+		{"an impostor, without the address", tlspin.Peer{Chain: [][]byte{impostor.cert.Leaf.Raw}, ServerName: "localhost"}, false},
+		{"a new server", tlspin.Peer{Chain: [][]byte{impostor.cert.Leaf.Raw}, ServerName: "localhost", Addr: "localhost:1"}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := v.Check(context.Background(), tt.peer)
+			if (err == nil) != tt.ok || (err != nil && !errors.Is(err, tlspin.ErrRejected)) {
+				t.Errorf("Check: %v, want allowed %v", err, tt.ok)
+			}
+		})
+	}
+}
