@@ -48,7 +48,9 @@ Given HOST:PORT (and no such file), tlspin connects, reads the chain the
 server presents without trusting it, closes, then asks the verifier(s).
 
 The verifiers are started and combined (--require, --no-cache) exactly as
-for a handshake, so the verdict is the one send or serve would get.
+for a handshake, so the verdict is the one send or serve would get, with
+one exception: verify records nothing, so a peer tofu would accept only by
+recording it (its first use) is rejected here.
 
 Exit codes, as send's: 0 allowed, 2 usage (bad flags, unreadable FILE),
 3 rejected by a verdict, 4 a verifier failed (crash, timeout, garbage: the
