@@ -140,7 +140,7 @@ func safeDir(path, dir string) error {
 	if err := owned(st, fmt.Sprintf("%s is in %s, which belongs to", path, dir), "so that user could replace it"); err != nil {
 		return err
 	}
-	if st.Mode().Perm()&0o002 != 0 && st.Mode()&os.ModeSticky == 0 {
+	if st.Mode().Perm()&0o002 != 0 && st.Mode()&os.ModeSticky == 0 && !readOnly(dir) {
 		return fmt.Errorf("%s is in %s, which every user may write to (mode %04o, not sticky), so anyone could replace it", path, dir, st.Mode().Perm())
 	}
 	return nil

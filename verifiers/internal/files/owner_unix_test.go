@@ -4,7 +4,9 @@ package files
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -212,5 +214,39 @@ func TestOwnedNamesTheOverflowUID(t *testing.T) {
 		if (err == nil) != (tt.want == "") || (err != nil && !strings.Contains(err.Error(), tt.want)) {
 			t.Errorf("uid %d: %v, want %q", tt.uid, err, tt.want)
 		}
+	}
+}
+
+// TestReadOnlyMount: a directory every user may write, on a file system
+// mounted read-only, can be written by no one: a Kubernetes ConfigMap
+// volume (mode 0777, a ..data link) is read. Needs to mount a tmpfs.
+func TestReadOnlyMount(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("read-only mounts are asked about on Linux only")
+	}
+	mnt := t.TempDir()
+	if err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt).Run(); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v", err)
+	}
+	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+	data := filepath.Join(mnt, "..2026_11_30")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file(t, data, "pins.txt", 0o644)
+	symlink(t, filepath.Base(data), filepath.Join(mnt, "..data"))
+	symlink(t, "..data/pins.txt", filepath.Join(mnt, "pins.txt"))
+	if err := os.Chmod(mnt, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(mnt, "pins.txt")
+	if _, err := ReadTrusted(path); err == nil || !strings.Contains(err.Error(), "every user may write to") {
+		t.Fatalf("writable: %v, want refused", err)
+	}
+	if out, err := exec.Command("mount", "-o", "remount,ro", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot remount read-only: %v %s", err, out)
+	}
+	if data, err := ReadTrusted(path); err != nil || string(data) != "pins\n" {
+		t.Fatalf("read-only: %q, %v; want read", data, err)
 	}
 }
