@@ -317,6 +317,15 @@ type fileID struct {
 	modUnixNan int64
 }
 
+// sameFile reports whether id and o are the same file, perhaps changed.
+// Where inodes are unknown (not Unix), any change counts.
+func (id fileID) sameFile(o fileID) bool {
+	if id.ino == 0 && o.ino == 0 {
+		return id == o
+	}
+	return id.exists == o.exists && id.dev == o.dev && id.ino == o.ino
+}
+
 func statID(path string) fileID {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -364,7 +373,9 @@ func (v *Verifier) watchLoop(ctx context.Context, wt *watched, done chan struct{
 			}
 			v.log.Warn(fmt.Sprintf("watching %s: %v; checking the file every %s instead", v.path, err, v.pollEvery))
 		case <-poll.C:
-			if id := statID(wt.dir); wt.lost || id != wt.dirID {
+			// The directory's own size and time change with every file
+			// made in it: only another directory in its place counts.
+			if id := statID(wt.dir); wt.lost || !id.sameFile(wt.dirID) {
 				v.rewatch(wt, "was replaced")
 			}
 			if id := statID(wt.abs); id != wt.fileID {

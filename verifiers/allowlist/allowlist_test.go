@@ -3,6 +3,7 @@ package allowlist
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -444,5 +445,38 @@ func TestBadEditStillRevokes(t *testing.T) {
 	waitReload(t, reloads, func(err error) bool { return err == nil && v.list.Load().Len() == 2 })
 	if ok, why := allowed(t, v, vtest.Chain(c)); !ok {
 		t.Fatalf("c rejected once the file parses: %s", why)
+	}
+}
+
+// TestOtherFilesInTheDirectory: creating, renaming and removing other
+// files in the list's directory (an editor's temporary files, say) is not
+// the directory being replaced, and is not warned about.
+func TestOtherFilesInTheDirectory(t *testing.T) {
+	a := vtest.New(t, vtest.Spec{CN: "a"})
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pins.txt")
+	vtest.WriteFile(t, path, []byte(line(t, a, pin.SPKI, "")))
+	var logs syncbuf.Buffer
+	v := New(hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn}))
+	v.debounce, v.pollEvery = 10*time.Millisecond, 10*time.Millisecond
+	polls := make(chan error, 100)
+	v.afterReload = func(err error) { polls <- err }
+	if _, err := v.Configure(context.Background(), &verify.ConfigureRequest{Options: verify.Options{"file": {path}}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	for i := range 5 {
+		junk := filepath.Join(dir, fmt.Sprintf("junk%d", i))
+		vtest.WriteFile(t, junk, []byte("x"))
+		if err := os.Rename(junk, junk+".old"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * v.pollEvery) // let the poll see the directory change; there is no event to wait for
+	}
+	// A real edit afterwards is still seen, which also means the polls ran.
+	vtest.WriteFile(t, path, []byte(line(t, a, pin.SPKI, " # edited")))
+	waitReload(t, polls, func(err error) bool { return err == nil })
+	if strings.Contains(logs.String(), "watch on it is lost") {
+		t.Errorf("warned that the directory was replaced:\n%s", logs.String())
 	}
 }
