@@ -58,7 +58,7 @@ func (v *Verifiers) unrecorded(req *verify.Request, outs []policy.Outcome, how s
 	allowed := 0
 	for i, o := range outs {
 		if o.Allowed() && o.Verdict.Commit {
-			outs[i].Verdict = &verify.Verdict{Reason: fmt.Sprintf("%s would allow this %s only by recording it after the handshake (first use), and this configuration records nothing: %s",
+			outs[i].Verdict = &verify.Verdict{Reason: fmt.Sprintf("%s would allow this %s only as a first use, by recording it after the handshake, but %s",
 				o.Name, peer, how)}
 		}
 		if outs[i].Allowed() {
@@ -75,9 +75,9 @@ func (v *Verifiers) unrecorded(req *verify.Request, outs []policy.Outcome, how s
 // side that cannot.
 func unrecordedHow(s verify.Side) string {
 	if s == verify.ServerVerifiesClient {
-		return "use Listen, or tls.Server with ServerConfig or HookServerConfig and call Confirm after the handshake"
+		return "this configuration cannot record it: use Listen, or tls.Server with ServerConfig or HookServerConfig and call Confirm after the handshake"
 	}
-	return "use Dial (as http.Transport's DialTLSContext), or ClientConfigForAddr and call its confirm function after the handshake"
+	return "a configuration from ClientConfig or HookClientConfig knows neither the address dialled nor when the handshake succeeds, so it can neither find a record made under HOST:PORT nor make one: use Dial (as http.Transport's DialTLSContext), or ClientConfigForAddr and call its confirm function after the handshake"
 }
 
 func peerName(s verify.Side) string {
