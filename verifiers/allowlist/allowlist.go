@@ -65,8 +65,11 @@ type Verifier struct {
 	path  string // as the user gave it, after ~ expansion
 	chain pinverifier.Chain
 	list  atomic.Pointer[List]
-	hash  [sha256.Size]byte // of the file the list came from; watcher only
-	notes notify.Broadcaster
+	// broken says why the file's newest version does not parse, while it
+	// does not: pins added in it are not in force.
+	broken atomic.Pointer[string]
+	hash   [sha256.Size]byte // of the file the list came from; watcher only
+	notes  notify.Broadcaster
 
 	mu   sync.Mutex // guards stop and done
 	stop context.CancelFunc
@@ -118,6 +121,7 @@ func (v *Verifier) Configure(ctx context.Context, req *verify.ConfigureRequest) 
 	v.Close()
 	v.path, v.chain, v.hash = path, chain, sha256.Sum256(data)
 	v.list.Store(l)
+	v.broken.Store(nil)
 	v.loaded(l)
 	freeMemory()
 	if err := v.watch(); err != nil {
@@ -264,6 +268,10 @@ func (v *Verifier) notListed(l *List, req *verify.Request) string {
 		return fmt.Sprintf("allowlist: %s is not listed in %s and cannot be fingerprinted: %v", what, l.Name, err)
 	}
 	line := string(pin.SPKI) + ":" + pin.Pin{Algo: pin.SPKI, Digest: d}.String()
+	if broken := v.broken.Load(); broken != nil {
+		return fmt.Sprintf("allowlist: %s%s is not among the %s in force: %s does not parse (%s), and until it does only pins its last good version had are trusted; its line would be %s",
+			what, pinverifier.Subject(der), pins(l.Len()), l.Name, *broken, line)
+	}
 	return fmt.Sprintf("allowlist: %s%s is not listed in %s (%s); if you trust it, add this line to the file: %s",
 		what, pinverifier.Subject(der), l.Name, pins(l.Len()), line)
 }
@@ -442,6 +450,7 @@ func (v *Verifier) reload() error {
 	}
 	v.hash = h
 	v.list.Store(l)
+	v.broken.Store(nil)
 	v.loaded(l)
 	v.notes.Publish(fmt.Sprintf("allowlist %s reloaded: %s", v.path, pins(l.Len())))
 	return nil
@@ -453,6 +462,7 @@ func (v *Verifier) reload() error {
 func (v *Verifier) narrow(data []byte, err error, keep string) {
 	cur := v.list.Load()
 	why := strings.TrimPrefix(err.Error(), "allowlist: ")
+	v.broken.Store(&why)
 	kept, changed := cur.Keep(data)
 	if !changed {
 		v.log.Warn(fmt.Sprintf("%s (new version rejected, %s)", why, keep))

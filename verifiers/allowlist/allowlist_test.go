@@ -419,6 +419,10 @@ func TestBadEditStillRevokes(t *testing.T) {
 			t.Errorf("%s: allowed = %v, want %v (%s)", tc.name, ok, tc.want, why)
 		}
 	}
+	// The added pin's rejection says why, not "add this line".
+	if _, why := allowed(t, v, vtest.Chain(c)); !strings.Contains(why, path+" does not parse ("+path+":2:") || strings.Contains(why, "add this line") {
+		t.Errorf("c's rejection: %s", why)
+	}
 	select {
 	case ch := <-changes:
 		if !strings.Contains(ch.Reason, "2 pins in force") { // a, and d expired
