@@ -293,7 +293,8 @@ func (v *Verifiers) HookServerConfig(base *tls.Config) *tls.Config {
 // proof: a client whose handshake failed is never recorded. Listen calls
 // Confirm itself. Without Confirm nothing is recorded, so tofu enforces
 // nothing: what was kept for it goes after a minute, and the logger is
-// warned, once. net/http gives no place to call it: serve on Listen.
+// warned, once, when a later verification finds it so. net/http gives no
+// place to call Confirm: serve on Listen.
 func (v *Verifiers) Confirm(ctx context.Context, conn *tls.Conn) error {
 	raw := conn.NetConn()
 	if !conn.ConnectionState().HandshakeComplete {

@@ -19,9 +19,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -299,6 +301,8 @@ func clientHandshakeError(err, cause error) *server.HandshakeError {
 		he.By, he.Reason = server.RejectedByUs, "we rejected the target: "+err.Error()
 	case errors.As(err, &op) && op.Op == "remote error":
 		he.By, he.Reason = server.RefusedByPeer, "the target refused the handshake (alert: "+op.Err.Error()+"); does it trust our client certificate?"
+	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+		he.Reason = "the target closed the connection during the handshake: a limit of its own? (a tlspin proxy server sees every client of this proxy from one address: raise its --max-conns-per-ip)"
 	}
 	return he
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tlspin/tlspin/core/pintls"
+	"github.com/tlspin/tlspin/internal/e2e"
 	"github.com/tlspin/tlspin/internal/proxy"
 	"github.com/tlspin/tlspin/internal/syncbuf"
 	"github.com/tlspin/tlspin/internal/wait"
@@ -44,5 +45,30 @@ func TestRefusedClientCertificateIsWarned(t *testing.T) {
 	}
 	if n := p.back.accepted.Load(); n != 0 {
 		t.Errorf("the server's target was dialled %d times for a refused client", n)
+	}
+}
+
+// TestTargetClosesDuringHandshake: a target that closes the connection
+// mid-handshake (a tlspin proxy server over its per-address limit, which
+// every client of a proxy client counts against) gets a reason that
+// points at such a limit, not a bare EOF.
+func TestTargetClosesDuringHandshake(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := e2e.Serve(t, ln, func(c net.Conn) { c.Close() })
+	srv := newCert(t, "server")
+	ccfg := pintls.ClientConfig(pinDecider{allow: srv.Leaf.Raw}, "", target, nil, pintls.Options{Timeout: time.Second})
+	ev := &events{}
+	local, _ := run(t, proxy.Config{Mode: proxy.ClientMode, TLS: ccfg, Target: target, OnEvent: ev.on})
+	if c, err := net.Dial("tcp", local); err == nil {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		c.Read(make([]byte, 1))
+		c.Close()
+	}
+	got, ok := waitEvent(ev, func(e proxy.Event) bool { return e.Kind == proxy.EventRejected })
+	if !ok || !strings.Contains(got.Reason, "--max-conns-per-ip") {
+		t.Errorf("rejection %+v, want a reason naming the target's per-address limit", got)
 	}
 }
