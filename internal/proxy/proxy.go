@@ -238,9 +238,15 @@ func (p *Proxy) servePlain(ctx context.Context, c *server.Conn) {
 	ev := Event{Conn: c.ID(), Remote: c.RemoteAddr().String()}
 	raw, err := p.dialTarget(ctx)
 	if err != nil {
+		msg := "target unreachable; local client closed"
+		if cause := context.Cause(ctx); cause != nil {
+			// Not the target's doing: the loop closed the connection
+			// (shutdown, a limit, the handshake timeout) while dialling.
+			msg, err = "local client closed while the target was being dialled", cause
+		}
 		ev.Kind, ev.By, ev.Reason = EventRejected, server.HandshakeFailed, err.Error()
 		p.cfg.Metrics.handshake(string(server.HandshakeFailed))
-		p.cfg.Log.Warn("target unreachable; local client closed", "conn", ev.Conn, "error", err)
+		p.cfg.Log.Warn(msg, "conn", ev.Conn, "error", err)
 		p.emit(ev)
 		return
 	}

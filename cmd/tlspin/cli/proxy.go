@@ -115,7 +115,15 @@ http://ADDR/metrics.`
 	fs.BoolVar(&f.json, "json", false, "print one JSON object per event (accepted, rejected, closed) on stdout")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on http://ADDR/metrics")
 	fs.IntVar(&f.maxConns, "max-conns", proxy.DefaultMaxConns, "most connections held at once; when full, the one idle the longest is closed")
-	fs.IntVar(&f.maxHandshakes, "max-handshakes", server.DefaultMaxHandshakes, "most connections in their handshake at once")
+	if mode == proxy.ServerMode {
+		fs.IntVar(&f.maxHandshakes, "max-handshakes", server.DefaultMaxHandshakes, "most connections in their handshake at once; when full, the one idle the longest is closed")
+	} else {
+		// A server bounds handshakes against remote clients that start
+		// them and stall; a proxy client's are its local program's
+		// connections being set up to the target, which a pool opens in
+		// bursts: closing some to make room would fail them at random.
+		fs.IntVar(&f.maxHandshakes, "max-handshakes", proxy.DefaultMaxConns, "most local connections being set up (target dialled, handshake) at once; when full, the one idle the longest is closed")
+	}
 	if mode == proxy.ServerMode {
 		fs.IntVar(&f.maxPerIP, "max-conns-per-ip", server.DefaultMaxConnsPerIP, "most connections from one client address (0: no cap)")
 	} else {

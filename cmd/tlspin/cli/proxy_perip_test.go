@@ -57,6 +57,9 @@ func TestProxyPerIPCap(t *testing.T) {
 		served int // of conns, echoed (client mode) or held (server mode)
 	}{
 		{"proxy client, default", []string{"client", "--target", target, "--verifier", "spkipin", "--pin", srvPin}, false, 40, 40},
+		// A pool opening more connections at once than a server lets
+		// handshake at once (64): none is closed to make room.
+		{"proxy client, a burst", []string{"client", "--target", target, "--verifier", "spkipin", "--pin", srvPin}, false, 150, 150},
 		{"proxy client, --max-conns-per-ip 3", []string{"client", "--target", target, "--verifier", "spkipin", "--pin", srvPin, "--max-conns-per-ip", "3"}, false, 5, 3},
 		{"proxy server, default", []string{"server", "--target", "127.0.0.1:1", "--cert", srvFile}, true, 33, 32},
 	}
