@@ -14,6 +14,7 @@ import (
 	"github.com/tlspin/tlspin/core/pintls"
 	"github.com/tlspin/tlspin/internal/client"
 	"github.com/tlspin/tlspin/internal/printable"
+	"github.com/tlspin/tlspin/internal/ratelog"
 )
 
 // handshake completes conn's handshake. It is the one place where a
@@ -69,8 +70,9 @@ const DefaultHandshakeTimeout = 10 * time.Second
 // client presented a certificate the verifiers allow. Handshakes run
 // concurrently, so a slow client delays no other. A failed or rejected
 // one is closed and logged at warn level with the client's address and
-// the reason; a client that closes before it begins a handshake (a port
-// scanner, a TCP health check) only at debug level. It fits
+// the reason, at most ten a second (the rest at debug level, counted in
+// the next warning); a client that closes before it begins a handshake (a
+// port scanner, a TCP health check) only at debug level. It fits
 // http.Server.Serve and gRPC.
 //
 // An accept error other than the listener being closed (out of file
@@ -98,6 +100,7 @@ func (v *Verifiers) listen(inner net.Listener, cert tls.Certificate) *listener {
 		cfg:      v.ServerConfig(cert),
 		conns:    make(chan net.Conn),
 		done:     make(chan struct{}),
+		warns:    ratelog.Limiter{Burst: warnBurst},
 	}
 	go l.acceptLoop()
 	return l
@@ -113,7 +116,15 @@ type listener struct {
 	mu   sync.Mutex
 	err  error // why acceptLoop stopped
 	once sync.Once
+
+	// warns bounds the warnings about failed handshakes, which anyone
+	// who can connect may cause.
+	warns ratelog.Limiter
 }
+
+// warnBurst is how many failed handshakes a second are warned about; the
+// rest go to debug level.
+const warnBurst = 10
 
 // Accept-error backoff, as net/http (and internal/server) do for EMFILE
 // and friends.
@@ -200,6 +211,14 @@ func (l *listener) logFailure(conn *tls.Conn, err error) {
 	var re *RejectionError
 	if errors.As(err, &re) && re.PeerSHA256 != "" {
 		kv = append(kv, "peer_sha256", re.PeerSHA256, "peer_spki", re.PeerSPKI)
+	}
+	ok, suppressed := l.warns.Allow()
+	if !ok {
+		l.v.log.Debug("client handshake failed; closed", kv...)
+		return
+	}
+	if suppressed > 0 {
+		kv = append(kv, "not_warned_since", suppressed)
 	}
 	l.v.log.Warn("client handshake failed; closed", kv...)
 }

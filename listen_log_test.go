@@ -118,3 +118,33 @@ func TestListenLogsFailedHandshakes(t *testing.T) {
 		})
 	}
 }
+
+// TestListenWarningsAreBounded: anyone who can connect can fail a
+// handshake; 200 such clients in a burst leave a few warnings, the rest
+// at debug level, and a later warning counts those left out.
+func TestListenWarningsAreBounded(t *testing.T) {
+	srv, good := newIdentity("server"), newIdentity("good")
+	var logs syncbuf.Buffer
+	v := start(t, []string{"spkipin:pin=" + good.spki}, tlspin.WithLogger(hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug})))
+	ln, err := v.Listen("tcp", "127.0.0.1:0", srv.cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const n = 200
+	for range n {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "GET / HTTP/1.0\r\n\r\n")
+		c.Close()
+	}
+	failures := func() int { return strings.Count(logs.String(), "client handshake failed") }
+	if !wait.Until(20*time.Second, func() bool { return failures() == n }) {
+		t.Fatalf("%d of %d failures logged", failures(), n)
+	}
+	if warned := strings.Count(logs.String(), "[WARN]  client handshake failed"); warned == 0 || warned > 50 {
+		t.Errorf("%d of %d failures warned about, want a few", warned, n)
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/tlspin/tlspin/internal/ratelog"
 )
 
 // Handler serves one connection that a Loop accepted. ctx ends when the
@@ -123,13 +125,9 @@ type Loop struct {
 	onceUsed bool
 	stats    Stats
 	nextID   uint64
-	// refusalLogged is when a refusal for too many connections from one
-	// address was last logged at warn level; unlogged counts those
-	// refused since that went unlogged.
-	refusalLogged time.Time
-	unlogged      uint64
-	// now is time.Now, but for tests.
-	now func() time.Time
+	// refusals bounds the warnings about connections refused for their
+	// address.
+	refusals ratelog.Limiter
 	// stopAccepting ends the accept loop (set by Serve).
 	stopAccepting context.CancelFunc
 	wg            sync.WaitGroup
@@ -146,7 +144,6 @@ func NewLoop(h Handler, lim Limits, log hclog.Logger) *Loop {
 		log:   log,
 		conns: map[*Conn]struct{}{},
 		perIP: map[netip.Addr]int{},
-		now:   time.Now,
 	}
 }
 
@@ -291,27 +288,20 @@ func (l *Loop) admit(hard context.Context, raw net.Conn) *Conn {
 	return c
 }
 
-// refusalLogInterval is the least time between two warnings about
-// connections refused for their address: a client that keeps opening
-// them must not flood the log.
-const refusalLogInterval = time.Second
-
 // logRefusalLocked tells that raw was refused for its address: at warn
-// level at most once per refusalLogInterval, counting the refusals not
-// warned about since the last warning; at debug level otherwise.
+// level at most once a second, counting the refusals not warned about
+// since the last warning; at debug level otherwise.
 func (l *Loop) logRefusalLocked(raw net.Conn) {
 	kv := []any{"remote", raw.RemoteAddr().String(), "max_conns_per_ip", l.lim.MaxConnsPerIP}
-	now := l.now()
-	if !l.refusalLogged.IsZero() && now.Sub(l.refusalLogged) < refusalLogInterval {
-		l.unlogged++
+	ok, suppressed := l.refusals.Allow()
+	if !ok {
 		l.log.Debug("refused: too many connections from this address", kv...)
 		return
 	}
-	if l.unlogged > 0 {
-		kv = append(kv, "suppressed", l.unlogged)
+	if suppressed > 0 {
+		kv = append(kv, "suppressed", suppressed)
 	}
 	l.log.Warn("refused: too many connections from this address", kv...)
-	l.refusalLogged, l.unlogged = now, 0
 }
 
 // evictLocked closes the connection idle the longest: among pending ones

@@ -18,7 +18,7 @@ import (
 // TestPerIPRefusalWarns: a connection refused because its address holds
 // too many already is a warning, so that a program whose connections are
 // reset learns why; a client that keeps trying gets one warning per
-// refusalLogInterval, the next one counting those not logged.
+// second, the next one counting those not logged.
 func TestPerIPRefusalWarns(t *testing.T) {
 	var logs syncbuf.Buffer
 	held := make(chan struct{}, 1)
@@ -32,7 +32,7 @@ func TestPerIPRefusalWarns(t *testing.T) {
 	}), Limits{MaxConnsPerIP: 1}, hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn}))
 	var clock atomic.Int64
 	clock.Store(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
-	loop.now = func() time.Time { return time.Unix(0, clock.Load()) }
+	loop.refusals.Now = func() time.Time { return time.Unix(0, clock.Load()) }
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -82,9 +82,9 @@ func TestPerIPRefusalWarns(t *testing.T) {
 		says    string // the last warning says
 	}{
 		{"the first refusal", 0, 1, 1, 1, "max_conns_per_ip=1"},
-		{"more within the interval", refusalLogInterval / 2, 3, 4, 1, ""},
-		{"the next interval", refusalLogInterval, 1, 5, 2, "suppressed=3"},
-		{"a quiet interval later", 10 * refusalLogInterval, 1, 6, 3, ""},
+		{"more within the interval", time.Second / 2, 3, 4, 1, ""},
+		{"the next interval", time.Second, 1, 5, 2, "suppressed=3"},
+		{"a quiet interval later", 10 * time.Second, 1, 6, 3, ""},
 	}
 	wasSuppressed := map[int]bool{2: true} // by number of warnings
 	for _, st := range steps {

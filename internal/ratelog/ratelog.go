@@ -1,0 +1,54 @@
+// Package ratelog bounds how often a warning that anyone who can connect
+// may cause is written: at most a few per interval, the next one counting
+// those left out. A client that keeps failing must not flood the log.
+package ratelog
+
+import (
+	"sync"
+	"time"
+)
+
+// Limiter decides which occurrences of one warning are written. The zero
+// value writes at most one a second. It is safe for concurrent use.
+type Limiter struct {
+	// Burst is how many are written in each interval; zero: one.
+	Burst int
+	// Every is the interval; zero: a second.
+	Every time.Duration
+	// Now is time.Now, but for tests.
+	Now func() time.Time
+
+	mu         sync.Mutex
+	start      time.Time // of the current interval
+	count      int       // written in it
+	suppressed uint64
+}
+
+// Allow reports whether to write this occurrence at warn level and, if
+// so, how many were left out since the last one written. An occurrence
+// left out is for the debug level.
+func (l *Limiter) Allow() (ok bool, suppressed uint64) {
+	now := time.Now()
+	if l.Now != nil {
+		now = l.Now()
+	}
+	every, burst := l.Every, l.Burst
+	if every == 0 {
+		every = time.Second
+	}
+	if burst == 0 {
+		burst = 1
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.start.IsZero() || now.Sub(l.start) >= every {
+		l.start, l.count = now, 0
+	}
+	if l.count >= burst {
+		l.suppressed++
+		return false, 0
+	}
+	l.count++
+	suppressed, l.suppressed = l.suppressed, 0
+	return true, suppressed
+}
