@@ -116,7 +116,9 @@ type Event struct {
 	Time   time.Time
 	Conn   uint64
 	Remote string
-	// By, on a rejection, says which side refused.
+	// By, on a rejection, says which side refused; on a close, that the
+	// peer's TLS alert ended the connection (in TLS 1.3, how a server
+	// refuses a client's certificate).
 	By     server.Refusal
 	Reason string
 	// PeerSHA256 and PeerSPKI fingerprint the TLS peer's leaf, if any.
@@ -341,6 +343,7 @@ func (p *Proxy) run(ctx context.Context, ev Event, start time.Time, client, targ
 	if p.cfg.Mode == ClientMode && errors.As(res.err, &op) && op.Op == "remote error" {
 		// In TLS 1.3 the target judges our certificate after our side of
 		// the handshake is done: its refusal comes as an alert here.
+		ev.By = server.RefusedByPeer
 		p.cfg.Log.Warn("closed by the target's TLS alert; if it says bad certificate, the target refuses our client certificate (--cert)", kv...)
 	} else {
 		p.cfg.Log.Info("closed", kv...)

@@ -11,6 +11,7 @@ import (
 	"github.com/tlspin/tlspin/core/pintls"
 	"github.com/tlspin/tlspin/internal/e2e"
 	"github.com/tlspin/tlspin/internal/proxy"
+	"github.com/tlspin/tlspin/internal/server"
 	"github.com/tlspin/tlspin/internal/syncbuf"
 	"github.com/tlspin/tlspin/internal/wait"
 )
@@ -26,7 +27,8 @@ func TestRefusedClientCertificateIsWarned(t *testing.T) {
 	var logs syncbuf.Buffer
 	log := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})
 	ccfg := pintls.ClientConfig(pinDecider{allow: p.srvCert.Leaf.Raw}, "", p.serverAddr, &bad, pintls.Options{Timeout: time.Second})
-	local, _ := run(t, proxy.Config{Mode: proxy.ClientMode, TLS: ccfg, Target: p.serverAddr, Log: log})
+	ev := &events{}
+	local, _ := run(t, proxy.Config{Mode: proxy.ClientMode, TLS: ccfg, Target: p.serverAddr, Log: log, OnEvent: ev.on})
 	// The proxy may see the alert, and reset the local client, before
 	// its connect even returns.
 	if c, err := net.Dial("tcp", local); err == nil {
@@ -45,6 +47,9 @@ func TestRefusedClientCertificateIsWarned(t *testing.T) {
 	}
 	if n := p.back.accepted.Load(); n != 0 {
 		t.Errorf("the server's target was dialled %d times for a refused client", n)
+	}
+	if got, ok := waitEvent(ev, func(e proxy.Event) bool { return e.Kind == proxy.EventClosed }); !ok || got.By != server.RefusedByPeer {
+		t.Errorf("closed event %+v, want it marked refused by the peer", got)
 	}
 }
 

@@ -97,7 +97,8 @@ finish within --grace, stops the verifier plugins and exits 0.
 --json prints one JSON object per line per event on stdout: accepted,
 rejected (with "by": rejected by our verifier, refused by the peer, or
 failed; the reason and the peer's fingerprints) and closed (bytes each way
-and duration). --metrics ADDR serves Prometheus metrics on
+and duration; "by": "refused by the peer" when the peer's TLS alert ended
+it, which is how, in TLS 1.3, a server refuses proxy client's --cert). --metrics ADDR serves Prometheus metrics on
 http://ADDR/metrics.`
 	c.RunE = func(cmd *cobra.Command, _ []string) error { return a.runProxy(cmd, mode, f) }
 	fs := c.Flags()
