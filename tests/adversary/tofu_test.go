@@ -134,14 +134,15 @@ func TestTOFUServeRecordsOnlyProvedKeys(t *testing.T) {
 }
 
 // TestVerifyRecordsNothing: `tlspin verify` asks a TOFU verifier about a
-// certificate file, which proves no key, so it never commits: the verdict
-// is an allow, and nothing is recorded.
+// certificate file, which proves no key, so it never commits: a first use,
+// which tofu allows only by recording it, is a rejection there (exit 3,
+// saying why), and nothing is recorded.
 func TestVerifyRecordsNothing(t *testing.T) {
 	dir := t.TempDir()
 	legit := e2e.NewIdentity(t, dir, "legit")
 	pins := filepath.Join(dir, "known_pins")
 	code, stdout, stderr := e2e.RunTlspin(t, "verify", "--server-name", "localhost", "--verifier", "tofu:file="+pins, legit.File)
-	if code != 0 || !strings.Contains(stdout, "verdict: allowed") {
+	if code != 3 || !strings.Contains(stdout, "verdict: rejected") || !strings.Contains(stdout, "outside a handshake records nothing") {
 		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
 	}
 	if recorded(t, pins, legit) {
