@@ -55,20 +55,17 @@ func (v *Verifiers) check(ctx context.Context, cs tls.ConnectionState, side veri
 func (v *Verifiers) unrecorded(req *verify.Request, outs []policy.Outcome, how string) error {
 	peer := peerName(req.Side)
 	outs = slices.Clone(outs)
-	allowed := 0
 	for i, o := range outs {
 		if o.Allowed() && o.Verdict.Commit {
 			outs[i].Verdict = &verify.Verdict{Reason: fmt.Sprintf("%s would allow this %s only as a first use, by recording it after the handshake, but %s",
 				o.Name, peer, how)}
 		}
-		if outs[i].Allowed() {
-			allowed++
-		}
 	}
-	if (v.require == RequireAll && allowed == len(outs)) || (v.require == RequireAny && allowed > 0) {
+	mode := policy.Mode(v.require)
+	if mode.Allows(outs) {
 		return nil
 	}
-	return rejection(peer, req.Leaf(), &policy.RejectError{Mode: policy.Mode(v.require), Outcomes: outs})
+	return rejection(peer, req.Leaf(), &policy.RejectError{Mode: mode, Outcomes: outs})
 }
 
 // unrecordedHow says what records a first use, for a configuration of

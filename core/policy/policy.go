@@ -123,16 +123,21 @@ func (p *Policy) Decide(ctx context.Context, req *verify.Request) ([]Outcome, er
 		}
 		wg.Wait()
 	}
+	if p.mode.Allows(out) {
+		return out, nil
+	}
+	return out, &RejectError{Mode: p.mode, Outcomes: out}
+}
+
+// Allows reports whether outcomes combined in mode m allow the peer.
+func (m Mode) Allows(outs []Outcome) bool {
 	allowed := 0
-	for _, o := range out {
+	for _, o := range outs {
 		if o.Allowed() {
 			allowed++
 		}
 	}
-	if (p.mode == All && allowed == len(out)) || (p.mode == Any && allowed > 0) {
-		return out, nil
-	}
-	return out, &RejectError{Mode: p.mode, Outcomes: out}
+	return (m == All && allowed == len(outs)) || (m == Any && allowed > 0)
 }
 
 // Verify implements verify.Decider: a single combined verdict.
