@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tlspin/tlspin"
+	"github.com/tlspin/tlspin/internal/e2e"
 	"github.com/tlspin/tlspin/internal/syncbuf"
 	"github.com/tlspin/tlspin/internal/wait"
 )
@@ -22,24 +23,8 @@ import (
 // turned a client away; a client that closes before it says hello (a port
 // scanner, a TCP health check) is no warning.
 func TestListenLogsFailedHandshakes(t *testing.T) {
-	srv, good := newIdentity("server"), newIdentity("good")
-	var logs syncbuf.Buffer
-	v := start(t, []string{"spkipin:pin=" + good.spki}, tlspin.WithLogger(hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug})))
-	ln, err := v.Listen("tcp", "127.0.0.1:0", srv.cert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	addr := ln.Addr().String()
+	good := newIdentity("good")
+	addr, logs := listenLogged(t, good)
 
 	// tlsClient dials with cert (none if nil), trusting the server unless
 	// distrust, and returns its local address once the handshake is over.
@@ -123,17 +108,10 @@ func TestListenLogsFailedHandshakes(t *testing.T) {
 // handshake; 200 such clients in a burst leave a few warnings, the rest
 // at debug level, and a later warning counts those left out.
 func TestListenWarningsAreBounded(t *testing.T) {
-	srv, good := newIdentity("server"), newIdentity("good")
-	var logs syncbuf.Buffer
-	v := start(t, []string{"spkipin:pin=" + good.spki}, tlspin.WithLogger(hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug})))
-	ln, err := v.Listen("tcp", "127.0.0.1:0", srv.cert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	addr, logs := listenLogged(t, newIdentity("good"))
 	const n = 200
 	for range n {
-		c, err := net.Dial("tcp", ln.Addr().String())
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -147,4 +125,18 @@ func TestListenWarningsAreBounded(t *testing.T) {
 	if warned := strings.Count(logs.String(), "[WARN]  client handshake failed"); warned == 0 || warned > 50 {
 		t.Errorf("%d of %d failures warned about, want a few", warned, n)
 	}
+}
+
+// listenLogged serves a Listen listener that allows the client good,
+// closing what it accepts, and returns its address and everything its
+// Verifiers log, debug level included.
+func listenLogged(t *testing.T, good identity) (string, *syncbuf.Buffer) {
+	t.Helper()
+	logs := &syncbuf.Buffer{}
+	v := start(t, []string{"spkipin:pin=" + good.spki}, tlspin.WithLogger(hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug})))
+	ln, err := v.Listen("tcp", "127.0.0.1:0", newIdentity("server").cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e2e.Serve(t, ln, func(net.Conn) {}), logs // Serve closes each
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tlspin/tlspin/core/certs"
+	"github.com/tlspin/tlspin/internal/e2e"
 	"github.com/tlspin/tlspin/internal/wait"
 )
 
@@ -23,21 +24,7 @@ func tlsEcho(t *testing.T, file string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
-	return ln.Addr().String()
+	return e2e.ServeTLS(t, pair, func(c *tls.Conn) { io.Copy(c, c) })
 }
 
 // TestProxyPerIPCap: `proxy client` serves a local program however many
