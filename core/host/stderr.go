@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"unicode"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -135,17 +137,36 @@ func parseHCLogJSON(line string) (hclog.Level, string, []any, bool) {
 	slices.Sort(keys)
 	// hclog writes field names, and values that are not strings (arrays
 	// rendered with %v, objects, numbers), as they are: the plugin chooses
-	// both, so both are escaped here. A string value stays a string, which
-	// hclog quotes and escapes itself.
+	// both. A value that is not a string becomes an escaped string, which
+	// hclog quotes where it holds a space or "=", as it does any string
+	// value; a name is quoted unless it is a plain word, so that a name
+	// such as "a=1 verdict" cannot pass for fields of the host's own.
 	args := make([]any, 0, 2*len(keys))
 	for _, k := range keys {
 		v := m[k]
 		if _, ok := v.(string); !ok {
 			v = printable.Escape(fmt.Sprint(v))
 		}
-		args = append(args, printable.Escape(k), v)
+		args = append(args, fieldName(k), v)
 	}
 	return lvl, msg, args, true
+}
+
+// fieldName returns a plugin's hclog field name as the host logs it: as
+// it is if it is a plain word (letters, digits, "_", "-", "."), else
+// quoted and escaped.
+func fieldName(k string) string {
+	plain := k != ""
+	for _, r := range k {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune("_-.", r) {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return k
+	}
+	return strconv.QuoteToASCII(k)
 }
 
 // goPluginLogger is the logger go-plugin gets: the verifier's, except that

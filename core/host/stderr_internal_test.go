@@ -17,9 +17,13 @@ func TestPluginStderrIsEscaped(t *testing.T) {
 		{"plain line", "[WARN] \x1b[2J\rtlspin: sent; server verified OK", "[WARN]", `[WARN] \x1b[2J\x0dtlspin: sent`},
 		{"hclog JSON message", `{"@level":"warn","@message":"\u001b]0;pwned\u0007\rforged","n":1}`, "[WARN]", `\x1b]0;pwned\x07\x0dforged`},
 		// hclog writes a field's name as it is.
-		{"hclog JSON field name", `{"@level":"error","@message":"m","\u001b]0;pwned\u0007\u001b[2J":"v"}`, "[ERROR]", `\x1b]0;pwned\x07\x1b[2J=v`},
+		{"hclog JSON field name", `{"@level":"error","@message":"m","\u001b]0;pwned\u0007\u001b[2J":"v"}`, "[ERROR]", `"\x1b]0;pwned\a\x1b[2J"=v`},
+		{"hclog JSON field name forging fields", `{"@level":"info","@message":"m","a=1 verdict":"allow"}`, "[INFO]", `"a=1 verdict"=allow`},
+		{"hclog JSON field name with a bidi override", `{"@level":"info","@message":"m","\u202ek":"v"}`, "[INFO]", `"\u202ek"=v`},
+		{"hclog JSON plain field name", `{"@level":"info","@message":"m","peer.addr-1_x":"v"}`, "[INFO]", ` peer.addr-1_x=v`},
 		// hclog renders a slice with %v and writes it as it is.
 		{"hclog JSON array value", `{"@level":"error","@message":"m","k":["\u001b]0;pwned\u0007"]}`, "[ERROR]", `k=[\x1b]0;pwned\x07]`},
+		{"hclog JSON array value forging fields", `{"@level":"info","@message":"m","k":[1,"x=2"]}`, "[INFO]", `k="[1 x=2]"`},
 		{"hclog JSON nested object", `{"@level":"error","@message":"m","k":{"\u001b[2J":{"x":"\r\u009b31m"}}}`, "[ERROR]", `k=map[\x1b[2J:map[x:\x0d\x9b31m]]`},
 		// A string value is left to hclog, which quotes and escapes it.
 		{"hclog JSON string value", `{"@level":"warn","@message":"m","k":"\u001b]0;pwned\u0007\r\u202eforged"}`, "[WARN]", `k="\x1b]0;pwned\a\r\u202eforged"`},
