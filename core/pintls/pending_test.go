@@ -80,6 +80,36 @@ func TestPendingSetKeepsOnlyWhatWasSet(t *testing.T) {
 	}
 }
 
+// uncomparableConn is a net.Conn that cannot be a map key.
+type uncomparableConn struct {
+	net.Conn
+	buf []byte
+}
+
+// TestPendingSetRefusesUncomparableConns: a connection type that cannot
+// key the set's map gets no Pending (so nothing is recorded for it, and a
+// verifier whose allow needs a record cannot allow), instead of a panic
+// in the server's handshake.
+func TestPendingSetRefusesUncomparableConns(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	var s pintls.PendingSet
+	for _, conn := range []net.Conn{uncomparableConn{Conn: a}, nil} {
+		p := s.For(conn)
+		if p != nil {
+			t.Fatalf("For(%T) = %v, want nil", conn, p)
+		}
+		p.Set(&committer{}, &verify.Request{}, 0)
+		if s.Len() != 0 {
+			t.Fatalf("the set keeps %d entries", s.Len())
+		}
+	}
+	if p := s.For(&uncomparableConn{Conn: a}); p == nil {
+		t.Error("a pointer to the same type got no Pending")
+	}
+}
+
 // TestPendingSetForget: a connection whose handshake failed is forgotten
 // and never committed.
 func TestPendingSetForget(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"reflect"
 	"sync"
 	"time"
 
@@ -222,8 +223,13 @@ const (
 )
 
 // For returns the Pending of raw; it joins the set only if a verification
-// puts something in it.
+// puts something in it. A connection that cannot be a map key (a struct
+// value holding a slice, say) gets nil, which commits nothing: a
+// verification that needs a record then cannot allow its peer.
 func (s *PendingSet) For(raw net.Conn) *Pending {
+	if raw == nil || !reflect.ValueOf(raw).Comparable() {
+		return nil
+	}
 	p := &Pending{}
 	p.onSet = func() {
 		size := p.size()
