@@ -61,15 +61,20 @@ type Verifier struct {
 	pollEvery time.Duration
 	// afterReload, if set (tests), is called after every reload attempt.
 	afterReload func(error)
+	// watchDir adds a directory to the watcher; tests make it fail.
+	watchDir func(w *fsnotify.Watcher, dir string) error
 
 	path  string // as the user gave it, after ~ expansion
 	chain pinverifier.Chain
 	list  atomic.Pointer[List]
-	// broken says why the file's newest version does not parse, while it
-	// does not: pins added in it are not in force.
-	broken atomic.Pointer[string]
-	hash   [sha256.Size]byte // of the file the list came from; watcher only
-	notes  notify.Broadcaster
+	// trouble says why the list in force is not the file's newest
+	// version, while it is not, as a clause for a rejection: the version
+	// does not parse (pins it adds are not in force), or the file cannot
+	// be read (no pin is).
+	trouble atomic.Pointer[string]
+	hash    [sha256.Size]byte // of the file the list came from; watcher only
+	unread  string            // why the file could not be read, as last warned; watcher only
+	notes   notify.Broadcaster
 
 	mu   sync.Mutex // guards stop and done
 	stop context.CancelFunc
@@ -87,7 +92,7 @@ func New(log hclog.Logger) *Verifier {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Verifier{log: log, now: time.Now, debounce: debounce, pollEvery: pollEvery, chain: pinverifier.ChainLeaf}
+	return &Verifier{log: log, now: time.Now, debounce: debounce, pollEvery: pollEvery, chain: pinverifier.ChainLeaf, watchDir: (*fsnotify.Watcher).Add}
 }
 
 // Describe lists the options.
@@ -121,12 +126,10 @@ func (v *Verifier) Configure(ctx context.Context, req *verify.ConfigureRequest) 
 	v.Close()
 	v.path, v.chain, v.hash = path, chain, sha256.Sum256(data)
 	v.list.Store(l)
-	v.broken.Store(nil)
+	v.trouble.Store(nil)
 	v.loaded(l)
 	freeMemory()
-	if err := v.watch(); err != nil {
-		v.log.Warn(fmt.Sprintf("cannot watch %s, changes will not be reloaded: %v", path, err))
-	}
+	v.watch()
 	return &verify.ConfigureResponse{NeedsChain: chain != pinverifier.ChainLeaf}, nil
 }
 
@@ -268,53 +271,54 @@ func (v *Verifier) notListed(l *List, req *verify.Request) string {
 		return fmt.Sprintf("allowlist: %s is not listed in %s and cannot be fingerprinted: %v", what, l.Name, err)
 	}
 	line := string(pin.SPKI) + ":" + pin.Pin{Algo: pin.SPKI, Digest: d}.String()
-	if broken := v.broken.Load(); broken != nil {
-		return fmt.Sprintf("allowlist: %s%s is not among the %s in force: %s does not parse (%s), and until it does only pins its last good version had are trusted; its line would be %s",
-			what, pinverifier.Subject(der), pins(l.Len()), l.Name, *broken, line)
+	if trouble := v.trouble.Load(); trouble != nil {
+		return fmt.Sprintf("allowlist: %s%s is not among the %s in force: %s; its line would be %s",
+			what, pinverifier.Subject(der), pins(l.Len()), *trouble, line)
 	}
 	return fmt.Sprintf("allowlist: %s%s is not listed in %s (%s); if you trust it, add this line to the file: %s",
 		what, pinverifier.Subject(der), l.Name, pins(l.Len()), line)
 }
 
-// watch starts the watcher goroutine on the file's directory.
-func (v *Verifier) watch() error {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return err
-	}
+// watch starts the watcher goroutine on the file's directory. Where the
+// directory cannot be watched (a directory this user may enter but not
+// list, or no inotify instance left), the goroutine still looks at the
+// file every pollEvery, and keeps trying to watch the directory.
+func (v *Verifier) watch() {
 	abs, err := filepath.Abs(v.path)
-	if err != nil {
-		w.Close()
-		return err
+	if err != nil { // no working directory: v.path was checked relative to it
+		abs = v.path
 	}
 	dir := filepath.Dir(abs)
-	if err := w.Add(dir); err != nil {
-		w.Close()
-		return err
+	wt := &watched{abs: abs, dir: dir, dirID: statID(dir), fileID: statID(abs)}
+	if wt.w, err = fsnotify.NewWatcher(); err != nil {
+		v.log.Warn(fmt.Sprintf("cannot watch the directory of %s (%v): checking the file every %s instead", v.path, err, v.pollEvery))
+		wt.lost = true
+	} else if err := v.watchDir(wt.w, dir); err != nil {
+		v.log.Warn(fmt.Sprintf("cannot watch %s (%v): checking %s every %s instead", dir, err, v.path, v.pollEvery))
+		wt.lost = true
 	}
 	// A symlinked file (a Kubernetes ConfigMap) changes when a link
 	// elsewhere in the directory is swapped: then every event counts.
 	fi, err := os.Lstat(abs)
-	anyEvent := err == nil && fi.Mode()&os.ModeSymlink != 0
+	wt.anyEvent = err == nil && fi.Mode()&os.ModeSymlink != 0
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	v.mu.Lock()
 	v.stop, v.done = stop, done
 	v.mu.Unlock()
-	wt := &watched{w: w, abs: abs, dir: dir, dirID: statID(dir), fileID: statID(abs), anyEvent: anyEvent}
 	go v.watchLoop(ctx, wt, done)
-	return nil
 }
 
 // watched is what the watch loop keeps track of.
 type watched struct {
-	w        *fsnotify.Watcher
+	w        *fsnotify.Watcher // nil if none could be made: the poll alone looks
 	abs, dir string
 	anyEvent bool
 	// dirID and fileID identify what the directory and the file were at
 	// the last look; the poll compares them.
 	dirID, fileID fileID
 	lost          bool // the directory is not watched now
+	unread        bool // the last reload could not read the file: try again
 }
 
 // fileID identifies a version of a file: what stat says of it.
@@ -352,7 +356,13 @@ const pollEvery = time.Second
 
 func (v *Verifier) watchLoop(ctx context.Context, wt *watched, done chan struct{}) {
 	defer close(done)
-	defer wt.w.Close()
+	// Without a watcher, its channels are nil and never ready.
+	var events <-chan fsnotify.Event
+	var errs <-chan error
+	if wt.w != nil {
+		defer wt.w.Close()
+		events, errs = wt.w.Events, wt.w.Errors
+	}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -362,7 +372,7 @@ func (v *Verifier) watchLoop(ctx context.Context, wt *watched, done chan struct{
 		select {
 		case <-ctx.Done():
 			return
-		case ev, ok := <-wt.w.Events:
+		case ev, ok := <-events:
 			if !ok {
 				return
 			}
@@ -375,7 +385,7 @@ func (v *Verifier) watchLoop(ctx context.Context, wt *watched, done chan struct{
 				continue
 			}
 			timer.Reset(v.debounce)
-		case err, ok := <-wt.w.Errors:
+		case err, ok := <-errs:
 			if !ok {
 				return
 			}
@@ -383,16 +393,17 @@ func (v *Verifier) watchLoop(ctx context.Context, wt *watched, done chan struct{
 		case <-poll.C:
 			// The directory's own size and time change with every file
 			// made in it: only another directory in its place counts.
-			if id := statID(wt.dir); wt.lost || !id.sameFile(wt.dirID) {
+			if id := statID(wt.dir); wt.w != nil && (wt.lost || !id.sameFile(wt.dirID)) {
 				v.rewatch(wt, "was replaced")
 			}
-			if id := statID(wt.abs); id != wt.fileID {
+			if id := statID(wt.abs); id != wt.fileID || wt.unread {
 				wt.fileID = id
 				timer.Reset(v.debounce)
 			}
 		case <-timer.C:
 			wt.fileID = statID(wt.abs)
 			err := v.reload()
+			wt.unread = errors.Is(err, errUnread)
 			if v.afterReload != nil {
 				v.afterReload(err)
 			}
@@ -409,7 +420,7 @@ func (v *Verifier) rewatch(wt *watched, what string) {
 		v.log.Warn(fmt.Sprintf("the directory of %s %s: the watch on it is lost; watching it again", v.path, what))
 	}
 	wt.w.Remove(wt.dir) // the old directory, if still watched
-	if err := wt.w.Add(wt.dir); err != nil {
+	if err := v.watchDir(wt.w, wt.dir); err != nil {
 		if !wt.lost {
 			v.log.Warn(fmt.Sprintf("cannot watch %s (%v); checking for it every %s", wt.dir, err, v.pollEvery))
 		}
@@ -426,16 +437,21 @@ func (v *Verifier) rewatch(wt *watched, what string) {
 // again (docs/performance.md).
 func freeMemory() { debug.FreeOSMemory() }
 
-// reload reads the file again; on any error the current list stays.
+// errUnread marks a reload that could not read the file.
+var errUnread = errors.New("cannot read the allowlist")
+
+// reload reads the file again. A version that does not parse narrows
+// what is in force (see narrow); a file that cannot be read (removed,
+// refused as another user's to write, or any other error) leaves nothing
+// in force until it can be read again, which the watch loop retries.
 func (v *Verifier) reload() error {
 	defer freeMemory()
-	keep := fmt.Sprintf("keeping the last good list of %s", pins(v.list.Load().Len()))
 	data, err := files.ReadTrusted(v.path)
 	if err != nil {
-		err = fmt.Errorf("allowlist: %s: cannot read, %s: %w", v.path, keep, err)
-		v.log.Warn(strings.TrimPrefix(err.Error(), "allowlist: "))
-		return err
+		v.unreadable(err)
+		return fmt.Errorf("allowlist: %s: %w: %w", v.path, errUnread, err)
 	}
+	v.unread = ""
 	h := sha256.Sum256(data)
 	if bytes.Equal(h[:], v.hash[:]) {
 		return nil
@@ -445,27 +461,49 @@ func (v *Verifier) reload() error {
 		// The list in force is no longer the last good file's: the next
 		// good version, even that same file again, must be read.
 		v.hash = h
-		v.narrow(data, err, keep)
+		v.narrow(data, err)
 		return err
 	}
 	v.hash = h
 	v.list.Store(l)
-	v.broken.Store(nil)
+	v.trouble.Store(nil)
 	v.loaded(l)
 	v.notes.Publish(fmt.Sprintf("allowlist %s reloaded: %s", v.path, pins(l.Len())))
 	return nil
 }
 
+// unreadable handles a file that cannot be read, err saying why: a list
+// whose removal or replacement by another user's file kept its last
+// version in force would keep trusting a pin its owner had meant to
+// revoke, so no pin is in force until the file can be read.
+func (v *Verifier) unreadable(err error) {
+	cur := v.list.Load()
+	trouble := fmt.Sprintf("%s cannot be read (%v), and until it can no pin is trusted", v.path, err)
+	v.trouble.Store(&trouble)
+	// The next version read, even the last good one again, must be loaded.
+	v.hash = [sha256.Size]byte{}
+	if err.Error() == v.unread && cur.Len() == 0 { // the watch loop's retry
+		v.log.Debug(fmt.Sprintf("%s still cannot be read: %v", v.path, err))
+		return
+	}
+	v.unread = err.Error()
+	empty, _ := Parse(v.path, nil)
+	v.list.Store(empty)
+	v.log.Warn(fmt.Sprintf("%s cannot be read (%v): every peer will be rejected until it can be read again (of the last list, %s dropped)", v.path, err, pins(cur.Len())))
+	v.notes.Publish(fmt.Sprintf("allowlist %s cannot be read: no pin in force", v.path))
+}
+
 // narrow handles a new version of the file that does not parse, err
 // saying why: what it removed or brought forward already holds, what it
 // added waits for a version that parses (List.Keep).
-func (v *Verifier) narrow(data []byte, err error, keep string) {
+func (v *Verifier) narrow(data []byte, err error) {
 	cur := v.list.Load()
 	why := strings.TrimPrefix(err.Error(), "allowlist: ")
-	v.broken.Store(&why)
+	trouble := fmt.Sprintf("%s does not parse (%s), and until it does only pins its last good version had are trusted", v.path, why)
+	v.trouble.Store(&trouble)
 	kept, changed := cur.Keep(data)
 	if !changed {
-		v.log.Warn(fmt.Sprintf("%s (new version rejected, %s)", why, keep))
+		v.log.Warn(fmt.Sprintf("%s (new version rejected, keeping the last good list of %s)", why, pins(cur.Len())))
 		return
 	}
 	v.list.Store(kept)

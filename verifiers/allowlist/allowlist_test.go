@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tlspin/tlspin/core/pin"
@@ -188,13 +190,28 @@ func TestReload(t *testing.T) {
 		t.Fatalf("b rejected after a bad edit that still lists it: %s", why)
 	}
 
-	// Removed: the last good list stays too.
+	// Removed: no pin is in force, and the change is announced. Keeping
+	// the last list would keep trusting pins its owner meant to revoke.
+	for len(changes) > 0 {
+		<-changes
+	}
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	waitReload(t, reloads, func(err error) bool { return err != nil })
-	if ok, _ := allowed(t, v, vtest.Chain(a)); !ok {
-		t.Fatal("a rejected after the file was removed")
+	err = waitReload(t, reloads, func(err error) bool { return err != nil })
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("reload err = %v, want the file missing", err)
+	}
+	if ok, why := allowed(t, v, vtest.Chain(a)); ok || !strings.Contains(why, path+" cannot be read (") {
+		t.Fatalf("a after the file was removed: allowed = %v (%s); want a rejection saying the file cannot be read", ok, why)
+	}
+	select {
+	case c := <-changes:
+		if !strings.Contains(c.Reason, "no pin in force") {
+			t.Errorf("policy change %+v, want it to say no pin is in force", c)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the removal was not announced")
 	}
 
 	// Written in place again, without b: b is rejected.
@@ -269,24 +286,34 @@ func TestDirectoryReplaced(t *testing.T) {
 	if !wait.Until(10*time.Second, func() bool { ok, _ := allowed(t, v, vtest.Chain(b)); return ok }) {
 		t.Fatal("an edit after the directory was replaced was not seen")
 	}
-	for i, change := range []func(){
-		func() { os.Remove(path) },
-		// Written whole: a file seen while still empty would be a good
-		// (if empty) list. It still lists a and b.
-		func() {
-			if err := files.WriteAtomic(path, []byte(line(t, a, pin.SPKI, "")+line(t, b, pin.SPKI, "")+"md5:nothex\n"), 0o600); err != nil {
+	// Written whole: a file seen while still empty would be a good (if
+	// empty) list.
+	write := func(content string) func() {
+		return func() {
+			if err := files.WriteAtomic(path, []byte(content), 0o600); err != nil {
 				t.Fatal(err)
 			}
-		},
-		func() { os.Remove(path) },
+		}
+	}
+	both := line(t, a, pin.SPKI, "") + line(t, b, pin.SPKI, "")
+	for i, tc := range []struct {
+		change func()
+		warns  bool
+		allowB bool
+	}{
+		{func() { os.Remove(path) }, true, false},
+		{write(both), false, true},
+		{write(both + "md5:nothex\n"), true, true}, // still lists b
+		{func() { os.Remove(path) }, true, false},
 	} {
 		before := strings.Count(logs.String(), "[WARN]")
-		change()
-		if !wait.Until(10*time.Second, func() bool { return strings.Count(logs.String(), "[WARN]") > before }) {
-			t.Fatalf("change %d: no warning:\n%s", i, logs.String())
+		tc.change()
+		if !wait.Until(10*time.Second, func() bool { ok, _ := allowed(t, v, vtest.Chain(b)); return ok == tc.allowB }) {
+			_, why := allowed(t, v, vtest.Chain(b))
+			t.Fatalf("change %d: b allowed = %v, want %v: %s", i, !tc.allowB, tc.allowB, why)
 		}
-		if ok, why := allowed(t, v, vtest.Chain(b)); !ok {
-			t.Fatalf("change %d: the last good list was dropped: %s", i, why)
+		if tc.warns && !wait.Until(10*time.Second, func() bool { return strings.Count(logs.String(), "[WARN]") > before }) {
+			t.Fatalf("change %d: no warning:\n%s", i, logs.String())
 		}
 	}
 }
@@ -482,5 +509,43 @@ func TestOtherFilesInTheDirectory(t *testing.T) {
 	waitReload(t, polls, func(err error) bool { return err == nil })
 	if strings.Contains(logs.String(), "watch on it is lost") {
 		t.Errorf("warned that the directory was replaced:\n%s", logs.String())
+	}
+}
+
+// TestUnwatchableDirectoryIsPolled: where the list's directory cannot be
+// watched (one this user may enter but not list, or no inotify instance
+// left), edits are still seen, by the poll: removing a pin takes effect,
+// and so do the file's removal and its return unchanged.
+func TestUnwatchableDirectoryIsPolled(t *testing.T) {
+	a := vtest.New(t, vtest.Spec{CN: "a"})
+	b := vtest.New(t, vtest.Spec{CN: "b"})
+	path := filepath.Join(t.TempDir(), "pins.txt")
+	both := line(t, a, pin.SPKI, "") + line(t, b, pin.SPKI, "")
+	vtest.WriteFile(t, path, []byte(both))
+	var logs syncbuf.Buffer
+	v := New(hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn}))
+	v.debounce, v.pollEvery = 10*time.Millisecond, 20*time.Millisecond
+	v.watchDir = func(*fsnotify.Watcher, string) error { return fs.ErrPermission }
+	if _, err := v.Configure(context.Background(), &verify.ConfigureRequest{Options: verify.Options{"file": {path}}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	if !strings.Contains(logs.String(), "checking "+path+" every 20ms instead") {
+		t.Errorf("no warning that the file is polled:\n%s", logs.String())
+	}
+	for i, tc := range []struct {
+		change func()
+		allowB bool
+	}{
+		{func() { vtest.WriteFile(t, path, []byte(line(t, a, pin.SPKI, ""))) }, false}, // b revoked
+		{func() { vtest.WriteFile(t, path, []byte(both)) }, true},
+		{func() { os.Remove(path) }, false},
+		{func() { vtest.WriteFile(t, path, []byte(both)) }, true}, // the last good version again
+	} {
+		tc.change()
+		if !wait.Until(10*time.Second, func() bool { ok, _ := allowed(t, v, vtest.Chain(b)); return ok == tc.allowB }) {
+			_, why := allowed(t, v, vtest.Chain(b))
+			t.Fatalf("change %d: b allowed = %v, want %v: %s", i, !tc.allowB, tc.allowB, why)
+		}
 	}
 }
