@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"crypto/tls"
+	"errors"
 	"net"
 	"sync"
 )
@@ -17,12 +18,28 @@ import (
 // them, so records keep their order, and tls.Conn.Close never waits for
 // a flush blocked on a peer that stopped reading: its close_notify is
 // queued and the socket closed, which ends the flush.
+//
+// What is queued during a flush is bounded (maxQueued): a TLS 1.3 peer
+// that stops reading and keeps asking for key updates, each answered by a
+// record of crypto/tls's, would otherwise grow the queue without end.
+// A write past the bound fails and closes the socket, which ends the
+// flush with that error: crypto/tls keeps reading after a failed key
+// update, so the connection would otherwise live on.
 type batchConn struct {
 	net.Conn
 	mu       sync.Mutex
 	held     *[]byte // kept since hold or during a flush; nil: writes go straight through
 	flushing bool
+	err      error // errQueueFull, once the bound was passed
 }
+
+// maxQueued bounds the bytes queued behind a flush: a close_notify or a
+// key update is some 30 bytes, so this is hundreds of them.
+const maxQueued = 16 << 10
+
+// errQueueFull is a write refused because maxQueued bytes wait behind a
+// flush to a peer that does not read.
+var errQueueFull = errors.New("proxy: the peer does not read, and more than 16 KiB of TLS records (key updates) wait for it")
 
 var batchBuffers = sync.Pool{New: func() any { b := make([]byte, 0, plainSize+plainSize/recordSize*64); return &b }}
 
@@ -38,6 +55,13 @@ func (b *batchConn) Write(p []byte) (int, error) {
 	defer b.mu.Unlock()
 	if b.held == nil {
 		b.held = batchBuffers.Get().(*[]byte)
+	}
+	if b.flushing && len(*b.held)+len(p) > maxQueued {
+		if b.err == nil {
+			b.err = errQueueFull
+			b.Conn.Close()
+		}
+		return 0, b.err
 	}
 	*b.held = append(*b.held, p...)
 	return len(p), nil
@@ -69,8 +93,18 @@ func (b *batchConn) flush() error {
 		b.mu.Lock()
 	}
 	b.flushing = false
+	if b.err != nil {
+		err = b.err
+	}
 	b.mu.Unlock()
 	return err
+}
+
+// failed returns errQueueFull once a write past the bound failed, else nil.
+func (b *batchConn) failed() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
 }
 
 // batchOf returns the batchConn under a TLS connection, if any.

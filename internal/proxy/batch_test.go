@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -107,12 +108,19 @@ func TestBatchConn(t *testing.T) {
 	}
 }
 
-// gatedConn records writes; the first one waits for gate.
+// gatedConn records writes; the first one waits for gate, which Close
+// closes.
 type gatedConn struct {
 	net.Conn
 	gate   chan struct{}
+	closed sync.Once
 	mu     sync.Mutex
 	writes []string
+}
+
+func (c *gatedConn) Close() error {
+	c.closed.Do(func() { close(c.gate) })
+	return nil
 }
 
 func (c *gatedConn) Write(p []byte) (int, error) {
@@ -142,13 +150,52 @@ func TestBatchConnQueuesDuringFlush(t *testing.T) {
 	if n, err := b.Write([]byte("C")); n != 1 || err != nil {
 		t.Fatalf("write during a flush: %d, %v", n, err)
 	}
-	close(conn.gate)
+	conn.Close()
 	if err := <-flushed; err != nil {
 		t.Fatal(err)
 	}
 	b.Write([]byte("D"))
 	if got := strings.Join(conn.writes, "|"); got != "AB|C|D" {
 		t.Errorf("writes %q, want AB|C|D: held bytes in one write, the one queued during the flush after them, then straight through", got)
+	}
+}
+
+// TestBatchConnBoundsQueueDuringFlush is the attack of a TLS 1.3 peer
+// that stops reading and keeps asking for key updates: each answer is
+// queued behind the blocked flush, up to maxQueued bytes; past that the
+// write fails and closes the socket, which ends the flush with that
+// error, instead of the proxy's memory growing without end.
+func TestBatchConnBoundsQueueDuringFlush(t *testing.T) {
+	conn := &gatedConn{gate: make(chan struct{})}
+	defer conn.Close()
+	b := &batchConn{Conn: conn}
+	b.hold()
+	b.Write(make([]byte, plainSize)) // a full batch: not bounded, the flush takes it
+	flushed := make(chan error, 1)
+	go func() { flushed <- b.flush() }()
+	wait.Until(10*time.Second, func() bool { conn.mu.Lock(); defer conn.mu.Unlock(); return len(conn.writes) == 1 })
+	keyUpdate := make([]byte, 27)
+	queued := 0
+	for range 10 * maxQueued / len(keyUpdate) {
+		n, err := b.Write(keyUpdate)
+		if err != nil {
+			if !errors.Is(err, errQueueFull) || n != 0 {
+				t.Fatalf("write past the bound: %d, %v; want 0, errQueueFull", n, err)
+			}
+			break
+		}
+		queued += n
+	}
+	if queued > maxQueued || queued < maxQueued-len(keyUpdate) {
+		t.Errorf("queued %d bytes behind the flush before a write failed, want up to %d", queued, maxQueued)
+	}
+	select {
+	case err := <-flushed:
+		if !errors.Is(err, errQueueFull) {
+			t.Errorf("flush = %v, want errQueueFull", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the flush was not ended by the write past the bound")
 	}
 }
 

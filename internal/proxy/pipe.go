@@ -166,6 +166,11 @@ func copyHalf(dst, src net.Conn, idle time.Duration, last *atomic.Int64, fail fu
 			dst.Close()
 			return total
 		default:
+			if b := batchOf(src); b != nil && b.failed() != nil {
+				// crypto/tls fails a read after a key update it could not
+				// answer as a bad record: say what happened.
+				err = b.failed()
+			}
 			fail(err)
 			reset(dst)
 			return total
