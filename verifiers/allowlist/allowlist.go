@@ -189,6 +189,23 @@ func (v *Verifier) loaded(l *List) {
 	if len(weak) > 0 {
 		v.log.Warn(fmt.Sprintf("%s has %s pins, which are weak: MD5 and SHA-1 are collision-broken; prefer sha256 or spki pins", l.Name, strings.Join(weak, " and ")))
 	}
+	if lines := l.Expired(v.now()); len(lines) > 0 {
+		v.log.Warn(fmt.Sprintf("%s has %s past their expiry, which reject their peers: %s", l.Name, pins(len(lines)), lineList(l.Name, lines)))
+	}
+}
+
+// lineList names at most five lines of file, as FILE:LINE, and how many
+// more there are.
+func lineList(file string, lines []int) string {
+	const most = 5
+	names := make([]string, 0, most+1)
+	for _, n := range lines[:min(len(lines), most)] {
+		names = append(names, fmt.Sprintf("%s:%d", file, n))
+	}
+	if len(lines) > most {
+		names = append(names, fmt.Sprintf("and %d more", len(lines)-most))
+	}
+	return strings.Join(names, ", ")
 }
 
 // PolicyChanges announces every reload.

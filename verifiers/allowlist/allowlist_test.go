@@ -403,6 +403,49 @@ func TestWarnsOfWeakPins(t *testing.T) {
 	}
 }
 
+// TestWarnsOfExpiredPins: a list loaded with entries already past their
+// expiry says which lines, as spkipin warns of an expired pin; one without
+// says nothing of it.
+func TestWarnsOfExpiredPins(t *testing.T) {
+	var certs []*vtest.Cert
+	for i := range 7 {
+		certs = append(certs, vtest.New(t, vtest.Spec{CN: fmt.Sprint("c", i)}))
+	}
+	for _, tt := range []struct {
+		name    string
+		expired int
+		want    string // "" for no warning
+	}{
+		{"none", 0, ""},
+		{"one", 1, "has 1 pin past their expiry, which reject their peers: FILE:2"},
+		{"seven", 7, "has 7 pins past their expiry, which reject their peers: FILE:2, FILE:3, FILE:4, FILE:5, FILE:6, and 2 more"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			content := "# list\n"
+			for i, c := range certs {
+				expires := " expires=2100-01-01"
+				if i < tt.expired {
+					expires = " expires=2001-01-01"
+				}
+				content += line(t, c, pin.SPKI, expires)
+			}
+			path := filepath.Join(t.TempDir(), "pins.txt")
+			vtest.WriteFile(t, path, []byte(content))
+			var logs syncbuf.Buffer
+			v := New(hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn}))
+			if _, err := v.Configure(context.Background(), &verify.ConfigureRequest{Options: verify.Options{"file": {path}}}); err != nil {
+				t.Fatal(err)
+			}
+			defer v.Close()
+			got := logs.String()
+			want := strings.ReplaceAll(tt.want, "FILE", path)
+			if tt.want == "" && strings.Contains(got, "expiry") || tt.want != "" && !strings.Contains(got, want) {
+				t.Fatalf("warnings %q, want %q", got, want)
+			}
+		})
+	}
+}
+
 // TestBadEditStillRevokes: an operator removes a compromised pin and, in
 // the same edit, mistypes another line. The bad version is rejected, but
 // the pin it removed must no longer be trusted, nor may a pin it added be

@@ -262,6 +262,19 @@ func (l *List) Lookup(certDER []byte) ([]*Entry, error) {
 	return out, nil
 }
 
+// Expired returns the lines of the entries past their expiry at now, in
+// order.
+func (l *List) Expired(now time.Time) []int {
+	var out []int
+	for _, r := range l.entries {
+		if !r.expires.IsZero() && !now.Before(r.expires) {
+			out = append(out, int(r.line))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Algos returns the algorithms the list has entries for, in order.
 func (l *List) Algos() []pin.Algo {
 	var out []pin.Algo
