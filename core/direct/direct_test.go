@@ -646,6 +646,59 @@ func TestWatch(t *testing.T) {
 	}
 }
 
+// gated is a notifier whose subscription returns only when the test says.
+type gated struct {
+	*fake
+	subscribing chan struct{} // closed when PolicyChanges is called
+	subscribe   func()        // lets PolicyChanges return
+	subscribed  chan struct{} // closed by subscribe
+}
+
+func newGated() *gated {
+	g := &gated{fake: &fake{}, subscribing: make(chan struct{}), subscribed: make(chan struct{})}
+	g.subscribe = sync.OnceFunc(func() { close(g.subscribed) })
+	return g
+}
+
+func (g *gated) PolicyChanges(ctx context.Context) <-chan verify.PolicyChange {
+	close(g.subscribing)
+	<-g.subscribed
+	return make(chan verify.PolicyChange)
+}
+
+// TestWatchIsAnsweredOnceSubscribed: the plugin answers a watch request
+// only once it has subscribed to the verifier's changes. The host takes
+// the answer to mean that every change from then on reaches it; a change
+// made between an earlier answer and the subscription (an allowlist
+// reloaded) would reach no one, and a verdict cached before it would
+// outlive it.
+func TestWatchIsAnsweredOnceSubscribed(t *testing.T) {
+	g := newGated()
+	t.Cleanup(g.subscribe) // Serve waits for its connections
+	host, plugin := channel(t)
+	go direct.Serve(t.Context(), plugin, g, nil)
+	pc, err := direct.OfferPipes(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	req := direct.EncodeRequest("watch")
+	writeFrame(pc, uint32(len(req)), req)
+	select {
+	case <-g.subscribing:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the plugin did not subscribe to the verifier's changes within 10 s of a watch request")
+	}
+	if n, err := direct.ReadNow(pc, make([]byte, 64)); n != 0 || err != nil {
+		t.Fatalf("the plugin answered the watch before it had subscribed (read %d bytes, %v)", n, err)
+	}
+	g.subscribe()
+	got, err := readRequest(bufio.NewReader(pc)) // any frame
+	if err != nil || !reflect.DeepEqual(got, direct.EncodeEmpty()) {
+		t.Fatalf("answer to the watch once subscribed = %q, %v; want %q", got, err, direct.EncodeEmpty())
+	}
+}
+
 func TestShutdown(t *testing.T) {
 	c, done, _ := serve(t, &fake{}, 1)
 	if err := c.Shutdown(ctxFor(t, 10*time.Second)); err != nil {

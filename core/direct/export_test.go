@@ -1,8 +1,10 @@
 package direct
 
 import (
+	"errors"
 	"io"
 	"net"
+	"syscall"
 
 	"github.com/tlspin/tlspin/core/verify"
 )
@@ -17,6 +19,26 @@ type PipeConn interface {
 func (p *pipeConn) Read(b []byte) (int, error)  { return p.r.Read(b) }
 func (p *pipeConn) Write(b []byte) (int, error) { return p.w.Write(b) }
 func (p *pipeConn) CloseWrite() error           { return p.w.Close() }
+
+// ReadNow reads into b what p has to read at once, without waiting: 0
+// and no error when nothing has arrived.
+func ReadNow(p PipeConn, b []byte) (int, error) {
+	rc, err := p.(*pipeConn).r.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	if err := rc.Read(func(fd uintptr) bool {
+		n, err = syscall.Read(int(fd), b)
+		return true // never wait
+	}); err != nil {
+		return 0, err
+	}
+	if errors.Is(err, syscall.EAGAIN) {
+		return 0, nil
+	}
+	return max(n, 0), err
+}
 
 // OfferPipes plays the host's side of a new connection on the channel ch.
 func OfferPipes(ch *net.UnixConn) (PipeConn, error) { return offerPipes(ch) }

@@ -185,12 +185,19 @@ func (s *server) call(ctx context.Context, req *request) (*response, bool) {
 }
 
 // watch answers a watch request, then sends a frame per policy change
-// until the connection or Serve ends. A verifier that is not a
+// until the connection or Serve ends. It subscribes to the verifier's
+// changes before it answers: the host takes the answer to mean that every
+// change from then on reaches it, and a verifier announces a change only to
+// the subscribers it has when the change happens. A verifier that is not a
 // PolicyNotifier never changes: the connection stays open and silent. The
 // host sends nothing more on a watch connection: anything it sends ends it.
 func (s *server) watch(ctx context.Context, conn *pipeConn, r *bufio.Reader) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var ch <-chan verify.PolicyChange // nil, never ready, for a verifier without changes
+	if n, ok := s.v.(verify.PolicyNotifier); ok {
+		ch = n.PolicyChanges(ctx)
+	}
 	if err := writeFrame(conn.w, (&response{}).marshal()); err != nil {
 		return
 	}
@@ -198,12 +205,6 @@ func (s *server) watch(ctx context.Context, conn *pipeConn, r *bufio.Reader) {
 		r.ReadByte() // returns when the connection closes, here or there
 		cancel()
 	}()
-	n, ok := s.v.(verify.PolicyNotifier)
-	if !ok {
-		<-ctx.Done()
-		return
-	}
-	ch := n.PolicyChanges(ctx)
 	for {
 		select {
 		case <-ctx.Done():
