@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/tlspin/tlspin/core/verify"
@@ -98,12 +99,23 @@ func (c *Client) Commit(ctx context.Context, req *verify.Request) (*verify.Commi
 	return nil, err
 }
 
-// WatchPolicy streams policy changes until ctx ends. A plugin that does
-// not implement it yields a channel that is closed at once.
+// WatchPolicy streams policy changes until ctx ends. It returns once the
+// plugin has acknowledged the watch with the response headers, which
+// core/rpc's server sends once it has subscribed to the verifier's
+// changes: every change from then on is streamed. A plugin that does not
+// acknowledge (one built with an older SDK) sends its headers with its
+// first change, so WatchPolicy waits until then, or until ctx ends. A
+// plugin that does not implement it yields a channel that is closed at
+// once.
 func (c *Client) WatchPolicy(ctx context.Context) (<-chan verify.PolicyChange, error) {
 	ctx, rec := newCall(ctx)
 	st, err := c.c.WatchPolicy(ctx, &verifierv1.WatchPolicyRequest{})
 	if err != nil {
+		return nil, rec.classify(ctx, err)
+	}
+	// An error, or a stream that ended without headers (UNIMPLEMENTED),
+	// is nil here and left to Recv.
+	if _, err := st.Header(); err != nil {
 		return nil, rec.classify(ctx, err)
 	}
 	ch := make(chan verify.PolicyChange, 1)
@@ -198,16 +210,24 @@ func (s *server) Commit(ctx context.Context, req *verifierv1.CommitRequest) (*ve
 	return &verifierv1.CommitResponse{}, nil
 }
 
+// WatchPolicy subscribes to the verifier's changes, then acknowledges the
+// watch by sending the response headers (Client.WatchPolicy waits for
+// them): a verifier announces a change only to the subscribers it has when
+// the change happens, and the host takes the acknowledgement to mean that
+// every change from then on reaches it. A verifier that is not a
+// PolicyNotifier never changes: the stream stays open and silent.
 func (s *server) WatchPolicy(_ *verifierv1.WatchPolicyRequest, st grpc.ServerStreamingServer[verifierv1.PolicyChange]) error {
-	n, ok := s.impl.(verify.PolicyNotifier)
-	if !ok {
-		<-st.Context().Done()
-		return nil
+	ctx := st.Context()
+	var ch <-chan verify.PolicyChange // nil, never ready, for a verifier without changes
+	if n, ok := s.impl.(verify.PolicyNotifier); ok {
+		ch = n.PolicyChanges(ctx)
 	}
-	ch := n.PolicyChanges(st.Context())
+	if err := st.SendHeader(metadata.MD{}); err != nil {
+		return err
+	}
 	for {
 		select {
-		case <-st.Context().Done():
+		case <-ctx.Done():
 			return nil
 		case c, ok := <-ch:
 			if !ok {

@@ -1,0 +1,134 @@
+package rpc_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/tlspin/tlspin/core/verify"
+)
+
+// gated is a verifier whose subscription to its policy changes returns
+// only when the test says.
+type gated struct {
+	fake
+	subscribing chan struct{} // closed when PolicyChanges is called
+	subscribe   func()        // lets PolicyChanges return
+	subscribed  chan struct{} // closed by subscribe
+	changes     chan verify.PolicyChange
+}
+
+func newGated() *gated {
+	g := &gated{subscribing: make(chan struct{}), subscribed: make(chan struct{}), changes: make(chan verify.PolicyChange)}
+	g.subscribe = sync.OnceFunc(func() { close(g.subscribed) })
+	return g
+}
+
+func (g *gated) PolicyChanges(context.Context) <-chan verify.PolicyChange {
+	close(g.subscribing)
+	<-g.subscribed
+	return g.changes
+}
+
+// headerWatch is a client stream whose Header closes waiting when called.
+type headerWatch struct {
+	grpc.ClientStream
+	waiting func()
+}
+
+func (h headerWatch) Header() (metadata.MD, error) {
+	h.waiting()
+	return h.ClientStream.Header()
+}
+
+// TestWatchReturnsOnceSubscribed: WatchPolicy returns only once the plugin
+// has subscribed to the verifier's changes. The host takes its return to
+// mean that every change from then on reaches it; a change made before
+// the subscription (an allowlist reloaded) would reach no one, and a
+// verdict cached before it would outlive it.
+func TestWatchReturnsOnceSubscribed(t *testing.T) {
+	g := newGated()
+	t.Cleanup(g.subscribe) // the server waits for its streams
+	waiting := make(chan struct{})
+	c, _ := serve(t, g, grpc.WithStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		s, err := streamer(ctx, desc, cc, method, opts...)
+		return headerWatch{s, sync.OnceFunc(func() { close(waiting) })}, err
+	}))
+	type watch struct {
+		ch  <-chan verify.PolicyChange
+		err error
+	}
+	returned := make(chan watch, 1)
+	go func() {
+		ch, err := c.WatchPolicy(t.Context())
+		returned <- watch{ch, err}
+	}()
+	select {
+	case <-g.subscribing:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the plugin did not subscribe to the verifier's changes within 10 s of WatchPolicy")
+	}
+	// The subscription is held: the client must be waiting for the
+	// plugin's acknowledgement, not back already.
+	select {
+	case <-waiting:
+	case w := <-returned:
+		t.Fatalf("WatchPolicy returned (%v) before the plugin had subscribed", w.err)
+	}
+	g.subscribe()
+	var w watch
+	select {
+	case w = <-returned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("WatchPolicy did not return within 10 s of the plugin subscribing")
+	}
+	if w.err != nil {
+		t.Fatal(w.err)
+	}
+	g.changes <- verify.PolicyChange{Epoch: 1, Reason: "reloaded"}
+	select {
+	case got := <-w.ch:
+		if got.Epoch != 1 || got.Reason != "reloaded" {
+			t.Fatalf("change = %+v; want epoch 1, reloaded", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no change within 10 s")
+	}
+}
+
+// TestWatchOfASilentVerifier: a verifier without policy changes
+// acknowledges the watch too, and keeps it open and silent until ctx
+// ends.
+func TestWatchOfASilentVerifier(t *testing.T) {
+	c, _ := serve(t, &fake{})
+	ctx, cancel := context.WithCancel(t.Context())
+	returned := make(chan error, 1)
+	var ch <-chan verify.PolicyChange
+	go func() {
+		var err error
+		ch, err = c.WatchPolicy(ctx)
+		returned <- err
+	}()
+	select {
+	case err := <-returned:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatal("WatchPolicy of a verifier without policy changes did not return within 10 s")
+	}
+	select {
+	case got, ok := <-ch:
+		t.Fatalf("change %+v (open %v) from a verifier without policy changes", got, ok)
+	default:
+	}
+	cancel()
+	if got, ok := <-ch; ok {
+		t.Fatalf("change %+v after ctx ended", got)
+	}
+}
