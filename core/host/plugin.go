@@ -213,7 +213,10 @@ func (p *Plugin) Restarts() int {
 }
 
 // OnPolicyChange registers f to run whenever the plugin reports a policy
-// change or is restarted (a restarted plugin may have reloaded its policy).
+// change or is restarted (a restarted plugin may have reloaded its policy),
+// and when the watch of its changes starts (a change made before then went
+// unreported; see watchPolicy). The verifier's own changes carry the epoch
+// it gave them, never 0; those made by the host have epoch 0.
 func (p *Plugin) OnPolicyChange(f func(verify.PolicyChange)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -491,13 +494,10 @@ func (p *Plugin) restart() {
 			p.mu.Lock()
 			p.needsChain = nc
 			p.restarts++
-			watchers := append([]func(verify.PolicyChange){}, p.watchers...)
 			p.mu.Unlock()
 			p.install(inst)
 			p.log.Info("verifier plugin restarted", "pid", inst.pid)
-			for _, w := range watchers {
-				w(verify.PolicyChange{Reason: "plugin restarted"})
-			}
+			p.notify(verify.PolicyChange{Reason: "plugin restarted"})
 			return
 		}
 		p.mu.Lock()
@@ -548,20 +548,35 @@ func (p *Plugin) watchExit(inst *instance) {
 }
 
 // watchPolicy relays the plugin's policy changes to the watchers.
+//
+// inst is in service before its watch is up (install does not wait for
+// it): a plugin of an older SDK acknowledges a gRPC watch only with its
+// first change, or never, and waiting for it would hold up every start.
+// A change made before the plugin subscribed reached no one, so once the
+// watch is up (WatchPolicy returns when the plugin has subscribed), the
+// verdicts cached meanwhile are dropped as for a change; the verdicts
+// being decided then are not stored (core/cache). The same holds after a
+// restart.
 func (p *Plugin) watchPolicy(ctx context.Context, inst *instance) {
 	defer p.wg.Done()
 	ch, err := inst.v.WatchPolicy(ctx)
 	if err != nil {
 		return
 	}
+	p.notify(verify.PolicyChange{Reason: "policy watch started"})
 	for c := range ch {
-		p.mu.Lock()
-		watchers := append([]func(verify.PolicyChange){}, p.watchers...)
-		p.mu.Unlock()
 		p.log.Debug("verifier policy changed", "epoch", c.Epoch, "reason", c.Reason)
-		for _, w := range watchers {
-			w(c)
-		}
+		p.notify(c)
+	}
+}
+
+// notify tells the watchers of a policy change.
+func (p *Plugin) notify(c verify.PolicyChange) {
+	p.mu.Lock()
+	watchers := append([]func(verify.PolicyChange){}, p.watchers...)
+	p.mu.Unlock()
+	for _, w := range watchers {
+		w(c)
 	}
 }
 
