@@ -2,6 +2,7 @@ package tofu
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -203,15 +204,16 @@ func ReadPins(path string) ([]Entry, error) {
 }
 
 // AddPin records p for key in the file at path, under the lock the
-// verifier takes, replacing the file atomically. A pin already recorded
+// verifier takes (waiting for it until ctx is done), replacing the file
+// atomically. A pin already recorded
 // for key is not added again (added is false). It returns the other pins
 // recorded for key, which the verifier accepts as well.
-func AddPin(path, key string, p pin.Pin, comment string) (added bool, others []Entry, err error) {
+func AddPin(ctx context.Context, path, key string, p pin.Pin, comment string) (added bool, others []Entry, err error) {
 	key = strings.ToLower(key)
 	if strings.ContainsAny(key, " \t#") || key == "" {
 		return false, nil, fmt.Errorf("tofu: bad key %q", key)
 	}
-	err = editKnown(path, func(k *known) ([]byte, error) {
+	err = editKnown(ctx, path, func(k *known) ([]byte, error) {
 		for _, r := range k.byKey[key] {
 			if r.pin.Equal(p.Digest) {
 				return nil, nil
@@ -230,9 +232,10 @@ func AddPin(path, key string, p pin.Pin, comment string) (added bool, others []E
 }
 
 // RemovePins deletes every line of the file at path whose key matches,
-// under the lock the verifier takes, and returns what was removed.
-func RemovePins(path string, match func(key string) bool) (removed []Entry, err error) {
-	err = editKnown(path, func(k *known) ([]byte, error) {
+// under the lock the verifier takes (waiting for it until ctx is done),
+// and returns what was removed.
+func RemovePins(ctx context.Context, path string, match func(key string) bool) (removed []Entry, err error) {
+	err = editKnown(ctx, path, func(k *known) ([]byte, error) {
 		removed = k.entries(match)
 		if len(removed) == 0 {
 			return nil, nil
@@ -254,9 +257,9 @@ func RemovePins(path string, match func(key string) bool) (removed []Entry, err 
 	return removed, err
 }
 
-// editKnown reads the pins file at path under the directory lock and
-// writes what edit returns (nothing when it returns nil).
-func editKnown(path string, edit func(*known) ([]byte, error)) error {
+// editKnown reads the pins file at path under its lock and writes what
+// edit returns (nothing when it returns nil).
+func editKnown(ctx context.Context, path string, edit func(*known) ([]byte, error)) error {
 	path, err := files.ExpandHome(path)
 	if err != nil {
 		return fmt.Errorf("tofu: %w", err)
@@ -265,7 +268,7 @@ func editKnown(path string, edit func(*known) ([]byte, error)) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("tofu: %w", err)
 	}
-	unlock, err := lockDir(dir)
+	unlock, err := lock(ctx, path, nil)
 	if err != nil {
 		return err
 	}

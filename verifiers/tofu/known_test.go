@@ -27,15 +27,15 @@ func TestEditPins(t *testing.T) {
 	od, _ := pin.Sum(pin.SPKI, other.DER())
 
 	for _, k := range []string{"keep.example:443", "Peer.Example:8443"} {
-		if added, _, err := tofu.AddPin(path, k, pin.Pin{Algo: pin.SPKI, Digest: od}, "kept"); err != nil || !added {
+		if added, _, err := tofu.AddPin(t.Context(), path, k, pin.Pin{Algo: pin.SPKI, Digest: od}, "kept"); err != nil || !added {
 			t.Fatalf("AddPin(%s) = %v, %v", k, added, err)
 		}
 	}
-	added, others, err := tofu.AddPin(path, "peer.example:8443", p, "new")
+	added, others, err := tofu.AddPin(t.Context(), path, "peer.example:8443", p, "new")
 	if err != nil || !added || len(others) != 1 || others[0].Line != 4 {
 		t.Fatalf("AddPin = %v, %+v, %v", added, others, err)
 	}
-	if added, _, _ := tofu.AddPin(path, "peer.example:8443", p, "again"); added {
+	if added, _, _ := tofu.AddPin(t.Context(), path, "peer.example:8443", p, "again"); added {
 		t.Error("the same pin was added twice")
 	}
 	st, err := os.Stat(path)
@@ -54,7 +54,7 @@ func TestEditPins(t *testing.T) {
 		t.Fatalf("added pin not accepted: %s", v.Reason)
 	}
 
-	removed, err := tofu.RemovePins(path, func(k string) bool { return strings.HasPrefix(k, "peer.example:") })
+	removed, err := tofu.RemovePins(t.Context(), path, func(k string) bool { return strings.HasPrefix(k, "peer.example:") })
 	if err != nil || len(removed) != 2 {
 		t.Fatalf("RemovePins = %+v, %v", removed, err)
 	}
@@ -81,7 +81,7 @@ func TestAddPinsConcurrently(t *testing.T) {
 	const n = 20
 	for i := range n {
 		wg.Go(func() {
-			if _, _, err := tofu.AddPin(path, fmt.Sprintf("h%d.example:443", i), pin.Pin{Algo: pin.SPKI, Digest: d}, ""); err != nil {
+			if _, _, err := tofu.AddPin(t.Context(), path, fmt.Sprintf("h%d.example:443", i), pin.Pin{Algo: pin.SPKI, Digest: d}, ""); err != nil {
 				t.Error(err)
 			}
 		})
@@ -96,7 +96,7 @@ func TestAddPinsConcurrently(t *testing.T) {
 func TestAddPinRejectsBadKeys(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "known_pins")
 	for _, k := range []string{"", "a b:1", "x#y:1"} {
-		if _, _, err := tofu.AddPin(path, k, pin.Pin{Algo: pin.SPKI, Digest: make([]byte, 32)}, ""); err == nil {
+		if _, _, err := tofu.AddPin(t.Context(), path, k, pin.Pin{Algo: pin.SPKI, Digest: make([]byte, 32)}, ""); err == nil {
 			t.Errorf("AddPin(%q) accepted", k)
 		}
 	}
@@ -111,7 +111,7 @@ func TestRemoveTheLastPin(t *testing.T) {
 	c := vtest.New(t, vtest.Spec{CN: "peer"})
 	d, _ := pin.Sum(pin.SPKI, c.DER())
 	vtest.WriteFile(t, path, []byte("peer.example:443 "+pin.Pin{Algo: pin.SPKI, Digest: d}.String()+"\n"))
-	removed, err := tofu.RemovePins(path, func(string) bool { return true })
+	removed, err := tofu.RemovePins(t.Context(), path, func(string) bool { return true })
 	if err != nil || len(removed) != 1 {
 		t.Fatalf("RemovePins = %+v, %v", removed, err)
 	}

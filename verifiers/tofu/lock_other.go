@@ -2,10 +2,16 @@
 
 package tofu
 
-import "os"
+import (
+	"context"
+	"os"
+)
 
-// lockDir is a no-op where flock is not available: processes sharing a
+// lockSuffix names the lock file next to a pins file (unused here).
+const lockSuffix = ".lock"
+
+// lock is a no-op where flock is not available: processes sharing a
 // pins file may then race when both record a new peer at once.
-func lockDir(string) (func(), error) { return func() {}, nil }
+func lock(context.Context, string, func(string)) (func(), error) { return func() {}, nil }
 
 func inode(os.FileInfo) uint64 { return 0 }

@@ -7,8 +7,10 @@
 //
 // The pins file (option file, default ~/.tlspin/known_pins) holds lines
 // `KEY spki:BASE64 [# comment]`. It is created 0600 in a 0700 directory
-// and always replaced atomically (temporary file and rename) under a lock
-// on its directory, so several tlspin processes may share it. Edits made
+// and always replaced atomically (temporary file and rename) under a lock,
+// so several tlspin processes may share it. The lock is a file of its own
+// next to it, FILE.lock, mode 0600, so that no other user can hold it;
+// recording waits for it no longer than the commit may take. Edits made
 // while tlspin runs are seen at the next connection.
 //
 // The key of a peer:
@@ -232,28 +234,38 @@ func (v *Verifier) Verify(_ context.Context, req *verify.Request) (*verify.Verdi
 // Commit records a new peer after its handshake succeeded. It decides
 // again: a peer now known is left as it is, whatever its key (another
 // verifier may have allowed it), and nothing is recorded in strict mode.
-func (v *Verifier) Commit(_ context.Context, req *verify.Request) (*verify.CommitResponse, error) {
+// It waits for the file's lock at most until ctx is done, and Verify goes
+// on meanwhile; the peer's pending pin holds until recording ends.
+func (v *Verifier) Commit(ctx context.Context, req *verify.Request) (*verify.CommitResponse, error) {
 	key, got, leaf, verdict := v.peer(req)
 	if verdict != nil {
 		return nil, errors.New(verdict.Reason)
 	}
 	v.mu.Lock()
-	defer v.mu.Unlock()
 	if v.db == nil {
+		v.mu.Unlock()
 		return nil, errors.New("tofu: not configured")
-	}
-	if p, ok := v.pending[key]; ok && p.pin.Equal(got.Digest) {
-		delete(v.pending, key)
 	}
 	v.refresh()
 	// A known peer, whatever its key, and strict mode record nothing.
 	if v.mode == Strict || v.decide(v.db, key, got) != nil {
+		v.committed(key, got)
+		v.mu.Unlock()
 		return &verify.CommitResponse{}, nil
 	}
-	if verdict := v.record(key, got, leaf); !verdict.Allow {
+	path := v.path
+	v.mu.Unlock()
+	if verdict := v.record(ctx, path, key, got, leaf); !verdict.Allow {
 		return nil, errors.New(verdict.Reason)
 	}
 	return &verify.CommitResponse{}, nil
+}
+
+// committed forgets key's pending pin once got, its pin, is committed.
+func (v *Verifier) committed(key string, got pin.Pin) {
+	if p, ok := v.pending[key]; ok && p.pin.Equal(got.Digest) {
+		delete(v.pending, key)
+	}
 }
 
 // peer returns the key and pin of req's peer, or a rejecting verdict.
@@ -303,23 +315,30 @@ func (v *Verifier) changed(key string, recs []record, got pin.Pin) string {
 		forget, forget, knownPins(v.path, "add", key, entry(got)))
 }
 
-// record adds key's pin to the file and accepts the peer. Under the
-// directory lock it reads the file again, so that a pin recorded
-// meanwhile by another process is honoured, not overwritten.
-func (v *Verifier) record(key string, got pin.Pin, leaf []byte) *verify.Verdict {
-	dir := filepath.Dir(v.path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return &verify.Verdict{Reason: fmt.Sprintf("tofu: cannot record %s (rejecting, failing closed): %v", key, err)}
+// record adds key's pin to the file at path and accepts the peer. Under
+// the file's lock it reads the file again, so that a pin recorded
+// meanwhile by another process is honoured, not overwritten. It waits for
+// the lock without holding v.mu, and takes v.mu once it has it.
+func (v *Verifier) record(ctx context.Context, path, key string, got pin.Pin, leaf []byte) *verify.Verdict {
+	unlock, err := v.lock(ctx, path, key)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	// Recorded or not, the pending pin is settled before v.mu is free.
+	v.committed(key, got)
+	failed := func(err error) *verify.Verdict {
+		return &verify.Verdict{Reason: fmt.Sprintf("tofu: cannot record %s (rejecting, failing closed): %s", key, strings.TrimPrefix(err.Error(), "tofu: "))}
 	}
-	unlock, err := lockDir(dir)
 	if err != nil {
-		return &verify.Verdict{Reason: fmt.Sprintf("tofu: cannot record %s (rejecting, failing closed): %v", key, err)}
+		return failed(err)
 	}
 	defer unlock()
+	if v.path != path { // configured again meanwhile
+		return failed(fmt.Errorf("the pins file changed from %s to %s", path, v.path))
+	}
 	db, err := readKnown(v.path)
 	if err != nil {
 		v.log.Error(strings.TrimPrefix(err.Error(), "tofu: "))
-		return &verify.Verdict{Reason: fmt.Sprintf("tofu: cannot record %s (rejecting, failing closed): %v", key, err)}
+		return failed(err)
 	}
 	if verdict := v.decide(db, key, got); verdict != nil {
 		v.db = db
@@ -327,7 +346,7 @@ func (v *Verifier) record(key string, got pin.Pin, leaf []byte) *verify.Verdict 
 	}
 	data, n := db.appendLine(line(key, got) + " # first seen " + v.now().UTC().Format(time.DateOnly))
 	if err := files.WriteAtomic(v.path, data, 0o600); err != nil {
-		return &verify.Verdict{Reason: fmt.Sprintf("tofu: cannot record %s (rejecting, failing closed): %v", key, err)}
+		return failed(err)
 	}
 	if fresh, err := readKnown(v.path); err == nil {
 		v.db = fresh
@@ -337,6 +356,21 @@ func (v *Verifier) record(key string, got pin.Pin, leaf []byte) *verify.Verdict 
 	v.log.Info(fmt.Sprintf("added %s (spki sha256//%s)%s to %s:%d", key, got.String(), pinverifier.Subject(leaf), v.path, n))
 	v.notes.Publish(fmt.Sprintf("tofu: recorded %s", key))
 	return &verify.Verdict{Allow: true, Matched: fmt.Sprintf("%s:%d %s (recorded now)", v.path, n, key)}
+}
+
+// lock creates the directory of the pins file at path and takes the
+// file's lock for recording key, logging when another process holds it.
+func (v *Verifier) lock(ctx context.Context, path, key string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("tofu: %w", err)
+	}
+	unlock, err := lock(ctx, path, func(name string) {
+		v.log.Warn(fmt.Sprintf("waiting to record %s: another process holds the lock %s", key, name))
+	})
+	if err != nil {
+		v.log.Error(fmt.Sprintf("cannot record %s: %s", key, strings.TrimPrefix(err.Error(), "tofu: ")))
+	}
+	return unlock, err
 }
 
 // refresh rereads the file when it changed since it was read. A file

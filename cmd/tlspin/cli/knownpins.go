@@ -73,7 +73,7 @@ their next connection.`,
 			if err != nil {
 				return err
 			}
-			removed, err := tofu.RemovePins(file, match)
+			removed, err := tofu.RemovePins(cmd.Context(), file, match)
 			if err != nil {
 				return err
 			}
@@ -100,7 +100,7 @@ their next connection.`,
 			if err != nil {
 				return usageError{err}
 			}
-			added, others, err := tofu.AddPin(file, key, p, "added "+time.Now().UTC().Format(time.DateOnly))
+			added, others, err := tofu.AddPin(cmd.Context(), file, key, p, "added "+time.Now().UTC().Format(time.DateOnly))
 			if err != nil {
 				return err
 			}
