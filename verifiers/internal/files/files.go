@@ -7,6 +7,7 @@ package files
 import (
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,8 +74,13 @@ func ReadTrusted(path string) ([]byte, error) {
 // WriteAtomic replaces path with data: it writes a temporary file in the
 // same directory with mode perm, syncs it, renames it over path and syncs
 // the directory, so that readers see the old file or the new one, never a
-// part. Missing parent directories are created with mode 0700.
+// part. Missing parent directories are created with mode 0700. A symbolic
+// link at path is refused: the rename would replace the link, not the file
+// it leads to (Resolve the path first).
 func WriteAtomic(path string, data []byte, perm os.FileMode) error {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		return fmt.Errorf("files: %q is a symbolic link: replacing it would replace the link, not the file it leads to", path)
+	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("files: %w", err)

@@ -33,6 +33,30 @@ func TestWriteAtomic(t *testing.T) {
 	}
 }
 
+// TestWriteAtomicRefusesALink: renaming over a symbolic link replaces
+// the link, not the file it leads to, which silently becomes a private
+// copy that no longer sees the original's changes (a shared tofu store).
+func TestWriteAtomicRefusesALink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "shared")
+	link := filepath.Join(dir, "link")
+	if err := os.WriteFile(target, []byte("old\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteAtomic(link, []byte("new\n"), 0o600); err == nil || !strings.Contains(err.Error(), "is a symbolic link") {
+		t.Errorf("WriteAtomic through a link = %v, want it refused", err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v, %v", fi, err)
+	}
+	if data, _ := os.ReadFile(target); string(data) != "old\n" {
+		t.Errorf("target holds %q", data)
+	}
+}
+
 func TestExpandHome(t *testing.T) {
 	t.Setenv("HOME", "/home/x")
 	tests := map[string]string{"~": "/home/x", "~/a/b": "/home/x/a/b", "/abs": "/abs", "rel/~": "rel/~", "~other": "~other"}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -29,7 +30,7 @@ import (
 // not exist gives an error matching fs.ErrNotExist, after the directories
 // before it were checked.
 func OpenTrusted(path string) (*os.File, error) {
-	real, err := walk(path)
+	real, err := walk(path, false)
 	if err != nil {
 		return nil, err
 	}
@@ -42,6 +43,24 @@ func OpenTrusted(path string) (*os.File, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// Resolve returns path with every symbolic link resolved, having checked
+// the directories it passes through and the links it follows as
+// OpenTrusted does: the name of the file itself, which is what a writer
+// must replace (a rename over a link replaces the link, not the file it
+// leads to). Where a name does not exist, the rest of path is appended to
+// the resolved directory as it is, so that a file (and directories) not
+// yet created resolve to where they will be, the file a dangling link
+// leads to included; a missing name followed by ".." is an error matching
+// fs.ErrNotExist. The file itself is not checked: open it with
+// OpenTrusted.
+func Resolve(path string) (string, error) {
+	real, err := walk(path, true)
+	if err != nil {
+		return "", fmt.Errorf("files: resolving %q: %w", path, err)
+	}
+	return real, nil
 }
 
 // checkFile refuses f, opened from path, unless it is a regular file
@@ -71,8 +90,9 @@ const maxLinks = 40
 
 // walk returns path with every symbolic link resolved, having checked
 // each directory it passes through and each link it follows (see
-// OpenTrusted), so that no other user can change where it leads.
-func walk(path string) (string, error) {
+// OpenTrusted), so that no other user can change where it leads. With
+// missing, a name that does not exist ends the walk (see Resolve).
+func walk(path string, missing bool) (string, error) {
 	if path == "" {
 		return "", errors.New("files: empty path")
 	}
@@ -105,6 +125,9 @@ func walk(path string) (string, error) {
 		}
 		next := filepath.Join(cur, name)
 		st, err := os.Lstat(next)
+		if missing && errors.Is(err, fs.ErrNotExist) && !slices.Contains(names, "..") {
+			return filepath.Join(append([]string{next}, names...)...), nil
+		}
 		if err != nil {
 			return "", err
 		}

@@ -250,3 +250,64 @@ func TestReadOnlyMount(t *testing.T) {
 		t.Fatalf("read-only: %q, %v; want read", data, err)
 	}
 }
+
+// TestResolve: the name a writer must replace is the file a path's links
+// lead to, whether or not it exists yet, found by the checked walk; a
+// link of another user's on the way is refused as OpenTrusted refuses it.
+func TestResolve(t *testing.T) {
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := chmodDir(t, filepath.Join(root, "shared"), 0o700)
+	store := file(t, shared, "known_pins", 0o600)
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, dir string) string // returns the path
+		want  string                                // "" for an error
+		err   string
+	}{
+		{"a file", func(t *testing.T, dir string) string { return store }, store, ""},
+		{"a link to a file", func(t *testing.T, dir string) string {
+			symlink(t, store, filepath.Join(dir, "link"))
+			return filepath.Join(dir, "link")
+		}, store, ""},
+		{"a relative link to a link", func(t *testing.T, dir string) string {
+			symlink(t, store, filepath.Join(dir, "first"))
+			symlink(t, "first", filepath.Join(dir, "link"))
+			return filepath.Join(dir, "link")
+		}, store, ""},
+		{"a dangling link: the file it will create", func(t *testing.T, dir string) string {
+			symlink(t, filepath.Join(shared, "new"), filepath.Join(dir, "link"))
+			return filepath.Join(dir, "link")
+		}, filepath.Join(shared, "new"), ""},
+		{"a linked directory, the file not created yet", func(t *testing.T, dir string) string {
+			symlink(t, shared, filepath.Join(dir, "d"))
+			return filepath.Join(dir, "d", "sub", "new")
+		}, filepath.Join(shared, "sub", "new"), ""},
+		{"a missing directory, then ..", func(t *testing.T, dir string) string {
+			return filepath.Join(dir, "nope") + "/../x"
+		}, "", "no such file"},
+		{"another user's link", func(t *testing.T, dir string) string {
+			link := filepath.Join(dir, "link")
+			symlink(t, store, link)
+			chown(t, link, 54321)
+			return link
+		}, "", "a symbolic link that belongs to uid 54321"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := chmodDir(t, filepath.Join(root, strings.ReplaceAll(tt.name, " ", "_")), 0o700)
+			got, err := Resolve(tt.setup(t, dir))
+			if tt.want == "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("Resolve = %q, %v; want an error mentioning %q", got, err, tt.err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("Resolve = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
