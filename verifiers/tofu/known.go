@@ -109,8 +109,12 @@ func (k *known) keep(next *known) (kept *known, dropped int) {
 }
 
 // readKnown reads and parses the pins file; a missing file is empty.
-func readKnown(path string) (*known, error) {
-	k, err := readKnownPartly(path)
+func readKnown(path string) (*known, error) { return readKnownAs(path, path) }
+
+// readKnownAs is readKnown of file, named name in the errors of lines
+// that do not parse (the pins file as the user named it, file resolved).
+func readKnownAs(name, file string) (*known, error) {
+	k, err := readKnownPartly(name, file)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +125,7 @@ func readKnown(path string) (*known, error) {
 // that does not parse it returns the lines that do. A missing file is
 // empty only if no other user could have removed it: otherwise anyone
 // could make every recorded peer new again.
-func readKnownPartly(path string) (*known, error) {
+func readKnownPartly(name, path string) (*known, error) {
 	// A missing name is reported only once the directories before it
 	// were found safe.
 	f, err := files.OpenTrusted(path)
@@ -140,7 +144,7 @@ func readKnownPartly(path string) (*known, error) {
 	if _, err := buf.ReadFrom(f); err != nil {
 		return nil, fmt.Errorf("tofu: reading %q: %w", path, err)
 	}
-	k, err := parseKnown(path, buf.Bytes())
+	k, err := parseKnown(name, buf.Bytes())
 	k.stamp = stampOf(fi)
 	if err != nil {
 		return k, fmt.Errorf("tofu: %w", err)
@@ -258,22 +262,26 @@ func RemovePins(ctx context.Context, path string, match func(key string) bool) (
 }
 
 // editKnown reads the pins file at path under its lock and writes what
-// edit returns (nothing when it returns nil).
+// edit returns (nothing when it returns nil). Like the verifier, it edits
+// the file a symbolic link at path leads to, not the link.
 func editKnown(ctx context.Context, path string, edit func(*known) ([]byte, error)) error {
 	path, err := files.ExpandHome(path)
 	if err != nil {
 		return fmt.Errorf("tofu: %w", err)
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	file, err := files.Resolve(path)
+	if err != nil {
 		return fmt.Errorf("tofu: %w", err)
 	}
-	unlock, err := lock(ctx, path, nil)
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return fmt.Errorf("tofu: %w", err)
+	}
+	unlock, err := lock(ctx, file, nil)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	k, err := readKnown(path)
+	k, err := readKnownAs(path, file)
 	if err != nil {
 		return err
 	}
@@ -281,7 +289,7 @@ func editKnown(ctx context.Context, path string, edit func(*known) ([]byte, erro
 	if err != nil || data == nil {
 		return err
 	}
-	if err := files.WriteAtomic(path, data, 0o600); err != nil {
+	if err := files.WriteAtomic(file, data, 0o600); err != nil {
 		return fmt.Errorf("tofu: %w", err)
 	}
 	return nil

@@ -73,7 +73,8 @@ type Verifier struct {
 	log hclog.Logger
 	now func() time.Time
 
-	path string
+	path string // the pins file as configured, named in messages
+	file string // path resolved when configured: read, locked and written
 	mode Mode
 
 	mu      sync.Mutex // guards db, pending and the file
@@ -148,15 +149,24 @@ func (v *Verifier) Configure(ctx context.Context, req *verify.ConfigureRequest) 
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		return nil, &verify.OptionError{Option: "file", Value: file, Err: errors.New("is a directory")}
 	}
-	db, err := readKnown(path)
+	// Resolved once: the rename that records a pin would replace a
+	// link, making a private copy of the file it leads to.
+	real, err := files.Resolve(path)
+	if err != nil {
+		return nil, &verify.OptionError{Option: "file", Value: file, Err: err}
+	}
+	db, err := readKnownAs(path, real)
 	if err != nil {
 		return nil, &verify.OptionError{Option: "file", Value: file, Err: err}
 	}
 	if mode == Strict && !db.stamp.exists {
 		return nil, &verify.OptionError{Option: "file", Value: file, Err: errors.New("does not exist, and mode=strict accepts only peers recorded there (use mode=accept-new to record them)")}
 	}
+	if real != path {
+		v.log.Info(fmt.Sprintf("pins file %s leads to %s, where pins are read and recorded", path, real))
+	}
 	v.mu.Lock()
-	v.path, v.mode, v.db = path, mode, db
+	v.path, v.file, v.mode, v.db = path, real, mode, db
 	v.mu.Unlock()
 	return &verify.ConfigureResponse{}, nil
 }
@@ -253,9 +263,9 @@ func (v *Verifier) Commit(ctx context.Context, req *verify.Request) (*verify.Com
 		v.mu.Unlock()
 		return &verify.CommitResponse{}, nil
 	}
-	path := v.path
+	file := v.file
 	v.mu.Unlock()
-	if verdict := v.record(ctx, path, key, got, leaf); !verdict.Allow {
+	if verdict := v.record(ctx, file, key, got, leaf); !verdict.Allow {
 		return nil, errors.New(verdict.Reason)
 	}
 	return &verify.CommitResponse{}, nil
@@ -315,12 +325,12 @@ func (v *Verifier) changed(key string, recs []record, got pin.Pin) string {
 		forget, forget, knownPins(v.path, "add", key, entry(got)))
 }
 
-// record adds key's pin to the file at path and accepts the peer. Under
-// the file's lock it reads the file again, so that a pin recorded
+// record adds key's pin to file (v.file, resolved) and accepts the peer.
+// Under the file's lock it reads the file again, so that a pin recorded
 // meanwhile by another process is honoured, not overwritten. It waits for
 // the lock without holding v.mu, and takes v.mu once it has it.
-func (v *Verifier) record(ctx context.Context, path, key string, got pin.Pin, leaf []byte) *verify.Verdict {
-	unlock, err := v.lock(ctx, path, key)
+func (v *Verifier) record(ctx context.Context, file, key string, got pin.Pin, leaf []byte) *verify.Verdict {
+	unlock, err := v.lock(ctx, file, key)
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	// Recorded or not, the pending pin is settled before v.mu is free.
@@ -332,10 +342,10 @@ func (v *Verifier) record(ctx context.Context, path, key string, got pin.Pin, le
 		return failed(err)
 	}
 	defer unlock()
-	if v.path != path { // configured again meanwhile
-		return failed(fmt.Errorf("the pins file changed from %s to %s", path, v.path))
+	if v.file != file { // configured again meanwhile
+		return failed(fmt.Errorf("the pins file changed from %s to %s", file, v.file))
 	}
-	db, err := readKnown(v.path)
+	db, err := readKnownAs(v.path, v.file)
 	if err != nil {
 		v.log.Error(strings.TrimPrefix(err.Error(), "tofu: "))
 		return failed(err)
@@ -345,10 +355,10 @@ func (v *Verifier) record(ctx context.Context, path, key string, got pin.Pin, le
 		return verdict
 	}
 	data, n := db.appendLine(line(key, got) + " # first seen " + v.now().UTC().Format(time.DateOnly))
-	if err := files.WriteAtomic(v.path, data, 0o600); err != nil {
+	if err := files.WriteAtomic(v.file, data, 0o600); err != nil {
 		return failed(err)
 	}
-	if fresh, err := readKnown(v.path); err == nil {
+	if fresh, err := readKnownAs(v.path, v.file); err == nil {
 		v.db = fresh
 	} else {
 		v.db = db
@@ -358,13 +368,13 @@ func (v *Verifier) record(ctx context.Context, path, key string, got pin.Pin, le
 	return &verify.Verdict{Allow: true, Matched: fmt.Sprintf("%s:%d %s (recorded now)", v.path, n, key)}
 }
 
-// lock creates the directory of the pins file at path and takes the
+// lock creates the directory of the pins file (resolved) and takes the
 // file's lock for recording key, logging when another process holds it.
-func (v *Verifier) lock(ctx context.Context, path, key string) (func(), error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+func (v *Verifier) lock(ctx context.Context, file, key string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return nil, fmt.Errorf("tofu: %w", err)
 	}
-	unlock, err := lock(ctx, path, func(name string) {
+	unlock, err := lock(ctx, file, func(name string) {
 		v.log.Warn(fmt.Sprintf("waiting to record %s: another process holds the lock %s", key, name))
 	})
 	if err != nil {
@@ -379,11 +389,11 @@ func (v *Verifier) lock(ctx context.Context, path, key string) (func(), error) {
 // stay: replacing a compromised key takes effect even if the same edit
 // has a typo elsewhere.
 func (v *Verifier) refresh() {
-	st, err := currentStamp(v.path)
+	st, err := currentStamp(v.file)
 	if err != nil || st == v.db.stamp {
 		return
 	}
-	db, err := readKnownPartly(v.path)
+	db, err := readKnownPartly(v.path, v.file)
 	if err != nil {
 		// Do not reread the same bad version on every connection.
 		v.db.stamp = st

@@ -25,7 +25,8 @@ func (a *app) knownPinsCommand() *cobra.Command {
 server and client@HOST for a client, with the peer's spki pin. The file is
 edited under the same lock the tofu verifier takes and replaced atomically,
 so this is safe while tlspin runs; running verifiers see the change at
-their next connection.`,
+their next connection. A file reached through a symbolic link is edited
+where the link leads; the link stays.`,
 		Example: `  tlspin known-pins list
   tlspin known-pins remove example.com            # every port
   tlspin known-pins remove example.com:443
