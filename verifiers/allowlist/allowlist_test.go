@@ -18,7 +18,7 @@ import (
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/syncbuf"
 	"github.com/tlspin/tlspin/internal/wait"
-	"github.com/tlspin/tlspin/verifiers/internal/files"
+	"github.com/tlspin/tlspin/internal/files"
 	"github.com/tlspin/tlspin/verifiers/internal/vtest"
 )
 

@@ -24,7 +24,7 @@ import (
 
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/verify"
-	"github.com/tlspin/tlspin/verifiers/internal/files"
+	"github.com/tlspin/tlspin/internal/files"
 	"github.com/tlspin/tlspin/verifiers/pinverifier"
 )
 

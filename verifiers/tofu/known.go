@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/tlspin/tlspin/core/pin"
-	"github.com/tlspin/tlspin/verifiers/internal/files"
+	"github.com/tlspin/tlspin/internal/files"
 )
 
 // header starts a new pins file.

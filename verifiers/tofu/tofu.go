@@ -47,7 +47,7 @@ import (
 
 	"github.com/tlspin/tlspin/core/pin"
 	"github.com/tlspin/tlspin/core/verify"
-	"github.com/tlspin/tlspin/verifiers/internal/files"
+	"github.com/tlspin/tlspin/internal/files"
 	"github.com/tlspin/tlspin/verifiers/internal/notify"
 	"github.com/tlspin/tlspin/verifiers/pinverifier"
 )

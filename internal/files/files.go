@@ -1,7 +1,9 @@
-// Package files holds the file handling the file-based verifiers share:
-// expanding ~ in a path given as an option, refusing a file another user
-// may have written, reading a file for a check before connecting only if
-// it is small, and replacing a file atomically.
+// Package files holds the file handling that trust depends on: expanding
+// ~ in a path given as an option, refusing a file another user may have
+// written or whose path they may redirect (the file-based verifiers' trust
+// files, verifier plugins, private keys' directories), reading a file for
+// a check before connecting only if it is small, and replacing a file
+// atomically.
 package files
 
 import (
