@@ -21,6 +21,11 @@ import (
 //     keep a list together);
 //   - a directory the path passes through belongs to someone else, or
 //     every user may write it and it is not sticky (as /tmp is);
+//   - a directory the path passes through may be written by a group
+//     that has other members than this user, and is not sticky, unless
+//     the file itself is writable by that same group (its members may
+//     change it anyway): they could replace or remove a file they were
+//     not given;
 //   - a symbolic link on the way belongs to someone else.
 //
 // The path is walked one name at a time, as the kernel would, links and
@@ -30,19 +35,41 @@ import (
 // not exist gives an error matching fs.ErrNotExist, after the directories
 // before it were checked.
 func OpenTrusted(path string) (*os.File, error) {
-	real, err := walk(path, false)
+	real, shared, err := walk(path, false)
 	if err != nil {
 		return nil, err
 	}
 	f, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
 	if err != nil {
+		if len(shared) > 0 && errors.Is(err, fs.ErrNotExist) {
+			return nil, shared[0].refuse(path, nil)
+		}
 		return nil, err
 	}
-	if err := checkFile(f, path); err != nil {
+	st, err := f.Stat()
+	if err == nil {
+		err = checkFile(st, path, shared)
+	}
+	if err != nil {
 		f.Close()
 		return nil, err
 	}
 	return f, nil
+}
+
+// CheckExecutable refuses the program at path, a verifier plugin that
+// will decide whom to trust, on the same grounds as OpenTrusted: another
+// user may have written it, or may change which file path leads to.
+func CheckExecutable(path string) error {
+	real, shared, err := walk(path, false)
+	if err != nil {
+		return err
+	}
+	st, err := os.Lstat(real)
+	if err == nil {
+		err = checkFile(st, path, shared)
+	}
+	return err
 }
 
 // Resolve returns path with every symbolic link resolved, having checked
@@ -56,20 +83,22 @@ func OpenTrusted(path string) (*os.File, error) {
 // fs.ErrNotExist. The file itself is not checked: open it with
 // OpenTrusted.
 func Resolve(path string) (string, error) {
-	real, err := walk(path, true)
+	real, shared, err := walk(path, true)
+	if err == nil && len(shared) > 0 {
+		// What is written there is this user's alone (0600): a group
+		// that may write the directory could replace or remove it.
+		err = shared[0].refuse(path, nil)
+	}
 	if err != nil {
 		return "", fmt.Errorf("files: resolving %q: %w", path, err)
 	}
 	return real, nil
 }
 
-// checkFile refuses f, opened from path, unless it is a regular file
-// that only this user or root may have written.
-func checkFile(f *os.File, path string) error {
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
+// checkFile refuses st, what path leads to, unless it is a regular file
+// that only this user or root may have written, or a group that may also
+// write every directory in shared.
+func checkFile(st os.FileInfo, path string, shared []groupDir) error {
 	switch {
 	case st.IsDir():
 		return fmt.Errorf("%s is a directory", path)
@@ -82,7 +111,31 @@ func checkFile(f *os.File, path string) error {
 	if st.Mode().Perm()&0o002 != 0 {
 		return fmt.Errorf("%s may be written by every user (mode %04o), so anyone could change whom it trusts: chmod o-w %s", path, st.Mode().Perm(), path)
 	}
+	for _, g := range shared {
+		if sys, ok := st.Sys().(*syscall.Stat_t); !ok || st.Mode().Perm()&0o020 == 0 || sys.Gid != g.gid {
+			return g.refuse(path, st)
+		}
+	}
 	return nil
+}
+
+// groupDir is a directory on a path that a group with other members than
+// this user may write, and that is not sticky.
+type groupDir struct {
+	dir  string
+	gid  uint32
+	mode fs.FileMode
+}
+
+// refuse says why path, in g, is refused; st is the file, nil if it does
+// not exist.
+func (g groupDir) refuse(path string, st os.FileInfo) error {
+	what := "replace or remove it"
+	if st == nil {
+		what = "put a file of theirs there"
+	}
+	return fmt.Errorf("%s is in %s, which group %s may write to (mode %04o, not sticky), and its other members could %s: chmod g-w %s, or, if they are meant to change %s, make it writable by that group too",
+		path, g.dir, groupName(g.gid), g.mode.Perm(), what, g.dir, path)
 }
 
 // maxLinks is how many symbolic links a walk follows, as Linux's ELOOP.
@@ -90,17 +143,19 @@ const maxLinks = 40
 
 // walk returns path with every symbolic link resolved, having checked
 // each directory it passes through and each link it follows (see
-// OpenTrusted), so that no other user can change where it leads. With
-// missing, a name that does not exist ends the walk (see Resolve).
-func walk(path string, missing bool) (string, error) {
+// OpenTrusted), so that no other user can change where it leads, but for
+// the directories a group may write (shared), which only the file can
+// clear. With missing, a name that does not exist ends the walk (see
+// Resolve).
+func walk(path string, missing bool) (real string, shared []groupDir, err error) {
 	if path == "" {
-		return "", errors.New("files: empty path")
+		return "", nil, errors.New("files: empty path")
 	}
 	full := path
 	if !filepath.IsAbs(path) {
 		wd, err := os.Getwd()
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		full = wd + "/" + path
 	}
@@ -118,55 +173,72 @@ func walk(path string, missing bool) (string, error) {
 			continue
 		}
 		if !checked[cur] {
-			if err := safeDir(path, cur); err != nil {
-				return "", err
+			g, err := safeDir(path, cur)
+			if err != nil {
+				return "", nil, err
+			}
+			if g != nil {
+				shared = append(shared, *g)
 			}
 			checked[cur] = true
 		}
 		next := filepath.Join(cur, name)
 		st, err := os.Lstat(next)
 		if missing && errors.Is(err, fs.ErrNotExist) && !slices.Contains(names, "..") {
-			return filepath.Join(append([]string{next}, names...)...), nil
+			return filepath.Join(append([]string{next}, names...)...), shared, nil
 		}
 		if err != nil {
-			return "", err
+			if len(shared) > 0 && errors.Is(err, fs.ErrNotExist) {
+				// Missing, perhaps removed by the group: not "missing".
+				return "", nil, shared[len(shared)-1].refuse(path, nil)
+			}
+			return "", nil, err
 		}
 		if st.Mode()&fs.ModeSymlink == 0 {
 			cur = next
 			continue
 		}
 		if links++; links > maxLinks {
-			return "", fmt.Errorf("%s: more than %d symbolic links", path, maxLinks)
+			return "", nil, fmt.Errorf("%s: more than %d symbolic links", path, maxLinks)
 		}
 		if err := owned(st, fmt.Sprintf("%s passes through %s, a symbolic link that belongs to", path, next), "so that user chooses where it leads"); err != nil {
-			return "", err
+			return "", nil, err
 		}
 		target, err := os.Readlink(next)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		if filepath.IsAbs(target) {
 			cur = "/"
 		}
 		names = append(strings.Split(target, "/"), names...)
 	}
-	return cur, nil
+	return cur, shared, nil
 }
 
 // safeDir refuses dir, a directory path passes through, if another user
-// could replace what is in it.
-func safeDir(path, dir string) error {
+// could replace what is in it; if only the members of its group could, it
+// returns that group for the file to clear.
+func safeDir(path, dir string) (*groupDir, error) {
 	st, err := os.Stat(dir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := owned(st, fmt.Sprintf("%s is in %s, which belongs to", path, dir), "so that user could replace it"); err != nil {
-		return err
+		return nil, err
 	}
-	if st.Mode().Perm()&0o002 != 0 && st.Mode()&os.ModeSticky == 0 && !readOnly(dir) {
-		return fmt.Errorf("%s is in %s, which every user may write to (mode %04o, not sticky), so anyone could replace it", path, dir, st.Mode().Perm())
+	perm := st.Mode().Perm()
+	if perm&0o022 == 0 || st.Mode()&os.ModeSticky != 0 || readOnly(dir) {
+		return nil, nil
 	}
-	return nil
+	if perm&0o002 != 0 {
+		return nil, fmt.Errorf("%s is in %s, which every user may write to (mode %04o, not sticky), so anyone could replace it", path, dir, perm)
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok || privateGroup(sys.Gid) {
+		return nil, nil
+	}
+	return &groupDir{dir: dir, gid: sys.Gid, mode: st.Mode()}, nil
 }
 
 // overflowUID is how a user namespace shows a user it does not map.

@@ -1,0 +1,106 @@
+//go:build unix
+
+package files
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestGroupWritableDirectory is the attack of another member of a group
+// that may write a directory on the path of this user's trust file: a
+// tofu store (0600) in a team's 2770 directory, which they could remove
+// so that a man-in-the-middle is recorded as first use, or replace with
+// an old version. Such a directory is refused unless the group is this
+// user's alone (a user private group, which a umask of 002 gives every
+// directory), or the file is writable by that group anyway (a list the
+// team keeps together), or the directory is sticky.
+func TestGroupWritableDirectory(t *testing.T) {
+	const gid = 54322
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name      string
+		members   string // of the group, in /etc/group
+		ownGroup  string // a user with it as their own, in /etc/passwd
+		dirMode   os.FileMode
+		fileMode  os.FileMode // 0: the file does not exist
+		fileGroup int         // -1: the file keeps its group
+		refused   string      // "" to read
+	}{
+		{"a team's directory, this user's file", "alice," + me.Username, "", os.ModeSetgid | 0o770, 0o600, -1, `may write to (mode 0770, not sticky), and its other members could replace or remove it`},
+		{"a team's directory, the team's file", "alice," + me.Username, "", os.ModeSetgid | 0o770, 0o660, gid, ""},
+		{"a team's directory, the file writable by another group", "alice", "", os.ModeSetgid | 0o770, 0o660, 0, "its other members could replace or remove it"},
+		{"a team's directory, the file missing", "alice", "", os.ModeSetgid | 0o770, 0, -1, "its other members could put a file of theirs there"},
+		{"a group others have as their own", "", "alice", os.ModeSetgid | 0o770, 0o600, -1, "its other members could replace or remove it"},
+		{"this user's private group", me.Username, "", os.ModeSetgid | 0o770, 0o600, -1, ""},
+		{"a group of no one", "", "", 0o770, 0o600, -1, ""},
+		{"a team's sticky directory", "alice", "", os.ModeSticky | 0o770, 0o600, -1, ""},
+		{"a team's directory it may only read", "alice", "", 0o750, 0o600, -1, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			etc := t.TempDir()
+			accounts.group = filepath.Join(etc, "group")
+			accounts.passwd = filepath.Join(etc, "passwd")
+			t.Cleanup(func() { accounts.group, accounts.passwd = "/etc/group", "/etc/passwd" })
+			writeFile(t, accounts.group, "root:x:0:\nteam:x:"+strconv.Itoa(gid)+":"+tt.members+"\n")
+			passwd := me.Username + ":x:" + me.Uid + ":" + me.Gid + "::/:/bin/sh\n"
+			if tt.ownGroup != "" {
+				passwd += tt.ownGroup + ":x:54323:" + strconv.Itoa(gid) + "::/:/bin/sh\n"
+			}
+			writeFile(t, accounts.passwd, passwd)
+
+			dir := filepath.Join(t.TempDir(), "team")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Lchown(dir, -1, gid); err != nil {
+				t.Skipf("cannot give a directory to another group here: %v", err)
+			}
+			if err := os.Chmod(dir, tt.dirMode); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "known_pins")
+			if tt.fileMode != 0 {
+				file(t, dir, "known_pins", tt.fileMode)
+				if tt.fileGroup >= 0 {
+					if err := os.Lchown(path, -1, tt.fileGroup); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			_, err := ReadTrusted(path)
+			switch {
+			case tt.refused == "" && tt.fileMode != 0 && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tt.refused == "" && tt.fileMode == 0 && !errors.Is(err, fs.ErrNotExist):
+				t.Fatalf("a missing file: %v, want it missing", err)
+			case tt.refused != "" && (err == nil || !strings.Contains(err.Error(), tt.refused)):
+				t.Fatalf("read: %v, want refused with %q", err, tt.refused)
+			case tt.refused != "" && errors.Is(err, fs.ErrNotExist):
+				t.Fatalf("refused as missing: %v; a missing store would count as empty", err)
+			}
+			// A writer (tofu's store) writes 0600: any group that may
+			// replace it is refused.
+			_, rerr := Resolve(path)
+			if wantRefused := tt.refused != "" || tt.fileGroup == gid; (rerr != nil) != wantRefused {
+				t.Errorf("Resolve: %v, want refused: %v", rerr, wantRefused)
+			}
+		})
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
