@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/tlspin/tlspin/core/rpc"
+	"github.com/tlspin/tlspin/internal/files"
 )
 
 // ExecPrefix is the file-name prefix of an external verifier executable.
@@ -213,7 +214,10 @@ func (f *Finder) List() ([]Found, error) {
 	return append(out, ext...), nil
 }
 
-// unusable says why the file at p cannot run as a plugin, or "".
+// unusable says why the file at p cannot run as a plugin, or "". A
+// plugin decides whom to trust, so one that another user may have written,
+// or may swap (through a directory or a link of theirs), is refused as a
+// trust file is (files.CheckExecutable).
 func unusable(p string) string {
 	st, err := os.Stat(p)
 	switch {
@@ -223,6 +227,9 @@ func unusable(p string) string {
 		return "is a directory"
 	case st.Mode()&0o111 == 0:
 		return "is not executable (chmod +x it)"
+	}
+	if err := files.CheckExecutable(p); err != nil {
+		return "refused: " + err.Error()
 	}
 	return ""
 }

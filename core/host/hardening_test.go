@@ -152,6 +152,99 @@ func TestNonExecutableIsListedAsUnusable(t *testing.T) {
 	}
 }
 
+// TestPlantedPluginIsRefused is the attack of another local user on a
+// verifier plugin, which decides whom to trust: a plugin file every user
+// may write, one in a directory every user may write (not sticky), one
+// they own, one behind a link of theirs. Each is refused by Find, by name
+// and by path, and listed as unusable, as a trust file would be refused;
+// this user's plugin in this user's directory runs.
+func TestPlantedPluginIsRefused(t *testing.T) {
+	const other = 54321
+	src := customBinary(t)
+	for _, tc := range []struct {
+		name    string
+		plant   func(t *testing.T, dir string) string // returns the plugin directory
+		refused string                                // "" for usable
+	}{
+		{"this user's", func(t *testing.T, dir string) string {
+			install(t, src, dir, host.ExecPrefix+customName)
+			return dir
+		}, ""},
+		{"writable by every user", func(t *testing.T, dir string) string {
+			chmod(t, install(t, src, dir, host.ExecPrefix+customName), 0o777)
+			return dir
+		}, "may be written by every user (mode 0777)"},
+		{"in a directory every user may write", func(t *testing.T, dir string) string {
+			d := filepath.Join(dir, "shared")
+			install(t, src, d, host.ExecPrefix+customName)
+			chmod(t, d, 0o777)
+			return d
+		}, "which every user may write to (mode 0777, not sticky)"},
+		{"another user's", func(t *testing.T, dir string) string {
+			lchown(t, install(t, src, dir, host.ExecPrefix+customName), other)
+			return dir
+		}, "belongs to uid 54321"},
+		{"behind another user's link", func(t *testing.T, dir string) string {
+			real := install(t, src, filepath.Join(dir, "real"), host.ExecPrefix+customName)
+			d := filepath.Join(dir, "plugins")
+			if err := os.Mkdir(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			link := filepath.Join(d, host.ExecPrefix+customName)
+			if err := os.Symlink(real, link); err != nil {
+				t.Fatal(err)
+			}
+			lchown(t, link, other)
+			return d
+		}, "a symbolic link that belongs to uid 54321"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := tc.plant(t, t.TempDir())
+			f := &host.Finder{PluginDirs: []string{dir}}
+			_, findErr := f.Find(customName)
+			_, pathErr := f.Find(filepath.Join(dir, host.ExecPrefix+customName))
+			list, err := f.List()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var unusable string
+			for _, found := range list {
+				if found.Name == customName {
+					unusable = found.Unusable
+				}
+			}
+			for what, got := range map[string]string{"Find by name": errText(findErr), "Find by path": errText(pathErr), "List": unusable} {
+				if (got == "") != (tc.refused == "") || !strings.Contains(got, tc.refused) {
+					t.Errorf("%s: %q, want refused with %q", what, got, tc.refused)
+				}
+			}
+		})
+	}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func chmod(t *testing.T, path string, mode os.FileMode) {
+	t.Helper()
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(path, 0o755) })
+}
+
+// lchown gives path to uid, which needs root: the case is skipped without.
+func lchown(t *testing.T, path string, uid int) {
+	t.Helper()
+	if err := os.Lchown(path, uid, -1); err != nil {
+		t.Skipf("cannot give a file to another user here: %v", err)
+	}
+}
+
 func TestPluginNamedOtherwiseIsWarned(t *testing.T) {
 	logs := &syncbuf.Buffer{}
 	cfg := discConfig(t)

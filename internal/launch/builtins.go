@@ -14,6 +14,7 @@ import (
 	"github.com/tlspin/tlspin/core/peercred"
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/builtinplugin"
+	"github.com/tlspin/tlspin/internal/files"
 	"github.com/tlspin/tlspin/verifiers"
 	"github.com/tlspin/tlspin/verifiers/builtin"
 )
@@ -46,6 +47,12 @@ func (c *Config) resolveBuiltins() {
 		self = c.SelfExec
 	}
 	if err := sameBuild(self, p); err != nil {
+		c.BuiltinsWhyNot = err.Error()
+		return
+	}
+	// It decides whom to trust, as any plugin: not one another user may
+	// have written or may swap. Self re-executed is as safe as Self.
+	if err := files.CheckExecutable(p); err != nil {
 		c.BuiltinsWhyNot = err.Error()
 		return
 	}

@@ -62,6 +62,13 @@ func TestBuiltinsNextToTlspin(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, "no executable tlspin-builtins"},
+		// Another user could swap it for one that allows every peer.
+		{"writable by every user", func(t *testing.T, dir string) {
+			copyTo(built)(t, dir)
+			if err := os.Chmod(filepath.Join(dir, "tlspin-builtins"), 0o777); err != nil {
+				t.Fatal(err)
+			}
+		}, "may be written by every user (mode 0777)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
