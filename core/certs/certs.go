@@ -24,7 +24,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
+
+	"github.com/tlspin/tlspin/internal/files"
 )
 
 var (
@@ -47,6 +50,10 @@ var (
 	// ErrSymlink means a file to write is a symbolic link, which is never
 	// followed.
 	ErrSymlink = errors.New("certs: refusing to write through a symbolic link")
+	// ErrUnsafeDir means a file to write is in a directory, or behind a
+	// symbolic link, that another user could write: they could swap or
+	// remove a private key there.
+	ErrUnsafeDir = errors.New("certs: refusing to write where another user could replace it")
 	// ErrSameFile means two files to write are one file.
 	ErrSameFile = errors.New("certs: two outputs are the same file")
 	// ErrNotRegular means a file to write exists and is not a regular file.
@@ -264,7 +271,24 @@ func WriteFiles(files []File, force bool) error {
 // checkTarget returns path with its directory resolved, after checking
 // that it may be written.
 func checkTarget(path string, force bool) (string, error) {
-	dir, err := filepath.EvalSymlinks(filepath.Dir(path))
+	// Resolved by the checked walk: a directory (or a link on the way)
+	// another user could write would let them swap or remove the key.
+	// The walk of path checks the directory the file goes in too (that of
+	// its directory stops short of it); a link at path itself is refused
+	// below.
+	dir, err := files.Resolve(filepath.Dir(path))
+	if err == nil {
+		_, err = files.Resolve(path)
+	}
+	if errors.Is(err, files.ErrUntrusted) {
+		return "", fmt.Errorf("%w: %w", ErrUnsafeDir, err)
+	}
+	if err == nil {
+		var st os.FileInfo
+		if st, err = os.Stat(dir); err == nil && !st.IsDir() {
+			err = syscall.ENOTDIR
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("certs: directory of %q: %w", path, err)
 	}

@@ -197,6 +197,23 @@ func TestWriteFilesAttacks(t *testing.T) {
 		{"cert directory missing: key not written either", func(t *testing.T, dir string) (string, string) {
 			return filepath.Join(dir, "key.pem"), filepath.Join(dir, "nodir", "cert.pem")
 		}, true, os.ErrNotExist},
+		{"key directory every user may write", func(t *testing.T, dir string) (string, string) {
+			shared := filepath.Join(dir, "shared")
+			os.Mkdir(shared, 0o700)
+			os.Chmod(shared, 0o777)
+			return filepath.Join(shared, "key.pem"), filepath.Join(dir, "cert.pem")
+		}, true, certs.ErrUnsafeDir},
+		// The other user could swap the pair for one they hold, which a
+		// proxy reloading --cert would pick up.
+		{"key directory a symlink into another user's directory", func(t *testing.T, dir string) (string, string) {
+			theirs := filepath.Join(dir, "theirs")
+			os.Mkdir(theirs, 0o755)
+			if err := os.Lchown(theirs, 54321, -1); err != nil {
+				t.Skipf("cannot give a directory to another user here: %v", err)
+			}
+			mustSymlink(t, theirs, filepath.Join(dir, "keys"))
+			return filepath.Join(dir, "keys", "key.pem"), filepath.Join(dir, "cert.pem")
+		}, true, certs.ErrUnsafeDir},
 		{"cert is a directory", func(t *testing.T, dir string) (string, string) {
 			os.Mkdir(filepath.Join(dir, "cert.pem"), 0o700)
 			return filepath.Join(dir, "key.pem"), filepath.Join(dir, "cert.pem")

@@ -109,7 +109,7 @@ func checkFile(st os.FileInfo, path string, shared []groupDir) error {
 		return err
 	}
 	if st.Mode().Perm()&0o002 != 0 {
-		return fmt.Errorf("%s may be written by every user (mode %04o), so anyone could change whom it trusts: chmod o-w %s", path, st.Mode().Perm(), path)
+		return untrusted("%s may be written by every user (mode %04o), so anyone could change whom it trusts: chmod o-w %s", path, st.Mode().Perm(), path)
 	}
 	for _, g := range shared {
 		if sys, ok := st.Sys().(*syscall.Stat_t); !ok || st.Mode().Perm()&0o020 == 0 || sys.Gid != g.gid {
@@ -134,8 +134,22 @@ func (g groupDir) refuse(path string, st os.FileInfo) error {
 	if st == nil {
 		what = "put a file of theirs there"
 	}
-	return fmt.Errorf("%s is in %s, which group %s may write to (mode %04o, not sticky), and its other members could %s: chmod g-w %s, or, if they are meant to change %s, make it writable by that group too",
+	return untrusted("%s is in %s, which group %s may write to (mode %04o, not sticky), and its other members could %s: chmod g-w %s, or, if they are meant to change %s, make it writable by that group too",
 		path, g.dir, groupName(g.gid), g.mode.Perm(), what, g.dir, path)
+}
+
+// ErrUntrusted is matched by a refusal because another user may have
+// written the file, or may change what its path leads to.
+var ErrUntrusted = errors.New("files: another user may have written it")
+
+// untrustedError is such a refusal, saying why.
+type untrustedError struct{ msg string }
+
+func (e *untrustedError) Error() string        { return e.msg }
+func (e *untrustedError) Is(target error) bool { return target == ErrUntrusted }
+
+func untrusted(format string, args ...any) error {
+	return &untrustedError{msg: fmt.Sprintf(format, args...)}
 }
 
 // maxLinks is how many symbolic links a walk follows, as Linux's ELOOP.
@@ -232,7 +246,7 @@ func safeDir(path, dir string) (*groupDir, error) {
 		return nil, nil
 	}
 	if perm&0o002 != 0 {
-		return nil, fmt.Errorf("%s is in %s, which every user may write to (mode %04o, not sticky), so anyone could replace it", path, dir, perm)
+		return nil, untrusted("%s is in %s, which every user may write to (mode %04o, not sticky), so anyone could replace it", path, dir, perm)
 	}
 	sys, ok := st.Sys().(*syscall.Stat_t)
 	if !ok || privateGroup(sys.Gid) {
@@ -255,7 +269,7 @@ func owned(st os.FileInfo, what, why string) error {
 	if int(sys.Uid) == me || sys.Uid == 0 {
 		return nil
 	}
-	err := fmt.Errorf("%s uid %d, not to this user (uid %d) or root, %s", what, sys.Uid, me, why)
+	err := untrusted("%s uid %d, not to this user (uid %d) or root, %s", what, sys.Uid, me, why)
 	if sys.Uid == overflowUID {
 		err = fmt.Errorf("%w (in a user namespace, uid %d is how any user outside it shows, root included: keep trust files where the namespace maps their owner)", err, overflowUID)
 	}
