@@ -12,8 +12,8 @@
 //	client := &http.Client{Transport: &http.Transport{TLSClientConfig: v.ClientConfig("api.internal")}}
 //
 // Start takes verifier specs in the syntax of tlspin's --verifier: NAME,
-// NAME:key=value,key=value (a key may repeat, for backup pins), or the path
-// of a plugin executable. It returns when every verifier has started and
+// NAME:key=value,key=value (a key may repeat, for backup pins; in a value,
+// \, is a comma and \\ a backslash), or the path of a plugin executable. It returns when every verifier has started and
 // accepted its options; a mistake in a spec, an unknown verifier or an
 // option a verifier refuses is an error matching ErrBadConfig, and nothing
 // is left running. Several verifiers must all allow a peer. StartWith takes

@@ -39,8 +39,8 @@ type Verifiers struct {
 
 // Start starts one verifier per spec, each as its own process, and returns
 // once all are ready. A spec is what tlspin's --verifier takes: NAME,
-// NAME:key=value,key=value (a key may repeat), or a path to a plugin
-// executable, with the same options. Several verifiers must all allow a
+// NAME:key=value,key=value (a key may repeat; in a value, \, is a comma and
+// \\ a backslash), or a path to a plugin executable, with the same options. Several verifiers must all allow a
 // peer; see StartWith for that and every other option.
 //
 // ctx bounds the start only; the verifiers run until Close.

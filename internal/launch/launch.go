@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -112,6 +113,9 @@ type Spec struct {
 
 // ParseSpec parses NAME, NAME:key=value,key=value or PATH[:key=value...].
 // A key may repeat (backup pins); empty items between commas are skipped.
+// After the colon, \, is a comma that does not end the option and \\ is a
+// backslash; a backslash before anything else is refused, so that no value
+// written for another syntax is silently changed. NAME takes no escapes.
 func ParseSpec(s string) (Spec, error) {
 	name, rest, hasOpts := strings.Cut(s, ":")
 	if name == "" {
@@ -121,17 +125,78 @@ func ParseSpec(s string) (Spec, error) {
 	if !hasOpts {
 		return sp, nil
 	}
-	for kv := range strings.SplitSeq(rest, ",") {
-		if kv == "" {
-			continue
-		}
-		k, v, ok := strings.Cut(kv, "=")
+	items, err := splitOptions(rest)
+	if err != nil {
+		return Spec{}, Configf("verifier %#q: %w", s, err)
+	}
+	for i, it := range items {
+		k, v, ok := strings.Cut(it.text, "=")
 		if !ok || k == "" {
-			return Spec{}, Configf("verifier %q: option %q is not key=value", s, kv)
+			hint := ""
+			if i > 0 {
+				hint = ` (a comma inside a value is written \,; in a shell, inside single quotes: 'NAME:key=a\, b')`
+			}
+			return Spec{}, Configf("verifier %q: option %q is not key=value%s", s, it.raw, hint)
 		}
 		sp.Options[k] = append(sp.Options[k], v)
 	}
 	return sp, nil
+}
+
+// option is one item of a spec's options: as written, and unescaped.
+type option struct{ raw, text string }
+
+// splitOptions splits the options of a spec at each comma not escaped,
+// unescaping \, and \\, and skipping empty items.
+func splitOptions(rest string) ([]option, error) {
+	var out []option
+	var text strings.Builder
+	start := 0
+	end := func(i int) {
+		if i > start {
+			out = append(out, option{raw: rest[start:i], text: text.String()})
+		}
+		text.Reset()
+		start = i + 1
+	}
+	for i := 0; i < len(rest); i++ {
+		switch c := rest[i]; c {
+		case ',':
+			end(i)
+		case '\\':
+			// The item as written runs to the next comma not escaped.
+			raw := rest[start:]
+			for k := i + 2; k < len(rest); k++ {
+				if rest[k] == ',' && !escaped(rest, k) {
+					raw = rest[start:k]
+					break
+				}
+			}
+			if i+1 == len(rest) {
+				return nil, fmt.Errorf("option %#q: a backslash at the end; write \\, for a comma and \\\\ for a backslash", raw)
+			}
+			if n := rest[i+1]; n != ',' && n != '\\' {
+				r, _ := utf8.DecodeRuneInString(rest[i+1:])
+				return nil, fmt.Errorf("option %#q: a backslash before %q; write \\, for a comma and \\\\ for a backslash", raw, string(r))
+			}
+			text.WriteByte(rest[i+1])
+			i++
+		default:
+			text.WriteByte(c)
+		}
+	}
+	end(len(rest))
+	return out, nil
+}
+
+// escaped reports whether s[i] follows an odd run of backslashes.
+func escaped(s string, i int) bool {
+	n := 0
+	for i > 0 && s[i-1] == '\\' {
+		n++
+		i--
+	}
+	return n%2 == 1
 }
 
 // ServeCommand is the argument that makes a program serve a built-in

@@ -25,7 +25,7 @@ type verifierFlags struct {
 }
 
 func (f *verifierFlags) register(fs *pflag.FlagSet, what string) {
-	fs.StringArrayVar(&f.specs, "verifier", nil, "verifier that decides on the "+what+": NAME or NAME:key=value,key=value (repeatable; NAME may be a path to a plugin executable)")
+	fs.StringArrayVar(&f.specs, "verifier", nil, "verifier that decides on the "+what+": NAME or NAME:key=value,key=value (repeatable; NAME may be a path to a plugin executable; in a value, write a comma as \\, and a backslash twice, and quote it for the shell: 'NAME:cn=Acme\\, Inc')")
 	fs.StringArrayVar(&f.pins, "pin", nil, "short for --opt pin=VALUE (repeatable: backup pins)")
 	fs.StringArrayVar(&f.opts, "opt", nil, "KEY=VALUE option for the verifier (repeatable); with several --verifier, use NAME:key=value instead")
 	fs.StringVar(&f.require, "require", "all", "with several verifiers: all must allow, or any one may")
