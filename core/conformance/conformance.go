@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -414,8 +415,7 @@ func (c *checker) checkConfigure(ctx context.Context) bool {
 	if len(c.t.Bad) == 0 {
 		c.add(ItemConfigureBad, Skip, "no bad value given (--bad KEY=VALUE)")
 	} else {
-		keys := slices.Sorted(maps.Keys(c.t.Bad))
-		c.refuseEach(ctx, ItemConfigureBad, keys, func(k string) verify.Options { return with(k, c.t.Bad[k]...) }, func(k string) string { return showOptions(verify.Options{k: c.t.Bad[k]}) })
+		c.refuseBad(ctx, with)
 	}
 
 	cctx, cancel := c.call(ctx)
@@ -443,6 +443,27 @@ func (c *checker) refuseEach(ctx context.Context, item string, keys []string, op
 		return
 	}
 	c.add(item, Pass, "refused %s with INVALID_ARGUMENT naming the option", strings.Join(tried, ", "))
+}
+
+// refuseBad configures each bad value alone, on top of the working
+// configuration (two values of one key together would be refused for the
+// repeat, whatever the values), and reports once, quoting each value so
+// that one can tell them apart.
+func (c *checker) refuseBad(ctx context.Context, with func(string, ...string) verify.Options) {
+	var bad, tried []string
+	for _, k := range slices.Sorted(maps.Keys(c.t.Bad)) {
+		for _, v := range c.t.Bad[k] {
+			if why := c.refusal(ctx, k, with(k, v)); why != "" {
+				bad = append(bad, why)
+			}
+			tried = append(tried, strconv.Quote(k+"="+v))
+		}
+	}
+	if len(bad) > 0 {
+		c.add(ItemConfigureBad, Fail, "%s", strings.Join(bad, "; "))
+		return
+	}
+	c.add(ItemConfigureBad, Pass, "refused each alone with INVALID_ARGUMENT naming the option: %s", strings.Join(tried, ", "))
 }
 
 func (c *checker) refuse(ctx context.Context, item, key string, opts verify.Options) {

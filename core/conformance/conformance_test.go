@@ -147,3 +147,37 @@ func TestSocketWithoutADirectory(t *testing.T) {
 		t.Fatalf("ATTACK: channel-socket %s: %s\n%s", r.Status, r.Detail, show(rep))
 	}
 }
+
+// TestBadValuesEachAlone: --bad given twice for one key tries each value
+// alone, as the help says. Tried together, a plugin refused them for
+// repeating the key, and a value it accepts passed as refused; the report
+// showed "want=maybe,want=allow", which reads as one configuration.
+func TestBadValuesEachAlone(t *testing.T) {
+	path := testbin.Build(t, "./core/conformance/testdata/plugins", "tlspin-verifier-good")
+	tests := []struct {
+		name   string
+		bad    verify.Options
+		status conformance.Status
+		detail string
+	}{
+		{"all refused", verify.Options{"want": {"maybe", "sometimes"}, "zz": {"1"}}, conformance.Pass,
+			`refused each alone with INVALID_ARGUMENT naming the option: "want=maybe", "want=sometimes", "zz=1"`},
+		{"one accepted", verify.Options{"want": {"maybe", "allow"}}, conformance.Fail, "accepted want=allow"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rep, err := conformance.Run(context.Background(), conformance.Target{
+				Name: "good", Path: path, Env: host.PluginEnv(os.Getenv),
+				Options: verify.Options{"want": {"reject"}}, Bad: tt.bad,
+			}, conformance.Config{Samples: 5})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, _ := rep.Result(conformance.ItemConfigureBad)
+			if r.Status != tt.status || !strings.Contains(r.Detail, tt.detail) {
+				t.Fatalf("configure-bad-value %s: %s; want %s with %q\n%s", r.Status, r.Detail, tt.status, tt.detail, show(rep))
+			}
+		})
+	}
+}
