@@ -50,7 +50,11 @@ direction:
 
 A peer that is rejected never reaches the other side: the handshake (and
 verification) finishes before the target is dialled or a byte of the local
-client is read. Half-closes and resets pass through.`,
+client is read. Half-closes and resets pass through.
+
+proxy client's --cert is lent to whoever can connect to --listen: on TCP,
+loopback included, that is every local user; --listen unix:/path keeps it
+to this user.`,
 	}
 	c.AddCommand(a.proxyModeCommand(proxy.ServerMode), a.proxyModeCommand(proxy.ClientMode))
 	return c
@@ -73,8 +77,16 @@ server mode), connect to --target in plaintext and copy bytes both ways.`
 		c.Long = `Accept plaintext on --listen, connect to --target over TLS, let the
 verifiers decide on its certificate, and copy bytes both ways. A rejected
 server means the local connection is closed at once, nothing sent upstream.
---cert presents a client certificate (mutual TLS).`
+--cert presents a client certificate (mutual TLS).
+
+On TCP, even loopback, every local user can connect to --listen, and with
+--cert reaches the target as the client whose key is pinned. --listen
+unix:/path keeps that to this user: the socket has mode 0600, and a
+connection from any other uid (root excepted, which can read the key
+anyway) is closed unread, with a warning. An existing path is replaced only
+if it is a stale socket of this user's; the socket is removed on exit.`
 		c.Example = `  tlspin proxy client --listen 5432 --target db.example:8443 --verifier spkipin --pin sha256//BASE64=
+  tlspin proxy client --listen unix:$XDG_RUNTIME_DIR/db.sock --target db.example:8443 --cert me.pem --verifier spkipin --pin sha256//BASE64=
   curl http://127.0.0.1:8080/ # through: tlspin proxy client --listen 8080 --target example.com:443 --verifier tofu`
 	}
 	c.Long += `
@@ -102,7 +114,11 @@ it, which is how, in TLS 1.3, a server refuses proxy client's --cert). --metrics
 http://ADDR/metrics.`
 	c.RunE = func(cmd *cobra.Command, _ []string) error { return a.runProxy(cmd, mode, f) }
 	fs := c.Flags()
-	fs.StringVar(&f.listen, "listen", "", "address to accept on: PORT (loopback), HOST:PORT or :PORT (every interface) (required)")
+	if mode == proxy.ServerMode {
+		fs.StringVar(&f.listen, "listen", "", "address to accept on: PORT (loopback), HOST:PORT or :PORT (every interface) (required)")
+	} else {
+		fs.StringVar(&f.listen, "listen", "", "address to accept on: PORT (loopback: any local user may connect), HOST:PORT, :PORT (every interface), or unix:/path (only this user may connect) (required)")
+	}
 	fs.StringVar(&f.target, "target", "", "where to connect: HOST:PORT or unix:/path (required)")
 	if mode == proxy.ServerMode {
 		fs.StringVar(&f.cert, "cert", "", "PEM certificate to present, with its key unless --key is given (required)")
@@ -154,6 +170,8 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 	switch {
 	case f.listen == "":
 		return usagef("proxy needs --listen ADDR")
+	case mode == proxy.ServerMode && strings.HasPrefix(f.listen, "unix:"):
+		return usagef("proxy server --listen %q: a unix socket is for proxy client (it keeps --cert to this user); proxy server listens on TCP", f.listen)
 	case f.target == "":
 		return usagef("proxy needs --target HOST:PORT or unix:/path")
 	case mode == proxy.ServerMode && f.cert == "":
@@ -242,13 +260,20 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 	if err != nil {
 		return usageError{err}
 	}
-	addr := listenAddr(f.listen)
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		if errors.Is(err, syscall.EADDRINUSE) {
-			return fmt.Errorf("proxy: cannot listen on %q: address already in use (pick another --listen)", addr)
+	var ln net.Listener
+	if path, ok := strings.CutPrefix(f.listen, "unix:"); ok {
+		if ln, err = proxy.ListenUnix(ctx, path, a.log); err != nil {
+			return err
 		}
-		return fmt.Errorf("proxy: cannot listen on %q: %w", addr, err)
+	} else {
+		addr := listenAddr(f.listen)
+		ln, err = net.Listen("tcp", addr)
+		if err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return fmt.Errorf("proxy: cannot listen on %q: address already in use (pick another --listen)", addr)
+			}
+			return fmt.Errorf("proxy: cannot listen on %q: %w", addr, err)
+		}
 	}
 	if m != nil {
 		stop, err := serveMetrics(f.metrics, m)

@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
@@ -209,6 +210,62 @@ func TestProxyClientWithCurl(t *testing.T) {
 	}
 }
 
+// TestProxyClientUnixListen: proxy client --cert on --listen unix:/path
+// serves this user (the socket has mode 0600, and --json names the local
+// client by uid), reaches the target with the client certificate, and
+// removes the socket on exit. Other users are kept out:
+// internal/proxy.TestUnixListenerKeepsOtherUsersOut.
+func TestProxyClientUnixListen(t *testing.T) {
+	dir := t.TempDir()
+	srvFile, srvPin := identityFile(t, dir, "server")
+	cliFile, _ := identityFile(t, dir, "client")
+	pair, err := certs.LoadKeyPair(srvFile, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	https := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello client %d\n", len(r.TLS.PeerCertificates))
+	}))
+	https.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequireAnyClientCert}
+	https.StartTLS()
+	defer https.Close()
+
+	sock := filepath.Join(dir, "proxy.sock")
+	prx, addr := startProxy(t, "client", "--json", "--listen", "unix:"+sock, "--target", strings.TrimPrefix(https.URL, "https://"), "--cert", cliFile, "--verifier", "spkipin", "--pin", srvPin)
+	if addr != sock {
+		t.Fatalf("listening on %q, want %q", addr, sock)
+	}
+	if st, err := os.Stat(sock); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("socket: %v, %v; want mode 0600", st, err)
+	}
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}}
+	resp, err := hc.Get("http://proxy/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "hello client 1\n" {
+		t.Fatalf("through the unix socket: %q", body)
+	}
+	hc.CloseIdleConnections()
+	want := fmt.Sprintf(`"remote":"unix, uid %d, pid `, os.Geteuid())
+	if !wait.Until(10*time.Second, func() bool { return strings.Contains(prx.stdout.String(), want) }) {
+		t.Fatalf("--json does not name the local client %s:\n%s", want, prx.stdout)
+	}
+	prx.cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-prx.done; err != nil {
+		t.Fatalf("proxy client on SIGTERM: %v", err)
+	}
+	prx.done <- nil // for the cleanup
+	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket left after exit: %v", err)
+	}
+}
+
 // TestProxySignals: SIGHUP reloads the certificate (the watch interval is
 // an hour, so only the signal can do it) while a stream stays up; SIGTERM
 // lets that stream finish within --grace and exits 0.
@@ -288,6 +345,7 @@ func TestProxyUsage(t *testing.T) {
 		{[]string{"proxy", "server", "--target", "127.0.0.1:1", "--cert", "x.pem"}, "--listen"},
 		{[]string{"proxy", "server", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:1"}, "--cert"},
 		{[]string{"proxy", "client", "--listen", "127.0.0.1:0"}, "--target"},
+		{[]string{"proxy", "server", "--listen", "unix:/tmp/proxy.sock", "--target", "127.0.0.1:1", "--cert", "x.pem"}, `--listen "unix:/tmp/proxy.sock": a unix socket is for proxy client`},
 		{[]string{"proxy", "client", "--listen", "127.0.0.1:0", "--target", "nohost", "--verifier", "md5pin", "--pin", "00112233445566778899aabbccddeeff"}, "want HOST:PORT or unix:/path"},
 	}
 	for _, tt := range tests {
