@@ -212,22 +212,27 @@ func builtinOf(ctx context.Context, name string) (verify.Verifier, *host.Known, 
 // values, without starting it: a command refuses a typo before it connects
 // anywhere. What is in a larger file, and tofu's store, are checked by the
 // verifier itself when it starts.
-func CheckBuiltinOptions(ctx context.Context, specs []Spec) error {
+//
+// unchecked names the specs that are not built-ins: only their plugin,
+// once launched, knows their options, so a caller that must not reach a
+// server with a bad option waits for their Configure.
+func CheckBuiltinOptions(ctx context.Context, specs []Spec) (unchecked []string, err error) {
 	for _, s := range specs {
 		v, k, err := builtinOf(ctx, s.Name)
 		if errors.Is(err, verifiers.ErrUnknown) {
-			continue // not a built-in: only its plugin knows its options
+			unchecked = append(unchecked, s.Name) // only its plugin knows its options
+			continue
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 		err = verify.CheckOptions(&k.Description, s.Options)
 		if vc, ok := v.(verify.ValueChecker); ok && err == nil {
 			err = vc.CheckValues(s.Options)
 		}
 		if err != nil {
-			return AsConfig(fmt.Errorf("launch: verifier %q: %w", s.Name, err))
+			return nil, AsConfig(fmt.Errorf("launch: verifier %q: %w", s.Name, err))
 		}
 	}
-	return nil
+	return unchecked, nil
 }

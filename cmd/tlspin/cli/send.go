@@ -92,13 +92,16 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 	}
 	// What can be refused without starting a plugin is refused before
 	// anything reaches the server.
-	if err := a.precheckVerifiers(ctx, &f.v); err != nil {
+	unchecked, err := a.precheckVerifiers(ctx, &f.v)
+	if err != nil {
 		return err
 	}
-	// The plugins start while the connection is made and the handshake
-	// runs up to where it needs their decision (VerifyConnection waits for
-	// them there): a one-shot send pays for the slower of the two, not for
-	// both. A failed start is the error, whatever the handshake made of it.
+	// The plugins start while the connection is made and, when every
+	// verifier is built in (its options checked above), while the
+	// handshake runs up to where it needs their decision (VerifyConnection
+	// waits for them there): a one-shot send pays for the slower of the
+	// two, not for both. A failed start is the error, whatever the
+	// handshake made of it.
 	starting := make(chan started, 1)
 	hctx, stopHandshake := context.WithCancel(ctx)
 	defer stopHandshake()
@@ -132,6 +135,17 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 			return serr
 		}
 		return err
+	}
+	if len(unchecked) > 0 {
+		// Only its plugin's Configure judges an external verifier's
+		// options: no ClientHello goes out before it has, so that a typo
+		// ends with a closed connection the server saw nothing on, not
+		// with a handshake aborted by an alert the server logs as a
+		// refusal of its certificate.
+		if _, serr := verifiers(); serr != nil {
+			raw.Close()
+			return serr
+		}
 	}
 	sn := client.ServerName(addr, f.serverName)
 	var confirm func(context.Context) error

@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
@@ -218,5 +219,102 @@ func TestSendRefusesBadOptionsFirst(t *testing.T) {
 	}
 	if strings.Contains(got.String(), "SECRET-MESSAGE") {
 		t.Fatal("the message reached the server")
+	}
+}
+
+// recordingTLS runs a loopback TLS server that serves one connection at a
+// time and sends, for each, what it read before the client closed (or
+// before its handshake failed), in the order they were accepted.
+func recordingTLS(t *testing.T) (string, <-chan []byte) {
+	t.Helper()
+	key, c, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: "recording"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{c.Raw}, PrivateKey: key}}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	reads := make(chan []byte, 16)
+	go func() {
+		for {
+			raw, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			rec := &recordingConn{Conn: raw}
+			raw.SetDeadline(time.Now().Add(10 * time.Second))
+			conn := tls.Server(rec, cfg)
+			if conn.Handshake() == nil {
+				io.Copy(io.Discard, conn)
+			}
+			raw.Close()
+			reads <- rec.read.Bytes()
+		}
+	}()
+	return ln.Addr().String(), reads
+}
+
+// recordingConn keeps every byte read from it.
+type recordingConn struct {
+	net.Conn
+	read bytes.Buffer
+}
+
+func (c *recordingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.read.Write(p[:n])
+	return n, err
+}
+
+// An external verifier's options only its plugin's Configure judges, and
+// it runs while send dials: a bad option must end the connection before
+// the ClientHello, so that the server sees a connection closed with
+// nothing on it, not a handshake aborted with an alert that it logs as
+// "client refused our certificate".
+func TestSendExternalBadOptionsReachNoServer(t *testing.T) {
+	dir := misbehaveDir(t)
+	plugin := filepath.Join(dir, "tlspin-verifier-misbehave")
+	addr, reads := recordingTLS(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		says string
+	}{
+		{"unknown option", []string{"--verifier", "misbehave:mode=allow,bogus=1"}, `option "bogus": misbehave does not take this option`},
+		{"missing option", []string{"--verifier", "misbehave"}, `option "mode": misbehave requires it`},
+		{"given as a path", []string{"--verifier", plugin + ":mode=allow,bogus=1"}, `option "bogus"`},
+		{"beside a built-in", []string{"--verifier", "spkipin:pin=sha256//" + strings.Repeat("A", 43) + "=", "--verifier", "misbehave:bogus=1"}, `option "bogus"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"--plugin-dir", dir, "send"}, tc.args...)
+			_, stderr, code := run(t, append(args, addr, "SECRET-MESSAGE")...)
+			if code != 2 || !strings.Contains(stderr, tc.says) {
+				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, stderr, tc.says)
+			}
+			// A connection of our own, accepted after any the command made.
+			sentinel, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mark := "sentinel of " + tc.name
+			sentinel.Write([]byte(mark))
+			sentinel.Close()
+			for {
+				select {
+				case b := <-reads:
+					if string(b) == mark {
+						return
+					}
+					if len(b) > 0 {
+						t.Errorf("the server read %d bytes (%q...) from send; want none", len(b), b[:min(len(b), 8)])
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatal("the sentinel connection was never served")
+				}
+			}
+		})
 	}
 }

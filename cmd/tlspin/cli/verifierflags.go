@@ -148,14 +148,16 @@ func (a *app) pluginLogger() hclog.Logger {
 // precheckVerifiers refuses what startVerifiers would refuse before any
 // plugin runs: the --verifier specs and checksum flags, a built-in's
 // options that it does not declare, lacks or repeats, and the values it
-// can check without side effects (a pin verifier's pins).
-func (a *app) precheckVerifiers(ctx context.Context, f *verifierFlags) error {
+// can check without side effects (a pin verifier's pins). unchecked names
+// the verifiers that are not built in, whose options only their plugin's
+// Configure judges.
+func (a *app) precheckVerifiers(ctx context.Context, f *verifierFlags) (unchecked []string, err error) {
 	specs, _, err := f.parse()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := a.pinned(); err != nil {
-		return err
+		return nil, err
 	}
 	return launch.CheckBuiltinOptions(ctx, specs)
 }
