@@ -20,6 +20,7 @@ import (
 
 	"github.com/tlspin/tlspin"
 	"github.com/tlspin/tlspin/core/pintls"
+	"github.com/tlspin/tlspin/internal/client"
 	"github.com/tlspin/tlspin/internal/launch"
 	"github.com/tlspin/tlspin/internal/printable"
 )
@@ -34,6 +35,11 @@ const (
 	// ExitVerifierFailed: a verifier crashed, timed out or answered
 	// garbage, so the peer was rejected to fail closed.
 	ExitVerifierFailed = 4
+	// ExitResetAfterSend: send wrote the whole message and then the
+	// server reset the connection, so the reply (if any) was lost; the
+	// message most likely arrived, and sending it again may deliver it
+	// twice.
+	ExitResetAfterSend = 5
 )
 
 // interrupted is the cause of a command's context ended by a signal. A
@@ -161,7 +167,8 @@ func RunContext(ctx context.Context, env Env, args []string) int {
 // ExitCode classifies err: nil is ExitOK; a usage error (how tlspin was
 // called, or a verifier's option or name) ExitUsage; a peer rejected by a
 // verdict ExitRejected; a peer rejected because a verifier failed
-// ExitVerifierFailed; anything else ExitFailure.
+// ExitVerifierFailed; a server that reset the connection after the
+// whole message was sent ExitResetAfterSend; anything else ExitFailure.
 func ExitCode(err error) int {
 	var (
 		ue usageError
@@ -176,6 +183,8 @@ func ExitCode(err error) int {
 		return ExitVerifierFailed
 	case errors.Is(err, tlspin.ErrRejected):
 		return ExitRejected
+	case errors.Is(err, client.ErrResetAfterSend):
+		return ExitResetAfterSend
 	case errors.As(err, &pe):
 		// A rejection made outside the library: failing closed on an
 		// error, or a verdict.
@@ -194,6 +203,8 @@ func explain(err error) string {
 	msg := printable.Escape(err.Error())
 	var rej *tlspin.RejectionError
 	switch {
+	case errors.Is(err, client.ErrResetAfterSend):
+		msg += "\n  (the whole message was sent: sending it again may deliver it twice; for a server that answers\n  more slowly and closes without reading to the end, --half-close never keeps our side open)"
 	case errors.Is(err, launch.ErrUnusedPin):
 		msg += " (each NAME of --plugin-sha256 NAME=HEX must be a --verifier)"
 	case errors.As(err, &rej) && rej.PeerSHA256 != "":
@@ -217,7 +228,9 @@ spkipin, allowlist, tofu, ca, or your own tlspin-verifier-NAME).
 
 Data goes to stdout, logs to stderr. Exit codes: 0 ok, 1 failure, 2 usage,
 3 peer rejected by a verifier's verdict, 4 a verifier failed (crashed, timed
-out or answered garbage), so the peer was rejected to fail closed; 130 or 143
+out or answered garbage), so the peer was rejected to fail closed; 5 send
+wrote the whole message, then the server reset the connection (the reply
+was lost; do not resend blindly); 130 or 143
 a command stopped by SIGINT or SIGTERM before it finished (serve and proxy
 stop cleanly and exit 0).`,
 		SilenceUsage:  true,

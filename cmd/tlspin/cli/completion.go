@@ -37,19 +37,20 @@ func (a *app) registerCompletions(root *cobra.Command) {
 		return certExts, cobra.ShellCompDirectiveFilterFileExt
 	}
 	byFlag := map[string]cobra.CompletionFunc{
-		"algo":      fixed(algos...),
-		"format":    fixed(formats...),
-		"type":      keyTypes,
-		"require":   fixed(string(policy.All), string(policy.Any)),
-		"log-level": fixed("trace", "debug", "info", "warn", "error", "off"),
-		"verifier":  a.completeVerifier,
-		"cert":      files,
-		"key":       files,
-		"ref":       files,
-		"ref-key":   files,
-		"ref-ca":    files,
-		"ca-cert":   files,
-		"ca-key":    files,
+		"algo":       fixed(algos...),
+		"format":     fixed(formats...),
+		"type":       keyTypes,
+		"require":    fixed(string(policy.All), string(policy.Any)),
+		"half-close": fixed("auto", "always", "never"),
+		"log-level":  fixed("trace", "debug", "info", "warn", "error", "off"),
+		"verifier":   a.completeVerifier,
+		"cert":       files,
+		"key":        files,
+		"ref":        files,
+		"ref-key":    files,
+		"ref-ca":     files,
+		"ca-cert":    files,
+		"ca-key":     files,
 	}
 	// bench and compare take a key type, not a key file, as --key.
 	keyTypeOf := map[string]cobra.CompletionFunc{

@@ -22,6 +22,7 @@ type sendFlags struct {
 	serverName, cert, key string
 	timeout, idleTimeout  time.Duration
 	noReply               bool
+	halfClose             string
 	v                     verifierFlags
 }
 
@@ -38,10 +39,25 @@ trust it.
 
 Whatever the server answers is printed on stdout as it arrives (like
 openssl s_client -quiet or ncat). After the message, send closes its write
-side and waits for the server to close; a server that keeps the connection
-open is given --idle-timeout to send more, then send exits 0 with what it
-got; a server that reads none of the message for --idle-timeout makes
-send fail. --no-reply prints nothing of the reply (it still waits for the server
+side (a TLS close_notify, then TCP FIN) so that a server reading to the end
+of the message sees it, and waits for the server to close. When, says
+--half-close: auto (default) closes it once the server has sent nothing,
+after the message, for 3 ms plus twice what it took to answer our
+ClientHello (four times that after part of a reply), and not at all once
+the server has closed. So a server that
+reads to EOF is told within that moment, and one that answers a request
+and closes without reading further (Python's recv, sendall, close) never
+finds an unread close_notify when it closes, which would make its kernel
+reset the connection and discard the reply. always closes it right after
+the message (the moment's wait saved); never keeps it open (like openssl
+s_client -quiet), for a server slower to answer than that moment. If the
+server resets the connection after the whole message and our close_notify
+were sent, send exits 5: the message most likely arrived, the reply (if
+any) was lost; do not resend blindly.
+
+A server that keeps the connection open is given --idle-timeout to send
+more, then send exits 0 with what it got; a server that reads none of the
+message for --idle-timeout makes send fail. --no-reply prints nothing of the reply (it still waits for the server
 to close, so that a refusal is seen and nothing is lost in flight). A
 server that refuses our client certificate after the handshake (TLS 1.3)
 makes send fail.
@@ -53,7 +69,8 @@ KEY=VALUE; --pin V is short for --opt pin=V.`,
 		Example: `  tlspin send --verifier md5pin --pin 709f0c... localhost:8081 "hello"
   echo hello | tlspin send --verifier spkipin --pin 'sha256//BASE64=' host:443
   printf 'GET / HTTP/1.0\r\n\r\n' | tlspin send --verifier tofu example.com:443
-  tlspin send --verifier sha256pin:pin=AB:CD:... --verifier tofu --require all host:8081 hi`,
+  tlspin send --verifier sha256pin:pin=AB:CD:... --verifier tofu --require all host:8081 hi
+  tlspin send --half-close never --idle-timeout 30s --verifier spkipin --pin 'sha256//BASE64=' host:8443 "slow query"`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error { return a.runSend(cmd, f, args) },
 	}
@@ -63,6 +80,7 @@ KEY=VALUE; --pin V is short for --opt pin=V.`,
 	fs.DurationVar(&f.timeout, "timeout", client.DefaultTimeout, "longest the TCP connect and the TLS handshake (verification included) may take together")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", client.DefaultIdleTimeout, "once the message is sent, how long to wait for more of the reply before exiting 0; while sending, how long the server may read none of it before send fails")
 	fs.BoolVar(&f.noReply, "no-reply", false, "do not print what the server sends back")
+	fs.StringVar(&f.halfClose, "half-close", "auto", "when to close our write side (TLS close_notify) after the message: auto (once the server has sent nothing for a moment, never once it has closed), always (right away), never (wait for the server to close, or --idle-timeout)")
 	fs.StringVar(&f.cert, "cert", "", "client certificate to present (mutual TLS), with its key unless --key is given")
 	fs.StringVar(&f.key, "key", "", "private key of --cert, if not in the same file")
 	return c
@@ -79,6 +97,10 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 	addr := args[0]
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return usagef("address %q: want HOST:PORT%s", addr, addressHint(addr))
+	}
+	halfClose, err := client.ParseHalfClose(f.halfClose)
+	if err != nil {
+		return usagef("--half-close %q: want auto, always or never", f.halfClose)
 	}
 	var clientCert *tls.Certificate
 	if f.cert != "" {
@@ -149,6 +171,11 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 	}
 	sn := client.ServerName(addr, f.serverName)
 	var confirm func(context.Context) error
+	// How long the server took to answer the ClientHello (a round trip
+	// and its own delay, before our verification): it bounds how long
+	// --half-close auto waits for an answer to the message.
+	var hsStart time.Time
+	var answered time.Duration
 	cfg := &tls.Config{
 		ServerName: sn,
 		MinVersion: tls.VersionTLS12,
@@ -156,6 +183,7 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 		// every configuration of tlspin.Verifiers does.
 		InsecureSkipVerify: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
+			answered = time.Since(hsStart)
 			vs, err := verifiers()
 			if err != nil {
 				return err
@@ -168,6 +196,7 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 	if clientCert != nil {
 		cfg.Certificates = []tls.Certificate{*clientCert}
 	}
+	hsStart = time.Now()
 	conn, err := client.Handshake(hctx, raw, addr, cfg, timeout-time.Since(t0))
 	if err != nil {
 		if _, serr := verifiers(); serr != nil {
@@ -193,7 +222,7 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 	if f.noReply {
 		reply = nil
 	}
-	res, err := client.Send(ctx, conn, msg, reply, f.idleTimeout)
+	res, err := client.Send(ctx, conn, msg, reply, client.SendOptions{Idle: f.idleTimeout, HalfClose: halfClose, Quiet: client.DefaultQuiet + 2*answered})
 	if errors.Is(err, client.ErrRefused) {
 		if clientCert == nil {
 			return fmt.Errorf("%w (if it requires a client certificate, give one with --cert)", err)

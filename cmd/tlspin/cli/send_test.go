@@ -318,3 +318,48 @@ func TestSendExternalBadOptionsReachNoServer(t *testing.T) {
 		})
 	}
 }
+
+// A server that resets the connection once it has the whole message and
+// our close_notify: send exits 5, not 1, saying the message was sent and
+// not to resend it blindly. A bad --half-close is a usage error.
+func TestSendResetAfterMessage(t *testing.T) {
+	key, c, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: "resetter"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{c.Raw}, PrivateKey: key}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			io.Copy(io.Discard, conn) // to our close_notify
+			conn.(*tls.Conn).NetConn().(*net.TCPConn).SetLinger(0)
+			conn.(*tls.Conn).NetConn().Close() // a reset
+		}
+	}()
+	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+	pin := "sha256//" + base64.StdEncoding.EncodeToString(sum[:])
+	for _, tc := range []struct {
+		mode string
+		code int
+		says string
+	}{
+		{"auto", cli.ExitResetAfterSend, "sending it again may deliver it twice"},
+		{"always", cli.ExitResetAfterSend, "the server reset the connection after receiving the message"},
+		{"sometimes", cli.ExitUsage, `--half-close "sometimes": want auto, always or never`},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			_, stderr, code := run(t, "send", "--half-close", tc.mode, "--verifier", "spkipin", "--pin", pin, ln.Addr().String(), "hi")
+			if code != tc.code || !strings.Contains(stderr, tc.says) {
+				t.Fatalf("exit %d, stderr %q; want %d and %q", code, stderr, tc.code, tc.says)
+			}
+		})
+	}
+}
