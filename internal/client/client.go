@@ -122,6 +122,10 @@ const DefaultQuiet = 3 * time.Millisecond
 type HalfClose int
 
 const (
+	// HalfCloseAlways closes it as soon as the message is sent, so that a
+	// server reading to the end of the message (the recipe's) finishes at
+	// once. The default.
+	HalfCloseAlways HalfClose = iota
 	// HalfCloseAuto closes it once the server has sent nothing for the
 	// quiet period after the message (or for four after the last of the
 	// reply so far), and never once the server has closed. A server that reads to
@@ -129,15 +133,13 @@ const (
 	// that answers a request and closes without reading further never has
 	// an unread close_notify when it closes, which would make its kernel
 	// reset the connection and discard the reply in flight.
-	HalfCloseAuto HalfClose = iota
-	// HalfCloseAlways closes it as soon as the message is sent.
-	HalfCloseAlways
+	HalfCloseAuto
 	// HalfCloseNever keeps it open: Send waits for the server to close,
 	// or for the idle timeout (like openssl s_client -quiet).
 	HalfCloseNever
 )
 
-var halfCloseNames = []string{"auto", "always", "never"}
+var halfCloseNames = []string{"always", "auto", "never"}
 
 func (h HalfClose) String() string {
 	if h >= 0 && int(h) < len(halfCloseNames) {

@@ -204,7 +204,7 @@ func explain(err error) string {
 	var rej *tlspin.RejectionError
 	switch {
 	case errors.Is(err, client.ErrResetAfterSend):
-		msg += "\n  (the whole message was sent: sending it again may deliver it twice; for a server that answers\n  more slowly and closes without reading to the end, --half-close never keeps our side open)"
+		msg += "\n  (the whole message was sent: sending it again may deliver it twice; for a server that answers\n  and closes without reading to the end, --half-close auto or never keeps our side open until it has)"
 	case errors.Is(err, launch.ErrUnusedPin):
 		msg += " (each NAME of --plugin-sha256 NAME=HEX must be a --verifier)"
 	case errors.As(err, &rej) && rej.PeerSHA256 != "":

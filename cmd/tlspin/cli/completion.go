@@ -41,7 +41,7 @@ func (a *app) registerCompletions(root *cobra.Command) {
 		"format":     fixed(formats...),
 		"type":       keyTypes,
 		"require":    fixed(string(policy.All), string(policy.Any)),
-		"half-close": fixed("auto", "always", "never"),
+		"half-close": fixed("always", "auto", "never"),
 		"log-level":  fixed("trace", "debug", "info", "warn", "error", "off"),
 		"verifier":   a.completeVerifier,
 		"cert":       files,

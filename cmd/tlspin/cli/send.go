@@ -39,21 +39,19 @@ trust it.
 
 Whatever the server answers is printed on stdout as it arrives (like
 openssl s_client -quiet or ncat). After the message, send closes its write
-side (a TLS close_notify, then TCP FIN) so that a server reading to the end
-of the message sees it, and waits for the server to close. When, says
---half-close: auto (default) closes it once the server has sent nothing,
-after the message, for 3 ms plus twice what it took to answer our
-ClientHello (four times that after part of a reply), and not at all once
-the server has closed. So a server that
-reads to EOF is told within that moment, and one that answers a request
-and closes without reading further (Python's recv, sendall, close) never
-finds an unread close_notify when it closes, which would make its kernel
-reset the connection and discard the reply. always closes it right after
-the message (the moment's wait saved); never keeps it open (like openssl
-s_client -quiet), for a server slower to answer than that moment. If the
-server resets the connection after the whole message and our close_notify
-were sent, send exits 5: the message most likely arrived, the reply (if
-any) was lost; do not resend blindly.
+side at once (a TLS close_notify, then TCP FIN: --half-close always, the
+default), so that a server reading to the end of the message, as the
+recipe's does, sees where it ends, and waits for the server to close. A
+server that answers a request and closes without reading further
+(Python's recv, sendall, close) then closes with our close_notify unread,
+and its kernel resets the connection, which discards the reply in flight:
+send exits 5, since the message most likely arrived (do not resend
+blindly). For such a server, --half-close auto closes our side only once
+the server has sent nothing, after the message, for 3 ms plus twice what it
+took to answer our ClientHello (four times that after part of a reply),
+and not at all once the server has closed; a server that reads to the end
+then waits that moment more. --half-close never keeps it open (like openssl
+s_client -quiet), for a server slower to answer than that moment.
 
 A server that keeps the connection open is given --idle-timeout to send
 more, then send exits 0 with what it got; a server that reads none of the
@@ -80,7 +78,7 @@ KEY=VALUE; --pin V is short for --opt pin=V.`,
 	fs.DurationVar(&f.timeout, "timeout", client.DefaultTimeout, "longest the TCP connect and the TLS handshake (verification included) may take together")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", client.DefaultIdleTimeout, "once the message is sent, how long to wait for more of the reply before exiting 0; while sending, how long the server may read none of it before send fails")
 	fs.BoolVar(&f.noReply, "no-reply", false, "do not print what the server sends back")
-	fs.StringVar(&f.halfClose, "half-close", "auto", "when to close our write side (TLS close_notify) after the message: auto (once the server has sent nothing for a moment, never once it has closed), always (right away), never (wait for the server to close, or --idle-timeout)")
+	fs.StringVar(&f.halfClose, "half-close", "always", "when to close our write side (TLS close_notify) after the message: always (right away), auto (once the server has sent nothing for a moment, never once it has closed: for a server that answers and closes without reading to the end), never (wait for the server to close, or --idle-timeout)")
 	fs.StringVar(&f.cert, "cert", "", "client certificate to present (mutual TLS), with its key unless --key is given")
 	fs.StringVar(&f.key, "key", "", "private key of --cert, if not in the same file")
 	return c
@@ -100,7 +98,7 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 	}
 	halfClose, err := client.ParseHalfClose(f.halfClose)
 	if err != nil {
-		return usagef("--half-close %q: want auto, always or never", f.halfClose)
+		return usagef("--half-close %q: want always, auto or never", f.halfClose)
 	}
 	var clientCert *tls.Certificate
 	if f.cert != "" {

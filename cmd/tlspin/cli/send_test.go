@@ -353,7 +353,7 @@ func TestSendResetAfterMessage(t *testing.T) {
 	}{
 		{"auto", cli.ExitResetAfterSend, "sending it again may deliver it twice"},
 		{"always", cli.ExitResetAfterSend, "the server reset the connection after receiving the message"},
-		{"sometimes", cli.ExitUsage, `--half-close "sometimes": want auto, always or never`},
+		{"sometimes", cli.ExitUsage, `--half-close "sometimes": want always, auto or never`},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			_, stderr, code := run(t, "send", "--half-close", tc.mode, "--verifier", "spkipin", "--pin", pin, ln.Addr().String(), "hi")
