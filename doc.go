@@ -60,14 +60,15 @@
 //
 //   - ErrRejected: the verdicts rejected the peer; it is not the one
 //     expected.
-//   - ErrVerifierFailed: a verifier could not decide (crash, timeout,
-//     garbage) and the peer was rejected to fail closed; trying again may
-//     succeed. With RequireAll a verdict against the peer settles it, so a
+//   - ErrVerifierFailed: a verifier could not decide (it returned an
+//     error or no verdict, crashed, timed out or answered garbage) and
+//     the peer was rejected to fail closed; trying again may succeed. With RequireAll a verdict against the peer settles it, so a
 //     failure alongside one is ErrRejected; with RequireAny any failure
 //     could have been the allowing verifier, so it is ErrVerifierFailed.
 //
-// An error a verifier itself returns is its answer, a rejection. The
-// tlspin command exits 3 on ErrRejected and 4 on ErrVerifierFailed.
+// An error a verifier itself returns rejects the peer, as a failure: it
+// is not a verdict, and does not restart the plugin. The tlspin command
+// exits 3 on ErrRejected and 4 on ErrVerifierFailed.
 //
 // These are a client's errors about its server, and a server's about its
 // clients. A client whose own certificate the server refuses learns it

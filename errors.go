@@ -3,7 +3,6 @@ package tlspin
 import (
 	"errors"
 
-	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/pin"
 	"github.com/tlspin/tlspin/core/policy"
 	"github.com/tlspin/tlspin/core/verify"
@@ -16,8 +15,9 @@ var (
 	// expected. The error is a *RejectionError.
 	ErrRejected = errors.New("tlspin: peer rejected")
 	// ErrVerifierFailed is matched by the error of a handshake whose peer
-	// was rejected because a verifier could not decide (it crashed, hung
-	// past the verify timeout, or answered garbage): tlspin fails closed.
+	// was rejected because a verifier could not decide (it returned an
+	// error or no verdict, crashed, hung past the verify timeout, or
+	// answered garbage): tlspin fails closed.
 	// Trying again may succeed. The error is a *RejectionError.
 	ErrVerifierFailed = errors.New("tlspin: verifier failed")
 	// ErrClosed is matched by errors of a closed Verifiers: every
@@ -40,15 +40,19 @@ type Verdict struct {
 	Reason string
 	// Matched names the pin or rule that matched, when Allowed.
 	Matched string
-	// Err is set when the verifier could not decide (crash, timeout,
-	// garbage) and was counted as a rejection.
+	// Err is set when the verifier could not decide (its own error, no
+	// verdict, a crash, a timeout, garbage) and was counted as a
+	// rejection.
 	Err error
 }
 
-// failed reports whether the verifier gave no verdict of its own. An error
-// the verifier itself returned is its answer: a rejection.
+// failed reports whether the verifier gave no verdict. An error the
+// verifier itself returned ("database unreachable", no verdict, an
+// exception) is no verdict either: it rejects the peer like a crash, and
+// trying again may succeed. Only the host's restart policy tells the two
+// apart (host.IsVerifierError).
 func (v Verdict) failed() bool {
-	return v.Err != nil && !host.IsVerifierError(v.Err)
+	return v.Err != nil
 }
 
 // RejectionError is the error of a handshake whose peer was rejected. It

@@ -10,9 +10,9 @@ import (
 	"github.com/tlspin/tlspin/core/rpc"
 )
 
-// TestVerdictFailed: a verifier's own error is its answer, a rejection,
-// over either channel (gRPC for other plugins, the direct protocol for the
-// built-ins); anything else means it could not decide.
+// TestVerdictFailed: any error means the verifier could not decide,
+// including its own error over either channel (gRPC for other plugins, the
+// direct protocol for the built-ins): a verdict is the only rejection.
 func TestVerdictFailed(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
@@ -20,8 +20,8 @@ func TestVerdictFailed(t *testing.T) {
 		failed bool
 	}{
 		{"no error", nil, false},
-		{"the verifier's own error over gRPC", fmt.Errorf("host: %w", &rpc.RemoteError{Message: "no"}), false},
-		{"the verifier's own error over the direct protocol", fmt.Errorf("host: %w", &direct.RemoteError{Message: "no"}), false},
+		{"the verifier's own error over gRPC", fmt.Errorf("host: %w", &rpc.RemoteError{Message: "no"}), true},
+		{"the verifier's own error over the direct protocol", fmt.Errorf("host: %w", &direct.RemoteError{Message: "no"}), true},
 		{"a crash", fmt.Errorf("host: %w", direct.ErrTransport), true},
 		{"garbage", direct.ErrGarbage, true},
 		{"a timeout", context.DeadlineExceeded, true},

@@ -52,7 +52,8 @@ func TestRejections(t *testing.T) {
 		failed  bool
 	}{
 		{"wrong pin", []string{wrong}, tlspin.RequireAll, false},
-		{"the verifier's own error is its answer", []string{"misbehave:mode=error"}, tlspin.RequireAll, false},
+		{"the verifier's own error is a failure", []string{"misbehave:mode=error"}, tlspin.RequireAll, true},
+		{"all: a verdict settles it despite an error", []string{"misbehave:mode=error", wrong}, tlspin.RequireAll, false},
 		{"crash", []string{"misbehave:mode=crash"}, tlspin.RequireAll, true},
 		{"all: a verdict settles it despite a crash", []string{"misbehave:mode=crash", wrong}, tlspin.RequireAll, false},
 		{"any: the crashed one might have allowed", []string{"misbehave:mode=crash", wrong}, tlspin.RequireAny, true},

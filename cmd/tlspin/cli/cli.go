@@ -32,8 +32,9 @@ const (
 	ExitFailure  = 1
 	ExitUsage    = 2
 	ExitRejected = 3
-	// ExitVerifierFailed: a verifier crashed, timed out or answered
-	// garbage, so the peer was rejected to fail closed.
+	// ExitVerifierFailed: a verifier returned an error or no verdict,
+	// crashed, timed out or answered garbage, so the peer was rejected to
+	// fail closed.
 	ExitVerifierFailed = 4
 	// ExitResetAfterSend: send wrote the whole message and then the
 	// server reset the connection, so the reply (if any) was lost; the
@@ -227,10 +228,10 @@ by a verifier plugin running as a separate process (md5pin, sha256pin,
 spkipin, allowlist, tofu, ca, or your own tlspin-verifier-NAME).
 
 Data goes to stdout, logs to stderr. Exit codes: 0 ok, 1 failure, 2 usage,
-3 peer rejected by a verifier's verdict, 4 a verifier failed (crashed, timed
-out or answered garbage), so the peer was rejected to fail closed; 5 send
-wrote the whole message, then the server reset the connection (the reply
-was lost; do not resend blindly); 130 or 143
+3 peer rejected by a verifier's verdict, 4 a verifier failed (returned an
+error or no verdict, crashed, timed out or answered garbage), so the peer was
+rejected to fail closed; 5 send wrote the whole message, then the server
+reset the connection (the reply was lost; do not resend blindly); 130 or 143
 a command stopped by SIGINT or SIGTERM before it finished (serve and proxy
 stop cleanly and exit 0).`,
 		SilenceUsage:  true,

@@ -53,8 +53,8 @@ one exception: verify records nothing, so a peer tofu would accept only by
 recording it (its first use) is rejected here.
 
 Exit codes, as send's: 0 allowed, 2 usage (bad flags, unreadable FILE),
-3 rejected by a verdict, 4 a verifier failed (crash, timeout, garbage: the
-peer is rejected, fail closed), 1 anything else (HOST:PORT unreachable).`,
+3 rejected by a verdict, 4 a verifier failed (an error or no verdict, a
+crash, a timeout, garbage: the peer is rejected, fail closed), 1 anything else (HOST:PORT unreachable).`,
 		Example: `  tlspin verify --verifier md5pin --pin 709f0c... cert.pem
   tlspin verify --verifier ca:ca-file=root.pem --server-name api.test leaf.pem intermediate.pem
   tlspin verify --side client --verifier allowlist:file=clients.txt client.der
