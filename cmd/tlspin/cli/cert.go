@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"crypto"
 	"crypto/x509"
 	"encoding/json"
@@ -127,9 +128,12 @@ func (a *app) runCert(cmd *cobra.Command, f *certFlags) error {
 	if issuer != nil {
 		tpl.NotAfter = issuer.NotAfter // never outlive the CA
 	}
-	key, err := certs.GenerateKey(tpl.Type, tpl.Bits)
+	if (tpl.Type == certs.RSA || tpl.Type == "") && tpl.Bits >= 4096 {
+		fmt.Fprintf(cmd.ErrOrStderr(), "tlspin: generating a %d-bit RSA key; this can take a minute (Ctrl-C stops it, writing nothing)\n", tpl.Bits)
+	}
+	key, err := generateKey(cmd.Context(), tpl.Type, tpl.Bits)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
 	var crt *x509.Certificate
 	if issuer == nil {
@@ -147,6 +151,10 @@ func (a *app) runCert(cmd *cobra.Command, f *certFlags) error {
 	certPEM := certs.EncodeCert(crt)
 	if issuer != nil {
 		certPEM = append(certPEM, certs.EncodeCert(issuer)...)
+	}
+	if err := cmd.Context().Err(); err != nil {
+		// Stopped while the certificate was made: write nothing.
+		return err
 	}
 	files := []certs.File{{Path: f.out, Data: append(keyPEM, certPEM...), Mode: 0o600}}
 	keyFile := f.out
@@ -197,6 +205,31 @@ func (a *app) runCert(cmd *cobra.Command, f *certFlags) error {
 		fmt.Fprintf(out, "%-6s %s\n", al, doc.Pins[string(al)])
 	}
 	return nil
+}
+
+// generateKey makes a key of type t and size bits, unless ctx ends first:
+// crypto/rsa cannot be stopped, and an 8192-bit key takes a minute, so it
+// is made on its own goroutine, abandoned (with its key) when ctx ends.
+// A bad type or size is a usage error.
+func generateKey(ctx context.Context, t certs.KeyType, bits int) (crypto.Signer, error) {
+	type result struct {
+		key crypto.Signer
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		k, err := certs.GenerateKey(t, bits)
+		done <- result{k, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return nil, usageError{r.err}
+		}
+		return r.key, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // loadIssuer loads a CA certificate and its key, and checks that it may

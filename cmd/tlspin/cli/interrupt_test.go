@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -92,5 +93,42 @@ func TestInterruptedCommandsFail(t *testing.T) {
 				t.Fatalf("exit %v, want %d and 'interrupted'; stderr:\n%s", werr, tt.code, stderr.String())
 			}
 		})
+	}
+}
+
+// TestInterruptedCertWritesNothing: SIGINT stops tlspin cert while it
+// makes a key that takes a minute (RSA 8192): it exits 130 at once and
+// writes no file. It used to ignore the signal, write the file and exit 0.
+func TestInterruptedCertWritesNothing(t *testing.T) {
+	bin := testbin.Tlspin(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "big.pem")
+	cmd := exec.Command(bin, "cert", "--out", out, "--type", "rsa", "--bits", "8192")
+	var stderr syncbuf.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(stderr.String(), "generating a 8192-bit RSA key") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	var werr error
+	select {
+	case werr = <-done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("still running 10s after SIGINT; stderr:\n%s", stderr.String())
+	}
+	var ee *exec.ExitError
+	if !errors.As(werr, &ee) || ee.ExitCode() != 130 || !strings.Contains(stderr.String(), "tlspin: interrupted (SIGINT)") {
+		t.Fatalf("exit %v, want 130 and 'interrupted'; stderr:\n%s", werr, stderr.String())
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("an interrupted cert left %s behind (stat: %v)", out, err)
 	}
 }
