@@ -123,14 +123,25 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	finished := make(chan struct{})
+	defer close(finished)
 	go func() {
 		select {
 		case s := <-sigs:
-			// Restore the default action, so that a second signal ends
-			// tlspin at once (plugins then die by parent-death signal).
-			signal.Stop(sigs)
 			cancel(interrupted{s})
-		case <-ctx.Done():
+		case <-finished:
+			return
+		}
+		// A second signal ends tlspin at once, whatever the first left
+		// to wait for (serve's --grace); plugins then die by parent-death
+		// signal. Not by restoring the default action: a tlspin started
+		// with SIGINT ignored (a script's background job, nohup) would
+		// get "ignore" back, and wait.
+		select {
+		case s := <-sigs:
+			fmt.Fprintf(stderr, "tlspin: interrupted again (%s): exiting at once\n", signalName(s))
+			os.Exit(interrupted{s}.code())
+		case <-finished:
 		}
 	}()
 	return RunContext(ctx, Env{Stdin: stdin, Stdout: stdout, Stderr: stderr}, args)

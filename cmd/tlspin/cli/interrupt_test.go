@@ -132,3 +132,78 @@ func TestInterruptedCertWritesNothing(t *testing.T) {
 		t.Errorf("an interrupted cert left %s behind (stat: %v)", out, err)
 	}
 }
+
+// TestSecondSignalEndsServe: a second SIGINT ends a serve that is waiting
+// out --grace for a connected client at once, exiting 130, also when
+// tlspin started with SIGINT ignored (a background job of a script, nohup):
+// restoring the default action then restored "ignore", and the second
+// signal waited out the grace period.
+func TestSecondSignalEndsServe(t *testing.T) {
+	bin := testbin.Tlspin(t)
+	dir := t.TempDir()
+	certFile := filepath.Join(dir, "cert.pem")
+	if out, err := exec.Command(bin, "cert", "--type", "ecdsa", "--out", certFile).CombinedOutput(); err != nil {
+		t.Fatalf("cert: %v\n%s", err, out)
+	}
+	for _, tt := range []struct {
+		name    string
+		ignored bool
+	}{
+		{"SIGINT handled at start", false},
+		{"SIGINT ignored at start", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			args := []string{"serve", "--cert", certFile, "--listen", "127.0.0.1:0", "--grace", "1h"}
+			cmd := exec.Command(bin, args...)
+			if tt.ignored {
+				cmd = exec.Command("/bin/sh", append([]string{"-c", `trap '' INT; exec "$0" "$@"`, bin}, args...)...)
+			}
+			cmd.Env = append(os.Environ(), "TLSPIN_PLUGIN_PATH=")
+			var stderr syncbuf.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			defer func() {
+				cmd.Process.Kill()
+				<-done
+			}()
+			waitFor := func(what string) string {
+				t.Helper()
+				deadline := time.Now().Add(20 * time.Second)
+				for time.Now().Before(deadline) {
+					if s := stderr.String(); strings.Contains(s, what) {
+						return s
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+				t.Fatalf("serve never logged %q; stderr:\n%s", what, stderr.String())
+				return ""
+			}
+			log := waitFor("listening: addr=")
+			addr := strings.Fields(log[strings.Index(log, "listening: addr=")+len("listening: addr="):])[0]
+			conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			waitFor("client connected")
+			cmd.Process.Signal(syscall.SIGINT)
+			waitFor("letting open connections finish")
+			cmd.Process.Signal(syscall.SIGINT)
+			var werr error
+			select {
+			case werr = <-done:
+				done <- werr
+			case <-time.After(10 * time.Second):
+				t.Fatalf("still running 10s after a second SIGINT; stderr:\n%s", stderr.String())
+			}
+			var ee *exec.ExitError
+			if !errors.As(werr, &ee) || ee.ExitCode() != 130 {
+				t.Fatalf("exit %v, want 130; stderr:\n%s", werr, stderr.String())
+			}
+		})
+	}
+}

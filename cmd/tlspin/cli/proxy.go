@@ -104,7 +104,8 @@ target, --idle-timeout a connection with no bytes either way.
 SIGHUP reloads --cert and --key; changes on disk are picked up too (checked
 every --watch-interval). Established connections continue, new ones get
 the new certificate. SIGINT or SIGTERM stops accepting, lets connections
-finish within --grace, stops the verifier plugins and exits 0.
+finish within --grace, stops the verifier plugins and exits 0; a second
+signal ends it at once (exit 130 or 143).
 
 --json prints one JSON object per line per event on stdout: accepted,
 rejected (with "by": rejected by our verifier, refused by the peer, or

@@ -67,7 +67,8 @@ fingerprints) and close. Data that is not UTF-8
 comes as data_base64.
 
 SIGINT or SIGTERM stops accepting, lets open connections finish within
---grace, stops the verifier plugins and exits 0.`,
+--grace, stops the verifier plugins and exits 0; a second signal ends it at
+once (exit 130 or 143).`,
 		Example: `  tlspin serve --cert cert.pem
   tlspin serve --listen 127.0.0.1:8443 --cert cert.pem --once
   tlspin serve --listen :8081 --cert cert.pem   # every interface
