@@ -112,6 +112,16 @@ func (e usageError) Unwrap() error { return e.err }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
+// commandLineError is a usage error found before the command ran (cobra's
+// unknown command or flag, bad flag value, wrong number of arguments).
+// Its text is cobra's and the user's own command line, never a peer's or
+// a plugin's, so it is shown with its newlines and tabs ("Did you mean
+// this?").
+type commandLineError struct{ err error }
+
+func (e commandLineError) Error() string { return e.err.Error() }
+func (e commandLineError) Unwrap() error { return usageError(e) }
+
 // Run runs tlspin with args (without the program name) and returns the exit
 // code. SIGINT and SIGTERM cancel the command's context, so that every
 // command stops its plugins and returns; a second signal ends it at once.
@@ -160,7 +170,7 @@ func RunContext(ctx context.Context, env Env, args []string) int {
 	root.SetErr(env.Stderr)
 	err := root.ExecuteContext(ctx)
 	if err != nil && !a.started {
-		err = usageError{err}
+		err = commandLineError{err}
 	}
 	var in interrupted
 	if err != nil && errors.As(context.Cause(ctx), &in) {
@@ -211,6 +221,9 @@ func ExitCode(err error) int {
 // explain is err's message with what a command-line user can do about it:
 // the library's errors speak of the library, the flags are named here.
 func explain(err error) string {
+	if _, ok := err.(commandLineError); ok {
+		return escapeKeepLayout(strings.TrimRight(err.Error(), "\n"))
+	}
 	// The message may quote a peer's names or a plugin's reason.
 	msg := printable.Escape(err.Error())
 	var rej *tlspin.RejectionError
@@ -226,6 +239,20 @@ func explain(err error) string {
 		}
 	}
 	return msg
+}
+
+// escapeKeepLayout is printable.Escape but for newlines and tabs, which
+// are kept: for text that is not a peer's or a plugin's, laid out in lines.
+func escapeKeepLayout(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		cells := strings.Split(l, "\t")
+		for j, c := range cells {
+			cells[j] = printable.Escape(c)
+		}
+		lines[i] = strings.Join(cells, "\t")
+	}
+	return strings.Join(lines, "\n")
 }
 
 // command builds the command tree.

@@ -73,6 +73,7 @@ func TestExitCodes(t *testing.T) {
 		{"an IPv6 address without brackets", send("--verifier", "md5pin:pin="+pin, "::1:8081", "hi"), 2, "an IPv6 address goes in brackets: [::1]:8081"},
 
 		{"unknown command", []string{"sned"}, 2, `unknown command "sned"`},
+		{"cobra's suggestion, laid out", []string{"sned"}, 2, "for \"tlspin\"\n\nDid you mean this?\n\tsend\n"},
 		{"unknown subcommand", []string{"known-pins", "lst"}, 2, `unknown command "lst" for "tlspin known-pins" (it has: add, list, remove)`},
 		{"unknown shell", []string{"completion", "tcsh"}, 2, `unknown command "tcsh" for "tlspin completion"`},
 		{"unknown proxy mode", []string{"proxy", "srv"}, 2, `unknown command "srv" for "tlspin proxy"`},
