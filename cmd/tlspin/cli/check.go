@@ -48,7 +48,7 @@ running them here, one after the other.`,
 		Example: `  tlspin verifiers check --plugin-dir ./bin --opt san=*.example.com --bad max-days=soon sanexpiry
   tlspin verifiers check --opt pin=00112233445566778899aabbccddeeff --bad pin=zz md5pin
   tlspin verifiers check --json ./tlspin-verifier-pyspki`,
-		Args: cobra.ExactArgs(1),
+		Args: argSpec{min: 1, max: 1, takes: "one verifier NAME or path to a plugin", tooFew: "give the verifier to check", tooMany: "one at a time"}.check,
 		RunE: func(cmd *cobra.Command, args []string) error { return a.runCheck(cmd, f, args[0]) },
 	}
 	fs := c.Flags()

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -53,6 +54,33 @@ func refuseUnknownSubcommands(c *cobra.Command) {
 		}
 		return cmd.Help()
 	}
+}
+
+// argSpec is a command's positional arguments: from min to max (-1: no
+// limit). A wrong number is a usage error that says what the command
+// takes, the hint for too few or too many, and its usage line: cobra's
+// own ("accepts between 1 and 2 arg(s), received 3") says neither.
+type argSpec struct {
+	min, max        int
+	takes           string
+	tooFew, tooMany string
+}
+
+func (s argSpec) check(cmd *cobra.Command, args []string) error {
+	var hint string
+	switch n := len(args); {
+	case n < s.min:
+		hint = s.tooFew
+	case s.max >= 0 && n > s.max:
+		hint = s.tooMany
+	default:
+		return nil
+	}
+	msg := fmt.Sprintf("%s takes %s, got %d argument(s)", cmd.Name(), s.takes, len(args))
+	if hint != "" {
+		msg += ": " + hint
+	}
+	return usageError{fmt.Errorf("%s\nUsage: %s", msg, cmd.UseLine())}
 }
 
 func subcommandNames(c *cobra.Command) []string {

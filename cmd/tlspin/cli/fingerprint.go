@@ -57,7 +57,7 @@ prints; md5, sha1, sha256).`,
   tlspin fingerprint backup-key.pem            # spki pin of a key made ahead
   openssl req -new -key next.key -subj /CN=x | tlspin fingerprint -
   tlspin fingerprint --chain --json 127.0.0.1:8081`,
-		Args: cobra.ExactArgs(1),
+		Args: argSpec{min: 1, max: 1, takes: "one FILE, - (standard input) or HOST:PORT", tooFew: "give the certificate or the server", tooMany: "one at a time"}.check,
 		RunE: func(cmd *cobra.Command, args []string) error { return a.runFingerprint(cmd, f, args[0]) },
 	}
 	fs := c.Flags()

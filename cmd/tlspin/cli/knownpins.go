@@ -39,7 +39,7 @@ where the link leads; the link stays.`,
 	list := &cobra.Command{
 		Use:   "list [HOST[:PORT]]",
 		Short: "print the recorded pins, of every peer or of one host (exit 1 if it has none)",
-		Args:  cobra.MaximumNArgs(1),
+		Args:  argSpec{min: 0, max: 1, takes: "at most one HOST[:PORT]"}.check,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			match := func(string) bool { return true }
 			if len(args) == 1 {
@@ -68,7 +68,7 @@ where the link leads; the link stays.`,
 	remove := &cobra.Command{
 		Use:   "remove HOST[:PORT]",
 		Short: "forget a peer's pins (without PORT: on every port), so that the next contact records it anew",
-		Args:  cobra.ExactArgs(1),
+		Args:  argSpec{min: 1, max: 1, takes: "one HOST[:PORT]"}.check,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			match, err := matchPeer(args[0])
 			if err != nil {
@@ -91,7 +91,7 @@ where the link leads; the link stays.`,
 	add := &cobra.Command{
 		Use:   "add HOST:PORT PIN",
 		Short: "record a peer's spki pin (any spki format: base64, sha256//..., sha256/..., pin-sha256=...)",
-		Args:  cobra.ExactArgs(2),
+		Args:  argSpec{min: 2, max: 2, takes: "HOST:PORT PIN"}.check,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key, err := peerKey(args[0])
 			if err != nil {

@@ -69,7 +69,7 @@ KEY=VALUE; --pin V is short for --opt pin=V.`,
   printf 'GET / HTTP/1.0\r\n\r\n' | tlspin send --verifier tofu example.com:443
   tlspin send --verifier sha256pin:pin=AB:CD:... --verifier tofu --require all host:8081 hi
   tlspin send --half-close never --idle-timeout 30s --verifier spkipin --pin 'sha256//BASE64=' host:8443 "slow query"`,
-		Args: cobra.RangeArgs(1, 2),
+		Args: argSpec{min: 1, max: 2, takes: "HOST:PORT [MESSAGE]", tooFew: "give the server's address", tooMany: "quote a message that has spaces"}.check,
 		RunE: func(cmd *cobra.Command, args []string) error { return a.runSend(cmd, f, args) },
 	}
 	fs := c.Flags()

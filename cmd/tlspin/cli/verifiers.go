@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -100,6 +101,13 @@ func (a *app) describeVerifier(cmd *cobra.Command, name string, asJSON bool) err
 	finder := a.finder()
 	f, err := finder.Find(name)
 	if err != nil {
+		if cmd.SuggestionsMinimumDistance <= 0 {
+			cmd.SuggestionsMinimumDistance = 2 // cobra's default for commands
+		}
+		if s := cmd.SuggestionsFor(name); errors.Is(err, host.ErrUnknownVerifier) && len(s) > 0 {
+			// "verifiers chek" is a typo of a subcommand, not a plugin.
+			return usageError{fmt.Errorf("%w; or did you mean %q?", err, cmd.CommandPath()+" "+s[0])}
+		}
 		return usageError{err}
 	}
 	d, err := host.Describe(cmd.Context(), f.Spec(nil), a.hostConfig())

@@ -59,7 +59,7 @@ crash, a timeout, garbage: the peer is rejected, fail closed), 1 anything else (
   tlspin verify --verifier ca:ca-file=root.pem --server-name api.test leaf.pem intermediate.pem
   tlspin verify --side client --verifier allowlist:file=clients.txt client.der
   tlspin verify --json --verifier spkipin --pin 'sha256//BASE64=' example.com:443`,
-		Args: cobra.MinimumNArgs(1),
+		Args: argSpec{min: 1, max: -1, takes: "FILE... (the leaf first, then its issuers) or HOST:PORT", tooFew: "give the certificate or the server"}.check,
 		RunE: func(cmd *cobra.Command, args []string) error { return a.runVerify(cmd, f, args) },
 	}
 	fs := c.Flags()
