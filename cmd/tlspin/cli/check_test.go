@@ -92,7 +92,7 @@ func TestCheckFails(t *testing.T) {
 		{[]string{"nosuch"}, `unknown verifier "nosuch"`},
 		{[]string{"--opt", "pin", "md5pin"}, `--opt "pin": want KEY=VALUE`},
 		{[]string{"--samples", "0", "md5pin"}, "--samples 0: want at least 1"},
-		{nil, "accepts 1 arg"},
+		{nil, "check takes one verifier NAME or path to a plugin, got 0 argument(s)"},
 	} {
 		_, errOut, code := run(t, append([]string{"verifiers", "check"}, tc.args...)...)
 		if code != 2 || !strings.Contains(errOut, tc.want) {
