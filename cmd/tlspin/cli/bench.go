@@ -65,7 +65,7 @@ s_client (a real peer's client, sending nothing).`,
 	fs.StringVar(&f.verifier, "verifier", "spkipin", "verifier to measure: NAME or NAME:key=value,... (a built-in is configured to trust the generated certificate; an external one, found on the plugin path, takes the options given)")
 	fs.StringVar(&f.key, "key", "ecdsa", "key type of the certificates: ecdsa (P-256) or rsa (2048)")
 	fs.DurationVar(&f.duration, "duration", 5*time.Second, "how long each mode is measured")
-	fs.IntVar(&f.concurrency, "concurrency", 0, "clients handshaking at once (default 8 per CPU, enough to keep the CPUs busy: handshakes/s is a capacity figure)")
+	fs.IntVar(&f.concurrency, "concurrency", 0, "clients handshaking at once (default 0: 8 per CPU, enough to keep the CPUs busy: handshakes/s is a capacity figure)")
 	fs.IntVar(&f.launches, "launches", 10, "plugin launches timed (the median is reported)")
 	fs.IntVar(&f.oneshots, "oneshots", 10, "one-shot send, fingerprint and openssl s_client commands timed, each (0: none)")
 	fs.IntVar(&f.samples, "samples", 2000, "Verify calls each single-call latency is the median of")

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -287,6 +288,9 @@ stop cleanly and exit 0).`,
 			if err := checkDurations(cmd.Flags()); err != nil {
 				return err
 			}
+			if err := checkCounts(cmd.Flags()); err != nil {
+				return err
+			}
 			return a.setup()
 		},
 	}
@@ -324,6 +328,27 @@ func checkDurations(fs *pflag.FlagSet) error {
 			err = usagef("--%s %s: must not be negative", f.Name, f.Value)
 		case d == 0 && !strings.Contains(f.Usage, "(0:"):
 			err = usagef("--%s 0: must be more than zero", f.Name)
+		}
+	})
+	return err
+}
+
+// checkCounts refuses an integer flag (a cap, a count, a size) given a
+// negative value, or zero unless its help says what 0 means ("(0: no
+// cap)", "(default 0: ...)"): elsewhere zero silently meant the default.
+func checkCounts(fs *pflag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if err != nil || !f.Changed || f.Value.Type() != "int" {
+			return
+		}
+		n, perr := strconv.Atoi(f.Value.String())
+		switch {
+		case perr != nil:
+		case n < 0:
+			err = usagef("--%s %d: must not be negative", f.Name, n)
+		case n == 0 && !strings.Contains(f.Usage, "(0:") && !strings.Contains(f.Usage, "(default 0:"):
+			err = usagef("--%s 0: want at least 1", f.Name)
 		}
 	})
 	return err

@@ -28,8 +28,23 @@ func (f *verifierFlags) register(fs *pflag.FlagSet, what string) {
 	fs.StringArrayVar(&f.specs, "verifier", nil, "verifier that decides on the "+what+": NAME or NAME:key=value,key=value (repeatable; NAME may be a path to a plugin executable; in a value, write a comma as \\, and a backslash twice, and quote it for the shell: 'NAME:cn=Acme\\, Inc')")
 	fs.StringArrayVar(&f.pins, "pin", nil, "short for --opt pin=VALUE (repeatable: backup pins)")
 	fs.StringArrayVar(&f.opts, "opt", nil, "KEY=VALUE option for the verifier (repeatable); with several --verifier, use NAME:key=value instead")
-	fs.StringVar(&f.require, "require", "all", "with several verifiers: all must allow, or any one may")
+	f.require = "all"
+	fs.Var((*requireValue)(&f.require), "require", "with several verifiers: all must allow, or any one may")
 	fs.BoolVar(&f.noCache, "no-cache", false, "ask the verifier on every handshake, even when its verdict says it may be reused")
+}
+
+// requireValue is --require, checked as it is parsed: a bad value is
+// refused even by a command given no verifier (serve without --verifier).
+type requireValue string
+
+func (v *requireValue) String() string { return string(*v) }
+func (v *requireValue) Type() string   { return "string" }
+func (v *requireValue) Set(s string) error {
+	if _, err := policy.ParseMode(s); err != nil {
+		return err
+	}
+	*v = requireValue(s)
+	return nil
 }
 
 // given reports whether any verifier flag was used.
