@@ -82,6 +82,9 @@ type VerifierInfo struct {
 	Note        string  `json:"note"`
 	// Skipped is set when the verifier could not be compared.
 	Skipped bool `json:"-"`
+	// NoInProcess is set when the verifier is not built in: it has no
+	// in-process cost (InProcessUs is 0), shown as n/a.
+	NoInProcess bool `json:"-"`
 }
 
 // Report is the whole comparison.
@@ -222,6 +225,7 @@ func compareOne(ctx context.Context, cfg Config, name string, scen []Scenario, s
 	info.PluginUs = micros(pl)
 	if iv == nil {
 		info.Note += "; not built in, so no in-process cost"
+		info.NoInProcess = true
 		return info, results, nil
 	}
 	if _, err := iv.Configure(ctx, &verify.ConfigureRequest{Options: trust.Options}); err != nil {

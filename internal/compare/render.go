@@ -85,7 +85,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\n", v.Name, v.Note)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%d\t%s\n", v.Name, v.InProcessUs, v.PluginUs, v.PinBytes, v.Note)
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%d\t%s\n", v.Name, v.InProcessCost(), v.PluginUs, v.PinBytes, v.Note)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -94,6 +94,15 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(w, "\nscenario skipped: %s\n", s)
 	}
 	return nil
+}
+
+// InProcessCost is InProcessUs as the tables show it: "n/a" for a
+// verifier that is not built in, which has no in-process cost.
+func (v VerifierInfo) InProcessCost() string {
+	if v.NoInProcess {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f", v.InProcessUs)
 }
 
 // WriteMarkdown writes the matrix and the costs as Markdown tables.
@@ -127,7 +136,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			fmt.Fprintf(&b, "| %s | – | – | – | %s |\n", v.Name, mdEscape(v.Note))
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %.2f | %.2f | %d | %s |\n", v.Name, v.InProcessUs, v.PluginUs, v.PinBytes, mdEscape(v.Note))
+		fmt.Fprintf(&b, "| %s | %s | %.2f | %d | %s |\n", v.Name, v.InProcessCost(), v.PluginUs, v.PinBytes, mdEscape(v.Note))
 	}
 	b.WriteString("\nScenarios:\n\n")
 	for _, s := range r.Scenarios {
@@ -174,7 +183,7 @@ caption { text-align: left; font-weight: bold; margin-bottom: 0.4em; }
 <caption>cost and protection per verifier</caption>
 <thead><tr><th>verifier</th><th>in-process µs</th><th>plugin µs</th><th>pin bytes</th><th>protects against</th></tr></thead>
 <tbody>
-{{range .R.Verifiers}}<tr><th>{{.Name}}</th>{{if .Skipped}}<td>–</td><td>–</td><td>–</td>{{else}}<td class="num">{{printf "%.2f" .InProcessUs}}</td><td class="num">{{printf "%.2f" .PluginUs}}</td><td class="num">{{.PinBytes}}</td>{{end}}<td>{{.Note}}</td></tr>
+{{range .R.Verifiers}}<tr><th>{{.Name}}</th>{{if .Skipped}}<td>–</td><td>–</td><td>–</td>{{else}}<td class="num">{{.InProcessCost}}</td><td class="num">{{printf "%.2f" .PluginUs}}</td><td class="num">{{.PinBytes}}</td>{{end}}<td>{{.Note}}</td></tr>
 {{end}}</tbody>
 </table>
 {{range .R.Skipped}}<p>Scenario skipped: {{.}}</p>

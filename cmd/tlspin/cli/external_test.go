@@ -3,6 +3,7 @@ package cli_test
 import (
 	"encoding/json"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -67,6 +68,20 @@ func TestCompareExternal(t *testing.T) {
 	}
 	if len(doc.Verifiers) != 2 || !strings.Contains(*doc.Verifiers[0].Note, "no in-process cost") || *doc.Verifiers[0].PluginUs <= 0 {
 		t.Errorf("verifiers %+v", doc.Verifiers)
+	}
+	// The table says n/a for the cost it has not got, rather than 0.00.
+	for _, format := range []string{"", "--markdown"} {
+		args := []string{"--plugin-dir", misbehaveDir(t), "compare", "--samples", "5", "--verifier", "misbehave:mode=allow", "--verifier", "spkipin"}
+		if format != "" {
+			args = append(args, format)
+		}
+		stdout, stderr, code := run(t, args...)
+		if code != cli.ExitOK {
+			t.Fatalf("%s: exit %d: %s", format, code, stderr)
+		}
+		if !regexp.MustCompile(`(?m)^\|? ?misbehave[ |]+n/a[ |]+[0-9]`).MatchString(stdout) {
+			t.Errorf("%s: the misbehave row does not say n/a for its in-process cost:\n%s", format, stdout)
+		}
 	}
 }
 
