@@ -152,13 +152,27 @@ func readLine(br *bufio.Reader) (string, error) {
 func (p *process) explain(err error) error {
 	select {
 	case <-p.exited:
-		err = fmt.Errorf("%w; it exited: %v", err, p.waitErr)
+		err = fmt.Errorf("%w; %s", err, exitStatus(p.waitErr))
 	default:
 	}
 	if s := strings.TrimSpace(p.stderr.String()); s != "" {
 		err = fmt.Errorf("%w; its last words on stderr: %q", err, s)
 	}
 	return err
+}
+
+// exitStatus says how a process ended, given what Wait returned: "it
+// exited with status 0" rather than "it exited: <nil>".
+func exitStatus(waitErr error) string {
+	var ee *exec.ExitError
+	switch {
+	case waitErr == nil:
+		return "it exited with status 0"
+	case errors.As(waitErr, &ee) && ee.ExitCode() >= 0:
+		return fmt.Sprintf("it exited with status %d", ee.ExitCode())
+	}
+	// Killed by a signal ("signal: killed"), or Wait itself failed.
+	return fmt.Sprintf("it ended: %v", waitErr)
 }
 
 // alive reports whether the process is still running.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tlspin/tlspin/cmd/tlspin/cli"
 	"github.com/tlspin/tlspin/internal/testbin"
 )
 
@@ -97,6 +98,29 @@ func TestCheckFails(t *testing.T) {
 		_, errOut, code := run(t, append([]string{"verifiers", "check"}, tc.args...)...)
 		if code != 2 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", tc.args, code, errOut, tc.want)
+		}
+	}
+}
+
+// TestCheckSaysHowThePluginExited: a plugin that exits before its
+// handshake line is reported with its exit status, "it exited with status
+// 0" rather than "it exited: <nil>".
+func TestCheckSaysHowThePluginExited(t *testing.T) {
+	for _, tt := range []struct {
+		status string
+		want   string
+	}{
+		{"0", "it exited with status 0"},
+		{"3", "it exited with status 3"},
+	} {
+		dir := t.TempDir()
+		plugin := filepath.Join(dir, "tlspin-verifier-quits")
+		if err := os.WriteFile(plugin, []byte("#!/bin/sh\nexit "+tt.status+"\n"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		out, errOut, code := run(t, "verifiers", "check", plugin)
+		if code != cli.ExitFailure || !strings.Contains(out, tt.want) || strings.Contains(out, "<nil>") {
+			t.Errorf("exit %s: exit %d, want %d and %q; stdout:\n%s\nstderr:\n%s", tt.status, code, cli.ExitFailure, tt.want, out, errOut)
 		}
 	}
 }
