@@ -36,7 +36,9 @@ printing pass, fail or skip for each; exit 1 if any item fails.
 NAME is found like --verifier NAME (--plugin-dir first, then
 $TLSPIN_PLUGIN_PATH, next to tlspin, $PATH), or is a path; built-in
 verifiers can be checked too. The plugin gets the environment send would
-give it. tlspin dials it itself, over mutual TLS, and watches its stdout.
+give it. tlspin dials it itself, over the channel send would use (on
+Linux plain gRPC on a private unix socket whose server the kernel names,
+elsewhere mutual TLS; see docs/threat-model.md), and watches its stdout.
 
 --opt gives a configuration the verifier must accept (Verify runs under
 it); --bad gives values it must refuse. Each is KEY=VALUE, repeatable.
