@@ -16,9 +16,9 @@ import (
 
 	"github.com/tlspin/tlspin/core/pin"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/files"
 	"github.com/tlspin/tlspin/internal/syncbuf"
 	"github.com/tlspin/tlspin/internal/wait"
-	"github.com/tlspin/tlspin/internal/files"
 	"github.com/tlspin/tlspin/verifiers/internal/vtest"
 )
 
