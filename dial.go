@@ -212,15 +212,7 @@ func (l *listener) logFailure(conn *tls.Conn, err error) {
 	if errors.As(err, &re) && re.PeerSHA256 != "" {
 		kv = append(kv, "peer_sha256", re.PeerSHA256, "peer_spki", re.PeerSPKI)
 	}
-	ok, suppressed := l.warns.Allow()
-	if !ok {
-		l.v.log.Debug("client handshake failed; closed", kv...)
-		return
-	}
-	if suppressed > 0 {
-		kv = append(kv, "not_warned_since", suppressed)
-	}
-	l.v.log.Warn("client handshake failed; closed", kv...)
+	l.warns.Warn(l.v.log, "client handshake failed; closed", kv...)
 }
 
 // Accept returns the next verified connection.

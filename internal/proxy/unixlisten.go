@@ -116,15 +116,7 @@ func (l *ownerListener) Accept() (net.Conn, error) {
 		} else {
 			kv = append(kv, "remote", fmt.Sprintf("unix, uid %d, pid %d", cred.UID, cred.PID), "want_uid", l.uid)
 		}
-		ok, suppressed := l.warns.Allow()
-		if !ok {
-			l.log.Debug("refused a local connection of another user", kv...)
-			continue
-		}
-		if suppressed > 0 {
-			kv = append(kv, "suppressed", suppressed)
-		}
-		l.log.Warn("refused a local connection of another user", kv...)
+		l.warns.Warn(l.log, "refused a local connection of another user", kv...)
 	}
 }
 

@@ -6,6 +6,8 @@ package ratelog
 import (
 	"sync"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // Limiter decides which occurrences of one warning are written. The zero
@@ -22,6 +24,21 @@ type Limiter struct {
 	start      time.Time // of the current interval
 	count      int       // written in it
 	suppressed uint64
+}
+
+// Warn writes msg and its key/value pairs to log at warn level if Allow
+// does, with how many were left out since as "suppressed"; at debug level
+// otherwise.
+func (l *Limiter) Warn(log hclog.Logger, msg string, kv ...any) {
+	ok, suppressed := l.Allow()
+	if !ok {
+		log.Debug(msg, kv...)
+		return
+	}
+	if suppressed > 0 {
+		kv = append(kv, "suppressed", suppressed)
+	}
+	log.Warn(msg, kv...)
 }
 
 // Allow reports whether to write this occurrence at warn level and, if

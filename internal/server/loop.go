@@ -293,15 +293,7 @@ func (l *Loop) admit(hard context.Context, raw net.Conn) *Conn {
 // since the last warning; at debug level otherwise.
 func (l *Loop) logRefusalLocked(raw net.Conn) {
 	kv := []any{"remote", raw.RemoteAddr().String(), "max_conns_per_ip", l.lim.MaxConnsPerIP}
-	ok, suppressed := l.refusals.Allow()
-	if !ok {
-		l.log.Debug("refused: too many connections from this address", kv...)
-		return
-	}
-	if suppressed > 0 {
-		kv = append(kv, "suppressed", suppressed)
-	}
-	l.log.Warn("refused: too many connections from this address", kv...)
+	l.refusals.Warn(l.log, "refused: too many connections from this address", kv...)
 }
 
 // evictLocked closes the connection idle the longest: among pending ones
