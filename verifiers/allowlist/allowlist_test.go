@@ -369,6 +369,21 @@ func TestCheckValues(t *testing.T) {
 	}
 }
 
+// warnedAtLoad loads an allowlist of content and returns what it warned
+// of, and the file's path.
+func warnedAtLoad(t *testing.T, content string) (warnings, path string) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "pins.txt")
+	vtest.WriteFile(t, path, []byte(content))
+	var logs syncbuf.Buffer
+	v := New(hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn}))
+	if _, err := v.Configure(context.Background(), &verify.ConfigureRequest{Options: verify.Options{"file": {path}}}); err != nil {
+		t.Fatal(err)
+	}
+	v.Close()
+	return logs.String(), path
+}
+
 // TestWarnsOfWeakPins: a list with MD5 or SHA-1 pins is loaded with a
 // warning that says which, as md5pin warns; one without is not.
 func TestWarnsOfWeakPins(t *testing.T) {
@@ -387,15 +402,7 @@ func TestWarnsOfWeakPins(t *testing.T) {
 			for _, a := range tt.algos {
 				content += line(t, c, a, "")
 			}
-			path := filepath.Join(t.TempDir(), "pins.txt")
-			vtest.WriteFile(t, path, []byte(content))
-			var logs syncbuf.Buffer
-			v := New(hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn}))
-			if _, err := v.Configure(context.Background(), &verify.ConfigureRequest{Options: verify.Options{"file": {path}}}); err != nil {
-				t.Fatal(err)
-			}
-			defer v.Close()
-			got := logs.String()
+			got, _ := warnedAtLoad(t, content)
 			if tt.want == "" && strings.Contains(got, "weak") || tt.want != "" && !strings.Contains(got, tt.want) {
 				t.Fatalf("warnings %q, want %q", got, tt.want)
 			}
@@ -429,15 +436,7 @@ func TestWarnsOfExpiredPins(t *testing.T) {
 				}
 				content += line(t, c, pin.SPKI, expires)
 			}
-			path := filepath.Join(t.TempDir(), "pins.txt")
-			vtest.WriteFile(t, path, []byte(content))
-			var logs syncbuf.Buffer
-			v := New(hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn}))
-			if _, err := v.Configure(context.Background(), &verify.ConfigureRequest{Options: verify.Options{"file": {path}}}); err != nil {
-				t.Fatal(err)
-			}
-			defer v.Close()
-			got := logs.String()
+			got, path := warnedAtLoad(t, content)
 			want := strings.ReplaceAll(tt.want, "FILE", path)
 			if tt.want == "" && strings.Contains(got, "expiry") || tt.want != "" && !strings.Contains(got, want) {
 				t.Fatalf("warnings %q, want %q", got, want)
