@@ -13,10 +13,10 @@
 //
 // Start takes verifier specs in the syntax of tlspin's --verifier: NAME,
 // NAME:key=value,key=value (a key may repeat, for backup pins; in a value,
-// \, is a comma and \\ a backslash), or the path of a plugin executable. It returns when every verifier has started and
-// accepted its options; a mistake in a spec, an unknown verifier or an
-// option a verifier refuses is an error matching ErrBadConfig, and nothing
-// is left running. Several verifiers must all allow a peer. StartWith takes
+// \, is a comma and \\ a backslash), or the path of a plugin executable.
+// It returns when every verifier has started and accepted its options; a
+// mistake in a spec, an unknown verifier or an option a verifier refuses
+// is an error matching ErrBadConfig, and nothing is left running. Several verifiers must all allow a peer. StartWith takes
 // the same specs followed by options (Go allows only one variadic list, so
 // the specs come first, as a slice): WithRequire (all or any),
 // WithVerifier (options given as values, any character allowed),
@@ -62,7 +62,8 @@
 //     expected.
 //   - ErrVerifierFailed: a verifier could not decide (it returned an
 //     error or no verdict, crashed, timed out or answered garbage) and
-//     the peer was rejected to fail closed; trying again may succeed. With RequireAll a verdict against the peer settles it, so a
+//     the peer was rejected to fail closed; trying again may succeed.
+//     With RequireAll a verdict against the peer settles it, so a
 //     failure alongside one is ErrRejected; with RequireAny any failure
 //     could have been the allowing verifier, so it is ErrVerifierFailed.
 //
