@@ -104,6 +104,11 @@ func TestPendingSetRefusesUncomparableConns(t *testing.T) {
 		if s.Len() != 0 {
 			t.Fatalf("the set keeps %d entries", s.Len())
 		}
+		// What a server calls after every handshake (Confirm).
+		if err := s.Commit(context.Background(), conn); err != nil {
+			t.Fatalf("Commit(%T): %v", conn, err)
+		}
+		s.Forget(conn)
 	}
 	if p := s.For(&uncomparableConn{Conn: a}); p == nil {
 		t.Error("a pointer to the same type got no Pending")

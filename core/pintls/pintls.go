@@ -227,7 +227,7 @@ const (
 // value holding a slice, say) gets nil, which commits nothing: a
 // verification that needs a record then cannot allow its peer.
 func (s *PendingSet) For(raw net.Conn) *Pending {
-	if raw == nil || !reflect.ValueOf(raw).Comparable() {
+	if !keyable(raw) {
 		return nil
 	}
 	p := &Pending{}
@@ -289,9 +289,15 @@ func (s *PendingSet) drop(raw net.Conn) {
 	delete(s.m, raw)
 }
 
+// keyable reports whether raw can key the set's map: a struct value
+// holding a slice cannot, and looking it up would panic.
+func keyable(raw net.Conn) bool {
+	return raw != nil && reflect.ValueOf(raw).Comparable()
+}
+
 // take removes raw's entry and returns its Pending, or nil.
 func (s *PendingSet) take(raw net.Conn) *Pending {
-	if s == nil {
+	if s == nil || !keyable(raw) {
 		return nil
 	}
 	s.mu.Lock()
