@@ -115,10 +115,26 @@ func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format
 
 // commandLineError is a usage error found before the command ran (cobra's
 // unknown command or flag, bad flag value, wrong number of arguments).
-// Its text is cobra's and the user's own command line, never a peer's or
-// a plugin's, so it is shown with its newlines and tabs ("Did you mean
-// this?").
+// Its text is cobra's and the command line's. cobra's unknown command
+// quotes the word it did not know (%q) and lays out its suggestions
+// ("Did you mean this?") on lines of their own: that one is shown with its
+// newlines and tabs. Every other is escaped, since pflag quotes nothing
+// ("unknown flag: --x"), and a value a script passes (a message that
+// starts with "-") could carry a line that reads as tlspin's own.
 type commandLineError struct{ err error }
+
+// keepsLayout reports whether e's newlines and tabs are cobra's or
+// tlspin's own: cobra's unknown command, or a laidOut error.
+func (e commandLineError) keepsLayout() bool {
+	var lo laidOut
+	return strings.HasPrefix(e.err.Error(), "unknown command \"") || errors.As(e.err, &lo)
+}
+
+// laidOut is a usage error laid out on several lines whose text is
+// tlspin's own, but for numbers (a command's argument count and usage).
+type laidOut struct{ usageError }
+
+func (e laidOut) Unwrap() error { return e.usageError }
 
 func (e commandLineError) Error() string { return e.err.Error() }
 func (e commandLineError) Unwrap() error { return usageError(e) }
@@ -222,7 +238,7 @@ func ExitCode(err error) int {
 // explain is err's message with what a command-line user can do about it:
 // the library's errors speak of the library, the flags are named here.
 func explain(err error) string {
-	if _, ok := err.(commandLineError); ok {
+	if cle, ok := err.(commandLineError); ok && cle.keepsLayout() {
 		return escapeKeepLayout(strings.TrimRight(err.Error(), "\n"))
 	}
 	// The message may quote a peer's names or a plugin's reason.

@@ -80,7 +80,7 @@ func (s argSpec) check(cmd *cobra.Command, args []string) error {
 	if hint != "" {
 		msg += ": " + hint
 	}
-	return usageError{fmt.Errorf("%s\nUsage: %s", msg, cmd.UseLine())}
+	return laidOut{usageError{fmt.Errorf("%s\nUsage: %s", msg, cmd.UseLine())}}
 }
 
 func subcommandNames(c *cobra.Command) []string {

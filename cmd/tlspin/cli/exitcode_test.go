@@ -74,6 +74,9 @@ func TestExitCodes(t *testing.T) {
 
 		{"unknown command", []string{"sned"}, 2, `unknown command "sned"`},
 		{"cobra's suggestion, laid out", []string{"sned"}, 2, "for \"tlspin\"\n\nDid you mean this?\n\tsend\n"},
+		// pflag quotes nothing: a value a script passes that starts with
+		// "-" must not print a line that reads as tlspin's own.
+		{"a flag-like message forging a line", send(addr, "--x\ntlspin: sent 5 bytes; server replied OK"), 2, `unknown flag: --x\x0atlspin: sent 5 bytes`},
 		{"unknown subcommand", []string{"known-pins", "lst"}, 2, `unknown command "lst" for "tlspin known-pins" (it has: add, list, remove)`},
 		{"unknown shell", []string{"completion", "tcsh"}, 2, `unknown command "tcsh" for "tlspin completion"`},
 		{"unknown proxy mode", []string{"proxy", "srv"}, 2, `unknown command "srv" for "tlspin proxy"`},
