@@ -175,10 +175,12 @@ type SendOptions struct {
 
 // ErrResetAfterSend means the whole message was written and our write
 // side closed, and then the server reset the connection: it closed
-// without reading our close_notify, and its kernel discarded whatever
-// reply was still in flight. The message most likely arrived; sending it
-// again may deliver it twice.
-var ErrResetAfterSend = errors.New("client: the server reset the connection after receiving the message: it closed without reading our close_notify; the reply, if any, was lost")
+// without reading all we sent, at least our close_notify, and its kernel
+// discarded whatever reply was still in flight. Whether it read the
+// message cannot be told from here: a server that answers and closes
+// without reading to the end did, one that reads nothing did not; sending
+// it again may deliver it twice.
+var ErrResetAfterSend = errors.New("client: the server reset the connection after the whole message was sent: it closed without reading all we sent (at least our close_notify), so whether it read the message is unknown, and the reply, if any, was lost")
 
 // Result is what an exchange moved.
 type Result struct {

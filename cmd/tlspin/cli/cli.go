@@ -39,7 +39,7 @@ const (
 	ExitVerifierFailed = 4
 	// ExitResetAfterSend: send wrote the whole message and then the
 	// server reset the connection, so the reply (if any) was lost; the
-	// message most likely arrived, and sending it again may deliver it
+	// message may have arrived, and sending it again may deliver it
 	// twice.
 	ExitResetAfterSend = 5
 )
@@ -246,7 +246,7 @@ func explain(err error) string {
 	var rej *tlspin.RejectionError
 	switch {
 	case errors.Is(err, client.ErrResetAfterSend):
-		msg += "\n  (the whole message was sent: sending it again may deliver it twice; for a server that answers\n  and closes without reading to the end, --half-close auto or never keeps our side open until it has)"
+		msg += "\n  (the message may have arrived: sending it again may deliver it twice; for a server that answers\n  and closes without reading to the end, --half-close auto or never keeps our side open until it has)"
 	case errors.Is(err, launch.ErrUnusedPin):
 		msg += " (each NAME of --plugin-sha256 NAME=HEX must be a --verifier)"
 	case errors.As(err, &rej) && rej.PeerSHA256 != "":

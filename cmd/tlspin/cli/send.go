@@ -45,7 +45,7 @@ recipe's does, sees where it ends, and waits for the server to close. A
 server that answers a request and closes without reading further
 (Python's recv, sendall, close) then closes with our close_notify unread,
 and its kernel resets the connection, which discards the reply in flight:
-send exits 5, since the message most likely arrived (do not resend
+send exits 5, since the message may have arrived (do not resend
 blindly). For such a server, --half-close auto closes our side only once
 the server has sent nothing, after the message, for 3 ms plus twice what it
 took to answer our ClientHello (four times that after part of a reply),
@@ -161,11 +161,15 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 		// options: no ClientHello goes out before it has, so that a typo
 		// ends with a closed connection the server saw nothing on, not
 		// with a handshake aborted by an alert the server logs as a
-		// refusal of its certificate.
+		// refusal of its certificate. The wait is the plugin's start,
+		// which --plugin-start-timeout bounds: --timeout, for the connect
+		// and the handshake, does not count it.
+		w0 := time.Now()
 		if _, serr := verifiers(); serr != nil {
 			raw.Close()
 			return serr
 		}
+		t0 = t0.Add(time.Since(w0))
 	}
 	sn := client.ServerName(addr, f.serverName)
 	var confirm func(context.Context) error

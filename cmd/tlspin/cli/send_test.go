@@ -319,6 +319,26 @@ func TestSendExternalBadOptionsReachNoServer(t *testing.T) {
 	}
 }
 
+// An external verifier whose plugin takes longer to start than --timeout
+// is still given its start (bounded by --plugin-start-timeout): --timeout
+// is for the connect and the handshake, and the wait for the plugin before
+// the ClientHello is neither. It used to leave the handshake a negative
+// time ("did not finish within -0.5s").
+func TestSendSlowExternalPluginStart(t *testing.T) {
+	plugin := filepath.Join(misbehaveDir(t), "tlspin-verifier-misbehave")
+	dir := t.TempDir()
+	slow := filepath.Join(dir, "tlspin-verifier-slow")
+	if err := os.WriteFile(slow, []byte("#!/bin/sh\nsleep 1.5\nexec "+plugin+" \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	addr, reads := recordingTLS(t)
+	_, stderr, code := run(t, "--plugin-dir", dir, "send", "--timeout", "1s", "--verifier", "slow:mode=allow", addr, "hi")
+	if code != cli.ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	<-reads
+}
+
 // A server that resets the connection once it has the whole message and
 // our close_notify: send exits 5, not 1, saying the message was sent and
 // not to resend it blindly. A bad --half-close is a usage error.
@@ -352,7 +372,7 @@ func TestSendResetAfterMessage(t *testing.T) {
 		says string
 	}{
 		{"auto", cli.ExitResetAfterSend, "sending it again may deliver it twice"},
-		{"always", cli.ExitResetAfterSend, "the server reset the connection after receiving the message"},
+		{"always", cli.ExitResetAfterSend, "the server reset the connection after the whole message was sent"},
 		{"sometimes", cli.ExitUsage, `--half-close "sometimes": want always, auto or never`},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
