@@ -184,10 +184,14 @@ const yieldBytes = 1 << 20
 
 // plainSocket returns the socket under c when c is plaintext, read
 // through nothing that buffers (a TCP or unix socket, possibly in a
-// server.Conn); nil for TLS or anything else.
+// server.Conn, or a unix socket of ListenUnix); nil for TLS or anything
+// else.
 func plainSocket(c net.Conn) syscall.Conn {
 	if sc, ok := c.(*server.Conn); ok {
 		c = sc.NetConn()
+	}
+	if uc, ok := c.(*unixPeerConn); ok {
+		c = uc.NetConn()
 	}
 	switch v := c.(type) {
 	case *net.TCPConn:

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tlspin/tlspin/core/peercred"
+	"github.com/tlspin/tlspin/internal/files"
 	"github.com/tlspin/tlspin/internal/ratelog"
 )
 
@@ -29,7 +30,11 @@ import (
 //   - an existing path is taken only if it is a stale socket of this
 //     user's (connecting to it is refused); anything else, a file, a
 //     socket in use or another user's, is left alone and refused;
-//   - an abstract socket (@name) has no mode at all, and is refused.
+//   - an abstract socket (@name) has no mode at all, and is refused;
+//   - so is a path through a directory (or a link) another user could
+//     write (files.Resolve): they could put their own socket in its
+//     place, or a link there between bind and chmod, which would then
+//     change the mode of the file it leads to.
 //
 // Closing the listener removes the socket. Where the platform has no peer
 // credentials (peercred.Supported), ListenUnix fails rather than listen
@@ -45,6 +50,9 @@ func ListenUnix(ctx context.Context, path string, log hclog.Logger) (net.Listene
 		return nil, fmt.Errorf("proxy: listen unix %q: an abstract socket has no file mode, so any local user could connect: give a path", path)
 	case !peercred.Supported:
 		return nil, fmt.Errorf("proxy: listen unix %q: this platform cannot name a unix socket's peer, so other users could not be kept out", path)
+	}
+	if _, err := files.Resolve(path); err != nil {
+		return nil, fmt.Errorf("proxy: listen unix %q: %w", path, err)
 	}
 	if err := removeStale(ctx, path); err != nil {
 		return nil, err

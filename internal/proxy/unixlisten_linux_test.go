@@ -187,6 +187,15 @@ func TestUnixListenerPath(t *testing.T) {
 			}
 		}, "uid 65534"},
 		{"an abstract socket", nil, "abstract"},
+		// They could put their socket there, or a link between bind and
+		// chmod, which would chmod the file it leads to.
+		{"in a directory every user may write", func(t *testing.T, path string) {
+			dir := filepath.Dir(path)
+			if err := os.Chmod(dir, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.Chmod(dir, 0o700) })
+		}, "which every user may write to"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

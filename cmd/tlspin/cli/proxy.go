@@ -84,7 +84,8 @@ On TCP, even loopback, every local user can connect to --listen, and with
 unix:/path keeps that to this user: the socket has mode 0600, and a
 connection from any other uid (root excepted, which can read the key
 anyway) is closed unread, with a warning. An existing path is replaced only
-if it is a stale socket of this user's; the socket is removed on exit.`
+if it is a stale socket of this user's; a path through a directory another
+user could write is refused; the socket is removed on exit.`
 		c.Example = `  tlspin proxy client --listen 5432 --target db.example:8443 --verifier spkipin --pin sha256//BASE64=
   tlspin proxy client --listen unix:$XDG_RUNTIME_DIR/db.sock --target db.example:8443 --cert me.pem --verifier spkipin --pin sha256//BASE64=
   curl http://127.0.0.1:8080/ # through: tlspin proxy client --listen 8080 --target example.com:443 --verifier tofu`
