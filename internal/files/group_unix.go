@@ -4,6 +4,8 @@ package files
 
 import (
 	"bufio"
+	"errors"
+	"io/fs"
 	"os"
 	"os/user"
 	"strconv"
@@ -11,16 +13,24 @@ import (
 )
 
 // accounts are the files privateGroup reads; tests point them elsewhere.
-var accounts = struct{ group, passwd string }{"/etc/group", "/etc/passwd"}
+var accounts = struct{ group, passwd, nsswitch string }{"/etc/group", "/etc/passwd", "/etc/nsswitch.conf"}
 
 // privateGroup reports whether no user but this one can be in group gid,
 // as in a user private group (a group of one, named after its user, which
 // a umask of 002 makes every new directory writable by): /etc/group lists
-// no other member, and /etc/passwd gives no other user it as their own. A
-// group it cannot find there (one from a directory service, say) is not
-// private. Debian's OpenSSH accepts group-writable directories on the
-// same grounds.
+// no other member, and /etc/passwd gives no other user it as their own.
+// Debian's OpenSSH accepts group-writable directories on the same
+// grounds.
+//
+// It answers from those files alone, so it says no wherever they may not
+// be the whole story: where /etc/nsswitch.conf takes users or groups from
+// anything but them (LDAP, SSSD, systemd's userdb), which can add members
+// the files do not show, where they have NIS compat lines (+ and -), and
+// for a group they do not list or a line they cannot parse.
 func privateGroup(gid uint32) bool {
+	if !filesOnly(accounts.nsswitch) {
+		return false
+	}
 	me := os.Geteuid()
 	u, err := user.LookupId(strconv.Itoa(me))
 	if err != nil {
@@ -28,7 +38,11 @@ func privateGroup(gid uint32) bool {
 	}
 	found := false
 	ok := scan(accounts.group, func(f []string) bool {
-		if len(f) < 4 || f[2] != strconv.FormatUint(uint64(gid), 10) {
+		id, ok := field(f, 2)
+		if !ok {
+			return false
+		}
+		if id != uint64(gid) {
 			return true
 		}
 		found = true
@@ -43,13 +57,54 @@ func privateGroup(gid uint32) bool {
 		return false
 	}
 	return scan(accounts.passwd, func(f []string) bool {
-		return len(f) < 4 || f[3] != strconv.FormatUint(uint64(gid), 10) || f[2] == strconv.Itoa(me)
+		uid, ok1 := field(f, 2)
+		g, ok2 := field(f, 3)
+		return ok1 && ok2 && (g != uint64(gid) || uid == uint64(me))
 	})
+}
+
+// field parses the number in field i of an account line (glibc reads
+// "02001" as 2001), or says the line cannot be read so.
+func field(f []string, i int) (uint64, bool) {
+	if len(f) < 4 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(f[i], 10, 32)
+	return n, err == nil
+}
+
+// filesOnly reports whether the name service switch at path takes both
+// users and groups from the files alone; a missing file means that.
+func filesOnly(path string) bool {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true
+	}
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		db, sources, ok := strings.Cut(s.Text(), ":")
+		if db = strings.TrimSpace(db); !ok || (db != "passwd" && db != "group") {
+			continue
+		}
+		if i := strings.IndexByte(sources, '#'); i >= 0 {
+			sources = sources[:i]
+		}
+		for _, src := range strings.Fields(sources) {
+			if src != "files" && !strings.HasPrefix(src, "[") {
+				return false
+			}
+		}
+	}
+	return s.Err() == nil
 }
 
 // scan calls line with the colon-separated fields of each line of path
 // until it returns false; it returns false then, or if path cannot be
-// read.
+// read, or has a NIS compat line. Blank lines and comments are skipped.
 func scan(path string, line func([]string) bool) bool {
 	f, err := os.Open(path)
 	if err != nil {
@@ -58,7 +113,14 @@ func scan(path string, line func([]string) bool) bool {
 	defer f.Close()
 	s := bufio.NewScanner(f)
 	for s.Scan() {
-		if !line(strings.Split(s.Text(), ":")) {
+		text := s.Text()
+		switch {
+		case strings.TrimSpace(text) == "", strings.HasPrefix(text, "#"):
+			continue
+		case strings.HasPrefix(text, "+"), strings.HasPrefix(text, "-"):
+			return false // NIS compat: members from elsewhere
+		}
+		if !line(strings.Split(text, ":")) {
 			return false
 		}
 	}

@@ -30,33 +30,42 @@ func TestGroupWritableDirectory(t *testing.T) {
 	for _, tt := range []struct {
 		name      string
 		members   string // of the group, in /etc/group
+		extra     string // more lines of /etc/group
+		nsswitch  string // "": files only
 		ownGroup  string // a user with it as their own, in /etc/passwd
 		dirMode   os.FileMode
 		fileMode  os.FileMode // 0: the file does not exist
 		fileGroup int         // -1: the file keeps its group
 		refused   string      // "" to read
 	}{
-		{"a team's directory, this user's file", "alice," + me.Username, "", os.ModeSetgid | 0o770, 0o600, -1, `may write to (mode 0770, not sticky), and its other members could replace or remove it`},
-		{"a team's directory, the team's file", "alice," + me.Username, "", os.ModeSetgid | 0o770, 0o660, gid, ""},
-		{"a team's directory, the file writable by another group", "alice", "", os.ModeSetgid | 0o770, 0o660, 0, "its other members could replace or remove it"},
-		{"a team's directory, the file missing", "alice", "", os.ModeSetgid | 0o770, 0, -1, "its other members could put a file of theirs there"},
-		{"a group others have as their own", "", "alice", os.ModeSetgid | 0o770, 0o600, -1, "its other members could replace or remove it"},
-		{"this user's private group", me.Username, "", os.ModeSetgid | 0o770, 0o600, -1, ""},
-		{"a group of no one", "", "", 0o770, 0o600, -1, ""},
-		{"a team's sticky directory", "alice", "", os.ModeSticky | 0o770, 0o600, -1, ""},
-		{"a team's directory it may only read", "alice", "", 0o750, 0o600, -1, ""},
+		{"a team's directory, this user's file", "alice," + me.Username, "", "", "", os.ModeSetgid | 0o770, 0o600, -1, `may write to (mode 0770, not sticky), and its other members could replace or remove it`},
+		{"a team's directory, the team's file", "alice," + me.Username, "", "", "", os.ModeSetgid | 0o770, 0o660, gid, ""},
+		{"a team's directory, the file writable by another group", "alice", "", "", "", os.ModeSetgid | 0o770, 0o660, 0, "its other members could replace or remove it"},
+		{"a team's directory, the file missing", "alice", "", "", "", os.ModeSetgid | 0o770, 0, -1, "its other members could put a file of theirs there"},
+		{"a group others have as their own", "", "", "", "alice", os.ModeSetgid | 0o770, 0o600, -1, "its other members could replace or remove it"},
+		{"this user's private group", me.Username, "", "", "", os.ModeSetgid | 0o770, 0o600, -1, ""},
+		// The files are not the whole story: a directory service may add
+		// members they do not show.
+		{"a private group, users also from systemd's userdb", me.Username, "", "passwd: files systemd\ngroup: files systemd\n", "", os.ModeSetgid | 0o770, 0o600, -1, "its other members could replace or remove it"},
+		{"a private group, groups also from LDAP", me.Username, "", "passwd:  files\ngroup:   files [SUCCESS=return] ldap # directory\n", "", os.ModeSetgid | 0o770, 0o600, -1, "its other members could replace or remove it"},
+		{"a private group, actions but files only", me.Username, "", "passwd: files\ngroup: files [NOTFOUND=return]\n", "", os.ModeSetgid | 0o770, 0o600, -1, ""},
+		{"a private group, NIS compat lines", me.Username, "+:::\n", "", "", os.ModeSetgid | 0o770, 0o600, -1, "its other members could replace or remove it"},
+		// glibc reads 054322 as 54322: alice is in the group too.
+		{"a private group, and a line naming its gid 0-padded", me.Username, "alias:x:054322:alice\n", "", "", os.ModeSetgid | 0o770, 0o600, -1, "its other members could replace or remove it"},
+		{"a group of no one", "", "", "", "", 0o770, 0o600, -1, ""},
+		{"a team's sticky directory", "alice", "", "", "", os.ModeSticky | 0o770, 0o600, -1, ""},
+		{"a team's directory it may only read", "alice", "", "", "", 0o750, 0o600, -1, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			etc := t.TempDir()
-			accounts.group = filepath.Join(etc, "group")
-			accounts.passwd = filepath.Join(etc, "passwd")
-			t.Cleanup(func() { accounts.group, accounts.passwd = "/etc/group", "/etc/passwd" })
-			writeFile(t, accounts.group, "root:x:0:\nteam:x:"+strconv.Itoa(gid)+":"+tt.members+"\n")
+			nsswitch := "passwd: files\ngroup: files\n"
+			if tt.nsswitch != "" {
+				nsswitch = tt.nsswitch
+			}
 			passwd := me.Username + ":x:" + me.Uid + ":" + me.Gid + "::/:/bin/sh\n"
 			if tt.ownGroup != "" {
 				passwd += tt.ownGroup + ":x:54323:" + strconv.Itoa(gid) + "::/:/bin/sh\n"
 			}
-			writeFile(t, accounts.passwd, passwd)
+			fakeAccounts(t, "# groups\nroot:x:0:\nteam:x:"+strconv.Itoa(gid)+":"+tt.members+"\n"+tt.extra, passwd, nsswitch)
 
 			dir := filepath.Join(t.TempDir(), "team")
 			if err := os.Mkdir(dir, 0o700); err != nil {
@@ -98,9 +107,53 @@ func TestGroupWritableDirectory(t *testing.T) {
 	}
 }
 
+// fakeAccounts points privateGroup at these contents of /etc/group,
+// /etc/passwd and /etc/nsswitch.conf for the test.
+func fakeAccounts(t *testing.T, group, passwd, nsswitch string) {
+	t.Helper()
+	etc := t.TempDir()
+	saved := accounts
+	t.Cleanup(func() { accounts = saved })
+	accounts.group = filepath.Join(etc, "group")
+	accounts.passwd = filepath.Join(etc, "passwd")
+	accounts.nsswitch = filepath.Join(etc, "nsswitch.conf")
+	writeFile(t, accounts.group, group)
+	writeFile(t, accounts.passwd, passwd)
+	writeFile(t, accounts.nsswitch, nsswitch)
+}
+
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestGroupWritableExecutable: a team may keep a list together, but a
+// verifier plugin its group may write runs as this user whatever another
+// member puts in it: refused, unless the group is this user's alone.
+func TestGroupWritableExecutable(t *testing.T) {
+	const gid = 54322
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, members, refused string
+	}{
+		{"a team's", "alice," + me.Username, `may be written by group gid 54322 (mode 0775), whose other members could change what it decides`},
+		{"this user's private group's", me.Username, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fakeAccounts(t, "team:x:"+strconv.Itoa(gid)+":"+tt.members+"\n", me.Username+":x:"+me.Uid+":"+me.Gid+"::/:/bin/sh\n", "group: files\npasswd: files\n")
+			p := file(t, t.TempDir(), "tlspin-verifier-x", 0o775)
+			if err := os.Lchown(p, -1, gid); err != nil {
+				t.Skipf("cannot give a file to another group here: %v", err)
+			}
+			err := CheckExecutable(p)
+			if (err == nil) != (tt.refused == "") || (err != nil && !strings.Contains(err.Error(), tt.refused)) {
+				t.Fatalf("%v, want refused with %q", err, tt.refused)
+			}
+		})
 	}
 }

@@ -26,7 +26,9 @@ import (
 //     the file itself is writable by that same group (its members may
 //     change it anyway): they could replace or remove a file they were
 //     not given;
-//   - a symbolic link on the way belongs to someone else.
+//   - a symbolic link on the way belongs to someone else;
+//   - the file, or a directory on the way, has an access control list
+//     that lets another user, or a group with other members, write it.
 //
 // The path is walked one name at a time, as the kernel would, links and
 // ".." included, and the file the walk reached is opened without following
@@ -50,11 +52,22 @@ func OpenTrusted(path string) (*os.File, error) {
 	if err == nil {
 		err = checkFile(st, path, shared)
 	}
+	if err == nil {
+		err = checkACL(path, aclWriter(int(f.Fd()), ""))
+	}
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
 	return f, nil
+}
+
+// checkACL refuses path if writer (aclWriter's) names someone.
+func checkACL(path, writer string) error {
+	if writer == "" {
+		return nil
+	}
+	return untrusted("%s has %s: getfacl %s shows it, setfacl -b %s removes it", path, writer, path, path)
 }
 
 // CheckExecutable refuses the program at path, a verifier plugin that
@@ -66,10 +79,21 @@ func CheckExecutable(path string) error {
 		return err
 	}
 	st, err := os.Lstat(real)
-	if err == nil {
-		err = checkFile(st, path, shared)
+	if err != nil {
+		return err
 	}
-	return err
+	if err := checkFile(st, path, shared); err != nil {
+		return err
+	}
+	if err := checkACL(path, aclWriter(-1, real)); err != nil {
+		return err
+	}
+	// A team may keep a list together, but a program a group may write
+	// runs as this user whatever another member puts in it.
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && st.Mode().Perm()&0o020 != 0 && !privateGroup(sys.Gid) {
+		return untrusted("%s may be written by group %s (mode %04o), whose other members could change what it decides: chmod g-w %s", path, groupName(sys.Gid), st.Mode().Perm(), path)
+	}
+	return nil
 }
 
 // Resolve returns path with every symbolic link resolved, having checked
@@ -240,6 +264,9 @@ func safeDir(path, dir string) (*groupDir, error) {
 	}
 	if err := owned(st, fmt.Sprintf("%s is in %s, which belongs to", path, dir), "so that user could replace it"); err != nil {
 		return nil, err
+	}
+	if w := aclWriter(-1, dir); w != "" && st.Mode()&os.ModeSticky == 0 && !readOnly(dir) {
+		return nil, untrusted("%s is in %s, which has %s, so they could replace it: getfacl %s shows it, setfacl -b %s removes it", path, dir, w, dir, dir)
 	}
 	perm := st.Mode().Perm()
 	if perm&0o022 == 0 || st.Mode()&os.ModeSticky != 0 || readOnly(dir) {
