@@ -375,6 +375,20 @@ func (c *Config) checkPinned(found []host.Found) error {
 		ErrUnusedPin, strings.Join(unused, ", "), strings.Join(names, ", "))
 }
 
+// warnUnpinned warns of each external verifier that a checksums file,
+// given to pin plugins, does not list: it runs unpinned, which the user
+// who gave the file may not expect.
+func (c *Config) warnUnpinned(found []host.Found) {
+	if c.Checksums == nil {
+		return
+	}
+	for _, f := range found {
+		if f.Source != host.SourceBuiltin && c.sum(f.Name) == nil {
+			c.logger().Warn("the checksums file does not list this verifier's plugin: it runs unpinned", "verifier", f.Name, "path", f.Path)
+		}
+	}
+}
+
 // sum returns the pinned SHA-256 for a verifier, if any.
 func (c *Config) sum(name string) []byte {
 	if s, ok := c.Pinned[name]; ok {
@@ -404,6 +418,7 @@ func start(ctx context.Context, c *Config, specs []Spec, checkPinned bool) ([]*h
 	if err != nil {
 		return nil, nil, err
 	}
+	c.warnUnpinned(found)
 	plugins := make([]*host.Plugin, len(specs))
 	errs := make([]error, len(specs))
 	var wg sync.WaitGroup

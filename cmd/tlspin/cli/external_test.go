@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -104,5 +105,28 @@ func TestExternalUsage(t *testing.T) {
 		if code != cli.ExitUsage || !strings.Contains(stderr, tt.want) {
 			t.Errorf("%v: exit %d, stderr %q; want usage error mentioning %q", tt.args, code, stderr, tt.want)
 		}
+	}
+}
+
+// TestChecksumsFileThatMissesAPlugin: a --plugin-checksums file given to
+// pin plugins, which does not list the one a --verifier runs, lets it run
+// unpinned, as a shared file may; the user is warned that it does, and of
+// no plugin the file pins.
+func TestChecksumsFileThatMissesAPlugin(t *testing.T) {
+	dir := t.TempDir()
+	certFile := filepath.Join(dir, "cert.pem")
+	if _, stderr, code := run(t, "cert", "--out", certFile); code != cli.ExitOK {
+		t.Fatalf("cert: exit %d: %s", code, stderr)
+	}
+	sums := filepath.Join(dir, "SHA256SUMS")
+	if err := os.WriteFile(sums, []byte(strings.Repeat("ab", 32)+"  tlspin-verifier-other\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := run(t, "--log-level", "warn", "--plugin-dir", misbehaveDir(t), "--plugin-checksums", sums, "verify", "--verifier", "misbehave:mode=allow", certFile)
+	if code != cli.ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "the checksums file does not list this verifier's plugin: it runs unpinned: verifier=misbehave") {
+		t.Errorf("no warning that misbehave runs unpinned:\n%s", stderr)
 	}
 }
