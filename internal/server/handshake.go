@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"syscall"
 
 	"github.com/tlspin/tlspin/core/verify"
 )
@@ -46,8 +47,9 @@ func (e *HandshakeError) Unwrap() error { return e.Err }
 const noClientCert = "tls: client didn't provide a certificate"
 
 // classify turns a handshake error into a *HandshakeError; cause is why
-// the loop closed the connection, if it did.
-func classify(err, cause error) *HandshakeError {
+// the loop closed the connection, if it did; unnegotiated, that no
+// ClientHello was answered (no version agreed).
+func classify(err, cause error, unnegotiated bool) *HandshakeError {
 	he := &HandshakeError{By: HandshakeFailed, Err: err}
 	var re tls.RecordHeaderError
 	var op *net.OpError
@@ -68,6 +70,11 @@ func classify(err, cause error) *HandshakeError {
 		he.By, he.Reason = RefusedByPeer, "the client refused the handshake (alert: "+op.Err.Error()+"); does it trust our certificate?"
 	case errors.As(err, &re):
 		he.Reason = "client did not speak TLS"
+	case unnegotiated && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)):
+		// A port scanner, a health check, or tlspin send that stopped
+		// before its ClientHello (an external verifier refused its
+		// options).
+		he.Reason = "client closed the connection before its handshake began"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		he.Reason = "client closed the connection during the handshake"
 	default:

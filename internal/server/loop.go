@@ -494,7 +494,7 @@ func (c *Conn) HandshakeOver(ctx context.Context, transport net.Conn, cfg *tls.C
 		err = context.Cause(ctx)
 	}
 	if err != nil {
-		return tc, classify(err, context.Cause(ctx))
+		return tc, classify(err, context.Cause(ctx), tc.ConnectionState().Version == 0)
 	}
 	return tc, nil
 }

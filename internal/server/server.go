@@ -171,7 +171,7 @@ func (s *Server) handle(ctx context.Context, raw *Conn) {
 		case RefusedByPeer:
 			log.Warn("client refused our certificate; closed", kv...)
 		default:
-			log.Warn("handshake failed, client rejected; closed, nothing it sent is printed", kv...)
+			log.Warn("handshake failed; closed, nothing it sent is printed", kv...)
 		}
 		s.emit(Event{Kind: EventReject, Conn: id, Remote: remote, Reason: he.Reason, By: he.By, PeerSHA256: sum, PeerSPKI: spki})
 		return

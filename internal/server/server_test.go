@@ -330,6 +330,35 @@ func TestBadClientsDoNotStallOthers(t *testing.T) {
 	}
 }
 
+// TestClosedBeforeTheHandshake: a client that connects and closes before
+// sending anything (a port scanner, a health check, tlspin send stopping
+// before its ClientHello) is told apart from one that closes in the middle
+// of its handshake; neither is called rejected.
+func TestClosedBeforeTheHandshake(t *testing.T) {
+	good := newCert(t, "good")
+	ts := start(t, server.Config{TLS: mtlsConfig(t, good)})
+	hello := clientHello(t)
+	for _, tc := range []struct {
+		name, sends, reason string
+	}{
+		{"nothing", "", "client closed the connection before its handshake began"},
+		{"half a ClientHello", string(hello[:len(hello)/2]), "client closed the connection during the handshake"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", ts.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.WriteString(c, tc.sends)
+			c.(*net.TCPConn).CloseWrite()
+			ts.rec.waitFor(t, 5*time.Second, func(e server.Event) bool {
+				return e.Kind == server.EventReject && e.Reason == tc.reason && e.By == server.HandshakeFailed
+			})
+			c.Close()
+		})
+	}
+}
+
 // lineCounter counts what the server writes and the longest write.
 type lineCounter struct {
 	mu      sync.Mutex
