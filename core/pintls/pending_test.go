@@ -80,10 +80,11 @@ func TestPendingSetKeepsOnlyWhatWasSet(t *testing.T) {
 	}
 }
 
-// uncomparableConn is a net.Conn that cannot be a map key.
+// uncomparableConn is a net.Conn that cannot be a map key: it holds a
+// slice.
 type uncomparableConn struct {
 	net.Conn
-	buf []byte
+	_ []byte
 }
 
 // TestPendingSetRefusesUncomparableConns: a connection type that cannot
