@@ -74,7 +74,10 @@ func field(f []string, i int) (uint64, bool) {
 }
 
 // filesOnly reports whether the name service switch at path takes both
-// users and groups from the files alone; a missing file means that.
+// users and groups from the files alone; a missing file means that. It
+// reads lines as glibc does: the database's name ends at a colon or a
+// blank (either may stand alone), "#" starts a comment anywhere, and an
+// action in brackets may be followed by the next source without a blank.
 func filesOnly(path string) bool {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -86,20 +89,48 @@ func filesOnly(path string) bool {
 	defer f.Close()
 	s := bufio.NewScanner(f)
 	for s.Scan() {
-		db, sources, ok := strings.Cut(s.Text(), ":")
-		if db = strings.TrimSpace(db); !ok || (db != "passwd" && db != "group") {
+		line, _, _ := strings.Cut(s.Text(), "#")
+		line = strings.TrimLeft(line, " \t")
+		end := strings.IndexAny(line, ": \t")
+		if end < 0 {
 			continue
 		}
-		if i := strings.IndexByte(sources, '#'); i >= 0 {
-			sources = sources[:i]
+		if db := line[:end]; db != "passwd" && db != "group" {
+			continue
 		}
-		for _, src := range strings.Fields(sources) {
-			if src != "files" && !strings.HasPrefix(src, "[") {
+		for _, src := range nsSources(strings.TrimPrefix(strings.TrimLeft(line[end:], " \t"), ":")) {
+			if src != "files" {
 				return false
 			}
 		}
 	}
 	return s.Err() == nil
+}
+
+// nsSources returns the sources of a name service switch line, after its
+// database's name, without the bracketed actions between them.
+func nsSources(list string) []string {
+	var out []string
+	for len(list) > 0 {
+		switch list[0] {
+		case ' ', '\t':
+			list = list[1:]
+		case '[':
+			_, rest, ok := strings.Cut(list, "]")
+			if !ok {
+				return append(out, list) // unclosed: not "files"
+			}
+			list = rest
+		default:
+			end := strings.IndexAny(list, " \t[")
+			if end < 0 {
+				end = len(list)
+			}
+			out = append(out, list[:end])
+			list = list[end:]
+		}
+	}
+	return out
 }
 
 // scan calls line with the colon-separated fields of each line of path

@@ -157,3 +157,37 @@ func TestGroupWritableExecutable(t *testing.T) {
 		})
 	}
 }
+
+// TestFilesOnly reads /etc/nsswitch.conf as glibc does, so that a source
+// besides the files is never missed: a line without a colon, an action in
+// brackets followed by a source without a blank, a comment anywhere.
+func TestFilesOnly(t *testing.T) {
+	for _, tt := range []struct {
+		name, conf string
+		want       bool
+	}{
+		{"files", "passwd: files\ngroup: files\n", true},
+		{"no colon, files", "passwd files\ngroup\tfiles\n", true},
+		{"a comment", "passwd: files # ldap\ngroup:files#sss\n", true},
+		{"an action between files", "passwd: files [NOTFOUND=return] files\ngroup: files\n", true},
+		{"other databases", "passwd: files\ngroup: files\nhosts: files dns\nnetgroup: nis\n", true},
+		{"systemd", "passwd: files systemd\ngroup: files systemd\n", false},
+		{"no colon, systemd", "passwd: files\ngroup           files systemd\n", false},
+		{"a source glued to an action", "passwd: files\ngroup: files [UNAVAIL=return]systemd\n", false},
+		{"an unclosed action", "passwd: files\ngroup: files [UNAVAIL=return\n", false},
+		{"compat", "passwd: compat\ngroup: compat\n", false},
+		{"sss for passwd only", "passwd: files sss\ngroup: files\n", false},
+		{"indented", "  group: files ldap\n", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "nsswitch.conf")
+			writeFile(t, path, tt.conf)
+			if got := filesOnly(path); got != tt.want {
+				t.Errorf("filesOnly(%q) = %v, want %v", tt.conf, got, tt.want)
+			}
+		})
+	}
+	if !filesOnly(filepath.Join(t.TempDir(), "missing")) {
+		t.Error("a missing nsswitch.conf is not files only")
+	}
+}
