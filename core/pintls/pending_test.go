@@ -3,6 +3,7 @@ package pintls_test
 import (
 	"context"
 	"errors"
+	"math"
 	"net"
 	"testing"
 
@@ -87,16 +88,23 @@ type uncomparableConn struct {
 	_ []byte
 }
 
-// TestPendingSetRefusesUncomparableConns: a connection type that cannot
-// key the set's map gets no Pending (so nothing is recorded for it, and a
-// verifier whose allow needs a record cannot allow), instead of a panic
-// in the server's handshake.
+// nanConn is a net.Conn that equals no connection, itself included.
+type nanConn struct {
+	net.Conn
+	f float64
+}
+
+// TestPendingSetRefusesUncomparableConns: a connection that cannot key
+// the set's map (it holds a slice, or a NaN, which equals nothing) gets no
+// Pending (so nothing is recorded for it, and a verifier whose allow needs
+// a record cannot allow), instead of a panic in the server's handshake or
+// an entry that could never be found again.
 func TestPendingSetRefusesUncomparableConns(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
 	var s pintls.PendingSet
-	for _, conn := range []net.Conn{uncomparableConn{Conn: a}, nil} {
+	for _, conn := range []net.Conn{uncomparableConn{Conn: a}, nanConn{Conn: a, f: math.NaN()}, nil} {
 		p := s.For(conn)
 		if p != nil {
 			t.Fatalf("For(%T) = %v, want nil", conn, p)

@@ -290,9 +290,15 @@ func (s *PendingSet) drop(raw net.Conn) {
 }
 
 // keyable reports whether raw can key the set's map: a struct value
-// holding a slice cannot, and looking it up would panic.
+// holding a slice cannot, and looking it up would panic; one holding a NaN
+// equals nothing, itself included, so it could be stored but never found
+// again (nor deleted).
 func keyable(raw net.Conn) bool {
-	return raw != nil && reflect.ValueOf(raw).Comparable()
+	if raw == nil || !reflect.ValueOf(raw).Comparable() {
+		return false
+	}
+	same := raw
+	return same == raw
 }
 
 // take removes raw's entry and returns its Pending, or nil.
