@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -46,6 +47,10 @@ func (e *HandshakeError) Unwrap() error { return e.Err }
 // own, never the peer's.
 const noClientCert = "tls: client didn't provide a certificate"
 
+// ErrClosedEarly is matched by the handshake error of a client that closed
+// the connection before its handshake began: nothing was exchanged.
+var ErrClosedEarly = errors.New("server: client closed the connection before its handshake began")
+
 // classify turns a handshake error into a *HandshakeError; cause is why
 // the loop closed the connection, if it did; unnegotiated, that no
 // ClientHello was answered (no version agreed).
@@ -74,7 +79,7 @@ func classify(err, cause error, unnegotiated bool) *HandshakeError {
 		// A port scanner, a health check, or tlspin send that stopped
 		// before its ClientHello (an external verifier refused its
 		// options).
-		he.Reason = "client closed the connection before its handshake began"
+		he.Reason, he.Err = "client closed the connection before its handshake began", fmt.Errorf("%w: %w", ErrClosedEarly, err)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		he.Reason = "client closed the connection during the handshake"
 	default:

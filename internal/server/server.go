@@ -165,13 +165,15 @@ func (s *Server) handle(ctx context.Context, raw *Conn) {
 		} else {
 			kv = append(kv, "peer_cert", "none")
 		}
-		switch he.By {
-		case RejectedByUs:
+		switch {
+		case he.By == RejectedByUs:
 			log.Warn("client rejected by us; closed, nothing it sent is printed", kv...)
-		case RefusedByPeer:
+		case he.By == RefusedByPeer:
 			log.Warn("client refused our certificate; closed", kv...)
+		case errors.Is(err, ErrClosedEarly):
+			log.Warn("client closed before its handshake; nothing was exchanged", kv...)
 		default:
-			log.Warn("handshake failed; closed, nothing it sent is printed", kv...)
+			log.Warn("handshake failed, client rejected; closed, nothing it sent is printed", kv...)
 		}
 		s.emit(Event{Kind: EventReject, Conn: id, Remote: remote, Reason: he.Reason, By: he.By, PeerSHA256: sum, PeerSPKI: spki})
 		return
