@@ -306,7 +306,8 @@ func (v *Verifier) watch() {
 		abs = v.path
 	}
 	dir := filepath.Dir(abs)
-	wt := &watched{abs: abs, dir: dir, dirID: statID(dir), fileID: statID(abs)}
+	d := statID(dir)
+	wt := &watched{abs: abs, dir: dir, dirID: d, dirMode: d.mode, fileID: statID(abs)}
 	if wt.w, err = fsnotify.NewWatcher(); err != nil {
 		v.log.Warn(fmt.Sprintf("cannot watch the directory of %s (%v): checking the file every %s instead", v.path, err, v.pollEvery))
 		wt.lost = true
@@ -332,18 +333,25 @@ type watched struct {
 	abs, dir string
 	anyEvent bool
 	// dirID and fileID identify what the directory and the file were at
-	// the last look; the poll compares them.
+	// the last look; the poll compares them. dirMode is the directory's
+	// mode then.
 	dirID, fileID fileID
+	dirMode       os.FileMode
 	lost          bool // the directory is not watched now
 	unread        bool // the last reload could not read the file: try again
 }
 
-// fileID identifies a version of a file: what stat says of it.
+// fileID identifies a version of a file: what stat says of it. Its mode
+// and change time are there so that a file made writable by others
+// (chmod, chown, setfacl), which the next read would refuse, is read
+// again at once.
 type fileID struct {
 	exists     bool
 	dev, ino   uint64
 	size       int64
 	modUnixNan int64
+	mode       os.FileMode
+	ctime      int64
 }
 
 // sameFile reports whether id and o are the same file, perhaps changed.
@@ -360,8 +368,8 @@ func statID(path string) fileID {
 	if err != nil {
 		return fileID{}
 	}
-	id := fileID{exists: true, size: fi.Size(), modUnixNan: fi.ModTime().UnixNano()}
-	id.dev, id.ino = devIno(fi)
+	id := fileID{exists: true, size: fi.Size(), modUnixNan: fi.ModTime().UnixNano(), mode: fi.Mode()}
+	id.dev, id.ino, id.ctime = devIno(fi)
 	return id
 }
 
@@ -398,7 +406,9 @@ func (v *Verifier) watchLoop(ctx context.Context, wt *watched, done chan struct{
 				timer.Reset(v.debounce)
 				continue
 			}
-			if ev.Op == fsnotify.Chmod || (!wt.anyEvent && filepath.Clean(ev.Name) != wt.abs) {
+			// A chmod of the list itself may make it refused: read it
+			// again. Other files' chmods are an editor's.
+			if (ev.Op == fsnotify.Chmod || !wt.anyEvent) && filepath.Clean(ev.Name) != wt.abs {
 				continue
 			}
 			timer.Reset(v.debounce)
@@ -410,8 +420,14 @@ func (v *Verifier) watchLoop(ctx context.Context, wt *watched, done chan struct{
 		case <-poll.C:
 			// The directory's own size and time change with every file
 			// made in it: only another directory in its place counts.
-			if id := statID(wt.dir); wt.w != nil && (wt.lost || !id.sameFile(wt.dirID)) {
+			dir := statID(wt.dir)
+			if wt.w != nil && (wt.lost || !dir.sameFile(wt.dirID)) {
 				v.rewatch(wt, "was replaced")
+			}
+			// A directory made writable by others makes the list refused.
+			if dir.mode != wt.dirMode {
+				wt.dirMode = dir.mode
+				timer.Reset(v.debounce)
 			}
 			if id := statID(wt.abs); id != wt.fileID || wt.unread {
 				wt.fileID = id

@@ -591,3 +591,46 @@ func TestUnwatchableDirectoryIsPolled(t *testing.T) {
 		}
 	}
 }
+
+// TestMadeWritableByOthers: a list that becomes writable by every user,
+// or whose directory does, while tlspin runs, trusts nothing from then on
+// (the next read would refuse it), with nothing written to it: a change of
+// mode alone is seen, as an edit is, by the watch or the poll.
+func TestMadeWritableByOthers(t *testing.T) {
+	a := vtest.New(t, vtest.Spec{CN: "a"})
+	for _, tt := range []struct {
+		name   string
+		change func(t *testing.T, path string)
+		says   string
+	}{
+		{"the file", func(t *testing.T, path string) {
+			if err := os.Chmod(path, 0o646); err != nil {
+				t.Fatal(err)
+			}
+		}, "may be written by every user"},
+		{"its directory", func(t *testing.T, path string) {
+			dir := filepath.Dir(path)
+			if err := os.Chmod(dir, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.Chmod(dir, 0o700) })
+		}, "which every user may write to"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v, path, _ := configured(t, line(t, a, pin.SPKI, ""), nil)
+			v.Close() // watched again below with a quick poll
+			v.pollEvery = 20 * time.Millisecond
+			v.watch()
+			if ok, why := allowed(t, v, vtest.Chain(a)); !ok {
+				t.Fatal(why)
+			}
+			tt.change(t, path)
+			if !wait.Until(10*time.Second, func() bool { ok, _ := allowed(t, v, vtest.Chain(a)); return !ok }) {
+				t.Fatal("a still allowed by a list others may now write")
+			}
+			if _, why := allowed(t, v, vtest.Chain(a)); !strings.Contains(why, tt.says) {
+				t.Errorf("rejection %q, want it to say %q", why, tt.says)
+			}
+		})
+	}
+}
