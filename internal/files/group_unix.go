@@ -63,6 +63,15 @@ func privateGroup(gid uint32) bool {
 	})
 }
 
+// groupMembers names who, besides this user, may be in a group that
+// privateGroup did not find private, for messages.
+func groupMembers() string {
+	if !filesOnly(accounts.nsswitch) {
+		return "its members, whom tlspin cannot all know here (/etc/nsswitch.conf reads users or groups from more than /etc/passwd and /etc/group),"
+	}
+	return "its other members"
+}
+
 // field parses the number in field i of an account line (glibc reads
 // "02001" as 2001), or says the line cannot be read so.
 func field(f []string, i int) (uint64, bool) {

@@ -46,8 +46,8 @@ func TestGroupWritableDirectory(t *testing.T) {
 		{"this user's private group", me.Username, "", "", "", os.ModeSetgid | 0o770, 0o600, -1, ""},
 		// The files are not the whole story: a directory service may add
 		// members they do not show.
-		{"a private group, users also from systemd's userdb", me.Username, "", "passwd: files systemd\ngroup: files systemd\n", "", os.ModeSetgid | 0o770, 0o600, -1, "its other members could replace or remove it"},
-		{"a private group, groups also from LDAP", me.Username, "", "passwd:  files\ngroup:   files [SUCCESS=return] ldap # directory\n", "", os.ModeSetgid | 0o770, 0o600, -1, "its other members could replace or remove it"},
+		{"a private group, users also from systemd's userdb", me.Username, "", "passwd: files systemd\ngroup: files systemd\n", "", os.ModeSetgid | 0o770, 0o600, -1, "whom tlspin cannot all know here (/etc/nsswitch.conf reads users or groups from more than /etc/passwd and /etc/group), could replace or remove it"},
+		{"a private group, groups also from LDAP", me.Username, "", "passwd:  files\ngroup:   files [SUCCESS=return] ldap # directory\n", "", os.ModeSetgid | 0o770, 0o600, -1, "whom tlspin cannot all know here (/etc/nsswitch.conf reads users or groups from more than /etc/passwd and /etc/group), could replace or remove it"},
 		{"a private group, actions but files only", me.Username, "", "passwd: files\ngroup: files [NOTFOUND=return]\n", "", os.ModeSetgid | 0o770, 0o600, -1, ""},
 		{"a private group, NIS compat lines", me.Username, "+:::\n", "", "", os.ModeSetgid | 0o770, 0o600, -1, "its other members could replace or remove it"},
 		// glibc reads 054322 as 54322: alice is in the group too.
@@ -102,6 +102,11 @@ func TestGroupWritableDirectory(t *testing.T) {
 			_, rerr := Resolve(path)
 			if wantRefused := tt.refused != "" || tt.fileGroup == gid; (rerr != nil) != wantRefused {
 				t.Errorf("Resolve: %v, want refused: %v", rerr, wantRefused)
+			}
+			// A writer's file is this user's alone: no group is to be
+			// given it.
+			if rerr != nil && strings.Contains(rerr.Error(), "make it writable") {
+				t.Errorf("Resolve advises making a file of this user's alone group-writable: %v", rerr)
 			}
 		})
 	}
@@ -189,5 +194,35 @@ func TestFilesOnly(t *testing.T) {
 	}
 	if !filesOnly(filepath.Join(t.TempDir(), "missing")) {
 		t.Error("a missing nsswitch.conf is not files only")
+	}
+}
+
+// TestGroupWritableDirectoriesAllNamed: where several directories on a
+// path are a group's to write, the refusal names every one in its advice,
+// so that one run says all there is to change.
+func TestGroupWritableDirectoriesAllNamed(t *testing.T) {
+	const gid = 54322
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fakeAccounts(t, "team:x:"+strconv.Itoa(gid)+":alice\n", me.Username+":x:"+me.Uid+":"+me.Gid+"::/:/bin/sh\n", "group: files\npasswd: files\n")
+	outer := filepath.Join(t.TempDir(), "a")
+	inner := filepath.Join(outer, "b")
+	if err := os.MkdirAll(inner, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{outer, inner} {
+		if err := os.Lchown(d, -1, gid); err != nil {
+			t.Skipf("cannot give a directory to another group here: %v", err)
+		}
+		if err := os.Chmod(d, 0o770); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := file(t, inner, "pins", 0o600)
+	_, err = ReadTrusted(path)
+	if want := "chmod g-w " + outer + " " + inner; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("%v, want the advice %q", err, want)
 	}
 }

@@ -44,7 +44,7 @@ func OpenTrusted(path string) (*os.File, error) {
 	f, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		if len(shared) > 0 && errors.Is(err, fs.ErrNotExist) {
-			return nil, shared[0].refuse(path, nil)
+			return nil, refuseShared(path, shared, nil, false)
 		}
 		return nil, err
 	}
@@ -111,7 +111,7 @@ func Resolve(path string) (string, error) {
 	if err == nil && len(shared) > 0 {
 		// What is written there is this user's alone (0600): a group
 		// that may write the directory could replace or remove it.
-		err = shared[0].refuse(path, nil)
+		err = refuseShared(path, shared, nil, true)
 	}
 	if err != nil {
 		return "", fmt.Errorf("files: resolving %q: %w", path, err)
@@ -135,10 +135,14 @@ func checkFile(st os.FileInfo, path string, shared []groupDir) error {
 	if st.Mode().Perm()&0o002 != 0 {
 		return untrusted("%s may be written by every user (mode %04o), so anyone could change whom it trusts: chmod o-w %s", path, st.Mode().Perm(), path)
 	}
+	var others []groupDir
 	for _, g := range shared {
 		if sys, ok := st.Sys().(*syscall.Stat_t); !ok || st.Mode().Perm()&0o020 == 0 || sys.Gid != g.gid {
-			return g.refuse(path, st)
+			others = append(others, g)
 		}
+	}
+	if len(others) > 0 {
+		return refuseShared(path, others, st, false)
 	}
 	return nil
 }
@@ -151,15 +155,26 @@ type groupDir struct {
 	mode fs.FileMode
 }
 
-// refuse says why path, in g, is refused; st is the file, nil if it does
-// not exist.
-func (g groupDir) refuse(path string, st os.FileInfo) error {
+// refuseShared says why path is refused: groups may write the
+// directories in shared. st is the file, nil if it does not exist; writer
+// is for a file this user alone is to write (a key, tofu's store), which
+// no group is to be given. The advice names every such directory at once.
+func refuseShared(path string, shared []groupDir, st os.FileInfo, writer bool) error {
+	g := shared[0]
 	what := "replace or remove it"
 	if st == nil {
 		what = "put a file of theirs there"
 	}
-	return untrusted("%s is in %s, which group %s may write to (mode %04o, not sticky), and its other members could %s: chmod g-w %s, or, if they are meant to change %s, make it writable by that group too",
-		path, g.dir, groupName(g.gid), g.mode.Perm(), what, g.dir, path)
+	dirs := make([]string, len(shared))
+	for i, d := range shared {
+		dirs[i] = d.dir
+	}
+	advice := "chmod g-w " + strings.Join(dirs, " ")
+	if !writer && st != nil {
+		advice += fmt.Sprintf(", or, if that group's members are meant to change %s, make it writable by the group too", path)
+	}
+	return untrusted("%s is in %s, which group %s may write to (mode %04o, not sticky), and %s could %s: %s",
+		path, g.dir, groupName(g.gid), g.mode.Perm(), groupMembers(), what, advice)
 }
 
 // ErrUntrusted is matched by a refusal because another user may have
@@ -228,7 +243,7 @@ func walk(path string, missing bool) (real string, shared []groupDir, err error)
 		if err != nil {
 			if len(shared) > 0 && errors.Is(err, fs.ErrNotExist) {
 				// Missing, perhaps removed by the group: not "missing".
-				return "", nil, shared[len(shared)-1].refuse(path, nil)
+				return "", nil, refuseShared(path, shared, nil, false)
 			}
 			return "", nil, err
 		}
