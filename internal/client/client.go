@@ -180,7 +180,26 @@ type SendOptions struct {
 // message cannot be told from here: a server that answers and closes
 // without reading to the end did, one that reads nothing did not; sending
 // it again may deliver it twice.
-var ErrResetAfterSend = errors.New("client: the server reset the connection after the whole message was sent: it closed without reading all we sent (at least our close_notify), so whether it read the message is unknown, and the reply, if any, was lost")
+var ErrResetAfterSend = errors.New("client: the server reset the connection after the whole message was sent")
+
+// ResetAfterSendError is an ErrResetAfterSend: how much of the reply came
+// before the reset, and when the write side was closed.
+type ResetAfterSendError struct {
+	Received  int64
+	HalfClose HalfClose
+	Err       error // the read's error: ECONNRESET
+}
+
+func (e *ResetAfterSendError) Error() string {
+	lost := "its reply, if any, was lost"
+	if e.Received > 0 {
+		lost = fmt.Sprintf("the %d bytes of reply printed may not be all of it", e.Received)
+	}
+	return fmt.Sprintf("%v: it closed without reading all we sent (at least our close_notify), so whether it read the message is unknown, and %s: %v", ErrResetAfterSend, lost, e.Err)
+}
+
+func (e *ResetAfterSendError) Is(target error) bool { return target == ErrResetAfterSend }
+func (e *ResetAfterSendError) Unwrap() error        { return e.Err }
 
 // Result is what an exchange moved.
 type Result struct {
@@ -288,7 +307,7 @@ func Send(ctx context.Context, conn *tls.Conn, msg io.Reader, reply io.Writer, o
 	case errors.As(r.err, &ne) && ne.Timeout():
 		res.IdleTimedOut = true
 	case res.HalfClosed && errors.Is(r.err, syscall.ECONNRESET):
-		return res, fmt.Errorf("%w (%d bytes of reply received): %w", ErrResetAfterSend, res.Received, r.err)
+		return res, &ResetAfterSendError{Received: res.Received, HalfClose: opts.HalfClose, Err: r.err}
 	case r.err != nil && !errors.Is(r.err, io.EOF):
 		return res, fmt.Errorf("client: reading the reply: %w", r.err)
 	}

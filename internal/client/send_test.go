@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -419,5 +420,23 @@ func TestSendHalfCloseAgainstPython(t *testing.T) {
 				t.Logf("no round of %d lost its reply (the race went our way every time)", n)
 			}
 		})
+	}
+}
+
+// TestResetAfterSendSaysWhatWasPrinted: a reset after part of the reply
+// was printed does not say the reply was lost, but that what was printed
+// may not be all of it.
+func TestResetAfterSendSaysWhatWasPrinted(t *testing.T) {
+	for _, tc := range []struct {
+		received int64
+		says     string
+	}{
+		{0, "its reply, if any, was lost"},
+		{15, "the 15 bytes of reply printed may not be all of it"},
+	} {
+		err := error(&client.ResetAfterSendError{Received: tc.received, Err: syscall.ECONNRESET})
+		if !errors.Is(err, client.ErrResetAfterSend) || !errors.Is(err, syscall.ECONNRESET) || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%d bytes: %q, want it to match ErrResetAfterSend and ECONNRESET and say %q", tc.received, err, tc.says)
+		}
 	}
 }

@@ -244,9 +244,15 @@ func explain(err error) string {
 	// The message may quote a peer's names or a plugin's reason.
 	msg := printable.Escape(err.Error())
 	var rej *tlspin.RejectionError
+	var reset *client.ResetAfterSendError
 	switch {
-	case errors.Is(err, client.ErrResetAfterSend):
-		msg += "\n  (the message may have arrived: sending it again may deliver it twice; for a server that answers\n  and closes without reading to the end, --half-close auto or never keeps our side open until it has)"
+	case errors.As(err, &reset):
+		msg += "\n  (the message may have arrived: sending it again may deliver it twice; for a server that answers\n  and closes without reading to the end, "
+		if reset.HalfClose == client.HalfCloseAuto {
+			msg += "--half-close never keeps our side open until it has: auto closed it when the server had been quiet for a moment)"
+		} else {
+			msg += "--half-close auto or never keeps our side open until it has)"
+		}
 	case errors.Is(err, launch.ErrUnusedPin):
 		msg += " (each NAME of --plugin-sha256 NAME=HEX must be a --verifier)"
 	case errors.As(err, &rej) && rej.PeerSHA256 != "":

@@ -371,8 +371,8 @@ func TestSendResetAfterMessage(t *testing.T) {
 		code int
 		says string
 	}{
-		{"auto", cli.ExitResetAfterSend, "sending it again may deliver it twice"},
-		{"always", cli.ExitResetAfterSend, "the server reset the connection after the whole message was sent"},
+		{"auto", cli.ExitResetAfterSend, "sending it again may deliver it twice; for a server that answers\n  and closes without reading to the end, --half-close never keeps our side open"},
+		{"always", cli.ExitResetAfterSend, "the server reset the connection after the whole message was sent: it closed without reading all we sent (at least our close_notify), so whether it read the message is unknown, and its reply, if any, was lost"},
 		{"sometimes", cli.ExitUsage, `--half-close "sometimes": want always, auto or never`},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
