@@ -87,7 +87,7 @@ anyway) is closed unread, with a warning. An existing path is replaced only
 if it is a stale socket of this user's; a path through a directory another
 user could write is refused; the socket is removed on exit.`
 		c.Example = `  tlspin proxy client --listen 5432 --target db.example:8443 --verifier spkipin --pin sha256//BASE64=
-  tlspin proxy client --listen unix:$XDG_RUNTIME_DIR/db.sock --target db.example:8443 --cert me.pem --verifier spkipin --pin sha256//BASE64=
+  tlspin proxy client --listen "unix:${XDG_RUNTIME_DIR:?}/db.sock" --target db.example:8443 --cert me.pem --verifier spkipin --pin sha256//BASE64=
   curl http://127.0.0.1:8080/ # through: tlspin proxy client --listen 8080 --target example.com:443 --verifier tofu`
 	}
 	c.Long += `
@@ -174,6 +174,8 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 		return usagef("proxy needs --listen ADDR")
 	case mode == proxy.ServerMode && strings.HasPrefix(f.listen, "unix:"):
 		return usagef("proxy server --listen %q: a unix socket is for proxy client (it keeps --cert to this user); proxy server listens on TCP", f.listen)
+	case f.listen == "unix:":
+		return usagef("--listen %q: want unix:/path (is a variable in it unset?)", f.listen)
 	case f.target == "":
 		return usagef("proxy needs --target HOST:PORT or unix:/path")
 	case mode == proxy.ServerMode && f.cert == "":

@@ -346,6 +346,7 @@ func TestProxyUsage(t *testing.T) {
 		{[]string{"proxy", "server", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:1"}, "--cert"},
 		{[]string{"proxy", "client", "--listen", "127.0.0.1:0"}, "--target"},
 		{[]string{"proxy", "server", "--listen", "unix:/tmp/proxy.sock", "--target", "127.0.0.1:1", "--cert", "x.pem"}, `--listen "unix:/tmp/proxy.sock": a unix socket is for proxy client`},
+		{[]string{"proxy", "client", "--listen", "unix:", "--target", "127.0.0.1:1", "--verifier", "md5pin", "--pin", "00112233445566778899aabbccddeeff"}, `--listen "unix:": want unix:/path`},
 		{[]string{"proxy", "client", "--listen", "127.0.0.1:0", "--target", "nohost", "--verifier", "md5pin", "--pin", "00112233445566778899aabbccddeeff"}, "want HOST:PORT or unix:/path"},
 	}
 	for _, tt := range tests {
