@@ -88,7 +88,7 @@ func TestExitCodes(t *testing.T) {
 		{"no arguments", []string{"send", "--verifier", "md5pin"}, 2, "send takes HOST:PORT [MESSAGE], got 0 argument(s): give the server's address\nUsage: tlspin send "},
 		{"fingerprint without arguments", []string{"fingerprint"}, 2, "fingerprint takes one FILE, - (standard input) or HOST:PORT, got 0 argument(s)"},
 		{"known-pins add with one argument", []string{"known-pins", "add", "localhost:1"}, 2, "add takes HOST:PORT PIN, got 1 argument(s)\nUsage: tlspin known-pins add HOST:PORT PIN"},
-		{"a subcommand's typo for a verifier name", []string{"verifiers", "chek"}, 2, `did you mean "tlspin verifiers check"?`},
+		{"a subcommand's typo for a verifier name", []string{"verifiers", "chek"}, 2, `tlspin: did you mean "tlspin verifiers check"? host: unknown verifier "chek"`},
 		{"an unknown verifier, not like a subcommand", []string{"verifiers", "nosuch"}, 2, `unknown verifier "nosuch"`},
 		{"bad --require without a verifier", []string{"serve", "--cert", "nosuch.pem", "--require", "bogus"}, 2, `unknown --require "bogus"`},
 		{"negative --max-conns", []string{"serve", "--cert", "nosuch.pem", "--max-conns", "-1"}, 2, "--max-conns -1: must not be negative"},

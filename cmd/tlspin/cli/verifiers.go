@@ -105,8 +105,9 @@ func (a *app) describeVerifier(cmd *cobra.Command, name string, asJSON bool) err
 			cmd.SuggestionsMinimumDistance = 2 // cobra's default for commands
 		}
 		if s := cmd.SuggestionsFor(name); errors.Is(err, host.ErrUnknownVerifier) && len(s) > 0 {
-			// "verifiers chek" is a typo of a subcommand, not a plugin.
-			return usageError{fmt.Errorf("%w; or did you mean %q?", err, cmd.CommandPath()+" "+s[0])}
+			// "verifiers chek" is a typo of a subcommand, not a plugin:
+			// said first, before the list of verifiers.
+			return usageError{fmt.Errorf("did you mean %q? %w", cmd.CommandPath()+" "+s[0], err)}
 		}
 		return usageError{err}
 	}
