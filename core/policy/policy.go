@@ -164,7 +164,9 @@ func (p *Policy) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 	if len(reasons) > 0 {
 		reason = strings.Join(reasons, "; ")
 	}
-	return &verify.Verdict{Allow: true, Matched: strings.Join(matched, ","), Reason: reason, Commit: commit}, nil
+	// "; " as between reasons: a verifier's own Matched may hold commas
+	// (ca's "chain to X, valid for Y").
+	return &verify.Verdict{Allow: true, Matched: strings.Join(matched, "; "), Reason: reason, Commit: commit}, nil
 }
 
 // Commit passes a commit on to every member that takes one. Each decides

@@ -33,16 +33,17 @@ func TestPolicy(t *testing.T) {
 		allowed bool
 		says    []string
 		commit  bool
+		matched string
 	}{
-		{"all, all allow", policy.All, []verify.Decider{allow, allow}, true, []string{"v0: key pinned; v1: key pinned"}, false},
-		{"all, one asks for a commit", policy.All, []verify.Decider{allow, first}, true, nil, true},
-		{"any, the committer rejected", policy.Any, []verify.Decider{allow, reject}, true, []string{"v0: key pinned"}, false},
-		{"all, one rejects", policy.All, []verify.Decider{allow, reject}, false, []string{"require all", "v1 rejected the peer: wrong pin"}, false},
-		{"all, one errors", policy.All, []verify.Decider{allow, broken}, false, []string{"v1 failed, so the peer is rejected (fail closed): plugin died"}, false},
-		{"all, no verdict", policy.All, []verify.Decider{empty}, false, []string{"no verdict"}, false},
-		{"any, one allows", policy.Any, []verify.Decider{reject, allow}, true, nil, false},
-		{"any, none allows", policy.Any, []verify.Decider{reject, broken}, false, []string{"require any", "v0 rejected", "v1 failed"}, false},
-		{"single reject", policy.All, []verify.Decider{reject}, false, []string{"v0 rejected the peer: wrong pin"}, false},
+		{"all, all allow", policy.All, []verify.Decider{allow, allow}, true, []string{"v0: key pinned; v1: key pinned"}, false, "v0=pin1; v1=pin1"},
+		{"all, one asks for a commit", policy.All, []verify.Decider{allow, first}, true, nil, true, ""},
+		{"any, the committer rejected", policy.Any, []verify.Decider{allow, reject}, true, []string{"v0: key pinned"}, false, ""},
+		{"all, one rejects", policy.All, []verify.Decider{allow, reject}, false, []string{"require all", "v1 rejected the peer: wrong pin"}, false, ""},
+		{"all, one errors", policy.All, []verify.Decider{allow, broken}, false, []string{"v1 failed, so the peer is rejected (fail closed): plugin died"}, false, ""},
+		{"all, no verdict", policy.All, []verify.Decider{empty}, false, []string{"no verdict"}, false, ""},
+		{"any, one allows", policy.Any, []verify.Decider{reject, allow}, true, nil, false, "v1=pin1"},
+		{"any, none allows", policy.Any, []verify.Decider{reject, broken}, false, []string{"require any", "v0 rejected", "v1 failed"}, false, ""},
+		{"single reject", policy.All, []verify.Decider{reject}, false, []string{"v0 rejected the peer: wrong pin"}, false, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -63,6 +64,9 @@ func TestPolicy(t *testing.T) {
 			}
 			if v.Commit != tc.commit {
 				t.Errorf("commit = %v, want %v", v.Commit, tc.commit)
+			}
+			if tc.matched != "" && v.Matched != tc.matched {
+				t.Errorf("matched = %q, want %q", v.Matched, tc.matched)
 			}
 			_, derr := p.Decide(context.Background(), &verify.Request{})
 			if !tc.allowed && !errors.Is(derr, verify.ErrRejected) {
