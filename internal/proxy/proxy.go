@@ -248,7 +248,7 @@ func (p *Proxy) servePlain(ctx context.Context, c *server.Conn) {
 		}
 		ev.Kind, ev.By, ev.Reason = EventRejected, server.HandshakeFailed, err.Error()
 		p.cfg.Metrics.handshake(string(server.HandshakeFailed))
-		p.cfg.Log.Warn(msg, "conn", ev.Conn, "error", err)
+		p.cfg.Log.Warn(msg, "conn", ev.Conn, "remote", ev.Remote, "error", err)
 		p.emit(ev)
 		return
 	}
