@@ -306,8 +306,7 @@ func (v *Verifier) watch() {
 		abs = v.path
 	}
 	dir := filepath.Dir(abs)
-	d := statID(dir)
-	wt := &watched{abs: abs, dir: dir, dirID: d, dirMode: d.mode, fileID: statID(abs)}
+	wt := &watched{abs: abs, dir: dir, dirID: statID(dir), fileID: statID(abs)}
 	if wt.w, err = fsnotify.NewWatcher(); err != nil {
 		v.log.Warn(fmt.Sprintf("cannot watch the directory of %s (%v): checking the file every %s instead", v.path, err, v.pollEvery))
 		wt.lost = true
@@ -333,12 +332,13 @@ type watched struct {
 	abs, dir string
 	anyEvent bool
 	// dirID and fileID identify what the directory and the file were at
-	// the last look; the poll compares them. dirMode is the directory's
-	// mode then.
+	// the last look; the poll compares them.
 	dirID, fileID fileID
-	dirMode       os.FileMode
-	lost          bool // the directory is not watched now
-	unread        bool // the last reload could not read the file: try again
+	// armed is when the reload now waiting was first asked for; zero if
+	// none waits.
+	armed  time.Time
+	lost   bool // the directory is not watched now
+	unread bool // the last reload could not read the file: try again
 }
 
 // fileID identifies a version of a file: what stat says of it. Its mode
@@ -393,6 +393,19 @@ func (v *Verifier) watchLoop(ctx context.Context, wt *watched, done chan struct{
 	defer timer.Stop()
 	poll := time.NewTicker(v.pollEvery)
 	defer poll.Stop()
+	// arm asks for a reload once the file has been quiet for the
+	// debounce, but no later than ten of them after the first ask: events
+	// another user can cause (files made in a shared directory, when
+	// every event counts) must not hold a reload off for ever.
+	arm := func() {
+		now := time.Now()
+		if wt.armed.IsZero() {
+			wt.armed = now
+		}
+		if now.Sub(wt.armed) < 10*v.debounce {
+			timer.Reset(v.debounce)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -403,7 +416,7 @@ func (v *Verifier) watchLoop(ctx context.Context, wt *watched, done chan struct{
 			}
 			if filepath.Clean(ev.Name) == wt.dir && ev.Op&(fsnotify.Remove|fsnotify.Rename) != 0 {
 				v.rewatch(wt, "was moved or removed")
-				timer.Reset(v.debounce)
+				arm()
 				continue
 			}
 			// A chmod of the list itself may make it refused: read it
@@ -411,7 +424,7 @@ func (v *Verifier) watchLoop(ctx context.Context, wt *watched, done chan struct{
 			if (ev.Op == fsnotify.Chmod || !wt.anyEvent) && filepath.Clean(ev.Name) != wt.abs {
 				continue
 			}
-			timer.Reset(v.debounce)
+			arm()
 		case err, ok := <-errs:
 			if !ok {
 				return
@@ -424,16 +437,15 @@ func (v *Verifier) watchLoop(ctx context.Context, wt *watched, done chan struct{
 			if wt.w != nil && (wt.lost || !dir.sameFile(wt.dirID)) {
 				v.rewatch(wt, "was replaced")
 			}
-			// A directory made writable by others makes the list refused.
-			if dir.mode != wt.dirMode {
-				wt.dirMode = dir.mode
-				timer.Reset(v.debounce)
-			}
-			if id := statID(wt.abs); id != wt.fileID || wt.unread {
+			// A list the next read would refuse (made writable by others:
+			// its mode, an ACL, its directories' owners or modes) is read
+			// again, which refuses it, though its contents did not change.
+			if id := statID(wt.abs); id != wt.fileID || wt.unread || !stillTrusted(v.path) {
 				wt.fileID = id
-				timer.Reset(v.debounce)
+				arm()
 			}
 		case <-timer.C:
+			wt.armed = time.Time{}
 			wt.fileID = statID(wt.abs)
 			err := v.reload()
 			wt.unread = errors.Is(err, errUnread)
@@ -442,6 +454,17 @@ func (v *Verifier) watchLoop(ctx context.Context, wt *watched, done chan struct{
 			}
 		}
 	}
+}
+
+// stillTrusted reports whether path would be read now: no other user may
+// have written it or its directories (files.OpenTrusted).
+func stillTrusted(path string) bool {
+	f, err := files.OpenTrusted(path)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
 }
 
 // rewatch moves the watch to whatever directory now has the list's

@@ -615,6 +615,18 @@ func TestMadeWritableByOthers(t *testing.T) {
 			}
 			t.Cleanup(func() { os.Chmod(dir, 0o700) })
 		}, "which every user may write to"},
+		{"its directory, given to another user", func(t *testing.T, path string) {
+			if err := os.Lchown(filepath.Dir(path), 54321, -1); err != nil {
+				t.Skipf("cannot give a directory to another user here: %v", err)
+			}
+		}, "which belongs to uid 54321"},
+		{"a directory further up", func(t *testing.T, path string) {
+			up := filepath.Dir(filepath.Dir(path))
+			if err := os.Chmod(up, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.Chmod(up, 0o700) })
+		}, "which every user may write to"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			v, path, _ := configured(t, line(t, a, pin.SPKI, ""), nil)
@@ -632,5 +644,46 @@ func TestMadeWritableByOthers(t *testing.T) {
 				t.Errorf("rejection %q, want it to say %q", why, tt.says)
 			}
 		})
+	}
+}
+
+// TestReloadNotHeldOffByOthersEvents: where every event in the list's
+// directory counts (the list is a symbolic link), another user who keeps
+// making files there must not hold a reload off for ever: a revocation
+// takes effect within a bounded time.
+func TestReloadNotHeldOffByOthersEvents(t *testing.T) {
+	a := vtest.New(t, vtest.Spec{CN: "a"})
+	b := vtest.New(t, vtest.Spec{CN: "b"})
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data.txt")
+	vtest.WriteFile(t, data, []byte(line(t, a, pin.SPKI, "")+line(t, b, pin.SPKI, "")))
+	path := filepath.Join(dir, "pins.txt")
+	if err := os.Symlink("data.txt", path); err != nil {
+		t.Fatal(err)
+	}
+	v := New(nil)
+	v.debounce, v.pollEvery = 50*time.Millisecond, time.Hour // the events alone
+	if _, err := v.Configure(context.Background(), &verify.ConfigureRequest{Options: verify.Options{"file": {path}}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // another user's files, faster than the debounce
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			os.WriteFile(filepath.Join(dir, fmt.Sprintf("noise%d", i%5)), []byte("x"), 0o600)
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	time.Sleep(100 * time.Millisecond) // the noise under way; nothing to wait for
+	vtest.WriteFile(t, data, []byte(line(t, a, pin.SPKI, "")))
+	if !wait.Until(5*time.Second, func() bool { ok, _ := allowed(t, v, vtest.Chain(b)); return !ok }) {
+		t.Fatal("b still allowed 5 s after its revocation, while another user's events went on")
 	}
 }
