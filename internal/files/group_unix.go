@@ -82,11 +82,15 @@ func field(f []string, i int) (uint64, bool) {
 	return n, err == nil
 }
 
-// filesOnly reports whether the name service switch at path takes both
-// users and groups from the files alone; a missing file means that. It
-// reads lines as glibc does: the database's name ends at a colon or a
-// blank (either may stand alone), "#" starts a comment anywhere, and an
-// action in brackets may be followed by the next source without a blank.
+// blanks are what glibc's isspace takes for one, in the C locale.
+const blanks = " \t\n\v\f\r"
+
+// filesOnly reports whether the name service switch at path takes users,
+// groups and login groups (initgroups) from the files alone; a missing
+// file means that. It reads lines as glibc does: the database's name ends
+// at a colon or a blank (either may stand alone), "#" starts a comment
+// anywhere, and an action in brackets may be followed by the next source
+// without a blank.
 func filesOnly(path string) bool {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -99,15 +103,16 @@ func filesOnly(path string) bool {
 	s := bufio.NewScanner(f)
 	for s.Scan() {
 		line, _, _ := strings.Cut(s.Text(), "#")
-		line = strings.TrimLeft(line, " \t")
-		end := strings.IndexAny(line, ": \t")
+		line = strings.TrimLeft(line, blanks)
+		end := strings.IndexAny(line, ":"+blanks)
 		if end < 0 {
 			continue
 		}
-		if db := line[:end]; db != "passwd" && db != "group" {
+		// initgroups gives users their groups at login, beside group.
+		if db := line[:end]; db != "passwd" && db != "group" && db != "initgroups" {
 			continue
 		}
-		for _, src := range nsSources(strings.TrimPrefix(strings.TrimLeft(line[end:], " \t"), ":")) {
+		for _, src := range nsSources(strings.TrimPrefix(strings.TrimLeft(line[end:], blanks), ":")) {
 			if src != "files" {
 				return false
 			}
@@ -122,7 +127,7 @@ func nsSources(list string) []string {
 	var out []string
 	for len(list) > 0 {
 		switch list[0] {
-		case ' ', '\t':
+		case ' ', '\t', '\n', '\v', '\f', '\r':
 			list = list[1:]
 		case '[':
 			_, rest, ok := strings.Cut(list, "]")
@@ -131,7 +136,7 @@ func nsSources(list string) []string {
 			}
 			list = rest
 		default:
-			end := strings.IndexAny(list, " \t[")
+			end := strings.IndexAny(list, blanks+"[")
 			if end < 0 {
 				end = len(list)
 			}

@@ -183,6 +183,10 @@ func TestFilesOnly(t *testing.T) {
 		{"compat", "passwd: compat\ngroup: compat\n", false},
 		{"sss for passwd only", "passwd: files sss\ngroup: files\n", false},
 		{"indented", "  group: files ldap\n", false},
+		{"a vertical tab after the name", "passwd: files\ngroup\v: files systemd\n", false},
+		{"a form feed before the name", "passwd: files\n\fgroup: files systemd\n", false},
+		{"login groups from elsewhere", "passwd: files\ngroup: files\ninitgroups: files systemd\n", false},
+		{"login groups from the files", "passwd: files\ngroup: files\ninitgroups: files\n", true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "nsswitch.conf")
