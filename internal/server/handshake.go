@@ -48,8 +48,9 @@ func (e *HandshakeError) Unwrap() error { return e.Err }
 const noClientCert = "tls: client didn't provide a certificate"
 
 // ErrClosedEarly is matched by the handshake error of a client that closed
-// the connection before its handshake began: nothing was exchanged.
-var ErrClosedEarly = errors.New("server: client closed the connection before its handshake began")
+// the connection before the server answered any ClientHello: it may have
+// sent nothing (a port scan, a health check) or part of one.
+var ErrClosedEarly = errors.New("server: client closed the connection before a ClientHello was answered")
 
 // classify turns a handshake error into a *HandshakeError; cause is why
 // the loop closed the connection, if it did; unnegotiated, that no
@@ -79,7 +80,7 @@ func classify(err, cause error, unnegotiated bool) *HandshakeError {
 		// A port scanner, a health check, or tlspin send that stopped
 		// before its ClientHello (an external verifier refused its
 		// options).
-		he.Reason, he.Err = "client closed the connection before its handshake began", fmt.Errorf("%w: %w", ErrClosedEarly, err)
+		he.Reason, he.Err = "client closed the connection before a ClientHello was answered", fmt.Errorf("%w: %w", ErrClosedEarly, err)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		he.Reason = "client closed the connection during the handshake"
 	default:

@@ -171,7 +171,7 @@ func (s *Server) handle(ctx context.Context, raw *Conn) {
 		case he.By == RefusedByPeer:
 			log.Warn("client refused our certificate; closed", kv...)
 		case errors.Is(err, ErrClosedEarly):
-			log.Warn("client closed before its handshake; nothing was exchanged", kv...)
+			log.Warn("client closed before its ClientHello was answered; closed", kv...)
 		default:
 			log.Warn("handshake failed, client rejected; closed, nothing it sent is printed", kv...)
 		}

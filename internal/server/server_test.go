@@ -341,7 +341,7 @@ func TestClosedBeforeTheHandshake(t *testing.T) {
 	for _, tc := range []struct {
 		name, sends, reason string
 	}{
-		{"nothing", "", "client closed the connection before its handshake began"},
+		{"nothing", "", "client closed the connection before a ClientHello was answered"},
 		{"half a ClientHello", string(hello[:len(hello)/2]), "client closed the connection during the handshake"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
