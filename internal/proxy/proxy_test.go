@@ -66,6 +66,14 @@ func startBackend(t testing.TB, network, addr string, handle func(net.Conn)) *ba
 	if network == "unix" {
 		b.addr = "unix:" + addr
 	}
+	serveEach(t, ln, func(c net.Conn) { b.accepted.Add(1); handle(c) })
+	return b
+}
+
+// serveEach accepts on ln until the test ends, handling each connection
+// on its own goroutine and closing it after; the cleanup closes ln and
+// waits for every handler.
+func serveEach(t testing.TB, ln net.Listener, handle func(net.Conn)) {
 	var wg sync.WaitGroup
 	t.Cleanup(func() { ln.Close(); wg.Wait() })
 	wg.Go(func() {
@@ -74,11 +82,9 @@ func startBackend(t testing.TB, network, addr string, handle func(net.Conn)) *ba
 			if err != nil {
 				return
 			}
-			b.accepted.Add(1)
 			wg.Go(func() { defer c.Close(); handle(c) })
 		}
 	})
-	return b
 }
 
 // hashThenEcho reads to EOF (which needs the half-close passed through),

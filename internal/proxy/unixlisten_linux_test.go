@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
@@ -62,18 +61,9 @@ print("read:", repr(data))
 // proxy client's target would answer whoever holds its client certificate.
 func serveSecret(t *testing.T, ln net.Listener) <-chan string {
 	remotes := make(chan string, 10)
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			remotes <- c.RemoteAddr().String()
-			c.Write([]byte("SECRET for the pinned client\n"))
-			c.Close()
-		}
+	serveEach(t, ln, func(c net.Conn) {
+		remotes <- c.RemoteAddr().String()
+		c.Write([]byte("SECRET for the pinned client\n"))
 	})
 	return remotes
 }
