@@ -58,8 +58,6 @@ func TestInterruptedCommandsFail(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cmd := exec.Command(bin, tt.args...)
 			cmd.Env = append(os.Environ(), "TLSPIN_PLUGIN_PATH=")
-			var stderr syncbuf.Buffer
-			cmd.Stderr = &stderr
 			if tt.stdin {
 				r, w, err := os.Pipe()
 				if err != nil {
@@ -69,28 +67,13 @@ func TestInterruptedCommandsFail(t *testing.T) {
 				cmd.Stdin = r
 				defer r.Close()
 			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
+			p := startLogged(t, cmd)
 			// Interrupt once the server is verified: the command is then
 			// sending or waiting.
-			deadline := time.Now().Add(20 * time.Second)
-			for !strings.Contains(stderr.String(), "verified the server") && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
+			p.logged(t, "verified the server")
 			cmd.Process.Signal(tt.sig)
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			var werr error
-			select {
-			case werr = <-done:
-			case <-time.After(10 * time.Second):
-				cmd.Process.Kill()
-				t.Fatalf("still running 10s after %v; stderr:\n%s", tt.sig, stderr.String())
-			}
-			var ee *exec.ExitError
-			if !errors.As(werr, &ee) || ee.ExitCode() != tt.code || !strings.Contains(stderr.String(), "tlspin: interrupted (") {
-				t.Fatalf("exit %v, want %d and 'interrupted'; stderr:\n%s", werr, tt.code, stderr.String())
+			if code := p.exit(t, tt.sig.String()); code != tt.code || !strings.Contains(p.stderr.String(), "tlspin: interrupted (") {
+				t.Fatalf("exit %d, want %d and 'interrupted'; stderr:\n%s", code, tt.code, p.stderr.String())
 			}
 		})
 	}
@@ -103,30 +86,11 @@ func TestInterruptedCertWritesNothing(t *testing.T) {
 	bin := testbin.Tlspin(t)
 	dir := t.TempDir()
 	out := filepath.Join(dir, "big.pem")
-	cmd := exec.Command(bin, "cert", "--out", out, "--type", "rsa", "--bits", "8192")
-	var stderr syncbuf.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(stderr.String(), "generating a 8192-bit RSA key") && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	cmd.Process.Signal(syscall.SIGINT)
-	var werr error
-	select {
-	case werr = <-done:
-	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("still running 10s after SIGINT; stderr:\n%s", stderr.String())
-	}
-	var ee *exec.ExitError
-	if !errors.As(werr, &ee) || ee.ExitCode() != 130 || !strings.Contains(stderr.String(), "tlspin: interrupted (SIGINT)") {
-		t.Fatalf("exit %v, want 130 and 'interrupted'; stderr:\n%s", werr, stderr.String())
+	p := startLogged(t, exec.Command(bin, "cert", "--out", out, "--type", "rsa", "--bits", "8192"))
+	p.logged(t, "generating a 8192-bit RSA key")
+	p.cmd.Process.Signal(syscall.SIGINT)
+	if code := p.exit(t, "SIGINT"); code != 130 || !strings.Contains(p.stderr.String(), "tlspin: interrupted (SIGINT)") {
+		t.Fatalf("exit %d, want 130 and 'interrupted'; stderr:\n%s", code, p.stderr.String())
 	}
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("an interrupted cert left %s behind (stat: %v)", out, err)
@@ -159,51 +123,74 @@ func TestSecondSignalEndsServe(t *testing.T) {
 				cmd = exec.Command("/bin/sh", append([]string{"-c", `trap '' INT; exec "$0" "$@"`, bin}, args...)...)
 			}
 			cmd.Env = append(os.Environ(), "TLSPIN_PLUGIN_PATH=")
-			var stderr syncbuf.Buffer
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			defer func() {
-				cmd.Process.Kill()
-				<-done
-			}()
-			waitFor := func(what string) string {
-				t.Helper()
-				deadline := time.Now().Add(20 * time.Second)
-				for time.Now().Before(deadline) {
-					if s := stderr.String(); strings.Contains(s, what) {
-						return s
-					}
-					time.Sleep(10 * time.Millisecond)
-				}
-				t.Fatalf("serve never logged %q; stderr:\n%s", what, stderr.String())
-				return ""
-			}
-			log := waitFor("listening: addr=")
+			p := startLogged(t, cmd)
+			log := p.logged(t, "listening: addr=")
 			addr := strings.Fields(log[strings.Index(log, "listening: addr=")+len("listening: addr="):])[0]
 			conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer conn.Close()
-			waitFor("client connected")
+			p.logged(t, "client connected")
 			cmd.Process.Signal(syscall.SIGINT)
-			waitFor("letting open connections finish")
+			p.logged(t, "letting open connections finish")
 			cmd.Process.Signal(syscall.SIGINT)
-			var werr error
-			select {
-			case werr = <-done:
-				done <- werr
-			case <-time.After(10 * time.Second):
-				t.Fatalf("still running 10s after a second SIGINT; stderr:\n%s", stderr.String())
-			}
-			var ee *exec.ExitError
-			if !errors.As(werr, &ee) || ee.ExitCode() != 130 {
-				t.Fatalf("exit %v, want 130; stderr:\n%s", werr, stderr.String())
+			if code := p.exit(t, "a second SIGINT"); code != 130 {
+				t.Fatalf("exit %d, want 130; stderr:\n%s", code, p.stderr.String())
 			}
 		})
+	}
+}
+
+// running is a tlspin process whose stderr is kept.
+type running struct {
+	cmd    *exec.Cmd
+	stderr syncbuf.Buffer
+	done   chan error
+}
+
+// startLogged starts cmd, keeping its stderr; it is killed at the end of
+// the test if it still runs.
+func startLogged(t *testing.T, cmd *exec.Cmd) *running {
+	t.Helper()
+	p := &running{cmd: cmd, done: make(chan error, 1)}
+	cmd.Stderr = &p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { p.done <- cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+	return p
+}
+
+// logged waits up to 20 s for stderr to say what, and returns it then.
+func (p *running) logged(t *testing.T, what string) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if s := p.stderr.String(); strings.Contains(s, what) {
+			return s
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("never logged %q; stderr:\n%s", what, p.stderr.String())
+	return ""
+}
+
+// exit waits up to 10 s, after what was done to the process, for it to
+// exit, and returns its exit code.
+func (p *running) exit(t *testing.T, after string) int {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(10 * time.Second):
+		t.Fatalf("still running 10s after %s; stderr:\n%s", after, p.stderr.String())
+		return 0
 	}
 }
