@@ -341,17 +341,12 @@ type watched struct {
 	unread bool // the last reload could not read the file: try again
 }
 
-// fileID identifies a version of a file: what stat says of it. Its mode
-// and change time are there so that a file made writable by others
-// (chmod, chown, setfacl), which the next read would refuse, is read
-// again at once.
+// fileID identifies a version of a file: what stat says of it.
 type fileID struct {
 	exists     bool
 	dev, ino   uint64
 	size       int64
 	modUnixNan int64
-	mode       os.FileMode
-	ctime      int64
 }
 
 // sameFile reports whether id and o are the same file, perhaps changed.
@@ -368,8 +363,8 @@ func statID(path string) fileID {
 	if err != nil {
 		return fileID{}
 	}
-	id := fileID{exists: true, size: fi.Size(), modUnixNan: fi.ModTime().UnixNano(), mode: fi.Mode()}
-	id.dev, id.ino, id.ctime = devIno(fi)
+	id := fileID{exists: true, size: fi.Size(), modUnixNan: fi.ModTime().UnixNano()}
+	id.dev, id.ino = devIno(fi)
 	return id
 }
 

@@ -5,4 +5,4 @@ package allowlist
 import "os"
 
 // devIno is unknown here: size and modification time alone tell versions apart.
-func devIno(os.FileInfo) (dev, ino uint64, ctime int64) { return 0, 0, 0 }
+func devIno(os.FileInfo) (dev, ino uint64) { return 0, 0 }

@@ -8,11 +8,10 @@ import (
 )
 
 // devIno returns the device and inode of fi, which tell a replaced
-// directory or file from the one seen before even when its times match,
-// and its change time, which moves with its mode, owner and ACL too.
-func devIno(fi os.FileInfo) (dev, ino uint64, ctime int64) {
+// directory or file from the one seen before even when its times match.
+func devIno(fi os.FileInfo) (dev, ino uint64) {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return uint64(st.Dev), uint64(st.Ino), st.Ctim.Nano()
+		return uint64(st.Dev), uint64(st.Ino)
 	}
-	return 0, 0, 0
+	return 0, 0
 }
