@@ -147,14 +147,12 @@ func (c *Client) Shutdown(ctx context.Context) error {
 }
 
 // WatchPolicy streams the plugin's policy changes on a connection of its
-// own. The channel is closed when ctx ends or the connection breaks, and
-// at once, without a connection, when Describe said the verifier reports
-// none.
+// own. The channel is closed when ctx ends or the connection breaks. When
+// Describe said the verifier reports none, it returns
+// verify.ErrNoPolicyWatch without opening a connection.
 func (c *Client) WatchPolicy(ctx context.Context) (<-chan verify.PolicyChange, error) {
 	if c.silent.Load() {
-		ch := make(chan verify.PolicyChange)
-		close(ch)
-		return ch, nil
+		return nil, verify.ErrNoPolicyWatch
 	}
 	cn, err := c.connect()
 	if err != nil {

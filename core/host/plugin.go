@@ -557,17 +557,32 @@ func (p *Plugin) watchExit(inst *instance) {
 // verdicts cached meanwhile are dropped as for a change; the verdicts
 // being decided then are not stored (core/cache). The same holds after a
 // restart.
+//
+// A watch that fails, or ends while inst is in service, would leave its
+// verdicts cached with nothing to drop them when the policy changes: the
+// host drops them at once and takes the plugin for failed, so that it is
+// restarted with a new watch. Only a plugin that says it has no changes to
+// report (verify.ErrNoPolicyWatch) is served without one.
 func (p *Plugin) watchPolicy(ctx context.Context, inst *instance) {
 	defer p.wg.Done()
 	ch, err := inst.v.WatchPolicy(ctx)
-	if err != nil {
+	if errors.Is(err, verify.ErrNoPolicyWatch) {
 		return
 	}
-	p.notify(verify.PolicyChange{Reason: "policy watch started"})
-	for c := range ch {
-		p.log.Debug("verifier policy changed", "epoch", c.Epoch, "reason", c.Reason)
-		p.notify(c)
+	if err == nil {
+		p.notify(verify.PolicyChange{Reason: "policy watch started"})
+		for c := range ch {
+			p.log.Debug("verifier policy changed", "epoch", c.Epoch, "reason", c.Reason)
+			p.notify(c)
+		}
+		err = errors.New("it ended")
 	}
+	if ctx.Err() != nil {
+		return // inst was taken out of service
+	}
+	// Out of service first, so that no call starts on inst after the drop.
+	p.fail(inst, fmt.Errorf("host: verifier %q: policy watch: %w", p.spec.Name, err))
+	p.notify(verify.PolicyChange{Reason: "policy watch lost"})
 }
 
 // notify tells the watchers of a policy change.

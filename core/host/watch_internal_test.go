@@ -2,6 +2,8 @@ package host
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -76,5 +78,94 @@ func TestChangeBeforeTheWatchIsNotLost(t *testing.T) {
 	p.Close()            // waits for the watch to end
 	if s := c.Stats(); s.Entries != 0 {
 		t.Fatalf("the allow cached before the watch was up outlived a change made then: %+v", s)
+	}
+}
+
+// endingWatch is a plugin whose policy watch ends as the test says: it
+// fails to start with err, or, with err nil, is acknowledged and then
+// ends when end is closed.
+type endingWatch struct {
+	lateWatch
+	err error
+	end chan struct{}
+}
+
+func (f *endingWatch) WatchPolicy(ctx context.Context) (<-chan verify.PolicyChange, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	ch := make(chan verify.PolicyChange)
+	go func() {
+		select {
+		case <-f.end:
+		case <-ctx.Done():
+		}
+		close(ch)
+	}()
+	return ch, nil
+}
+
+// TestLostWatch: a watch that ends while its instance is in service, or
+// fails to start, would leave the member's verdicts cached with nothing
+// to drop them when the policy changes (an allowlist edited), for their
+// minute. The verdicts are dropped, and the instance is taken out of
+// service to be restarted with a new watch. Only a plugin that says it
+// reports no changes is served without one, its verdicts kept.
+func TestLostWatch(t *testing.T) {
+	tests := []struct {
+		name     string
+		err      error
+		wantLost bool
+	}{
+		{"watch ended", nil, true},
+		{"watch failed", errors.New("rpc: verifier plugin unreachable"), true},
+		{"no changes to report", fmt.Errorf("rpc: %w", verify.ErrNoPolicyWatch), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := Config{MaxBackoff: time.Hour}
+			cfg.defaults()
+			p := &Plugin{spec: Spec{Name: "ending"}, cfg: cfg, log: cfg.Logger, desc: &verify.Description{Name: "ending"},
+				ready: make(chan struct{}), closeCh: make(chan struct{})}
+			t.Cleanup(func() { p.Close() })
+			f := &endingWatch{lateWatch: lateWatch{acked: make(chan struct{})}, err: tt.err, end: make(chan struct{})}
+			f.allow.Store(true)
+			c := cache.New(cache.Config{})
+			m := c.Wrap("ending", p)
+			lost := make(chan struct{})
+			p.OnPolicyChange(func(ch verify.PolicyChange) {
+				if ch.Reason == "policy watch lost" {
+					close(lost)
+				}
+			})
+			inst := &instance{v: f, life: alive{}, pid: 1, started: time.Now()}
+			p.install(inst)
+
+			req := &verify.Request{PeerChain: [][]byte{[]byte("leaf")}, Side: verify.ClientVerifiesServer, RemoteAddr: "127.0.0.1:443"}
+			if v, err := m.Verify(t.Context(), req); err != nil || !v.Allow {
+				t.Fatalf("before the watch ended: %+v, %v; want an allow", v, err)
+			}
+			close(f.end)
+			select {
+			case <-lost:
+				if !tt.wantLost {
+					t.Fatal("the watch of a plugin without changes was taken for lost")
+				}
+			case <-time.After(time.Second):
+				if tt.wantLost {
+					t.Fatal("no \"policy watch lost\" within 1 s of the watch ending")
+				}
+			}
+			p.mu.Lock()
+			inService := p.cur == inst
+			p.mu.Unlock()
+			s := c.Stats()
+			if tt.wantLost && (inService || s.Entries != 0) {
+				t.Fatalf("after the watch was lost: instance in service %v, cached verdicts %d; want out of service, none", inService, s.Entries)
+			}
+			if !tt.wantLost && (!inService || s.Entries != 1) {
+				t.Fatalf("without a watch to lose: instance in service %v, cached verdicts %d; want in service, 1", inService, s.Entries)
+			}
+		})
 	}
 }

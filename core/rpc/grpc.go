@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -105,18 +106,27 @@ func (c *Client) Commit(ctx context.Context, req *verify.Request) (*verify.Commi
 // changes: every change from then on is streamed. A plugin that does not
 // acknowledge (one built with an older SDK) sends its headers with its
 // first change, so WatchPolicy waits until then, or until ctx ends. A
-// plugin that does not implement it yields a channel that is closed at
-// once.
+// plugin that does not implement it (UNIMPLEMENTED) gets
+// verify.ErrNoPolicyWatch; a watch that ends in any other way before it
+// was acknowledged is an error.
 func (c *Client) WatchPolicy(ctx context.Context) (<-chan verify.PolicyChange, error) {
 	ctx, rec := newCall(ctx)
 	st, err := c.c.WatchPolicy(ctx, &verifierv1.WatchPolicyRequest{})
 	if err != nil {
 		return nil, rec.classify(ctx, err)
 	}
-	// An error, or a stream that ended without headers (UNIMPLEMENTED),
-	// is nil here and left to Recv.
-	if _, err := st.Header(); err != nil {
-		return nil, rec.classify(ctx, err)
+	// gRPC gives no headers, and no error, for a stream that ended
+	// without them; Recv tells how it ended.
+	if md, _ := st.Header(); md == nil {
+		_, err := st.Recv()
+		if err == nil || errors.Is(err, io.EOF) {
+			err = errors.New("the plugin ended its policy watch before it acknowledged it")
+		}
+		err = rec.classify(ctx, err)
+		if re := (*RemoteError)(nil); errors.As(err, &re) && re.Code == codes.Unimplemented {
+			return nil, fmt.Errorf("rpc: %w (WatchPolicy is UNIMPLEMENTED)", verify.ErrNoPolicyWatch)
+		}
+		return nil, err
 	}
 	ch := make(chan verify.PolicyChange, 1)
 	go func() {

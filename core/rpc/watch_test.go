@@ -2,14 +2,22 @@ package rpc_test
 
 import (
 	"context"
+	"errors"
+	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/tlspin/tlspin/core/rpc"
 	"github.com/tlspin/tlspin/core/verify"
+	verifierv1 "github.com/tlspin/tlspin/proto/verifier/v1"
 )
 
 // gated is a verifier whose subscription to its policy changes returns
@@ -130,5 +138,56 @@ func TestWatchOfASilentVerifier(t *testing.T) {
 	cancel()
 	if got, ok := <-ch; ok {
 		t.Fatalf("change %+v after ctx ended", got)
+	}
+}
+
+// endedWatch is a plugin whose WatchPolicy ends at once with err.
+type endedWatch struct {
+	verifierv1.UnimplementedVerifierServer
+	err error
+}
+
+func (e endedWatch) WatchPolicy(*verifierv1.WatchPolicyRequest, grpc.ServerStreamingServer[verifierv1.PolicyChange]) error {
+	return e.err
+}
+
+// TestWatchThatEndsUnacknowledged: only UNIMPLEMENTED says the plugin has
+// no changes to report (verify.ErrNoPolicyWatch), which lets the host
+// serve it without a watch. A watch that ends in any other way before it
+// was acknowledged is an error, so that the host does not take a broken
+// watch for "no changes" and keep verdicts no change would drop.
+func TestWatchThatEndsUnacknowledged(t *testing.T) {
+	tests := []struct {
+		name    string
+		plugin  verifierv1.VerifierServer
+		noWatch bool
+	}{
+		{"unimplemented", verifierv1.UnimplementedVerifierServer{}, true},
+		{"ended without a status", endedWatch{}, false},
+		{"internal", endedWatch{err: status.Error(codes.Internal, "broken")}, false},
+		{"unavailable", endedWatch{err: status.Error(codes.Unavailable, "gone")}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lis := bufconn.Listen(1 << 20)
+			srv := grpc.NewServer()
+			verifierv1.RegisterVerifierServer(srv, tt.plugin)
+			go func() { _ = srv.Serve(lis) }()
+			opts := append(rpc.DialOptions(),
+				grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+				grpc.WithTransportCredentials(insecure.NewCredentials()))
+			conn, err := grpc.NewClient("passthrough:///test", opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { conn.Close(); srv.Stop() })
+
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			ch, err := rpc.NewClient(conn).WatchPolicy(ctx)
+			if got := errors.Is(err, verify.ErrNoPolicyWatch); got != tt.noWatch || err == nil {
+				t.Fatalf("WatchPolicy = %v, %v; want an error, ErrNoPolicyWatch %v", ch, err, tt.noWatch)
+			}
+		})
 	}
 }

@@ -162,6 +162,11 @@ var (
 	ErrRejected = errors.New("verify: peer rejected")
 	// ErrBadOption is wrapped by Configure errors caused by user input.
 	ErrBadOption = errors.New("verify: bad option")
+	// ErrNoPolicyWatch is returned by a plugin channel's WatchPolicy when
+	// the plugin said it has no policy changes to report (it described
+	// itself so, or answered UNIMPLEMENTED): its verdicts hold for their
+	// CacheFor. Any other end of a watch means changes may go unheard.
+	ErrNoPolicyWatch = errors.New("verify: the verifier reports no policy changes")
 )
 
 // OptionError reports a bad option value; it wraps ErrBadOption.
