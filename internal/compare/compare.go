@@ -75,16 +75,17 @@ type Result struct {
 // VerifierInfo describes one verifier compared.
 type VerifierInfo struct {
 	Name string `json:"name"`
-	// InProcessUs and PluginUs are median microseconds per Verify.
-	InProcessUs float64 `json:"inprocess_us"`
-	PluginUs    float64 `json:"plugin_us"`
-	PinBytes    int     `json:"pin_bytes"`
-	Note        string  `json:"note"`
+	// InProcessUs and PluginUs are median microseconds per Verify. In JSON
+	// (MarshalJSON), what was not measured is null.
+	InProcessUs float64
+	PluginUs    float64
+	PinBytes    int
+	Note        string
 	// Skipped is set when the verifier could not be compared.
-	Skipped bool `json:"-"`
+	Skipped bool
 	// NoInProcess is set when the verifier is not built in: it has no
 	// in-process cost (InProcessUs is 0), shown as n/a.
-	NoInProcess bool `json:"-"`
+	NoInProcess bool
 }
 
 // Report is the whole comparison.

@@ -3,11 +3,13 @@ package compare_test
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -330,6 +332,7 @@ func parseCells(t *testing.T, page []byte) map[[2]string]cell {
 func TestWriteTextFormats(t *testing.T) {
 	var table, md, js bytes.Buffer
 	r := report()
+	r.Verifiers = append(r.Verifiers, compare.VerifierInfo{Name: "external", PluginUs: 160, PinBytes: 32, NoInProcess: true, Note: "a plugin of its own"})
 	if err := r.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
@@ -351,5 +354,25 @@ func TestWriteTextFormats(t *testing.T) {
 	}
 	if strings.Contains(js.String(), "Skipped") || strings.Contains(js.String(), "scenarios") {
 		t.Errorf("JSON has more than results and verifiers:\n%s", js.String())
+	}
+	// What was not measured is null in JSON, not a 0 that reads as free.
+	var doc struct {
+		Verifiers []map[string]any `json:"verifiers"`
+	}
+	if err := json.Unmarshal(js.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string]any{
+		"spkipin":  {"name": "spkipin", "inprocess_us": 5.5, "plugin_us": 150.0, "pin_bytes": 32.0, "note": "the key | pipes"},
+		"later":    {"name": "later", "inprocess_us": nil, "plugin_us": nil, "pin_bytes": nil, "note": "skipped: not built in"},
+		"external": {"name": "external", "inprocess_us": nil, "plugin_us": 160.0, "pin_bytes": 32.0, "note": "a plugin of its own"},
+	}
+	for _, v := range doc.Verifiers {
+		if w, ok := want[v["name"].(string)]; ok && !reflect.DeepEqual(v, w) {
+			t.Errorf("JSON verifier = %v; want %v", v, w)
+		}
+	}
+	if strings.Contains(table.String(), "external  0.00") {
+		t.Errorf("table gives an in-process cost for a verifier that is not built in:\n%s", table.String())
 	}
 }

@@ -96,6 +96,26 @@ func (r *Report) WriteTable(w io.Writer) error {
 	return nil
 }
 
+// MarshalJSON writes null where nothing was measured, as the tables
+// write n/a or -: every cost and the pin size of a skipped verifier, and
+// the in-process cost of one that is not built in. A 0 would read as free.
+func (v VerifierInfo) MarshalJSON() ([]byte, error) {
+	doc := struct {
+		Name        string   `json:"name"`
+		InProcessUs *float64 `json:"inprocess_us"`
+		PluginUs    *float64 `json:"plugin_us"`
+		PinBytes    *int     `json:"pin_bytes"`
+		Note        string   `json:"note"`
+	}{Name: v.Name, Note: v.Note}
+	if !v.Skipped {
+		doc.PluginUs, doc.PinBytes = &v.PluginUs, &v.PinBytes
+		if !v.NoInProcess {
+			doc.InProcessUs = &v.InProcessUs
+		}
+	}
+	return json.Marshal(doc)
+}
+
 // InProcessCost is InProcessUs as the tables show it: "n/a" for a
 // verifier that is not built in, which has no in-process cost.
 func (v VerifierInfo) InProcessCost() string {

@@ -86,12 +86,12 @@ func TestCompare(t *testing.T) {
 	}
 	ran := map[string]bool{}
 	for _, v := range doc.Verifiers {
-		if v.InProcessUs == nil || v.PluginUs == nil || v.PinBytes == nil || v.Note == nil {
-			t.Errorf("verifier %q lacks a field", v.Name)
+		if v.Note != nil && strings.HasPrefix(*v.Note, "skipped") {
+			t.Logf("%s %s", v.Name, *v.Note)
 			continue
 		}
-		if strings.HasPrefix(*v.Note, "skipped") {
-			t.Logf("%s %s", v.Name, *v.Note)
+		if v.InProcessUs == nil || v.PluginUs == nil || v.PinBytes == nil || v.Note == nil {
+			t.Errorf("verifier %q lacks a field", v.Name)
 			continue
 		}
 		ran[v.Name] = true
