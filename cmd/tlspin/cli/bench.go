@@ -58,7 +58,7 @@ handshake without a plugin) and, when openssl is on the PATH, openssl
 s_client (a real peer's client, sending nothing).`,
 		Example: `  tlspin bench
   tlspin bench --verifier sha256pin --key rsa --duration 10s --json`,
-		Args: cobra.NoArgs,
+		Args: noArgs("what to measure is set by flags: --verifier NAME, --duration D"),
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.runBench(cmd, f) },
 	}
 	fs := c.Flags()

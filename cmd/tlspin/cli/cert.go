@@ -51,7 +51,7 @@ written goes to stderr. --json prints both as one document.`,
   tlspin cert --out crt.pem --key-out key.pem --type ecdsa --san example.com --san 10.0.0.1 --days 90
   tlspin cert --ca --cn "My test CA" --out ca.pem
   tlspin cert --ca-cert ca.pem --out leaf.pem --san localhost`,
-		Args: cobra.NoArgs,
+		Args: noArgs("name the file with --out FILE"),
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.runCert(cmd, f) },
 	}
 	fs := c.Flags()

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -76,11 +77,35 @@ func (s argSpec) check(cmd *cobra.Command, args []string) error {
 	default:
 		return nil
 	}
-	msg := fmt.Sprintf("%s takes %s, got %d argument(s)", cmd.Name(), s.takes, len(args))
+	name := strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+	msg := fmt.Sprintf("%s takes %s, got %d argument(s)", name, s.takes, len(args))
+	if s.max == 0 {
+		// The usual slip: a value without its flag (serve 8443).
+		msg = fmt.Sprintf("%s takes no arguments, got %s", name, quoteArgs(args))
+	}
 	if hint != "" {
 		msg += ": " + hint
 	}
 	return laidOut{usageError{fmt.Errorf("%s\nUsage: %s", msg, cmd.UseLine())}}
+}
+
+// noArgs is the argument check of a command that takes none; hint says
+// where what the user typed belongs.
+func noArgs(hint string) cobra.PositionalArgs {
+	return argSpec{max: 0, tooMany: hint}.check
+}
+
+// quoteArgs quotes the first few arguments for a message.
+func quoteArgs(args []string) string {
+	const most = 3
+	q := make([]string, 0, most+1)
+	for _, a := range args[:min(len(args), most)] {
+		q = append(q, strconv.Quote(a))
+	}
+	if len(args) > most {
+		q = append(q, fmt.Sprintf("and %d more", len(args)-most))
+	}
+	return strings.Join(q, " ")
 }
 
 func subcommandNames(c *cobra.Command) []string {

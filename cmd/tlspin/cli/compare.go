@@ -53,7 +53,7 @@ through the plugin, the pin size, and what the strategy protects against.`,
 		Example: `  tlspin compare
   tlspin compare --verifier spkipin --verifier sha256pin --markdown
   tlspin compare --ref cert.pem --cert new.pem --html compare.html`,
-		Args: cobra.NoArgs,
+		Args: noArgs("add a verifier with --verifier NAME, a certificate with --cert FILE"),
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.runCompare(cmd, f) },
 	}
 	fs := c.Flags()

@@ -36,7 +36,7 @@ message pinned to the right fingerprint (verified by the md5pin plugin in
 its own process), then send with a wrong pin and see it refused with
 nothing sent. Each step shows the tlspin command that does the same.
 Exits non-zero if any step does not behave as it should.`,
-		Args: cobra.NoArgs,
+		Args: noArgs("it plays the recipe on its own"),
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.runDemo(cmd, keep) },
 	}
 	c.Flags().BoolVar(&keep, "keep", false, "keep the temporary directory (its path is printed)")

@@ -87,7 +87,13 @@ func TestExitCodes(t *testing.T) {
 		{"too many arguments", send("--verifier", "md5pin:pin="+pin, addr, "a", "b"), 2, "send takes HOST:PORT [MESSAGE], got 3 argument(s): quote a message that has spaces\nUsage: tlspin send "},
 		{"no arguments", []string{"send", "--verifier", "md5pin"}, 2, "send takes HOST:PORT [MESSAGE], got 0 argument(s): give the server's address\nUsage: tlspin send "},
 		{"fingerprint without arguments", []string{"fingerprint"}, 2, "fingerprint takes one FILE, - (standard input) or HOST:PORT, got 0 argument(s)"},
-		{"known-pins add with one argument", []string{"known-pins", "add", "localhost:1"}, 2, "add takes HOST:PORT PIN, got 1 argument(s)\nUsage: tlspin known-pins add HOST:PORT PIN"},
+		{"known-pins add with one argument", []string{"known-pins", "add", "localhost:1"}, 2, "known-pins add takes HOST:PORT PIN, got 1 argument(s)\nUsage: tlspin known-pins add HOST:PORT PIN"},
+		// A command without arguments is no group: cobra said "unknown
+		// command" for a value without its flag.
+		{"a port without --listen", []string{"serve", "8443"}, 2, "serve takes no arguments, got \"8443\": give the address with --listen ADDR\nUsage: tlspin serve "},
+		{"proxy's addresses without their flags", []string{"proxy", "server", "127.0.0.1:1", "127.0.0.1:2"}, 2, `proxy server takes no arguments, got "127.0.0.1:1" "127.0.0.1:2": give the addresses with --listen ADDR and --target ADDR`},
+		{"cert's file without --out", []string{"cert", "my\x1b[2J.pem"}, 2, `cert takes no arguments, got "my\x1b[2J.pem": name the file with --out FILE`},
+		{"two verifiers to describe", []string{"verifiers", "md5pin", "spkipin"}, 2, "verifiers takes at most one verifier NAME or path to a plugin, got 2 argument(s): one at a time"},
 		{"a subcommand's typo for a verifier name", []string{"verifiers", "chek"}, 2, `tlspin: did you mean "tlspin verifiers check"? host: unknown verifier "chek"`},
 		{"an unknown verifier, not like a subcommand", []string{"verifiers", "nosuch"}, 2, `unknown verifier "nosuch"`},
 		{"bad --require without a verifier", []string{"serve", "--cert", "nosuch.pem", "--require", "bogus"}, 2, `unknown --require "bogus"`},

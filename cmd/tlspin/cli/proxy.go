@@ -62,7 +62,7 @@ to this user.`,
 
 func (a *app) proxyModeCommand(mode proxy.Mode) *cobra.Command {
 	f := &proxyFlags{}
-	c := &cobra.Command{Args: cobra.NoArgs}
+	c := &cobra.Command{Args: noArgs("give the addresses with --listen ADDR and --target ADDR")}
 	if mode == proxy.ServerMode {
 		c.Use = "server --listen ADDR --target ADDR --cert FILE [--verifier NAME ...]"
 		c.Short = "accept TLS, verify clients, forward plaintext to --target"

@@ -73,7 +73,7 @@ once (exit 130 or 143).`,
   tlspin serve --listen 127.0.0.1:8443 --cert cert.pem --once
   tlspin serve --listen :8081 --cert cert.pem   # every interface
   tlspin serve --cert cert.pem --verifier spkipin --pin sha256//BASE64=`,
-		Args: cobra.NoArgs,
+		Args: noArgs("give the address with --listen ADDR"),
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.runServe(cmd, f) },
 	}
 	fs := c.Flags()

@@ -29,7 +29,7 @@ plugin, exactly as send and serve would, and show its summary and options.`,
 		Example: `  tlspin verifiers
   tlspin verifiers spkipin
   tlspin --plugin-dir ./plugins verifiers myverifier`,
-		Args: cobra.MaximumNArgs(1),
+		Args: argSpec{min: 0, max: 1, takes: "at most one verifier NAME or path to a plugin", tooMany: "one at a time"}.check,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				return a.describeVerifier(cmd, args[0], asJSON)
