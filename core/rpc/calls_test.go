@@ -41,9 +41,15 @@ func (f *fake) Verify(ctx context.Context, _ *verify.Request) (*verify.Verdict, 
 // opts, and the server.
 func serve(t *testing.T, v verify.Verifier, opts ...grpc.DialOption) (*rpc.Client, *grpc.Server) {
 	t.Helper()
+	return serveWith(t, func(srv *grpc.Server) error { return (&rpc.GRPCPlugin{Impl: v}).GRPCServer(nil, srv) }, opts...)
+}
+
+// serveWith serves what register registers, as serve does.
+func serveWith(t *testing.T, register func(*grpc.Server) error, opts ...grpc.DialOption) (*rpc.Client, *grpc.Server) {
+	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer()
-	if err := (&rpc.GRPCPlugin{Impl: v}).GRPCServer(nil, srv); err != nil {
+	if err := register(srv); err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = srv.Serve(lis) }()

@@ -3,17 +3,14 @@ package rpc_test
 import (
 	"context"
 	"errors"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/tlspin/tlspin/core/rpc"
 	"github.com/tlspin/tlspin/core/verify"
@@ -169,22 +166,13 @@ func TestWatchThatEndsUnacknowledged(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			lis := bufconn.Listen(1 << 20)
-			srv := grpc.NewServer()
-			verifierv1.RegisterVerifierServer(srv, tt.plugin)
-			go func() { _ = srv.Serve(lis) }()
-			opts := append(rpc.DialOptions(),
-				grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-				grpc.WithTransportCredentials(insecure.NewCredentials()))
-			conn, err := grpc.NewClient("passthrough:///test", opts...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { conn.Close(); srv.Stop() })
-
+			c, _ := serveWith(t, func(srv *grpc.Server) error {
+				verifierv1.RegisterVerifierServer(srv, tt.plugin)
+				return nil
+			}, rpc.DialOptions()...)
 			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 			defer cancel()
-			ch, err := rpc.NewClient(conn).WatchPolicy(ctx)
+			ch, err := c.WatchPolicy(ctx)
 			if got := errors.Is(err, verify.ErrNoPolicyWatch); got != tt.noWatch || err == nil {
 				t.Fatalf("WatchPolicy = %v, %v; want an error, ErrNoPolicyWatch %v", ch, err, tt.noWatch)
 			}
