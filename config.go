@@ -234,6 +234,8 @@ func (v *Verifiers) ServerConfig(cert tls.Certificate) *tls.Config {
 // A GetConfigForClient already in base still chooses the configuration per
 // client, and the verifiers are hooked into what it returns; a
 // VerifyConnection already set runs after the verifiers allow the client.
+// What the program sets on base after this call (MinVersion, NextProtos,
+// Certificates) holds for the connections that follow.
 // base's ClientCAs check is replaced by the verifiers. A verifier that
 // records clients on first contact (tofu) records one only when Confirm is
 // called after its handshake; Listen does that itself, and is what to
@@ -244,10 +246,11 @@ func (v *Verifiers) HookServerConfig(base *tls.Config) *tls.Config {
 	}
 	base.ClientAuth = tls.RequireAnyClientCert
 	choose := base.GetConfigForClient
-	tmpl := base.Clone()
-	tmpl.GetConfigForClient = nil
+	next := base.VerifyConnection // the caller's, which base's own is about to replace
 	base.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
-		c := tmpl
+		// base as it is now, not as it was when hooked: what the program
+		// set on it since (MinVersion, NextProtos, Certificates) holds.
+		c := base
 		if choose != nil {
 			cc, err := choose(hi)
 			if err != nil {
@@ -256,6 +259,10 @@ func (v *Verifiers) HookServerConfig(base *tls.Config) *tls.Config {
 			if cc != nil {
 				c = cc
 			}
+		}
+		after := c.VerifyConnection
+		if c == base {
+			after = next
 		}
 		c = c.Clone()
 		c.GetConfigForClient = nil
@@ -270,13 +277,13 @@ func (v *Verifiers) HookServerConfig(base *tls.Config) *tls.Config {
 		if hc := hi.Context(); hc != nil {
 			ctx = hc
 		}
-		c.VerifyConnection = v.verifyConnection(ctx, verify.ServerVerifiesClient, remote, "", pending, c.VerifyConnection)
+		c.VerifyConnection = v.verifyConnection(ctx, verify.ServerVerifiesClient, remote, "", pending, after)
 		return c, nil
 	}
 	// base verifies too, without the client's address: a program that
 	// replaces GetConfigForClient after this call still has its clients
 	// checked, not any certificate accepted.
-	base.VerifyConnection = v.verifyConnection(v.ctx, verify.ServerVerifiesClient, "", "", nil, tmpl.VerifyConnection)
+	base.VerifyConnection = v.verifyConnection(v.ctx, verify.ServerVerifiesClient, "", "", nil, next)
 	return base
 }
 
