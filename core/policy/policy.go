@@ -169,18 +169,24 @@ func (p *Policy) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 	return &verify.Verdict{Allow: true, Matched: strings.Join(matched, "; "), Reason: reason, Commit: commit}, nil
 }
 
-// Commit passes a commit on to every member that takes one. Each decides
-// again (verify.Committer), so a member that did not ask for the commit
-// records nothing.
+// Commit passes a commit on to every member that takes one, concurrently:
+// a member whose commit hangs (a plugin stuck or restarting) must not use
+// up the time another has to record. Each decides again
+// (verify.Committer), so a member that did not ask for the commit records
+// nothing.
 func (p *Policy) Commit(ctx context.Context, req *verify.Request) (*verify.CommitResponse, error) {
-	var errs []error
-	for _, m := range p.members {
+	errs := make([]error, len(p.members))
+	var wg sync.WaitGroup
+	for i, m := range p.members {
 		if c, ok := m.V.(verify.Committer); ok {
-			if _, err := c.Commit(ctx, req); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", m.Name, err))
-			}
+			wg.Go(func() {
+				if _, err := c.Commit(ctx, req); err != nil {
+					errs[i] = fmt.Errorf("%s: %w", m.Name, err)
+				}
+			})
 		}
 	}
+	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("policy: commit: %w", err)
 	}

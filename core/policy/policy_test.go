@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tlspin/tlspin/core/policy"
 	"github.com/tlspin/tlspin/core/verify"
@@ -87,5 +88,53 @@ func TestNewRejectsBadInput(t *testing.T) {
 	}
 	if _, err := policy.ParseMode("most"); err == nil || !strings.Contains(err.Error(), `"most"`) {
 		t.Errorf("ParseMode(most) = %v", err)
+	}
+}
+
+// committer records a commit if its context is still live when asked, as
+// a plugin does; with hang set it blocks until the context ends instead.
+type committer struct {
+	fixed
+	hang     bool
+	recorded chan struct{}
+}
+
+func (c *committer) Commit(ctx context.Context, _ *verify.Request) (*verify.CommitResponse, error) {
+	if c.hang {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	close(c.recorded)
+	return &verify.CommitResponse{}, nil
+}
+
+// TestCommitIsNotHeldUpByAHungMember: a member whose commit hangs (a
+// plugin restarting, or stuck) does not use up the time the others had
+// to record: with require any, tofu beside a crash-looping verifier would
+// otherwise allow every key as a first use and never record one.
+func TestCommitIsNotHeldUpByAHungMember(t *testing.T) {
+	for _, mode := range []policy.Mode{policy.All, policy.Any} {
+		t.Run(string(mode), func(t *testing.T) {
+			hung := &committer{fixed: broken, hang: true}
+			tofu := &committer{fixed: first, recorded: make(chan struct{})}
+			p, err := policy.New(mode, policy.Member{Name: "hung", V: hung}, policy.Member{Name: "tofu", V: tofu})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+			defer cancel()
+			_, err = p.Commit(ctx, &verify.Request{PeerChain: [][]byte{[]byte("leaf")}})
+			select {
+			case <-tofu.recorded:
+			default:
+				t.Fatalf("the member after a hung one recorded nothing (commit: %v)", err)
+			}
+			if err == nil || !strings.Contains(err.Error(), "hung:") {
+				t.Errorf("commit error %v does not name the hung member", err)
+			}
+		})
 	}
 }
