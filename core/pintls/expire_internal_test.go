@@ -48,3 +48,41 @@ func TestExpiredIsReported(t *testing.T) {
 		t.Errorf("%d kept, want 2", s.Len())
 	}
 }
+
+// TestExpiredCountsOnlyCommits: what is reported is clients allowed on
+// condition of a record (tofu's first use) that never came; a client that
+// only waited for its "accepted" log line (any verifier, at info level)
+// was not allowed on such a condition, and a server that does not confirm
+// is not warned that first uses went unrecorded because of it.
+func TestExpiredCountsOnlyCommits(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		set  func(*Pending)
+		want int
+	}{
+		{"commit", func(p *Pending) { p.Set(nopCommitter{}, &verify.Request{}, 0) }, 1},
+		{"commit and log", func(p *Pending) { p.Set(nopCommitter{}, &verify.Request{}, 0); p.After(func() {}) }, 1},
+		{"log only", func(p *Pending) { p.After(func() {}) }, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			now := time.Unix(1000, 0)
+			reported := 0
+			s := &PendingSet{now: func() time.Time { return now }, Expired: func(n int) { reported += n }}
+			a, b := net.Pipe()
+			defer a.Close()
+			defer b.Close()
+			tt.set(s.For(a))
+			now = now.Add(pendingTTL + time.Second)
+			c, d := net.Pipe()
+			defer c.Close()
+			defer d.Close()
+			s.For(c).After(func() {}) // prunes
+			if reported != tt.want {
+				t.Errorf("reported %d, want %d", reported, tt.want)
+			}
+			if s.Len() != 1 {
+				t.Errorf("%d kept, want 1: the expired entry goes either way", s.Len())
+			}
+		})
+	}
+}

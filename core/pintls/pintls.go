@@ -120,6 +120,14 @@ func (p *Pending) size() int {
 	return n
 }
 
+// committing reports whether p holds something to commit, not only what
+// to run after the handshake.
+func (p *Pending) committing() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.c != nil
+}
+
 // After arranges for f to run at Commit, once the handshake has
 // succeeded: a log line saying the peer was accepted, say.
 func (p *Pending) After(f func()) {
@@ -190,10 +198,11 @@ func (p *Pending) Commit(ctx context.Context) error {
 // dropping the oldest first. A dropped entry commits nothing: its peer is
 // still allowed, only not recorded.
 type PendingSet struct {
-	// Expired, if set, is called with how many entries a minute passed
-	// without Commit or Forget, once they are dropped: their peers were
-	// allowed on condition of a record that never came, which means the
-	// server does not confirm its handshakes. It is called without the
+	// Expired, if set, is called with how many entries holding a commit
+	// a minute passed without Commit or Forget, once they are dropped
+	// (one waiting only to log its peer as accepted is not counted):
+	// their peers were allowed on condition of a record that never came,
+	// which means the server does not confirm its handshakes. It is called without the
 	// set's lock held.
 	Expired func(n int)
 
@@ -261,7 +270,8 @@ func (s *PendingSet) For(raw net.Conn) *Pending {
 }
 
 // prune drops entries older than pendingTTL, then the oldest until the set
-// is within its bounds. It returns how many were older.
+// is within its bounds. It returns how many of the older had something to
+// commit.
 func (s *PendingSet) prune(now time.Time) (expired int) {
 	for len(s.m) > 0 {
 		var oldest net.Conn
@@ -269,7 +279,9 @@ func (s *PendingSet) prune(now time.Time) (expired int) {
 		for c, e := range s.m {
 			if now.Sub(e.since) > pendingTTL {
 				s.drop(c)
-				expired++
+				if e.p.committing() {
+					expired++
+				}
 				continue
 			}
 			if oldest == nil || e.seq < seq {
