@@ -135,10 +135,21 @@ func (c *Client) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 // Commit tells the plugin that a handshake it allowed with Commit set has
 // succeeded.
 func (c *Client) Commit(ctx context.Context, req *verify.Request) (*verify.CommitResponse, error) {
-	if err := c.call(ctx, &request{Method: methodCommit, Peer: toPeer(req)}, nil); err != nil {
+	if err := c.call(ctx, &request{Method: methodCommit, Peer: toPeer(req)}, nothing(methodCommit)); err != nil {
 		return nil, err
 	}
 	return &verify.CommitResponse{}, nil
+}
+
+// nothing checks the answer to method, which has no result: any result
+// is garbage, not a success.
+func nothing(method string) func(*response) error {
+	return func(r *response) error {
+		if r.Description != nil || r.Configured != nil || r.Verdict != nil || r.PolicyChange != nil {
+			return fmt.Errorf("%w: %s answered a result where it has none", ErrGarbage, method)
+		}
+		return nil
+	}
 }
 
 // Shutdown asks the plugin to stop serving; it answers before it does.

@@ -779,3 +779,25 @@ func TestOfferNeverWaits(t *testing.T) {
 		t.Errorf("%d descriptors open after the offers, %d before", after, before)
 	}
 }
+
+// TestCommitAnswerIsChecked: commit is answered with nothing; any other
+// answer (a verdict, a description) is garbage, as it is for verify, and
+// the host does not take it for a record made.
+func TestCommitAnswerIsChecked(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		body []byte
+		want error
+	}{
+		{"nothing", direct.EncodeEmpty(), nil},
+		{"a verdict", direct.EncodeVerdict(verify.Verdict{Allow: true}), direct.ErrGarbage},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _, _ := hostile(t, answer(tc.body))
+			_, err := c.Commit(ctxFor(t, 10*time.Second), &verify.Request{PeerChain: [][]byte{[]byte("leaf")}})
+			if !errors.Is(err, tc.want) && !(tc.want == nil && err == nil) {
+				t.Fatalf("Commit = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
