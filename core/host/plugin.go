@@ -580,9 +580,37 @@ func (p *Plugin) watchPolicy(ctx context.Context, inst *instance) {
 	if ctx.Err() != nil {
 		return // inst was taken out of service
 	}
-	// Out of service first, so that no call starts on inst after the drop.
-	p.fail(inst, fmt.Errorf("host: verifier %q: policy watch: %w", p.spec.Name, err))
+	// A plugin that died ends its watch first; its failure is that it
+	// exited, which watchExit reports. Otherwise inst goes out of service
+	// first, so that no call starts on it after the drop.
+	if !exitsWithin(ctx, inst.life, exitGrace) {
+		p.fail(inst, fmt.Errorf("host: verifier %q: policy watch: %w", p.spec.Name, err))
+	}
 	p.notify(verify.PolicyChange{Reason: "policy watch lost"})
+}
+
+// exitGrace is how long a plugin whose watch ended is given to be seen
+// exiting: one that died ends its watch first, and its failure is that it
+// exited, which watchExit reports.
+const exitGrace = 250 * time.Millisecond
+
+// exitsWithin reports whether life's process is seen to exit within d,
+// polling, as watchExit does; it gives up early when ctx ends.
+func exitsWithin(ctx context.Context, life lifecycle, d time.Duration) bool {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	deadline := time.Now().Add(d)
+	for !life.exited() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	return true
 }
 
 // notify tells the watchers of a policy change.

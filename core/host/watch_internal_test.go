@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/tlspin/tlspin/core/cache"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/syncbuf"
 )
 
 // lateWatch is a plugin whose policy the test changes, and whose watch is
@@ -42,6 +46,13 @@ func (f *lateWatch) WatchPolicy(ctx context.Context) (<-chan verify.PolicyChange
 	context.AfterFunc(ctx, func() { close(ch) })
 	return ch, nil
 }
+
+// dying is the lifecycle of a process that exits when the test says.
+type dying struct{ dead atomic.Bool }
+
+func (d *dying) exited() bool { return d.dead.Load() }
+func (*dying) kill()          {}
+func (*dying) stop()          {}
 
 // alive is the lifecycle of a process that never exits.
 type alive struct{}
@@ -115,15 +126,20 @@ func TestLostWatch(t *testing.T) {
 	tests := []struct {
 		name     string
 		err      error
+		dies     bool // the process exits as its watch ends
 		wantLost bool
+		wantErr  string // why the instance failed
 	}{
-		{"watch ended", nil, true},
-		{"watch failed", errors.New("rpc: verifier plugin unreachable"), true},
-		{"no changes to report", fmt.Errorf("rpc: %w", verify.ErrNoPolicyWatch), false},
+		{"watch ended", nil, false, true, "policy watch: it ended"},
+		{"watch failed", errors.New("rpc: verifier plugin unreachable"), false, true, "policy watch: rpc: verifier plugin unreachable"},
+		{"no changes to report", fmt.Errorf("rpc: %w", verify.ErrNoPolicyWatch), false, false, ""},
+		// A crash ends the watch too: the failure is told as the crash.
+		{"plugin died", nil, true, true, "(pid 1) exited"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := Config{MaxBackoff: time.Hour}
+			var logs syncbuf.Buffer
+			cfg := Config{MaxBackoff: time.Hour, Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn})}
 			cfg.defaults()
 			p := &Plugin{spec: Spec{Name: "ending"}, cfg: cfg, log: cfg.Logger, desc: &verify.Description{Name: "ending"},
 				ready: make(chan struct{}), closeCh: make(chan struct{})}
@@ -138,12 +154,16 @@ func TestLostWatch(t *testing.T) {
 					close(lost)
 				}
 			})
-			inst := &instance{v: f, life: alive{}, pid: 1, started: time.Now()}
+			life := &dying{}
+			inst := &instance{v: f, life: life, pid: 1, started: time.Now()}
 			p.install(inst)
 
 			req := &verify.Request{PeerChain: [][]byte{[]byte("leaf")}, Side: verify.ClientVerifiesServer, RemoteAddr: "127.0.0.1:443"}
 			if v, err := m.Verify(t.Context(), req); err != nil || !v.Allow {
 				t.Fatalf("before the watch ended: %+v, %v; want an allow", v, err)
+			}
+			if tt.dies {
+				life.dead.Store(true)
 			}
 			close(f.end)
 			select {
@@ -156,9 +176,23 @@ func TestLostWatch(t *testing.T) {
 					t.Fatal("no \"policy watch lost\" within 1 s of the watch ending")
 				}
 			}
-			p.mu.Lock()
-			inService := p.cur == inst
-			p.mu.Unlock()
+			var inService bool
+			for range 100 { // watchExit notices a death within 50 ms
+				p.mu.Lock()
+				inService = p.cur == inst
+				p.mu.Unlock()
+				if !inService || !tt.wantLost {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			failed, _, _ := strings.Cut(logs.String(), "\n") // the restarts' failures follow
+			switch {
+			case tt.wantErr == "" && failed != "":
+				t.Errorf("the instance failed: %q", failed)
+			case tt.wantErr != "" && !(strings.Contains(failed, "verifier plugin failed; restarting") && strings.Contains(failed, tt.wantErr)):
+				t.Errorf("the instance failed with %q; want %q", failed, tt.wantErr)
+			}
 			s := c.Stats()
 			if tt.wantLost && (inService || s.Entries != 0) {
 				t.Fatalf("after the watch was lost: instance in service %v, cached verdicts %d; want out of service, none", inService, s.Entries)
