@@ -1,8 +1,10 @@
 package plugproc
 
 import (
+	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"time"
 )
 
@@ -64,7 +66,32 @@ func watchWith(ppid int, term <-chan os.Signal) {
 				continue
 			}
 		}
+		removeSocketDir()
 		killOwnGroup()
 		os.Exit(2)
 	}
+}
+
+// socketDirKey names the directory a go-plugin host made for the plugin's
+// socket (go-plugin's EnvUnixSocketDir).
+const socketDirKey = "PLUGIN_UNIX_SOCKET_DIR"
+
+// removeSocketDir removes the plugin's socket and the directory its host
+// made for it. The host removes both when it stops the plugin; a host that
+// died first (SIGKILL, or os.Exit, log.Fatal or a panic before Close)
+// never does, and would leave one directory per plugin in $TMPDIR on
+// every run. Only sockets are removed, and the directory only once empty,
+// so nothing else is touched wherever the variable points.
+func removeSocketDir() {
+	dir := os.Getenv(socketDirKey)
+	if dir == "" || !StartedByHost() {
+		return
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.Type()&fs.ModeSocket != 0 {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+	_ = os.Remove(dir)
 }
