@@ -73,7 +73,8 @@ const DefaultHandshakeTimeout = 10 * time.Second
 // the reason, at most ten a second (the rest at debug level, counted in
 // the next warning); a client that closes before it begins a handshake (a
 // port scanner, a TCP health check) only at debug level. It fits
-// http.Server.Serve and gRPC.
+// http.Server.Serve and gRPC. A cert without a certificate or without its
+// private key is an error, before anything listens.
 //
 // An accept error other than the listener being closed (out of file
 // descriptors, a connection aborted before it was accepted) is logged at
@@ -85,11 +86,26 @@ func (v *Verifiers) Listen(network, addr string, cert tls.Certificate) (net.List
 	if v.closed() {
 		return nil, fmt.Errorf("tlspin: listen %s: %w", addr, ErrClosed)
 	}
+	if err := presentable(cert); err != nil {
+		return nil, fmt.Errorf("tlspin: listen %s: %w", addr, err)
+	}
 	inner, err := net.Listen(network, addr)
 	if err != nil {
 		return nil, fmt.Errorf("tlspin: listen: %w", err)
 	}
 	return v.listen(inner, cert), nil
+}
+
+// presentable says why cert cannot be presented to a client, or nil:
+// Listen would otherwise listen and fail every handshake.
+func presentable(cert tls.Certificate) error {
+	switch {
+	case len(cert.Certificate) == 0:
+		return errors.New("no certificate to present (load one with tls.LoadX509KeyPair)")
+	case cert.PrivateKey == nil:
+		return errors.New("the certificate has no private key")
+	}
+	return nil
 }
 
 // listen serves verified TLS connections accepted from inner.
