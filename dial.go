@@ -43,6 +43,11 @@ func (v *Verifiers) Dial(ctx context.Context, network, addr string) (net.Conn, e
 	if v.closed() {
 		return nil, fmt.Errorf("tlspin: dial %s: %w", addr, ErrClosed)
 	}
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+	default:
+		return nil, fmt.Errorf("tlspin: dial %s: network %q: want tcp, tcp4 or tcp6", addr, network)
+	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return nil, fmt.Errorf("tlspin: dial %q: want HOST:PORT: %w", addr, err)
 	}

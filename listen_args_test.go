@@ -1,6 +1,7 @@
 package tlspin_test
 
 import (
+	"context"
 	"crypto/tls"
 	"strings"
 	"testing"
@@ -32,4 +33,30 @@ func TestListenRefusesAnIncompleteCertificate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDialRefusesNetworksOtherThanTCP: Dial speaks TLS over TCP only; any
+// other network is refused by name before anything is sent, rather than a
+// handshake tried over UDP or a unix path taken for a bad HOST:PORT.
+func TestDialRefusesNetworksOtherThanTCP(t *testing.T) {
+	srv := newIdentity("server")
+	addr := tlsServer(t, srv)
+	v := start(t, []string{"spkipin:pin=" + srv.spki})
+	for _, network := range []string{"udp", "unix", "ip4", ""} {
+		t.Run(network, func(t *testing.T) {
+			c, err := v.Dial(context.Background(), network, addr)
+			if err == nil {
+				c.Close()
+				t.Fatal("Dial connected")
+			}
+			if !strings.HasPrefix(err.Error(), "tlspin: dial") || !strings.Contains(err.Error(), `network "`+network+`"`) {
+				t.Errorf("err = %v; want tlspin: dial ...: network %q ...", err, network)
+			}
+		})
+	}
+	c, err := v.Dial(context.Background(), "tcp4", addr)
+	if err != nil {
+		t.Fatalf("tcp4: %v", err)
+	}
+	c.Close()
 }
