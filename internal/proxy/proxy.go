@@ -186,8 +186,14 @@ func splitTarget(t string) (network, addr string, err error) {
 		}
 		return "unix", path, nil
 	}
-	if _, _, err := net.SplitHostPort(t); err != nil {
+	_, port, err := net.SplitHostPort(t)
+	if err != nil {
 		return "", "", fmt.Errorf("proxy: target %q: want HOST:PORT or unix:/path", t)
+	}
+	// A port that cannot be dialled (none, 0, out of range, an unknown
+	// service) is refused now, not at every connection.
+	if n, err := net.LookupPort("tcp", port); err != nil || n == 0 {
+		return "", "", fmt.Errorf("proxy: target %q: port %q: want 1 to 65535 or a service name", t, port)
 	}
 	return "tcp", t, nil
 }
