@@ -279,20 +279,22 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 			return fmt.Errorf("proxy: cannot listen on %q: %w", addr, err)
 		}
 	}
+	logged := []any{"addr", ln.Addr().String(), "target", f.target, "mutual_tls", mode == proxy.ClientMode && cert != nil || mode == proxy.ServerMode && vs != nil}
 	if m != nil {
-		stop, err := serveMetrics(f.metrics, m)
+		stop, addr, err := serveMetrics(f.metrics, m)
 		if err != nil {
 			ln.Close()
 			return err
 		}
 		defer stop()
+		logged = append(logged, "metrics", "http://"+addr+"/metrics")
 	}
 	if cert != nil {
 		go cert.Watch(ctx, f.watch)
 		stop := reloadOnHangup(ctx, cert, a)
 		defer stop()
 	}
-	a.log.Info("listening", "addr", ln.Addr().String(), "target", f.target, "mutual_tls", mode == proxy.ClientMode && cert != nil || mode == proxy.ServerMode && vs != nil)
+	a.log.Info("listening", logged...)
 	if err := p.Serve(ctx, ln); err != nil {
 		return err
 	}
@@ -340,13 +342,14 @@ const (
 	metricsTimeout  = 30 * time.Second
 )
 
-// serveMetrics serves m on addr until stop is called.
-func serveMetrics(addr string, m *proxy.Metrics) (stop func(), err error) {
+// serveMetrics serves m on addr until stop is called, and returns the
+// address it listens on (addr's port may be 0).
+func serveMetrics(addr string, m *proxy.Metrics) (stop func(), listening string, err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("proxy: --metrics %q: %w", addr, err)
+		return nil, "", fmt.Errorf("proxy: --metrics %q: %w", addr, err)
 	}
-	return serveMetricsOn(ln, m, metricsMaxConns, metricsTimeout), nil
+	return serveMetricsOn(ln, m, metricsMaxConns, metricsTimeout), ln.Addr().String(), nil
 }
 
 // serveMetricsOn serves m on ln to at most maxConns connections at once,
