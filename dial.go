@@ -78,7 +78,8 @@ const DefaultHandshakeTimeout = 10 * time.Second
 // the reason, at most ten a second (the rest at debug level, counted in
 // the next warning); a client that closes before it begins a handshake (a
 // port scanner, a TCP health check) only at debug level. It fits
-// http.Server.Serve and gRPC. A cert without a certificate or without its
+// http.Server.Serve and gRPC: it selects h2 or http/1.1 by ALPN when
+// the client offers them. A cert without a certificate or without its
 // private key is an error, before anything listens.
 //
 // An accept error other than the listener being closed (out of file
@@ -113,12 +114,19 @@ func presentable(cert tls.Certificate) error {
 	return nil
 }
 
+// listenProtos are the ALPN protocols a Listen listener selects from a
+// client's offer: h2, which gRPC's TLS credentials require of a server
+// and with which net/http speaks HTTP/2, then http/1.1. A client that
+// offers none (openssl s_client, tlspin send, most raw TLS clients) gets
+// no ALPN at all.
+var listenProtos = []string{"h2", "http/1.1"}
+
 // listen serves verified TLS connections accepted from inner.
 func (v *Verifiers) listen(inner net.Listener, cert tls.Certificate) *listener {
 	l := &listener{
 		Listener: inner,
 		v:        v,
-		cfg:      v.ServerConfig(cert),
+		cfg:      v.HookServerConfig(&tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: listenProtos}),
 		conns:    make(chan net.Conn),
 		done:     make(chan struct{}),
 		warns:    ratelog.Limiter{Burst: warnBurst},

@@ -1,0 +1,66 @@
+package tlspin_test
+
+import (
+	"context"
+	"crypto/tls"
+	"net/http"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// TestListenFitsGRPCAndHTTP2: what the package says Listen fits works with
+// the ordinary clients of each: gRPC's TLS credentials, which require the
+// server to select h2 by ALPN (grpc-go 1.67 and later), and net/http,
+// which speaks HTTP/2 when the server offers it.
+func TestListenFitsGRPCAndHTTP2(t *testing.T) {
+	srv, cli := newIdentity("server"), newIdentity("client")
+	v := start(t, []string{"spkipin:pin=" + cli.spki})
+	cv := start(t, []string{"spkipin:pin=" + srv.spki})
+	clientConfig := func() *tls.Config {
+		cfg := cv.ClientConfig("localhost")
+		cfg.Certificates = []tls.Certificate{cli.cert}
+		return cfg
+	}
+	t.Run("gRPC", func(t *testing.T) {
+		ln, err := v.Listen("tcp", "127.0.0.1:0", srv.cert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gs := grpc.NewServer(grpc.Creds(insecure.NewCredentials())) // Listen did TLS
+		healthpb.RegisterHealthServer(gs, health.NewServer())
+		go gs.Serve(ln)
+		defer gs.Stop()
+		conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(clientConfig())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("health check over Listen: %v %v", resp.GetStatus(), err)
+		}
+	})
+	t.Run("HTTP/2", func(t *testing.T) {
+		ln, err := v.Listen("tcp", "127.0.0.1:0", srv.cert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(r.Proto)) })}
+		go hs.Serve(ln)
+		defer hs.Close()
+		tr := &http.Transport{TLSClientConfig: clientConfig(), ForceAttemptHTTP2: true}
+		defer tr.CloseIdleConnections()
+		got, err := get(&http.Client{Transport: tr}, "https://"+ln.Addr().String()+"/")
+		if err != nil || got != "200 OK HTTP/2.0" {
+			t.Errorf("got %q, %v; want 200 OK HTTP/2.0", got, err)
+		}
+	})
+}
