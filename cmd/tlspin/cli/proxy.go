@@ -104,7 +104,8 @@ target, --idle-timeout a connection with no bytes either way.
 
 SIGHUP reloads --cert and --key; changes on disk are picked up too (checked
 every --watch-interval). Established connections continue, new ones get
-the new certificate. SIGINT or SIGTERM stops accepting, lets connections
+the new certificate (without --cert, SIGHUP is logged and changes
+nothing). SIGINT or SIGTERM stops accepting, lets connections
 finish within --grace, stops the verifier plugins and exits 0; a second
 signal ends it at once (exit 130 or 143).
 
@@ -291,9 +292,9 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 	}
 	if cert != nil {
 		go cert.Watch(ctx, f.watch)
-		stop := reloadOnHangup(ctx, cert, a)
-		defer stop()
 	}
+	stop := reloadOnHangup(ctx, cert, a)
+	defer stop()
 	a.log.Info("listening", logged...)
 	if err := p.Serve(ctx, ln); err != nil {
 		return err
@@ -311,7 +312,10 @@ func verifierNames(specs []string) []string {
 	return out
 }
 
-// reloadOnHangup reloads cert on every SIGHUP until stop is called.
+// reloadOnHangup reloads cert on every SIGHUP until stop is called. With
+// no cert (proxy client without --cert) there is nothing to reload: it
+// says so, rather than let SIGHUP's default action end the proxy and cut
+// every connection.
 func reloadOnHangup(ctx context.Context, cert *proxy.Certificate, a *app) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -323,6 +327,10 @@ func reloadOnHangup(ctx context.Context, cert *proxy.Certificate, a *app) (stop 
 			case <-ctx.Done():
 				return
 			case <-hup:
+				if cert == nil {
+					a.log.Info("SIGHUP: no --cert to reload; going on")
+					continue
+				}
 				if err := cert.Reload(); err != nil {
 					a.log.Warn("SIGHUP: certificate does not load; keeping the one in use", "error", err)
 					continue
