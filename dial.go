@@ -1,6 +1,7 @@
 package tlspin
 
 import (
+	"container/list"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -73,7 +74,10 @@ const DefaultHandshakeTimeout = 10 * time.Second
 // a listener whose Accept returns only connections, each a *tls.Conn,
 // whose handshake completed within DefaultHandshakeTimeout and whose
 // client presented a certificate the verifiers allow. Handshakes run
-// concurrently, so a slow client delays no other. A failed or rejected
+// concurrently, so a slow client delays no other, and at most
+// WithMaxHandshakes at once: a new client arriving with the bound reached
+// has the handshake that began first closed (and logged) to make room.
+// A failed or rejected
 // one is closed and logged at warn level with the client's address and
 // the reason, at most ten a second (the rest at debug level, counted in
 // the next warning); a client that closes before it begins a handshake (a
@@ -130,6 +134,7 @@ func (v *Verifiers) listen(inner net.Listener, cert tls.Certificate) *listener {
 		conns:    make(chan net.Conn),
 		done:     make(chan struct{}),
 		warns:    ratelog.Limiter{Burst: warnBurst},
+		inHand:   map[net.Conn]*list.Element{},
 	}
 	go l.acceptLoop()
 	return l
@@ -149,6 +154,41 @@ type listener struct {
 	// warns bounds the warnings about failed handshakes, which anyone
 	// who can connect may cause.
 	warns ratelog.Limiter
+
+	// The connections in their handshake, oldest first, at most
+	// v.maxHandshakes.
+	hmu    sync.Mutex
+	inHand map[net.Conn]*list.Element
+	order  list.List // of net.Conn
+}
+
+// admit counts raw among the connections in their handshake, first
+// closing the oldest of them if the bound is reached.
+func (l *listener) admit(raw net.Conn) {
+	l.hmu.Lock()
+	var victim net.Conn
+	if l.order.Len() >= l.v.maxHandshakes {
+		victim = l.order.Remove(l.order.Front()).(net.Conn)
+		delete(l.inHand, victim)
+	}
+	l.inHand[raw] = l.order.PushBack(raw)
+	l.hmu.Unlock()
+	if victim != nil {
+		victim.Close() // its handshake fails; serveHandshake logs why
+	}
+}
+
+// release ends raw's handshake slot. It reports false if raw was closed
+// to make room for a newer client.
+func (l *listener) release(raw net.Conn) bool {
+	l.hmu.Lock()
+	defer l.hmu.Unlock()
+	el, ok := l.inHand[raw]
+	if ok {
+		l.order.Remove(el)
+		delete(l.inHand, raw)
+	}
+	return ok
 }
 
 // warnBurst is how many failed handshakes a second are warned about; the
@@ -170,6 +210,7 @@ func (l *listener) acceptLoop() {
 		raw, err := l.Listener.Accept()
 		if err == nil {
 			delay = 0
+			l.admit(raw)
 			go l.serveHandshake(raw)
 			continue
 		}
@@ -209,7 +250,11 @@ func (l *listener) serveHandshake(raw net.Conn) {
 	defer cancel()
 	conn := tls.Server(raw, l.cfg)
 	confirm := func(ctx context.Context) error { return l.v.Confirm(ctx, conn) }
-	if err := l.v.handshake(ctx, conn, confirm); err != nil {
+	err := l.v.handshake(ctx, conn, confirm)
+	if !l.release(raw) {
+		err = fmt.Errorf("tlspin: closed to make room for a newer client: %d handshakes were in progress (WithMaxHandshakes)", l.v.maxHandshakes)
+	}
+	if err != nil {
 		l.v.pending.Forget(raw)
 		l.logFailure(conn, err)
 		raw.Close()

@@ -26,13 +26,14 @@ const (
 type Option func(*options)
 
 type options struct {
-	launch   launch.Config
-	specs    []launch.Spec
-	require  Require
-	noCache  bool
-	sumFiles []string
-	errs     []error
-	logSet   bool
+	launch        launch.Config
+	specs         []launch.Spec
+	require       Require
+	noCache       bool
+	maxHandshakes int
+	sumFiles      []string
+	errs          []error
+	logSet        bool
 }
 
 // WithVerifier adds a verifier by name (or path) with its options, as a
@@ -113,6 +114,26 @@ func WithLogger(l hclog.Logger) Option {
 // WithoutCache asks the verifiers on every handshake, even when a verdict
 // says it may be reused for a while.
 func WithoutCache() Option { return func(o *options) { o.noCache = true } }
+
+// DefaultMaxHandshakes bounds the handshakes a Listen listener runs at
+// once, unless WithMaxHandshakes says otherwise.
+const DefaultMaxHandshakes = 1024
+
+// WithMaxHandshakes bounds the handshakes a Listen listener runs at once
+// (default DefaultMaxHandshakes; n must be at least 1). When a new client
+// arrives with the bound reached, the handshake that began first is
+// closed to make room: clients that connect and never finish (or finish
+// slowly on purpose) cannot hold the listener's memory and file
+// descriptors, nor keep out clients that do finish.
+func WithMaxHandshakes(n int) Option {
+	return func(o *options) {
+		if n < 1 {
+			o.errs = append(o.errs, launch.Configf("tlspin: WithMaxHandshakes(%d): want at least 1", n))
+			return
+		}
+		o.maxHandshakes = n
+	}
+}
 
 // WithGetenv makes Start read the environment through getenv instead of
 // os.Getenv: $PATH and $TLSPIN_PLUGIN_PATH to find verifiers, the variables

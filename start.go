@@ -34,6 +34,8 @@ type Verifiers struct {
 	pending         pintls.PendingSet
 	warnUnconfirmed sync.Once
 
+	maxHandshakes int // per Listen listener
+
 	closeOnce sync.Once
 }
 
@@ -80,7 +82,10 @@ func StartWith(ctx context.Context, specs []string, opts ...Option) (*Verifiers,
 	if timeout <= 0 {
 		timeout = defaultVerifyTimeout
 	}
-	v := &Verifiers{set: set, require: o.require, timeout: timeout, log: lc.Logger, ctx: vctx, cancel: cancel}
+	v := &Verifiers{set: set, require: o.require, timeout: timeout, log: lc.Logger, ctx: vctx, cancel: cancel, maxHandshakes: o.maxHandshakes}
+	if v.maxHandshakes == 0 {
+		v.maxHandshakes = DefaultMaxHandshakes
+	}
 	v.pending.Expired = v.unconfirmed
 	return v, nil
 }

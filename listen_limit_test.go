@@ -1,0 +1,84 @@
+package tlspin_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/tlspin/tlspin"
+	"github.com/tlspin/tlspin/internal/e2e"
+	"github.com/tlspin/tlspin/internal/syncbuf"
+	"github.com/tlspin/tlspin/internal/wait"
+)
+
+// TestListenBoundsHandshakes: a client can connect and never say hello.
+// Without a bound, each such connection held a goroutine and a file
+// descriptor for the whole handshake timeout, so one host could open them
+// faster than they expired and starve the server of descriptors. With
+// WithMaxHandshakes(4), ten silent connections leave four open: the
+// oldest are closed to make room (and said so), and a client that does
+// its handshake still gets through.
+func TestListenBoundsHandshakes(t *testing.T) {
+	good := newIdentity("good")
+	logs := &syncbuf.Buffer{}
+	v := start(t, []string{"spkipin:pin=" + good.spki}, tlspin.WithMaxHandshakes(4),
+		tlspin.WithLogger(hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug})))
+	ln, err := v.Listen("tcp", "127.0.0.1:0", newIdentity("server").cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := e2e.Serve(t, ln, func(net.Conn) {})
+
+	const silent, bound = 10, 4
+	var conns []net.Conn
+	for range silent {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		conns = append(conns, c)
+	}
+	// closed reports whether the server closed c within d; well within
+	// the handshake timeout, which would close them all anyway.
+	closed := func(c net.Conn, d time.Duration) bool {
+		c.SetReadDeadline(time.Now().Add(d))
+		_, err := c.Read(make([]byte, 1))
+		return !errors.Is(err, os.ErrDeadlineExceeded)
+	}
+	for i, c := range conns[:silent-bound] {
+		if !closed(c, tlspin.DefaultHandshakeTimeout/2) {
+			t.Fatalf("silent connection %d of %d still open with %d newer ones; want the oldest closed to keep %d", i+1, silent, silent-1-i, bound)
+		}
+	}
+	for i, c := range conns[silent-bound:] {
+		if closed(c, 100*time.Millisecond) {
+			t.Errorf("silent connection %d of %d closed; want the %d newest kept", silent-bound+i+1, silent, bound)
+		}
+	}
+	if !wait.Until(10*time.Second, func() bool { return strings.Contains(logs.String(), "closed to make room for a newer client") }) {
+		t.Errorf("no log says why the connections were closed:\n%s", logs.String())
+	}
+
+	// With four silent connections held, a real client still gets in.
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr,
+		&tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{good.cert}})
+	if err != nil {
+		t.Fatalf("a client that does its handshake: %v", err)
+	}
+	c.Close()
+}
+
+func TestWithMaxHandshakesRefusesZero(t *testing.T) {
+	_, err := tlspin.StartWith(context.Background(), []string{"spkipin:pin=sha256//" + strings.Repeat("A", 43) + "="}, tlspin.WithMaxHandshakes(0))
+	if !errors.Is(err, tlspin.ErrBadConfig) || !strings.Contains(err.Error(), "WithMaxHandshakes(0): want at least 1") {
+		t.Fatalf("StartWith(WithMaxHandshakes(0)) = %v; want ErrBadConfig naming it", err)
+	}
+}
