@@ -29,6 +29,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/ratelog"
 	"github.com/tlspin/tlspin/internal/server"
 )
 
@@ -134,7 +135,14 @@ type Proxy struct {
 	cfg  Config
 	loop *server.Loop
 	emit func(Event)
+	// warns bounds the warnings about failed handshakes, which anyone
+	// who can connect may cause.
+	warns ratelog.Limiter
 }
+
+// warnBurst is how many failed handshakes a second are warned about; the
+// rest go to debug level, counted in the next warning.
+const warnBurst = 10
 
 // New checks cfg and returns a proxy.
 func New(cfg Config) (*Proxy, error) {
@@ -156,7 +164,7 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Log == nil {
 		cfg.Log = hclog.NewNullLogger()
 	}
-	p := &Proxy{cfg: cfg}
+	p := &Proxy{cfg: cfg, warns: ratelog.Limiter{Burst: warnBurst}}
 	p.emit = serialized(cfg.OnEvent)
 	h := server.HandlerFunc(p.serveTLS)
 	if cfg.Mode == ClientMode {
@@ -297,7 +305,13 @@ func (p *Proxy) rejected(ev Event, err error) {
 	if ev.PeerSHA256 != "" {
 		kv = append(kv, "peer_sha256", ev.PeerSHA256, "peer_spki", ev.PeerSPKI)
 	}
-	p.cfg.Log.Warn("handshake failed; closed, nothing passed through", kv...)
+	if errors.Is(err, server.ErrClosedEarly) {
+		// A TCP health check or a port scan: every few seconds from each
+		// load balancer, and no news.
+		p.cfg.Log.Info("client closed before its ClientHello was answered; closed", kv...)
+	} else {
+		p.warns.Warn(p.cfg.Log, "handshake failed; closed, nothing passed through", kv...)
+	}
 	p.emit(ev)
 }
 
