@@ -60,7 +60,7 @@ written goes to stderr. --json prints both as one document.`,
 	fs.StringVar(&f.typ, "type", "rsa", "key type: rsa, ecdsa or ed25519")
 	fs.IntVar(&f.bits, "bits", 0, "RSA modulus bits (default 2048) or ECDSA curve size 256, 384, 521 (default 256); not for ed25519")
 	fs.IntVar(&f.days, "days", 365, "days of validity")
-	fs.StringVar(&f.cn, "cn", "localhost", `subject common name (default "tlspin CA" with --ca)`)
+	fs.StringVar(&f.cn, "cn", "", `subject common name (default "localhost", or "tlspin CA" with --ca)`)
 	fs.StringArrayVar(&f.sans, "san", nil, "subject alternative name: DNS name or IP address (repeatable; default localhost, 127.0.0.1, ::1; none with --ca)")
 	fs.BoolVar(&f.force, "force", false, "overwrite existing files")
 	fs.BoolVar(&f.ca, "ca", false, "make a CA certificate, which can issue others (see --ca-cert)")
@@ -100,8 +100,11 @@ func (a *app) runCert(cmd *cobra.Command, f *certFlags) error {
 		}
 	}
 	tpl := certs.Template{Type: certs.KeyType(f.typ), Bits: f.bits, CommonName: f.cn, SANs: f.sans, Days: f.days, IsCA: f.ca}
-	if f.ca && !cmd.Flags().Changed("cn") {
-		tpl.CommonName = "tlspin CA"
+	if !cmd.Flags().Changed("cn") {
+		tpl.CommonName = "localhost"
+		if f.ca {
+			tpl.CommonName = "tlspin CA"
+		}
 	}
 	if len(tpl.SANs) == 0 && !f.ca {
 		tpl.SANs = []string{"localhost", "127.0.0.1", "::1"}

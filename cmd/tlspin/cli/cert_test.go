@@ -53,6 +53,10 @@ func TestCertOutput(t *testing.T) {
 		t.Fatalf("%v\n%s", err, stdout)
 	}
 	spki, _, _ := inProcess(t, "", "fingerprint", "--algo", "spki", filepath.Join(dir, "j.pem"))
+	// Without --cn, a leaf is for localhost (a CA is "tlspin CA": TestCertIssuedByCA).
+	if doc.Subject != "CN=localhost" {
+		t.Errorf("cert without --cn: subject %q; want CN=localhost", doc.Subject)
+	}
 	if doc.Certificate != filepath.Join(dir, "j.pem") || doc.Key != filepath.Join(dir, "j.key") || doc.CA == nil || *doc.CA ||
 		doc.Pins["spki"] != strings.TrimSpace(spki) || len(doc.Pins["sha256"]) != 64 || len(doc.Pins["md5"]) != 32 {
 		t.Errorf("cert --json = %s", stdout)
