@@ -178,6 +178,36 @@ type goPluginLogger struct {
 	muted string
 }
 
+// go-plugin narrates every plugin's exit, at info if clean and at error if
+// not (killed: by the host after a timeout, at a start that was cancelled,
+// or at a stop that was not graceful), and warns when it had to kill one.
+// The host reports each of these itself where it matters (a failed start,
+// a timeout, a crash), so go-plugin's own are for debugging.
+const (
+	goPluginExited = "plugin process exited"
+	goPluginKilled = "plugin failed to exit gracefully"
+)
+
+func (l goPluginLogger) Info(msg string, args ...any) {
+	l.narrate(hclog.Info, msg, args...)
+}
+
+func (l goPluginLogger) Warn(msg string, args ...any) {
+	l.narrate(hclog.Warn, msg, args...)
+}
+
+func (l goPluginLogger) Error(msg string, args ...any) {
+	l.narrate(hclog.Error, msg, args...)
+}
+
+// narrate logs msg at lvl, or at debug level for go-plugin's narration.
+func (l goPluginLogger) narrate(lvl hclog.Level, msg string, args ...any) {
+	if msg == goPluginExited || msg == goPluginKilled {
+		lvl = hclog.Debug
+	}
+	l.Logger.Log(lvl, msg, args...)
+}
+
 func (l goPluginLogger) Named(name string) hclog.Logger {
 	if name == l.muted {
 		return hclog.New(&hclog.LoggerOptions{Level: hclog.Off, Output: io.Discard})

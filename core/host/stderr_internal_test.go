@@ -42,3 +42,35 @@ func TestPluginStderrIsEscaped(t *testing.T) {
 		})
 	}
 }
+
+// TestGoPluginNarrationIsDebug: go-plugin logs every plugin's exit, at
+// error when it was killed (a start the caller cancelled, a timeout),
+// and warns when it had to kill one. The host says what matters itself,
+// so these are debug lines: a program that cancelled a Start must not
+// log an error. Anything else go-plugin says keeps its level.
+func TestGoPluginNarrationIsDebug(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		log  func(hclog.Logger)
+		want string // at info level; "" for nothing
+	}{
+		{"killed", func(l hclog.Logger) { l.Error(goPluginExited, "error", "signal: killed") }, ""},
+		{"exited", func(l hclog.Logger) { l.Info(goPluginExited) }, ""},
+		{"had to kill", func(l hclog.Logger) { l.Warn(goPluginKilled) }, ""},
+		{"anything else", func(l hclog.Logger) { l.Error("plugin failed to start") }, "[ERROR] plugin failed to start"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, lvl := range []hclog.Level{hclog.Info, hclog.Debug} {
+				var b bytes.Buffer
+				tt.log(goPluginLogger{Logger: hclog.New(&hclog.LoggerOptions{Output: &b, Level: lvl})})
+				want := tt.want
+				if lvl == hclog.Debug && want == "" {
+					want = "[DEBUG]"
+				}
+				if got := b.String(); want == "" && got != "" || !strings.Contains(got, want) {
+					t.Errorf("at %s level: logged %q; want %q", lvl, got, want)
+				}
+			}
+		})
+	}
+}

@@ -148,18 +148,10 @@ func (a *app) hostConfig() host.Config {
 }
 
 // pluginLogger is the logger plugins' logs, and the library's, are
-// re-emitted through. go-plugin narrates every plugin's exit, at info if
-// clean and at error if not (killed: by the host after a timeout, or at a
-// stop that was not graceful), and warns when it had to kill one; the host
-// reports each of these itself where it matters (a failed start, a
-// timeout, a crash), so go-plugin's show from debug on.
+// re-emitted through (go-plugin's narration of plugin exits is debug
+// level: core/host).
 func (a *app) pluginLogger() hclog.Logger {
-	lvl := hclog.LevelFromString(a.g.logLevel)
-	return hclog.New(&hclog.LoggerOptions{Name: "tlspin", Level: lvl, Output: a.env.Stderr,
-		Exclude: func(l hclog.Level, msg string, _ ...any) bool {
-			return lvl > hclog.Debug && ((l == hclog.Info || l == hclog.Error) && msg == "plugin process exited" ||
-				l == hclog.Warn && msg == "plugin failed to exit gracefully")
-		}})
+	return hclog.New(&hclog.LoggerOptions{Name: "tlspin", Level: hclog.LevelFromString(a.g.logLevel), Output: a.env.Stderr})
 }
 
 // precheckVerifiers refuses what startVerifiers would refuse before any
