@@ -91,7 +91,9 @@ const DefaultHandshakeTimeout = 10 * time.Second
 // warn level and retried with a growing delay (up to a second), as
 // net/http does: Accept never returns it and the listener keeps serving
 // once the cause goes away. Accept returns an error only once the
-// listener is closed, by Close or underneath it, and from then on always.
+// listener is closed, by Close, underneath it, or by v's Close (the error
+// then matches ErrClosed and net.ErrClosed, so that http.Serve returns),
+// and from then on always.
 func (v *Verifiers) Listen(network, addr string, cert tls.Certificate) (net.Listener, error) {
 	if v.closed() {
 		return nil, fmt.Errorf("tlspin: listen %s: %w", addr, ErrClosed)
@@ -136,6 +138,15 @@ func (v *Verifiers) listen(inner net.Listener, cert tls.Certificate) *listener {
 		warns:    ratelog.Limiter{Burst: warnBurst},
 		inHand:   map[net.Conn]*list.Element{},
 	}
+	// Without verifiers, every handshake would fail: stop listening.
+	l.stopFollowing = context.AfterFunc(v.ctx, func() {
+		l.mu.Lock()
+		if l.err == nil {
+			l.err = fmt.Errorf("tlspin: listener on %s: %w (%w)", inner.Addr(), ErrClosed, net.ErrClosed)
+		}
+		l.mu.Unlock()
+		l.Close()
+	})
 	go l.acceptLoop()
 	return l
 }
@@ -148,8 +159,10 @@ type listener struct {
 	done  chan struct{}
 
 	mu   sync.Mutex
-	err  error // why acceptLoop stopped
+	err  error // why acceptLoop stopped, or v was closed
 	once sync.Once
+	// stopFollowing stops closing the listener at v's Close.
+	stopFollowing func() bool
 
 	// warns bounds the warnings about failed handshakes, which anyone
 	// who can connect may cause.
@@ -308,6 +321,7 @@ func (l *listener) Accept() (net.Conn, error) {
 func (l *listener) Close() error {
 	var err error
 	l.once.Do(func() {
+		l.stopFollowing()
 		close(l.done)
 		err = l.Listener.Close()
 	})

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -80,5 +81,36 @@ func TestWithMaxHandshakesRefusesZero(t *testing.T) {
 	_, err := tlspin.StartWith(context.Background(), []string{"spkipin:pin=sha256//" + strings.Repeat("A", 43) + "="}, tlspin.WithMaxHandshakes(0))
 	if !errors.Is(err, tlspin.ErrBadConfig) || !strings.Contains(err.Error(), "WithMaxHandshakes(0): want at least 1") {
 		t.Fatalf("StartWith(WithMaxHandshakes(0)) = %v; want ErrBadConfig naming it", err)
+	}
+}
+
+// TestCloseEndsListeners: after the Verifiers close, every handshake of
+// their listeners fails; the listeners close too, so that Accept (and
+// http.Serve on it) returns instead of turning clients away for ever.
+func TestCloseEndsListeners(t *testing.T) {
+	v, err := tlspin.Start(context.Background(), "spkipin:pin="+newIdentity("good").spki)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := v.Listen("tcp", "127.0.0.1:0", newIdentity("server").cert)
+	if err != nil {
+		v.Close()
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	served := make(chan error, 1)
+	go func() { served <- http.Serve(ln, http.NotFoundHandler()) }()
+	v.Close()
+	select {
+	case err := <-served:
+		if !errors.Is(err, tlspin.ErrClosed) || !errors.Is(err, net.ErrClosed) {
+			t.Errorf("http.Serve = %v; want ErrClosed and net.ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("http.Serve still running 10 s after the Verifiers closed")
+	}
+	if c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+		c.Close()
+		t.Error("the listener still accepts connections after the Verifiers closed")
 	}
 }

@@ -115,8 +115,8 @@ func defaultLogger(getenv func(string) string) hclog.Logger {
 func (v *Verifiers) Names() []string { return append([]string(nil), v.set.Names...) }
 
 // Close stops every verifier process. Afterwards every configuration made
-// by v rejects every peer (ErrClosed). Close is safe to call more than
-// once; it always returns nil.
+// by v rejects every peer (ErrClosed), and every listener Listen made is
+// closed. Close is safe to call more than once; it always returns nil.
 func (v *Verifiers) Close() error {
 	v.closeOnce.Do(func() {
 		v.cancel()
