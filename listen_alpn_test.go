@@ -3,6 +3,7 @@ package tlspin_test
 import (
 	"context"
 	"crypto/tls"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -55,6 +56,24 @@ func TestListenFitsGRPCAndHTTP2(t *testing.T) {
 		}
 		hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(r.Proto)) })}
 		go hs.Serve(ln)
+		defer hs.Close()
+		tr := &http.Transport{TLSClientConfig: clientConfig(), ForceAttemptHTTP2: true}
+		defer tr.CloseIdleConnections()
+		got, err := get(&http.Client{Transport: tr}, "https://"+ln.Addr().String()+"/")
+		if err != nil || got != "200 OK HTTP/2.0" {
+			t.Errorf("got %q, %v; want 200 OK HTTP/2.0", got, err)
+		}
+	})
+	// ServeTLS adds h2 to its TLSConfig after ServerConfig made it: the
+	// configuration chosen per client must see it (a copy made at
+	// ServerConfig did not, and served HTTP/1.1 only).
+	t.Run("HTTP/2 through ServeTLS", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := &http.Server{TLSConfig: v.ServerConfig(srv.cert), Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(r.Proto)) })}
+		go hs.ServeTLS(ln, "", "")
 		defer hs.Close()
 		tr := &http.Transport{TLSClientConfig: clientConfig(), ForceAttemptHTTP2: true}
 		defer tr.CloseIdleConnections()
