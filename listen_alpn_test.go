@@ -28,6 +28,17 @@ func TestListenFitsGRPCAndHTTP2(t *testing.T) {
 		cfg.Certificates = []tls.Certificate{cli.cert}
 		return cfg
 	}
+	// wantHTTP2 fails t unless the server at addr, which says the
+	// protocol of each request, speaks HTTP/2 to net/http's client.
+	wantHTTP2 := func(t *testing.T, addr string) {
+		t.Helper()
+		tr := &http.Transport{TLSClientConfig: clientConfig(), ForceAttemptHTTP2: true}
+		defer tr.CloseIdleConnections()
+		got, err := get(&http.Client{Transport: tr}, "https://"+addr+"/")
+		if err != nil || got != "200 OK HTTP/2.0" {
+			t.Errorf("got %q, %v; want 200 OK HTTP/2.0", got, err)
+		}
+	}
 	t.Run("gRPC", func(t *testing.T) {
 		ln, err := v.Listen("tcp", "127.0.0.1:0", srv.cert)
 		if err != nil {
@@ -57,12 +68,7 @@ func TestListenFitsGRPCAndHTTP2(t *testing.T) {
 		hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(r.Proto)) })}
 		go hs.Serve(ln)
 		defer hs.Close()
-		tr := &http.Transport{TLSClientConfig: clientConfig(), ForceAttemptHTTP2: true}
-		defer tr.CloseIdleConnections()
-		got, err := get(&http.Client{Transport: tr}, "https://"+ln.Addr().String()+"/")
-		if err != nil || got != "200 OK HTTP/2.0" {
-			t.Errorf("got %q, %v; want 200 OK HTTP/2.0", got, err)
-		}
+		wantHTTP2(t, ln.Addr().String())
 	})
 	// ServeTLS adds h2 to its TLSConfig after ServerConfig made it: the
 	// configuration chosen per client must see it (a copy made at
@@ -75,11 +81,6 @@ func TestListenFitsGRPCAndHTTP2(t *testing.T) {
 		hs := &http.Server{TLSConfig: v.ServerConfig(srv.cert), Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(r.Proto)) })}
 		go hs.ServeTLS(ln, "", "")
 		defer hs.Close()
-		tr := &http.Transport{TLSClientConfig: clientConfig(), ForceAttemptHTTP2: true}
-		defer tr.CloseIdleConnections()
-		got, err := get(&http.Client{Transport: tr}, "https://"+ln.Addr().String()+"/")
-		if err != nil || got != "200 OK HTTP/2.0" {
-			t.Errorf("got %q, %v; want 200 OK HTTP/2.0", got, err)
-		}
+		wantHTTP2(t, ln.Addr().String())
 	})
 }

@@ -31,15 +31,7 @@ func TestProxyClientWithoutCertSurvivesSIGHUP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer live.Close()
-	echo := func(msg string) {
-		t.Helper()
-		live.SetDeadline(time.Now().Add(10 * time.Second))
-		io.WriteString(live, msg)
-		b := make([]byte, len(msg))
-		if _, err := io.ReadFull(live, b); err != nil || string(b) != msg {
-			t.Fatalf("live stream: %q %v", b, err)
-		}
-	}
+	echo := func(msg string) { t.Helper(); echoThrough(t, live, msg) }
 	echo("before")
 	prx.cmd.Process.Signal(syscall.SIGHUP)
 	if !wait.Until(10*time.Second, func() bool { return strings.Contains(prx.stderr.String(), "SIGHUP: no --cert to reload") }) {

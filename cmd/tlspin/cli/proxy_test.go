@@ -294,15 +294,7 @@ func TestProxySignals(t *testing.T) {
 	}
 	defer live.Close()
 	first := leaf(live)
-	echo := func(msg string) {
-		t.Helper()
-		live.SetDeadline(time.Now().Add(10 * time.Second))
-		io.WriteString(live, msg)
-		b := make([]byte, len(msg))
-		if _, err := io.ReadFull(live, b); err != nil || string(b) != msg {
-			t.Fatalf("live stream: %q %v", b, err)
-		}
-	}
+	echo := func(msg string) { t.Helper(); echoThrough(t, live, msg) }
 	echo("before")
 	identityFile(t, dir, "server") // a new pair in the same file
 	prx.cmd.Process.Signal(syscall.SIGHUP)
@@ -354,5 +346,17 @@ func TestProxyUsage(t *testing.T) {
 		if code != 2 || !strings.Contains(stderr, tt.want) {
 			t.Errorf("%v: exit %d, stderr %q; want usage error mentioning %q", tt.args, code, stderr, tt.want)
 		}
+	}
+}
+
+// echoThrough sends msg on c, a stream to an echo server, and fails t
+// unless it comes back.
+func echoThrough(t testing.TB, c net.Conn, msg string) {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, msg)
+	b := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, b); err != nil || string(b) != msg {
+		t.Fatalf("live stream: %q %v", b, err)
 	}
 }
