@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -123,16 +124,34 @@ func presentable(cert tls.Certificate) error {
 // listenProtos are the ALPN protocols a Listen listener selects from a
 // client's offer: h2, which gRPC's TLS credentials require of a server
 // and with which net/http speaks HTTP/2, then http/1.1. A client that
-// offers none (openssl s_client, tlspin send, most raw TLS clients) gets
-// no ALPN at all.
+// offers none of them (openssl s_client, tlspin send, PostgreSQL's
+// "postgresql") gets no ALPN at all: crypto/tls fails the handshake of a
+// client that offers protocols and shares none with the server's.
 var listenProtos = []string{"h2", "http/1.1"}
+
+// listenConfig is what a Listen listener hooks: it presents cert, and
+// selects from listenProtos only for a client that offers one of them.
+func listenConfig(cert tls.Certificate) *tls.Config {
+	alpn := &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: listenProtos, MinVersion: tls.VersionTLS12}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		GetConfigForClient: func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+			for _, p := range hi.SupportedProtos {
+				if slices.Contains(listenProtos, p) {
+					return alpn, nil
+				}
+			}
+			return nil, nil
+		},
+	}
+}
 
 // listen serves verified TLS connections accepted from inner.
 func (v *Verifiers) listen(inner net.Listener, cert tls.Certificate) *listener {
 	l := &listener{
 		Listener: inner,
 		v:        v,
-		cfg:      v.HookServerConfig(&tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: listenProtos}),
+		cfg:      v.HookServerConfig(listenConfig(cert)),
 		conns:    make(chan net.Conn),
 		done:     make(chan struct{}),
 		warns:    ratelog.Limiter{Burst: warnBurst},

@@ -3,6 +3,7 @@ package tlspin_test
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"net/http"
 	"testing"
@@ -83,4 +84,54 @@ func TestListenFitsGRPCAndHTTP2(t *testing.T) {
 		defer hs.Close()
 		wantHTTP2(t, ln.Addr().String())
 	})
+}
+
+// TestListenALPNOnlyWhenOffered: Listen selects h2 or http/1.1 from a
+// client that offers them, and a client that offers only other protocols
+// (PostgreSQL's direct TLS offers "postgresql") still completes its
+// handshake, with no protocol selected, as it did before Listen selected
+// any: crypto/tls would otherwise fail it with no_application_protocol.
+func TestListenALPNOnlyWhenOffered(t *testing.T) {
+	srv, cli := newIdentity("server"), newIdentity("client")
+	v := start(t, []string{"spkipin:pin=" + cli.spki})
+	cv := start(t, []string{"spkipin:pin=" + srv.spki})
+	ln, err := v.Listen("tcp", "127.0.0.1:0", srv.cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	tests := []struct {
+		offer []string
+		want  string
+	}{
+		{nil, ""},
+		{[]string{"h2", "http/1.1"}, "h2"},
+		{[]string{"http/1.1"}, "http/1.1"},
+		{[]string{"postgresql"}, ""},
+		{[]string{"imap", "http/1.1"}, "http/1.1"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.offer), func(t *testing.T) {
+			cfg := cv.ClientConfig("localhost")
+			cfg.Certificates = []tls.Certificate{cli.cert}
+			cfg.NextProtos = tt.offer
+			c, err := tls.Dial("tcp", ln.Addr().String(), cfg)
+			if err != nil {
+				t.Fatalf("handshake offering %q: %v", tt.offer, err)
+			}
+			defer c.Close()
+			if got := c.ConnectionState().NegotiatedProtocol; got != tt.want {
+				t.Errorf("selected %q; want %q", got, tt.want)
+			}
+		})
+	}
 }
