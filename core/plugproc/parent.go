@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -80,16 +81,22 @@ const socketDirKey = "PLUGIN_UNIX_SOCKET_DIR"
 // made for it. The host removes both when it stops the plugin; a host that
 // died first (SIGKILL, or os.Exit, log.Fatal or a panic before Close)
 // never does, and would leave one directory per plugin in $TMPDIR on
-// every run. Only sockets are removed, and the directory only once empty,
-// so nothing else is touched wherever the variable points.
+// every run. Only a directory as go-plugin makes one is touched (named
+// plugin-dir*, not a symlink, closed to group and others): not one the
+// variable names otherwise (a shared directory, the user's own sockets in
+// /run/user/UID) nor one swapped for a link. In it only go-plugin's
+// sockets (plugin*) are removed, and the directory only once empty.
 func removeSocketDir() {
 	dir := os.Getenv(socketDirKey)
-	if dir == "" || !StartedByHost() {
+	if dir == "" || !StartedByHost() || !strings.HasPrefix(filepath.Base(dir), "plugin-dir") {
+		return
+	}
+	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() || fi.Mode().Perm()&0o077 != 0 {
 		return
 	}
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		if e.Type()&fs.ModeSocket != 0 {
+		if e.Type()&fs.ModeSocket != 0 && strings.HasPrefix(e.Name(), "plugin") {
 			_ = os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
