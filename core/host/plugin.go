@@ -214,8 +214,8 @@ func (p *Plugin) Restarts() int {
 
 // OnPolicyChange registers f to run whenever the plugin reports a policy
 // change or is restarted (a restarted plugin may have reloaded its policy),
-// and when the watch of its changes starts (a change made before then went
-// unreported; see watchPolicy). The verifier's own changes carry the epoch
+// and when the watch of its changes starts or ends (a change made before
+// it started, or after it ended, goes unreported; see watchPolicy). The verifier's own changes carry the epoch
 // it gave them, never 0; those made by the host have epoch 0.
 func (p *Plugin) OnPolicyChange(f func(verify.PolicyChange)) {
 	p.mu.Lock()
@@ -580,9 +580,13 @@ func (p *Plugin) watchPolicy(ctx context.Context, inst *instance) {
 	if ctx.Err() != nil {
 		return // inst was taken out of service
 	}
+	// No change can reach the cache any more: what it holds goes now, not
+	// after the grace below, in which an edit would go unheard.
+	p.notify(verify.PolicyChange{Reason: "policy watch ended"})
 	// A plugin that died ends its watch first; its failure is that it
 	// exited, which watchExit reports. Otherwise inst goes out of service
-	// first, so that no call starts on it after the drop.
+	// before the second drop, so that nothing it answered in the grace
+	// stays cached.
 	if !exitsWithin(ctx, inst.life, exitGrace) {
 		p.fail(inst, fmt.Errorf("host: verifier %q: policy watch: %w", p.spec.Name, err))
 	}

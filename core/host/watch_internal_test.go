@@ -203,3 +203,59 @@ func TestLostWatch(t *testing.T) {
 		})
 	}
 }
+
+// TestLostWatchDropsAtOnce: once a plugin's watch has ended, a change of
+// its policy can no longer reach the cache, so the verdicts cached under
+// the watch go as soon as it ends, not after the exitGrace given the
+// process to be seen exiting: an allowlist edited meanwhile would
+// otherwise have its old allows served for that long.
+func TestLostWatchDropsAtOnce(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+	}{
+		{"watch ended", nil},
+		{"watch failed", errors.New("rpc: verifier plugin unreachable")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := Config{MaxBackoff: time.Hour}
+			cfg.defaults()
+			p := &Plugin{spec: Spec{Name: "ending"}, cfg: cfg, log: cfg.Logger, desc: &verify.Description{Name: "ending"},
+				ready: make(chan struct{}), closeCh: make(chan struct{})}
+			t.Cleanup(func() { p.Close() })
+			f := &endingWatch{lateWatch: lateWatch{acked: make(chan struct{})}, err: tt.err, end: make(chan struct{})}
+			f.allow.Store(true)
+			c := cache.New(cache.Config{})
+			m := c.Wrap("ending", p)
+			dropped := make(chan time.Time, 8)
+			p.OnPolicyChange(func(ch verify.PolicyChange) {
+				if ch.Reason != "policy watch started" {
+					dropped <- time.Now()
+				}
+			})
+			inst := &instance{v: f, life: &dying{}, pid: 1, started: time.Now()}
+			if tt.err == nil {
+				p.install(inst)
+				req := &verify.Request{PeerChain: [][]byte{[]byte("leaf")}, Side: verify.ClientVerifiesServer, RemoteAddr: "127.0.0.1:443"}
+				if v, err := m.Verify(t.Context(), req); err != nil || !v.Allow {
+					t.Fatalf("before the watch ended: %+v, %v; want an allow", v, err)
+				}
+			}
+			ended := time.Now()
+			if tt.err == nil {
+				close(f.end)
+			} else {
+				p.install(inst)
+			}
+			select {
+			case at := <-dropped:
+				if d := at.Sub(ended); d >= exitGrace {
+					t.Errorf("verdicts dropped %v after the watch ended; want at once, well within the %v grace", d, exitGrace)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("verdicts never dropped")
+			}
+		})
+	}
+}
