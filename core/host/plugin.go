@@ -213,10 +213,11 @@ func (p *Plugin) Restarts() int {
 }
 
 // OnPolicyChange registers f to run whenever the plugin reports a policy
-// change or is restarted (a restarted plugin may have reloaded its policy),
-// and when the watch of its changes starts or ends (a change made before
-// it started, or after it ended, goes unreported; see watchPolicy). The verifier's own changes carry the epoch
-// it gave them, never 0; those made by the host have epoch 0.
+// change or is restarted (a restarted plugin may have reloaded its
+// policy), and when the watch of its changes starts or ends (a change made
+// before it started, or after it ended, goes unreported; see
+// watchPolicy). The verifier's own changes carry the epoch it gave them,
+// never 0; those made by the host have epoch 0.
 func (p *Plugin) OnPolicyChange(f func(verify.PolicyChange)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
