@@ -235,7 +235,8 @@ func (v *Verifiers) ServerConfig(cert tls.Certificate) *tls.Config {
 // client, and the verifiers are hooked into what it returns; a
 // VerifyConnection already set runs after the verifiers allow the client.
 // What the program sets on base after this call (MinVersion, NextProtos,
-// Certificates) holds for the connections that follow.
+// Certificates) holds for the connections that follow; not its own
+// VerifyConnection, which must be set before (base's is replaced).
 // base's ClientCAs check is replaced by the verifiers. A verifier that
 // records clients on first contact (tofu) records one only when Confirm is
 // called after its handshake; Listen does that itself, and is what to
