@@ -157,7 +157,10 @@ func (v *Verifiers) listen(inner net.Listener, cert tls.Certificate) *listener {
 		warns:    ratelog.Limiter{Burst: warnBurst},
 		inHand:   map[net.Conn]*list.Element{},
 	}
-	// Without verifiers, every handshake would fail: stop listening.
+	// Without verifiers, every handshake would fail: stop listening. If
+	// v is closed already, the func runs at once in a goroutine of its
+	// own: l.mu keeps it from closing l before stopFollowing is stored.
+	l.mu.Lock()
 	l.stopFollowing = context.AfterFunc(v.ctx, func() {
 		l.mu.Lock()
 		if l.err == nil {
@@ -166,6 +169,7 @@ func (v *Verifiers) listen(inner net.Listener, cert tls.Certificate) *listener {
 		l.mu.Unlock()
 		l.Close()
 	})
+	l.mu.Unlock()
 	go l.acceptLoop()
 	return l
 }
