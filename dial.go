@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"slices"
 	"sync"
 	"syscall"
@@ -77,7 +78,8 @@ const DefaultHandshakeTimeout = 10 * time.Second
 // client presented a certificate the verifiers allow. Handshakes run
 // concurrently, so a slow client delays no other, and at most
 // WithMaxHandshakes at once: a new client arriving with the bound reached
-// has the handshake that began first closed (and logged) to make room.
+// has closed (and logged), to make room, the handshake that began first
+// among those of the address (for IPv6, the /64) holding the most.
 // A failed or rejected
 // one is closed and logged at warn level with the client's address and
 // the reason, at most ten a second (the rest at debug level, counted in
@@ -156,6 +158,7 @@ func (v *Verifiers) listen(inner net.Listener, cert tls.Certificate) *listener {
 		done:     make(chan struct{}),
 		warns:    ratelog.Limiter{Burst: warnBurst},
 		inHand:   map[net.Conn]*list.Element{},
+		bySrc:    map[netip.Addr]*list.List{},
 	}
 	// Without verifiers, every handshake would fail: stop listening. If
 	// v is closed already, the func runs at once in a goroutine of its
@@ -191,23 +194,63 @@ type listener struct {
 	// who can connect may cause.
 	warns ratelog.Limiter
 
-	// The connections in their handshake, oldest first, at most
-	// v.maxHandshakes.
+	// The connections in their handshake, at most v.maxHandshakes, by
+	// the source they came from, each source's oldest first.
 	hmu    sync.Mutex
-	inHand map[net.Conn]*list.Element
-	order  list.List // of net.Conn
+	inHand map[net.Conn]*list.Element // of an *inHandshake in bySrc
+	bySrc  map[netip.Addr]*list.List
+	seq    uint64 // of the last handshake admitted
 }
 
-// admit counts raw among the connections in their handshake, first
-// closing the oldest of them if the bound is reached.
+// inHandshake is a connection in its handshake.
+type inHandshake struct {
+	conn net.Conn
+	src  netip.Addr
+	seq  uint64 // the order in which the handshakes began
+}
+
+// source is what a client's handshakes are counted under: its IP address,
+// or for IPv6 its /64, which one host commonly holds whole.
+func source(c net.Conn) netip.Addr {
+	a, ok := c.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		return netip.Addr{}
+	}
+	ip, _ := netip.AddrFromSlice(a.IP)
+	ip = ip.Unmap().WithZone("")
+	if ip.Is6() {
+		ip = netip.PrefixFrom(ip, 64).Masked().Addr()
+	}
+	return ip
+}
+
+// admit counts raw among the connections in their handshake. If the
+// bound is reached, it first closes the handshake that began first among
+// those of the source holding the most: a host that opens connections
+// faster than the bound per handshake time closes its own, not those of
+// clients on a long path.
 func (l *listener) admit(raw net.Conn) {
 	l.hmu.Lock()
 	var victim net.Conn
-	if l.order.Len() >= l.v.maxHandshakes {
-		victim = l.order.Remove(l.order.Front()).(net.Conn)
-		delete(l.inHand, victim)
+	if len(l.inHand) >= l.v.maxHandshakes {
+		var most *list.List
+		for _, q := range l.bySrc {
+			if most == nil || q.Len() > most.Len() ||
+				q.Len() == most.Len() && q.Front().Value.(*inHandshake).seq < most.Front().Value.(*inHandshake).seq {
+				most = q
+			}
+		}
+		victim = most.Front().Value.(*inHandshake).conn
+		l.removeLocked(victim)
 	}
-	l.inHand[raw] = l.order.PushBack(raw)
+	src := source(raw)
+	q := l.bySrc[src]
+	if q == nil {
+		q = list.New()
+		l.bySrc[src] = q
+	}
+	l.seq++
+	l.inHand[raw] = q.PushBack(&inHandshake{conn: raw, src: src, seq: l.seq})
 	l.hmu.Unlock()
 	if victim != nil {
 		victim.Close() // its handshake fails; serveHandshake logs why
@@ -219,12 +262,24 @@ func (l *listener) admit(raw net.Conn) {
 func (l *listener) release(raw net.Conn) bool {
 	l.hmu.Lock()
 	defer l.hmu.Unlock()
+	return l.removeLocked(raw)
+}
+
+// removeLocked ends raw's handshake slot, if it holds one; l.hmu must be
+// held.
+func (l *listener) removeLocked(raw net.Conn) bool {
 	el, ok := l.inHand[raw]
-	if ok {
-		l.order.Remove(el)
-		delete(l.inHand, raw)
+	if !ok {
+		return false
 	}
-	return ok
+	h := el.Value.(*inHandshake)
+	q := l.bySrc[h.src]
+	q.Remove(el)
+	if q.Len() == 0 {
+		delete(l.bySrc, h.src)
+	}
+	delete(l.inHand, raw)
+	return true
 }
 
 // warnBurst is how many failed handshakes a second are warned about; the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -112,5 +113,75 @@ func TestCloseEndsListeners(t *testing.T) {
 	if c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
 		c.Close()
 		t.Error("the listener still accepts connections after the Verifiers closed")
+	}
+}
+
+// slowConn is a client connection on a long path: every write after the
+// first (the ClientHello) leaves rtt after it is made.
+type slowConn struct {
+	net.Conn
+	rtt    time.Duration
+	writes int
+}
+
+func (c *slowConn) Write(b []byte) (int, error) {
+	if c.writes++; c.writes > 1 {
+		time.Sleep(c.rtt) // the network's latency, not a wait for readiness
+	}
+	return c.Conn.Write(b)
+}
+
+// TestListenEvictsTheFloodingAddress: with the bound reached, the
+// handshake closed to make room is one of the address holding the most.
+// Closing the oldest of all let one host that opens silent connections
+// faster than WithMaxHandshakes per handshake time (here 8 per 150 ms;
+// 1024 per 150 ms by default, a few thousand a second) close every
+// handshake of a client on a long path, so that none got in.
+func TestListenEvictsTheFloodingAddress(t *testing.T) {
+	good := newIdentity("good")
+	v := start(t, []string{"spkipin:pin=" + good.spki}, tlspin.WithMaxHandshakes(8), tlspin.WithLogger(hclog.NewNullLogger()))
+	ln, err := v.Listen("tcp", "127.0.0.1:0", newIdentity("server").cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := e2e.Serve(t, ln, func(c net.Conn) { io.WriteString(c, "ok") })
+
+	stop := make(chan struct{})
+	flooded := make(chan struct{})
+	go func() {
+		defer close(flooded)
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			if c, err := net.Dial("tcp", addr); err == nil {
+				held = append(held, c)
+			}
+		}
+	}()
+	defer func() { close(stop); <-flooded }()
+
+	d := &net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	raw, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Skipf("no second loopback address to dial from: %v", err)
+	}
+	c := tls.Client(&slowConn{Conn: raw, rtt: 150 * time.Millisecond},
+		&tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{good.cert}})
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(tlspin.DefaultHandshakeTimeout))
+	b := make([]byte, 2)
+	if _, err := io.ReadFull(c, b); err != nil || string(b) != "ok" {
+		t.Fatalf("client on a long path while another address floods: %q, %v; want it served", b, err)
 	}
 }

@@ -121,10 +121,12 @@ const DefaultMaxHandshakes = 1024
 
 // WithMaxHandshakes bounds the handshakes a Listen listener runs at once
 // (default DefaultMaxHandshakes; n must be at least 1). When a new client
-// arrives with the bound reached, the handshake that began first is
-// closed to make room: clients that connect and never finish (or finish
-// slowly on purpose) cannot hold the listener's memory and file
-// descriptors, nor keep out clients that do finish.
+// arrives with the bound reached, the handshake that began first among
+// those of the address (for IPv6, the /64) holding the most is closed to
+// make room: clients that connect and never finish (or finish slowly on
+// purpose) cannot hold the listener's memory and file descriptors, nor
+// keep out clients that do finish, and a host that connects fast closes
+// its own handshakes, not those of clients on a long path.
 func WithMaxHandshakes(n int) Option {
 	return func(o *options) {
 		if n < 1 {
