@@ -119,7 +119,7 @@ func (d *directProc) start(ctx context.Context, spec Spec, cfg Config, log hclog
 		close(d.stderrDone)
 	}()
 	go func() {
-		_ = cmd.Wait()
+		r.noteExit(cmd.Wait())
 		close(d.exitCh)
 	}()
 	return fd, nil
@@ -192,6 +192,8 @@ func (d *directProc) waitStderr() {
 	case <-t.C:
 	}
 }
+
+func (d *directProc) exitStatus() error { return d.proc.exitStatus() }
 
 func (d *directProc) exited() bool {
 	select {

@@ -111,6 +111,19 @@ func TestMisbehavingPluginFailsClosedAndIsReplaced(t *testing.T) {
 	}
 }
 
+// TestCrashSaysHowThePluginEnded: a plugin that dies says so with its
+// exit status or signal (an OOM kill is a SIGKILL), since go-plugin's own
+// account of it is debug level.
+func TestCrashSaysHowThePluginEnded(t *testing.T) {
+	var logs syncbuf.Buffer
+	p := startBad(t, "exit", host.Config{MaxBackoff: time.Hour, Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn})})
+	p.Verify(context.Background(), anyReq()) // exits 3
+	want := `status="exit status 3"`
+	if !wait.Until(10*time.Second, func() bool { return strings.Contains(logs.String(), want) }) {
+		t.Fatalf("no warning says %q:\n%s", want, logs.String())
+	}
+}
+
 // TestKillAndStopUnderLoad fires verifications without pause while the
 // plugin is SIGKILLed and SIGSTOPped: every call returns within the verify
 // timeout, and the plugin serves again after each fault.

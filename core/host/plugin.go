@@ -143,6 +143,9 @@ type channel interface {
 type lifecycle interface {
 	// exited reports whether the process has exited.
 	exited() bool
+	// exitStatus is why it exited (its exit status or the signal that
+	// ended it), or nil while it runs or after it exited 0.
+	exitStatus() error
 	// kill ends the process group at once and releases the channel.
 	kill()
 	// stop asks the plugin to exit, and ends the process group if it has
@@ -441,12 +444,36 @@ func (p *Plugin) fail(inst *instance, cause error) {
 		p.failures = 0
 	}
 	n := p.noteFailureLocked(cause)
-	p.wg.Add(1)
+	p.wg.Add(2)
 	p.mu.Unlock()
 	p.log.Warn("verifier plugin failed; restarting", "pid", inst.pid, "error", cause)
 	p.reportCrashLoop(n, cause)
 	inst.kill()
 	go p.restart()
+	go p.reportExit(inst)
+}
+
+// reportExit says how a failed instance's process ended, if it ended on
+// its own (a crash mid-call shows first as a broken call): its exit
+// status, or the signal (SIGKILL from the OOM killer, SIGSEGV...).
+// go-plugin's own account of it is debug level (stderr.go).
+func (p *Plugin) reportExit(inst *instance) {
+	defer p.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-p.closeCh:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if !exitsWithin(ctx, inst.life, stderrWait) {
+		return
+	}
+	if st := inst.life.exitStatus(); st != nil {
+		p.log.Warn("verifier plugin process ended", "pid", inst.pid, "status", st)
+	}
 }
 
 // noteFailureLocked counts one failure in a row; p.mu must be held.
@@ -536,7 +563,12 @@ func (p *Plugin) watchExit(inst *instance) {
 		case <-t.C:
 		}
 		if inst.life.exited() {
-			p.fail(inst, fmt.Errorf("host: verifier %q (pid %d) exited", p.spec.Name, inst.pid))
+			why := fmt.Errorf("host: verifier %q (pid %d) exited", p.spec.Name, inst.pid)
+			if st := inst.life.exitStatus(); st != nil {
+				// exit status 2, signal: killed (the OOM killer?)
+				why = fmt.Errorf("host: verifier %q (pid %d) exited: %w", p.spec.Name, inst.pid, st)
+			}
+			p.fail(inst, why)
 			return
 		}
 		p.mu.Lock()
@@ -790,6 +822,8 @@ type goPlugin struct {
 
 func (g goPlugin) exited() bool { return g.client.Exited() }
 
+func (g goPlugin) exitStatus() error { return g.proc.exitStatus() }
+
 func (g goPlugin) kill() {
 	g.proc.kill()
 	g.client.Kill()
@@ -804,6 +838,9 @@ func (g goPlugin) stop() {
 	select {
 	case <-done:
 	case <-time.After(gracePeriod):
+		// go-plugin's own account of this is debug level (stderr.go).
+		g.proc.log.Warn("verifier plugin did not exit within the grace period after its Shutdown; killed (a gRPC plugin must serve go-plugin's plugin.GRPCController)",
+			"pid", g.proc.pid, "grace", gracePeriod)
 	}
 	g.proc.kill()
 	<-done

@@ -2,12 +2,14 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -44,6 +46,10 @@ type procRunner struct {
 	pipesDone      chan struct{}
 	pipesOnce      sync.Once
 	sockDir        string
+
+	exitMu  sync.Mutex
+	exitErr error // why the process exited, once reaped
+	killed  bool  // the host sent it SIGKILL
 }
 
 var _ runner.Runner = (*procRunner)(nil)
@@ -107,7 +113,31 @@ func (r *procRunner) Start(context.Context) error {
 // end: every stderr line has been written to ClientConfig.Stderr.
 func (r *procRunner) Wait(context.Context) error {
 	r.pipesOnce.Do(func() { close(r.pipesDone) })
-	return r.cmd.Wait()
+	err := r.cmd.Wait()
+	r.noteExit(err)
+	return err
+}
+
+// noteExit records how the process ended, as cmd.Wait said.
+func (r *procRunner) noteExit(err error) {
+	r.exitMu.Lock()
+	r.exitErr = err
+	r.exitMu.Unlock()
+}
+
+// exitStatus is why the process ended on its own (its exit status, or a
+// signal other than the host's SIGKILL), or nil while it runs, after it
+// exited 0 or when the host killed it.
+func (r *procRunner) exitStatus() error {
+	r.exitMu.Lock()
+	defer r.exitMu.Unlock()
+	var ee *exec.ExitError
+	if r.killed && errors.As(r.exitErr, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+			return nil
+		}
+	}
+	return r.exitErr
 }
 
 // waitPipes waits, at most d, until go-plugin has copied all of the
@@ -138,6 +168,9 @@ func (r *procRunner) kill() {
 	if !r.started {
 		return
 	}
+	r.exitMu.Lock()
+	r.killed = true
+	r.exitMu.Unlock()
 	killGroup(r.pid)
 	_ = r.cmd.Process.Kill()
 }

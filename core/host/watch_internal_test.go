@@ -51,15 +51,22 @@ func (f *lateWatch) WatchPolicy(ctx context.Context) (<-chan verify.PolicyChange
 type dying struct{ dead atomic.Bool }
 
 func (d *dying) exited() bool { return d.dead.Load() }
-func (*dying) kill()          {}
-func (*dying) stop()          {}
+func (d *dying) exitStatus() error {
+	if d.dead.Load() {
+		return errors.New("signal: killed")
+	}
+	return nil
+}
+func (*dying) kill() {}
+func (*dying) stop() {}
 
 // alive is the lifecycle of a process that never exits.
 type alive struct{}
 
-func (alive) exited() bool { return false }
-func (alive) kill()        {}
-func (alive) stop()        {}
+func (alive) exited() bool      { return false }
+func (alive) exitStatus() error { return nil }
+func (alive) kill()             {}
+func (alive) stop()             {}
 
 // TestChangeBeforeTheWatchIsNotLost: an instance serves before its policy
 // watch is up. A verdict cached then, and a change made before the plugin
@@ -134,7 +141,7 @@ func TestLostWatch(t *testing.T) {
 		{"watch failed", errors.New("rpc: verifier plugin unreachable"), false, true, "policy watch: rpc: verifier plugin unreachable"},
 		{"no changes to report", fmt.Errorf("rpc: %w", verify.ErrNoPolicyWatch), false, false, ""},
 		// A crash ends the watch too: the failure is told as the crash.
-		{"plugin died", nil, true, true, "(pid 1) exited"},
+		{"plugin died", nil, true, true, "(pid 1) exited: signal: killed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
