@@ -77,17 +77,17 @@ const DefaultHandshakeTimeout = 10 * time.Second
 // whose handshake completed within DefaultHandshakeTimeout and whose
 // client presented a certificate the verifiers allow. Handshakes run
 // concurrently, so a slow client delays no other, and at most
-// WithMaxHandshakes at once: a new client arriving with the bound reached
-// has closed (and logged), to make room, the handshake that began first
-// among those of the address (for IPv6, the /64) holding the most.
-// A failed or rejected
-// one is closed and logged at warn level with the client's address and
-// the reason, at most ten a second (the rest at debug level, counted in
-// the next warning); a client that closes before it begins a handshake (a
-// port scanner, a TCP health check) only at debug level. It fits
-// http.Server.Serve and gRPC: it selects h2 or http/1.1 by ALPN when
-// the client offers them. A cert without a certificate or without its
-// private key is an error, before anything listens.
+// WithMaxHandshakes at once: when a new client arrives with the bound
+// reached, the handshake that began first among those of the address
+// (for IPv6, the /64) holding the most is closed, and logged, to make
+// room. A failed or rejected one is closed and logged at warn level with
+// the client's address and the reason, at most ten a second (the rest at
+// debug level, counted in the next warning); a client that closes before
+// it begins a handshake (a port scanner, a TCP health check) only at
+// debug level. It fits http.Server.Serve and gRPC: it selects h2 or
+// http/1.1 by ALPN when the client offers them. A cert without a
+// certificate or without its private key is an error, before anything
+// listens.
 //
 // An accept error other than the listener being closed (out of file
 // descriptors, a connection aborted before it was accepted) is logged at
