@@ -113,14 +113,39 @@ func TestMisbehavingPluginFailsClosedAndIsReplaced(t *testing.T) {
 
 // TestCrashSaysHowThePluginEnded: a plugin that dies says so with its
 // exit status or signal (an OOM kill is a SIGKILL), since go-plugin's own
-// account of it is debug level.
+// account of it is debug level; the host's own kill is not reported as
+// the plugin's end.
 func TestCrashSaysHowThePluginEnded(t *testing.T) {
-	var logs syncbuf.Buffer
-	p := startBad(t, "exit", host.Config{MaxBackoff: time.Hour, Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn})})
-	p.Verify(context.Background(), anyReq()) // exits 3
-	want := `status="exit status 3"`
-	if !wait.Until(10*time.Second, func() bool { return strings.Contains(logs.String(), want) }) {
-		t.Fatalf("no warning says %q:\n%s", want, logs.String())
+	tests := []struct {
+		name, mode string
+		end        func(p *host.Plugin)
+		want       string // in a warning; "" for no such warning
+	}{
+		{"exits during a call", "exit", func(p *host.Plugin) { p.Verify(context.Background(), anyReq()) }, `status="exit status 3"`},
+		{"killed between calls", "allow", func(p *host.Plugin) { syscall.Kill(p.Pid(), syscall.SIGKILL) }, `status="signal: killed"`},
+		// Killed by the host for hanging: that is no end of its own.
+		{"killed for hanging", "hang", func(p *host.Plugin) { p.Verify(context.Background(), anyReq()) }, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs syncbuf.Buffer
+			p := startBad(t, tt.mode, host.Config{VerifyTimeout: 300 * time.Millisecond, MaxBackoff: time.Hour,
+				Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn})})
+			tt.end(p)
+			if tt.want == "" {
+				if !wait.Until(10*time.Second, func() bool { return strings.Contains(logs.String(), "restarting") }) {
+					t.Fatalf("the plugin was not failed:\n%s", logs.String())
+				}
+				p.Close() // waits for its reports
+				if strings.Contains(logs.String(), "process ended") {
+					t.Errorf("the host's own kill reported as the plugin's end:\n%s", logs.String())
+				}
+				return
+			}
+			if !wait.Until(10*time.Second, func() bool { return strings.Contains(logs.String(), tt.want) }) {
+				t.Fatalf("no warning says %s:\n%s", tt.want, logs.String())
+			}
+		})
 	}
 }
 

@@ -143,8 +143,9 @@ type channel interface {
 type lifecycle interface {
 	// exited reports whether the process has exited.
 	exited() bool
-	// exitStatus is why it exited (its exit status or the signal that
-	// ended it), or nil while it runs or after it exited 0.
+	// exitStatus is why it ended on its own (its exit status, or a
+	// signal other than the host's SIGKILL), or nil while it runs, after
+	// it exited 0 or when the host killed it.
 	exitStatus() error
 	// kill ends the process group at once and releases the channel.
 	kill()
@@ -563,12 +564,8 @@ func (p *Plugin) watchExit(inst *instance) {
 		case <-t.C:
 		}
 		if inst.life.exited() {
-			why := fmt.Errorf("host: verifier %q (pid %d) exited", p.spec.Name, inst.pid)
-			if st := inst.life.exitStatus(); st != nil {
-				// exit status 2, signal: killed (the OOM killer?)
-				why = fmt.Errorf("host: verifier %q (pid %d) exited: %w", p.spec.Name, inst.pid, st)
-			}
-			p.fail(inst, why)
+			// How it ended, reportExit says.
+			p.fail(inst, fmt.Errorf("host: verifier %q (pid %d) exited", p.spec.Name, inst.pid))
 			return
 		}
 		p.mu.Lock()

@@ -49,7 +49,8 @@ type procRunner struct {
 
 	exitMu  sync.Mutex
 	exitErr error // why the process exited, once reaped
-	killed  bool  // the host sent it SIGKILL
+	reaped  bool
+	killed  bool // the host sent it SIGKILL before it was reaped
 }
 
 var _ runner.Runner = (*procRunner)(nil)
@@ -121,7 +122,7 @@ func (r *procRunner) Wait(context.Context) error {
 // noteExit records how the process ended, as cmd.Wait said.
 func (r *procRunner) noteExit(err error) {
 	r.exitMu.Lock()
-	r.exitErr = err
+	r.exitErr, r.reaped = err, true
 	r.exitMu.Unlock()
 }
 
@@ -169,7 +170,7 @@ func (r *procRunner) kill() {
 		return
 	}
 	r.exitMu.Lock()
-	r.killed = true
+	r.killed = r.killed || !r.reaped
 	r.exitMu.Unlock()
 	killGroup(r.pid)
 	_ = r.cmd.Process.Kill()
