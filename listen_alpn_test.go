@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/tlspin/tlspin/internal/e2e"
 )
 
 // TestListenFitsGRPCAndHTTP2: what the package says Listen fits works with
@@ -99,16 +101,7 @@ func TestListenALPNOnlyWhenOffered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	addr := e2e.Serve(t, ln, func(net.Conn) {}) // Serve closes each
 	tests := []struct {
 		offer []string
 		want  string
@@ -124,7 +117,7 @@ func TestListenALPNOnlyWhenOffered(t *testing.T) {
 			cfg := cv.ClientConfig("localhost")
 			cfg.Certificates = []tls.Certificate{cli.cert}
 			cfg.NextProtos = tt.offer
-			c, err := tls.Dial("tcp", ln.Addr().String(), cfg)
+			c, err := tls.Dial("tcp", addr, cfg)
 			if err != nil {
 				t.Fatalf("handshake offering %q: %v", tt.offer, err)
 			}

@@ -73,10 +73,7 @@ func (alive) stop()             {}
 // subscribed (an allowlist reloaded), which no one hears of: the verdict
 // is dropped once the watch is up, not kept for its minute.
 func TestChangeBeforeTheWatchIsNotLost(t *testing.T) {
-	cfg := Config{}
-	cfg.defaults()
-	p := &Plugin{spec: Spec{Name: "late"}, cfg: cfg, log: cfg.Logger, desc: &verify.Description{Name: "late"},
-		ready: make(chan struct{}), closeCh: make(chan struct{})}
+	p := idlePlugin(t, "late", Config{})
 	f := &lateWatch{acked: make(chan struct{})}
 	f.allow.Store(true)
 	c := cache.New(cache.Config{})
@@ -146,11 +143,7 @@ func TestLostWatch(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs syncbuf.Buffer
-			cfg := Config{MaxBackoff: time.Hour, Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn})}
-			cfg.defaults()
-			p := &Plugin{spec: Spec{Name: "ending"}, cfg: cfg, log: cfg.Logger, desc: &verify.Description{Name: "ending"},
-				ready: make(chan struct{}), closeCh: make(chan struct{})}
-			t.Cleanup(func() { p.Close() })
+			p := idlePlugin(t, "ending", Config{MaxBackoff: time.Hour, Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn})})
 			f := &endingWatch{lateWatch: lateWatch{acked: make(chan struct{})}, err: tt.err, end: make(chan struct{})}
 			f.allow.Store(true)
 			c := cache.New(cache.Config{})
@@ -173,18 +166,24 @@ func TestLostWatch(t *testing.T) {
 				life.dead.Store(true)
 			}
 			close(f.end)
+			// Lost within 10 s on a loaded machine; not within 1 s, for
+			// a plugin without changes.
+			within := time.Second
+			if tt.wantLost {
+				within = 10 * time.Second
+			}
 			select {
 			case <-lost:
 				if !tt.wantLost {
 					t.Fatal("the watch of a plugin without changes was taken for lost")
 				}
-			case <-time.After(time.Second):
+			case <-time.After(within):
 				if tt.wantLost {
-					t.Fatal("no \"policy watch lost\" within 1 s of the watch ending")
+					t.Fatalf("no \"policy watch lost\" within %s of the watch ending", within)
 				}
 			}
 			var inService bool
-			for range 100 { // watchExit notices a death within 50 ms
+			for range 1000 { // watchExit notices a death within 50 ms
 				p.mu.Lock()
 				inService = p.cur == inst
 				p.mu.Unlock()
@@ -226,19 +225,19 @@ func TestLostWatchDropsAtOnce(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := Config{MaxBackoff: time.Hour}
-			cfg.defaults()
-			p := &Plugin{spec: Spec{Name: "ending"}, cfg: cfg, log: cfg.Logger, desc: &verify.Description{Name: "ending"},
-				ready: make(chan struct{}), closeCh: make(chan struct{})}
-			t.Cleanup(func() { p.Close() })
+			p := idlePlugin(t, "ending", Config{MaxBackoff: time.Hour})
 			f := &endingWatch{lateWatch: lateWatch{acked: make(chan struct{})}, err: tt.err, end: make(chan struct{})}
 			f.allow.Store(true)
 			c := cache.New(cache.Config{})
 			m := c.Wrap("ending", p)
-			dropped := make(chan time.Time, 8)
+			// Whether the instance was still in service (its grace not
+			// over) at each drop.
+			dropped := make(chan bool, 8)
 			p.OnPolicyChange(func(ch verify.PolicyChange) {
 				if ch.Reason != "policy watch started" {
-					dropped <- time.Now()
+					p.mu.Lock()
+					dropped <- p.cur != nil
+					p.mu.Unlock()
 				}
 			})
 			inst := &instance{v: f, life: &dying{}, pid: 1, started: time.Now()}
@@ -249,20 +248,29 @@ func TestLostWatchDropsAtOnce(t *testing.T) {
 					t.Fatalf("before the watch ended: %+v, %v; want an allow", v, err)
 				}
 			}
-			ended := time.Now()
 			if tt.err == nil {
 				close(f.end)
 			} else {
 				p.install(inst)
 			}
 			select {
-			case at := <-dropped:
-				if d := at.Sub(ended); d >= exitGrace {
-					t.Errorf("verdicts dropped %v after the watch ended; want at once, well within the %v grace", d, exitGrace)
+			case inService := <-dropped:
+				if !inService {
+					t.Errorf("verdicts dropped only once the plugin was out of service; want at once, before the %v grace given it to exit", exitGrace)
 				}
-			case <-time.After(5 * time.Second):
+			case <-time.After(10 * time.Second):
 				t.Fatal("verdicts never dropped")
 			}
 		})
 	}
+}
+
+// idlePlugin is a Plugin with no instance yet, for a test to install one;
+// it is closed when the test ends.
+func idlePlugin(t *testing.T, name string, cfg Config) *Plugin {
+	cfg.defaults()
+	p := &Plugin{spec: Spec{Name: name}, cfg: cfg, log: cfg.Logger, desc: &verify.Description{Name: name},
+		ready: make(chan struct{}), closeCh: make(chan struct{})}
+	t.Cleanup(func() { p.Close() })
+	return p
 }
