@@ -17,6 +17,7 @@ import (
 
 	"github.com/tlspin/tlspin/cmd/tlspin/cli"
 	"github.com/tlspin/tlspin/core/certs"
+	"github.com/tlspin/tlspin/internal/e2e"
 	"github.com/tlspin/tlspin/internal/syncbuf"
 	"github.com/tlspin/tlspin/internal/testbin"
 	"github.com/tlspin/tlspin/internal/wait"
@@ -347,23 +348,12 @@ func TestSendResetAfterMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{c.Raw}, PrivateKey: key}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conn.SetDeadline(time.Now().Add(10 * time.Second))
-			io.Copy(io.Discard, conn) // to our close_notify
-			conn.(*tls.Conn).NetConn().(*net.TCPConn).SetLinger(0)
-			conn.(*tls.Conn).NetConn().Close() // a reset
-		}
-	}()
+	addr := e2e.ServeTLS(t, tls.Certificate{Certificate: [][]byte{c.Raw}, PrivateKey: key}, func(conn *tls.Conn) {
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		io.Copy(io.Discard, conn) // to our close_notify
+		conn.NetConn().(*net.TCPConn).SetLinger(0)
+		conn.NetConn().Close() // a reset
+	})
 	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
 	pin := "sha256//" + base64.StdEncoding.EncodeToString(sum[:])
 	for _, tc := range []struct {
@@ -376,7 +366,7 @@ func TestSendResetAfterMessage(t *testing.T) {
 		{"sometimes", cli.ExitUsage, `--half-close "sometimes": want always, auto or never`},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
-			_, stderr, code := run(t, "send", "--half-close", tc.mode, "--verifier", "spkipin", "--pin", pin, ln.Addr().String(), "hi")
+			_, stderr, code := run(t, "send", "--half-close", tc.mode, "--verifier", "spkipin", "--pin", pin, addr, "hi")
 			if code != tc.code || !strings.Contains(stderr, tc.says) {
 				t.Fatalf("exit %d, stderr %q; want %d and %q", code, stderr, tc.code, tc.says)
 			}
