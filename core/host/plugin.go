@@ -460,15 +460,8 @@ func (p *Plugin) fail(inst *instance, cause error) {
 // go-plugin's own account of it is debug level (stderr.go).
 func (p *Plugin) reportExit(inst *instance) {
 	defer p.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := p.untilClosed()
 	defer cancel()
-	go func() {
-		select {
-		case <-p.closeCh:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	if !exitsWithin(ctx, inst.life, stderrWait) {
 		return
 	}
@@ -509,14 +502,7 @@ func (p *Plugin) restart() {
 				return
 			}
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		go func() {
-			select {
-			case <-p.closeCh:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
+		ctx, cancel := p.untilClosed()
 		inst, _, nc, err := p.launch(ctx)
 		cancel()
 		if err == nil {
@@ -539,6 +525,20 @@ func (p *Plugin) restart() {
 		p.log.Warn("verifier plugin restart failed", "attempt", n, "error", err)
 		p.reportCrashLoop(n, err)
 	}
+}
+
+// untilClosed returns a context that ends when the Plugin is closed, or
+// when cancel is called.
+func (p *Plugin) untilClosed() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-p.closeCh:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // backoff is 0 for the first failure in a row, then doubles from 50ms up
