@@ -34,7 +34,7 @@ func NewMetrics(verifier string) *Metrics {
 		verifier: verifier,
 		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tlspin_proxy_handshakes_total",
-			Help: "TLS handshakes by verifier and outcome: accepted, rejected (by our verifier), refused (by the peer), failed.",
+			Help: "TLS handshakes by verifier and outcome: accepted, rejected (by our verifier), no_certificate (the client sent none; no verifier asked), refused (by the peer), failed.",
 		}, []string{"verifier", "outcome"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "tlspin_proxy_verify_seconds",

@@ -135,13 +135,14 @@ type Proxy struct {
 	cfg  Config
 	loop *server.Loop
 	emit func(Event)
-	// warns bounds the warnings about failed handshakes, which anyone
-	// who can connect may cause.
-	warns ratelog.Limiter
+	// warns bounds the warnings about failed handshakes, and probes the
+	// info lines about clients that closed before their ClientHello:
+	// anyone who can connect may cause either.
+	warns, probes ratelog.Limiter
 }
 
-// warnBurst is how many failed handshakes a second are warned about; the
-// rest go to debug level, counted in the next warning.
+// warnBurst is how many failed handshakes (and, apart, early closes) a
+// second are logged; the rest go to debug level, counted in the next line.
 const warnBurst = 10
 
 // New checks cfg and returns a proxy.
@@ -164,7 +165,7 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Log == nil {
 		cfg.Log = hclog.NewNullLogger()
 	}
-	p := &Proxy{cfg: cfg, warns: ratelog.Limiter{Burst: warnBurst}}
+	p := &Proxy{cfg: cfg, warns: ratelog.Limiter{Burst: warnBurst}, probes: ratelog.Limiter{Burst: warnBurst}}
 	p.emit = serialized(cfg.OnEvent)
 	h := server.HandlerFunc(p.serveTLS)
 	if cfg.Mode == ClientMode {
@@ -293,6 +294,10 @@ func (p *Proxy) servePlain(ctx context.Context, c *server.Conn) {
 // Accepted is the outcome label of a handshake that passed.
 const Accepted server.Refusal = "accepted"
 
+// NoCertificate is the outcome label of a client that sent no certificate
+// to a proxy that requires one.
+const NoCertificate server.Refusal = "no_certificate"
+
 // rejected reports a failed handshake.
 func (p *Proxy) rejected(ev Event, err error) {
 	var he *server.HandshakeError
@@ -300,7 +305,11 @@ func (p *Proxy) rejected(ev Event, err error) {
 		he = &server.HandshakeError{By: server.HandshakeFailed, Reason: err.Error(), Err: err}
 	}
 	ev.Kind, ev.By, ev.Reason = EventRejected, he.By, he.Reason
-	p.cfg.Metrics.handshake(string(he.By))
+	outcome := string(he.By)
+	if errors.Is(err, server.ErrNoCertificate) {
+		outcome = string(NoCertificate) // no verifier was asked
+	}
+	p.cfg.Metrics.handshake(outcome)
 	kv := []any{"conn", ev.Conn, "remote", ev.Remote, "by", he.By, "reason", he.Reason}
 	if ev.PeerSHA256 != "" {
 		kv = append(kv, "peer_sha256", ev.PeerSHA256, "peer_spki", ev.PeerSPKI)
@@ -308,7 +317,7 @@ func (p *Proxy) rejected(ev Event, err error) {
 	if errors.Is(err, server.ErrClosedEarly) {
 		// A TCP health check or a port scan: every few seconds from each
 		// load balancer, and no news.
-		p.cfg.Log.Info("client closed before its ClientHello was answered; closed", kv...)
+		p.probes.Log(p.cfg.Log, hclog.Info, "client closed before its ClientHello was answered; closed", kv...)
 	} else {
 		p.warns.Warn(p.cfg.Log, "handshake failed; closed, nothing passed through", kv...)
 	}

@@ -414,10 +414,14 @@ func TestMetricsScrape(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	bad, err := tls.Dial("tcp", p.serverAddr, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{newCert(t, "bad")}})
-	if err == nil {
-		bad.Read(make([]byte, 1))
-		bad.Close()
+	// A client the verifier rejects, and one with no certificate, which
+	// no verifier is asked about: not counted as the verifier's.
+	for _, certs := range [][]tls.Certificate{{newCert(t, "bad")}, nil} {
+		bad, err := tls.Dial("tcp", p.serverAddr, &tls.Config{InsecureSkipVerify: true, Certificates: certs})
+		if err == nil {
+			bad.Read(make([]byte, 1))
+			bad.Close()
+		}
 	}
 	var body string
 	wait.Until(5*time.Second, func() bool {
@@ -425,16 +429,18 @@ func TestMetricsScrape(t *testing.T) {
 		p.metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 		body = rec.Body.String()
 		return strings.Contains(body, `tlspin_proxy_handshakes_total{outcome="rejected",verifier="pin"} 1`) &&
+			strings.Contains(body, `tlspin_proxy_handshakes_total{outcome="no_certificate",verifier="pin"} 1`) &&
 			strings.Contains(body, `tlspin_proxy_bytes_total{direction="to_target"} 13`)
 	})
 	for _, want := range []string{
 		`tlspin_proxy_handshakes_total{outcome="accepted",verifier="pin"} 1`,
 		`tlspin_proxy_handshakes_total{outcome="rejected",verifier="pin"} 1`,
+		`tlspin_proxy_handshakes_total{outcome="no_certificate",verifier="pin"} 1`,
 		`tlspin_proxy_verify_seconds_count{verifier="pin"} 2`,
 		`tlspin_proxy_bytes_total{direction="to_target"} 13`,
 		`tlspin_proxy_bytes_total{direction="from_target"} 45`,
 		`tlspin_proxy_open_connections 0`,
-		`tlspin_proxy_accepted_total 2`,
+		`tlspin_proxy_accepted_total 3`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q:\n%s", want, body)

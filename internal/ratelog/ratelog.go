@@ -30,6 +30,11 @@ type Limiter struct {
 // does, with how many were left out since as "suppressed"; at debug level
 // otherwise.
 func (l *Limiter) Warn(log hclog.Logger, msg string, kv ...any) {
+	l.Log(log, hclog.Warn, msg, kv...)
+}
+
+// Log is Warn at another level.
+func (l *Limiter) Log(log hclog.Logger, level hclog.Level, msg string, kv ...any) {
 	ok, suppressed := l.Allow()
 	if !ok {
 		log.Debug(msg, kv...)
@@ -38,7 +43,7 @@ func (l *Limiter) Warn(log hclog.Logger, msg string, kv ...any) {
 	if suppressed > 0 {
 		kv = append(kv, "suppressed", suppressed)
 	}
-	log.Warn(msg, kv...)
+	log.Log(level, msg, kv...)
 }
 
 // Allow reports whether to write this occurrence at warn level and, if

@@ -47,6 +47,11 @@ func (e *HandshakeError) Unwrap() error { return e.Err }
 // own, never the peer's.
 const noClientCert = "tls: client didn't provide a certificate"
 
+// ErrNoCertificate is matched by the handshake error of a client that
+// sent no certificate where mutual TLS requires one: rejected by us, but
+// no verifier was asked.
+var ErrNoCertificate = errors.New("server: client sent no certificate")
+
 // ErrClosedEarly is matched by the handshake error of a client that closed
 // the connection before the server answered any ClientHello: it may have
 // sent nothing (a port scan, a health check) or part of one.
@@ -71,6 +76,7 @@ func classify(err, cause error, unnegotiated bool) *HandshakeError {
 		he.By, he.Reason = RejectedByUs, "we rejected the client: "+err.Error()
 	case strings.Contains(err.Error(), noClientCert):
 		he.By, he.Reason = RejectedByUs, "we rejected the client: it sent no certificate, and mutual TLS requires one"
+		he.Err = fmt.Errorf("%w: %w", ErrNoCertificate, err)
 	case errors.As(err, &op) && op.Op == "remote error":
 		// The alert's text is crypto/tls's name for the alert code.
 		he.By, he.Reason = RefusedByPeer, "the client refused the handshake (alert: "+op.Err.Error()+"); does it trust our certificate?"
