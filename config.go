@@ -3,6 +3,7 @@ package tlspin
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"slices"
@@ -134,8 +135,14 @@ type Peer struct {
 // it, or a *RejectionError. Nothing is recorded: no handshake proved that
 // anyone holds the leaf's key. So a verdict that allows the peer only by
 // recording it (tofu's first use) counts as a rejection here, as in a
-// configuration that cannot record.
+// configuration that cannot record. Every element of the chain must be a
+// certificate, as crypto/tls requires of a peer's.
 func (v *Verifiers) Check(ctx context.Context, p Peer) ([]Verdict, error) {
+	for i, der := range p.Chain {
+		if _, err := x509.ParseCertificate(der); err != nil {
+			return nil, fmt.Errorf("tlspin: element %d of %d in the chain is not a certificate: %w", i+1, len(p.Chain), err)
+		}
+	}
 	side := verify.ClientVerifiesServer
 	if p.Client {
 		side = verify.ServerVerifiesClient
