@@ -3,8 +3,11 @@ package tlspin_test
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
+	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -50,4 +53,40 @@ func TestCheckRefusesWhatIsNotACertificate(t *testing.T) {
 	if _, err := v.Check(context.Background(), tlspin.Peer{Chain: [][]byte{srv.cert.Leaf.Raw}, ServerName: "localhost"}); err != nil {
 		t.Errorf("the pinned leaf: %v", err)
 	}
+}
+
+// TestClientConfigForAddrServesOneConnection: the configuration keeps
+// what its connection would record, so a second connection through it
+// could overwrite or commit the first one's. Its second handshake fails,
+// saying what to do; a fresh configuration works.
+func TestClientConfigForAddrServesOneConnection(t *testing.T) {
+	srv := newIdentity("server")
+	addr := tlsServer(t, srv)
+	_, port, _ := net.SplitHostPort(addr)
+	target := "localhost:" + port
+	pins := filepath.Join(t.TempDir(), "known_pins")
+	v := start(t, []string{"tofu:file=" + pins})
+	ctx := context.Background()
+
+	cfg, confirm := v.ClientConfigForAddr("localhost", target)
+	c, err := tls.Dial("tcp", addr, cfg)
+	if err != nil {
+		t.Fatalf("first connection: %v", err)
+	}
+	c.Close()
+	if err := confirm(ctx); err != nil {
+		t.Fatalf("confirm: %v", err)
+	}
+	if c, err := tls.Dial("tcp", addr, cfg); err == nil {
+		c.Close()
+		t.Fatal("a second connection through one ClientConfigForAddr configuration was verified")
+	} else if !strings.Contains(err.Error(), "call ClientConfigForAddr for each connection") {
+		t.Errorf("second connection: %v, want it to say what to do", err)
+	}
+	cfg, _ = v.ClientConfigForAddr("localhost", target)
+	c, err = tls.Dial("tcp", addr, cfg)
+	if err != nil {
+		t.Fatalf("a fresh configuration for the recorded server: %v", err)
+	}
+	c.Close()
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/tlspin/tlspin/core/pintls"
 	"github.com/tlspin/tlspin/core/policy"
@@ -196,10 +197,21 @@ func (v *Verifiers) ClientConfig(serverName string) *tls.Config {
 // function to call once that handshake has succeeded: only then has the
 // server proved it holds its key, so only then does a verifier such as
 // tofu record it (as HOST:PORT, as with Dial). Without the call nothing is
-// recorded.
+// recorded. The configuration verifies one server, once: a second
+// handshake with it (another connection, a renegotiation) fails, saying
+// so, since what one connection would record is kept in it.
 func (v *Verifiers) ClientConfigForAddr(serverName, addr string) (*tls.Config, func(context.Context) error) {
 	p := &pintls.Pending{}
-	return v.hookClient(v.ctx, &tls.Config{}, serverName, addr, p), p.Commit
+	cfg := v.hookClient(v.ctx, &tls.Config{}, serverName, addr, p)
+	var used atomic.Bool
+	check := cfg.VerifyConnection
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if used.Swap(true) {
+			return errors.New("tlspin: this configuration from ClientConfigForAddr has verified a server already: call ClientConfigForAddr for each connection")
+		}
+		return check(cs)
+	}
+	return cfg, p.Commit
 }
 
 // HookClientConfig fills base, the caller's own client configuration, so
