@@ -68,6 +68,7 @@ func TestExitCodes(t *testing.T) {
 		{"allowed", send("--verifier", "md5pin:pin="+pin, addr, "hi"), 0, ""},
 		{"help", []string{"--help"}, 0, ""},
 		{"connection refused", send("--verifier", "md5pin:pin="+pin, refused, "hi"), 1, "connection refused"},
+		{"known-pins list of a file that does not exist", []string{"known-pins", "list", "--file", "nosuch_pins"}, 1, "nosuch_pins does not exist: nothing was recorded there"},
 		{"missing certificate file", []string{"serve", "--listen", "127.0.0.1:0", "--cert", "nosuch.pem"}, 1, "nosuch.pem"},
 		{"fingerprint of a host without its port", []string{"fingerprint", "localhost"}, 1, "no such file or directory (for a server, give HOST:PORT)"},
 		{"an IPv6 address without brackets", send("--verifier", "md5pin:pin="+pin, "::1:8081", "hi"), 2, "an IPv6 address goes in brackets: [::1]:8081"},

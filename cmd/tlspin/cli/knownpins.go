@@ -2,8 +2,11 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -11,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tlspin/tlspin/core/pin"
+	"github.com/tlspin/tlspin/internal/files"
 	"github.com/tlspin/tlspin/internal/printable"
 	"github.com/tlspin/tlspin/verifiers/tofu"
 )
@@ -38,7 +42,7 @@ where the link leads; the link stays.`,
 	asJSON := false
 	list := &cobra.Command{
 		Use:   "list [HOST[:PORT]]",
-		Short: "print the recorded pins, of every peer or of one host (exit 1 if it has none)",
+		Short: "print the recorded pins, of every peer or of one host (exit 1 if it has none, or the file does not exist)",
 		Args:  argSpec{min: 0, max: 1, takes: "at most one HOST[:PORT]"}.check,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			match := func(string) bool { return true }
@@ -48,6 +52,13 @@ where the link leads; the link stays.`,
 					return err
 				}
 				match = m
+			}
+			// A missing file records none, for the verifier; for a
+			// person, a path given wrong must not look like an empty list.
+			if path, err := files.ExpandHome(file); err == nil {
+				if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("known-pins: %s does not exist: nothing was recorded there (tofu makes it at its first record; is --file right?)", file)
+				}
 			}
 			es, err := tofu.ReadPins(file)
 			if err != nil {
