@@ -253,6 +253,9 @@ func (v *Verifiers) ServerConfig(cert tls.Certificate) *tls.Config {
 // A GetConfigForClient already in base still chooses the configuration per
 // client, and the verifiers are hooked into what it returns; a
 // VerifyConnection already set runs after the verifiers allow the client.
+// (A chooser that returns base.Clone() made after this call gets the
+// verifiers twice, the second time without the client's address, so tofu
+// refuses a first use: return base itself, or clones made before.)
 // What the program sets on base after this call (MinVersion, NextProtos,
 // Certificates) holds for the connections that follow; not its own
 // VerifyConnection, which must be set before (base's is replaced).
