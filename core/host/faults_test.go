@@ -149,6 +149,43 @@ func TestCrashSaysHowThePluginEnded(t *testing.T) {
 	}
 }
 
+// TestStartFailureSaysWhere: a plugin that dies or hangs while the host
+// describes or configures it is refused with an error that says which
+// call, how the process ended or which timeout ran out, not only that the
+// connection broke or a context ended.
+func TestStartFailureSaysWhere(t *testing.T) {
+	const startTimeout = 500 * time.Millisecond
+	bin := testbin.Build(t, "./core/host/testdata/badplugin", "badplugin")
+	tests := []struct {
+		mode   string
+		wantIs error
+		want   []string
+	}{
+		{"configure-exit", rpc.ErrTransport, []string{"exited during Configure", "exit status 7"}},
+		{"configure-hang", host.ErrTimeout, []string{"did not answer Configure within the start timeout (500ms)"}},
+		{"describe-hang", host.ErrTimeout, []string{"did not answer Describe within the start timeout (500ms)"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.mode, func(t *testing.T) {
+			t.Parallel()
+			cfg := host.Config{StartTimeout: startTimeout, Logger: hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Error})}
+			p, err := host.Start(context.Background(), host.Spec{Name: "bad", Path: bin, Args: []string{tc.mode}}, cfg)
+			if err == nil {
+				p.Close()
+				t.Fatalf("a plugin in mode %s started", tc.mode)
+			}
+			if !errors.Is(err, tc.wantIs) {
+				t.Errorf("error does not wrap %v: %v", tc.wantIs, err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not say %q: %v", w, err)
+				}
+			}
+		})
+	}
+}
+
 // TestKillAndStopUnderLoad fires verifications without pause while the
 // plugin is SIGKILLed and SIGSTOPped: every call returns within the verify
 // timeout, and the plugin serves again after each fault.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -676,12 +677,34 @@ func (p *Plugin) launch(ctx context.Context) (*instance, *verify.Description, bo
 		if IsVerifierError(err) {
 			// The plugin works and said no: let it exit quietly.
 			inst.stop()
-		} else {
-			inst.kill()
+			return nil, nil, false, fmt.Errorf("host: verifier %q: %w", p.spec.Name, err)
 		}
-		return nil, nil, false, fmt.Errorf("host: verifier %q: %w", p.spec.Name, err)
+		err = startCallError(ctx, sctx, p.spec.Name, "Configure", inst, p.cfg.StartTimeout, err)
+		inst.kill()
+		return nil, nil, false, err
 	}
 	return inst, desc, cr.NeedsChain, nil
+}
+
+// startCallError explains a call of the start (Describe, Configure) under
+// sctx, bounded by the start timeout, that failed other than by the
+// verifier's own answer: the plugin did not answer within the timeout, or
+// it broke the call, and then how its process ended, if it ended within a
+// moment (what a user needs to find the fault: a crash in their Configure
+// shows only as a broken connection otherwise).
+func startCallError(ctx, sctx context.Context, name, call string, inst *instance, timeout time.Duration, err error) error {
+	switch {
+	case callerDone(sctx) && !callerDone(ctx):
+		return fmt.Errorf("%w: verifier %q (pid %d) did not answer %s within the start timeout (%s): %w", ErrTimeout, name, inst.pid, call, timeout, err)
+	case errors.Is(err, rpc.ErrTransport) || errors.Is(err, direct.ErrTransport):
+		if exitsWithin(ctx, inst.life, stderrWait) {
+			if st := inst.life.exitStatus(); st != nil {
+				return fmt.Errorf("host: verifier %q (pid %d) exited during %s (%v): %w", name, inst.pid, call, st, err)
+			}
+			return fmt.Errorf("host: verifier %q (pid %d) exited during %s: %w", name, inst.pid, call, err)
+		}
+	}
+	return fmt.Errorf("host: verifier %q: %s: %w", name, strings.ToLower(call), err)
 }
 
 // Describe starts the plugin of spec, asks it what it is and stops it,
@@ -776,7 +799,12 @@ func spawn(ctx context.Context, spec Spec, cfg Config, log hclog.Logger) (*insta
 	defer cancel()
 	desc, err := v.Describe(sctx)
 	if err != nil {
-		return fail(fmt.Errorf("host: verifier %q: describe: %w", spec.Name, err))
+		if !IsVerifierError(err) {
+			err = startCallError(ctx, sctx, spec.Name, "Describe", inst, cfg.StartTimeout, err)
+		} else {
+			err = fmt.Errorf("host: verifier %q: describe: %w", spec.Name, err)
+		}
+		return fail(err)
 	}
 	return inst, desc, nil
 }

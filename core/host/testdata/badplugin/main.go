@@ -12,6 +12,9 @@
 //	deadline       fail Verify with an error wrapping context.DeadlineExceeded
 //	               (a verifier whose own sub-request timed out)
 //	status=CODE    fail Verify with gRPC status CODE (a number)
+//	configure-exit exit (status 7) in the middle of a Configure call
+//	configure-hang never answer Configure
+//	describe-hang  never answer Describe
 //	crashfile=PATH allow every peer, but refuse to start while PATH exists;
 //	               every launch appends a line to PATH.launches
 package main
@@ -57,7 +60,7 @@ func main() {
 	switch mode {
 	case "garbage":
 		p = &garbagePlugin{}
-	case "allow", "negative", "exit", "hang", "huge", "deadline":
+	case "allow", "negative", "exit", "hang", "huge", "deadline", "configure-exit", "configure-hang", "describe-hang":
 		p = &rpc.GRPCPlugin{Impl: &bad{mode: mode}}
 	default:
 		if c, ok := strings.CutPrefix(mode, "status="); ok {
@@ -84,10 +87,19 @@ type bad struct {
 }
 
 func (b *bad) Describe(context.Context) (*verify.Description, error) {
+	if b.mode == "describe-hang" {
+		select {}
+	}
 	return &verify.Description{Name: "bad-" + b.mode, Version: "0"}, nil
 }
 
 func (b *bad) Configure(context.Context, *verify.ConfigureRequest) (*verify.ConfigureResponse, error) {
+	switch b.mode {
+	case "configure-exit":
+		os.Exit(7)
+	case "configure-hang":
+		select {}
+	}
 	return &verify.ConfigureResponse{}, nil
 }
 
