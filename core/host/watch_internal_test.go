@@ -187,7 +187,9 @@ func TestLostWatch(t *testing.T) {
 				p.mu.Lock()
 				inService = p.cur == inst
 				p.mu.Unlock()
-				if !inService || !tt.wantLost {
+				// fail takes the instance out of service, then logs why.
+				logged := tt.wantErr == "" || strings.Contains(logs.String(), "verifier plugin failed")
+				if !tt.wantLost || !inService && logged {
 					break
 				}
 				time.Sleep(10 * time.Millisecond)
