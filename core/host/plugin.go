@@ -831,8 +831,16 @@ func (i *instance) kill() {
 }
 
 // stop asks the plugin to exit (so that it can flush its logs), and kills
-// its process group if it has not exited within gracePeriod.
+// its process group if it has not exited within gracePeriod. A plugin
+// still in a call that its caller gave up on (a probe of it runs) may be
+// stuck where it cannot even read the request to exit (a busy loop in a
+// single-threaded runtime): it is killed at once, rather than after the
+// grace with a warning that blames its Controller service.
 func (i *instance) stop() {
+	if i.probing.Load() {
+		i.kill()
+		return
+	}
 	if i.cancel != nil {
 		i.cancel()
 	}
