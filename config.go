@@ -33,7 +33,7 @@ func (v *Verifiers) check(ctx context.Context, cs tls.ConnectionState, side veri
 				return err
 			}
 		}
-		pending.Set(v.set.Policy, req, v.timeout)
+		pending.Set(&recording{v: v, outs: outs}, req, v.timeout)
 	}
 	if v.log.IsInfo() {
 		kv := []any{"remote", remote}
@@ -68,6 +68,49 @@ func (v *Verifiers) unrecorded(req *verify.Request, outs []policy.Outcome, how s
 		return nil
 	}
 	return rejection(peer, req.Leaf(), &policy.RejectError{Mode: mode, Outcomes: outs})
+}
+
+// recording commits what the verification whose outcomes were outs asked
+// to record, once the handshake has succeeded. A verifier that allowed
+// only on condition of a record (tofu's first use) and could not make it
+// (another process recorded another key for the peer meanwhile, the
+// store's lock was held, the plugin died) has not allowed the peer: as
+// unrecorded does, its allow counts as a rejection and the policy is
+// judged again. The *RejectionError returned then is the connection's
+// rejection, after its handshake: close it.
+type recording struct {
+	v    *Verifiers
+	outs []policy.Outcome
+}
+
+func (r *recording) Commit(ctx context.Context, req *verify.Request) (*verify.CommitResponse, error) {
+	_, err := r.v.set.Policy.Commit(ctx, req)
+	if err == nil {
+		return &verify.CommitResponse{}, nil
+	}
+	var ce *policy.CommitError
+	errors.As(err, &ce)
+	peer := peerName(req.Side)
+	outs := slices.Clone(r.outs)
+	for i, o := range outs {
+		if !o.Allowed() || !o.Verdict.Commit {
+			continue
+		}
+		merr := err // not knowing which member failed, each may have
+		if ce != nil && i < len(ce.Errs) {
+			merr = ce.Errs[i]
+		}
+		if merr != nil {
+			outs[i].Verdict = &verify.Verdict{Reason: fmt.Sprintf("%s allowed this %s only as a first use, to be recorded after the handshake, and could not record it: %v",
+				o.Name, peer, merr)}
+		}
+	}
+	mode := policy.Mode(r.v.require)
+	if mode.Allows(outs) {
+		r.v.log.Warn("could not record the "+peer+" the verifiers allowed; another verifier allows it", "remote", req.RemoteAddr, "error", err)
+		return &verify.CommitResponse{}, nil
+	}
+	return nil, rejection(peer, req.Leaf(), &policy.RejectError{Mode: mode, Outcomes: outs})
 }
 
 // unrecordedHow says what records a first use, for a configuration of
@@ -197,9 +240,12 @@ func (v *Verifiers) ClientConfig(serverName string) *tls.Config {
 // function to call once that handshake has succeeded: only then has the
 // server proved it holds its key, so only then does a verifier such as
 // tofu record it (as HOST:PORT, as with Dial). Without the call nothing is
-// recorded. The configuration verifies one server, once: a second
-// handshake with it (another connection, a renegotiation) fails, saying
-// so, since what one connection would record is kept in it.
+// recorded. A *RejectionError from confirm means the server was allowed
+// only as a first use that could not be recorded (another process
+// recorded another key for it meanwhile): close the connection unused.
+// The configuration verifies one server, once: a second handshake with
+// it (another connection, a renegotiation) fails, saying so, since what
+// one connection would record is kept in it.
 func (v *Verifiers) ClientConfigForAddr(serverName, addr string) (*tls.Config, func(context.Context) error) {
 	p := &pintls.Pending{}
 	cfg := v.hookClient(v.ctx, &tls.Config{}, serverName, addr, p)
@@ -211,7 +257,16 @@ func (v *Verifiers) ClientConfigForAddr(serverName, addr string) (*tls.Config, f
 		}
 		return check(cs)
 	}
-	return cfg, p.Commit
+	return cfg, func(ctx context.Context) error { return committed(p.Commit(ctx)) }
+}
+
+// committed is the error of a commit: the *RejectionError of a first use
+// that could not be recorded, as it is.
+func committed(err error) error {
+	if re := (*RejectionError)(nil); errors.As(err, &re) {
+		return re
+	}
+	return err
 }
 
 // HookClientConfig fills base, the caller's own client configuration, so
@@ -317,7 +372,10 @@ func (v *Verifiers) HookServerConfig(base *tls.Config) *tls.Config {
 // succeeded, the client has proved it holds its key: Confirm records it
 // (a tofu pin on first contact) and logs it as accepted. If not, it
 // forgets it, since crypto/tls asks the verifiers before it checks that
-// proof: a client whose handshake failed is never recorded. Listen calls
+// proof: a client whose handshake failed is never recorded. A client
+// allowed only as a first use that cannot be recorded (another process
+// recorded another key for it meanwhile) is rejected after all: Confirm
+// returns a *RejectionError, and conn must be closed unused. Listen calls
 // Confirm itself. Without Confirm nothing is recorded, so tofu enforces
 // nothing: what was kept for it goes after a minute, and the logger is
 // warned, once, when a later verification finds it so. net/http gives no
@@ -328,8 +386,5 @@ func (v *Verifiers) Confirm(ctx context.Context, conn *tls.Conn) error {
 		v.pending.Forget(raw)
 		return nil
 	}
-	if err := v.pending.Commit(ctx, raw); err != nil {
-		return fmt.Errorf("tlspin: recording the client: %w", err)
-	}
-	return nil
+	return committed(v.pending.Commit(ctx, raw))
 }

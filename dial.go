@@ -23,16 +23,15 @@ import (
 // handshake completes conn's handshake. It is the one place where a
 // connection made by Dial or Listen becomes trusted: side effects of a
 // decision (a first-contact record of tofu) happen right after it
-// succeeds, never before; confirm commits them. A failed commit is logged:
-// the connection is good, its peer just is not remembered.
+// succeeds, never before; confirm commits them. An allow that held only
+// if its record was made does not hold when the record fails (another
+// process recorded another key for the peer meanwhile): that is the
+// connection's rejection.
 func (v *Verifiers) handshake(ctx context.Context, conn *tls.Conn, confirm func(context.Context) error) error {
 	if err := conn.HandshakeContext(ctx); err != nil {
 		return err
 	}
-	if err := confirm(ctx); err != nil {
-		v.log.Warn("could not record the peer the verifiers allowed", "remote", conn.RemoteAddr().String(), "error", err)
-	}
-	return nil
+	return confirm(ctx)
 }
 
 // Dial connects to addr over network ("tcp", "tcp4", "tcp6") and completes
@@ -61,7 +60,7 @@ func (v *Verifiers) Dial(ctx context.Context, network, addr string) (net.Conn, e
 	}
 	var pending pintls.Pending
 	conn := tls.Client(raw, v.hookClient(ctx, &tls.Config{}, client.ServerName(addr, ""), addr, &pending))
-	if err := v.handshake(ctx, conn, pending.Commit); err != nil {
+	if err := v.handshake(ctx, conn, func(ctx context.Context) error { return committed(pending.Commit(ctx)) }); err != nil {
 		raw.Close()
 		return nil, fmt.Errorf("tlspin: handshake with %s: %w", addr, err)
 	}

@@ -12,8 +12,9 @@ var _ verify.Committer = (*Plugin)(nil)
 // Commit tells the plugin that a handshake it allowed with a pending
 // commit has succeeded, bounded by the verify timeout. It goes to the
 // running instance: after a restart the new process decides again, as
-// Commit requires. A failed commit records nothing; the connection it
-// followed has already been accepted, so it is reported, not retried.
+// Commit requires. A failed commit records nothing, and is not retried:
+// the connection it followed, allowed on condition of the record, is
+// then rejected by the host (tlspin's recording judges the policy again).
 func (p *Plugin) Commit(ctx context.Context, req *verify.Request) (*verify.CommitResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.VerifyTimeout)
 	defer cancel()

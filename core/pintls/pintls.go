@@ -157,8 +157,9 @@ func (p *Pending) Set(c verify.Committer, req *verify.Request, timeout time.Dura
 }
 
 // Commit commits what the connection's verification asked for, once, and
-// runs what After arranged; it is a no-op when nothing is pending. Call it
-// only after a successful handshake.
+// then runs what After arranged; it is a no-op when nothing is pending.
+// Call it only after a successful handshake. A failed commit runs nothing
+// of After: the peer was allowed on condition of it.
 func (p *Pending) Commit(ctx context.Context) error {
 	if p == nil {
 		return nil
@@ -167,19 +168,18 @@ func (p *Pending) Commit(ctx context.Context) error {
 	c, req, timeout, after := p.c, p.req, p.timeout, p.after
 	p.c, p.req, p.after = nil, nil, nil
 	p.mu.Unlock()
+	if c != nil {
+		if timeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, timeout)
+			defer cancel()
+		}
+		if _, err := c.Commit(ctx, req); err != nil {
+			return fmt.Errorf("pintls: commit: %w", err)
+		}
+	}
 	for _, f := range after {
 		f()
-	}
-	if c == nil {
-		return nil
-	}
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
-	if _, err := c.Commit(ctx, req); err != nil {
-		return fmt.Errorf("pintls: commit: %w", err)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -173,22 +174,48 @@ func (p *Policy) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 // a member whose commit hangs (a plugin stuck or restarting) must not use
 // up the time another has to record. Each decides again
 // (verify.Committer), so a member that did not ask for the commit records
-// nothing.
+// nothing. A failure is a *CommitError saying which members failed.
 func (p *Policy) Commit(ctx context.Context, req *verify.Request) (*verify.CommitResponse, error) {
-	errs := make([]error, len(p.members))
+	e := &CommitError{Names: make([]string, len(p.members)), Errs: make([]error, len(p.members))}
 	var wg sync.WaitGroup
 	for i, m := range p.members {
+		e.Names[i] = m.Name
 		if c, ok := m.V.(verify.Committer); ok {
 			wg.Go(func() {
 				if _, err := c.Commit(ctx, req); err != nil {
-					errs[i] = fmt.Errorf("%s: %w", m.Name, err)
+					e.Errs[i] = err
 				}
 			})
 		}
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("policy: commit: %w", err)
+	if slices.ContainsFunc(e.Errs, func(err error) bool { return err != nil }) {
+		return nil, e
 	}
 	return &verify.CommitResponse{}, nil
+}
+
+// CommitError is a failed Policy.Commit. Names and Errs have one entry
+// per member, in the policy's order (as Decide's outcomes): its name, and
+// the error of its commit or nil. A member whose allow asked for a commit
+// (verify.Verdict.Commit) allowed only on condition of it: its failure
+// takes the allow back.
+type CommitError struct {
+	Names []string
+	Errs  []error
+}
+
+func (e *CommitError) Error() string {
+	var parts []string
+	for i, err := range e.Errs {
+		if err != nil {
+			parts = append(parts, e.Names[i]+": "+err.Error())
+		}
+	}
+	return "policy: commit: " + strings.Join(parts, "; ")
+}
+
+// Unwrap returns the members' errors.
+func (e *CommitError) Unwrap() []error {
+	return slices.DeleteFunc(slices.Clone(e.Errs), func(err error) bool { return err == nil })
 }

@@ -283,9 +283,14 @@ func (p *Proxy) servePlain(ctx context.Context, c *server.Conn) {
 		return
 	}
 	// The handshake succeeded and the server proved its key: the one
-	// place where a decision's side effects happen in ClientMode.
+	// place where a decision's side effects happen in ClientMode. A first
+	// use that could not be recorded (another process recorded another
+	// key for the target meanwhile) is a rejection.
 	if err := confirm(ctx); err != nil {
-		p.cfg.Log.Warn("the verifier could not record the target it allowed", "conn", ev.Conn, "error", err)
+		tc.Close()
+		raw.Close()
+		p.rejected(ev, clientHandshakeError(err, nil))
+		return
 	}
 	p.cfg.Metrics.handshake(string(Accepted))
 	p.run(ctx, ev, start, c, tc)

@@ -485,9 +485,11 @@ func (c *Conn) HandshakeOver(ctx context.Context, transport net.Conn, cfg *tls.C
 	// The one place where a decision's side effects happen on the server:
 	// confirm records a client that completed the handshake, so proved its
 	// key, and forgets one that did not.
+	// A first use that could not be recorded (another process recorded
+	// another key for the client meanwhile) is a rejection.
 	if confirm != nil {
-		if cerr := confirm(ctx, tc); cerr != nil {
-			c.loop.log.Warn("the verifier could not record the client it allowed", "conn", c.id, "remote", c.RemoteAddr().String(), "error", cerr)
+		if cerr := confirm(ctx, tc); cerr != nil && err == nil {
+			err = cerr
 		}
 	}
 	if err == nil && !c.Established() {

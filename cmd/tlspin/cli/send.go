@@ -208,8 +208,11 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 	}
 	defer conn.Close()
 	// The server has proved its key: only now may a verifier record it.
+	// A first use that could not be recorded (another process recorded
+	// another key for the server meanwhile) is a rejection: nothing is
+	// sent.
 	if err := confirm(ctx); err != nil {
-		a.log.Warn("the verifier could not record the server it allowed", "error", err)
+		return err
 	}
 	// The verifiers have nothing left to do: they stop while the message
 	// goes out.

@@ -1,0 +1,123 @@
+//go:build unix
+
+package tlspin_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tlspin/tlspin"
+	"github.com/tlspin/tlspin/internal/e2e"
+)
+
+// TestFirstUseRaceBetweenProcesses: two processes sharing a tofu store
+// meet a server never seen before at once, one with the real key and one
+// with a man-in-the-middle's. Each allows its server as a first use, to
+// be recorded after the handshake; the first to record wins, and the
+// other's record finds another key recorded for the same peer. Dial used
+// to log that ("could not record") and return the connection all the
+// same: the program then talked to a server whose key is not the one
+// recorded for it. Within one process tofu rejects the second key while
+// the first is pending; across processes the failed record must reject.
+func TestFirstUseRaceBetweenProcesses(t *testing.T) {
+	ids := [2]identity{newIdentity("server"), newIdentity("server")}
+	tests := []struct {
+		name         string
+		specs        func(pins string) []string
+		opts         []tlspin.Option
+		ok, rejected int
+	}{
+		{"tofu alone", func(pins string) []string { return []string{"tofu:file=" + pins} }, nil, 1, 1},
+		{"require all", func(pins string) []string {
+			return []string{"tofu:file=" + pins, "spkipin:pin=" + ids[0].spki + ",pin=" + ids[1].spki}
+		}, nil, 1, 1},
+		// Another verifier allows both keys without a record: the failed
+		// record takes back tofu's allow only.
+		{"require any: another verifier allows", func(pins string) []string {
+			return []string{"tofu:file=" + pins, "spkipin:pin=" + ids[0].spki + ",pin=" + ids[1].spki}
+		}, []tlspin.Option{tlspin.WithRequire(tlspin.RequireAny)}, 2, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var n atomic.Int32
+			done := make(chan struct{}, 2)
+			ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+				// One key for the first connection, another for the
+				// second: the same HOST:PORT, as a man-in-the-middle on
+				// one path shows it.
+				GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+					return &ids[(n.Add(1)-1)%2].cert, nil
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := e2e.Serve(t, ln, func(c net.Conn) {
+				if c.(*tls.Conn).Handshake() == nil {
+					done <- struct{}{}
+				}
+				io.Copy(io.Discard, c)
+			})
+			pins := filepath.Join(t.TempDir(), "known_pins")
+			// Hold the store's lock, as a third process recording would,
+			// so that both verify before either records.
+			lf, err := os.OpenFile(pins+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer lf.Close()
+			if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
+				t.Fatal(err)
+			}
+			procs := [2]*tlspin.Verifiers{start(t, tt.specs(pins), tt.opts...), start(t, tt.specs(pins), tt.opts...)}
+			type result struct {
+				conn net.Conn
+				err  error
+			}
+			results := make(chan result, 2)
+			for _, v := range procs {
+				go func() {
+					c, err := v.Dial(context.Background(), "tcp", addr)
+					results <- result{c, err}
+				}()
+			}
+			for range 2 {
+				select {
+				case <-done:
+				case <-time.After(10 * time.Second):
+					t.Fatal("the handshakes did not complete")
+				}
+			}
+			lf.Close() // releases the lock
+			var ok, rejected int
+			for range 2 {
+				r := <-results
+				switch {
+				case r.err == nil:
+					ok++
+					r.conn.Close()
+				case errors.Is(r.err, tlspin.ErrRejected) && strings.Contains(r.err.Error(), "REMOTE HOST IDENTIFICATION HAS CHANGED"):
+					rejected++
+				default:
+					t.Errorf("Dial: %v, want a rejection saying the key recorded meanwhile is another", r.err)
+				}
+			}
+			if ok != tt.ok || rejected != tt.rejected {
+				t.Errorf("ATTACK: %d connections returned, %d rejected; want %d and %d", ok, rejected, tt.ok, tt.rejected)
+			}
+			if recs, _ := os.ReadFile(pins); strings.Count(string(recs), "\n127.0.0.1:") != 1 {
+				t.Errorf("the store records, want one pin:\n%s", recs)
+			}
+		})
+	}
+}
