@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/tlspin/tlspin/core/pin"
 	"github.com/tlspin/tlspin/internal/files"
@@ -57,7 +59,9 @@ func parseKnown(name string, data []byte) (k *known, err error) {
 			err = e
 		}
 	}
-	rest := data
+	// A byte order mark, which some editors start a file with, is not
+	// part of the first key.
+	rest := bytes.TrimPrefix(data, []byte("\ufeff"))
 	for len(rest) > 0 {
 		k.lines++
 		var line []byte
@@ -78,6 +82,10 @@ func parseKnown(name string, data []byte) (k *known, err error) {
 			bad(fmt.Errorf("%s:%d: want HOST:PORT spki:BASE64, got %q", name, k.lines, strings.TrimSpace(string(line))))
 			continue
 		}
+		if r, ok := invisible(f[0]); ok {
+			bad(fmt.Errorf("%s:%d: the key %q holds %s, which no peer's key does: remove it", name, k.lines, f[0], r))
+			continue
+		}
 		p, perr := pin.Parse(pin.SPKI, f[1])
 		if perr != nil {
 			bad(fmt.Errorf("%s:%d: %w", name, k.lines, perr))
@@ -87,6 +95,34 @@ func parseKnown(name string, data []byte) (k *known, err error) {
 		k.byKey[key] = append(k.byKey[key], record{pin: p, line: k.lines, comment: comment})
 	}
 	return k, err
+}
+
+// checkKey refuses a key that would not read back as one key of one line:
+// empty, or holding white space, '#' or an invisible character.
+func checkKey(key string) error {
+	if key == "" || strings.ContainsFunc(key, unicode.IsSpace) || strings.Contains(key, "#") {
+		return fmt.Errorf("tofu: bad key %q", key)
+	}
+	if r, ok := invisible(key); ok {
+		return fmt.Errorf("tofu: bad key %q: it holds %s", key, r)
+	}
+	return nil
+}
+
+// invisible describes the first character of key that does not show in an
+// editor (a control or format character, such as a zero-width space or a
+// byte order mark) or is not UTF-8: a key holding one matches no peer,
+// whose pin would then go unenforced, the peer taken as new.
+func invisible(key string) (string, bool) {
+	for i, r := range key {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(key[i:], "\ufffd"):
+			return fmt.Sprintf("the byte 0x%02x, which is not UTF-8,", key[i]), true
+		case unicode.IsControl(r) || unicode.Is(unicode.Cf, r):
+			return fmt.Sprintf("the invisible character U+%04X", r), true
+		}
+	}
+	return "", false
 }
 
 // keep returns the pins of k that next, a version of the file that does
@@ -213,10 +249,10 @@ func ReadPins(path string) ([]Entry, error) {
 // for key is not added again (added is false). It returns the other pins
 // recorded for key, which the verifier accepts as well.
 func AddPin(ctx context.Context, path, key string, p pin.Pin, comment string) (added bool, others []Entry, err error) {
-	key = strings.ToLower(key)
-	if strings.ContainsAny(key, " \t#") || key == "" {
-		return false, nil, fmt.Errorf("tofu: bad key %q", key)
+	if err := checkKey(key); err != nil {
+		return false, nil, err
 	}
+	key = strings.ToLower(key)
 	err = editKnown(ctx, path, func(k *known) ([]byte, error) {
 		for _, r := range k.byKey[key] {
 			if r.pin.Equal(p.Digest) {

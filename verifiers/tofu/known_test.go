@@ -95,7 +95,7 @@ func TestAddPinsConcurrently(t *testing.T) {
 
 func TestAddPinRejectsBadKeys(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "known_pins")
-	for _, k := range []string{"", "a b:1", "x#y:1"} {
+	for _, k := range []string{"", "a b:1", "x#y:1", "evil:1\nvictim:443", "a\r:1", "\ufeffa:1", "a\u200b:1", "a\xff:1"} {
 		if _, _, err := tofu.AddPin(t.Context(), path, k, pin.Pin{Algo: pin.SPKI, Digest: make([]byte, 32)}, ""); err == nil {
 			t.Errorf("AddPin(%q) accepted", k)
 		}

@@ -191,10 +191,15 @@ func Key(req *verify.Request) (string, error) {
 	if req.ServerName != "" {
 		host = req.ServerName
 	}
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
 	if host == "" {
 		return "", errors.New("tofu: neither the server name nor the remote address is known")
 	}
+	// A line of the file holds one key: a server name with a newline in
+	// it would record another peer's line.
+	if err := checkKey(host); err != nil {
+		return "", err
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
 	if port == "" {
 		return host, nil
 	}

@@ -31,6 +31,12 @@ func TestKey(t *testing.T) {
 		{verify.Request{Side: verify.ServerVerifiesClient, RemoteAddr: "10.0.0.7:51234", ServerName: "me"}, "client@10.0.0.7", false},
 		{verify.Request{Side: verify.ServerVerifiesClient, RemoteAddr: "[::1]:51234"}, "client@::1", false},
 		{verify.Request{Side: verify.ServerVerifiesClient}, "", true},
+		// A server name that would write a line of its own, or a key no
+		// line could be read back as.
+		{verify.Request{ServerName: "evil.example\nvictim.example", RemoteAddr: "192.0.2.1:443"}, "", true},
+		{verify.Request{ServerName: "a b", RemoteAddr: "192.0.2.1:443"}, "", true},
+		{verify.Request{ServerName: "a#b", RemoteAddr: "192.0.2.1:443"}, "", true},
+		{verify.Request{ServerName: "a\u200b", RemoteAddr: "192.0.2.1:443"}, "", true},
 	}
 	for _, tt := range tests {
 		got, err := Key(&tt.req)
@@ -419,5 +425,54 @@ func mkdir(t *testing.T, dir string, mode os.FileMode) {
 	}
 	if err := os.Chmod(dir, mode); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestInvisibleCharactersInKeys: a pins file saved by an editor that
+// starts it with a byte order mark, or a key pasted with a zero-width
+// space, used to give a key that no peer's matches: its pin was silently
+// not enforced, and a man-in-the-middle for that peer was allowed and
+// recorded as a first use. A leading byte order mark is skipped; another
+// invisible character in a key is a line that does not parse, so tofu
+// refuses to start on it (and, running, records nothing until it is
+// fixed) instead of treating the peer as new.
+func TestInvisibleCharactersInKeys(t *testing.T) {
+	real := vtest.New(t, vtest.Spec{CN: "real"})
+	mitm := vtest.New(t, vtest.Spec{CN: "mitm"})
+	d, _ := pin.Sum(pin.SPKI, real.DER())
+	line := "127.0.0.1:1 " + entry(pin.Pin{Algo: pin.SPKI, Digest: d}) + "\n"
+	tests := []struct {
+		name, data string
+		bad        bool // Configure refuses the file
+	}{
+		{"byte order mark", "\ufeff" + line, false},
+		{"byte order mark before a comment", "\ufeff# pins\n" + line, false},
+		{"CRLF", strings.ReplaceAll(line, "\n", "\r\n"), false},
+		{"zero-width space in the key", "127.0.0.1\u200b:1" + line[len("127.0.0.1:1"):], true},
+		{"byte order mark on a later line", "# pins\n\ufeff" + line, true},
+		{"control character in the key", "127.0.0.1:1\x01" + line[len("127.0.0.1:1"):], true},
+		{"not UTF-8", "127.0.0.1:1\xff" + line[len("127.0.0.1:1"):], true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "known")
+			vtest.WriteFile(t, path, []byte(tt.data))
+			v, err := newTofu(t, verify.Options{"file": {path}})
+			if tt.bad {
+				if err == nil || !strings.Contains(err.Error(), path+":") {
+					t.Fatalf("Configure = %v, want the line refused", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if verdict := vtest.Handshake(t, v, req(mitm, "127.0.0.1:1")); verdict.Allow {
+				t.Fatalf("ATTACK: another key allowed for a recorded peer: %+v", verdict)
+			}
+			if verdict := vtest.Handshake(t, v, req(real, "127.0.0.1:1")); !verdict.Allow {
+				t.Fatalf("the recorded key rejected: %s", verdict.Reason)
+			}
+		})
 	}
 }
