@@ -92,7 +92,10 @@ func (r *recording) Commit(ctx context.Context, req *verify.Request) (*verify.Co
 	errors.As(err, &ce)
 	peer := peerName(req.Side)
 	outs := slices.Clone(r.outs)
+	failed := false
 	for i, o := range outs {
+		// The commit of a member that did not ask for one (it allowed
+		// without, or rejected while another allowed) takes nothing back.
 		if !o.Allowed() || !o.Verdict.Commit {
 			continue
 		}
@@ -101,9 +104,14 @@ func (r *recording) Commit(ctx context.Context, req *verify.Request) (*verify.Co
 			merr = ce.Errs[i]
 		}
 		if merr != nil {
+			failed = true
 			outs[i].Verdict = &verify.Verdict{Reason: fmt.Sprintf("%s allowed this %s only as a first use, to be recorded after the handshake, and could not record it: %v",
 				o.Name, peer, merr)}
 		}
+	}
+	if !failed {
+		r.v.log.Debug("a verifier that did not ask to record the "+peer+" could not", "remote", req.RemoteAddr, "error", err)
+		return &verify.CommitResponse{}, nil
 	}
 	mode := policy.Mode(r.v.require)
 	if mode.Allows(outs) {

@@ -247,10 +247,14 @@ func (v *Verifier) Verify(_ context.Context, req *verify.Request) (*verify.Verdi
 }
 
 // Commit records a new peer after its handshake succeeded. It decides
-// again: a peer now known is left as it is, whatever its key (another
-// verifier may have allowed it), and nothing is recorded in strict mode.
-// It waits for the file's lock at most until ctx is done, and Verify goes
-// on meanwhile; the peer's pending pin holds until recording ends.
+// again: a peer now known is left as it is, and nothing is recorded in
+// strict mode. A peer recorded meanwhile with another key (by another
+// process, or tlspin known-pins) is an error, as Verify would now reject
+// it: the host then takes back the allow this commit was for (and
+// ignores the error if tofu did not ask for the commit, another verifier
+// having allowed the peer). It waits for the file's lock at most until
+// ctx is done, and Verify goes on meanwhile; the peer's pending pin holds
+// until recording ends.
 func (v *Verifier) Commit(ctx context.Context, req *verify.Request) (*verify.CommitResponse, error) {
 	key, got, leaf, verdict := v.peer(req)
 	if verdict != nil {
@@ -262,10 +266,13 @@ func (v *Verifier) Commit(ctx context.Context, req *verify.Request) (*verify.Com
 		return nil, errors.New("tofu: not configured")
 	}
 	v.refresh()
-	// A known peer, whatever its key, and strict mode record nothing.
-	if v.mode == Strict || v.decide(v.db, key, got) != nil {
+	// A known peer and strict mode record nothing.
+	if known := v.decide(v.db, key, got); v.mode == Strict || known != nil {
 		v.committed(key, got)
 		v.mu.Unlock()
+		if known != nil && !known.Allow && v.mode != Strict {
+			return nil, errors.New(known.Reason)
+		}
 		return &verify.CommitResponse{}, nil
 	}
 	file := v.file

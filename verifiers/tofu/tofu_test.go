@@ -476,3 +476,53 @@ func TestInvisibleCharactersInKeys(t *testing.T) {
 		})
 	}
 }
+
+// TestCommitAfterAnotherKeyWasRecorded: a first use allowed here, whose
+// commit comes after another process (or `known-pins add`) recorded
+// another key for the same peer. The commit used to take the peer for
+// known "whatever its key" and succeed without recording, so the host
+// kept a connection to a server whose key is not the one recorded; it
+// must fail, as a commit that finds the other key under the lock does. A
+// commit for a peer recorded meanwhile with the same key succeeds.
+func TestCommitAfterAnotherKeyWasRecorded(t *testing.T) {
+	tests := []struct {
+		name    string
+		same    bool
+		wantErr bool
+	}{
+		{"another key recorded meanwhile", false, true},
+		{"the same key recorded meanwhile", true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "known")
+			here, err := newTofu(t, verify.Options{"file": {path}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			there, err := newTofu(t, verify.Options{"file": {path}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mine := vtest.New(t, vtest.Spec{CN: "mine"})
+			theirs := mine
+			if !tt.same {
+				theirs = vtest.New(t, vtest.Spec{CN: "theirs"})
+			}
+			r := req(mine, "127.0.0.1:1")
+			if verdict := vtest.Verify(t, here, r); !verdict.Allow || !verdict.Commit {
+				t.Fatalf("first use: %+v", verdict)
+			}
+			if verdict := vtest.Handshake(t, there, req(theirs, "127.0.0.1:1")); !verdict.Allow {
+				t.Fatalf("the other process's first use: %+v", verdict)
+			}
+			_, err = here.Commit(context.Background(), r)
+			if tt.wantErr && (err == nil || !strings.Contains(err.Error(), "HAS CHANGED")) {
+				t.Fatalf("ATTACK: Commit = %v, want the key recorded meanwhile to reject this one", err)
+			}
+			if !tt.wantErr && err != nil {
+				t.Fatalf("Commit: %v", err)
+			}
+		})
+	}
+}
