@@ -121,3 +121,39 @@ func TestFirstUseRaceBetweenProcesses(t *testing.T) {
 		})
 	}
 }
+
+// TestFirstUseRecordedMeanwhile: a program's connection allowed as a
+// first use, whose confirm comes after another process recorded another
+// key for the server: confirm returns the rejection, the connection
+// must not be used.
+func TestFirstUseRecordedMeanwhile(t *testing.T) {
+	ids := [2]identity{newIdentity("server"), newIdentity("server")}
+	var n atomic.Int32
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return &ids[(n.Add(1)-1)%2].cert, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := e2e.Serve(t, ln, func(c net.Conn) { io.Copy(io.Discard, c) })
+	pins := filepath.Join(t.TempDir(), "known_pins")
+	here, there := start(t, []string{"tofu:file=" + pins}), start(t, []string{"tofu:file=" + pins})
+	cfg, confirm := here.ClientConfigForAddr("", addr)
+	c, err := tls.Dial("tcp", addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	other, err := there.Dial(context.Background(), "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
+	err = confirm(context.Background())
+	var re *tlspin.RejectionError
+	if !errors.As(err, &re) || !strings.Contains(err.Error(), "REMOTE HOST IDENTIFICATION HAS CHANGED") {
+		t.Fatalf("ATTACK: confirm = %v, want a *RejectionError: another key was recorded for the server", err)
+	}
+}
