@@ -167,8 +167,10 @@ func (l *List) add(m map[digestKey]int32, e *Entry, lineNo int) {
 }
 
 // eachLine calls f with every line of data and its 1-based number, until
-// f returns an error, which it returns.
+// f returns an error, which it returns. A byte order mark, which some
+// editors start a file with, is not part of the first line.
 func eachLine(data []byte, f func(lineNo int, line []byte) error) error {
+	data = bytes.TrimPrefix(data, []byte("\ufeff"))
 	for lineNo := 1; len(data) > 0; lineNo++ {
 		var line []byte
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {

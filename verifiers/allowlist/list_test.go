@@ -317,3 +317,25 @@ func TestKeep(t *testing.T) {
 		t.Errorf("Keep changed the list it was called on: %d pins", cur.Len())
 	}
 }
+
+// TestParseByteOrderMark: some editors start a file with a byte order
+// mark. It is not part of the first pin's algorithm (the list was refused
+// as a whole before, `unknown algorithm "\ufeffspki"`); one anywhere
+// else still is an error.
+func TestParseByteOrderMark(t *testing.T) {
+	d32 := bytes.Repeat([]byte{0xab}, 32)
+	line := "spki:" + base64.StdEncoding.EncodeToString(d32)
+	l, err := Parse("pins.txt", []byte("\ufeff"+line+"\n"))
+	if err != nil {
+		t.Fatalf("a list that starts with a byte order mark: %v", err)
+	}
+	if j, ok := l.byKey[indexOf(pin.SPKI)][keyOf(d32)]; !ok || l.entries[j].line != 1 {
+		t.Errorf("the first pin is not read as line 1: %v", ok)
+	}
+	if k, _ := l.Keep([]byte("\ufeff" + line + "\nbad line\n")); k.Len() != 1 {
+		t.Errorf("Keep of a bad edit that starts with a byte order mark kept %d pins, want 1", k.Len())
+	}
+	if _, err := Parse("pins.txt", []byte(line+"\n\ufeff"+line+"\n")); err == nil {
+		t.Error("a byte order mark on the second line parsed")
+	}
+}
