@@ -42,7 +42,7 @@ func spawnDirect(ctx context.Context, spec Spec, cfg Config, log hclog.Logger, e
 	theirs.Close() // the plugin has its copy, or never will
 	if err != nil {
 		ch.Close()
-		return nil, nil, startError(spec, err)
+		return nil, nil, startError(spec, cfg.StartTimeout, err)
 	}
 	d.client = direct.NewClient(ch, maxDirectConns)
 	inst := &instance{life: d, pid: d.proc.pid, started: time.Now(), v: d.client}

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-plugin"
 
@@ -237,11 +238,11 @@ func unusable(p string) string {
 // pluginVersionRE finds the plugin's version in go-plugin's message.
 var pluginVersionRE = regexp.MustCompile(`Plugin version: (\d+)`)
 
-// explainStart turns an error of go-plugin's launch of spec into one that
-// says what is wrong and what to do, or returns nil for an error it does
-// not recognise. go-plugin has no sentinel errors for most of these, so
+// explainStart turns an error of go-plugin's launch of spec, bounded by
+// timeout, into one that says what is wrong and what to do, or returns nil
+// for an error it does not recognise. go-plugin has no sentinel errors for most of these, so
 // this matches its messages; TestBadPluginsFailClearly notices a change.
-func explainStart(spec Spec, err error) error {
+func explainStart(spec Spec, timeout time.Duration, err error) error {
 	msg := err.Error()
 	name, path := spec.Name, spec.Path
 	switch {
@@ -266,8 +267,8 @@ func explainStart(spec Spec, err error) error {
 		return fmt.Errorf("%w: verifier %q: %q wrote %q to stdout before the handshake: stdout is reserved for the go-plugin handshake, a plugin must log to stderr",
 			ErrHandshake, name, path, stray)
 	case strings.Contains(msg, "timeout while waiting for plugin to start"):
-		return fmt.Errorf("%w: verifier %q: %q did not complete the go-plugin handshake within the start timeout: is it a tlspin verifier plugin?",
-			ErrHandshake, name, path)
+		return fmt.Errorf("%w: verifier %q: %q did not complete the go-plugin handshake within the start timeout (%s): is it a tlspin verifier plugin?",
+			ErrHandshake, name, path, timeout)
 	case strings.Contains(msg, "plugin exited before we could connect"):
 		return fmt.Errorf("%w: verifier %q: %q exited before the handshake: is it a tlspin verifier plugin? (--log-level debug shows its output)", ErrHandshake, name, path)
 	case strings.Contains(msg, "unsupported plugin protocol"):

@@ -297,7 +297,7 @@ func TestBadPluginsFailClearly(t *testing.T) {
 		{"script prints to stdout", host.Spec{Path: writeScript(t, dir, "chatty", `echo "starting up"; exec sleep 30`)},
 			host.ErrHandshake, []string{`"starting up"`, "stdout"}},
 		{"never handshakes", host.Spec{Path: writeScript(t, dir, "sleeps", `exec sleep 30`)},
-			host.ErrHandshake, []string{"did not complete the go-plugin handshake within the start timeout"}},
+			host.ErrHandshake, []string{"did not complete the go-plugin handshake within the start timeout (1.5s)"}},
 		{"wrong protocol version", host.Spec{Path: probe, Args: []string{"v2"}},
 			host.ErrProtocolVersion, []string{"protocol version 2", "speaks version 1"}},
 	}

@@ -773,7 +773,7 @@ func spawn(ctx context.Context, spec Spec, cfg Config, log hclog.Logger) (*insta
 	cp, err := client.Client()
 	inst.pid = r.pid
 	if err != nil {
-		err = startError(spec, err)
+		err = startError(spec, cfg.StartTimeout, err)
 		if errors.Is(err, ErrHandshake) {
 			// go-plugin reports a plugin that exited as soon as stdout
 			// ends, possibly before it has copied the last stderr lines:
@@ -809,9 +809,10 @@ func spawn(ctx context.Context, spec Spec, cfg Config, log hclog.Logger) (*insta
 	return inst, desc, nil
 }
 
-// startError explains a failed launch in terms a user can act on.
-func startError(spec Spec, err error) error {
-	if e := explainStart(spec, err); e != nil {
+// startError explains a failed launch, bounded by timeout, in terms a
+// user can act on.
+func startError(spec Spec, timeout time.Duration, err error) error {
+	if e := explainStart(spec, timeout, err); e != nil {
 		return e
 	}
 	switch {
@@ -872,7 +873,7 @@ func (g goPlugin) stop() {
 	case <-done:
 	case <-time.After(gracePeriod):
 		// go-plugin's own account of this is debug level (stderr.go).
-		g.proc.log.Warn("verifier plugin did not exit within the grace period after its Shutdown; killed (a gRPC plugin must serve go-plugin's plugin.GRPCController)",
+		g.proc.log.Warn("verifier plugin did not exit within the grace period after its Shutdown; killed (does it serve go-plugin's plugin.GRPCController, and exit on Shutdown even while a call of its verifier hangs?)",
 			"pid", g.proc.pid, "grace", gracePeriod)
 	}
 	g.proc.kill()

@@ -176,7 +176,7 @@ func TestNoControllerIsKilled(t *testing.T) {
 	if took := closeAndWait(t, p); took < 500*time.Millisecond {
 		t.Errorf("Close returned after %s; want the host to wait 0.5 s before killing", took)
 	}
-	if out := l.String(); !strings.Contains(out, "[WARN]  raw: verifier plugin did not exit within the grace period after its Shutdown; killed (a gRPC plugin must serve go-plugin's plugin.GRPCController)") {
+	if out := l.String(); !strings.Contains(out, "[WARN]  raw: verifier plugin did not exit within the grace period after its Shutdown; killed (does it serve go-plugin's plugin.GRPCController, and exit on Shutdown even while a call of its verifier hangs?)") {
 		t.Errorf("want a warning that the plugin had to be killed and why:\n%s", out)
 	}
 }
