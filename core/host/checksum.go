@@ -74,13 +74,15 @@ func ParseChecksums(r io.Reader) (Checksums, error) {
 		if !ok || file == "" {
 			return nil, fmt.Errorf("%w: line %d %q: want \"HEX  %sNAME\" as sha256sum prints", ErrBadChecksum, n, line, ExecPrefix)
 		}
+		// The sum first: a line that is not sha256sum's says so, rather
+		// than that its second word names no plugin.
+		sum, ok := parseHex(h)
+		if !ok {
+			return nil, fmt.Errorf("%w: line %d: %q is not a SHA-256 (want \"HEX  %sNAME\", HEX 64 hex digits, as sha256sum prints)", ErrBadChecksum, n, h, ExecPrefix)
+		}
 		name, isPlugin := strings.CutPrefix(filepath.Base(file), ExecPrefix)
 		if !isPlugin || name == "" {
 			return nil, fmt.Errorf("%w: line %d: %q is not a verifier plugin (want a file named %sNAME)", ErrBadChecksum, n, file, ExecPrefix)
-		}
-		sum, ok := parseHex(h)
-		if !ok {
-			return nil, fmt.Errorf("%w: line %d: %q is not a SHA-256 (want 64 hex digits)", ErrBadChecksum, n, h)
 		}
 		if old, dup := c[name]; dup && !bytes.Equal(old, sum) {
 			return nil, fmt.Errorf("%w: line %d: %q pinned again, to %x after %x", ErrBadChecksum, n, name, sum, old)

@@ -32,6 +32,7 @@ func TestParseChecksums(t *testing.T) {
 		{"not a plugin", sumA + "  README.md\n", nil, `line 1: "README.md" is not a verifier plugin`},
 		{"prefix only", sumA + "  tlspin-verifier-\n", nil, "is not a verifier plugin"},
 		{"short hex", "abcd  tlspin-verifier-foo\n", nil, `line 1: "abcd" is not a SHA-256`},
+		{"a line that is not sha256sum's", "garbage line\n", nil, `line 1: "garbage" is not a SHA-256`},
 		{"no file", sumA + "\n", nil, "line 1"},
 		{"md5sum output", "d41d8cd98f00b204e9800998ecf8427e  tlspin-verifier-foo\n", nil, "is not a SHA-256"},
 	}

@@ -400,7 +400,8 @@ func checkRefusal(t *testing.T, err error, got, pinned []byte) {
 	if !errors.Is(err, host.ErrChecksum) || !errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
 		t.Errorf("error %v does not wrap ErrChecksum and go-plugin's", err)
 	}
-	for _, w := range []string{fmt.Sprintf("has SHA-256 %x", got), fmt.Sprintf("pinned %x", pinned), "--plugin-sha256 sanexpiry=" + hex.EncodeToString(got)} {
+	for _, w := range []string{fmt.Sprintf("has SHA-256 %x", got), fmt.Sprintf("pinned %x", pinned), "--plugin-sha256 sanexpiry=" + hex.EncodeToString(got),
+		fmt.Sprintf(`the line "%x  tlspin-verifier-sanexpiry" of a checksums file`, got)} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not say %q", err, w)
 		}

@@ -25,6 +25,6 @@ func hashEqual(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 
 // pinned one, and how to pin it if the change is intended. It wraps
 // ErrChecksum and go-plugin's ErrChecksumsDoNotMatch.
 func checksumError(name, path string, got, pinned []byte) error {
-	return fmt.Errorf("%w: verifier %q: %q has SHA-256 %x, pinned %x (%w); refusing to run it (if the change is intended, pin the new sum: --plugin-sha256 %s=%x)",
-		ErrChecksum, name, path, got, pinned, plugin.ErrChecksumsDoNotMatch, name, got)
+	return fmt.Errorf("%w: verifier %q: %q has SHA-256 %x, pinned %x (%w); refusing to run it (if the change is intended, pin the new sum where the old one is: --plugin-sha256 %s=%x, or the line \"%x  %s%s\" of a checksums file)",
+		ErrChecksum, name, path, got, pinned, plugin.ErrChecksumsDoNotMatch, name, got, got, ExecPrefix, name)
 }
