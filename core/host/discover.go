@@ -135,6 +135,10 @@ func (f *Finder) Find(name string) (Found, error) {
 		if err != nil {
 			return Found{}, fmt.Errorf("host: verifier path %q: %w", name, err)
 		}
+		if _, err := os.Stat(abs); errors.Is(err, os.ErrNotExist) {
+			// A path that names nothing is a typo, as a name is.
+			return Found{}, fmt.Errorf("%w %q: no such file (%s)", ErrUnknownVerifier, name, abs)
+		}
 		if why := unusable(abs); why != "" {
 			return Found{}, fmt.Errorf("host: verifier %q: %s", abs, why)
 		}
@@ -157,8 +161,46 @@ func (f *Finder) Find(name string) (Found, error) {
 	for _, k := range known {
 		names = append(names, k.Name)
 	}
-	return Found{}, fmt.Errorf("%w %q (known: %s; an external verifier is an executable named %s%s on the plugin search path)",
-		ErrUnknownVerifier, name, strings.Join(names, ", "), ExecPrefix, name)
+	guess := ""
+	if g := closest(name, names); g != "" {
+		guess = fmt.Sprintf("did you mean %q? ", g)
+	}
+	return Found{}, fmt.Errorf("%w %q (%sknown: %s; an external verifier is an executable named %s%s on the plugin search path)",
+		ErrUnknownVerifier, name, guess, strings.Join(names, ", "), ExecPrefix, name)
+}
+
+// closest returns the name of names nearest to name, if it is a typo's
+// distance away (at most two letters added, removed or changed; one for
+// a short name), or "".
+func closest(name string, names []string) string {
+	best, bestD := "", min(2, len(name)/3)+1
+	for _, n := range names {
+		if d := editDistance(strings.ToLower(name), n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 func (f *Finder) builtin(name string) Found {

@@ -435,3 +435,31 @@ func TestPluginReceivesOnlyItsEnvironment(t *testing.T) {
 		t.Errorf("plugin environment has %q; want exactly %q", keys, want)
 	}
 }
+
+// TestFindTypos: a misspelt name or a path that names nothing is the
+// caller's typo (ErrUnknownVerifier, a usage error for the CLI), and a
+// name near a known one is suggested.
+func TestFindTypos(t *testing.T) {
+	f := &host.Finder{Builtins: []string{"allowlist", "ca", "md5pin", "sha256pin", "spkipin", "tofu"}, SysPath: t.TempDir()}
+	for _, tt := range []struct {
+		name, says, not string
+	}{
+		{"spkipn", `did you mean "spkipin"?`, ""},
+		{"SPKIPIN", `did you mean "spkipin"?`, ""},
+		{"tof", `did you mean "tofu"?`, ""},
+		{"sha265pin", `did you mean "sha256pin"?`, ""},
+		{"cb", `unknown verifier "cb"`, "did you mean"},
+		{"nothinglikeit", `unknown verifier "nothinglikeit"`, "did you mean"},
+		{"./nosuch/" + host.ExecPrefix + "x", "no such file", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.Find(tt.name)
+			if !errors.Is(err, host.ErrUnknownVerifier) {
+				t.Fatalf("Find(%q) = %v, want ErrUnknownVerifier", tt.name, err)
+			}
+			if !strings.Contains(err.Error(), tt.says) || (tt.not != "" && strings.Contains(err.Error(), tt.not)) {
+				t.Errorf("Find(%q) = %v, want it to say %q and not %q", tt.name, err, tt.says, tt.not)
+			}
+		})
+	}
+}

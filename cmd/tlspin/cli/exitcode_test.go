@@ -107,6 +107,8 @@ func TestExitCodes(t *testing.T) {
 		{"serve without --cert", []string{"serve", "--listen", "127.0.0.1:0"}, 2, "serve needs --cert FILE"},
 		{"bad --log-level", []string{"--log-level", "loud", "send", addr}, 2, "unknown --log-level"},
 		{"unknown verifier", send("--verifier", "nosuch", addr, "hi"), 2, `unknown verifier "nosuch"`},
+		{"misspelt verifier", send("--verifier", "md5pn:pin="+pin, addr, "hi"), 2, `did you mean "md5pin"?`},
+		{"a verifier path that names nothing", send("--verifier", "./nosuch/tlspin-verifier-x", addr, "hi"), 2, `unknown verifier "./nosuch/tlspin-verifier-x": no such file`},
 		{"bad option", send("--verifier", "md5pin:pin=zz", addr, "hi"), 2, `option pin="zz"`},
 		{"malformed spec", send("--verifier", "md5pin:pin", addr, "hi"), 2, "is not key=value"},
 		{"bad --require", send("--verifier", "md5pin:pin="+pin, "--require", "most", addr, "hi"), 2, "most"},
