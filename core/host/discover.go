@@ -145,7 +145,16 @@ func (f *Finder) Find(name string) (Found, error) {
 		return Found{Name: strings.TrimPrefix(filepath.Base(abs), ExecPrefix), Path: abs, Source: SourcePath}, nil
 	}
 	if slices.Contains(f.Builtins, name) {
-		return f.builtin(name), nil
+		b := f.builtin(name)
+		for _, d := range f.dirs() {
+			// A plugin named after a built-in never runs: the caller
+			// says so, or its author sees only the built-in's answers.
+			p := filepath.Join(d.dir, ExecPrefix+name)
+			if st, err := os.Stat(p); err == nil && !st.IsDir() {
+				b.Shadowed = append(b.Shadowed, p)
+			}
+		}
+		return b, nil
 	}
 	for _, d := range f.dirs() {
 		p := filepath.Join(d.dir, ExecPrefix+name)

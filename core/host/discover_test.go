@@ -245,6 +245,10 @@ func TestBuiltinIsNeverShadowed(t *testing.T) {
 	if found.Source != host.SourceBuiltin || found.Path != selfCopy {
 		t.Fatalf("md5pin found as %+v; want the built-in in %s", found, selfCopy)
 	}
+	// Find says what it ignored, so that the caller can tell the author.
+	if !slices.Equal(found.Shadowed, planted) {
+		t.Errorf("Find's Shadowed = %q; want every planted impostor %q, in search order", found.Shadowed, planted)
+	}
 	list, err := f.List()
 	if err != nil {
 		t.Fatal(err)

@@ -330,6 +330,9 @@ func (c *Config) find(specs []Spec) ([]host.Found, error) {
 		if err != nil {
 			return nil, err
 		}
+		for _, p := range f.Shadowed {
+			c.logger().Warn("ignored a plugin named after a built-in verifier: built-ins cannot be shadowed (rename it to run it)", "verifier", s.Name, "ignored", p)
+		}
 		if f.Source == host.SourceBuiltin {
 			if c.Self == "" {
 				return nil, fmt.Errorf("launch: built-in verifier %q cannot run: %s", s.Name, c.NoSelf)

@@ -58,6 +58,11 @@ func TestExitCodes(t *testing.T) {
 	wrong := "00112233445566778899aabbccddeeff"
 	sum := strings.Repeat("ab", 32)
 	pd := []string{"--plugin-dir", plugins}
+	// A plugin named after a built-in, as an author might try: never run.
+	lookalike := t.TempDir()
+	if err := os.WriteFile(filepath.Join(lookalike, "tlspin-verifier-md5pin"), []byte("#!/bin/sh\nexit 1\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	send := func(args ...string) []string { return append(append(append([]string{}, pd...), "send"), args...) }
 	tests := []struct {
 		name string
@@ -67,6 +72,8 @@ func TestExitCodes(t *testing.T) {
 	}{
 		{"allowed", send("--verifier", "md5pin:pin="+pin, addr, "hi"), 0, ""},
 		{"help", []string{"--help"}, 0, ""},
+		{"a plugin named after a built-in is ignored, saying so", []string{"--plugin-dir", lookalike, "send", "--verifier", "md5pin:pin=" + pin, addr, "hi"}, 0,
+			"ignored a plugin named after a built-in verifier: built-ins cannot be shadowed (rename it to run it): verifier=md5pin ignored=" + filepath.Join(lookalike, "tlspin-verifier-md5pin")},
 		{"connection refused", send("--verifier", "md5pin:pin="+pin, refused, "hi"), 1, "connection refused"},
 		{"known-pins list of a file that does not exist", []string{"known-pins", "list", "--file", "nosuch_pins"}, 1, "nosuch_pins does not exist: nothing was recorded there"},
 		{"missing certificate file", []string{"serve", "--listen", "127.0.0.1:0", "--cert", "nosuch.pem"}, 1, "nosuch.pem"},
