@@ -39,7 +39,11 @@ func (v *Verifiers) check(ctx context.Context, cs tls.ConnectionState, side veri
 		kv := []any{"remote", remote}
 		for _, o := range outs {
 			if o.Allowed() {
-				kv = append(kv, o.Name, strings.TrimSpace(o.Verdict.Matched+" "+o.Verdict.Reason))
+				why := strings.TrimSpace(o.Verdict.Matched + " " + o.Verdict.Reason)
+				if why == "" {
+					why = "allowed" // a verdict that gives no reason
+				}
+				kv = append(kv, o.Name, why)
 			}
 		}
 		// Said once the handshake has succeeded: until then the peer has

@@ -72,6 +72,7 @@ func TestExitCodes(t *testing.T) {
 	}{
 		{"allowed", send("--verifier", "md5pin:pin="+pin, addr, "hi"), 0, ""},
 		{"help", []string{"--help"}, 0, ""},
+		{"an allow that gives no reason", send("--verifier", "misbehave:mode=bare", addr, "hi"), 0, "verified the server: remote=" + addr + " misbehave=allowed\n"},
 		{"a plugin named after a built-in is ignored, saying so", []string{"--plugin-dir", lookalike, "send", "--verifier", "md5pin:pin=" + pin, addr, "hi"}, 0,
 			"ignored a plugin named after a built-in verifier: built-ins cannot be shadowed (rename it to run it): verifier=md5pin ignored=" + filepath.Join(lookalike, "tlspin-verifier-md5pin")},
 		{"connection refused", send("--verifier", "md5pin:pin="+pin, refused, "hi"), 1, "connection refused"},

@@ -3,7 +3,8 @@
 // returns no verdict, mode=reject rejects and mode=error returns an error,
 // both with text that looks like a usage error, mode=escape rejects with
 // terminal escape sequences and a forged line in its reason, and
-// mode=allow allows everything (to prove the plugin itself works).
+// mode=allow allows everything (to prove the plugin itself works),
+// mode=bare too, giving neither a reason nor what matched.
 //
 // Built as tlspin-verifier-misbehave-escape, it describes itself with
 // terminal escape sequences in every field: Describe has no options to
@@ -57,6 +58,8 @@ func (m *misbehave) Verify(ctx context.Context, _ *verify.Request) (*verify.Verd
 		return nil, errors.New("unknown flag: --invalid argument, accepts 1 arg(s)")
 	case "escape":
 		return &verify.Verdict{Reason: "no\x1b]0;pwned\x07\x1b[2J\rtlspin: sent; server verified OK\nforged line"}, nil
+	case "bare":
+		return &verify.Verdict{Allow: true}, nil
 	}
 	return &verify.Verdict{Allow: true, Matched: "anything"}, nil
 }
