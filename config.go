@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/pintls"
 	"github.com/tlspin/tlspin/core/policy"
 	"github.com/tlspin/tlspin/core/verify"
@@ -107,11 +108,21 @@ func (r *recording) Commit(ctx context.Context, req *verify.Request) (*verify.Co
 		if ce != nil && i < len(ce.Errs) {
 			merr = ce.Errs[i]
 		}
-		if merr != nil {
-			failed = true
-			outs[i].Verdict = &verify.Verdict{Reason: fmt.Sprintf("%s allowed this %s only as a first use, to be recorded after the handshake, and could not record it: %v",
-				o.Name, peer, merr)}
+		if merr == nil {
+			continue
 		}
+		failed = true
+		why := fmt.Sprintf("%s allowed this %s only as a first use, to be recorded after the handshake, and could not record it", o.Name, peer)
+		if host.IsVerifierError(merr) {
+			// The verifier's own answer (another key recorded
+			// meanwhile): a rejection by its verdict.
+			outs[i].Verdict = &verify.Verdict{Reason: fmt.Sprintf("%s: %v", why, merr)}
+			continue
+		}
+		// It timed out (the store's lock held past the verify timeout),
+		// crashed or answered garbage: nothing said the peer is not the
+		// one expected, so it fails closed, as such a Verify would.
+		outs[i].Verdict, outs[i].Err = nil, fmt.Errorf("%s: %w", why, merr)
 	}
 	if !failed {
 		r.v.log.Debug("a verifier that did not ask to record the "+peer+" could not", "remote", req.RemoteAddr, "error", err)

@@ -1,0 +1,48 @@
+//go:build unix
+
+package tlspin_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tlspin/tlspin"
+)
+
+// TestCommitThatTimesOutIsAFailure: a first use whose record cannot be
+// made in time (another process holds the store's lock past the verify
+// timeout) rejects the server to fail closed, as a verifier that timed
+// out deciding would: ErrVerifierFailed (the CLI's exit 4, "trying again
+// may succeed"), not ErrRejected (exit 3, "the peer is not the one
+// expected"), which a script takes for a changed key.
+func TestCommitThatTimesOutIsAFailure(t *testing.T) {
+	srv := newIdentity("server")
+	addr := tlsServer(t, srv)
+	pins := filepath.Join(t.TempDir(), "known_pins")
+	lf, err := os.OpenFile(pins+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	v := start(t, []string{"tofu:file=" + pins}, tlspin.WithVerifyTimeout(time.Second))
+	c, err := v.Dial(context.Background(), "tcp", addr)
+	if err == nil {
+		c.Close()
+		t.Fatal("a first use that could not be recorded was allowed")
+	}
+	if !errors.Is(err, tlspin.ErrVerifierFailed) || errors.Is(err, tlspin.ErrRejected) {
+		t.Errorf("Dial: %v\nwant ErrVerifierFailed, not ErrRejected: nothing said the server is not the one expected", err)
+	}
+	var re *tlspin.RejectionError
+	if !errors.As(err, &re) || !re.Failed() {
+		t.Errorf("Dial: %#v, want a *RejectionError that says a verifier failed", err)
+	}
+}
