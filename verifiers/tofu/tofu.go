@@ -229,11 +229,10 @@ func (v *Verifier) Verify(_ context.Context, req *verify.Request) (*verify.Verdi
 	if v.badFile != nil {
 		return &verify.Verdict{Reason: fmt.Sprintf("tofu: cannot record %s (rejecting, failing closed): %v", key, v.badFile)}, nil
 	}
-	now := v.now()
-	if p, ok := v.pending[key]; ok && now.Before(p.until) && !p.pin.Equal(got.Digest) {
-		return &verify.Verdict{Reason: fmt.Sprintf("tofu: %s presented %s while another key, %s, seen first, is being recorded for it; rejecting the second key",
-			key, entry(got), entry(p.pin))}, nil
+	if reason := v.pendingOther(key, got); reason != "" {
+		return &verify.Verdict{Reason: reason}, nil
 	}
+	now := v.now()
 	if v.pending == nil {
 		v.pending = map[string]pendingPin{}
 	}
@@ -275,12 +274,30 @@ func (v *Verifier) Commit(ctx context.Context, req *verify.Request) (*verify.Com
 		}
 		return &verify.CommitResponse{}, nil
 	}
+	// Nor is a second key while the first one seen waits to be
+	// recorded, as Verify rejected it: the host commits a tofu that did
+	// not ask (another verifier allowed the peer), and this commit must
+	// not record the key Verify refused.
+	if reason := v.pendingOther(key, got); reason != "" {
+		v.mu.Unlock()
+		return nil, errors.New(reason)
+	}
 	file := v.file
 	v.mu.Unlock()
 	if verdict := v.record(ctx, file, key, got, leaf); !verdict.Allow {
 		return nil, errors.New(verdict.Reason)
 	}
 	return &verify.CommitResponse{}, nil
+}
+
+// pendingOther says why got is refused for key when another key, seen
+// first, waits to be recorded for it; "" if none does. v.mu is held.
+func (v *Verifier) pendingOther(key string, got pin.Pin) string {
+	if p, ok := v.pending[key]; ok && v.now().Before(p.until) && !p.pin.Equal(got.Digest) {
+		return fmt.Sprintf("tofu: %s presented %s while another key, %s, seen first, is being recorded for it; rejecting the second key",
+			key, entry(got), entry(p.pin))
+	}
+	return ""
 }
 
 // committed forgets key's pending pin once got, its pin, is committed.

@@ -526,3 +526,39 @@ func TestCommitAfterAnotherKeyWasRecorded(t *testing.T) {
 		})
 	}
 }
+
+// TestCommitOfASecondKeyWhileTheFirstIsPending: the host commits every
+// member of a policy, including one that did not ask (with require any,
+// another verifier allowed the peer). Verify rejects a second key for a
+// peer while the first one seen waits to be recorded; Commit must decide
+// the same, or it records the key Verify rejected, and the first key's
+// own commit then fails as a changed key.
+func TestCommitOfASecondKeyWhileTheFirstIsPending(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "known")
+	v, err := newTofu(t, verify.Options{"file": {path}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := req(vtest.New(t, vtest.Spec{CN: "first"}), "127.0.0.1:1")
+	second := req(vtest.New(t, vtest.Spec{CN: "second"}), "127.0.0.1:1")
+	if verdict := vtest.Verify(t, v, first); !verdict.Allow || !verdict.Commit {
+		t.Fatalf("first key: %+v", verdict)
+	}
+	if verdict := vtest.Verify(t, v, second); verdict.Allow {
+		t.Fatalf("second key while the first is pending: %+v", verdict)
+	}
+	if _, err := v.Commit(context.Background(), second); err == nil {
+		t.Error("ATTACK: the commit of the second key, which Verify rejected, succeeded")
+	}
+	if _, err := v.Commit(context.Background(), first); err != nil {
+		t.Errorf("the commit of the first key: %v", err)
+	}
+	db, err := readKnown(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := pin.Sum(pin.SPKI, first.Leaf())
+	if recs := db.byKey["127.0.0.1:1"]; len(recs) != 1 || !recs[0].pin.Equal(d) {
+		t.Errorf("recorded %+v, want the first key alone", recs)
+	}
+}
