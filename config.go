@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/pintls"
 	"github.com/tlspin/tlspin/core/policy"
 	"github.com/tlspin/tlspin/core/verify"
@@ -79,10 +78,11 @@ func (v *Verifiers) unrecorded(req *verify.Request, outs []policy.Outcome, how s
 // to record, once the handshake has succeeded. A verifier that allowed
 // only on condition of a record (tofu's first use) and could not make it
 // (another process recorded another key for the peer meanwhile, the
-// store's lock was held, the plugin died) has not allowed the peer: as
-// unrecorded does, its allow counts as a rejection and the policy is
-// judged again. The *RejectionError returned then is the connection's
-// rejection, after its handshake: close it.
+// store's lock was held, the plugin died) has not allowed the peer: its
+// outcome becomes that of a verifier that failed (no verdict, as an error
+// of Verify), and the policy is judged again. The *RejectionError
+// returned then is the connection's rejection, after its handshake:
+// close it.
 type recording struct {
 	v    *Verifiers
 	outs []policy.Outcome
@@ -111,18 +111,13 @@ func (r *recording) Commit(ctx context.Context, req *verify.Request) (*verify.Co
 		if merr == nil {
 			continue
 		}
+		// The verifier's own error (another key recorded meanwhile, the
+		// file unwritable), a timeout (the store's lock held past the
+		// verify timeout), a crash: no verdict, as such an error of
+		// Verify is none. It fails closed; trying again may succeed, or
+		// bring the verdict on the key now recorded.
 		failed = true
-		why := fmt.Sprintf("%s allowed this %s only as a first use, to be recorded after the handshake, and could not record it", o.Name, peer)
-		if host.IsVerifierError(merr) {
-			// The verifier's own answer (another key recorded
-			// meanwhile): a rejection by its verdict.
-			outs[i].Verdict = &verify.Verdict{Reason: fmt.Sprintf("%s: %v", why, merr)}
-			continue
-		}
-		// It timed out (the store's lock held past the verify timeout),
-		// crashed or answered garbage: nothing said the peer is not the
-		// one expected, so it fails closed, as such a Verify would.
-		outs[i].Verdict, outs[i].Err = nil, fmt.Errorf("%s: %w", why, merr)
+		outs[i].Verdict, outs[i].Err = nil, fmt.Errorf("%s allowed this %s only as a first use, to be recorded after the handshake, and could not record it: %w", o.Name, peer, merr)
 	}
 	if !failed {
 		r.v.log.Debug("a verifier that did not ask to record the "+peer+" could not", "remote", req.RemoteAddr, "error", err)

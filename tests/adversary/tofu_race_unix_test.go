@@ -40,7 +40,8 @@ func holdLock(t *testing.T, pins string) func() {
 // first to record wins, and the other's record finds another key recorded
 // for the server. send used to warn ("could not record") and send its
 // message to that server all the same, exiting 0. Now that send is
-// rejected (exit 3) and sends nothing. The same for two `tlspin serve`
+// rejected as by a verifier that failed (exit 4: the record failed) and
+// sends nothing. The same for two `tlspin serve`
 // sharing a store and one client address presenting two keys.
 func TestTOFUFirstUseRaceBetweenProcesses(t *testing.T) {
 	dir := t.TempDir()
@@ -87,8 +88,8 @@ func TestTOFUFirstUseRaceBetweenProcesses(t *testing.T) {
 		for _, p := range procs {
 			codes[p.Wait(t, 20*time.Second)]++
 		}
-		if codes[0] != 1 || codes[3] != 1 {
-			t.Errorf("ATTACK: exit codes %v, want one 0 and one 3", codes)
+		if codes[0] != 1 || codes[4] != 1 {
+			t.Errorf("ATTACK: exit codes %v, want one 0 and one 4", codes)
 		}
 		if k := len(got); k != 1 {
 			t.Errorf("ATTACK: the message reached %d servers, want 1", k)
