@@ -7,11 +7,15 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/tlspin/tlspin"
+	"github.com/tlspin/tlspin/internal/syncbuf"
 )
 
 // TestCommitThatTimesOutIsAFailure: a first use whose record cannot be
@@ -44,5 +48,44 @@ func TestCommitThatTimesOutIsAFailure(t *testing.T) {
 	var re *tlspin.RejectionError
 	if !errors.As(err, &re) || !re.Failed() {
 		t.Errorf("Dial: %#v, want a *RejectionError that says a verifier failed", err)
+	}
+}
+
+// TestFailedRecordAnotherAllows: with RequireAny, a first use tofu could
+// not record (its store's lock held past the verify timeout) is no
+// rejection when spkipin allows the server; the "verified" line then
+// names spkipin only, not tofu's "recorded once the handshake succeeds",
+// which did not happen.
+func TestFailedRecordAnotherAllows(t *testing.T) {
+	srv := newIdentity("server")
+	addr := tlsServer(t, srv)
+	pins := filepath.Join(t.TempDir(), "known_pins")
+	lf, err := os.OpenFile(pins+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncbuf.Buffer{}
+	v := start(t, []string{"tofu:file=" + pins, "spkipin:pin=" + srv.spki}, tlspin.WithRequire(tlspin.RequireAny),
+		tlspin.WithVerifyTimeout(time.Second), tlspin.WithLogger(hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Info})))
+	c, err := v.Dial(context.Background(), "tcp", addr)
+	if err != nil {
+		t.Fatalf("Dial: %v; spkipin allows the server", err)
+	}
+	c.Close()
+	var verified string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "verified the server") {
+			verified = l
+		}
+	}
+	if !strings.Contains(verified, "spkipin=") || strings.Contains(verified, "tofu=") {
+		t.Errorf("the verified line names %q; want spkipin and not tofu, whose record failed:\n%s", verified, logs.String())
+	}
+	if !strings.Contains(logs.String(), "could not record the server the verifiers allowed; another verifier allows it") {
+		t.Errorf("no warning that tofu could not record:\n%s", logs.String())
 	}
 }

@@ -27,28 +27,32 @@ func (v *Verifiers) check(ctx context.Context, cs tls.ConnectionState, side veri
 	if err != nil {
 		return err
 	}
+	rec := &recording{v: v, outs: outs}
 	if slices.ContainsFunc(outs, func(o policy.Outcome) bool { return o.Allowed() && o.Verdict.Commit }) {
 		if pending == nil {
 			if err := v.unrecorded(req, outs, unrecordedHow(req.Side)); err != nil {
 				return err
 			}
 		}
-		pending.Set(&recording{v: v, outs: outs}, req, v.timeout)
+		pending.Set(rec, req, v.timeout)
 	}
 	if v.log.IsInfo() {
-		kv := []any{"remote", remote}
-		for _, o := range outs {
-			if o.Allowed() {
-				why := strings.TrimSpace(o.Verdict.Matched + " " + o.Verdict.Reason)
-				if why == "" {
-					why = "allowed" // a verdict that gives no reason
+		// Said once the handshake has succeeded (until then the peer has
+		// not proved it holds its key) and the record made: the
+		// verifiers that still allow the peer then.
+		pending.After(func() {
+			kv := []any{"remote", remote}
+			for _, o := range rec.outs {
+				if o.Allowed() {
+					why := strings.TrimSpace(o.Verdict.Matched + " " + o.Verdict.Reason)
+					if why == "" {
+						why = "allowed" // a verdict that gives no reason
+					}
+					kv = append(kv, o.Name, why)
 				}
-				kv = append(kv, o.Name, why)
 			}
-		}
-		// Said once the handshake has succeeded: until then the peer has
-		// not proved it holds its key.
-		pending.After(func() { v.log.Info("verified the "+peerName(req.Side), kv...) })
+			v.log.Info("verified the "+peerName(req.Side), kv...)
+		})
 	}
 	return nil
 }
@@ -84,7 +88,9 @@ func (v *Verifiers) unrecorded(req *verify.Request, outs []policy.Outcome, how s
 // returned then is the connection's rejection, after its handshake:
 // close it.
 type recording struct {
-	v    *Verifiers
+	v *Verifiers
+	// outs are the verdicts; after a failed record that the policy
+	// survives, the failed member's is a failure.
 	outs []policy.Outcome
 }
 
@@ -126,6 +132,7 @@ func (r *recording) Commit(ctx context.Context, req *verify.Request) (*verify.Co
 	mode := policy.Mode(r.v.require)
 	if mode.Allows(outs) {
 		r.v.log.Warn("could not record the "+peer+" the verifiers allowed; another verifier allows it", "remote", req.RemoteAddr, "error", err)
+		r.outs = outs // what the "verified" line, after this, names
 		return &verify.CommitResponse{}, nil
 	}
 	return nil, rejection(peer, req.Leaf(), &policy.RejectError{Mode: mode, Outcomes: outs})
