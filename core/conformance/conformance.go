@@ -61,10 +61,10 @@ var Items = []struct{ Name, Requires string }{
 	{ItemConfigureRepeat, "... and a repeated value of an option that is not repeatable"},
 	{ItemConfigureBad, "... and each bad value given with --bad KEY=VALUE"},
 	{ItemConfigure, "Configure accepts the working options given with --opt"},
-	{ItemVerifyScenarios, "Verify answers every scenario tlspin compare runs (renewed, rekeyed, look-alike, forged chain, expired...), both sides; a rejection says why"},
+	{ItemVerifyScenarios, "Verify answers every scenario tlspin compare runs (renewed, rekeyed, look-alike, forged chain, expired...), both sides, with a verdict at least once; a rejection says why"},
 	{ItemVerifyEmpty, "Verify of an empty chain answers, and does not allow"},
 	{ItemVerifyGarbage, "Verify of garbage DER answers without crashing, and does not allow it as a leaf"},
-	{ItemVerifyErrors, "every error Verify returned is a gRPC status (a rejection), and the process is still running"},
+	{ItemVerifyErrors, "every error Verify returned is a gRPC status (the host then rejects the peer as a verifier that failed), and the process is still running"},
 	{ItemLatency, "p50 and p90 of Verify through gRPC (reported)"},
 	{ItemShutdown, "after plugin.GRPCController/Shutdown the process exits, status 0, within 1s"},
 	{ItemStdout, "nothing on stdout after the handshake line (go-plugin's host drops it silently)"},
@@ -572,6 +572,7 @@ func (c *checker) checkVerify(ctx context.Context) error {
 		return fmt.Errorf("conformance: %w", err)
 	}
 	var summary, probs []string
+	verdicts := 0
 	for _, side := range []verify.Side{verify.ClientVerifiesServer, verify.ServerVerifiesClient} {
 		for _, s := range scenarios {
 			req := &verify.Request{PeerChain: s.Cert.Certificate, Side: side, RemoteAddr: "127.0.0.1:443", TLSVersion: tls.VersionTLS13, CipherSuite: tls.TLS_AES_128_GCM_SHA256}
@@ -586,10 +587,18 @@ func (c *checker) checkVerify(ctx context.Context) error {
 			case a.err == nil && !a.v.Allow && strings.TrimSpace(a.v.Reason) == "":
 				probs = append(probs, what+": rejected without a reason")
 			}
+			if a.broken == "" && a.err == nil {
+				verdicts++
+			}
 			if side == verify.ClientVerifiesServer {
 				summary = append(summary, s.Name+" "+a.short())
 			}
 		}
+	}
+	if verdicts == 0 && len(probs) == 0 && len(c.errs) > 0 {
+		// Each answer alone is fine; all of them errors is a verifier
+		// that never decides, so a host rejects every peer (exit 4).
+		probs = append(probs, fmt.Sprintf("no verdict in %d scenarios: every answer was an error, e.g. %s; the host counts an error as a verifier that failed and rejects every peer", 2*len(scenarios), c.errs[0]))
 	}
 	if len(probs) > 0 {
 		c.add(ItemVerifyScenarios, Fail, "%s", strings.Join(probs, "; "))

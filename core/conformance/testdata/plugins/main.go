@@ -8,6 +8,7 @@
 //	wrongname    describes itself under another name
 //	lax          accepts any option, known or not
 //	crashgarbage exits when the leaf does not parse
+//	undecided    answers every Verify with an error, never a verdict
 //	slowexit     takes 3 s to exit after Shutdown
 //	opendir      serves its socket from a directory other users can enter
 //	abstract     serves on an abstract socket, which has no directory at all
@@ -99,6 +100,9 @@ func (p *plugin) Configure(ctx context.Context, req *verify.ConfigureRequest) (*
 }
 
 func (p *plugin) Verify(_ context.Context, req *verify.Request) (*verify.Verdict, error) {
+	if p.mode == "undecided" {
+		return nil, errors.New("the pin database is unreachable")
+	}
 	leaf, err := sdk.Leaf(req)
 	if err != nil {
 		if p.mode == "crashgarbage" && req.Leaf() != nil {
