@@ -5,16 +5,15 @@ package tlspin_test
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tlspin/tlspin"
+	"github.com/tlspin/tlspin/internal/e2e"
 	"github.com/tlspin/tlspin/internal/syncbuf"
 )
 
@@ -28,14 +27,7 @@ func TestCommitThatTimesOutIsAFailure(t *testing.T) {
 	srv := newIdentity("server")
 	addr := tlsServer(t, srv)
 	pins := filepath.Join(t.TempDir(), "known_pins")
-	lf, err := os.OpenFile(pins+".lock", os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lf.Close()
-	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
+	e2e.HoldTofuLock(t, pins)
 	v := start(t, []string{"tofu:file=" + pins}, tlspin.WithVerifyTimeout(time.Second))
 	c, err := v.Dial(context.Background(), "tcp", addr)
 	if err == nil {
@@ -60,14 +52,7 @@ func TestFailedRecordAnotherAllows(t *testing.T) {
 	srv := newIdentity("server")
 	addr := tlsServer(t, srv)
 	pins := filepath.Join(t.TempDir(), "known_pins")
-	lf, err := os.OpenFile(pins+".lock", os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lf.Close()
-	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
+	e2e.HoldTofuLock(t, pins)
 	logs := &syncbuf.Buffer{}
 	v := start(t, []string{"tofu:file=" + pins, "spkipin:pin=" + srv.spki}, tlspin.WithRequire(tlspin.RequireAny),
 		tlspin.WithVerifyTimeout(time.Second), tlspin.WithLogger(hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Info})))

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -71,14 +70,7 @@ func TestFirstUseRaceBetweenProcesses(t *testing.T) {
 			pins := filepath.Join(t.TempDir(), "known_pins")
 			// Hold the store's lock, as a third process recording would,
 			// so that both verify before either records.
-			lf, err := os.OpenFile(pins+".lock", os.O_RDWR|os.O_CREATE, 0o600)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer lf.Close()
-			if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
-				t.Fatal(err)
-			}
+			release := e2e.HoldTofuLock(t, pins)
 			procs := [2]*tlspin.Verifiers{start(t, tt.specs(pins), tt.opts...), start(t, tt.specs(pins), tt.opts...)}
 			type result struct {
 				conn net.Conn
@@ -98,7 +90,7 @@ func TestFirstUseRaceBetweenProcesses(t *testing.T) {
 					t.Fatal("the handshakes did not complete")
 				}
 			}
-			lf.Close() // releases the lock
+			release()
 			var ok, rejected int
 			for range 2 {
 				r := <-results

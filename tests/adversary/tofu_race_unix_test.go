@@ -5,33 +5,15 @@ package adversary
 import (
 	"crypto/tls"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tlspin/tlspin/internal/e2e"
 	"github.com/tlspin/tlspin/internal/wait"
 )
-
-// holdLock takes the lock of the tofu store pins, as a third tlspin
-// recording would, and returns its release: processes that allowed a
-// first use meanwhile wait for it to record.
-func holdLock(t *testing.T, pins string) func() {
-	t.Helper()
-	f, err := os.OpenFile(pins+".lock", os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return func() { f.Close() }
-}
 
 // TestTOFUFirstUseRaceBetweenProcesses: two `tlspin send` processes
 // sharing a tofu store meet a never-seen server at once, one through a
@@ -71,7 +53,7 @@ func TestTOFUFirstUseRaceBetweenProcesses(t *testing.T) {
 			}
 		})
 		pins := filepath.Join(t.TempDir(), "known_pins")
-		release := holdLock(t, pins)
+		release := e2e.HoldTofuLock(t, pins)
 		var procs [2]*e2e.Proc
 		for i := range procs {
 			procs[i] = e2e.StartTlspin(t, strings.NewReader(""), "send", "--verifier", "tofu:file="+pins, addr, "secret")
@@ -99,7 +81,7 @@ func TestTOFUFirstUseRaceBetweenProcesses(t *testing.T) {
 	t.Run("serve", func(t *testing.T) {
 		srv := e2e.NewIdentity(t, dir, "server")
 		pins := filepath.Join(t.TempDir(), "known_pins")
-		release := holdLock(t, pins)
+		release := e2e.HoldTofuLock(t, pins)
 		var procs [2]*e2e.Proc
 		for i := range procs {
 			procs[i] = e2e.StartServe(t, "--cert", srv.File, "--verifier", "tofu:file="+pins)
