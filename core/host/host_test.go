@@ -226,6 +226,27 @@ func testHungPluginTimesOutAndIsReplaced(t *testing.T, ch string) {
 	}
 }
 
+// TestCallerDeadlineAlreadyPassed: a caller whose deadline was over
+// before the call (--verify-timeout 1ns) is told so, not that the plugin
+// gave no verdict "within 0s".
+func TestCallerDeadlineAlreadyPassed(t *testing.T) {
+	eachChannel(t, testCallerDeadlineAlreadyPassed)
+}
+
+func testCallerDeadlineAlreadyPassed(t *testing.T, ch string) {
+	good := newCert(t)
+	p := startMD5Over(t, ch, md5hex(good), host.Config{})
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	v, err := p.Verify(ctx, &verify.Request{PeerChain: [][]byte{good}})
+	if err == nil {
+		t.Fatalf("verdict %+v past the caller's deadline; want an error", v)
+	}
+	if !errors.Is(err, host.ErrTimeout) || !strings.Contains(err.Error(), "deadline had passed before the call") || strings.Contains(err.Error(), "within 0s") {
+		t.Errorf("err = %v; want ErrTimeout saying the deadline had passed before the call", err)
+	}
+}
+
 func TestCloseLeavesNoProcess(t *testing.T) { eachChannel(t, testCloseLeavesNoProcess) }
 
 func testCloseLeavesNoProcess(t *testing.T, ch string) {

@@ -259,9 +259,15 @@ func (p *Plugin) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 		if dl, ok := ctx.Deadline(); ok {
 			waited = dl.Sub(start)
 		}
-		// Up to the millisecond: what was left of a 300 ms timeout when
-		// the call started is a hair under it.
-		waited = (waited + time.Millisecond - 1).Truncate(time.Millisecond)
+		if waited <= 0 {
+			// A deadline of a nanosecond is over before the call starts.
+			return nil, fmt.Errorf("%w: verifier %q was not asked: the caller's deadline had passed before the call (pid %d): %w", ErrTimeout, p.spec.Name, inst.pid, context.DeadlineExceeded)
+		}
+		if waited >= time.Millisecond {
+			// Up to the millisecond: what was left of a 300 ms timeout
+			// when the call started is a hair under it.
+			waited = (waited + time.Millisecond - 1).Truncate(time.Millisecond)
+		}
 		return nil, fmt.Errorf("%w: verifier %q gave no verdict within %s (pid %d): %w", ErrTimeout, p.spec.Name, waited, inst.pid, context.DeadlineExceeded)
 	}
 	return p.judge(wctx, inst, v, err)
