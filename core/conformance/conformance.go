@@ -23,6 +23,7 @@ import (
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/bench"
 	"github.com/tlspin/tlspin/internal/compare"
+	"github.com/tlspin/tlspin/internal/deadline"
 )
 
 // Item names, in the order they are checked and reported.
@@ -546,7 +547,7 @@ func (c *checker) ask(ctx context.Context, what string, req *verify.Request) ans
 	case errors.As(err, &remote):
 		a.err = err
 		c.errs = append(c.errs, fmt.Sprintf("%s: %s %q", what, remote.Code, remote.Message))
-	case cctx.Err() != nil && ctx.Err() == nil:
+	case ctx.Err() == nil && deadline.Passed(cctx):
 		a.broken = fmt.Sprintf("%s: no answer within %s", what, c.cfg.CallTimeout)
 	default:
 		a.broken = fmt.Sprintf("%s: %v", what, err)

@@ -19,6 +19,7 @@ import (
 	"github.com/tlspin/tlspin/core/direct"
 	"github.com/tlspin/tlspin/core/rpc"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/deadline"
 )
 
 var (
@@ -249,7 +250,7 @@ func (p *Plugin) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 		return nil, err
 	}
 	v, err := inst.v.Verify(wctx, req)
-	if err != nil && !IsVerifierError(err) && callerDone(ctx) {
+	if err != nil && !IsVerifierError(err) && deadline.Passed(ctx) {
 		// The caller gave up first: the plugin is not known to be hung.
 		p.probe(inst, req)
 		if errors.Is(ctx.Err(), context.Canceled) {
@@ -271,19 +272,6 @@ func (p *Plugin) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 		return nil, fmt.Errorf("%w: verifier %q gave no verdict within %s (pid %d): %w", ErrTimeout, p.spec.Name, waited, inst.pid, context.DeadlineExceeded)
 	}
 	return p.judge(wctx, inst, v, err)
-}
-
-// callerDone reports whether the caller's ctx is over: cancelled, or past
-// its deadline. The deadline counts even before ctx says so: a transport
-// that watches the deadline itself (gRPC) may report it a moment before
-// the context's own timer fires, and the caller's deadline, not the
-// plugin, is then what ended the call.
-func callerDone(ctx context.Context) bool {
-	if ctx.Err() != nil {
-		return true
-	}
-	dl, ok := ctx.Deadline()
-	return ok && !time.Now().Before(dl)
 }
 
 // probe asks inst again about req, in the background and bounded by the
@@ -700,7 +688,7 @@ func (p *Plugin) launch(ctx context.Context) (*instance, *verify.Description, bo
 // shows only as a broken connection otherwise).
 func startCallError(ctx, sctx context.Context, name, call string, inst *instance, timeout time.Duration, err error) error {
 	switch {
-	case callerDone(sctx) && !callerDone(ctx):
+	case deadline.Passed(sctx) && !deadline.Passed(ctx):
 		return fmt.Errorf("%w: verifier %q (pid %d) did not answer %s within the start timeout (%s): %w", ErrTimeout, name, inst.pid, call, timeout, err)
 	case errors.Is(err, rpc.ErrTransport) || errors.Is(err, direct.ErrTransport):
 		if exitsWithin(ctx, inst.life, stderrWait) {

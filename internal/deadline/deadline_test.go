@@ -1,9 +1,11 @@
-package host
+package deadline_test
 
 import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/tlspin/tlspin/internal/deadline"
 )
 
 // pastDeadline is a context whose deadline has passed while its own timer
@@ -13,7 +15,7 @@ type pastDeadline struct{ context.Context }
 
 func (pastDeadline) Deadline() (time.Time, bool) { return time.Now().Add(-time.Millisecond), true }
 
-func TestCallerDone(t *testing.T) {
+func TestPassed(t *testing.T) {
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
 	later, cancelLater := context.WithTimeout(context.Background(), time.Hour)
@@ -28,8 +30,8 @@ func TestCallerDone(t *testing.T) {
 		{"cancelled", cancelled, true},
 		{"deadline passed, not yet reported", pastDeadline{context.Background()}, true},
 	} {
-		if got := callerDone(tc.ctx); got != tc.want {
-			t.Errorf("%s: callerDone = %v, want %v", tc.name, got, tc.want)
+		if got := deadline.Passed(tc.ctx); got != tc.want {
+			t.Errorf("%s: Passed = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
