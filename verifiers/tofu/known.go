@@ -110,15 +110,17 @@ func checkKey(key string) error {
 }
 
 // invisible describes the first character of key that does not show in an
-// editor (a control or format character, such as a zero-width space or a
-// byte order mark) or is not UTF-8: a key holding one matches no peer,
-// whose pin would then go unenforced, the peer taken as new.
+// editor or is not UTF-8: a control or format character (a zero-width
+// space, a byte order mark), one that Unicode says to draw as nothing
+// (a variation selector, a Hangul filler), or the blank Braille pattern.
+// A key holding one matches no peer, whose pin would then go unenforced,
+// the peer taken as new.
 func invisible(key string) (string, bool) {
 	for i, r := range key {
 		switch {
 		case r == utf8.RuneError && !strings.HasPrefix(key[i:], "\ufffd"):
 			return fmt.Sprintf("the byte 0x%02x, which is not UTF-8,", key[i]), true
-		case unicode.IsControl(r) || unicode.Is(unicode.Cf, r):
+		case unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector) || r == '\u2800':
 			return fmt.Sprintf("the invisible character U+%04X", r), true
 		}
 	}

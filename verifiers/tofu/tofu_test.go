@@ -452,6 +452,11 @@ func TestInvisibleCharactersInKeys(t *testing.T) {
 		{"byte order mark on a later line", "# pins\n\ufeff" + line, true},
 		{"control character in the key", "127.0.0.1:1\x01" + line[len("127.0.0.1:1"):], true},
 		{"not UTF-8", "127.0.0.1:1\xff" + line[len("127.0.0.1:1"):], true},
+		{"Hangul filler in the key", "127.0.0.1:1\u3164" + line[len("127.0.0.1:1"):], true},
+		{"blank Braille pattern in the key", "127.0.0.1\u2800:1" + line[len("127.0.0.1:1"):], true},
+		{"variation selector in the key", "127.0.0.1:1\ufe0f" + line[len("127.0.0.1:1"):], true},
+		{"combining grapheme joiner in the key", "127.0.0.1\u034f:1" + line[len("127.0.0.1:1"):], true},
+		{"tag character in the key", "127.0.0.1:1\U000e0041" + line[len("127.0.0.1:1"):], true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
