@@ -70,10 +70,14 @@ func classify(err, cause error, unnegotiated bool) *HandshakeError {
 	case errors.Is(cause, ErrHandshakeTimeout), errors.Is(cause, ErrEvicted), errors.Is(cause, ErrOnceServed):
 		he.Reason = cause.Error()
 		he.Err = cause
+	case errors.Is(err, verify.ErrRejected):
+		// Before the deadline below: a verifier that gave no verdict within
+		// the verify timeout rejects the client with an error that wraps
+		// context.DeadlineExceeded, and it is the verifier, not the
+		// handshake timeout, that the operator must hear of.
+		he.By, he.Reason = RejectedByUs, "we rejected the client: "+err.Error()
 	case errors.Is(err, context.DeadlineExceeded):
 		he.Reason = ErrHandshakeTimeout.Error()
-	case errors.Is(err, verify.ErrRejected):
-		he.By, he.Reason = RejectedByUs, "we rejected the client: "+err.Error()
 	case strings.Contains(err.Error(), noClientCert):
 		he.By, he.Reason = RejectedByUs, "we rejected the client: it sent no certificate, and mutual TLS requires one"
 		he.Err = fmt.Errorf("%w: %w", ErrNoCertificate, err)
