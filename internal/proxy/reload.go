@@ -23,6 +23,8 @@ type Certificate struct {
 	cur               atomic.Pointer[tls.Certificate]
 	mu                sync.Mutex
 	seen              []os.FileInfo
+	// load reads the pair: certs.LoadKeyPair, but for tests.
+	load func(certFile, keyFile string) (tls.Certificate, error)
 }
 
 // LoadCertificate loads certFile (with its key unless keyFile is given).
@@ -30,7 +32,7 @@ func LoadCertificate(certFile, keyFile string, log hclog.Logger) (*Certificate, 
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	c := &Certificate{certFile: certFile, keyFile: keyFile, log: log}
+	c := &Certificate{certFile: certFile, keyFile: keyFile, log: log, load: certs.LoadKeyPair}
 	if err := c.Reload(); err != nil {
 		return nil, err
 	}
@@ -50,17 +52,19 @@ func (c *Certificate) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Ce
 	return c.cur.Load(), nil
 }
 
-// Reload reads the files again. On error the pair in use stays.
+// Reload reads the files again. On error the pair in use stays, and the
+// files as they were before the read count as seen: a change after it (a
+// writer finishing a file read half written) is a change for Watch.
 func (c *Certificate) Reload() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	seen := c.stat()
-	pair, err := certs.LoadKeyPair(c.certFile, c.keyFile)
+	pair, err := c.load(c.certFile, c.keyFile)
+	c.seen = seen
 	if err != nil {
-		return fmt.Errorf("proxy: reload %s: %w", c.certFile, err)
+		return fmt.Errorf("proxy: reload %q: %w", c.certFile, err)
 	}
 	c.cur.Store(&pair)
-	c.seen = seen
 	return nil
 }
 
@@ -107,16 +111,20 @@ func (c *Certificate) Watch(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		if !c.changed() {
-			continue
-		}
-		if err := c.Reload(); err != nil {
-			c.log.Warn("certificate changed on disk but does not load; keeping the one in use", "error", err)
-			c.mu.Lock()
-			c.seen = c.stat() // warn once per change, not every tick
-			c.mu.Unlock()
-			continue
-		}
-		c.log.Info("certificate reloaded from disk; new connections get it", "cert", c.certFile)
+		c.check()
 	}
+}
+
+// check reloads the files if they changed since last looked at.
+func (c *Certificate) check() {
+	if !c.changed() {
+		return
+	}
+	if err := c.Reload(); err != nil {
+		// Once per change, not every tick: Reload noted the files it
+		// failed on.
+		c.log.Warn("certificate changed on disk but does not load; keeping the one in use", "error", err)
+		return
+	}
+	c.log.Info("certificate reloaded from disk; new connections get it", "cert", c.certFile)
 }
