@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/tlspin/tlspin/internal/ratelog"
 )
 
 // Defaults for Config's zero values, besides the Limits ones.
@@ -108,7 +110,16 @@ type Server struct {
 	cfg   Config
 	loop  *Loop
 	outMu sync.Mutex
+	// warns bounds the warnings about failed handshakes, and probes those
+	// about clients that closed before their ClientHello: anyone who can
+	// connect may cause either (as the proxy's).
+	warns, probes ratelog.Limiter
 }
+
+// warnBurst is how many failed handshakes (and, apart, early closes) a
+// second are logged at warn level; the rest go to debug level, counted
+// in the next warning.
+const warnBurst = 10
 
 // New checks cfg and returns a server.
 func New(cfg Config) (*Server, error) {
@@ -127,7 +138,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxLine <= 0 {
 		cfg.MaxLine = DefaultMaxLine
 	}
-	s := &Server{cfg: cfg}
+	s := &Server{cfg: cfg, warns: ratelog.Limiter{Burst: warnBurst}, probes: ratelog.Limiter{Burst: warnBurst}}
 	s.loop = NewLoop(HandlerFunc(s.handle), Limits{
 		MaxConns:         cfg.MaxConns,
 		MaxHandshakes:    cfg.MaxHandshakes,
@@ -167,13 +178,13 @@ func (s *Server) handle(ctx context.Context, raw *Conn) {
 		}
 		switch {
 		case he.By == RejectedByUs:
-			log.Warn("client rejected by us; closed, nothing it sent is printed", kv...)
+			s.warns.Warn(log, "client rejected by us; closed, nothing it sent is printed", kv...)
 		case he.By == RefusedByPeer:
-			log.Warn("client refused our certificate; closed", kv...)
+			s.warns.Warn(log, "client refused our certificate; closed", kv...)
 		case errors.Is(err, ErrClosedEarly):
-			log.Warn("client closed before its ClientHello was answered; closed", kv...)
+			s.probes.Warn(log, "client closed before its ClientHello was answered; closed", kv...)
 		default:
-			log.Warn("handshake failed, client rejected; closed, nothing it sent is printed", kv...)
+			s.warns.Warn(log, "handshake failed, client rejected; closed, nothing it sent is printed", kv...)
 		}
 		s.emit(Event{Kind: EventReject, Conn: id, Remote: remote, Reason: he.Reason, By: he.By, PeerSHA256: sum, PeerSPKI: spki})
 		return
