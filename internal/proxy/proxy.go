@@ -137,12 +137,15 @@ type Proxy struct {
 	emit func(Event)
 	// warns bounds the warnings about failed handshakes, and probes the
 	// info lines about clients that closed before their ClientHello:
-	// anyone who can connect may cause either.
-	warns, probes ratelog.Limiter
+	// anyone who can connect may cause either. unreachable bounds those
+	// about a target that cannot be reached: while it is down, every
+	// connection of a client that retries at once meets it.
+	warns, probes, unreachable ratelog.Limiter
 }
 
-// warnBurst is how many failed handshakes (and, apart, early closes) a
-// second are logged; the rest go to debug level, counted in the next line.
+// warnBurst is how many failed handshakes (and, apart, early closes, and
+// connections that could not reach the target) a second are logged; the
+// rest go to debug level, counted in the next line.
 const warnBurst = 10
 
 // New checks cfg and returns a proxy.
@@ -165,7 +168,7 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Log == nil {
 		cfg.Log = hclog.NewNullLogger()
 	}
-	p := &Proxy{cfg: cfg, warns: ratelog.Limiter{Burst: warnBurst}, probes: ratelog.Limiter{Burst: warnBurst}}
+	p := &Proxy{cfg: cfg, warns: ratelog.Limiter{Burst: warnBurst}, probes: ratelog.Limiter{Burst: warnBurst}, unreachable: ratelog.Limiter{Burst: warnBurst}}
 	p.emit = serialized(cfg.OnEvent)
 	h := server.HandlerFunc(p.serveTLS)
 	if cfg.Mode == ClientMode {
@@ -241,7 +244,7 @@ func (p *Proxy) serveTLS(ctx context.Context, c *server.Conn) {
 	target, err := p.dialTarget(ctx)
 	if err != nil {
 		ev.Kind, ev.Reason, ev.Duration = EventClosed, err.Error(), time.Since(start)
-		p.cfg.Log.Warn("target unreachable; client closed", "conn", ev.Conn, "remote", ev.Remote, "error", err)
+		p.unreachable.Warn(p.cfg.Log, "target unreachable; client closed", "conn", ev.Conn, "remote", ev.Remote, "error", err)
 		p.emit(ev)
 		return
 	}
@@ -263,7 +266,7 @@ func (p *Proxy) servePlain(ctx context.Context, c *server.Conn) {
 		}
 		ev.Kind, ev.By, ev.Reason = EventRejected, server.HandshakeFailed, err.Error()
 		p.cfg.Metrics.handshake(string(server.HandshakeFailed))
-		p.cfg.Log.Warn(msg, "conn", ev.Conn, "remote", ev.Remote, "error", err)
+		p.unreachable.Warn(p.cfg.Log, msg, "conn", ev.Conn, "remote", ev.Remote, "error", err)
 		p.emit(ev)
 		return
 	}
