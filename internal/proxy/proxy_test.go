@@ -24,6 +24,7 @@ import (
 	"github.com/tlspin/tlspin/core/pintls"
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/e2e"
+	"github.com/tlspin/tlspin/internal/keypair"
 	"github.com/tlspin/tlspin/internal/proxy"
 	"github.com/tlspin/tlspin/internal/server"
 	"github.com/tlspin/tlspin/internal/wait"
@@ -348,7 +349,7 @@ func TestReloadKeepsLiveStreams(t *testing.T) {
 		return tls.Certificate{Certificate: [][]byte{c.Raw}, Leaf: c}
 	}
 	first := write()
-	cert, err := proxy.LoadCertificate(file, "", nil)
+	cert, err := keypair.Load(file, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

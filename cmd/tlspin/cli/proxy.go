@@ -9,8 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strings"
 	"syscall"
 	"time"
@@ -21,6 +19,7 @@ import (
 	"github.com/tlspin/tlspin"
 	"github.com/tlspin/tlspin/core/pintls"
 	"github.com/tlspin/tlspin/internal/client"
+	"github.com/tlspin/tlspin/internal/keypair"
 	"github.com/tlspin/tlspin/internal/proxy"
 	"github.com/tlspin/tlspin/internal/server"
 )
@@ -184,10 +183,10 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 	case f.key != "" && f.cert == "":
 		return usagef("--key needs --cert")
 	}
-	var cert *proxy.Certificate
+	var cert *keypair.Certificate
 	if f.cert != "" {
 		var err error
-		if cert, err = proxy.LoadCertificate(f.cert, f.key, a.log); err != nil {
+		if cert, err = keypair.Load(f.cert, f.key, a.log); err != nil {
 			return err
 		}
 	}
@@ -290,10 +289,7 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 		defer stop()
 		logged = append(logged, "metrics", "http://"+addr+"/metrics")
 	}
-	if cert != nil {
-		go cert.Watch(ctx, f.watch)
-	}
-	stop := reloadOnHangup(ctx, cert, a)
+	stop := keepCurrent(ctx, cert, f.watch, a)
 	defer stop()
 	a.log.Info("listening", logged...)
 	if err := p.Serve(ctx, ln); err != nil {
@@ -310,36 +306,6 @@ func verifierNames(specs []string) []string {
 		out[i], _, _ = strings.Cut(s, ":")
 	}
 	return out
-}
-
-// reloadOnHangup reloads cert on every SIGHUP until stop is called. With
-// no cert (proxy client without --cert) there is nothing to reload: it
-// says so, rather than let SIGHUP's default action end the proxy and cut
-// every connection.
-func reloadOnHangup(ctx context.Context, cert *proxy.Certificate, a *app) (stop func()) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				if cert == nil {
-					a.log.Info("SIGHUP: no --cert to reload; going on")
-					continue
-				}
-				if err := cert.Reload(); err != nil {
-					a.log.Warn("SIGHUP: certificate does not load; keeping the one in use", "error", err)
-					continue
-				}
-				a.log.Info("SIGHUP: certificate reloaded; new connections get it")
-			}
-		}
-	}()
-	return func() { signal.Stop(hup); <-done }
 }
 
 // What --metrics's HTTP server holds for its clients: a scraper needs one

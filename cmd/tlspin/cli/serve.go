@@ -14,8 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tlspin/tlspin"
-	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/pintls"
+	"github.com/tlspin/tlspin/internal/keypair"
 	"github.com/tlspin/tlspin/internal/server"
 )
 
@@ -28,6 +28,7 @@ type serveFlags struct {
 	handshakeTimeout  time.Duration
 	idleTimeout       time.Duration
 	grace             time.Duration
+	watch             time.Duration
 	v                 verifierFlags
 }
 
@@ -70,9 +71,12 @@ rejected, refused or failed as above, and the client certificate's
 fingerprints) and close. Data that is not UTF-8
 comes as data_base64.
 
-SIGINT or SIGTERM stops accepting, lets open connections finish within
---grace, stops the verifier plugins and exits 0; a second signal ends it at
-once (exit 130 or 143).`,
+SIGHUP reloads --cert and --key, as the proxy does; changes on disk are
+picked up too (checked every --watch-interval). Open connections continue,
+new ones get the new certificate; one that does not load is logged and the
+one in use stays. SIGINT or SIGTERM stops accepting, lets open connections
+finish within --grace, stops the verifier plugins and exits 0; a second
+signal ends it at once (exit 130 or 143).`,
 		Example: `  tlspin serve --cert cert.pem
   tlspin serve --listen 127.0.0.1:8443 --cert cert.pem --once
   tlspin serve --listen :8081 --cert cert.pem   # every interface
@@ -93,6 +97,7 @@ once (exit 130 or 143).`,
 	fs.DurationVar(&f.handshakeTimeout, "handshake-timeout", server.DefaultHandshakeTimeout, "longest a TLS handshake (verification included) may take")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "close a connection that sends nothing for this long")
 	fs.DurationVar(&f.grace, "grace", server.DefaultGracePeriod, "on SIGINT/SIGTERM, how long open connections may finish")
+	fs.DurationVar(&f.watch, "watch-interval", time.Second, "how often --cert and --key are checked for changes on disk")
 	f.v.register(fs, "clients (mutual TLS)")
 	return c
 }
@@ -106,7 +111,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	if f.cert == "" {
 		return usagef("serve needs --cert FILE (make one with: tlspin cert --out cert.pem)")
 	}
-	cert, err := certs.LoadKeyPair(f.cert, f.key)
+	cert, err := keypair.Load(f.cert, f.key, a.log)
 	if err != nil {
 		return err
 	}
@@ -125,7 +130,9 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		}
 		return fmt.Errorf("serve: cannot listen on %q: %w", addr, err)
 	}
-	tlsCfg := pintls.ServerConfig(cert, nil, pintls.Options{})
+	tlsCfg := pintls.ServerConfig(*cert.Current(), nil, pintls.Options{})
+	// GetConfigForClient clones this very config: reloads reach it.
+	tlsCfg.Certificates, tlsCfg.GetCertificate = nil, cert.GetCertificate
 	var confirm server.Confirm
 	if vs != nil {
 		tlsCfg = vs.HookServerConfig(tlsCfg)
@@ -154,6 +161,8 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		ln.Close()
 		return err
 	}
+	stop := keepCurrent(ctx, cert, f.watch, a)
+	defer stop()
 	a.log.Info("listening", "addr", ln.Addr().String(), "mutual_tls", vs != nil)
 	if err := srv.Serve(ctx, ln); err != nil {
 		return err

@@ -1,4 +1,4 @@
-package proxy
+package keypair
 
 import (
 	"bytes"
@@ -35,7 +35,7 @@ func TestReloadAfterAHalfWrittenFile(t *testing.T) {
 	if err := os.WriteFile(file, old, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := LoadCertificate(file, "", nil)
+	c, err := Load(file, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

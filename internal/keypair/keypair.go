@@ -1,4 +1,8 @@
-package proxy
+// Package keypair keeps a key pair loaded from files current for TLS
+// servers and clients that run for long: it reloads the files on request
+// (SIGHUP) and when they change on disk, and keeps the pair in use when a
+// new one does not load.
+package keypair
 
 import (
 	"context"
@@ -27,8 +31,8 @@ type Certificate struct {
 	load func(certFile, keyFile string) (tls.Certificate, error)
 }
 
-// LoadCertificate loads certFile (with its key unless keyFile is given).
-func LoadCertificate(certFile, keyFile string, log hclog.Logger) (*Certificate, error) {
+// Load loads certFile (with its key unless keyFile is given).
+func Load(certFile, keyFile string, log hclog.Logger) (*Certificate, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
@@ -62,7 +66,7 @@ func (c *Certificate) Reload() error {
 	pair, err := c.load(c.certFile, c.keyFile)
 	c.seen = seen
 	if err != nil {
-		return fmt.Errorf("proxy: reload %q: %w", c.certFile, err)
+		return fmt.Errorf("keypair: reload %q: %w", c.certFile, err)
 	}
 	c.cur.Store(&pair)
 	return nil

@@ -1,0 +1,76 @@
+package cli_test
+
+import (
+	"bytes"
+	"crypto/tls"
+	"io"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tlspin/tlspin/internal/testbin"
+	"github.com/tlspin/tlspin/internal/wait"
+)
+
+// TestServeReloadsItsCertificate: serve takes a renewed --cert as the
+// proxy does, on SIGHUP (the watch interval is an hour, so only the signal
+// can do it) or when the file changes on disk, while an open connection
+// keeps printing. SIGHUP used to end serve by its default action (exit
+// 129), cutting every connection.
+func TestServeReloadsItsCertificate(t *testing.T) {
+	for _, tt := range []struct {
+		name, watch, logged string
+		hup                 bool
+	}{
+		{"SIGHUP", "1h", "SIGHUP: certificate reloaded", true},
+		{"on disk", "20ms", "certificate reloaded from disk", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			srvFile, _ := identityFile(t, dir, "server")
+			p, addr := startBG(t, proxyListening, testbin.Tlspin(t), "--log-level", "info", "serve", "--listen", "127.0.0.1:0", "--cert", srvFile, "--watch-interval", tt.watch)
+			leaf := func(c *tls.Conn) []byte { return c.ConnectionState().PeerCertificates[0].Raw }
+			live, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer live.Close()
+			first := leaf(live)
+			io.WriteString(live, "before\n")
+			identityFile(t, dir, "server") // a new pair in the same file
+			if tt.hup {
+				p.cmd.Process.Signal(syscall.SIGHUP)
+			}
+			if !wait.Until(10*time.Second, func() bool { return strings.Contains(p.stderr.String(), tt.logged) }) {
+				t.Fatalf("no %q", tt.logged)
+			}
+			c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+			if bytes.Equal(leaf(c), first) {
+				t.Error("new connection after the reload got the old certificate")
+			}
+			io.WriteString(live, "after\n")
+			if !wait.Until(10*time.Second, func() bool { return strings.Contains(p.stdout.String(), "after") }) {
+				t.Fatalf("the open connection stopped printing after the reload:\n%s", p.stdout)
+			}
+			if got := p.stdout.String(); !strings.Contains(got, "before\n") {
+				t.Errorf("stdout %q: want both lines", got)
+			}
+			live.Close()
+			p.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case err := <-p.done:
+				p.done <- err
+				if err != nil {
+					t.Fatalf("serve exited with %v after SIGTERM, want 0", err)
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatal("serve did not exit after SIGTERM")
+			}
+		})
+	}
+}
