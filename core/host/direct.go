@@ -161,7 +161,7 @@ func (d *directProc) handshake(ctx context.Context, spec Spec, timeout time.Dura
 	case <-t.C:
 		return fmt.Errorf("%w: verifier %q: %q wrote no handshake line within %s", ErrHandshake, spec.Name, spec.Path, timeout)
 	case <-ctx.Done():
-		return fmt.Errorf("host: verifier %q: start abandoned: %w", spec.Name, ctx.Err())
+		return abandoned(ctx, spec.Name)
 	}
 	if line == "" {
 		err := fmt.Errorf("%w: verifier %q: %q exited before the handshake", ErrHandshake, spec.Name, spec.Path)

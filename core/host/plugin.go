@@ -716,6 +716,9 @@ func Describe(ctx context.Context, spec Spec, cfg Config) (*verify.Description, 
 
 // spawn starts one plugin process and asks it to describe itself.
 func spawn(ctx context.Context, spec Spec, cfg Config, log hclog.Logger) (*instance, *verify.Description, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, abandoned(ctx, spec.Name)
+	}
 	// An absolute path: exec never searches $PATH for a bare name.
 	path, err := filepath.Abs(spec.Path)
 	if err != nil {
@@ -764,8 +767,16 @@ func spawn(ctx context.Context, spec Spec, cfg Config, log hclog.Logger) (*insta
 		r.removeSockDir()
 		return nil, nil, err
 	}
+	// go-plugin waits for the plugin's handshake line until the start
+	// timeout, whatever ctx says: the end of ctx kills the process (or
+	// keeps it from starting), which ends the wait.
+	stopAbandon := context.AfterFunc(ctx, r.abandon)
 	cp, err := client.Client()
+	stopAbandon()
 	inst.pid = r.pid
+	if err != nil && ctx.Err() != nil {
+		return fail(abandoned(ctx, spec.Name))
+	}
 	if err != nil {
 		err = startError(spec, cfg.StartTimeout, err)
 		if errors.Is(err, ErrHandshake) {
@@ -801,6 +812,12 @@ func spawn(ctx context.Context, spec Spec, cfg Config, log hclog.Logger) (*insta
 		return fail(err)
 	}
 	return inst, desc, nil
+}
+
+// abandoned is the error of a launch given up because ctx ended (the
+// caller's context, or the Plugin's Close during a restart).
+func abandoned(ctx context.Context, name string) error {
+	return fmt.Errorf("host: verifier %q: start abandoned: %w", name, ctx.Err())
 }
 
 // startError explains a failed launch, bounded by timeout, in terms a

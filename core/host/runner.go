@@ -47,6 +47,12 @@ type procRunner struct {
 	pipesOnce      sync.Once
 	sockDir        string
 
+	// startMu orders Start and abandon, which another goroutine calls
+	// when the start's context ends: a process is started only if the
+	// launch was not abandoned, and one started is killed if it was.
+	startMu   sync.Mutex
+	abandoned bool
+
 	exitMu  sync.Mutex
 	exitErr error // why the process exited, once reaped
 	reaped  bool
@@ -100,6 +106,11 @@ func (r *procRunner) command(extraEnv []string) *exec.Cmd {
 // Start starts the process, logging at debug level as go-plugin's own
 // runner does.
 func (r *procRunner) Start(context.Context) error {
+	r.startMu.Lock()
+	defer r.startMu.Unlock()
+	if r.abandoned {
+		return errAbandoned
+	}
 	r.log.Debug("starting plugin", "path", r.path, "args", r.args, "pinned", r.exe != nil)
 	if err := r.cmd.Start(); err != nil {
 		return err
@@ -108,6 +119,22 @@ func (r *procRunner) Start(context.Context) error {
 	r.pid = r.cmd.Process.Pid
 	r.log.Debug("plugin started", "path", r.path, "pid", r.pid)
 	return nil
+}
+
+// errAbandoned is what Start returns once the launch was abandoned.
+var errAbandoned = errors.New("host: launch abandoned")
+
+// abandon gives up the launch, from any goroutine: a process not yet
+// started never starts, and one started is killed, which ends go-plugin's
+// wait for its handshake line (it heeds only the start timeout).
+func (r *procRunner) abandon() {
+	r.startMu.Lock()
+	r.abandoned = true
+	started := r.started
+	r.startMu.Unlock()
+	if started {
+		r.kill()
+	}
 }
 
 // Wait is called by go-plugin once it has read stdout and stderr to the
