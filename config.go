@@ -135,7 +135,13 @@ func (r *recording) Commit(ctx context.Context, req *verify.Request) (*verify.Co
 		r.outs = outs // what the "verified" line, after this, names
 		return &verify.CommitResponse{}, nil
 	}
-	return nil, rejection(peer, req.Leaf(), &policy.RejectError{Mode: mode, Outcomes: outs})
+	e := rejection(peer, req.Leaf(), &policy.RejectError{Mode: mode, Outcomes: outs})
+	if r.v.closed() {
+		// Close stopped the verifier that was to record: the error of a
+		// closed Verifiers, as a verification cut short by Close.
+		e.failed, e.closed = true, true
+	}
+	return nil, e
 }
 
 // unrecordedHow says what records a first use, for a configuration of

@@ -22,7 +22,9 @@ var (
 	ErrVerifierFailed = errors.New("tlspin: verifier failed")
 	// ErrClosed is matched by errors of a closed Verifiers: every
 	// handshake through its configurations fails (with ErrVerifierFailed
-	// too), and Dial and Listen refuse to start.
+	// too), as does a first use confirmed after Close (Confirm, the
+	// confirm function of ClientConfigForAddr), and Dial and Listen
+	// refuse to start.
 	ErrClosed = errors.New("tlspin: verifiers closed")
 	// ErrBadConfig is matched by errors of Start caused by its arguments: a
 	// malformed spec, an unknown verifier, an option the verifier refuses,
