@@ -95,7 +95,8 @@ const DefaultHandshakeTimeout = 10 * time.Second
 // once the cause goes away. Accept returns an error only once the
 // listener is closed, by Close, underneath it, or by v's Close (the error
 // then matches ErrClosed and net.ErrClosed, so that http.Serve returns),
-// and from then on always.
+// and from then on always. Closing the listener ends the handshakes in
+// progress; the connections it returned stay open.
 func (v *Verifiers) Listen(network, addr string, cert tls.Certificate) (net.Listener, error) {
 	if v.closed() {
 		return nil, fmt.Errorf("tlspin: listen %s: %w", addr, ErrClosed)
@@ -159,6 +160,8 @@ func (v *Verifiers) listen(inner net.Listener, cert tls.Certificate) *listener {
 		inHand:   map[net.Conn]*list.Element{},
 		bySrc:    map[netip.Addr]*list.List{},
 	}
+	// The handshakes in progress end with the listener, or with v.
+	l.ctx, l.cancel = context.WithCancel(v.ctx)
 	// Without verifiers, every handshake would fail: stop listening. If
 	// v is closed already, the func runs at once in a goroutine of its
 	// own: l.mu keeps it from closing l before stopFollowing is stored.
@@ -182,6 +185,10 @@ type listener struct {
 	cfg   *tls.Config
 	conns chan net.Conn
 	done  chan struct{}
+	// ctx bounds the handshakes: it ends at Close, when no connection
+	// can be accepted any more, and at v's Close.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu   sync.Mutex
 	err  error // why acceptLoop stopped, or v was closed
@@ -336,7 +343,7 @@ func (l *listener) isClosed() bool {
 }
 
 func (l *listener) serveHandshake(raw net.Conn) {
-	ctx, cancel := context.WithTimeout(l.v.ctx, DefaultHandshakeTimeout)
+	ctx, cancel := context.WithTimeout(l.ctx, DefaultHandshakeTimeout)
 	defer cancel()
 	conn := tls.Server(raw, l.cfg)
 	confirm := func(ctx context.Context) error { return l.v.Confirm(ctx, conn) }
@@ -364,6 +371,10 @@ func (l *listener) logFailure(conn *tls.Conn, err error) {
 	remote := conn.RemoteAddr().String()
 	if l.v.closed() {
 		l.v.log.Debug("client handshake cut short: verifiers closed", "remote", remote, "error", err)
+		return
+	}
+	if l.isClosed() {
+		l.v.log.Debug("client handshake cut short: listener closed", "remote", remote, "error", err)
 		return
 	}
 	// No version was negotiated: no ClientHello arrived.
@@ -394,12 +405,15 @@ func (l *listener) Accept() (net.Conn, error) {
 	}
 }
 
-// Close stops listening; connections already accepted stay open.
+// Close stops listening and ends the handshakes in progress, whose
+// connections could no longer be accepted; connections already accepted
+// stay open.
 func (l *listener) Close() error {
 	var err error
 	l.once.Do(func() {
 		l.stopFollowing()
 		close(l.done)
+		l.cancel()
 		err = l.Listener.Close()
 	})
 	return err
