@@ -185,7 +185,10 @@ func (v *Verifiers) decide(ctx context.Context, req *verify.Request) ([]policy.O
 	}
 	e := rejection(peer, req.Leaf(), pe)
 	if v.closed() {
+		// Close cut the verification short: the verifiers' failures
+		// ("gave up waiting") are its doing, not theirs.
 		e.failed, e.closed = true, true
+		e.msg = "verifiers closed during the verification, every peer is rejected"
 	}
 	v.log.Debug("peer rejected", "peer", peer, "remote", req.RemoteAddr, "error", e, "sha256", e.PeerSHA256, "spki", e.PeerSPKI)
 	return nil, e
