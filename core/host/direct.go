@@ -32,7 +32,7 @@ const maxStdoutLine = 4 << 10
 // handshake's cookie and its end of the channel (direct.NewChannel), its
 // stderr is re-emitted under the verifier's name, and its first stdout
 // line must be the handshake line, naming the descriptor it was given.
-func spawnDirect(ctx context.Context, spec Spec, cfg Config, log hclog.Logger, exe *os.File) (*instance, *verify.Description, error) {
+func spawnDirect(ctx context.Context, by time.Time, spec Spec, cfg Config, log hclog.Logger, exe *os.File) (*instance, *verify.Description, error) {
 	ch, theirs, err := direct.NewChannel()
 	if err != nil {
 		return nil, nil, fmt.Errorf("host: verifier %q: %w", spec.Name, err)
@@ -50,7 +50,7 @@ func spawnDirect(ctx context.Context, spec Spec, cfg Config, log hclog.Logger, e
 		inst.kill()
 		return nil, nil, err
 	}
-	if err := d.handshake(ctx, spec, cfg.StartTimeout, fd); err != nil {
+	if err := d.handshake(ctx, spec, by, cfg.StartTimeout, fd); err != nil {
 		return fail(err)
 	}
 	if k := spec.Known; k != nil {
@@ -59,7 +59,7 @@ func spawnDirect(ctx context.Context, spec Spec, cfg Config, log hclog.Logger, e
 		desc.Options = slices.Clone(desc.Options)
 		return inst, &desc, nil
 	}
-	sctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
+	sctx, cancel := context.WithDeadline(ctx, by)
 	defer cancel()
 	desc, err := d.client.Describe(sctx)
 	if err != nil {
@@ -150,10 +150,10 @@ func (d *directProc) readStdout(out *os.File, log hclog.Logger) {
 	}
 }
 
-// handshake waits for the handshake line and checks that it names the
-// channel's descriptor, fd.
-func (d *directProc) handshake(ctx context.Context, spec Spec, timeout time.Duration, fd int) error {
-	t := time.NewTimer(timeout)
+// handshake waits for the handshake line until by, when the start
+// timeout ends, and checks that it names the channel's descriptor, fd.
+func (d *directProc) handshake(ctx context.Context, spec Spec, by time.Time, timeout time.Duration, fd int) error {
+	t := time.NewTimer(time.Until(by))
 	defer t.Stop()
 	var line string
 	select {

@@ -67,8 +67,8 @@ type Config struct {
 	Logger hclog.Logger
 	// VerifyTimeout bounds one Verify call (default 5s).
 	VerifyTimeout time.Duration
-	// StartTimeout bounds the launch handshake, Describe and Configure
-	// (default 10s).
+	// StartTimeout bounds the start of a plugin process: the launch
+	// handshake, Describe and Configure together (default 10s).
 	StartTimeout time.Duration
 	// Env is the whole environment the plugin receives; the host's own
 	// environment is not passed (go-plugin SkipHostEnv).
@@ -654,7 +654,9 @@ func (p *Plugin) notify(c verify.PolicyChange) {
 
 // launch starts one plugin process and configures it.
 func (p *Plugin) launch(ctx context.Context) (*instance, *verify.Description, bool, error) {
-	inst, desc, err := spawn(ctx, p.spec, p.cfg, p.log)
+	// One start timeout for the whole start, not one per step.
+	by := time.Now().Add(p.cfg.StartTimeout)
+	inst, desc, err := spawn(ctx, by, p.spec, p.cfg, p.log)
 	if err != nil {
 		return nil, nil, false, err
 	}
@@ -664,7 +666,7 @@ func (p *Plugin) launch(ctx context.Context) (*instance, *verify.Description, bo
 		inst.stop()
 		return nil, nil, false, fmt.Errorf("host: verifier %q: %w", p.spec.Name, err)
 	}
-	sctx, cancel := context.WithTimeout(ctx, p.cfg.StartTimeout)
+	sctx, cancel := context.WithDeadline(ctx, by)
 	defer cancel()
 	cr, err := inst.v.Configure(sctx, &verify.ConfigureRequest{Options: p.spec.Options})
 	if err != nil {
@@ -706,7 +708,7 @@ func startCallError(ctx, sctx context.Context, name, call string, inst *instance
 func Describe(ctx context.Context, spec Spec, cfg Config) (*verify.Description, error) {
 	cfg.defaults()
 	spec.Known = nil // the plugin is asked
-	inst, desc, err := spawn(ctx, spec, cfg, cfg.Logger.ResetNamed(spec.Name))
+	inst, desc, err := spawn(ctx, time.Now().Add(cfg.StartTimeout), spec, cfg, cfg.Logger.ResetNamed(spec.Name))
 	if err != nil {
 		return nil, err
 	}
@@ -714,8 +716,9 @@ func Describe(ctx context.Context, spec Spec, cfg Config) (*verify.Description, 
 	return desc, nil
 }
 
-// spawn starts one plugin process and asks it to describe itself.
-func spawn(ctx context.Context, spec Spec, cfg Config, log hclog.Logger) (*instance, *verify.Description, error) {
+// spawn starts one plugin process and asks it to describe itself, by the
+// time by, when the start timeout ends.
+func spawn(ctx context.Context, by time.Time, spec Spec, cfg Config, log hclog.Logger) (*instance, *verify.Description, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, abandoned(ctx, spec.Name)
 	}
@@ -734,7 +737,7 @@ func spawn(ctx context.Context, spec Spec, cfg Config, log hclog.Logger) (*insta
 		defer exe.Close()
 	}
 	if spec.Direct {
-		return spawnDirect(ctx, spec, cfg, log, exe)
+		return spawnDirect(ctx, by, spec, cfg, log, exe)
 	}
 	r := newProcRunner(path, spec.Args, cfg.Env, exe)
 	stderr := &pluginStderr{log: log}
@@ -753,7 +756,7 @@ func spawn(ctx context.Context, spec Spec, cfg Config, log hclog.Logger) (*insta
 		Logger:           goPluginLogger{Logger: log, muted: filepath.Base(path)},
 		AutoMTLS:         autoMTLS,
 		SkipHostEnv:      true,
-		StartTimeout:     cfg.StartTimeout,
+		StartTimeout:     time.Until(by),
 		Stderr:           stderr,
 		// A Go plugin's writes to os.Stderr after it started reach the host
 		// through go-plugin's stdio stream, not the stderr pipe; without
@@ -800,7 +803,7 @@ func spawn(ctx context.Context, spec Spec, cfg Config, log hclog.Logger) (*insta
 		return fail(fmt.Errorf("host: verifier %q: unexpected plugin type %T", spec.Name, raw))
 	}
 	inst.v = v
-	sctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
+	sctx, cancel := context.WithDeadline(ctx, by)
 	defer cancel()
 	desc, err := v.Describe(sctx)
 	if err != nil {

@@ -9,6 +9,9 @@
 // Built as tlspin-verifier-misbehave-escape, it describes itself with
 // terminal escape sequences in every field: Describe has no options to
 // choose a mode with, and the host passes on none of its environment.
+// Built as tlspin-verifier-misbehave-slow, it takes slowStart to answer
+// Describe, and as long to answer Configure: each call within a start
+// timeout a little longer, the whole start not.
 package main
 
 import (
@@ -16,6 +19,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/tlspin/tlspin/core/sdk"
 	"github.com/tlspin/tlspin/core/verify"
@@ -27,7 +31,14 @@ type misbehave struct{ mode string }
 // title, a cleared screen, and a carriage return that overwrites the line.
 const hostile = "\x1b]0;pwned\x07\x1b[2J\rtlspin: sent"
 
+// slowStart is how long tlspin-verifier-misbehave-slow takes to answer
+// Describe, and Configure.
+const slowStart = 1500 * time.Millisecond
+
 func (m *misbehave) Describe(context.Context) (*verify.Description, error) {
+	if filepath.Base(os.Args[0]) == "tlspin-verifier-misbehave-slow" {
+		time.Sleep(slowStart)
+	}
 	if filepath.Base(os.Args[0]) == "tlspin-verifier-misbehave-escape" {
 		return &verify.Description{Name: "n" + hostile, Version: "v" + hostile, Summary: "s" + hostile,
 			Options: []verify.Option{{Name: "o" + hostile, Description: "d" + hostile}}}, nil
@@ -36,7 +47,7 @@ func (m *misbehave) Describe(context.Context) (*verify.Description, error) {
 }
 
 func (m *misbehave) Configure(ctx context.Context, req *verify.ConfigureRequest) (*verify.ConfigureResponse, error) {
-	d, _ := m.Describe(ctx)
+	d, _ := m.Describe(ctx) // tlspin-verifier-misbehave-slow: slowStart
 	if err := verify.CheckOptions(d, req.Options); err != nil {
 		return nil, err
 	}
