@@ -40,6 +40,11 @@ func (v *Verifiers) handshake(ctx context.Context, conn *tls.Conn, confirm func(
 // see addr itself, so tofu records the server as HOST:PORT, exactly as the
 // tlspin command does. The connection returned is a *tls.Conn.
 //
+// ctx bounds the connect, the handshake, the verification and the record.
+// A server the verifiers reject fails Dial with an error that wraps the
+// *RejectionError (errors.As; ErrRejected or ErrVerifierFailed); after
+// Close, Dial fails at once with ErrClosed.
+//
 // Its signature fits net/http: http.Transport{DialTLSContext: v.Dial}.
 func (v *Verifiers) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	if v.closed() {

@@ -80,6 +80,7 @@ type RejectionError struct {
 	closed bool
 }
 
+// Error says which peer was rejected, and Reason.
 func (e *RejectionError) Error() string { return "tlspin: " + e.Peer + " rejected: " + e.Reason() }
 
 // Reason says which verifier said what, without the "tlspin: server

@@ -150,3 +150,58 @@ func ExampleVerifiers_Dial() {
 	fmt.Println(out)
 	// Output: 200 OK hello
 }
+
+// Listen serves mutual TLS: Accept returns only connections whose client
+// presented a certificate the verifiers allow. It fits http.Serve, and
+// records a tofu first use once the handshake has succeeded.
+func ExampleVerifiers_Listen() {
+	ctx := context.Background()
+	server, client := newIdentity("server"), newIdentity("client")
+
+	v, err := tlspin.Start(ctx, "spkipin:pin="+client.spki)
+	fatalIf(err)
+	defer v.Close()
+	ln, err := v.Listen("tcp", "127.0.0.1:0", server.cert)
+	fatalIf(err)
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept() // verified: the handshake is done
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "welcome\n")
+			c.Close()
+		}
+	}()
+
+	conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{
+		InsecureSkipVerify: true, // this client checks nothing; see ClientConfig
+		Certificates:       []tls.Certificate{client.cert},
+	})
+	fatalIf(err)
+	defer conn.Close()
+	line, err := io.ReadAll(conn)
+	fatalIf(err)
+	fmt.Print(string(line))
+	// Output: welcome
+}
+
+// Check decides on a certificate chain without a handshake (read from a
+// file, say), as the verifiers would decide on a peer presenting it.
+func ExampleVerifiers_Check() {
+	ctx := context.Background()
+	server, other := newIdentity("server"), newIdentity("other")
+
+	v, err := tlspin.Start(ctx, "spkipin:pin="+server.spki)
+	fatalIf(err)
+	defer v.Close()
+	verdicts, err := v.Check(ctx, tlspin.Peer{Chain: server.cert.Certificate, ServerName: "localhost"})
+	fatalIf(err)
+	fmt.Println(verdicts[0].Verifier, verdicts[0].Allowed)
+	_, err = v.Check(ctx, tlspin.Peer{Chain: other.cert.Certificate, ServerName: "localhost"})
+	fmt.Println(errors.Is(err, tlspin.ErrRejected))
+	// Output:
+	// spkipin true
+	// true
+}
