@@ -3,6 +3,7 @@ package tlspin
 import (
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -22,7 +23,7 @@ const (
 	RequireAny Require = "any"
 )
 
-// An Option tunes StartWith.
+// An Option tunes StartWith; a nil Option is none.
 type Option func(*options)
 
 type options struct {
@@ -105,10 +106,10 @@ func WithStartTimeout(d time.Duration) Option {
 }
 
 // WithLogger sends tlspin's and the plugins' logs to l. The default logs
-// to stderr at $TLSPIN_LOG_LEVEL, warn when unset. Plugins are given l's
-// level as their TLSPIN_LOG_LEVEL.
+// to stderr at $TLSPIN_LOG_LEVEL, warn when unset; a nil l keeps it.
+// Plugins are given l's level as their TLSPIN_LOG_LEVEL.
 func WithLogger(l hclog.Logger) Option {
-	return func(o *options) { o.launch.Logger, o.logSet = l, true }
+	return func(o *options) { o.launch.Logger, o.logSet = l, l != nil }
 }
 
 // WithoutCache asks the verifiers on every handshake, even when a verdict
@@ -139,9 +140,14 @@ func WithMaxHandshakes(n int) Option {
 
 // WithGetenv makes Start read the environment through getenv instead of
 // os.Getenv: $PATH and $TLSPIN_PLUGIN_PATH to find verifiers, the variables
-// passed to plugins, and $TLSPIN_LOG_LEVEL.
+// passed to plugins, and $TLSPIN_LOG_LEVEL. A nil getenv is os.Getenv.
 func WithGetenv(getenv func(string) string) Option {
-	return func(o *options) { o.launch.Getenv = getenv }
+	return func(o *options) {
+		if getenv == nil {
+			getenv = os.Getenv
+		}
+		o.launch.Getenv = getenv
+	}
 }
 
 // WithTlspinBinary runs built-in verifiers as `path __verifier NAME`
@@ -153,7 +159,9 @@ func WithTlspinBinary(path string) Option {
 // apply collects opts and checks them.
 func (o *options) apply(opts []Option) error {
 	for _, f := range opts {
-		f(o)
+		if f != nil {
+			f(o)
+		}
 	}
 	switch o.require {
 	case "":
