@@ -27,6 +27,9 @@ import (
 	"github.com/tlspin/tlspin/internal/hsserver"
 )
 
+// ErrDuplicateVerifier is returned by Run when a verifier is named twice.
+var ErrDuplicateVerifier = errors.New("compare: a verifier may be named once")
+
 // Plugin is a started verifier, normally a *host.Plugin.
 type Plugin interface {
 	Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error)
@@ -121,6 +124,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if len(cfg.Verifiers) == 0 {
 		cfg.Verifiers = DefaultVerifiers()
+	}
+	// Results, columns and Options are keyed by name: a name given twice
+	// would show two columns of one configuration under one label.
+	for i, name := range cfg.Verifiers {
+		if slices.Contains(cfg.Verifiers[:i], name) {
+			return nil, fmt.Errorf("%w: verifier %q given twice", ErrDuplicateVerifier, name)
+		}
 	}
 	if cfg.Samples <= 0 {
 		cfg.Samples = 200

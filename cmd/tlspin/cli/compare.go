@@ -146,7 +146,7 @@ func (a *app) runCompare(cmd *cobra.Command, f *compareFlags) error {
 	// ends tlspin by SIGPIPE, before deferred calls run.
 	os.RemoveAll(dir)
 	if err != nil {
-		if errors.Is(err, compare.ErrUnknownStrategy) {
+		if errors.Is(err, compare.ErrUnknownStrategy) || errors.Is(err, compare.ErrDuplicateVerifier) {
 			return usageError{err}
 		}
 		return err

@@ -189,6 +189,10 @@ func TestCompareUsage(t *testing.T) {
 	}{
 		{"json and markdown", []string{"compare", "--json", "--markdown"}, "choose one"},
 		{"unknown strategy", []string{"compare", "--verifier", "nosuch"}, "nosuch"},
+		// One column per name: the second spec used to configure both
+		// columns, both labelled spkipin, the first silently not as given.
+		{"same verifier twice", []string{"compare", "--verifier", "spkipin", "--verifier", "spkipin:pin=sha256//tL1tfR5xCoKUYjnFqHcFUGC7voZ+YCh1XqpP4wSvUa4="}, `verifier "spkipin" given twice`},
+		{"same verifier twice, both bare", []string{"compare", "--verifier", "md5pin", "--verifier", "md5pin"}, `verifier "md5pin" given twice`},
 		{"ref-ca without ref", []string{"compare", "--ref-ca", "x.pem"}, "--ref"},
 		{"missing ref", []string{"compare", "--ref", "/nonexistent/ref.pem"}, "ref.pem"},
 		// Refused before the run (nothing on stdout), naming the path given.
@@ -198,6 +202,9 @@ func TestCompareUsage(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			stdout, stderr, code := run(t, tt.args...)
+			if code != cli.ExitUsage && tt.name == "same verifier twice" {
+				t.Errorf("exit %d, want %d", code, cli.ExitUsage)
+			}
 			if code == cli.ExitOK || !strings.Contains(stderr, tt.want) || stdout != "" {
 				t.Fatalf("exit %d, stdout %q, stderr %q; want failure mentioning %q and no report", code, stdout, stderr, tt.want)
 			}
