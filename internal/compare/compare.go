@@ -89,6 +89,10 @@ type VerifierInfo struct {
 	// NoInProcess is set when the verifier is not built in: it has no
 	// in-process cost (InProcessUs is 0), shown as n/a.
 	NoInProcess bool
+	// NoPinBytes is set when compare does not know the size of what the
+	// user keeps (a verifier configured with the options given): PinBytes
+	// is 0, shown as - and null.
+	NoPinBytes bool
 }
 
 // Report is the whole comparison.
@@ -225,7 +229,7 @@ func compareOne(ctx context.Context, cfg Config, name string, scen []Scenario, s
 			sameReq = rec.request()
 		}
 	}
-	info := VerifierInfo{Name: name, PinBytes: trust.PinBytes, Note: trust.Note}
+	info := VerifierInfo{Name: name, PinBytes: trust.PinBytes, Note: trust.Note, NoPinBytes: given}
 	if sameReq == nil {
 		return info, results, nil
 	}

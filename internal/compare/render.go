@@ -85,7 +85,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\n", v.Name, v.Note)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%d\t%s\n", v.Name, v.InProcessCost(), v.PluginUs, v.PinBytes, v.Note)
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%s\n", v.Name, v.InProcessCost(), v.PluginUs, v.PinSize(), v.Note)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -97,8 +97,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 }
 
 // MarshalJSON writes null where nothing was measured, as the tables
-// write n/a or -: every cost and the pin size of a skipped verifier, and
-// the in-process cost of one that is not built in. A 0 would read as free.
+// write n/a or -: every cost and the pin size of a skipped verifier, the
+// in-process cost of one that is not built in, and the pin size of one
+// configured with the options given. A 0 would read as free.
 func (v VerifierInfo) MarshalJSON() ([]byte, error) {
 	doc := struct {
 		Name        string   `json:"name"`
@@ -108,7 +109,10 @@ func (v VerifierInfo) MarshalJSON() ([]byte, error) {
 		Note        string   `json:"note"`
 	}{Name: v.Name, Note: v.Note}
 	if !v.Skipped {
-		doc.PluginUs, doc.PinBytes = &v.PluginUs, &v.PinBytes
+		doc.PluginUs = &v.PluginUs
+		if !v.NoPinBytes {
+			doc.PinBytes = &v.PinBytes
+		}
 		if !v.NoInProcess {
 			doc.InProcessUs = &v.InProcessUs
 		}
@@ -123,6 +127,14 @@ func (v VerifierInfo) InProcessCost() string {
 		return "n/a"
 	}
 	return fmt.Sprintf("%.2f", v.InProcessUs)
+}
+
+// PinSize is PinBytes as the tables show it: "-" when it is not known.
+func (v VerifierInfo) PinSize() string {
+	if v.NoPinBytes {
+		return "-"
+	}
+	return fmt.Sprintf("%d", v.PinBytes)
 }
 
 // WriteMarkdown writes the matrix and the costs as Markdown tables.
@@ -156,7 +168,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			fmt.Fprintf(&b, "| %s | – | – | – | %s |\n", v.Name, mdEscape(v.Note))
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.2f | %d | %s |\n", v.Name, v.InProcessCost(), v.PluginUs, v.PinBytes, mdEscape(v.Note))
+		fmt.Fprintf(&b, "| %s | %s | %.2f | %s | %s |\n", v.Name, v.InProcessCost(), v.PluginUs, v.PinSize(), mdEscape(v.Note))
 	}
 	b.WriteString("\nScenarios:\n\n")
 	for _, s := range r.Scenarios {
@@ -203,7 +215,7 @@ caption { text-align: left; font-weight: bold; margin-bottom: 0.4em; }
 <caption>cost and protection per verifier</caption>
 <thead><tr><th>verifier</th><th>in-process µs</th><th>plugin µs</th><th>pin bytes</th><th>protects against</th></tr></thead>
 <tbody>
-{{range .R.Verifiers}}<tr><th>{{.Name}}</th>{{if .Skipped}}<td>–</td><td>–</td><td>–</td>{{else}}<td class="num">{{.InProcessCost}}</td><td class="num">{{printf "%.2f" .PluginUs}}</td><td class="num">{{.PinBytes}}</td>{{end}}<td>{{.Note}}</td></tr>
+{{range .R.Verifiers}}<tr><th>{{.Name}}</th>{{if .Skipped}}<td>–</td><td>–</td><td>–</td>{{else}}<td class="num">{{.InProcessCost}}</td><td class="num">{{printf "%.2f" .PluginUs}}</td><td class="num">{{.PinSize}}</td>{{end}}<td>{{.Note}}</td></tr>
 {{end}}</tbody>
 </table>
 {{range .R.Skipped}}<p>Scenario skipped: {{.}}</p>

@@ -63,7 +63,7 @@ through the plugin, the pin size, and what the strategy protects against.`,
 	fs.StringVar(&f.refCA, "ref-ca", "", "CA certificate and key that issue --ref's renewals (needed for a --ref that is not self-signed)")
 	fs.StringVar(&f.keyType, "key", "ecdsa", "key type of the generated reference and of new keys: ecdsa, rsa or ed25519")
 	fs.StringArrayVar(&f.certs, "cert", nil, "extra scenario: a PEM file with a certificate and its key (repeatable)")
-	fs.BoolVar(&f.json, "json", false, `print JSON: {"schema": 1, "results": [{verifier, scenario, accepted, reason}], "verifiers": [{name, inprocess_us, plugin_us, pin_bytes, note}]}; a cost not measured (a skipped verifier, or the in-process cost of one not built in) is null`)
+	fs.BoolVar(&f.json, "json", false, `print JSON: {"schema": 1, "results": [{verifier, scenario, accepted, reason}], "verifiers": [{name, inprocess_us, plugin_us, pin_bytes, note}]}; what was not measured is null: the costs and pin size of a skipped verifier, the in-process cost of one not built in, the pin size of one configured with the options given`)
 	fs.BoolVar(&f.markdown, "markdown", false, "print Markdown tables")
 	fs.StringVar(&f.html, "html", "", "also write a self-contained HTML page to FILE")
 	fs.IntVar(&f.samples, "samples", 200, "Verify calls each cost is the median of")

@@ -211,3 +211,37 @@ func TestCompareUsage(t *testing.T) {
 		})
 	}
 }
+
+// TestCompareGivenOptionsPinSize: a verifier configured with the options
+// given has no pin size compare knows; JSON says null and the table "-",
+// never 0 (which reads as a pin that costs nothing to keep).
+func TestCompareGivenOptionsPinSize(t *testing.T) {
+	const spec = "spkipin:pin=sha256//tL1tfR5xCoKUYjnFqHcFUGC7voZ+YCh1XqpP4wSvUa4="
+	stdout, stderr, code := run(t, "compare", "--json", "--samples", "5", "--verifier", spec)
+	if code != cli.ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var doc compareJSON
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+		t.Fatalf("JSON: %v\n%s", err, stdout)
+	}
+	if len(doc.Verifiers) != 1 || doc.Verifiers[0].PinBytes != nil {
+		t.Errorf("pin_bytes of a verifier configured as given: want null, got %s", stdout)
+	}
+	stdout, stderr, code = run(t, "compare", "--samples", "5", "--verifier", spec)
+	if code != cli.ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	found := false
+	for line := range strings.Lines(stdout) {
+		if f := strings.Fields(line); len(f) > 4 && f[0] == "spkipin" {
+			found = true
+			if f[3] != "-" {
+				t.Errorf("pin bytes column %q, want -: %q", f[3], line)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no cost row for spkipin:\n%s", stdout)
+	}
+}
