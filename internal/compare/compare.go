@@ -72,7 +72,11 @@ type Result struct {
 	Verifier string `json:"verifier"`
 	Scenario string `json:"scenario"`
 	Accepted bool   `json:"accepted"`
-	Reason   string `json:"reason"`
+	// Failed is set when the verifier decided nothing: it crashed, timed
+	// out, returned an error or no verdict, or could not record the peer.
+	// The peer was rejected to fail closed (Accepted is false).
+	Failed bool   `json:"failed"`
+	Reason string `json:"reason"`
 }
 
 // VerifierInfo describes one verifier compared.
@@ -89,10 +93,25 @@ type VerifierInfo struct {
 	// NoInProcess is set when the verifier is not built in: it has no
 	// in-process cost (InProcessUs is 0), shown as n/a.
 	NoInProcess bool
+	// Failed is set when the verifier failed on a scenario or while its
+	// cost was measured: its costs are not measured (null in JSON).
+	Failed bool
 	// NoPinBytes is set when compare does not know the size of what the
 	// user keeps (a verifier configured with the options given): PinBytes
 	// is 0, shown as - and null.
 	NoPinBytes bool
+}
+
+// FailedVerifiers returns the names of the verifiers that failed on a
+// scenario or while their cost was measured.
+func (r *Report) FailedVerifiers() []string {
+	var out []string
+	for _, v := range r.Verifiers {
+		if v.Failed {
+			out = append(out, v.Name)
+		}
+	}
+	return out
 }
 
 // Report is the whole comparison.
@@ -110,12 +129,17 @@ type Report struct {
 // Accepted reports whether verifier accepted scenario, and whether that
 // pair was run at all.
 func (r *Report) Accepted(verifier, scenario string) (accepted, ran bool) {
+	x, ran := r.result(verifier, scenario)
+	return x.Accepted, ran
+}
+
+func (r *Report) result(verifier, scenario string) (Result, bool) {
 	for _, x := range r.Results {
 		if x.Verifier == verifier && x.Scenario == scenario {
-			return x.Accepted, true
+			return x, true
 		}
 	}
-	return false, false
+	return Result{}, false
 }
 
 // Run compares the verifiers on every scenario.
@@ -214,28 +238,45 @@ func compareOne(ctx context.Context, cfg Config, name string, scen []Scenario, s
 	defer p.Close()
 	rec := &recorder{d: p}
 	if trust.Prime {
-		if ok, reason := srv.handshake(ctx, cfg, rec, scen[0].Cert); !ok {
+		if ok, _, reason := srv.handshake(ctx, cfg, rec, scen[0].Cert); !ok {
 			return VerifierInfo{}, nil, fmt.Errorf("compare: %s: priming with the reference was rejected: %s", name, reason)
 		}
 	}
 	var (
 		results []Result
 		sameReq *verify.Request
+		failed  int
 	)
 	for _, s := range scen {
-		ok, reason := srv.handshake(ctx, cfg, rec, s.Cert)
-		results = append(results, Result{Verifier: name, Scenario: s.Name, Accepted: ok, Reason: withoutDir(reason, cfg.Dir)})
+		ok, fail, reason := srv.handshake(ctx, cfg, rec, s.Cert)
+		results = append(results, Result{Verifier: name, Scenario: s.Name, Accepted: ok, Failed: fail, Reason: withoutDir(reason, cfg.Dir)})
+		if fail {
+			failed++
+		}
 		if s.Name == Same {
 			sameReq = rec.request()
 		}
 	}
 	info := VerifierInfo{Name: name, PinBytes: trust.PinBytes, Note: trust.Note, NoPinBytes: given}
+	// A verifier that failed is not timed: its figures would be those of
+	// its failures (or of its timeout), and trying could take as long
+	// again. Its cells say what happened; the run goes on to the others.
+	if failed > 0 {
+		info.Failed = true
+		info.Note += fmt.Sprintf("; failed (peer rejected to fail closed) on %d of %d scenarios, so its cost was not measured", failed, len(scen))
+		return info, results, ctx.Err()
+	}
 	if sameReq == nil {
 		return info, results, nil
 	}
 	pl, err := bench.VerifyLatency(ctx, p, sameReq, cfg.Samples)
 	if err != nil {
-		return VerifierInfo{}, nil, fmt.Errorf("compare: %s: plugin cost: %w", name, err)
+		if ctx.Err() != nil {
+			return VerifierInfo{}, nil, ctx.Err()
+		}
+		info.Failed = true
+		info.Note += fmt.Sprintf("; failed while its cost was measured, so its cost was not measured: %s", withoutDir(err.Error(), cfg.Dir))
+		return info, results, nil
 	}
 	info.PluginUs = micros(pl)
 	if iv == nil {
@@ -323,8 +364,9 @@ func serve(initial tls.Certificate) (*server, error) {
 }
 
 // handshake presents cert and lets d decide; it returns whether the
-// handshake completed and the verifier's reason.
-func (s *server) handshake(ctx context.Context, cfg Config, rec *recorder, cert tls.Certificate) (bool, string) {
+// handshake completed, whether the verifier failed (decided nothing, so
+// the peer was rejected to fail closed), and the verifier's reason.
+func (s *server) handshake(ctx context.Context, cfg Config, rec *recorder, cert tls.Certificate) (ok, failed bool, reason string) {
 	s.cert.Store(&cert)
 	rec.reset()
 	addr := s.Addr()
@@ -333,7 +375,7 @@ func (s *server) handshake(ctx context.Context, cfg Config, rec *recorder, cert 
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return false, fmt.Sprintf("dial: %v", err)
+		return false, false, fmt.Sprintf("dial: %v", err)
 	}
 	var pending pintls.Pending
 	tc := tls.Client(raw, pintls.ClientConfig(rec, cfg.Reference.ServerName, addr, nil, pintls.Options{Context: ctx, Timeout: cfg.Timeout, Pending: &pending}))
@@ -341,7 +383,7 @@ func (s *server) handshake(ctx context.Context, cfg Config, rec *recorder, cert 
 	tc.Close()
 	if herr == nil {
 		if err := pending.Commit(ctx); err != nil {
-			return false, fmt.Sprintf("verifier allowed, but could not record the peer: %v", err)
+			return false, true, fmt.Sprintf("verifier allowed, but could not record the peer (fail closed): %v", err)
 		}
 	}
 	rec.mu.Lock()
@@ -349,23 +391,23 @@ func (s *server) handshake(ctx context.Context, cfg Config, rec *recorder, cert 
 	rec.mu.Unlock()
 	switch {
 	case verr != nil:
-		return false, fmt.Sprintf("verifier failed (fail closed): %v", verr)
+		return false, true, fmt.Sprintf("verifier failed (fail closed): %v", verr)
 	case v == nil && herr != nil:
-		return false, fmt.Sprintf("handshake failed before the verifier was asked: %v", herr)
+		return false, false, fmt.Sprintf("handshake failed before the verifier was asked: %v", herr)
 	case v == nil:
-		return false, "verifier was not asked"
+		return false, false, "verifier was not asked"
 	case v.Allow && herr != nil:
-		return false, fmt.Sprintf("verifier allowed, but the handshake failed: %v", herr)
+		return false, false, fmt.Sprintf("verifier allowed, but the handshake failed: %v", herr)
 	case v.Allow:
 		if v.Matched != "" {
-			return true, "matched " + v.Matched
+			return true, false, "matched " + v.Matched
 		}
 		if v.Reason != "" {
-			return true, v.Reason
+			return true, false, v.Reason
 		}
-		return true, "allowed"
+		return true, false, "allowed"
 	}
-	return false, v.Reason
+	return false, false, v.Reason
 }
 
 // withoutDir makes the paths of files in dir relative in a reason, so that

@@ -332,7 +332,11 @@ func parseCells(t *testing.T, page []byte) map[[2]string]cell {
 func TestWriteTextFormats(t *testing.T) {
 	var table, md, js bytes.Buffer
 	r := report()
-	r.Verifiers = append(r.Verifiers, compare.VerifierInfo{Name: "external", PluginUs: 160, PinBytes: 32, NoInProcess: true, Note: "a plugin of its own"})
+	r.Verifiers = append(r.Verifiers, compare.VerifierInfo{Name: "external", PluginUs: 160, PinBytes: 32, NoInProcess: true, Note: "a plugin of its own"},
+		compare.VerifierInfo{Name: "crashy", PluginUs: 999, InProcessUs: 999, PinBytes: 32, Failed: true, Note: "failed"})
+	r.Results = append(r.Results,
+		compare.Result{Verifier: "crashy", Scenario: "same", Failed: true, Reason: "verifier failed (fail closed)"},
+		compare.Result{Verifier: "crashy", Scenario: "lookalike", Failed: true, Reason: "verifier failed (fail closed)"})
 	if err := r.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +351,7 @@ func TestWriteTextFormats(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", s, table.String())
 		}
 	}
-	for _, s := range []string{"| scenario | spkipin | sha256pin |", "| `lookalike` | ❌ reject | ❌ reject |", `the key \| pipes`} {
+	for _, s := range []string{"| scenario | spkipin | sha256pin |", "| `lookalike` | ❌ reject | ❌ reject | ❌ reject | ⚠️ failed |", `the key \| pipes`, "| crashy | - | - | 32 |"} {
 		if !strings.Contains(md.String(), s) {
 			t.Errorf("markdown lacks %q:\n%s", s, md.String())
 		}
@@ -363,9 +367,11 @@ func TestWriteTextFormats(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]map[string]any{
-		"spkipin":  {"name": "spkipin", "inprocess_us": 5.5, "plugin_us": 150.0, "pin_bytes": 32.0, "note": "the key | pipes"},
-		"later":    {"name": "later", "inprocess_us": nil, "plugin_us": nil, "pin_bytes": nil, "note": "skipped: not built in"},
-		"external": {"name": "external", "inprocess_us": nil, "plugin_us": 160.0, "pin_bytes": 32.0, "note": "a plugin of its own"},
+		"spkipin":  {"name": "spkipin", "inprocess_us": 5.5, "plugin_us": 150.0, "pin_bytes": 32.0, "note": "the key | pipes", "failed": false},
+		"later":    {"name": "later", "inprocess_us": nil, "plugin_us": nil, "pin_bytes": nil, "note": "skipped: not built in", "failed": false},
+		"external": {"name": "external", "inprocess_us": nil, "plugin_us": 160.0, "pin_bytes": 32.0, "note": "a plugin of its own", "failed": false},
+		// A verifier that failed was not timed: its figures are null.
+		"crashy": {"name": "crashy", "inprocess_us": nil, "plugin_us": nil, "pin_bytes": 32.0, "note": "failed", "failed": true},
 	}
 	for _, v := range doc.Verifiers {
 		if w, ok := want[v["name"].(string)]; ok && !reflect.DeepEqual(v, w) {

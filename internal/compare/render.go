@@ -13,6 +13,9 @@ import (
 const (
 	AcceptColour = "#1a7f37"
 	RejectColour = "#cf222e"
+	// FailedColour marks a verifier that decided nothing (it crashed,
+	// hung or erred), so the peer was rejected to fail closed.
+	FailedColour = "#9a6700"
 )
 
 // compared returns the verifiers that ran, in order.
@@ -26,9 +29,15 @@ func (r *Report) compared() []VerifierInfo {
 	return out
 }
 
-func word(accepted bool) string {
-	if accepted {
+// word is what a cell says: accept, reject, or failed when the verifier
+// decided nothing (a rejection by failing closed, not a verdict).
+func (r *Report) word(verifier, scenario string) string {
+	x, _ := r.result(verifier, scenario)
+	switch {
+	case x.Accepted:
 		return "accept"
+	case x.Failed:
+		return "failed"
 	}
 	return "reject"
 }
@@ -69,8 +78,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	for _, s := range r.Scenarios {
 		fmt.Fprintf(tw, "%s", s.Name)
 		for _, v := range vs {
-			a, _ := r.Accepted(v.Name, s.Name)
-			fmt.Fprintf(tw, "\t%s", word(a))
+			fmt.Fprintf(tw, "\t%s", r.word(v.Name, s.Name))
 		}
 		fmt.Fprintf(tw, "\t%s\n", s.What)
 	}
@@ -85,7 +93,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\n", v.Name, v.Note)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%s\n", v.Name, v.InProcessCost(), v.PluginUs, v.PinSize(), v.Note)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.Name, v.InProcessCost(), v.PluginCost(), v.PinSize(), v.Note)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -98,8 +106,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 
 // MarshalJSON writes null where nothing was measured, as the tables
 // write n/a or -: every cost and the pin size of a skipped verifier, the
-// in-process cost of one that is not built in, and the pin size of one
-// configured with the options given. A 0 would read as free.
+// in-process cost of one that is not built in, the costs of one that
+// failed, and the pin size of one configured with the options given. A 0
+// would read as free.
 func (v VerifierInfo) MarshalJSON() ([]byte, error) {
 	doc := struct {
 		Name        string   `json:"name"`
@@ -107,14 +116,17 @@ func (v VerifierInfo) MarshalJSON() ([]byte, error) {
 		PluginUs    *float64 `json:"plugin_us"`
 		PinBytes    *int     `json:"pin_bytes"`
 		Note        string   `json:"note"`
-	}{Name: v.Name, Note: v.Note}
+		Failed      bool     `json:"failed"`
+	}{Name: v.Name, Note: v.Note, Failed: v.Failed}
 	if !v.Skipped {
-		doc.PluginUs = &v.PluginUs
+		if !v.Failed {
+			doc.PluginUs = &v.PluginUs
+			if !v.NoInProcess {
+				doc.InProcessUs = &v.InProcessUs
+			}
+		}
 		if !v.NoPinBytes {
 			doc.PinBytes = &v.PinBytes
-		}
-		if !v.NoInProcess {
-			doc.InProcessUs = &v.InProcessUs
 		}
 	}
 	return json.Marshal(doc)
@@ -123,10 +135,22 @@ func (v VerifierInfo) MarshalJSON() ([]byte, error) {
 // InProcessCost is InProcessUs as the tables show it: "n/a" for a
 // verifier that is not built in, which has no in-process cost.
 func (v VerifierInfo) InProcessCost() string {
-	if v.NoInProcess {
+	switch {
+	case v.NoInProcess:
 		return "n/a"
+	case v.Failed:
+		return "-"
 	}
 	return fmt.Sprintf("%.2f", v.InProcessUs)
+}
+
+// PluginCost is PluginUs as the tables show it: "-" for a verifier that
+// failed, whose cost was not measured.
+func (v VerifierInfo) PluginCost() string {
+	if v.Failed {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", v.PluginUs)
 }
 
 // PinSize is PinBytes as the tables show it: "-" when it is not known.
@@ -153,10 +177,12 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	for _, s := range r.Scenarios {
 		fmt.Fprintf(&b, "| `%s` |", s.Name)
 		for _, v := range vs {
-			a, _ := r.Accepted(v.Name, s.Name)
-			if a {
+			switch r.word(v.Name, s.Name) {
+			case "accept":
 				b.WriteString(" ✅ accept |")
-			} else {
+			case "failed":
+				b.WriteString(" ⚠️ failed |")
+			default:
 				b.WriteString(" ❌ reject |")
 			}
 		}
@@ -168,7 +194,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			fmt.Fprintf(&b, "| %s | – | – | – | %s |\n", v.Name, mdEscape(v.Note))
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.2f | %s | %s |\n", v.Name, v.InProcessCost(), v.PluginUs, v.PinSize(), mdEscape(v.Note))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", v.Name, v.InProcessCost(), v.PluginCost(), v.PinSize(), mdEscape(v.Note))
 	}
 	b.WriteString("\nScenarios:\n\n")
 	for _, s := range r.Scenarios {
@@ -194,9 +220,10 @@ var htmlPage = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 body { font-family: system-ui, sans-serif; margin: 2em; color: #1f2328; }
 table { border-collapse: collapse; margin: 1em 0; }
 th, td { border: 1px solid #d0d7de; padding: 0.4em 0.8em; text-align: left; vertical-align: top; }
-td.accept, td.reject { color: #ffffff; font-weight: bold; text-align: center; }
+td.accept, td.reject, td.failed { color: #ffffff; font-weight: bold; text-align: center; }
 td.accept { background: {{.Accept}}; }
 td.reject { background: {{.Reject}}; }
+td.failed { background: {{.Failed}}; }
 td.num { text-align: right; }
 caption { text-align: left; font-weight: bold; margin-bottom: 0.4em; }
 </style>
@@ -215,7 +242,7 @@ caption { text-align: left; font-weight: bold; margin-bottom: 0.4em; }
 <caption>cost and protection per verifier</caption>
 <thead><tr><th>verifier</th><th>in-process µs</th><th>plugin µs</th><th>pin bytes</th><th>protects against</th></tr></thead>
 <tbody>
-{{range .R.Verifiers}}<tr><th>{{.Name}}</th>{{if .Skipped}}<td>–</td><td>–</td><td>–</td>{{else}}<td class="num">{{.InProcessCost}}</td><td class="num">{{printf "%.2f" .PluginUs}}</td><td class="num">{{.PinSize}}</td>{{end}}<td>{{.Note}}</td></tr>
+{{range .R.Verifiers}}<tr><th>{{.Name}}</th>{{if .Skipped}}<td>–</td><td>–</td><td>–</td>{{else}}<td class="num">{{.InProcessCost}}</td><td class="num">{{.PluginCost}}</td><td class="num">{{.PinSize}}</td>{{end}}<td>{{.Note}}</td></tr>
 {{end}}</tbody>
 </table>
 {{range .R.Skipped}}<p>Scenario skipped: {{.}}</p>
@@ -234,30 +261,31 @@ type htmlRow struct {
 }
 
 // WriteHTML writes a self-contained page with the matrix coloured green
-// (accept) and red (reject).
+// (accept), red (reject) and amber (failed).
 func (r *Report) WriteHTML(w io.Writer) error {
 	vs := r.compared()
 	var rows []htmlRow
 	for _, s := range r.Scenarios {
 		row := htmlRow{Name: s.Name, What: s.What}
 		for _, v := range vs {
-			c := htmlCell{Verifier: v.Name, Scenario: s.Name, Word: "reject", Colour: RejectColour}
-			for _, x := range r.Results {
-				if x.Verifier == v.Name && x.Scenario == s.Name {
-					c.Reason = x.Reason
-					if x.Accepted {
-						c.Word, c.Colour = "accept", AcceptColour
-					}
-				}
+			x, _ := r.result(v.Name, s.Name)
+			c := htmlCell{Verifier: v.Name, Scenario: s.Name, Word: r.word(v.Name, s.Name), Reason: x.Reason}
+			switch c.Word {
+			case "accept":
+				c.Colour = AcceptColour
+			case "failed":
+				c.Colour = FailedColour
+			default:
+				c.Colour = RejectColour
 			}
 			row.Cells = append(row.Cells, c)
 		}
 		rows = append(rows, row)
 	}
 	return htmlPage.Execute(w, struct {
-		R              *Report
-		Vs             []VerifierInfo
-		Rows           []htmlRow
-		Accept, Reject template.CSS
-	}{r, vs, rows, AcceptColour, RejectColour})
+		R                      *Report
+		Vs                     []VerifierInfo
+		Rows                   []htmlRow
+		Accept, Reject, Failed template.CSS
+	}{r, vs, rows, AcceptColour, RejectColour, FailedColour})
 }

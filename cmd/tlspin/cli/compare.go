@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/tlspin/tlspin"
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/compare"
@@ -49,7 +52,12 @@ spkipin with its pins, allowlist with a file listing it, tofu with a pins
 file primed with it, ca with its CA), and decides on every scenario through
 its plugin, in a real TLS handshake on loopback. Prints accept/reject per
 verifier and scenario, the median cost of one verification in process and
-through the plugin, the pin size, and what the strategy protects against.`,
+through the plugin, the pin size, and what the strategy protects against.
+
+A verifier that crashes, hangs (each handshake waits --verify-timeout),
+errs or gives no verdict is not a rejection: its cells say failed, its cost
+is not measured, the others are compared all the same, and tlspin exits 4
+after the report.`,
 		Example: `  tlspin compare
   tlspin compare --verifier spkipin --verifier sha256pin --markdown
   tlspin compare --ref cert.pem --cert new.pem --html compare.html`,
@@ -63,7 +71,7 @@ through the plugin, the pin size, and what the strategy protects against.`,
 	fs.StringVar(&f.refCA, "ref-ca", "", "CA certificate and key that issue --ref's renewals (needed for a --ref that is not self-signed)")
 	fs.StringVar(&f.keyType, "key", "ecdsa", "key type of the generated reference and of new keys: ecdsa, rsa or ed25519")
 	fs.StringArrayVar(&f.certs, "cert", nil, "extra scenario: a PEM file with a certificate and its key (repeatable)")
-	fs.BoolVar(&f.json, "json", false, `print JSON: {"schema": 1, "results": [{verifier, scenario, accepted, reason}], "verifiers": [{name, inprocess_us, plugin_us, pin_bytes, note}]}; what was not measured is null: the costs and pin size of a skipped verifier, the in-process cost of one not built in, the pin size of one configured with the options given`)
+	fs.BoolVar(&f.json, "json", false, `print JSON: {"schema": 1, "results": [{verifier, scenario, accepted, failed, reason}], "verifiers": [{name, inprocess_us, plugin_us, pin_bytes, note, failed}]}; failed: the verifier decided nothing (crashed, timed out, erred), so the peer was rejected to fail closed; what was not measured is null: the costs and pin size of a skipped verifier, the costs of one that failed, the in-process cost of one not built in, the pin size of one configured with the options given`)
 	fs.BoolVar(&f.markdown, "markdown", false, "print Markdown tables")
 	fs.StringVar(&f.html, "html", "", "also write a self-contained HTML page to FILE")
 	fs.IntVar(&f.samples, "samples", 200, "Verify calls each cost is the median of")
@@ -161,12 +169,31 @@ func (a *app) runCompare(cmd *cobra.Command, f *compareFlags) error {
 	out := cmd.OutOrStdout()
 	switch {
 	case f.json:
-		return rep.WriteJSON(out)
+		err = rep.WriteJSON(out)
 	case f.markdown:
-		return rep.WriteMarkdown(out)
+		err = rep.WriteMarkdown(out)
+	default:
+		fmt.Fprintf(out, "reference: %q issued by %q; server name %s\n\n", ref.Certificate().Subject.String(), ref.Certificate().Issuer.String(), ref.ServerName)
+		err = rep.WriteTable(out)
 	}
-	fmt.Fprintf(out, "reference: %q issued by %q; server name %s\n\n", ref.Certificate().Subject.String(), ref.Certificate().Issuer.String(), ref.ServerName)
-	return rep.WriteTable(out)
+	if err != nil {
+		return err
+	}
+	// The report is written whole, the others' results included; a
+	// verifier that failed is what exit 4 says, as for send.
+	if failed := rep.FailedVerifiers(); len(failed) > 0 {
+		return fmt.Errorf("compare: %w: %s decided nothing on some scenarios (crashed, timed out, erred or gave no verdict), so its cells say failed and its cost was not measured; see the reasons with --json", tlspin.ErrVerifierFailed, quoteList(failed))
+	}
+	return nil
+}
+
+// quoteList is names quoted and joined with commas.
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	return strings.Join(q, ", ")
 }
 
 // checkHTMLTarget says why --html path could not be written, if it could

@@ -45,6 +45,7 @@ type compareJSON struct {
 		Verifier string `json:"verifier"`
 		Scenario string `json:"scenario"`
 		Accepted *bool  `json:"accepted"`
+		Failed   *bool  `json:"failed"`
 		Reason   string `json:"reason"`
 	} `json:"results"`
 	Verifiers []struct {
@@ -53,6 +54,7 @@ type compareJSON struct {
 		PluginUs    *float64 `json:"plugin_us"`
 		PinBytes    *int     `json:"pin_bytes"`
 		Note        *string  `json:"note"`
+		Failed      *bool    `json:"failed"`
 	} `json:"verifiers"`
 }
 
@@ -78,7 +80,7 @@ func TestCompare(t *testing.T) {
 		if strings.Contains(r.Reason, "tlspin-compare-") || strings.Contains(r.Reason, os.TempDir()) {
 			t.Errorf("reason names a temporary path: %q", r.Reason)
 		}
-		if r.Accepted == nil || r.Reason == "" {
+		if r.Accepted == nil || r.Failed == nil || *r.Failed || r.Reason == "" {
 			t.Errorf("result %+v lacks accepted or reason", r)
 			continue
 		}
@@ -243,5 +245,65 @@ func TestCompareGivenOptionsPinSize(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no cost row for spkipin:\n%s", stdout)
+	}
+}
+
+// TestCompareFailingVerifier: a verifier that crashes, hangs, errs or
+// answers nothing during compare does not take the others' results with
+// it. The report is printed, its cells say failed (not reject: it decided
+// nothing), its costs are null, and tlspin exits 4 saying which failed.
+func TestCompareFailingVerifier(t *testing.T) {
+	plugins := filepath.Dir(testbin.Build(t, "./cmd/tlspin/cli/testdata/plugins/misbehave", "tlspin-verifier-misbehave"))
+	for _, mode := range []string{"crash", "hang", "error", "garbage"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			stdout, stderr, code := run(t, "--plugin-dir", plugins, "--verify-timeout", "300ms",
+				"compare", "--json", "--samples", "5", "--verifier", "misbehave:mode="+mode, "--verifier", "spkipin")
+			if code != cli.ExitVerifierFailed || !strings.Contains(stderr, `"misbehave"`) {
+				t.Errorf("exit %d, stderr %q; want %d naming the verifier", code, stderr, cli.ExitVerifierFailed)
+			}
+			var doc struct {
+				Results []struct {
+					Verifier, Scenario string
+					Accepted           bool
+					Failed             *bool
+				}
+				Verifiers []struct {
+					Name     string
+					PluginUs *float64 `json:"plugin_us"`
+					InProc   *float64 `json:"inprocess_us"`
+				}
+			}
+			if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+				t.Fatalf("no report: %v\nstdout %q\nstderr %q", err, stdout, stderr)
+			}
+			for _, r := range doc.Results {
+				wantFailed := r.Verifier == "misbehave"
+				if r.Failed == nil || *r.Failed != wantFailed || (wantFailed && r.Accepted) {
+					t.Errorf("%s × %s: failed %v accepted %v, want failed %v", r.Verifier, r.Scenario, r.Failed, r.Accepted, wantFailed)
+				}
+			}
+			if len(doc.Results) == 0 {
+				t.Error("no results")
+			}
+			for _, v := range doc.Verifiers {
+				if measured := v.PluginUs != nil; measured != (v.Name == "spkipin") {
+					t.Errorf("%s: plugin cost %v", v.Name, v.PluginUs)
+				}
+			}
+		})
+	}
+	stdout, _, code := run(t, "--plugin-dir", plugins, "compare", "--samples", "5", "--verifier", "misbehave:mode=error")
+	cells := 0
+	for line := range strings.Lines(stdout) {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "same" {
+			cells++
+			if f[1] != "failed" {
+				t.Errorf("cell %q, want failed: %q", f[1], line)
+			}
+		}
+	}
+	if code != cli.ExitVerifierFailed || cells != 1 {
+		t.Errorf("table: exit %d, want %d and a row for the reference:\n%s", code, cli.ExitVerifierFailed, stdout)
 	}
 }
