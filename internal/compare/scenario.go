@@ -109,13 +109,22 @@ func Scenarios(r *Reference) (out []Scenario, skipped []string, err error) {
 		return nil, nil, err
 	}
 	// The public certificates of the real chain cost an attacker nothing:
-	// they ride along after a self-signed leaf of its own.
+	// they ride along after a leaf of its own that claims the real issuer
+	// (its name and key id) but is signed with the attacker's key, since
+	// the issuer's is not the attacker's to use. Only the signature tells
+	// it from the real chain; a verifier that trusts a name, or a pin that
+	// merely appears in the chain, passes it. For a self-signed reference
+	// the attacker's leaf is self-signed, carrying the real leaf.
 	k, err = newKey()
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err = reissue(k, nil, nil, r.forgedTail(), nb, nb.Add(life))
-	if err := add(ForgedChain, "an attacker's self-signed leaf carrying the real CA and intermediate (or the real leaf)", c, err); err != nil {
+	var claimed *x509.Certificate
+	if r.issuer != nil {
+		claimed = &x509.Certificate{RawSubject: r.issuer.RawSubject, Subject: r.issuer.Subject, SubjectKeyId: r.issuer.SubjectKeyId}
+	}
+	c, err = reissue(k, claimed, k, r.forgedTail(), nb, nb.Add(life))
+	if err := add(ForgedChain, "an attacker's leaf claiming the real issuer, signed with its own key, carrying the real intermediate and CA (or the real leaf)", c, err); err != nil {
 		return nil, nil, err
 	}
 	c, err = reissue(r.key, r.issuer, r.issuerKey, r.chain, now.Add(-life-48*time.Hour), now.Add(-24*time.Hour))

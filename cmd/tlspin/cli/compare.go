@@ -42,7 +42,8 @@ the certificates a pin meets in real life:
   rekeyed               new key, same names, same CA
   other-ca              same key and names, issued by another CA
   lookalike             an attacker's self-signed certificate, same subject and names
-  forged-chain          an attacker's self-signed leaf carrying the real CA and intermediate
+  forged-chain          an attacker's leaf claiming the real issuer but signed with its own
+                        key, carrying the real intermediate and CA
   expired               same key, names and CA, expired
   intermediate-rotated  same leaf key, issued by a new intermediate under the same root
   FILE                  each --cert FILE (certificate and key), by file name
