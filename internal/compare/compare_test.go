@@ -399,3 +399,66 @@ func TestWriteTextFormats(t *testing.T) {
 		t.Errorf("table gives an in-process cost for a verifier that is not built in:\n%s", table.String())
 	}
 }
+
+// TestRotatedChainKeepsWhatTheServerSends: a reference whose server sends
+// its CA after the leaf (as tlspin cert --ca-cert writes it) still sends
+// it after an intermediate rotation; only the issuer changes. Dropping it
+// made a pin of that CA (chain=ca) reject the rotation for a reason a real
+// rotation does not have: the pinned certificate gone from the chain.
+func TestRotatedChainKeepsWhatTheServerSends(t *testing.T) {
+	dir := t.TempDir()
+	caKey, ca, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: "Test CA", IsCA: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leafKey, _ := certs.GenerateKey(certs.ECDSA, 0)
+	leaf, err := certs.Issue(certs.Template{CommonName: "issued.test", SANs: []string{"issued.test"}}, leafKey.Public(), ca, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk, _ := certs.EncodeKey(leafKey)
+	ck, _ := certs.EncodeKey(caKey)
+	issued, caFile := filepath.Join(dir, "issued.pem"), filepath.Join(dir, "ca.pem")
+	writePEM(t, issued, lk, certs.EncodeCert(leaf), certs.EncodeCert(ca))
+	writePEM(t, caFile, ck, certs.EncodeCert(ca))
+
+	gen, err := compare.NewReference(certs.ECDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := compare.LoadReference(issued, "", caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		ref  *compare.Reference
+		// the chain after the new intermediate
+		rest [][]byte
+	}{
+		{"generated, root not sent", gen, nil},
+		{"loaded, CA sent", loaded, [][]byte{ca.Raw}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rot := scenarios(t, tt.ref)[compare.IntermediateRotated].Cert
+			if len(rot.Certificate) != 2+len(tt.rest) {
+				t.Fatalf("intermediate-rotated sends %d certificates, want %d", len(rot.Certificate), 2+len(tt.rest))
+			}
+			inter, err := x509.ParseCertificate(rot.Certificate[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rot.Leaf.CheckSignatureFrom(inter) != nil || slices.ContainsFunc(tt.ref.Leaf.Certificate, func(d []byte) bool { return bytes.Equal(d, inter.Raw) }) {
+				t.Error("the certificate after the leaf is not a new intermediate that issued it")
+			}
+			for i, d := range tt.rest {
+				if !bytes.Equal(rot.Certificate[2+i], d) {
+					t.Errorf("certificate #%d after the new intermediate is not the one the reference sends", i+1)
+				}
+			}
+			if !verifies(tt.ref.CA, rot.Certificate, tt.ref.ServerName) {
+				t.Error("the rotated chain does not verify to the reference's CA")
+			}
+		})
+	}
+}
