@@ -523,12 +523,22 @@ func LoadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("certs: %w", err)
 	}
-	keyPEM := certPEM
-	keyName := certFile
+	var keyPEM []byte
 	if keyFile != "" {
 		if keyPEM, err = os.ReadFile(keyFile); err != nil {
 			return tls.Certificate{}, fmt.Errorf("certs: %w", err)
 		}
+	}
+	return ParseKeyPair(certPEM, keyPEM, certFile, keyFile)
+}
+
+// ParseKeyPair is LoadKeyPair of the contents of certFile and keyFile,
+// read by the caller; with keyFile empty, the key is in certPEM.
+func ParseKeyPair(certPEM, keyPEM []byte, certFile, keyFile string) (tls.Certificate, error) {
+	keyName := certFile
+	if keyFile == "" {
+		keyPEM = certPEM
+	} else {
 		keyName = keyFile
 	}
 	chain, err := ParseCertificates(certPEM)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -36,11 +37,80 @@ func Load(certFile, keyFile string, log hclog.Logger) (*Certificate, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	c := &Certificate{certFile: certFile, keyFile: keyFile, log: log, load: certs.LoadKeyPair}
+	// The first read takes what an operator may give at the start, a
+	// pipe (--cert <(...)) included; reloads take regular files only.
+	c := &Certificate{certFile: certFile, keyFile: keyFile, log: log, load: loadFirst}
 	if err := c.Reload(); err != nil {
 		return nil, err
 	}
+	c.load = loadAgain
 	return c, nil
+}
+
+// MaxFileSize bounds what is read of the certificate and the key files:
+// a key pair with its chain takes a few kilobytes, and a file written
+// over one by mistake (a log, a disk image) must not be read whole into
+// a long-running server's memory.
+const MaxFileSize = 1 << 20
+
+// loadFirst reads the pair at the start: any file that can be read, as
+// certs.LoadKeyPair does, up to MaxFileSize.
+func loadFirst(certFile, keyFile string) (tls.Certificate, error) {
+	return loadWith(certFile, keyFile, false)
+}
+
+// loadAgain reads the pair for a reload, which runs while the server
+// serves and its SIGTERM waits for it: regular files only, opened without
+// waiting. A FIFO (a mistaken mkfifo, a tool streaming its output) is
+// refused at once: opening it would wait for a writer for good, and
+// reading from one, for as long as the writer likes.
+func loadAgain(certFile, keyFile string) (tls.Certificate, error) {
+	return loadWith(certFile, keyFile, true)
+}
+
+func loadWith(certFile, keyFile string, regularOnly bool) (tls.Certificate, error) {
+	certPEM, err := readFile(certFile, regularOnly)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	var keyPEM []byte
+	if keyFile != "" {
+		if keyPEM, err = readFile(keyFile, regularOnly); err != nil {
+			return tls.Certificate{}, err
+		}
+	}
+	return certs.ParseKeyPair(certPEM, keyPEM, certFile, keyFile)
+}
+
+// readFile reads path, at most MaxFileSize bytes of it; with
+// regularOnly, it refuses, without waiting, anything but a regular file.
+func readFile(path string, regularOnly bool) ([]byte, error) {
+	flag := os.O_RDONLY
+	if regularOnly {
+		flag |= oNonblock
+	}
+	f, err := os.OpenFile(path, flag, 0)
+	if err != nil {
+		return nil, fmt.Errorf("keypair: %w", err)
+	}
+	defer f.Close()
+	if regularOnly {
+		st, err := f.Stat()
+		if err != nil {
+			return nil, fmt.Errorf("keypair: %w", err)
+		}
+		if !st.Mode().IsRegular() {
+			return nil, fmt.Errorf("keypair: %q is not a regular file (%s); a certificate or key file is read only from one", path, st.Mode().Type())
+		}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("keypair: read %q: %w", path, err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("keypair: %q is larger than %d bytes: not a certificate or key file", path, MaxFileSize)
+	}
+	return data, nil
 }
 
 // Current returns the pair in use.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"io"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -72,5 +73,39 @@ func TestServeReloadsItsCertificate(t *testing.T) {
 				t.Fatal("serve did not exit after SIGTERM")
 			}
 		})
+	}
+}
+
+// TestServeStopsWhenItsCertificateIsAFIFO: a --cert replaced by a FIFO
+// (a mistaken mkfifo, a tool that streams its output) is refused by the
+// reload, and SIGTERM still stops serve. The reload used to wait on the
+// FIFO for a writer for good, and serve's exit waited on the reload: it
+// kept running after SIGTERM, until a second signal.
+func TestServeStopsWhenItsCertificateIsAFIFO(t *testing.T) {
+	dir := t.TempDir()
+	srvFile, _ := identityFile(t, dir, "server")
+	p, _ := startBG(t, proxyListening, testbin.Tlspin(t), "--log-level", "info", "serve", "--listen", "127.0.0.1:0", "--cert", srvFile, "--watch-interval", "1h")
+	if err := os.Remove(srvFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(srvFile, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	// The reload either refuses the FIFO or waits on it: give it the
+	// moment to be in either state, then stop serve.
+	wait.Until(2*time.Second, func() bool { return strings.Contains(p.stderr.String(), "SIGHUP: certificate does not load") })
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		p.done <- err
+		if err != nil {
+			t.Fatalf("serve exited with %v after SIGTERM, want 0", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("serve still running 5s after SIGTERM")
+	}
+	if !strings.Contains(p.stderr.String(), "SIGHUP: certificate does not load") {
+		t.Errorf("the refused reload was not logged:\n%s", p.stderr)
 	}
 }
