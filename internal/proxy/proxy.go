@@ -135,17 +135,23 @@ type Proxy struct {
 	cfg  Config
 	loop *server.Loop
 	emit func(Event)
-	// warns bounds the warnings about failed handshakes, and probes the
-	// info lines about clients that closed before their ClientHello:
-	// anyone who can connect may cause either. unreachable bounds those
+	// warns bounds the warnings about failed handshakes, one Limiter for
+	// each side that ended them (server.Refusal: our verifiers rejected
+	// the peer, the peer refused us, anything else), and probes the info
+	// lines about clients that closed before their ClientHello: anyone
+	// who can connect may cause any of them, and a flood of the cheap
+	// ones (bytes that are not TLS) must not send the rejections an
+	// operator watches for to debug level. unreachable bounds those
 	// about a target that cannot be reached: while it is down, every
 	// connection of a client that retries at once meets it.
-	warns, probes, unreachable ratelog.Limiter
+	warns               map[server.Refusal]*ratelog.Limiter
+	probes, unreachable ratelog.Limiter
 }
 
-// warnBurst is how many failed handshakes (and, apart, early closes, and
-// connections that could not reach the target) a second are logged; the
-// rest go to debug level, counted in the next line.
+// warnBurst is how many failed handshakes of each kind (and, apart,
+// early closes, and connections that could not reach the target) a
+// second are logged; the rest go to debug level, counted in the next
+// line of their kind.
 const warnBurst = 10
 
 // New checks cfg and returns a proxy.
@@ -168,7 +174,10 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Log == nil {
 		cfg.Log = hclog.NewNullLogger()
 	}
-	p := &Proxy{cfg: cfg, warns: ratelog.Limiter{Burst: warnBurst}, probes: ratelog.Limiter{Burst: warnBurst}, unreachable: ratelog.Limiter{Burst: warnBurst}}
+	p := &Proxy{cfg: cfg, warns: map[server.Refusal]*ratelog.Limiter{}, probes: ratelog.Limiter{Burst: warnBurst}, unreachable: ratelog.Limiter{Burst: warnBurst}}
+	for _, by := range []server.Refusal{server.RejectedByUs, server.RefusedByPeer, server.HandshakeFailed} {
+		p.warns[by] = &ratelog.Limiter{Burst: warnBurst}
+	}
 	p.emit = serialized(cfg.OnEvent)
 	h := server.HandlerFunc(p.serveTLS)
 	if cfg.Mode == ClientMode {
@@ -327,7 +336,11 @@ func (p *Proxy) rejected(ev Event, err error) {
 		// load balancer, and no news.
 		p.probes.Log(p.cfg.Log, hclog.Info, "client closed before its ClientHello was answered; closed", kv...)
 	} else {
-		p.warns.Warn(p.cfg.Log, "handshake failed; closed, nothing passed through", kv...)
+		l := p.warns[he.By]
+		if l == nil {
+			l = p.warns[server.HandshakeFailed]
+		}
+		l.Warn(p.cfg.Log, "handshake failed; closed, nothing passed through", kv...)
 	}
 	p.emit(ev)
 }

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"strings"
@@ -78,9 +79,85 @@ func TestFailedHandshakeWarningsAreBounded(t *testing.T) {
 	}
 	took := time.Since(began)
 	warnings := strings.Count(out.String(), "[WARN]")
-	// Ten a second for failed handshakes, ten for clients that closed
-	// early, in every second begun.
-	if limit := 2 * 10 * (int(took/time.Second) + 1); warnings > limit {
+	// Ten a second for each kind the clients cause (closed early, not
+	// TLS, rejected), in every second begun.
+	if limit := len(clients) * warnBurst * (int(took/time.Second) + 1); warnings > limit {
 		t.Errorf("%d warnings for %d failed handshakes in %s, want at most %d", warnings, len(clients)*each, took.Round(time.Millisecond), limit)
 	}
 }
+
+// TestAFloodDoesNotHideARejection: what anyone who can connect causes
+// cheaply (bytes that are not TLS, a client that refuses our certificate)
+// must not use up the warnings about clients our verifiers rejected, the
+// ones an operator watches for (a forged or stolen certificate, a verifier
+// that failed): each kind has its own bound. They shared one: eleven
+// connections that did not speak TLS sent the next rejection, in the same
+// second, to debug level.
+func TestAFloodDoesNotHideARejection(t *testing.T) {
+	good, bad := newCert(t, "good"), newCert(t, "bad")
+	for _, tt := range []struct {
+		name  string
+		flood func(addr string) error
+	}{
+		{"not TLS", func(addr string) error {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(c, "GET / HTTP/1.0\r\n\r\n")
+			io.Copy(io.Discard, c)
+			return nil
+		}},
+		{"refuses our certificate", func(addr string) error {
+			// Verifies our self-signed certificate against the system's
+			// roots: it sends an alert.
+			c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "127.0.0.1", Certificates: []tls.Certificate{good}})
+			if err == nil {
+				c.Close()
+			}
+			return nil
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			const flood = 3 * warnBurst
+			var out syncbuf.Buffer
+			log := hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Info})
+			ts := start(t, server.Config{TLS: mtlsConfig(t, good), Log: log, MaxConnsPerIP: -1})
+			rejections := func() int {
+				n := 0
+				for _, e := range ts.rec.all() {
+					if e.Kind == server.EventReject {
+						n++
+					}
+				}
+				return n
+			}
+			for range flood {
+				if err := tt.flood(ts.addr); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !wait.Until(5*time.Second, func() bool { return rejections() == flood }) {
+				t.Fatalf("%d rejection events, want %d", rejections(), flood)
+			}
+			send(t, ts.addr, &bad, "never printed\n")
+			if !wait.Until(5*time.Second, func() bool { return rejections() == flood+1 }) {
+				t.Fatalf("%d rejection events, want %d", rejections(), flood+1)
+			}
+			var warned bool
+			for line := range strings.Lines(out.String()) {
+				if strings.Contains(line, "[WARN]") && strings.Contains(line, "client rejected by us") && strings.Contains(line, sha(bad.Leaf.Raw)) {
+					warned = true
+				}
+			}
+			if !warned {
+				t.Errorf("after %d connections %s, the rejected client was not warned about:\n%s", flood, tt.name, out.String())
+			}
+		})
+	}
+}
+
+// warnBurst is the server's bound on each kind of warning a second.
+const warnBurst = 10

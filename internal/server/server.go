@@ -110,15 +110,19 @@ type Server struct {
 	cfg   Config
 	loop  *Loop
 	outMu sync.Mutex
-	// warns bounds the warnings about failed handshakes, and probes those
-	// about clients that closed before their ClientHello: anyone who can
-	// connect may cause either (as the proxy's).
-	warns, probes ratelog.Limiter
+	// Anyone who can connect may cause a failed handshake, so the
+	// warnings are bounded (as the proxy's), each kind apart: rejected
+	// those about clients our verifiers rejected, refused those about
+	// clients that refused our certificate, failed the other failures,
+	// probes clients that closed before their ClientHello. A flood of
+	// one kind, the cheap ones above all (bytes that are not TLS), must
+	// not send the rejections an operator watches for to debug level.
+	rejected, refused, failed, probes ratelog.Limiter
 }
 
-// warnBurst is how many failed handshakes (and, apart, early closes) a
-// second are logged at warn level; the rest go to debug level, counted
-// in the next warning.
+// warnBurst is how many failed handshakes of each kind a second are
+// logged at warn level; the rest go to debug level, counted in the next
+// warning of their kind.
 const warnBurst = 10
 
 // New checks cfg and returns a server.
@@ -138,7 +142,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxLine <= 0 {
 		cfg.MaxLine = DefaultMaxLine
 	}
-	s := &Server{cfg: cfg, warns: ratelog.Limiter{Burst: warnBurst}, probes: ratelog.Limiter{Burst: warnBurst}}
+	s := &Server{cfg: cfg}
+	for _, l := range []*ratelog.Limiter{&s.rejected, &s.refused, &s.failed, &s.probes} {
+		l.Burst = warnBurst
+	}
 	s.loop = NewLoop(HandlerFunc(s.handle), Limits{
 		MaxConns:         cfg.MaxConns,
 		MaxHandshakes:    cfg.MaxHandshakes,
@@ -178,13 +185,13 @@ func (s *Server) handle(ctx context.Context, raw *Conn) {
 		}
 		switch {
 		case he.By == RejectedByUs:
-			s.warns.Warn(log, "client rejected by us; closed, nothing it sent is printed", kv...)
+			s.rejected.Warn(log, "client rejected by us; closed, nothing it sent is printed", kv...)
 		case he.By == RefusedByPeer:
-			s.warns.Warn(log, "client refused our certificate; closed", kv...)
+			s.refused.Warn(log, "client refused our certificate; closed", kv...)
 		case errors.Is(err, ErrClosedEarly):
 			s.probes.Warn(log, "client closed before its ClientHello was answered; closed", kv...)
 		default:
-			s.warns.Warn(log, "handshake failed, client rejected; closed, nothing it sent is printed", kv...)
+			s.failed.Warn(log, "handshake failed, client rejected; closed, nothing it sent is printed", kv...)
 		}
 		s.emit(Event{Kind: EventReject, Conn: id, Remote: remote, Reason: he.Reason, By: he.By, PeerSHA256: sum, PeerSPKI: spki})
 		return

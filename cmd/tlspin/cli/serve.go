@@ -51,10 +51,11 @@ sent is printed. A failed handshake is logged with the side that refused:
 "client rejected by us" (our verifier said no, or the client sent no
 certificate), "client refused our certificate" (the client sent an alert)
 or "handshake failed" (anything else: not TLS, a bad signature, a timeout).
-Anyone who can connect can cause these: at most ten a second are
-warnings, and as many for clients that close before their ClientHello (a
-TCP health check); the rest are debug lines, counted in the next warning
-(suppressed=N). --json still reports every one.
+Anyone who can connect can cause these: at most ten a second of each
+(rejected, refused, failed, and clients that close before their
+ClientHello, as a TCP health check does) are warnings, so that a flood of
+one hides no other; the rest are debug lines, counted in the next warning
+of their kind (suppressed=N). --json still reports every one.
 
 Hostile clients cannot lock others out: a handshake must finish within
 --handshake-timeout, at most --max-handshakes run at once, one address holds
