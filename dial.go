@@ -85,8 +85,9 @@ const DefaultHandshakeTimeout = 10 * time.Second
 // reached, the handshake that began first among those of the address
 // (for IPv6, the /64) holding the most is closed, and logged, to make
 // room. A failed or rejected one is closed and logged at warn level with
-// the client's address and the reason, at most ten a second (the rest at
-// debug level, counted in the next warning); a client that closes before
+// the client's address and the reason, at most ten a second, and as many
+// for clients the verifiers rejected (the rest at debug level, counted in
+// the next warning of their kind); a client that closes before
 // it begins a handshake (a port scanner, a TCP health check) only at
 // debug level. It fits http.Server.Serve and gRPC: it selects h2 or
 // http/1.1 by ALPN when the client offers them. A cert without a
@@ -162,6 +163,7 @@ func (v *Verifiers) listen(inner net.Listener, cert tls.Certificate) *listener {
 		conns:    make(chan net.Conn),
 		done:     make(chan struct{}),
 		warns:    ratelog.Limiter{Burst: warnBurst},
+		rejects:  ratelog.Limiter{Burst: warnBurst},
 		inHand:   map[net.Conn]*list.Element{},
 		bySrc:    map[netip.Addr]*list.List{},
 	}
@@ -202,8 +204,10 @@ type listener struct {
 	stopFollowing func() bool
 
 	// warns bounds the warnings about failed handshakes, which anyone
-	// who can connect may cause.
-	warns ratelog.Limiter
+	// who can connect may cause, and rejects apart those about clients
+	// the verifiers rejected: a flood of cheap failures (bytes that are
+	// not TLS) must not send those to debug level.
+	warns, rejects ratelog.Limiter
 
 	// The connections in their handshake, at most v.maxHandshakes, by
 	// the source they came from, each source's oldest first.
@@ -389,10 +393,14 @@ func (l *listener) logFailure(conn *tls.Conn, err error) {
 	}
 	kv := []any{"remote", remote, "reason", printable.Escape(err.Error())}
 	var re *RejectionError
-	if errors.As(err, &re) && re.PeerSHA256 != "" {
+	if !errors.As(err, &re) {
+		l.warns.Warn(l.v.log, "client handshake failed; closed", kv...)
+		return
+	}
+	if re.PeerSHA256 != "" {
 		kv = append(kv, "peer_sha256", re.PeerSHA256, "peer_spki", re.PeerSPKI)
 	}
-	l.warns.Warn(l.v.log, "client handshake failed; closed", kv...)
+	l.rejects.Warn(l.v.log, "client handshake failed; closed", kv...)
 }
 
 // Accept returns the next verified connection.

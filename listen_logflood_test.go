@@ -1,0 +1,65 @@
+package tlspin_test
+
+import (
+	"crypto/tls"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/tlspin/tlspin"
+	"github.com/tlspin/tlspin/internal/e2e"
+	"github.com/tlspin/tlspin/internal/syncbuf"
+	"github.com/tlspin/tlspin/internal/wait"
+)
+
+// TestListenFloodDoesNotHideARejection: clients that send bytes that are
+// not TLS, which anyone who can connect can do by the thousand, must not
+// use up the warnings about clients the verifiers rejected: each has its
+// own bound. They shared one: eleven such connections sent the next
+// rejection, in the same second, to debug level.
+func TestListenFloodDoesNotHideARejection(t *testing.T) {
+	const flood = 30
+	good, forged := newIdentity("good"), newIdentity("forged")
+	var out syncbuf.Buffer
+	log := hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Info})
+	v := start(t, []string{"spkipin:pin=" + good.spki}, tlspin.WithLogger(log))
+	ln, err := v.Listen("tcp", "127.0.0.1:0", newIdentity("server").cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := e2e.Serve(t, ln, func(c net.Conn) { io.WriteString(c, "ok") })
+	for range flood {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "GET / HTTP/1.0\r\n\r\n")
+		io.Copy(io.Discard, c)
+		c.Close()
+	}
+	if !wait.Until(5*time.Second, func() bool { return strings.Count(out.String(), "client handshake failed") >= 10 }) {
+		t.Fatalf("the flood was not logged:\n%s", out.String())
+	}
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{forged.cert}})
+	if err == nil {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, err = io.Copy(io.Discard, c)
+		c.Close()
+	}
+	warned := func() bool {
+		for line := range strings.Lines(out.String()) {
+			if strings.Contains(line, "[WARN]") && strings.Contains(line, forged.sha) {
+				return true
+			}
+		}
+		return false
+	}
+	if !wait.Until(5*time.Second, warned) {
+		t.Errorf("after %d connections that were not TLS, the rejected client was not warned about:\n%s", flood, out.String())
+	}
+}
