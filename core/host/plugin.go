@@ -756,8 +756,9 @@ func spawn(ctx context.Context, by time.Time, spec Spec, cfg Config, log hclog.L
 		Logger:           goPluginLogger{Logger: log, muted: filepath.Base(path)},
 		AutoMTLS:         autoMTLS,
 		SkipHostEnv:      true,
-		StartTimeout:     time.Until(by),
-		Stderr:           stderr,
+		// At least a nanosecond: go-plugin takes 0 for its default, a minute.
+		StartTimeout: max(time.Until(by), time.Nanosecond),
+		Stderr:       stderr,
 		// A Go plugin's writes to os.Stderr after it started reach the host
 		// through go-plugin's stdio stream, not the stderr pipe; without
 		// this they are dropped.
