@@ -51,7 +51,7 @@ func TrustReference(name string, r *Reference, dir string, desc *verify.Descript
 		return Trust{
 			Options:  verify.Options{"pin": {hex.EncodeToString(sum(pin.MD5))}},
 			PinBytes: pin.MD5.Size(),
-			Note:     "pins the exact certificate by MD5: every renewal needs a new pin; MD5 is collision-broken, so an attacker who gets a colliding certificate signed passes it",
+			Note:     "pins the exact certificate by MD5: every renewal needs a new pin; MD5 is collision-broken, so whoever had a hand in making the pinned certificate can make another with the same MD5 and a key of its own",
 		}, nil
 	case "sha256pin":
 		return Trust{
