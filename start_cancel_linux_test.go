@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,6 +121,28 @@ func TestStartHeedsCancellation(t *testing.T) {
 		}
 		if _, err := os.Stat(pidFile); err == nil {
 			t.Errorf("Start with a cancelled context launched the plugin")
+		}
+	})
+	t.Run("a sibling that fails abandons the launch", func(t *testing.T) {
+		dir, pidFile := slowPlugin(t, false)
+		begun := time.Now()
+		v, err := tlspin.StartWith(context.Background(), []string{"slow", "spkipin:pin=nothex"}, tlspin.WithPluginDirs(dir), tlspin.WithStartTimeout(slowStartTimeout))
+		took := time.Since(begun)
+		if err == nil {
+			v.Close()
+			t.Fatal("Start succeeded with a bad option")
+		}
+		if !errors.Is(err, tlspin.ErrBadConfig) || errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), `"nothex"`) {
+			t.Errorf("Start: %v\nwant the bad option alone, not the abandoned launch", err)
+		}
+		if took > slowStartTimeout/2 {
+			t.Errorf("Start returned %s after it began: it waited for the slow sibling", took.Round(time.Millisecond))
+		}
+		if b, err := os.ReadFile(pidFile); err == nil {
+			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			if !wait.Until(5*time.Second, func() bool { return pidGone(pid) }) {
+				t.Errorf("the abandoned plugin (pid %d) still runs", pid)
+			}
 		}
 	})
 	t.Run("Close during a restart", func(t *testing.T) {

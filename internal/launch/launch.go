@@ -424,17 +424,41 @@ func start(ctx context.Context, c *Config, specs []Spec, checkPinned bool) ([]*h
 	c.warnUnpinned(found)
 	plugins := make([]*host.Plugin, len(specs))
 	errs := make([]error, len(specs))
+	// The first start that fails abandons the others: a slow sibling (a
+	// Python plugin, one stuck before its handshake line) would otherwise
+	// hold the error back for up to the start timeout. Only the failures
+	// before that count; the abandoned starts' "context canceled" is not
+	// news.
+	sctx, abandon := context.WithCancel(ctx)
+	defer abandon()
+	var (
+		mu        sync.Mutex
+		abandoned bool
+	)
 	var wg sync.WaitGroup
 	for i, s := range specs {
 		wg.Go(func() {
+			var err error
+			defer func() {
+				if err == nil {
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if !abandoned || ctx.Err() != nil {
+					errs[i] = err
+				}
+				abandoned = true
+				abandon()
+			}()
 			spec := found[i].Spec(s.Options)
 			spec.SHA256 = c.sum(found[i].Name)
 			if spec.Direct {
-				if spec.Known, errs[i] = knownBuiltin(ctx, spec.Name); errs[i] != nil {
+				if spec.Known, err = knownBuiltin(sctx, spec.Name); err != nil {
 					return
 				}
 			}
-			plugins[i], errs[i] = host.Start(ctx, spec, hc)
+			plugins[i], err = host.Start(sctx, spec, hc)
 		})
 	}
 	wg.Wait()
