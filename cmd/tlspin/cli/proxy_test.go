@@ -69,6 +69,22 @@ func startBG(t *testing.T, ready *regexp.Regexp, name string, args ...string) (*
 	return p, m[1]
 }
 
+// stopsCleanly sends p sig and fails the test unless p then exits 0
+// within d.
+func (p *bg) stopsCleanly(t *testing.T, sig os.Signal, d time.Duration) {
+	t.Helper()
+	p.cmd.Process.Signal(sig)
+	select {
+	case err := <-p.done:
+		p.done <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("exited with %v after %v, want 0", err, sig)
+		}
+	case <-time.After(d):
+		t.Fatalf("still running %s after %v", d, sig)
+	}
+}
+
 var proxyListening = regexp.MustCompile(`listening: addr=(\S+)`)
 
 func startProxy(t *testing.T, args ...string) (*bg, string) {

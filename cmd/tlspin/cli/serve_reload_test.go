@@ -62,16 +62,7 @@ func TestServeReloadsItsCertificate(t *testing.T) {
 				t.Errorf("stdout %q: want both lines", got)
 			}
 			live.Close()
-			p.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case err := <-p.done:
-				p.done <- err
-				if err != nil {
-					t.Fatalf("serve exited with %v after SIGTERM, want 0", err)
-				}
-			case <-time.After(15 * time.Second):
-				t.Fatal("serve did not exit after SIGTERM")
-			}
+			p.stopsCleanly(t, syscall.SIGTERM, 15*time.Second)
 		})
 	}
 }
@@ -95,16 +86,7 @@ func TestServeStopsWhenItsCertificateIsAFIFO(t *testing.T) {
 	// The reload either refuses the FIFO or waits on it: give it the
 	// moment to be in either state, then stop serve.
 	wait.Until(2*time.Second, func() bool { return strings.Contains(p.stderr.String(), "SIGHUP: certificate does not load") })
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.done:
-		p.done <- err
-		if err != nil {
-			t.Fatalf("serve exited with %v after SIGTERM, want 0", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("serve still running 5s after SIGTERM")
-	}
+	p.stopsCleanly(t, syscall.SIGTERM, 5*time.Second)
 	if !strings.Contains(p.stderr.String(), "SIGHUP: certificate does not load") {
 		t.Errorf("the refused reload was not logged:\n%s", p.stderr)
 	}
