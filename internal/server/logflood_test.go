@@ -36,17 +36,7 @@ func TestFailedHandshakeWarningsAreBounded(t *testing.T) {
 			}
 			return err
 		},
-		"not TLS": func() error {
-			c, err := net.Dial("tcp", ts.addr)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			io.WriteString(c, "GET / HTTP/1.0\r\n\r\n")
-			io.Copy(io.Discard, c)
-			return nil
-		},
+		"not TLS": func() error { return notTLS(ts.addr) },
 		"rejected certificate": func() error {
 			send(t, ts.addr, &bad, "never printed\n")
 			return nil
@@ -99,17 +89,7 @@ func TestAFloodDoesNotHideARejection(t *testing.T) {
 		name  string
 		flood func(addr string) error
 	}{
-		{"not TLS", func(addr string) error {
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			io.WriteString(c, "GET / HTTP/1.0\r\n\r\n")
-			io.Copy(io.Discard, c)
-			return nil
-		}},
+		{"not TLS", notTLS},
 		{"refuses our certificate", func(addr string) error {
 			// Verifies our self-signed certificate against the system's
 			// roots: it sends an alert.
@@ -161,3 +141,17 @@ func TestAFloodDoesNotHideARejection(t *testing.T) {
 
 // warnBurst is the server's bound on each kind of warning a second.
 const warnBurst = 10
+
+// notTLS connects to addr, sends an HTTP request instead of a
+// ClientHello, and reads until the server closes.
+func notTLS(addr string) error {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.0\r\n\r\n")
+	io.Copy(io.Discard, c)
+	return nil
+}
