@@ -62,7 +62,7 @@ var Items = []struct{ Name, Requires string }{
 	{ItemConfigureRepeat, "... and a repeated value of an option that is not repeatable"},
 	{ItemConfigureBad, "... and each bad value given with --bad KEY=VALUE"},
 	{ItemConfigure, "Configure accepts the working options given with --opt"},
-	{ItemVerifyScenarios, "Verify answers every scenario tlspin compare runs (renewed, rekeyed, look-alike, forged chain, expired...), both sides, with a verdict at least once; a rejection says why"},
+	{ItemVerifyScenarios, "Verify answers every scenario tlspin compare runs (renewed, rekeyed, look-alike, forged chain, stolen certificate without its key, expired...), both sides, with a verdict at least once; a rejection says why"},
 	{ItemVerifyEmpty, "Verify of an empty chain answers, and does not allow"},
 	{ItemVerifyGarbage, "Verify of garbage DER answers without crashing, and does not allow it as a leaf"},
 	{ItemVerifyErrors, "every error Verify returned is a gRPC status (the host then rejects the peer as a verifier that failed), and the process is still running"},

@@ -133,6 +133,12 @@ func (r *Report) Accepted(verifier, scenario string) (accepted, ran bool) {
 	return x.Accepted, ran
 }
 
+// Find returns verifier's result on scenario, and whether that pair was
+// run at all.
+func (r *Report) Find(verifier, scenario string) (Result, bool) {
+	return r.result(verifier, scenario)
+}
+
 func (r *Report) result(verifier, scenario string) (Result, bool) {
 	for _, x := range r.Results {
 		if x.Verifier == verifier && x.Scenario == scenario {
@@ -396,6 +402,10 @@ func (s *server) handshake(ctx context.Context, cfg Config, rec *recorder, cert 
 		return false, false, fmt.Sprintf("handshake failed before the verifier was asked: %v", herr)
 	case v == nil:
 		return false, false, "verifier was not asked"
+	case v.Allow && herr != nil && strings.Contains(herr.Error(), "invalid signature by the"):
+		// crypto/tls checks the peer's CertificateVerify after the
+		// verifier has judged its certificate; the error is a string.
+		return false, false, fmt.Sprintf("verifier allowed the certificate, but the handshake failed: the peer did not prove it holds the certificate's private key (%v)", herr)
 	case v.Allow && herr != nil:
 		return false, false, fmt.Sprintf("verifier allowed, but the handshake failed: %v", herr)
 	case v.Allow:

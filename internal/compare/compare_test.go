@@ -2,6 +2,7 @@ package compare_test
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/xml"
@@ -63,6 +64,9 @@ func TestScenarios(t *testing.T) {
 		{compare.OtherCA, true, false, false, false},
 		{compare.Lookalike, false, true, false, false},
 		{compare.ForgedChain, false, false, false, false},
+		// The genuine public chain, byte for byte: only the key the
+		// server signs the handshake with is not the certificate's.
+		{compare.StolenCertNoKey, true, false, false, true},
 		{compare.Expired, true, false, true, false},
 		{compare.IntermediateRotated, true, false, false, true},
 	}
@@ -82,7 +86,7 @@ func TestScenarios(t *testing.T) {
 			if got := bytes.Equal(c.RawSubjectPublicKeyInfo, rl.RawSubjectPublicKeyInfo); got != tt.sameKey {
 				t.Errorf("same key = %v, want %v", got, tt.sameKey)
 			}
-			if tt.name != compare.Same && bytes.Equal(c.Raw, rl.Raw) {
+			if tt.name != compare.Same && tt.name != compare.StolenCertNoKey && bytes.Equal(c.Raw, rl.Raw) {
 				t.Error("certificate is the reference itself")
 			}
 			if got := bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil; got != tt.selfSigned {
@@ -116,6 +120,18 @@ func TestScenarios(t *testing.T) {
 	}
 	if !bytes.Equal(forged[0], fl.Raw) || fl.CheckSignature(fl.SignatureAlgorithm, fl.RawTBSCertificate, fl.Signature) != nil {
 		t.Error("forged-chain leaf is not signed by the attacker's own key")
+	}
+	// The stolen certificate is the reference's chain as sent, with a key
+	// that is not the certificate's: the server cannot prove it holds
+	// the pinned key.
+	stolen := ss[compare.StolenCertNoKey].Cert
+	if !slices.EqualFunc(stolen.Certificate, ref.Leaf.Certificate, bytes.Equal) {
+		t.Error("stolen-cert-no-key does not send the reference's chain as it is")
+	}
+	if sk, ok := stolen.PrivateKey.(interface{ Public() crypto.PublicKey }); !ok {
+		t.Errorf("stolen-cert-no-key key %T has no public key", stolen.PrivateKey)
+	} else if pub, ok := sk.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || pub.Equal(rl.PublicKey) {
+		t.Error("stolen-cert-no-key signs with the certificate's own key")
 	}
 	rot := ss[compare.IntermediateRotated].Cert.Certificate
 	if len(rot) != 2 || bytes.Equal(rot[1], ref.Leaf.Certificate[1]) {

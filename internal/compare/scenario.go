@@ -23,6 +23,7 @@ const (
 	Expired             = "expired"
 	IntermediateRotated = "intermediate-rotated"
 	ForgedChain         = "forged-chain"
+	StolenCertNoKey     = "stolen-cert-no-key"
 )
 
 // Scenario is one certificate a server might present instead of the
@@ -125,6 +126,25 @@ func Scenarios(r *Reference) (out []Scenario, skipped []string, err error) {
 	}
 	c, err = reissue(k, claimed, k, r.forgedTail(), nb, nb.Add(life))
 	if err := add(ForgedChain, "an attacker's leaf claiming the real issuer, signed with its own key, carrying the real intermediate and CA (or the real leaf)", c, err); err != nil {
+		return nil, nil, err
+	}
+	// The reference's chain is public too: an attacker can send it byte
+	// for byte, but cannot sign the handshake with its key. Every pin of
+	// it matches, so the verifier allows it; what rejects it is the
+	// handshake, where the peer must sign with the key of the certificate
+	// it sent (TLS 1.3 CertificateVerify). That proof is why a pin means
+	// anything at all. crypto/tls does not check that a tls.Certificate's
+	// PrivateKey belongs to its leaf (tls.X509KeyPair does, and so would
+	// certs.LoadKeyPair), so a certificate put together here presents the
+	// real chain and signs with the attacker's key, of the same type so
+	// that the signature scheme still suits the leaf: the client's check
+	// of that signature, not a mismatch of algorithms, is what fails.
+	k, err = newKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	stolen := tls.Certificate{Certificate: slices.Clone(r.Leaf.Certificate), PrivateKey: k, Leaf: r.leaf}
+	if err := add(StolenCertNoKey, "the real certificate and chain, byte for byte, sent by an attacker without its private key (it signs the handshake with a key of its own)", stolen, nil); err != nil {
 		return nil, nil, err
 	}
 	c, err = reissue(r.key, r.issuer, r.issuerKey, r.chain, now.Add(-life-48*time.Hour), now.Add(-24*time.Hour))

@@ -44,6 +44,10 @@ the certificates a pin meets in real life:
   lookalike             an attacker's self-signed certificate, same subject and names
   forged-chain          an attacker's leaf claiming the real issuer but signed with its own
                         key, carrying the real intermediate and CA
+  stolen-cert-no-key    the real certificate and chain, byte for byte, from a server
+                        without its private key: every verifier allows the
+                        certificate, and the handshake fails (the peer cannot sign
+                        with the pinned key): why a pin protects at all
   expired               same key, names and CA, expired
   intermediate-rotated  same leaf key, issued by a new intermediate under the same root
   FILE                  each --cert FILE (certificate and key), by file name

@@ -112,12 +112,12 @@ func TestCompare(t *testing.T) {
 	const A, R = true, false
 	// The pattern each strategy must show, scenario by scenario.
 	want := map[string]map[string]bool{
-		"md5pin":    {"same": A, "renewed": R, "rekeyed": R, "other-ca": R, "lookalike": R, "forged-chain": R, "expired": R, "intermediate-rotated": R},
-		"sha256pin": {"same": A, "renewed": R, "rekeyed": R, "other-ca": R, "lookalike": R, "forged-chain": R, "expired": R, "intermediate-rotated": R},
-		"spkipin":   {"same": A, "renewed": A, "rekeyed": R, "other-ca": A, "lookalike": R, "forged-chain": R, "expired": A, "intermediate-rotated": A},
-		"allowlist": {"same": A, "renewed": R, "rekeyed": R, "lookalike": R, "forged-chain": R},
-		"tofu":      {"same": A, "renewed": A, "rekeyed": R, "lookalike": R, "forged-chain": R},
-		"ca":        {"same": A, "renewed": A, "rekeyed": A, "other-ca": R, "lookalike": R, "forged-chain": R, "expired": R, "intermediate-rotated": A},
+		"md5pin":    {"same": A, "renewed": R, "rekeyed": R, "other-ca": R, "lookalike": R, "forged-chain": R, "expired": R, "intermediate-rotated": R, "stolen-cert-no-key": R},
+		"sha256pin": {"same": A, "renewed": R, "rekeyed": R, "other-ca": R, "lookalike": R, "forged-chain": R, "expired": R, "intermediate-rotated": R, "stolen-cert-no-key": R},
+		"spkipin":   {"same": A, "renewed": A, "rekeyed": R, "other-ca": A, "lookalike": R, "forged-chain": R, "expired": A, "intermediate-rotated": A, "stolen-cert-no-key": R},
+		"allowlist": {"same": A, "renewed": R, "rekeyed": R, "lookalike": R, "forged-chain": R, "stolen-cert-no-key": R},
+		"tofu":      {"same": A, "renewed": A, "rekeyed": R, "lookalike": R, "forged-chain": R, "stolen-cert-no-key": R},
+		"ca":        {"same": A, "renewed": A, "rekeyed": A, "other-ca": R, "lookalike": R, "forged-chain": R, "expired": R, "intermediate-rotated": A, "stolen-cert-no-key": R},
 	}
 	for v, scen := range want {
 		if !ran[v] {
