@@ -39,7 +39,10 @@ type Plugin interface {
 // Config says what to compare.
 type Config struct {
 	Reference *Reference
-	// Verifiers to compare (DefaultVerifiers when empty).
+	// Verifiers to compare (DefaultVerifiers when empty), by label: a
+	// verifier's name, or a CA pin whose pin compare fills in from the
+	// reference, as FillLabel writes it (spkipin:chain=ca). The label
+	// heads the verifier's column and names it in Results.
 	Verifiers []string
 	// Options, for a verifier named here, are used as given instead of
 	// configuring it to trust the reference by recipe (TrustReference);
@@ -209,15 +212,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 }
 
 // compareOne runs every scenario through one verifier.
-func compareOne(ctx context.Context, cfg Config, name string, scen []Scenario, srv *server) (VerifierInfo, []Result, error) {
-	opts, given := cfg.Options[name]
-	if !given && !slices.Contains(DefaultVerifiers(), name) {
-		return VerifierInfo{}, nil, fmt.Errorf("%w: %q (known: %s; give the options of any other verifier: --verifier NAME:key=value)", ErrUnknownStrategy, name, strings.Join(DefaultVerifiers(), ", "))
+func compareOne(ctx context.Context, cfg Config, label string, scen []Scenario, srv *server) (VerifierInfo, []Result, error) {
+	opts, given := cfg.Options[label]
+	name, ca, ok := parseLabel(label)
+	if given {
+		name = label
+	} else if !ok || (ca.chain == "" && !slices.Contains(DefaultVerifiers(), name)) {
+		return VerifierInfo{}, nil, fmt.Errorf("%w: %q (known: %s, and md5pin, sha256pin, spkipin or allowlist with chain=ca or chain=any and no pin, filled in with the reference's CA; give the options of any other verifier: --verifier NAME:key=value)", ErrUnknownStrategy, label, strings.Join(DefaultVerifiers(), ", "))
 	}
 	iv, err := cfg.InProcess(name)
 	if err != nil {
 		if !given {
-			return VerifierInfo{Name: name, Skipped: true, Note: fmt.Sprintf("skipped: %v", err)}, nil, nil
+			return VerifierInfo{Name: label, Skipped: true, Note: fmt.Sprintf("skipped: %v", err)}, nil, nil
 		}
 		iv = nil
 	}
@@ -229,23 +235,23 @@ func compareOne(ctx context.Context, cfg Config, name string, scen []Scenario, s
 		if err != nil {
 			return VerifierInfo{}, nil, fmt.Errorf("compare: %s: describe: %w", name, err)
 		}
-		dir := filepath.Join(cfg.Dir, name)
+		dir := filepath.Join(cfg.Dir, strings.NewReplacer(":", "-", ",", "-", "=", "-").Replace(label))
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return VerifierInfo{}, nil, fmt.Errorf("compare: %w", err)
 		}
-		if trust, err = TrustReference(name, cfg.Reference, dir, desc); err != nil {
+		if trust, err = TrustReference(label, cfg.Reference, dir, desc); err != nil {
 			return VerifierInfo{}, nil, err
 		}
 	}
 	p, err := cfg.Start(ctx, name, trust.Options)
 	if err != nil {
-		return VerifierInfo{}, nil, fmt.Errorf("compare: %s: %w", name, err)
+		return VerifierInfo{}, nil, fmt.Errorf("compare: %s: %w", label, err)
 	}
 	defer p.Close()
 	rec := &recorder{d: p}
 	if trust.Prime {
 		if ok, _, reason := srv.handshake(ctx, cfg, rec, scen[0].Cert); !ok {
-			return VerifierInfo{}, nil, fmt.Errorf("compare: %s: priming with the reference was rejected: %s", name, reason)
+			return VerifierInfo{}, nil, fmt.Errorf("compare: %s: priming with the reference was rejected: %s", label, reason)
 		}
 	}
 	var (
@@ -255,7 +261,7 @@ func compareOne(ctx context.Context, cfg Config, name string, scen []Scenario, s
 	)
 	for _, s := range scen {
 		ok, fail, reason := srv.handshake(ctx, cfg, rec, s.Cert)
-		results = append(results, Result{Verifier: name, Scenario: s.Name, Accepted: ok, Failed: fail, Reason: withoutDir(reason, cfg.Dir)})
+		results = append(results, Result{Verifier: label, Scenario: s.Name, Accepted: ok, Failed: fail, Reason: withoutDir(reason, cfg.Dir)})
 		if fail {
 			failed++
 		}
@@ -263,7 +269,7 @@ func compareOne(ctx context.Context, cfg Config, name string, scen []Scenario, s
 			sameReq = rec.request()
 		}
 	}
-	info := VerifierInfo{Name: name, PinBytes: trust.PinBytes, Note: trust.Note, NoPinBytes: given}
+	info := VerifierInfo{Name: label, PinBytes: trust.PinBytes, Note: trust.Note, NoPinBytes: given}
 	// A verifier that failed is not timed: its figures would be those of
 	// its failures (or of its timeout), and trying could take as long
 	// again. Its cells say what happened; the run goes on to the others.
@@ -291,14 +297,14 @@ func compareOne(ctx context.Context, cfg Config, name string, scen []Scenario, s
 		return info, results, nil
 	}
 	if _, err := iv.Configure(ctx, &verify.ConfigureRequest{Options: trust.Options}); err != nil {
-		return VerifierInfo{}, nil, fmt.Errorf("compare: %s: configure in process: %w", name, err)
+		return VerifierInfo{}, nil, fmt.Errorf("compare: %s: configure in process: %w", label, err)
 	}
 	il, err := bench.VerifyLatency(ctx, iv, sameReq, cfg.Samples*5)
 	if c, ok := iv.(interface{ Close() error }); ok {
 		c.Close()
 	}
 	if err != nil {
-		return VerifierInfo{}, nil, fmt.Errorf("compare: %s: in-process cost: %w", name, err)
+		return VerifierInfo{}, nil, fmt.Errorf("compare: %s: in-process cost: %w", label, err)
 	}
 	info.InProcessUs = micros(il)
 	return info, results, nil

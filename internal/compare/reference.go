@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/tlspin/tlspin/core/certs"
@@ -156,6 +157,18 @@ func newReference(leaf *x509.Certificate, key crypto.Signer, chain [][]byte, ca 
 		r.ServerName = leaf.Subject.CommonName
 	}
 	return r
+}
+
+// SendingRoot returns a copy of r whose server sends r's root CA after
+// the rest of its chain, as some servers do: a pin on the root with
+// chain=ca matches only a root the peer sends. r is returned as it is
+// when it sends its root already or is self-signed.
+func (r *Reference) SendingRoot() *Reference {
+	if r.issuer == nil || slices.ContainsFunc(r.chain, func(der []byte) bool { return bytes.Equal(der, r.CA.Raw) }) {
+		return r
+	}
+	chain := append(slices.Clone(r.chain), r.CA.Raw)
+	return newReference(r.leaf, r.key, chain, r.CA, r.caKey, r.issuer, r.issuerKey, r.KeyType)
 }
 
 // Certificate returns the parsed reference leaf.

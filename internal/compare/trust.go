@@ -40,7 +40,13 @@ var ErrUnknownStrategy = errors.New("compare: no recipe to configure this verifi
 // TrustReference returns the options that make verifier name trust r,
 // writing any file it needs into dir. desc is the verifier's description,
 // used to find the option names it takes.
+//
+// name may be a label made by FillLabel (spkipin:chain=ca): the pin is
+// then that of a CA certificate of r, with the chain option it names.
 func TrustReference(name string, r *Reference, dir string, desc *verify.Description) (Trust, error) {
+	if n, c, ok := parseLabel(name); ok && c.chain != "" {
+		return trustCA(n, c, r, dir)
+	}
 	der := r.leaf.Raw
 	sum := func(a pin.Algo) []byte {
 		d, _ := pin.Sum(a, der)
