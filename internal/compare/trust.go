@@ -14,9 +14,11 @@ import (
 	"github.com/tlspin/tlspin/core/verify"
 )
 
-// DefaultVerifiers returns the verifiers compare runs when none are named.
+// DefaultVerifiers returns the verifiers compare runs when none are named,
+// by label: spkipin:chain=ca is spkipin pinning the reference's issuing
+// intermediate (see FillLabel).
 func DefaultVerifiers() []string {
-	return []string{"md5pin", "sha256pin", "spkipin", "allowlist", "tofu", "ca"}
+	return []string{"md5pin", "sha256pin", "spkipin", "spkipin:chain=ca", "allowlist", "tofu", "ca"}
 }
 
 // Trust is how one verifier is set up to trust the reference.

@@ -23,7 +23,7 @@ import (
 type compareFlags struct {
 	ref, refKey, refCA, keyType string
 	verifiers, certs            []string
-	json, markdown              bool
+	json, markdown, sendRoot    bool
 	html                        string
 	samples                     int
 }
@@ -55,7 +55,18 @@ the certificates a pin meets in real life:
 Each verifier is configured to trust the reference (md5pin, sha256pin and
 spkipin with its pins, allowlist with a file listing it, tofu with a pins
 file primed with it, ca with its CA), and decides on every scenario through
-its plugin, in a real TLS handshake on loopback. Prints accept/reject per
+its plugin, in a real TLS handshake on loopback.
+
+To pin the CA instead of the leaf, name a pin verifier (md5pin, sha256pin,
+spkipin, allowlist) with chain=ca or chain=any and no pin: compare fills the
+pin in with the reference's CA, in a column of its own labelled as given
+(spkipin:chain=ca beside spkipin). ca=issuer (the default) pins the
+intermediate that issued the leaf, what a server sends after it; ca=root
+pins the root, which survives intermediate-rotated, but a pin matches only
+what the peer sends and the generated server sends no root: add --send-root.
+Either way the leaf must chain to the pinned certificate by signature, so a
+forged chain that carries it is rejected. spkipin:chain=ca is compared by
+default. Prints accept/reject per
 verifier and scenario, the median cost of one verification in process and
 through the plugin, the pin size, and what the strategy protects against.
 
@@ -65,15 +76,17 @@ is not measured, the others are compared all the same, and tlspin exits 4
 after the report.`,
 		Example: `  tlspin compare
   tlspin compare --verifier spkipin --verifier sha256pin --markdown
+  tlspin compare --send-root --verifier spkipin:chain=ca --verifier spkipin:chain=ca,ca=root
   tlspin compare --ref cert.pem --cert new.pem --html compare.html`,
 		Args: noArgs("add a verifier with --verifier NAME, a certificate with --cert FILE"),
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.runCompare(cmd, f) },
 	}
 	fs := c.Flags()
-	fs.StringArrayVar(&f.verifiers, "verifier", nil, "verifier to compare, NAME or NAME:key=value,... (repeatable; default md5pin, sha256pin, spkipin, allowlist, tofu, ca). Built-ins are configured to trust the reference; options given are used as they are, and any verifier on the plugin path can be compared with its options")
+	fs.StringArrayVar(&f.verifiers, "verifier", nil, "verifier to compare, NAME or NAME:key=value,... (repeatable; default md5pin, sha256pin, spkipin, spkipin:chain=ca, allowlist, tofu, ca). Built-ins are configured to trust the reference; a pin verifier with chain=ca|any[,ca=issuer|root] and no pin pins the reference's CA; other options given are used as they are, and any verifier on the plugin path can be compared with its options")
 	fs.StringVar(&f.ref, "ref", "", "reference certificate with its private key (default: generate one)")
 	fs.StringVar(&f.refKey, "ref-key", "", "private key of --ref, if not in the same file")
 	fs.StringVar(&f.refCA, "ref-ca", "", "CA certificate and key that issue --ref's renewals (needed for a --ref that is not self-signed)")
+	fs.BoolVar(&f.sendRoot, "send-root", false, "the reference's server sends its root CA too, after the intermediate (some servers do; a root pin, chain=ca,ca=root, matches only a root the peer sends)")
 	fs.StringVar(&f.keyType, "key", "ecdsa", "key type of the generated reference and of new keys: ecdsa, rsa or ed25519")
 	fs.StringArrayVar(&f.certs, "cert", nil, "extra scenario: a PEM file with a certificate and its key (repeatable)")
 	fs.BoolVar(&f.json, "json", false, `print JSON: {"schema": 1, "results": [{verifier, scenario, accepted, failed, reason}], "verifiers": [{name, inprocess_us, plugin_us, pin_bytes, note, failed}]}; failed: the verifier decided nothing (crashed, timed out, erred), so the peer was rejected to fail closed; what was not measured is null: the costs and pin size of a skipped verifier, the costs of one that failed, the in-process cost of one not built in, the pin size of one configured with the options given`)
@@ -108,6 +121,9 @@ func (a *app) runCompare(cmd *cobra.Command, f *compareFlags) error {
 			return usageError{err}
 		}
 		return err
+	}
+	if f.sendRoot {
+		ref = ref.SendingRoot()
 	}
 	if f.html != "" {
 		// Refused now rather than after the whole run.
@@ -260,9 +276,7 @@ func unwrapPath(err error) error {
 func (a *app) compareVerifiers(list []string) ([]string, map[string]verify.Options, error) {
 	specs := make([]launch.Spec, 0, len(list))
 	if len(list) == 0 {
-		for _, n := range compare.DefaultVerifiers() {
-			specs = append(specs, launch.Spec{Name: n})
-		}
+		list = compare.DefaultVerifiers()
 	}
 	for _, s := range list {
 		sp, err := launch.ParseSpec(s)
@@ -282,7 +296,17 @@ func (a *app) compareVerifiers(list []string) ([]string, map[string]verify.Optio
 	given := map[string]verify.Options{}
 	for i, sp := range specs {
 		names[i] = sp.Name
-		if len(sp.Options) > 0 {
+		if len(sp.Options) == 0 {
+			continue
+		}
+		// A CA pin without its pin is filled in from the reference, in a
+		// column of its own (spkipin:chain=ca beside spkipin).
+		label, fill, err := compare.FillLabel(sp.Name, sp.Options)
+		if err != nil {
+			return nil, nil, usageError{fmt.Errorf("--verifier %q: %w", list[i], err)}
+		}
+		names[i] = label
+		if !fill {
 			given[sp.Name] = sp.Options
 		}
 	}

@@ -115,9 +115,12 @@ func TestCompare(t *testing.T) {
 		"md5pin":    {"same": A, "renewed": R, "rekeyed": R, "other-ca": R, "lookalike": R, "forged-chain": R, "expired": R, "intermediate-rotated": R, "stolen-cert-no-key": R},
 		"sha256pin": {"same": A, "renewed": R, "rekeyed": R, "other-ca": R, "lookalike": R, "forged-chain": R, "expired": R, "intermediate-rotated": R, "stolen-cert-no-key": R},
 		"spkipin":   {"same": A, "renewed": A, "rekeyed": R, "other-ca": A, "lookalike": R, "forged-chain": R, "expired": A, "intermediate-rotated": A, "stolen-cert-no-key": R},
-		"allowlist": {"same": A, "renewed": R, "rekeyed": R, "lookalike": R, "forged-chain": R, "stolen-cert-no-key": R},
-		"tofu":      {"same": A, "renewed": A, "rekeyed": R, "lookalike": R, "forged-chain": R, "stolen-cert-no-key": R},
-		"ca":        {"same": A, "renewed": A, "rekeyed": A, "other-ca": R, "lookalike": R, "forged-chain": R, "expired": R, "intermediate-rotated": A, "stolen-cert-no-key": R},
+		// The issuing intermediate pinned: any leaf it signs, never one
+		// that only carries it (forged-chain), nor an expired one.
+		"spkipin:chain=ca": {"same": A, "renewed": A, "rekeyed": A, "other-ca": R, "lookalike": R, "forged-chain": R, "expired": R, "intermediate-rotated": R, "stolen-cert-no-key": R},
+		"allowlist":        {"same": A, "renewed": R, "rekeyed": R, "lookalike": R, "forged-chain": R, "stolen-cert-no-key": R},
+		"tofu":             {"same": A, "renewed": A, "rekeyed": R, "lookalike": R, "forged-chain": R, "stolen-cert-no-key": R},
+		"ca":               {"same": A, "renewed": A, "rekeyed": A, "other-ca": R, "lookalike": R, "forged-chain": R, "expired": R, "intermediate-rotated": A, "stolen-cert-no-key": R},
 	}
 	for v, scen := range want {
 		if !ran[v] {
@@ -195,6 +198,10 @@ func TestCompareUsage(t *testing.T) {
 		// columns, both labelled spkipin, the first silently not as given.
 		{"same verifier twice", []string{"compare", "--verifier", "spkipin", "--verifier", "spkipin:pin=sha256//tL1tfR5xCoKUYjnFqHcFUGC7voZ+YCh1XqpP4wSvUa4="}, `verifier "spkipin" given twice`},
 		{"same verifier twice, both bare", []string{"compare", "--verifier", "md5pin", "--verifier", "md5pin"}, `verifier "md5pin" given twice`},
+		// A CA pin compare fills in: one label, one column.
+		{"CA pin twice", []string{"compare", "--verifier", "spkipin:chain=ca", "--verifier", "spkipin:chain=CA,ca=issuer"}, `verifier "spkipin:chain=ca" given twice`},
+		{"CA pin, bad ca", []string{"compare", "--verifier", "spkipin:chain=ca,ca=top"}, `ca "top": want issuer`},
+		{"CA pin, ca without chain", []string{"compare", "--verifier", "sha256pin:ca=root"}, `ca "root" needs chain=ca or chain=any`},
 		{"ref-ca without ref", []string{"compare", "--ref-ca", "x.pem"}, "--ref"},
 		{"missing ref", []string{"compare", "--ref", "/nonexistent/ref.pem"}, "ref.pem"},
 		// Refused before the run (nothing on stdout), naming the path given.
@@ -305,5 +312,79 @@ func TestCompareFailingVerifier(t *testing.T) {
 	}
 	if code != cli.ExitVerifierFailed || cells != 1 {
 		t.Errorf("table: exit %d, want %d and a row for the reference:\n%s", code, cli.ExitVerifierFailed, stdout)
+	}
+}
+
+// TestCompareCAPin: CA pins filled in from the reference, through real
+// plugins: the intermediate's pin dies with the intermediate, the root's
+// (sent with --send-root) survives it, and neither passes a forged chain
+// that carries the pinned certificate, nor the stolen certificate.
+func TestCompareCAPin(t *testing.T) {
+	stdout, stderr, code := run(t, "compare", "--json", "--samples", "5", "--send-root",
+		"--verifier", "spkipin:chain=ca", "--verifier", "spkipin:chain=ca,ca=root", "--verifier", "allowlist:chain=any,ca=root", "--verifier", "spkipin")
+	if code != cli.ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var doc compareJSON
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+		t.Fatalf("JSON: %v\n%s", err, stdout)
+	}
+	const A, R = true, false
+	root := map[string]bool{"same": A, "renewed": A, "rekeyed": A, "other-ca": R, "lookalike": R, "forged-chain": R, "expired": R, "intermediate-rotated": A, "stolen-cert-no-key": R}
+	want := map[string]map[string]bool{
+		"spkipin:chain=ca":            {"same": A, "renewed": A, "rekeyed": A, "other-ca": R, "lookalike": R, "forged-chain": R, "expired": R, "intermediate-rotated": R, "stolen-cert-no-key": R},
+		"spkipin:chain=ca,ca=root":    root,
+		"allowlist:chain=any,ca=root": root,
+		"spkipin":                     {"same": A, "renewed": A, "rekeyed": R, "other-ca": A, "lookalike": R, "forged-chain": R, "expired": A, "intermediate-rotated": A, "stolen-cert-no-key": R},
+	}
+	n := 0
+	for _, r := range doc.Results {
+		w, ok := want[r.Verifier][r.Scenario]
+		if !ok || r.Accepted == nil || *r.Accepted != w {
+			t.Errorf("%s × %s: accepted %v (%s), want %v", r.Verifier, r.Scenario, r.Accepted, r.Reason, w)
+		}
+		n++
+		switch {
+		case r.Scenario == "forged-chain" && r.Verifier != "spkipin" && !strings.Contains(r.Reason, "does not lead from the leaf to the pinned certificate"):
+			t.Errorf("%s × forged-chain: reason %q does not say the leaf does not chain to the pin", r.Verifier, r.Reason)
+		case r.Scenario == "stolen-cert-no-key" && !strings.Contains(r.Reason, "did not prove it holds the certificate's private key"):
+			t.Errorf("%s × stolen-cert-no-key: reason %q does not say the peer did not prove the key", r.Verifier, r.Reason)
+		}
+	}
+	if n != 4*9 {
+		t.Errorf("%d results, want %d", n, 4*9)
+	}
+	for _, v := range doc.Verifiers {
+		if v.Note == nil || v.PinBytes == nil || *v.PinBytes != 32 {
+			t.Errorf("%s: note %v, pin bytes %v; want a note and 32", v.Name, v.Note, v.PinBytes)
+			continue
+		}
+		if strings.Contains(v.Name, "chain=") && !strings.Contains(*v.Note, "intermediate") {
+			t.Errorf("%s: note %q does not say which certificate is pinned", v.Name, *v.Note)
+		}
+	}
+}
+
+// TestCompareSelfSignedCAPin: a self-signed reference has no CA to pin;
+// the default CA-pin column is skipped, saying why, and the others run.
+func TestCompareSelfSignedCAPin(t *testing.T) {
+	dir := t.TempDir()
+	ref := filepath.Join(dir, "ref.pem")
+	if _, stderr, code := run(t, "cert", "--out", ref, "--san", "localhost"); code != cli.ExitOK {
+		t.Skipf("cannot make a self-signed certificate: %s", stderr)
+	}
+	stdout, stderr, code := run(t, "compare", "--json", "--samples", "5", "--ref", ref)
+	if code != cli.ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var doc compareJSON
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+		t.Fatalf("JSON: %v\n%s", err, stdout)
+	}
+	for _, v := range doc.Verifiers {
+		skipped := v.Note != nil && strings.HasPrefix(*v.Note, "skipped") && strings.Contains(*v.Note, "self-signed")
+		if skipped != (v.Name == "spkipin:chain=ca") {
+			t.Errorf("%s: note %v", v.Name, v.Note)
+		}
 	}
 }
