@@ -48,7 +48,7 @@ func TestListenFloodDoesNotHideARejection(t *testing.T) {
 	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{forged.cert}})
 	if err == nil {
 		c.SetDeadline(time.Now().Add(5 * time.Second))
-		_, err = io.Copy(io.Discard, c)
+		io.Copy(io.Discard, c) // TLS 1.3: the rejection arrives on the first read
 		c.Close()
 	}
 	warned := func() bool {
