@@ -160,21 +160,9 @@ func TestLoadReference(t *testing.T) {
 	writePEM(t, certOnly, certs.EncodeCert(crt))
 
 	// A CA-issued reference and its CA.
-	caKey, ca, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: "Test CA", IsCA: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	leafKey, _ := certs.GenerateKey(certs.ECDSA, 0)
-	leaf, err := certs.Issue(certs.Template{CommonName: "issued.test", SANs: []string{"issued.test"}}, leafKey.Public(), ca, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lk, _ := certs.EncodeKey(leafKey)
+	_, caFile, lk, leaf := issuedByTestCA(t, dir)
 	issued := filepath.Join(dir, "issued.pem")
 	writePEM(t, issued, lk, certs.EncodeCert(leaf))
-	ck, _ := certs.EncodeKey(caKey)
-	caFile := filepath.Join(dir, "ca.pem")
-	writePEM(t, caFile, ck, certs.EncodeCert(ca))
 
 	tests := []struct {
 		name        string
@@ -423,20 +411,9 @@ func TestWriteTextFormats(t *testing.T) {
 // rotation does not have: the pinned certificate gone from the chain.
 func TestRotatedChainKeepsWhatTheServerSends(t *testing.T) {
 	dir := t.TempDir()
-	caKey, ca, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: "Test CA", IsCA: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	leafKey, _ := certs.GenerateKey(certs.ECDSA, 0)
-	leaf, err := certs.Issue(certs.Template{CommonName: "issued.test", SANs: []string{"issued.test"}}, leafKey.Public(), ca, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lk, _ := certs.EncodeKey(leafKey)
-	ck, _ := certs.EncodeKey(caKey)
-	issued, caFile := filepath.Join(dir, "issued.pem"), filepath.Join(dir, "ca.pem")
+	ca, caFile, lk, leaf := issuedByTestCA(t, dir)
+	issued := filepath.Join(dir, "issued.pem")
 	writePEM(t, issued, lk, certs.EncodeCert(leaf), certs.EncodeCert(ca))
-	writePEM(t, caFile, ck, certs.EncodeCert(ca))
 
 	gen, err := compare.NewReference(certs.ECDSA)
 	if err != nil {
@@ -477,4 +454,25 @@ func TestRotatedChainKeepsWhatTheServerSends(t *testing.T) {
 			}
 		})
 	}
+}
+
+// issuedByTestCA makes a CA, "Test CA", written with its key to
+// dir/ca.pem, and a leaf for issued.test that it issued. It returns the
+// CA, ca.pem's path, and the leaf's key (PEM) and certificate.
+func issuedByTestCA(t *testing.T, dir string) (ca *x509.Certificate, caFile string, leafKeyPEM []byte, leaf *x509.Certificate) {
+	t.Helper()
+	caKey, ca, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: "Test CA", IsCA: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leafKey, _ := certs.GenerateKey(certs.ECDSA, 0)
+	leaf, err = certs.Issue(certs.Template{CommonName: "issued.test", SANs: []string{"issued.test"}}, leafKey.Public(), ca, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leafKeyPEM, _ = certs.EncodeKey(leafKey)
+	ck, _ := certs.EncodeKey(caKey)
+	caFile = filepath.Join(dir, "ca.pem")
+	writePEM(t, caFile, ck, certs.EncodeCert(ca))
+	return ca, caFile, leafKeyPEM, leaf
 }

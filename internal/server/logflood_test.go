@@ -55,15 +55,7 @@ func TestFailedHandshakeWarningsAreBounded(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	rejections := func() int {
-		n := 0
-		for _, e := range ts.rec.all() {
-			if e.Kind == server.EventReject {
-				n++
-			}
-		}
-		return n
-	}
+	rejections := func() int { return ts.rec.count(server.EventReject) }
 	if !wait.Until(10*time.Second, func() bool { return rejections() == len(clients)*each }) {
 		t.Fatalf("%d rejection events, want %d", rejections(), len(clients)*each)
 	}
@@ -105,15 +97,7 @@ func TestAFloodDoesNotHideARejection(t *testing.T) {
 			var out syncbuf.Buffer
 			log := hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Info})
 			ts := start(t, server.Config{TLS: mtlsConfig(t, good), Log: log, MaxConnsPerIP: -1})
-			rejections := func() int {
-				n := 0
-				for _, e := range ts.rec.all() {
-					if e.Kind == server.EventReject {
-						n++
-					}
-				}
-				return n
-			}
+			rejections := func() int { return ts.rec.count(server.EventReject) }
 			for range flood {
 				if err := tt.flood(ts.addr); err != nil {
 					t.Fatal(err)

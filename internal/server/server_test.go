@@ -75,6 +75,17 @@ func (r *recorder) all() []server.Event {
 	return append([]server.Event{}, r.events...)
 }
 
+// count is how many events of kind were recorded.
+func (r *recorder) count(kind server.EventKind) int {
+	n := 0
+	for _, e := range r.all() {
+		if e.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
 // waitFor waits until some event satisfies match, for at most d.
 func (r *recorder) waitFor(t *testing.T, d time.Duration, match func(server.Event) bool) server.Event {
 	t.Helper()
@@ -302,12 +313,7 @@ func TestBadClientsDoNotStallOthers(t *testing.T) {
 	// Every bad client is rejected: non-TLS at once, the rest by the timeout.
 	deadline := time.Now().Add(hsTimeout + 3*time.Second)
 	for {
-		n := 0
-		for _, e := range ts.rec.all() {
-			if e.Kind == server.EventReject {
-				n++
-			}
-		}
+		n := ts.rec.count(server.EventReject)
 		if n == each*len(bad) {
 			break
 		}
