@@ -42,7 +42,8 @@ type Spec struct {
 	Args []string
 	// Options are sent to Configure after every (re)start.
 	Options verify.Options
-	// SHA256, if set, pins the executable's checksum (go-plugin SecureConfig).
+	// SHA256, if set, pins the executable's checksum; the open file hashed
+	// is the one executed (openPinned), not go-plugin's SecureConfig.
 	SHA256 []byte
 	// Direct says the executable is tlspin-builtins, which speaks the
 	// direct protocol (core/direct) instead of go-plugin's gRPC.
