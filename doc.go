@@ -16,14 +16,18 @@
 // \, is a comma and \\ a backslash), or the path of a plugin executable.
 // It returns when every verifier has started and accepted its options; a
 // mistake in a spec, an unknown verifier or an option a verifier refuses
-// is an error matching ErrBadConfig, and nothing is left running. Several verifiers must all allow a peer. StartWith takes
-// the same specs followed by options (Go allows only one variadic list, so
-// the specs come first, as a slice): WithRequire (all or any),
-// WithVerifier (options given as values, any character allowed),
-// WithPluginDirs, WithPluginSHA256 and WithPluginChecksums (run a plugin
-// only if its executable has the pinned SHA-256), WithVerifyTimeout,
-// WithStartTimeout, WithLogger, WithoutCache, WithPluginEnv, WithGetenv and
-// WithTlspinBinary.
+// is an error matching ErrBadConfig, and nothing is left running. The
+// verifiers start in parallel, and the first that fails to start stops
+// the others' starts, so a slow plugin does not hold back the error of
+// another; when ctx ends first, the error matches ctx's. Several
+// verifiers must all allow a peer. StartWith takes the same specs
+// followed by options (Go allows only one variadic list, so the specs
+// come first, as a slice): WithRequire (all or any), WithVerifier
+// (options given as values, any character allowed), WithPluginDirs,
+// WithPluginSHA256 and WithPluginChecksums (run a plugin only if its
+// executable has the pinned SHA-256), WithVerifyTimeout,
+// WithStartTimeout, WithLogger, WithoutCache, WithPluginEnv, WithGetenv,
+// WithTlspinBinary and WithMaxHandshakes (for Listen).
 //
 // The configurations a *Verifiers returns decide from
 // tls.Config.VerifyConnection, which crypto/tls calls on every handshake,

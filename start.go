@@ -42,10 +42,16 @@ type Verifiers struct {
 // Start starts one verifier per spec, each as its own process, and returns
 // once all are ready. A spec is what tlspin's --verifier takes: NAME,
 // NAME:key=value,key=value (a key may repeat; in a value, \, is a comma and
-// \\ a backslash), or a path to a plugin executable, with the same options. Several verifiers must all allow a
-// peer; see StartWith for that and every other option.
+// \\ a backslash), or a path to a plugin executable, with the same
+// options. Several verifiers must all allow a peer; see StartWith for that
+// and every other option.
 //
-// ctx bounds the start only; the verifiers run until Close.
+// The verifiers start in parallel. The first that fails to start stops
+// the others' starts, and Start returns its error with nothing left
+// running: a slow plugin does not hold back another's bad option.
+//
+// ctx bounds the start only (an error then matches ctx's); the verifiers
+// run until Close.
 func Start(ctx context.Context, specs ...string) (*Verifiers, error) {
 	return StartWith(ctx, specs)
 }
