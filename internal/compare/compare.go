@@ -1,10 +1,13 @@
 // Package compare puts pinning strategies side by side. From a reference
 // certificate it derives the certificates a pin meets in real life (the
 // same one, a renewal, a new key, another CA, an attacker's look-alike, an
-// expired one, a rotated intermediate, and any the user adds), configures
-// each verifier to trust the reference, and runs every scenario through
-// the verifier with a real TLS handshake on loopback. It also measures what
-// one verification costs, in process and through the plugin.
+// attacker's forged chain, the real chain from a server without its key,
+// an expired one, a rotated intermediate, and any the user adds),
+// configures each verifier to trust the reference (a pin verifier with
+// chain=ca or chain=any and no pin pins the reference's CA), and runs
+// every scenario through the verifier with a real TLS handshake on
+// loopback. It also measures what one verification costs, in process and
+// through the plugin.
 package compare
 
 import (
