@@ -69,6 +69,17 @@ func startBG(t *testing.T, ready *regexp.Regexp, name string, args ...string) (*
 	return p, m[1]
 }
 
+// dialLeaf connects to the TLS server at addr, trusting any certificate,
+// and returns the connection and the DER of the leaf it presented.
+func dialLeaf(t *testing.T, addr string) (*tls.Conn, []byte) {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, c.ConnectionState().PeerCertificates[0].Raw
+}
+
 // stopsCleanly sends p sig and fails the test unless p then exits 0
 // within d.
 func (p *bg) stopsCleanly(t *testing.T, sig os.Signal, d time.Duration) {
@@ -303,13 +314,8 @@ func TestProxySignals(t *testing.T) {
 		}
 	}()
 	prx, addr := startProxy(t, "server", "--listen", "127.0.0.1:0", "--target", ln.Addr().String(), "--cert", srvFile, "--watch-interval", "1h", "--grace", "10s")
-	leaf := func(c *tls.Conn) []byte { return c.ConnectionState().PeerCertificates[0].Raw }
-	live, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	live, first := dialLeaf(t, addr)
 	defer live.Close()
-	first := leaf(live)
 	echo := func(msg string) { t.Helper(); echoThrough(t, live, msg) }
 	echo("before")
 	identityFile(t, dir, "server") // a new pair in the same file
@@ -318,12 +324,9 @@ func TestProxySignals(t *testing.T) {
 		t.Fatal("no reload after SIGHUP")
 	}
 	echo("after reload")
-	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, now := dialLeaf(t, addr)
 	c.Close()
-	if bytes.Equal(leaf(c), first) {
+	if bytes.Equal(now, first) {
 		t.Error("new connection after SIGHUP got the old certificate")
 	}
 

@@ -2,7 +2,6 @@ package cli_test
 
 import (
 	"bytes"
-	"crypto/tls"
 	"io"
 	"os"
 	"strings"
@@ -31,13 +30,8 @@ func TestServeReloadsItsCertificate(t *testing.T) {
 			dir := t.TempDir()
 			srvFile, _ := identityFile(t, dir, "server")
 			p, addr := startBG(t, proxyListening, testbin.Tlspin(t), "--log-level", "info", "serve", "--listen", "127.0.0.1:0", "--cert", srvFile, "--watch-interval", tt.watch)
-			leaf := func(c *tls.Conn) []byte { return c.ConnectionState().PeerCertificates[0].Raw }
-			live, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
-			if err != nil {
-				t.Fatal(err)
-			}
+			live, first := dialLeaf(t, addr)
 			defer live.Close()
-			first := leaf(live)
 			io.WriteString(live, "before\n")
 			identityFile(t, dir, "server") // a new pair in the same file
 			if tt.hup {
@@ -46,12 +40,9 @@ func TestServeReloadsItsCertificate(t *testing.T) {
 			if !wait.Until(10*time.Second, func() bool { return strings.Contains(p.stderr.String(), tt.logged) }) {
 				t.Fatalf("no %q", tt.logged)
 			}
-			c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
-			if err != nil {
-				t.Fatal(err)
-			}
+			c, now := dialLeaf(t, addr)
 			c.Close()
-			if bytes.Equal(leaf(c), first) {
+			if bytes.Equal(now, first) {
 				t.Error("new connection after the reload got the old certificate")
 			}
 			io.WriteString(live, "after\n")
