@@ -1,6 +1,7 @@
 package ratelog
 
 import (
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -70,5 +71,62 @@ func TestWarn(t *testing.T) {
 	}
 	if !strings.HasSuffix(strings.TrimSpace(out.String()), "remote=10.0.0.1 suppressed=2") {
 		t.Errorf("the last warning does not count the two left out:\n%s", out.String())
+	}
+}
+
+// TestPerSource: a source that floods uses up its own share of the
+// warnings, not the others': with one per source, every other source
+// still gets its warning in the same interval, until Burst is reached.
+// Without a bound per source, one attacker who completes handshakes sent
+// everyone else's rejections to debug level.
+func TestPerSource(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := &Limiter{Burst: 3, PerSource: 1, Now: func() time.Time { return now }}
+	attacker := netip.MustParseAddr("192.0.2.66")
+	src := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}) }
+	var got []bool
+	for range 50 {
+		ok, _ := l.AllowFrom(attacker)
+		got = append(got, ok)
+	}
+	if want := append([]bool{true}, make([]bool, 49)...); !slices.Equal(got, want) {
+		t.Errorf("the attacker's occurrences: %v, want only the first written", got)
+	}
+	got = nil
+	var counted []uint64
+	for i := range 3 {
+		ok, n := l.AllowFrom(src(i))
+		got, counted = append(got, ok), append(counted, n)
+	}
+	if want := []bool{true, true, false}; !slices.Equal(got, want) {
+		t.Errorf("three other sources: %v, want %v (Burst is 3, the attacker used one)", got, want)
+	}
+	if want := []uint64{49, 0, 0}; !slices.Equal(counted, want) {
+		t.Errorf("left out, as told: %v, want %v", counted, want)
+	}
+	now = now.Add(time.Second)
+	ok, n := l.AllowFrom(attacker)
+	if !ok || n != 1 {
+		t.Errorf("next interval: %v with %d left out, want true with 1 (the third source's; the first source written counted the attacker's)", ok, n)
+	}
+	if ok, _ := l.AllowFrom(src(0)); !ok {
+		t.Error("next interval: another source was not written")
+	}
+	if len(l.bySource) > l.Burst {
+		t.Errorf("%d sources held, want at most Burst (%d)", len(l.bySource), l.Burst)
+	}
+}
+
+// TestPerSourceUnset: without PerSource, sources are not told apart.
+func TestPerSourceUnset(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := &Limiter{Burst: 2, Now: func() time.Time { return now }}
+	var got []bool
+	for _, s := range []string{"192.0.2.1", "192.0.2.1", "192.0.2.2"} {
+		ok, _ := l.AllowFrom(netip.MustParseAddr(s))
+		got = append(got, ok)
+	}
+	if want := []bool{true, true, false}; !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
 	}
 }

@@ -123,6 +123,64 @@ func TestAFloodDoesNotHideARejection(t *testing.T) {
 	}
 }
 
+// TestOneSourceDoesNotHideAnother: an attacker who completes handshakes
+// that our verifiers reject (a junk certificate) must not push the
+// rejections of other clients to debug level: each source has a share of
+// the bound. Thirty such handshakes from one address sent the next
+// rejection, from another address in the same second, to debug level.
+func TestOneSourceDoesNotHideAnother(t *testing.T) {
+	const flood = 3 * warnBurst
+	good, junk, other := newCert(t, "good"), newCert(t, "junk"), newCert(t, "other")
+	var out syncbuf.Buffer
+	log := hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Info})
+	ts := start(t, server.Config{TLS: mtlsConfig(t, good), Log: log, MaxConnsPerIP: -1})
+	rejections := func() int { return ts.rec.count(server.EventReject) }
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			for range flood / 3 {
+				rejectedFrom(t, "127.0.0.1", ts.addr, junk)
+			}
+		})
+	}
+	wg.Wait()
+	rejectedFrom(t, "127.0.0.2", ts.addr, other)
+	if !wait.Until(5*time.Second, func() bool { return rejections() == flood+1 }) {
+		t.Fatalf("%d rejection events, want %d", rejections(), flood+1)
+	}
+	warned := map[string]int{}
+	for line := range strings.Lines(out.String()) {
+		if strings.Contains(line, "[WARN]") && strings.Contains(line, "client rejected by us") {
+			for _, c := range []tls.Certificate{junk, other} {
+				if strings.Contains(line, sha(c.Leaf.Raw)) {
+					warned[c.Leaf.Subject.CommonName]++
+				}
+			}
+		}
+	}
+	if warned["other"] != 1 {
+		t.Errorf("after %d rejections from 127.0.0.1, the client rejected from 127.0.0.2 was warned about %d times, want once:\n%s", flood, warned["other"], out.String())
+	}
+	if warned["junk"] == 0 || warned["junk"] > flood/warnBurst+1 {
+		t.Errorf("%d warnings about the flood's %d rejections, want one to %d (one a second)", warned["junk"], flood, flood/warnBurst+1)
+	}
+}
+
+// rejectedFrom completes a handshake with addr from the loopback address
+// from, presenting cert, and reads until the server closes.
+func rejectedFrom(t *testing.T, from, addr string, cert tls.Certificate) {
+	t.Helper()
+	d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	c, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.Copy(io.Discard, c) // TLS 1.3: the rejection arrives on the first read
+}
+
 // warnBurst is the server's bound on each kind of warning a second.
 const warnBurst = 10
 

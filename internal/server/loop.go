@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/tlspin/tlspin/internal/netsrc"
 	"github.com/tlspin/tlspin/internal/ratelog"
 )
 
@@ -126,7 +127,8 @@ type Loop struct {
 	stats    Stats
 	nextID   uint64
 	// refusals bounds the warnings about connections refused for their
-	// address.
+	// address, each source's apart: one that keeps trying must not hide
+	// the refusals of another.
 	refusals ratelog.Limiter
 	// stopAccepting ends the accept loop (set by Serve).
 	stopAccepting context.CancelFunc
@@ -139,11 +141,12 @@ func NewLoop(h Handler, lim Limits, log hclog.Logger) *Loop {
 		log = hclog.NewNullLogger()
 	}
 	return &Loop{
-		h:     h,
-		lim:   lim.withDefaults(),
-		log:   log,
-		conns: map[*Conn]struct{}{},
-		perIP: map[netip.Addr]int{},
+		h:        h,
+		lim:      lim.withDefaults(),
+		log:      log,
+		conns:    map[*Conn]struct{}{},
+		perIP:    map[netip.Addr]int{},
+		refusals: ratelog.Limiter{Burst: warnBurst, PerSource: warnPerSource},
 	}
 }
 
@@ -289,11 +292,12 @@ func (l *Loop) admit(hard context.Context, raw net.Conn) *Conn {
 }
 
 // logRefusalLocked tells that raw was refused for its address: at warn
-// level at most once a second, counting the refusals not warned about
-// since the last warning; at debug level otherwise.
+// level at most once a second for each source (and ten a second in all),
+// counting the refusals not warned about since the last warning; at debug
+// level otherwise.
 func (l *Loop) logRefusalLocked(raw net.Conn) {
 	kv := []any{"remote", raw.RemoteAddr().String(), "max_conns_per_ip", l.lim.MaxConnsPerIP}
-	l.refusals.Warn(l.log, "refused: too many connections from this address", kv...)
+	l.refusals.WarnFrom(l.log, netsrc.Of(raw.RemoteAddr()), "refused: too many connections from this address", kv...)
 }
 
 // evictLocked closes the connection idle the longest: among pending ones

@@ -18,7 +18,8 @@ import (
 // TestPerIPRefusalWarns: a connection refused because its address holds
 // too many already is a warning, so that a program whose connections are
 // reset learns why; a client that keeps trying gets one warning per
-// second, the next one counting those not logged.
+// second, the next one counting those not logged, and does not use up the
+// warnings of another address refused in the same second.
 func TestPerIPRefusalWarns(t *testing.T) {
 	var logs syncbuf.Buffer
 	held := make(chan struct{}, 1)
@@ -49,9 +50,11 @@ func TestPerIPRefusalWarns(t *testing.T) {
 			c.Close()
 		}
 	}()
+	from := "127.0.0.1"
 	dial := func() {
 		t.Helper()
-		c, err := net.Dial("tcp", ln.Addr().String())
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		c, err := d.Dial("tcp", ln.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,20 +78,25 @@ func TestPerIPRefusalWarns(t *testing.T) {
 	}
 	steps := []struct {
 		name    string
+		from    string        // the client's address
 		advance time.Duration // of the clock, before dialling
 		dials   int
 		refused uint64 // in all, once dialled
 		warned  int    // warnings in all
 		says    string // the last warning says
 	}{
-		{"the first refusal", 0, 1, 1, 1, "max_conns_per_ip=1"},
-		{"more within the interval", time.Second / 2, 3, 4, 1, ""},
-		{"the next interval", time.Second, 1, 5, 2, "suppressed=3"},
-		{"a quiet interval later", 10 * time.Second, 1, 6, 3, ""},
+		{"the first refusal", "127.0.0.1", 0, 1, 1, 1, "max_conns_per_ip=1"},
+		{"more within the interval", "127.0.0.1", time.Second / 2, 3, 4, 1, ""},
+		{"the next interval", "127.0.0.1", time.Second, 1, 5, 2, "suppressed=3"},
+		{"a quiet interval later", "127.0.0.1", 10 * time.Second, 1, 6, 3, ""},
+		{"a flood, then another address", "127.0.0.1", time.Second, 20, 26, 4, ""},
+		// Its first connection is served; the second is refused.
+		{"another address, in the same second", "127.0.0.2", 0, 2, 27, 5, "remote=127.0.0.2:"},
 	}
-	wasSuppressed := map[int]bool{2: true} // by number of warnings
+	wasSuppressed := map[int]bool{2: true, 5: true} // by number of warnings
 	for _, st := range steps {
 		clock.Add(int64(st.advance))
+		from = st.from
 		for range st.dials {
 			dial()
 		}
@@ -100,7 +108,7 @@ func TestPerIPRefusalWarns(t *testing.T) {
 			t.Fatalf("%s: %d warnings, want %d:\n%s", st.name, len(w), st.warned, logs.String())
 		}
 		last := w[len(w)-1]
-		if !strings.Contains(last, "remote=127.0.0.1:") {
+		if !strings.Contains(last, "remote="+st.from+":") {
 			t.Errorf("%s: warning %q does not name the address", st.name, last)
 		}
 		if !strings.Contains(last, st.says) {

@@ -27,6 +27,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/tlspin/tlspin/internal/netsrc"
 	"github.com/tlspin/tlspin/internal/ratelog"
 )
 
@@ -117,13 +118,19 @@ type Server struct {
 	// probes clients that closed before their ClientHello. A flood of
 	// one kind, the cheap ones above all (bytes that are not TLS), must
 	// not send the rejections an operator watches for to debug level.
+	// Nor must one source's flood of the same kind: each source has a
+	// share of its kind's bound.
 	rejected, refused, failed, probes ratelog.Limiter
 }
 
 // warnBurst is how many failed handshakes of each kind a second are
-// logged at warn level; the rest go to debug level, counted in the next
+// logged at warn level, and warnPerSource how many of them from one
+// source (netsrc.Of); the rest go to debug level, counted in the next
 // warning of their kind.
-const warnBurst = 10
+const (
+	warnBurst     = 10
+	warnPerSource = 1
+)
 
 // New checks cfg and returns a server.
 func New(cfg Config) (*Server, error) {
@@ -144,7 +151,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg}
 	for _, l := range []*ratelog.Limiter{&s.rejected, &s.refused, &s.failed, &s.probes} {
-		l.Burst = warnBurst
+		l.Burst, l.PerSource = warnBurst, warnPerSource
 	}
 	s.loop = NewLoop(HandlerFunc(s.handle), Limits{
 		MaxConns:         cfg.MaxConns,
@@ -170,7 +177,7 @@ func (s *Server) Stats() Stats { return s.loop.Stats() }
 // handle runs one connection: handshake, then read lines until EOF.
 func (s *Server) handle(ctx context.Context, raw *Conn) {
 	id := raw.ID()
-	remote := raw.RemoteAddr().String()
+	remote, src := raw.RemoteAddr().String(), netsrc.Of(raw.RemoteAddr())
 	log := s.cfg.Log.With("conn", id, "remote", remote)
 	conn, err := raw.Handshake(ctx, s.cfg.TLS, s.cfg.Confirm)
 	sum, spki := Fingerprints(conn.ConnectionState().PeerCertificates)
@@ -185,13 +192,13 @@ func (s *Server) handle(ctx context.Context, raw *Conn) {
 		}
 		switch {
 		case he.By == RejectedByUs:
-			s.rejected.Warn(log, "client rejected by us; closed, nothing it sent is printed", kv...)
+			s.rejected.WarnFrom(log, src, "client rejected by us; closed, nothing it sent is printed", kv...)
 		case he.By == RefusedByPeer:
-			s.refused.Warn(log, "client refused our certificate; closed", kv...)
+			s.refused.WarnFrom(log, src, "client refused our certificate; closed", kv...)
 		case errors.Is(err, ErrClosedEarly):
-			s.probes.Warn(log, "client closed before its ClientHello was answered; closed", kv...)
+			s.probes.WarnFrom(log, src, "client closed before its ClientHello was answered; closed", kv...)
 		default:
-			s.failed.Warn(log, "handshake failed, client rejected; closed, nothing it sent is printed", kv...)
+			s.failed.WarnFrom(log, src, "handshake failed, client rejected; closed, nothing it sent is printed", kv...)
 		}
 		s.emit(Event{Kind: EventReject, Conn: id, Remote: remote, Reason: he.Reason, By: he.By, PeerSHA256: sum, PeerSPKI: spki})
 		return
