@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/tlspin/tlspin/core/pintls"
 	"github.com/tlspin/tlspin/internal/proxy"
+	"github.com/tlspin/tlspin/internal/server"
 	"github.com/tlspin/tlspin/internal/syncbuf"
 	"github.com/tlspin/tlspin/internal/wait"
 )
@@ -117,5 +119,63 @@ func TestAFloodDoesNotHideARejection(t *testing.T) {
 				t.Errorf("after %d failed handshakes, no warning %q:\n%s", flood, tt.want, out.String())
 			}
 		})
+	}
+}
+
+// TestOneClientDoesNotHideAnother: in ServerMode, a client who completes
+// handshakes we reject (a junk certificate) must not push the rejections
+// of other clients to debug level: each source has a share of the bound.
+// Thirty such handshakes from one address sent the next rejection, from
+// another address in the same second, to debug level.
+func TestOneClientDoesNotHideAnother(t *testing.T) {
+	const flood = 30
+	good, srv, junk, other := newCert(t, "good"), newCert(t, "server"), newCert(t, "junk"), newCert(t, "other")
+	var out syncbuf.Buffer
+	ev := &events{}
+	addr, _ := run(t, proxy.Config{
+		Mode:    proxy.ServerMode,
+		Target:  startBackend(t, "tcp", "127.0.0.1:0", func(net.Conn) {}).addr,
+		TLS:     pintls.ServerConfig(srv, pinDecider{allow: good.Leaf.Raw}, pintls.Options{Timeout: time.Second}),
+		OnEvent: ev.on,
+		Log:     hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Info}),
+		Limits:  server.Limits{MaxConnsPerIP: -1},
+	})
+	rejectFrom := func(from string, cert tls.Certificate) {
+		d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		c, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.Copy(io.Discard, c) // TLS 1.3: the rejection arrives on the first read
+	}
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			for range flood / 3 {
+				rejectFrom("127.0.0.1", junk)
+			}
+		})
+	}
+	wg.Wait()
+	rejectFrom("127.0.0.2", other)
+	count := func() int {
+		ev.mu.Lock()
+		defer ev.mu.Unlock()
+		return len(ev.all)
+	}
+	if !wait.Until(5*time.Second, func() bool { return count() >= flood+1 }) {
+		t.Fatalf("%d events for %d connections", count(), flood+1)
+	}
+	var warned bool
+	for line := range strings.Lines(out.String()) {
+		if strings.Contains(line, "[WARN]") && strings.Contains(line, "remote=127.0.0.2:") && strings.Contains(line, "we rejected the client") {
+			warned = true
+		}
+	}
+	if !warned {
+		t.Errorf("after %d rejections from 127.0.0.1, the client rejected from 127.0.0.2 was not warned about:\n%s", flood, out.String())
 	}
 }

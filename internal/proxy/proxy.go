@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,6 +30,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/netsrc"
 	"github.com/tlspin/tlspin/internal/ratelog"
 	"github.com/tlspin/tlspin/internal/server"
 )
@@ -143,16 +145,24 @@ type Proxy struct {
 	// ones (bytes that are not TLS) must not send the rejections an
 	// operator watches for to debug level. unreachable bounds those
 	// about a target that cannot be reached: while it is down, every
-	// connection of a client that retries at once meets it.
+	// connection of a client that retries at once meets it. In
+	// ServerMode each client's source has a share of the bounds on the
+	// failed handshakes: one attacker who completes handshakes we reject
+	// must not hide the rejections of other clients. (In ClientMode the
+	// peer is the target, whichever local client connected.)
 	warns               map[server.Refusal]*ratelog.Limiter
 	probes, unreachable ratelog.Limiter
 }
 
 // warnBurst is how many failed handshakes of each kind (and, apart,
 // early closes, and connections that could not reach the target) a
-// second are logged; the rest go to debug level, counted in the next
-// line of their kind.
-const warnBurst = 10
+// second are logged, and warnPerSource how many failed handshakes of one
+// client's source in ServerMode; the rest go to debug level, counted in
+// the next line of their kind.
+const (
+	warnBurst     = 10
+	warnPerSource = 1
+)
 
 // New checks cfg and returns a proxy.
 func New(cfg Config) (*Proxy, error) {
@@ -174,9 +184,13 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Log == nil {
 		cfg.Log = hclog.NewNullLogger()
 	}
-	p := &Proxy{cfg: cfg, warns: map[server.Refusal]*ratelog.Limiter{}, probes: ratelog.Limiter{Burst: warnBurst}, unreachable: ratelog.Limiter{Burst: warnBurst}}
+	perSource := 0
+	if cfg.Mode == ServerMode {
+		perSource = warnPerSource
+	}
+	p := &Proxy{cfg: cfg, warns: map[server.Refusal]*ratelog.Limiter{}, probes: ratelog.Limiter{Burst: warnBurst, PerSource: perSource}, unreachable: ratelog.Limiter{Burst: warnBurst}}
 	for _, by := range []server.Refusal{server.RejectedByUs, server.RefusedByPeer, server.HandshakeFailed} {
-		p.warns[by] = &ratelog.Limiter{Burst: warnBurst}
+		p.warns[by] = &ratelog.Limiter{Burst: warnBurst, PerSource: perSource}
 	}
 	p.emit = serialized(cfg.OnEvent)
 	h := server.HandlerFunc(p.serveTLS)
@@ -246,7 +260,7 @@ func (p *Proxy) serveTLS(ctx context.Context, c *server.Conn) {
 	tc, err := c.HandshakeOver(ctx, &batchConn{Conn: c}, p.cfg.TLS, p.cfg.Confirm)
 	ev.PeerSHA256, ev.PeerSPKI = server.Fingerprints(tc.ConnectionState().PeerCertificates)
 	if err != nil {
-		p.rejected(ev, err)
+		p.rejected(ev, netsrc.Of(c.RemoteAddr()), err)
 		return
 	}
 	p.cfg.Metrics.handshake(string(Accepted))
@@ -291,7 +305,7 @@ func (p *Proxy) servePlain(ctx context.Context, c *server.Conn) {
 	}
 	if err != nil {
 		raw.Close()
-		p.rejected(ev, clientHandshakeError(err, context.Cause(ctx)))
+		p.rejected(ev, netip.Addr{}, clientHandshakeError(err, context.Cause(ctx)))
 		return
 	}
 	// The handshake succeeded and the server proved its key: the one
@@ -301,7 +315,7 @@ func (p *Proxy) servePlain(ctx context.Context, c *server.Conn) {
 	if err := confirm(ctx); err != nil {
 		tc.Close()
 		raw.Close()
-		p.rejected(ev, clientHandshakeError(err, nil))
+		p.rejected(ev, netip.Addr{}, clientHandshakeError(err, nil))
 		return
 	}
 	p.cfg.Metrics.handshake(string(Accepted))
@@ -315,8 +329,9 @@ const Accepted server.Refusal = "accepted"
 // to a proxy that requires one.
 const NoCertificate server.Refusal = "no_certificate"
 
-// rejected reports a failed handshake.
-func (p *Proxy) rejected(ev Event, err error) {
+// rejected reports a failed handshake; src is the source that caused it
+// (netsrc.Of the client's address), the zero Addr when it is the target.
+func (p *Proxy) rejected(ev Event, src netip.Addr, err error) {
 	var he *server.HandshakeError
 	if !errors.As(err, &he) {
 		he = &server.HandshakeError{By: server.HandshakeFailed, Reason: err.Error(), Err: err}
@@ -334,13 +349,13 @@ func (p *Proxy) rejected(ev Event, err error) {
 	if errors.Is(err, server.ErrClosedEarly) {
 		// A TCP health check or a port scan: every few seconds from each
 		// load balancer, and no news.
-		p.probes.Log(p.cfg.Log, hclog.Info, "client closed before its ClientHello was answered; closed", kv...)
+		p.probes.LogFrom(p.cfg.Log, hclog.Info, src, "client closed before its ClientHello was answered; closed", kv...)
 	} else {
 		l := p.warns[he.By]
 		if l == nil {
 			l = p.warns[server.HandshakeFailed]
 		}
-		l.Warn(p.cfg.Log, "handshake failed; closed, nothing passed through", kv...)
+		l.WarnFrom(p.cfg.Log, src, "handshake failed; closed, nothing passed through", kv...)
 	}
 	p.emit(ev)
 }
