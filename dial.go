@@ -16,6 +16,7 @@ import (
 
 	"github.com/tlspin/tlspin/core/pintls"
 	"github.com/tlspin/tlspin/internal/client"
+	"github.com/tlspin/tlspin/internal/netsrc"
 	"github.com/tlspin/tlspin/internal/printable"
 	"github.com/tlspin/tlspin/internal/ratelog"
 )
@@ -162,8 +163,8 @@ func (v *Verifiers) listen(inner net.Listener, cert tls.Certificate) *listener {
 		cfg:      v.HookServerConfig(listenConfig(cert)),
 		conns:    make(chan net.Conn),
 		done:     make(chan struct{}),
-		warns:    ratelog.Limiter{Burst: warnBurst},
-		rejects:  ratelog.Limiter{Burst: warnBurst},
+		warns:    ratelog.Limiter{Burst: warnBurst, PerSource: warnPerSource},
+		rejects:  ratelog.Limiter{Burst: warnBurst, PerSource: warnPerSource},
 		inHand:   map[net.Conn]*list.Element{},
 		bySrc:    map[netip.Addr]*list.List{},
 	}
@@ -206,7 +207,8 @@ type listener struct {
 	// warns bounds the warnings about failed handshakes, which anyone
 	// who can connect may cause, and rejects apart those about clients
 	// the verifiers rejected: a flood of cheap failures (bytes that are
-	// not TLS) must not send those to debug level.
+	// not TLS) must not send those to debug level. Nor must one source's
+	// flood of rejections send the others': each source has a share.
 	warns, rejects ratelog.Limiter
 
 	// The connections in their handshake, at most v.maxHandshakes, by
@@ -222,21 +224,6 @@ type inHandshake struct {
 	conn net.Conn
 	src  netip.Addr
 	seq  uint64 // the order in which the handshakes began
-}
-
-// source is what a client's handshakes are counted under: its IP address,
-// or for IPv6 its /64, which one host commonly holds whole.
-func source(c net.Conn) netip.Addr {
-	a, ok := c.RemoteAddr().(*net.TCPAddr)
-	if !ok {
-		return netip.Addr{}
-	}
-	ip, _ := netip.AddrFromSlice(a.IP)
-	ip = ip.Unmap().WithZone("")
-	if ip.Is6() {
-		ip = netip.PrefixFrom(ip, 64).Masked().Addr()
-	}
-	return ip
 }
 
 // admit counts raw among the connections in their handshake. If the
@@ -258,7 +245,7 @@ func (l *listener) admit(raw net.Conn) {
 		victim = most.Front().Value.(*inHandshake).conn
 		l.removeLocked(victim)
 	}
-	src := source(raw)
+	src := netsrc.Of(raw.RemoteAddr())
 	q := l.bySrc[src]
 	if q == nil {
 		q = list.New()
@@ -297,9 +284,13 @@ func (l *listener) removeLocked(raw net.Conn) bool {
 	return true
 }
 
-// warnBurst is how many failed handshakes a second are warned about; the
-// rest go to debug level.
-const warnBurst = 10
+// warnBurst is how many failed handshakes a second are warned about, and
+// warnPerSource how many of them from one source (netsrc.Of); the rest go
+// to debug level.
+const (
+	warnBurst     = 10
+	warnPerSource = 1
+)
 
 // Accept-error backoff, as net/http (and internal/server) do for EMFILE
 // and friends.
@@ -392,15 +383,16 @@ func (l *listener) logFailure(conn *tls.Conn, err error) {
 		return
 	}
 	kv := []any{"remote", remote, "reason", printable.Escape(err.Error())}
+	src := netsrc.Of(conn.RemoteAddr())
 	var re *RejectionError
 	if !errors.As(err, &re) {
-		l.warns.Warn(l.v.log, "client handshake failed; closed", kv...)
+		l.warns.WarnFrom(l.v.log, src, "client handshake failed; closed", kv...)
 		return
 	}
 	if re.PeerSHA256 != "" {
 		kv = append(kv, "peer_sha256", re.PeerSHA256, "peer_spki", re.PeerSPKI)
 	}
-	l.rejects.Warn(l.v.log, "client handshake failed; closed", kv...)
+	l.rejects.WarnFrom(l.v.log, src, "client handshake failed; closed", kv...)
 }
 
 // Accept returns the next verified connection.

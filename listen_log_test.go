@@ -6,6 +6,7 @@ import (
 	"net"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,19 +22,27 @@ import (
 // a Listen listener is logged at warn level, with its address and the
 // reason, so that a server with the default (warn) logger says why it
 // turned a client away; a client that closes before it says hello (a port
-// scanner, a TCP health check) is no warning.
+// scanner, a TCP health check) is no warning. Each client dials from an
+// address of its own: one source gets a warning a second.
 func TestListenLogsFailedHandshakes(t *testing.T) {
 	good := newIdentity("good")
 	addr, logs := listenLogged(t, good)
+	var sources atomic.Int32
+	dial := func(t *testing.T) net.Conn {
+		from := net.IPv4(127, 0, 0, byte(10+sources.Add(1)))
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: from}}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
 
 	// tlsClient dials with cert (none if nil), trusting the server unless
 	// distrust, and returns its local address once the handshake is over.
 	tlsClient := func(cert *tls.Certificate, distrust bool) func(t *testing.T) string {
 		return func(t *testing.T) string {
-			raw, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
+			raw := dial(t)
 			defer raw.Close()
 			cfg := &tls.Config{InsecureSkipVerify: true}
 			if distrust {
@@ -52,10 +61,7 @@ func TestListenLogsFailedHandshakes(t *testing.T) {
 	}
 	rawClient := func(send string, reset bool) func(t *testing.T) string {
 		return func(t *testing.T) string {
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := dial(t)
 			io.WriteString(c, send)
 			if reset {
 				c.(*net.TCPConn).SetLinger(0)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,7 +26,7 @@ func TestListenFloodDoesNotHideARejection(t *testing.T) {
 	const flood = 30
 	good, forged := newIdentity("good"), newIdentity("forged")
 	var out syncbuf.Buffer
-	log := hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Info})
+	log := hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Debug})
 	v := start(t, []string{"spkipin:pin=" + good.spki}, tlspin.WithLogger(log))
 	ln, err := v.Listen("tcp", "127.0.0.1:0", newIdentity("server").cert)
 	if err != nil {
@@ -42,7 +43,7 @@ func TestListenFloodDoesNotHideARejection(t *testing.T) {
 		io.Copy(io.Discard, c)
 		c.Close()
 	}
-	if !wait.Until(5*time.Second, func() bool { return strings.Count(out.String(), "client handshake failed") >= 10 }) {
+	if !wait.Until(5*time.Second, func() bool { return strings.Count(out.String(), "client handshake failed") >= flood }) {
 		t.Fatalf("the flood was not logged:\n%s", out.String())
 	}
 	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{forged.cert}})
@@ -62,4 +63,51 @@ func TestListenFloodDoesNotHideARejection(t *testing.T) {
 	if !wait.Until(5*time.Second, warned) {
 		t.Errorf("after %d connections that were not TLS, the rejected client was not warned about:\n%s", flood, out.String())
 	}
+}
+
+// TestListenOneSourceDoesNotHideAnother: a client who completes
+// handshakes the verifiers reject (a junk certificate) must not push the
+// rejections of other clients to debug level: each source has a share of
+// the bound. Thirty such handshakes from one address sent the next
+// rejection, from another address in the same second, to debug level.
+func TestListenOneSourceDoesNotHideAnother(t *testing.T) {
+	const flood = 30
+	good, junk, other := newIdentity("good"), newIdentity("junk"), newIdentity("other")
+	var out syncbuf.Buffer
+	log := hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Debug})
+	v := start(t, []string{"spkipin:pin=" + good.spki}, tlspin.WithLogger(log))
+	ln, err := v.Listen("tcp", "127.0.0.1:0", newIdentity("server").cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := e2e.Serve(t, ln, func(c net.Conn) { io.WriteString(c, "ok") })
+	rejectFrom := func(from string, id identity) {
+		d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		c, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{id.cert}})
+		if err == nil {
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			io.Copy(io.Discard, c) // TLS 1.3: the rejection arrives on the first read
+			c.Close()
+		}
+	}
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			for range flood / 3 {
+				rejectFrom("127.0.0.1", junk)
+			}
+		})
+	}
+	wg.Wait()
+	rejectFrom("127.0.0.2", other)
+	logged := func() bool { return strings.Count(out.String(), "client handshake failed") >= flood+1 }
+	if !wait.Until(5*time.Second, logged) {
+		t.Fatalf("the rejections were not all logged:\n%s", out.String())
+	}
+	for line := range strings.Lines(out.String()) {
+		if strings.Contains(line, "[WARN]") && strings.Contains(line, other.sha) {
+			return
+		}
+	}
+	t.Errorf("after %d rejections from 127.0.0.1, the client rejected from 127.0.0.2 was not warned about:\n%s", flood, out.String())
 }
