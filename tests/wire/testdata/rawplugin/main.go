@@ -3,6 +3,9 @@
 // piece at a time. $RAWPLUGIN lists what it does, comma-separated:
 //
 //	controller  serve plugin.GRPCController/Shutdown (exit when asked)
+//	deaf        serve plugin.GRPCController/Shutdown, answer it and go on
+//	            running (the host must kill it); with $RAWPLUGIN_STOPS
+//	            set, first create a file named by its pid in that directory
 //	stdio       serve plugin.GRPCStdio/StreamStdio (open, silent)
 //	health      serve grpc.health.v1.Health
 //	san         certificate with DNS SAN localhost (else CN=localhost only)
@@ -21,6 +24,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -115,6 +119,23 @@ func run() error {
 					return nil, err
 				}
 				go s.Stop()
+				return &emptypb.Empty{}, nil
+			}}},
+		}, struct{}{})
+	}
+	if mode["deaf"] {
+		s.RegisterService(&grpc.ServiceDesc{
+			ServiceName: "plugin.GRPCController",
+			HandlerType: (*any)(nil),
+			Methods: []grpc.MethodDesc{{MethodName: "Shutdown", Handler: func(_ any, _ context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+				if err := dec(&emptypb.Empty{}); err != nil {
+					return nil, err
+				}
+				if dir := os.Getenv("RAWPLUGIN_STOPS"); dir != "" {
+					if err := os.WriteFile(filepath.Join(dir, strconv.Itoa(os.Getpid())), nil, 0o600); err != nil {
+						return nil, err
+					}
+				}
 				return &emptypb.Empty{}, nil
 			}}},
 		}, struct{}{})
