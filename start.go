@@ -120,9 +120,12 @@ func defaultLogger(getenv func(string) string) hclog.Logger {
 // Names returns the verifiers' names, in the order started.
 func (v *Verifiers) Names() []string { return append([]string(nil), v.set.Names...) }
 
-// Close stops every verifier process. Afterwards every configuration made
-// by v rejects every peer (ErrClosed), and every listener Listen made is
-// closed. Close is safe to call more than once; it always returns nil.
+// Close stops every verifier process, all at once: a plugin that does not
+// exit when asked is killed after a grace period of 0.5 s, so Close takes
+// at most about that, however many verifiers there are. Afterwards every
+// configuration made by v rejects every peer (ErrClosed), and every
+// listener Listen made is closed. Close is safe to call more than once; it
+// always returns nil.
 func (v *Verifiers) Close() error {
 	v.closeOnce.Do(func() {
 		v.cancel()

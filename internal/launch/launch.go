@@ -463,11 +463,7 @@ func start(ctx context.Context, c *Config, specs []Spec, checkPinned bool) ([]*h
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		for _, p := range plugins {
-			if p != nil {
-				p.Close()
-			}
-		}
+		closeAll(plugins)
 		if errors.Is(err, verify.ErrBadOption) {
 			err = AsConfig(err)
 		}
@@ -524,10 +520,19 @@ func StartSet(ctx context.Context, c *Config, specs []Spec, mode policy.Mode, no
 }
 
 // Close stops every plugin process.
-func (s *Set) Close() {
-	for _, p := range s.Plugins {
-		p.Close()
+func (s *Set) Close() { closeAll(s.Plugins) }
+
+// closeAll stops the plugins (nil ones skipped) concurrently and returns
+// once all are stopped: each may wait out a grace period for its process
+// to exit, which one after another would add up.
+func closeAll(plugins []*host.Plugin) {
+	var wg sync.WaitGroup
+	for _, p := range plugins {
+		if p != nil {
+			wg.Go(func() { p.Close() })
+		}
 	}
+	wg.Wait()
 }
 
 // ServeBuiltin serves built-in verifier name as a plugin over this
