@@ -35,11 +35,12 @@ func (v *Verifiers) handshake(ctx context.Context, conn *tls.Conn, confirm func(
 	return confirm(ctx)
 }
 
-// Dial connects to addr over network ("tcp", "tcp4", "tcp6") and completes
-// a TLS handshake in which the verifiers decide on the server. The server
-// name sent is addr's host, unless it is an IP address; the verifiers also
-// see addr itself, so tofu records the server as HOST:PORT, exactly as the
-// tlspin command does. The connection returned is a *tls.Conn.
+// Dial connects to addr over network ("tcp", "tcp4", "tcp6"; any other is
+// an error before anything is sent) and completes a TLS handshake in which
+// the verifiers decide on the server. The server name sent is addr's host,
+// unless it is an IP address; the verifiers also see addr itself, so tofu
+// records the server as HOST:PORT, exactly as the tlspin command does. The
+// connection returned is a *tls.Conn.
 //
 // ctx bounds the connect, the handshake, the verification and the record.
 // A server the verifiers reject fails Dial with an error that wraps the
@@ -51,10 +52,8 @@ func (v *Verifiers) Dial(ctx context.Context, network, addr string) (net.Conn, e
 	if v.closed() {
 		return nil, fmt.Errorf("tlspin: dial %s: %w", addr, ErrClosed)
 	}
-	switch network {
-	case "tcp", "tcp4", "tcp6":
-	default:
-		return nil, fmt.Errorf("tlspin: dial %s: network %q: want tcp, tcp4 or tcp6", addr, network)
+	if err := tcpOnly(network); err != nil {
+		return nil, fmt.Errorf("tlspin: dial %s: %w", addr, err)
 	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return nil, fmt.Errorf("tlspin: dial %q: want HOST:PORT: %w", addr, err)
@@ -77,7 +76,8 @@ func (v *Verifiers) Dial(ctx context.Context, network, addr string) (net.Conn, e
 // Listen listener.
 const DefaultHandshakeTimeout = 10 * time.Second
 
-// Listen listens on addr over network ("tcp", "tcp4", "tcp6") and returns
+// Listen listens on addr over network ("tcp", "tcp4", "tcp6"; any other,
+// a unix socket included, is an error before anything listens) and returns
 // a listener whose Accept returns only connections, each a *tls.Conn,
 // whose handshake completed within DefaultHandshakeTimeout and whose
 // client presented a certificate the verifiers allow. Handshakes run
@@ -108,6 +108,9 @@ func (v *Verifiers) Listen(network, addr string, cert tls.Certificate) (net.List
 	if v.closed() {
 		return nil, fmt.Errorf("tlspin: listen %s: %w", addr, ErrClosed)
 	}
+	if err := tcpOnly(network); err != nil {
+		return nil, fmt.Errorf("tlspin: listen %s: %w", addr, err)
+	}
 	if err := presentable(cert); err != nil {
 		return nil, fmt.Errorf("tlspin: listen %s: %w", addr, err)
 	}
@@ -116,6 +119,18 @@ func (v *Verifiers) Listen(network, addr string, cert tls.Certificate) (net.List
 		return nil, fmt.Errorf("tlspin: listen: %w", err)
 	}
 	return v.listen(inner, cert), nil
+}
+
+// tcpOnly refuses a network other than TCP's. TLS needs a stream, and
+// the verifiers need the peer's address: a unix socket's clients all
+// have the same, empty one, so tofu would record them all as one client
+// and Listen's per-address bounds would take them for one host.
+func tcpOnly(network string) error {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+		return nil
+	}
+	return fmt.Errorf("network %q: want tcp, tcp4 or tcp6", network)
 }
 
 // presentable says why cert cannot be presented to a client, or nil:

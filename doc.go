@@ -50,7 +50,9 @@
 //   - Dial(ctx, network, addr) connects and completes the handshake; it
 //     fits http.Transport.DialTLSContext. Listen(network, addr, cert)
 //     returns a listener that hands out only connections whose client was
-//     allowed; it fits http.Server.Serve and gRPC.
+//     allowed; it fits http.Server.Serve and gRPC. Both take TCP only
+//     (network "tcp", "tcp4" or "tcp6"): the verifiers need the peer's
+//     address, which a unix socket's clients do not have.
 //
 // Close stops the plugins. It is idempotent, and afterwards every
 // configuration v made rejects every peer (ErrClosed).

@@ -3,6 +3,11 @@ package tlspin_test
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -59,4 +64,59 @@ func TestDialRefusesNetworksOtherThanTCP(t *testing.T) {
 		t.Fatalf("tcp4: %v", err)
 	}
 	c.Close()
+}
+
+// TestListenRefusesNetworksOtherThanTCP: Listen serves TLS over TCP only,
+// as Dial dials it. Any other network is refused by name before anything
+// is bound: over a unix socket every client has the same (empty) address,
+// so tofu and the per-address bounds of the listener would take all
+// clients for one, and over UDP or raw IP a TLS stream cannot run.
+func TestListenRefusesNetworksOtherThanTCP(t *testing.T) {
+	srv := newIdentity("server")
+	v := start(t, []string{"spkipin:pin=" + srv.spki})
+	dir := t.TempDir()
+	tests := []struct{ network, addr string }{
+		{"unix", filepath.Join(dir, "unix.sock")},
+		{"unixpacket", filepath.Join(dir, "unixpacket.sock")},
+		{"unixgram", filepath.Join(dir, "unixgram.sock")},
+		{"udp", "127.0.0.1:0"},
+		{"udp4", "127.0.0.1:0"},
+		{"ip", "127.0.0.1"},
+		{"ip4:tcp", "127.0.0.1"},
+		{"TCP", "127.0.0.1:0"},
+		{"", "127.0.0.1:0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.network, func(t *testing.T) {
+			ln, err := v.Listen(tt.network, tt.addr, srv.cert)
+			if err == nil {
+				ln.Close()
+				t.Fatalf("Listen(%q, %q) listens on %s", tt.network, tt.addr, ln.Addr())
+			}
+			if !strings.HasPrefix(err.Error(), "tlspin: listen") || !strings.Contains(err.Error(), `network "`+tt.network+`": want tcp, tcp4 or tcp6`) {
+				t.Errorf("err = %v; want tlspin: listen ...: network %q: want tcp, tcp4 or tcp6", err, tt.network)
+			}
+			if strings.HasPrefix(tt.network, "unix") {
+				if _, err := os.Lstat(tt.addr); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("Listen refused, but left a socket file: %v", err)
+				}
+			}
+		})
+	}
+	for _, ok := range []struct{ network, addr string }{{"tcp", "127.0.0.1:0"}, {"tcp4", "127.0.0.1:0"}, {"tcp6", "[::1]:0"}} {
+		if ok.network == "tcp6" {
+			if probe, err := net.Listen("tcp6", ok.addr); err != nil {
+				t.Logf("no IPv6 loopback here: %v", err)
+				continue
+			} else {
+				probe.Close()
+			}
+		}
+		ln, err := v.Listen(ok.network, ok.addr, srv.cert)
+		if err != nil {
+			t.Errorf("Listen(%q, %q): %v", ok.network, ok.addr, err)
+			continue
+		}
+		ln.Close()
+	}
 }
