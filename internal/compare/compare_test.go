@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -164,6 +165,32 @@ func TestLoadReference(t *testing.T) {
 	issued := filepath.Join(dir, "issued.pem")
 	writePEM(t, issued, lk, certs.EncodeCert(leaf))
 
+	// What else a user may pass as --ref-ca: a CA that did not issue
+	// the reference (another name; the same name, another key), a chain,
+	// a key or a certificate alone, an empty file.
+	caFileOf := func(name string) (*x509.Certificate, string) {
+		k, c, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: name, IsCA: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kp, _ := certs.EncodeKey(k)
+		f := filepath.Join(dir, strings.ReplaceAll(name, " ", "")+".pem")
+		writePEM(t, f, kp, certs.EncodeCert(c))
+		return c, f
+	}
+	otherCA, otherFile := caFileOf("Other CA")
+	_, sameNameFile := caFileOf("Test CA")
+	ca, _ := certs.LoadKeyPair(caFile, "")
+	caKeyPEM, _ := certs.EncodeKey(ca.PrivateKey.(crypto.Signer))
+	chainFile := filepath.Join(dir, "chain.pem")
+	writePEM(t, chainFile, caKeyPEM, certs.EncodeCert(ca.Leaf), certs.EncodeCert(otherCA))
+	keyOnly := filepath.Join(dir, "keyonly.pem")
+	writePEM(t, keyOnly, caKeyPEM)
+	caCertOnly := filepath.Join(dir, "cacertonly.pem")
+	writePEM(t, caCertOnly, certs.EncodeCert(ca.Leaf))
+	empty := filepath.Join(dir, "empty.pem")
+	writePEM(t, empty)
+
 	tests := []struct {
 		name        string
 		cert, ca    string
@@ -176,7 +203,15 @@ func TestLoadReference(t *testing.T) {
 		{name: "no key", cert: certOnly, errContains: "private key"},
 		{name: "issued without its CA", cert: issued, wantErr: compare.ErrNoIssuerKey},
 		{name: "issued with its CA", cert: issued, ca: caFile, wantCA: "Test CA"},
-		{name: "CA that is not a CA", cert: issued, ca: self, errContains: "not a CA"},
+		{name: "CA that is not a CA", cert: issued, ca: self, wantErr: compare.ErrBadRefCA, errContains: "not a CA"},
+		{name: "another CA", cert: issued, ca: otherFile, wantErr: compare.ErrBadRefCA, errContains: `did not issue --ref`},
+		// The name alone would pass: only the signature tells them apart.
+		{name: "same name, another key", cert: issued, ca: sameNameFile, wantErr: compare.ErrBadRefCA, errContains: "signature"},
+		{name: "self-signed reference with a CA", cert: self, ca: caFile, wantErr: compare.ErrBadRefCA, errContains: "self-signed"},
+		{name: "chain", cert: issued, ca: chainFile, wantErr: compare.ErrBadRefCA, errContains: "2 certificates"},
+		{name: "key alone", cert: issued, ca: keyOnly, wantErr: compare.ErrBadRefCA, errContains: "no certificate"},
+		{name: "certificate alone", cert: issued, ca: caCertOnly, wantErr: compare.ErrBadRefCA, errContains: "no private key"},
+		{name: "empty", cert: issued, ca: empty, wantErr: compare.ErrBadRefCA, errContains: "empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -184,6 +219,10 @@ func TestLoadReference(t *testing.T) {
 			if tt.wantErr != nil || tt.errContains != "" {
 				if err == nil || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) || !strings.Contains(err.Error(), tt.errContains) {
 					t.Fatalf("err = %v, want %v / %q", err, tt.wantErr, tt.errContains)
+				}
+				// The message names both files: which CA, for which reference.
+				if errors.Is(tt.wantErr, compare.ErrBadRefCA) && (!strings.Contains(err.Error(), strconv.Quote(tt.ca)) || !strings.Contains(err.Error(), strconv.Quote(tt.cert))) {
+					t.Errorf("err = %v; want it to quote %q and %q", err, tt.ca, tt.cert)
 				}
 				return
 			}
@@ -199,6 +238,11 @@ func TestLoadReference(t *testing.T) {
 			}
 			if got := len(skipped) > 0; got != tt.wantSkipped {
 				t.Errorf("skipped = %v, want skipped %v", skipped, tt.wantSkipped)
+			}
+			// A --ref-ca cannot help a self-signed reference (none issued
+			// it): the reason says what can.
+			if tt.wantSkipped && !strings.Contains(strings.Join(skipped, " "), "self-signed") {
+				t.Errorf("skipped = %q; want it to say the reference is self-signed", skipped)
 			}
 			if ss[0].Name != compare.Same || !bytes.Equal(ss[0].Cert.Certificate[0], r.Certificate().Raw) {
 				t.Error("first scenario is not the reference")

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"os"
 	"slices"
 	"time"
 
@@ -47,6 +48,10 @@ var (
 	// ErrNoIssuerKey means a given reference is issued by a CA whose key
 	// compare does not have, so it cannot issue renewed certificates.
 	ErrNoIssuerKey = errors.New("compare: the reference's issuer key is needed")
+	// ErrBadRefCA means the CA given for a reference (--ref-ca) cannot be
+	// used: it did not issue the reference (checked by signature), is not a
+	// CA, or its file does not hold exactly one certificate and its key.
+	ErrBadRefCA = errors.New("compare: bad --ref-ca")
 )
 
 // Names of the generated reference's hierarchy.
@@ -98,10 +103,11 @@ func NewReference(kt certs.KeyType) (*Reference, error) {
 }
 
 // LoadReference reads a reference from certFile (with its key, or the key
-// in keyFile). caFile, if not empty, holds the CA certificate and key that
-// issued it (or should issue its renewals). Without caFile a self-signed
-// reference renews itself; one issued by a CA is an error wrapping
-// ErrNoIssuerKey.
+// in keyFile). caFile, if not empty, holds the certificate and key of the
+// CA that issued it, which issues its renewals; a CA that did not sign it,
+// or a file that does not hold one CA certificate and its key, is an error
+// wrapping ErrBadRefCA. Without caFile a self-signed reference renews
+// itself; one issued by a CA is an error wrapping ErrNoIssuerKey.
 func LoadReference(certFile, keyFile, caFile string) (*Reference, error) {
 	tc, err := certs.LoadKeyPair(certFile, keyFile)
 	if err != nil {
@@ -115,18 +121,11 @@ func LoadReference(certFile, keyFile, caFile string) (*Reference, error) {
 	kt := keyTypeOf(key)
 	chain := tc.Certificate[1:]
 	if caFile != "" {
-		ca, err := certs.LoadKeyPair(caFile, "")
+		ca, caKey, err := loadRefCA(caFile, certFile, leaf)
 		if err != nil {
-			return nil, fmt.Errorf("compare: --ref-ca %q (it needs the CA's private key): %w", caFile, err)
+			return nil, err
 		}
-		caKey, ok := ca.PrivateKey.(crypto.Signer)
-		if !ok {
-			return nil, fmt.Errorf("compare: --ref-ca %q: key type %T cannot sign", caFile, ca.PrivateKey)
-		}
-		if !ca.Leaf.IsCA {
-			return nil, fmt.Errorf("compare: --ref-ca %q: %q is not a CA certificate", caFile, ca.Leaf.Subject.String())
-		}
-		return newReference(leaf, key, chain, ca.Leaf, caKey, ca.Leaf, caKey, kt), nil
+		return newReference(leaf, key, chain, ca, caKey, ca, caKey, kt), nil
 	}
 	selfSigned := bytes.Equal(leaf.RawIssuer, leaf.RawSubject) &&
 		leaf.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature) == nil
@@ -134,6 +133,55 @@ func LoadReference(certFile, keyFile, caFile string) (*Reference, error) {
 		return nil, fmt.Errorf("%w: %q is issued by %q; give that CA's certificate and key with --ref-ca, or use a self-signed reference", ErrNoIssuerKey, certFile, leaf.Issuer.String())
 	}
 	return newReference(leaf, key, nil, leaf, nil, nil, nil, kt), nil
+}
+
+// loadRefCA reads caFile, given as the CA of the reference leaf read
+// from certFile: one CA certificate and its private key, that issued leaf.
+// Issued means signed: leaf's issuer is the CA's subject and leaf's
+// signature verifies under the CA's public key, since another CA may bear
+// the same name. Anything else wraps ErrBadRefCA, naming both files: the
+// scenarios made from a CA that did not issue the reference would compare
+// nothing meaningful.
+func loadRefCA(caFile, certFile string, leaf *x509.Certificate) (*x509.Certificate, crypto.Signer, error) {
+	data, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("compare: --ref-ca %q: %w", caFile, err)
+	}
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %q, given as the CA of --ref %q: %w", ErrBadRefCA, caFile, certFile, fmt.Errorf(format, a...))
+	}
+	const want = "it needs the certificate and private key of the CA that issued --ref, in one file"
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, nil, bad("the file is empty; %s", want)
+	}
+	cs, err := certs.ParseCertificates(data)
+	if err != nil {
+		return nil, nil, bad("no certificate in it (%w); %s", err, want)
+	}
+	if len(cs) > 1 {
+		return nil, nil, bad("it holds %d certificates, a chain; give the CA that issued --ref (%q) alone, with its key: compare takes it as the trust anchor and would ignore the certificates after it", len(cs), leaf.Issuer.String())
+	}
+	ca := cs[0]
+	caKey, err := certs.ParseKey(data)
+	if err != nil {
+		return nil, nil, bad("no private key of %q in it (%w); %s", ca.Subject.String(), err, want)
+	}
+	if pub, ok := caKey.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(ca.PublicKey) {
+		return nil, nil, bad("%w: the key in it is not the key of %q", certs.ErrKeyMismatch, ca.Subject.String())
+	}
+	if !ca.IsCA {
+		return nil, nil, bad("%q is not a CA certificate (no CA basic constraint); give the CA that issued --ref (%q)", ca.Subject.String(), leaf.Issuer.String())
+	}
+	if bytes.Equal(leaf.RawIssuer, leaf.RawSubject) && leaf.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature) == nil {
+		return nil, nil, bad("--ref is self-signed: no CA issued it, and it needs no --ref-ca")
+	}
+	if !bytes.Equal(leaf.RawIssuer, ca.RawSubject) {
+		return nil, nil, bad("it did not issue --ref: it is %q, and --ref is issued by %q; give that CA's certificate and key", ca.Subject.String(), leaf.Issuer.String())
+	}
+	if err := ca.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature); err != nil {
+		return nil, nil, bad("it did not issue --ref: it bears the name of --ref's issuer, %q, but --ref's signature does not verify under its public key (another CA of the same name, or one re-keyed since): %w", ca.Subject.String(), err)
+	}
+	return ca, caKey, nil
 }
 
 func newReference(leaf *x509.Certificate, key crypto.Signer, chain [][]byte, ca *x509.Certificate, caKey crypto.Signer, issuer *x509.Certificate, issuerKey crypto.Signer, kt certs.KeyType) *Reference {

@@ -152,7 +152,9 @@ func Scenarios(r *Reference) (out []Scenario, skipped []string, err error) {
 		return nil, nil, err
 	}
 	if r.caKey == nil {
-		skipped = append(skipped, IntermediateRotated+": needs the key of the reference's CA (give --ref-ca)")
+		// Only a self-signed reference comes without its CA's key
+		// (LoadReference): no CA issued it, so --ref-ca cannot help.
+		skipped = append(skipped, IntermediateRotated+": the reference is self-signed, so it has no CA to rotate an intermediate under (give a --ref issued by a CA, with --ref-ca)")
 		return out, skipped, nil
 	}
 	ik, err := newKey()

@@ -85,7 +85,7 @@ after the report.`,
 	fs.StringArrayVar(&f.verifiers, "verifier", nil, "verifier to compare, NAME or NAME:key=value,... (repeatable; default md5pin, sha256pin, spkipin, spkipin:chain=ca, allowlist, tofu, ca). Built-ins are configured to trust the reference; a pin verifier with chain=ca|any[,ca=issuer|root] and no pin pins the reference's CA; other options given are used as they are, and any verifier on the plugin path can be compared with its options")
 	fs.StringVar(&f.ref, "ref", "", "reference certificate with its private key (default: generate one)")
 	fs.StringVar(&f.refKey, "ref-key", "", "private key of --ref, if not in the same file")
-	fs.StringVar(&f.refCA, "ref-ca", "", "CA certificate and key that issue --ref's renewals (needed for a --ref that is not self-signed)")
+	fs.StringVar(&f.refCA, "ref-ca", "", "certificate and key, in one file, of the CA that issued --ref (checked by signature), which issues its renewals (needed for a --ref that is not self-signed)")
 	fs.BoolVar(&f.sendRoot, "send-root", false, "the reference's server sends its root CA too, after the intermediate (some servers do; a root pin, chain=ca,ca=root, matches only a root the peer sends)")
 	fs.StringVar(&f.keyType, "key", "ecdsa", "key type of the generated reference and of new keys: ecdsa, rsa or ed25519")
 	fs.StringArrayVar(&f.certs, "cert", nil, "extra scenario: a PEM file with a certificate and its key (repeatable)")
@@ -117,7 +117,7 @@ func (a *app) runCompare(cmd *cobra.Command, f *compareFlags) error {
 		ref, err = compare.NewReference(certs.KeyType(f.keyType))
 	}
 	if err != nil {
-		if errors.Is(err, compare.ErrNoIssuerKey) {
+		if errors.Is(err, compare.ErrNoIssuerKey) || errors.Is(err, compare.ErrBadRefCA) {
 			return usageError{err}
 		}
 		return err

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -218,6 +219,71 @@ func TestCompareUsage(t *testing.T) {
 				t.Fatalf("exit %d, stdout %q, stderr %q; want failure mentioning %q and no report", code, stdout, stderr, tt.want)
 			}
 		})
+	}
+}
+
+// TestCompareRefCA: a --ref-ca that did not issue --ref (by signature, not
+// by name alone), or is no CA certificate with its key, is a usage error
+// naming both files, before anything runs: the scenarios made from it
+// would compare nothing meaningful.
+func TestCompareRefCA(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name string) string { return filepath.Join(dir, name) }
+	mk := func(args ...string) {
+		t.Helper()
+		if _, stderr, code := run(t, append([]string{"cert", "--type", "ecdsa"}, args...)...); code != cli.ExitOK {
+			t.Fatalf("cert %q: exit %d: %s", args, code, stderr)
+		}
+	}
+	mk("--ca", "--cn", "Ref CA", "--out", file("ca.pem"))
+	mk("--ca", "--cn", "Other CA", "--out", file("other.pem"))
+	mk("--ca", "--cn", "Ref CA", "--out", file("samename.pem"))
+	mk("--ca-cert", file("ca.pem"), "--out", file("ref.pem"))
+	mk("--out", file("self.pem"))
+	// An intermediate as tlspin cert writes it: key, certificate, its CA.
+	mk("--ca", "--cn", "Inter CA", "--ca-cert", file("ca.pem"), "--out", file("inter.pem"))
+	mk("--ca-cert", file("inter.pem"), "--out", file("ref2.pem"))
+	caPEM, err := os.ReadFile(file("ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, crt, _ := strings.Cut(string(caPEM), "-----BEGIN CERTIFICATE-----")
+	for name, data := range map[string]string{"keyonly.pem": key, "certonly.pem": "-----BEGIN CERTIFICATE-----" + crt, "empty.pem": ""} {
+		if err := os.WriteFile(file(name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name, ref, ca, want string
+	}{
+		{"another CA", "ref.pem", "other.pem", "did not issue --ref"},
+		{"same name, another key", "ref.pem", "samename.pem", "signature does not verify"},
+		{"not a CA", "ref.pem", "self.pem", "not a CA certificate"},
+		{"the root of an intermediate", "ref2.pem", "ca.pem", "did not issue --ref"},
+		{"chain", "ref2.pem", "inter.pem", "2 certificates"},
+		{"key alone", "ref.pem", "keyonly.pem", "no certificate"},
+		{"certificate alone", "ref.pem", "certonly.pem", "no private key"},
+		{"empty", "ref.pem", "empty.pem", "empty"},
+		{"self-signed reference", "self.pem", "ca.pem", "self-signed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ref, ca := file(tt.ref), file(tt.ca)
+			stdout, stderr, code := run(t, "compare", "--samples", "2", "--verifier", "spkipin", "--ref", ref, "--ref-ca", ca)
+			if code != cli.ExitUsage || stdout != "" {
+				t.Errorf("exit %d, stdout %q; want %d and no report", code, stdout, cli.ExitUsage)
+			}
+			for _, w := range []string{tt.want, strconv.Quote(ref), strconv.Quote(ca)} {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr %q does not say %q", stderr, w)
+				}
+			}
+		})
+	}
+	// The CA that issued it is taken.
+	if _, stderr, code := run(t, "compare", "--samples", "2", "--verifier", "spkipin", "--ref", file("ref.pem"), "--ref-ca", file("ca.pem")); code != cli.ExitOK {
+		t.Errorf("the issuing CA: exit %d: %s", code, stderr)
 	}
 }
 
