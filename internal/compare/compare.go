@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/pintls"
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/bench"
@@ -79,7 +80,8 @@ type Result struct {
 	Scenario string `json:"scenario"`
 	Accepted bool   `json:"accepted"`
 	// Failed is set when the verifier decided nothing: it crashed, timed
-	// out, returned an error or no verdict, or could not record the peer.
+	// out, returned an error or no verdict, or could not record the peer,
+	// or it was not asked, having hung or crashed on an earlier scenario.
 	// The peer was rejected to fail closed (Accepted is false).
 	Failed bool   `json:"failed"`
 	Reason string `json:"reason"`
@@ -267,15 +269,33 @@ func compareOne(ctx context.Context, cfg Config, label string, scen []Scenario, 
 		results []Result
 		sameReq *verify.Request
 		failed  int
+		// gone says why the plugin is no longer asked: it hung, died or
+		// answered garbage on a scenario; notAsked counts the scenarios
+		// after it.
+		gone     string
+		notAsked int
 	)
 	for _, s := range scen {
+		if gone != "" {
+			// Asking again would cost as much again: a hung plugin the
+			// whole timeout per scenario, a dead one a restart. Decided
+			// nothing, so failed, as if it had been asked.
+			results = append(results, Result{Verifier: label, Scenario: s.Name, Failed: true, Reason: "not asked: " + gone})
+			failed++
+			notAsked++
+			continue
+		}
 		ok, fail, reason := srv.handshake(ctx, cfg, rec, s.Cert)
 		results = append(results, Result{Verifier: label, Scenario: s.Name, Accepted: ok, Failed: fail, Reason: withoutDir(reason, cfg.Dir)})
 		if fail {
 			failed++
+			gone = outOfService(rec.error(), s.Name)
 		}
 		if s.Name == Same {
 			sameReq = rec.request()
+		}
+		if ctx.Err() != nil {
+			return VerifierInfo{}, nil, ctx.Err()
 		}
 	}
 	info := VerifierInfo{Name: label, PinBytes: trust.PinBytes, Note: trust.Note, NoPinBytes: given}
@@ -285,7 +305,10 @@ func compareOne(ctx context.Context, cfg Config, label string, scen []Scenario, 
 	if failed > 0 {
 		info.Failed = true
 		info.Note += fmt.Sprintf("; failed (peer rejected to fail closed) on %d of %d scenarios, so its cost was not measured", failed, len(scen))
-		return info, results, ctx.Err()
+		if notAsked > 0 {
+			info.Note += fmt.Sprintf("; not asked on %d of them: %s", notAsked, gone)
+		}
+		return info, results, nil
 	}
 	if sameReq == nil {
 		return info, results, nil
@@ -317,6 +340,23 @@ func compareOne(ctx context.Context, cfg Config, label string, scen []Scenario, 
 	}
 	info.InProcessUs = micros(il)
 	return info, results, nil
+}
+
+// outOfService says, for the rest of a verifier's scenarios, why it is
+// not asked again after Verify failed with err on scenario: its plugin
+// hung (host.ErrTimeout) or died or answered garbage (any error but the
+// verifier's own answer, on which the host restarts it). It is empty when
+// the verifier may be asked again: it answered with an error of its own,
+// which may be the scenario's, or it decided and the peer could not be
+// recorded (err nil).
+func outOfService(err error, scenario string) string {
+	switch {
+	case err == nil || host.IsVerifierError(err):
+		return ""
+	case errors.Is(err, host.ErrTimeout):
+		return fmt.Sprintf("the verifier hung on scenario %q (see its reason there), and each scenario would wait out the timeout again", scenario)
+	}
+	return fmt.Sprintf("the verifier's plugin died or answered garbage on scenario %q (see its reason there), and each scenario would only restart it", scenario)
 }
 
 func micros(d time.Duration) float64 {
@@ -352,6 +392,13 @@ func (r *recorder) reset() {
 	r.mu.Lock()
 	r.req, r.v, r.err = nil, nil, nil
 	r.mu.Unlock()
+}
+
+// error is the error of the last Verify, if any.
+func (r *recorder) error() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
 }
 
 func (r *recorder) request() *verify.Request {

@@ -2,10 +2,17 @@ package compare_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tlspin/tlspin/core/certs"
+	"github.com/tlspin/tlspin/core/direct"
+	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/compare"
 	"github.com/tlspin/tlspin/verifiers/builtin"
@@ -90,5 +97,103 @@ func TestStolenCertNoKey(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// broken is a plugin that fails every Verify as mode says, counting the
+// calls it receives: hang waits out the caller's deadline, as a hung
+// plugin does (host.ErrTimeout), crash fails at once, as a plugin that
+// died does, and own answers with the verifier's own error, which is no
+// reason to stop asking it.
+type broken struct {
+	mode  string
+	calls *atomic.Int32
+}
+
+func (b broken) Verify(ctx context.Context, _ *verify.Request) (*verify.Verdict, error) {
+	b.calls.Add(1)
+	switch b.mode {
+	case "hang":
+		<-ctx.Done()
+		return nil, fmt.Errorf("%w: verifier %q gave no verdict in time: %w", host.ErrTimeout, "broken", ctx.Err())
+	case "crash":
+		return nil, errors.New(`host: verifier "broken" (pid 1) failed: rpc: verifier plugin unreachable: EOF; restarting it`)
+	}
+	return nil, fmt.Errorf("host: verifier %q: %w", "broken", &direct.RemoteError{Message: "cannot decide on this one"})
+}
+
+func (broken) Close() error { return nil }
+
+// TestBrokenPluginNotAskedAgain: a plugin that hung or died on a scenario
+// is not asked again: the rest of its cells say failed at once, so a hung
+// one costs one timeout, not one per scenario. One that answered with
+// an error of its own is asked on every scenario. The other verifier's
+// results are untouched.
+func TestBrokenPluginNotAskedAgain(t *testing.T) {
+	ref, err := compare.NewReference(certs.ECDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, _, err := compare.Scenarios(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := builtin.New(nil)
+	for _, tt := range []struct {
+		mode      string
+		wantCalls int
+		notAsked  string
+	}{
+		{"hang", 1, "hung"},
+		{"crash", 1, "died"},
+		{"own", len(ss), ""},
+	} {
+		t.Run(tt.mode, func(t *testing.T) {
+			var calls atomic.Int32
+			rep, err := compare.Run(context.Background(), compare.Config{
+				Reference: ref,
+				Verifiers: []string{"broken", "spkipin"},
+				Options:   map[string]verify.Options{"broken": {"mode": {tt.mode}}},
+				Dir:       t.TempDir(),
+				Samples:   2,
+				Timeout:   200 * time.Millisecond,
+				InProcess: func(name string) (verify.Verifier, error) { return reg.Lookup(name) },
+				Start: func(ctx context.Context, name string, opts verify.Options) (compare.Plugin, error) {
+					if name == "broken" {
+						return broken{mode: opts["mode"][0], calls: &calls}, nil
+					}
+					v, err := reg.Lookup(name)
+					if err != nil {
+						return nil, err
+					}
+					if _, err := v.Configure(ctx, &verify.ConfigureRequest{Options: opts}); err != nil {
+						return nil, err
+					}
+					return inProcess{v}, nil
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := int(calls.Load()); got != tt.wantCalls {
+				t.Errorf("the plugin was asked %d times, want %d", got, tt.wantCalls)
+			}
+			for i, s := range ss {
+				x, ran := rep.Find("broken", s.Name)
+				if !ran || !x.Failed || x.Accepted {
+					t.Errorf("broken × %s: %+v (ran %v); want failed", s.Name, x, ran)
+				}
+				if notAsked := strings.HasPrefix(x.Reason, "not asked"); notAsked != (i >= tt.wantCalls) || (notAsked && !strings.Contains(x.Reason, tt.notAsked)) {
+					t.Errorf("broken × %s: reason %q; want not asked %v, saying %q", s.Name, x.Reason, i >= tt.wantCalls, tt.notAsked)
+				}
+				y, ran := rep.Find("spkipin", s.Name)
+				if !ran || y.Failed {
+					t.Errorf("spkipin × %s: %+v (ran %v); want a decision", s.Name, y, ran)
+				}
+			}
+			if got := rep.FailedVerifiers(); !slices.Equal(got, []string{"broken"}) {
+				t.Errorf("failed verifiers %q, want broken alone", got)
+			}
+		})
 	}
 }

@@ -70,10 +70,12 @@ default. Prints accept/reject per
 verifier and scenario, the median cost of one verification in process and
 through the plugin, the pin size, and what the strategy protects against.
 
-A verifier that crashes, hangs (each handshake waits --verify-timeout),
+A verifier that crashes, hangs (its handshake waits --verify-timeout),
 errs or gives no verdict is not a rejection: its cells say failed, its cost
 is not measured, the others are compared all the same, and tlspin exits 4
-after the report.`,
+after the report. One that hung or crashed is not asked again: the rest of
+its cells say failed at once, so a hung verifier costs one timeout, not one
+per scenario.`,
 		Example: `  tlspin compare
   tlspin compare --verifier spkipin --verifier sha256pin --markdown
   tlspin compare --send-root --verifier spkipin:chain=ca --verifier spkipin:chain=ca,ca=root
@@ -89,7 +91,7 @@ after the report.`,
 	fs.BoolVar(&f.sendRoot, "send-root", false, "the reference's server sends its root CA too, after the intermediate (some servers do; a root pin, chain=ca,ca=root, matches only a root the peer sends)")
 	fs.StringVar(&f.keyType, "key", "ecdsa", "key type of the generated reference and of new keys: ecdsa, rsa or ed25519")
 	fs.StringArrayVar(&f.certs, "cert", nil, "extra scenario: a PEM file with a certificate and its key (repeatable)")
-	fs.BoolVar(&f.json, "json", false, `print JSON: {"schema": 1, "results": [{verifier, scenario, accepted, failed, reason}], "verifiers": [{name, inprocess_us, plugin_us, pin_bytes, note, failed}]}; failed: the verifier decided nothing (crashed, timed out, erred), so the peer was rejected to fail closed; what was not measured is null: the costs and pin size of a skipped verifier, the costs of one that failed, the in-process cost of one not built in, the pin size of one configured with the options given`)
+	fs.BoolVar(&f.json, "json", false, `print JSON: {"schema": 1, "results": [{verifier, scenario, accepted, failed, reason}], "verifiers": [{name, inprocess_us, plugin_us, pin_bytes, note, failed}]}; failed: the verifier decided nothing (crashed, timed out, erred, or was not asked after it hung or crashed), so the peer was rejected to fail closed; what was not measured is null: the costs and pin size of a skipped verifier, the costs of one that failed, the in-process cost of one not built in, the pin size of one configured with the options given`)
 	fs.BoolVar(&f.markdown, "markdown", false, "print Markdown tables")
 	fs.StringVar(&f.html, "html", "", "also write a self-contained HTML page to FILE")
 	fs.IntVar(&f.samples, "samples", 200, "Verify calls each cost is the median of")

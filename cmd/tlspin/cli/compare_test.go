@@ -325,9 +325,25 @@ func TestCompareGivenOptionsPinSize(t *testing.T) {
 // answers nothing during compare does not take the others' results with
 // it. The report is printed, its cells say failed (not reject: it decided
 // nothing), its costs are null, and tlspin exits 4 saying which failed.
+// A plugin that hung or crashed is asked once: the rest of its cells say
+// failed at once (a hung one cost --verify-timeout per scenario, 45 s at
+// the default 5 s). One that errs or gives no verdict (the SDK answers
+// that for it, as the verifier's own error) is asked on each.
 func TestCompareFailingVerifier(t *testing.T) {
 	plugins := filepath.Dir(testbin.Build(t, "./cmd/tlspin/cli/testdata/plugins/misbehave", "tlspin-verifier-misbehave"))
-	for _, mode := range []string{"crash", "hang", "error", "garbage"} {
+	for _, tt := range []struct {
+		mode string
+		// asked is how many scenarios the plugin was asked about (-1:
+		// all); each of them says it failed so.
+		asked  int
+		failed string
+	}{
+		{"crash", 1, "restarting it"},
+		{"hang", 1, "gave no verdict within"},
+		{"error", -1, "unknown flag"},
+		{"garbage", -1, "returned no verdict"},
+	} {
+		mode := tt.mode
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			stdout, stderr, code := run(t, "--plugin-dir", plugins, "--verify-timeout", "300ms",
@@ -337,9 +353,9 @@ func TestCompareFailingVerifier(t *testing.T) {
 			}
 			var doc struct {
 				Results []struct {
-					Verifier, Scenario string
-					Accepted           bool
-					Failed             *bool
+					Verifier, Scenario, Reason string
+					Accepted                   bool
+					Failed                     *bool
 				}
 				Verifiers []struct {
 					Name     string
@@ -350,11 +366,26 @@ func TestCompareFailingVerifier(t *testing.T) {
 			if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
 				t.Fatalf("no report: %v\nstdout %q\nstderr %q", err, stdout, stderr)
 			}
+			asked, scenarios := 0, 0
 			for _, r := range doc.Results {
 				wantFailed := r.Verifier == "misbehave"
 				if r.Failed == nil || *r.Failed != wantFailed || (wantFailed && r.Accepted) {
 					t.Errorf("%s × %s: failed %v accepted %v, want failed %v", r.Verifier, r.Scenario, r.Failed, r.Accepted, wantFailed)
 				}
+				if !wantFailed {
+					continue
+				}
+				scenarios++
+				switch {
+				case strings.HasPrefix(r.Reason, "not asked"):
+				case strings.Contains(r.Reason, tt.failed):
+					asked++
+				default:
+					t.Errorf("misbehave × %s: reason %q; want %q or not asked", r.Scenario, r.Reason, tt.failed)
+				}
+			}
+			if want := tt.asked; (want < 0 && asked != scenarios) || (want >= 0 && asked != want) {
+				t.Errorf("the plugin was asked (and failed, saying %q) on %d of %d scenarios, want %d (-1: all)", tt.failed, asked, scenarios, want)
 			}
 			if len(doc.Results) == 0 {
 				t.Error("no results")
