@@ -27,7 +27,7 @@ func tlsServer(t *testing.T, id identity) string {
 
 func start(t *testing.T, specs []string, opts ...tlspin.Option) *tlspin.Verifiers {
 	t.Helper()
-	v, err := tlspin.StartWith(context.Background(), specs, opts...)
+	v, err := tlspin.StartWith(context.Background(), specs, append([]tlspin.Option{tlspin.WithPluginEnv("GORACE")}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
