@@ -278,8 +278,8 @@ func (v *Verifiers) ClientConfig(serverName string) *tls.Config {
 // only as a first use that could not be recorded (another process
 // recorded another key for it meanwhile): close the connection unused.
 // The configuration verifies one server, once: a second handshake with
-// it (another connection, a renegotiation) fails, saying so, since what
-// one connection would record is kept in it.
+// it (another connection) fails, saying so, since what one connection
+// would record is kept in it. It never renegotiates.
 func (v *Verifiers) ClientConfigForAddr(serverName, addr string) (*tls.Config, func(context.Context) error) {
 	p := &pintls.Pending{}
 	cfg := v.hookClient(v.ctx, &tls.Config{}, serverName, addr, p)
@@ -308,7 +308,12 @@ func committed(err error) error {
 // VerifyConnection already in base runs after the verifiers allow the
 // server. base's certificate-authority check (RootCAs) is replaced by the
 // verifiers; its client certificates, ALPN and the rest are kept. An empty
-// serverName keeps base.ServerName.
+// serverName keeps base.ServerName. Set base's own VerifyConnection before
+// this call, never after: it sets InsecureSkipVerify, leaving the verifiers
+// in VerifyConnection as the only check, so one assigned afterwards would
+// replace them and accept any server. A program that enables
+// renegotiation on base gets crypto/tls's own check that the server keeps
+// its certificate.
 func (v *Verifiers) HookClientConfig(base *tls.Config, serverName string) *tls.Config {
 	return v.hookClient(v.ctx, base, serverName, "", nil)
 }

@@ -28,11 +28,18 @@ import (
 // if its record was made does not hold when the record fails (another
 // process recorded another key for the peer meanwhile): that is the
 // connection's rejection.
+// The handshake and the record take at most the handshake timeout.
 func (v *Verifiers) handshake(ctx context.Context, conn *tls.Conn, confirm func(context.Context) error) error {
-	if err := conn.HandshakeContext(ctx); err != nil {
-		return err
+	hctx, cancel := context.WithTimeout(ctx, v.hsTimeout)
+	defer cancel()
+	err := conn.HandshakeContext(hctx)
+	if err == nil {
+		err = confirm(hctx)
 	}
-	return confirm(ctx)
+	if err != nil && hctx.Err() != nil && ctx.Err() == nil {
+		return fmt.Errorf("handshake did not finish within %s (WithHandshakeTimeout): %w", v.hsTimeout, err)
+	}
+	return err
 }
 
 // Dial connects to addr over network ("tcp", "tcp4", "tcp6"; any other is
@@ -42,7 +49,10 @@ func (v *Verifiers) handshake(ctx context.Context, conn *tls.Conn, confirm func(
 // records the server as HOST:PORT, exactly as the tlspin command does. The
 // connection returned is a *tls.Conn.
 //
-// ctx bounds the connect, the handshake, the verification and the record.
+// ctx bounds the connect, the handshake, the verification and the record;
+// the handshake (with the verification and the record) also ends after
+// WithHandshakeTimeout (default DefaultHandshakeTimeout), so that a server
+// that stalls it cannot hold Dial when ctx never ends.
 // A server the verifiers reject fails Dial with an error that wraps the
 // *RejectionError (errors.As; ErrRejected or ErrVerifierFailed); after
 // Close, Dial fails at once with ErrClosed.
@@ -72,14 +82,16 @@ func (v *Verifiers) Dial(ctx context.Context, network, addr string) (net.Conn, e
 	return conn, nil
 }
 
-// DefaultHandshakeTimeout bounds a handshake of a connection accepted by a
-// Listen listener.
+// DefaultHandshakeTimeout bounds a handshake of Dial, or of a connection
+// accepted by a Listen listener, unless WithHandshakeTimeout says
+// otherwise.
 const DefaultHandshakeTimeout = 10 * time.Second
 
 // Listen listens on addr over network ("tcp", "tcp4", "tcp6"; any other,
 // a unix socket included, is an error before anything listens) and returns
 // a listener whose Accept returns only connections, each a *tls.Conn,
-// whose handshake completed within DefaultHandshakeTimeout and whose
+// whose handshake completed within WithHandshakeTimeout (default
+// DefaultHandshakeTimeout) and whose
 // client presented a certificate the verifiers allow. Handshakes run
 // concurrently, so a slow client delays no other, and at most
 // WithMaxHandshakes at once: when a new client arrives with the bound
@@ -87,8 +99,9 @@ const DefaultHandshakeTimeout = 10 * time.Second
 // (for IPv6, the /64) holding the most is closed, and logged, to make
 // room. A failed or rejected one is closed and logged at warn level with
 // the client's address and the reason, at most ten a second, and as many
-// for clients the verifiers rejected (the rest at debug level, counted in
-// the next warning of their kind); a client that closes before
+// for clients the verifiers rejected, one a second from each address (for
+// IPv6, the /64) of each (the rest at debug level, counted in the next
+// warning of their kind); a client that closes before
 // it begins a handshake (a port scanner, a TCP health check) only at
 // debug level. It fits http.Server.Serve and gRPC: it selects h2 or
 // http/1.1 by ALPN when the client offers them. A cert without a
@@ -358,11 +371,9 @@ func (l *listener) isClosed() bool {
 }
 
 func (l *listener) serveHandshake(raw net.Conn) {
-	ctx, cancel := context.WithTimeout(l.ctx, DefaultHandshakeTimeout)
-	defer cancel()
 	conn := tls.Server(raw, l.cfg)
 	confirm := func(ctx context.Context) error { return l.v.Confirm(ctx, conn) }
-	err := l.v.handshake(ctx, conn, confirm)
+	err := l.v.handshake(l.ctx, conn, confirm)
 	if !l.release(raw) {
 		err = fmt.Errorf("tlspin: closed to make room for a newer client: %d handshakes were in progress (WithMaxHandshakes)", l.v.maxHandshakes)
 	}

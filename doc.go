@@ -27,7 +27,8 @@
 // WithPluginSHA256 and WithPluginChecksums (run a plugin only if its
 // executable has the pinned SHA-256), WithVerifyTimeout,
 // WithStartTimeout, WithLogger, WithoutCache, WithPluginEnv, WithGetenv,
-// WithTlspinBinary and WithMaxHandshakes (for Listen).
+// WithTlspinBinary, WithMaxHandshakes (for Listen) and
+// WithHandshakeTimeout (for Dial and Listen).
 //
 // The configurations a *Verifiers returns decide from
 // tls.Config.VerifyConnection, which crypto/tls calls on every handshake,

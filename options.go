@@ -32,6 +32,7 @@ type options struct {
 	require       Require
 	noCache       bool
 	maxHandshakes int
+	hsTimeout     time.Duration
 	sumFiles      []string
 	errs          []error
 	logSet        bool
@@ -135,6 +136,21 @@ func WithMaxHandshakes(n int) Option {
 			return
 		}
 		o.maxHandshakes = n
+	}
+}
+
+// WithHandshakeTimeout bounds each TLS handshake of Dial and of a Listen
+// listener, its verification and record included (default
+// DefaultHandshakeTimeout; d must be positive): a peer that stalls its
+// handshake, or trickles it a byte at a time, is given up on then. Dial's
+// context bounds it too, when it ends sooner.
+func WithHandshakeTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d <= 0 {
+			o.errs = append(o.errs, launch.Configf("tlspin: WithHandshakeTimeout(%s): want a positive duration", d))
+			return
+		}
+		o.hsTimeout = d
 	}
 }
 

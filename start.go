@@ -34,7 +34,8 @@ type Verifiers struct {
 	pending         pintls.PendingSet
 	warnUnconfirmed sync.Once
 
-	maxHandshakes int // per Listen listener
+	maxHandshakes int           // per Listen listener
+	hsTimeout     time.Duration // of each handshake of Dial and Listen
 
 	closeOnce sync.Once
 }
@@ -88,9 +89,12 @@ func StartWith(ctx context.Context, specs []string, opts ...Option) (*Verifiers,
 	if timeout <= 0 {
 		timeout = defaultVerifyTimeout
 	}
-	v := &Verifiers{set: set, require: o.require, timeout: timeout, log: lc.Logger, ctx: vctx, cancel: cancel, maxHandshakes: o.maxHandshakes}
+	v := &Verifiers{set: set, require: o.require, timeout: timeout, log: lc.Logger, ctx: vctx, cancel: cancel, maxHandshakes: o.maxHandshakes, hsTimeout: o.hsTimeout}
 	if v.maxHandshakes == 0 {
 		v.maxHandshakes = DefaultMaxHandshakes
+	}
+	if v.hsTimeout == 0 {
+		v.hsTimeout = DefaultHandshakeTimeout
 	}
 	v.pending.Expired = v.unconfirmed
 	return v, nil
