@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -81,25 +80,8 @@ func TestListenOneSourceDoesNotHideAnother(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := e2e.Serve(t, ln, func(c net.Conn) { io.WriteString(c, "ok") })
-	rejectFrom := func(from string, id identity) {
-		d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
-		c, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{id.cert}})
-		if err == nil {
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			io.Copy(io.Discard, c) // TLS 1.3: the rejection arrives on the first read
-			c.Close()
-		}
-	}
-	var wg sync.WaitGroup
-	for range 3 {
-		wg.Go(func() {
-			for range flood / 3 {
-				rejectFrom("127.0.0.1", junk)
-			}
-		})
-	}
-	wg.Wait()
-	rejectFrom("127.0.0.2", other)
+	e2e.FloodFrom(t, "127.0.0.1", addr, junk.cert, flood)
+	e2e.HandshakeFrom(t, "127.0.0.2", addr, other.cert)
 	logged := func() bool { return strings.Count(out.String(), "client handshake failed") >= flood+1 }
 	if !wait.Until(5*time.Second, logged) {
 		t.Fatalf("the rejections were not all logged:\n%s", out.String())

@@ -115,6 +115,43 @@ func ServeTLS(t testing.TB, cert tls.Certificate, handle func(*tls.Conn)) string
 	return Serve(t, ln, func(c net.Conn) { handle(c.(*tls.Conn)) })
 }
 
+// HandshakeFrom completes a TLS handshake with addr from the loopback
+// address from (127.0.0.2, say: Linux answers for all of 127/8),
+// presenting cert and trusting any server, and reads until the server
+// closes: in TLS 1.3 a client learns of its rejection on its first read.
+func HandshakeFrom(t testing.TB, from, addr string, cert tls.Certificate) {
+	t.Helper()
+	d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	c, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.Copy(io.Discard, c)
+}
+
+// FloodFrom runs n HandshakeFrom from from, three at a time, as fast as
+// the server takes them, and returns when all have ended.
+func FloodFrom(t testing.TB, from, addr string, cert tls.Certificate, n int) {
+	t.Helper()
+	todo := make(chan struct{}, n)
+	for range n {
+		todo <- struct{}{}
+	}
+	close(todo)
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			for range todo {
+				HandshakeFrom(t, from, addr, cert)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // Identity is a key pair written as one PEM file (key and certificate).
 type Identity struct {
 	File string

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tlspin/tlspin/core/pintls"
+	"github.com/tlspin/tlspin/internal/e2e"
 	"github.com/tlspin/tlspin/internal/proxy"
 	"github.com/tlspin/tlspin/internal/server"
 	"github.com/tlspin/tlspin/internal/syncbuf"
@@ -140,27 +140,8 @@ func TestOneClientDoesNotHideAnother(t *testing.T) {
 		Log:     hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Info}),
 		Limits:  server.Limits{MaxConnsPerIP: -1},
 	})
-	rejectFrom := func(from string, cert tls.Certificate) {
-		d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
-		c, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}})
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		io.Copy(io.Discard, c) // TLS 1.3: the rejection arrives on the first read
-	}
-	var wg sync.WaitGroup
-	for range 3 {
-		wg.Go(func() {
-			for range flood / 3 {
-				rejectFrom("127.0.0.1", junk)
-			}
-		})
-	}
-	wg.Wait()
-	rejectFrom("127.0.0.2", other)
+	e2e.FloodFrom(t, "127.0.0.1", addr, junk, flood)
+	e2e.HandshakeFrom(t, "127.0.0.2", addr, other)
 	count := func() int {
 		ev.mu.Lock()
 		defer ev.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/tlspin/tlspin/internal/e2e"
 	"github.com/tlspin/tlspin/internal/server"
 	"github.com/tlspin/tlspin/internal/syncbuf"
 	"github.com/tlspin/tlspin/internal/wait"
@@ -135,16 +136,8 @@ func TestOneSourceDoesNotHideAnother(t *testing.T) {
 	log := hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Info})
 	ts := start(t, server.Config{TLS: mtlsConfig(t, good), Log: log, MaxConnsPerIP: -1})
 	rejections := func() int { return ts.rec.count(server.EventReject) }
-	var wg sync.WaitGroup
-	for range 3 {
-		wg.Go(func() {
-			for range flood / 3 {
-				rejectedFrom(t, "127.0.0.1", ts.addr, junk)
-			}
-		})
-	}
-	wg.Wait()
-	rejectedFrom(t, "127.0.0.2", ts.addr, other)
+	e2e.FloodFrom(t, "127.0.0.1", ts.addr, junk, flood)
+	e2e.HandshakeFrom(t, "127.0.0.2", ts.addr, other)
 	if !wait.Until(5*time.Second, func() bool { return rejections() == flood+1 }) {
 		t.Fatalf("%d rejection events, want %d", rejections(), flood+1)
 	}
@@ -164,21 +157,6 @@ func TestOneSourceDoesNotHideAnother(t *testing.T) {
 	if warned["junk"] == 0 || warned["junk"] > flood/warnBurst+1 {
 		t.Errorf("%d warnings about the flood's %d rejections, want one to %d (one a second)", warned["junk"], flood, flood/warnBurst+1)
 	}
-}
-
-// rejectedFrom completes a handshake with addr from the loopback address
-// from, presenting cert, and reads until the server closes.
-func rejectedFrom(t *testing.T, from, addr string, cert tls.Certificate) {
-	t.Helper()
-	d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
-	c, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}})
-	if err != nil {
-		t.Error(err)
-		return
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	io.Copy(io.Discard, c) // TLS 1.3: the rejection arrives on the first read
 }
 
 // warnBurst is the server's bound on each kind of warning a second.
