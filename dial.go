@@ -27,8 +27,8 @@ import (
 // succeeds, never before; confirm commits them. An allow that held only
 // if its record was made does not hold when the record fails (another
 // process recorded another key for the peer meanwhile): that is the
-// connection's rejection.
-// The handshake and the record take at most the handshake timeout.
+// connection's rejection. The handshake and the record together take at
+// most the handshake timeout.
 func (v *Verifiers) handshake(ctx context.Context, conn *tls.Conn, confirm func(context.Context) error) error {
 	hctx, cancel := context.WithTimeout(ctx, v.hsTimeout)
 	defer cancel()
@@ -98,12 +98,12 @@ const DefaultHandshakeTimeout = 10 * time.Second
 // reached, the handshake that began first among those of the address
 // (for IPv6, the /64) holding the most is closed, and logged, to make
 // room. A failed or rejected one is closed and logged at warn level with
-// the client's address and the reason, at most ten a second, and as many
-// for clients the verifiers rejected, one a second from each address (for
-// IPv6, the /64) of each (the rest at debug level, counted in the next
-// warning of their kind); a client that closes before
-// it begins a handshake (a port scanner, a TCP health check) only at
-// debug level. It fits http.Server.Serve and gRPC: it selects h2 or
+// the client's address and the reason: at most ten a second, and as many
+// for clients the verifiers rejected, each time at most one a second from
+// one address (for IPv6, the /64); the rest at debug level, counted in the
+// next warning of their kind. A client that closes before it begins a
+// handshake (a port scanner, a TCP health check) is logged at debug level
+// only. It fits http.Server.Serve and gRPC: it selects h2 or
 // http/1.1 by ALPN when the client offers them. A cert without a
 // certificate or without its private key is an error, before anything
 // listens.
