@@ -81,7 +81,8 @@ type Result struct {
 	Accepted bool   `json:"accepted"`
 	// Failed is set when the verifier decided nothing: it crashed, timed
 	// out, returned an error or no verdict, or could not record the peer,
-	// or it was not asked, having hung or crashed on an earlier scenario.
+	// or it was not asked, having hung or crashed on an earlier scenario
+	// or failed while primed with the reference (Trust.Prime).
 	// The peer was rejected to fail closed (Accepted is false).
 	Failed bool   `json:"failed"`
 	Reason string `json:"reason"`
@@ -101,8 +102,9 @@ type VerifierInfo struct {
 	// NoInProcess is set when the verifier is not built in: it has no
 	// in-process cost (InProcessUs is 0), shown as n/a.
 	NoInProcess bool
-	// Failed is set when the verifier failed on a scenario or while its
-	// cost was measured: its costs are not measured (null in JSON).
+	// Failed is set when the verifier failed on a scenario, while primed
+	// with the reference or while its cost was measured: its costs are
+	// not measured (null in JSON).
 	Failed bool
 	// NoPinBytes is set when compare does not know the size of what the
 	// user keeps (a verifier configured with the options given): PinBytes
@@ -111,7 +113,8 @@ type VerifierInfo struct {
 }
 
 // FailedVerifiers returns the names of the verifiers that failed on a
-// scenario or while their cost was measured.
+// scenario, while primed with the reference or while their cost was
+// measured.
 func (r *Report) FailedVerifiers() []string {
 	var out []string
 	for _, v := range r.Verifiers {
@@ -261,8 +264,12 @@ func compareOne(ctx context.Context, cfg Config, label string, scen []Scenario, 
 	defer p.Close()
 	rec := &recorder{d: p}
 	if trust.Prime {
-		if ok, _, reason := srv.handshake(ctx, cfg, rec, scen[0].Cert); !ok {
-			return VerifierInfo{}, nil, fmt.Errorf("compare: %s: priming with the reference was rejected: %s", label, reason)
+		ok, fail, reason := srv.handshake(ctx, cfg, rec, scen[0].Cert)
+		if ctx.Err() != nil {
+			return VerifierInfo{}, nil, ctx.Err()
+		}
+		if !ok {
+			return primingFailed(cfg, label, trust, scen, fail, reason)
 		}
 	}
 	var (
@@ -339,6 +346,27 @@ func compareOne(ctx context.Context, cfg Config, label string, scen []Scenario, 
 		return VerifierInfo{}, nil, fmt.Errorf("compare: %s: in-process cost: %w", label, err)
 	}
 	info.InProcessUs = micros(il)
+	return info, results, nil
+}
+
+// primingFailed is the outcome of a verifier that could not be primed
+// with the reference (it hung, died, erred or rejected it): a failed
+// verifier, as one that fails on a scenario, not the end of the run. It
+// is not asked about the scenarios, having nothing to compare them with
+// (and a hung one would wait out the timeout again on each): every cell
+// says failed, and why priming did.
+func primingFailed(cfg Config, label string, trust Trust, scen []Scenario, fail bool, reason string) (VerifierInfo, []Result, error) {
+	why := "priming with the reference failed: "
+	if !fail {
+		why += "the verifier rejected it: "
+	}
+	why += withoutDir(reason, cfg.Dir)
+	results := make([]Result, 0, len(scen))
+	for _, s := range scen {
+		results = append(results, Result{Verifier: label, Scenario: s.Name, Failed: true, Reason: "not asked: " + why})
+	}
+	info := VerifierInfo{Name: label, PinBytes: trust.PinBytes, Failed: true}
+	info.Note = trust.Note + fmt.Sprintf("; failed (peer rejected to fail closed) on all %d scenarios, not asked about them and its cost not measured: %s", len(scen), why)
 	return info, results, nil
 }
 

@@ -103,8 +103,8 @@ func TestStolenCertNoKey(t *testing.T) {
 // broken is a plugin that fails every Verify as mode says, counting the
 // calls it receives: hang waits out the caller's deadline, as a hung
 // plugin does (host.ErrTimeout), crash fails at once, as a plugin that
-// died does, and own answers with the verifier's own error, which is no
-// reason to stop asking it.
+// died does, own answers with the verifier's own error, which is no
+// reason to stop asking it, and reject rejects every peer.
 type broken struct {
 	mode  string
 	calls *atomic.Int32
@@ -118,6 +118,8 @@ func (b broken) Verify(ctx context.Context, _ *verify.Request) (*verify.Verdict,
 		return nil, fmt.Errorf("%w: verifier %q gave no verdict in time: %w", host.ErrTimeout, "broken", ctx.Err())
 	case "crash":
 		return nil, errors.New(`host: verifier "broken" (pid 1) failed: rpc: verifier plugin unreachable: EOF; restarting it`)
+	case "reject":
+		return &verify.Verdict{Reason: "not this one"}, nil
 	}
 	return nil, fmt.Errorf("host: verifier %q: %w", "broken", &direct.RemoteError{Message: "cannot decide on this one"})
 }
@@ -193,6 +195,80 @@ func TestBrokenPluginNotAskedAgain(t *testing.T) {
 			}
 			if got := rep.FailedVerifiers(); !slices.Equal(got, []string{"broken"}) {
 				t.Errorf("failed verifiers %q, want broken alone", got)
+			}
+		})
+	}
+}
+
+// TestPrimingFailure: a tofu verifier that hangs, dies, errs or rejects
+// while compare primes it with the reference is a failed verifier, as on
+// a scenario, not the end of the run: its cells say failed, saying that
+// priming failed and why, it is not asked about the scenarios (it has
+// nothing to compare them with), and the other verifier is compared.
+func TestPrimingFailure(t *testing.T) {
+	ref, err := compare.NewReference(certs.ECDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, _, err := compare.Scenarios(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := builtin.New(nil)
+	for _, tt := range []struct{ mode, says string }{
+		{"hang", "gave no verdict in time"},
+		{"crash", "verifier plugin unreachable"},
+		{"own", "cannot decide on this one"},
+		{"reject", "not this one"},
+	} {
+		t.Run(tt.mode, func(t *testing.T) {
+			var calls atomic.Int32
+			rep, err := compare.Run(context.Background(), compare.Config{
+				Reference: ref,
+				Verifiers: []string{"tofu", "spkipin"},
+				Dir:       t.TempDir(),
+				Samples:   2,
+				Timeout:   200 * time.Millisecond,
+				InProcess: func(name string) (verify.Verifier, error) { return reg.Lookup(name) },
+				Start: func(ctx context.Context, name string, opts verify.Options) (compare.Plugin, error) {
+					if name == "tofu" {
+						return broken{mode: tt.mode, calls: &calls}, nil
+					}
+					v, err := reg.Lookup(name)
+					if err != nil {
+						return nil, err
+					}
+					if _, err := v.Configure(ctx, &verify.ConfigureRequest{Options: opts}); err != nil {
+						return nil, err
+					}
+					return inProcess{v}, nil
+				},
+			})
+			if err != nil {
+				t.Fatalf("Run: %v; want a report with tofu failed", err)
+			}
+			if got := calls.Load(); got != 1 {
+				t.Errorf("tofu was asked %d times, want once (priming)", got)
+			}
+			for _, s := range ss {
+				x, ran := rep.Find("tofu", s.Name)
+				if !ran || !x.Failed || x.Accepted {
+					t.Errorf("tofu × %s: %+v (ran %v); want failed", s.Name, x, ran)
+				}
+				if !strings.Contains(x.Reason, "priming with the reference failed") || !strings.Contains(x.Reason, tt.says) {
+					t.Errorf("tofu × %s: reason %q; want it to say priming with the reference failed, and %q", s.Name, x.Reason, tt.says)
+				}
+				if y, ran := rep.Find("spkipin", s.Name); !ran || y.Failed {
+					t.Errorf("spkipin × %s: %+v (ran %v); want a decision", s.Name, y, ran)
+				}
+			}
+			if got := rep.FailedVerifiers(); !slices.Equal(got, []string{"tofu"}) {
+				t.Errorf("failed verifiers %q, want tofu alone", got)
+			}
+			for _, v := range rep.Verifiers {
+				if v.Name == "tofu" && (v.PluginUs != 0 || !strings.Contains(v.Note, "priming with the reference failed")) {
+					t.Errorf("tofu: plugin cost %v, note %q; want none, and the note to say priming failed", v.PluginUs, v.Note)
+				}
 			}
 		})
 	}

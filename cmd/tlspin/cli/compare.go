@@ -75,7 +75,9 @@ errs or gives no verdict is not a rejection: its cells say failed, its cost
 is not measured, the others are compared all the same, and tlspin exits 4
 after the report. One that hung or crashed is not asked again: the rest of
 its cells say failed at once, so a hung verifier costs one timeout, not one
-per scenario.`,
+per scenario. So does one that fails while compare primes it with the
+reference (tofu): it is asked about no scenario, and its cells say why
+priming failed.`,
 		Example: `  tlspin compare
   tlspin compare --verifier spkipin --verifier sha256pin --markdown
   tlspin compare --send-root --verifier spkipin:chain=ca --verifier spkipin:chain=ca,ca=root
@@ -91,7 +93,7 @@ per scenario.`,
 	fs.BoolVar(&f.sendRoot, "send-root", false, "the reference's server sends its root CA too, after the intermediate (some servers do; a root pin, chain=ca,ca=root, matches only a root the peer sends)")
 	fs.StringVar(&f.keyType, "key", "ecdsa", "key type of the generated reference and of new keys: ecdsa, rsa or ed25519")
 	fs.StringArrayVar(&f.certs, "cert", nil, "extra scenario: a PEM file with a certificate and its key (repeatable)")
-	fs.BoolVar(&f.json, "json", false, `print JSON: {"schema": 1, "results": [{verifier, scenario, accepted, failed, reason}], "verifiers": [{name, inprocess_us, plugin_us, pin_bytes, note, failed}]}; failed: the verifier decided nothing (crashed, timed out, erred, or was not asked after it hung or crashed), so the peer was rejected to fail closed; what was not measured is null: the costs and pin size of a skipped verifier, the costs of one that failed, the in-process cost of one not built in, the pin size of one configured with the options given`)
+	fs.BoolVar(&f.json, "json", false, `print JSON: {"schema": 1, "results": [{verifier, scenario, accepted, failed, reason}], "verifiers": [{name, inprocess_us, plugin_us, pin_bytes, note, failed}]}; failed: the verifier decided nothing (crashed, timed out, erred, or was not asked after it hung or crashed, or after priming it with the reference failed), so the peer was rejected to fail closed; what was not measured is null: the costs and pin size of a skipped verifier, the costs of one that failed, the in-process cost of one not built in, the pin size of one configured with the options given`)
 	fs.BoolVar(&f.markdown, "markdown", false, "print Markdown tables")
 	fs.StringVar(&f.html, "html", "", "also write a self-contained HTML page to FILE")
 	fs.IntVar(&f.samples, "samples", 200, "Verify calls each cost is the median of")
@@ -205,7 +207,7 @@ func (a *app) runCompare(cmd *cobra.Command, f *compareFlags) error {
 	// The report is written whole, the others' results included; a
 	// verifier that failed is what exit 4 says, as for send.
 	if failed := rep.FailedVerifiers(); len(failed) > 0 {
-		return fmt.Errorf("compare: %w: %s decided nothing on some scenarios (crashed, timed out, erred or gave no verdict), so its cells say failed and its cost was not measured; see the reasons with --json", tlspin.ErrVerifierFailed, quoteList(failed))
+		return fmt.Errorf("compare: %w: %s decided nothing on some scenarios (crashed, timed out, erred or gave no verdict, or could not be primed with the reference), so its cells say failed and its cost was not measured; see the reasons with --json", tlspin.ErrVerifierFailed, quoteList(failed))
 	}
 	return nil
 }
