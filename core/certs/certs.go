@@ -517,8 +517,18 @@ func ParseCertificatesOf(path string, data []byte) ([]*x509.Certificate, error) 
 }
 
 // LoadKeyPair loads a certificate chain and its private key. keyFile may be
-// empty when certFile holds both, as the recipe's cert.pem does.
+// empty when certFile holds both, as the recipe's cert.pem does. A
+// certFile without a key, and no keyFile, is an error saying to give the
+// key with --key (the flag of serve, proxy and send); LoadKeyPairFlag
+// names another.
 func LoadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
+	return LoadKeyPairFlag(certFile, keyFile, "--key")
+}
+
+// LoadKeyPairFlag is LoadKeyPair whose error for a certFile without a key
+// names keyFlag as the flag that gives the key file, or, with keyFlag
+// empty, says only that the key goes in certFile.
+func LoadKeyPairFlag(certFile, keyFile, keyFlag string) (tls.Certificate, error) {
 	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("certs: %w", err)
@@ -529,12 +539,20 @@ func LoadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 			return tls.Certificate{}, fmt.Errorf("certs: %w", err)
 		}
 	}
-	return ParseKeyPair(certPEM, keyPEM, certFile, keyFile)
+	return ParseKeyPairFlag(certPEM, keyPEM, certFile, keyFile, keyFlag)
 }
 
 // ParseKeyPair is LoadKeyPair of the contents of certFile and keyFile,
 // read by the caller; with keyFile empty, the key is in certPEM.
 func ParseKeyPair(certPEM, keyPEM []byte, certFile, keyFile string) (tls.Certificate, error) {
+	return ParseKeyPairFlag(certPEM, keyPEM, certFile, keyFile, "--key")
+}
+
+// ParseKeyPairFlag is ParseKeyPair whose error for a certPEM without a
+// key (keyFile empty) names keyFlag as the flag that gives the key file,
+// or, with keyFlag empty, says only that the key goes in certFile: a
+// command whose --key means something else names its own flag.
+func ParseKeyPairFlag(certPEM, keyPEM []byte, certFile, keyFile, keyFlag string) (tls.Certificate, error) {
 	keyName := certFile
 	if keyFile == "" {
 		keyPEM = certPEM
@@ -551,8 +569,11 @@ func ParseKeyPair(certPEM, keyPEM []byte, certFile, keyFile string) (tls.Certifi
 	}
 	key, err := ParseKey(keyPEM)
 	if err != nil {
-		if keyFile == "" {
-			return tls.Certificate{}, fmt.Errorf("%w in %q: give the key with --key, or put it in the same file as the certificate", err, keyName)
+		switch {
+		case keyFile == "" && keyFlag != "":
+			return tls.Certificate{}, fmt.Errorf("%w in %q: give the key with %s, or put it in the same file as the certificate", err, keyName, keyFlag)
+		case keyFile == "":
+			return tls.Certificate{}, fmt.Errorf("%w in %q: put it in the same file as the certificate", err, keyName)
 		}
 		return tls.Certificate{}, fmt.Errorf("%w (file %q)", err, keyName)
 	}

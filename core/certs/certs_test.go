@@ -344,3 +344,52 @@ cat pss.key ec.crt > pss-key-ec-cert.pem`
 		})
 	}
 }
+
+// TestKeyPairHintNamesTheFlag: a certificate file without its key says
+// how to give the key, naming the flag of the command that read it: --key
+// (serve, proxy, send) by default, the caller's own (compare's --ref-key),
+// or none where the key has no flag of its own and must be in the file
+// (compare's --cert). A key file given says only which file lacks a key.
+func TestKeyPairHintNamesTheFlag(t *testing.T) {
+	_, c, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: "hint", Days: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certOnly := certs.EncodeCert(c)
+	tests := []struct {
+		name    string
+		parse   func() error
+		says    string
+		mustNot []string
+	}{
+		{"ParseKeyPair: --key", func() error {
+			_, err := certs.ParseKeyPair(certOnly, nil, "c.pem", "")
+			return err
+		}, `no private key found in "c.pem": give the key with --key, or put it in the same file as the certificate`, nil},
+		{"a flag of the caller's", func() error {
+			_, err := certs.ParseKeyPairFlag(certOnly, nil, "c.pem", "", "--ref-key")
+			return err
+		}, `no private key found in "c.pem": give the key with --ref-key, or put it in the same file as the certificate`, []string{"--key"}},
+		{"no flag: the key goes in the file", func() error {
+			_, err := certs.ParseKeyPairFlag(certOnly, nil, "c.pem", "", "")
+			return err
+		}, `no private key found in "c.pem": put it in the same file as the certificate`, []string{"--", "give the key"}},
+		{"a key file given", func() error {
+			_, err := certs.ParseKeyPairFlag(certOnly, certOnly, "c.pem", "k.pem", "--ref-key")
+			return err
+		}, `no private key found (file "k.pem")`, []string{"--", "give the key"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.parse()
+			if !errors.Is(err, certs.ErrNoKey) || !strings.Contains(err.Error(), tt.says) {
+				t.Fatalf("err = %v; want %v saying %q", err, certs.ErrNoKey, tt.says)
+			}
+			for _, s := range tt.mustNot {
+				if strings.Contains(err.Error(), s) {
+					t.Errorf("err %q says %q", err, s)
+				}
+			}
+		})
+	}
+}

@@ -109,13 +109,15 @@ func NewReference(kt certs.KeyType) (*Reference, error) {
 // wrapping ErrBadRefCA. Without caFile a self-signed reference renews
 // itself; one issued by a CA is an error wrapping ErrNoIssuerKey.
 func LoadReference(certFile, keyFile, caFile string) (*Reference, error) {
-	tc, err := certs.LoadKeyPair(certFile, keyFile)
+	// compare's --key is a key type: the key of --ref is in its file or
+	// in --ref-key.
+	tc, err := certs.LoadKeyPairFlag(certFile, keyFile, "--ref-key")
 	if err != nil {
-		return nil, fmt.Errorf("compare: reference %q (it needs its private key, in the file or with --ref-key): %w", certFile, err)
+		return nil, fmt.Errorf("compare: --ref %q: %w", certFile, err)
 	}
 	key, ok := tc.PrivateKey.(crypto.Signer)
 	if !ok {
-		return nil, fmt.Errorf("compare: reference %q: key type %T cannot sign", certFile, tc.PrivateKey)
+		return nil, fmt.Errorf("compare: --ref %q: key type %T cannot sign", certFile, tc.PrivateKey)
 	}
 	leaf := tc.Leaf
 	kt := keyTypeOf(key)

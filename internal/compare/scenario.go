@@ -204,7 +204,8 @@ func (r *Reference) forgedTail() [][]byte {
 // CertFile loads a scenario from a PEM file holding a certificate and its
 // key; it is named after the file.
 func CertFile(path string) (Scenario, error) {
-	tc, err := certs.LoadKeyPair(path, "")
+	// No flag gives the key of a --cert (compare's --key is a key type).
+	tc, err := certs.LoadKeyPairFlag(path, "", "")
 	if err != nil {
 		return Scenario{}, fmt.Errorf("compare: --cert %q (it needs the certificate and its private key in one file): %w", path, err)
 	}

@@ -287,6 +287,63 @@ func TestCompareRefCA(t *testing.T) {
 	}
 }
 
+// TestCompareBadFiles: a --ref or --cert file compare cannot use says so
+// naming compare's own flags: the key of --ref goes in its file or in
+// --ref-key, that of --cert in its file (compare's --key is a key type).
+func TestCompareBadFiles(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name string) string { return filepath.Join(dir, name) }
+	if _, stderr, code := run(t, "cert", "--type", "ecdsa", "--out", file("self.pem")); code != cli.ExitOK {
+		t.Fatalf("cert: exit %d: %s", code, stderr)
+	}
+	pair, err := os.ReadFile(file("self.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, crt, _ := strings.Cut(string(pair), "-----BEGIN CERTIFICATE-----")
+	for name, data := range map[string]string{"keyonly.pem": key, "certonly.pem": "-----BEGIN CERTIFICATE-----" + crt} {
+		if err := os.WriteFile(file(name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		says    []string
+		mustNot []string
+	}{
+		{"--ref without its key", []string{"--ref", file("certonly.pem")},
+			[]string{`--ref "` + file("certonly.pem") + `"`, "give the key with --ref-key, or put it in the same file"}, []string{"with --key"}},
+		{"--ref-key without a key", []string{"--ref", file("certonly.pem"), "--ref-key", file("certonly.pem")},
+			[]string{`no private key found (file "` + file("certonly.pem") + `")`}, []string{"with --key"}},
+		{"--ref without a certificate", []string{"--ref", file("keyonly.pem")},
+			[]string{`--ref "` + file("keyonly.pem") + `"`, "no certificate found"}, []string{"with --key"}},
+		{"--cert without its key", []string{"--cert", file("certonly.pem")},
+			[]string{`--cert "` + file("certonly.pem") + `"`, "put it in the same file as the certificate"}, []string{"--key", "--ref-key"}},
+		{"--cert without a certificate", []string{"--cert", file("keyonly.pem")},
+			[]string{`--cert "` + file("keyonly.pem") + `"`, "no certificate found"}, []string{"--key"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			stdout, stderr, code := run(t, append([]string{"compare", "--samples", "2", "--verifier", "spkipin"}, tt.args...)...)
+			if code == cli.ExitOK || stdout != "" {
+				t.Errorf("exit %d, stdout %q; want a failure and no report", code, stdout)
+			}
+			for _, s := range tt.says {
+				if !strings.Contains(stderr, s) {
+					t.Errorf("stderr %q does not say %q", stderr, s)
+				}
+			}
+			for _, s := range tt.mustNot {
+				if strings.Contains(stderr, s) {
+					t.Errorf("stderr %q says %q", stderr, s)
+				}
+			}
+		})
+	}
+}
+
 // TestCompareGivenOptionsPinSize: a verifier configured with the options
 // given has no pin size compare knows; JSON says null and the table "-",
 // never 0 (which reads as a pin that costs nothing to keep).
