@@ -77,7 +77,11 @@ after the report. One that hung or crashed is not asked again: the rest of
 its cells say failed at once, so a hung verifier costs one timeout, not one
 per scenario. So does one that fails while compare primes it with the
 reference (tofu): it is asked about no scenario, and its cells say why
-priming failed.`,
+priming failed.
+
+A --ref, --ref-key, --ref-ca or --cert file that does not hold what its
+flag takes (a certificate and its key; for --ref-ca, the CA that issued
+--ref) is a usage error, exit 2; one that cannot be read exits 1.`,
 		Example: `  tlspin compare
   tlspin compare --verifier spkipin --verifier sha256pin --markdown
   tlspin compare --send-root --verifier spkipin:chain=ca --verifier spkipin:chain=ca,ca=root
@@ -121,7 +125,9 @@ func (a *app) runCompare(cmd *cobra.Command, f *compareFlags) error {
 		ref, err = compare.NewReference(certs.KeyType(f.keyType))
 	}
 	if err != nil {
-		if errors.Is(err, compare.ErrNoIssuerKey) || errors.Is(err, compare.ErrBadRefCA) {
+		// What a file holds is how tlspin was called; a file that cannot
+		// be read is a failure (exit 1), as for serve's --cert.
+		if errors.Is(err, compare.ErrNoIssuerKey) || errors.Is(err, compare.ErrBadRefCA) || errors.Is(err, compare.ErrBadRef) {
 			return usageError{err}
 		}
 		return err
@@ -138,6 +144,9 @@ func (a *app) runCompare(cmd *cobra.Command, f *compareFlags) error {
 	var extra []compare.Scenario
 	for _, p := range f.certs {
 		s, err := compare.CertFile(p)
+		if errors.Is(err, compare.ErrBadCert) {
+			return usageError{err}
+		}
 		if err != nil {
 			return err
 		}

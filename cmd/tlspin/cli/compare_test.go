@@ -290,11 +290,16 @@ func TestCompareRefCA(t *testing.T) {
 // TestCompareBadFiles: a --ref or --cert file compare cannot use says so
 // naming compare's own flags: the key of --ref goes in its file or in
 // --ref-key, that of --cert in its file (compare's --key is a key type).
+// What a file holds is how tlspin was called: a usage error (exit 2), as
+// for --ref-ca; a file that cannot be read is a failure (exit 1), as for
+// serve's --cert.
 func TestCompareBadFiles(t *testing.T) {
 	dir := t.TempDir()
 	file := func(name string) string { return filepath.Join(dir, name) }
-	if _, stderr, code := run(t, "cert", "--type", "ecdsa", "--out", file("self.pem")); code != cli.ExitOK {
-		t.Fatalf("cert: exit %d: %s", code, stderr)
+	for _, f := range []string{"self.pem", "other.pem"} {
+		if _, stderr, code := run(t, "cert", "--type", "ecdsa", "--out", file(f)); code != cli.ExitOK {
+			t.Fatalf("cert: exit %d: %s", code, stderr)
+		}
 	}
 	pair, err := os.ReadFile(file("self.pem"))
 	if err != nil {
@@ -309,26 +314,37 @@ func TestCompareBadFiles(t *testing.T) {
 	tests := []struct {
 		name    string
 		args    []string
+		code    int
 		says    []string
 		mustNot []string
 	}{
-		{"--ref without its key", []string{"--ref", file("certonly.pem")},
+		{"--ref without its key", []string{"--ref", file("certonly.pem")}, cli.ExitUsage,
 			[]string{`--ref "` + file("certonly.pem") + `"`, "give the key with --ref-key, or put it in the same file"}, []string{"with --key"}},
-		{"--ref-key without a key", []string{"--ref", file("certonly.pem"), "--ref-key", file("certonly.pem")},
+		{"--ref-key without a key", []string{"--ref", file("certonly.pem"), "--ref-key", file("certonly.pem")}, cli.ExitUsage,
 			[]string{`no private key found (file "` + file("certonly.pem") + `")`}, []string{"with --key"}},
-		{"--ref without a certificate", []string{"--ref", file("keyonly.pem")},
+		{"--ref-key of another certificate", []string{"--ref", file("certonly.pem"), "--ref-key", file("other.pem")}, cli.ExitUsage,
+			[]string{"does not match the certificate"}, nil},
+		{"--ref without a certificate", []string{"--ref", file("keyonly.pem")}, cli.ExitUsage,
 			[]string{`--ref "` + file("keyonly.pem") + `"`, "no certificate found"}, []string{"with --key"}},
-		{"--cert without its key", []string{"--cert", file("certonly.pem")},
+		{"--cert without its key", []string{"--cert", file("certonly.pem")}, cli.ExitUsage,
 			[]string{`--cert "` + file("certonly.pem") + `"`, "put it in the same file as the certificate"}, []string{"--key", "--ref-key"}},
-		{"--cert without a certificate", []string{"--cert", file("keyonly.pem")},
+		{"--cert without a certificate", []string{"--cert", file("keyonly.pem")}, cli.ExitUsage,
 			[]string{`--cert "` + file("keyonly.pem") + `"`, "no certificate found"}, []string{"--key"}},
+		{"--ref missing", []string{"--ref", file("nosuch.pem")}, cli.ExitFailure,
+			[]string{`--ref "` + file("nosuch.pem") + `"`, "no such file"}, nil},
+		{"--ref-key missing", []string{"--ref", file("certonly.pem"), "--ref-key", file("nosuch.pem")}, cli.ExitFailure,
+			[]string{`--ref-key "` + file("nosuch.pem") + `"`, "no such file"}, nil},
+		{"--cert missing", []string{"--cert", file("nosuch.pem")}, cli.ExitFailure,
+			[]string{`--cert "` + file("nosuch.pem") + `"`, "no such file"}, nil},
+		{"--cert a directory", []string{"--cert", dir}, cli.ExitFailure,
+			[]string{`--cert "` + dir + `"`, "is a directory"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			stdout, stderr, code := run(t, append([]string{"compare", "--samples", "2", "--verifier", "spkipin"}, tt.args...)...)
-			if code == cli.ExitOK || stdout != "" {
-				t.Errorf("exit %d, stdout %q; want a failure and no report", code, stdout)
+			if code != tt.code || stdout != "" {
+				t.Errorf("exit %d, stdout %q; want %d and no report", code, stdout, tt.code)
 			}
 			for _, s := range tt.says {
 				if !strings.Contains(stderr, s) {
