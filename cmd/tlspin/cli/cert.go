@@ -238,7 +238,8 @@ func generateKey(ctx context.Context, t certs.KeyType, bits int) (crypto.Signer,
 // loadIssuer loads a CA certificate and its key, and checks that it may
 // issue certificates.
 func loadIssuer(certFile, keyFile string) (*x509.Certificate, crypto.Signer, error) {
-	tc, err := certs.LoadKeyPair(certFile, keyFile)
+	// cert has no --key: the CA's key is in its file or in --ca-key.
+	tc, err := certs.LoadKeyPairFlag(certFile, keyFile, "--ca-key")
 	if err != nil {
 		return nil, nil, fmt.Errorf("--ca-cert: %w", err)
 	}

@@ -92,6 +92,29 @@ func TestCertUsage(t *testing.T) {
 	}
 }
 
+// TestCertCAKeyHint: a --ca-cert without its key says to give it with
+// --ca-key, cert's flag for it (cert has no --key).
+func TestCertCAKeyHint(t *testing.T) {
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	if _, stderr, code := inProcess(t, "", "cert", "--ca", "--type", "ecdsa", "--out", ca); code != cli.ExitOK {
+		t.Fatal(stderr)
+	}
+	pair, err := os.ReadFile(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, crt, _ := strings.Cut(string(pair), "-----BEGIN CERTIFICATE-----")
+	caOnly := filepath.Join(dir, "caonly.pem")
+	if err := os.WriteFile(caOnly, []byte("-----BEGIN CERTIFICATE-----"+crt), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := inProcess(t, "", "cert", "--ca-cert", caOnly, "--out", filepath.Join(dir, "leaf.pem"))
+	if code == cli.ExitOK || !strings.Contains(stderr, "give the key with --ca-key") || strings.Contains(stderr, "--key,") {
+		t.Errorf("exit %d, stderr %q; want a failure saying to give the key with --ca-key", code, stderr)
+	}
+}
+
 // TestCertRefusesItsTarget: an --out that cannot be written is refused
 // before any key is made, saying why; only an existing file is a reason to
 // suggest --force, which a directory or a symbolic link do not change.
