@@ -34,6 +34,10 @@ import (
 // ErrDuplicateVerifier is returned by Run when a verifier is named twice.
 var ErrDuplicateVerifier = errors.New("compare: a verifier may be named once")
 
+// ErrDuplicateScenario is returned by Run when an extra scenario (a --cert
+// file) has the name of another scenario.
+var ErrDuplicateScenario = errors.New("compare: a scenario name may be used once")
+
 // Plugin is a started verifier, normally a *host.Plugin.
 type Plugin interface {
 	Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error)
@@ -193,7 +197,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	for _, s := range cfg.Extra {
 		if seen[s.Name] {
-			return nil, fmt.Errorf("compare: scenario name %q given twice (rename the --cert file)", s.Name)
+			return nil, fmt.Errorf("%w: scenario name %q given twice (rename the --cert file)", ErrDuplicateScenario, s.Name)
 		}
 		seen[s.Name] = true
 		scen = append(scen, s)

@@ -112,6 +112,11 @@ func (a *app) runCompare(cmd *cobra.Command, f *compareFlags) error {
 	if f.samples <= 0 {
 		return usagef("--samples %d: must be positive", f.samples)
 	}
+	switch certs.KeyType(f.keyType) {
+	case certs.ECDSA, certs.RSA, certs.Ed25519:
+	default:
+		return usagef("--key %q: want ecdsa, rsa or ed25519 (the key type of the generated reference and of new keys; the key of --ref goes in its file or in --ref-key)", f.keyType)
+	}
 	var (
 		ref *compare.Reference
 		err error
@@ -188,7 +193,7 @@ func (a *app) runCompare(cmd *cobra.Command, f *compareFlags) error {
 	// ends tlspin by SIGPIPE, before deferred calls run.
 	os.RemoveAll(dir)
 	if err != nil {
-		if errors.Is(err, compare.ErrUnknownStrategy) || errors.Is(err, compare.ErrDuplicateVerifier) {
+		if errors.Is(err, compare.ErrUnknownStrategy) || errors.Is(err, compare.ErrDuplicateVerifier) || errors.Is(err, compare.ErrDuplicateScenario) {
 			return usageError{err}
 		}
 		return err

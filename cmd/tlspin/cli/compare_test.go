@@ -188,6 +188,10 @@ func checkPage(t *testing.T, path string, want map[[2]string]bool) {
 }
 
 func TestCompareUsage(t *testing.T) {
+	same := filepath.Join(t.TempDir(), "same")
+	if _, stderr, code := run(t, "cert", "--type", "ecdsa", "--out", same); code != cli.ExitOK {
+		t.Fatalf("cert: exit %d: %s", code, stderr)
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -205,6 +209,9 @@ func TestCompareUsage(t *testing.T) {
 		{"CA pin, ca without chain", []string{"compare", "--verifier", "sha256pin:ca=root"}, `ca "root" needs chain=ca or chain=any`},
 		{"ref-ca without ref", []string{"compare", "--ref-ca", "x.pem"}, "--ref"},
 		{"missing ref", []string{"compare", "--ref", "/nonexistent/ref.pem"}, "ref.pem"},
+		{"unknown key type", []string{"compare", "--key", "dsa"}, `--key "dsa": want ecdsa, rsa or ed25519`},
+		{"unknown key type with --ref", []string{"compare", "--key", "dsa", "--ref", "/nonexistent/ref.pem"}, `--key "dsa"`},
+		{"a --cert named like a scenario", []string{"compare", "--cert", same}, `scenario name "same" given twice`},
 		// Refused before the run (nothing on stdout), naming the path given.
 		{"html in a missing directory", []string{"compare", "--html", "/nonexistent/x.html"}, `--html "/nonexistent/x.html": its directory`},
 		{"html is a directory", []string{"compare", "--html", os.TempDir()}, "is a directory; give a file name in it"},
@@ -212,7 +219,7 @@ func TestCompareUsage(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			stdout, stderr, code := run(t, tt.args...)
-			if code != cli.ExitUsage && tt.name == "same verifier twice" {
+			if code != cli.ExitUsage && (tt.name == "same verifier twice" || strings.HasPrefix(tt.name, "unknown key type") || tt.name == "a --cert named like a scenario") {
 				t.Errorf("exit %d, want %d", code, cli.ExitUsage)
 			}
 			if code == cli.ExitOK || !strings.Contains(stderr, tt.want) || stdout != "" {
