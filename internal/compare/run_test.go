@@ -15,6 +15,7 @@ import (
 	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/compare"
+	"github.com/tlspin/tlspin/verifiers"
 	"github.com/tlspin/tlspin/verifiers/builtin"
 )
 
@@ -41,6 +42,19 @@ func (p inProcess) Close() error {
 	return nil
 }
 
+// startInProcess is compare.Config.Start for a built-in verifier run in
+// process, configured with opts.
+func startInProcess(ctx context.Context, reg *verifiers.Registry, name string, opts verify.Options) (compare.Plugin, error) {
+	v, err := reg.Lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := v.Configure(ctx, &verify.ConfigureRequest{Options: opts}); err != nil {
+		return nil, err
+	}
+	return inProcess{v}, nil
+}
+
 // runInProcess compares verifiers (labels as --verifier gives them) on
 // ref with the built-ins in process.
 func runInProcess(t *testing.T, ref *compare.Reference, verifiers ...string) *compare.Report {
@@ -53,14 +67,7 @@ func runInProcess(t *testing.T, ref *compare.Reference, verifiers ...string) *co
 		Samples:   2,
 		InProcess: func(name string) (verify.Verifier, error) { return reg.Lookup(name) },
 		Start: func(ctx context.Context, name string, opts verify.Options) (compare.Plugin, error) {
-			v, err := reg.Lookup(name)
-			if err != nil {
-				return nil, err
-			}
-			if _, err := v.Configure(ctx, &verify.ConfigureRequest{Options: opts}); err != nil {
-				return nil, err
-			}
-			return inProcess{v}, nil
+			return startInProcess(ctx, reg, name, opts)
 		},
 	})
 	if err != nil {
@@ -164,14 +171,7 @@ func TestBrokenPluginNotAskedAgain(t *testing.T) {
 					if name == "broken" {
 						return broken{mode: opts["mode"][0], calls: &calls}, nil
 					}
-					v, err := reg.Lookup(name)
-					if err != nil {
-						return nil, err
-					}
-					if _, err := v.Configure(ctx, &verify.ConfigureRequest{Options: opts}); err != nil {
-						return nil, err
-					}
-					return inProcess{v}, nil
+					return startInProcess(ctx, reg, name, opts)
 				},
 			})
 			if err != nil {
@@ -234,14 +234,7 @@ func TestPrimingFailure(t *testing.T) {
 					if name == "tofu" {
 						return broken{mode: tt.mode, calls: &calls}, nil
 					}
-					v, err := reg.Lookup(name)
-					if err != nil {
-						return nil, err
-					}
-					if _, err := v.Configure(ctx, &verify.ConfigureRequest{Options: opts}); err != nil {
-						return nil, err
-					}
-					return inProcess{v}, nil
+					return startInProcess(ctx, reg, name, opts)
 				},
 			})
 			if err != nil {
