@@ -42,6 +42,20 @@ func (p inProcess) Close() error {
 	return nil
 }
 
+// newScenarios makes a new reference and its scenarios.
+func newScenarios(t *testing.T) (*compare.Reference, []compare.Scenario) {
+	t.Helper()
+	ref, err := compare.NewReference(certs.ECDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, _, err := compare.Scenarios(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref, ss
+}
+
 // startInProcess is compare.Config.Start for a built-in verifier run in
 // process, configured with opts.
 func startInProcess(ctx context.Context, reg *verifiers.Registry, name string, opts verify.Options) (compare.Plugin, error) {
@@ -139,14 +153,7 @@ func (broken) Close() error { return nil }
 // an error of its own is asked on every scenario. The other verifier's
 // results are untouched.
 func TestBrokenPluginNotAskedAgain(t *testing.T) {
-	ref, err := compare.NewReference(certs.ECDSA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ss, _, err := compare.Scenarios(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ref, ss := newScenarios(t)
 	reg := builtin.New(nil)
 	for _, tt := range []struct {
 		mode      string
@@ -206,14 +213,7 @@ func TestBrokenPluginNotAskedAgain(t *testing.T) {
 // priming failed and why, it is not asked about the scenarios (it has
 // nothing to compare them with), and the other verifier is compared.
 func TestPrimingFailure(t *testing.T) {
-	ref, err := compare.NewReference(certs.ECDSA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ss, _, err := compare.Scenarios(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ref, ss := newScenarios(t)
 	reg := builtin.New(nil)
 	for _, tt := range []struct{ mode, says string }{
 		{"hang", "gave no verdict in time"},

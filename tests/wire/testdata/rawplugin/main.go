@@ -110,7 +110,10 @@ func run() error {
 		h.SetServingStatus("plugin", grpc_health_v1.HealthCheckResponse_SERVING)
 		grpc_health_v1.RegisterHealthServer(s, h)
 	}
-	if mode["controller"] {
+	// controller: Shutdown stops the server, as go-plugin's does; deaf:
+	// Shutdown is answered and the plugin keeps running, leaving a file
+	// named by its pid in $RAWPLUGIN_STOPS to say it was asked.
+	if mode["controller"] || mode["deaf"] {
 		s.RegisterService(&grpc.ServiceDesc{
 			ServiceName: "plugin.GRPCController",
 			HandlerType: (*any)(nil),
@@ -118,18 +121,9 @@ func run() error {
 				if err := dec(&emptypb.Empty{}); err != nil {
 					return nil, err
 				}
-				go s.Stop()
-				return &emptypb.Empty{}, nil
-			}}},
-		}, struct{}{})
-	}
-	if mode["deaf"] {
-		s.RegisterService(&grpc.ServiceDesc{
-			ServiceName: "plugin.GRPCController",
-			HandlerType: (*any)(nil),
-			Methods: []grpc.MethodDesc{{MethodName: "Shutdown", Handler: func(_ any, _ context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
-				if err := dec(&emptypb.Empty{}); err != nil {
-					return nil, err
+				if !mode["deaf"] {
+					go s.Stop()
+					return &emptypb.Empty{}, nil
 				}
 				if dir := os.Getenv("RAWPLUGIN_STOPS"); dir != "" {
 					if err := os.WriteFile(filepath.Join(dir, strconv.Itoa(os.Getpid())), nil, 0o600); err != nil {
