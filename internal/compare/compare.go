@@ -38,6 +38,14 @@ var ErrDuplicateVerifier = errors.New("compare: a verifier may be named once")
 // file) has the name of another scenario.
 var ErrDuplicateScenario = errors.New("compare: a scenario name may be used once")
 
+// ErrNotStarted, wrapped by an error of Config.Start, says that the
+// verifier's plugin could not be started for a reason of its own (it
+// exited before its handshake, or did not finish it in time), not
+// because of how it was asked: the verifier is then a failed one, its
+// cells say why, and the others are compared. Any other error of Start
+// (a bad option) ends the run.
+var ErrNotStarted = errors.New("compare: the verifier's plugin did not start")
+
 // Plugin is a started verifier, normally a *host.Plugin.
 type Plugin interface {
 	Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error)
@@ -85,8 +93,9 @@ type Result struct {
 	Accepted bool   `json:"accepted"`
 	// Failed is set when the verifier decided nothing: it crashed, timed
 	// out, returned an error or no verdict, or could not record the peer,
-	// or it was not asked, having hung or crashed on an earlier scenario
-	// or failed while primed with the reference (Trust.Prime).
+	// or it was not asked, having hung or crashed on an earlier scenario,
+	// failed while primed with the reference (Trust.Prime), or not
+	// started (ErrNotStarted).
 	// The peer was rejected to fail closed (Accepted is false).
 	Failed bool   `json:"failed"`
 	Reason string `json:"reason"`
@@ -107,8 +116,8 @@ type VerifierInfo struct {
 	// in-process cost (InProcessUs is 0), shown as n/a.
 	NoInProcess bool
 	// Failed is set when the verifier failed on a scenario, while primed
-	// with the reference or while its cost was measured: its costs are
-	// not measured (null in JSON).
+	// with the reference, while its cost was measured, or did not start:
+	// its costs are not measured (null in JSON).
 	Failed bool
 	// NoPinBytes is set when compare does not know the size of what the
 	// user keeps (a verifier configured with the options given): PinBytes
@@ -117,8 +126,8 @@ type VerifierInfo struct {
 }
 
 // FailedVerifiers returns the names of the verifiers that failed on a
-// scenario, while primed with the reference or while their cost was
-// measured.
+// scenario, while primed with the reference, while their cost was
+// measured, or did not start.
 func (r *Report) FailedVerifiers() []string {
 	var out []string
 	for _, v := range r.Verifiers {
@@ -263,6 +272,10 @@ func compareOne(ctx context.Context, cfg Config, label string, scen []Scenario, 
 	}
 	p, err := cfg.Start(ctx, name, trust.Options)
 	if err != nil {
+		if errors.Is(err, ErrNotStarted) && ctx.Err() == nil {
+			why := "its plugin did not start: " + strings.TrimPrefix(err.Error(), ErrNotStarted.Error()+": ")
+			return failedUnasked(cfg, label, trust, scen, given, why)
+		}
 		return VerifierInfo{}, nil, fmt.Errorf("compare: %s: %w", label, err)
 	}
 	defer p.Close()
@@ -273,7 +286,11 @@ func compareOne(ctx context.Context, cfg Config, label string, scen []Scenario, 
 			return VerifierInfo{}, nil, ctx.Err()
 		}
 		if !ok {
-			return primingFailed(cfg, label, trust, scen, fail, reason)
+			why := "priming with the reference failed: "
+			if !fail {
+				why += "the verifier rejected it: "
+			}
+			return failedUnasked(cfg, label, trust, scen, given, why+reason)
 		}
 	}
 	var (
@@ -353,23 +370,21 @@ func compareOne(ctx context.Context, cfg Config, label string, scen []Scenario, 
 	return info, results, nil
 }
 
-// primingFailed is the outcome of a verifier that could not be primed
-// with the reference (it hung, died, erred or rejected it): a failed
-// verifier, as one that fails on a scenario, not the end of the run. It
-// is not asked about the scenarios, having nothing to compare them with
-// (and a hung one would wait out the timeout again on each): every cell
-// says failed, and why priming did.
-func primingFailed(cfg Config, label string, trust Trust, scen []Scenario, fail bool, reason string) (VerifierInfo, []Result, error) {
-	why := "priming with the reference failed: "
-	if !fail {
-		why += "the verifier rejected it: "
-	}
-	why += withoutDir(reason, cfg.Dir)
+// failedUnasked is the outcome of a verifier that could not be asked
+// about any scenario, for the reason why: its plugin did not start, or
+// it could not be primed with the reference (it hung, died, erred or
+// rejected it), so it has nothing to compare them with (and a hung one
+// would wait out the timeout again on each). It is a failed verifier, as
+// one that fails on a scenario, not the end of the run: every cell says
+// failed, and why. given is whether it was configured with the options
+// given, whose pin size compare does not know.
+func failedUnasked(cfg Config, label string, trust Trust, scen []Scenario, given bool, why string) (VerifierInfo, []Result, error) {
+	why = withoutDir(why, cfg.Dir)
 	results := make([]Result, 0, len(scen))
 	for _, s := range scen {
 		results = append(results, Result{Verifier: label, Scenario: s.Name, Failed: true, Reason: "not asked: " + why})
 	}
-	info := VerifierInfo{Name: label, PinBytes: trust.PinBytes, Failed: true}
+	info := VerifierInfo{Name: label, PinBytes: trust.PinBytes, NoPinBytes: given, Failed: true}
 	info.Note = trust.Note + fmt.Sprintf("; failed (peer rejected to fail closed) on all %d scenarios, not asked about them and its cost not measured: %s", len(scen), why)
 	return info, results, nil
 }

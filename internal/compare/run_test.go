@@ -266,3 +266,60 @@ func TestPrimingFailure(t *testing.T) {
 		})
 	}
 }
+
+// TestStartFailure: a verifier whose plugin cannot be started for a
+// reason of its own (Start's error wraps ErrNotStarted: it crashed before
+// its handshake, or timed out) is a failed verifier, not the end of the
+// run: its cells say failed and why, and the other verifier is compared.
+// It ended the run, every other result lost. Any other error of Start
+// (how the verifier was asked: a bad option) still ends it.
+func TestStartFailure(t *testing.T) {
+	ref, ss := newScenarios(t)
+	reg := builtin.New(nil)
+	for _, tt := range []struct {
+		name     string
+		err      error
+		reported bool
+	}{
+		{"did not start", fmt.Errorf("%w: %w", compare.ErrNotStarted, errors.New(`verifier "dies" exited without a handshake`)), true},
+		{"a bad option", errors.New(`bad option "pin"`), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rep, err := compare.Run(context.Background(), compare.Config{
+				Reference: ref,
+				Verifiers: []string{"dies", "spkipin"},
+				Options:   map[string]verify.Options{"dies": {"a": {"b"}}},
+				Dir:       t.TempDir(),
+				Samples:   2,
+				InProcess: func(name string) (verify.Verifier, error) { return reg.Lookup(name) },
+				Start: func(ctx context.Context, name string, opts verify.Options) (compare.Plugin, error) {
+					if name == "dies" {
+						return nil, tt.err
+					}
+					return startInProcess(ctx, reg, name, opts)
+				},
+			})
+			if !tt.reported {
+				if err == nil || !errors.Is(err, tt.err) {
+					t.Fatalf("Run: %v; want %v", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Run: %v; want a report with dies failed", err)
+			}
+			for _, s := range ss {
+				x, ran := rep.Find("dies", s.Name)
+				if !ran || !x.Failed || x.Accepted || !strings.Contains(x.Reason, "exited without a handshake") {
+					t.Errorf("dies × %s: %+v (ran %v); want failed, saying why", s.Name, x, ran)
+				}
+				if y, ran := rep.Find("spkipin", s.Name); !ran || y.Failed {
+					t.Errorf("spkipin × %s: %+v (ran %v); want a decision", s.Name, y, ran)
+				}
+			}
+			if got := rep.FailedVerifiers(); !slices.Equal(got, []string{"dies"}) {
+				t.Errorf("failed verifiers %q, want dies alone", got)
+			}
+		})
+	}
+}

@@ -75,9 +75,11 @@ errs or gives no verdict is not a rejection: its cells say failed, its cost
 is not measured, the others are compared all the same, and tlspin exits 4
 after the report. One that hung or crashed is not asked again: the rest of
 its cells say failed at once, so a hung verifier costs one timeout, not one
-per scenario. So does one that fails while compare primes it with the
-reference (tofu): it is asked about no scenario, and its cells say why
-priming failed.
+per scenario. So does one whose plugin does not start (it exits before
+its handshake, or does not finish it in time), or that fails while
+compare primes it with the reference (tofu): it is asked about no
+scenario, and its cells say why. A verifier tlspin does not know, or
+options it refuses, are a usage error (exit 2), before any report.
 
 A --ref, --ref-key, --ref-ca or --cert file that does not hold what its
 flag takes (a certificate and its key; for --ref-ca, the CA that issued
@@ -97,7 +99,7 @@ flag takes (a certificate and its key; for --ref-ca, the CA that issued
 	fs.BoolVar(&f.sendRoot, "send-root", false, "the reference's server sends its root CA too, after the intermediate (some servers do; a root pin, chain=ca,ca=root, matches only a root the peer sends)")
 	fs.StringVar(&f.keyType, "key", "ecdsa", "key type of the generated reference and of new keys: ecdsa, rsa or ed25519")
 	fs.StringArrayVar(&f.certs, "cert", nil, "extra scenario: a PEM file with a certificate and its key (repeatable)")
-	fs.BoolVar(&f.json, "json", false, `print JSON: {"schema": 1, "results": [{verifier, scenario, accepted, failed, reason}], "verifiers": [{name, inprocess_us, plugin_us, pin_bytes, note, failed}]}; failed: the verifier decided nothing (crashed, timed out, erred, or was not asked after it hung or crashed, or after priming it with the reference failed), so the peer was rejected to fail closed; what was not measured is null: the costs and pin size of a skipped verifier, the costs of one that failed, the in-process cost of one not built in, the pin size of one configured with the options given`)
+	fs.BoolVar(&f.json, "json", false, `print JSON: {"schema": 1, "results": [{verifier, scenario, accepted, failed, reason}], "verifiers": [{name, inprocess_us, plugin_us, pin_bytes, note, failed}]}; failed: the verifier decided nothing (crashed, timed out, erred, or was not asked after it hung or crashed, after priming it with the reference failed, or because its plugin did not start), so the peer was rejected to fail closed; what was not measured is null: the costs and pin size of a skipped verifier, the costs of one that failed, the in-process cost of one not built in, the pin size of one configured with the options given`)
 	fs.BoolVar(&f.markdown, "markdown", false, "print Markdown tables")
 	fs.StringVar(&f.html, "html", "", "also write a self-contained HTML page to FILE")
 	fs.IntVar(&f.samples, "samples", 200, "Verify calls each cost is the median of")
@@ -186,7 +188,13 @@ func (a *app) runCompare(cmd *cobra.Command, f *compareFlags) error {
 			return v, err
 		},
 		Start: func(ctx context.Context, name string, opts verify.Options) (compare.Plugin, error) {
-			return a.startPlugin(ctx, name, opts)
+			p, err := a.startPlugin(ctx, name, opts)
+			if err != nil && !errors.Is(err, tlspin.ErrBadConfig) {
+				// Not how it was asked (that is a usage error): the
+				// plugin itself failed to start, a failed verifier.
+				return nil, fmt.Errorf("%w: %w", compare.ErrNotStarted, err)
+			}
+			return p, err
 		},
 	})
 	// Gone before the report is written: a reader that stops early (| head)
@@ -221,7 +229,7 @@ func (a *app) runCompare(cmd *cobra.Command, f *compareFlags) error {
 	// The report is written whole, the others' results included; a
 	// verifier that failed is what exit 4 says, as for send.
 	if failed := rep.FailedVerifiers(); len(failed) > 0 {
-		return fmt.Errorf("compare: %w: %s decided nothing on some scenarios (crashed, timed out, erred or gave no verdict, or could not be primed with the reference), so its cells say failed and its cost was not measured; see the reasons with --json", tlspin.ErrVerifierFailed, quoteList(failed))
+		return fmt.Errorf("compare: %w: %s decided nothing on some scenarios (crashed, timed out, erred or gave no verdict, could not be primed with the reference, or its plugin did not start), so its cells say failed and its cost was not measured; see the reasons with --json", tlspin.ErrVerifierFailed, quoteList(failed))
 	}
 	return nil
 }

@@ -492,6 +492,48 @@ func TestCompareFailingVerifier(t *testing.T) {
 	}
 }
 
+// TestComparePluginThatDoesNotStart: a plugin that exits before its
+// handshake is a failed verifier (exit 4, after the report, its cells
+// failed and saying why), not the end of the run: it ended it (exit 1),
+// the other verifiers' results lost. A verifier tlspin does not know is
+// still a usage error, with no report.
+func TestComparePluginThatDoesNotStart(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "tlspin-verifier-dies"), []byte("#!/bin/sh\necho 'no handshake here' >&2\nexit 3\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := run(t, "--plugin-dir", dir, "compare", "--json", "--samples", "5", "--verifier", "dies:a=b", "--verifier", "spkipin")
+	if code != cli.ExitVerifierFailed || !strings.Contains(stderr, `"dies"`) {
+		t.Errorf("exit %d, stderr %q; want %d naming the verifier", code, stderr, cli.ExitVerifierFailed)
+	}
+	var doc struct {
+		Results []struct {
+			Verifier, Reason string
+			Failed           bool
+		}
+	}
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+		t.Fatalf("no report: %v\nstdout %q\nstderr %q", err, stdout, stderr)
+	}
+	decided := 0
+	for _, r := range doc.Results {
+		switch {
+		case r.Verifier == "spkipin" && !r.Failed:
+			decided++
+		case r.Verifier == "dies" && r.Failed && strings.Contains(r.Reason, "did not start") && strings.Contains(r.Reason, "no handshake here"):
+		default:
+			t.Errorf("%+v: want dies failed, saying its plugin did not start and its last words, and spkipin deciding", r)
+		}
+	}
+	if decided == 0 {
+		t.Errorf("spkipin decided nothing:\n%s", stdout)
+	}
+	stdout, _, code = run(t, "--plugin-dir", dir, "compare", "--verifier", "nosuch:a=b", "--verifier", "spkipin")
+	if code != cli.ExitUsage || stdout != "" {
+		t.Errorf("an unknown verifier: exit %d, stdout %q; want %d and no report", code, stdout, cli.ExitUsage)
+	}
+}
+
 // TestCompareCAPin: CA pins filled in from the reference, through real
 // plugins: the intermediate's pin dies with the intermediate, the root's
 // (sent with --send-root) survives it, and neither passes a forged chain
