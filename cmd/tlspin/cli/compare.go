@@ -97,7 +97,7 @@ flag takes (a certificate and its key; for --ref-ca, the CA that issued
 	fs.StringVar(&f.refKey, "ref-key", "", "private key of --ref, if not in the same file")
 	fs.StringVar(&f.refCA, "ref-ca", "", "certificate and key, in one file, of the CA that issued --ref (checked by signature), which issues its renewals (needed for a --ref that is not self-signed)")
 	fs.BoolVar(&f.sendRoot, "send-root", false, "the reference's server sends its root CA too, after the intermediate (some servers do; a root pin, chain=ca,ca=root, matches only a root the peer sends)")
-	fs.StringVar(&f.keyType, "key", "ecdsa", "key type of the generated reference and of new keys: ecdsa, rsa or ed25519")
+	fs.StringVar(&f.keyType, "key", "ecdsa", "key type of the generated reference and of new keys: ecdsa, rsa or ed25519 (not with --ref, whose key's type new keys take)")
 	fs.StringArrayVar(&f.certs, "cert", nil, "extra scenario: a PEM file with a certificate and its key (repeatable)")
 	fs.BoolVar(&f.json, "json", false, `print JSON: {"schema": 1, "results": [{verifier, scenario, accepted, failed, reason}], "verifiers": [{name, inprocess_us, plugin_us, pin_bytes, note, failed}]}; failed: the verifier decided nothing (crashed, timed out, erred, or was not asked after it hung or crashed, after priming it with the reference failed, or because its plugin did not start), so the peer was rejected to fail closed; what was not measured is null: the costs and pin size of a skipped verifier, the costs of one that failed, the in-process cost of one not built in, the pin size of one configured with the options given`)
 	fs.BoolVar(&f.markdown, "markdown", false, "print Markdown tables")
@@ -123,6 +123,11 @@ func (a *app) runCompare(cmd *cobra.Command, f *compareFlags) error {
 		ref *compare.Reference
 		err error
 	)
+	if f.ref != "" && cmd.Flags().Changed("key") {
+		// It would be ignored: the scenarios' new keys are of the
+		// reference's own type, so that only the key changes.
+		return usagef("--key %q with --ref %q: new keys take the type of --ref's key; drop --key", f.keyType, f.ref)
+	}
 	if f.ref != "" {
 		ref, err = compare.LoadReference(f.ref, f.refKey, f.refCA)
 	} else {

@@ -192,38 +192,41 @@ func TestCompareUsage(t *testing.T) {
 	if _, stderr, code := run(t, "cert", "--type", "ecdsa", "--out", same); code != cli.ExitOK {
 		t.Fatalf("cert: exit %d: %s", code, stderr)
 	}
+	// Each is how tlspin was called (exit 2), but a --ref that cannot be
+	// read and an --html that cannot be written (exit 1, as serve's
+	// --cert).
 	tests := []struct {
 		name string
 		args []string
 		want string
+		code int
 	}{
-		{"json and markdown", []string{"compare", "--json", "--markdown"}, "choose one"},
-		{"unknown strategy", []string{"compare", "--verifier", "nosuch"}, "nosuch"},
+		{"json and markdown", []string{"compare", "--json", "--markdown"}, "choose one", cli.ExitUsage},
+		{"unknown strategy", []string{"compare", "--verifier", "nosuch"}, "nosuch", cli.ExitUsage},
 		// One column per name: the second spec used to configure both
 		// columns, both labelled spkipin, the first silently not as given.
-		{"same verifier twice", []string{"compare", "--verifier", "spkipin", "--verifier", "spkipin:pin=sha256//tL1tfR5xCoKUYjnFqHcFUGC7voZ+YCh1XqpP4wSvUa4="}, `verifier "spkipin" given twice`},
-		{"same verifier twice, both bare", []string{"compare", "--verifier", "md5pin", "--verifier", "md5pin"}, `verifier "md5pin" given twice`},
+		{"same verifier twice", []string{"compare", "--verifier", "spkipin", "--verifier", "spkipin:pin=sha256//tL1tfR5xCoKUYjnFqHcFUGC7voZ+YCh1XqpP4wSvUa4="}, `verifier "spkipin" given twice`, cli.ExitUsage},
+		{"same verifier twice, both bare", []string{"compare", "--verifier", "md5pin", "--verifier", "md5pin"}, `verifier "md5pin" given twice`, cli.ExitUsage},
 		// A CA pin compare fills in: one label, one column.
-		{"CA pin twice", []string{"compare", "--verifier", "spkipin:chain=ca", "--verifier", "spkipin:chain=CA,ca=issuer"}, `verifier "spkipin:chain=ca" given twice`},
-		{"CA pin, bad ca", []string{"compare", "--verifier", "spkipin:chain=ca,ca=top"}, `ca "top": want issuer`},
-		{"CA pin, ca without chain", []string{"compare", "--verifier", "sha256pin:ca=root"}, `ca "root" needs chain=ca or chain=any`},
-		{"ref-ca without ref", []string{"compare", "--ref-ca", "x.pem"}, "--ref"},
-		{"missing ref", []string{"compare", "--ref", "/nonexistent/ref.pem"}, "ref.pem"},
-		{"unknown key type", []string{"compare", "--key", "dsa"}, `--key "dsa": want ecdsa, rsa or ed25519`},
-		{"unknown key type with --ref", []string{"compare", "--key", "dsa", "--ref", "/nonexistent/ref.pem"}, `--key "dsa"`},
-		{"a --cert named like a scenario", []string{"compare", "--cert", same}, `scenario name "same" given twice`},
+		{"CA pin twice", []string{"compare", "--verifier", "spkipin:chain=ca", "--verifier", "spkipin:chain=CA,ca=issuer"}, `verifier "spkipin:chain=ca" given twice`, cli.ExitUsage},
+		{"CA pin, bad ca", []string{"compare", "--verifier", "spkipin:chain=ca,ca=top"}, `ca "top": want issuer`, cli.ExitUsage},
+		{"CA pin, ca without chain", []string{"compare", "--verifier", "sha256pin:ca=root"}, `ca "root" needs chain=ca or chain=any`, cli.ExitUsage},
+		{"ref-ca without ref", []string{"compare", "--ref-ca", "x.pem"}, "--ref", cli.ExitUsage},
+		{"missing ref", []string{"compare", "--ref", "/nonexistent/ref.pem"}, "ref.pem", cli.ExitFailure},
+		{"unknown key type", []string{"compare", "--key", "dsa"}, `--key "dsa": want ecdsa, rsa or ed25519`, cli.ExitUsage},
+		{"unknown key type with --ref", []string{"compare", "--key", "dsa", "--ref", "/nonexistent/ref.pem"}, `--key "dsa"`, cli.ExitUsage},
+		// It was ignored: new keys take the type of the reference's.
+		{"key type with --ref", []string{"compare", "--key", "rsa", "--ref", same}, `--key "rsa" with --ref`, cli.ExitUsage},
+		{"a --cert named like a scenario", []string{"compare", "--cert", same}, `scenario name "same" given twice`, cli.ExitUsage},
 		// Refused before the run (nothing on stdout), naming the path given.
-		{"html in a missing directory", []string{"compare", "--html", "/nonexistent/x.html"}, `--html "/nonexistent/x.html": its directory`},
-		{"html is a directory", []string{"compare", "--html", os.TempDir()}, "is a directory; give a file name in it"},
+		{"html in a missing directory", []string{"compare", "--html", "/nonexistent/x.html"}, `--html "/nonexistent/x.html": its directory`, cli.ExitFailure},
+		{"html is a directory", []string{"compare", "--html", os.TempDir()}, "is a directory; give a file name in it", cli.ExitFailure},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			stdout, stderr, code := run(t, tt.args...)
-			if code != cli.ExitUsage && (tt.name == "same verifier twice" || strings.HasPrefix(tt.name, "unknown key type") || tt.name == "a --cert named like a scenario") {
-				t.Errorf("exit %d, want %d", code, cli.ExitUsage)
-			}
-			if code == cli.ExitOK || !strings.Contains(stderr, tt.want) || stdout != "" {
-				t.Fatalf("exit %d, stdout %q, stderr %q; want failure mentioning %q and no report", code, stdout, stderr, tt.want)
+			if code != tt.code || !strings.Contains(stderr, tt.want) || stdout != "" {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want %d mentioning %q and no report", code, stdout, stderr, tt.code, tt.want)
 			}
 		})
 	}
