@@ -99,8 +99,9 @@ const DefaultHandshakeTimeout = 10 * time.Second
 // (for IPv6, the /64) holding the most is closed, and logged, to make
 // room. A failed or rejected one is closed and logged at warn level with
 // the client's address and the reason: at most ten a second, and as many
-// for clients the verifiers rejected, each time at most one a second from
-// one address (for IPv6, the /64); the rest at debug level, counted in the
+// for clients the verifiers rejected, each time at most three in a row
+// then one a second from one address (for IPv6, the /64); the rest at
+// debug level, counted in the
 // next warning of their kind. A client that closes before it begins a
 // handshake (a port scanner, a TCP health check) is logged at debug level
 // only. It fits http.Server.Serve and gRPC: it selects h2 or
@@ -313,11 +314,11 @@ func (l *listener) removeLocked(raw net.Conn) bool {
 }
 
 // warnBurst is how many failed handshakes a second are warned about, and
-// warnPerSource how many of them from one source (netsrc.Of); the rest go
-// to debug level.
+// warnPerSource how many of them one source (netsrc.Of) may have in a
+// row, then one a second (ratelog.PerSource); the rest go to debug level.
 const (
 	warnBurst     = 10
-	warnPerSource = 1
+	warnPerSource = 3
 )
 
 // Accept-error backoff, as net/http (and internal/server) do for EMFILE

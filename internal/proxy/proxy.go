@@ -156,12 +156,13 @@ type Proxy struct {
 
 // warnBurst is how many failed handshakes of each kind (and, apart,
 // early closes, and connections that could not reach the target) a
-// second are logged, and warnPerSource how many failed handshakes of one
-// client's source in ServerMode; the rest go to debug level, counted in
-// the next line of their kind.
+// second are logged, and warnPerSource how many failed handshakes one
+// client's source may have in a row in ServerMode, then one a second
+// (ratelog.PerSource); the rest go to debug level, counted in the next
+// line of their kind.
 const (
 	warnBurst     = 10
-	warnPerSource = 1
+	warnPerSource = 3
 )
 
 // New checks cfg and returns a proxy.

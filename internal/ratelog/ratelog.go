@@ -17,11 +17,14 @@ import (
 type Limiter struct {
 	// Burst is how many are written in each interval; zero: one.
 	Burst int
-	// PerSource, if not zero, is how many of those from one source (as
-	// WarnFrom and LogFrom are given) are written in each interval, within
-	// Burst: one source that floods then uses up a PerSource share of the
-	// warnings, and it takes Burst/PerSource sources to push another's
-	// down.
+	// PerSource, if not zero, bounds those from one source (as WarnFrom
+	// and LogFrom are given), within Burst: a source may have PerSource
+	// written in a row, then one an interval (a bucket of PerSource
+	// tokens, one back each interval). A few failures in a row (a user
+	// trying clients by hand) are all warned about, and one source that
+	// floods uses up one warning an interval, not the others': it takes
+	// Burst sources flooding at once to push another's down (Burst /
+	// PerSource in a flood's first interval).
 	PerSource int
 	// Every is the interval; zero: a second.
 	Every time.Duration
@@ -31,8 +34,14 @@ type Limiter struct {
 	mu         sync.Mutex
 	start      time.Time // of the current interval
 	count      int       // written in it
-	bySource   map[netip.Addr]int
+	bySource   map[netip.Addr]bucket
 	suppressed uint64
+}
+
+// bucket is what a source may still have written: tokens, as of at.
+type bucket struct {
+	tokens int
+	at     time.Time
 }
 
 // Warn writes msg and its key/value pairs to log at warn level if Allow
@@ -88,21 +97,48 @@ func (l *Limiter) AllowFrom(src netip.Addr) (ok bool, suppressed uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.start.IsZero() || now.Sub(l.start) >= every {
-		// Only sources written in this interval are held: at most Burst.
 		l.start, l.count = now, 0
-		clear(l.bySource)
+		// A source whose bucket has filled again is as one never seen:
+		// only those written lately are held, at most PerSource
+		// intervals' worth of Burst.
+		for s, b := range l.bySource {
+			if b.refilled(now, every, l.PerSource).tokens == l.PerSource {
+				delete(l.bySource, s)
+			}
+		}
 	}
-	if l.count >= burst || (l.PerSource > 0 && l.bySource[src] >= l.PerSource) {
+	var b bucket
+	if l.PerSource > 0 {
+		b = bucket{tokens: l.PerSource, at: now}
+		if held, ok := l.bySource[src]; ok {
+			b = held.refilled(now, every, l.PerSource)
+		}
+	}
+	if l.count >= burst || (l.PerSource > 0 && b.tokens == 0) {
 		l.suppressed++
 		return false, 0
 	}
 	l.count++
 	if l.PerSource > 0 {
 		if l.bySource == nil {
-			l.bySource = map[netip.Addr]int{}
+			l.bySource = map[netip.Addr]bucket{}
 		}
-		l.bySource[src]++
+		b.tokens--
+		l.bySource[src] = b
 	}
 	suppressed, l.suppressed = l.suppressed, 0
 	return true, suppressed
+}
+
+// refilled is b with a token back for each interval since b.at, up to
+// max; at moves on by the intervals counted.
+func (b bucket) refilled(now time.Time, every time.Duration, max int) bucket {
+	n := int(now.Sub(b.at) / every)
+	if n <= 0 {
+		return b
+	}
+	if b.tokens+n >= max {
+		return bucket{tokens: max, at: now}
+	}
+	return bucket{tokens: b.tokens + n, at: b.at.Add(time.Duration(n) * every)}
 }

@@ -130,3 +130,42 @@ func TestPerSourceUnset(t *testing.T) {
 		t.Errorf("got %v, want %v", got, want)
 	}
 }
+
+// TestPerSourceInARow: a source has PerSource warnings in a row (a user
+// trying clients by hand sees each failure), then one an interval; an
+// idle source gets its whole share back, and is forgotten.
+func TestPerSourceInARow(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := &Limiter{Burst: 10, PerSource: 3, Now: func() time.Time { return now }}
+	src := netip.MustParseAddr("192.0.2.1")
+	written := func(n int) (got int) {
+		for range n {
+			if ok, _ := l.AllowFrom(src); ok {
+				got++
+			}
+		}
+		return got
+	}
+	steps := []struct {
+		after  time.Duration
+		tries  int
+		wanted int
+	}{
+		{0, 5, 3},                       // three in a row, then none
+		{time.Second, 5, 1},             // one back an interval
+		{2500 * time.Millisecond, 5, 2}, // two intervals: two back
+		{time.Hour, 5, 3},               // idle: the whole share back
+		{100 * time.Millisecond, 1, 0},  // within the interval, used up
+	}
+	for i, st := range steps {
+		now = now.Add(st.after)
+		if got := written(st.tries); got != st.wanted {
+			t.Errorf("step %d: %d of %d written, want %d", i, got, st.tries, st.wanted)
+		}
+	}
+	now = now.Add(time.Hour)
+	l.AllowFrom(netip.MustParseAddr("192.0.2.2"))
+	if _, held := l.bySource[src]; held || len(l.bySource) != 1 {
+		t.Errorf("sources held after an idle hour: %v; want only the one just written", l.bySource)
+	}
+}

@@ -292,9 +292,9 @@ func (l *Loop) admit(hard context.Context, raw net.Conn) *Conn {
 }
 
 // logRefusalLocked tells that raw was refused for its address: at warn
-// level at most once a second for each source (and ten a second in all),
-// counting the refusals not warned about since the last warning; at debug
-// level otherwise.
+// level, at most three in a row then one a second for each source, and
+// ten a second in all, counting the refusals not warned about since the
+// last warning; at debug level otherwise.
 func (l *Loop) logRefusalLocked(raw net.Conn) {
 	kv := []any{"remote", raw.RemoteAddr().String(), "max_conns_per_ip", l.lim.MaxConnsPerIP}
 	l.refusals.WarnFrom(l.log, netsrc.Of(raw.RemoteAddr()), "refused: too many connections from this address", kv...)

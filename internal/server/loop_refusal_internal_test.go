@@ -17,9 +17,9 @@ import (
 
 // TestPerIPRefusalWarns: a connection refused because its address holds
 // too many already is a warning, so that a program whose connections are
-// reset learns why; a client that keeps trying gets one warning per
-// second, the next one counting those not logged, and does not use up the
-// warnings of another address refused in the same second.
+// reset learns why; a client that keeps trying gets three warnings, then
+// one per second, the next one counting those not logged, and does not
+// use up the warnings of another address refused in the same second.
 func TestPerIPRefusalWarns(t *testing.T) {
 	var logs syncbuf.Buffer
 	held := make(chan struct{}, 1)
@@ -86,14 +86,14 @@ func TestPerIPRefusalWarns(t *testing.T) {
 		says    string // the last warning says
 	}{
 		{"the first refusal", "127.0.0.1", 0, 1, 1, 1, "max_conns_per_ip=1"},
-		{"more within the interval", "127.0.0.1", time.Second / 2, 3, 4, 1, ""},
-		{"the next interval", "127.0.0.1", time.Second, 1, 5, 2, "suppressed=3"},
-		{"a quiet interval later", "127.0.0.1", 10 * time.Second, 1, 6, 3, ""},
-		{"a flood, then another address", "127.0.0.1", time.Second, 20, 26, 4, ""},
+		{"more within the interval: two more, in a row", "127.0.0.1", time.Second / 2, 3, 4, 3, ""},
+		{"the next interval", "127.0.0.1", time.Second, 1, 5, 4, "suppressed=1"},
+		{"a quiet interval later", "127.0.0.1", 10 * time.Second, 1, 6, 5, ""},
+		{"a flood, then another address", "127.0.0.1", time.Second, 20, 26, 8, ""},
 		// Its first connection is served; the second is refused.
-		{"another address, in the same second", "127.0.0.2", 0, 2, 27, 5, "remote=127.0.0.2:"},
+		{"another address, in the same second", "127.0.0.2", 0, 2, 27, 9, "suppressed=17"},
 	}
-	wasSuppressed := map[int]bool{2: true, 5: true} // by number of warnings
+	wasSuppressed := map[int]bool{4: true, 9: true} // by number of warnings
 	for _, st := range steps {
 		clock.Add(int64(st.advance))
 		from = st.from

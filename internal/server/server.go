@@ -124,12 +124,12 @@ type Server struct {
 }
 
 // warnBurst is how many failed handshakes of each kind a second are
-// logged at warn level, and warnPerSource how many of them from one
-// source (netsrc.Of); the rest go to debug level, counted in the next
-// warning of their kind.
+// logged at warn level, and warnPerSource how many of them one source
+// (netsrc.Of) may have in a row, then one a second (ratelog.PerSource);
+// the rest go to debug level, counted in the next warning of their kind.
 const (
 	warnBurst     = 10
-	warnPerSource = 1
+	warnPerSource = 3
 )
 
 // New checks cfg and returns a server.

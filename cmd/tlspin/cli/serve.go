@@ -54,9 +54,9 @@ or "handshake failed" (anything else: not TLS, a bad signature, a timeout).
 Anyone who can connect can cause these: at most ten a second of each
 (rejected, refused, failed, and clients that close before their
 ClientHello, as a TCP health check does) are warnings, so that a flood of
-one hides no other, and at most one a second of each from one address (an
-IPv6 /64), so that one client's flood hides no other client's; the rest
-are debug lines, counted in the next warning of their kind (suppressed=N).
+one hides no other, and at most three in a row then one a second of each
+from one address (an IPv6 /64), so that one client's flood hides no other
+client's; the rest are debug lines, counted in the next warning of their kind (suppressed=N).
 --json still reports every one.
 
 Hostile clients cannot lock others out: a handshake must finish within
