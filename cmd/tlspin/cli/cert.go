@@ -241,7 +241,7 @@ func loadIssuer(certFile, keyFile string) (*x509.Certificate, crypto.Signer, err
 	// cert has no --key: the CA's key is in its file or in --ca-key.
 	tc, err := certs.LoadKeyPairFlag(certFile, keyFile, "--ca-key")
 	if err != nil {
-		return nil, nil, fmt.Errorf("--ca-cert: %w", err)
+		return nil, nil, badInput(fmt.Errorf("--ca-cert: %w", err))
 	}
 	ca := tc.Leaf
 	if !ca.IsCA || (ca.KeyUsage != 0 && ca.KeyUsage&x509.KeyUsageCertSign == 0) {
@@ -249,7 +249,7 @@ func loadIssuer(certFile, keyFile string) (*x509.Certificate, crypto.Signer, err
 	}
 	signer, ok := tc.PrivateKey.(crypto.Signer)
 	if !ok {
-		return nil, nil, fmt.Errorf("--ca-cert %q: the key cannot sign", certFile)
+		return nil, nil, badInput(fmt.Errorf("--ca-cert %q: the key cannot sign", certFile))
 	}
 	return ca, signer, nil
 }

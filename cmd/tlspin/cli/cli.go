@@ -113,6 +113,12 @@ func (e usageError) Unwrap() error { return e.err }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
+// badInput marks an error about a file named on the command line to be
+// read (a certificate, a key, a reference): it cannot be read, or does
+// not hold what its flag takes. Either is how tlspin was called, a usage
+// error (exit 2), in every command.
+func badInput(err error) error { return usageError{err} }
+
 // commandLineError is a usage error found before the command ran (cobra's
 // unknown command or flag, bad flag value, wrong number of arguments).
 // Its text is cobra's and the command line's. cobra's unknown command
@@ -288,8 +294,9 @@ accepts exactly the peer you expect. Every peer-certificate decision is made
 by a verifier plugin running as a separate process (md5pin, sha256pin,
 spkipin, allowlist, tofu, ca, or your own tlspin-verifier-NAME).
 
-Data goes to stdout, logs to stderr. Exit codes: 0 ok, 1 failure, 2 usage,
-3 peer rejected by a verifier's verdict, 4 a verifier failed (returned an
+Data goes to stdout, logs to stderr. Exit codes: 0 ok, 1 failure, 2 usage
+(a bad flag or argument, or a file named on the command line that cannot be
+read or does not hold what its flag takes), 3 peer rejected by a verifier's verdict, 4 a verifier failed (returned an
 error or no verdict, crashed, timed out or answered garbage), so the peer was
 rejected to fail closed; 5 send wrote the whole message, then the server
 reset the connection (the reply was lost; do not resend blindly); 130 or 143

@@ -83,7 +83,7 @@ options it refuses, are a usage error (exit 2), before any report.
 
 A --ref, --ref-key, --ref-ca or --cert file that does not hold what its
 flag takes (a certificate and its key; for --ref-ca, the CA that issued
---ref) is a usage error, exit 2; one that cannot be read exits 1.`,
+--ref), or cannot be read, is a usage error, exit 2, as in every command.`,
 		Example: `  tlspin compare
   tlspin compare --verifier spkipin --verifier sha256pin --markdown
   tlspin compare --send-root --verifier spkipin:chain=ca --verifier spkipin:chain=ca,ca=root
@@ -137,10 +137,9 @@ func (a *app) runCompare(cmd *cobra.Command, f *compareFlags) error {
 		ref, err = compare.NewReference(certs.KeyType(f.keyType))
 	}
 	if err != nil {
-		// What a file holds is how tlspin was called; a file that cannot
-		// be read is a failure (exit 1), as for serve's --cert.
-		if errors.Is(err, compare.ErrNoIssuerKey) || errors.Is(err, compare.ErrBadRefCA) || errors.Is(err, compare.ErrBadRef) {
-			return usageError{err}
+		if f.ref != "" {
+			// Unreadable, or not what the flags take.
+			return badInput(err)
 		}
 		return err
 	}
@@ -156,11 +155,8 @@ func (a *app) runCompare(cmd *cobra.Command, f *compareFlags) error {
 	var extra []compare.Scenario
 	for _, p := range f.certs {
 		s, err := compare.CertFile(p)
-		if errors.Is(err, compare.ErrBadCert) {
-			return usageError{err}
-		}
 		if err != nil {
-			return err
+			return badInput(err)
 		}
 		extra = append(extra, s)
 	}

@@ -192,9 +192,8 @@ func TestCompareUsage(t *testing.T) {
 	if _, stderr, code := run(t, "cert", "--type", "ecdsa", "--out", same); code != cli.ExitOK {
 		t.Fatalf("cert: exit %d: %s", code, stderr)
 	}
-	// Each is how tlspin was called (exit 2), but a --ref that cannot be
-	// read and an --html that cannot be written (exit 1, as serve's
-	// --cert).
+	// Each is how tlspin was called (exit 2), but an --html that cannot
+	// be written (exit 1).
 	tests := []struct {
 		name string
 		args []string
@@ -212,7 +211,7 @@ func TestCompareUsage(t *testing.T) {
 		{"CA pin, bad ca", []string{"compare", "--verifier", "spkipin:chain=ca,ca=top"}, `ca "top": want issuer`, cli.ExitUsage},
 		{"CA pin, ca without chain", []string{"compare", "--verifier", "sha256pin:ca=root"}, `ca "root" needs chain=ca or chain=any`, cli.ExitUsage},
 		{"ref-ca without ref", []string{"compare", "--ref-ca", "x.pem"}, "--ref", cli.ExitUsage},
-		{"missing ref", []string{"compare", "--ref", "/nonexistent/ref.pem"}, "ref.pem", cli.ExitFailure},
+		{"missing ref", []string{"compare", "--ref", "/nonexistent/ref.pem"}, "ref.pem", cli.ExitUsage},
 		{"unknown key type", []string{"compare", "--key", "dsa"}, `--key "dsa": want ecdsa, rsa or ed25519`, cli.ExitUsage},
 		{"unknown key type with --ref", []string{"compare", "--key", "dsa", "--ref", "/nonexistent/ref.pem"}, `--key "dsa"`, cli.ExitUsage},
 		// It was ignored: new keys take the type of the reference's.
@@ -300,9 +299,9 @@ func TestCompareRefCA(t *testing.T) {
 // TestCompareBadFiles: a --ref or --cert file compare cannot use says so
 // naming compare's own flags: the key of --ref goes in its file or in
 // --ref-key, that of --cert in its file (compare's --key is a key type).
-// What a file holds is how tlspin was called: a usage error (exit 2), as
-// for --ref-ca; a file that cannot be read is a failure (exit 1), as for
-// serve's --cert.
+// A file that cannot be read, or does not hold what its flag takes, is
+// how tlspin was called: a usage error (exit 2), as for --ref-ca and in
+// every command.
 func TestCompareBadFiles(t *testing.T) {
 	dir := t.TempDir()
 	file := func(name string) string { return filepath.Join(dir, name) }
@@ -340,13 +339,13 @@ func TestCompareBadFiles(t *testing.T) {
 			[]string{`--cert "` + file("certonly.pem") + `"`, "put it in the same file as the certificate"}, []string{"--key", "--ref-key"}},
 		{"--cert without a certificate", []string{"--cert", file("keyonly.pem")}, cli.ExitUsage,
 			[]string{`--cert "` + file("keyonly.pem") + `"`, "no certificate found"}, []string{"--key"}},
-		{"--ref missing", []string{"--ref", file("nosuch.pem")}, cli.ExitFailure,
+		{"--ref missing", []string{"--ref", file("nosuch.pem")}, cli.ExitUsage,
 			[]string{`--ref "` + file("nosuch.pem") + `"`, "no such file"}, nil},
-		{"--ref-key missing", []string{"--ref", file("certonly.pem"), "--ref-key", file("nosuch.pem")}, cli.ExitFailure,
+		{"--ref-key missing", []string{"--ref", file("certonly.pem"), "--ref-key", file("nosuch.pem")}, cli.ExitUsage,
 			[]string{`--ref-key "` + file("nosuch.pem") + `"`, "no such file"}, nil},
-		{"--cert missing", []string{"--cert", file("nosuch.pem")}, cli.ExitFailure,
+		{"--cert missing", []string{"--cert", file("nosuch.pem")}, cli.ExitUsage,
 			[]string{`--cert "` + file("nosuch.pem") + `"`, "no such file"}, nil},
-		{"--cert a directory", []string{"--cert", dir}, cli.ExitFailure,
+		{"--cert a directory", []string{"--cert", dir}, cli.ExitUsage,
 			[]string{`--cert "` + dir + `"`, "is a directory"}, nil},
 	}
 	for _, tt := range tests {

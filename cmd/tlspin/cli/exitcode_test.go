@@ -58,6 +58,18 @@ func TestExitCodes(t *testing.T) {
 	wrong := "00112233445566778899aabbccddeeff"
 	sum := strings.Repeat("ab", 32)
 	pd := []string{"--plugin-dir", plugins}
+	files := t.TempDir()
+	certOnly, notPEM := filepath.Join(files, "certonly.pem"), filepath.Join(files, "hello.txt")
+	_, c, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: "no key here", Days: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certOnly, certs.EncodeCert(c), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(notPEM, []byte("hello\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	// A plugin named after a built-in, as an author might try: never run.
 	lookalike := t.TempDir()
 	if err := os.WriteFile(filepath.Join(lookalike, "tlspin-verifier-md5pin"), []byte("#!/bin/sh\nexit 1\n"), 0o700); err != nil {
@@ -77,8 +89,16 @@ func TestExitCodes(t *testing.T) {
 			"ignored a plugin named after a built-in verifier: built-ins cannot be shadowed (rename it to run it): verifier=md5pin ignored=" + filepath.Join(lookalike, "tlspin-verifier-md5pin")},
 		{"connection refused", send("--verifier", "md5pin:pin="+pin, refused, "hi"), 1, "connection refused"},
 		{"known-pins list of a file that does not exist", []string{"known-pins", "list", "--file", "nosuch_pins"}, 1, "nosuch_pins does not exist: nothing was recorded there"},
-		{"missing certificate file", []string{"serve", "--listen", "127.0.0.1:0", "--cert", "nosuch.pem"}, 1, "nosuch.pem"},
-		{"fingerprint of a host without its port", []string{"fingerprint", "localhost"}, 1, "no such file or directory (for a server, give HOST:PORT)"},
+		// A file named on the command line that cannot be read, or does not
+		// hold what its flag takes, is how tlspin was called, whichever
+		// command reads it.
+		{"missing certificate file", []string{"serve", "--listen", "127.0.0.1:0", "--cert", "nosuch.pem"}, 2, "nosuch.pem"},
+		{"a certificate without its key", []string{"serve", "--listen", "127.0.0.1:0", "--cert", certOnly}, 2, "no private key found"},
+		{"send's missing client certificate", send("--verifier", "md5pin:pin="+pin, "--cert", "nosuch.pem", addr, "hi"), 2, "nosuch.pem"},
+		{"proxy's certificate without its key", []string{"proxy", "server", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:1", "--cert", certOnly}, 2, "no private key found"},
+		{"cert's missing CA", []string{"cert", "--out", filepath.Join(t.TempDir(), "x.pem"), "--ca-cert", "nosuch.pem"}, 2, "nosuch.pem"},
+		{"fingerprint of a file that holds nothing to fingerprint", []string{"fingerprint", notPEM}, 2, "no certificate"},
+		{"fingerprint of a host without its port", []string{"fingerprint", "localhost"}, 2, "no such file or directory (for a server, give HOST:PORT)"},
 		{"an IPv6 address without brackets", send("--verifier", "md5pin:pin="+pin, "::1:8081", "hi"), 2, "an IPv6 address goes in brackets: [::1]:8081"},
 
 		{"unknown command", []string{"sned"}, 2, `unknown command "sned"`},
@@ -108,7 +128,7 @@ func TestExitCodes(t *testing.T) {
 		{"bad --require without a verifier", []string{"serve", "--cert", "nosuch.pem", "--require", "bogus"}, 2, `unknown --require "bogus"`},
 		{"negative --max-conns", []string{"serve", "--cert", "nosuch.pem", "--max-conns", "-1"}, 2, "--max-conns -1: must not be negative"},
 		{"zero --max-conns", []string{"serve", "--cert", "nosuch.pem", "--max-conns", "0"}, 2, "--max-conns 0: want at least 1"},
-		{"zero --max-conns-per-ip means no cap", []string{"serve", "--cert", "nosuch.pem", "--max-conns-per-ip", "0"}, 1, "nosuch.pem"},
+		{"zero --max-conns-per-ip means no cap", []string{"serve", "--cert", "nosuch.pem", "--max-conns-per-ip", "0"}, 2, "open nosuch.pem"},
 		{"negative --max-conns-per-ip", []string{"serve", "--cert", "nosuch.pem", "--max-conns-per-ip", "-1"}, 2, "--max-conns-per-ip -1: must not be negative"},
 		{"zero --max-handshakes of proxy", []string{"proxy", "server", "--cert", "nosuch.pem", "--target", "127.0.0.1:1", "--max-handshakes", "0"}, 2, "--max-handshakes 0: want at least 1"},
 		{"negative --max-conns of proxy", []string{"proxy", "client", "--target", "127.0.0.1:1", "--max-conns", "-5"}, 2, "--max-conns -5: must not be negative"},

@@ -201,16 +201,16 @@ func (a *app) loadTarget(ctx context.Context, cmd *cobra.Command, target string,
 			return nil, fmt.Errorf("fingerprint: reading standard input: %w", err)
 		}
 		if len(b) > maxStdin {
-			return nil, fmt.Errorf("fingerprint: standard input holds more than %d bytes", maxStdin)
+			return nil, badInput(fmt.Errorf("fingerprint: standard input holds more than %d bytes", maxStdin))
 		}
 		data, target = b, "standard input"
 	case statErr == nil || !looksLikeHostPort(target):
 		b, err := os.ReadFile(target)
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("fingerprint: %w%s", err, addressHint(target))
+			return nil, badInput(fmt.Errorf("fingerprint: %w%s", err, addressHint(target)))
 		}
 		if err != nil {
-			return nil, fmt.Errorf("fingerprint: %w", err)
+			return nil, badInput(fmt.Errorf("fingerprint: %w", err))
 		}
 		data = b
 	default:
@@ -225,11 +225,11 @@ func (a *app) loadTarget(ctx context.Context, cmd *cobra.Command, target string,
 		return certSources(chain), nil
 	}
 	if !errors.Is(err, certs.ErrNoCertificate) {
-		return nil, fmt.Errorf("%w (%s)", err, quoteTarget(target))
+		return nil, badInput(fmt.Errorf("%w (%s)", err, quoteTarget(target)))
 	}
 	keys, err := certs.ParsePublicKeys(data)
 	if err != nil {
-		return nil, fmt.Errorf("%w (%s)", err, quoteTarget(target))
+		return nil, badInput(fmt.Errorf("%w (%s)", err, quoteTarget(target)))
 	}
 	out := make([]pinSource, len(keys))
 	for i, k := range keys {

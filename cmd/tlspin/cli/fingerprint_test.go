@@ -167,9 +167,9 @@ func TestFingerprintKeysAndCSRs(t *testing.T) {
 		{"certificate defaults to sha256", []string{"cert.pem"}, "", hexSum(c.Raw) + "\n", 0},
 		{"md5 of a key", []string{"--algo", "md5", "key.pem"}, "", "holds a private key, which has no md5 fingerprint", cli.ExitUsage},
 		{"curl with md5", []string{"--algo", "md5", "--format", "curl", "cert.pem"}, "", "use --algo spki", cli.ExitUsage},
-		{"nothing", []string{"nothing.pem"}, "", "no certificate, certificate request, public key or private key found", cli.ExitFailure},
-		{"encrypted", []string{"encrypted.pem"}, "", "the private key is encrypted", cli.ExitFailure},
-		{"empty stdin", []string{"-"}, "", "standard input", cli.ExitFailure},
+		{"nothing", []string{"nothing.pem"}, "", "no certificate, certificate request, public key or private key found", cli.ExitUsage},
+		{"encrypted", []string{"encrypted.pem"}, "", "the private key is encrypted", cli.ExitUsage},
+		{"empty stdin", []string{"-"}, "", "standard input", cli.ExitUsage},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

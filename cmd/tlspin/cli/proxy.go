@@ -187,7 +187,7 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 	if f.cert != "" {
 		var err error
 		if cert, err = keypair.Load(f.cert, f.key, a.log); err != nil {
-			return err
+			return badInput(err)
 		}
 	}
 	var m *proxy.Metrics

@@ -104,7 +104,7 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 	if f.cert != "" {
 		c, err := certs.LoadKeyPair(f.cert, f.key)
 		if err != nil {
-			return err
+			return badInput(err)
 		}
 		clientCert = &c
 	} else if f.key != "" {

@@ -116,7 +116,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	}
 	cert, err := keypair.Load(f.cert, f.key, a.log)
 	if err != nil {
-		return err
+		return badInput(err)
 	}
 	var vs *tlspin.Verifiers
 	if f.v.given() {
