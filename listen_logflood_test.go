@@ -8,11 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
-	"github.com/tlspin/tlspin"
 	"github.com/tlspin/tlspin/internal/e2e"
-	"github.com/tlspin/tlspin/internal/syncbuf"
 	"github.com/tlspin/tlspin/internal/wait"
 )
 
@@ -24,14 +20,7 @@ import (
 func TestListenFloodDoesNotHideARejection(t *testing.T) {
 	const flood = 30
 	good, forged := newIdentity("good"), newIdentity("forged")
-	var out syncbuf.Buffer
-	log := hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Debug})
-	v := start(t, []string{"spkipin:pin=" + good.spki}, tlspin.WithLogger(log))
-	ln, err := v.Listen("tcp", "127.0.0.1:0", newIdentity("server").cert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := e2e.Serve(t, ln, func(c net.Conn) { io.WriteString(c, "ok") })
+	addr, out := listenLogged(t, good)
 	for range flood {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -72,14 +61,7 @@ func TestListenFloodDoesNotHideARejection(t *testing.T) {
 func TestListenOneSourceDoesNotHideAnother(t *testing.T) {
 	const flood = 30
 	good, junk, other := newIdentity("good"), newIdentity("junk"), newIdentity("other")
-	var out syncbuf.Buffer
-	log := hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Debug})
-	v := start(t, []string{"spkipin:pin=" + good.spki}, tlspin.WithLogger(log))
-	ln, err := v.Listen("tcp", "127.0.0.1:0", newIdentity("server").cert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := e2e.Serve(t, ln, func(c net.Conn) { io.WriteString(c, "ok") })
+	addr, out := listenLogged(t, good)
 	e2e.FloodFrom(t, "127.0.0.1", addr, junk.cert, flood)
 	e2e.HandshakeFrom(t, "127.0.0.2", addr, other.cert)
 	logged := func() bool { return strings.Count(out.String(), "client handshake failed") >= flood+1 }
