@@ -52,10 +52,6 @@ var (
 	// used: it did not issue the reference (checked by signature), is not a
 	// CA, or its file does not hold exactly one certificate and its key.
 	ErrBadRefCA = errors.New("compare: bad --ref-ca")
-	// ErrBadRef means the reference given (--ref, with --ref-key) was
-	// read but does not hold a certificate and its private key, one that
-	// can sign. A file that cannot be read is an error of its own.
-	ErrBadRef = errors.New("compare: bad --ref")
 )
 
 // Names of the generated reference's hierarchy.
@@ -107,13 +103,12 @@ func NewReference(kt certs.KeyType) (*Reference, error) {
 }
 
 // LoadReference reads a reference from certFile (with its key, or the key
-// in keyFile). Files that hold no certificate and key it can use are an
-// error wrapping ErrBadRef. caFile, if not empty, holds the certificate
+// in keyFile). caFile, if not empty, holds the certificate
 // and key of the CA that issued it, which issues its renewals; a CA that
 // did not sign it, or a file that does not hold one CA certificate and
 // its key, is an error wrapping ErrBadRefCA. Without caFile a self-signed
 // reference renews itself; one issued by a CA is an error wrapping
-// ErrNoIssuerKey. A file that cannot be read wraps none of them.
+// ErrNoIssuerKey.
 func LoadReference(certFile, keyFile, caFile string) (*Reference, error) {
 	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
@@ -129,11 +124,11 @@ func LoadReference(certFile, keyFile, caFile string) (*Reference, error) {
 	// in --ref-key.
 	tc, err := certs.ParseKeyPairFlag(certPEM, keyPEM, certFile, keyFile, "--ref-key")
 	if err != nil {
-		return nil, fmt.Errorf("%w %q: %w", ErrBadRef, certFile, err)
+		return nil, fmt.Errorf("compare: bad --ref %q: %w", certFile, err)
 	}
 	key, ok := tc.PrivateKey.(crypto.Signer)
 	if !ok {
-		return nil, fmt.Errorf("%w %q: key type %T cannot sign", ErrBadRef, certFile, tc.PrivateKey)
+		return nil, fmt.Errorf("compare: bad --ref %q: key type %T cannot sign", certFile, tc.PrivateKey)
 	}
 	leaf := tc.Leaf
 	kt := keyTypeOf(key)

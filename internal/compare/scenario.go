@@ -5,7 +5,6 @@ import (
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -203,13 +202,8 @@ func (r *Reference) forgedTail() [][]byte {
 	return tail
 }
 
-// ErrBadCert means a --cert file was read but does not hold a
-// certificate and its private key.
-var ErrBadCert = errors.New("compare: bad --cert")
-
 // CertFile loads a scenario from a PEM file holding a certificate and its
-// key; it is named after the file. A file that holds no such pair is an
-// error wrapping ErrBadCert; one that cannot be read is not.
+// key; it is named after the file.
 func CertFile(path string) (Scenario, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -218,7 +212,7 @@ func CertFile(path string) (Scenario, error) {
 	// No flag gives the key of a --cert (compare's --key is a key type).
 	tc, err := certs.ParseKeyPairFlag(data, nil, path, "", "")
 	if err != nil {
-		return Scenario{}, fmt.Errorf("%w %q (it needs the certificate and its private key in one file): %w", ErrBadCert, path, err)
+		return Scenario{}, fmt.Errorf("compare: bad --cert %q (it needs the certificate and its private key in one file): %w", path, err)
 	}
 	return Scenario{Name: filepath.Base(path), What: "given with --cert", Cert: tc}, nil
 }
