@@ -192,8 +192,8 @@ func (v *Verifiers) listen(inner net.Listener, cert tls.Certificate) *listener {
 		cfg:      v.HookServerConfig(listenConfig(cert)),
 		conns:    make(chan net.Conn),
 		done:     make(chan struct{}),
-		warns:    ratelog.Limiter{Burst: warnBurst, PerSource: warnPerSource},
-		rejects:  ratelog.Limiter{Burst: warnBurst, PerSource: warnPerSource},
+		warns:    ratelog.Limiter{Burst: ratelog.PeerBurst, PerSource: ratelog.PeerPerSource},
+		rejects:  ratelog.Limiter{Burst: ratelog.PeerBurst, PerSource: ratelog.PeerPerSource},
 		inHand:   map[net.Conn]*list.Element{},
 		bySrc:    map[netip.Addr]*list.List{},
 	}
@@ -312,14 +312,6 @@ func (l *listener) removeLocked(raw net.Conn) bool {
 	delete(l.inHand, raw)
 	return true
 }
-
-// warnBurst is how many failed handshakes a second are warned about, and
-// warnPerSource how many of them one source (netsrc.Of) may have in a
-// row, then one a second (ratelog.PerSource); the rest go to debug level.
-const (
-	warnBurst     = 10
-	warnPerSource = 3
-)
 
 // Accept-error backoff, as net/http (and internal/server) do for EMFILE
 // and friends.

@@ -154,17 +154,6 @@ type Proxy struct {
 	probes, unreachable ratelog.Limiter
 }
 
-// warnBurst is how many failed handshakes of each kind (and, apart,
-// early closes, and connections that could not reach the target) a
-// second are logged, and warnPerSource how many failed handshakes one
-// client's source may have in a row in ServerMode, then one a second
-// (ratelog.PerSource); the rest go to debug level, counted in the next
-// line of their kind.
-const (
-	warnBurst     = 10
-	warnPerSource = 3
-)
-
 // New checks cfg and returns a proxy.
 func New(cfg Config) (*Proxy, error) {
 	if cfg.TLS == nil && (cfg.Mode != ClientMode || cfg.ClientTLS == nil) {
@@ -187,11 +176,11 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	perSource := 0
 	if cfg.Mode == ServerMode {
-		perSource = warnPerSource
+		perSource = ratelog.PeerPerSource
 	}
-	p := &Proxy{cfg: cfg, warns: map[server.Refusal]*ratelog.Limiter{}, probes: ratelog.Limiter{Burst: warnBurst, PerSource: perSource}, unreachable: ratelog.Limiter{Burst: warnBurst}}
+	p := &Proxy{cfg: cfg, warns: map[server.Refusal]*ratelog.Limiter{}, probes: ratelog.Limiter{Burst: ratelog.PeerBurst, PerSource: perSource}, unreachable: ratelog.Limiter{Burst: ratelog.PeerBurst}}
 	for _, by := range []server.Refusal{server.RejectedByUs, server.RefusedByPeer, server.HandshakeFailed} {
-		p.warns[by] = &ratelog.Limiter{Burst: warnBurst, PerSource: perSource}
+		p.warns[by] = &ratelog.Limiter{Burst: ratelog.PeerBurst, PerSource: perSource}
 	}
 	p.emit = serialized(cfg.OnEvent)
 	h := server.HandlerFunc(p.serveTLS)

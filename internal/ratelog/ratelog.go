@@ -12,6 +12,15 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
+// PeerBurst and PeerPerSource are the bounds serve, the proxy and the
+// library's Listen put on each kind of warning that peers may cause
+// (failed handshakes, refused connections): ten a second, of which one
+// source (netsrc.Of) may have three in a row, then one a second.
+const (
+	PeerBurst     = 10
+	PeerPerSource = 3
+)
+
 // Limiter decides which occurrences of one warning are written. The zero
 // value writes at most one a second. It is safe for concurrent use.
 type Limiter struct {

@@ -146,7 +146,7 @@ func NewLoop(h Handler, lim Limits, log hclog.Logger) *Loop {
 		log:      log,
 		conns:    map[*Conn]struct{}{},
 		perIP:    map[netip.Addr]int{},
-		refusals: ratelog.Limiter{Burst: warnBurst, PerSource: warnPerSource},
+		refusals: ratelog.Limiter{Burst: ratelog.PeerBurst, PerSource: ratelog.PeerPerSource},
 	}
 }
 

@@ -123,15 +123,6 @@ type Server struct {
 	rejected, refused, failed, probes ratelog.Limiter
 }
 
-// warnBurst is how many failed handshakes of each kind a second are
-// logged at warn level, and warnPerSource how many of them one source
-// (netsrc.Of) may have in a row, then one a second (ratelog.PerSource);
-// the rest go to debug level, counted in the next warning of their kind.
-const (
-	warnBurst     = 10
-	warnPerSource = 3
-)
-
 // New checks cfg and returns a server.
 func New(cfg Config) (*Server, error) {
 	if cfg.TLS == nil {
@@ -151,7 +142,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg}
 	for _, l := range []*ratelog.Limiter{&s.rejected, &s.refused, &s.failed, &s.probes} {
-		l.Burst, l.PerSource = warnBurst, warnPerSource
+		l.Burst, l.PerSource = ratelog.PeerBurst, ratelog.PeerPerSource
 	}
 	s.loop = NewLoop(HandlerFunc(s.handle), Limits{
 		MaxConns:         cfg.MaxConns,
