@@ -186,6 +186,7 @@ func (r *request) marshal() []byte {
 		e.uvarint(uint64(p.CipherSuite))
 		e.string(p.ALPN)
 		e.bool(p.DidResume)
+		e.bool(p.NoCommit)
 	}
 	return e.b
 }
@@ -226,6 +227,7 @@ func (r *request) unmarshal(b []byte) error {
 		p.CipherSuite = d.uint16()
 		p.ALPN = d.string()
 		p.DidResume = d.bool()
+		p.NoCommit = d.bool()
 		r.Peer = p
 	}
 	return d.end()

@@ -12,7 +12,7 @@ func TestCodecRoundTrip(t *testing.T) {
 		{Method: methodDescribe},
 		{Method: methodConfigure, Timeout: 5 * time.Second, Options: map[string][]string{"pin": {"a", "b"}, "file": {"/x"}, "empty": {}}},
 		{Method: methodVerify, Timeout: time.Millisecond, Peer: &peer{Chain: [][]byte{[]byte("leaf"), {}, []byte("ca")}, ServerName: "example.com",
-			Side: 1, RemoteAddr: "[::1]:443", TLSVersion: 0x0304, CipherSuite: 0xffff, ALPN: "h2", DidResume: true}},
+			Side: 1, RemoteAddr: "[::1]:443", TLSVersion: 0x0304, CipherSuite: 0xffff, ALPN: "h2", DidResume: true, NoCommit: true}},
 		{Method: methodCommit, Peer: &peer{}},
 		{Method: methodWatch},
 		{Method: methodShutdown, Timeout: -1},

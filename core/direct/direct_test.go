@@ -172,7 +172,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("Configure = %+v, %v; verifier got %v, want %v", cr, err, f.options, opts)
 	}
 	req := &verify.Request{PeerChain: [][]byte{[]byte("leaf\x00\xff"), []byte("intermediate"), {}}, ServerName: "api.example",
-		Side: verify.ServerVerifiesClient, RemoteAddr: "127.0.0.1:4433", TLSVersion: 0x0304, CipherSuite: 0x1301, ALPN: "h2", DidResume: true}
+		Side: verify.ServerVerifiesClient, RemoteAddr: "127.0.0.1:4433", TLSVersion: 0x0304, CipherSuite: 0x1301, ALPN: "h2", DidResume: true, NoCommit: true}
 	v, err := c.Verify(ctx, req)
 	want := &verify.Verdict{Allow: true, Reason: "pinned", Matched: "sha256/x", CacheFor: time.Minute, Commit: true}
 	if err != nil || !reflect.DeepEqual(v, want) {

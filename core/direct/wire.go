@@ -44,6 +44,7 @@ type peer struct {
 	CipherSuite uint16
 	ALPN        string
 	DidResume   bool
+	NoCommit    bool
 }
 
 // response is what the plugin answers: Error, or the result of the method
@@ -138,7 +139,7 @@ func toPeer(r *verify.Request) *peer {
 		return &peer{}
 	}
 	return &peer{Chain: r.PeerChain, ServerName: r.ServerName, Side: int(r.Side), RemoteAddr: r.RemoteAddr,
-		TLSVersion: r.TLSVersion, CipherSuite: r.CipherSuite, ALPN: r.ALPN, DidResume: r.DidResume}
+		TLSVersion: r.TLSVersion, CipherSuite: r.CipherSuite, ALPN: r.ALPN, DidResume: r.DidResume, NoCommit: r.NoCommit}
 }
 
 func (p *peer) request() *verify.Request {
@@ -146,7 +147,7 @@ func (p *peer) request() *verify.Request {
 		return &verify.Request{}
 	}
 	return &verify.Request{PeerChain: p.Chain, ServerName: p.ServerName, Side: verify.Side(p.Side), RemoteAddr: p.RemoteAddr,
-		TLSVersion: p.TLSVersion, CipherSuite: p.CipherSuite, ALPN: p.ALPN, DidResume: p.DidResume}
+		TLSVersion: p.TLSVersion, CipherSuite: p.CipherSuite, ALPN: p.ALPN, DidResume: p.DidResume, NoCommit: p.NoCommit}
 }
 
 func toDescription(d *verify.Description) *description {

@@ -55,6 +55,7 @@ func requestToProto(req *verify.Request) *verifierv1.VerifyRequest {
 		CipherSuite: uint32(req.CipherSuite),
 		Alpn:        req.ALPN,
 		DidResume:   req.DidResume,
+		NoCommit:    req.NoCommit,
 	}
 }
 
@@ -68,6 +69,7 @@ func requestFromProto(r *verifierv1.VerifyRequest) *verify.Request {
 		CipherSuite: uint16(r.GetCipherSuite()),
 		ALPN:        r.GetAlpn(),
 		DidResume:   r.GetDidResume(),
+		NoCommit:    r.GetNoCommit(),
 	}
 }
 

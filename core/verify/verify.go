@@ -70,6 +70,11 @@ type Request struct {
 	CipherSuite uint16
 	ALPN        string
 	DidResume   bool
+	// NoCommit says no Commit follows, whatever the verdict: the request
+	// is not a handshake's (the peer of an open connection asked about
+	// again after a policy change, a certificate checked outside any
+	// handshake). Answer as otherwise, but keep nothing for a Commit.
+	NoCommit bool
 }
 
 // Leaf returns the DER of the peer's leaf certificate, or nil.

@@ -11,7 +11,8 @@
 // so several tlspin processes may share it. The lock is a file of its own
 // next to it, FILE.lock, mode 0600, so that no other user can hold it;
 // recording waits for it no longer than the commit may take. Edits made
-// while tlspin runs are seen at the next connection.
+// while tlspin runs are seen at the next connection, and announced as a
+// change of policy within a second.
 //
 // The key of a peer:
 //   - a client verifying a server: HOST:PORT, where HOST is the server
@@ -172,8 +173,37 @@ func (v *Verifier) Configure(ctx context.Context, req *verify.ConfigureRequest) 
 }
 
 // PolicyChanges announces every recorded pin and every edit of the file.
+// While ctx lasts, the file is looked at every EditCheckEvery, so that an
+// edit (a compromised pin removed) is announced without waiting for a
+// connection: the host then drops cached verdicts and asks again about
+// the peers of open connections.
 func (v *Verifier) PolicyChanges(ctx context.Context) <-chan verify.PolicyChange {
-	return v.notes.Subscribe(ctx)
+	ch := v.notes.Subscribe(ctx)
+	go v.checkEdits(ctx)
+	return ch
+}
+
+// EditCheckEvery is how often the file is looked at for edits while the
+// policy's changes are watched.
+const EditCheckEvery = time.Second
+
+// checkEdits rereads the file when it changed, every EditCheckEvery until
+// ctx ends.
+func (v *Verifier) checkEdits(ctx context.Context) {
+	t := time.NewTicker(EditCheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		v.mu.Lock()
+		if v.db != nil {
+			v.refresh()
+		}
+		v.mu.Unlock()
+	}
 }
 
 // Key returns the key a peer is recorded under (see the package doc).
@@ -231,6 +261,13 @@ func (v *Verifier) Verify(_ context.Context, req *verify.Request) (*verify.Verdi
 	}
 	if reason := v.pendingOther(key, got); reason != "" {
 		return &verify.Verdict{Reason: reason}, nil
+	}
+	if req.NoCommit {
+		// No handshake will succeed for this request: holding its key as
+		// being recorded would refuse another for a minute (the new key
+		// of a server whose old one's open connection was asked about
+		// again).
+		return &verify.Verdict{Allow: true, Commit: true, Matched: fmt.Sprintf("%s first use: would be recorded in %s after a handshake", key, v.path)}, nil
 	}
 	now := v.now()
 	if v.pending == nil {

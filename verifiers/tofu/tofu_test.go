@@ -342,6 +342,62 @@ func TestBadEditStillRevokes(t *testing.T) {
 	}
 }
 
+// TestEditAnnouncedWithoutAConnection: the operator removes a
+// compromised peer's line while no new peer connects. The edit must be
+// announced all the same, or a host would keep its cached verdicts and
+// the peer's open connections, asked again only at a change, for as long
+// as no one else connects.
+func TestEditAnnouncedWithoutAConnection(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "known")
+	v, err := newTofu(t, verify.Options{"file": {path}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changes := v.PolicyChanges(ctx)
+	a := vtest.New(t, vtest.Spec{CN: "a"})
+	if !vtest.Handshake(t, v, req(a, "127.0.0.1:1")).Allow {
+		t.Fatal("first use rejected")
+	}
+	drain(changes)
+	vtest.WriteFile(t, path, []byte("# a removed\n"))
+	select {
+	case c := <-changes:
+		if !strings.Contains(c.Reason, "changed") {
+			t.Fatalf("policy change %+v", c)
+		}
+	case <-time.After(5 * EditCheckEvery):
+		t.Fatal("the edit was not announced")
+	}
+}
+
+// TestNoCommitReservesNothing: the operator removes a server's line to
+// accept its new key (as ssh-keygen -R), while a connection made with the
+// old key is still open. The host asks about that connection again, with
+// NoCommit; if the old key were then held as "being recorded", the new
+// key would be refused for a minute.
+func TestNoCommitReservesNothing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "known")
+	v, err := newTofu(t, verify.Options{"file": {path}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, renewed := vtest.New(t, vtest.Spec{CN: "s"}), vtest.New(t, vtest.Spec{CN: "s"})
+	if !vtest.Handshake(t, v, req(old, "127.0.0.1:1")).Allow {
+		t.Fatal("first use rejected")
+	}
+	vtest.WriteFile(t, path, []byte("# removed to accept the new key\n"))
+	again := req(old, "127.0.0.1:1")
+	again.NoCommit = true
+	if verdict, err := v.Verify(context.Background(), again); err != nil || !verdict.Allow {
+		t.Fatalf("the open connection asked again: %+v, %v; want allowed as a first use", verdict, err)
+	}
+	if verdict := vtest.Handshake(t, v, req(renewed, "127.0.0.1:1")); !verdict.Allow {
+		t.Fatalf("the new key after the old one was asked about again: %+v, want recorded as a first use", verdict)
+	}
+}
+
 // drain empties a channel of policy changes.
 func drain(c <-chan verify.PolicyChange) {
 	for {

@@ -390,14 +390,21 @@ func (x *ConfigureResponse) GetNeedsChain() bool {
 type VerifyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// DER certificates as the peer sent them, leaf first.
-	PeerChain     [][]byte `protobuf:"bytes,1,rep,name=peer_chain,json=peerChain,proto3" json:"peer_chain,omitempty"`
-	ServerName    string   `protobuf:"bytes,2,opt,name=server_name,json=serverName,proto3" json:"server_name,omitempty"`
-	Side          Side     `protobuf:"varint,3,opt,name=side,proto3,enum=tlspin.verifier.v1.Side" json:"side,omitempty"`
-	RemoteAddr    string   `protobuf:"bytes,4,opt,name=remote_addr,json=remoteAddr,proto3" json:"remote_addr,omitempty"`
-	TlsVersion    uint32   `protobuf:"varint,5,opt,name=tls_version,json=tlsVersion,proto3" json:"tls_version,omitempty"`
-	CipherSuite   uint32   `protobuf:"varint,6,opt,name=cipher_suite,json=cipherSuite,proto3" json:"cipher_suite,omitempty"`
-	Alpn          string   `protobuf:"bytes,7,opt,name=alpn,proto3" json:"alpn,omitempty"`
-	DidResume     bool     `protobuf:"varint,8,opt,name=did_resume,json=didResume,proto3" json:"did_resume,omitempty"`
+	PeerChain   [][]byte `protobuf:"bytes,1,rep,name=peer_chain,json=peerChain,proto3" json:"peer_chain,omitempty"`
+	ServerName  string   `protobuf:"bytes,2,opt,name=server_name,json=serverName,proto3" json:"server_name,omitempty"`
+	Side        Side     `protobuf:"varint,3,opt,name=side,proto3,enum=tlspin.verifier.v1.Side" json:"side,omitempty"`
+	RemoteAddr  string   `protobuf:"bytes,4,opt,name=remote_addr,json=remoteAddr,proto3" json:"remote_addr,omitempty"`
+	TlsVersion  uint32   `protobuf:"varint,5,opt,name=tls_version,json=tlsVersion,proto3" json:"tls_version,omitempty"`
+	CipherSuite uint32   `protobuf:"varint,6,opt,name=cipher_suite,json=cipherSuite,proto3" json:"cipher_suite,omitempty"`
+	Alpn        string   `protobuf:"bytes,7,opt,name=alpn,proto3" json:"alpn,omitempty"`
+	DidResume   bool     `protobuf:"varint,8,opt,name=did_resume,json=didResume,proto3" json:"did_resume,omitempty"`
+	// No Commit follows this request, whatever the verdict: it is not a
+	// handshake's. The host asks again about the peer of a connection that
+	// is still open (a verifier's policy changed), or about a certificate
+	// outside any handshake. A verifier answers as it would otherwise, but
+	// keeps nothing for a Commit (tofu holds no first use as being
+	// recorded).
+	NoCommit      bool `protobuf:"varint,9,opt,name=no_commit,json=noCommit,proto3" json:"no_commit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -484,6 +491,13 @@ func (x *VerifyRequest) GetAlpn() string {
 func (x *VerifyRequest) GetDidResume() bool {
 	if x != nil {
 		return x.DidResume
+	}
+	return false
+}
+
+func (x *VerifyRequest) GetNoCommit() bool {
+	if x != nil {
+		return x.NoCommit
 	}
 	return false
 }
@@ -763,7 +777,7 @@ const file_verifier_v1_verifier_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\v2 .tlspin.verifier.v1.OptionValuesR\x05value:\x028\x01\"4\n" +
 	"\x11ConfigureResponse\x12\x1f\n" +
 	"\vneeds_chain\x18\x01 \x01(\bR\n" +
-	"needsChain\"\x95\x02\n" +
+	"needsChain\"\xb2\x02\n" +
 	"\rVerifyRequest\x12\x1d\n" +
 	"\n" +
 	"peer_chain\x18\x01 \x03(\fR\tpeerChain\x12\x1f\n" +
@@ -777,7 +791,8 @@ const file_verifier_v1_verifier_proto_rawDesc = "" +
 	"\fcipher_suite\x18\x06 \x01(\rR\vcipherSuite\x12\x12\n" +
 	"\x04alpn\x18\a \x01(\tR\x04alpn\x12\x1d\n" +
 	"\n" +
-	"did_resume\x18\b \x01(\bR\tdidResume\"\x9a\x01\n" +
+	"did_resume\x18\b \x01(\bR\tdidResume\x12\x1b\n" +
+	"\tno_commit\x18\t \x01(\bR\bnoCommit\"\x9a\x01\n" +
 	"\x0eVerifyResponse\x12\x14\n" +
 	"\x05allow\x18\x01 \x01(\bR\x05allow\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +

@@ -13,7 +13,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0everifier.proto\x12\x12tlspin.verifier.v1\"\x11\n\x0f\x44\x65scribeRequest\"O\n\x06Option\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x10\n\x08repeated\x18\x04 \x01(\x08\"o\n\x10\x44\x65scribeResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0f\n\x07summary\x18\x03 \x01(\t\x12+\n\x07options\x18\x04 \x03(\x0b\x32\x1a.tlspin.verifier.v1.Option\"\x1e\n\x0cOptionValues\x12\x0e\n\x06values\x18\x01 \x03(\t\"\xa8\x01\n\x10\x43onfigureRequest\x12\x42\n\x07options\x18\x01 \x03(\x0b\x32\x31.tlspin.verifier.v1.ConfigureRequest.OptionsEntry\x1aP\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12/\n\x05value\x18\x02 \x01(\x0b\x32 .tlspin.verifier.v1.OptionValues:\x02\x38\x01\"(\n\x11\x43onfigureResponse\x12\x13\n\x0bneeds_chain\x18\x01 \x01(\x08\"\xc2\x01\n\rVerifyRequest\x12\x12\n\npeer_chain\x18\x01 \x03(\x0c\x12\x13\n\x0bserver_name\x18\x02 \x01(\t\x12&\n\x04side\x18\x03 \x01(\x0e\x32\x18.tlspin.verifier.v1.Side\x12\x13\n\x0bremote_addr\x18\x04 \x01(\t\x12\x13\n\x0btls_version\x18\x05 \x01(\r\x12\x14\n\x0c\x63ipher_suite\x18\x06 \x01(\r\x12\x0c\n\x04\x61lpn\x18\x07 \x01(\t\x12\x12\n\ndid_resume\x18\x08 \x01(\x08\"j\n\x0eVerifyResponse\x12\r\n\x05\x61llow\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07matched\x18\x03 \x01(\t\x12\x18\n\x10\x63\x61\x63he_for_millis\x18\x04 \x01(\x03\x12\x0e\n\x06\x63ommit\x18\x05 \x01(\x08\"C\n\rCommitRequest\x12\x32\n\x07request\x18\x01 \x01(\x0b\x32!.tlspin.verifier.v1.VerifyRequest\"\x10\n\x0e\x43ommitResponse\"\x14\n\x12WatchPolicyRequest\"-\n\x0cPolicyChange\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x0e\n\x06reason\x18\x02 \x01(\t*^\n\x04Side\x12\x14\n\x10SIDE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bSIDE_CLIENT_VERIFIES_SERVER\x10\x01\x12\x1f\n\x1bSIDE_SERVER_VERIFIES_CLIENT\x10\x02\x32\xb8\x03\n\x08Verifier\x12U\n\x08\x44\x65scribe\x12#.tlspin.verifier.v1.DescribeRequest\x1a$.tlspin.verifier.v1.DescribeResponse\x12X\n\tConfigure\x12$.tlspin.verifier.v1.ConfigureRequest\x1a%.tlspin.verifier.v1.ConfigureResponse\x12O\n\x06Verify\x12!.tlspin.verifier.v1.VerifyRequest\x1a\".tlspin.verifier.v1.VerifyResponse\x12Y\n\x0bWatchPolicy\x12&.tlspin.verifier.v1.WatchPolicyRequest\x1a .tlspin.verifier.v1.PolicyChange0\x01\x12O\n\x06\x43ommit\x12!.tlspin.verifier.v1.CommitRequest\x1a\".tlspin.verifier.v1.CommitResponseB7Z5github.com/tlspin/tlspin/proto/verifier/v1;verifierv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0everifier.proto\x12\x12tlspin.verifier.v1\"\x11\n\x0f\x44\x65scribeRequest\"O\n\x06Option\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x10\n\x08repeated\x18\x04 \x01(\x08\"o\n\x10\x44\x65scribeResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0f\n\x07summary\x18\x03 \x01(\t\x12+\n\x07options\x18\x04 \x03(\x0b\x32\x1a.tlspin.verifier.v1.Option\"\x1e\n\x0cOptionValues\x12\x0e\n\x06values\x18\x01 \x03(\t\"\xa8\x01\n\x10\x43onfigureRequest\x12\x42\n\x07options\x18\x01 \x03(\x0b\x32\x31.tlspin.verifier.v1.ConfigureRequest.OptionsEntry\x1aP\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12/\n\x05value\x18\x02 \x01(\x0b\x32 .tlspin.verifier.v1.OptionValues:\x02\x38\x01\"(\n\x11\x43onfigureResponse\x12\x13\n\x0bneeds_chain\x18\x01 \x01(\x08\"\xd5\x01\n\rVerifyRequest\x12\x12\n\npeer_chain\x18\x01 \x03(\x0c\x12\x13\n\x0bserver_name\x18\x02 \x01(\t\x12&\n\x04side\x18\x03 \x01(\x0e\x32\x18.tlspin.verifier.v1.Side\x12\x13\n\x0bremote_addr\x18\x04 \x01(\t\x12\x13\n\x0btls_version\x18\x05 \x01(\r\x12\x14\n\x0c\x63ipher_suite\x18\x06 \x01(\r\x12\x0c\n\x04\x61lpn\x18\x07 \x01(\t\x12\x12\n\ndid_resume\x18\x08 \x01(\x08\x12\x11\n\tno_commit\x18\t \x01(\x08\"j\n\x0eVerifyResponse\x12\r\n\x05\x61llow\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07matched\x18\x03 \x01(\t\x12\x18\n\x10\x63\x61\x63he_for_millis\x18\x04 \x01(\x03\x12\x0e\n\x06\x63ommit\x18\x05 \x01(\x08\"C\n\rCommitRequest\x12\x32\n\x07request\x18\x01 \x01(\x0b\x32!.tlspin.verifier.v1.VerifyRequest\"\x10\n\x0e\x43ommitResponse\"\x14\n\x12WatchPolicyRequest\"-\n\x0cPolicyChange\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x0e\n\x06reason\x18\x02 \x01(\t*^\n\x04Side\x12\x14\n\x10SIDE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bSIDE_CLIENT_VERIFIES_SERVER\x10\x01\x12\x1f\n\x1bSIDE_SERVER_VERIFIES_CLIENT\x10\x02\x32\xb8\x03\n\x08Verifier\x12U\n\x08\x44\x65scribe\x12#.tlspin.verifier.v1.DescribeRequest\x1a$.tlspin.verifier.v1.DescribeResponse\x12X\n\tConfigure\x12$.tlspin.verifier.v1.ConfigureRequest\x1a%.tlspin.verifier.v1.ConfigureResponse\x12O\n\x06Verify\x12!.tlspin.verifier.v1.VerifyRequest\x1a\".tlspin.verifier.v1.VerifyResponse\x12Y\n\x0bWatchPolicy\x12&.tlspin.verifier.v1.WatchPolicyRequest\x1a .tlspin.verifier.v1.PolicyChange0\x01\x12O\n\x06\x43ommit\x12!.tlspin.verifier.v1.CommitRequest\x1a\".tlspin.verifier.v1.CommitResponseB7Z5github.com/tlspin/tlspin/proto/verifier/v1;verifierv1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'verifier_pb2', globals())
@@ -23,8 +23,8 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   DESCRIPTOR._serialized_options = b'Z5github.com/tlspin/tlspin/proto/verifier/v1;verifierv1'
   _CONFIGUREREQUEST_OPTIONSENTRY._options = None
   _CONFIGUREREQUEST_OPTIONSENTRY._serialized_options = b'8\001'
-  _SIDE._serialized_start=957
-  _SIDE._serialized_end=1051
+  _SIDE._serialized_start=976
+  _SIDE._serialized_end=1070
   _DESCRIBEREQUEST._serialized_start=38
   _DESCRIBEREQUEST._serialized_end=55
   _OPTION._serialized_start=57
@@ -40,17 +40,17 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _CONFIGURERESPONSE._serialized_start=454
   _CONFIGURERESPONSE._serialized_end=494
   _VERIFYREQUEST._serialized_start=497
-  _VERIFYREQUEST._serialized_end=691
-  _VERIFYRESPONSE._serialized_start=693
-  _VERIFYRESPONSE._serialized_end=799
-  _COMMITREQUEST._serialized_start=801
-  _COMMITREQUEST._serialized_end=868
-  _COMMITRESPONSE._serialized_start=870
-  _COMMITRESPONSE._serialized_end=886
-  _WATCHPOLICYREQUEST._serialized_start=888
-  _WATCHPOLICYREQUEST._serialized_end=908
-  _POLICYCHANGE._serialized_start=910
-  _POLICYCHANGE._serialized_end=955
-  _VERIFIER._serialized_start=1054
-  _VERIFIER._serialized_end=1494
+  _VERIFYREQUEST._serialized_end=710
+  _VERIFYRESPONSE._serialized_start=712
+  _VERIFYRESPONSE._serialized_end=818
+  _COMMITREQUEST._serialized_start=820
+  _COMMITREQUEST._serialized_end=887
+  _COMMITRESPONSE._serialized_start=889
+  _COMMITRESPONSE._serialized_end=905
+  _WATCHPOLICYREQUEST._serialized_start=907
+  _WATCHPOLICYREQUEST._serialized_end=927
+  _POLICYCHANGE._serialized_start=929
+  _POLICYCHANGE._serialized_end=974
+  _VERIFIER._serialized_start=1073
+  _VERIFIER._serialized_end=1513
 # @@protoc_insertion_point(module_scope)
