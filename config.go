@@ -221,11 +221,7 @@ func (v *Verifiers) Check(ctx context.Context, p Peer) ([]Verdict, error) {
 			return nil, fmt.Errorf("tlspin: element %d of %d in the chain is not a certificate: %w", i+1, len(p.Chain), err)
 		}
 	}
-	side := verify.ClientVerifiesServer
-	if p.Client {
-		side = verify.ServerVerifiesClient
-	}
-	req := &verify.Request{PeerChain: p.Chain, ServerName: p.ServerName, Side: side, RemoteAddr: p.Addr}
+	req := p.request()
 	outs, err := v.decide(ctx, req)
 	if err != nil {
 		return nil, err

@@ -57,6 +57,11 @@ func (v *Verifiers) handshake(ctx context.Context, conn *tls.Conn, confirm func(
 // *RejectionError (errors.As; ErrRejected or ErrVerifierFailed); after
 // Close, Dial fails at once with ErrClosed.
 //
+// The connection is watched while it is open, unless WithoutRecheck: when
+// a verifier's policy changes (an allowlist edited), the verifiers are
+// asked again about the server, and one they no longer allow has the
+// connection closed, with a warning (see Watch).
+//
 // Its signature fits net/http: http.Transport{DialTLSContext: v.Dial}.
 func (v *Verifiers) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	if v.closed() {
@@ -74,11 +79,13 @@ func (v *Verifiers) Dial(ctx context.Context, network, addr string) (net.Conn, e
 		return nil, fmt.Errorf("tlspin: dial %s: %w", addr, err)
 	}
 	var pending pintls.Pending
-	conn := tls.Client(raw, v.hookClient(ctx, &tls.Config{}, client.ServerName(addr, ""), addr, &pending))
+	sn, since := client.ServerName(addr, ""), time.Now()
+	conn := tls.Client(raw, v.hookClient(ctx, &tls.Config{}, sn, addr, &pending))
 	if err := v.handshake(ctx, conn, func(ctx context.Context) error { return committed(pending.Commit(ctx)) }); err != nil {
 		raw.Close()
 		return nil, fmt.Errorf("tlspin: handshake with %s: %w", addr, err)
 	}
+	v.watchConn(conn, raw, false, addr, sn, since)
 	return conn, nil
 }
 
@@ -118,6 +125,11 @@ const DefaultHandshakeTimeout = 10 * time.Second
 // then matches ErrClosed and net.ErrClosed, so that http.Serve returns),
 // and from then on always. Closing the listener ends the handshakes in
 // progress; the connections it returned stay open.
+//
+// Each connection returned is watched while it is open, unless
+// WithoutRecheck: when a verifier's policy changes (an allowlist edited),
+// the verifiers are asked again about the client, and one they no longer
+// allow has its connection closed, with a warning (see Watch).
 func (v *Verifiers) Listen(network, addr string, cert tls.Certificate) (net.Listener, error) {
 	if v.closed() {
 		return nil, fmt.Errorf("tlspin: listen %s: %w", addr, ErrClosed)
@@ -364,6 +376,7 @@ func (l *listener) isClosed() bool {
 }
 
 func (l *listener) serveHandshake(raw net.Conn) {
+	since := time.Now()
 	conn := tls.Server(raw, l.cfg)
 	confirm := func(ctx context.Context) error { return l.v.Confirm(ctx, conn) }
 	err := l.v.handshake(l.ctx, conn, confirm)
@@ -376,6 +389,7 @@ func (l *listener) serveHandshake(raw net.Conn) {
 		raw.Close()
 		return
 	}
+	l.v.watchConn(conn, raw, true, raw.RemoteAddr().String(), "", since)
 	select {
 	case l.conns <- conn:
 	case <-l.done:

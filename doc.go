@@ -27,8 +27,8 @@
 // WithPluginSHA256 and WithPluginChecksums (run a plugin only if its
 // executable has the pinned SHA-256), WithVerifyTimeout,
 // WithStartTimeout, WithLogger, WithoutCache, WithPluginEnv, WithGetenv,
-// WithTlspinBinary, WithMaxHandshakes (for Listen) and
-// WithHandshakeTimeout (for Dial and Listen).
+// WithTlspinBinary, WithMaxHandshakes (for Listen),
+// WithHandshakeTimeout and WithoutRecheck (for Dial and Listen).
 //
 // The configurations a *Verifiers returns decide from
 // tls.Config.VerifyConnection, which crypto/tls calls on every handshake,
@@ -54,6 +54,13 @@
 //     allowed; it fits http.Server.Serve and gRPC. Both take TCP only
 //     (network "tcp", "tcp4" or "tcp6"): the verifiers need the peer's
 //     address, which a unix socket's clients do not have.
+//
+// A TLS connection is verified at its handshake. The connections of Dial
+// and Listen are also asked about again whenever a verifier's policy
+// changes (an allowlist or a tofu store edited, a plugin restarted), and
+// closed if the verifiers no longer allow their peer: removing a pin cuts
+// off its open connections too. Watch does the same for a connection made
+// with a configuration; PeerOf gives its peer.
 //
 // Close stops the plugins. It is idempotent, and afterwards every
 // configuration v made rejects every peer (ErrClosed).
@@ -132,8 +139,8 @@
 // # Compatibility
 //
 // What this package exports follows semantic versioning: Start,
-// StartWith, the options, the methods of Verifiers, ServeBuiltin, the
-// error values and RejectionError's exported fields, and the spec syntax.
+// StartWith, the options, the methods of Verifiers, ServeBuiltin, Peer
+// and PeerOf, the error values and RejectionError's exported fields, and the spec syntax.
 // The text of errors and logs is not covered; branch on types and values.
 // Everything under core/ and internal/ may change in any release.
 package tlspin

@@ -31,6 +31,7 @@ type options struct {
 	specs         []launch.Spec
 	require       Require
 	noCache       bool
+	noRecheck     bool
 	maxHandshakes int
 	hsTimeout     time.Duration
 	sumFiles      []string
@@ -116,6 +117,14 @@ func WithLogger(l hclog.Logger) Option {
 // WithoutCache asks the verifiers on every handshake, even when a verdict
 // says it may be reused for a while.
 func WithoutCache() Option { return func(o *options) { o.noCache = true } }
+
+// WithoutRecheck judges the connections of Dial and Listen once, at their
+// handshake. By default each is watched (see Watch) for as long as it is
+// open: when a verifier's policy changes, the verifiers are asked again
+// about its peer, and a peer they no longer allow, or cannot decide on,
+// has its connection closed underneath the *tls.Conn (its reads and
+// writes fail), with a warning. Watch is unaffected.
+func WithoutRecheck() Option { return func(o *options) { o.noRecheck = true } }
 
 // DefaultMaxHandshakes bounds the handshakes a Listen listener runs at
 // once, unless WithMaxHandshakes says otherwise.

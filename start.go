@@ -14,6 +14,7 @@ import (
 	"github.com/tlspin/tlspin/core/policy"
 	"github.com/tlspin/tlspin/core/rpc"
 	"github.com/tlspin/tlspin/internal/launch"
+	"github.com/tlspin/tlspin/internal/recheck"
 )
 
 // Verifiers is a set of running verifier plugins combined into one
@@ -36,6 +37,11 @@ type Verifiers struct {
 
 	maxHandshakes int           // per Listen listener
 	hsTimeout     time.Duration // of each handshake of Dial and Listen
+
+	// watched are the live connections asked about again at each policy
+	// change (Watch); noRecheck: not those of Dial and Listen.
+	watched   *recheck.Set
+	noRecheck bool
 
 	closeOnce sync.Once
 }
@@ -89,7 +95,7 @@ func StartWith(ctx context.Context, specs []string, opts ...Option) (*Verifiers,
 	if timeout <= 0 {
 		timeout = defaultVerifyTimeout
 	}
-	v := &Verifiers{set: set, require: o.require, timeout: timeout, log: lc.Logger, ctx: vctx, cancel: cancel, maxHandshakes: o.maxHandshakes, hsTimeout: o.hsTimeout}
+	v := &Verifiers{set: set, require: o.require, timeout: timeout, log: lc.Logger, ctx: vctx, cancel: cancel, maxHandshakes: o.maxHandshakes, hsTimeout: o.hsTimeout, noRecheck: o.noRecheck}
 	if v.maxHandshakes == 0 {
 		v.maxHandshakes = DefaultMaxHandshakes
 	}
@@ -97,6 +103,8 @@ func StartWith(ctx context.Context, specs []string, opts ...Option) (*Verifiers,
 		v.hsTimeout = DefaultHandshakeTimeout
 	}
 	v.pending.Expired = v.unconfirmed
+	v.watched = recheck.New(vctx, recheck.DefaultEvery)
+	v.watchChanges()
 	return v, nil
 }
 

@@ -4,7 +4,9 @@
 // both with text that looks like a usage error, mode=escape rejects with
 // terminal escape sequences and a forged line in its reason, and
 // mode=allow allows everything (to prove the plugin itself works),
-// mode=bare too, giving neither a reason nor what matched.
+// mode=bare too, giving neither a reason nor what matched, and
+// mode=crash-if-file allows until the file named by option file exists,
+// then exits.
 //
 // Built as tlspin-verifier-misbehave-escape, it describes itself with
 // terminal escape sequences in every field: Describe has no options to
@@ -25,7 +27,7 @@ import (
 	"github.com/tlspin/tlspin/core/verify"
 )
 
-type misbehave struct{ mode string }
+type misbehave struct{ mode, file string }
 
 // hostile is what a plugin would like on the user's terminal: a window
 // title, a cleared screen, and a carriage return that overwrites the line.
@@ -43,7 +45,7 @@ func (m *misbehave) Describe(context.Context) (*verify.Description, error) {
 		return &verify.Description{Name: "n" + hostile, Version: "v" + hostile, Summary: "s" + hostile,
 			Options: []verify.Option{{Name: "o" + hostile, Description: "d" + hostile}}}, nil
 	}
-	return &verify.Description{Name: "misbehave", Summary: "fails on purpose (tests)", Options: []verify.Option{{Name: "mode", Required: true}}}, nil
+	return &verify.Description{Name: "misbehave", Summary: "fails on purpose (tests)", Options: []verify.Option{{Name: "mode", Required: true}, {Name: "file"}}}, nil
 }
 
 func (m *misbehave) Configure(ctx context.Context, req *verify.ConfigureRequest) (*verify.ConfigureResponse, error) {
@@ -52,6 +54,9 @@ func (m *misbehave) Configure(ctx context.Context, req *verify.ConfigureRequest)
 		return nil, err
 	}
 	m.mode = req.Options["mode"][0]
+	if f := req.Options["file"]; len(f) > 0 {
+		m.file = f[0]
+	}
 	return &verify.ConfigureResponse{}, nil
 }
 
@@ -71,6 +76,10 @@ func (m *misbehave) Verify(ctx context.Context, _ *verify.Request) (*verify.Verd
 		return &verify.Verdict{Reason: "no\x1b]0;pwned\x07\x1b[2J\rtlspin: sent; server verified OK\nforged line"}, nil
 	case "bare":
 		return &verify.Verdict{Allow: true}, nil
+	case "crash-if-file":
+		if _, err := os.Stat(m.file); err == nil {
+			os.Exit(3)
+		}
 	}
 	return &verify.Verdict{Allow: true, Matched: "anything"}, nil
 }

@@ -1,0 +1,4 @@
+package tlspin
+
+// WatchPasses is how many rounds of Watch's questions have ended.
+func WatchPasses(v *Verifiers) uint64 { return v.watched.Passes() }
