@@ -21,6 +21,7 @@ type Metrics struct {
 	latency    *prometheus.HistogramVec
 	open       prometheus.Gauge
 	bytes      *prometheus.CounterVec
+	revoked    prometheus.Counter
 }
 
 // NewMetrics returns metrics whose handshakes and verifications carry the
@@ -49,8 +50,12 @@ func NewMetrics(verifier string) *Metrics {
 			Name: "tlspin_proxy_bytes_total",
 			Help: "Plaintext bytes proxied, by direction: to_target or from_target.",
 		}, []string{"direction"}),
+		revoked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tlspin_proxy_revoked_total",
+			Help: "Open connections closed because, asked again after a verifier's policy changed, the verifiers no longer allowed the peer.",
+		}),
 	}
-	m.reg.MustRegister(m.handshakes, m.latency, m.open, m.bytes,
+	m.reg.MustRegister(m.handshakes, m.latency, m.open, m.bytes, m.revoked,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -112,6 +117,12 @@ func (m *Metrics) opened() {
 func (m *Metrics) closed() {
 	if m != nil {
 		m.open.Dec()
+	}
+}
+
+func (m *Metrics) revocation() {
+	if m != nil {
+		m.revoked.Inc()
 	}
 }
 

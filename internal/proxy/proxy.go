@@ -95,6 +95,15 @@ type Config struct {
 	OnEvent func(Event)
 	// Metrics, if set, counts handshakes, connections and bytes.
 	Metrics *Metrics
+	// Recheck, if set, watches each accepted connection from when it
+	// starts passing bytes until it ends: given the TLS connection's
+	// state, the TLS peer's address as its verification was given it (the
+	// client's in ServerMode, Target in ClientMode) and when that
+	// verification began (before the handshake), it calls revoke when the
+	// verifiers, asked again after a policy change, no longer allow the
+	// peer, and the connection is closed (see tlspin.Verifiers.Watch).
+	// stop ends the watch.
+	Recheck func(cs tls.ConnectionState, addr string, since time.Time, revoke func(error)) (stop func())
 }
 
 // EventKind names what happened.
@@ -109,7 +118,8 @@ const (
 	// was closed (ClientMode).
 	EventRejected EventKind = "rejected"
 	// EventClosed ends an accepted connection, or one whose target could
-	// not be reached.
+	// not be reached. By is RejectedByUs when the verifiers revoked it
+	// (Config.Recheck).
 	EventClosed EventKind = "closed"
 )
 
@@ -261,7 +271,7 @@ func (p *Proxy) serveTLS(ctx context.Context, c *server.Conn) {
 		p.emit(ev)
 		return
 	}
-	p.run(ctx, ev, start, tc, target)
+	p.run(ctx, ev, start, tc.ConnectionState(), tc, target)
 }
 
 // servePlain is ClientMode: reach the target over TLS and let the
@@ -309,7 +319,7 @@ func (p *Proxy) servePlain(ctx context.Context, c *server.Conn) {
 		return
 	}
 	p.cfg.Metrics.handshake(string(Accepted))
-	p.run(ctx, ev, start, c, tc)
+	p.run(ctx, ev, start, tc.ConnectionState(), c, tc)
 }
 
 // Accepted is the outcome label of a handshake that passed.
@@ -370,8 +380,29 @@ func clientHandshakeError(err, cause error) *server.HandshakeError {
 	return he
 }
 
-// run pipes an accepted connection and reports it.
-func (p *Proxy) run(ctx context.Context, ev Event, start time.Time, client, target net.Conn) {
+// revokedError ends a connection whose peer the verifiers no longer allow.
+type revokedError struct{ err error }
+
+func (e *revokedError) Error() string {
+	return "the verifiers no longer allow the peer: " + e.err.Error()
+}
+
+func (e *revokedError) Unwrap() error { return e.err }
+
+// run pipes an accepted connection, whose TLS side's state is cs and
+// whose verification began at start, and reports it.
+func (p *Proxy) run(ctx context.Context, ev Event, start time.Time, cs tls.ConnectionState, client, target net.Conn) {
+	if p.cfg.Recheck != nil {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		addr := ev.Remote
+		if p.cfg.Mode == ClientMode {
+			addr = p.cfg.Target
+		}
+		stop := p.cfg.Recheck(cs, addr, start, func(err error) { cancel(&revokedError{err}) })
+		defer stop()
+	}
 	ev.Kind = EventAccepted
 	kv := []any{"conn", ev.Conn, "remote", ev.Remote}
 	if ev.PeerSPKI != "" { // no client certificate: nothing verified it
@@ -395,7 +426,15 @@ func (p *Proxy) run(ctx context.Context, ev Event, start time.Time, client, targ
 		kv = append(kv, "reason", ev.Reason)
 	}
 	var op *net.OpError
-	if p.cfg.Mode == ClientMode && errors.As(res.err, &op) && op.Op == "remote error" {
+	var revoked *revokedError
+	if errors.As(context.Cause(ctx), &revoked) {
+		ev.By = server.RejectedByUs
+		m.revocation()
+		if ev.PeerSPKI != "" {
+			kv = append(kv, "peer_spki", ev.PeerSPKI)
+		}
+		p.cfg.Log.Warn("closed: asked again after a policy change, the verifiers no longer allow the peer", kv...)
+	} else if p.cfg.Mode == ClientMode && errors.As(res.err, &op) && op.Op == "remote error" {
 		// In TLS 1.3 the target judges our certificate after our side of
 		// the handshake is done: its refusal comes as an alert here.
 		ev.By = server.RefusedByPeer

@@ -27,7 +27,7 @@ import (
 type proxyFlags struct {
 	listen, target, cert, key, serverName string
 	metrics                               string
-	json                                  bool
+	json, recheck                         bool
 	maxConns, maxHandshakes, maxPerIP     int
 	handshakeTimeout, idleTimeout         time.Duration
 	dialTimeout, grace, watch             time.Duration
@@ -101,6 +101,13 @@ make room. --handshake-timeout bounds the
 handshake (verification included), --dial-timeout the connection to the
 target, --idle-timeout a connection with no bytes either way.
 
+A connection is verified at its handshake, and again whenever a verifier's
+policy changes (an allowlist or a tofu file edited, a plugin restarted):
+one whose peer the verifiers no longer allow, or cannot decide on (failing
+closed), is closed with a warning. So removing a pin cuts off the peer's
+open connections too, within about a second. --recheck=false judges a
+connection once, at its handshake.
+
 SIGHUP reloads --cert and --key; changes on disk are picked up too (checked
 every --watch-interval). Established connections continue, new ones get
 the new certificate (without --cert, SIGHUP is logged and changes
@@ -109,11 +116,12 @@ finish within --grace, stops the verifier plugins and exits 0; a second
 signal ends it at once (exit 130 or 143).
 
 --json prints one JSON object per line per event on stdout: accepted,
-rejected (with "by": rejected by our verifier, refused by the peer, or
-failed; the reason and the peer's fingerprints) and closed (bytes each way
-and duration; "by": "refused by the peer" when the peer's TLS alert ended
-it, which is how, in TLS 1.3, a server refuses proxy client's --cert). --metrics ADDR serves Prometheus metrics on
-http://ADDR/metrics.`
+rejected (with "by": "rejected" by our verifiers, "refused" by the peer,
+or "failed"; the reason and the peer's fingerprints) and closed (bytes
+each way and duration; "by": "refused" when the peer's TLS alert ended it,
+which is how, in TLS 1.3, a server refuses proxy client's --cert, and
+"rejected" when the verifiers, asked again, no longer allowed the peer).
+--metrics ADDR serves Prometheus metrics on http://ADDR/metrics.`
 	c.RunE = func(cmd *cobra.Command, _ []string) error { return a.runProxy(cmd, mode, f) }
 	fs := c.Flags()
 	if mode == proxy.ServerMode {
@@ -133,6 +141,7 @@ http://ADDR/metrics.`
 	fs.StringVar(&f.key, "key", "", "PEM private key of --cert, if not in the same file")
 	fs.BoolVar(&f.json, "json", false, "print one JSON object per event (accepted, rejected, closed) on stdout")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on http://ADDR/metrics")
+	fs.BoolVar(&f.recheck, "recheck", true, "when a verifier's policy changes, ask again about every open connection's peer and close those no longer allowed (false: judge a connection once, at its handshake)")
 	fs.IntVar(&f.maxConns, "max-conns", proxy.DefaultMaxConns, "most connections held at once; when full, the one idle the longest is closed")
 	if mode == proxy.ServerMode {
 		fs.IntVar(&f.maxHandshakes, "max-handshakes", server.DefaultMaxHandshakes, "most connections in their handshake at once; when full, the one idle the longest is closed")
@@ -242,6 +251,16 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 	if f.json {
 		onEvent = proxyJSONEvents(cmd.OutOrStdout())
 	}
+	var recheck func(tls.ConnectionState, string, time.Time, func(error)) func()
+	if vs != nil && f.recheck {
+		peerIsClient, sn := mode == proxy.ServerMode, ""
+		if !peerIsClient {
+			sn = client.ServerName(f.target, f.serverName)
+		}
+		recheck = func(cs tls.ConnectionState, addr string, since time.Time, revoke func(error)) func() {
+			return vs.Watch(tlspin.PeerOf(cs, peerIsClient, addr, sn), since, revoke)
+		}
+	}
 	p, err := proxy.New(proxy.Config{
 		Mode:        mode,
 		TLS:         tlsCfg,
@@ -260,6 +279,7 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 		Log:     a.log,
 		OnEvent: onEvent,
 		Metrics: m,
+		Recheck: recheck,
 	})
 	if err != nil {
 		return usageError{err}
