@@ -32,7 +32,7 @@ func TestDirectHandshakeFaults(t *testing.T) {
 	}{
 		{"garbage line", `echo "hello world"; sleep 5`, host.ErrHandshake, `"hello world" is not "1|4|fd|N|tlspin-direct"`},
 		{"a go-plugin line", `echo "1|1|unix|/tmp/s|grpc|"; sleep 5`, host.ErrHandshake, `|grpc|" is not`},
-		{"another version", `echo "1|2|fd|$TLSPIN_PLUGIN_CHANNEL_FD|tlspin-direct"; sleep 5`, host.ErrHandshake, `protocol version "2", this tlspin speaks 3`},
+		{"another version", `echo "1|3|fd|$TLSPIN_PLUGIN_CHANNEL_FD|tlspin-direct"; sleep 5`, host.ErrHandshake, `protocol version "3", this tlspin speaks 4`},
 		{"the socket of version 2", `echo "1|2|unix|/tmp/s/verifier.sock|tlspin-direct"; sleep 5`, host.ErrHandshake, `is not "1|4|fd|N|tlspin-direct"`},
 		{"exits saying why", `echo "cannot start: out of pins" >&2; exit 3`, host.ErrHandshake, `exited before the handshake; its last words on stderr: "cannot start: out of pins`},
 		{"another descriptor", `echo "1|4|fd|7|tlspin-direct"; sleep 5`, host.ErrHandshake, `it serves descriptor 7, not the channel the host gave (3)`},
