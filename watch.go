@@ -35,9 +35,10 @@ import (
 // the peer holds its key, and nothing is recorded; and a verifier that
 // fails (crashes, hangs past the verify timeout, answers garbage) revokes
 // the connection, failing closed, with an error that matches
-// ErrVerifierFailed. revoked is called from the verifiers' own goroutine
-// and must not block. Call stop when the connection ends; after Close
-// nothing is asked and nothing revoked.
+// ErrVerifierFailed. revoked is called from the verifiers' own
+// goroutines, one revocation at a time, and must not block. Call stop
+// when the connection ends; after Close nothing is asked and nothing
+// revoked.
 func (v *Verifiers) Watch(p Peer, since time.Time, revoked func(error)) (stop func()) {
 	return v.watch(p, since, revoked, nil)
 }

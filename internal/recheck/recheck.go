@@ -76,9 +76,10 @@ func New(ctx context.Context, every time.Duration) *Set {
 // zero time: at once). check asks again and returns nil to keep the
 // connection; on an error, revoke is called with it, once, and the
 // connection is no longer watched. Both are called from the set's own
-// goroutine, one at a time; revoke must not block. remove ends the watch
-// and may be called more than once; a revoke already under way when it is
-// called still runs.
+// goroutines: the checks of a pass run concurrently (up to parallel at
+// once), the revokes one at a time; revoke must not block. remove ends
+// the watch and may be called more than once; a revoke already under way
+// when it is called still runs.
 //
 // alive, if not nil, reports whether the connection is still open, for an
 // owner that cannot tell the set when it closes: a connection no longer
@@ -167,6 +168,14 @@ func (s *Set) loop() {
 	}
 }
 
+// parallel bounds the checks of a pass that run at once. One after
+// another, a verifier that hangs until the verify timeout on every
+// question would have the last of N connections asked about after N
+// timeouts: a pin removed would keep its connection for minutes. Bounded,
+// so that a pass does not put thousands of questions to the plugins at
+// once.
+const parallel = 32
+
 // pass checks every entry not checked since the last change.
 func (s *Set) pass() {
 	s.mu.Lock()
@@ -178,31 +187,56 @@ func (s *Set) pass() {
 		}
 	}
 	s.mu.Unlock()
+	var (
+		wg   sync.WaitGroup
+		slot = make(chan struct{}, parallel)
+		// one has the revokes called one at a time, as Add promises.
+		one sync.Mutex
+	)
 	for _, e := range due {
-		if e.alive != nil && !e.alive() {
-			s.mu.Lock()
-			e.gone = true
-			delete(s.entries, e)
-			s.mu.Unlock()
-			continue
+		select {
+		case slot <- struct{}{}:
+		case <-s.ctx.Done():
 		}
-		err := e.check(s.ctx)
 		if s.ctx.Err() != nil {
-			return // the verifiers are closing: their failures say nothing
+			break // the verifiers are closing: nothing more is asked
 		}
+		wg.Go(func() {
+			defer func() { <-slot }()
+			s.checkOne(e, gen, &one)
+		})
+	}
+	wg.Wait()
+}
+
+// checkOne checks e, due at generation gen, and revokes it if its check
+// fails.
+func (s *Set) checkOne(e *entry, gen uint64, one *sync.Mutex) {
+	if e.alive != nil && !e.alive() {
 		s.mu.Lock()
-		if e.gone {
-			s.mu.Unlock()
-			continue
-		}
-		if err == nil {
-			e.seen, e.due = gen, false
-			s.mu.Unlock()
-			continue
-		}
 		e.gone = true
 		delete(s.entries, e)
 		s.mu.Unlock()
-		e.revoke(err)
+		return
 	}
+	err := e.check(s.ctx)
+	if s.ctx.Err() != nil {
+		return // the verifiers are closing: their failures say nothing
+	}
+	s.mu.Lock()
+	if e.gone {
+		s.mu.Unlock()
+		return
+	}
+	if err == nil {
+		e.seen, e.due = gen, false
+		s.mu.Unlock()
+		return
+	}
+	e.gone = true
+	delete(s.entries, e)
+	s.mu.Unlock()
+	one.Lock()
+	defer one.Unlock()
+	e.revoke(err)
 }

@@ -218,3 +218,52 @@ func TestClosedConnectionsAreDropped(t *testing.T) {
 		t.Fatalf("%d watched after a change", n)
 	}
 }
+
+// TestHungCheckHoldsUpNoOther: a verifier that hangs until the verify
+// timeout on every question must not hold up the questions about the
+// other connections: asked one after another, the last of N connections
+// would be revoked after N timeouts (minutes, for a pin removed). Each
+// check here waits until every connection's check has begun, which only
+// checks that run at once ever see; revocations stay one at a time.
+func TestHungCheckHoldsUpNoOther(t *testing.T) {
+	const n = 8
+	s := newSet(t, time.Millisecond)
+	var begun atomic.Int32
+	all := make(chan struct{})
+	var inRevoke atomic.Int32
+	revoked := make(chan error, n)
+	for range n {
+		s.Add(time.Now(), func(ctx context.Context) error {
+			if begun.Add(1) == n {
+				close(all)
+			}
+			select {
+			case <-all:
+				return errors.New("no longer allowed")
+			case <-time.After(5 * time.Second): // the verify timeout
+				return errors.New("verifier hung")
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}, func(err error) {
+			if inRevoke.Add(1) != 1 {
+				t.Error("two revokes at once")
+			}
+			time.Sleep(time.Millisecond)
+			inRevoke.Add(-1)
+			revoked <- err
+		}, nil)
+	}
+	start := time.Now()
+	s.Changed()
+	for range n {
+		select {
+		case err := <-revoked:
+			if err.Error() != "no longer allowed" {
+				t.Fatalf("revoked after %v with %v: the checks ran one after another", time.Since(start).Round(time.Millisecond), err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("not revoked")
+		}
+	}
+}
