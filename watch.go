@@ -32,10 +32,13 @@ import (
 // The verifiers are asked as Check asks, with two differences: a verdict
 // that allows the peer only by recording it (tofu's first use, after its
 // record was removed) keeps the connection, since its handshake proved
-// the peer holds its key, and nothing is recorded; and a verifier that
-// fails (crashes, hangs past the verify timeout, answers garbage) revokes
-// the connection, failing closed, with an error that matches
-// ErrVerifierFailed. revoked is called from the verifiers' own
+// the peer holds its key, and nothing is recorded (so, in tofu's default
+// mode, removing a peer's line does not cut it off: a new connection
+// would be its first use, allowed; replace the line instead); and a
+// verifier that fails (crashes, hangs past the verify timeout, answers
+// garbage) counts as it does at a handshake: unless RequireAny has
+// another verifier allow the peer, the connection is revoked, failing
+// closed, with an error that matches ErrVerifierFailed. revoked is called from the verifiers' own
 // goroutines, one revocation at a time, and must not block. Call stop
 // when the connection ends; after Close nothing is asked and nothing
 // revoked.
