@@ -59,8 +59,10 @@
 // and Listen are also asked about again whenever a verifier's policy
 // changes (an allowlist or a tofu store edited, a plugin restarted), and
 // closed if the verifiers no longer allow their peer: removing a pin cuts
-// off its open connections too. Watch does the same for a connection made
-// with a configuration; PeerOf gives its peer.
+// off its open connections too (a tofu line removed makes its peer a
+// first use again, allowed in tofu's default mode: replace the line to
+// cut the peer off). Watch does the same for a connection made with a
+// configuration; PeerOf gives its peer.
 //
 // Close stops the plugins. It is idempotent, and afterwards every
 // configuration v made rejects every peer (ErrClosed).

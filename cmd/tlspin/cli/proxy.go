@@ -105,8 +105,10 @@ A connection is verified at its handshake, and again whenever a verifier's
 policy changes (an allowlist or a tofu file edited, a plugin restarted):
 one whose peer the verifiers no longer allow, or cannot decide on (failing
 closed), is closed with a warning. So removing a pin cuts off the peer's
-open connections too, within about two seconds. --recheck=false judges a
-connection once, at its handshake.
+open connections too, within a second or two (a tofu line removed makes
+its peer a first use again, which tofu's default mode allows: replace
+the line to cut the peer off). --recheck=false judges a connection once,
+at its handshake.
 
 SIGHUP reloads --cert and --key; changes on disk are picked up too (checked
 every --watch-interval). Established connections continue, new ones get
