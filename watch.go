@@ -38,10 +38,10 @@ import (
 // verifier that fails (crashes, hangs past the verify timeout, answers
 // garbage) counts as it does at a handshake: unless RequireAny has
 // another verifier allow the peer, the connection is revoked, failing
-// closed, with an error that matches ErrVerifierFailed. revoked is called from the verifiers' own
-// goroutines, one revocation at a time, and must not block. Call stop
-// when the connection ends; after Close nothing is asked and nothing
-// revoked.
+// closed, with an error that matches ErrVerifierFailed. revoked is called
+// from the verifiers' own goroutines, one revocation at a time, and must
+// not block. Call stop when the connection ends; after Close nothing is
+// asked and nothing revoked.
 func (v *Verifiers) Watch(p Peer, since time.Time, revoked func(error)) (stop func()) {
 	return v.watch(p, since, revoked, nil)
 }
