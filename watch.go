@@ -80,6 +80,9 @@ func (v *Verifiers) watchConn(conn *tls.Conn, raw net.Conn, client bool, addr, s
 	}
 	remote := conn.RemoteAddr().String()
 	v.watch(PeerOf(conn.ConnectionState(), client, addr, serverName), since, func(err error) {
+		if !alive() {
+			return // closed by its owner meanwhile: nothing to tell
+		}
 		raw.Close()
 		kv := []any{"remote", remote, "reason", printable.Escape(err.Error())}
 		var re *RejectionError

@@ -68,6 +68,10 @@ type key struct {
 	chain  [sha256.Size]byte
 	server string
 	remote string
+	// noCommit keeps the verdicts of questions no Commit follows (an
+	// open connection asked about again) apart from handshakes': a
+	// verifier may answer a handshake on condition of a record.
+	noCommit bool
 }
 
 type entry struct {
@@ -123,7 +127,7 @@ func (m *Member) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 	if req == nil || len(req.PeerChain) == 0 {
 		return m.next.Verify(ctx, req)
 	}
-	k := key{member: m.id, side: req.Side, chain: req.ChainDigest(), server: req.ServerName}
+	k := key{member: m.id, side: req.Side, chain: req.ChainDigest(), server: req.ServerName, noCommit: req.NoCommit}
 	switch req.Side {
 	case verify.ClientVerifiesServer:
 		k.remote = req.RemoteAddr

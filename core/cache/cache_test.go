@@ -82,6 +82,10 @@ func TestKeying(t *testing.T) {
 		{"other server name", req("leaf", "example.org", verify.ClientVerifiesServer, "10.0.0.1:443"), false},
 		{"other side", req("leaf", "example.com", verify.ServerVerifiesClient, "10.0.0.1:443"), false},
 		{"other dialled address", req("leaf", "example.com", verify.ClientVerifiesServer, "10.0.0.2:443"), false},
+		// A verdict given to a question no Commit follows (an open
+		// connection asked about again) must not answer a handshake's,
+		// which a verifier may want to record.
+		{"asked about again", &verify.Request{PeerChain: [][]byte{[]byte("leaf")}, ServerName: "example.com", Side: verify.ClientVerifiesServer, RemoteAddr: "10.0.0.1:443", NoCommit: true}, false},
 		{"other other fields", &verify.Request{PeerChain: [][]byte{[]byte("leaf")}, ServerName: "example.com", Side: verify.ClientVerifiesServer, RemoteAddr: "10.0.0.1:443", TLSVersion: 0x0303, ALPN: "h2"}, true},
 	}
 	for _, tt := range tests {
