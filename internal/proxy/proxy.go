@@ -103,7 +103,7 @@ type Config struct {
 	// verifiers, asked again after a policy change, no longer allow the
 	// peer, and the connection is closed (see tlspin.Verifiers.Watch).
 	// stop ends the watch.
-	Recheck func(cs tls.ConnectionState, addr string, since time.Time, revoke func(error)) (stop func())
+	Recheck server.Recheck
 }
 
 // EventKind names what happened.
@@ -380,15 +380,6 @@ func clientHandshakeError(err, cause error) *server.HandshakeError {
 	return he
 }
 
-// revokedError ends a connection whose peer the verifiers no longer allow.
-type revokedError struct{ err error }
-
-func (e *revokedError) Error() string {
-	return "the verifiers no longer allow the peer: " + e.err.Error()
-}
-
-func (e *revokedError) Unwrap() error { return e.err }
-
 // run pipes an accepted connection, whose TLS side's state is cs and
 // whose verification began at start, and reports it.
 func (p *Proxy) run(ctx context.Context, ev Event, start time.Time, cs tls.ConnectionState, client, target net.Conn) {
@@ -400,7 +391,7 @@ func (p *Proxy) run(ctx context.Context, ev Event, start time.Time, cs tls.Conne
 		if p.cfg.Mode == ClientMode {
 			addr = p.cfg.Target
 		}
-		stop := p.cfg.Recheck(cs, addr, start, func(err error) { cancel(&revokedError{err}) })
+		stop := p.cfg.Recheck(cs, addr, start, func(err error) { cancel(&server.RevokedError{Err: err}) })
 		defer stop()
 	}
 	ev.Kind = EventAccepted
@@ -426,7 +417,7 @@ func (p *Proxy) run(ctx context.Context, ev Event, start time.Time, cs tls.Conne
 		kv = append(kv, "reason", ev.Reason)
 	}
 	var op *net.OpError
-	var revoked *revokedError
+	var revoked *server.RevokedError
 	if errors.As(context.Cause(ctx), &revoked) {
 		ev.By = server.RejectedByUs
 		m.revocation()

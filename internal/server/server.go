@@ -48,7 +48,9 @@ const (
 	// EventReject is a client whose handshake failed or was rejected;
 	// nothing it sent is ever emitted.
 	EventReject EventKind = "rejection"
-	// EventClose ends a connection that was accepted.
+	// EventClose ends a connection that was accepted; By is RejectedByUs
+	// when the verifiers, asked again, no longer allowed the client
+	// (Config.Recheck).
 	EventClose EventKind = "close"
 )
 
@@ -69,7 +71,8 @@ type Event struct {
 	Data []byte
 	// Reason explains a rejection or an abnormal close.
 	Reason string
-	// By says, on a rejection, which side refused.
+	// By says, on a rejection, which side refused; on a close, that the
+	// verifiers revoked the connection.
 	By Refusal
 	// Bytes is the number of bytes received, on close.
 	Bytes int64
@@ -104,7 +107,29 @@ type Config struct {
 	// MaxLine bounds the memory a connection holds: a longer line is
 	// written out in pieces of MaxLine bytes.
 	MaxLine int
+	// Recheck, if set, watches each connection from its handshake to its
+	// end: when the verifiers, asked again after a policy change, no
+	// longer allow the client, the connection is closed and what it
+	// sends after is not printed.
+	Recheck Recheck
 }
+
+// Recheck watches an established connection, given its TLS state, the
+// peer's address as its verification was given it, and when that
+// verification began (before the handshake): it calls revoke once the
+// verifiers, asked again after a policy change, no longer allow the peer
+// (tlspin.Verifiers.Watch). stop ends the watch.
+type Recheck func(cs tls.ConnectionState, addr string, since time.Time, revoke func(error)) (stop func())
+
+// RevokedError ends a connection whose peer the verifiers no longer
+// allow (Recheck).
+type RevokedError struct{ Err error }
+
+func (e *RevokedError) Error() string {
+	return "the verifiers no longer allow the peer: " + e.Err.Error()
+}
+
+func (e *RevokedError) Unwrap() error { return e.Err }
 
 // Server prints what clients send: the line-printing handler on a Loop.
 type Server struct {
@@ -170,6 +195,7 @@ func (s *Server) handle(ctx context.Context, raw *Conn) {
 	id := raw.ID()
 	remote, src := raw.RemoteAddr().String(), netsrc.Of(raw.RemoteAddr())
 	log := s.cfg.Log.With("conn", id, "remote", remote)
+	start := time.Now()
 	conn, err := raw.Handshake(ctx, s.cfg.TLS, s.cfg.Confirm)
 	sum, spki := Fingerprints(conn.ConnectionState().PeerCertificates)
 	if err != nil {
@@ -200,9 +226,29 @@ func (s *Server) handle(ctx context.Context, raw *Conn) {
 		log.Info("client connected")
 	}
 	s.emit(Event{Kind: EventConnect, Conn: id, Remote: remote, PeerSHA256: sum, PeerSPKI: spki})
+	if s.cfg.Recheck != nil {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		stop := s.cfg.Recheck(conn.ConnectionState(), remote, start, func(err error) {
+			cancel(&RevokedError{Err: err})
+			raw.NetConn().Close() // the read under way ends; nothing more is printed
+		})
+		defer stop()
+	}
 	n, err := s.readLines(conn, id, remote)
 	reason := ""
+	var revoked *RevokedError
 	switch cause := context.Cause(ctx); {
+	case err != nil && errors.As(cause, &revoked):
+		reason = cause.Error()
+		kv := []any{"bytes", n, "reason", reason}
+		if spki != "" {
+			kv = append(kv, "peer_spki", spki)
+		}
+		log.Warn("client closed: asked again after a policy change, the verifiers no longer allow it", kv...)
+		s.emit(Event{Kind: EventClose, Conn: id, Remote: remote, Bytes: n, Reason: reason, By: RejectedByUs})
+		return
 	case err != nil && cause != nil:
 		reason = cause.Error()
 		log.Warn("connection closed by the server", "bytes", n, "reason", reason)

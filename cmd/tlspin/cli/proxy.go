@@ -143,7 +143,7 @@ which is how, in TLS 1.3, a server refuses proxy client's --cert, and
 	fs.StringVar(&f.key, "key", "", "PEM private key of --cert, if not in the same file")
 	fs.BoolVar(&f.json, "json", false, "print one JSON object per event (accepted, rejected, closed) on stdout")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on http://ADDR/metrics")
-	fs.BoolVar(&f.recheck, "recheck", true, "when a verifier's policy changes, ask again about every open connection's peer and close those no longer allowed (false: judge a connection once, at its handshake)")
+	fs.BoolVar(&f.recheck, "recheck", true, recheckUsage)
 	fs.IntVar(&f.maxConns, "max-conns", proxy.DefaultMaxConns, "most connections held at once; when full, the one idle the longest is closed")
 	if mode == proxy.ServerMode {
 		fs.IntVar(&f.maxHandshakes, "max-handshakes", server.DefaultMaxHandshakes, "most connections in their handshake at once; when full, the one idle the longest is closed")
@@ -253,16 +253,11 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 	if f.json {
 		onEvent = proxyJSONEvents(cmd.OutOrStdout())
 	}
-	var recheck func(tls.ConnectionState, string, time.Time, func(error)) func()
-	if vs != nil && f.recheck {
-		peerIsClient, sn := mode == proxy.ServerMode, ""
-		if !peerIsClient {
-			sn = client.ServerName(f.target, f.serverName)
-		}
-		recheck = func(cs tls.ConnectionState, addr string, since time.Time, revoke func(error)) func() {
-			return vs.Watch(tlspin.PeerOf(cs, peerIsClient, addr, sn), since, revoke)
-		}
+	sn := ""
+	if mode == proxy.ClientMode {
+		sn = client.ServerName(f.target, f.serverName)
 	}
+	recheck := recheckWith(vs, f.recheck, mode == proxy.ServerMode, sn)
 	p, err := proxy.New(proxy.Config{
 		Mode:        mode,
 		TLS:         tlsCfg,

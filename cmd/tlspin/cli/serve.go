@@ -22,6 +22,7 @@ import (
 type serveFlags struct {
 	listen, cert, key string
 	once, json        bool
+	recheck           bool
 	maxConns, maxLine int
 	maxHandshakes     int
 	maxConnsPerIP     int
@@ -68,10 +69,18 @@ make room rather than a new client kept waiting.
 --once serves one client, then exits: one whose handshake succeeded (a
 stray connection or a rejected client does not use it up).
 
+With --verifier, a client is verified at its handshake, and again whenever
+a verifier's policy changes (an allowlist or a tofu file edited, a plugin
+restarted): one the verifiers no longer allow, or cannot decide on
+(failing closed), is closed with a warning, within a second or two, and
+nothing it sends after is printed. --recheck=false judges a client once,
+at its handshake.
+
 With --json, stdout carries one JSON object per line per event instead:
 connection, data (one line a client sent), rejection (with the reason, "by":
 rejected, refused or failed as above, and the client certificate's
-fingerprints) and close. Data that is not UTF-8
+fingerprints) and close ("by": "rejected" when the verifiers, asked again,
+no longer allowed the client). Data that is not UTF-8
 comes as data_base64.
 
 SIGHUP reloads --cert and --key, as the proxy does; changes on disk are
@@ -93,6 +102,7 @@ signal ends it at once (exit 130 or 143).`,
 	fs.StringVar(&f.key, "key", "", "PEM private key file, if not in --cert")
 	fs.BoolVar(&f.once, "once", false, "serve one client whose handshake succeeded, then exit (like the recipe)")
 	fs.BoolVar(&f.json, "json", false, "print one JSON object per event (connection, data, rejection, close) instead of raw lines")
+	fs.BoolVar(&f.recheck, "recheck", true, recheckUsage)
 	fs.IntVar(&f.maxConns, "max-conns", server.DefaultMaxConns, "most connections held at once; when full, the one idle the longest is closed for a new client")
 	fs.IntVar(&f.maxHandshakes, "max-handshakes", server.DefaultMaxHandshakes, "most connections still in their TLS handshake at once; when full, the one idle the longest is closed")
 	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", server.DefaultMaxConnsPerIP, "most connections from one client IP address; more are closed at once (0: no cap)")
@@ -159,6 +169,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		IdleTimeout:      f.idleTimeout,
 		GracePeriod:      f.grace,
 		Once:             f.once,
+		Recheck:          recheckWith(vs, f.recheck, true, ""),
 	})
 	if err != nil {
 		ln.Close()

@@ -2,8 +2,10 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/hex"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/pflag"
@@ -13,6 +15,7 @@ import (
 	"github.com/tlspin/tlspin/core/policy"
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/launch"
+	"github.com/tlspin/tlspin/internal/server"
 )
 
 // verifierFlags are the flags that choose and configure verifiers.
@@ -169,6 +172,22 @@ func (a *app) precheckVerifiers(ctx context.Context, f *verifierFlags) (unchecke
 		return nil, err
 	}
 	return launch.CheckBuiltinOptions(ctx, specs)
+}
+
+// recheckUsage is the help of serve's and proxy's --recheck.
+const recheckUsage = "when a verifier's policy changes, ask again about every open connection's peer and close those no longer allowed (false: judge a connection once, at its handshake)"
+
+// recheckWith watches connections with vs (Verifiers.Watch) unless on is
+// false or there are no verifiers: peerIsClient says the TLS peer is our
+// client; serverName is the name asked of a server when the connection's
+// state has none (an IP address).
+func recheckWith(vs *tlspin.Verifiers, on, peerIsClient bool, serverName string) server.Recheck {
+	if vs == nil || !on {
+		return nil
+	}
+	return func(cs tls.ConnectionState, addr string, since time.Time, revoke func(error)) func() {
+		return vs.Watch(tlspin.PeerOf(cs, peerIsClient, addr, serverName), since, revoke)
+	}
 }
 
 // startVerifiers launches every verifier the flags name through the

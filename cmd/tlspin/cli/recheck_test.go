@@ -216,3 +216,82 @@ func TestProxyClientRecheck(t *testing.T) {
 		})
 	}
 }
+
+// TestServeRecheck: serve, a client streaming lines (a log shipper) whose
+// pin is removed from the allowlist: its connection is closed, with a
+// warning and a close event by "rejected", and what it sends after is
+// not printed; --recheck=false keeps it.
+func TestServeRecheck(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		args    []string
+		revoked bool
+	}{
+		{"default", nil, true},
+		{"--recheck=false", []string{"--recheck=false"}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			srvFile, _ := identityFile(t, dir, "server")
+			aFile, aPin := identityFile(t, dir, "a")
+			_, otherPin := identityFile(t, dir, "other")
+			list := filepath.Join(dir, "allowed")
+			writeList(t, list, allowlistLine(aPin))
+			srv := e2e.StartServe(t, append([]string{"--cert", srvFile, "--verifier", "allowlist:file=" + list, "--json"}, tt.args...)...)
+			pair, err := certs.LoadKeyPair(aFile, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := tls.Dial("tcp", srv.Addr, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{pair}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			printed := func(line string) bool { return strings.Contains(srv.Stdout.String(), `"data":"`+line+`"`) }
+			io.WriteString(c, "before\n")
+			if !wait.Until(10*time.Second, func() bool { return printed("before") }) {
+				t.Fatal("the first line was not printed")
+			}
+			writeList(t, list, allowlistLine(otherPin))
+			// The reload is seen once a new connection of a is refused.
+			if !wait.Until(10*time.Second, func() bool {
+				n, err := tls.Dial("tcp", srv.Addr, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{pair}})
+				if err != nil {
+					return true
+				}
+				defer n.Close()
+				n.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+				_, err = n.Read(make([]byte, 1)) // TLS 1.3: the verdict comes after our side
+				var ne net.Error
+				return err != nil && !(errors.As(err, &ne) && ne.Timeout())
+			}) {
+				t.Fatal("the allowlist's reload was not seen")
+			}
+			if !tt.revoked {
+				io.WriteString(c, "still open\n")
+				if !wait.Until(10*time.Second, func() bool { return printed("still open") }) {
+					t.Fatal("a line after the reload was not printed with --recheck=false")
+				}
+				return
+			}
+			if !closedWithin(c, 10*time.Second) {
+				t.Fatal("the client's connection outlived the removal of its pin")
+			}
+			io.WriteString(c, "after\n")
+			warning := "client closed: asked again after a policy change, the verifiers no longer allow it"
+			if !wait.Until(10*time.Second, func() bool { return strings.Contains(srv.Stderr.String(), warning) }) {
+				t.Fatalf("no warning %q", warning)
+			}
+			closed := false
+			for _, l := range e2e.ScanLines(srv.Stdout.String()) {
+				closed = closed || strings.Contains(l, `"event":"close"`) && strings.Contains(l, `"by":"rejected"`)
+			}
+			if !closed {
+				t.Fatal("no close event by rejected")
+			}
+			if printed("after") {
+				t.Fatal("a line sent after the revocation was printed")
+			}
+		})
+	}
+}
