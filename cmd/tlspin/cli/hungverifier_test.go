@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"net"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -66,7 +67,10 @@ func TestHungVerifierIsNamed(t *testing.T) {
 				t.Fatalf("no %s event:\n%s", tt.event, p.stdout)
 			}
 			reason, _ := ev["reason"].(string)
-			if ev["by"] != "rejected" || !strings.Contains(reason, "gave no verdict within 300ms") || strings.Contains(reason, "handshake timeout") {
+			// What is left of the 300 ms when the plugin is asked, which
+			// the message gives, is a few milliseconds less on a busy
+			// machine (299ms, seen with two suites running at once).
+			if ev["by"] != "rejected" || !gaveNoVerdict.MatchString(reason) || strings.Contains(reason, "handshake timeout") {
 				t.Errorf("%s event by %v, reason %q; want by rejected, naming the verifier that gave no verdict", tt.event, ev["by"], reason)
 			}
 			if log := p.stderr.String(); strings.Contains(log, "handshake did not finish") {
@@ -75,3 +79,7 @@ func TestHungVerifierIsNamed(t *testing.T) {
 		})
 	}
 }
+
+// gaveNoVerdict matches the reason of a verifier that did not answer
+// within a verify timeout of 300 ms.
+var gaveNoVerdict = regexp.MustCompile(`gave no verdict within (2[5-9][0-9]|300)ms`)
