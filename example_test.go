@@ -1,6 +1,7 @@
 package tlspin_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -8,7 +9,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/tlspin/tlspin"
 )
@@ -204,4 +207,62 @@ func ExampleVerifiers_Check() {
 	// Output:
 	// spkipin true
 	// true
+}
+
+// Watch closes a connection made with a configuration (here the
+// program's own tls.Server) once the verifiers no longer allow its peer:
+// the client's line is removed from the allowlist while it is connected.
+// (Dial's and Listen's connections are watched without asking.)
+func ExampleVerifiers_Watch() {
+	ctx := context.Background()
+	server, client := newIdentity("server"), newIdentity("client")
+	dir := tempDir()
+	defer os.RemoveAll(dir)
+	list := filepath.Join(dir, "allowed")
+	fatalIf(os.WriteFile(list, []byte("spki:"+strings.TrimPrefix(client.spki, "sha256//")+"\n"), 0o600))
+
+	v, err := tlspin.Start(ctx, "allowlist:file="+list)
+	fatalIf(err)
+	defer v.Close()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", v.ServerConfig(server.cert))
+	fatalIf(err)
+	defer ln.Close()
+	revoked := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		tc := c.(*tls.Conn)
+		since := time.Now() // before the handshake: a change during it is not missed
+		if tc.Handshake() != nil {
+			return
+		}
+		peer := tlspin.PeerOf(tc.ConnectionState(), true, c.RemoteAddr().String(), "")
+		stop := v.Watch(peer, since, func(err error) {
+			tc.NetConn().Close() // revoked must not block: no close_notify
+			revoked <- err
+		})
+		defer stop()
+		io.WriteString(c, "welcome\n")
+		io.Copy(io.Discard, c)
+	}()
+
+	conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{
+		InsecureSkipVerify: true, // this client checks nothing; see ClientConfig
+		Certificates:       []tls.Certificate{client.cert},
+	})
+	fatalIf(err)
+	defer conn.Close()
+	_, err = bufio.NewReader(conn).ReadString('\n') // allowed and watched
+	fatalIf(err)
+	fatalIf(os.WriteFile(list, []byte("# nobody\n"), 0o600))
+	select {
+	case err := <-revoked:
+		fmt.Println(errors.Is(err, tlspin.ErrRejected))
+	case <-time.After(10 * time.Second):
+		fmt.Println("still open")
+	}
+	// Output: true
 }
