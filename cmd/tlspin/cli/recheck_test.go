@@ -50,6 +50,17 @@ func closedWithin(c net.Conn, d time.Duration) bool {
 	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
 }
 
+// recheckModes are the two ways serve and the proxy are run here: their
+// connections watched (the default), or judged once.
+var recheckModes = []struct {
+	name    string
+	args    []string
+	revoked bool
+}{
+	{"default", nil, true},
+	{"--recheck=false", []string{"--recheck=false"}, false},
+}
+
 // TestProxyRecheck is the attack of a client whose pin the operator
 // removed while its tunnel was open: the handshake allowed it, and
 // without a second look it would keep the tunnel for as long as it
@@ -58,14 +69,7 @@ func closedWithin(c net.Conn, d time.Duration) bool {
 // --recheck=false keeps a's open (and a new connection of a is refused
 // either way).
 func TestProxyRecheck(t *testing.T) {
-	for _, tt := range []struct {
-		name    string
-		args    []string
-		revoked bool
-	}{
-		{"default", nil, true},
-		{"--recheck=false", []string{"--recheck=false"}, false},
-	} {
+	for _, tt := range recheckModes {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			srvFile, _ := identityFile(t, dir, "server")
@@ -222,14 +226,7 @@ func TestProxyClientRecheck(t *testing.T) {
 // warning and a close event by "rejected", and what it sends after is
 // not printed; --recheck=false keeps it.
 func TestServeRecheck(t *testing.T) {
-	for _, tt := range []struct {
-		name    string
-		args    []string
-		revoked bool
-	}{
-		{"default", nil, true},
-		{"--recheck=false", []string{"--recheck=false"}, false},
-	} {
+	for _, tt := range recheckModes {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			srvFile, _ := identityFile(t, dir, "server")
