@@ -279,11 +279,15 @@ func TestServeRecheck(t *testing.T) {
 			if !wait.Until(10*time.Second, func() bool { return strings.Contains(srv.Stderr.String(), warning) }) {
 				t.Fatalf("no warning %q", warning)
 			}
-			closed := false
-			for _, l := range e2e.ScanLines(srv.Stdout.String()) {
-				closed = closed || strings.Contains(l, `"event":"close"`) && strings.Contains(l, `"by":"rejected"`)
-			}
-			if !closed {
+			// The event follows the warning.
+			if !wait.Until(10*time.Second, func() bool {
+				for _, l := range e2e.ScanLines(srv.Stdout.String()) {
+					if strings.Contains(l, `"event":"close"`) && strings.Contains(l, `"by":"rejected"`) {
+						return true
+					}
+				}
+				return false
+			}) {
 				t.Fatal("no close event by rejected")
 			}
 			if printed("after") {
