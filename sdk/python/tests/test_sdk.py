@@ -175,3 +175,19 @@ class OptionErrorTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class LoggerTest(unittest.TestCase):
+    def test_lost_stderr_is_not_an_error(self):
+        # A host that died took the read end of the plugin's stderr with
+        # it: a log line then meets a broken pipe. Raised, it would end
+        # serve() before it kills the plugin's children and exits, and the
+        # interpreter would wait for gRPC's threads for ever.
+        class Broken:
+            def write(self, _):
+                raise BrokenPipeError(32, "Broken pipe")
+
+            def flush(self):
+                raise BrokenPipeError(32, "Broken pipe")
+
+        sdk.Logger("test", stream=Broken()).warn("host went away; exiting")

@@ -87,8 +87,14 @@ class Logger:
         }
         entry.update({k: str(v) for k, v in fields.items()})
         with self.lock:
-            self.stream.write(json.dumps(entry) + "\n")
-            self.stream.flush()
+            try:
+                self.stream.write(json.dumps(entry) + "\n")
+                self.stream.flush()
+            except (OSError, ValueError):
+                # The host is gone and its end of stderr with it: the line
+                # is lost, but a log must never stop what follows it (the
+                # exit of an orphaned plugin, above all).
+                pass
 
     def trace(self, message, **fields):
         self.log("trace", message, **fields)
@@ -304,12 +310,16 @@ def serve(verifier):
         server.add_insecure_port("unix:" + sock)
     server.start()
 
-    terminated = threading.Event()
+    # The signals received, appended to by on_signal. A handler runs in the
+    # main thread between two bytecodes, possibly while that thread holds
+    # stop's lock inside stop.wait() below: setting an Event there would
+    # wait for that lock for ever (a host SIGKILLed under load left its
+    # plugin so, with its children). So it takes no lock; the loop below
+    # sees the signal within 0.25 s.
+    signalled = []
 
     def on_signal(signum, _frame):
-        if signum == signal.SIGTERM:
-            terminated.set()
-        stop.set()
+        signalled.append(signum)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
@@ -325,9 +335,11 @@ def serve(verifier):
     # has the kernel kill us: parent-death signal).
     orphaned = False
     while not stop.wait(0.25):
+        if signalled:
+            break
         if os.getppid() != parent:
-            log.warn("host went away; exiting")
             orphaned = True
+            log.warn("host went away; exiting")
             break
     server.stop(grace=HOST_GRACE_SECONDS / 5).wait()
     try:
@@ -335,7 +347,7 @@ def serve(verifier):
         os.rmdir(sockdir)
     except OSError:
         pass
-    if (orphaned or terminated.is_set()) and os.getpgrp() == os.getpid():
+    if (orphaned or signal.SIGTERM in signalled) and os.getpgrp() == os.getpid():
         # The host is gone, or someone asked us to go: the processes this
         # plugin started go too (the host, when it stops a plugin, kills
         # its group itself; a host that died cannot).
