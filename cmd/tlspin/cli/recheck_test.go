@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -48,6 +49,25 @@ func closedWithin(c net.Conn, d time.Duration) bool {
 	_, err := c.Read(make([]byte, 1))
 	var ne net.Error
 	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
+}
+
+// toldRevoked waits for a revocation's warning on stderr, then for its
+// --json event (named event, by "rejected") on stdout, which follows it.
+func toldRevoked(t *testing.T, stderr, stdout fmt.Stringer, warning, event string) {
+	t.Helper()
+	if !wait.Until(10*time.Second, func() bool { return strings.Contains(stderr.String(), warning) }) {
+		t.Fatalf("no warning %q", warning)
+	}
+	if !wait.Until(10*time.Second, func() bool {
+		for _, l := range e2e.ScanLines(stdout.String()) {
+			if strings.Contains(l, `"event":"`+event+`"`) && strings.Contains(l, `"by":"rejected"`) {
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("no %s event by rejected in --json:\n%s", event, stdout)
+	}
 }
 
 // recheckModes are the two ways serve and the proxy are run here: their
@@ -136,20 +156,7 @@ func TestProxyRecheck(t *testing.T) {
 				if !closedWithin(a, 10*time.Second) {
 					t.Fatal("a's open connection outlived the removal of its pin")
 				}
-				warning := "closed: asked again after a policy change, the verifiers no longer allow the peer"
-				if !wait.Until(10*time.Second, func() bool { return strings.Contains(prx.stderr.String(), warning) }) {
-					t.Fatalf("no warning %q", warning)
-				}
-				if !wait.Until(10*time.Second, func() bool {
-					for _, l := range e2e.ScanLines(prx.stdout.String()) {
-						if strings.Contains(l, `"event":"closed"`) && strings.Contains(l, `"by":"rejected"`) {
-							return true
-						}
-					}
-					return false
-				}) {
-					t.Fatalf("no closed event by our verifiers in --json:\n%s", prx.stdout)
-				}
+				toldRevoked(t, prx.stderr, prx.stdout, "closed: asked again after a policy change, the verifiers no longer allow the peer", "closed")
 				resp, err := http.Get("http://" + metricsAddr[1] + "/metrics")
 				if err != nil {
 					t.Fatal(err)
@@ -275,21 +282,7 @@ func TestServeRecheck(t *testing.T) {
 				t.Fatal("the client's connection outlived the removal of its pin")
 			}
 			io.WriteString(c, "after\n")
-			warning := "client closed: asked again after a policy change, the verifiers no longer allow it"
-			if !wait.Until(10*time.Second, func() bool { return strings.Contains(srv.Stderr.String(), warning) }) {
-				t.Fatalf("no warning %q", warning)
-			}
-			// The event follows the warning.
-			if !wait.Until(10*time.Second, func() bool {
-				for _, l := range e2e.ScanLines(srv.Stdout.String()) {
-					if strings.Contains(l, `"event":"close"`) && strings.Contains(l, `"by":"rejected"`) {
-						return true
-					}
-				}
-				return false
-			}) {
-				t.Fatal("no close event by rejected")
-			}
+			toldRevoked(t, srv.Stderr, srv.Stdout, "client closed: asked again after a policy change, the verifiers no longer allow it", "close")
 			if printed("after") {
 				t.Fatal("a line sent after the revocation was printed")
 			}
