@@ -11,6 +11,7 @@ import (
 
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/printable"
+	"github.com/tlspin/tlspin/internal/recheck"
 )
 
 // Watch asks the verifiers again about the peer of a live connection
@@ -50,12 +51,19 @@ func (v *Verifiers) Watch(p Peer, since time.Time, revoked func(error)) (stop fu
 // alive reports it closed (nil: only by stop).
 func (v *Verifiers) watch(p Peer, since time.Time, revoked func(error), alive func() bool) (stop func()) {
 	req := p.request()
-	return v.watched.Add(since, func(ctx context.Context) error {
-		_, err := v.decide(ctx, req)
-		return err
-	}, func(err error) {
-		revoked(fmt.Errorf("%w (asked again after a verifier's policy changed)", err))
-	}, alive)
+	return v.watched.Add(recheck.Conn{
+		Since: since,
+		// The same question about connections to one peer, asked once.
+		Key: fmt.Sprintf("%d|%q|%q|%x", req.Side, req.ServerName, req.RemoteAddr, req.ChainDigest()),
+		Check: func(ctx context.Context) error {
+			_, err := v.decide(ctx, req)
+			return err
+		},
+		Revoke: func(err error) {
+			revoked(fmt.Errorf("%w (asked again after a verifier's policy changed)", err))
+		},
+		Alive: alive,
+	})
 }
 
 // watchConn watches a connection of Dial or Listen, whose verification

@@ -10,7 +10,8 @@
 //
 // Passes are coalesced and at most one starts per Set.Every: a verifier
 // that announces a change for every new peer (tofu records each first
-// use) costs one pass a second, not one per peer.
+// use) costs one pass a second, not one per peer. In a pass, connections
+// that ask the same question (Conn.Key) are asked about once.
 package recheck
 
 import (
@@ -46,8 +47,30 @@ type Set struct {
 // minPrune is the least pruneAt.
 const minPrune = 64
 
+// Conn is a live connection to watch (Add).
+type Conn struct {
+	// Since is when the decision that allowed its peer began: a change
+	// after it has the connection checked in the next pass (the zero
+	// time: at once).
+	Since time.Time
+	// Key, if not empty, names the question Check asks: the connections
+	// of one key due in a pass are asked about once, and share the
+	// answer (all the connections of a proxy client to its one target).
+	Key string
+	// Check asks again and returns nil to keep the connection.
+	Check func(context.Context) error
+	// Revoke is called, once, with Check's error; the connection is then
+	// no longer watched. It must not block.
+	Revoke func(error)
+	// Alive, if not nil, reports whether the connection is still open,
+	// for an owner that cannot tell the set when it closes: one no
+	// longer alive is dropped, neither checked nor revoked.
+	Alive func() bool
+}
+
 // entry is one live connection.
 type entry struct {
+	key    string
 	check  func(context.Context) error
 	revoke func(error)
 	// alive, if set, reports whether the connection is still open.
@@ -71,23 +94,16 @@ func New(ctx context.Context, every time.Duration) *Set {
 	return s
 }
 
-// Add watches a connection whose peer was allowed by a decision that began
-// at since: a change after since has it checked in the next pass (the
-// zero time: at once). check asks again and returns nil to keep the
-// connection; on an error, revoke is called with it, once, and the
-// connection is no longer watched. Both are called from the set's own
+// Add watches c. Its Check and Revoke are called from the set's own
 // goroutines: the checks of a pass run concurrently (up to parallel at
-// once), the revokes one at a time; revoke must not block. remove ends
-// the watch and may be called more than once; a revoke already under way
-// when it is called still runs.
-//
-// alive, if not nil, reports whether the connection is still open, for an
-// owner that cannot tell the set when it closes: a connection no longer
-// alive is dropped, neither checked nor revoked. The set asks it of every
-// connection whenever it has grown to twice what it held after the last
-// such look, so that closed connections cost no more than the open ones.
-func (s *Set) Add(since time.Time, check func(context.Context) error, revoke func(error), alive func() bool) (remove func()) {
-	e := &entry{check: check, revoke: revoke, alive: alive}
+// once), the revokes one at a time. remove ends the watch and may be
+// called more than once; a revoke already under way when it is called
+// still runs. The set asks Alive of every connection whenever it has
+// grown to twice what it held after the last such look, so that closed
+// connections cost no more than the open ones.
+func (s *Set) Add(c Conn) (remove func()) {
+	since := c.Since
+	e := &entry{key: c.Key, check: c.Check, revoke: c.Revoke, alive: c.Alive}
 	s.mu.Lock()
 	if len(s.entries) >= max(s.pruneAt, minPrune) {
 		for o := range s.entries {
@@ -176,15 +192,23 @@ func (s *Set) loop() {
 // once.
 const parallel = 32
 
-// pass checks every entry not checked since the last change.
+// pass checks every entry not checked since the last change, each
+// question once: the entries of one key share its answer.
 func (s *Set) pass() {
 	s.mu.Lock()
 	gen := s.gen
-	var due []*entry
+	var groups [][]*entry
+	byKey := map[string]int{} // key: index in groups
 	for e := range s.entries {
-		if e.seen < gen || e.due {
-			due = append(due, e)
+		if e.seen >= gen && !e.due {
+			continue
 		}
+		if i, ok := byKey[e.key]; ok && e.key != "" {
+			groups[i] = append(groups[i], e)
+			continue
+		}
+		byKey[e.key] = len(groups)
+		groups = append(groups, []*entry{e})
 	}
 	s.mu.Unlock()
 	var (
@@ -193,7 +217,7 @@ func (s *Set) pass() {
 		// one has the revokes called one at a time, as Add promises.
 		one sync.Mutex
 	)
-	for _, e := range due {
+	for _, g := range groups {
 		select {
 		case slot <- struct{}{}:
 		case <-s.ctx.Done():
@@ -203,40 +227,49 @@ func (s *Set) pass() {
 		}
 		wg.Go(func() {
 			defer func() { <-slot }()
-			s.checkOne(e, gen, &one)
+			s.checkGroup(g, gen, &one)
 		})
 	}
 	wg.Wait()
 }
 
-// checkOne checks e, due at generation gen, and revokes it if its check
-// fails.
-func (s *Set) checkOne(e *entry, gen uint64, one *sync.Mutex) {
-	if e.alive != nil && !e.alive() {
-		s.mu.Lock()
-		e.gone = true
-		delete(s.entries, e)
-		s.mu.Unlock()
+// checkGroup asks the question of g's entries, due at generation gen,
+// once, and revokes them all if the answer is an error.
+func (s *Set) checkGroup(g []*entry, gen uint64, one *sync.Mutex) {
+	open := g[:0]
+	for _, e := range g {
+		if e.alive != nil && !e.alive() {
+			s.mu.Lock()
+			e.gone = true
+			delete(s.entries, e)
+			s.mu.Unlock()
+			continue
+		}
+		open = append(open, e)
+	}
+	if len(open) == 0 {
 		return
 	}
-	err := e.check(s.ctx)
+	err := open[0].check(s.ctx)
 	if s.ctx.Err() != nil {
 		return // the verifiers are closing: their failures say nothing
 	}
-	s.mu.Lock()
-	if e.gone {
+	for _, e := range open {
+		s.mu.Lock()
+		if e.gone {
+			s.mu.Unlock()
+			continue
+		}
+		if err == nil {
+			e.seen, e.due = gen, false
+			s.mu.Unlock()
+			continue
+		}
+		e.gone = true
+		delete(s.entries, e)
 		s.mu.Unlock()
-		return
+		one.Lock()
+		e.revoke(err)
+		one.Unlock()
 	}
-	if err == nil {
-		e.seen, e.due = gen, false
-		s.mu.Unlock()
-		return
-	}
-	e.gone = true
-	delete(s.entries, e)
-	s.mu.Unlock()
-	one.Lock()
-	defer one.Unlock()
-	e.revoke(err)
 }

@@ -57,10 +57,10 @@ func settle(t *testing.T, s *Set) {
 	t.Helper()
 	var in atomic.Int64
 	in.Store(-1)
-	remove := s.Add(time.Time{}, func(context.Context) error {
+	remove := s.Add(Conn{Check: func(context.Context) error {
 		in.CompareAndSwap(-1, int64(s.passes.Load()))
 		return nil
-	}, func(error) {}, nil)
+	}, Revoke: func(error) {}})
 	defer remove()
 	if !wait.Until(5*time.Second, func() bool { n := in.Load(); return n >= 0 && s.passes.Load() > uint64(n) }) {
 		t.Fatal("no pass")
@@ -73,8 +73,8 @@ func settle(t *testing.T, s *Set) {
 func TestChangeRevokesWhatIsNoLongerAllowed(t *testing.T) {
 	s := newSet(t, time.Millisecond)
 	kept, cut := newConn(true), newConn(true)
-	s.Add(time.Now(), kept.check, kept.revoke, nil)
-	s.Add(time.Now(), cut.check, cut.revoke, nil)
+	s.Add(Conn{Since: time.Now(), Check: kept.check, Revoke: kept.revoke})
+	s.Add(Conn{Since: time.Now(), Check: cut.check, Revoke: cut.revoke})
 	cut.allowed.Store(false)
 	s.Changed()
 	if !wait.Until(5*time.Second, func() bool { return cut.revocations() == 1 }) {
@@ -100,7 +100,7 @@ func TestNoChangeNoCheck(t *testing.T) {
 	s.Changed()
 	settle(t, s)
 	c := newConn(true)
-	s.Add(time.Now(), c.check, c.revoke, nil)
+	s.Add(Conn{Since: time.Now(), Check: c.check, Revoke: c.revoke})
 	settle(t, s)
 	if n := c.checks.Load(); n != 0 {
 		t.Fatalf("checked %d times with no change since its decision", n)
@@ -128,7 +128,7 @@ func TestChangeDuringTheHandshake(t *testing.T) {
 			changed := s.changedAt
 			s.mu.Unlock()
 			c := newConn(false)
-			s.Add(tc.since(changed), c.check, c.revoke, nil)
+			s.Add(Conn{Since: tc.since(changed), Check: c.check, Revoke: c.revoke})
 			settle(t, s)
 			if got := c.revocations() == 1; got != tc.wantCheck {
 				t.Fatalf("revoked: %v, want %v", got, tc.wantCheck)
@@ -142,7 +142,7 @@ func TestChangeDuringTheHandshake(t *testing.T) {
 func TestPassesAreBounded(t *testing.T) {
 	s := newSet(t, 200*time.Millisecond)
 	c := newConn(true)
-	s.Add(time.Now(), c.check, c.revoke, nil)
+	s.Add(Conn{Since: time.Now(), Check: c.check, Revoke: c.revoke})
 	start := time.Now()
 	for time.Since(start) < 500*time.Millisecond {
 		s.Changed()
@@ -160,7 +160,7 @@ func TestPassesAreBounded(t *testing.T) {
 func TestRemoved(t *testing.T) {
 	s := newSet(t, time.Millisecond)
 	c := newConn(false)
-	remove := s.Add(time.Now(), c.check, c.revoke, nil)
+	remove := s.Add(Conn{Since: time.Now(), Check: c.check, Revoke: c.revoke})
 	remove()
 	remove()
 	s.Changed()
@@ -178,12 +178,12 @@ func TestEndRevokesNothing(t *testing.T) {
 	s := New(ctx, time.Millisecond)
 	entered := make(chan struct{})
 	var revoked atomic.Bool
-	s.Add(time.Now(), func(ctx context.Context) error {
+	s.Add(Conn{Since: time.Now(), Check: func(ctx context.Context) error {
 		close(entered)
 		cancel()
 		<-ctx.Done()
 		return ctx.Err()
-	}, func(error) { revoked.Store(true) }, nil)
+	}, Revoke: func(error) { revoked.Store(true) }})
 	s.Changed()
 	<-entered
 	s.Changed() // a pass after the end must not start either
@@ -202,11 +202,11 @@ func TestClosedConnectionsAreDropped(t *testing.T) {
 	for i := range 1000 {
 		c := newConn(false)
 		alive := i == 0 // the first stays open
-		s.Add(time.Now(), c.check, func(error) {
+		s.Add(Conn{Since: time.Now(), Check: c.check, Revoke: func(error) {
 			if !alive {
 				t.Error("a closed connection revoked")
 			}
-		}, func() bool { return alive })
+		}, Alive: func() bool { return alive }})
 	}
 	if n := s.Len(); n > 2*minPrune+1 {
 		t.Fatalf("%d watched, of which 1 open", n)
@@ -233,7 +233,7 @@ func TestHungCheckHoldsUpNoOther(t *testing.T) {
 	var inRevoke atomic.Int32
 	revoked := make(chan error, n)
 	for range n {
-		s.Add(time.Now(), func(ctx context.Context) error {
+		s.Add(Conn{Since: time.Now(), Check: func(ctx context.Context) error {
 			if begun.Add(1) == n {
 				close(all)
 			}
@@ -245,14 +245,14 @@ func TestHungCheckHoldsUpNoOther(t *testing.T) {
 			case <-ctx.Done():
 				return ctx.Err()
 			}
-		}, func(err error) {
+		}, Revoke: func(err error) {
 			if inRevoke.Add(1) != 1 {
 				t.Error("two revokes at once")
 			}
 			time.Sleep(time.Millisecond)
 			inRevoke.Add(-1)
 			revoked <- err
-		}, nil)
+		}})
 	}
 	start := time.Now()
 	s.Changed()
@@ -265,5 +265,38 @@ func TestHungCheckHoldsUpNoOther(t *testing.T) {
 		case <-time.After(20 * time.Second):
 			t.Fatal("not revoked")
 		}
+	}
+}
+
+// TestOneQuestionPerKey: the connections of one key (a proxy client's to
+// its one target) are asked about once a pass and share the answer; those
+// without a key, or of another, are asked apart.
+func TestOneQuestionPerKey(t *testing.T) {
+	s := newSet(t, time.Millisecond)
+	same, other, none := newConn(false), newConn(true), newConn(true)
+	revoked := make(chan error, 10)
+	for range 5 {
+		s.Add(Conn{Since: time.Now(), Key: "target", Check: same.check, Revoke: func(err error) { revoked <- err }})
+	}
+	s.Add(Conn{Since: time.Now(), Key: "another", Check: other.check, Revoke: other.revoke})
+	s.Add(Conn{Since: time.Now(), Check: none.check, Revoke: none.revoke})
+	s.Add(Conn{Since: time.Now(), Check: none.check, Revoke: none.revoke})
+	s.Changed()
+	for range 5 {
+		select {
+		case <-revoked:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a connection of the key was not revoked")
+		}
+	}
+	settle(t, s)
+	if n := same.checks.Load(); n != 1 {
+		t.Fatalf("the question of one key asked %d times for 5 connections, want once", n)
+	}
+	if n, m := other.checks.Load(), none.checks.Load(); n != 1 || m != 2 {
+		t.Fatalf("asked %d times for the other key, %d for two connections without one; want 1 and 2", n, m)
+	}
+	if s.Len() != 3 {
+		t.Fatalf("%d watched, want the 3 allowed", s.Len())
 	}
 }
