@@ -383,17 +383,13 @@ func clientHandshakeError(err, cause error) *server.HandshakeError {
 // run pipes an accepted connection, whose TLS side's state is cs and
 // whose verification began at start, and reports it.
 func (p *Proxy) run(ctx context.Context, ev Event, start time.Time, cs tls.ConnectionState, client, target net.Conn) {
-	if p.cfg.Recheck != nil {
-		var cancel context.CancelCauseFunc
-		ctx, cancel = context.WithCancelCause(ctx)
-		defer cancel(nil)
-		addr := ev.Remote
-		if p.cfg.Mode == ClientMode {
-			addr = p.cfg.Target
-		}
-		stop := p.cfg.Recheck(cs, addr, start, func(err error) { cancel(&server.RevokedError{Err: err}) })
-		defer stop()
+	addr := ev.Remote
+	if p.cfg.Mode == ClientMode {
+		addr = p.cfg.Target
 	}
+	// A revocation ends ctx, and pipe closes both sides.
+	ctx, unwatch := p.cfg.Recheck.Watch(ctx, cs, addr, start, nil)
+	defer unwatch()
 	ev.Kind = EventAccepted
 	kv := []any{"conn", ev.Conn, "remote", ev.Remote}
 	if ev.PeerSPKI != "" { // no client certificate: nothing verified it

@@ -121,6 +121,24 @@ type Config struct {
 // (tlspin.Verifiers.Watch). stop ends the watch.
 type Recheck func(cs tls.ConnectionState, addr string, since time.Time, revoke func(error)) (stop func())
 
+// Watch watches an established connection with r until unwatch is
+// called: the context returned ends, its cause a *RevokedError, when the
+// verifiers no longer allow the peer, and closeConn, if not nil, runs
+// then too. A nil r watches nothing.
+func (r Recheck) Watch(ctx context.Context, cs tls.ConnectionState, addr string, since time.Time, closeConn func()) (_ context.Context, unwatch func()) {
+	if r == nil {
+		return ctx, func() {}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := r(cs, addr, since, func(err error) {
+		cancel(&RevokedError{Err: err})
+		if closeConn != nil {
+			closeConn()
+		}
+	})
+	return ctx, func() { stop(); cancel(nil) }
+}
+
 // RevokedError ends a connection whose peer the verifiers no longer
 // allow (Recheck).
 type RevokedError struct{ Err error }
@@ -226,16 +244,10 @@ func (s *Server) handle(ctx context.Context, raw *Conn) {
 		log.Info("client connected")
 	}
 	s.emit(Event{Kind: EventConnect, Conn: id, Remote: remote, PeerSHA256: sum, PeerSPKI: spki})
-	if s.cfg.Recheck != nil {
-		var cancel context.CancelCauseFunc
-		ctx, cancel = context.WithCancelCause(ctx)
-		defer cancel(nil)
-		stop := s.cfg.Recheck(conn.ConnectionState(), remote, start, func(err error) {
-			cancel(&RevokedError{Err: err})
-			raw.NetConn().Close() // the read under way ends; nothing more is printed
-		})
-		defer stop()
-	}
+	ctx, unwatch := s.cfg.Recheck.Watch(ctx, conn.ConnectionState(), remote, start, func() {
+		raw.NetConn().Close() // the read under way ends; nothing more is printed
+	})
+	defer unwatch()
 	n, err := s.readLines(conn, id, remote)
 	reason := ""
 	var revoked *RevokedError
