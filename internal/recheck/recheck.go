@@ -102,7 +102,6 @@ func New(ctx context.Context, every time.Duration) *Set {
 // grown to twice what it held after the last such look, so that closed
 // connections cost no more than the open ones.
 func (s *Set) Add(c Conn) (remove func()) {
-	since := c.Since
 	e := &entry{key: c.Key, check: c.Check, revoke: c.Revoke, alive: c.Alive}
 	s.mu.Lock()
 	if len(s.entries) >= max(s.pruneAt, minPrune) {
@@ -117,7 +116,7 @@ func (s *Set) Add(c Conn) (remove func()) {
 	e.seen = s.gen
 	// Decided before the last change, or when is not known: the decision
 	// may be one the change took back.
-	due := since.IsZero() || (s.gen > 0 && !s.changedAt.Before(since))
+	due := c.Since.IsZero() || (s.gen > 0 && !s.changedAt.Before(c.Since))
 	e.due = due
 	s.entries[e] = struct{}{}
 	s.mu.Unlock()
