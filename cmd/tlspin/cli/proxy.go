@@ -221,6 +221,7 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 		tlsCfg    *tls.Config
 		confirm   server.Confirm
 		clientTLS func() (*tls.Config, func(context.Context) error)
+		recheck   server.Recheck
 	)
 	if mode == proxy.ServerMode {
 		tlsCfg = pintls.ServerConfig(*cert.Current(), nil, pintls.Options{})
@@ -238,6 +239,7 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 				return c, err
 			}
 		}
+		recheck = recheckWith(vs, f.recheck, true, "")
 	} else {
 		sn := client.ServerName(f.target, f.serverName)
 		clientTLS = func() (*tls.Config, func(context.Context) error) {
@@ -248,16 +250,12 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 			}
 			return c, confirm
 		}
+		recheck = recheckWith(vs, f.recheck, false, sn)
 	}
 	var onEvent func(proxy.Event)
 	if f.json {
 		onEvent = proxyJSONEvents(cmd.OutOrStdout())
 	}
-	sn := ""
-	if mode == proxy.ClientMode {
-		sn = client.ServerName(f.target, f.serverName)
-	}
-	recheck := recheckWith(vs, f.recheck, mode == proxy.ServerMode, sn)
 	p, err := proxy.New(proxy.Config{
 		Mode:        mode,
 		TLS:         tlsCfg,
