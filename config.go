@@ -309,7 +309,12 @@ func committed(err error) error {
 // in VerifyConnection as the only check, so one assigned afterwards would
 // replace them and accept any server. A program that enables
 // renegotiation on base gets crypto/tls's own check that the server keeps
-// its certificate.
+// its certificate. With Encrypted Client Hello
+// (EncryptedClientHelloConfigList), the verifiers decide on the server of
+// the inner name; a server that rejects ECH has crypto/tls check its
+// certificate for the public name against RootCAs (or
+// EncryptedClientHelloRejectionVerify) only to fail the handshake with its
+// retry configurations, which that check alone vouches for.
 func (v *Verifiers) HookClientConfig(base *tls.Config, serverName string) *tls.Config {
 	return v.hookClient(v.ctx, base, serverName, "", nil)
 }
@@ -318,7 +323,11 @@ func (v *Verifiers) hookClient(ctx context.Context, base *tls.Config, serverName
 	if serverName != "" {
 		base.ServerName = serverName
 	}
-	if base.MinVersion < tls.VersionTLS12 {
+	// A client's MinVersion 0 already means TLS 1.2 in crypto/tls, and is
+	// what Encrypted Client Hello requires (or TLS 1.3): a hooked
+	// configuration with EncryptedClientHelloConfigList, set before or
+	// after the hook, must keep working.
+	if base.MinVersion != 0 && base.MinVersion < tls.VersionTLS12 {
 		base.MinVersion = tls.VersionTLS12
 	}
 	// The chain is checked by the verifiers in VerifyConnection instead,
