@@ -361,7 +361,12 @@ func (v *Verifiers) ServerConfig(cert tls.Certificate) *tls.Config {
 // base's ClientCAs check is replaced by the verifiers. A verifier that
 // records clients on first contact (tofu) records one only when Confirm is
 // called after its handshake; Listen does that itself, and is what to
-// serve net/http on (http.Serve(v.Listen(...), handler)).
+// serve net/http on (http.Serve(v.Listen(...), handler)). With QUIC
+// (tls.QUICServer), do not issue tickets allowing 0-RTT
+// (SendSessionTicket with EarlyData, quic-go's Allow0RTT): crypto/tls
+// makes a resuming client's early data readable before the verifiers
+// decide on it, so a client whose pin was removed since its ticket is
+// refused only after its early data arrived.
 func (v *Verifiers) HookServerConfig(base *tls.Config) *tls.Config {
 	if base.MinVersion < tls.VersionTLS12 {
 		base.MinVersion = tls.VersionTLS12

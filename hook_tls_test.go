@@ -1,6 +1,7 @@
 package tlspin_test
 
 import (
+	"context"
 	"crypto/ecdh"
 	"crypto/rand"
 	"crypto/tls"
@@ -169,4 +170,167 @@ func TestHookServerConfigClientAuth(t *testing.T) {
 			}
 		}
 	}
+}
+
+// quicHandshake runs a QUIC TLS handshake between client and server
+// configurations in memory, and returns each side's error.
+func quicHandshake(t *testing.T, client, server *tls.Config) (cerr, serr error) {
+	t.Helper()
+	cli := tls.QUICClient(&tls.QUICConfig{TLSConfig: client})
+	srv := tls.QUICServer(&tls.QUICConfig{TLSConfig: server})
+	defer cli.Close()
+	defer srv.Close()
+	return quicRun(t, cli, srv, nil)
+}
+
+// quicRun starts cli and srv and runs their handshake, telling seen of
+// every event, and returns each side's error.
+func quicRun(t *testing.T, cli, srv *tls.QUICConn, seen func(from *tls.QUICConn, ev tls.QUICEvent)) (cerr, serr error) {
+	t.Helper()
+	ctx := context.Background()
+	cli.SetTransportParameters(nil)
+	if err := cli.Start(ctx); err != nil {
+		return err, nil
+	}
+	if err := srv.Start(ctx); err != nil {
+		return nil, err
+	}
+	done := map[*tls.QUICConn]bool{}
+	for range 100 {
+		for _, p := range [][2]*tls.QUICConn{{cli, srv}, {srv, cli}} {
+			if failed, err := quicStep(p[0], p[1], done, seen); err != nil {
+				if failed == cli {
+					return err, nil
+				}
+				return nil, err
+			}
+		}
+		if done[cli] && done[srv] {
+			return nil, nil
+		}
+	}
+	t.Fatal("QUIC handshake did not end")
+	return nil, nil
+}
+
+// quicStep hands what from has to say to to, until from has nothing
+// more, telling seen (if not nil) of each event; it returns the side
+// that failed, and its error.
+func quicStep(from, to *tls.QUICConn, done map[*tls.QUICConn]bool, seen func(*tls.QUICConn, tls.QUICEvent)) (*tls.QUICConn, error) {
+	for {
+		ev := from.NextEvent()
+		if seen != nil && ev.Kind != tls.QUICNoEvent {
+			seen(from, ev)
+		}
+		switch ev.Kind {
+		case tls.QUICNoEvent:
+			return nil, nil
+		case tls.QUICErrorEvent:
+			return from, ev.Err
+		case tls.QUICHandshakeDone:
+			done[from] = true
+		case tls.QUICTransportParametersRequired:
+			from.SetTransportParameters(nil)
+		case tls.QUICWriteData:
+			if err := to.HandleData(ev.Level, ev.Data); err != nil {
+				return to, err
+			}
+		}
+	}
+}
+
+// TestHookQUIC: a hooked configuration given to crypto/tls's QUIC
+// (tls.QUICClient, tls.QUICServer) has its peer decided by the verifiers
+// as over TCP.
+func TestHookQUIC(t *testing.T) {
+	srv, good, bad := newIdentity("server"), newIdentity("good"), newIdentity("bad")
+	v := start(t, []string{"spkipin:pin=" + srv.spki, "spkipin:pin=" + good.spki}, tlspin.WithRequire(tlspin.RequireAny))
+	plain := func(id *identity) *tls.Config {
+		c := &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true, ServerName: "localhost"}
+		if id != nil {
+			c.Certificates = []tls.Certificate{id.cert}
+		}
+		return c
+	}
+	hookedClient := func() *tls.Config {
+		return v.HookClientConfig(&tls.Config{MinVersion: tls.VersionTLS13}, "localhost")
+	}
+	hookedServer := func(id identity) *tls.Config {
+		return v.HookServerConfig(&tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{id.cert}})
+	}
+	for _, tt := range []struct {
+		name           string
+		client, server *tls.Config
+		fails          string // the side that refuses its peer, if any
+		verifiers      bool   // the verifiers refuse it (ErrRejected)
+	}{
+		{"client, pinned server", hookedClient(), plain(&srv), "", false},
+		{"client, other server", hookedClient(), plain(&bad), "client", true},
+		{"server, pinned client", plain(&good), hookedServer(srv), "", false},
+		{"server, other client", plain(&bad), hookedServer(srv), "server", true},
+		// crypto/tls refuses it itself: the hook requires a certificate.
+		{"server, client without a certificate", plain(nil), hookedServer(srv), "server", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cerr, serr := quicHandshake(t, tt.client, tt.server)
+			err := map[string]error{"client": cerr, "server": serr}[tt.fails]
+			switch {
+			case tt.fails == "" && (cerr != nil || serr != nil):
+				t.Errorf("client %v, server %v; want both done", cerr, serr)
+			case tt.fails != "" && err == nil:
+				t.Errorf("client %v, server %v; want the %s to refuse its peer", cerr, serr, tt.fails)
+			case tt.verifiers && !errors.Is(err, tlspin.ErrRejected):
+				t.Errorf("%s: %v; want ErrRejected", tt.fails, err)
+			}
+		})
+	}
+}
+
+// TestHookQUICEarlyData: a QUIC client whose pin was removed after it got
+// a ticket is refused when it resumes (ErrRejected), 0-RTT offered or
+// not. But a server that issued the ticket allowing 0-RTT
+// (SendSessionTicket with EarlyData, quic-go's Allow0RTT) has crypto/tls
+// install the client's early-data keys when it resumes, before
+// VerifyConnection: its 0-RTT data can be read before the verifiers
+// refuse it, which is why HookServerConfig's documentation says not to
+// allow 0-RTT. The test logs whether that still happens.
+func TestHookQUICEarlyData(t *testing.T) {
+	srv, good := newIdentity("server"), newIdentity("good")
+	before := start(t, []string{"spkipin:pin=" + good.spki})
+	after := start(t, []string{"spkipin:pin=" + newIdentity("other").spki})
+	key := [32]byte{1}
+	hooked := func(v *tlspin.Verifiers) *tls.Config {
+		c := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{srv.cert}, NextProtos: []string{"h3"}}
+		c.SetSessionTicketKeys([][32]byte{key})
+		return v.HookServerConfig(c)
+	}
+	ccfg := &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true, ServerName: "localhost",
+		Certificates: []tls.Certificate{good.cert}, ClientSessionCache: tls.NewLRUClientSessionCache(1), NextProtos: []string{"h3"}}
+
+	cli, s := tls.QUICClient(&tls.QUICConfig{TLSConfig: ccfg}), tls.QUICServer(&tls.QUICConfig{TLSConfig: hooked(before)})
+	defer cli.Close()
+	defer s.Close()
+	if cerr, serr := quicRun(t, cli, s, nil); cerr != nil || serr != nil {
+		t.Fatalf("first handshake: client %v, server %v", cerr, serr)
+	}
+	if err := s.SendSessionTicket(tls.QUICSessionTicketOptions{EarlyData: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := quicStep(s, cli, map[*tls.QUICConn]bool{}, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	cli2, s2 := tls.QUICClient(&tls.QUICConfig{TLSConfig: ccfg}), tls.QUICServer(&tls.QUICConfig{TLSConfig: hooked(after)})
+	defer cli2.Close()
+	defer s2.Close()
+	early := false
+	_, serr := quicRun(t, cli2, s2, func(from *tls.QUICConn, ev tls.QUICEvent) {
+		if from == s2 && ev.Kind == tls.QUICSetReadSecret && ev.Level == tls.QUICEncryptionLevelEarly {
+			early = true
+		}
+	})
+	if !errors.Is(serr, tlspin.ErrRejected) {
+		t.Fatalf("resumed handshake of a client no longer pinned: server %v; want ErrRejected", serr)
+	}
+	t.Logf("0-RTT keys installed before the verifiers refused the client: %v", early)
 }
