@@ -334,3 +334,36 @@ func TestHookQUICEarlyData(t *testing.T) {
 	}
 	t.Logf("0-RTT keys installed before the verifiers refused the client: %v", early)
 }
+
+// TestHookServerConfigResumption: a client that resumes, over TLS 1.2 or
+// 1.3, a session a hooked server gave it is asked about again: refused
+// (ErrRejected) once its pin is gone, though crypto/tls itself would
+// resume it without looking at its certificate.
+func TestHookServerConfigResumption(t *testing.T) {
+	srv, client := newIdentity("server"), newIdentity("client")
+	pinned := start(t, []string{"spkipin:pin=" + client.spki})
+	removed := start(t, []string{"spkipin:pin=" + newIdentity("other").spki})
+	for _, vers := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(vers), func(t *testing.T) {
+			hooked := func(v *tlspin.Verifiers) *tls.Config {
+				c := &tls.Config{Certificates: []tls.Certificate{srv.cert}, MaxVersion: vers}
+				c.SetSessionTicketKeys([][32]byte{{byte(vers)}})
+				return v.HookServerConfig(c)
+			}
+			ccfg := &tls.Config{InsecureSkipVerify: true, ServerName: "localhost", Certificates: []tls.Certificate{client.cert},
+				ClientSessionCache: tls.NewLRUClientSessionCache(1)}
+			for i, tt := range []struct {
+				v              *tlspin.Verifiers
+				resumed, allow bool
+			}{{pinned, false, true}, {pinned, true, true}, {removed, true, false}} {
+				cs, cerr, serr := handshakeOverTCP(t, ccfg, hooked(tt.v))
+				switch {
+				case tt.allow && (cerr != nil || serr != nil || cs.DidResume != tt.resumed):
+					t.Fatalf("handshake %d: client %v, server %v, resumed %v; want allowed, resumed %v", i, cerr, serr, cs.DidResume, tt.resumed)
+				case !tt.allow && !errors.Is(serr, tlspin.ErrRejected):
+					t.Fatalf("handshake %d, the pin removed: server %v; want ErrRejected", i, serr)
+				}
+			}
+		})
+	}
+}
