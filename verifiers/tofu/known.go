@@ -91,7 +91,7 @@ func parseKnown(name string, data []byte) (k *known, err error) {
 			bad(fmt.Errorf("%s:%d: %w", name, k.lines, perr))
 			continue
 		}
-		key := strings.ToLower(f[0])
+		key := CanonicalKey(f[0])
 		k.byKey[key] = append(k.byKey[key], record{pin: p, line: k.lines, comment: comment})
 	}
 	return k, err
@@ -254,7 +254,7 @@ func AddPin(ctx context.Context, path, key string, p pin.Pin, comment string) (a
 	if err := checkKey(key); err != nil {
 		return false, nil, err
 	}
-	key = strings.ToLower(key)
+	key = CanonicalKey(key)
 	err = editKnown(ctx, path, func(k *known) ([]byte, error) {
 		for _, r := range k.byKey[key] {
 			if r.pin.Equal(p.Digest) {

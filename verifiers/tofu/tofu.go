@@ -38,8 +38,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -216,7 +218,7 @@ func Key(req *verify.Request) (string, error) {
 		if host == "" {
 			return "", errors.New("tofu: the client's address is unknown")
 		}
-		return "client@" + strings.ToLower(host), nil
+		return CanonicalKey("client@" + host), nil
 	}
 	if req.ServerName != "" {
 		host = req.ServerName
@@ -229,11 +231,61 @@ func Key(req *verify.Request) (string, error) {
 	if err := checkKey(host); err != nil {
 		return "", err
 	}
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
 	if port == "" {
-		return host, nil
+		return CanonicalKey(host), nil
 	}
-	return net.JoinHostPort(host, port), nil
+	return CanonicalKey(net.JoinHostPort(host, port)), nil
+}
+
+// CanonicalKey returns key (HOST:PORT, HOST, or client@HOST) spelled as
+// the verifier records and looks it up, so that two spellings of one peer
+// are one key: the host in lower case without its root's trailing dot, an
+// IP address in its shortest form (an IPv4 address mapped into IPv6 as
+// IPv4, IPv6 without brackets after client@), a port as its number (no
+// leading zeros; a service name such as https as the port it stands for,
+// as dialling takes it). Without it `[0::1]:443`, `[::ffff:127.0.0.1]:443`
+// or `127.0.0.1:https`, each dialling a server recorded as `[::1]:443` or
+// `127.0.0.1:443`, were peers of their own, and a man-in-the-middle met
+// there a first use.
+func CanonicalKey(key string) string {
+	key = strings.ToLower(key)
+	if h, ok := strings.CutPrefix(key, "client@"); ok {
+		return "client@" + canonicalHost(h)
+	}
+	host, port, err := net.SplitHostPort(key)
+	if err != nil {
+		return canonicalHost(key)
+	}
+	return net.JoinHostPort(canonicalHost(host), canonicalPort(port))
+}
+
+// canonicalHost is the host of a key (lower case already): an IP address
+// in its shortest form, a name without its root's trailing dot.
+func canonicalHost(h string) string {
+	if len(h) > 2 && h[0] == '[' && h[len(h)-1] == ']' {
+		h = h[1 : len(h)-1]
+	}
+	h = strings.TrimSuffix(h, ".")
+	if a, err := netip.ParseAddr(h); err == nil {
+		return a.Unmap().String()
+	}
+	return h
+}
+
+// canonicalPort is a port as its number: without leading zeros, and a
+// service name as the port dialling takes it for. One that is neither
+// stays as written (a dial to it fails).
+func canonicalPort(p string) string {
+	if p == "" {
+		return p
+	}
+	if n, err := strconv.ParseUint(p, 10, 16); err == nil {
+		return strconv.FormatUint(n, 10)
+	}
+	if n, err := net.LookupPort("tcp", p); err == nil {
+		return strconv.Itoa(n)
+	}
+	return p
 }
 
 // Verify accepts a known peer whose key is unchanged, and in accept-new

@@ -164,13 +164,13 @@ func printKnown(cmd *cobra.Command, es []tofu.Entry, match func(string) bool, as
 }
 
 // peerKey checks and normalises HOST:PORT (or client@HOST) as the tofu
-// verifier writes it.
+// verifier writes it (tofu.CanonicalKey).
 func peerKey(s string) (string, error) {
 	if h, ok := strings.CutPrefix(strings.ToLower(s), "client@"); ok {
 		if h == "" || strings.ContainsAny(h, " \t#") {
 			return "", usagef("%q: want client@HOST", s)
 		}
-		return "client@" + h, nil
+		return tofu.CanonicalKey("client@" + h), nil
 	}
 	host, port, err := net.SplitHostPort(s)
 	if err != nil || host == "" || port == "" {
@@ -179,7 +179,7 @@ func peerKey(s string) (string, error) {
 	if strings.ContainsAny(host, " \t#") {
 		return "", usagef("%q: want HOST:PORT", s)
 	}
-	return net.JoinHostPort(strings.ToLower(strings.TrimSuffix(host, ".")), port), nil
+	return tofu.CanonicalKey(net.JoinHostPort(host, port)), nil
 }
 
 // matchPeer matches the keys of HOST:PORT, or of HOST on any port (and
@@ -188,7 +188,7 @@ func matchPeer(s string) (func(string) bool, error) {
 	if key, err := peerKey(s); err == nil {
 		return func(k string) bool { return k == key }, nil
 	}
-	host := strings.ToLower(strings.TrimSuffix(strings.Trim(s, "[]"), "."))
+	host := tofu.CanonicalKey(strings.Trim(s, "[]"))
 	if host == "" || strings.ContainsAny(host, " \t#") {
 		return nil, usagef("%q: want HOST or HOST:PORT", s)
 	}
