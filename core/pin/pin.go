@@ -284,6 +284,14 @@ func decodeValue(algo Algo, s string) ([]byte, error) {
 	if strings.ContainsAny(s, ": ") {
 		return nil, fmt.Errorf("want %d hex digits for %s, got %q%s", 2*algo.Size(), algo, s, otherDigest(algo, h))
 	}
+	// Hex digits only, of the wrong number: hex cut short or pasted
+	// twice, not base64. Cut to the length of unpadded base64 of the
+	// digest (22 digits of md5, 43 of sha256) it used to decode as
+	// base64 to a digest no peer has. Base64 of a digest made of hex
+	// digits alone is astronomically rare, and is never padded base64.
+	if h != "" && strings.Trim(h, "0123456789abcdefABCDEF") == "" {
+		return nil, fmt.Errorf("want %d hex digits for %s, got %d%s", 2*algo.Size(), algo, len(h), otherDigest(algo, h))
+	}
 	d, err := decodeBase64(algo, s)
 	if err != nil {
 		return nil, fmt.Errorf("want %d hex digits or base64 of %d bytes for %s%s", 2*algo.Size(), algo.Size(), algo, otherDigest(algo, h))

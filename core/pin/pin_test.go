@@ -170,6 +170,13 @@ func TestParseRejects(t *testing.T) {
 		{"only separators", pin.SPKI, " ; ; ", "no pin"},
 		{"not hex nor base64", pin.MD5, "nothex", "hex digits or base64"},
 		{"md5 too short", pin.MD5, hex.EncodeToString(d[pin.MD5])[:30], "hex digits"},
+		// Hex cut short where raw base64 of the digest's size has as
+		// many characters: read as base64, it was a pin no peer has.
+		{"md5 hex cut to 22 digits", pin.MD5, hex.EncodeToString(d[pin.MD5])[:22], "want 32 hex digits for md5, got 22"},
+		{"sha256 hex cut to 43 digits", pin.SHA256, hex.EncodeToString(d[pin.SHA256])[:43], "want 64 hex digits for sha256, got 43"},
+		{"spki hex cut to 43 digits", pin.SPKI, hex.EncodeToString(d[pin.SPKI])[:43], "want 64 hex digits for spki, got 43"},
+		{"sha1 hex cut to 27 digits", pin.SHA1, hex.EncodeToString(d[pin.SHA1])[:27], "want 40 hex digits for sha1, got 27"},
+		{"allowlist-style md5 hex cut", pin.MD5, "md5:" + hex.EncodeToString(d[pin.MD5])[:22], "got 22"},
 		{"md5 given a sha256", pin.MD5, hex.EncodeToString(d[pin.SHA256]), "that is the length of a sha256 digest, which is for sha256pin"},
 		{"colon hex wrong length", pin.SHA256, colon(d[pin.MD5]), "want 64 hex digits"},
 		{"sha256 given an md5", pin.SHA256, colon(d[pin.MD5]), "that is the length of a md5 digest, which is for md5pin"},
