@@ -220,7 +220,7 @@ func (p *Plugin) Restarts() int {
 }
 
 // OnPolicyChange registers f to run whenever the plugin reports a policy
-// change or is restarted (a restarted plugin may have reloaded its
+// change, fails or is restarted (a restarted plugin may have reloaded its
 // policy), and when the watch of its changes starts or ends (a change made
 // before it started, or after it ended, goes unreported; see
 // watchPolicy). The verifier's own changes carry the epoch it gave them,
@@ -443,6 +443,10 @@ func (p *Plugin) fail(inst *instance, cause error) {
 	n := p.noteFailureLocked(cause)
 	p.wg.Add(2)
 	p.mu.Unlock()
+	// inst's watch ends with it: until a new instance runs, which may be
+	// never (a crash loop), no change of the policy can reach the cache.
+	// What inst answered goes now, as when a watch is lost (watchPolicy).
+	p.notify(verify.PolicyChange{Reason: "plugin failed"})
 	p.log.Warn("verifier plugin failed; restarting", "pid", inst.pid, "error", cause)
 	p.reportCrashLoop(n, cause)
 	inst.kill()

@@ -12,8 +12,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tlspin/tlspin/core/cache"
+	"github.com/tlspin/tlspin/core/rpc"
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/syncbuf"
+	"github.com/tlspin/tlspin/internal/wait"
 )
 
 // lateWatch is a plugin whose policy the test changes, and whose watch is
@@ -275,4 +277,82 @@ func idlePlugin(t *testing.T, name string, cfg Config) *Plugin {
 		ready: make(chan struct{}), closeCh: make(chan struct{})}
 	t.Cleanup(func() { p.Close() })
 	return p
+}
+
+// failing is a plugin whose watch is up at once, that allows every peer
+// for a minute, and fails as asked for the peer named "fail": it hangs
+// past the verify timeout, or answers garbage.
+type failing struct {
+	lateWatch
+	garbage bool
+}
+
+func (f *failing) Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error) {
+	if req.ServerName != "fail" {
+		return f.lateWatch.Verify(ctx, req)
+	}
+	if f.garbage {
+		return nil, fmt.Errorf("%w: truncated field", rpc.ErrGarbage)
+	}
+	<-ctx.Done()
+	return nil, fmt.Errorf("rpc: %w", ctx.Err())
+}
+
+// TestFailedPluginDropsCachedVerdicts: an instance taken out of service
+// (it hung, answered garbage, or died between calls) has no watch any
+// more, so no change of its policy (an allowlist edited) can reach the
+// cache until a new instance runs, which may be never (a crash loop). The
+// verdicts it cached go when it fails, as when its watch is lost: they
+// used to be served for their whole cache time (up to a day) while the
+// plugin could not start.
+func TestFailedPluginDropsCachedVerdicts(t *testing.T) {
+	tests := []struct {
+		name    string
+		garbage bool
+		dies    bool // between calls, not in one
+	}{
+		{"hung", false, false},
+		{"garbage", true, false},
+		{"died", false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Restarts fail (no executable), then wait an hour.
+			p := idlePlugin(t, "failing", Config{VerifyTimeout: 200 * time.Millisecond, MaxBackoff: time.Hour})
+			f := &failing{lateWatch: lateWatch{acked: make(chan struct{})}, garbage: tt.garbage}
+			f.allow.Store(true)
+			close(f.acked)
+			c := cache.New(cache.Config{})
+			m := c.Wrap("failing", p)
+			life := &dying{}
+			inst := &instance{v: f, life: life, pid: 1, started: time.Now()}
+			p.install(inst)
+			// The watch is up: its start drops what was cached before.
+			if !wait.Until(10*time.Second, func() bool { return c.Stats().Invalidations > 0 }) {
+				t.Fatal("the policy watch did not start")
+			}
+			req := &verify.Request{PeerChain: [][]byte{[]byte("leaf")}, ServerName: "listed", Side: verify.ClientVerifiesServer, RemoteAddr: "127.0.0.1:443"}
+			if v, err := m.Verify(t.Context(), req); err != nil || !v.Allow {
+				t.Fatalf("before the failure: %+v, %v; want an allow", v, err)
+			}
+			if s := c.Stats(); s.Entries != 1 {
+				t.Fatalf("the allow was not cached: %+v", s)
+			}
+			if tt.dies {
+				life.dead.Store(true)
+			} else {
+				bad := *req
+				bad.ServerName = "fail"
+				if v, err := m.Verify(t.Context(), &bad); err == nil {
+					t.Fatalf("a failing plugin gave %+v; want an error", v)
+				}
+			}
+			if !wait.Until(10*time.Second, func() bool { return p.Pid() == 0 }) {
+				t.Fatal("the instance is still in service")
+			}
+			if v, err := m.Verify(t.Context(), req); err == nil {
+				t.Fatalf("with the plugin down, its cached verdict was served: %+v (cache %+v); want an error", v, c.Stats())
+			}
+		})
+	}
 }
