@@ -215,3 +215,60 @@ func TestPeerSizedErrorIsARejection(t *testing.T) {
 		})
 	}
 }
+
+// committer is a fake that implements Commit as the test says.
+type committer struct {
+	fake
+	commit error
+}
+
+func (c *committer) Commit(context.Context, *verify.Request) (*verify.CommitResponse, error) {
+	return &verify.CommitResponse{}, c.commit
+}
+
+// TestCommitOfAVerifierWithoutCommit: a verifier without Commit
+// (UNIMPLEMENTED: an SDK verifier that defines no commit method) has
+// nothing to commit, unless its verdict asked for a commit: that allow
+// held only on condition of a record it cannot make, and the commit
+// fails (the host rejects the connection). It used to be taken for a
+// record made, the allow with it.
+func TestCommitOfAVerifierWithoutCommit(t *testing.T) {
+	tests := []struct {
+		name   string
+		v      verify.Verifier
+		commit bool // the verdict asks for a commit
+		want   error
+	}{
+		{"no commit asked", &fake{}, false, nil},
+		{"commit asked", &fake{}, true, rpc.ErrGarbage},
+		{"commit asked, implemented", &committer{}, true, nil},
+		{"commit asked, UNIMPLEMENTED by the verifier's own commit", &committer{commit: status.Error(codes.Unimplemented, "no store")}, true, rpc.ErrGarbage},
+		{"no commit asked, UNIMPLEMENTED by the verifier's own commit", &committer{commit: status.Error(codes.Unimplemented, "no store")}, false, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			verdict := func(context.Context) (*verify.Verdict, error) {
+				return &verify.Verdict{Allow: true, Reason: "first use", Commit: tc.commit}, nil
+			}
+			switch v := tc.v.(type) {
+			case *fake:
+				v.verify = verdict
+			case *committer:
+				v.verify = verdict
+			}
+			c, _ := serve(t, tc.v, rpc.DialOptions()...)
+			if v, err := call(c, 5*time.Second); err != nil || !v.Allow || v.Commit != tc.commit {
+				t.Fatalf("Verify = %+v, %v", v, err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, err := c.Commit(ctx, &verify.Request{PeerChain: [][]byte{[]byte("x")}})
+			switch {
+			case tc.want == nil && err != nil:
+				t.Fatalf("Commit = %v; want nothing to commit", err)
+			case tc.want != nil && (!errors.Is(err, tc.want) || !strings.Contains(err.Error(), "does not implement Commit")):
+				t.Fatalf("Commit = %v; want %v saying the verifier does not implement Commit", err, tc.want)
+			}
+		})
+	}
+}

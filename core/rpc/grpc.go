@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -39,6 +40,9 @@ func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc
 // Client is a verify.Verifier that calls a verifier over gRPC.
 type Client struct {
 	c verifierv1.VerifierClient
+	// commits is set once a verdict asked for a commit: the verifier
+	// records in Commit, so an UNIMPLEMENTED Commit is no record made.
+	commits atomic.Bool
 }
 
 var (
@@ -82,11 +86,18 @@ func (c *Client) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 	if err != nil {
 		return nil, rec.classify(ctx, err)
 	}
-	return verdictFromProto(r)
+	v, err := verdictFromProto(r)
+	if err == nil && v.Commit {
+		c.commits.Store(true)
+	}
+	return v, err
 }
 
 // Commit tells the plugin that a handshake it allowed with Commit set
-// has succeeded. A plugin that does not implement it has nothing to commit.
+// has succeeded. A plugin that does not implement it has nothing to commit,
+// unless one of its verdicts asked for a commit: its allow then held only
+// on condition of a record it cannot make (an SDK verifier that answers
+// commit=true without a commit method), and UNIMPLEMENTED is an error.
 func (c *Client) Commit(ctx context.Context, req *verify.Request) (*verify.CommitResponse, error) {
 	ctx, rec := newCall(ctx)
 	_, err := c.c.Commit(ctx, &verifierv1.CommitRequest{Request: requestToProto(req)})
@@ -95,6 +106,9 @@ func (c *Client) Commit(ctx context.Context, req *verify.Request) (*verify.Commi
 	}
 	err = rec.classify(ctx, err)
 	if remote := (*RemoteError)(nil); errors.As(err, &remote) && remote.Code == codes.Unimplemented {
+		if c.commits.Load() {
+			return nil, fmt.Errorf("rpc: %w: the verifier asked for a commit (commit=true) but does not implement Commit: %q", ErrGarbage, remote.Message)
+		}
 		return &verify.CommitResponse{}, nil
 	}
 	return nil, err
