@@ -10,7 +10,9 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/tlspin/tlspin/core/verify"
 )
@@ -229,7 +231,7 @@ func (c *Client) call(ctx context.Context, req *request, result func(*response) 
 		return fmt.Errorf("%w: %w", ErrTransport, ErrClosed)
 	}
 	defer func() { <-c.slots }()
-	cn, err := c.take()
+	cn, err := c.take(req.Method)
 	if err != nil {
 		return err
 	}
@@ -246,17 +248,48 @@ func (c *Client) call(ctx context.Context, req *request, result func(*response) 
 	return err
 }
 
-// take returns an idle connection, or a new one.
-func (c *Client) take() (*conn, error) {
+// take returns an idle connection, or a new one. An idle connection on
+// which the plugin has sent something since its last answer is garbage:
+// the next call would take that answer, which no request asked for (a
+// second answer to the last one), for its own.
+func (c *Client) take(method string) (*conn, error) {
 	c.mu.Lock()
 	if n := len(c.idle); n > 0 {
 		cn := c.idle[n-1]
 		c.idle = c.idle[:n-1]
 		c.mu.Unlock()
+		if unasked(cn) {
+			c.discard(cn)
+			return nil, fmt.Errorf("%w: %s: the plugin sent an answer no request asked for (a second answer to the connection's last request)", ErrGarbage, method)
+		}
 		return cn, nil
 	}
 	c.mu.Unlock()
 	return c.connect()
+}
+
+// unasked reports whether the plugin has sent anything on cn, an idle
+// connection, since it answered. It never waits.
+func unasked(cn *conn) bool {
+	if cn.r.Buffered() > 0 {
+		return true
+	}
+	rc, err := cn.pipeConn.r.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var (
+		b     [1]byte
+		n     uintptr
+		errno syscall.Errno
+	)
+	// A raw system call, as rawIO's: this read runs before every call on
+	// a reused connection, and never blocks (the pipe is non-blocking).
+	_ = rc.Read(func(fd uintptr) bool {
+		n, _, errno = syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), 1)
+		return true
+	})
+	return errno == 0 && n > 0 // EAGAIN when nothing was sent, 0 at EOF
 }
 
 // connect offers the plugin a new connection and counts it as open.

@@ -801,3 +801,59 @@ func TestCommitAnswerIsChecked(t *testing.T) {
 		})
 	}
 }
+
+// TestUnaskedAnswer: a plugin that answers a request twice, at once or
+// later, has its second answer waiting on the connection, which goes back
+// to the pool: the next call, about another peer, would take it for its
+// own (a deny, then an allow meant for no one). It is garbage: the call
+// fails and the connection is closed; the next one is new.
+func TestUnaskedAnswer(t *testing.T) {
+	deny := direct.EncodeVerdict(verify.Verdict{Reason: "not pinned"})
+	tests := []struct {
+		name  string
+		later bool // the second answer once the first has been read
+	}{
+		{"two answers at once", false},
+		{"a second answer later", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			read, sent := make(chan struct{}), make(chan struct{})
+			c, accepted, scripted := hostile(t, func(conn io.Writer, r *bufio.Reader) {
+				if tc.later {
+					writeFrame(conn, uint32(len(deny)), deny)
+					<-read
+					writeFrame(conn, uint32(len(allow)), allow)
+				} else {
+					both := append(binary.BigEndian.AppendUint32(nil, uint32(len(deny))), deny...)
+					both = append(binary.BigEndian.AppendUint32(both, uint32(len(allow))), allow...)
+					conn.Write(both)
+				}
+				close(sent)
+				for {
+					if _, err := readRequest(r); err != nil {
+						return
+					}
+					writeFrame(conn, uint32(len(deny)), deny)
+				}
+			})
+			req := &verify.Request{PeerChain: [][]byte{[]byte("leaf")}}
+			if v, err := c.Verify(ctxFor(t, 10*time.Second), req); err != nil || v.Allow {
+				t.Fatalf("first Verify = %+v, %v; want the deny", v, err)
+			}
+			close(read)
+			<-sent
+			other := &verify.Request{PeerChain: [][]byte{[]byte("another leaf")}}
+			if v, err := c.Verify(ctxFor(t, 10*time.Second), other); !errors.Is(err, direct.ErrGarbage) || !strings.Contains(err.Error(), "no request asked for") {
+				t.Fatalf("Verify after an unasked answer = %+v, %v; want ErrGarbage saying no request asked for it", v, err)
+			}
+			<-scripted // the connection was closed
+			if v, err := c.Verify(ctxFor(t, 10*time.Second), other); err != nil || !v.Allow {
+				t.Fatalf("next Verify = %+v, %v; want an allow on a new connection", v, err)
+			}
+			if n := accepted.Load(); n != 2 {
+				t.Errorf("%d connections; want 2", n)
+			}
+		})
+	}
+}
