@@ -355,3 +355,33 @@ func TestRestartsReleaseClients(t *testing.T) {
 	}
 	t.Logf("after %d restarts: goroutines %d→%d, fds %d→%d", cycles, g0, g, f0, f)
 }
+
+// TestCommitThePluginCannotMake: a plugin that allows on condition of a
+// commit but implements no Commit (UNIMPLEMENTED) has made no record, and
+// the commit fails, in the process that answered the verdict or in the one
+// that replaced it; the connection is then rejected.
+func TestCommitThePluginCannotMake(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		name := map[bool]string{false: "same process", true: "after a restart"}[restart]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			p := startBad(t, "commit", host.Config{})
+			v, err := p.Verify(context.Background(), anyReq())
+			if err != nil || !v.Allow || !v.Commit {
+				t.Fatalf("Verify = %+v, %v; want an allow on condition of a commit", v, err)
+			}
+			if restart {
+				pid := p.Pid()
+				if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+					t.Fatal(err)
+				}
+				if !wait.Until(10*time.Second, func() bool { n := p.Pid(); return n != 0 && n != pid }) {
+					t.Fatal("plugin not restarted")
+				}
+			}
+			if _, err := p.Commit(context.Background(), anyReq()); !errors.Is(err, rpc.ErrGarbage) || !strings.Contains(err.Error(), "does not implement Commit") {
+				t.Fatalf("Commit = %v; want ErrGarbage saying the verifier does not implement Commit", err)
+			}
+		})
+	}
+}

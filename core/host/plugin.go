@@ -119,6 +119,7 @@ type Plugin struct {
 	lastErr    error
 	needsChain bool
 	restarts   int
+	commits    atomic.Bool // a verdict asked for a commit (see install)
 	watchers   []func(verify.PolicyChange)
 	closeCh    chan struct{}
 	wg         sync.WaitGroup
@@ -335,6 +336,10 @@ func (p *Plugin) judge(ctx context.Context, inst *instance, v *verify.Verdict, e
 	}
 	switch {
 	case err == nil:
+		if v.Commit {
+			// For the instances that replace this one (install).
+			p.commits.Store(true)
+		}
 		return v, nil
 	case IsVerifierError(err):
 		return nil, fmt.Errorf("host: verifier %q: %w", p.spec.Name, err)
@@ -416,6 +421,11 @@ func (p *Plugin) install(inst *instance) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	inst.cancel = cancel
+	if e, ok := inst.v.(commitExpecter); ok && p.commits.Load() {
+		// A verdict of an earlier process asked for a commit that may
+		// come to this one.
+		e.ExpectCommit()
+	}
 	p.cur = inst
 	close(p.ready)
 	// Add under mu, before Close can see closed and Wait.
@@ -424,6 +434,10 @@ func (p *Plugin) install(inst *instance) {
 	go p.watchExit(inst)
 	go p.watchPolicy(ctx, inst)
 }
+
+// commitExpecter is a channel that is told when a verdict asked for a
+// commit (rpc.Client): one that the plugin does not implement then fails.
+type commitExpecter interface{ ExpectCommit() }
 
 // fail takes inst out of service, kills it and schedules a restart. Only
 // the first caller for a given instance does anything. An instance that

@@ -93,6 +93,11 @@ func (c *Client) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 	return v, err
 }
 
+// ExpectCommit says that a verdict of the verifier, maybe from an earlier
+// process of it, asked for a commit: an UNIMPLEMENTED Commit is then an
+// error (see Commit).
+func (c *Client) ExpectCommit() { c.commits.Store(true) }
+
 // Commit tells the plugin that a handshake it allowed with Commit set
 // has succeeded. A plugin that does not implement it has nothing to commit,
 // unless one of its verdicts asked for a commit: its allow then held only

@@ -15,6 +15,8 @@
 //	configure-exit exit (status 7) in the middle of a Configure call
 //	configure-hang never answer Configure
 //	describe-hang  never answer Describe
+//	commit         allow every peer on condition of a commit (tofu's first
+//	               use), without implementing Commit (UNIMPLEMENTED)
 //	crashfile=PATH allow every peer, but refuse to start while PATH exists;
 //	               every launch appends a line to PATH.launches
 package main
@@ -60,7 +62,7 @@ func main() {
 	switch mode {
 	case "garbage":
 		p = &garbagePlugin{}
-	case "allow", "negative", "exit", "hang", "huge", "deadline", "configure-exit", "configure-hang", "describe-hang":
+	case "allow", "negative", "exit", "hang", "huge", "deadline", "configure-exit", "configure-hang", "describe-hang", "commit":
 		p = &rpc.GRPCPlugin{Impl: &bad{mode: mode}}
 	default:
 		if c, ok := strings.CutPrefix(mode, "status="); ok {
@@ -117,6 +119,8 @@ func (b *bad) Verify(ctx context.Context, _ *verify.Request) (*verify.Verdict, e
 		return nil, fmt.Errorf("badplugin: upstream lookup: %w", context.DeadlineExceeded)
 	case "status":
 		return nil, status.Errorf(b.code, "badplugin: returned status %s", b.code)
+	case "commit":
+		return &verify.Verdict{Allow: true, Reason: "first use", Commit: true}, nil
 	}
 	return &verify.Verdict{Allow: true, Reason: "allowed by badplugin", Matched: "anything"}, nil
 }
