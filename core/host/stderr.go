@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -46,8 +47,11 @@ func (s *pluginStderr) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := len(p)
+	// p may be a whole message of go-plugin's stdio stream (up to
+	// rpc.MaxMessageSize): cut it in place, since a copy of the rest at
+	// every line made a megabyte of newlines cost minutes of CPU.
 	for len(p) > 0 {
-		chunk, rest, eol := strings.Cut(string(p), "\n")
+		chunk, rest, eol := bytes.Cut(p, []byte{'\n'})
 		if room := maxStderrLine - len(s.line); len(chunk) > room {
 			s.dropped += len(chunk) - room
 			chunk = chunk[:room]
@@ -57,7 +61,7 @@ func (s *pluginStderr) Write(p []byte) (int, error) {
 			break
 		}
 		s.endLine()
-		p = []byte(rest)
+		p = rest
 	}
 	return n, nil
 }
@@ -71,17 +75,20 @@ func (s *pluginStderr) endLine() {
 	s.line, s.dropped = s.line[:0], 0
 	s.tail = append(s.tail, line...)
 	s.tail = append(s.tail, '\n')
-	if over := len(s.tail) - stderrTailSize; over > 0 {
-		s.tail = slices.Delete(s.tail, 0, over)
+	// Cut to its last stderrTailSize bytes once it holds twice that, not
+	// at every line: a moving window of short lines.
+	if len(s.tail) > 2*stderrTailSize {
+		s.tail = slices.Delete(s.tail, 0, len(s.tail)-stderrTailSize)
 	}
 	s.emit(line)
 }
 
-// String returns the kept output, trimmed, or "".
+// String returns the kept output (its last stderrTailSize bytes),
+// trimmed, or "".
 func (s *pluginStderr) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return strings.TrimSpace(string(s.tail))
+	return strings.TrimSpace(string(s.tail[max(0, len(s.tail)-stderrTailSize):]))
 }
 
 func (s *pluginStderr) emit(line string) {

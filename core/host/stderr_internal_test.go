@@ -2,8 +2,10 @@ package host
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -70,6 +72,43 @@ func TestGoPluginNarrationIsDebug(t *testing.T) {
 				if got := b.String(); want == "" && got != "" || !strings.Contains(got, want) {
 					t.Errorf("at %s level: logged %q; want %q", lvl, got, want)
 				}
+			}
+		})
+	}
+}
+
+// TestStderrOfManyLinesIsCheap: go-plugin hands a plugin's stdio stream
+// to pluginStderr one message at a time, up to rpc.MaxMessageSize: a
+// plugin can send a megabyte of short lines in one Write. Each line used
+// to copy the rest of the message (256 KiB of newlines took 30 s of CPU,
+// a megabyte minutes); the cost is now linear, and the tail that explains
+// a failed start still ends with the last lines.
+func TestStderrOfManyLinesIsCheap(t *testing.T) {
+	const size = 256 << 10
+	for _, tt := range []struct{ name, line string }{
+		{"empty lines", "\n"},
+		{"one-byte lines", "a\n"},
+		{"lines of a kilobyte", strings.Repeat("b", 1023) + "\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &pluginStderr{log: hclog.New(&hclog.LoggerOptions{Output: io.Discard, Level: hclog.Info})}
+			msg := []byte(strings.Repeat(tt.line, size/len(tt.line)) + "last words\n")
+			done := make(chan struct{})
+			start := time.Now()
+			go func() {
+				defer close(done)
+				if n, err := s.Write(msg); n != len(msg) || err != nil {
+					t.Errorf("Write = %d, %v; want %d, nil", n, err, len(msg))
+				}
+			}()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("ATTACK: %d bytes of %s still being written after 5 s (quadratic)", len(msg), tt.name)
+			}
+			t.Logf("%d bytes in %s", len(msg), time.Since(start))
+			if got := s.String(); !strings.HasSuffix(got, "last words") || len(got) > stderrTailSize {
+				t.Errorf("tail %q (%d bytes); want at most %d bytes ending with the last line", got[max(0, len(got)-40):], len(got), stderrTailSize)
 			}
 		})
 	}
