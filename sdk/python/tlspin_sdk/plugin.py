@@ -252,7 +252,8 @@ def serve(verifier):
         here, never in verify() (the host asks before the peer has proved
         it holds its key). Decide again: the request is all you get. An
         exception records nothing and is reported to the host as an error.
-      Without commit() the host gets UNIMPLEMENTED: nothing to commit.
+      Without commit() the host gets UNIMPLEMENTED: nothing to commit
+      (an allow(..., commit=True) then fails: the host rejects the peer).
     It does not return when the host started it; started by hand it says so
     on stderr and exits 1.
     """
