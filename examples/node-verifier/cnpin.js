@@ -11,9 +11,23 @@ const { OptionError } = require('./goplugin');
 const NAME = 'cnpin';
 
 // commonNames returns the CN values of a distinguished name as Node prints
-// it: one RDN a line, "CN=value"; undefined for an empty name.
+// it: one RDN a line, "CN=value", the value escaped as in RFC 2253 (a
+// backslash before , + " \ < > ; and a leading # or space, \XX for a
+// control character); none for an empty name. The values come back as the
+// certificate holds them: "CN=Acme\, Inc" is the name Acme, Inc.
 function commonNames(dn) {
-  return (dn || '').split('\n').filter((l) => l.startsWith('CN=')).map((l) => l.slice(3));
+  return (dn || '').split('\n').filter((l) => l.startsWith('CN=')).map((l) => unescapeDN(l.slice(3)));
+}
+
+function unescapeDN(v) {
+  return v.replace(/\\([0-9A-Fa-f]{2}|[\s\S])/g, (_, e) => (e.length === 2 ? String.fromCharCode(parseInt(e, 16)) : e));
+}
+
+// trustHint is the --verifier argument that pins cn: a comma and a
+// backslash escaped for the spec, the whole quoted for the shell when needed.
+function trustHint(cn) {
+  const spec = `${NAME}:cn=${cn.replace(/[\\,]/g, (c) => '\\' + c)}`;
+  return /^[\w.@%+:=\/-]+$/.test(spec) ? spec : `'${spec.replace(/'/g, "'\\''")}'`;
 }
 
 class CNPin {
@@ -56,7 +70,7 @@ class CNPin {
     const matched = subject.find((cn) => this.cns.has(cn));
     if (matched === undefined) {
       const shown = subject.length ? subject.map((cn) => JSON.stringify(cn)).join(', ') : 'no common name';
-      const hint = subject.length === 1 ? `; to trust it: --verifier ${NAME}:cn=${subject[0]}` : '';
+      const hint = subject.length === 1 ? `; to trust it: --verifier ${trustHint(subject[0])}` : '';
       return { allow: false, reason: `leaf subject has ${shown}, not a pinned one${hint}` };
     }
     if (this.issuers.size) {

@@ -151,6 +151,42 @@ func TestCNPinThroughHost(t *testing.T) {
 	}
 }
 
+// TestCNPinEscapedNames: Node prints a name escaped as in RFC 2253
+// ("CN=Acme\, Inc"); cnpin must compare the name itself, and its hint must
+// be a --verifier argument that pins it (a comma escaped for the spec, the
+// whole quoted for the shell).
+func TestCNPinEscapedNames(t *testing.T) {
+	needNode(t)
+	p, err := start(t, verify.Options{"cn": {"Acme, Inc", `back\slash "quoted"`, "tab\tin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	tests := []struct {
+		cn     string
+		allow  bool
+		reason string
+	}{
+		{"Acme, Inc", true, `leaf subject CN "Acme, Inc" is pinned`},
+		{`back\slash "quoted"`, true, `leaf subject CN "back\\slash \"quoted\"" is pinned`},
+		{"tab\tin", true, `leaf subject CN "tab\tin" is pinned`},
+		{"Acme, Inc.", false, `to trust it: --verifier 'cnpin:cn=Acme\, Inc.'`},
+		{`x<y>;z+w\`, false, `to trust it: --verifier 'cnpin:cn=x<y>;z+w\\'`},
+		{"it's", false, `to trust it: --verifier 'cnpin:cn=it'\''s'`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.cn, func(t *testing.T) {
+			v, err := p.Verify(context.Background(), &verify.Request{PeerChain: [][]byte{selfSigned(t, tc.cn)}, ServerName: "api.example.com", Side: verify.ClientVerifiesServer})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.Allow != tc.allow || !strings.Contains(v.Reason, tc.reason) {
+				t.Fatalf("verdict allow=%v reason %q; want allow=%v, reason containing %q", v.Allow, v.Reason, tc.allow, tc.reason)
+			}
+		})
+	}
+}
+
 func TestCNPinBadOptions(t *testing.T) {
 	needNode(t)
 	tests := []struct {
