@@ -302,6 +302,9 @@ rejected to fail closed; 5 send wrote the whole message, then the server
 reset the connection (the reply was lost; do not resend blindly); 130 or 143
 a command stopped by SIGINT or SIGTERM before it finished (serve and proxy
 stop cleanly and exit 0).`,
+		Example: `  tlspin demo                     # the recipe, end to end, on loopback
+  tlspin cert --out cert.pem && tlspin serve --cert cert.pem
+  tlspin send --verifier spkipin --pin "$(tlspin fingerprint --format curl cert.pem)" localhost:8081 hello`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {

@@ -33,6 +33,13 @@ func (a *app) finishTree(root *cobra.Command) {
 	addVersionFlag(root)
 	a.registerCompletions(root)
 	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" && c.Example == "" {
+			c.Example = `  source <(tlspin completion bash)
+  tlspin completion zsh > "${fpath[1]}/_tlspin"
+  tlspin completion bash --help     # how to load it for every new shell`
+		}
+	}
 	refuseUnknownSubcommands(root)
 }
 

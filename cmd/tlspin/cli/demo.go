@@ -36,6 +36,8 @@ message pinned to the right fingerprint (verified by the md5pin plugin in
 its own process), then send with a wrong pin and see it refused with
 nothing sent. Each step shows the tlspin command that does the same.
 Exits non-zero if any step does not behave as it should.`,
+		Example: `  tlspin demo
+  tlspin demo --keep              # then look at the files it made`,
 		Args: noArgs("it plays the recipe on its own"),
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.runDemo(cmd, keep) },
 	}

@@ -42,8 +42,11 @@ where the link leads; the link stays.`,
 	asJSON := false
 	list := &cobra.Command{
 		Use:   "list [HOST[:PORT]]",
-		Short: "print the recorded pins, of every peer or of one host (exit 1 if it has none, or the file does not exist)",
-		Args:  argSpec{min: 0, max: 1, takes: "at most one HOST[:PORT]"}.check,
+		Short: "print the recorded pins, of every peer or of one host (exit 1 if that host has none, or the file does not exist)",
+		Example: `  tlspin known-pins list
+  tlspin known-pins list example.com      # exit 1 if no port of example.com is recorded
+  tlspin known-pins --file ./pins list --json`,
+		Args: argSpec{min: 0, max: 1, takes: "at most one HOST[:PORT]"}.check,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			match := func(string) bool { return true }
 			if len(args) == 1 {
@@ -79,7 +82,9 @@ where the link leads; the link stays.`,
 	remove := &cobra.Command{
 		Use:   "remove HOST[:PORT]",
 		Short: "forget a peer's pins (without PORT: on every port), so that the next contact records it anew",
-		Args:  argSpec{min: 1, max: 1, takes: "one HOST[:PORT]"}.check,
+		Example: `  tlspin known-pins remove example.com            # every port
+  tlspin known-pins remove example.com:443`,
+		Args: argSpec{min: 1, max: 1, takes: "one HOST[:PORT]"}.check,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			match, err := matchPeer(args[0])
 			if err != nil {
@@ -102,7 +107,9 @@ where the link leads; the link stays.`,
 	add := &cobra.Command{
 		Use:   "add HOST:PORT PIN",
 		Short: "record a peer's spki pin (any spki format: base64, sha256//..., sha256/..., pin-sha256=...)",
-		Args:  argSpec{min: 2, max: 2, takes: "HOST:PORT PIN"}.check,
+		Example: `  tlspin known-pins add example.com:443 "$(tlspin fingerprint --format curl new-cert.pem)"
+  tlspin known-pins add client@127.0.0.1 sha256//BASE64=   # a client, as serve records it`,
+		Args: argSpec{min: 2, max: 2, takes: "HOST:PORT PIN"}.check,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key, err := peerKey(args[0])
 			if err != nil {

@@ -54,6 +54,8 @@ client is read. Half-closes and resets pass through.
 proxy client's --cert is lent to whoever can connect to --listen: on TCP,
 loopback included, that is every local user; --listen unix:/path keeps it
 to this user.`,
+		Example: `  tlspin proxy server --listen :8443 --target 127.0.0.1:5432 --cert server.pem --verifier spkipin --pin sha256//CLIENT_SPKI=
+  tlspin proxy client --listen 5432 --target db.example:8443 --cert client.pem --verifier spkipin --pin sha256//SERVER_SPKI=`,
 	}
 	c.AddCommand(a.proxyModeCommand(proxy.ServerMode), a.proxyModeCommand(proxy.ClientMode))
 	return c

@@ -78,6 +78,8 @@ func (a *app) versionCommand() *cobra.Command {
 		Long: `Print the module version, the version-control commit tlspin was built
 from (when the build recorded it) and the Go version, from the binary's
 own build information. tlspin --version prints the same.`,
+		Example: `  tlspin version
+  tlspin version --json`,
 		Args: noArgs(""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return printVersion(cmd.OutOrStdout(), readVersion(), asJSON)
