@@ -133,6 +133,13 @@ func TestExitCodes(t *testing.T) {
 		{"zero --max-handshakes of proxy", []string{"proxy", "server", "--cert", "nosuch.pem", "--target", "127.0.0.1:1", "--max-handshakes", "0"}, 2, "--max-handshakes 0: want at least 1"},
 		{"negative --max-conns of proxy", []string{"proxy", "client", "--target", "127.0.0.1:1", "--max-conns", "-5"}, 2, "--max-conns -5: must not be negative"},
 		{"serve without --cert", []string{"serve", "--listen", "127.0.0.1:0"}, 2, "serve needs --cert FILE"},
+		// An address no socket can use is how tlspin was called, found
+		// before a verifier starts, not a failure to listen or dial.
+		{"a --listen port out of range", []string{"serve", "--listen", "127.0.0.1:99999", "--cert", "nosuch.pem"}, 2, `--listen "127.0.0.1:99999": port "99999": want 0 to 65535 or a service name`},
+		{"a --listen of a host alone", []string{"proxy", "client", "--listen", "localhost", "--target", "127.0.0.1:1", "--verifier", "tofu"}, 2, `--listen "localhost": want PORT, HOST:PORT or :PORT`},
+		{"a proxy --listen port out of range", []string{"proxy", "server", "--listen", ":70000", "--target", "127.0.0.1:1", "--cert", "nosuch.pem"}, 2, `--listen ":70000": port "70000"`},
+		{"a server port out of range", send("--verifier", "md5pin:pin="+pin, "127.0.0.1:99999", "hi"), 2, `address "127.0.0.1:99999": port "99999": want 1 to 65535 or a service name`},
+		{"a server port 0", send("--verifier", "md5pin:pin="+pin, "127.0.0.1:0", "hi"), 2, `address "127.0.0.1:0": port "0": want 1 to 65535`},
 		{"bad --log-level", []string{"--log-level", "loud", "send", addr}, 2, "unknown --log-level"},
 		{"unknown verifier", send("--verifier", "nosuch", addr, "hi"), 2, `unknown verifier "nosuch"`},
 		{"misspelt verifier", send("--verifier", "md5pn:pin="+pin, addr, "hi"), 2, `did you mean "md5pin"?`},

@@ -180,6 +180,31 @@ func listenAddr(s string) string {
 	return s
 }
 
+// checkListen refuses a TCP --listen that no socket can take (no port, a
+// port out of range, an unknown service name) as a usage error, before
+// any verifier starts. Port 0 is any free port.
+func checkListen(s string) error {
+	_, port, err := net.SplitHostPort(listenAddr(s))
+	if err != nil || !strings.Contains(s, ":") && checkPort("", s, port, true) != nil {
+		return usagef("--listen %q: want PORT, HOST:PORT or :PORT", s)
+	}
+	return checkPort("--listen", s, port, true)
+}
+
+// checkPort refuses a port that is out of range or a service name the
+// system does not know; 0 only where zeroOK (a listener).
+func checkPort(what, addr, port string, zeroOK bool) error {
+	n, err := net.LookupPort("tcp", port)
+	if err != nil || n == 0 && !zeroOK {
+		lo := 1
+		if zeroOK {
+			lo = 0
+		}
+		return usagef("%s %q: port %q: want %d to 65535 or a service name", what, addr, port, lo)
+	}
+	return nil
+}
+
 func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error {
 	ctx := cmd.Context()
 	switch {
@@ -195,6 +220,11 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 		return usagef("proxy server needs --cert FILE (make one with: tlspin cert --out cert.pem)")
 	case f.key != "" && f.cert == "":
 		return usagef("--key needs --cert")
+	}
+	if !strings.HasPrefix(f.listen, "unix:") {
+		if err := checkListen(f.listen); err != nil {
+			return err
+		}
 	}
 	var cert *keypair.Certificate
 	if f.cert != "" {

@@ -93,8 +93,12 @@ type started struct {
 func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 	ctx := cmd.Context()
 	addr := args[0]
-	if _, _, err := net.SplitHostPort(addr); err != nil {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
 		return usagef("address %q: want HOST:PORT%s", addr, addressHint(addr))
+	}
+	if err := checkPort("address", addr, port, false); err != nil {
+		return err
 	}
 	halfClose, err := client.ParseHalfClose(f.halfClose)
 	if err != nil {
