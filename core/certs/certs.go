@@ -497,9 +497,15 @@ func marshalPublic(kind string, pub crypto.PublicKey) (PublicKey, error) {
 	return PublicKey{Kind: kind, SPKI: der}, nil
 }
 
+// MaxFileSize bounds what the loaders read of a file: a certificate
+// bundle of every public CA takes a few hundred kilobytes.
+const MaxFileSize = 16 << 20
+
 // LoadCertificates reads a PEM or DER file and returns its certificates.
+// Like the other loaders, it reads a pipe with a writer (<(...)) but never
+// waits for a writer to open a named pipe (files.ReadGiven).
 func LoadCertificates(path string) ([]*x509.Certificate, error) {
-	data, err := os.ReadFile(path)
+	data, err := files.ReadGiven(path, MaxFileSize, false)
 	if err != nil {
 		return nil, fmt.Errorf("certs: %w", err)
 	}
@@ -529,13 +535,13 @@ func LoadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 // names keyFlag as the flag that gives the key file, or, with keyFlag
 // empty, says only that the key goes in certFile.
 func LoadKeyPairFlag(certFile, keyFile, keyFlag string) (tls.Certificate, error) {
-	certPEM, err := os.ReadFile(certFile)
+	certPEM, err := files.ReadGiven(certFile, MaxFileSize, false)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("certs: %w", err)
 	}
 	var keyPEM []byte
 	if keyFile != "" {
-		if keyPEM, err = os.ReadFile(keyFile); err != nil {
+		if keyPEM, err = files.ReadGiven(keyFile, MaxFileSize, false); err != nil {
 			return tls.Certificate{}, fmt.Errorf("certs: %w", err)
 		}
 	}

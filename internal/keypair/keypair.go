@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tlspin/tlspin/core/certs"
+	"github.com/tlspin/tlspin/internal/files"
 )
 
 // Certificate is a key pair loaded from files, reloaded on demand and when
@@ -40,8 +40,8 @@ func Load(certFile, keyFile string, log hclog.Logger) (*Certificate, error) {
 	// The first read takes what an operator may give at the start, a
 	// pipe (--cert <(...)) included; reloads take regular files only.
 	c := &Certificate{certFile: certFile, keyFile: keyFile, log: log, load: loadFirst}
-	if err := c.Reload(); err != nil {
-		return nil, err
+	if err := c.reload(); err != nil {
+		return nil, fmt.Errorf("keypair: load %q: %w", certFile, err)
 	}
 	c.load = loadAgain
 	return c, nil
@@ -54,7 +54,8 @@ func Load(certFile, keyFile string, log hclog.Logger) (*Certificate, error) {
 const MaxFileSize = 1 << 20
 
 // loadFirst reads the pair at the start: any file that can be read, as
-// certs.LoadKeyPair does, up to MaxFileSize.
+// certs.LoadKeyPair does, up to MaxFileSize, but a named pipe that no
+// program writes to is refused at once (files.ReadGiven).
 func loadFirst(certFile, keyFile string) (tls.Certificate, error) {
 	return loadWith(certFile, keyFile, false)
 }
@@ -69,48 +70,17 @@ func loadAgain(certFile, keyFile string) (tls.Certificate, error) {
 }
 
 func loadWith(certFile, keyFile string, regularOnly bool) (tls.Certificate, error) {
-	certPEM, err := readFile(certFile, regularOnly)
+	certPEM, err := files.ReadGiven(certFile, MaxFileSize, regularOnly)
 	if err != nil {
 		return tls.Certificate{}, err
 	}
 	var keyPEM []byte
 	if keyFile != "" {
-		if keyPEM, err = readFile(keyFile, regularOnly); err != nil {
+		if keyPEM, err = files.ReadGiven(keyFile, MaxFileSize, regularOnly); err != nil {
 			return tls.Certificate{}, err
 		}
 	}
 	return certs.ParseKeyPair(certPEM, keyPEM, certFile, keyFile)
-}
-
-// readFile reads path, at most MaxFileSize bytes of it; with
-// regularOnly, it refuses, without waiting, anything but a regular file.
-func readFile(path string, regularOnly bool) ([]byte, error) {
-	flag := os.O_RDONLY
-	if regularOnly {
-		flag |= oNonblock
-	}
-	f, err := os.OpenFile(path, flag, 0)
-	if err != nil {
-		return nil, fmt.Errorf("keypair: %w", err)
-	}
-	defer f.Close()
-	if regularOnly {
-		st, err := f.Stat()
-		if err != nil {
-			return nil, fmt.Errorf("keypair: %w", err)
-		}
-		if !st.Mode().IsRegular() {
-			return nil, fmt.Errorf("keypair: %q is not a regular file (%s); a certificate or key file is read only from one", path, st.Mode().Type())
-		}
-	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("keypair: read %q: %w", path, err)
-	}
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("keypair: %q is larger than %d bytes: not a certificate or key file", path, MaxFileSize)
-	}
-	return data, nil
 }
 
 // Current returns the pair in use.
@@ -130,13 +100,20 @@ func (c *Certificate) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Ce
 // files as they were before the read count as seen: a change after it (a
 // writer finishing a file read half written) is a change for Watch.
 func (c *Certificate) Reload() error {
+	if err := c.reload(); err != nil {
+		return fmt.Errorf("keypair: reload %q: %w", c.certFile, err)
+	}
+	return nil
+}
+
+func (c *Certificate) reload() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	seen := c.stat()
 	pair, err := c.load(c.certFile, c.keyFile)
 	c.seen = seen
 	if err != nil {
-		return fmt.Errorf("keypair: reload %q: %w", c.certFile, err)
+		return err
 	}
 	c.cur.Store(&pair)
 	return nil

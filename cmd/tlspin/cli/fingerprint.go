@@ -19,6 +19,7 @@ import (
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/pin"
 	"github.com/tlspin/tlspin/internal/client"
+	"github.com/tlspin/tlspin/internal/files"
 	"github.com/tlspin/tlspin/internal/printable"
 )
 
@@ -97,8 +98,8 @@ type pinSource struct {
 	subj string
 }
 
-// maxStdin bounds what fingerprint reads from standard input.
-const maxStdin = 1 << 20
+// maxInput bounds what fingerprint reads of a file or standard input.
+const maxInput = 1 << 20
 
 func (a *app) runFingerprint(cmd *cobra.Command, f *fingerprintFlags, target string) error {
 	var format pin.Format
@@ -196,16 +197,16 @@ func (a *app) loadTarget(ctx context.Context, cmd *cobra.Command, target string,
 	var data []byte
 	switch _, statErr := os.Stat(target); {
 	case target == "-":
-		b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), maxStdin+1))
+		b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), maxInput+1))
 		if err != nil {
 			return nil, fmt.Errorf("fingerprint: reading standard input: %w", err)
 		}
-		if len(b) > maxStdin {
-			return nil, badInput(fmt.Errorf("fingerprint: standard input holds more than %d bytes", maxStdin))
+		if len(b) > maxInput {
+			return nil, badInput(fmt.Errorf("fingerprint: standard input holds more than %d bytes", maxInput))
 		}
 		data, target = b, "standard input"
 	case statErr == nil || !looksLikeHostPort(target):
-		b, err := os.ReadFile(target)
+		b, err := files.ReadGiven(target, maxInput, false)
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, badInput(fmt.Errorf("fingerprint: %w%s", err, addressHint(target)))
 		}

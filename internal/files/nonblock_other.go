@@ -1,0 +1,6 @@
+//go:build !unix
+
+package files
+
+// oNonblock: no named pipes to wait on.
+const oNonblock = 0
