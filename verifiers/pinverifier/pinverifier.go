@@ -266,8 +266,8 @@ func (v *Verifier) mismatch(req *verify.Request) string {
 		if err != nil {
 			return fmt.Sprintf("%s: peer certificate does not match any pin, and cannot be fingerprinted: %v", v.info.Name, err)
 		}
-		return fmt.Sprintf("%s mismatch: leaf certificate%s has %s %s, expected %s%s; if you trust this peer, pin it: %s",
-			v.info.Name, Subject(req.PeerChain[0]), v.info.Algo, fp, expected, wrongAlgo(req.PeerChain[0]), TrustCommand(req, v.info.Name, fp))
+		return fmt.Sprintf("%s mismatch: leaf certificate%s has %s%s, expected %s%s; if you trust this peer, pin it: %s",
+			v.info.Name, Subject(req.PeerChain[0]), v.algoNamed(), fp, expected, wrongAlgo(req.PeerChain[0]), TrustCommand(req, v.info.Name, fp))
 	}
 	cands := Candidates(v.chain, req.PeerChain)
 	if len(cands) == 0 {
@@ -287,12 +287,22 @@ func (v *Verifier) mismatch(req *verify.Request) string {
 		}
 		got = append(got, fmt.Sprintf("#%d%s %s", i+len(req.PeerChain)-len(cands), Subject(der), fp))
 	}
-	msg := fmt.Sprintf("%s mismatch: no certificate of the chain (chain=%s) matches; it has %s %s, expected %s%s",
-		v.info.Name, v.chain, v.info.Algo, strings.Join(got, ", "), expected, note)
+	msg := fmt.Sprintf("%s mismatch: no certificate of the chain (chain=%s) matches; it has %s%s, expected %s%s",
+		v.info.Name, v.chain, v.algoNamed(), strings.Join(got, ", "), expected, note)
 	if first != "" {
 		msg += "; if you trust this peer, pin it: " + TrustCommand(req, v.info.Name+":chain="+string(v.chain), first)
 	}
 	return msg
+}
+
+// algoNamed is the name of the pins' algorithm to put before a
+// fingerprint printed in the pins' format ("md5 "), or "" for openssl's
+// format, which names it itself ("md5 Fingerprint=BD:E4:...").
+func (v *Verifier) algoNamed() string {
+	if v.set.Style == pin.FormatOpenSSL {
+		return ""
+	}
+	return string(v.info.Algo) + " "
 }
 
 // Subject returns ` (subject "...")` for a DER certificate, or "".
