@@ -171,7 +171,10 @@ func (f *Finder) Find(name string) (Found, error) {
 		names = append(names, k.Name)
 	}
 	guess := ""
-	if g := closest(name, names); g != "" {
+	if head, opts, ok := strings.Cut(name, ","); ok && slices.Contains(names, head) {
+		// "md5pin,chain=any": options come after a colon.
+		guess = fmt.Sprintf("did you mean %q? options follow the name after a colon; ", head+":"+opts)
+	} else if g := closest(name, names); g != "" {
 		guess = fmt.Sprintf("did you mean %q? ", g)
 	}
 	return Found{}, fmt.Errorf("%w %q (%sknown: %s; an external verifier is an executable named %s%s on the plugin search path)",

@@ -442,7 +442,8 @@ func TestPluginReceivesOnlyItsEnvironment(t *testing.T) {
 
 // TestFindTypos: a misspelt name or a path that names nothing is the
 // caller's typo (ErrUnknownVerifier, a usage error for the CLI), and a
-// name near a known one is suggested.
+// name near a known one is suggested, as is a colon before options
+// written after a comma.
 func TestFindTypos(t *testing.T) {
 	f := &host.Finder{Builtins: []string{"allowlist", "ca", "md5pin", "sha256pin", "spkipin", "tofu"}, SysPath: t.TempDir()}
 	for _, tt := range []struct {
@@ -452,6 +453,7 @@ func TestFindTypos(t *testing.T) {
 		{"SPKIPIN", `did you mean "spkipin"?`, ""},
 		{"tof", `did you mean "tofu"?`, ""},
 		{"sha265pin", `did you mean "sha256pin"?`, ""},
+		{"md5pin,chain=any", `did you mean "md5pin:chain=any"? options follow the name after a colon`, ""},
 		{"cb", `unknown verifier "cb"`, "did you mean"},
 		{"nothinglikeit", `unknown verifier "nothinglikeit"`, "did you mean"},
 		{"./nosuch/" + host.ExecPrefix + "x", "no such file", ""},
