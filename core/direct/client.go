@@ -298,7 +298,7 @@ func (c *Client) connect() (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	cn := &conn{pipeConn: pc, w: quiet(pc.w), r: bufio.NewReader(quiet(pc.r))}
+	cn := &conn{pipeConn: pc, w: quiet(pc.w), r: bufio.NewReader(quietLinger(pc.r))}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {

@@ -3,7 +3,9 @@ package direct
 import (
 	"io"
 	"os"
+	"runtime"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -18,7 +20,7 @@ func quiet(c io.ReadWriter) io.ReadWriter {
 	if err != nil {
 		return c
 	}
-	return rawIO{rc}
+	return rawIO{rc: rc}
 }
 
 // rawIO reads and writes a non-blocking descriptor (a connection's pipe)
@@ -29,22 +31,69 @@ func quiet(c io.ReadWriter) io.ReadWriter {
 // does, wakes the runtime's monitor thread (sysmon) whenever the process
 // was idle: in a plugin that sleeps between calls, one more context
 // switch or two per call.
-type rawIO struct{ rc syscall.RawConn }
+type rawIO struct {
+	rc syscall.RawConn
+	// linger makes a read that finds nothing yield to the process's other
+	// goroutines and try again, while none of them wants the processor and
+	// for lingerFor at most, before it waits in the poller: see
+	// quietLinger.
+	linger bool
+}
+
+const (
+	// lingerFor is how long a lingering read tries again: an answer of
+	// tlspin-builtins comes within 35-55 µs on an idle machine.
+	lingerFor = 60 * time.Microsecond
+	// busyYield is how long a yield must have taken for a lingering read
+	// to take the process for busy, and wait in the poller instead:
+	// another goroutine ran, which a yield to nobody (a fraction of a
+	// microsecond) does not.
+	busyYield = 5 * time.Microsecond
+)
+
+// quietLinger is quiet for the host's reads of answers, which linger: a
+// thread that waits in the poller, with nothing else to run, lets its
+// vCPU halt, and waking a halted vCPU is what an uncached call costs most
+// on some VMs (twice per call: the plugin's and the host's). Lingering
+// keeps the host's awake for the answer, but only while the process has
+// nothing else to run, so a busy host loses nothing to it
+// (docs/performance.md, "Checked again after the reviews of the sixteenth
+// landing").
+func quietLinger(c io.ReadWriter) io.ReadWriter {
+	q := quiet(c)
+	if r, ok := q.(rawIO); ok {
+		r.linger = true
+		return r
+	}
+	return q
+}
 
 func (r rawIO) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
 	var (
-		n     uintptr
-		errno syscall.Errno
+		n              uintptr
+		errno          syscall.Errno
+		start, yielded time.Time
 	)
 	err := r.rc.Read(func(fd uintptr) bool {
 		for {
 			n, _, errno = syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			if errno != syscall.EINTR {
+			if errno == syscall.EINTR {
+				continue
+			}
+			if errno != syscall.EAGAIN || !r.linger {
 				return errno != syscall.EAGAIN
 			}
+			now := time.Now()
+			if start.IsZero() {
+				start = now
+			} else if now.Sub(start) > lingerFor || now.Sub(yielded) > busyYield {
+				return false // wait in the poller
+			}
+			yielded = now
+			runtime.Gosched()
 		}
 	})
 	switch {

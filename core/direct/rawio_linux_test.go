@@ -51,6 +51,9 @@ func TestQuietIsRaw(t *testing.T) {
 	if _, ok := quiet(r).(rawIO); !ok {
 		t.Errorf("quiet(pipe) = %T, want rawIO", quiet(r))
 	}
+	if q, ok := quietLinger(r).(rawIO); !ok || !q.linger {
+		t.Errorf("quietLinger(pipe) = %#v, want a lingering rawIO", quietLinger(r))
+	}
 	p, q := net.Pipe()
 	defer p.Close()
 	defer q.Close()
@@ -77,10 +80,19 @@ type sockEnd struct {
 func (e sockEnd) Read(p []byte) (int, error)  { return e.rw.Read(p) }
 func (e sockEnd) Write(p []byte) (int, error) { return e.rw.Write(p) }
 
-// pipeEnd is a pipe to read and another to write, as a connection's.
-type pipeEnd struct{ r, w *os.File }
+// pipeEnd is a pipe to read and another to write, as a connection's;
+// with linger, read as the host reads answers (quietLinger).
+type pipeEnd struct {
+	r, w   *os.File
+	linger bool
+}
 
-func (e pipeEnd) Read(p []byte) (int, error)         { return quiet(e.r).Read(p) }
+func (e pipeEnd) Read(p []byte) (int, error) {
+	if e.linger {
+		return quietLinger(e.r).Read(p)
+	}
+	return quiet(e.r).Read(p)
+}
 func (e pipeEnd) Write(p []byte) (int, error)        { return quiet(e.w).Write(p) }
 func (e pipeEnd) SetReadDeadline(t time.Time) error  { return e.r.SetReadDeadline(t) }
 func (e pipeEnd) SetWriteDeadline(t time.Time) error { return e.w.SetWriteDeadline(t) }
@@ -92,19 +104,23 @@ var transports = map[string]func(t *testing.T) (end, end){
 		a, b := unixPair(t)
 		return sockEnd{a, quiet(a)}, sockEnd{b, quiet(b)}
 	},
-	"pipes": func(t *testing.T) (end, end) {
-		r1, w1, err := os.Pipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		r2, w2, err := os.Pipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, b := pipeEnd{r1, w2}, pipeEnd{r2, w1}
-		t.Cleanup(func() { a.Close(); b.Close() })
-		return a, b
-	},
+	"pipes":                  func(t *testing.T) (end, end) { return pipePair(t, false) },
+	"pipes, lingering reads": func(t *testing.T) (end, end) { return pipePair(t, true) },
+}
+
+// pipePair returns both ends of a channel of two pipes.
+func pipePair(t *testing.T, linger bool) (end, end) {
+	r1, w1, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, w2, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := pipeEnd{r: r1, w: w2, linger: linger}, pipeEnd{r: r2, w: w1, linger: linger}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
 }
 
 // rawIO must behave as the os.File or net.Conn it replaces: whole writes
