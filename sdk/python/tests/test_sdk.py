@@ -1,5 +1,6 @@
 """Unit tests of tlspin_sdk, run by sdk/python's Go test against the installed package."""
 
+import asyncio
 import unittest
 
 import grpc
@@ -31,6 +32,13 @@ class Echo:
             raise ValueError("no pin for " + "n.example," * (7 << 10))  # quotes a peer's names
         if req.server_name == "exit":
             raise SystemExit(1)  # sys.exit() on input the author did not expect
+        if req.server_name == "cancelled":
+            raise asyncio.CancelledError()  # a BaseException, from asyncio code in verify
+        if req.server_name == "interrupt":
+            raise KeyboardInterrupt()
+        if req.server_name == "surrogate":
+            # A peer's name read with errors="surrogateescape": not UTF-8.
+            raise ValueError("no pin for " + b"\xff.example".decode("utf-8", "surrogateescape"))
         if req.server_name == "none":
             return None
         if req.server_name == "allow":
@@ -90,14 +98,19 @@ class VerifyTest(unittest.TestCase):
         # the host's header limit: the host saw a reset stream and
         # restarted the plugin. SystemExit escaped the handler: no answer
         # at all until the host's timeout, then a restart.
+        # A BaseException (asyncio's CancelledError, KeyboardInterrupt)
+        # escaped too, and an error whose text was not UTF-8 lost it.
+        cases = [("long", "[truncated: "), ("exit", "verify: SystemExit: 1"), ("cancelled", "verify: CancelledError"),
+                 ("interrupt", "verify: KeyboardInterrupt"), ("surrogate", "verify: ValueError: no pin for ?.example")]
         with testing.start(Echo(), need="n") as h:
-            for name, message in [("long", "[truncated: "), ("exit", "verify: SystemExit: 1")]:
+            for name, message in cases:
                 with self.subTest(name):
                     with self.assertRaises(grpc.RpcError) as e:
                         h._verify(testing.request(server_name=name), timeout=2)
                     self.assertEqual(e.exception.code(), grpc.StatusCode.UNKNOWN, e.exception.details()[:200])
                     self.assertIn(message, e.exception.details())
                     self.assertLessEqual(len(e.exception.details().encode()), 4096)
+            self.assertTrue(h.verify(server_name="allow").allow, "the verifier stopped answering after an error")
 
     def test_describe(self):
         with testing.Harness(Echo()) as h:

@@ -124,7 +124,9 @@ def truncate(s):
     plugin."""
     b = s.encode("utf-8", "replace")
     if len(b) <= MAX_TEXT_LEN:
-        return s
+        # Decoded again: a lone surrogate (a peer's bytes read with
+        # surrogateescape) is now "?", which grpc can send.
+        return b.decode("utf-8")
     note = "\u2026 [truncated: %d bytes in all]" % len(b)
     keep = MAX_TEXT_LEN - len(note.encode())
     return b[:keep].decode("utf-8", "ignore") + note
@@ -145,9 +147,12 @@ class Adapter:
             return fn(*args)
         except OptionError as e:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, truncate(str(e)))
-        # A verifier's bug is a rejection, sys.exit() in it included: the
-        # plugin answers at once and keeps serving.
-        except (Exception, SystemExit) as e:  # noqa: BLE001
+        # A verifier's bug is a rejection, sys.exit() in it included, and
+        # any BaseException (asyncio's CancelledError, KeyboardInterrupt):
+        # grpc lets one escape its handler unanswered, and the host would
+        # wait for its timeout, then restart the plugin. The plugin
+        # answers at once and keeps serving.
+        except BaseException as e:  # noqa: BLE001
             self.log.error("%s failed" % what, error=truncate(repr(e)), traceback=traceback.format_exc())
             context.abort(grpc.StatusCode.UNKNOWN, truncate("%s: %s: %s" % (what, type(e).__name__, e)))
 
