@@ -272,3 +272,29 @@ func TestCommitOfAVerifierWithoutCommit(t *testing.T) {
 		})
 	}
 }
+
+// TestPanicIsARejection: a verifier that panics (in the Go SDK, on a
+// peer's certificate it did not expect) rejects that peer with an error
+// that says so, and the plugin keeps serving. The panic used to kill the
+// plugin process: every call in flight failed with it, and every peer was
+// rejected while the host restarted it with backoff, so one peer could
+// keep a verifier down for all, where the Python SDK and the Node example
+// answer an exception with a rejection.
+func TestPanicIsARejection(t *testing.T) {
+	var n int
+	c, _ := serve(t, &fake{verify: func(context.Context) (*verify.Verdict, error) {
+		if n++; n == 1 {
+			var m map[string]int
+			m["peer"]++ // a nil map: the mistake of an author
+		}
+		return &verify.Verdict{Allow: true, Reason: "fine"}, nil
+	}}, rpc.DialOptions()...)
+	_, err := call(c, 5*time.Second)
+	var remote *rpc.RemoteError
+	if !errors.As(err, &remote) || remote.Code != codes.Unknown || !strings.Contains(remote.Message, "verifier panicked: assignment to entry in nil map") {
+		t.Fatalf("a panic in Verify came back as %v; want a rejection that names the panic", err)
+	}
+	if v, err := call(c, 5*time.Second); err != nil || !v.Allow {
+		t.Fatalf("after a panic, Verify answered %+v, %v; want the verifier still serving", v, err)
+	}
+}

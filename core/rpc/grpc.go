@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"runtime/debug"
 	"sync/atomic"
 
 	"github.com/hashicorp/go-plugin"
@@ -198,7 +200,8 @@ type server struct {
 	impl verify.Verifier
 }
 
-func (s *server) Describe(ctx context.Context, _ *verifierv1.DescribeRequest) (*verifierv1.DescribeResponse, error) {
+func (s *server) Describe(ctx context.Context, _ *verifierv1.DescribeRequest) (_ *verifierv1.DescribeResponse, err error) {
+	defer recovered("Describe", &err)
 	d, err := s.impl.Describe(ctx)
 	if err != nil {
 		return nil, toStatus(err)
@@ -206,7 +209,8 @@ func (s *server) Describe(ctx context.Context, _ *verifierv1.DescribeRequest) (*
 	return descriptionToProto(d), nil
 }
 
-func (s *server) Configure(ctx context.Context, req *verifierv1.ConfigureRequest) (*verifierv1.ConfigureResponse, error) {
+func (s *server) Configure(ctx context.Context, req *verifierv1.ConfigureRequest) (_ *verifierv1.ConfigureResponse, err error) {
+	defer recovered("Configure", &err)
 	r, err := s.impl.Configure(ctx, configureRequestFromProto(req))
 	if err != nil {
 		return nil, toStatus(err)
@@ -217,7 +221,8 @@ func (s *server) Configure(ctx context.Context, req *verifierv1.ConfigureRequest
 	return &verifierv1.ConfigureResponse{NeedsChain: r.NeedsChain}, nil
 }
 
-func (s *server) Verify(ctx context.Context, req *verifierv1.VerifyRequest) (*verifierv1.VerifyResponse, error) {
+func (s *server) Verify(ctx context.Context, req *verifierv1.VerifyRequest) (_ *verifierv1.VerifyResponse, err error) {
+	defer recovered("Verify", &err)
 	v, err := s.impl.Verify(ctx, requestFromProto(req))
 	if err != nil {
 		return nil, toStatus(err)
@@ -228,7 +233,8 @@ func (s *server) Verify(ctx context.Context, req *verifierv1.VerifyRequest) (*ve
 	return verdictToProto(v), nil
 }
 
-func (s *server) Commit(ctx context.Context, req *verifierv1.CommitRequest) (*verifierv1.CommitResponse, error) {
+func (s *server) Commit(ctx context.Context, req *verifierv1.CommitRequest) (_ *verifierv1.CommitResponse, err error) {
+	defer recovered("Commit", &err)
 	c, ok := s.impl.(verify.Committer)
 	if !ok {
 		return nil, status.Error(codes.Unimplemented, "verifier has nothing to commit")
@@ -267,6 +273,23 @@ func (s *server) WatchPolicy(_ *verifierv1.WatchPolicyRequest, st grpc.ServerStr
 			}
 		}
 	}
+}
+
+// recovered, deferred by each call of the service, turns a panic of the
+// verifier into the call's error, status Unknown: for Verify a rejection
+// that names the panic, and the plugin keeps serving, as the Python SDK and
+// the Node example do with an exception. Uncaught, the panic would end the
+// plugin process, failing every call in flight and every peer until the
+// host restarted it: one peer whose certificate trips a verifier's bug
+// would keep the verifier down for all. The stack goes to stderr, which
+// the host logs at debug level.
+func recovered(method string, err *error) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	fmt.Fprintf(os.Stderr, "verifier panicked in %s: %v\n%s", method, p, debug.Stack())
+	*err = status.Error(codes.Unknown, verify.Truncate(fmt.Sprintf("verifier panicked: %v", p)))
 }
 
 // toStatus turns a verifier's error into the status the host receives: a
