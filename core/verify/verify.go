@@ -114,7 +114,9 @@ type Verdict struct {
 	// Commit says the allow holds only if the verifier may record the peer
 	// (a TOFU pin) once the handshake has succeeded: the host then calls
 	// the verifier's Commit with the same request, and never caches this
-	// verdict. Verify itself must not record anything.
+	// verdict. Verify itself must not record anything. A verifier that
+	// sets it must implement Committer: otherwise the host rejects the
+	// connection (a record it cannot make).
 	Commit bool
 }
 

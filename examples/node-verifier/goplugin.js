@@ -147,7 +147,9 @@ const raw = (pathName, responseStream = false) => ({
 // the same request. Record the peer there, never in verify() (the host
 // asks before the peer has proved it holds its key), and decide again.
 // Without it, Commit answers UNIMPLEMENTED (grpc-js does so for a method
-// left out), which the host reads as nothing to commit.
+// left out), which the host reads as nothing to commit; but once verify()
+// has allowed with commit: true, the host takes it for a record that
+// cannot be made, and rejects the connection.
 // MAX_TEXT_LEN is the most of a text the host keeps (verify.MaxTextLen).
 const MAX_TEXT_LEN = 4096;
 

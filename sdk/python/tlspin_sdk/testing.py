@@ -84,7 +84,8 @@ class Harness:
         """Calls Commit as the host does after a successful handshake, with
         the request verify() would get. A verifier without commit() raises
         grpc.RpcError UNIMPLEMENTED, which the host takes as nothing to
-        commit."""
+        commit, unless verify() answered allow(..., commit=True): the host
+        then rejects the connection."""
         req = request(*chain, server_name=server_name, side=side, **fields)
         return self._commit(pb.CommitRequest(request=req), timeout=10)
 
