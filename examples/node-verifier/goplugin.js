@@ -186,6 +186,9 @@ function verifierHandlers(verifier, log) {
     Verify: wrap('verify', async (req) => {
       const v = await verifier.verify(req);
       if (!v || typeof v.allow !== 'boolean') throw new TypeError(`verify returned ${JSON.stringify(v)}, not a verdict`);
+      // The host takes a negative cache time for a malformed answer and
+      // restarts the plugin; as the verifier's error it is a rejection.
+      if (v.cache_for_millis < 0) throw new RangeError(`cache_for_millis ${v.cache_for_millis} is negative (0: do not cache)`);
       return v;
     }),
     // WatchPolicy is left out: UNIMPLEMENTED, which the contract allows for

@@ -41,6 +41,8 @@ class Echo:
             raise ValueError("no pin for " + b"\xff.example".decode("utf-8", "surrogateescape"))
         if req.server_name == "none":
             return None
+        if req.server_name == "nocache":
+            return sdk.allow("fine", cache_for_millis=-1)  # meant: do not cache
         if req.server_name == "allow":
             return sdk.allow("fine", matched=self.need, cache_for_millis=self.count)
         return sdk.reject("%d certificates, many=%s" % (len(req.peer_chain), self.many))
@@ -85,7 +87,10 @@ class VerifyTest(unittest.TestCase):
 
     def test_errors_are_statuses(self):
         with testing.start(Echo(), need="n") as h:
-            for name, message in [("raise", "verify: RuntimeError: boom"), ("none", "not a VerifyResponse")]:
+            # A negative cache time went out as it was: the host took it for
+            # a malformed answer and restarted the plugin, on every call.
+            for name, message in [("raise", "verify: RuntimeError: boom"), ("none", "not a VerifyResponse"),
+                                  ("nocache", "verify: ValueError: cache_for_millis -1 is negative")]:
                 with self.subTest(name):
                     with self.assertRaises(grpc.RpcError) as e:
                         h.verify(server_name=name)

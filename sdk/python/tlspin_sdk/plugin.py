@@ -172,6 +172,10 @@ class Adapter:
             verdict = self.verifier.verify(request)
             if not isinstance(verdict, pb.VerifyResponse):
                 raise TypeError("verify returned %r, not a VerifyResponse" % (verdict,))
+            if verdict.cache_for_millis < 0:
+                # The host takes it for a malformed answer and restarts the
+                # plugin; as the verifier's error it is only a rejection.
+                raise ValueError("cache_for_millis %d is negative (0: do not cache)" % verdict.cache_for_millis)
             return verdict
         return self._call("verify", context, run)
 
