@@ -284,7 +284,11 @@ func (s *Server) readLines(conn net.Conn, id uint64, remote string) (int64, erro
 		line = line[:0]
 	}
 	for {
-		conn.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		// The write deadline too: a TLS 1.3 client asking for key updates
+		// makes crypto/tls write its answers from inside Read, and one
+		// that does not read them would block that write, and the
+		// connection, for ever.
+		conn.SetDeadline(time.Now().Add(s.cfg.IdleTimeout))
 		chunk, err := br.ReadSlice('\n')
 		total += int64(len(chunk))
 		if len(chunk) > 0 {

@@ -1,0 +1,93 @@
+package server_test
+
+import (
+	"bytes"
+	"crypto/tls"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tlspin/tlspin/core/pintls"
+	"github.com/tlspin/tlspin/internal/server"
+	"github.com/tlspin/tlspin/internal/tls13raw"
+)
+
+// TestKeyUpdateFloodDoesNotOutliveIdleTimeout: a TLS 1.3 client that
+// never reads asks for key updates, each answered by a record the server
+// writes from inside its read, until the server's writes block; then it
+// goes quiet. --idle-timeout must still close it: a read deadline alone
+// does not end a write blocked inside a read, and the connection used to
+// be held (its goroutine and descriptor) until evicted.
+func TestKeyUpdateFloodDoesNotOutliveIdleTimeout(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	cfg := pintls.ServerConfig(newCert(t, "server"), nil, pintls.Options{})
+	ts := start(t, server.Config{TLS: cfg, IdleTimeout: idle})
+
+	var keylog bytes.Buffer
+	// A small receive buffer, set before connecting: the server's
+	// answers fill it soon.
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	raw, err := d.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	tc := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13, KeyLogWriter: &keylog})
+	raw.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	raw.SetDeadline(time.Time{})
+	if tc.ConnectionState().CipherSuite != tls.TLS_AES_128_GCM_SHA256 {
+		t.Skipf("cipher suite %x, want TLS_AES_128_GCM_SHA256", tc.ConnectionState().CipherSuite)
+	}
+	w, err := tls13raw.FromKeyLog(keylog.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Write(w.Record([]byte("hello\n"), tls13raw.ApplicationData)); err != nil {
+		t.Fatal(err)
+	}
+	ts.rec.waitFor(t, 5*time.Second, func(e server.Event) bool { return e.Kind == server.EventData })
+
+	// Fifteen key updates, then a line, never reading the answers, until the
+	// server stops reading: it is stuck writing its answers to us.
+	flooded := make(chan int, 1)
+	go func() {
+		sent := 0
+		defer func() { flooded <- sent }()
+		for range 1 << 13 {
+			buf, err := w.Flood(15, []byte("x\n"))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if _, err := raw.Write(buf); err != nil {
+				return
+			}
+			sent++
+		}
+	}()
+	// Wait for the server to print nothing new for a while, then for
+	// the close: within about the idle timeout of the last line.
+	lines, quiet := -1, time.Now()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(idle / 10) {
+		if ts.rec.count(server.EventClose) > 0 {
+			break
+		}
+		if n := ts.rec.count(server.EventData); n != lines {
+			lines, quiet = n, time.Now()
+		}
+		if time.Since(quiet) > 10*idle {
+			raw.Close()
+			t.Fatalf("the server printed nothing for %s (%d lines) and did not close the connection, with an idle timeout of %s", 10*idle, lines, idle)
+		}
+	}
+	raw.Close()
+	t.Logf("%d batches of key updates sent, %d lines printed", <-flooded, ts.rec.count(server.EventData))
+	e := ts.rec.waitFor(t, time.Second, func(e server.Event) bool { return e.Kind == server.EventClose })
+	t.Logf("closed %s after the last line: %s", time.Since(quiet).Round(time.Millisecond), e.Reason)
+}
