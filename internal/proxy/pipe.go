@@ -93,6 +93,25 @@ func copyHalf(dst, src net.Conn, idle time.Duration, last *atomic.Int64, fail fu
 	arm := func(at int64) {
 		armed = at
 		src.SetReadDeadline(time.Unix(0, at))
+		// Writes too, on both sides, a sixteenth later (the deadline may
+		// lag the last read by as much, and a write cannot be retried
+		// once its deadline passed): a TLS 1.3 peer that does not read
+		// and asks for key updates makes crypto/tls write its answers
+		// from inside src.Read, and with the other direction blocked
+		// writing to that peer as well, no read is left for the read
+		// deadline to end.
+		wd := time.Unix(0, at+int64(idle/16))
+		src.SetWriteDeadline(wd)
+		dst.SetWriteDeadline(wd)
+	}
+	// idleOr is errIdle for an error that came once both directions had
+	// been idle for the timeout (a write past its deadline, or a read
+	// failing after one inside crypto/tls), else err.
+	idleOr := func(err error) error {
+		if idle > 0 && time.Now().UnixNano()-last.Load() >= int64(idle) {
+			return errIdle
+		}
+		return err
 	}
 	if idle > 0 {
 		arm(last.Load() + int64(idle))
@@ -139,7 +158,7 @@ func copyHalf(dst, src net.Conn, idle time.Duration, last *atomic.Int64, fail fu
 					}
 				}
 				if werr != nil {
-					fail(werr)
+					fail(idleOr(werr))
 					reset(src)
 					return total
 				}
@@ -171,7 +190,7 @@ func copyHalf(dst, src net.Conn, idle time.Duration, last *atomic.Int64, fail fu
 				// answer as a bad record: say what happened.
 				err = b.failed()
 			}
-			fail(err)
+			fail(idleOr(err))
 			reset(dst)
 			return total
 		}

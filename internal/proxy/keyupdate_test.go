@@ -1,0 +1,114 @@
+package proxy_test
+
+import (
+	"bytes"
+	"crypto/tls"
+	"io"
+	"net"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tlspin/tlspin/core/pintls"
+	"github.com/tlspin/tlspin/internal/proxy"
+	"github.com/tlspin/tlspin/internal/tls13raw"
+)
+
+// countingEcho echoes, counting the bytes it read.
+type countingEcho struct{ n atomic.Int64 }
+
+func (e *countingEcho) Write(p []byte) (int, error) { e.n.Add(int64(len(p))); return len(p), nil }
+
+// TestKeyUpdateFloodDoesNotOutliveIdleTimeout: a TLS 1.3 client of the
+// proxy that never reads sends lines to an echoing target and asks for key
+// updates between them, each answered by a record crypto/tls writes from
+// inside the proxy's read, until those writes block; the echo's writes
+// toward it block too. No direction is left in a read, where the idle
+// deadline was; --idle-timeout must still close the connection. It used
+// to be held for ever (until evicted): the idle path's tls.Conn.Close
+// waited for the lock of the key update's write, blocked for good.
+func TestKeyUpdateFloodDoesNotOutliveIdleTimeout(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	var got countingEcho
+	back := startBackend(t, "tcp", "127.0.0.1:0", func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(60 * time.Second))
+		io.Copy(io.MultiWriter(c, &got), c)
+	})
+	ev := &events{}
+	addr, _ := run(t, proxy.Config{Mode: proxy.ServerMode, TLS: pintls.ServerConfig(newCert(t, "server"), nil, pintls.Options{}),
+		Target: back.addr, IdleTimeout: idle, OnEvent: ev.on})
+
+	var keylog bytes.Buffer
+	// A small receive buffer, set before connecting: the proxy's
+	// records fill it soon.
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	raw, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	tc := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13, KeyLogWriter: &keylog})
+	raw.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	raw.SetDeadline(time.Time{})
+	if tc.ConnectionState().CipherSuite != tls.TLS_AES_128_GCM_SHA256 {
+		t.Skipf("cipher suite %x, want TLS_AES_128_GCM_SHA256", tc.ConnectionState().CipherSuite)
+	}
+	w, err := tls13raw.FromKeyLog(keylog.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	flooded := make(chan int, 1)
+	go func() {
+		sent := 0
+		defer func() { flooded <- sent }()
+		for range 1 << 13 {
+			buf, err := w.Flood(15, []byte("x\n"))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if _, err := raw.Write(buf); err != nil {
+				return
+			}
+			sent++
+		}
+	}()
+	// Wait for the target to get nothing new for a while, then for the
+	// close: within about the idle timeout of its last byte.
+	closed := func(e proxy.Event) bool { return e.Kind == proxy.EventClosed }
+	n, quiet := int64(-1), time.Now()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(idle / 10) {
+		if _, ok := ev.find(closed); ok {
+			break
+		}
+		if m := got.n.Load(); m != n {
+			n, quiet = m, time.Now()
+		}
+		if time.Since(quiet) > 8*time.Second {
+			raw.Close()
+			t.Fatalf("the target got nothing for 8s (%d bytes) and the proxy did not close the connection, with an idle timeout of %s", n, idle)
+		}
+	}
+	raw.Close()
+	t.Logf("%d batches of key updates sent, the target got %d bytes", <-flooded, got.n.Load())
+	e, ok := waitEvent(ev, closed)
+	if !ok {
+		t.Fatal("no close event")
+	}
+	// crypto/tls's Close gives its close_notify to a peer that does not
+	// read five seconds.
+	if took := time.Since(quiet); took > idle+7*time.Second {
+		t.Errorf("closed %s after the target's last byte, want within the idle timeout %s and close_notify's 5 s", took, idle)
+	}
+	if !strings.Contains(e.Reason, "idle") {
+		t.Errorf("close event %+v, want the idle timeout as its reason", e)
+	}
+	t.Logf("closed %s after the target's last byte: %s", time.Since(quiet).Round(time.Millisecond), e.Reason)
+}
