@@ -67,8 +67,9 @@ type Limits struct {
 	MaxConns int
 	// MaxHandshakes bounds the pending connections.
 	MaxHandshakes int
-	// MaxConnsPerIP bounds the connections from one client IP address;
-	// more are closed at once. Negative: no bound.
+	// MaxConnsPerIP bounds the connections from one client IP address
+	// (an IPv6 /64 counting as one); more are closed at once. Negative:
+	// no bound.
 	MaxConnsPerIP int
 	// HandshakeTimeout bounds the time from accept to Established.
 	HandshakeTimeout time.Duration
@@ -408,12 +409,11 @@ func (l *Loop) established(c *Conn) bool {
 	return true
 }
 
+// remoteIP is the source MaxConnsPerIP counts c against: its IP address,
+// or for IPv6 its /64, which one host holds whole and may connect from
+// any address of (netsrc.Of, as the warnings count sources).
 func remoteIP(c net.Conn) netip.Addr {
-	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		ip, _ := netip.AddrFromSlice(a.IP)
-		return ip.Unmap()
-	}
-	return netip.Addr{}
+	return netsrc.Of(c.RemoteAddr())
 }
 
 // Conn is a connection the loop holds. Reads and writes through it note

@@ -97,9 +97,9 @@ user could write is refused; the socket is removed on exit.`
 interface). --target is HOST:PORT or unix:/path.
 
 Limits: at most --max-conns connections, --max-handshakes of them in their
-handshake, --max-conns-per-ip from one address (more are refused at once,
-with a warning); when full, the connection idle the longest is closed to
-make room. --handshake-timeout bounds the
+handshake, --max-conns-per-ip from one address, an IPv6 /64 counting as one
+(more are refused at once, with a warning); when full, the connection idle
+the longest is closed to make room. --handshake-timeout bounds the
 handshake (verification included), --dial-timeout the connection to the
 target, --idle-timeout a connection with no bytes either way.
 
@@ -157,7 +157,7 @@ which is how, in TLS 1.3, a server refuses proxy client's --cert, and
 		fs.IntVar(&f.maxHandshakes, "max-handshakes", proxy.DefaultMaxConns, "most local connections being set up (target dialled, handshake) at once; when full, the one idle the longest is closed")
 	}
 	if mode == proxy.ServerMode {
-		fs.IntVar(&f.maxPerIP, "max-conns-per-ip", server.DefaultMaxConnsPerIP, "most connections from one client address (0: no cap)")
+		fs.IntVar(&f.maxPerIP, "max-conns-per-ip", server.DefaultMaxConnsPerIP, "most connections from one client address, an IPv6 /64 counting as one (0: no cap)")
 	} else {
 		// Local clients all come from one address, loopback most often:
 		// a cap there would cap the local program, a pool of 40

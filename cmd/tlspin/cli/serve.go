@@ -61,8 +61,8 @@ client's; the rest are debug lines, counted in the next warning of their kind (s
 --json still reports every one.
 
 Hostile clients cannot lock others out: a handshake must finish within
---handshake-timeout, at most --max-handshakes run at once, one address holds
-at most --max-conns-per-ip connections, and when --max-conns or
+--handshake-timeout, at most --max-handshakes run at once, one address (an
+IPv6 /64) holds at most --max-conns-per-ip connections, and when --max-conns or
 --max-handshakes is reached the connection idle the longest is closed to
 make room rather than a new client kept waiting.
 
@@ -105,7 +105,7 @@ signal ends it at once (exit 130 or 143).`,
 	fs.BoolVar(&f.recheck, "recheck", true, recheckUsage)
 	fs.IntVar(&f.maxConns, "max-conns", server.DefaultMaxConns, "most connections held at once; when full, the one idle the longest is closed for a new client")
 	fs.IntVar(&f.maxHandshakes, "max-handshakes", server.DefaultMaxHandshakes, "most connections still in their TLS handshake at once; when full, the one idle the longest is closed")
-	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", server.DefaultMaxConnsPerIP, "most connections from one client IP address; more are closed at once (0: no cap)")
+	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", server.DefaultMaxConnsPerIP, "most connections from one client IP address (an IPv6 /64 counts as one); more are closed at once (0: no cap)")
 	fs.IntVar(&f.maxLine, "max-line", server.DefaultMaxLine, "most bytes of one line held per connection; a longer line is printed in pieces of this size")
 	fs.DurationVar(&f.handshakeTimeout, "handshake-timeout", server.DefaultHandshakeTimeout, "longest a TLS handshake (verification included) may take")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "close a connection that sends nothing for this long")
