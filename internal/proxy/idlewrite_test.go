@@ -112,3 +112,62 @@ func TestKeyUpdateFloodDoesNotOutliveIdleTimeout(t *testing.T) {
 	}
 	t.Logf("closed %s after the target's last byte: %s", time.Since(quiet).Round(time.Millisecond), e.Reason)
 }
+
+// TestHalfClosedClientThatDoesNotReadIsIdle: a client that sends its
+// request, half-closes and never reads the reply. Its direction ends at
+// the half-close; the other is blocked writing to it, and no read is left
+// for the idle deadline to end. --idle-timeout must still close it.
+func TestHalfClosedClientThatDoesNotReadIsIdle(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	var sent atomic.Int64
+	back := startBackend(t, "tcp", "127.0.0.1:0", func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(60 * time.Second))
+		io.Copy(io.Discard, c)
+		buf := make([]byte, 64<<10)
+		for range 1 << 10 { // 64 MiB at most
+			n, err := c.Write(buf)
+			sent.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	})
+	ev := &events{}
+	addr, _ := run(t, proxy.Config{Mode: proxy.ServerMode, TLS: pintls.ServerConfig(newCert(t, "server"), nil, pintls.Options{}),
+		Target: back.addr, IdleTimeout: idle, OnEvent: ev.on})
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("GET /big\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	closed := func(e proxy.Event) bool { return e.Kind == proxy.EventClosed }
+	n, quiet := int64(-1), time.Now()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(idle / 10) {
+		if _, ok := ev.find(closed); ok {
+			break
+		}
+		if m := sent.Load(); m != n {
+			n, quiet = m, time.Now()
+		}
+		if time.Since(quiet) > 8*time.Second {
+			t.Fatalf("the target could send nothing for 8s (%d bytes sent) and the proxy did not close the connection, with an idle timeout of %s", n, idle)
+		}
+	}
+	e, ok := waitEvent(ev, closed)
+	if !ok {
+		t.Fatal("no close event")
+	}
+	if took := time.Since(quiet); took > idle+7*time.Second {
+		t.Errorf("closed %s after the target's last byte, want within the idle timeout %s and close_notify's 5 s", took, idle)
+	}
+	if !strings.Contains(e.Reason, "idle") {
+		t.Errorf("close event %+v, want the idle timeout as its reason", e)
+	}
+	t.Logf("closed %s after the target's last byte (%d sent): %s", time.Since(quiet).Round(time.Millisecond), sent.Load(), e.Reason)
+}
