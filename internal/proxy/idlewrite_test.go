@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/tlspin/tlspin/core/pintls"
 	"github.com/tlspin/tlspin/internal/proxy"
+	"github.com/tlspin/tlspin/internal/server"
 	"github.com/tlspin/tlspin/internal/tls13raw"
 )
 
@@ -40,46 +42,7 @@ func TestKeyUpdateFloodDoesNotOutliveIdleTimeout(t *testing.T) {
 	addr, _ := run(t, proxy.Config{Mode: proxy.ServerMode, TLS: pintls.ServerConfig(newCert(t, "server"), nil, pintls.Options{}),
 		Target: back.addr, IdleTimeout: idle, OnEvent: ev.on})
 
-	var keylog bytes.Buffer
-	// A small receive buffer, set before connecting: the proxy's
-	// records fill it soon.
-	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		return c.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-	}}
-	raw, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	tc := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13, KeyLogWriter: &keylog})
-	raw.SetDeadline(time.Now().Add(5 * time.Second))
-	if err := tc.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	raw.SetDeadline(time.Time{})
-	if tc.ConnectionState().CipherSuite != tls.TLS_AES_128_GCM_SHA256 {
-		t.Skipf("cipher suite %x, want TLS_AES_128_GCM_SHA256", tc.ConnectionState().CipherSuite)
-	}
-	w, err := tls13raw.FromKeyLog(keylog.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	flooded := make(chan int, 1)
-	go func() {
-		sent := 0
-		defer func() { flooded <- sent }()
-		for range 1 << 13 {
-			buf, err := w.Flood(15, []byte("x\n"))
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			if _, err := raw.Write(buf); err != nil {
-				return
-			}
-			sent++
-		}
-	}()
+	raw := keyUpdateFlood(t, addr)
 	// Wait for the target to get nothing new for a while, then for the
 	// close: within about the idle timeout of its last byte.
 	closed := func(e proxy.Event) bool { return e.Kind == proxy.EventClosed }
@@ -97,7 +60,6 @@ func TestKeyUpdateFloodDoesNotOutliveIdleTimeout(t *testing.T) {
 		}
 	}
 	raw.Close()
-	t.Logf("%d batches of key updates sent, the target got %d bytes", <-flooded, got.n.Load())
 	e, ok := waitEvent(ev, closed)
 	if !ok {
 		t.Fatal("no close event")
@@ -170,4 +132,91 @@ func TestHalfClosedClientThatDoesNotReadIsIdle(t *testing.T) {
 		t.Errorf("close event %+v, want the idle timeout as its reason", e)
 	}
 	t.Logf("closed %s after the target's last byte (%d sent): %s", time.Since(quiet).Round(time.Millisecond), sent.Load(), e.Reason)
+}
+
+// keyUpdateFlood connects to addr with TLS 1.3 and a small receive
+// buffer, then, never reading, sends lines with fifteen key updates
+// before each, until its writes fail or 8192 lines were sent.
+func keyUpdateFlood(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	var keylog bytes.Buffer
+	// A small receive buffer, set before connecting: the proxy's
+	// records fill it soon.
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	raw, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	tc := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13, KeyLogWriter: &keylog})
+	raw.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	raw.SetDeadline(time.Time{})
+	if tc.ConnectionState().CipherSuite != tls.TLS_AES_128_GCM_SHA256 {
+		t.Skipf("cipher suite %x, want TLS_AES_128_GCM_SHA256", tc.ConnectionState().CipherSuite)
+	}
+	w, err := tls13raw.FromKeyLog(keylog.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range 1 << 13 {
+			buf, err := w.Flood(15, []byte("x\n"))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if _, err := raw.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	return raw
+}
+
+// TestRevokedWhileBlockedByKeyUpdates: the key-update flood above from a
+// client whose pin is then removed, with no idle timeout. A revocation
+// closes the connection within a second or two; it used to wait for ever:
+// closing the TLS session sends a close_notify, which waited for the lock
+// of the key update's write, blocked on a client that does not read.
+func TestRevokedWhileBlockedByKeyUpdates(t *testing.T) {
+	var got countingEcho
+	back := startBackend(t, "tcp", "127.0.0.1:0", func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(60 * time.Second))
+		io.Copy(&got, c) // silent: the proxy has no write of its own under way
+	})
+	revokes := make(chan func(error), 1)
+	ev := &events{}
+	addr, _ := run(t, proxy.Config{Mode: proxy.ServerMode, TLS: pintls.ServerConfig(newCert(t, "server"), nil, pintls.Options{}),
+		Target: back.addr, OnEvent: ev.on,
+		Recheck: func(_ tls.ConnectionState, _ string, _ time.Time, revoke func(error)) func() {
+			revokes <- revoke
+			return func() {}
+		}})
+	keyUpdateFlood(t, addr)
+	revoke := <-revokes
+	// Until the proxy is stuck: the target gets nothing new for a second.
+	n, quiet := int64(-1), time.Now()
+	for deadline := time.Now().Add(30 * time.Second); time.Since(quiet) < time.Second; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the flood never stalled the proxy")
+		}
+		if m := got.n.Load(); m != n {
+			n, quiet = m, time.Now()
+		}
+	}
+	at := time.Now()
+	revoke(errors.New("pin removed"))
+	e, ok := waitEvent(ev, func(e proxy.Event) bool { return e.Kind == proxy.EventClosed })
+	if !ok {
+		t.Fatalf("the revoked connection was not closed within 5 s (the target got %d bytes)", got.n.Load())
+	}
+	if e.By != server.RejectedByUs {
+		t.Errorf("close event %+v, want by %q", e, server.RejectedByUs)
+	}
+	t.Logf("closed %s after the revocation: %s", time.Since(at).Round(time.Millisecond), e.Reason)
 }

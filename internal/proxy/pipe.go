@@ -45,7 +45,12 @@ type piped struct {
 // > 0, the connection is closed when neither direction moved a byte for
 // that long.
 func pipe(ctx context.Context, client, target net.Conn, idle time.Duration, m *Metrics) piped {
-	stop := context.AfterFunc(ctx, func() { client.Close(); target.Close() })
+	// The sockets themselves, not the TLS sessions: closing one sends a
+	// close_notify, which waits for the lock of any record being written,
+	// and crypto/tls writes a key update's answer from inside Read, with
+	// no Write under way to make Close skip it; to a peer that stops
+	// reading, that write, and a revocation, would wait for ever.
+	stop := context.AfterFunc(ctx, func() { closeSocket(client); closeSocket(target) })
 	defer stop()
 	defer client.Close()
 	defer target.Close()
@@ -238,6 +243,15 @@ func tcpOf(c net.Conn) *net.TCPConn {
 		}
 	}
 	return nil
+}
+
+// closeSocket closes the connection at the bottom of c (the socket under
+// a TLS session), sending nothing of the TLS layer's.
+func closeSocket(c net.Conn) {
+	for u := under(c); u != nil; u = under(u) {
+		c = u
+	}
+	c.Close()
 }
 
 // closeWrite half-closes c: close_notify on TLS, then a FIN (or the unix
