@@ -39,8 +39,8 @@ func TestKeyUpdateFloodDoesNotOutliveIdleTimeout(t *testing.T) {
 		io.Copy(io.MultiWriter(c, &got), c)
 	})
 	ev := &events{}
-	addr, _ := run(t, proxy.Config{Mode: proxy.ServerMode, TLS: pintls.ServerConfig(newCert(t, "server"), nil, pintls.Options{}),
-		Target: back.addr, IdleTimeout: idle, OnEvent: ev.on})
+	addr, _ := runOn(t, proxy.Config{Mode: proxy.ServerMode, TLS: pintls.ServerConfig(newCert(t, "server"), nil, pintls.Options{}),
+		Target: back.addr, IdleTimeout: idle, OnEvent: ev.on}, smallSendBuffers(t))
 
 	raw := keyUpdateFlood(t, addr)
 	// Wait for the target to get nothing new for a while, then for the
@@ -95,8 +95,8 @@ func TestHalfClosedClientThatDoesNotReadIsIdle(t *testing.T) {
 		}
 	})
 	ev := &events{}
-	addr, _ := run(t, proxy.Config{Mode: proxy.ServerMode, TLS: pintls.ServerConfig(newCert(t, "server"), nil, pintls.Options{}),
-		Target: back.addr, IdleTimeout: idle, OnEvent: ev.on})
+	addr, _ := runOn(t, proxy.Config{Mode: proxy.ServerMode, TLS: pintls.ServerConfig(newCert(t, "server"), nil, pintls.Options{}),
+		Target: back.addr, IdleTimeout: idle, OnEvent: ev.on}, smallSendBuffers(t))
 	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
 	if err != nil {
 		t.Fatal(err)
@@ -132,6 +132,16 @@ func TestHalfClosedClientThatDoesNotReadIsIdle(t *testing.T) {
 		t.Errorf("close event %+v, want the idle timeout as its reason", e)
 	}
 	t.Logf("closed %s after the target's last byte (%d sent): %s", time.Since(quiet).Round(time.Millisecond), sent.Load(), e.Reason)
+}
+
+// smallSendBuffers listens on loopback, with small send buffers
+// (tls13raw.SmallSendBuffers).
+func smallSendBuffers(t *testing.T) net.Listener {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls13raw.SmallSendBuffers(ln)
 }
 
 // keyUpdateFlood connects to addr with TLS 1.3 and a small receive
@@ -191,12 +201,12 @@ func TestRevokedWhileBlockedByKeyUpdates(t *testing.T) {
 	})
 	revokes := make(chan func(error), 1)
 	ev := &events{}
-	addr, _ := run(t, proxy.Config{Mode: proxy.ServerMode, TLS: pintls.ServerConfig(newCert(t, "server"), nil, pintls.Options{}),
+	addr, _ := runOn(t, proxy.Config{Mode: proxy.ServerMode, TLS: pintls.ServerConfig(newCert(t, "server"), nil, pintls.Options{}),
 		Target: back.addr, OnEvent: ev.on,
 		Recheck: func(_ tls.ConnectionState, _ string, _ time.Time, revoke func(error)) func() {
 			revokes <- revoke
 			return func() {}
-		}})
+		}}, smallSendBuffers(t))
 	keyUpdateFlood(t, addr)
 	revoke := <-revokes
 	// Until the proxy is stuck: the target gets nothing new for a second.

@@ -121,12 +121,19 @@ func (e *events) find(match func(proxy.Event) bool) (proxy.Event, bool) {
 // run starts a proxy with cfg on loopback and returns its address.
 func run(t testing.TB, cfg proxy.Config) (string, *proxy.Proxy) {
 	t.Helper()
-	p, err := proxy.New(cfg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return runOn(t, cfg, ln)
+}
+
+// runOn is run on the listener ln.
+func runOn(t testing.TB, cfg proxy.Config, ln net.Listener) (string, *proxy.Proxy) {
+	t.Helper()
+	p, err := proxy.New(cfg)
 	if err != nil {
+		ln.Close()
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -121,6 +121,12 @@ func start(t *testing.T, cfg server.Config) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startOn(t, cfg, ln)
+}
+
+// startOn is start on the listener ln.
+func startOn(t *testing.T, cfg server.Config, ln net.Listener) *testServer {
+	t.Helper()
 	rec := newRecorder()
 	if cfg.OnEvent == nil && cfg.Output == nil {
 		cfg.OnEvent = rec.on

@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 )
 
@@ -118,4 +119,22 @@ func (w *Writer) Flood(n int, data []byte) ([]byte, error) {
 		buf = append(buf, ku...)
 	}
 	return append(buf, w.Record(data, ApplicationData)...), nil
+}
+
+// SmallSendBuffers returns ln, giving each connection it accepts a send
+// buffer of a few kilobytes: a server's writes to a client that does not
+// read (and whose receive buffer is small too) then block within a few
+// hundred records, where the kernel, not told a size, grows the buffer to
+// megabytes, which under -race on a busy machine take longer to fill than
+// a test waits.
+func SmallSendBuffers(ln net.Listener) net.Listener { return smallSend{ln} }
+
+type smallSend struct{ net.Listener }
+
+func (l smallSend) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(4 << 10)
+	}
+	return c, err
 }
