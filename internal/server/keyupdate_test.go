@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -22,7 +23,11 @@ import (
 func TestKeyUpdateFloodDoesNotOutliveIdleTimeout(t *testing.T) {
 	const idle = 300 * time.Millisecond
 	cfg := pintls.ServerConfig(newCert(t, "server"), nil, pintls.Options{})
-	ts := start(t, server.Config{TLS: cfg, IdleTimeout: idle})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startOn(t, server.Config{TLS: cfg, IdleTimeout: idle}, tls13raw.SmallSendBuffers(ln))
 
 	var keylog bytes.Buffer
 	// A small receive buffer, set before connecting: the server's
@@ -89,5 +94,8 @@ func TestKeyUpdateFloodDoesNotOutliveIdleTimeout(t *testing.T) {
 	raw.Close()
 	t.Logf("%d batches of key updates sent, %d lines printed", <-flooded, ts.rec.count(server.EventData))
 	e := ts.rec.waitFor(t, time.Second, func(e server.Event) bool { return e.Kind == server.EventClose })
+	if !strings.Contains(e.Reason, "idle") {
+		t.Errorf("close event %+v, want the idle timeout as its reason", e)
+	}
 	t.Logf("closed %s after the last line: %s", time.Since(quiet).Round(time.Millisecond), e.Reason)
 }

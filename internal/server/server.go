@@ -288,7 +288,8 @@ func (s *Server) readLines(conn net.Conn, id uint64, remote string) (int64, erro
 		// makes crypto/tls write its answers from inside Read, and one
 		// that does not read them would block that write, and the
 		// connection, for ever.
-		conn.SetDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		deadline := time.Now().Add(s.cfg.IdleTimeout)
+		conn.SetDeadline(deadline)
 		chunk, err := br.ReadSlice('\n')
 		total += int64(len(chunk))
 		if len(chunk) > 0 {
@@ -319,8 +320,11 @@ func (s *Server) readLines(conn net.Conn, id uint64, remote string) (int64, erro
 			if len(line) > 0 {
 				flush()
 			}
+			// A read that fails once its deadline has passed is the idle
+			// timeout, whatever crypto/tls made of a key update's answer
+			// that the deadline cut short.
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if errors.As(err, &ne) && ne.Timeout() || !time.Now().Before(deadline) {
 				return total, fmt.Errorf("server: idle for %s, closed", s.cfg.IdleTimeout)
 			}
 			return total, fmt.Errorf("server: read: %w", err)
