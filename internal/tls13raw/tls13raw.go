@@ -11,12 +11,15 @@ import (
 	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // Content types of the records Writer seals.
@@ -119,6 +122,42 @@ func (w *Writer) Flood(n int, data []byte) ([]byte, error) {
 		buf = append(buf, ku...)
 	}
 	return append(buf, w.Record(data, ApplicationData)...), nil
+}
+
+// ErrCipherSuite is Dial's error when the server chose another cipher
+// suite than the one Writer seals with: a test skips.
+var ErrCipherSuite = errors.New("tls13raw: the server chose another cipher suite than TLS_AES_128_GCM_SHA256")
+
+// Dial connects to addr over TCP with a receive buffer of a few kilobytes
+// (so that a server's records to a client that does not read fill it
+// soon), does a TLS 1.3 handshake with crypto/tls, and returns the socket
+// and a Writer of the client's records on it.
+func Dial(addr string) (net.Conn, *Writer, error) {
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4<<10) })
+	}}
+	raw, err := d.Dial("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("tls13raw: %w", err)
+	}
+	var keylog bytes.Buffer
+	tc := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13, KeyLogWriter: &keylog})
+	raw.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		raw.Close()
+		return nil, nil, fmt.Errorf("tls13raw: handshake: %w", err)
+	}
+	raw.SetDeadline(time.Time{})
+	if cs := tc.ConnectionState().CipherSuite; cs != tls.TLS_AES_128_GCM_SHA256 {
+		raw.Close()
+		return nil, nil, fmt.Errorf("%w (%s)", ErrCipherSuite, tls.CipherSuiteName(cs))
+	}
+	w, err := FromKeyLog(keylog.String())
+	if err != nil {
+		raw.Close()
+		return nil, nil, err
+	}
+	return raw, w, nil
 }
 
 // SmallSendBuffers returns ln, giving each connection it accepts a send
