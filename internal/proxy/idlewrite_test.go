@@ -41,36 +41,7 @@ func TestKeyUpdateFloodDoesNotOutliveIdleTimeout(t *testing.T) {
 		Target: back.addr, IdleTimeout: idle, OnEvent: ev.on}, smallSendBuffers(t))
 
 	raw := keyUpdateFlood(t, addr)
-	// Wait for the target to get nothing new for a while, then for the
-	// close: within about the idle timeout of its last byte.
-	closed := func(e proxy.Event) bool { return e.Kind == proxy.EventClosed }
-	n, quiet := int64(-1), time.Now()
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(idle / 10) {
-		if _, ok := ev.find(closed); ok {
-			break
-		}
-		if m := got.n.Load(); m != n {
-			n, quiet = m, time.Now()
-		}
-		if time.Since(quiet) > 8*time.Second {
-			raw.Close()
-			t.Fatalf("the target got nothing for 8s (%d bytes) and the proxy did not close the connection, with an idle timeout of %s", n, idle)
-		}
-	}
-	raw.Close()
-	e, ok := waitEvent(ev, closed)
-	if !ok {
-		t.Fatal("no close event")
-	}
-	// crypto/tls's Close gives its close_notify to a peer that does not
-	// read five seconds.
-	if took := time.Since(quiet); took > idle+7*time.Second {
-		t.Errorf("closed %s after the target's last byte, want within the idle timeout %s and close_notify's 5 s", took, idle)
-	}
-	if !strings.Contains(e.Reason, "idle") {
-		t.Errorf("close event %+v, want the idle timeout as its reason", e)
-	}
-	t.Logf("closed %s after the target's last byte: %s", time.Since(quiet).Round(time.Millisecond), e.Reason)
+	wantIdleClose(t, ev, idle, got.n.Load, raw)
 }
 
 // TestHalfClosedClientThatDoesNotReadIsIdle: a client that sends its
@@ -106,30 +77,45 @@ func TestHalfClosedClientThatDoesNotReadIsIdle(t *testing.T) {
 	if err := c.CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
+	wantIdleClose(t, ev, idle, sent.Load, c)
+}
+
+// wantIdleClose waits for the target's traffic (bytes, as counted by
+// progress) to stop, then for the proxy to close the connection as idle,
+// within the idle timeout and close_notify's 5 s; client is the test's
+// end, closed once the proxy closed or the test gives up. A connection
+// the target still has traffic for after 30 s, or none for 8 s without a
+// close, fails the test.
+func wantIdleClose(t *testing.T, ev *events, idle time.Duration, progress func() int64, client io.Closer) {
+	t.Helper()
 	closed := func(e proxy.Event) bool { return e.Kind == proxy.EventClosed }
 	n, quiet := int64(-1), time.Now()
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(idle / 10) {
 		if _, ok := ev.find(closed); ok {
 			break
 		}
-		if m := sent.Load(); m != n {
+		if m := progress(); m != n {
 			n, quiet = m, time.Now()
 		}
 		if time.Since(quiet) > 8*time.Second {
-			t.Fatalf("the target could send nothing for 8s (%d bytes sent) and the proxy did not close the connection, with an idle timeout of %s", n, idle)
+			client.Close()
+			t.Fatalf("the target's traffic stopped at %d bytes for 8s and the proxy did not close the connection, with an idle timeout of %s", n, idle)
 		}
 	}
+	client.Close()
 	e, ok := waitEvent(ev, closed)
 	if !ok {
 		t.Fatal("no close event")
 	}
+	// crypto/tls's Close gives its close_notify to a peer that does not
+	// read five seconds.
 	if took := time.Since(quiet); took > idle+7*time.Second {
 		t.Errorf("closed %s after the target's last byte, want within the idle timeout %s and close_notify's 5 s", took, idle)
 	}
 	if !strings.Contains(e.Reason, "idle") {
 		t.Errorf("close event %+v, want the idle timeout as its reason", e)
 	}
-	t.Logf("closed %s after the target's last byte (%d sent): %s", time.Since(quiet).Round(time.Millisecond), sent.Load(), e.Reason)
+	t.Logf("closed %s after the target's last byte (%d bytes): %s", time.Since(quiet).Round(time.Millisecond), n, e.Reason)
 }
 
 // smallSendBuffers listens on loopback, with small send buffers
@@ -156,15 +142,8 @@ func keyUpdateFlood(t *testing.T, addr string) net.Conn {
 	}
 	t.Cleanup(func() { raw.Close() })
 	go func() {
-		for range 1 << 13 {
-			buf, err := w.Flood(15, []byte("x\n"))
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			if _, err := raw.Write(buf); err != nil {
-				return
-			}
+		if _, err := w.FloodLines(raw, 1<<13); err != nil {
+			t.Error(err)
 		}
 	}()
 	return raw

@@ -44,19 +44,11 @@ func TestKeyUpdateFloodDoesNotOutliveIdleTimeout(t *testing.T) {
 	// server stops reading: it is stuck writing its answers to us.
 	flooded := make(chan int, 1)
 	go func() {
-		sent := 0
-		defer func() { flooded <- sent }()
-		for range 1 << 13 {
-			buf, err := w.Flood(15, []byte("x\n"))
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			if _, err := raw.Write(buf); err != nil {
-				return
-			}
-			sent++
+		sent, err := w.FloodLines(raw, 1<<13)
+		if err != nil {
+			t.Error(err)
 		}
+		flooded <- sent
 	}()
 	// Wait for the server to print nothing new for a while, then for
 	// the close: within about the idle timeout of the last line.

@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"syscall"
@@ -122,6 +123,23 @@ func (w *Writer) Flood(n int, data []byte) ([]byte, error) {
 		buf = append(buf, ku...)
 	}
 	return append(buf, w.Record(data, ApplicationData)...), nil
+}
+
+// FloodLines writes to c, up to n times, fifteen key updates that ask for
+// an answer and then the line "x\n", until a write fails (a server that
+// stopped reading, a closed connection). It returns how many it wrote,
+// and an error only when a record could not be sealed.
+func (w *Writer) FloodLines(c io.Writer, n int) (int, error) {
+	for i := range n {
+		buf, err := w.Flood(15, []byte("x\n"))
+		if err != nil {
+			return i, err
+		}
+		if _, err := c.Write(buf); err != nil {
+			return i, nil
+		}
+	}
+	return n, nil
 }
 
 // ErrCipherSuite is Dial's error when the server chose another cipher
