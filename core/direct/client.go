@@ -15,6 +15,7 @@ import (
 	"unsafe"
 
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/rawio"
 )
 
 var (
@@ -76,7 +77,7 @@ func NewClient(ch *net.UnixConn, maxConns int) *Client {
 }
 
 // conn is one connection to the plugin: its pipes for deadlines and
-// Close, w and r for the frames (see quiet).
+// Close, w and r for the frames (see internal/rawio).
 type conn struct {
 	*pipeConn
 	w io.Writer
@@ -283,8 +284,9 @@ func unasked(cn *conn) bool {
 		n     uintptr
 		errno syscall.Errno
 	)
-	// A raw system call, as rawIO's: this read runs before every call on
-	// a reused connection, and never blocks (the pipe is non-blocking).
+	// A raw system call, as internal/rawio's are: this read runs before
+	// every call on a reused connection, and never blocks (the pipe is
+	// non-blocking).
 	_ = rc.Read(func(fd uintptr) bool {
 		n, _, errno = syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), 1)
 		return true
@@ -298,7 +300,7 @@ func (c *Client) connect() (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	cn := &conn{pipeConn: pc, w: quiet(pc.w), r: bufio.NewReader(quietLinger(pc.r))}
+	cn := &conn{pipeConn: pc, w: rawio.Quiet(pc.w), r: bufio.NewReader(rawio.QuietLinger(pc.r))}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {

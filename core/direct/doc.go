@@ -35,5 +35,5 @@
 // channel hand-off. Concurrent calls use several connections (Client's
 // pool). A watch connection carries only the answer to watch and then one
 // frame per policy change. Both sides read and write with raw system
-// calls (rawio_linux.go says why).
+// calls (internal/rawio says why).
 package direct

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/rawio"
 )
 
 // Serve answers calls to v on the connections the host offers on the
@@ -100,8 +101,8 @@ func (s *server) closeAll() {
 // handle answers the requests of one connection, one at a time, until it
 // closes or sends something that is not a request.
 func (s *server) handle(ctx context.Context, conn *pipeConn) {
-	r := bufio.NewReader(quiet(conn.r))
-	w := quiet(conn.w)
+	r := bufio.NewReader(rawio.Quiet(conn.r))
+	w := rawio.Quiet(conn.w)
 	for {
 		body, err := readFrame(r)
 		if err != nil {

@@ -1,4 +1,4 @@
-package direct
+package rawio
 
 import (
 	"bytes"
@@ -39,8 +39,8 @@ func unixPair(t *testing.T) (*net.UnixConn, *net.UnixConn) {
 
 func TestQuietIsRaw(t *testing.T) {
 	a, _ := unixPair(t)
-	if _, ok := quiet(a).(rawIO); !ok {
-		t.Errorf("quiet(unix socket) = %T, want rawIO", quiet(a))
+	if _, ok := Quiet(a).(rawIO); !ok {
+		t.Errorf("Quiet(unix socket) = %T, want rawIO", Quiet(a))
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -48,22 +48,22 @@ func TestQuietIsRaw(t *testing.T) {
 	}
 	defer r.Close()
 	defer w.Close()
-	if _, ok := quiet(r).(rawIO); !ok {
-		t.Errorf("quiet(pipe) = %T, want rawIO", quiet(r))
+	if _, ok := Quiet(r).(rawIO); !ok {
+		t.Errorf("Quiet(pipe) = %T, want rawIO", Quiet(r))
 	}
-	if q, ok := quietLinger(r).(rawIO); !ok || !q.linger {
-		t.Errorf("quietLinger(pipe) = %#v, want a lingering rawIO", quietLinger(r))
+	if q, ok := QuietLinger(r).(rawIO); !ok || !q.linger {
+		t.Errorf("QuietLinger(pipe) = %#v, want a lingering rawIO", QuietLinger(r))
 	}
 	p, q := net.Pipe()
 	defer p.Close()
 	defer q.Close()
-	if got := quiet(p); got != p {
-		t.Errorf("quiet(net.Pipe) = %T, want the conn itself (it has no descriptor)", got)
+	if got := Quiet(p); got != p {
+		t.Errorf("Quiet(net.Pipe) = %T, want the conn itself (it has no descriptor)", got)
 	}
 }
 
 // end is one side of a two-way channel of descriptors, read and written
-// through quiet.
+// through Quiet.
 type end interface {
 	io.ReadWriter
 	SetReadDeadline(time.Time) error
@@ -81,7 +81,7 @@ func (e sockEnd) Read(p []byte) (int, error)  { return e.rw.Read(p) }
 func (e sockEnd) Write(p []byte) (int, error) { return e.rw.Write(p) }
 
 // pipeEnd is a pipe to read and another to write, as a connection's;
-// with linger, read as the host reads answers (quietLinger).
+// with linger, read as the host reads answers (QuietLinger).
 type pipeEnd struct {
 	r, w   *os.File
 	linger bool
@@ -89,11 +89,11 @@ type pipeEnd struct {
 
 func (e pipeEnd) Read(p []byte) (int, error) {
 	if e.linger {
-		return quietLinger(e.r).Read(p)
+		return QuietLinger(e.r).Read(p)
 	}
-	return quiet(e.r).Read(p)
+	return Quiet(e.r).Read(p)
 }
-func (e pipeEnd) Write(p []byte) (int, error)        { return quiet(e.w).Write(p) }
+func (e pipeEnd) Write(p []byte) (int, error)        { return Quiet(e.w).Write(p) }
 func (e pipeEnd) SetReadDeadline(t time.Time) error  { return e.r.SetReadDeadline(t) }
 func (e pipeEnd) SetWriteDeadline(t time.Time) error { return e.w.SetWriteDeadline(t) }
 func (e pipeEnd) Close() error                       { return errors.Join(e.r.Close(), e.w.Close()) }
@@ -102,7 +102,7 @@ func (e pipeEnd) Close() error                       { return errors.Join(e.r.Cl
 var transports = map[string]func(t *testing.T) (end, end){
 	"unix socket": func(t *testing.T) (end, end) {
 		a, b := unixPair(t)
-		return sockEnd{a, quiet(a)}, sockEnd{b, quiet(b)}
+		return sockEnd{a, Quiet(a)}, sockEnd{b, Quiet(b)}
 	},
 	"pipes":                  func(t *testing.T) (end, end) { return pipePair(t, false) },
 	"pipes, lingering reads": func(t *testing.T) (end, end) { return pipePair(t, true) },

@@ -1,6 +1,6 @@
 //go:build linux && !race
 
-package direct
+package rawio
 
 func raceReleaseMerge() {}
 func raceAcquire()      {}

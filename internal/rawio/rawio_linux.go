@@ -1,4 +1,4 @@
-package direct
+package rawio
 
 import (
 	"io"
@@ -9,9 +9,9 @@ import (
 	"unsafe"
 )
 
-// quiet returns c's reads and writes made with raw system calls, when c
+// Quiet returns c's reads and writes made with raw system calls, when c
 // has a file descriptor: see rawIO.
-func quiet(c io.ReadWriter) io.ReadWriter {
+func Quiet(c io.ReadWriter) io.ReadWriter {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return c
@@ -36,7 +36,7 @@ type rawIO struct {
 	// linger makes a read that finds nothing yield to the process's other
 	// goroutines and try again, while none of them wants the processor and
 	// for lingerFor at most, before it waits in the poller: see
-	// quietLinger.
+	// QuietLinger.
 	linger bool
 }
 
@@ -51,7 +51,7 @@ const (
 	busyYield = 5 * time.Microsecond
 )
 
-// quietLinger is quiet for the host's reads of answers, which linger: a
+// QuietLinger is Quiet for the host's reads of answers, which linger: a
 // thread that waits in the poller, with nothing else to run, lets its
 // vCPU halt, and waking a halted vCPU is what an uncached call costs most
 // on some VMs (twice per call: the plugin's and the host's). Lingering
@@ -59,8 +59,8 @@ const (
 // nothing else to run, so a busy host loses nothing to it
 // (docs/performance.md, "Checked again after the reviews of the sixteenth
 // landing").
-func quietLinger(c io.ReadWriter) io.ReadWriter {
-	q := quiet(c)
+func QuietLinger(c io.ReadWriter) io.ReadWriter {
+	q := Quiet(c)
 	if r, ok := q.(rawIO); ok {
 		r.linger = true
 		return r
