@@ -161,6 +161,36 @@ func TestSetOneShot(t *testing.T) {
 	}
 }
 
+// TestTableFloor: the floor's row is shown when it was measured, and
+// why not when it was not.
+func TestTableFloor(t *testing.T) {
+	tests := []struct {
+		name        string
+		rep         bench.Report
+		row         bool
+		note, ratio string
+	}{
+		{"measured", bench.Report{InProcessHsPerS: 1000}, true, "the least any verifier in another process costs here", "0.950"},
+		{"no cat", bench.Report{InProcessHsPerS: 1000, NoFloor: "bench: no floor: cat not found"}, false, "no floor: bench: no floor: cat not found", ""},
+		{"external", bench.Report{NoInProcess: "x is not built into tlspin"}, false, "no in-process mode", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.row {
+				tt.rep.SummarizeFloor(bench.Result{PerSecond: 1000}, bench.Result{PerSecond: 950})
+			}
+			var out strings.Builder
+			if err := tt.rep.WriteTable(&out); err != nil {
+				t.Fatal(err)
+			}
+			hasRow := strings.Contains(out.String(), "  floor  ")
+			if hasRow != tt.row || !strings.Contains(out.String(), tt.note) || (tt.row && !strings.Contains(out.String(), tt.ratio)) {
+				t.Errorf("floor row %v (want %v), note %q, ratio %q:\n%s", hasRow, tt.row, tt.note, tt.ratio, out.String())
+			}
+		})
+	}
+}
+
 // cpuTicks returns the user+system clock ticks a process has used.
 func cpuTicks(tb testing.TB, pid int) int64 {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")

@@ -12,13 +12,15 @@ import (
 // Mode names used by Report.
 const (
 	InProcess = "in-process"
+	FloorMode = "floor"
 	Plugin    = "plugin"
 	Cached    = "plugin+cache"
 )
 
 // Report is one bench run: handshakes per second and latencies for
-// in-process verification, plugin verification without and with the
-// verdict cache, as ratios to in-process measured in the same run.
+// in-process verification, the floor (in process, after one round trip to
+// cat: type Floor), plugin verification without and with the verdict
+// cache, as ratios to in-process measured in the same run.
 type Report struct {
 	Verifier    string  `json:"verifier"`
 	Key         string  `json:"key"`
@@ -32,6 +34,19 @@ type Report struct {
 	CachedHsPerS    float64 `json:"cached_hs_per_s"`
 	PluginRatio     float64 `json:"plugin_ratio"`
 	CachedRatio     float64 `json:"cached_ratio"`
+
+	// The floor: what any verifier in another process would cost here
+	// (type Floor). FloorRatio is what plugin_ratio cannot exceed but
+	// for noise; the plugin's part of its cost is the distance between
+	// them. NoFloor, when set, says why the floor was not measured (an
+	// external verifier has no in-process form to ask after cat; no cat
+	// on the PATH); its figures are then 0.
+	FloorHsPerS   float64 `json:"floor_hs_per_s"`
+	FloorRatio    float64 `json:"floor_ratio"`
+	FloorP50Us    float64 `json:"floor_p50_us"`
+	FloorP99Us    float64 `json:"floor_p99_us"`
+	FloorVerifyUs float64 `json:"floor_verify_us"`
+	NoFloor       string  `json:"no_floor,omitempty"`
 
 	InProcessP50Us float64 `json:"inprocess_p50_us"`
 	InProcessP99Us float64 `json:"inprocess_p99_us"`
@@ -109,6 +124,16 @@ func (rep *Report) Summarize(inproc, plugin, cached Result) {
 	rep.CachedP50Us, rep.CachedP99Us = Micros(cached.P50), Micros(cached.P99)
 }
 
+// SummarizeFloor fills the floor's handshake figures of rep from its
+// result and the in-process mode's.
+func (rep *Report) SummarizeFloor(inproc, floor Result) {
+	rep.FloorHsPerS = round2(floor.PerSecond)
+	if inproc.PerSecond > 0 {
+		rep.FloorRatio = round3(floor.PerSecond / inproc.PerSecond)
+	}
+	rep.FloorP50Us, rep.FloorP99Us = Micros(floor.P50), Micros(floor.P99)
+}
+
 // SetLaunches records plugin launch times.
 func (rep *Report) SetLaunches(ds []time.Duration) {
 	if len(ds) == 0 {
@@ -133,11 +158,15 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		p50, p99, vfy float64
 	}{
 		{InProcess, rep.InProcessHsPerS, 1, rep.InProcessP50Us, rep.InProcessP99Us, rep.InProcessVerifyUs},
+		{FloorMode, rep.FloorHsPerS, rep.FloorRatio, rep.FloorP50Us, rep.FloorP99Us, rep.FloorVerifyUs},
 		{Plugin, rep.PluginHsPerS, rep.PluginRatio, rep.PluginP50Us, rep.PluginP99Us, rep.PluginVerifyUs},
 		{Cached, rep.CachedHsPerS, rep.CachedRatio, rep.CachedP50Us, rep.CachedP99Us, rep.CachedVerifyUs},
 	}
-	if rep.NoInProcess != "" {
-		rows = rows[1:]
+	switch {
+	case rep.NoInProcess != "":
+		rows = rows[2:]
+	case rep.NoFloor != "":
+		rows = slices.Delete(rows, 1, 2)
 	}
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%.0f\t%.0f\t%.2f\t\n", r.name, r.hs, r.ratio, r.p50, r.p99, r.vfy)
@@ -145,8 +174,13 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if rep.NoInProcess != "" {
+	switch {
+	case rep.NoInProcess != "":
 		fmt.Fprintf(w, "\nno in-process mode: %s\n", rep.NoInProcess)
+	case rep.NoFloor != "":
+		fmt.Fprintf(w, "\nno floor: %s\n", rep.NoFloor)
+	default:
+		fmt.Fprintf(w, "\nfloor: in process, after one round trip to cat on pipes: the least any verifier in another process costs here\n")
 	}
 	fmt.Fprintf(w, "\nplugin launch (process start until configured): median %.1f ms, min %.1f ms over %d launches\n",
 		rep.PluginLaunchMs, rep.PluginLaunchMinMs, rep.Launches)

@@ -46,11 +46,15 @@ full TLS 1.3 handshakes (no resumption) against it, the server verified by
 the verifier configured to trust that certificate:
 
   in-process     the verifier called directly, as a library
+  floor          in process, after one round trip to cat(1) on pipes: the
+                 least any verifier in another process costs on this
+                 machine (its context switches and wake-ups), with
+                 nothing of tlspin's protocol or plugin in it
   plugin         through its plugin process, every handshake asking it
   plugin+cache   through its plugin, behind the host's verdict cache
 
 Modes run in turns within the same run, so ratios to in-process compare
-like with like. Also reports the latency of one Verify call, how long a
+like with like; what the plugin costs beyond the floor is tlspin's. Also reports the latency of one Verify call, how long a
 plugin takes to launch (from process start until it is configured), and
 the wall time of one-shot commands run in turns against the same server:
 tlspin send through the verifier against tlspin fingerprint (the same
@@ -168,7 +172,7 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags) error {
 	)
 	prog := newProgress(cmd.ErrOrStderr(), "bench")
 	defer prog.Done()
-	steps := f.launches + 5
+	steps := f.launches + 6 // launches, handshakes, 4 Verify latencies, one-shots
 	for i := range f.launches {
 		prog.Step(i+1, steps, "starting the plugin")
 		t0 := time.Now()
@@ -188,11 +192,21 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags) error {
 
 	vc := cache.New(cache.Config{})
 	cached := vc.Wrap(name, p)
-	prog.Timed(f.launches+1, steps, "handshakes, 3 modes", 3*f.duration)
 	modes := []bench.Mode{{Name: bench.Plugin, D: p}, {Name: bench.Cached, D: cached}}
-	if !external {
-		modes = append([]bench.Mode{{Name: bench.InProcess, D: iv}}, modes...)
+	switch {
+	case external:
+		rep.NoInProcess = fmt.Sprintf("%s is not built into tlspin, so it has no in-process form to compare with", name)
+	default:
+		fl, err := bench.StartFloor(iv)
+		if err != nil {
+			rep.NoFloor = err.Error()
+			modes = append([]bench.Mode{{Name: bench.InProcess, D: iv}}, modes...)
+			break
+		}
+		defer fl.Close()
+		modes = append([]bench.Mode{{Name: bench.InProcess, D: iv}, {Name: bench.FloorMode, D: fl}}, modes...)
 	}
+	prog.Timed(f.launches+1, steps, fmt.Sprintf("handshakes, %d modes", len(modes)), time.Duration(len(modes))*f.duration)
 	res, err := bench.Handshakes(ctx, bench.Config{
 		Cert:        ref.Leaf,
 		ServerName:  ref.ServerName,
@@ -202,17 +216,20 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags) error {
 	if err != nil {
 		return err
 	}
-	if external {
-		rep.NoInProcess = fmt.Sprintf("%s is not built into tlspin, so it has no in-process form to compare with", name)
-		res = append([]bench.Result{{}}, res...)
+	byName := map[string]bench.Result{}
+	for _, r := range res {
+		byName[r.Name] = r
 	}
-	rep.Summarize(res[0], res[1], res[2])
+	rep.Summarize(byName[bench.InProcess], byName[bench.Plugin], byName[bench.Cached])
+	if _, ok := byName[bench.FloorMode]; ok {
+		rep.SummarizeFloor(byName[bench.InProcess], byName[bench.FloorMode])
+	}
 	if st := vc.Stats(); st.Hits+st.Misses > 0 {
 		rep.CacheHitRatio = float64(int64(10000*float64(st.Hits)/float64(st.Hits+st.Misses))) / 10000
 	}
 
 	req := &verify.Request{PeerChain: ref.Leaf.Certificate, ServerName: ref.ServerName, Side: verify.ClientVerifiesServer, RemoteAddr: "127.0.0.1:443"}
-	outs := map[string]*float64{bench.InProcess: &rep.InProcessVerifyUs, bench.Plugin: &rep.PluginVerifyUs, bench.Cached: &rep.CachedVerifyUs}
+	outs := map[string]*float64{bench.InProcess: &rep.InProcessVerifyUs, bench.FloorMode: &rep.FloorVerifyUs, bench.Plugin: &rep.PluginVerifyUs, bench.Cached: &rep.CachedVerifyUs}
 	for i, m := range modes {
 		prog.Step(f.launches+2+i, steps, "Verify latency")
 		d, err := bench.VerifyLatency(ctx, m.D, req, f.samples)

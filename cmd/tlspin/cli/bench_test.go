@@ -57,6 +57,24 @@ func TestBenchJSON(t *testing.T) {
 				"plugin_launch_ms", "inprocess_verify_us", "plugin_verify_us", "cached_verify_us",
 				"send_oneshot_ms", "fingerprint_oneshot_ms", "oneshot_ratio",
 			}
+			// The floor needs cat, which is on the PATH exactly when
+			// openssl is here (the real PATH, or an empty one).
+			floor := []string{"floor_hs_per_s", "floor_ratio", "floor_p50_us", "floor_p99_us", "floor_verify_us"}
+			if tt.openssl {
+				positive = append(positive, floor...)
+				if v, ok := doc["no_floor"]; ok {
+					t.Errorf("no_floor = %v with cat on the PATH", v)
+				}
+			} else {
+				for _, k := range floor {
+					if doc[k] != float64(0) {
+						t.Errorf("%s = %v without cat, want 0", k, doc[k])
+					}
+				}
+				if v, _ := doc["no_floor"].(string); !strings.Contains(v, `"cat"`) {
+					t.Errorf("no_floor = %q, want why the floor was not measured (no cat)", v)
+				}
+			}
 			openssl := []string{"openssl_oneshot_ms", "send_openssl_ratio"}
 			if tt.openssl {
 				positive = append(positive, openssl...)
