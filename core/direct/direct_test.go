@@ -555,6 +555,30 @@ func TestConcurrentCalls(t *testing.T) {
 	}
 }
 
+// TestPanicIsARejection: a built-in verifier that panics (on a peer's
+// certificate it did not expect) rejects that peer with an error that
+// says so, and tlspin-builtins keeps serving, as core/rpc's server does
+// for plugins written with the Go SDK.
+func TestPanicIsARejection(t *testing.T) {
+	var n atomic.Int32
+	f := &fake{verify: func(context.Context, *verify.Request) (*verify.Verdict, error) {
+		if n.Add(1) == 1 {
+			var names []string
+			_ = names[n.Load()] // out of range: the mistake of an author
+		}
+		return &verify.Verdict{Allow: true}, nil
+	}}
+	c, _, _ := serve(t, f, 1)
+	v, err := c.Verify(ctxFor(t, 10*time.Second), &verify.Request{})
+	var remote *direct.RemoteError
+	if !errors.As(err, &remote) || !strings.Contains(remote.Message, "verifier panicked: runtime error: index out of range") || v != nil {
+		t.Fatalf("a panic in Verify came back as %+v, %v; want a rejection that names the panic", v, err)
+	}
+	if v, err := c.Verify(ctxFor(t, 10*time.Second), &verify.Request{}); err != nil || !v.Allow {
+		t.Fatalf("after a panic, Verify answered %+v, %v; want the verifier still serving", v, err)
+	}
+}
+
 // TestWaitForConnection: a caller beyond maxConns waits for a connection,
 // and gives up when its context ends.
 func TestWaitForConnection(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime/debug"
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
@@ -137,17 +138,25 @@ func (s *server) handle(ctx context.Context, conn *pipeConn) {
 
 // call asks the verifier what req asks, within req's timeout; false for
 // an unknown method. Like core/rpc's server, a verifier's error goes back
-// as the verifier's answer, with BadOption set for verify.ErrBadOption.
-func (s *server) call(ctx context.Context, req *request) (*response, bool) {
+// as the verifier's answer, with BadOption set for verify.ErrBadOption,
+// and so does a panic of the verifier (for Verify a rejection that names
+// it): uncaught, it would end tlspin-builtins, failing every call in
+// flight, and one peer whose certificate trips a verifier's bug would keep
+// the verifier down for all while the host restarted it.
+func (s *server) call(ctx context.Context, req *request) (resp *response, known bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("verifier panicked", "method", req.Method, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			resp, known = &response{Error: &remoteError{Message: verify.Truncate(fmt.Sprintf("verifier panicked: %v", p))}}, true
+		}
+	}()
 	if req.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, req.Timeout)
 		defer cancel()
 	}
-	var (
-		resp = &response{}
-		err  error
-	)
+	resp = &response{}
+	var err error
 	switch req.Method {
 	case methodDescribe:
 		var d *verify.Description
