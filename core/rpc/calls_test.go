@@ -273,6 +273,25 @@ func TestCommitOfAVerifierWithoutCommit(t *testing.T) {
 	}
 }
 
+// TestNegativeCacheTimeIsARejection: a verifier written with the Go SDK
+// that returns a negative cache time (a subtraction the wrong way round)
+// rejects that peer with an error that says so, rather than sending a
+// verdict the host must take for garbage, restarting the plugin on every
+// call, as the Python SDK and the Node example already do.
+func TestNegativeCacheTimeIsARejection(t *testing.T) {
+	c, _ := serve(t, &fake{verify: func(context.Context) (*verify.Verdict, error) {
+		return &verify.Verdict{Allow: true, Reason: "fine", CacheFor: -time.Second}, nil
+	}}, rpc.DialOptions()...)
+	v, err := call(c, 5*time.Second)
+	var remote *rpc.RemoteError
+	if !errors.As(err, &remote) || remote.Code != codes.Unknown || !strings.Contains(remote.Message, "negative cache time (-1s)") || v != nil {
+		t.Fatalf("a negative cache time came back as %+v, %v; want a rejection that names it", v, err)
+	}
+	if errors.Is(err, rpc.ErrGarbage) {
+		t.Errorf("%v is taken for garbage: the host would restart the plugin", err)
+	}
+}
+
 // TestPanicIsARejection: a verifier that panics (in the Go SDK, on a
 // peer's certificate it did not expect) rejects that peer with an error
 // that says so, and the plugin keeps serving. The panic used to kill the

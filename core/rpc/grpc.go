@@ -230,6 +230,11 @@ func (s *server) Verify(ctx context.Context, req *verifierv1.VerifyRequest) (_ *
 	if v == nil {
 		return nil, status.Error(codes.Unknown, "verifier returned no verdict")
 	}
+	if v.CacheFor < 0 {
+		// The host would take it for garbage and restart the plugin on
+		// every call; it is the verifier's mistake, a rejection.
+		return nil, status.Error(codes.Unknown, fmt.Sprintf("verifier returned a negative cache time (%v)", v.CacheFor))
+	}
 	return verdictToProto(v), nil
 }
 

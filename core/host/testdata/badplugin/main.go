@@ -27,7 +27,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -62,7 +61,9 @@ func main() {
 	switch mode {
 	case "garbage":
 		p = &garbagePlugin{}
-	case "allow", "negative", "exit", "hang", "huge", "deadline", "configure-exit", "configure-hang", "describe-hang", "commit":
+	case "negative":
+		p = &garbagePlugin{negative: true}
+	case "allow", "exit", "hang", "huge", "deadline", "configure-exit", "configure-hang", "describe-hang", "commit":
 		p = &rpc.GRPCPlugin{Impl: &bad{mode: mode}}
 	default:
 		if c, ok := strings.CutPrefix(mode, "status="); ok {
@@ -107,8 +108,6 @@ func (b *bad) Configure(context.Context, *verify.ConfigureRequest) (*verify.Conf
 
 func (b *bad) Verify(ctx context.Context, _ *verify.Request) (*verify.Verdict, error) {
 	switch b.mode {
-	case "negative":
-		return &verify.Verdict{Allow: true, Reason: "ok", CacheFor: -time.Second}, nil
 	case "exit":
 		os.Exit(3)
 	case "hang":
@@ -126,12 +125,18 @@ func (b *bad) Verify(ctx context.Context, _ *verify.Request) (*verify.Verdict, e
 }
 
 // garbagePlugin serves the verifier service with a Verify that answers
-// bytes no VerifyResponse can be parsed from.
+// bytes no VerifyResponse can be parsed from or, negative set, a verdict
+// with a negative cache time (which the Go SDK would refuse to send).
 type garbagePlugin struct {
 	plugin.NetRPCUnsupportedPlugin
+	negative bool
 }
 
-func (garbagePlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+func (g garbagePlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	if g.negative {
+		verifierv1.RegisterVerifierServer(s, negativeServer{})
+		return nil
+	}
 	desc := verifierv1.Verifier_ServiceDesc
 	desc.Methods = append([]grpc.MethodDesc{}, desc.Methods...)
 	for i := range desc.Methods {
@@ -157,6 +162,13 @@ func (garbageServer) Describe(context.Context, *verifierv1.DescribeRequest) (*ve
 
 func (garbageServer) Configure(context.Context, *verifierv1.ConfigureRequest) (*verifierv1.ConfigureResponse, error) {
 	return &verifierv1.ConfigureResponse{}, nil
+}
+
+// negativeServer allows every peer, for -1 s.
+type negativeServer struct{ garbageServer }
+
+func (negativeServer) Verify(context.Context, *verifierv1.VerifyRequest) (*verifierv1.VerifyResponse, error) {
+	return &verifierv1.VerifyResponse{Allow: true, Reason: "ok", CacheForMillis: -1000}, nil
 }
 
 // garbageVerify answers allow=true, then a reason field whose length runs
