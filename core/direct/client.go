@@ -28,6 +28,10 @@ var (
 	ErrTransport = errors.New("direct: verifier plugin unreachable")
 	// ErrClosed is matched, with ErrTransport, by calls on a closed Client.
 	ErrClosed = errors.New("direct: client closed")
+	// ErrBusy means a call of VerifyWithin found every connection in use
+	// by other calls for as long as it was to wait: the plugin is busy,
+	// not known to be hung.
+	ErrBusy = errors.New("direct: every connection to the verifier plugin busy")
 )
 
 // RemoteError is an error the verifier itself returned: a rejection, never
@@ -87,7 +91,7 @@ type conn struct {
 // Describe asks the plugin what it is.
 func (c *Client) Describe(ctx context.Context) (*verify.Description, error) {
 	var d *verify.Description
-	err := c.call(ctx, &request{Method: methodDescribe}, func(r *response) error {
+	err := c.call(ctx, 0, &request{Method: methodDescribe}, func(r *response) error {
 		if r.Description == nil || r.Description.Name == "" {
 			return fmt.Errorf("%w: describe answered no name", ErrGarbage)
 		}
@@ -109,7 +113,7 @@ func (c *Client) Configure(ctx context.Context, req *verify.ConfigureRequest) (*
 		r.Options = req.Options
 	}
 	var cr *verify.ConfigureResponse
-	err := c.call(ctx, r, func(r *response) error {
+	err := c.call(ctx, 0, r, func(r *response) error {
 		if r.Configured == nil {
 			return fmt.Errorf("%w: configure answered no result", ErrGarbage)
 		}
@@ -119,10 +123,26 @@ func (c *Client) Configure(ctx context.Context, req *verify.ConfigureRequest) (*
 	return cr, err
 }
 
-// Verify asks the plugin to decide on a peer.
+// Verify asks the plugin to decide on a peer, all of it bounded by ctx.
 func (c *Client) Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error) {
+	return c.verify(ctx, req, 0)
+}
+
+// VerifyWithin is Verify with a clock that starts once the call holds a
+// connection: it waits for one while ctx allows, for timeout at most
+// (then ErrBusy), and the plugin then has timeout, or what is left of
+// ctx, to answer. A call queued behind other callers' slow but timely
+// calls (commits waiting on a lock) is then not taken for a plugin that
+// hung: only a call that had the whole timeout and got no answer ends
+// with context.DeadlineExceeded while ctx is still alive. A timeout of 0
+// or less is none: Verify.
+func (c *Client) VerifyWithin(ctx context.Context, req *verify.Request, timeout time.Duration) (*verify.Verdict, error) {
+	return c.verify(ctx, req, max(timeout, 0))
+}
+
+func (c *Client) verify(ctx context.Context, req *verify.Request, within time.Duration) (*verify.Verdict, error) {
 	var v *verify.Verdict
-	err := c.call(ctx, &request{Method: methodVerify, Peer: toPeer(req)}, func(r *response) error {
+	err := c.call(ctx, within, &request{Method: methodVerify, Peer: toPeer(req)}, func(r *response) error {
 		if r.Verdict == nil {
 			return fmt.Errorf("%w: verify answered no verdict", ErrGarbage)
 		}
@@ -138,7 +158,7 @@ func (c *Client) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 // Commit tells the plugin that a handshake it allowed with Commit set has
 // succeeded.
 func (c *Client) Commit(ctx context.Context, req *verify.Request) (*verify.CommitResponse, error) {
-	if err := c.call(ctx, &request{Method: methodCommit, Peer: toPeer(req)}, nothing(methodCommit)); err != nil {
+	if err := c.call(ctx, 0, &request{Method: methodCommit, Peer: toPeer(req)}, nothing(methodCommit)); err != nil {
 		return nil, err
 	}
 	return &verify.CommitResponse{}, nil
@@ -157,7 +177,7 @@ func nothing(method string) func(*response) error {
 
 // Shutdown asks the plugin to stop serving; it answers before it does.
 func (c *Client) Shutdown(ctx context.Context) error {
-	return c.call(ctx, &request{Method: methodShutdown}, nil)
+	return c.call(ctx, 0, &request{Method: methodShutdown}, nil)
 }
 
 // WatchPolicy streams the plugin's policy changes on a connection of its
@@ -219,19 +239,22 @@ func (c *Client) Close() error {
 // call makes one call on a pooled connection and gives the answer to
 // result, if not nil, which takes what it needs or says why it is
 // garbage. A connection whose call failed in any way but with the
-// verifier's own error is closed.
-func (c *Client) call(ctx context.Context, req *request, result func(*response) error) error {
+// verifier's own error is closed. With within set, the call waits for a
+// connection for within at most, and then has within to be answered
+// (VerifyWithin); otherwise ctx alone bounds it.
+func (c *Client) call(ctx context.Context, within time.Duration, req *request, result func(*response) error) error {
 	if isClosed(c.done) {
 		return fmt.Errorf("%w: %w", ErrTransport, ErrClosed)
 	}
-	select {
-	case c.slots <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("direct: %s: waiting for a connection: %w", req.Method, ctx.Err())
-	case <-c.done:
-		return fmt.Errorf("%w: %w", ErrTransport, ErrClosed)
+	if err := c.acquire(ctx, within, req.Method); err != nil {
+		return err
 	}
 	defer func() { <-c.slots }()
+	if within > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, within)
+		defer cancel()
+	}
 	cn, err := c.take(req.Method)
 	if err != nil {
 		return err
@@ -247,6 +270,32 @@ func (c *Client) call(ctx context.Context, req *request, result func(*response) 
 		c.discard(cn)
 	}
 	return err
+}
+
+// acquire takes a slot for a call, waiting while ctx allows, and for
+// within at most when it is set.
+func (c *Client) acquire(ctx context.Context, within time.Duration, method string) error {
+	select {
+	case c.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	var expired <-chan time.Time // nil, never ready, without within
+	if within > 0 {
+		t := time.NewTimer(within)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case c.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("direct: %s: waiting for a connection: %w", method, ctx.Err())
+	case <-expired:
+		return fmt.Errorf("%w: %s: all %d in use by other calls for %s", ErrBusy, method, cap(c.slots), within)
+	case <-c.done:
+		return fmt.Errorf("%w: %w", ErrTransport, ErrClosed)
+	}
 }
 
 // take returns an idle connection, or a new one. An idle connection on

@@ -555,6 +555,55 @@ func TestConcurrentCalls(t *testing.T) {
 	}
 }
 
+// TestVerifyWithin: its clock starts once the call holds a connection. A
+// call that waits longer than its timeout for one is ErrBusy, not a
+// deadline; one that holds a connection and gets no answer within its
+// timeout ends with context.DeadlineExceeded while the caller's context
+// is alive; a call that waited, then was answered in time, succeeds.
+func TestVerifyWithin(t *testing.T) {
+	started, release := make(chan string, 4), make(chan struct{})
+	f := &fake{verify: func(_ context.Context, req *verify.Request) (*verify.Verdict, error) {
+		started <- req.ServerName
+		if req.ServerName == "hold" {
+			<-release
+		}
+		return &verify.Verdict{Allow: true}, nil
+	}}
+	c, _, _ := serve(t, f, 1)
+	held := make(chan error, 1)
+	go func() {
+		_, err := c.VerifyWithin(ctxFor(t, time.Minute), &verify.Request{ServerName: "hold"}, time.Minute)
+		held <- err
+	}()
+	<-started
+	ctx := ctxFor(t, time.Minute)
+	if _, err := c.VerifyWithin(ctx, &verify.Request{ServerName: "busy"}, 100*time.Millisecond); !errors.Is(err, direct.ErrBusy) || errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a call behind a held connection: %v; want ErrBusy", err)
+	}
+	waited := make(chan error, 1)
+	go func() {
+		_, err := c.VerifyWithin(ctx, &verify.Request{ServerName: "waits"}, 5*time.Second)
+		waited <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // "waits" queues for the connection
+	close(release)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waited; err != nil {
+		t.Errorf("a call that waited, then was answered in time: %v", err)
+	}
+	hang := make(chan struct{})
+	defer close(hang)
+	c2, _, _ := serve(t, &fake{verify: func(context.Context, *verify.Request) (*verify.Verdict, error) {
+		<-hang
+		return &verify.Verdict{Allow: true}, nil
+	}}, 1)
+	if _, err := c2.VerifyWithin(ctx, &verify.Request{}, 100*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, direct.ErrBusy) || ctx.Err() != nil {
+		t.Errorf("a call the plugin does not answer: %v; want its own deadline, the caller's context alive", err)
+	}
+}
+
 // TestPanicIsARejection: a built-in verifier that panics (on a peer's
 // certificate it did not expect) rejects that peer with an error that
 // says so, and tlspin-builtins keeps serving, as core/rpc's server does

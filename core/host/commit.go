@@ -18,7 +18,7 @@ var _ verify.Committer = (*Plugin)(nil)
 func (p *Plugin) Commit(ctx context.Context, req *verify.Request) (*verify.CommitResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.VerifyTimeout)
 	defer cancel()
-	inst, req, err := p.instanceFor(ctx, req)
+	inst, req, err := p.instanceFor(ctx, p.cfg.VerifyTimeout, req)
 	if err != nil {
 		return nil, err
 	}

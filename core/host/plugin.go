@@ -245,13 +245,11 @@ func (p *Plugin) OnPolicyChange(f func(verify.PolicyChange)) {
 // plugin is found and replaced even when every caller gives up first.
 func (p *Plugin) Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error) {
 	start := time.Now()
-	wctx, cancel := context.WithTimeout(ctx, p.cfg.VerifyTimeout)
-	defer cancel()
-	inst, req, err := p.instanceFor(wctx, req)
+	inst, req, err := p.instanceFor(ctx, p.cfg.VerifyTimeout, req)
 	if err != nil {
 		return nil, err
 	}
-	v, err := inst.v.Verify(wctx, req)
+	v, timedOut, err := p.ask(ctx, inst, req)
 	if err != nil && !IsVerifierError(err) && deadline.Passed(ctx) {
 		// The caller gave up first: the plugin is not known to be hung.
 		p.probe(inst, req)
@@ -273,7 +271,28 @@ func (p *Plugin) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 		}
 		return nil, fmt.Errorf("%w: verifier %q gave no verdict within %s (pid %d): %w", ErrTimeout, p.spec.Name, waited, inst.pid, context.DeadlineExceeded)
 	}
-	return p.judge(wctx, inst, v, err)
+	return p.judge(inst, v, timedOut, err)
+}
+
+// queue is a channel whose calls may wait for a free connection before
+// they reach the plugin (direct.Client): the verify timeout then starts
+// once a call holds one, so that a call queued behind other callers' slow
+// but timely calls is not taken for a hung plugin.
+type queue interface {
+	VerifyWithin(ctx context.Context, req *verify.Request, timeout time.Duration) (*verify.Verdict, error)
+}
+
+// ask puts req to inst within the verify timeout and ctx, and reports
+// whether the plugin had the whole timeout and did not answer in it.
+func (p *Plugin) ask(ctx context.Context, inst *instance, req *verify.Request) (*verify.Verdict, bool, error) {
+	if q, ok := inst.v.(queue); ok {
+		v, err := q.VerifyWithin(ctx, req, p.cfg.VerifyTimeout)
+		return v, err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, p.cfg.VerifyTimeout)
+	defer cancel()
+	v, err := inst.v.Verify(wctx, req)
+	return v, err != nil && wctx.Err() != nil, err
 }
 
 // probe asks inst again about req, in the background and bounded by the
@@ -292,17 +311,16 @@ func (p *Plugin) probe(inst *instance, req *verify.Request) {
 	go func() {
 		defer p.wg.Done()
 		defer inst.probing.Store(false)
-		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.VerifyTimeout)
-		defer cancel()
-		v, err := inst.v.Verify(ctx, req)
-		_, _ = p.judge(ctx, inst, v, err)
+		v, timedOut, err := p.ask(context.Background(), inst, req)
+		_, _ = p.judge(inst, v, timedOut, err)
 	}()
 }
 
-// instanceFor returns the running instance, and req as that instance
-// wants it: with the leaf alone unless the verifier asked for the chain.
-func (p *Plugin) instanceFor(ctx context.Context, req *verify.Request) (*instance, *verify.Request, error) {
-	inst, needsChain, err := p.get(ctx)
+// instanceFor returns the running instance, waiting for a restart while
+// ctx allows and for wait at most, and req as that instance wants it:
+// with the leaf alone unless the verifier asked for the chain.
+func (p *Plugin) instanceFor(ctx context.Context, wait time.Duration, req *verify.Request) (*instance, *verify.Request, error) {
+	inst, needsChain, err := p.get(ctx, wait)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -326,11 +344,12 @@ func (p *Plugin) track() bool {
 	return true
 }
 
-// judge turns what inst answered to a Verify call under ctx (bounded by
-// the verify timeout) into a verdict or an error, and takes inst out of
-// service if it hung, died or answered garbage. A verifier's own error
-// leaves it running.
-func (p *Plugin) judge(ctx context.Context, inst *instance, v *verify.Verdict, err error) (*verify.Verdict, error) {
+// judge turns what inst answered to a Verify call into a verdict or an
+// error, and takes inst out of service if it hung (timedOut: it had the
+// whole verify timeout and did not answer), died or answered garbage. A
+// verifier's own error leaves it running, and so does a call that found
+// every connection busy with other, timely calls.
+func (p *Plugin) judge(inst *instance, v *verify.Verdict, timedOut bool, err error) (*verify.Verdict, error) {
 	if err == nil && v == nil {
 		err = fmt.Errorf("%w: no verdict", rpc.ErrGarbage)
 	}
@@ -343,7 +362,9 @@ func (p *Plugin) judge(ctx context.Context, inst *instance, v *verify.Verdict, e
 		return v, nil
 	case IsVerifierError(err):
 		return nil, fmt.Errorf("host: verifier %q: %w", p.spec.Name, err)
-	case ctx.Err() != nil:
+	case errors.Is(err, direct.ErrBusy):
+		return nil, fmt.Errorf("%w: verifier %q (pid %d): %w; not restarting it: the calls holding them are within their time", ErrTimeout, p.spec.Name, inst.pid, err)
+	case timedOut:
 		err = fmt.Errorf("%w: verifier %q gave no verdict within %s (pid %d); restarting it", ErrTimeout, p.spec.Name, p.cfg.VerifyTimeout, inst.pid)
 	default:
 		err = fmt.Errorf("host: verifier %q (pid %d) failed: %w; restarting it", p.spec.Name, inst.pid, err)
@@ -385,8 +406,10 @@ func (p *Plugin) Close() error {
 	return nil
 }
 
-// get returns the running instance, waiting for a restart while ctx allows.
-func (p *Plugin) get(ctx context.Context) (*instance, bool, error) {
+// get returns the running instance, waiting for a restart while ctx
+// allows and for wait at most.
+func (p *Plugin) get(ctx context.Context, wait time.Duration) (*instance, bool, error) {
+	var expired <-chan time.Time // made at the first wait
 	for {
 		p.mu.Lock()
 		if p.closed {
@@ -400,14 +423,21 @@ func (p *Plugin) get(ctx context.Context) (*instance, bool, error) {
 		}
 		ready, lastErr, failures := p.ready, p.lastErr, p.failures
 		p.mu.Unlock()
+		if expired == nil {
+			t := time.NewTimer(wait)
+			defer t.Stop()
+			expired = t.C
+		}
 		select {
 		case <-ready:
+			continue
 		case <-ctx.Done():
-			if failures >= crashLoopAfter {
-				return nil, false, fmt.Errorf("%w: %q failed %d starts in a row; last error: %v", ErrCrashLoop, p.spec.Name, failures, lastErr)
-			}
-			return nil, false, fmt.Errorf("%w: %q is restarting (last error: %v)", ErrNotRunning, p.spec.Name, lastErr)
+		case <-expired:
 		}
+		if failures >= crashLoopAfter {
+			return nil, false, fmt.Errorf("%w: %q failed %d starts in a row; last error: %v", ErrCrashLoop, p.spec.Name, failures, lastErr)
+		}
+		return nil, false, fmt.Errorf("%w: %q is restarting (last error: %v)", ErrNotRunning, p.spec.Name, lastErr)
 	}
 }
 
