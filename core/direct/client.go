@@ -91,7 +91,7 @@ type conn struct {
 // Describe asks the plugin what it is.
 func (c *Client) Describe(ctx context.Context) (*verify.Description, error) {
 	var d *verify.Description
-	err := c.call(ctx, 0, &request{Method: methodDescribe}, func(r *response) error {
+	err := c.call(ctx, clocks{}, &request{Method: methodDescribe}, func(r *response) error {
 		if r.Description == nil || r.Description.Name == "" {
 			return fmt.Errorf("%w: describe answered no name", ErrGarbage)
 		}
@@ -113,7 +113,7 @@ func (c *Client) Configure(ctx context.Context, req *verify.ConfigureRequest) (*
 		r.Options = req.Options
 	}
 	var cr *verify.ConfigureResponse
-	err := c.call(ctx, 0, r, func(r *response) error {
+	err := c.call(ctx, clocks{}, r, func(r *response) error {
 		if r.Configured == nil {
 			return fmt.Errorf("%w: configure answered no result", ErrGarbage)
 		}
@@ -125,22 +125,29 @@ func (c *Client) Configure(ctx context.Context, req *verify.ConfigureRequest) (*
 
 // Verify asks the plugin to decide on a peer, all of it bounded by ctx.
 func (c *Client) Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error) {
-	return c.verify(ctx, req, 0)
+	return c.verify(ctx, req, clocks{})
 }
 
-// VerifyWithin is Verify with a clock that starts once the call holds a
-// connection: it waits for one while ctx allows, for timeout at most
-// (then ErrBusy), and the plugin then has timeout, or what is left of
-// ctx, to answer. A call queued behind other callers' slow but timely
-// calls (commits waiting on a lock) is then not taken for a plugin that
-// hung: only a call that had the whole timeout and got no answer ends
-// with context.DeadlineExceeded while ctx is still alive. A timeout of 0
-// or less is none: Verify.
-func (c *Client) VerifyWithin(ctx context.Context, req *verify.Request, timeout time.Duration) (*verify.Verdict, error) {
-	return c.verify(ctx, req, max(timeout, 0))
+// VerifyWithin is Verify with two clocks: the call waits for a connection
+// while ctx allows and for wait at most (with wait 0 or less, only for
+// one that is free; then ErrBusy), and once it holds one, the plugin has
+// timeout, or what is left of ctx, to answer. A call queued behind other
+// callers' slow but timely calls (commits waiting on a lock) is then not
+// taken for a plugin that hung: only a call that had the whole timeout and
+// got no answer ends with context.DeadlineExceeded while ctx is still
+// alive.
+func (c *Client) VerifyWithin(ctx context.Context, req *verify.Request, wait, timeout time.Duration) (*verify.Verdict, error) {
+	return c.verify(ctx, req, clocks{wait: max(wait, 0), answer: max(timeout, 0), set: true})
 }
 
-func (c *Client) verify(ctx context.Context, req *verify.Request, within time.Duration) (*verify.Verdict, error) {
+// clocks bound a call beyond its context, when set: the wait for a
+// connection, then the plugin's answer.
+type clocks struct {
+	wait, answer time.Duration
+	set          bool
+}
+
+func (c *Client) verify(ctx context.Context, req *verify.Request, within clocks) (*verify.Verdict, error) {
 	var v *verify.Verdict
 	err := c.call(ctx, within, &request{Method: methodVerify, Peer: toPeer(req)}, func(r *response) error {
 		if r.Verdict == nil {
@@ -158,7 +165,7 @@ func (c *Client) verify(ctx context.Context, req *verify.Request, within time.Du
 // Commit tells the plugin that a handshake it allowed with Commit set has
 // succeeded.
 func (c *Client) Commit(ctx context.Context, req *verify.Request) (*verify.CommitResponse, error) {
-	if err := c.call(ctx, 0, &request{Method: methodCommit, Peer: toPeer(req)}, nothing(methodCommit)); err != nil {
+	if err := c.call(ctx, clocks{}, &request{Method: methodCommit, Peer: toPeer(req)}, nothing(methodCommit)); err != nil {
 		return nil, err
 	}
 	return &verify.CommitResponse{}, nil
@@ -177,7 +184,7 @@ func nothing(method string) func(*response) error {
 
 // Shutdown asks the plugin to stop serving; it answers before it does.
 func (c *Client) Shutdown(ctx context.Context) error {
-	return c.call(ctx, 0, &request{Method: methodShutdown}, nil)
+	return c.call(ctx, clocks{}, &request{Method: methodShutdown}, nil)
 }
 
 // WatchPolicy streams the plugin's policy changes on a connection of its
@@ -239,10 +246,9 @@ func (c *Client) Close() error {
 // call makes one call on a pooled connection and gives the answer to
 // result, if not nil, which takes what it needs or says why it is
 // garbage. A connection whose call failed in any way but with the
-// verifier's own error is closed. With within set, the call waits for a
-// connection for within at most, and then has within to be answered
-// (VerifyWithin); otherwise ctx alone bounds it.
-func (c *Client) call(ctx context.Context, within time.Duration, req *request, result func(*response) error) error {
+// verifier's own error is closed. ctx bounds the call, and so do within's
+// clocks when set (VerifyWithin).
+func (c *Client) call(ctx context.Context, within clocks, req *request, result func(*response) error) error {
 	if isClosed(c.done) {
 		return fmt.Errorf("%w: %w", ErrTransport, ErrClosed)
 	}
@@ -250,9 +256,9 @@ func (c *Client) call(ctx context.Context, within time.Duration, req *request, r
 		return err
 	}
 	defer func() { <-c.slots }()
-	if within > 0 {
+	if within.set && within.answer > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, within)
+		ctx, cancel = context.WithTimeout(ctx, within.answer)
 		defer cancel()
 	}
 	cn, err := c.take(req.Method)
@@ -273,16 +279,16 @@ func (c *Client) call(ctx context.Context, within time.Duration, req *request, r
 }
 
 // acquire takes a slot for a call, waiting while ctx allows, and for
-// within at most when it is set.
-func (c *Client) acquire(ctx context.Context, within time.Duration, method string) error {
+// within.wait at most when it is set.
+func (c *Client) acquire(ctx context.Context, within clocks, method string) error {
 	select {
 	case c.slots <- struct{}{}:
 		return nil
 	default:
 	}
-	var expired <-chan time.Time // nil, never ready, without within
-	if within > 0 {
-		t := time.NewTimer(within)
+	var expired <-chan time.Time // nil, never ready, without a clock
+	if within.set {
+		t := time.NewTimer(within.wait)
 		defer t.Stop()
 		expired = t.C
 	}
@@ -292,7 +298,7 @@ func (c *Client) acquire(ctx context.Context, within time.Duration, method strin
 	case <-ctx.Done():
 		return fmt.Errorf("direct: %s: waiting for a connection: %w", method, ctx.Err())
 	case <-expired:
-		return fmt.Errorf("%w: %s: all %d in use by other calls for %s", ErrBusy, method, cap(c.slots), within)
+		return fmt.Errorf("%w: %s: all %d in use by other calls for %s", ErrBusy, method, cap(c.slots), within.wait)
 	case <-c.done:
 		return fmt.Errorf("%w: %w", ErrTransport, ErrClosed)
 	}

@@ -572,17 +572,17 @@ func TestVerifyWithin(t *testing.T) {
 	c, _, _ := serve(t, f, 1)
 	held := make(chan error, 1)
 	go func() {
-		_, err := c.VerifyWithin(ctxFor(t, time.Minute), &verify.Request{ServerName: "hold"}, time.Minute)
+		_, err := c.VerifyWithin(ctxFor(t, time.Minute), &verify.Request{ServerName: "hold"}, time.Minute, time.Minute)
 		held <- err
 	}()
 	<-started
 	ctx := ctxFor(t, time.Minute)
-	if _, err := c.VerifyWithin(ctx, &verify.Request{ServerName: "busy"}, 100*time.Millisecond); !errors.Is(err, direct.ErrBusy) || errors.Is(err, context.DeadlineExceeded) {
+	if _, err := c.VerifyWithin(ctx, &verify.Request{ServerName: "busy"}, 100*time.Millisecond, time.Minute); !errors.Is(err, direct.ErrBusy) || errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("a call behind a held connection: %v; want ErrBusy", err)
 	}
 	waited := make(chan error, 1)
 	go func() {
-		_, err := c.VerifyWithin(ctx, &verify.Request{ServerName: "waits"}, 5*time.Second)
+		_, err := c.VerifyWithin(ctx, &verify.Request{ServerName: "waits"}, 5*time.Second, 5*time.Second)
 		waited <- err
 	}()
 	time.Sleep(200 * time.Millisecond) // "waits" queues for the connection
@@ -599,7 +599,7 @@ func TestVerifyWithin(t *testing.T) {
 		<-hang
 		return &verify.Verdict{Allow: true}, nil
 	}}, 1)
-	if _, err := c2.VerifyWithin(ctx, &verify.Request{}, 100*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, direct.ErrBusy) || ctx.Err() != nil {
+	if _, err := c2.VerifyWithin(ctx, &verify.Request{}, time.Minute, 100*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, direct.ErrBusy) || ctx.Err() != nil {
 		t.Errorf("a call the plugin does not answer: %v; want its own deadline, the caller's context alive", err)
 	}
 }

@@ -236,8 +236,10 @@ func (p *Plugin) OnPolicyChange(f func(verify.PolicyChange)) {
 // Any failure, including a crash, a hang or a malformed answer of the
 // plugin, is an error: the caller must reject the peer (fail closed).
 //
-// The call runs on the caller's goroutine, bounded by the verify timeout
-// and by ctx: each hop to another goroutine costs a thread wake-up, tens
+// The call waits for the plugin (while it restarts, or while all of
+// tlspin-builtins' connections are busy) a verify timeout at most, then
+// gives it one to answer. It runs on the caller's goroutine, bounded by
+// these and by ctx: each hop to another goroutine costs a thread wake-up, tens
 // of microseconds on a small VM, as much as the call itself
 // (docs/performance.md). A plugin that runs past the verify timeout is
 // replaced. One that a caller gave up on first is not known to be hung,
@@ -249,7 +251,7 @@ func (p *Plugin) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 	if err != nil {
 		return nil, err
 	}
-	v, timedOut, err := p.ask(ctx, inst, req)
+	v, timedOut, err := p.ask(ctx, p.cfg.VerifyTimeout-time.Since(start), inst, req)
 	if err != nil && !IsVerifierError(err) && deadline.Passed(ctx) {
 		// The caller gave up first: the plugin is not known to be hung.
 		p.probe(inst, req)
@@ -279,14 +281,16 @@ func (p *Plugin) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 // once a call holds one, so that a call queued behind other callers' slow
 // but timely calls is not taken for a hung plugin.
 type queue interface {
-	VerifyWithin(ctx context.Context, req *verify.Request, timeout time.Duration) (*verify.Verdict, error)
+	VerifyWithin(ctx context.Context, req *verify.Request, wait, timeout time.Duration) (*verify.Verdict, error)
 }
 
-// ask puts req to inst within the verify timeout and ctx, and reports
-// whether the plugin had the whole timeout and did not answer in it.
-func (p *Plugin) ask(ctx context.Context, inst *instance, req *verify.Request) (*verify.Verdict, bool, error) {
+// ask puts req to inst within ctx, and reports whether the plugin had the
+// whole verify timeout and did not answer in it. A call waits for the
+// plugin (a restart, a free connection) a verify timeout at most in all:
+// wait is what is left of it.
+func (p *Plugin) ask(ctx context.Context, wait time.Duration, inst *instance, req *verify.Request) (*verify.Verdict, bool, error) {
 	if q, ok := inst.v.(queue); ok {
-		v, err := q.VerifyWithin(ctx, req, p.cfg.VerifyTimeout)
+		v, err := q.VerifyWithin(ctx, req, wait, p.cfg.VerifyTimeout)
 		return v, err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, p.cfg.VerifyTimeout)
@@ -311,7 +315,7 @@ func (p *Plugin) probe(inst *instance, req *verify.Request) {
 	go func() {
 		defer p.wg.Done()
 		defer inst.probing.Store(false)
-		v, timedOut, err := p.ask(context.Background(), inst, req)
+		v, timedOut, err := p.ask(context.Background(), p.cfg.VerifyTimeout, inst, req)
 		_, _ = p.judge(inst, v, timedOut, err)
 	}()
 }
