@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unicode"
 
 	"github.com/hashicorp/go-hclog"
@@ -23,6 +24,17 @@ const stderrTailSize = 2048
 // maxStderrLine caps one line of a plugin's stderr; the rest of a longer
 // line is dropped and counted.
 const maxStderrLine = 4 << 10
+
+// How many of a plugin's stderr lines the host logs: a burst, then so
+// many a second; the others are dropped and counted. A plugin that floods
+// its stderr (at error level, which any log level shows) would otherwise
+// fill the host's log, and hold up every goroutine of the host that logs
+// meanwhile. Lines the host's level hides cost nothing, and the last
+// stderrTailSize bytes are kept whatever the rate.
+const (
+	stderrBurst  = 200
+	stderrPerSec = 50
+)
 
 // pluginStderr is go-plugin's ClientConfig.Stderr: it gets a plugin's
 // stderr one line at a time, keeps the last lines so that a plugin that
@@ -41,6 +53,13 @@ type pluginStderr struct {
 	dropped int
 	tail    []byte
 	inPanic bool
+
+	// The rate of logged lines (admit): tokens left at last, and the
+	// lines dropped since the last one logged.
+	now        func() time.Time // nil: time.Now
+	tokens     float64
+	last       time.Time
+	suppressed int
 }
 
 func (s *pluginStderr) Write(p []byte) (int, error) {
@@ -98,25 +117,62 @@ func (s *pluginStderr) emit(line string) {
 	// hclog escapes the string values of fields, not the message (nor
 	// field names and other values: see parseHCLogJSON): a plugin must not
 	// forge the host's log lines or drive its terminal.
-	if lvl, msg, args, ok := parseHCLogJSON(line); ok {
-		s.log.Log(lvl, printable.Escape(msg), args...)
-		return
-	}
-	line = printable.Escape(line)
-	for _, l := range []hclog.Level{hclog.Trace, hclog.Debug, hclog.Info, hclog.Warn, hclog.Error} {
-		if strings.HasPrefix(line, "["+strings.ToUpper(l.String())+"]") {
-			s.log.Log(l, line)
-			return
+	lvl, msg, args, ok := parseHCLogJSON(line)
+	if ok {
+		msg = printable.Escape(msg)
+	} else {
+		msg, lvl = printable.Escape(line), hclog.NoLevel
+		for _, l := range []hclog.Level{hclog.Trace, hclog.Debug, hclog.Info, hclog.Warn, hclog.Error} {
+			if strings.HasPrefix(msg, "["+strings.ToUpper(l.String())+"]") {
+				lvl = l
+				break
+			}
+		}
+		if lvl == hclog.NoLevel {
+			if strings.HasPrefix(msg, "panic: ") || strings.HasPrefix(msg, "fatal error: ") {
+				s.inPanic = true
+			}
+			lvl = hclog.Debug
+			if s.inPanic {
+				lvl = hclog.Error
+			}
 		}
 	}
-	if strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ") {
-		s.inPanic = true
+	if s.admit(lvl) {
+		s.log.Log(lvl, msg, args...)
 	}
-	if s.inPanic {
-		s.log.Error(line)
-		return
+}
+
+// admit reports whether a line at lvl is logged, within stderrBurst and
+// stderrPerSec; s.mu is held. The first line dropped says so, and the next
+// line logged says how many were.
+func (s *pluginStderr) admit(lvl hclog.Level) bool {
+	if lvl < s.log.GetLevel() {
+		return true // the logger drops it, at no cost
 	}
-	s.log.Debug(line)
+	now := time.Now()
+	if s.now != nil {
+		now = s.now()
+	}
+	if s.last.IsZero() {
+		s.tokens = stderrBurst
+	} else {
+		s.tokens = min(stderrBurst, s.tokens+now.Sub(s.last).Seconds()*stderrPerSec)
+	}
+	s.last = now
+	if s.tokens < 1 {
+		if s.suppressed == 0 {
+			s.log.Warn(fmt.Sprintf("the plugin writes more than %d lines a second to its stderr: dropping them until it slows down", stderrPerSec))
+		}
+		s.suppressed++
+		return false
+	}
+	s.tokens--
+	if s.suppressed > 0 {
+		s.log.Warn("the plugin's stderr slowed down", "dropped_lines", s.suppressed)
+		s.suppressed = 0
+	}
+	return true
 }
 
 // parseHCLogJSON reads a line an hclog JSON logger wrote: its level,

@@ -3,6 +3,7 @@ package host
 import (
 	"bytes"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -111,5 +112,39 @@ func TestStderrOfManyLinesIsCheap(t *testing.T) {
 				t.Errorf("tail %q (%d bytes); want at most %d bytes ending with the last line", got[max(0, len(got)-40):], len(got), stderrTailSize)
 			}
 		})
+	}
+}
+
+// TestPluginStderrFlood is the attack of a plugin that writes its stderr
+// as fast as it can, at error level (which every log level shows): the
+// host logs a burst, says it drops the rest, and once the plugin slows
+// down, how many it dropped. Lines the host's level hides are not
+// counted, and the tail kept to explain a failed start still has the last
+// lines.
+func TestPluginStderrFlood(t *testing.T) {
+	var out bytes.Buffer
+	clock := time.Unix(1_000_000, 0)
+	s := &pluginStderr{log: hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Info}), now: func() time.Time { return clock }}
+	for range 5000 {
+		s.Write([]byte("[DEBUG] hidden\n"))
+	}
+	for i := range 1000 {
+		s.Write([]byte(`{"@level":"error","@message":"flood ` + strconv.Itoa(i) + `"}` + "\n"))
+	}
+	logged := strings.Count(out.String(), "flood ")
+	if logged != stderrBurst {
+		t.Errorf("%d of 1000 flooding lines logged at once, want the burst of %d", logged, stderrBurst)
+	}
+	if n := strings.Count(out.String(), "dropping them until it slows down"); n != 1 {
+		t.Errorf("the drop was announced %d times, want once:\n%s", n, out.String())
+	}
+	if !strings.Contains(s.String(), "flood 999") {
+		t.Errorf("the kept tail lacks the last line: %q", s.String())
+	}
+	out.Reset()
+	clock = clock.Add(time.Second)
+	s.Write([]byte("[ERROR] after a second\n"))
+	if got := out.String(); !strings.Contains(got, "dropped_lines=800") || !strings.Contains(got, "after a second") {
+		t.Errorf("after a second: %q; want the count of dropped lines, then the line", got)
 	}
 }
