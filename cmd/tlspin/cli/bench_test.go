@@ -57,38 +57,31 @@ func TestBenchJSON(t *testing.T) {
 				"plugin_launch_ms", "inprocess_verify_us", "plugin_verify_us", "cached_verify_us",
 				"send_oneshot_ms", "fingerprint_oneshot_ms", "oneshot_ratio",
 			}
-			// The floor needs cat, which is on the PATH exactly when
-			// openssl is here (the real PATH, or an empty one).
-			floor := []string{"floor_hs_per_s", "floor_ratio", "floor_p50_us", "floor_p99_us", "floor_verify_us"}
-			if tt.openssl {
-				positive = append(positive, floor...)
-				if v, ok := doc["no_floor"]; ok {
-					t.Errorf("no_floor = %v with cat on the PATH", v)
+			// Figures measured only with a program on the PATH: openssl's
+			// one-shot, and the floor, which needs cat (on the PATH exactly
+			// when openssl is here: the real PATH, or an empty one). Without
+			// it they are 0, and no_X says why.
+			for _, opt := range []struct {
+				keys    []string
+				no, why string
+			}{
+				{[]string{"openssl_oneshot_ms", "send_openssl_ratio"}, "no_openssl", tt.why},
+				{[]string{"floor_hs_per_s", "floor_ratio", "floor_p50_us", "floor_p99_us", "floor_verify_us"}, "no_floor", `"cat"`},
+			} {
+				if tt.openssl {
+					positive = append(positive, opt.keys...)
+					if v, ok := doc[opt.no]; ok {
+						t.Errorf("%s = %v with the program on the PATH", opt.no, v)
+					}
+					continue
 				}
-			} else {
-				for _, k := range floor {
+				for _, k := range opt.keys {
 					if doc[k] != float64(0) {
-						t.Errorf("%s = %v without cat, want 0", k, doc[k])
+						t.Errorf("%s = %v without the program, want 0", k, doc[k])
 					}
 				}
-				if v, _ := doc["no_floor"].(string); !strings.Contains(v, `"cat"`) {
-					t.Errorf("no_floor = %q, want why the floor was not measured (no cat)", v)
-				}
-			}
-			openssl := []string{"openssl_oneshot_ms", "send_openssl_ratio"}
-			if tt.openssl {
-				positive = append(positive, openssl...)
-				if v, ok := doc["no_openssl"]; ok {
-					t.Errorf("no_openssl = %v with openssl on the PATH", v)
-				}
-			} else {
-				for _, k := range openssl {
-					if doc[k] != float64(0) {
-						t.Errorf("%s = %v without openssl, want 0", k, doc[k])
-					}
-				}
-				if v, _ := doc["no_openssl"].(string); !strings.Contains(v, tt.why) {
-					t.Errorf("no_openssl = %q, want why openssl was not measured (%q)", v, tt.why)
+				if v, _ := doc[opt.no].(string); !strings.Contains(v, opt.why) {
+					t.Errorf("%s = %q, want why it was not measured (%q)", opt.no, v, opt.why)
 				}
 			}
 			for _, k := range positive {
