@@ -100,11 +100,14 @@ func varintLen[T int64 | uint64](d *decoder, v T, n int) T {
 	return v
 }
 
-// count reads a count of items that take at least one byte each.
-func (d *decoder) count() int {
+// count reads a count of items that take at least size bytes each (1 or
+// more), so that what is allocated for them is bounded by what is left of
+// the frame: a lie of a million four-byte options in a 1 MiB frame would
+// otherwise cost 40 MB before the first was found missing.
+func (d *decoder) count(size int) int {
 	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.fail("count %d exceeds the %d bytes left", n, len(d.b))
+	if n > uint64(len(d.b)/size) {
+		d.fail("count %d of items of %d bytes or more exceeds the %d bytes left", n, size, len(d.b))
 		return 0
 	}
 	return int(n)
@@ -201,11 +204,11 @@ func (r *request) unmarshal(b []byte) error {
 		d.fail("unknown method %d", code)
 	}
 	r.Timeout = d.duration()
-	if n := d.count(); n > 0 {
+	if n := d.count(2); n > 0 { // a key's length, its values' count
 		r.Options = make(map[string][]string, n)
 		for range n {
 			k := d.string()
-			vs := make([]string, d.count())
+			vs := make([]string, d.count(1))
 			for i := range vs {
 				vs[i] = d.string()
 			}
@@ -214,7 +217,7 @@ func (r *request) unmarshal(b []byte) error {
 	}
 	if d.bool() {
 		p := &peer{}
-		if n := d.count(); n > 0 {
+		if n := d.count(1); n > 0 {
 			p.Chain = make([][]byte, n)
 			for i := range p.Chain {
 				p.Chain[i] = d.bytes()
@@ -286,7 +289,7 @@ func (r *response) unmarshal(b []byte) error {
 		r.Error = &remoteError{Message: d.string(), BadOption: d.bool()}
 	case kindDescription:
 		w := &description{Name: d.string(), Version: d.string(), Summary: d.string()}
-		if n := d.count(); n > 0 {
+		if n := d.count(4); n > 0 { // two lengths, two booleans
 			w.Options = make([]option, n)
 			for i := range w.Options {
 				w.Options[i] = option{Name: d.string(), Description: d.string(), Required: d.bool(), Repeated: d.bool()}

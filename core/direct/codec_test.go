@@ -56,7 +56,11 @@ func TestCodecRefuses(t *testing.T) {
 		{"trailing bytes", false, append(verdict[:len(verdict):len(verdict)], 0, 0), "2 trailing bytes"},
 		{"boolean 2", false, []byte{kindConfigured, 2}, "boolean byte 2"},
 		{"length past the end", false, []byte{kindError, 100, 'x'}, "length 100 exceeds the 1 bytes left"},
-		{"count past the end", false, []byte{kindDescription, 0, 0, 0, 50}, "count 50 exceeds the 0 bytes left"},
+		{"count past the end", false, []byte{kindDescription, 0, 0, 0, 50}, "count 50 of items of 4 bytes or more exceeds the 0 bytes left"},
+		// Four options take 16 bytes at least: refused before a slice of
+		// four is made for them.
+		{"count of options past the end", false, append([]byte{kindDescription, 0, 0, 0, 4}, make([]byte, 12)...), "count 4 of items of 4 bytes or more exceeds the 12 bytes left"},
+		{"count of options that fit", false, append([]byte{kindDescription, 0, 0, 0, 4}, make([]byte, 16)...), "truncated"}, // no Notifies byte
 		{"overlong varint", false, append([]byte{kindPolicyChange}, []byte(strings.Repeat("\xff", 11))...), "overlong varint"},
 		{"method 0", true, []byte{0, 0, 0, 0}, "unknown method 0"},
 		{"method 7", true, []byte{7, 0, 0, 0}, "unknown method 7"},
