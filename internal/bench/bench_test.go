@@ -3,6 +3,7 @@ package bench_test
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,12 +58,16 @@ func newSetup(tb testing.TB, name string, kt certs.KeyType) *setup {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	f := &host.Finder{Builtins: builtin.New(nil).Names(), Self: testbin.Tlspin(tb), SelfArgs: func(n string) []string { return []string{"__verifier", n} }}
+	// As tlspin runs a built-in: tlspin-builtins, of the same build, over
+	// the direct protocol, with one P.
+	self := testbin.Tlspin(tb)
+	f := &host.Finder{Builtins: builtin.New(nil).Names(), Self: self, SelfArgs: func(n string) []string { return []string{"__verifier", n} },
+		BuiltinsExec: filepath.Join(filepath.Dir(self), "tlspin-builtins")}
 	found, err := f.Find(name)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p, err := host.Start(ctx, found.Spec(ptr.Options), host.Config{Logger: hclog.NewNullLogger(), Env: append([]string{"TLSPIN_LOG_LEVEL=error"}, strings.Fields(os.Getenv("BENCH_PLUGIN_ENV"))...)})
+	p, err := host.Start(ctx, found.Spec(ptr.Options), host.Config{Logger: hclog.NewNullLogger(), Env: append([]string{"TLSPIN_LOG_LEVEL=error", "GOMAXPROCS=1"}, strings.Fields(os.Getenv("BENCH_PLUGIN_ENV"))...)})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -239,6 +244,14 @@ func BenchmarkVerify(b *testing.B) {
 	for _, name := range []string{"md5pin", "spkipin"} {
 		s := newSetup(b, name, certs.ECDSA)
 		b.Run(name+"/in-process", func(b *testing.B) { benchVerify(b, s.inproc, s.req, 0) })
+		b.Run(name+"/floor", func(b *testing.B) {
+			f, err := bench.StartFloor(s.inproc)
+			if err != nil {
+				b.Skip(err)
+			}
+			defer f.Close()
+			benchVerify(b, f, s.req, 0)
+		})
 		b.Run(name+"/plugin", func(b *testing.B) { benchVerify(b, s.plugin, s.req, s.plugin.Pid()) })
 		b.Run(name+"/plugin-parallel", func(b *testing.B) {
 			ctx := context.Background()
