@@ -54,12 +54,13 @@ the verifier configured to trust that certificate:
   plugin+cache   through its plugin, behind the host's verdict cache
 
 Modes run in turns within the same run, so ratios to in-process compare
-like with like; what the plugin costs beyond the floor is tlspin's. Also reports the latency of one Verify call, how long a
-plugin takes to launch (from process start until it is configured), and
-the wall time of one-shot commands run in turns against the same server:
-tlspin send through the verifier against tlspin fingerprint (the same
-handshake without a plugin) and, when openssl is on the PATH, openssl
-s_client (a real peer's client, sending nothing).`,
+like with like; what the plugin costs beyond the floor is tlspin's. Also
+reports the latency of one Verify call, how long a plugin takes to launch
+(from process start until it is configured), and the wall time of
+one-shot commands run in turns against the same server: tlspin send
+through the verifier against tlspin fingerprint (the same handshake
+without a plugin) and, when openssl is on the PATH, openssl s_client (a
+real peer's client, sending nothing).`,
 		Example: `  tlspin bench
   tlspin bench --verifier sha256pin --key rsa --duration 10s --json`,
 		Args: noArgs("what to measure is set by flags: --verifier NAME, --duration D"),
@@ -196,6 +197,7 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags) error {
 	switch {
 	case external:
 		rep.NoInProcess = fmt.Sprintf("%s is not built into tlspin, so it has no in-process form to compare with", name)
+		rep.NoFloor = rep.NoInProcess
 	default:
 		fl, err := bench.StartFloor(iv)
 		if err != nil {

@@ -34,16 +34,20 @@ func TestBenchExternal(t *testing.T) {
 	if doc["verifier"] != "misbehave" {
 		t.Errorf("verifier = %v", doc["verifier"])
 	}
-	if s, _ := doc["no_inprocess"].(string); !strings.Contains(s, "not built into tlspin") {
-		t.Errorf("no_inprocess = %v", doc["no_inprocess"])
+	for _, k := range []string{"no_inprocess", "no_floor"} {
+		if s, _ := doc[k].(string); !strings.Contains(s, "not built into tlspin") {
+			t.Errorf("%s = %v", k, doc[k])
+		}
 	}
 	for _, k := range []string{"plugin_hs_per_s", "cached_hs_per_s", "plugin_verify_us"} {
 		if v, _ := doc[k].(float64); v <= 0 {
 			t.Errorf("%s = %v, want a positive number", k, doc[k])
 		}
 	}
-	if v, _ := doc["inprocess_hs_per_s"].(float64); v != 0 {
-		t.Errorf("inprocess_hs_per_s = %v without an in-process mode", v)
+	for _, k := range []string{"inprocess_hs_per_s", "floor_hs_per_s"} {
+		if v, _ := doc[k].(float64); v != 0 {
+			t.Errorf("%s = %v without an in-process mode", k, v)
+		}
 	}
 }
 
