@@ -291,7 +291,7 @@ type queue interface {
 func (p *Plugin) ask(ctx context.Context, wait time.Duration, inst *instance, req *verify.Request) (*verify.Verdict, bool, error) {
 	if q, ok := inst.v.(queue); ok {
 		v, err := q.VerifyWithin(ctx, req, wait, p.cfg.VerifyTimeout)
-		return v, err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil, err
+		return v, errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, p.cfg.VerifyTimeout)
 	defer cancel()
