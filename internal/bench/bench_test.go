@@ -196,6 +196,24 @@ func TestTableFloor(t *testing.T) {
 	}
 }
 
+// TestTableLoadAverage: the table says how busy the machine was, when
+// the load could be read.
+func TestTableLoadAverage(t *testing.T) {
+	for _, tt := range []struct {
+		load []float64
+		want bool
+	}{{[]float64{1.5, 2, 2.25}, true}, {nil, false}} {
+		var out strings.Builder
+		rep := bench.Report{LoadAverage: tt.load}
+		if err := rep.WriteTable(&out); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(out.String(), "load average at the end: 1.50 2.00 2.25 (1, 5, 15 minutes)"); got != tt.want {
+			t.Errorf("load %v: line shown %v, want %v:\n%s", tt.load, got, tt.want, out.String())
+		}
+	}
+}
+
 // cpuTicks returns the user+system clock ticks a process has used.
 func cpuTicks(tb testing.TB, pid int) int64 {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")

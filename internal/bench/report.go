@@ -94,6 +94,11 @@ type Report struct {
 	// CacheHitRatio is the share of cached-mode verifications answered
 	// from the cache; 0 when the verifier's verdicts carry no cache_for.
 	CacheHitRatio float64 `json:"cache_hit_ratio"`
+
+	// LoadAverage is the machine's load over 1, 5 and 15 minutes at the
+	// end of the run (LoadAverage), absent where it cannot be read: the
+	// figures move with what else the machine does.
+	LoadAverage []float64 `json:"load_average,omitempty"`
 }
 
 // Schema is the version of the JSON document a Report marshals to; it
@@ -192,6 +197,9 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		} else {
 			fmt.Fprintf(w, "openssl s_client, the same handshake: %.1f ms; send is %.2f times that\n", rep.OpenSSLOneShotMs, rep.SendOpenSSLRatio)
 		}
+	}
+	if len(rep.LoadAverage) == 3 {
+		fmt.Fprintf(w, "load average at the end: %.2f %.2f %.2f (1, 5, 15 minutes)\n", rep.LoadAverage[0], rep.LoadAverage[1], rep.LoadAverage[2])
 	}
 	if rep.CacheHitRatio == 0 {
 		fmt.Fprintf(w, "cache: %s's verdicts carry no cache_for, so plugin+cache asked the plugin every time\n", rep.Verifier)

@@ -249,6 +249,7 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags) error {
 	}
 
 	prog.Done()
+	rep.LoadAverage, _ = bench.LoadAverage() // none off Linux
 	out := cmd.OutOrStdout()
 	if f.json {
 		enc := json.NewEncoder(out)

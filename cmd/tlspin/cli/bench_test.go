@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -89,6 +90,9 @@ func TestBenchJSON(t *testing.T) {
 				if !ok || v <= 0 {
 					t.Errorf("%s = %v, want a positive number", k, doc[k])
 				}
+			}
+			if la, ok := doc["load_average"].([]any); runtime.GOOS == "linux" && (!ok || len(la) != 3) {
+				t.Errorf("load_average = %v, want the three load averages", doc["load_average"])
 			}
 			if _, ok := doc["cache_hit_ratio"].(float64); !ok {
 				t.Errorf("cache_hit_ratio = %v", doc["cache_hit_ratio"])
