@@ -75,6 +75,9 @@ type Result struct {
 	PerSecond float64
 	// P50 and P99 are handshake latencies seen by the client, dial included.
 	P50, P99 time.Duration
+	// PerRound is the handshakes per second of each round's slice, in
+	// order (Config.Rounds): how much the figure moved within the run.
+	PerRound []float64
 }
 
 // ErrHandshake wraps a handshake that failed while measuring: every
@@ -109,6 +112,7 @@ func Handshakes(ctx context.Context, cfg Config, modes ...Mode) ([]Result, error
 	}
 	lat := make([][]time.Duration, len(modes))
 	elapsed := make([]time.Duration, len(modes))
+	perRound := make([][]float64, len(modes))
 	slice := cfg.Duration / time.Duration(cfg.Rounds)
 	for range cfg.Rounds {
 		for i, m := range modes {
@@ -118,12 +122,13 @@ func Handshakes(ctx context.Context, cfg Config, modes ...Mode) ([]Result, error
 			}
 			lat[i] = append(lat[i], l...)
 			elapsed[i] += e
+			perRound[i] = append(perRound[i], float64(len(l))/max(e.Seconds(), 1e-9))
 		}
 	}
 	out := make([]Result, len(modes))
 	for i, m := range modes {
 		slices.Sort(lat[i])
-		r := Result{Name: m.Name, Handshakes: len(lat[i]), Elapsed: elapsed[i]}
+		r := Result{Name: m.Name, Handshakes: len(lat[i]), Elapsed: elapsed[i], PerRound: perRound[i]}
 		if elapsed[i] > 0 {
 			r.PerSecond = float64(len(lat[i])) / elapsed[i].Seconds()
 		}

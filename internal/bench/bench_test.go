@@ -83,7 +83,7 @@ func newSetup(tb testing.TB, name string, kt certs.KeyType) *setup {
 func TestHandshakes(t *testing.T) {
 	s := newSetup(t, "sha256pin", certs.ECDSA)
 	res, err := bench.Handshakes(context.Background(), bench.Config{
-		Cert: s.ref.Leaf, ServerName: s.ref.ServerName, Duration: 60 * time.Millisecond, Concurrency: 2, Warmup: 2,
+		Cert: s.ref.Leaf, ServerName: s.ref.ServerName, Duration: 60 * time.Millisecond, Rounds: 2, Concurrency: 2, Warmup: 2,
 	},
 		bench.Mode{Name: bench.InProcess, D: s.inproc},
 		bench.Mode{Name: bench.Plugin, D: s.plugin},
@@ -99,6 +99,9 @@ func TestHandshakes(t *testing.T) {
 		r := res[i]
 		if r.Name != want || r.Handshakes == 0 || r.PerSecond <= 0 || r.P50 <= 0 || r.P99 < r.P50 {
 			t.Errorf("result %d = %+v", i, r)
+		}
+		if len(r.PerRound) != 2 || slices.Min(r.PerRound) <= 0 {
+			t.Errorf("result %d: per round %v, want 2 rates", i, r.PerRound)
 		}
 	}
 }
@@ -193,6 +196,32 @@ func TestTableFloor(t *testing.T) {
 				t.Errorf("floor row %v (want %v), note %q, ratio %q:\n%s", hasRow, tt.row, tt.note, tt.ratio, out.String())
 			}
 		})
+	}
+}
+
+// TestRatiosByRound: the ratio of each round is taken between the slices
+// that ran side by side, and shown; none when the rounds are unknown.
+func TestRatiosByRound(t *testing.T) {
+	var rep bench.Report
+	inproc := bench.Result{PerSecond: 150, PerRound: []float64{100, 200}}
+	rep.Summarize(inproc, bench.Result{PerSecond: 140, PerRound: []float64{90, 190}}, bench.Result{PerSecond: 150})
+	rep.SummarizeFloor(inproc, bench.Result{PerSecond: 150, PerRound: []float64{100, 0}})
+	if !slices.Equal(rep.PluginRatioRounds, []float64{0.9, 0.95}) || !slices.Equal(rep.FloorRatioRounds, []float64{1, 0}) {
+		t.Fatalf("by round: plugin %v, floor %v; want [0.9 0.95], [1 0]", rep.PluginRatioRounds, rep.FloorRatioRounds)
+	}
+	var out strings.Builder
+	if err := rep.WriteTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"plugin ratio by round: 0.900 0.950\n", "floor ratio by round:  1.000 0.000\n"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	rep = bench.Report{}
+	rep.Summarize(bench.Result{PerSecond: 1}, bench.Result{PerSecond: 1}, bench.Result{})
+	if rep.PluginRatioRounds != nil {
+		t.Errorf("by round without rounds: %v", rep.PluginRatioRounds)
 	}
 }
 

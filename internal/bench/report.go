@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -34,6 +35,10 @@ type Report struct {
 	CachedHsPerS    float64 `json:"cached_hs_per_s"`
 	PluginRatio     float64 `json:"plugin_ratio"`
 	CachedRatio     float64 `json:"cached_ratio"`
+	// PluginRatioRounds is plugin_ratio in each round, from the slices
+	// that ran side by side (bench.Result.PerRound): its spread is the
+	// run's own measure of its noise.
+	PluginRatioRounds []float64 `json:"plugin_ratio_rounds,omitempty"`
 
 	// The floor: what any verifier in another process would cost here
 	// (type Floor). FloorRatio is what plugin_ratio cannot exceed but
@@ -41,12 +46,15 @@ type Report struct {
 	// them. NoFloor, when set, says why the floor was not measured (an
 	// external verifier has no in-process form to ask after cat; no cat
 	// on the PATH); its figures are then 0.
-	FloorHsPerS   float64 `json:"floor_hs_per_s"`
-	FloorRatio    float64 `json:"floor_ratio"`
-	FloorP50Us    float64 `json:"floor_p50_us"`
-	FloorP99Us    float64 `json:"floor_p99_us"`
-	FloorVerifyUs float64 `json:"floor_verify_us"`
-	NoFloor       string  `json:"no_floor,omitempty"`
+	FloorHsPerS float64 `json:"floor_hs_per_s"`
+	FloorRatio  float64 `json:"floor_ratio"`
+	// FloorRatioRounds is floor_ratio in each round, as
+	// PluginRatioRounds.
+	FloorRatioRounds []float64 `json:"floor_ratio_rounds,omitempty"`
+	FloorP50Us       float64   `json:"floor_p50_us"`
+	FloorP99Us       float64   `json:"floor_p99_us"`
+	FloorVerifyUs    float64   `json:"floor_verify_us"`
+	NoFloor          string    `json:"no_floor,omitempty"`
 
 	InProcessP50Us float64 `json:"inprocess_p50_us"`
 	InProcessP99Us float64 `json:"inprocess_p99_us"`
@@ -124,6 +132,7 @@ func (rep *Report) Summarize(inproc, plugin, cached Result) {
 		rep.PluginRatio = round3(plugin.PerSecond / inproc.PerSecond)
 		rep.CachedRatio = round3(cached.PerSecond / inproc.PerSecond)
 	}
+	rep.PluginRatioRounds = roundRatios(plugin, inproc)
 	rep.InProcessP50Us, rep.InProcessP99Us = Micros(inproc.P50), Micros(inproc.P99)
 	rep.PluginP50Us, rep.PluginP99Us = Micros(plugin.P50), Micros(plugin.P99)
 	rep.CachedP50Us, rep.CachedP99Us = Micros(cached.P50), Micros(cached.P99)
@@ -136,7 +145,23 @@ func (rep *Report) SummarizeFloor(inproc, floor Result) {
 	if inproc.PerSecond > 0 {
 		rep.FloorRatio = round3(floor.PerSecond / inproc.PerSecond)
 	}
+	rep.FloorRatioRounds = roundRatios(floor, inproc)
 	rep.FloorP50Us, rep.FloorP99Us = Micros(floor.P50), Micros(floor.P99)
+}
+
+// roundRatios is r over base in each round both ran, or nil.
+func roundRatios(r, base Result) []float64 {
+	n := min(len(r.PerRound), len(base.PerRound))
+	if n == 0 {
+		return nil
+	}
+	out := make([]float64, n)
+	for i := range out {
+		if base.PerRound[i] > 0 {
+			out[i] = round3(r.PerRound[i] / base.PerRound[i])
+		}
+	}
+	return out
 }
 
 // SetLaunches records plugin launch times.
@@ -179,6 +204,12 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if len(rep.PluginRatioRounds) > 0 {
+		fmt.Fprintf(w, "\nplugin ratio by round:%s\n", fmtRatios(rep.PluginRatioRounds))
+	}
+	if len(rep.FloorRatioRounds) > 0 {
+		fmt.Fprintf(w, "floor ratio by round: %s\n", fmtRatios(rep.FloorRatioRounds))
+	}
 	switch {
 	case rep.NoInProcess != "":
 		fmt.Fprintf(w, "\nno in-process mode: %s\n", rep.NoInProcess)
@@ -207,6 +238,14 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(w, "cache: %.1f%% of verifications answered from the verdict cache\n", 100*rep.CacheHitRatio)
 	}
 	return nil
+}
+
+func fmtRatios(rs []float64) string {
+	var b strings.Builder
+	for _, r := range rs {
+		fmt.Fprintf(&b, " %.3f", r)
+	}
+	return b.String()
 }
 
 // Micros returns d in microseconds, to two decimals.

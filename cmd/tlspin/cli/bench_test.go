@@ -91,6 +91,17 @@ func TestBenchJSON(t *testing.T) {
 					t.Errorf("%s = %v, want a positive number", k, doc[k])
 				}
 			}
+			rounds := []string{"plugin_ratio_rounds"}
+			if tt.openssl { // and so cat: the floor was measured
+				rounds = append(rounds, "floor_ratio_rounds")
+			} else if v, ok := doc["floor_ratio_rounds"]; ok {
+				t.Errorf("floor_ratio_rounds = %v without a floor", v)
+			}
+			for _, k := range rounds {
+				if rs, ok := doc[k].([]any); !ok || len(rs) == 0 {
+					t.Errorf("%s = %v, want a ratio per round", k, doc[k])
+				}
+			}
 			if la, ok := doc["load_average"].([]any); runtime.GOOS == "linux" && (!ok || len(la) != 3) {
 				t.Errorf("load_average = %v, want the three load averages", doc["load_average"])
 			}
