@@ -71,7 +71,7 @@ func (v *Verifiers) Dial(ctx context.Context, network, addr string) (net.Conn, e
 		return nil, fmt.Errorf("tlspin: dial %s: %w", addr, err)
 	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return nil, fmt.Errorf("tlspin: dial %q: want HOST:PORT: %w", addr, err)
+		return nil, fmt.Errorf("tlspin: dial %q: want HOST:PORT: %w", addr, badArgument{err})
 	}
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, network, addr)
@@ -138,7 +138,7 @@ func (v *Verifiers) Listen(network, addr string, cert tls.Certificate) (net.List
 		return nil, fmt.Errorf("tlspin: listen %s: %w", addr, err)
 	}
 	if err := presentable(cert); err != nil {
-		return nil, fmt.Errorf("tlspin: listen %s: %w", addr, err)
+		return nil, fmt.Errorf("tlspin: listen %s: %w", addr, badArgument{err})
 	}
 	inner, err := net.Listen(network, addr)
 	if err != nil {
@@ -156,7 +156,7 @@ func tcpOnly(network string) error {
 	case "tcp", "tcp4", "tcp6":
 		return nil
 	}
-	return fmt.Errorf("network %q: want tcp, tcp4 or tcp6", network)
+	return badArgument{fmt.Errorf("network %q: want tcp, tcp4 or tcp6", network)}
 }
 
 // presentable says why cert cannot be presented to a client, or nil:

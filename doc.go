@@ -87,6 +87,12 @@
 // is not a verdict, and does not restart the plugin. The tlspin command
 // exits 3 on ErrRejected and 4 on ErrVerifierFailed.
 //
+// Before any handshake, Dial and Listen refuse arguments they cannot use
+// (a network other than TCP's, an address without a port, a certificate
+// without its key) with an error matching ErrBadArgument; what the
+// network itself answers (a port in use, a refused connection) is a
+// *net.OpError.
+//
 // These are a client's errors about its server, and a server's about its
 // clients. A client whose own certificate the server refuses learns it
 // from the server's alert: in TLS 1.3 the client's handshake completes

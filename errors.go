@@ -30,7 +30,21 @@ var (
 	// malformed spec, an unknown verifier, an option the verifier refuses,
 	// a bad checksum or one pinned for a verifier not started.
 	ErrBadConfig = launch.ErrConfig
+	// ErrBadArgument is matched by errors of Dial and Listen caused by
+	// their arguments, refused before anything is dialled or bound: a
+	// network other than TCP's, an address without a port (Dial), a
+	// certificate without its private key (Listen). An error of the
+	// network itself (a port in use, a refused connection) does not match
+	// it: it is a *net.OpError.
+	ErrBadArgument = errors.New("tlspin: bad argument")
 )
+
+// badArgument is err, matched by ErrBadArgument as well, and said as err
+// says it.
+type badArgument struct{ err error }
+
+func (e badArgument) Error() string   { return e.err.Error() }
+func (e badArgument) Unwrap() []error { return []error{ErrBadArgument, e.err} }
 
 // Verdict is what one verifier said about a peer.
 type Verdict struct {

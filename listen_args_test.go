@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tlspin/tlspin"
 )
 
 // TestListenRefusesAnIncompleteCertificate: Listen given a certificate it
@@ -33,8 +35,8 @@ func TestListenRefusesAnIncompleteCertificate(t *testing.T) {
 				ln.Close()
 				t.Fatal("Listen accepted it")
 			}
-			if !strings.HasPrefix(err.Error(), "tlspin: listen") || !strings.Contains(err.Error(), tt.says) {
-				t.Errorf("err = %v; want tlspin: listen ...: %s", err, tt.says)
+			if !strings.HasPrefix(err.Error(), "tlspin: listen") || !strings.Contains(err.Error(), tt.says) || !errors.Is(err, tlspin.ErrBadArgument) {
+				t.Errorf("err = %v; want tlspin: listen ...: %s, matching ErrBadArgument", err, tt.says)
 			}
 		})
 	}
@@ -54,8 +56,8 @@ func TestDialRefusesNetworksOtherThanTCP(t *testing.T) {
 				c.Close()
 				t.Fatal("Dial connected")
 			}
-			if !strings.HasPrefix(err.Error(), "tlspin: dial") || !strings.Contains(err.Error(), `network "`+network+`"`) {
-				t.Errorf("err = %v; want tlspin: dial ...: network %q ...", err, network)
+			if !strings.HasPrefix(err.Error(), "tlspin: dial") || !strings.Contains(err.Error(), `network "`+network+`"`) || !errors.Is(err, tlspin.ErrBadArgument) {
+				t.Errorf("err = %v; want tlspin: dial ...: network %q ..., matching ErrBadArgument", err, network)
 			}
 		})
 	}
@@ -93,8 +95,8 @@ func TestListenRefusesNetworksOtherThanTCP(t *testing.T) {
 				ln.Close()
 				t.Fatalf("Listen(%q, %q) listens on %s", tt.network, tt.addr, ln.Addr())
 			}
-			if !strings.HasPrefix(err.Error(), "tlspin: listen") || !strings.Contains(err.Error(), `network "`+tt.network+`": want tcp, tcp4 or tcp6`) {
-				t.Errorf("err = %v; want tlspin: listen ...: network %q: want tcp, tcp4 or tcp6", err, tt.network)
+			if !strings.HasPrefix(err.Error(), "tlspin: listen") || !strings.Contains(err.Error(), `network "`+tt.network+`": want tcp, tcp4 or tcp6`) || !errors.Is(err, tlspin.ErrBadArgument) {
+				t.Errorf("err = %v; want tlspin: listen ...: network %q: want tcp, tcp4 or tcp6, matching ErrBadArgument", err, tt.network)
 			}
 			if strings.HasPrefix(tt.network, "unix") {
 				if _, err := os.Lstat(tt.addr); !errors.Is(err, fs.ErrNotExist) {
@@ -118,5 +120,28 @@ func TestListenRefusesNetworksOtherThanTCP(t *testing.T) {
 			continue
 		}
 		ln.Close()
+	}
+}
+
+// TestBadArgumentIsNotANetworkError: an address without a port is the
+// caller's mistake (ErrBadArgument); a port nobody listens on is the
+// network's answer, a *net.OpError, which does not match it.
+func TestBadArgumentIsNotANetworkError(t *testing.T) {
+	srv := newIdentity("server")
+	v := start(t, []string{"spkipin:pin=" + srv.spki})
+	_, err := v.Dial(context.Background(), "tcp", "127.0.0.1")
+	if !errors.Is(err, tlspin.ErrBadArgument) || !strings.Contains(err.Error(), "want HOST:PORT") {
+		t.Errorf("Dial without a port: %v; want ErrBadArgument saying HOST:PORT", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	_, err = v.Dial(context.Background(), "tcp", closed)
+	var op *net.OpError
+	if err == nil || errors.Is(err, tlspin.ErrBadArgument) || !errors.As(err, &op) {
+		t.Errorf("Dial to a closed port: %v; want a *net.OpError, not ErrBadArgument", err)
 	}
 }
