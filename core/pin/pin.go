@@ -10,7 +10,6 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/subtle"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -90,11 +89,11 @@ func Sum(algo Algo, certDER []byte) ([]byte, error) {
 		s := sha256.Sum256(certDER)
 		return s[:], nil
 	case SPKI:
-		c, err := x509.ParseCertificate(certDER)
+		spki, err := spkiOf(certDER)
 		if err != nil {
 			return nil, fmt.Errorf("pin: spki: %w", err)
 		}
-		return SumSPKI(c.RawSubjectPublicKeyInfo), nil
+		return SumSPKI(spki), nil
 	}
 	return nil, fmt.Errorf("%w %q", ErrUnknownAlgo, string(algo))
 }
