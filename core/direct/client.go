@@ -86,7 +86,14 @@ type conn struct {
 	*pipeConn
 	w io.Writer
 	r *bufio.Reader
+	// buf holds the last request's frame, for the next to reuse.
+	buf []byte
 }
+
+// keptBuffer is the largest request buffer a connection keeps for the
+// next call: a leaf and its server name fit many times over, and eight
+// connections that once sent a long chain keep no megabytes.
+const keptBuffer = 16 << 10
 
 // Describe asks the plugin what it is.
 func (c *Client) Describe(ctx context.Context) (*verify.Description, error) {
@@ -399,7 +406,11 @@ func (c *Client) roundTrip(ctx context.Context, cn *conn, req *request) (*respon
 		stop := context.AfterFunc(ctx, func() { cn.SetDeadline(time.Unix(1, 0)) })
 		interrupted = func() bool { return !stop() }
 	}
-	err := writeFrame(cn.w, req.marshal())
+	cn.buf = req.frame(cn.buf[:0])
+	err := writeFrame(cn.w, cn.buf)
+	if cap(cn.buf) > keptBuffer {
+		cn.buf = nil
+	}
 	var resp *response
 	if err == nil {
 		resp, err = read(cn)

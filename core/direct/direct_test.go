@@ -2,6 +2,7 @@ package direct_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -190,6 +191,31 @@ func TestRoundTrip(t *testing.T) {
 	c2, _, _ := serve(t, plain{f}, 1)
 	if _, err := c2.Commit(ctx, req); err != nil {
 		t.Errorf("Commit on a verifier that is not a Committer: %v", err)
+	}
+}
+
+// TestRequestsOnOneConnection: the host encodes each request into its
+// connection's buffer, kept from the last one unless it grew large. Calls
+// of every size in turn on one connection each reach the verifier whole,
+// with nothing of an earlier request in them.
+func TestRequestsOnOneConnection(t *testing.T) {
+	f := &fake{}
+	c, _, n := serve(t, f, 1)
+	ctx := ctxFor(t, 10*time.Second)
+	var sent []*verify.Request
+	for i, size := range []int{5000, 10, 40 << 10, 3, 20 << 10, 0, 7} {
+		req := &verify.Request{PeerChain: [][]byte{bytes.Repeat([]byte{byte('a' + i)}, size)}, ServerName: strings.Repeat("n", size%97),
+			Side: verify.ClientVerifiesServer, RemoteAddr: fmt.Sprintf("127.0.0.1:%d", 1000+i)}
+		if v, err := c.Verify(ctx, req); err != nil || !v.Allow {
+			t.Fatalf("Verify #%d (%d bytes) = %+v, %v", i, size, v, err)
+		}
+		sent = append(sent, req)
+	}
+	if !reflect.DeepEqual(f.requests, sent) {
+		t.Errorf("the verifier received %d requests unlike the %d sent", len(f.requests), len(sent))
+	}
+	if got := n.Load(); got != 1 {
+		t.Errorf("%d connections; want 1", got)
 	}
 }
 

@@ -126,7 +126,7 @@ func (s *server) handle(ctx context.Context, conn *pipeConn) {
 			s.log.Warn("closing a connection: unknown method", "method", req.Method)
 			return
 		}
-		if err := writeFrame(w, resp.marshal()); err != nil {
+		if err := writeFrame(w, resp.frame(nil)); err != nil {
 			return
 		}
 		if req.Method == methodShutdown {
@@ -208,7 +208,7 @@ func (s *server) watch(ctx context.Context, conn *pipeConn, r *bufio.Reader) {
 	if n, ok := s.v.(verify.PolicyNotifier); ok {
 		ch = n.PolicyChanges(ctx)
 	}
-	if err := writeFrame(conn.w, (&response{}).marshal()); err != nil {
+	if err := writeFrame(conn.w, (&response{}).frame(nil)); err != nil {
 		return
 	}
 	go func() {
@@ -223,7 +223,7 @@ func (s *server) watch(ctx context.Context, conn *pipeConn, r *bufio.Reader) {
 			if !ok {
 				return
 			}
-			if err := writeFrame(conn.w, (&response{PolicyChange: &policyChange{Epoch: c.Epoch, Reason: c.Reason}}).marshal()); err != nil {
+			if err := writeFrame(conn.w, (&response{PolicyChange: &policyChange{Epoch: c.Epoch, Reason: c.Reason}}).frame(nil)); err != nil {
 				return
 			}
 		}

@@ -104,11 +104,9 @@ func (n errOversize) Error() string {
 	return fmt.Sprintf("frame of %d bytes exceeds %d", uint32(n), MaxFrame)
 }
 
-// writeFrame sends body as one frame, in one write.
-func writeFrame(w io.Writer, body []byte) error {
-	buf := make([]byte, 4, 4+len(body))
-	binary.BigEndian.PutUint32(buf, uint32(len(body)))
-	_, err := w.Write(append(buf, body...))
+// writeFrame sends a frame (request.frame, response.frame) in one write.
+func writeFrame(w io.Writer, frame []byte) error {
+	_, err := w.Write(frame)
 	return err
 }
 
