@@ -206,7 +206,7 @@ func (c *Client) WatchPolicy(ctx context.Context) (<-chan verify.PolicyChange, e
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.roundTrip(ctx, cn, &request{Method: methodWatch}); err != nil {
+	if _, err := c.roundTrip(ctx, time.Time{}, cn, &request{Method: methodWatch}); err != nil {
 		c.discard(cn)
 		return nil, err
 	}
@@ -263,16 +263,15 @@ func (c *Client) call(ctx context.Context, within clocks, req *request, result f
 		return err
 	}
 	defer func() { <-c.slots }()
+	var answerBy time.Time // zero: ctx alone bounds the answer
 	if within.set && within.answer > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, within.answer)
-		defer cancel()
+		answerBy = time.Now().Add(within.answer)
 	}
 	cn, err := c.take(req.Method)
 	if err != nil {
 		return err
 	}
-	resp, err := c.roundTrip(ctx, cn, req)
+	resp, err := c.roundTrip(ctx, answerBy, cn, req)
 	if err == nil && result != nil {
 		err = result(resp)
 	}
@@ -391,15 +390,22 @@ func (c *Client) discard(cn *conn) {
 }
 
 // roundTrip sends req on cn and reads the answer, in the caller's
-// goroutine, bounded by ctx: the connection's deadline is ctx's, and a
-// cancellation sets a past one to interrupt a blocked read or write.
-func (c *Client) roundTrip(ctx context.Context, cn *conn, req *request) (*response, error) {
+// goroutine, bounded by ctx and by answerBy when it is not zero: the
+// connection's deadline is the earlier of the two, and a cancellation of
+// ctx sets a past one to interrupt a blocked read or write. (A context
+// derived with answerBy's deadline would do the same, for a timer and two
+// allocations more on every call.)
+func (c *Client) roundTrip(ctx context.Context, answerBy time.Time, cn *conn, req *request) (*response, error) {
 	d, hasDeadline := ctx.Deadline()
+	own := !answerBy.IsZero() && (!hasDeadline || answerBy.Before(d))
+	if own {
+		d, hasDeadline = answerBy, true
+	}
 	if hasDeadline {
 		req.Timeout = time.Until(d)
 	}
 	if err := cn.SetDeadline(d); err != nil {
-		return nil, c.fail(ctx, req.Method, err)
+		return nil, c.fail(ctx, own, req.Method, err)
 	}
 	interrupted := func() bool { return false }
 	if ctx.Done() != nil {
@@ -419,7 +425,7 @@ func (c *Client) roundTrip(ctx context.Context, cn *conn, req *request) (*respon
 		err = ctx.Err() // the answer came, but the connection is spoilt
 	}
 	if err != nil {
-		return nil, c.fail(ctx, req.Method, err)
+		return nil, c.fail(ctx, own, req.Method, err)
 	}
 	if resp.Error != nil {
 		return nil, &RemoteError{Message: verify.Truncate(resp.Error.Message), BadOption: resp.Error.BadOption}
@@ -441,11 +447,18 @@ func read(cn *conn) (*response, error) {
 }
 
 // fail says why a call on a connection failed: the caller's context ended
-// (its error, so that the caller can tell a timeout), the client was
-// closed, the plugin answered garbage, or the connection broke.
-func (c *Client) fail(ctx context.Context, method string, err error) error {
-	if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Done() != nil {
-		<-ctx.Done() // the connection's deadline is ctx's: it ends now if it has not
+// or the call's own deadline passed (own: the connection's deadline was
+// the call's, not ctx's), with context's error so that the caller can
+// tell a timeout; the client was closed; the plugin answered garbage; or
+// the connection broke.
+func (c *Client) fail(ctx context.Context, own bool, method string, err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		switch {
+		case own && ctx.Err() == nil:
+			return fmt.Errorf("direct: %s: %w (%v)", method, context.DeadlineExceeded, err)
+		case !own && ctx.Done() != nil:
+			<-ctx.Done() // the connection's deadline is ctx's: it ends now if it has not
+		}
 	}
 	var over errOversize
 	switch {
