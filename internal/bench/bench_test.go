@@ -34,6 +34,20 @@ type setup struct {
 	req    *verify.Request
 }
 
+// builtins finds the built-in verifiers as tlspin runs them:
+// tlspin-builtins, of the same build, over the direct protocol.
+func builtins(tb testing.TB) *host.Finder {
+	self := testbin.Tlspin(tb)
+	return &host.Finder{Builtins: builtin.New(nil).Names(), Self: self, SelfArgs: func(n string) []string { return []string{"__verifier", n} },
+		BuiltinsExec: filepath.Join(filepath.Dir(self), "tlspin-builtins")}
+}
+
+// pluginConfig is the host's configuration for a benchmark's plugin: one
+// P, as tlspin gives it, and BENCH_PLUGIN_ENV's variables.
+func pluginConfig() host.Config {
+	return host.Config{Logger: hclog.NewNullLogger(), Env: append([]string{"TLSPIN_LOG_LEVEL=error", "GOMAXPROCS=1"}, strings.Fields(os.Getenv("BENCH_PLUGIN_ENV"))...)}
+}
+
 func newSetup(tb testing.TB, name string, kt certs.KeyType) *setup {
 	tb.Helper()
 	ctx := context.Background()
@@ -58,16 +72,11 @@ func newSetup(tb testing.TB, name string, kt certs.KeyType) *setup {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	// As tlspin runs a built-in: tlspin-builtins, of the same build, over
-	// the direct protocol, with one P.
-	self := testbin.Tlspin(tb)
-	f := &host.Finder{Builtins: builtin.New(nil).Names(), Self: self, SelfArgs: func(n string) []string { return []string{"__verifier", n} },
-		BuiltinsExec: filepath.Join(filepath.Dir(self), "tlspin-builtins")}
-	found, err := f.Find(name)
+	found, err := builtins(tb).Find(name)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p, err := host.Start(ctx, found.Spec(ptr.Options), host.Config{Logger: hclog.NewNullLogger(), Env: append([]string{"TLSPIN_LOG_LEVEL=error", "GOMAXPROCS=1"}, strings.Fields(os.Getenv("BENCH_PLUGIN_ENV"))...)})
+	p, err := host.Start(ctx, found.Spec(ptr.Options), pluginConfig())
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -344,12 +353,12 @@ func BenchmarkHandshake(b *testing.B) {
 	}
 }
 
-// BenchmarkLaunch times starting a plugin process: exec, go-plugin
-// handshake with AutoMTLS (a P-521 certificate made on each side), gRPC
-// dial, Describe and Configure; then Close.
+// BenchmarkLaunch times starting a built-in as tlspin does: exec of
+// tlspin-builtins, its handshake line on the inherited channel, and
+// Configure; then Close. (core/host's benchmarks time the gRPC launches
+// of other plugins.)
 func BenchmarkLaunch(b *testing.B) {
-	f := &host.Finder{Builtins: builtin.New(nil).Names(), Self: testbin.Tlspin(b), SelfArgs: func(n string) []string { return []string{"__verifier", n} }}
-	found, err := f.Find("sha256pin")
+	found, err := builtins(b).Find("sha256pin")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -357,7 +366,7 @@ func BenchmarkLaunch(b *testing.B) {
 	var starts []time.Duration
 	for b.Loop() {
 		t0 := time.Now()
-		p, err := host.Start(context.Background(), spec, host.Config{Logger: hclog.NewNullLogger(), Env: []string{"TLSPIN_LOG_LEVEL=error"}})
+		p, err := host.Start(context.Background(), spec, pluginConfig())
 		if err != nil {
 			b.Fatal(err)
 		}
