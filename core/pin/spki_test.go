@@ -44,6 +44,23 @@ func versionOne(t testing.TB) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
+	v1 := withTBSFields(t, der, func(fields [][]byte) [][]byte {
+		if fields[0][0] != 0xa0 {
+			t.Fatalf("tbsCertificate starts with tag 0x%02x, not a version", fields[0][0])
+		}
+		return fields[1:]
+	})
+	c, err := x509.ParseCertificate(v1)
+	if err != nil || c.Version != 1 {
+		t.Fatalf("crafted version 1 certificate: version %v, %v", c, err)
+	}
+	return v1
+}
+
+// withTBSFields returns der with the fields of its tbsCertificate (each
+// element whole, DER) replaced by what edit makes of them.
+func withTBSFields(t testing.TB, der []byte, edit func(fields [][]byte) [][]byte) []byte {
+	t.Helper()
 	var cert struct {
 		TBS    asn1.RawValue
 		SigAlg asn1.RawValue
@@ -52,21 +69,21 @@ func versionOne(t testing.TB) []byte {
 	if _, err := asn1.Unmarshal(der, &cert); err != nil {
 		t.Fatal(err)
 	}
-	var version asn1.RawValue
-	rest, err := asn1.Unmarshal(cert.TBS.Bytes, &version)
-	if err != nil || version.Class != asn1.ClassContextSpecific {
-		t.Fatalf("no version field first: %v", err)
+	var fields [][]byte
+	for rest := cert.TBS.Bytes; len(rest) > 0; {
+		var f asn1.RawValue
+		var err error
+		if rest, err = asn1.Unmarshal(rest, &f); err != nil {
+			t.Fatal(err)
+		}
+		fields = append(fields, f.FullBytes)
 	}
-	cert.TBS = asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSequence, IsCompound: true, Bytes: rest}
-	v1, err := asn1.Marshal(cert)
+	cert.TBS = asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSequence, IsCompound: true, Bytes: bytes.Join(edit(fields), nil)}
+	out, err := asn1.Marshal(cert)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := x509.ParseCertificate(v1)
-	if err != nil || c.Version != 1 {
-		t.Fatalf("crafted version 1 certificate: version %v, %v", c, err)
-	}
-	return v1
+	return out
 }
 
 // TestSPKIMatchesX509 checks the spki pin of every sample against the
@@ -107,8 +124,8 @@ func TestSPKIRefusesWhatX509Refuses(t *testing.T) {
 		"five length bytes":        with([]byte{0x30, 0x85, 0, 0, 0, byte(n >> 8), byte(n)}, body),
 		"not a sequence":           with([]byte{0x31, 0x82, byte(n >> 8), byte(n)}, body),
 		"length past the end":      with([]byte{0x30, 0x82, byte((n + 1) >> 8), byte(n + 1)}, body),
-		"no public key":            certWithTBS(t, der, 6),
-		"serial missing":           certWithTBS(t, der, 1),
+		"no public key":            withTBSFields(t, der, func(f [][]byte) [][]byte { return f[:6] }),
+		"serial missing":           withTBSFields(t, der, func(f [][]byte) [][]byte { return append(f[:1:1], f[2:]...) }),
 	}
 	for name, in := range cases {
 		if _, err := x509.ParseCertificate(in); err == nil {
@@ -123,41 +140,6 @@ func TestSPKIRefusesWhatX509Refuses(t *testing.T) {
 			t.Fatalf("cut to %d of %d bytes: Sum(spki) = %x, want an error", i, len(der), d)
 		}
 	}
-}
-
-// certWithTBS returns der with the fields of its tbsCertificate from
-// index drop on left out, or only field drop when it is the serial
-// number (index 1, after the version).
-func certWithTBS(t *testing.T, der []byte, drop int) []byte {
-	t.Helper()
-	var cert struct {
-		TBS    asn1.RawValue
-		SigAlg asn1.RawValue
-		Sig    asn1.RawValue
-	}
-	if _, err := asn1.Unmarshal(der, &cert); err != nil {
-		t.Fatal(err)
-	}
-	var fields [][]byte
-	for rest := cert.TBS.Bytes; len(rest) > 0; {
-		var f asn1.RawValue
-		var err error
-		if rest, err = asn1.Unmarshal(rest, &f); err != nil {
-			t.Fatal(err)
-		}
-		fields = append(fields, f.FullBytes)
-	}
-	if drop == 1 {
-		fields = append(fields[:1:1], fields[2:]...)
-	} else {
-		fields = fields[:drop]
-	}
-	cert.TBS = asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSequence, IsCompound: true, Bytes: bytes.Join(fields, nil)}
-	out, err := asn1.Marshal(cert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // FuzzSPKI checks that the SPKI reader never panics, and that on every
