@@ -14,18 +14,27 @@ type Set struct {
 
 // Match returns the pin that equals the digest of certDER, if any.
 func (s *Set) Match(certDER []byte) (Pin, bool, error) {
-	d, err := Sum(s.Algo, certDER)
-	if err != nil {
+	i, err := s.Index(certDER)
+	if err != nil || i < 0 {
 		return Pin{}, false, err
 	}
-	var found Pin
-	ok := false
-	for _, p := range s.Pins {
+	return s.Pins[i], true, nil
+}
+
+// Index returns the index in Pins of the pin that equals the digest of
+// certDER (the last, if several do), or -1.
+func (s *Set) Index(certDER []byte) (int, error) {
+	d, err := Sum(s.Algo, certDER)
+	if err != nil {
+		return -1, err
+	}
+	found := -1
+	for i, p := range s.Pins {
 		if p.Equal(d) {
-			found, ok = p, true
+			found = i
 		}
 	}
-	return found, ok, nil
+	return found, nil
 }
 
 // Add parses value (one pin, or several joined by ";") and adds it.

@@ -148,3 +148,44 @@ func TestFindOrder(t *testing.T) {
 		t.Errorf("ca, unrelated CA pinned: Find = %+v, %v; want a broken-chain error", f, err)
 	}
 }
+
+// TestMatchedNamesThePin: an allow names the pin that let the peer in, in
+// the form it was given: a backup pin, a CA's pin past a pin that matched
+// a certificate the leaf does not chain to, a pin deep in a long chain.
+func TestMatchedNamesThePin(t *testing.T) {
+	root := vtest.New(t, vtest.Spec{CN: "Root CA", IsCA: true})
+	inter := vtest.New(t, vtest.Spec{CN: "Intermediate CA", IsCA: true, Issuer: root})
+	leaf := vtest.New(t, vtest.Spec{CN: "server", SANs: []string{"localhost"}, Issuer: inter})
+	other := vtest.New(t, vtest.Spec{CN: "Other CA", IsCA: true})
+	unrelated := vtest.New(t, vtest.Spec{CN: "unrelated"})
+	pinOf := func(c *vtest.Cert) string { return c.Pin(t, pin.SHA256, pin.FormatHex) }
+	tests := []struct {
+		name  string
+		chain string
+		pins  []*vtest.Cert
+		sent  [][]byte
+		want  *vtest.Cert
+	}{
+		{"backup pin", "leaf", []*vtest.Cert{unrelated, leaf}, vtest.Chain(leaf, inter, root), leaf},
+		{"first of two", "leaf", []*vtest.Cert{leaf, unrelated}, vtest.Chain(leaf), leaf},
+		{"ca, past an unrelated CA", "ca", []*vtest.Cert{other, root}, vtest.Chain(leaf, other, inter, root), root},
+		{"any, the leaf first", "any", []*vtest.Cert{root, leaf}, vtest.Chain(leaf, inter, root), leaf},
+		{"ca, sixth of a long chain", "ca", []*vtest.Cert{root}, vtest.Chain(leaf, other, other, other, inter, root), root},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := verify.Options{"chain": {tt.chain}}
+			for _, c := range tt.pins {
+				opts["pin"] = append(opts["pin"], pinOf(c))
+			}
+			v := sha256pin.New(nil)
+			if _, err := v.Configure(context.Background(), &verify.ConfigureRequest{Options: opts}); err != nil {
+				t.Fatal(err)
+			}
+			got := vtest.Verify(t, v, &verify.Request{PeerChain: tt.sent, Side: verify.ClientVerifiesServer, RemoteAddr: "127.0.0.1:8443"})
+			if want := "sha256:" + pinOf(tt.want); !got.Allow || got.Matched != want {
+				t.Errorf("verdict %+v; want an allow matching %s", got, want)
+			}
+		})
+	}
+}

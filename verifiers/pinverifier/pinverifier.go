@@ -89,6 +89,9 @@ type config struct {
 	set     pin.Set
 	chain   Chain
 	expires time.Time // zero: never
+	// matched is what an allow's Matched says of each pin of set, made
+	// once: printing a pin on every call was a tenth of a plugin's CPU.
+	matched []string
 }
 
 // parse reads the options, without side effects.
@@ -115,6 +118,9 @@ func (v *Verifier) parse(opts verify.Options) (*config, error) {
 			return nil, &verify.OptionError{Option: "expires", Value: e[0], Err: err}
 		}
 		c.expires = t
+	}
+	for _, p := range c.set.Pins {
+		c.matched = append(c.matched, fmt.Sprintf("%s:%s", v.info.Algo, p))
 	}
 	return c, nil
 }
@@ -200,13 +206,16 @@ func (v *Verifier) Verify(_ context.Context, req *verify.Request) (*verify.Verdi
 		return &verify.Verdict{Reason: fmt.Sprintf("%s pin set expired on %s: rejecting every peer until the pins are renewed (failing closed)",
 			v.info.Name, v.expires.AddDate(0, 0, -1).Format(time.DateOnly))}, nil
 	}
-	matched := make(map[int]pin.Pin, 1)
+	// pinOf[i] is the pin certificate i of the chain matched.
+	var short [4]int
+	pinOf := short[:]
+	if len(req.PeerChain) > len(short) {
+		pinOf = make([]int, len(req.PeerChain))
+	}
 	found, err := Find(v.chain, req, now, func(i int, der []byte) (bool, error) {
-		p, ok, err := v.set.Match(der)
-		if ok {
-			matched[i] = p
-		}
-		return ok, err
+		p, err := v.set.Index(der)
+		pinOf[i] = p
+		return p >= 0, err
 	})
 	switch {
 	case errors.Is(err, ErrBrokenChain):
@@ -214,7 +223,7 @@ func (v *Verifier) Verify(_ context.Context, req *verify.Request) (*verify.Verdi
 	case err != nil:
 		return &verify.Verdict{Reason: fmt.Sprintf("cannot fingerprint peer certificate: %v", err)}, nil
 	case found != nil:
-		return &verify.Verdict{Allow: true, Matched: fmt.Sprintf("%s:%s", v.info.Algo, matched[found.Index]), CacheFor: v.cacheFor(now, found.Until)}, nil
+		return &verify.Verdict{Allow: true, Matched: v.matched[pinOf[found.Index]], CacheFor: v.cacheFor(now, found.Until)}, nil
 	}
 	return &verify.Verdict{Reason: v.mismatch(req), CacheFor: v.cacheFor(now, time.Time{})}, nil
 }
