@@ -25,6 +25,9 @@ import (
 type Mode struct {
 	Name string
 	D    verify.Decider
+	// Peer, if set, returns the process D asks (a plugin, cat), whose CPU
+	// time is then counted (Result.PeerCPU); 0 when it has none now.
+	Peer func() int
 }
 
 // Config says what to measure.
@@ -78,6 +81,11 @@ type Result struct {
 	// PerRound is the handshakes per second of each round's slice, in
 	// order (Config.Rounds): how much the figure moved within the run.
 	PerRound []float64
+	// CPU is what this process used while the mode ran: both ends of
+	// every handshake, and the host's side of each verification. PeerCPU
+	// is what the mode's peer process used (Mode.Peer). Either is -1 when
+	// it could not be read (off Linux; no peer; the peer changed).
+	CPU, PeerCPU time.Duration
 }
 
 // ErrHandshake wraps a handshake that failed while measuring: every
@@ -113,13 +121,16 @@ func Handshakes(ctx context.Context, cfg Config, modes ...Mode) ([]Result, error
 	lat := make([][]time.Duration, len(modes))
 	elapsed := make([]time.Duration, len(modes))
 	perRound := make([][]float64, len(modes))
+	used := make([]cpuUse, len(modes))
 	slice := cfg.Duration / time.Duration(cfg.Rounds)
 	for range cfg.Rounds {
 		for i, m := range modes {
+			before := readCPU(m)
 			l, e, err := run(ctx, addr, clients[i], slice, cfg.Concurrency)
 			if err != nil {
 				return nil, fmt.Errorf("%w: mode %q: %w", ErrHandshake, m.Name, err)
 			}
+			used[i].add(before, readCPU(m))
 			lat[i] = append(lat[i], l...)
 			elapsed[i] += e
 			perRound[i] = append(perRound[i], float64(len(l))/max(e.Seconds(), 1e-9))
@@ -128,7 +139,7 @@ func Handshakes(ctx context.Context, cfg Config, modes ...Mode) ([]Result, error
 	out := make([]Result, len(modes))
 	for i, m := range modes {
 		slices.Sort(lat[i])
-		r := Result{Name: m.Name, Handshakes: len(lat[i]), Elapsed: elapsed[i], PerRound: perRound[i]}
+		r := Result{Name: m.Name, Handshakes: len(lat[i]), Elapsed: elapsed[i], PerRound: perRound[i], CPU: used[i].self, PeerCPU: used[i].peer}
 		if elapsed[i] > 0 {
 			r.PerSecond = float64(len(lat[i])) / elapsed[i].Seconds()
 		}
@@ -136,6 +147,50 @@ func Handshakes(ctx context.Context, cfg Config, modes ...Mode) ([]Result, error
 		out[i] = r
 	}
 	return out, nil
+}
+
+// cpuReading is the CPU time used so far by this process and by a mode's
+// peer process (which one: pid); a time is -1 when it could not be read.
+type cpuReading struct {
+	self, peer time.Duration
+	pid        int
+}
+
+func readCPU(m Mode) cpuReading {
+	r := cpuReading{self: -1, peer: -1}
+	if d, err := selfCPU(); err == nil {
+		r.self = d
+	}
+	if m.Peer != nil {
+		if r.pid = m.Peer(); r.pid > 0 {
+			if d, err := ProcessCPU(r.pid); err == nil {
+				r.peer = d
+			}
+		}
+	}
+	return r
+}
+
+// cpuUse adds up what a mode used over its slices; -1 once a slice's
+// figure is unknown, or the peer was another process at its end (a
+// plugin restarted) than at its start.
+type cpuUse struct {
+	self, peer time.Duration
+}
+
+func (u *cpuUse) add(before, after cpuReading) {
+	u.self = addKnown(u.self, before.self, after.self)
+	if before.pid != after.pid {
+		u.peer = -1
+	}
+	u.peer = addKnown(u.peer, before.peer, after.peer)
+}
+
+func addKnown(sum, before, after time.Duration) time.Duration {
+	if sum < 0 || before < 0 || after < before {
+		return -1
+	}
+	return sum + after - before
 }
 
 // run handshakes with n clients for d and returns every latency.

@@ -2,8 +2,10 @@ package bench_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -95,8 +97,8 @@ func TestHandshakes(t *testing.T) {
 		Cert: s.ref.Leaf, ServerName: s.ref.ServerName, Duration: 60 * time.Millisecond, Rounds: 2, Concurrency: 2, Warmup: 2,
 	},
 		bench.Mode{Name: bench.InProcess, D: s.inproc},
-		bench.Mode{Name: bench.Plugin, D: s.plugin},
-		bench.Mode{Name: bench.Cached, D: s.cached},
+		bench.Mode{Name: bench.Plugin, D: s.plugin, Peer: s.plugin.Pid},
+		bench.Mode{Name: bench.Cached, D: s.cached, Peer: s.plugin.Pid},
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -112,6 +114,70 @@ func TestHandshakes(t *testing.T) {
 		if len(r.PerRound) != 2 || slices.Min(r.PerRound) <= 0 {
 			t.Errorf("result %d: per round %v, want 2 rates", i, r.PerRound)
 		}
+	}
+	// CPU time: this process's in every mode; the plugin's when asked
+	// (every handshake of the plugin mode asks it), none without a peer.
+	if runtime.GOOS != "linux" {
+		return
+	}
+	for i, r := range res {
+		if r.CPU <= 0 {
+			t.Errorf("result %d: CPU %v, want what the handshakes used", i, r.CPU)
+		}
+	}
+	if res[0].PeerCPU != -1 || res[1].PeerCPU <= 0 || res[2].PeerCPU < 0 {
+		t.Errorf("peer CPU: in process %v (want -1: none), plugin %v (want > 0), cached %v (want >= 0)", res[0].PeerCPU, res[1].PeerCPU, res[2].PeerCPU)
+	}
+}
+
+// TestCPUPerHandshake: CPU times become µs per handshake in the JSON and
+// the table; an unknown one (-1) is left out of the JSON and shown as a
+// dash.
+func TestCPUPerHandshake(t *testing.T) {
+	var rep bench.Report
+	ms := time.Millisecond
+	rep.Summarize(bench.Result{Handshakes: 1000, CPU: 1300 * ms, PeerCPU: -1},
+		bench.Result{Handshakes: 1000, CPU: 1400 * ms, PeerCPU: 50 * ms},
+		bench.Result{Handshakes: 1000, CPU: -1, PeerCPU: -1})
+	rep.SummarizeFloor(bench.Result{}, bench.Result{Handshakes: 500, CPU: 675 * ms, PeerCPU: 12500 * time.Microsecond})
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{"inprocess_cpu_us_per_hs": 1300, "plugin_cpu_us_per_hs": 1400, "plugin_peer_cpu_us_per_hs": 50, "floor_cpu_us_per_hs": 1350, "floor_peer_cpu_us_per_hs": 25}
+	for k, v := range want {
+		if doc[k] != v {
+			t.Errorf("%s = %v, want %v", k, doc[k], v)
+		}
+	}
+	for _, k := range []string{"cached_cpu_us_per_hs", "cached_peer_cpu_us_per_hs"} {
+		if v, ok := doc[k]; ok {
+			t.Errorf("%s = %v, want it left out (unknown)", k, v)
+		}
+	}
+	var out strings.Builder
+	if err := rep.WriteTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]string{bench.InProcess: "1300.0 -", bench.FloorMode: "1350.0 25.0", bench.Plugin: "1400.0 50.0", bench.Cached: "- -"}
+	for _, line := range strings.Split(out.String(), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			continue
+		}
+		if want, ok := rows[f[0]]; ok {
+			if got := strings.Join(f[len(f)-2:], " "); got != want {
+				t.Errorf("%s: CPU columns %q, want %q", f[0], got, want)
+			}
+			delete(rows, f[0])
+		}
+	}
+	if len(rows) > 0 {
+		t.Errorf("table lacks rows %v:\n%s", rows, out.String())
 	}
 }
 

@@ -76,6 +76,9 @@ func StartFloor(inner verify.Decider) (*Floor, error) {
 	}, nil
 }
 
+// Pid is cat's process id.
+func (f *Floor) Pid() int { return f.cmd.Process.Pid }
+
 // Verify sends req's leaf to cat, reads it back, then asks the in-process
 // decider. A round trip that fails (cat gone, ctx's deadline passed) is an
 // error, and every later call fails with it.

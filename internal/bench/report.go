@@ -63,6 +63,21 @@ type Report struct {
 	CachedP50Us    float64 `json:"cached_p50_us"`
 	CachedP99Us    float64 `json:"cached_p99_us"`
 
+	// CPU time per handshake, in µs, of each mode, while it ran (Linux;
+	// absent where it could not be read): this process's (both ends of
+	// the handshake, and the host's side of the verification), and the
+	// peer process's (cat for the floor, the plugin process). Throughput
+	// moves with the machine's speed; what a crossing costs in CPU is the
+	// part of the plugin's that is ours: its peer CPU against cat's, its
+	// own against the floor's.
+	InProcessCPUUs  float64 `json:"inprocess_cpu_us_per_hs,omitempty"`
+	FloorCPUUs      float64 `json:"floor_cpu_us_per_hs,omitempty"`
+	FloorPeerCPUUs  float64 `json:"floor_peer_cpu_us_per_hs,omitempty"`
+	PluginCPUUs     float64 `json:"plugin_cpu_us_per_hs,omitempty"`
+	PluginPeerCPUUs float64 `json:"plugin_peer_cpu_us_per_hs,omitempty"`
+	CachedCPUUs     float64 `json:"cached_cpu_us_per_hs,omitempty"`
+	CachedPeerCPUUs float64 `json:"cached_peer_cpu_us_per_hs,omitempty"`
+
 	// Median latency of one Verify call, outside any handshake.
 	InProcessVerifyUs float64 `json:"inprocess_verify_us"`
 	PluginVerifyUs    float64 `json:"plugin_verify_us"`
@@ -133,6 +148,9 @@ func (rep *Report) Summarize(inproc, plugin, cached Result) {
 		rep.CachedRatio = round3(cached.PerSecond / inproc.PerSecond)
 	}
 	rep.PluginRatioRounds = roundRatios(plugin, inproc)
+	rep.InProcessCPUUs, _ = cpuPerHandshake(inproc)
+	rep.PluginCPUUs, rep.PluginPeerCPUUs = cpuPerHandshake(plugin)
+	rep.CachedCPUUs, rep.CachedPeerCPUUs = cpuPerHandshake(cached)
 	rep.InProcessP50Us, rep.InProcessP99Us = Micros(inproc.P50), Micros(inproc.P99)
 	rep.PluginP50Us, rep.PluginP99Us = Micros(plugin.P50), Micros(plugin.P99)
 	rep.CachedP50Us, rep.CachedP99Us = Micros(cached.P50), Micros(cached.P99)
@@ -146,7 +164,20 @@ func (rep *Report) SummarizeFloor(inproc, floor Result) {
 		rep.FloorRatio = round3(floor.PerSecond / inproc.PerSecond)
 	}
 	rep.FloorRatioRounds = roundRatios(floor, inproc)
+	rep.FloorCPUUs, rep.FloorPeerCPUUs = cpuPerHandshake(floor)
 	rep.FloorP50Us, rep.FloorP99Us = Micros(floor.P50), Micros(floor.P99)
+}
+
+// cpuPerHandshake is r's CPU time and its peer's per handshake, in µs; 0
+// for one unknown.
+func cpuPerHandshake(r Result) (self, peer float64) {
+	per := func(d time.Duration) float64 {
+		if d < 0 || r.Handshakes == 0 {
+			return 0
+		}
+		return Micros(d / time.Duration(r.Handshakes))
+	}
+	return per(r.CPU), per(r.PeerCPU)
 }
 
 // roundRatios is r over base in each round both ran, or nil.
@@ -181,16 +212,17 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "%s, %s keys, chain of %d, full TLS 1.3 handshakes on loopback, %d clients, GOMAXPROCS %d, %.1fs per mode\n\n",
 		rep.Verifier, rep.Key, rep.ChainLength, rep.Concurrency, rep.GOMAXPROCS, rep.DurationS)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "mode\thandshakes/s\tratio\tp50 µs\tp99 µs\tone Verify µs\t\n")
+	fmt.Fprintf(tw, "mode\thandshakes/s\tratio\tp50 µs\tp99 µs\tone Verify µs\tCPU µs/hs\tpeer's µs/hs\t\n")
 	rows := []struct {
 		name          string
 		hs, ratio     float64
 		p50, p99, vfy float64
+		cpu, peerCPU  float64
 	}{
-		{InProcess, rep.InProcessHsPerS, 1, rep.InProcessP50Us, rep.InProcessP99Us, rep.InProcessVerifyUs},
-		{FloorMode, rep.FloorHsPerS, rep.FloorRatio, rep.FloorP50Us, rep.FloorP99Us, rep.FloorVerifyUs},
-		{Plugin, rep.PluginHsPerS, rep.PluginRatio, rep.PluginP50Us, rep.PluginP99Us, rep.PluginVerifyUs},
-		{Cached, rep.CachedHsPerS, rep.CachedRatio, rep.CachedP50Us, rep.CachedP99Us, rep.CachedVerifyUs},
+		{InProcess, rep.InProcessHsPerS, 1, rep.InProcessP50Us, rep.InProcessP99Us, rep.InProcessVerifyUs, rep.InProcessCPUUs, 0},
+		{FloorMode, rep.FloorHsPerS, rep.FloorRatio, rep.FloorP50Us, rep.FloorP99Us, rep.FloorVerifyUs, rep.FloorCPUUs, rep.FloorPeerCPUUs},
+		{Plugin, rep.PluginHsPerS, rep.PluginRatio, rep.PluginP50Us, rep.PluginP99Us, rep.PluginVerifyUs, rep.PluginCPUUs, rep.PluginPeerCPUUs},
+		{Cached, rep.CachedHsPerS, rep.CachedRatio, rep.CachedP50Us, rep.CachedP99Us, rep.CachedVerifyUs, rep.CachedCPUUs, rep.CachedPeerCPUUs},
 	}
 	switch {
 	case rep.NoInProcess != "":
@@ -199,7 +231,7 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		rows = slices.Delete(rows, 1, 2)
 	}
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%.0f\t%.0f\t%.2f\t\n", r.name, r.hs, r.ratio, r.p50, r.p99, r.vfy)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%.0f\t%.0f\t%.2f\t%s\t%s\t\n", r.name, r.hs, r.ratio, r.p50, r.p99, r.vfy, orDash(r.cpu), orDash(r.peerCPU))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -238,6 +270,15 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(w, "cache: %.1f%% of verifications answered from the verdict cache\n", 100*rep.CacheHitRatio)
 	}
 	return nil
+}
+
+// orDash prints a CPU time per handshake, or "-" for none (unknown, or
+// no peer process).
+func orDash(us float64) string {
+	if us == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", us)
 }
 
 func fmtRatios(rs []float64) string {

@@ -54,7 +54,11 @@ the verifier configured to trust that certificate:
   plugin+cache   through its plugin, behind the host's verdict cache
 
 Modes run in turns within the same run, so ratios to in-process compare
-like with like; what the plugin costs beyond the floor is tlspin's. Also
+like with like; what the plugin costs beyond the floor is tlspin's. On
+Linux each mode's CPU time per handshake is shown too: this process's
+(both ends of the handshake, and the host's side of the verification)
+and the peer process's (cat, or the plugin): the plugin's against cat's
+is what its process costs beyond the least any process would. Also
 reports the latency of one Verify call, how long a plugin takes to launch
 (from process start until it is configured), and the wall time of
 one-shot commands run in turns against the same server: tlspin send
@@ -193,7 +197,7 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags) error {
 
 	vc := cache.New(cache.Config{})
 	cached := vc.Wrap(name, p)
-	modes := []bench.Mode{{Name: bench.Plugin, D: p}, {Name: bench.Cached, D: cached}}
+	modes := []bench.Mode{{Name: bench.Plugin, D: p, Peer: p.Pid}, {Name: bench.Cached, D: cached, Peer: p.Pid}}
 	switch {
 	case external:
 		rep.NoInProcess = fmt.Sprintf("%s is not built into tlspin, so it has no in-process form to compare with", name)
@@ -206,7 +210,7 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags) error {
 			break
 		}
 		defer fl.Close()
-		modes = append([]bench.Mode{{Name: bench.InProcess, D: iv}, {Name: bench.FloorMode, D: fl}}, modes...)
+		modes = append([]bench.Mode{{Name: bench.InProcess, D: iv}, {Name: bench.FloorMode, D: fl, Peer: fl.Pid}}, modes...)
 	}
 	prog.Timed(f.launches+1, steps, fmt.Sprintf("handshakes, %d modes", len(modes)), time.Duration(len(modes))*f.duration)
 	res, err := bench.Handshakes(ctx, bench.Config{

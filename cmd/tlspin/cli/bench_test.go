@@ -58,6 +58,9 @@ func TestBenchJSON(t *testing.T) {
 				"plugin_launch_ms", "inprocess_verify_us", "plugin_verify_us", "cached_verify_us",
 				"send_oneshot_ms", "fingerprint_oneshot_ms", "oneshot_ratio",
 			}
+			if runtime.GOOS == "linux" { // CPU time is read from /proc and getrusage
+				positive = append(positive, "inprocess_cpu_us_per_hs", "plugin_cpu_us_per_hs", "plugin_peer_cpu_us_per_hs", "cached_cpu_us_per_hs")
+			}
 			// Figures measured only with a program on the PATH: openssl's
 			// one-shot, and the floor, which needs cat (on the PATH exactly
 			// when openssl is here: the real PATH, or an empty one). Without
@@ -69,6 +72,9 @@ func TestBenchJSON(t *testing.T) {
 				{[]string{"openssl_oneshot_ms", "send_openssl_ratio"}, "no_openssl", tt.why},
 				{[]string{"floor_hs_per_s", "floor_ratio", "floor_p50_us", "floor_p99_us", "floor_verify_us"}, "no_floor", `"cat"`},
 			} {
+				if opt.no == "no_floor" && tt.openssl && runtime.GOOS == "linux" {
+					positive = append(positive, "floor_cpu_us_per_hs", "floor_peer_cpu_us_per_hs")
+				}
 				if tt.openssl {
 					positive = append(positive, opt.keys...)
 					if v, ok := doc[opt.no]; ok {
