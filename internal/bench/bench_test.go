@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -318,27 +317,23 @@ func TestTableLoadAverage(t *testing.T) {
 	}
 }
 
-// cpuTicks returns the user+system clock ticks a process has used.
-func cpuTicks(tb testing.TB, pid int) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+// pluginCPU returns the CPU time process pid has used, or -1 where it
+// cannot be read (off Linux).
+func pluginCPU(pid int) time.Duration {
+	d, err := bench.ProcessCPU(pid)
 	if err != nil {
 		return -1
 	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return u + st
+	return d
 }
 
 // reportPluginCPU adds the plugin process's CPU time per op (Linux).
-func reportPluginCPU(b *testing.B, pid int, before int64) {
-	after := cpuTicks(b, pid)
-	if before < 0 || after < 0 || b.N == 0 {
+func reportPluginCPU(b *testing.B, pid int, before time.Duration) {
+	after := pluginCPU(pid)
+	if before < 0 || after < before || b.N == 0 {
 		return
 	}
-	// USER_HZ is 100 on Linux.
-	b.ReportMetric(float64(after-before)*1e4/float64(b.N), "plugin-cpu-µs/op")
+	b.ReportMetric(float64(after-before)/1e3/float64(b.N), "plugin-cpu-µs/op")
 }
 
 // benchVerify times d.Verify. Besides the mean (ns/op), it reports the
@@ -350,9 +345,9 @@ func benchVerify(b *testing.B, d verify.Decider, req *verify.Request, pid int) {
 	if _, err := d.Verify(ctx, req); err != nil {
 		b.Fatal(err)
 	}
-	before := int64(-1)
+	before := time.Duration(-1)
 	if pid > 0 {
-		before = cpuTicks(b, pid)
+		before = pluginCPU(pid)
 	}
 	last := make([]time.Duration, 1<<15) // allocated before the timer starts
 	n := 0
@@ -389,7 +384,7 @@ func BenchmarkVerify(b *testing.B) {
 		b.Run(name+"/plugin", func(b *testing.B) { benchVerify(b, s.plugin, s.req, s.plugin.Pid()) })
 		b.Run(name+"/plugin-parallel", func(b *testing.B) {
 			ctx := context.Background()
-			before := cpuTicks(b, s.plugin.Pid())
+			before := pluginCPU(s.plugin.Pid())
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
