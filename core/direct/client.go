@@ -10,9 +10,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/rawio"
@@ -88,6 +86,8 @@ type conn struct {
 	r *bufio.Reader
 	// buf holds the last request's frame, for the next to reuse.
 	buf []byte
+	// sent counts the requests sent, the last one's ID.
+	sent uint32
 }
 
 // keptBuffer is the largest request buffer a connection keeps for the
@@ -218,7 +218,7 @@ func (c *Client) WatchPolicy(ctx context.Context) (<-chan verify.PolicyChange, e
 		defer c.discard(cn)
 		defer stop()
 		for {
-			resp, err := read(cn)
+			resp, err := read(cn, cn.sent)
 			if err != nil || resp.PolicyChange == nil {
 				return
 			}
@@ -267,7 +267,7 @@ func (c *Client) call(ctx context.Context, within clocks, req *request, result f
 	if within.set && within.answer > 0 {
 		answerBy = time.Now().Add(within.answer)
 	}
-	cn, err := c.take(req.Method)
+	cn, err := c.take()
 	if err != nil {
 		return err
 	}
@@ -310,49 +310,17 @@ func (c *Client) acquire(ctx context.Context, within clocks, method string) erro
 	}
 }
 
-// take returns an idle connection, or a new one. An idle connection on
-// which the plugin has sent something since its last answer is garbage:
-// the next call would take that answer, which no request asked for (a
-// second answer to the last one), for its own.
-func (c *Client) take(method string) (*conn, error) {
+// take returns an idle connection, or a new one.
+func (c *Client) take() (*conn, error) {
 	c.mu.Lock()
 	if n := len(c.idle); n > 0 {
 		cn := c.idle[n-1]
 		c.idle = c.idle[:n-1]
 		c.mu.Unlock()
-		if unasked(cn) {
-			c.discard(cn)
-			return nil, fmt.Errorf("%w: %s: the plugin sent an answer no request asked for (a second answer to the connection's last request)", ErrGarbage, method)
-		}
 		return cn, nil
 	}
 	c.mu.Unlock()
 	return c.connect()
-}
-
-// unasked reports whether the plugin has sent anything on cn, an idle
-// connection, since it answered. It never waits.
-func unasked(cn *conn) bool {
-	if cn.r.Buffered() > 0 {
-		return true
-	}
-	rc, err := cn.pipeConn.r.SyscallConn()
-	if err != nil {
-		return false
-	}
-	var (
-		b     [1]byte
-		n     uintptr
-		errno syscall.Errno
-	)
-	// A raw system call, as internal/rawio's are: this read runs before
-	// every call on a reused connection, and never blocks (the pipe is
-	// non-blocking).
-	_ = rc.Read(func(fd uintptr) bool {
-		n, _, errno = syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), 1)
-		return true
-	})
-	return errno == 0 && n > 0 // EAGAIN when nothing was sent, 0 at EOF
 }
 
 // connect offers the plugin a new connection and counts it as open.
@@ -412,6 +380,8 @@ func (c *Client) roundTrip(ctx context.Context, answerBy time.Time, cn *conn, re
 		stop := context.AfterFunc(ctx, func() { cn.SetDeadline(time.Unix(1, 0)) })
 		interrupted = func() bool { return !stop() }
 	}
+	cn.sent++
+	req.ID = cn.sent
 	cn.buf = req.frame(cn.buf[:0])
 	err := writeFrame(cn.w, cn.buf)
 	if cap(cn.buf) > keptBuffer {
@@ -419,7 +389,7 @@ func (c *Client) roundTrip(ctx context.Context, answerBy time.Time, cn *conn, re
 	}
 	var resp *response
 	if err == nil {
-		resp, err = read(cn)
+		resp, err = read(cn, req.ID)
 	}
 	if interrupted() && err == nil {
 		err = ctx.Err() // the answer came, but the connection is spoilt
@@ -433,11 +403,17 @@ func (c *Client) roundTrip(ctx context.Context, answerBy time.Time, cn *conn, re
 	return resp, nil
 }
 
-// read reads one answer.
-func read(cn *conn) (*response, error) {
-	body, err := readFrame(cn.r)
+// read reads the answer to the request with id. An answer to another
+// request is garbage: a plugin that answered one twice would otherwise
+// have its second answer, about an earlier peer, taken for the next
+// call's, about another.
+func read(cn *conn, id uint32) (*response, error) {
+	got, body, err := readFrame(cn.r)
 	if err != nil {
 		return nil, err
+	}
+	if got != id {
+		return nil, fmt.Errorf("%w: an answer to request %d where request %d was asked", ErrGarbage, got, id)
 	}
 	var resp response
 	if err := resp.unmarshal(body); err != nil {

@@ -157,7 +157,7 @@ func (d *decoder) end() error {
 // marshal encodes r.
 func (r *request) marshal() []byte { return r.frame(nil)[frameHeader:] }
 
-// frame appends r to b as one frame, its length first, and returns the
+// frame appends r to b as one frame, its header first, and returns the
 // extended buffer: the host encodes each request into its connection's
 // buffer, in place, which cost two allocations and a copy of the leaf per
 // call before (half of the bytes a Verify allocated). An unknown method
@@ -198,7 +198,7 @@ func (r *request) frame(b []byte) []byte {
 		e.bool(p.DidResume)
 		e.bool(p.NoCommit)
 	}
-	return e.endFrame(start)
+	return e.endFrame(start, r.ID)
 }
 
 // size is about the length of r's body, so that frame allocates once:
@@ -220,8 +220,9 @@ func (r *request) size() int {
 	return n
 }
 
-// frameHeader is the length before a frame's body.
-const frameHeader = 4
+// frameHeader is what comes before a frame's body: its length, then the
+// id of the request (request.ID), each four bytes, big-endian.
+const frameHeader = 8
 
 // startFrame returns an encoder that appends to b, with room for a
 // frame's length and about size bytes more, and where the frame starts.
@@ -231,14 +232,15 @@ func startFrame(b []byte, size int) (*encoder, int) {
 	return &encoder{b: append(b, make([]byte, frameHeader)...)}, start
 }
 
-// endFrame writes the length of the frame that starts at start and
-// returns the buffer.
-func (e *encoder) endFrame(start int) []byte {
+// endFrame writes the header of the frame that starts at start, with
+// id, and returns the buffer.
+func (e *encoder) endFrame(start int, id uint32) []byte {
 	binary.BigEndian.PutUint32(e.b[start:], uint32(len(e.b)-start-frameHeader))
+	binary.BigEndian.PutUint32(e.b[start+4:], id)
 	return e.b
 }
 
-// unmarshal decodes b into r.
+// unmarshal decodes b, a frame's body, into r, but for its ID.
 func (r *request) unmarshal(b []byte) error {
 	d := &decoder{b: b}
 	*r = request{}
@@ -283,7 +285,7 @@ func (r *request) unmarshal(b []byte) error {
 // marshal encodes r.
 func (r *response) marshal() []byte { return r.frame(nil)[frameHeader:] }
 
-// frame appends r to b as one frame, its length first: the first of its
+// frame appends r to b as one frame, its header first: the first of its
 // results that is set.
 func (r *response) frame(b []byte) []byte {
 	e, start := startFrame(b, 64)
@@ -324,10 +326,10 @@ func (r *response) frame(b []byte) []byte {
 	default:
 		e.byte(kindNone)
 	}
-	return e.endFrame(start)
+	return e.endFrame(start, r.ID)
 }
 
-// unmarshal decodes b into r.
+// unmarshal decodes b, a frame's body, into r, but for its ID.
 func (r *response) unmarshal(b []byte) error {
 	d := &decoder{b: b}
 	*r = response{}

@@ -262,22 +262,28 @@ func TestVerifierErrors(t *testing.T) {
 	}
 }
 
-// writeFrame writes a frame of body, with a length prefix of n.
-func writeFrame(w io.Writer, n uint32, body []byte) {
-	var h [4]byte
-	binary.BigEndian.PutUint32(h[:], n)
-	w.Write(append(h[:], body...))
+// frameOf is a frame of body with id, its length true.
+func frameOf(id uint32, body []byte) []byte { return lyingFrame(uint32(len(body)), id, body) }
+
+// lyingFrame is a frame of body with id whose header says it is n bytes.
+func lyingFrame(n, id uint32, body []byte) []byte {
+	b := binary.BigEndian.AppendUint32(nil, n)
+	b = binary.BigEndian.AppendUint32(b, id)
+	return append(b, body...)
 }
 
-// readRequest reads one request frame from the host.
-func readRequest(r *bufio.Reader) ([]byte, error) {
-	var h [4]byte
+// writeFrame writes a frame of body with id.
+func writeFrame(w io.Writer, id uint32, body []byte) { w.Write(frameOf(id, body)) }
+
+// readRequest reads one request frame from the host: its id and body.
+func readRequest(r *bufio.Reader) (uint32, []byte, error) {
+	var h [8]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return nil, err
+		return 0, nil, err
 	}
-	b := make([]byte, binary.BigEndian.Uint32(h[:]))
+	b := make([]byte, binary.BigEndian.Uint32(h[:4]))
 	_, err := io.ReadFull(r, b)
-	return b, err
+	return binary.BigEndian.Uint32(h[4:]), b, err
 }
 
 // allow is an answer that allows.
@@ -302,7 +308,7 @@ func hostile(t *testing.T, script func(io.Writer, *bufio.Reader)) (*direct.Clien
 			go func() {
 				defer conn.Close()
 				r := bufio.NewReader(conn)
-				if _, err := readRequest(r); err != nil {
+				if _, _, err := readRequest(r); err != nil {
 					t.Errorf("hostile server: reading the request: %v", err)
 					return
 				}
@@ -320,17 +326,25 @@ func hostile(t *testing.T, script func(io.Writer, *bufio.Reader)) (*direct.Clien
 	return c, &n, scripted
 }
 
-// answer is a script that answers body, then an allow to every request
-// until the host closes the connection.
+// answer is a script that answers body to a connection's first request
+// (its id is 1), then an allow to every request until the host closes the
+// connection.
 func answer(body []byte) func(io.Writer, *bufio.Reader) {
 	return func(conn io.Writer, r *bufio.Reader) {
-		writeFrame(conn, uint32(len(body)), body)
-		for {
-			if _, err := readRequest(r); err != nil {
-				return
-			}
-			writeFrame(conn, uint32(len(allow)), allow)
+		writeFrame(conn, 1, body)
+		answerAll(conn, r, allow)
+	}
+}
+
+// answerAll answers body to every request until the host closes the
+// connection.
+func answerAll(conn io.Writer, r *bufio.Reader, body []byte) {
+	for {
+		id, _, err := readRequest(r)
+		if err != nil {
+			return
 		}
+		writeFrame(conn, id, body)
 	}
 }
 
@@ -345,7 +359,7 @@ func TestHostileServer(t *testing.T) {
 		want    error  // nil: an answer
 		says    string // in the error, or in the reason
 	}{
-		{"oversize length", func(c io.Writer, r *bufio.Reader) { writeFrame(c, 0xffffffff, nil); io.Copy(io.Discard, r) }, 0,
+		{"oversize length", func(c io.Writer, r *bufio.Reader) { c.Write(lyingFrame(0xffffffff, 1, nil)); io.Copy(io.Discard, r) }, 0,
 			direct.ErrGarbage, "direct: malformed answer from verifier plugin: frame of 4294967295 bytes exceeds 1048576"},
 		{"truncated", answer(direct.EncodeVerdict(verify.Verdict{Allow: true, Reason: "pinned"})[:4]), 0, direct.ErrGarbage, "length 6 exceeds the 1 bytes left"},
 		{"unknown kind", answer([]byte{9}), 0, direct.ErrGarbage, "unknown answer kind 9"},
@@ -356,7 +370,9 @@ func TestHostileServer(t *testing.T) {
 		{"negative cache_for", answer(direct.EncodeVerdict(verify.Verdict{Allow: true, CacheFor: -time.Second})), 0, direct.ErrGarbage, "negative cache time -1s"},
 		{"not a boolean", answer([]byte{direct.KindVerdict, 2, 0, 0, 0, 0}), 0, direct.ErrGarbage, "boolean byte 2"},
 		{"5 KB reason", answer(direct.EncodeVerdict(verify.Verdict{Reason: long})), 0, nil, "truncated: 5000 bytes in all"},
-		{"closed mid-answer", func(c io.Writer, _ *bufio.Reader) { writeFrame(c, 100, allow) }, 0, direct.ErrTransport, "unexpected EOF"},
+		{"an answer to another request", answerAs(2, allow), 0, direct.ErrGarbage, "an answer to request 2 where request 1 was asked"},
+		{"an answer to no request", answerAs(0, allow), 0, direct.ErrGarbage, "an answer to request 0 where request 1 was asked"},
+		{"closed mid-answer", func(c io.Writer, _ *bufio.Reader) { c.Write(lyingFrame(100, 1, allow)) }, 0, direct.ErrTransport, "unexpected EOF"},
 		{"closed without answer", func(io.Writer, *bufio.Reader) {}, 0, direct.ErrTransport, "connection closed before an answer"},
 		{"never answers", func(_ io.Writer, r *bufio.Reader) { io.Copy(io.Discard, r) }, 200 * time.Millisecond, context.DeadlineExceeded, "direct: verify: context deadline exceeded"},
 	}
@@ -391,6 +407,14 @@ func TestHostileServer(t *testing.T) {
 	}
 }
 
+// answerAs is a script that answers body with id, whatever was asked.
+func answerAs(id uint32, body []byte) func(io.Writer, *bufio.Reader) {
+	return func(c io.Writer, r *bufio.Reader) {
+		writeFrame(c, id, body)
+		io.Copy(io.Discard, r)
+	}
+}
+
 func cmp(d, dflt time.Duration) time.Duration {
 	if d == 0 {
 		return dflt
@@ -422,13 +446,14 @@ func TestHostileClient(t *testing.T) {
 		name string
 		send func(direct.PipeConn)
 	}{
-		{"oversize frame", func(c direct.PipeConn) { writeFrame(c, direct.MaxFrame+1, nil) }},
+		{"oversize frame", func(c direct.PipeConn) { c.Write(lyingFrame(direct.MaxFrame+1, 1, nil)) }},
 		{"truncated request", func(c direct.PipeConn) {
 			b := direct.EncodeRequest("verify")
-			writeFrame(c, uint32(len(b)-1), b[:len(b)-1])
+			writeFrame(c, 1, b[:len(b)-1])
 		}},
 		{"unknown method", func(c direct.PipeConn) { writeFrame(c, 1, []byte{99}) }},
-		{"half a frame", func(c direct.PipeConn) { b := direct.EncodeRequest("verify"); writeFrame(c, 50, b); c.CloseWrite() }},
+		{"half a frame", func(c direct.PipeConn) { c.Write(lyingFrame(50, 1, direct.EncodeRequest("verify"))); c.CloseWrite() }},
+		{"half a header", func(c direct.PipeConn) { c.Write(frameOf(1, nil)[:6]); c.CloseWrite() }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := c.Verify(ctxFor(t, 10*time.Second), &verify.Request{}); err != nil {
@@ -761,6 +786,33 @@ func (g *gated) PolicyChanges(ctx context.Context) <-chan verify.PolicyChange {
 	return make(chan verify.PolicyChange)
 }
 
+// TestWatchTakesOnlyItsFrames: a policy change that names another
+// request than the watch is garbage: the watch ends there, and the
+// changes after it are not taken either.
+func TestWatchTakesOnlyItsFrames(t *testing.T) {
+	change := func(epoch uint64) []byte {
+		return direct.EncodePolicyChange(verify.PolicyChange{Epoch: epoch, Reason: "reloaded"})
+	}
+	c, _, _ := hostile(t, func(conn io.Writer, r *bufio.Reader) {
+		writeFrame(conn, 1, direct.EncodeEmpty())
+		writeFrame(conn, 1, change(1))
+		writeFrame(conn, 2, change(2))
+		writeFrame(conn, 1, change(3))
+		io.Copy(io.Discard, r)
+	})
+	ch, err := c.WatchPolicy(ctxFor(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	for c := range ch {
+		got = append(got, c.Epoch)
+	}
+	if !reflect.DeepEqual(got, []uint64{1}) {
+		t.Fatalf("changes taken: %v; want [1], the watch ended at another request's frame", got)
+	}
+}
+
 // TestWatchIsAnsweredOnceSubscribed: the plugin answers a watch request
 // only once it has subscribed to the verifier's changes. The host takes
 // the answer to mean that every change from then on reaches it; a change
@@ -777,8 +829,7 @@ func TestWatchIsAnsweredOnceSubscribed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	req := direct.EncodeRequest("watch")
-	writeFrame(pc, uint32(len(req)), req)
+	writeFrame(pc, 7, direct.EncodeRequest("watch"))
 	select {
 	case <-g.subscribing:
 	case <-time.After(10 * time.Second):
@@ -788,9 +839,9 @@ func TestWatchIsAnsweredOnceSubscribed(t *testing.T) {
 		t.Fatalf("the plugin answered the watch before it had subscribed (read %d bytes, %v)", n, err)
 	}
 	g.subscribe()
-	got, err := readRequest(bufio.NewReader(pc)) // any frame
-	if err != nil || !reflect.DeepEqual(got, direct.EncodeEmpty()) {
-		t.Fatalf("answer to the watch once subscribed = %q, %v; want %q", got, err, direct.EncodeEmpty())
+	id, got, err := readRequest(bufio.NewReader(pc)) // any frame
+	if err != nil || id != 7 || !reflect.DeepEqual(got, direct.EncodeEmpty()) {
+		t.Fatalf("answer to the watch once subscribed = %d %q, %v; want 7 %q", id, got, err, direct.EncodeEmpty())
 	}
 }
 
@@ -901,50 +952,58 @@ func TestCommitAnswerIsChecked(t *testing.T) {
 	}
 }
 
-// TestUnaskedAnswer: a plugin that answers a request twice, at once or
-// later, has its second answer waiting on the connection, which goes back
-// to the pool: the next call, about another peer, would take it for its
-// own (a deny, then an allow meant for no one). It is garbage: the call
-// fails and the connection is closed; the next one is new.
+// TestUnaskedAnswer: a plugin that answers a request twice has its second
+// answer, about one peer, read by the next call on the connection, about
+// another. Wherever it lands (with the first, before the next request, or
+// ahead of the next call's own answer), it is garbage, never that call's
+// verdict (here an allow, after a deny): the call fails, the connection
+// is closed, and the next one is new.
 func TestUnaskedAnswer(t *testing.T) {
 	deny := direct.EncodeVerdict(verify.Verdict{Reason: "not pinned"})
 	tests := []struct {
-		name  string
-		later bool // the second answer once the first has been read
+		name string
+		// script answers the first request (id 1) twice, deny then allow,
+		// and closes sent once the second is sent; read is closed when the
+		// host has read the first.
+		script func(conn io.Writer, r *bufio.Reader, read <-chan struct{}, sent chan<- struct{})
+		early  bool // the second answer is sent before the next request
 	}{
-		{"two answers at once", false},
-		{"a second answer later", true},
+		{"with the first", func(conn io.Writer, _ *bufio.Reader, _ <-chan struct{}, sent chan<- struct{}) {
+			conn.Write(append(frameOf(1, deny), frameOf(1, allow)...))
+			close(sent)
+		}, true},
+		{"before the next request", func(conn io.Writer, _ *bufio.Reader, read <-chan struct{}, sent chan<- struct{}) {
+			writeFrame(conn, 1, deny)
+			<-read
+			writeFrame(conn, 1, allow)
+			close(sent)
+		}, true},
+		{"ahead of the next answer", func(conn io.Writer, r *bufio.Reader, _ <-chan struct{}, sent chan<- struct{}) {
+			writeFrame(conn, 1, deny)
+			if id, _, err := readRequest(r); err == nil {
+				conn.Write(append(frameOf(1, allow), frameOf(id, deny)...))
+			}
+			close(sent)
+		}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			read, sent := make(chan struct{}), make(chan struct{})
 			c, accepted, scripted := hostile(t, func(conn io.Writer, r *bufio.Reader) {
-				if tc.later {
-					writeFrame(conn, uint32(len(deny)), deny)
-					<-read
-					writeFrame(conn, uint32(len(allow)), allow)
-				} else {
-					both := append(binary.BigEndian.AppendUint32(nil, uint32(len(deny))), deny...)
-					both = append(binary.BigEndian.AppendUint32(both, uint32(len(allow))), allow...)
-					conn.Write(both)
-				}
-				close(sent)
-				for {
-					if _, err := readRequest(r); err != nil {
-						return
-					}
-					writeFrame(conn, uint32(len(deny)), deny)
-				}
+				tc.script(conn, r, read, sent)
+				answerAll(conn, r, deny)
 			})
 			req := &verify.Request{PeerChain: [][]byte{[]byte("leaf")}}
 			if v, err := c.Verify(ctxFor(t, 10*time.Second), req); err != nil || v.Allow {
 				t.Fatalf("first Verify = %+v, %v; want the deny", v, err)
 			}
 			close(read)
-			<-sent
+			if tc.early {
+				<-sent
+			}
 			other := &verify.Request{PeerChain: [][]byte{[]byte("another leaf")}}
-			if v, err := c.Verify(ctxFor(t, 10*time.Second), other); !errors.Is(err, direct.ErrGarbage) || !strings.Contains(err.Error(), "no request asked for") {
-				t.Fatalf("Verify after an unasked answer = %+v, %v; want ErrGarbage saying no request asked for it", v, err)
+			if v, err := c.Verify(ctxFor(t, 10*time.Second), other); !errors.Is(err, direct.ErrGarbage) || !strings.Contains(err.Error(), "an answer to request 1 where request 2 was asked") {
+				t.Fatalf("Verify after a second answer = %+v, %v; want ErrGarbage for an answer to request 1", v, err)
 			}
 			<-scripted // the connection was closed
 			if v, err := c.Verify(ctxFor(t, 10*time.Second), other); err != nil || !v.Allow {

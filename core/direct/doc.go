@@ -26,14 +26,19 @@
 // never takes a descriptor. When the host closes the channel, or exits,
 // the plugin stops.
 //
-// Wire: each message is a frame, a 4-byte big-endian length and that many
-// bytes of one request or answer (codec.go), at most MaxFrame bytes. The host
-// sends a request naming a method (describe, configure, verify, commit,
-// watch, shutdown); the plugin answers with a result or an error. One
-// call at a time per connection, no ids: the caller's goroutine writes the
-// request and reads the answer itself, so a call costs no goroutine or
-// channel hand-off. Concurrent calls use several connections (Client's
-// pool). A watch connection carries only the answer to watch and then one
-// frame per policy change. Both sides read and write with raw system
+// Wire: each message is a frame: a 4-byte big-endian length, a 4-byte
+// big-endian id, and that many bytes of one request or answer (codec.go),
+// at most MaxFrame bytes. The host sends a request naming a method
+// (describe, configure, verify, commit, watch, shutdown); the plugin
+// answers with a result or an error, under the request's id. One call at
+// a time per connection: the caller's goroutine writes the request and
+// reads the answer itself, so a call costs no goroutine or channel
+// hand-off. Concurrent calls use several connections (Client's pool). The
+// id counts the connection's requests, and an answer under any other id
+// than the one asked is garbage: a plugin that answered a request twice
+// would otherwise have its second answer, about one peer, taken for the
+// next call's, about another, wherever it landed. A watch connection
+// carries only the answer to watch and then one frame per policy change,
+// all under the watch's id. Both sides read and write with raw system
 // calls (internal/rawio says why).
 package direct

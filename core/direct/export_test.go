@@ -49,6 +49,11 @@ func TakePipes(ch *net.UnixConn) (PipeConn, error) { return takePipes(ch) }
 // EncodeVerdict is a plugin's answer with v.
 func EncodeVerdict(v verify.Verdict) []byte { return (&response{Verdict: toVerdict(&v)}).marshal() }
 
+// EncodePolicyChange is a frame of a watch connection with c.
+func EncodePolicyChange(c verify.PolicyChange) []byte {
+	return (&response{PolicyChange: &policyChange{Epoch: c.Epoch, Reason: c.Reason}}).marshal()
+}
+
 // EncodeEmpty is the answer to commit, watch or shutdown.
 func EncodeEmpty() []byte { return (&response{}).marshal() }
 

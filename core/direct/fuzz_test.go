@@ -3,9 +3,7 @@ package direct_test
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
-	"io"
 	"syscall"
 	"testing"
 	"time"
@@ -26,10 +24,11 @@ func FuzzAnswer(f *testing.F) {
 		{1, 7, 'b', 'a', 'd', ' ', 'p', 'i', 'n', 1}, // the verifier's error, a bad option
 		direct.EncodeEmpty(), {}, {9}, {direct.KindVerdict, 2},
 	} {
-		f.Add(frame(seed))
+		f.Add(frameOf(1, seed))
 	}
-	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
-	f.Add([]byte{0, 0, 0, 10, '{'})
+	f.Add(frameOf(2, direct.EncodeVerdict(verify.Verdict{Allow: true}))) // another request's
+	f.Add(lyingFrame(0xffffffff, 1, nil))
+	f.Add(lyingFrame(10, 1, []byte{'{'}))
 	f.Fuzz(func(t *testing.T, answer []byte) {
 		host, sock := channel(t)
 		go func() {
@@ -39,12 +38,7 @@ func FuzzAnswer(f *testing.F) {
 			}
 			defer plugin.Close()
 			// Read the request's frame, then answer with the fuzzed bytes.
-			r := bufio.NewReader(plugin)
-			var n [4]byte
-			if _, err := io.ReadFull(r, n[:]); err != nil {
-				return
-			}
-			if _, err := io.CopyN(io.Discard, r, int64(binary.BigEndian.Uint32(n[:]))); err != nil {
+			if _, _, err := readRequest(bufio.NewReader(plugin)); err != nil {
 				return
 			}
 			_, _ = plugin.Write(answer)
@@ -85,9 +79,4 @@ func socketpair() ([2]int, error) {
 		syscall.CloseOnExec(fds[1])
 	}
 	return fds, err
-}
-
-func frame(b []byte) []byte {
-	out := binary.BigEndian.AppendUint32(nil, uint32(len(b)))
-	return append(out, b...)
 }

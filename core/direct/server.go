@@ -105,7 +105,7 @@ func (s *server) handle(ctx context.Context, conn *pipeConn) {
 	r := bufio.NewReader(rawio.Quiet(conn.r))
 	w := rawio.Quiet(conn.w)
 	for {
-		body, err := readFrame(r)
+		id, body, err := readFrame(r)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && ctx.Err() == nil {
 				s.log.Warn("closing a connection: bad frame", "error", err)
@@ -118,7 +118,7 @@ func (s *server) handle(ctx context.Context, conn *pipeConn) {
 			return
 		}
 		if req.Method == methodWatch {
-			s.watch(ctx, conn, r)
+			s.watch(ctx, conn, r, id)
 			return
 		}
 		resp, ok := s.call(ctx, &req)
@@ -126,6 +126,7 @@ func (s *server) handle(ctx context.Context, conn *pipeConn) {
 			s.log.Warn("closing a connection: unknown method", "method", req.Method)
 			return
 		}
+		resp.ID = id
 		if err := writeFrame(w, resp.frame(nil)); err != nil {
 			return
 		}
@@ -201,14 +202,15 @@ func (s *server) call(ctx context.Context, req *request) (resp *response, known 
 // the subscribers it has when the change happens. A verifier that is not a
 // PolicyNotifier never changes: the connection stays open and silent. The
 // host sends nothing more on a watch connection: anything it sends ends it.
-func (s *server) watch(ctx context.Context, conn *pipeConn, r *bufio.Reader) {
+// Every frame carries id, the watch request's.
+func (s *server) watch(ctx context.Context, conn *pipeConn, r *bufio.Reader, id uint32) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var ch <-chan verify.PolicyChange // nil, never ready, for a verifier without changes
 	if n, ok := s.v.(verify.PolicyNotifier); ok {
 		ch = n.PolicyChanges(ctx)
 	}
-	if err := writeFrame(conn.w, (&response{}).frame(nil)); err != nil {
+	if err := writeFrame(conn.w, (&response{ID: id}).frame(nil)); err != nil {
 		return
 	}
 	go func() {
@@ -223,7 +225,7 @@ func (s *server) watch(ctx context.Context, conn *pipeConn, r *bufio.Reader) {
 			if !ok {
 				return
 			}
-			if err := writeFrame(conn.w, (&response{PolicyChange: &policyChange{Epoch: c.Epoch, Reason: c.Reason}}).frame(nil)); err != nil {
+			if err := writeFrame(conn.w, (&response{ID: id, PolicyChange: &policyChange{Epoch: c.Epoch, Reason: c.Reason}}).frame(nil)); err != nil {
 				return
 			}
 		}

@@ -26,6 +26,9 @@ const (
 
 // request is what the host sends.
 type request struct {
+	// ID is the connection's count of requests, in the frame's header:
+	// the answer repeats it.
+	ID     uint32
 	Method string
 	// Timeout is what is left of the host's deadline for the call, so
 	// that the verifier stops working when the host stops waiting.
@@ -51,6 +54,7 @@ type peer struct {
 // asked (nothing for commit, watch and shutdown), or, on a watch
 // connection after the first answer, a PolicyChange.
 type response struct {
+	ID           uint32 // the request's it answers, in the frame's header
 	Error        *remoteError
 	Description  *description
 	Configured   *configured
@@ -110,26 +114,27 @@ func writeFrame(w io.Writer, frame []byte) error {
 	return err
 }
 
-// readFrame reads one frame's body: errOversize for a length over
-// MaxFrame (nothing read past the length), io.EOF for a connection closed
-// between frames, io.ErrUnexpectedEOF for one closed inside a frame.
-func readFrame(r *bufio.Reader) ([]byte, error) {
-	var n [4]byte
-	if _, err := io.ReadFull(r, n[:]); err != nil {
-		return nil, err
+// readFrame reads one frame: its id and its body; errOversize for a
+// length over MaxFrame (nothing read past the header), io.EOF for a
+// connection closed between frames, io.ErrUnexpectedEOF for one closed
+// inside a frame.
+func readFrame(r *bufio.Reader) (id uint32, body []byte, err error) {
+	var h [frameHeader]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return 0, nil, err
 	}
-	size := binary.BigEndian.Uint32(n[:])
+	size, id := binary.BigEndian.Uint32(h[:4]), binary.BigEndian.Uint32(h[4:])
 	if size > MaxFrame {
-		return nil, errOversize(size)
+		return 0, nil, errOversize(size)
 	}
-	b := make([]byte, size)
-	if _, err := io.ReadFull(r, b); err != nil {
+	body = make([]byte, size)
+	if _, err := io.ReadFull(r, body); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
-		return nil, err
+		return 0, nil, err
 	}
-	return b, nil
+	return id, body, nil
 }
 
 func toPeer(r *verify.Request) *peer {
