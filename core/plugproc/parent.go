@@ -19,8 +19,11 @@ var hostPID = os.Getppid()
 //   - on Linux the host asks the kernel for a parent-death signal, which
 //     this package turns from SIGKILL into SIGTERM for itself (see
 //     parent_linux.go), so that it lives long enough to kill its group;
-//   - everywhere, the parent is polled: a plugin whose parent changed was
-//     orphaned (the backstop where there is no parent-death signal).
+//   - everywhere, the parent is watched: a plugin whose parent changed
+//     was orphaned (the backstop where there is no parent-death signal).
+//     On Linux the runtime's poller waits on a descriptor of the parent
+//     (a pidfd), which the kernel marks when it exits; elsewhere the
+//     parent is polled (parentGone says why not everywhere).
 //
 // SIGTERM from anyone else ends the plugin and its group the same way.
 // The group is killed only when the plugin leads it, as a tlspin host
@@ -29,7 +32,7 @@ var hostPID = os.Getppid()
 func WatchHost() { watch(hostPID, true) }
 
 // WatchParent is WatchHost for a plugin that starts no processes, such as
-// tlspin-builtins: it only polls for an orphaned plugin. SIGTERM, the
+// tlspin-builtins: it only watches for an orphaned plugin. SIGTERM, the
 // parent-death signal included, keeps its default action, which ends the
 // plugin: with no children there is no group to kill first. Catching a
 // signal costs the Go runtime a thread of its own, made while the
@@ -57,20 +60,64 @@ func notify(catch bool) <-chan os.Signal {
 }
 
 func watchWith(ppid int, term <-chan os.Signal) {
-	t := time.NewTicker(250 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-term:
-		case <-t.C:
-			if os.Getppid() == ppid {
-				continue
+	select {
+	case <-term:
+	case <-parentGone(ppid):
+	}
+	removeSocketDir()
+	killOwnGroup()
+	os.Exit(2)
+}
+
+// parentGone returns a channel closed once the plugin's parent is no
+// longer ppid: at once if it is not now, else when that process exits.
+// Where the system gives a descriptor of a process (openExit), the
+// runtime's poller waits on it, and nothing runs until the parent exits:
+// an idle plugin is never woken, and an orphan ends at once. Elsewhere the
+// parent is polled, which keeps a timer pending for the plugin's life: the
+// runtime's poller then sleeps with a timeout each time the plugin waits
+// for its next call, which arms a kernel timer and cancels it when the
+// call comes.
+func parentGone(ppid int) <-chan struct{} {
+	exit, err := openExit(ppid)
+	// Checked once the descriptor is open: it is the parent's, not that
+	// of a later process given the parent's pid.
+	if os.Getppid() != ppid {
+		if err == nil {
+			exit.Close()
+		}
+		gone := make(chan struct{})
+		close(gone)
+		return gone
+	}
+	if err != nil {
+		return pollParent(ppid)
+	}
+	gone := make(chan struct{})
+	go func() {
+		if !exited(exit) {
+			<-pollParent(ppid)
+		}
+		close(gone)
+	}()
+	return gone
+}
+
+// pollParent returns a channel closed once the plugin's parent is no
+// longer ppid, checked four times a second.
+func pollParent(ppid int) <-chan struct{} {
+	gone := make(chan struct{})
+	go func() {
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for range t.C {
+			if os.Getppid() != ppid {
+				close(gone)
+				return
 			}
 		}
-		removeSocketDir()
-		killOwnGroup()
-		os.Exit(2)
-	}
+	}()
+	return gone
 }
 
 // socketDirKey names the directory a go-plugin host made for the plugin's

@@ -4,6 +4,8 @@ package plugproc
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -14,13 +16,39 @@ import (
 	"github.com/tlspin/tlspin/internal/testbin"
 )
 
-// envWatch makes the test binary a watching plugin: "catch" or "poll".
+// envWatch makes the test binary a watching plugin, "catch" or "poll", or
+// a process that only sleeps, "sleep".
 const envWatch = "PLUGPROC_TEST_WATCH"
 
 // TestMain runs the watch in a child when envWatch says so, with a parent
 // pid that is not its parent when PLUGPROC_TEST_PPID says so.
 func TestMain(m *testing.M) {
-	if mode := os.Getenv(envWatch); mode != "" {
+	switch mode := os.Getenv(envWatch); mode {
+	case "":
+	case "sleep":
+		os.Stdout.WriteString("sleeping\n")
+		time.Sleep(time.Hour)
+	case "middle":
+		// Start a watcher of its real parent, this process, say its pid,
+		// and leave it orphaned.
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), envWatch+"=poll")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		out, err := cmd.StdoutPipe()
+		if err == nil {
+			err = cmd.Start()
+		}
+		line := make([]byte, len("watching\n"))
+		if err == nil {
+			_, err = io.ReadFull(out, line)
+		}
+		if err != nil || string(line) != "watching\n" {
+			os.Stdout.WriteString(fmt.Sprintf("watcher did not start: %q %v\n", line, err))
+			os.Exit(1)
+		}
+		os.Stdout.WriteString(strconv.Itoa(cmd.Process.Pid) + "\n")
+		os.Exit(0)
+	default:
 		ppid := os.Getppid()
 		if p, err := strconv.Atoi(os.Getenv("PLUGPROC_TEST_PPID")); err == nil {
 			ppid = p
