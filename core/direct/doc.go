@@ -24,7 +24,10 @@
 // on the pipes (pipes.go says why). The plugin takes exactly a pipe's read
 // end and another's write end, or closes what it was passed; the host
 // never takes a descriptor. When the host closes the channel, or exits,
-// the plugin stops.
+// the plugin stops. A host may offer a connection, and send a request on
+// it, before the handshake line has come: both wait in the channel and
+// the pipes until the plugin serves (core/host configures a verifier it
+// knows so, while the process starts).
 //
 // Wire: each message is a frame: a 4-byte big-endian length, a 4-byte
 // big-endian id, and that many bytes of one request or answer (codec.go),

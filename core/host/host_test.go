@@ -24,6 +24,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == earlyDirectArg {
+		os.Exit(earlyDirectPlugin())
+	}
 	e2e.HelperHost()
 	testbin.Main(m)
 }

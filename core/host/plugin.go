@@ -132,6 +132,26 @@ type instance struct {
 	started time.Time
 	cancel  context.CancelFunc // ends the policy watch
 	probing atomic.Bool        // a probe runs (Plugin.probe)
+	// early is the answer to the Configure that spawn sent while the
+	// process started (spawnDirect), or nil.
+	early <-chan configured
+}
+
+// configured is the answer to a Configure.
+type configured struct {
+	cr  *verify.ConfigureResponse
+	err error
+}
+
+// configure sends the user's options, opts, unless spawn already sent
+// them (the spec's, which launch passes): then it waits for that answer,
+// which the start timeout bounds.
+func (i *instance) configure(ctx context.Context, opts verify.Options) (*verify.ConfigureResponse, error) {
+	if i.early != nil {
+		r := <-i.early
+		return r.cr, r.err
+	}
+	return i.v.Configure(ctx, &verify.ConfigureRequest{Options: opts})
 }
 
 // channel is the host's end of the conversation with one plugin process:
@@ -721,7 +741,7 @@ func (p *Plugin) launch(ctx context.Context) (*instance, *verify.Description, bo
 	}
 	sctx, cancel := context.WithDeadline(ctx, by)
 	defer cancel()
-	cr, err := inst.v.Configure(sctx, &verify.ConfigureRequest{Options: p.spec.Options})
+	cr, err := inst.configure(sctx, p.spec.Options)
 	if err != nil {
 		if IsVerifierError(err) {
 			// The plugin works and said no: let it exit quietly.
