@@ -8,7 +8,7 @@ import (
 )
 
 // openExit opens a descriptor of process pid (a pidfd, Linux 5.3), for
-// waitExit. It is close-on-exec, as every pidfd is, and non-blocking, so
+// exited. It is close-on-exec, as every pidfd is, and non-blocking, so
 // that os.NewFile gives it to the runtime's poller: epoll reports a pidfd
 // readable once its process has exited.
 func openExit(pid int) (*os.File, error) {

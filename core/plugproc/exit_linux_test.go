@@ -11,8 +11,8 @@ import (
 	"github.com/tlspin/tlspin/internal/testbin"
 )
 
-// TestExited: the runtime's poller waits on a process's descriptor until
-// the process exits, and no longer: no polling, no timer.
+// TestExited: exited waits on a process's descriptor until the process
+// exits, and no longer.
 func TestExited(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envWatch+"=sleep")
