@@ -13,10 +13,11 @@ const Protocol = "tlspin-direct"
 
 // Version is the direct protocol's version. The host and tlspin-builtins
 // come from one build, so a mismatch means a stale tlspin-builtins.
-// Version 4: a request carries NoCommit (3: the channel is a socket pair
-// the plugin inherits; 2: a unix socket the plugin listened on in a
-// private directory; 1: JSON frames).
-const Version = 4
+// Version 5: a frame's header carries the id of its request (4: a
+// request carries NoCommit; 3: the channel is a socket pair the plugin
+// inherits; 2: a unix socket the plugin listened on in a private
+// directory; 1: JSON frames).
+const Version = 5
 
 // ErrHandshake is matched by a handshake line that is not the direct
 // protocol's.

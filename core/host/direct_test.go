@@ -30,21 +30,22 @@ import (
 // verifier, and sends Configure while the process starts: the handshake's
 // fault is the error, not the Configure it broke.
 func TestDirectHandshakeFaults(t *testing.T) {
+	v := strconv.Itoa(direct.Version)
 	tests := []struct {
 		name, script string
 		is           error
 		want         string // wantKnown, if set, for a spec with Known
 		wantKnown    string
 	}{
-		{"garbage line", `echo "hello world"; sleep 5`, host.ErrHandshake, `"hello world" is not "1|4|fd|N|tlspin-direct"`, ""},
+		{"garbage line", `echo "hello world"; sleep 5`, host.ErrHandshake, `"hello world" is not "1|` + v + `|fd|N|tlspin-direct"`, ""},
 		{"a go-plugin line", `echo "1|1|unix|/tmp/s|grpc|"; sleep 5`, host.ErrHandshake, `|grpc|" is not`, ""},
-		{"another version", `echo "1|3|fd|$TLSPIN_PLUGIN_CHANNEL_FD|tlspin-direct"; sleep 5`, host.ErrHandshake, `protocol version "3", this tlspin speaks 4`, ""},
-		{"the socket of version 2", `echo "1|2|unix|/tmp/s/verifier.sock|tlspin-direct"; sleep 5`, host.ErrHandshake, `is not "1|4|fd|N|tlspin-direct"`, ""},
+		{"another version", `echo "1|3|fd|$TLSPIN_PLUGIN_CHANNEL_FD|tlspin-direct"; sleep 5`, host.ErrHandshake, `protocol version "3", this tlspin speaks ` + v, ""},
+		{"the socket of version 2", `echo "1|2|unix|/tmp/s/verifier.sock|tlspin-direct"; sleep 5`, host.ErrHandshake, `is not "1|` + v + `|fd|N|tlspin-direct"`, ""},
 		{"exits saying why", `echo "cannot start: out of pins" >&2; exit 3`, host.ErrHandshake, `exited before the handshake; its last words on stderr: "cannot start: out of pins`, ""},
-		{"another descriptor", `echo "1|4|fd|7|tlspin-direct"; sleep 5`, host.ErrHandshake, `it serves descriptor 7, not the channel the host gave (3)`, ""},
+		{"another descriptor", `echo "1|` + v + `|fd|7|tlspin-direct"; sleep 5`, host.ErrHandshake, `it serves descriptor 7, not the channel the host gave (3)`, ""},
 		{"silent", `sleep 5`, host.ErrHandshake, "wrote no handshake line within 700ms", ""},
-		{"takes no connection", `echo "1|4|fd|$TLSPIN_PLUGIN_CHANNEL_FD|tlspin-direct"; sleep 5`, nil, "describe", "did not answer Configure within the start timeout"},
-		{"closes the channel", `exec 3>&-; echo "1|4|fd|3|tlspin-direct"; sleep 5`, nil, "describe", "configure"},
+		{"takes no connection", `echo "1|` + v + `|fd|$TLSPIN_PLUGIN_CHANNEL_FD|tlspin-direct"; sleep 5`, nil, "describe", "did not answer Configure within the start timeout"},
+		{"closes the channel", `exec 3>&-; echo "1|` + v + `|fd|3|tlspin-direct"; sleep 5`, nil, "describe", "configure"},
 	}
 	for _, tc := range tests {
 		for _, known := range []bool{false, true} {
