@@ -1,5 +1,7 @@
 // Package deadline tells whether a context is over the moment its
-// deadline passes, before its own timer has cancelled it.
+// deadline passes, before its own timer has cancelled it (Passed), and
+// gives contexts with a deadline whose timer starts only once something
+// waits on them (Lazy).
 package deadline
 
 import (
