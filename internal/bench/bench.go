@@ -40,7 +40,7 @@ type Config struct {
 	Duration time.Duration
 	// Rounds splits each mode's Duration into slices run in turn with the
 	// other modes, so that drift (other load, frequency scaling) hits every
-	// mode alike (default 5, or 1 when Duration is under 500ms).
+	// mode alike (default: one per Slice of Duration, at least one).
 	Rounds int
 	// Concurrency is how many clients handshake at once (default 8 per
 	// GOMAXPROCS: with fewer, the cores sit idle while handshakes wait for
@@ -56,10 +56,7 @@ func (c *Config) defaults() {
 		c.Duration = time.Second
 	}
 	if c.Rounds <= 0 {
-		c.Rounds = 5
-		if c.Duration < 500*time.Millisecond {
-			c.Rounds = 1
-		}
+		c.Rounds = max(1, int(c.Duration/Slice))
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = DefaultConcurrency()
@@ -68,6 +65,15 @@ func (c *Config) defaults() {
 		c.Warmup = 20
 	}
 }
+
+// Slice is how long each mode runs before the next takes its turn, by
+// default. A machine's own drift comes in spells of a second or more (a
+// neighbour's load on a shared host): with slices of 600 ms, a run's
+// plugin_ratio moved by 0.04-0.06 (standard deviation over runs of one
+// build), with slices of 33 ms by 0.01, the mean the same
+// (docs/performance.md, "Tenth round"). A slice stays several handshakes
+// long under load: each ends when its last handshake does.
+const Slice = 30 * time.Millisecond
 
 // Result is what one mode measured.
 type Result struct {

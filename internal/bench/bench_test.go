@@ -292,6 +292,21 @@ func TestRatiosByRound(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
 	}
+	// Many rounds are summed up: the median, and the quartiles around it.
+	var base, many []float64
+	for i := range 41 {
+		base = append(base, 1000)
+		many = append(many, float64(900+i*5)) // ratios 0.900, 0.905, ... 1.100
+	}
+	rep = bench.Report{}
+	rep.Summarize(bench.Result{PerSecond: 1000, PerRound: base}, bench.Result{PerSecond: 1000, PerRound: many}, bench.Result{PerSecond: 1000})
+	out.Reset()
+	if err := rep.WriteTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	if want := "plugin ratio by round: median 1.000, middle half 0.950-1.050, of 41 rounds\n"; !strings.Contains(out.String(), want) {
+		t.Errorf("table lacks %q:\n%s", want, out.String())
+	}
 	rep = bench.Report{}
 	rep.Summarize(bench.Result{PerSecond: 1}, bench.Result{PerSecond: 1}, bench.Result{})
 	if rep.PluginRatioRounds != nil {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -53,18 +54,19 @@ the verifier configured to trust that certificate:
   plugin         through its plugin process, every handshake asking it
   plugin+cache   through its plugin, behind the host's verdict cache
 
-Modes run in turns within the same run, so ratios to in-process compare
-like with like; what the plugin costs beyond the floor is tlspin's. On
-Linux each mode's CPU time per handshake is shown too: this process's
-(both ends of the handshake, and the host's side of the verification)
-and the peer process's (cat, or the plugin): the plugin's against cat's
-is what its process costs beyond the least any process would. Also
-reports the latency of one Verify call, how long a plugin takes to launch
-(from process start until it is configured), and the wall time of
-one-shot commands run in turns against the same server: tlspin send
-through the verifier against tlspin fingerprint (the same handshake
-without a plugin) and, when openssl is on the PATH, openssl s_client (a
-real peer's client, sending nothing).`,
+Modes run in turns within the same run, in slices of ` + strconv.FormatInt(bench.Slice.Milliseconds(), 10) + ` ms, so that the
+machine's own drift hits every mode alike and ratios to in-process
+compare like with like; what the plugin costs beyond the floor is
+tlspin's. On Linux each mode's CPU time per handshake is shown too: this
+process's (both ends of the handshake, and the host's side of the
+verification) and the peer process's (cat, or the plugin): the plugin's
+against cat's is what its process costs beyond the least any process
+would. Also reports the latency of one Verify call, how long a plugin
+takes to launch (from process start until it is configured), and the
+wall time of one-shot commands run in turns against the same server:
+tlspin send through the verifier against tlspin fingerprint (the same
+handshake without a plugin) and, when openssl is on the PATH, openssl
+s_client (a real peer's client, sending nothing).`,
 		Example: `  tlspin bench
   tlspin bench --verifier sha256pin --key rsa --duration 10s --json`,
 		Args: noArgs("what to measure is set by flags: --verifier NAME, --duration D"),
