@@ -70,9 +70,9 @@ func (c *Config) defaults() {
 // default. A machine's own drift comes in spells of a second or more (a
 // neighbour's load on a shared host): with slices of 600 ms, a run's
 // plugin_ratio moved by 0.04-0.06 (standard deviation over runs of one
-// build), with slices of 33 ms by 0.01, the mean the same
-// (docs/performance.md, "Tenth round"). A slice stays several handshakes
-// long under load: each ends when its last handshake does.
+// build), with slices of 30 ms by about 0.01 (docs/performance.md,
+// "Tenth round"). A slice stays several handshakes long under load, and
+// ends when its last handshake does.
 const Slice = 30 * time.Millisecond
 
 // Result is what one mode measured.
