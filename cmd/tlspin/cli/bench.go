@@ -66,7 +66,9 @@ takes to launch (from process start until it is configured), and the
 wall time of one-shot commands run in turns against the same server:
 tlspin send through the verifier against tlspin fingerprint (the same
 handshake without a plugin) and, when openssl is on the PATH, openssl
-s_client (a real peer's client, sending nothing).`,
+s_client (a real peer's client, sending nothing, and not loading the
+system's CA certificates, which it does not use and fingerprint does not
+load either).`,
 		Example: `  tlspin bench
   tlspin bench --verifier sha256pin --key rsa --duration 10s --json`,
 		Args: noArgs("what to measure is set by flags: --verifier NAME, --duration D"),
@@ -310,12 +312,9 @@ func (a *app) benchOneShot(ctx context.Context, rep *bench.Report, ref *compare.
 	if openssl, err := exec.LookPath("openssl"); err != nil {
 		rep.NoOpenSSL = err.Error()
 	} else {
-		// Its standard input is at its end, so it closes once the
-		// handshake is done; it does not verify, as fingerprint does not.
 		// An openssl that cannot (an old one, another TLS library's) is
 		// reported, not allowed to cost the figures already measured.
-		sc := []string{openssl, "s_client", "-connect", addr, "-servername", ref.ServerName}
-		if _, err := bench.OneShot(ctx, 1, sc); err != nil {
+		if sc, err := sClient(ctx, openssl, addr, ref.ServerName); err != nil {
 			rep.NoOpenSSL = err.Error()
 		} else {
 			argvs = append(argvs, sc)
@@ -331,6 +330,38 @@ func (a *app) benchOneShot(ctx context.Context, rep *bench.Report, ref *compare.
 	}
 	rep.SetOneShot(med[0], med[1], openssl, n)
 	return nil
+}
+
+// sClient returns the openssl s_client command the one-shots time, once
+// a run of it has handshaken with addr, or why none could: the first of
+// sClientArgs's that openssl takes.
+func sClient(ctx context.Context, openssl, addr, serverName string) ([]string, error) {
+	var first error
+	for _, argv := range sClientArgs(openssl, addr, serverName) {
+		_, err := bench.OneShot(ctx, 1, argv)
+		if err == nil {
+			return argv, nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return nil, first
+}
+
+// sClientArgs are the openssl s_client commands the one-shots may time, in
+// order of preference: a handshake with addr, as fingerprint's. Standard
+// input is at its end, so s_client closes once the handshake is done. It
+// does not verify, as fingerprint does not, and is told not to load the
+// system's CA certificates either: by default it reads the whole bundle
+// first, most of its time on a Debian machine (about 40 of 50 ms), which
+// is not a handshake's cost. OpenSSL before 3.0 has no -no-CAstore (nor a
+// store to skip).
+func sClientArgs(openssl, addr, serverName string) [][]string {
+	return [][]string{
+		{openssl, "s_client", "-no-CAfile", "-no-CApath", "-no-CAstore", "-connect", addr, "-servername", serverName},
+		{openssl, "s_client", "-no-CAfile", "-no-CApath", "-connect", addr, "-servername", serverName},
+	}
 }
 
 // trustIn configures verifier name to trust ref, with its files in dir.
