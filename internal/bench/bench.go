@@ -266,8 +266,9 @@ func listen(cert tls.Certificate) (*hsserver.Server, error) {
 	}, 10*time.Second)
 }
 
-// Quantile returns the q-quantile (0..1) of sorted durations, or 0.
-func Quantile(sorted []time.Duration, q float64) time.Duration {
+// Quantile returns the q-quantile (0..1) of sorted values (durations,
+// ratios), or 0.
+func Quantile[T time.Duration | float64](sorted []T, q float64) T {
 	if len(sorted) == 0 {
 		return 0
 	}

@@ -284,14 +284,12 @@ func orDash(us float64) string {
 // fmtRatios shows a few rounds' ratios one by one, and more (the default
 // slices make dozens) as their median and middle half.
 func fmtRatios(rs []float64) string {
-	var b strings.Builder
 	if len(rs) > maxRoundsShown {
 		s := slices.Clone(rs)
 		slices.Sort(s)
-		q := func(p float64) float64 { return s[int(p*float64(len(s)-1)+0.5)] }
-		fmt.Fprintf(&b, " median %.3f, middle half %.3f-%.3f, of %d rounds", q(0.5), q(0.25), q(0.75), len(s))
-		return b.String()
+		return fmt.Sprintf(" median %.3f, middle half %.3f-%.3f, of %d rounds", Quantile(s, 0.5), Quantile(s, 0.25), Quantile(s, 0.75), len(s))
 	}
+	var b strings.Builder
 	for _, r := range rs {
 		fmt.Fprintf(&b, " %.3f", r)
 	}
