@@ -84,15 +84,20 @@ type conn struct {
 	*pipeConn
 	w io.Writer
 	r *bufio.Reader
-	// buf holds the last request's frame, for the next to reuse.
-	buf []byte
+	// buf holds the last request's frame, in holds the last answer's body
+	// and resp the answer decoded from it, for the next call to reuse:
+	// a connection makes one call at a time, and what the caller keeps
+	// of an answer is copied out of it.
+	buf, in []byte
+	resp    response
 	// sent counts the requests sent, the last one's ID.
 	sent uint32
 }
 
-// keptBuffer is the largest request buffer a connection keeps for the
-// next call: a leaf and its server name fit many times over, and eight
-// connections that once sent a long chain keep no megabytes.
+// keptBuffer is the largest buffer (a request's frame, an answer's body
+// or frame) a connection keeps for the next call: a leaf and its server
+// name fit many times over, and eight connections that once sent a long
+// chain keep no megabytes.
 const keptBuffer = 16 << 10
 
 // Describe asks the plugin what it is.
@@ -156,7 +161,7 @@ type clocks struct {
 
 func (c *Client) verify(ctx context.Context, req *verify.Request, within clocks) (*verify.Verdict, error) {
 	var v *verify.Verdict
-	err := c.call(ctx, within, &request{Method: methodVerify, Peer: toPeer(req)}, func(r *response) error {
+	err := c.call(ctx, within, &request{Method: methodVerify, Peer: req}, func(r *response) error {
 		if r.Verdict == nil {
 			return fmt.Errorf("%w: verify answered no verdict", ErrGarbage)
 		}
@@ -172,7 +177,7 @@ func (c *Client) verify(ctx context.Context, req *verify.Request, within clocks)
 // Commit tells the plugin that a handshake it allowed with Commit set has
 // succeeded.
 func (c *Client) Commit(ctx context.Context, req *verify.Request) (*verify.CommitResponse, error) {
-	if err := c.call(ctx, clocks{}, &request{Method: methodCommit, Peer: toPeer(req)}, nothing(methodCommit)); err != nil {
+	if err := c.call(ctx, clocks{}, &request{Method: methodCommit, Peer: req}, nothing(methodCommit)); err != nil {
 		return nil, err
 	}
 	return &verify.CommitResponse{}, nil
@@ -275,13 +280,19 @@ func (c *Client) call(ctx context.Context, within clocks, req *request, result f
 	if err == nil && result != nil {
 		err = result(resp)
 	}
-	var remote *RemoteError
-	if (err == nil || errors.As(err, &remote)) && req.Method != methodShutdown {
+	if (err == nil || isRemote(err)) && req.Method != methodShutdown {
 		c.put(cn)
 	} else {
 		c.discard(cn)
 	}
 	return err
+}
+
+// isRemote says err is the verifier's own (a *RemoteError), on the path
+// of an error only: the variable errors.As needs is allocated.
+func isRemote(err error) bool {
+	var remote *RemoteError
+	return errors.As(err, &remote)
 }
 
 // acquire takes a slot for a call, waiting while ctx allows, and for
@@ -403,23 +414,25 @@ func (c *Client) roundTrip(ctx context.Context, answerBy time.Time, cn *conn, re
 	return resp, nil
 }
 
-// read reads the answer to the request with id. An answer to another
-// request is garbage: a plugin that answered one twice would otherwise
-// have its second answer, about an earlier peer, taken for the next
-// call's, about another.
+// read reads the answer to the request with id, which holds until the
+// next read on cn. An answer to another request is garbage: a plugin
+// that answered one twice would otherwise have its second answer, about
+// an earlier peer, taken for the next call's, about another.
 func read(cn *conn, id uint32) (*response, error) {
-	got, body, err := readFrame(cn.r)
+	got, body, err := readFrame(cn.r, cn.in)
 	if err != nil {
 		return nil, err
+	}
+	if cn.in = body; cap(body) > keptBuffer {
+		cn.in = nil
 	}
 	if got != id {
 		return nil, fmt.Errorf("%w: an answer to request %d where request %d was asked", ErrGarbage, got, id)
 	}
-	var resp response
-	if err := resp.unmarshal(body); err != nil {
+	if err := cn.resp.unmarshal(body); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrGarbage, err)
 	}
-	return &resp, nil
+	return &cn.resp, nil
 }
 
 // fail says why a call on a connection failed: the caller's context ended

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/tlspin/tlspin/core/verify"
 )
 
 // A frame's body is a compact binary encoding of a request or an answer,
@@ -185,8 +187,8 @@ func (r *request) frame(b []byte) []byte {
 	}
 	e.bool(r.Peer != nil)
 	if p := r.Peer; p != nil {
-		e.uvarint(uint64(len(p.Chain)))
-		for _, c := range p.Chain {
+		e.uvarint(uint64(len(p.PeerChain)))
+		for _, c := range p.PeerChain {
 			e.bytes(c)
 		}
 		e.string(p.ServerName)
@@ -212,7 +214,7 @@ func (r *request) size() int {
 		}
 	}
 	if p := r.Peer; p != nil {
-		for _, c := range p.Chain {
+		for _, c := range p.PeerChain {
 			n += len(c) + 4
 		}
 		n += len(p.ServerName) + len(p.RemoteAddr) + len(p.ALPN) + 16
@@ -262,22 +264,31 @@ func (r *request) unmarshal(b []byte) error {
 		}
 	}
 	if d.bool() {
-		p := &peer{}
-		if n := d.count(1); n > 0 {
-			p.Chain = make([][]byte, n)
-			for i := range p.Chain {
-				p.Chain[i] = d.bytes()
-			}
+		// A peer and a chain of one certificate, the leaf the host sends
+		// unless the verifier asked for the chain, in one allocation.
+		p := &struct {
+			verify.Request
+			leaf [1][]byte
+		}{}
+		switch n := d.count(1); n {
+		case 0:
+		case 1:
+			p.PeerChain = p.leaf[:]
+		default:
+			p.PeerChain = make([][]byte, n)
+		}
+		for i := range p.PeerChain {
+			p.PeerChain[i] = d.bytes()
 		}
 		p.ServerName = d.string()
-		p.Side = int(d.varint())
+		p.Side = verify.Side(d.varint())
 		p.RemoteAddr = d.string()
 		p.TLSVersion = d.uint16()
 		p.CipherSuite = d.uint16()
 		p.ALPN = d.string()
 		p.DidResume = d.bool()
 		p.NoCommit = d.bool()
-		r.Peer = p
+		r.Peer = &p.Request
 	}
 	return d.end()
 }

@@ -5,15 +5,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tlspin/tlspin/core/verify"
 )
 
 func TestCodecRoundTrip(t *testing.T) {
 	requests := []*request{
 		{Method: methodDescribe},
 		{Method: methodConfigure, Timeout: 5 * time.Second, Options: map[string][]string{"pin": {"a", "b"}, "file": {"/x"}, "empty": {}}},
-		{Method: methodVerify, Timeout: time.Millisecond, Peer: &peer{Chain: [][]byte{[]byte("leaf"), {}, []byte("ca")}, ServerName: "example.com",
+		{Method: methodVerify, Timeout: time.Millisecond, Peer: &verify.Request{PeerChain: [][]byte{[]byte("leaf"), {}, []byte("ca")}, ServerName: "example.com",
 			Side: 1, RemoteAddr: "[::1]:443", TLSVersion: 0x0304, CipherSuite: 0xffff, ALPN: "h2", DidResume: true, NoCommit: true}},
-		{Method: methodCommit, Peer: &peer{}},
+		{Method: methodVerify, Peer: &verify.Request{PeerChain: [][]byte{[]byte("leaf alone")}, ServerName: "a.example"}},
+		{Method: methodCommit, Peer: &verify.Request{}},
 		{Method: methodWatch},
 		{Method: methodShutdown, Timeout: -1},
 	}
@@ -43,7 +46,7 @@ func TestCodecRoundTrip(t *testing.T) {
 
 func TestCodecRefuses(t *testing.T) {
 	verdict := (&response{Verdict: &verdict{Allow: true, Reason: "pinned"}}).marshal()
-	req := (&request{Method: methodVerify, Peer: &peer{Chain: [][]byte{[]byte("leaf")}, TLSVersion: 0x0304}}).marshal()
+	req := (&request{Method: methodVerify, Peer: &verify.Request{PeerChain: [][]byte{[]byte("leaf")}, TLSVersion: 0x0304}}).marshal()
 	tests := []struct {
 		name    string
 		request bool
@@ -87,7 +90,7 @@ func TestCodecRefuses(t *testing.T) {
 // input's size, and whatever decodes encodes back to the same message.
 func FuzzDecode(f *testing.F) {
 	f.Add((&request{Method: methodConfigure, Options: map[string][]string{"pin": {"x"}}}).marshal())
-	f.Add((&request{Method: methodVerify, Peer: &peer{Chain: [][]byte{[]byte("leaf")}, ServerName: "s"}}).marshal())
+	f.Add((&request{Method: methodVerify, Peer: &verify.Request{PeerChain: [][]byte{[]byte("leaf")}, ServerName: "s"}}).marshal())
 	f.Add((&response{Description: &description{Name: "n", Options: []option{{Name: "o"}}}}).marshal())
 	f.Add((&response{Verdict: &verdict{Allow: true, Reason: "r"}}).marshal())
 	f.Fuzz(func(t *testing.T, b []byte) {

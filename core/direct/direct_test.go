@@ -875,6 +875,41 @@ func BenchmarkVerify(b *testing.B) {
 	}
 }
 
+// TestVerifierKeepsItsRequests: what a verifier is given is its own to
+// keep (tofu keeps a first-use peer for its Commit): later calls on the
+// same connection, whose answers the plugin makes in reused buffers, and
+// whose host reuses its own, leave every kept request as it was sent, and
+// each answer is its own call's.
+func TestVerifierKeepsItsRequests(t *testing.T) {
+	f := &fake{verify: func(_ context.Context, req *verify.Request) (*verify.Verdict, error) {
+		return &verify.Verdict{Allow: true, Matched: "m:" + req.ServerName}, nil
+	}}
+	c, _, _ := serve(t, f, 1) // one connection: every call reuses it
+	var sent []*verify.Request
+	for i := range 5 {
+		leaf := bytes.Repeat([]byte{byte('a' + i)}, 1300-300*i) // each fits where the last was read
+		req := &verify.Request{PeerChain: [][]byte{leaf}, ServerName: fmt.Sprintf("peer%d.example", i), RemoteAddr: fmt.Sprintf("127.0.0.%d:443", i+1), Side: verify.ClientVerifiesServer}
+		if i == 2 {
+			req.PeerChain = append(req.PeerChain, []byte("an intermediate"))
+		}
+		v, err := c.Verify(ctxFor(t, 10*time.Second), req)
+		if err != nil || v.Matched != "m:"+req.ServerName {
+			t.Fatalf("call %d: %+v, %v; want an allow matched by %q", i, v, err, "m:"+req.ServerName)
+		}
+		sent = append(sent, req)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.requests) != len(sent) {
+		t.Fatalf("the verifier got %d requests; want %d", len(f.requests), len(sent))
+	}
+	for i, got := range f.requests {
+		if !reflect.DeepEqual(got, sent[i]) {
+			t.Errorf("kept request %d is now %+v; want %+v as sent", i, got, sent[i])
+		}
+	}
+}
+
 // TestHostGone: when the host closes its end of the channel (or exits),
 // Serve returns, and with it the plugin.
 func TestHostGone(t *testing.T) {

@@ -47,7 +47,9 @@ func OfferPipes(ch *net.UnixConn) (PipeConn, error) { return offerPipes(ch) }
 func TakePipes(ch *net.UnixConn) (PipeConn, error) { return takePipes(ch) }
 
 // EncodeVerdict is a plugin's answer with v.
-func EncodeVerdict(v verify.Verdict) []byte { return (&response{Verdict: toVerdict(&v)}).marshal() }
+func EncodeVerdict(v verify.Verdict) []byte {
+	return (&response{Verdict: &verdict{Allow: v.Allow, Reason: v.Reason, Matched: v.Matched, CacheFor: v.CacheFor, Commit: v.Commit}}).marshal()
+}
 
 // EncodePolicyChange is a frame of a watch connection with c.
 func EncodePolicyChange(c verify.PolicyChange) []byte {
@@ -59,7 +61,7 @@ func EncodeEmpty() []byte { return (&response{}).marshal() }
 
 // EncodeRequest is a host's request for method, with a peer.
 func EncodeRequest(method string) []byte {
-	return (&request{Method: method, Peer: &peer{Chain: [][]byte{[]byte("leaf")}}}).marshal()
+	return (&request{Method: method, Peer: &verify.Request{PeerChain: [][]byte{[]byte("leaf")}}}).marshal()
 }
 
 // KindVerdict is a verdict's first byte.

@@ -26,8 +26,9 @@ import (
 // connection that sends anything but a well-formed request is closed; the
 // others go on.
 //
-// A verifier's panic is not recovered: it ends the plugin, and the host
-// restarts it, as with go-plugin's gRPC server.
+// A verifier's panic in a call is answered as the verifier's error (see
+// call); one elsewhere (a goroutine of its own) ends the plugin, and the
+// host restarts it.
 func Serve(ctx context.Context, ch *net.UnixConn, v verify.Verifier, log hclog.Logger) error {
 	if log == nil {
 		log = hclog.NewNullLogger()
@@ -102,12 +103,22 @@ func (s *server) closeAll() {
 }
 
 // handle answers the requests of one connection, one at a time, until it
-// closes or sends something that is not a request.
+// closes or sends something that is not a request. What an answer is
+// made in (its frame, its verdict, the values of the call's context) is
+// made once per connection and reused: they cost the plugin four
+// allocations a call. What the verifier is given (the request, its
+// certificates, the context) is its own, never reused.
 func (s *server) handle(ctx context.Context, conn *pipeConn) {
 	r := bufio.NewReader(rawio.Quiet(conn.r))
 	w := rawio.Quiet(conn.w)
+	var (
+		values = context.WithoutCancel(ctx) // for the calls' contexts
+		resp   response
+		vd     verdict // resp's, for a Verify
+		out    []byte  // the last answer's frame
+	)
 	for {
-		id, body, err := readFrame(r)
+		id, body, err := readFrame(r, nil)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && ctx.Err() == nil {
 				s.log.Warn("closing a connection: bad frame", "error", err)
@@ -123,14 +134,17 @@ func (s *server) handle(ctx context.Context, conn *pipeConn) {
 			s.watch(ctx, conn, r, id)
 			return
 		}
-		resp, ok := s.call(ctx, &req)
-		if !ok {
+		if !s.call(ctx, values, &req, &resp, &vd) {
 			s.log.Warn("closing a connection: unknown method", "method", req.Method)
 			return
 		}
 		resp.ID = id
-		if err := writeFrame(w, resp.frame(nil)); err != nil {
+		out = resp.frame(out[:0])
+		if err := writeFrame(w, out); err != nil {
 			return
+		}
+		if cap(out) > keptBuffer {
+			out = nil
 		}
 		if req.Method == methodShutdown {
 			s.stop()
@@ -139,28 +153,30 @@ func (s *server) handle(ctx context.Context, conn *pipeConn) {
 	}
 }
 
-// call asks the verifier what req asks, within req's timeout; false for
-// an unknown method. Like core/rpc's server, a verifier's error goes back
-// as the verifier's answer, with BadOption set for verify.ErrBadOption,
-// and so does a panic of the verifier (for Verify a rejection that names
-// it): uncaught, it would end tlspin-builtins, failing every call in
-// flight, and one peer whose certificate trips a verifier's bug would keep
-// the verifier down for all while the host restarted it.
-func (s *server) call(ctx context.Context, req *request) (resp *response, known bool) {
+// call asks the verifier what req asks, within req's timeout, and puts
+// the answer in resp (a Verify's verdict in vd); false for an unknown
+// method. Like core/rpc's server, a verifier's error goes back as the
+// verifier's answer, with BadOption set for verify.ErrBadOption, and so
+// does a panic of the verifier (for Verify a rejection that names it):
+// uncaught, it would end tlspin-builtins, failing every call in flight,
+// and one peer whose certificate trips a verifier's bug would keep the
+// verifier down for all while the host restarted it. values is
+// context.WithoutCancel(ctx).
+func (s *server) call(ctx, values context.Context, req *request, resp *response, vd *verdict) (known bool) {
+	*resp = response{}
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("verifier panicked", "method", req.Method, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			resp, known = &response{Error: &remoteError{Message: verify.Truncate(fmt.Sprintf("verifier panicked: %v", p))}}, true
+			*resp, known = response{Error: &remoteError{Message: verify.Truncate(fmt.Sprintf("verifier panicked: %v", p))}}, true
 		}
 	}()
 	if req.Timeout > 0 {
 		// A timer starts only if the verifier waits on ctx; the built-ins
 		// never do in Verify (deadline.Lazy says what one cost per call).
-		var cancel context.CancelFunc
-		ctx, cancel = deadline.Lazy(ctx, time.Now().Add(req.Timeout))
-		defer cancel()
+		lazy := deadline.NewLazy(ctx, values, time.Now().Add(req.Timeout))
+		defer lazy.Cancel()
+		ctx = lazy
 	}
-	resp = &response{}
 	var err error
 	switch req.Method {
 	case methodDescribe:
@@ -178,25 +194,26 @@ func (s *server) call(ctx context.Context, req *request) (resp *response, known 
 		}
 	case methodVerify:
 		var v *verify.Verdict
-		if v, err = s.v.Verify(ctx, req.Peer.request()); err == nil && v == nil {
+		if v, err = s.v.Verify(ctx, req.peer()); err == nil && v == nil {
 			err = errors.New("verifier returned no verdict")
 		} else if err == nil {
-			resp.Verdict = toVerdict(v)
+			*vd = verdict{Allow: v.Allow, Reason: v.Reason, Matched: v.Matched, CacheFor: v.CacheFor, Commit: v.Commit}
+			resp.Verdict = vd
 		}
 	case methodCommit:
 		// A verifier that is not a Committer has nothing to commit: that
 		// is a success, as core/rpc's client takes Unimplemented.
 		if c, ok := s.v.(verify.Committer); ok {
-			_, err = c.Commit(ctx, req.Peer.request())
+			_, err = c.Commit(ctx, req.peer())
 		}
 	case methodShutdown:
 	default:
-		return nil, false
+		return false
 	}
 	if err != nil {
-		return &response{Error: &remoteError{Message: err.Error(), BadOption: errors.Is(err, verify.ErrBadOption)}}, true
+		*resp = response{Error: &remoteError{Message: err.Error(), BadOption: errors.Is(err, verify.ErrBadOption)}}
 	}
-	return resp, true
+	return true
 }
 
 // watch answers a watch request, then sends a frame per policy change

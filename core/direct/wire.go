@@ -34,20 +34,18 @@ type request struct {
 	// that the verifier stops working when the host stops waiting.
 	Timeout time.Duration
 	Options map[string][]string // configure
-	Peer    *peer               // verify, commit
+	// Peer is the peer of a verify or commit. The host's is the caller's
+	// request, which the frame only reads; the plugin's is decoded anew for
+	// each request, and is the verifier's to keep.
+	Peer *verify.Request
 }
 
-// peer is a verify.Request as a frame carries it.
-type peer struct {
-	Chain       [][]byte
-	ServerName  string
-	Side        int
-	RemoteAddr  string
-	TLSVersion  uint16
-	CipherSuite uint16
-	ALPN        string
-	DidResume   bool
-	NoCommit    bool
+// peer is the request's peer, or an empty one for a request without.
+func (r *request) peer() *verify.Request {
+	if r.Peer == nil {
+		return &verify.Request{}
+	}
+	return r.Peer
 }
 
 // response is what the plugin answers: Error, or the result of the method
@@ -117,17 +115,28 @@ func writeFrame(w io.Writer, frame []byte) error {
 // readFrame reads one frame: its id and its body; errOversize for a
 // length over MaxFrame (nothing read past the header), io.EOF for a
 // connection closed between frames, io.ErrUnexpectedEOF for one closed
-// inside a frame.
-func readFrame(r *bufio.Reader) (id uint32, body []byte, err error) {
-	var h [frameHeader]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
+// inside a frame. The body is read into buf when it fits: the host's
+// reads pass the last answer's body, whose texts it has copied; the
+// plugin's pass nil, since a verifier may keep the certificates.
+func readFrame(r *bufio.Reader, buf []byte) (id uint32, body []byte, err error) {
+	// Peek, not a read into an array, which would be allocated.
+	h, err := r.Peek(frameHeader)
+	switch {
+	case len(h) == frameHeader:
+	case len(h) > 0 && err == io.EOF:
+		return 0, nil, io.ErrUnexpectedEOF
+	default:
 		return 0, nil, err
 	}
 	size, id := binary.BigEndian.Uint32(h[:4]), binary.BigEndian.Uint32(h[4:])
 	if size > MaxFrame {
 		return 0, nil, errOversize(size)
 	}
-	body = make([]byte, size)
+	r.Discard(frameHeader)
+	if body = buf[:0]; cap(body) < int(size) {
+		body = make([]byte, size)
+	}
+	body = body[:size]
 	if _, err := io.ReadFull(r, body); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
@@ -135,22 +144,6 @@ func readFrame(r *bufio.Reader) (id uint32, body []byte, err error) {
 		return 0, nil, err
 	}
 	return id, body, nil
-}
-
-func toPeer(r *verify.Request) *peer {
-	if r == nil {
-		return &peer{}
-	}
-	return &peer{Chain: r.PeerChain, ServerName: r.ServerName, Side: int(r.Side), RemoteAddr: r.RemoteAddr,
-		TLSVersion: r.TLSVersion, CipherSuite: r.CipherSuite, ALPN: r.ALPN, DidResume: r.DidResume, NoCommit: r.NoCommit}
-}
-
-func (p *peer) request() *verify.Request {
-	if p == nil {
-		return &verify.Request{}
-	}
-	return &verify.Request{PeerChain: p.Chain, ServerName: p.ServerName, Side: verify.Side(p.Side), RemoteAddr: p.RemoteAddr,
-		TLSVersion: p.TLSVersion, CipherSuite: p.CipherSuite, ALPN: p.ALPN, DidResume: p.DidResume, NoCommit: p.NoCommit}
 }
 
 func toDescription(d *verify.Description) *description {
@@ -168,10 +161,6 @@ func (w *description) description() *verify.Description {
 		d.Options = append(d.Options, verify.Option{Name: verify.Truncate(o.Name), Description: verify.Truncate(o.Description), Required: o.Required, Repeated: o.Repeated})
 	}
 	return d
-}
-
-func toVerdict(v *verify.Verdict) *verdict {
-	return &verdict{Allow: v.Allow, Reason: v.Reason, Matched: v.Matched, CacheFor: v.CacheFor, Commit: v.Commit}
 }
 
 // verdict checks and cleans what the plugin sent (verify.CleanVerdict).

@@ -20,14 +20,22 @@ import (
 // context.WithCancel and the like) costs a goroutine, as with any context
 // of another package.
 func Lazy(parent context.Context, d time.Time) (context.Context, context.CancelFunc) {
+	c := NewLazy(parent, context.WithoutCancel(parent), d)
+	return c, c.Cancel
+}
+
+// NewLazy is Lazy for a caller that makes many under one parent, at one
+// allocation each: values must be context.WithoutCancel(parent), made
+// once for them all, and the context is cancelled by its Cancel method.
+func NewLazy(parent, values context.Context, d time.Time) *LazyContext {
 	if pd, ok := parent.Deadline(); ok && pd.Before(d) {
 		d = pd
 	}
-	c := &lazy{values: context.WithoutCancel(parent), parent: parent, deadline: d}
-	return c, func() { c.end(context.Canceled) }
+	return &LazyContext{values: values, parent: parent, deadline: d}
 }
 
-type lazy struct {
+// LazyContext is the context of Lazy and NewLazy.
+type LazyContext struct {
 	// values gives parent's values but not its cancellation, so that
 	// context.Cause finds no cancelCtx of parent's and answers Err.
 	values   context.Context
@@ -40,11 +48,14 @@ type lazy struct {
 	stop [2]func() bool // the timer and the watch on parent, once Done started them
 }
 
-func (c *lazy) Deadline() (time.Time, bool) { return c.deadline, true }
+// Cancel ends c, unless it has ended, as its CancelFunc would.
+func (c *LazyContext) Cancel() { c.end(context.Canceled) }
 
-func (c *lazy) Value(key any) any { return c.values.Value(key) }
+func (c *LazyContext) Deadline() (time.Time, bool) { return c.deadline, true }
 
-func (c *lazy) Done() <-chan struct{} {
+func (c *LazyContext) Value(key any) any { return c.values.Value(key) }
+
+func (c *LazyContext) Done() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.done != nil {
@@ -65,7 +76,7 @@ func (c *lazy) Done() <-chan struct{} {
 	return c.done
 }
 
-func (c *lazy) Err() error {
+func (c *LazyContext) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.err == nil {
@@ -76,11 +87,11 @@ func (c *lazy) Err() error {
 	return c.err
 }
 
-func (c *lazy) String() string { return "deadline.Lazy" }
+func (c *LazyContext) String() string { return "deadline.Lazy" }
 
 // over says why c is over, without its timer: parent ended, or the
 // deadline passed.
-func (c *lazy) over() error {
+func (c *LazyContext) over() error {
 	if err := c.parent.Err(); err != nil {
 		return err
 	}
@@ -91,7 +102,7 @@ func (c *lazy) over() error {
 }
 
 // end ends c with err, unless it has ended.
-func (c *lazy) end(err error) {
+func (c *LazyContext) end(err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.err == nil {
@@ -101,7 +112,7 @@ func (c *lazy) end(err error) {
 
 // finish records err, closes done if Done made it and stops what watches
 // for the end; mu is held.
-func (c *lazy) finish(err error) {
+func (c *LazyContext) finish(err error) {
 	c.err = err
 	if c.done != nil {
 		close(c.done)
