@@ -128,6 +128,7 @@ func (d *directProc) start(ctx context.Context, spec Spec, cfg Config, log hclog
 	go func() {
 		_, _ = io.Copy(d.stderr, errR)
 		errR.Close()
+		d.stderr.end()
 		close(d.stderrDone)
 	}()
 	go func() {

@@ -42,6 +42,7 @@ func TestDirectHandshakeFaults(t *testing.T) {
 		{"another version", `echo "1|3|fd|$TLSPIN_PLUGIN_CHANNEL_FD|tlspin-direct"; sleep 5`, host.ErrHandshake, `protocol version "3", this tlspin speaks ` + v, ""},
 		{"the socket of version 2", `echo "1|2|unix|/tmp/s/verifier.sock|tlspin-direct"; sleep 5`, host.ErrHandshake, `is not "1|` + v + `|fd|N|tlspin-direct"`, ""},
 		{"exits saying why", `echo "cannot start: out of pins" >&2; exit 3`, host.ErrHandshake, `exited before the handshake; its last words on stderr: "cannot start: out of pins`, ""},
+		{"exits saying why without a newline", `printf "cannot start: no pins" >&2; exit 3`, host.ErrHandshake, `its last words on stderr: "cannot start: no pins"`, ""},
 		{"another descriptor", `echo "1|` + v + `|fd|7|tlspin-direct"; sleep 5`, host.ErrHandshake, `it serves descriptor 7, not the channel the host gave (3)`, ""},
 		{"silent", `sleep 5`, host.ErrHandshake, "wrote no handshake line within 700ms", ""},
 		{"takes no connection", `echo "1|` + v + `|fd|$TLSPIN_PLUGIN_CHANNEL_FD|tlspin-direct"; sleep 5`, nil, "describe", "did not answer Configure within the start timeout"},

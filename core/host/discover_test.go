@@ -294,6 +294,8 @@ func TestBadPluginsFailClearly(t *testing.T) {
 		{"missing", host.Spec{Path: filepath.Join(dir, "nothing-here")}, os.ErrNotExist, []string{"nothing-here"}},
 		{"not a go-plugin (exits)", host.Spec{Path: writeScript(t, dir, "exits", `echo "usage: exits FILE" >&2; exit 2`)},
 			host.ErrHandshake, []string{"exit", "is it a tlspin verifier plugin?", `last words on stderr: "usage: exits FILE"`}},
+		{"not a go-plugin (exits, no newline)", host.Spec{Path: writeScript(t, dir, "exits-nonl", `printf "usage: exits FILE" >&2; exit 2`)},
+			host.ErrHandshake, []string{"exit", `last words on stderr: "usage: exits FILE"`}},
 		{"not a go-plugin (exits silently)", host.Spec{Path: writeScript(t, dir, "true", `exit 0`)},
 			host.ErrHandshake, []string{"exit", "is it a tlspin verifier plugin?"}},
 		{"prints to stdout before the handshake", host.Spec{Path: probe, Args: []string{"stdout"}},

@@ -814,6 +814,7 @@ func spawn(ctx context.Context, by time.Time, spec Spec, cfg Config, log hclog.L
 	}
 	r := newProcRunner(path, spec.Args, cfg.Env, exe)
 	stderr := &pluginStderr{log: log}
+	r.stderrEnd = stderr.end
 	dialOpts := rpc.DialOptions()
 	autoMTLS := cfg.AutoMTLS || !rpc.PeerCredsSupported
 	if !autoMTLS {

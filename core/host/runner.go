@@ -28,7 +28,8 @@ import (
 //   - a pinned executable runs from the very file descriptor its checksum
 //     was computed from (see openPinned).
 //   - pipesDone tells when go-plugin has copied the last of the plugin's
-//     stderr, so that a failed start can quote it (see spawn).
+//     stderr, so that a failed start can quote it (see spawn); stderrEnd,
+//     if set, is called then.
 //   - sockDir is the socket directory go-plugin made for the plugin. It
 //     removes it itself in Kill, but only for a process that started:
 //     after a failed exec, spawn removes it (removeSockDir).
@@ -45,6 +46,7 @@ type procRunner struct {
 	started        bool
 	pipesDone      chan struct{}
 	pipesOnce      sync.Once
+	stderrEnd      func()
 	sockDir        string
 
 	// startMu orders Start and abandon, which another goroutine calls
@@ -140,7 +142,12 @@ func (r *procRunner) abandon() {
 // Wait is called by go-plugin once it has read stdout and stderr to the
 // end: every stderr line has been written to ClientConfig.Stderr.
 func (r *procRunner) Wait(context.Context) error {
-	r.pipesOnce.Do(func() { close(r.pipesDone) })
+	r.pipesOnce.Do(func() {
+		if r.stderrEnd != nil {
+			r.stderrEnd()
+		}
+		close(r.pipesDone)
+	})
 	err := r.cmd.Wait()
 	r.noteExit(err)
 	return err

@@ -102,6 +102,23 @@ func (s *pluginStderr) endLine() {
 	s.emit(line)
 }
 
+// end is called once the plugin's stderr has ended (its process exited
+// or closed it): a last line without its newline is logged and kept, and
+// lines dropped for the rate since the last one logged are counted in the
+// log, which no later line will do. A panic's dump of over stderrBurst
+// lines ends that way: cut, and saying how much was cut.
+func (s *pluginStderr) end() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.line) > 0 {
+		s.endLine()
+	}
+	if s.suppressed > 0 {
+		s.log.Warn("the plugin's stderr ended", "dropped_lines", s.suppressed)
+		s.suppressed = 0
+	}
+}
+
 // String returns the kept output (its last stderrTailSize bytes),
 // trimmed, or "".
 func (s *pluginStderr) String() string {

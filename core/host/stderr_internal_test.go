@@ -148,3 +148,58 @@ func TestPluginStderrFlood(t *testing.T) {
 		t.Errorf("after a second: %q; want the count of dropped lines, then the line", got)
 	}
 }
+
+// TestPluginStderrEnd: when a plugin's stderr ends, a last line without
+// its newline is logged and kept (a plugin's last words before it exits
+// often have none), and lines dropped for the rate are counted in the
+// log, since no later line will count them: a panic's dump of over
+// stderrBurst lines says how much of it was cut.
+func TestPluginStderrEnd(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		write func(s *pluginStderr)
+		want  []string // in the log, in order
+		tail  string   // the kept output's end
+	}{
+		{"a last line without a newline", func(s *pluginStderr) {
+			s.Write([]byte("[ERROR] first\n[ERROR] cannot read /etc/pins: permission denied"))
+		}, []string{"first", "cannot read /etc/pins: permission denied"}, "cannot read /etc/pins: permission denied"},
+		{"a panic cut by the rate", func(s *pluginStderr) {
+			s.Write([]byte("panic: runtime error: index out of range\n"))
+			for i := range 2 * stderrBurst {
+				s.Write([]byte("\tframe " + strconv.Itoa(i) + "\n"))
+			}
+		}, []string{"panic: runtime error", "dropping them until it slows down", "the plugin's stderr ended: dropped_lines=" + strconv.Itoa(stderrBurst+1)}, "frame " + strconv.Itoa(2*stderrBurst-1)},
+		{"nothing left to say", func(s *pluginStderr) {
+			s.Write([]byte("[ERROR] all said\n"))
+		}, []string{"all said"}, "all said"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			clock := time.Unix(1_000_000, 0)
+			s := &pluginStderr{log: hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Info}), now: func() time.Time { return clock }}
+			tt.write(s)
+			s.end()
+			got := out.String()
+			at := 0
+			for _, w := range tt.want {
+				i := strings.Index(got[at:], w)
+				if i < 0 {
+					t.Fatalf("log lacks %q after byte %d:\n%s", w, at, got)
+				}
+				at += i + len(w)
+			}
+			if n := strings.Count(got, "stderr ended"); tt.name == "nothing left to say" && n != 0 {
+				t.Errorf("the end was logged with nothing dropped:\n%s", got)
+			}
+			if !strings.HasSuffix(s.String(), tt.tail) {
+				t.Errorf("kept output ends %q; want %q", s.String()[max(0, len(s.String())-60):], tt.tail)
+			}
+			before := out.Len()
+			s.end() // a second end says nothing more
+			if out.Len() != before {
+				t.Errorf("a second end logged %q", out.String()[before:])
+			}
+		})
+	}
+}
