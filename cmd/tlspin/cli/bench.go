@@ -181,7 +181,16 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags) error {
 	)
 	prog := newProgress(cmd.ErrOrStderr(), "bench")
 	defer prog.Done()
-	steps := f.launches + 6 // launches, handshakes, 4 Verify latencies, one-shots
+	// The progress line's steps: the launches, the handshakes, a Verify
+	// latency per mode (in process and the floor unless the verifier is
+	// external, the plugin, the cache) and the one-shots if any.
+	steps := f.launches + 1 + 2
+	if !external {
+		steps += 2
+	}
+	if f.oneshots > 0 {
+		steps++
+	}
 	for i := range f.launches {
 		prog.Step(i+1, steps, "starting the plugin")
 		t0 := time.Now()
@@ -210,6 +219,7 @@ func (a *app) runBench(cmd *cobra.Command, f *benchFlags) error {
 		fl, err := bench.StartFloor(iv)
 		if err != nil {
 			rep.NoFloor = err.Error()
+			steps-- // no floor's latency
 			modes = append([]bench.Mode{{Name: bench.InProcess, D: iv}}, modes...)
 			break
 		}

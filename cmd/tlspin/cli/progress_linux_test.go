@@ -79,3 +79,47 @@ func TestCompareProgress(t *testing.T) {
 		t.Errorf("progress written to a file: %q", b)
 	}
 }
+
+// TestBenchProgress: bench counts its steps as it takes them, one per
+// launch, the handshakes, one Verify latency per mode and the one-shots
+// when there are any, and ends on the last of them.
+func TestBenchProgress(t *testing.T) {
+	for _, tt := range []struct {
+		oneshots string
+		total    int
+		last     string
+	}{
+		{"0", 2 + 1 + 4, "Verify latency"},
+		{"1", 2 + 1 + 4 + 1, "one-shot commands"},
+	} {
+		t.Run("oneshots "+tt.oneshots, func(t *testing.T) {
+			m, s := openPTY(t)
+			defer m.Close()
+			seen := make(chan string, 1)
+			go func() {
+				b, _ := io.ReadAll(m)
+				seen <- string(b)
+			}()
+			cmd := exec.Command(testbin.Tlspin(t), "--log-level", "error", "bench", "--json", "--duration", "40ms", "--launches", "2", "--samples", "3", "--oneshots", tt.oneshots)
+			cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+			cmd.Stdout, cmd.Stderr = io.Discard, s
+			err := cmd.Run()
+			s.Close()
+			got := <-seen
+			if err != nil {
+				t.Fatalf("%v: %q", err, got)
+			}
+			for i := 1; i <= tt.total; i++ {
+				if !strings.Contains(got, fmt.Sprintf("[%d/%d] ", i, tt.total)) {
+					t.Errorf("no step %d of %d in %q", i, tt.total, got)
+				}
+			}
+			if want := fmt.Sprintf("[%d/%d] %s", tt.total, tt.total, tt.last); !strings.Contains(got, want) {
+				t.Errorf("the last step is not %q: %q", want, got)
+			}
+			if strings.Contains(got, fmt.Sprintf("/%d] ", tt.total+1)) {
+				t.Errorf("steps counted out of %d, one more than taken: %q", tt.total+1, got)
+			}
+		})
+	}
+}
