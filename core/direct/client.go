@@ -58,6 +58,9 @@ type Client struct {
 	done  chan struct{} // closed by Close
 
 	silent atomic.Bool // Describe said the verifier reports no policy changes
+	// watchEnd is why the last watch ended, for WatchEnded; nil while it
+	// runs or when its context ended it.
+	watchEnd atomic.Pointer[error]
 
 	mu     sync.Mutex
 	idle   []*conn
@@ -216,15 +219,33 @@ func (c *Client) WatchPolicy(ctx context.Context) (<-chan verify.PolicyChange, e
 		return nil, err
 	}
 	cn.SetDeadline(time.Time{})
+	c.watchEnd.Store(nil)
 	stop := context.AfterFunc(ctx, func() { c.discard(cn) })
 	ch := make(chan verify.PolicyChange, 1)
 	go func() {
+		var why error
 		defer close(ch)
+		defer func() {
+			if why != nil && ctx.Err() == nil {
+				c.watchEnd.Store(&why)
+			}
+		}()
 		defer c.discard(cn)
 		defer stop()
 		for {
 			resp, err := read(cn, cn.sent)
-			if err != nil || resp.PolicyChange == nil {
+			switch {
+			case errors.Is(err, io.EOF):
+				why = fmt.Errorf("%w: the plugin closed its policy watch", ErrTransport)
+				return
+			case errors.Is(err, ErrGarbage):
+				why = err
+				return
+			case err != nil:
+				why = c.fail(ctx, false, methodWatch, err)
+				return
+			case resp.PolicyChange == nil:
+				why = fmt.Errorf("%w: an answer that is not a policy change on the policy watch", ErrGarbage)
 				return
 			}
 			select {
@@ -235,6 +256,16 @@ func (c *Client) WatchPolicy(ctx context.Context) (<-chan verify.PolicyChange, e
 		}
 	}()
 	return ch, nil
+}
+
+// WatchEnded says why the last policy watch (WatchPolicy) ended, once
+// its channel is closed: the plugin closed it or broke the protocol. It
+// is nil while the watch runs, and when its context ended it.
+func (c *Client) WatchEnded() error {
+	if why := c.watchEnd.Load(); why != nil {
+		return *why
+	}
+	return nil
 }
 
 // Close closes every connection and the channel; calls in progress and

@@ -721,9 +721,15 @@ func TestWatch(t *testing.T) {
 	if _, err := c.Verify(ctxFor(t, 10*time.Second), &verify.Request{}); err != nil {
 		t.Fatal(err)
 	}
+	if why := c.WatchEnded(); why != nil {
+		t.Errorf("WatchEnded = %v while the watch runs", why)
+	}
 	cancel()
 	if _, ok := <-ch; ok {
 		t.Fatal("a change after ctx ended")
+	}
+	if why := c.WatchEnded(); why != nil {
+		t.Errorf("WatchEnded = %v after the watch's context ended it; want nil", why)
 	}
 
 	// A verifier without policy changes: open, silent, closed with ctx.
@@ -810,6 +816,44 @@ func TestWatchTakesOnlyItsFrames(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, []uint64{1}) {
 		t.Fatalf("changes taken: %v; want [1], the watch ended at another request's frame", got)
+	}
+	if why := c.WatchEnded(); !errors.Is(why, direct.ErrGarbage) || !strings.Contains(why.Error(), "an answer to request 2 where request 1 was asked") {
+		t.Errorf("WatchEnded = %v; want the frame under another id, as garbage", why)
+	}
+}
+
+// TestWatchEnded: once a watch's channel is closed, the client says why:
+// the plugin closed the watch, or answered it with something that is not
+// a policy change; nothing when the watch's own context ended it.
+func TestWatchEnded(t *testing.T) {
+	tests := []struct {
+		name   string
+		script func(io.Writer, *bufio.Reader)
+		is     error
+		want   string
+	}{
+		{"the plugin closed it", func(conn io.Writer, r *bufio.Reader) {
+			writeFrame(conn, 1, direct.EncodeEmpty())
+		}, direct.ErrTransport, "the plugin closed its policy watch"},
+		{"a verdict on the watch", func(conn io.Writer, r *bufio.Reader) {
+			writeFrame(conn, 1, direct.EncodeEmpty())
+			writeFrame(conn, 1, direct.EncodeVerdict(verify.Verdict{Allow: true}))
+			io.Copy(io.Discard, r)
+		}, direct.ErrGarbage, "an answer that is not a policy change"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _, _ := hostile(t, tt.script)
+			ch, err := c.WatchPolicy(ctxFor(t, 10*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range ch {
+			}
+			if why := c.WatchEnded(); !errors.Is(why, tt.is) || !strings.Contains(why.Error(), tt.want) {
+				t.Errorf("WatchEnded = %v; want %v saying %q", why, tt.is, tt.want)
+			}
+		})
 	}
 }
 

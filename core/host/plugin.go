@@ -674,6 +674,11 @@ func (p *Plugin) watchPolicy(ctx context.Context, inst *instance) {
 			p.notify(c)
 		}
 		err = errors.New("it ended")
+		if w, ok := inst.v.(watchEnder); ok {
+			if why := w.WatchEnded(); why != nil {
+				err = fmt.Errorf("it ended: %w", why)
+			}
+		}
 	}
 	if ctx.Err() != nil {
 		return // inst was taken out of service
@@ -690,6 +695,10 @@ func (p *Plugin) watchPolicy(ctx context.Context, inst *instance) {
 	}
 	p.notify(verify.PolicyChange{Reason: "policy watch lost"})
 }
+
+// watchEnder is a client that says why its policy watch ended
+// (direct.Client); the others' watches just end.
+type watchEnder interface{ WatchEnded() error }
 
 // exitGrace is how long a plugin whose watch ended is given to be seen
 // exiting: one that died ends its watch first, and its failure is that it

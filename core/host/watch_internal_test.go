@@ -105,7 +105,10 @@ type endingWatch struct {
 	lateWatch
 	err error
 	end chan struct{}
+	why error // what WatchEnded says once the watch ended
 }
+
+func (f *endingWatch) WatchEnded() error { return f.why }
 
 func (f *endingWatch) WatchPolicy(ctx context.Context) (<-chan verify.PolicyChange, error) {
 	if f.err != nil {
@@ -132,21 +135,25 @@ func TestLostWatch(t *testing.T) {
 	tests := []struct {
 		name     string
 		err      error
-		dies     bool // the process exits as its watch ends
+		why      error // WatchEnded's
+		dies     bool  // the process exits as its watch ends
 		wantLost bool
 		wantErr  string // why the instance failed
 	}{
-		{"watch ended", nil, false, true, "policy watch: it ended"},
-		{"watch failed", errors.New("rpc: verifier plugin unreachable"), false, true, "policy watch: rpc: verifier plugin unreachable"},
-		{"no changes to report", fmt.Errorf("rpc: %w", verify.ErrNoPolicyWatch), false, false, ""},
+		{"watch ended", nil, nil, false, true, "policy watch: it ended"},
+		// The direct client says why (WatchEnded).
+		{"watch ended, saying why", nil, errors.New("direct: malformed answer from verifier plugin: an answer to request 2 where request 1 was asked"), false, true,
+			"policy watch: it ended: direct: malformed answer from verifier plugin: an answer to request 2 where request 1 was asked"},
+		{"watch failed", errors.New("rpc: verifier plugin unreachable"), nil, false, true, "policy watch: rpc: verifier plugin unreachable"},
+		{"no changes to report", fmt.Errorf("rpc: %w", verify.ErrNoPolicyWatch), nil, false, false, ""},
 		// A crash ends the watch too: the failure is told as the crash.
-		{"plugin died", nil, true, true, "(pid 1) exited"},
+		{"plugin died", nil, nil, true, true, "(pid 1) exited"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs syncbuf.Buffer
 			p := idlePlugin(t, "ending", Config{MaxBackoff: time.Hour, Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn})})
-			f := &endingWatch{lateWatch: lateWatch{acked: make(chan struct{})}, err: tt.err, end: make(chan struct{})}
+			f := &endingWatch{lateWatch: lateWatch{acked: make(chan struct{})}, err: tt.err, end: make(chan struct{}), why: tt.why}
 			f.allow.Store(true)
 			c := cache.New(cache.Config{})
 			m := c.Wrap("ending", p)
