@@ -696,9 +696,14 @@ func (p *Plugin) watchPolicy(ctx context.Context, inst *instance) {
 	p.notify(verify.PolicyChange{Reason: "policy watch lost"})
 }
 
-// watchEnder is a client that says why its policy watch ended
-// (direct.Client); the others' watches just end.
+// watchEnder is a client that says why its policy watch ended: both the
+// direct protocol's and gRPC's do.
 type watchEnder interface{ WatchEnded() error }
+
+var (
+	_ watchEnder = (*direct.Client)(nil)
+	_ watchEnder = (*rpc.Client)(nil)
+)
 
 // exitGrace is how long a plugin whose watch ended is given to be seen
 // exiting: one that died ends its watch first, and its failure is that it

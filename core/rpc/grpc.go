@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/printable"
 	verifierv1 "github.com/tlspin/tlspin/proto/verifier/v1"
 )
 
@@ -45,6 +46,9 @@ type Client struct {
 	// commits is set once a verdict asked for a commit: the verifier
 	// records in Commit, so an UNIMPLEMENTED Commit is no record made.
 	commits atomic.Bool
+	// watchEnd is why the last watch ended, for WatchEnded; nil while it
+	// runs or when its context ended it.
+	watchEnd atomic.Pointer[error]
 }
 
 var (
@@ -149,12 +153,20 @@ func (c *Client) WatchPolicy(ctx context.Context) (<-chan verify.PolicyChange, e
 		}
 		return nil, err
 	}
+	c.watchEnd.Store(nil)
 	ch := make(chan verify.PolicyChange, 1)
 	go func() {
+		var why error
 		defer close(ch)
+		defer func() {
+			if why != nil && ctx.Err() == nil {
+				c.watchEnd.Store(&why)
+			}
+		}()
 		for {
 			m, err := st.Recv()
 			if err != nil {
+				why = watchEnd(ctx, rec, err)
 				return
 			}
 			select {
@@ -165,6 +177,31 @@ func (c *Client) WatchPolicy(ctx context.Context) (<-chan verify.PolicyChange, e
 		}
 	}()
 	return ch, nil
+}
+
+// WatchEnded says why the last policy watch (WatchPolicy) ended, once
+// its channel is closed: the plugin ended it, with a status or without,
+// or the connection broke. It is nil while the watch runs, and when its
+// context ended it.
+func (c *Client) WatchEnded() error {
+	if why := c.watchEnd.Load(); why != nil {
+		return *why
+	}
+	return nil
+}
+
+// watchEnd says why a watch's stream ended with err. A status the plugin
+// gave is its text, for a log: escaped, so that it cannot forge the log's
+// lines or drive a terminal.
+func watchEnd(ctx context.Context, rec *call, err error) error {
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: the plugin ended its policy watch", ErrTransport)
+	}
+	err = rec.classify(ctx, err)
+	if re := (*RemoteError)(nil); errors.As(err, &re) {
+		return fmt.Errorf("%w: the plugin ended its policy watch with %s: %s", ErrTransport, re.Code, printable.Escape(re.Message))
+	}
+	return err
 }
 
 var (

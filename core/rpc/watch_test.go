@@ -3,6 +3,7 @@ package rpc_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -175,6 +176,77 @@ func TestWatchThatEndsUnacknowledged(t *testing.T) {
 			ch, err := c.WatchPolicy(ctx)
 			if got := errors.Is(err, verify.ErrNoPolicyWatch); got != tt.noWatch || err == nil {
 				t.Fatalf("WatchPolicy = %v, %v; want an error, ErrNoPolicyWatch %v", ch, err, tt.noWatch)
+			}
+		})
+	}
+}
+
+// endingWatch is a plugin whose WatchPolicy acknowledges the watch, then
+// ends with err, or with hold only once the client has gone.
+type endingWatch struct {
+	verifierv1.UnimplementedVerifierServer
+	err  error
+	hold bool
+}
+
+func (e endingWatch) WatchPolicy(_ *verifierv1.WatchPolicyRequest, st grpc.ServerStreamingServer[verifierv1.PolicyChange]) error {
+	if err := st.SendHeader(metadata.MD{}); err != nil {
+		return err
+	}
+	if e.hold {
+		<-st.Context().Done()
+		return st.Context().Err()
+	}
+	return e.err
+}
+
+// TestWatchEnded: once an acknowledged watch's channel is closed, the
+// client says why, for the host's log: the plugin ended it, with its
+// status's text escaped (a plugin must not forge the host's log lines),
+// or without one; nothing while it runs or when its context ended it.
+func TestWatchEnded(t *testing.T) {
+	tests := []struct {
+		name   string
+		plugin endingWatch
+		want   string // "" for nothing to say
+	}{
+		{"ended without a status", endingWatch{}, "the plugin ended its policy watch"},
+		{"ended with a status", endingWatch{err: status.Error(codes.FailedPrecondition, "allowlist gone\x1b[2J\rforged")},
+			`the plugin ended its policy watch with FailedPrecondition: allowlist gone\x1b[2J\x0dforged`},
+		{"its context ended", endingWatch{hold: true}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _ := serveWith(t, func(srv *grpc.Server) error {
+				verifierv1.RegisterVerifierServer(srv, tt.plugin)
+				return nil
+			}, rpc.DialOptions()...)
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			ch, err := c.WatchPolicy(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.plugin.hold {
+				if why := c.WatchEnded(); why != nil {
+					t.Fatalf("WatchEnded = %v while the watch runs", why)
+				}
+				cancel()
+			}
+			for range ch {
+			}
+			why := c.WatchEnded()
+			if tt.want == "" {
+				if why != nil {
+					t.Fatalf("WatchEnded = %v after the watch's context ended it; want nil", why)
+				}
+				return
+			}
+			if !errors.Is(why, rpc.ErrTransport) || !strings.Contains(why.Error(), tt.want) {
+				t.Fatalf("WatchEnded = %v; want ErrTransport saying %q", why, tt.want)
+			}
+			if strings.ContainsAny(why.Error(), "\x1b\r") {
+				t.Fatalf("ATTACK: raw control characters in the reason: %q", why)
 			}
 		})
 	}
