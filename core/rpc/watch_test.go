@@ -149,6 +149,18 @@ func (e endedWatch) WatchPolicy(*verifierv1.WatchPolicyRequest, grpc.ServerStrea
 	return e.err
 }
 
+// watchOf serves plugin, a gRPC verifier of the test's own, and returns a
+// client of it and a context to watch it within.
+func watchOf(t *testing.T, plugin verifierv1.VerifierServer) (*rpc.Client, context.Context, context.CancelFunc) {
+	t.Helper()
+	c, _ := serveWith(t, func(srv *grpc.Server) error {
+		verifierv1.RegisterVerifierServer(srv, plugin)
+		return nil
+	}, rpc.DialOptions()...)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	return c, ctx, cancel
+}
+
 // TestWatchThatEndsUnacknowledged: only UNIMPLEMENTED says the plugin has
 // no changes to report (verify.ErrNoPolicyWatch), which lets the host
 // serve it without a watch. A watch that ends in any other way before it
@@ -167,11 +179,7 @@ func TestWatchThatEndsUnacknowledged(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, _ := serveWith(t, func(srv *grpc.Server) error {
-				verifierv1.RegisterVerifierServer(srv, tt.plugin)
-				return nil
-			}, rpc.DialOptions()...)
-			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			c, ctx, cancel := watchOf(t, tt.plugin)
 			defer cancel()
 			ch, err := c.WatchPolicy(ctx)
 			if got := errors.Is(err, verify.ErrNoPolicyWatch); got != tt.noWatch || err == nil {
@@ -217,11 +225,7 @@ func TestWatchEnded(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, _ := serveWith(t, func(srv *grpc.Server) error {
-				verifierv1.RegisterVerifierServer(srv, tt.plugin)
-				return nil
-			}, rpc.DialOptions()...)
-			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			c, ctx, cancel := watchOf(t, tt.plugin)
 			defer cancel()
 			ch, err := c.WatchPolicy(ctx)
 			if err != nil {
