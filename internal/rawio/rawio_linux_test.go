@@ -204,9 +204,6 @@ func TestRawIO(t *testing.T) {
 // allocating nothing: each cost the plugin and the host four or five
 // allocations per call before.
 func TestNoAllocations(t *testing.T) {
-	if raceEnabled {
-		t.Skip("the race detector's own bookkeeping allocates")
-	}
 	for _, linger := range []bool{false, true} {
 		a, b := pipePair(t, linger)
 		w, r := Quiet(a.(pipeEnd).w), Quiet(b.(pipeEnd).r)
