@@ -238,11 +238,8 @@ func (c *Client) WatchPolicy(ctx context.Context) (<-chan verify.PolicyChange, e
 			case errors.Is(err, io.EOF):
 				why = fmt.Errorf("%w: the plugin closed its policy watch", ErrTransport)
 				return
-			case errors.Is(err, ErrGarbage):
-				why = err
-				return
 			case err != nil:
-				why = c.fail(ctx, false, methodWatch, err)
+				why = c.fail(ctx, false, methodWatch, err) // garbage as it is
 				return
 			case resp.PolicyChange == nil:
 				why = fmt.Errorf("%w: an answer that is not a policy change on the policy watch", ErrGarbage)
