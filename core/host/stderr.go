@@ -204,8 +204,11 @@ func parseHCLogJSON(line string) (hclog.Level, string, []any, bool) {
 	}
 	lv, _ := m["@level"].(string)
 	msg, hasMsg := m["@message"].(string)
+	// A line's level is one a logger writes at: "off" is what a logger
+	// is set to, and a line "at off" would be shown whatever the host's
+	// level, even with its logging off.
 	lvl := hclog.LevelFromString(lv)
-	if lvl == hclog.NoLevel || !hasMsg {
+	if lvl < hclog.Trace || lvl > hclog.Error || !hasMsg {
 		return hclog.NoLevel, "", nil, false
 	}
 	keys := make([]string, 0, len(m))

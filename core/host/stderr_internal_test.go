@@ -46,6 +46,36 @@ func TestPluginStderrIsEscaped(t *testing.T) {
 	}
 }
 
+// TestPluginStderrLevels: a plugin's line is logged at its own level
+// only where the host's level shows that level. hclog reads "off" as a
+// level too, one above error: a line claiming it is no log line of any
+// level, and must not pass a host whose logging is off.
+func TestPluginStderrLevels(t *testing.T) {
+	for _, tt := range []struct {
+		name, line string
+		host       hclog.Level
+		want       string // in the log; "" for nothing logged
+	}{
+		{"off, host off", `{"@level":"off","@message":"tlspin: sent; server verified OK"}`, hclog.Off, ""},
+		{"OFF, host off", `{"@level":" OFF ","@message":"forged"}`, hclog.Off, ""},
+		{"error, host off", `{"@level":"error","@message":"hidden"}`, hclog.Off, ""},
+		{"off, host error", `{"@level":"off","@message":"forged"}`, hclog.Error, ""},
+		{"off, host debug: a plain line", `{"@level":"off","@message":"forged"}`, hclog.Debug, `[DEBUG] {"@level":"off"`},
+		{"error, host error", `{"@level":"error","@message":"shown"}`, hclog.Error, "[ERROR] shown"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			s := &pluginStderr{log: hclog.New(&hclog.LoggerOptions{Output: &out, Level: tt.host})}
+			s.Write([]byte(tt.line + "\n"))
+			s.end()
+			got := out.String()
+			if tt.want == "" && got != "" || !strings.Contains(got, tt.want) {
+				t.Errorf("logged %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
 // TestGoPluginNarrationIsDebug: go-plugin logs every plugin's exit, at
 // error when it was killed (a start the caller cancelled, a timeout),
 // and warns when it had to kill one. The host says what matters itself,
