@@ -153,19 +153,23 @@ func (d *directProc) configure(ctx context.Context, by time.Time, opts verify.Op
 
 // readStdout passes on the first line of the plugin's stdout and logs any
 // other as a fault: after the handshake, stdout is not the plugin's to use.
+// Those lines are logged at the rate of stderr's: a plugin must not flood
+// the host's log through stdout either.
 func (d *directProc) readStdout(out *os.File, log hclog.Logger) {
 	defer out.Close()
 	br := bufio.NewReaderSize(out, maxStdoutLine)
 	first := true
+	rate := lineRate{stream: "stdout"}
+	defer rate.end(log)
 	for {
 		line, err := br.ReadSlice('\n')
-		if len(line) > 0 {
-			if first {
-				d.lines <- string(line)
-				first = false
-			} else {
-				log.Warn("verifier plugin wrote to stdout after its handshake; ignored", "line", truncateLine(string(line)))
-			}
+		switch {
+		case len(line) == 0:
+		case first:
+			d.lines <- string(line)
+			first = false
+		case rate.admit(log, hclog.Warn):
+			log.Warn("verifier plugin wrote to stdout after its handshake; ignored", "line", truncateLine(string(line)))
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			if first {

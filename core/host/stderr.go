@@ -54,12 +54,18 @@ type pluginStderr struct {
 	tail    []byte
 	inPanic bool
 
-	// The rate of logged lines (admit): tokens left at last, and the
-	// lines dropped since the last one logged.
+	rate lineRate // of the lines logged
+}
+
+// lineRate bounds the lines the host logs from one of a plugin's streams
+// (admit): stderrBurst, then stderrPerSec; the others are dropped and
+// counted. The zero lineRate is ready; it is not safe for concurrent use.
+type lineRate struct {
+	stream     string           // what the warnings call it: "stderr", "stdout"
 	now        func() time.Time // nil: time.Now
-	tokens     float64
+	tokens     float64          // left at last
 	last       time.Time
-	suppressed int
+	suppressed int // lines dropped since the last one logged
 }
 
 func (s *pluginStderr) Write(p []byte) (int, error) {
@@ -113,10 +119,7 @@ func (s *pluginStderr) end() {
 	if len(s.line) > 0 {
 		s.endLine()
 	}
-	if s.suppressed > 0 {
-		s.log.Warn("the plugin's stderr ended", "dropped_lines", s.suppressed)
-		s.suppressed = 0
-	}
+	s.rate.end(s.log)
 }
 
 // String returns the kept output (its last stderrTailSize bytes),
@@ -155,41 +158,57 @@ func (s *pluginStderr) emit(line string) {
 			}
 		}
 	}
-	if s.admit(lvl) {
+	if s.rate.admit(s.log, lvl) {
 		s.log.Log(lvl, msg, args...)
 	}
 }
 
-// admit reports whether a line at lvl is logged, within stderrBurst and
-// stderrPerSec; s.mu is held. The first line dropped says so, and the next
-// line logged says how many were.
-func (s *pluginStderr) admit(lvl hclog.Level) bool {
-	if lvl < s.log.GetLevel() {
+// admit reports whether a line at lvl is logged on log, within
+// stderrBurst and stderrPerSec. The first line dropped says so, and the
+// next line logged says how many were.
+func (r *lineRate) admit(log hclog.Logger, lvl hclog.Level) bool {
+	if lvl < log.GetLevel() {
 		return true // the logger drops it, at no cost
 	}
 	now := time.Now()
-	if s.now != nil {
-		now = s.now()
+	if r.now != nil {
+		now = r.now()
 	}
-	if s.last.IsZero() {
-		s.tokens = stderrBurst
+	if r.last.IsZero() {
+		r.tokens = stderrBurst
 	} else {
-		s.tokens = min(stderrBurst, s.tokens+now.Sub(s.last).Seconds()*stderrPerSec)
+		r.tokens = min(stderrBurst, r.tokens+now.Sub(r.last).Seconds()*stderrPerSec)
 	}
-	s.last = now
-	if s.tokens < 1 {
-		if s.suppressed == 0 {
-			s.log.Warn(fmt.Sprintf("the plugin writes more than %d lines a second to its stderr: dropping them until it slows down", stderrPerSec))
+	r.last = now
+	if r.tokens < 1 {
+		if r.suppressed == 0 {
+			log.Warn(fmt.Sprintf("the plugin writes more than %d lines a second to its %s: dropping them until it slows down", stderrPerSec, r.name()))
 		}
-		s.suppressed++
+		r.suppressed++
 		return false
 	}
-	s.tokens--
-	if s.suppressed > 0 {
-		s.log.Warn("the plugin's stderr slowed down", "dropped_lines", s.suppressed)
-		s.suppressed = 0
+	r.tokens--
+	if r.suppressed > 0 {
+		log.Warn("the plugin's "+r.name()+" slowed down", "dropped_lines", r.suppressed)
+		r.suppressed = 0
 	}
 	return true
+}
+
+// end logs how many lines were dropped since the last one logged, once
+// the stream has ended: no later line will.
+func (r *lineRate) end(log hclog.Logger) {
+	if r.suppressed > 0 {
+		log.Warn("the plugin's "+r.name()+" ended", "dropped_lines", r.suppressed)
+		r.suppressed = 0
+	}
+}
+
+func (r *lineRate) name() string {
+	if r.stream == "" {
+		return "stderr"
+	}
+	return r.stream
 }
 
 // parseHCLogJSON reads a line an hclog JSON logger wrote: its level,

@@ -3,6 +3,8 @@ package host
 import (
 	"bytes"
 	"io"
+	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -154,7 +156,7 @@ func TestStderrOfManyLinesIsCheap(t *testing.T) {
 func TestPluginStderrFlood(t *testing.T) {
 	var out bytes.Buffer
 	clock := time.Unix(1_000_000, 0)
-	s := &pluginStderr{log: hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Info}), now: func() time.Time { return clock }}
+	s := &pluginStderr{log: hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Info}), rate: lineRate{now: func() time.Time { return clock }}}
 	for range 5000 {
 		s.Write([]byte("[DEBUG] hidden\n"))
 	}
@@ -176,6 +178,46 @@ func TestPluginStderrFlood(t *testing.T) {
 	s.Write([]byte("[ERROR] after a second\n"))
 	if got := out.String(); !strings.Contains(got, "dropped_lines=800") || !strings.Contains(got, "after a second") {
 		t.Errorf("after a second: %q; want the count of dropped lines, then the line", got)
+	}
+}
+
+// TestPluginStdoutFlood is the attack of a direct plugin that floods its
+// stdout after the handshake line: each line is a fault the host logs,
+// at stderr's rate, so the log gets a burst and counts the rest.
+func TestPluginStdoutFlood(t *testing.T) {
+	const flood = 5000
+	var out bytes.Buffer
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &directProc{lines: make(chan string, 1)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.readStdout(r, hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Info}))
+	}()
+	go func() {
+		defer w.Close()
+		w.Write([]byte("1|5|fd|3|tlspin-direct\n"))
+		for i := range flood {
+			w.Write([]byte("flood " + strconv.Itoa(i) + "\n"))
+		}
+	}()
+	<-done
+	if got := <-d.lines; got != "1|5|fd|3|tlspin-direct\n" {
+		t.Fatalf("handshake line %q", got)
+	}
+	logged := strings.Count(out.String(), "wrote to stdout after its handshake")
+	if logged < stderrBurst || logged > stderrBurst+stderrPerSec*10 {
+		t.Fatalf("%d of %d lines logged, want the burst of %d and what the rate adds", logged, flood, stderrBurst)
+	}
+	m := regexp.MustCompile(`stdout ended: dropped_lines=(\d+)`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("the end does not count the dropped lines:\n%s", out.String()[max(0, out.Len()-300):])
+	}
+	if dropped, _ := strconv.Atoi(m[1]); logged+dropped != flood {
+		t.Errorf("%d lines logged and %d dropped, want %d in all", logged, dropped, flood)
 	}
 }
 
@@ -207,7 +249,7 @@ func TestPluginStderrEnd(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
 			clock := time.Unix(1_000_000, 0)
-			s := &pluginStderr{log: hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Info}), now: func() time.Time { return clock }}
+			s := &pluginStderr{log: hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Info}), rate: lineRate{now: func() time.Time { return clock }}}
 			tt.write(s)
 			s.end()
 			got := out.String()
