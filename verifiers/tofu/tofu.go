@@ -29,7 +29,8 @@
 // presented: Verify allows it with a pending commit, and the pin is written
 // by Commit, which the host calls after the handshake has succeeded (a
 // server that sends a valid certificate but cannot sign with its key is
-// never recorded). Until then, or for a minute at most, another key for
+// never recorded). Until then, or for a minute at most from when the key
+// was first seen (seeing it again does not prolong that), another key for
 // the same peer is rejected, as if the first were already recorded.
 package tofu
 
@@ -330,7 +331,13 @@ func (v *Verifier) Verify(_ context.Context, req *verify.Request) (*verify.Verdi
 			delete(v.pending, k)
 		}
 	}
-	v.pending[key] = pendingPin{pin: got, until: now.Add(pendingFor)}
+	// The same key seen again while it waits keeps its first deadline: a
+	// peer that presents a key and never completes a handshake with it
+	// (which needs no private key) must not hold the peer's first use
+	// for longer than a minute by trying again.
+	if p, ok := v.pending[key]; !ok || !now.Before(p.until) {
+		v.pending[key] = pendingPin{pin: got, until: now.Add(pendingFor)}
+	}
 	return &verify.Verdict{Allow: true, Commit: true, Matched: fmt.Sprintf("%s first use: recorded in %s once the handshake succeeds", key, v.path)}, nil
 }
 

@@ -623,3 +623,42 @@ func TestCommitOfASecondKeyWhileTheFirstIsPending(t *testing.T) {
 		t.Errorf("recorded %+v, want the first key alone", recs)
 	}
 }
+
+// TestPendingHoldsAMinuteAtMost is the attack of a peer that presents a
+// key of its own and aborts each handshake before it would have to prove
+// it holds the key, then tries again, to keep the peer's real key
+// refused as "another key being recorded". The hold lasts a minute from
+// the first time the key was seen, however often it is seen again.
+func TestPendingHoldsAMinuteAtMost(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		retries []time.Duration // the attacker's verifies, after its first
+		at      time.Duration   // when the real key comes
+		allowed bool
+	}{
+		{"within the minute", nil, 30 * time.Second, false},
+		{"after the minute", nil, 61 * time.Second, true},
+		{"tried again within the minute", []time.Duration{20 * time.Second, 40 * time.Second, 59 * time.Second}, 61 * time.Second, true},
+		{"tried again after the minute: a hold of its own", []time.Duration{60 * time.Second}, 90 * time.Second, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := newTofu(t, verify.Options{"file": {filepath.Join(t.TempDir(), "known")}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := v.now()
+			at := func(d time.Duration) { v.now = func() time.Time { return start.Add(d) } }
+			attacker := req(vtest.New(t, vtest.Spec{CN: "a"}), "127.0.0.1:8443")
+			for _, d := range append([]time.Duration{0}, tt.retries...) {
+				at(d)
+				if verdict := vtest.Verify(t, v, attacker); !verdict.Allow {
+					t.Fatalf("the attacker's key at %s: %+v", d, verdict)
+				}
+			}
+			at(tt.at)
+			if verdict := vtest.Verify(t, v, req(vtest.New(t, vtest.Spec{CN: "a"}), "127.0.0.1:8443")); verdict.Allow != tt.allowed {
+				t.Errorf("the real key at %s: allowed %v, want %v: %s", tt.at, verdict.Allow, tt.allowed, verdict.Reason)
+			}
+		})
+	}
+}
