@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/tlspin/tlspin/core/verify"
@@ -24,8 +25,15 @@ var (
 	// ErrTransport means the plugin could not be reached, or the
 	// connection broke or closed before the answer was complete.
 	ErrTransport = errors.New("direct: verifier plugin unreachable")
-	// ErrClosed is matched, with ErrTransport, by calls on a closed Client.
+	// ErrClosed is matched, with ErrTransport, by calls on a closed Client
+	// (with ErrNotDelivered too by those that had sent nothing).
 	ErrClosed = errors.New("direct: client closed")
+	// ErrNotDelivered is matched, with ErrTransport, by a call whose
+	// request never reached the plugin: the plugin had closed its end of
+	// the connection (or of the channel, for a new one) before the
+	// request was whole in it, as when its process had died. Nothing in
+	// that request can have caused the failure.
+	ErrNotDelivered = errors.New("direct: request not delivered to the plugin")
 	// ErrBusy means a call of VerifyWithin found every connection in use
 	// by other calls for as long as it was to wait: the plugin is busy,
 	// not known to be hung.
@@ -290,7 +298,7 @@ func (c *Client) Close() error {
 // clocks when set (VerifyWithin).
 func (c *Client) call(ctx context.Context, within clocks, req *request, result func(*response) error) error {
 	if isClosed(c.done) {
-		return fmt.Errorf("%w: %w", ErrTransport, ErrClosed)
+		return errUnsent
 	}
 	if err := c.acquire(ctx, within, req.Method); err != nil {
 		return err
@@ -345,7 +353,7 @@ func (c *Client) acquire(ctx context.Context, within clocks, method string) erro
 	case <-expired:
 		return fmt.Errorf("%w: %s: all %d in use by other calls for %s", ErrBusy, method, cap(c.slots), within.wait)
 	case <-c.done:
-		return fmt.Errorf("%w: %w", ErrTransport, ErrClosed)
+		return errUnsent
 	}
 }
 
@@ -373,7 +381,7 @@ func (c *Client) connect() (*conn, error) {
 	defer c.mu.Unlock()
 	if c.closed {
 		cn.Close()
-		return nil, fmt.Errorf("%w: %w", ErrTransport, ErrClosed)
+		return nil, errUnsent
 	}
 	c.open[cn] = true
 	return cn, nil
@@ -423,6 +431,11 @@ func (c *Client) roundTrip(ctx context.Context, answerBy time.Time, cn *conn, re
 	req.ID = cn.sent
 	cn.buf = req.frame(cn.buf[:0])
 	err := writeFrame(cn.w, cn.buf)
+	if errors.Is(err, syscall.EPIPE) {
+		// No reader had the pipe: the frame, whole or in part, reached
+		// nobody, and a part would not have been decoded.
+		err = fmt.Errorf("%w: %w", ErrNotDelivered, err)
+	}
 	if cap(cn.buf) > keptBuffer {
 		cn.buf = nil
 	}
@@ -481,6 +494,11 @@ func (c *Client) fail(ctx context.Context, own bool, method string, err error) e
 	switch {
 	case ctx.Err() != nil:
 		return fmt.Errorf("direct: %s: %w (%v)", method, ctx.Err(), err)
+	case errors.Is(err, ErrNotDelivered):
+		// Even if the client was closed meanwhile, as when another call
+		// found the plugin dead first: what matters is that this request
+		// reached nobody.
+		return fmt.Errorf("%w: %s: %w", ErrTransport, method, err)
 	case isClosed(c.done):
 		return fmt.Errorf("%w: %s: %w", ErrTransport, method, ErrClosed)
 	case errors.As(err, &over):
@@ -492,6 +510,9 @@ func (c *Client) fail(ctx context.Context, own bool, method string, err error) e
 	}
 	return fmt.Errorf("%w: %s: %w", ErrTransport, method, err)
 }
+
+// errUnsent is the error of a call on a closed client that sent nothing.
+var errUnsent = fmt.Errorf("%w: %w (%w)", ErrTransport, ErrClosed, ErrNotDelivered)
 
 func isClosed(ch chan struct{}) bool {
 	select {

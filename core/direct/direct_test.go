@@ -1104,3 +1104,76 @@ func TestUnaskedAnswer(t *testing.T) {
 		})
 	}
 }
+
+// TestNotDelivered: a call whose request reached no plugin (one that had
+// closed its end: its process died) says so, as ErrNotDelivered, so that
+// the host may ask the plugin that replaces it; a request the plugin may
+// have read is never taken for one it did not.
+func TestNotDelivered(t *testing.T) {
+	// answerOne takes a connection and answers its first request.
+	answerOne := func(plugin *net.UnixConn) (direct.PipeConn, *bufio.Reader, error) {
+		conn, err := direct.TakePipes(plugin)
+		if err != nil {
+			return nil, nil, err
+		}
+		r := bufio.NewReader(conn)
+		id, _, err := readRequest(r)
+		if err == nil {
+			writeFrame(conn, id, allow)
+		}
+		return conn, r, err
+	}
+	for _, tt := range []struct {
+		name string
+		// plugin plays the plugin: it closes ready once the call under
+		// test may be made. first says a call must be answered before.
+		plugin    func(plugin *net.UnixConn, ready chan<- struct{}) error
+		first     bool
+		delivered bool
+	}{
+		{"an idle connection the plugin closed", func(plugin *net.UnixConn, ready chan<- struct{}) error {
+			conn, _, err := answerOne(plugin)
+			if err == nil {
+				conn.Close()
+			}
+			close(ready)
+			return err
+		}, true, false},
+		{"a new connection on a channel the plugin closed", func(plugin *net.UnixConn, ready chan<- struct{}) error {
+			plugin.Close()
+			close(ready)
+			return nil
+		}, false, false},
+		{"the request read, then the connection closed", func(plugin *net.UnixConn, ready chan<- struct{}) error {
+			conn, r, err := answerOne(plugin)
+			close(ready)
+			if err == nil {
+				readRequest(r)
+				conn.Close()
+			}
+			return err
+		}, true, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			host, plugin := channel(t)
+			c := direct.NewClient(host, 1)
+			t.Cleanup(func() { c.Close() })
+			ready := make(chan struct{})
+			go func() {
+				if err := tt.plugin(plugin, ready); err != nil {
+					t.Errorf("plugin: %v", err)
+				}
+			}()
+			if tt.first {
+				if v, err := c.Verify(ctxFor(t, 10*time.Second), &verify.Request{}); err != nil || !v.Allow {
+					t.Fatalf("first Verify = %+v, %v; want an allow", v, err)
+				}
+			}
+			<-ready
+			_, err := c.Verify(ctxFor(t, 10*time.Second), &verify.Request{PeerChain: [][]byte{[]byte("leaf")}})
+			if !errors.Is(err, direct.ErrTransport) || errors.Is(err, direct.ErrNotDelivered) == tt.delivered {
+				t.Fatalf("Verify = %v; want ErrTransport, and ErrNotDelivered %v", err, !tt.delivered)
+			}
+		})
+	}
+}

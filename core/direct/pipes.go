@@ -148,6 +148,12 @@ func offerPipes(ch *net.UnixConn) (*pipeConn, error) {
 	}); err != nil {
 		serr = err
 	}
+	if errors.Is(serr, syscall.EPIPE) || errors.Is(serr, syscall.ECONNRESET) || errors.Is(serr, net.ErrClosed) {
+		// The plugin's end of the channel is closed, or the host's (the
+		// client was closed): nobody will ever read a request on these
+		// pipes.
+		serr = fmt.Errorf("%w: %w", ErrNotDelivered, serr)
+	}
 	if serr != nil {
 		return fail(fmt.Errorf("%w: passing the pipes: %w", ErrTransport, serr))
 	}

@@ -265,16 +265,29 @@ func (p *Plugin) OnPolicyChange(f func(verify.PolicyChange)) {
 // replaced. One that a caller gave up on first is not known to be hung,
 // so it is probed in the background on its own clock (probe): a hung
 // plugin is found and replaced even when every caller gives up first.
+//
+// A request that reached no plugin (direct.ErrNotDelivered: its process
+// died between calls, and the host had not seen it yet) is put to the
+// instance that replaces it, within the same wait: nothing in it can have
+// made the plugin fail, and the peer is not rejected for a crash it did
+// not cause.
 func (p *Plugin) Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error) {
 	start := time.Now()
-	inst, req, err := p.instanceFor(ctx, p.cfg.VerifyTimeout, req)
+	inst, sent, err := p.instanceFor(ctx, p.cfg.VerifyTimeout, req)
 	if err != nil {
 		return nil, err
 	}
-	v, timedOut, err := p.ask(ctx, p.cfg.VerifyTimeout-time.Since(start), inst, req)
+	v, timedOut, err := p.ask(ctx, p.cfg.VerifyTimeout-time.Since(start), inst, sent)
+	if errors.Is(err, direct.ErrNotDelivered) && ctx.Err() == nil {
+		p.fail(inst, fmt.Errorf("host: verifier %q (pid %d) failed: %w; restarting it", p.spec.Name, inst.pid, err))
+		if inst, sent, err = p.instanceFor(ctx, p.cfg.VerifyTimeout-time.Since(start), req); err != nil {
+			return nil, err
+		}
+		v, timedOut, err = p.ask(ctx, p.cfg.VerifyTimeout-time.Since(start), inst, sent)
+	}
 	if err != nil && !IsVerifierError(err) && deadline.Passed(ctx) {
 		// The caller gave up first: the plugin is not known to be hung.
-		p.probe(inst, req)
+		p.probe(inst, sent)
 		if errors.Is(ctx.Err(), context.Canceled) {
 			return nil, fmt.Errorf("host: verifier %q: caller gave up waiting: %w", p.spec.Name, ctx.Err())
 		}
