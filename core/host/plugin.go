@@ -510,7 +510,14 @@ type commitExpecter interface{ ExpectCommit() }
 // the first caller for a given instance does anything. An instance that
 // dies young counts towards a crash loop, so that a plugin which starts
 // fine but dies on every request is restarted with backoff, not spun on.
-func (p *Plugin) fail(inst *instance, cause error) {
+func (p *Plugin) fail(inst *instance, cause error) { p.retire(inst, cause, false) }
+
+// retire is fail; for an instance that may be dying on its own (its watch
+// ended: a process's exit ends it first), the kill waits up to exitGrace
+// for the process to be seen exiting, so that reportExit tells how it
+// ended (the OOM killer's SIGKILL, a crash) rather than the host's own
+// kill.
+func (p *Plugin) retire(inst *instance, cause error, dying bool) {
 	p.mu.Lock()
 	if p.closed || p.cur != inst {
 		p.mu.Unlock()
@@ -530,19 +537,32 @@ func (p *Plugin) fail(inst *instance, cause error) {
 	p.notify(verify.PolicyChange{Reason: "plugin failed"})
 	p.log.Warn("verifier plugin failed; restarting", "pid", inst.pid, "error", cause)
 	p.reportCrashLoop(n, cause)
-	inst.kill()
+	if !dying {
+		inst.kill()
+	}
 	go p.restart()
-	go p.reportExit(inst)
+	go p.reportExit(inst, dying)
 }
+
+// exitGrace is how long an instance whose watch ended is given to be seen
+// exiting on its own before the host kills it (retire).
+const exitGrace = 250 * time.Millisecond
 
 // reportExit says how a failed instance's process ended, if it ended on
 // its own (a crash mid-call shows first as a broken call): its exit
 // status, or the signal (SIGKILL from the OOM killer, SIGSEGV...).
 // go-plugin's own account of it is debug level (stderr.go).
-func (p *Plugin) reportExit(inst *instance) {
+func (p *Plugin) reportExit(inst *instance, dying bool) {
 	defer p.wg.Done()
 	ctx, cancel := p.untilClosed()
 	defer cancel()
+	if dying {
+		// The kill also releases what the instance holds (go-plugin's
+		// client, the channel); a process already seen exiting keeps its
+		// own status.
+		exitsWithin(ctx, inst.life, exitGrace)
+		inst.kill()
+	}
 	if !exitsWithin(ctx, inst.life, stderrWait) {
 		return
 	}
@@ -696,17 +716,14 @@ func (p *Plugin) watchPolicy(ctx context.Context, inst *instance) {
 	if ctx.Err() != nil {
 		return // inst was taken out of service
 	}
-	// No change can reach the cache any more: what it holds goes now, not
-	// after the grace below, in which an edit would go unheard.
-	p.notify(verify.PolicyChange{Reason: "policy watch ended"})
-	// A plugin that died ends its watch first; its failure is that it
-	// exited, which watchExit reports. Otherwise inst goes out of service
-	// before the second drop, so that nothing it answered in the grace
-	// stays cached.
-	if !exitsWithin(ctx, inst.life, exitGrace) {
-		p.fail(inst, fmt.Errorf("host: verifier %q: policy watch: %w", p.spec.Name, err))
-	}
-	p.notify(verify.PolicyChange{Reason: "policy watch lost"})
+	// No change can reach the cache any more: inst goes out of service
+	// now, and fail drops what the cache holds. The questions that drop
+	// starts (the open connections asked again) then wait for the
+	// instance that replaces inst. A plugin whose process died ends its
+	// watch in the middle of its exit: asked then, inst failed them, and
+	// connections its successor allows were closed. How a process ended,
+	// reportExit says.
+	p.retire(inst, fmt.Errorf("host: verifier %q (pid %d): policy watch: %w", p.spec.Name, inst.pid, err), true)
 }
 
 // watchEnder is a client that says why its policy watch ended: both the
@@ -717,11 +734,6 @@ var (
 	_ watchEnder = (*direct.Client)(nil)
 	_ watchEnder = (*rpc.Client)(nil)
 )
-
-// exitGrace is how long a plugin whose watch ended is given to be seen
-// exiting: one that died ends its watch first, and its failure is that it
-// exited, which watchExit reports.
-const exitGrace = 250 * time.Millisecond
 
 // exitsWithin reports whether life's process is seen to exit within d,
 // polling, as watchExit does; it gives up early when ctx ends.

@@ -49,8 +49,9 @@ func (f *lateWatch) WatchPolicy(ctx context.Context) (<-chan verify.PolicyChange
 	return ch, nil
 }
 
-// dying is the lifecycle of a process that exits when the test says.
-type dying struct{ dead atomic.Bool }
+// dying is the lifecycle of a process that exits when the test says,
+// and records whether the host killed it.
+type dying struct{ dead, killed atomic.Bool }
 
 func (d *dying) exited() bool { return d.dead.Load() }
 func (d *dying) exitStatus() error {
@@ -59,8 +60,8 @@ func (d *dying) exitStatus() error {
 	}
 	return nil
 }
-func (*dying) kill() {}
-func (*dying) stop() {}
+func (d *dying) kill() { d.killed.Store(true) }
+func (*dying) stop()   {}
 
 // alive is the lifecycle of a process that never exits.
 type alive struct{}
@@ -146,8 +147,10 @@ func TestLostWatch(t *testing.T) {
 			"policy watch: it ended: direct: malformed answer from verifier plugin: an answer to request 2 where request 1 was asked"},
 		{"watch failed", errors.New("rpc: verifier plugin unreachable"), nil, false, true, "policy watch: rpc: verifier plugin unreachable"},
 		{"no changes to report", fmt.Errorf("rpc: %w", verify.ErrNoPolicyWatch), nil, false, false, ""},
-		// A crash ends the watch too: the failure is told as the crash.
-		{"plugin died", nil, nil, true, true, "(pid 1) exited"},
+		// A crash ends the watch first, in the middle of the exit: the
+		// instance goes out of service at once (reportExit then says how
+		// the process ended).
+		{"plugin died", nil, nil, true, true, "(pid 1): policy watch: it ended"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -159,7 +162,7 @@ func TestLostWatch(t *testing.T) {
 			m := c.Wrap("ending", p)
 			lost := make(chan struct{})
 			p.OnPolicyChange(func(ch verify.PolicyChange) {
-				if ch.Reason == "policy watch lost" {
+				if ch.Reason == "plugin failed" {
 					close(lost)
 				}
 			})
@@ -188,7 +191,7 @@ func TestLostWatch(t *testing.T) {
 				}
 			case <-time.After(within):
 				if tt.wantLost {
-					t.Fatalf("no \"policy watch lost\" within %s of the watch ending", within)
+					t.Fatalf("the instance did not fail within %s of the watch ending", within)
 				}
 			}
 			var inService bool
@@ -210,6 +213,13 @@ func TestLostWatch(t *testing.T) {
 			case tt.wantErr != "" && !(strings.Contains(failed, "verifier plugin failed; restarting") && strings.Contains(failed, tt.wantErr)):
 				t.Errorf("the instance failed with %q; want %q", failed, tt.wantErr)
 			}
+			// The instance is killed, which releases what it holds, and
+			// how a process that exited on its own ended is told.
+			if tt.wantLost && !wait.Until(10*time.Second, func() bool {
+				return life.killed.Load() && (!tt.dies || strings.Contains(logs.String(), `process ended: pid=1 status="signal: killed"`))
+			}) {
+				t.Errorf("killed %v; want killed, and the exit told if it died; log:\n%s", life.killed.Load(), logs.String())
+			}
 			s := c.Stats()
 			if tt.wantLost && (inService || s.Entries != 0) {
 				t.Fatalf("after the watch was lost: instance in service %v, cached verdicts %d; want out of service, none", inService, s.Entries)
@@ -223,9 +233,12 @@ func TestLostWatch(t *testing.T) {
 
 // TestLostWatchDropsAtOnce: once a plugin's watch has ended, a change of
 // its policy can no longer reach the cache, so the verdicts cached under
-// the watch go as soon as it ends, not after the exitGrace given the
-// process to be seen exiting: an allowlist edited meanwhile would
-// otherwise have its old allows served for that long.
+// the watch go as soon as it ends, and the instance is out of service by
+// then: nothing it answers afterwards is cached, and what the drop asks
+// (the open connections, again) waits for the instance that replaces it.
+// It used to be given 250 ms to be seen exiting first, and served
+// meanwhile: a plugin that died, asked in its exit, failed the questions
+// and closed connections its successor allows.
 func TestLostWatchDropsAtOnce(t *testing.T) {
 	tests := []struct {
 		name string
@@ -241,13 +254,12 @@ func TestLostWatchDropsAtOnce(t *testing.T) {
 			f.allow.Store(true)
 			c := cache.New(cache.Config{})
 			m := c.Wrap("ending", p)
-			// Whether the instance was still in service (its grace not
-			// over) at each drop.
+			// Whether the instance was out of service at each drop.
 			dropped := make(chan bool, 8)
 			p.OnPolicyChange(func(ch verify.PolicyChange) {
 				if ch.Reason != "policy watch started" {
 					p.mu.Lock()
-					dropped <- p.cur != nil
+					dropped <- p.cur == nil
 					p.mu.Unlock()
 				}
 			})
@@ -265,9 +277,12 @@ func TestLostWatchDropsAtOnce(t *testing.T) {
 				p.install(inst)
 			}
 			select {
-			case inService := <-dropped:
-				if !inService {
-					t.Errorf("verdicts dropped only once the plugin was out of service; want at once, before the %v grace given it to exit", exitGrace)
+			case out := <-dropped:
+				if !out {
+					t.Error("verdicts dropped while the instance whose watch ended was still in service")
+				}
+				if n := c.Stats().Entries; n != 0 {
+					t.Errorf("%d verdicts cached after the drop", n)
 				}
 			case <-time.After(10 * time.Second):
 				t.Fatal("verdicts never dropped")
