@@ -58,6 +58,10 @@ var (
 	ErrSameFile = errors.New("certs: two outputs are the same file")
 	// ErrNotRegular means a file to write exists and is not a regular file.
 	ErrNotRegular = errors.New("certs: not a regular file")
+	// ErrValidity means a certificate's validity cannot be what a Template
+	// asks: a negative number of days, or an end after the last date a
+	// certificate can hold (see MaxDays).
+	ErrValidity = errors.New("certs: bad validity")
 )
 
 // KeyType names a key algorithm.
@@ -78,7 +82,9 @@ type Template struct {
 	// SANs are DNS names or IP addresses.
 	SANs      []string
 	NotBefore time.Time
-	Days      int
+	// Days is the validity from NotBefore, in days of 24 hours; 0 means
+	// 365. It may not be negative nor above MaxDays(NotBefore).
+	Days int
 	// NotAfter, if set, ends the validity earlier than Days would (a
 	// certificate should not outlive its issuer).
 	NotAfter time.Time
@@ -142,10 +148,19 @@ func Issue(t Template, pub crypto.PublicKey, parent *x509.Certificate, signer cr
 		nb = time.Now().Add(-time.Minute)
 	}
 	days := t.Days
-	if days <= 0 {
+	switch {
+	case days < 0:
+		return nil, fmt.Errorf("%w: %d days: must be positive, or 0 for 365", ErrValidity, days)
+	case days == 0:
 		days = 365
+	case days > MaxDays(nb):
+		return nil, fmt.Errorf("%w: %d days from %s end after %s, the last date a certificate can hold; at most %d",
+			ErrValidity, days, nb.UTC().Format(time.DateOnly), lastNotAfter.Format(time.DateTime+" MST"), MaxDays(nb))
 	}
-	na := nb.Add(time.Duration(days) * 24 * time.Hour)
+	// Calendar arithmetic, in UTC where every day has 24 hours: a
+	// time.Duration overflows past 292 years, and a certificate made with
+	// one expired before it began.
+	na := nb.UTC().AddDate(0, 0, days)
 	if !t.NotAfter.IsZero() && t.NotAfter.Before(na) {
 		na = t.NotAfter
 	}
@@ -184,6 +199,26 @@ func Issue(t Template, pub crypto.PublicKey, parent *x509.Certificate, signer cr
 		return nil, fmt.Errorf("certs: sign: %w", err)
 	}
 	return x509.ParseCertificate(der)
+}
+
+// lastNotAfter is the last time a certificate can hold: X.509 writes a
+// date after 2049 as a GeneralizedTime, whose year has four digits.
+var lastNotAfter = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+
+// MaxDays returns the largest Template.Days of a certificate valid from
+// notBefore: its validity ends by 9999-12-31 23:59:59 UTC, the last date
+// a certificate can hold. It is 0 for a notBefore less than a day before
+// that.
+func MaxDays(notBefore time.Time) int {
+	// In seconds: a time.Duration holds only 292 years.
+	s := lastNotAfter.Unix() - notBefore.Unix()
+	if notBefore.Nanosecond() > 0 {
+		s-- // the end falls a fraction of a second later
+	}
+	if s < 0 {
+		return 0
+	}
+	return int(s / (24 * 60 * 60))
 }
 
 // EncodeKey returns the PKCS#8 PEM of key.

@@ -5,11 +5,13 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tlspin/tlspin/core/certs"
 )
@@ -47,6 +49,67 @@ func TestSelfSignedKinds(t *testing.T) {
 				t.Error(err)
 			}
 		})
+	}
+}
+
+// TestIssueDays: a certificate is valid for Days days from NotBefore, up
+// to the last date a certificate can hold (9999-12-31 23:59:59 UTC); a
+// longer or negative validity is an error, never a certificate that
+// expired before it began (as a time.Duration that overflowed made).
+func TestIssueDays(t *testing.T) {
+	nb := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	const last = 2912383 // days from 2026-03-01 to 9999-12-31
+	tests := []struct {
+		days int
+		want time.Time // NotAfter; zero for an error
+	}{
+		{1, nb.Add(24 * time.Hour)},
+		{365, nb.Add(365 * 24 * time.Hour)},
+		{0, nb.Add(365 * 24 * time.Hour)},
+		{106751, time.Date(2318, 6, 10, 12, 0, 0, 0, time.UTC)},
+		{106752, time.Date(2318, 6, 11, 12, 0, 0, 0, time.UTC)}, // past a time.Duration
+		{last, time.Date(9999, 12, 31, 12, 0, 0, 0, time.UTC)},
+		{last + 1, time.Time{}},
+		{999999999, time.Time{}},
+		{math.MaxInt, time.Time{}},
+		{-1, time.Time{}},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprint(tc.days), func(t *testing.T) {
+			_, c, err := certs.SelfSigned(certs.Template{Type: certs.Ed25519, NotBefore: nb, Days: tc.days})
+			if tc.want.IsZero() {
+				if !errors.Is(err, certs.ErrValidity) || !strings.Contains(err.Error(), fmt.Sprint(tc.days)) {
+					t.Fatalf("err = %v; want ErrValidity quoting %d", err, tc.days)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !c.NotBefore.Equal(nb) || !c.NotAfter.After(c.NotBefore) || !c.NotAfter.Equal(tc.want) {
+				t.Errorf("valid from %s to %s; want %s to %s", c.NotBefore, c.NotAfter, nb, tc.want)
+			}
+		})
+	}
+}
+
+func TestMaxDays(t *testing.T) {
+	for _, tc := range []struct {
+		notBefore time.Time
+		want      int
+	}{
+		{time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), 2912383},
+		{time.Date(2026, 3, 1, 23, 59, 59, 0, time.UTC), 2912383},
+		{time.Date(2026, 3, 1, 23, 59, 59, 1, time.UTC), 2912382},
+		{time.Date(2026, 3, 1, 12, 0, 0, 0, time.FixedZone("UTC-14", -14*3600)), 2912382},
+		{time.Date(9999, 12, 30, 23, 59, 59, 0, time.UTC), 1},
+		{time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), 0},
+		{time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC), 0},
+		{time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), 3652058},
+	} {
+		if got := certs.MaxDays(tc.notBefore); got != tc.want {
+			t.Errorf("MaxDays(%s) = %d, want %d", tc.notBefore, got, tc.want)
+		}
 	}
 }
 

@@ -85,6 +85,9 @@ func (a *app) runCert(cmd *cobra.Command, f *certFlags) error {
 	if f.days <= 0 {
 		return usagef("--days %d: must be positive", f.days)
 	}
+	if most := certs.MaxDays(time.Now()); f.days > most {
+		return usagef("--days %d: the certificate would end after 9999-12-31 23:59:59 UTC, the last date a certificate can hold; the largest accepted today is %d", f.days, most)
+	}
 	if f.keyOut != "" && filepath.Clean(f.keyOut) == filepath.Clean(f.out) {
 		return usagef("--key-out %q is the same file as --out; omit --key-out to write both into one file", f.keyOut)
 	}

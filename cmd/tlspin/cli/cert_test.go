@@ -4,10 +4,14 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tlspin/tlspin/cmd/tlspin/cli"
 	"github.com/tlspin/tlspin/core/certs"
@@ -87,6 +91,59 @@ func TestCertUsage(t *testing.T) {
 			stdout, stderr, code := inProcess(t, "", append([]string{"cert", "--out", out}, tc.args...)...)
 			if code != cli.ExitUsage || !strings.Contains(stderr, tc.want) || stdout != "" {
 				t.Fatalf("exit %d, stdout %q, stderr %q; want usage error %q", code, stdout, stderr, tc.want)
+			}
+		})
+	}
+}
+
+// TestCertDays: --days up to the last date a certificate can hold
+// (9999-12-31 23:59:59 UTC) makes a certificate valid that long, even past
+// the 292 years of a time.Duration; a longer one is a usage error giving
+// the largest accepted, and writes nothing.
+func TestCertDays(t *testing.T) {
+	// The command's own now comes after the test's: its largest is at
+	// most the first, and at least the second unless a minute passes.
+	most, least := certs.MaxDays(time.Now()), certs.MaxDays(time.Now().Add(time.Minute))
+	largest := regexp.MustCompile(`the largest accepted today is (\d+)\n`)
+	for _, tc := range []struct {
+		days int
+		ok   bool
+	}{
+		{1, true},
+		{106752, true}, // one day more than a time.Duration holds
+		{least, true},
+		{most + 1, false},
+		{999999999, false},
+		{math.MaxInt64, false},
+	} {
+		t.Run(strconv.Itoa(tc.days), func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "c.pem")
+			start := time.Now()
+			stdout, stderr, code := inProcess(t, "", "cert", "--type", "ed25519", "--days", strconv.Itoa(tc.days), "--out", out)
+			if !tc.ok {
+				m := largest.FindStringSubmatch(stderr)
+				if code != cli.ExitUsage || stdout != "" || !strings.Contains(stderr, "--days "+strconv.Itoa(tc.days)+": ") || m == nil {
+					t.Fatalf("exit %d, stdout %q, stderr %q; want a usage error quoting --days and the largest accepted", code, stdout, stderr)
+				}
+				if n, _ := strconv.Atoi(m[1]); n < least || n > most {
+					t.Errorf("largest accepted %s; want %d to %d", m[1], least, most)
+				}
+				if _, err := os.Lstat(out); !os.IsNotExist(err) {
+					t.Errorf("%s written after a usage error (%v)", out, err)
+				}
+				return
+			}
+			if code != cli.ExitOK {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			cs, err := certs.LoadCertificates(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := cs[0]
+			want := start.UTC().AddDate(0, 0, tc.days)
+			if !c.NotAfter.After(c.NotBefore) || c.NotAfter.Before(want.Add(-2*time.Minute)) || c.NotAfter.After(want) {
+				t.Errorf("--days %d: valid from %s to %s; want about %s", tc.days, c.NotBefore, c.NotAfter, want)
 			}
 		})
 	}
