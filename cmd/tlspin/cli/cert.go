@@ -88,6 +88,15 @@ func (a *app) runCert(cmd *cobra.Command, f *certFlags) error {
 	if most := certs.MaxDays(time.Now()); f.days > most {
 		return usagef("--days %d: the certificate would end after 9999-12-31 23:59:59 UTC, the last date a certificate can hold; the largest accepted today is %d", f.days, most)
 	}
+	// "-" is standard input or output elsewhere (fingerprint -): here it
+	// would be a file named "-". Stdout holds the pins, and a private key
+	// printed to a terminal stays in its scrollback.
+	if f.out == "-" {
+		return usagef("--out -: cert writes its key and certificate to files, never to stdout; name a file, as in --out cert.pem")
+	}
+	if f.keyOut == "-" {
+		return usagef("--key-out -: cert writes a private key to a file, never to stdout; name a file, as in --key-out key.pem")
+	}
 	if f.keyOut != "" && filepath.Clean(f.keyOut) == filepath.Clean(f.out) {
 		return usagef("--key-out %q is the same file as --out; omit --key-out to write both into one file", f.keyOut)
 	}

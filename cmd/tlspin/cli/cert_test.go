@@ -149,6 +149,31 @@ func TestCertDays(t *testing.T) {
 	}
 }
 
+// TestCertRefusesStdout: "-" as --out or --key-out, which elsewhere is
+// stdin or stdout, is a usage error saying to name a file, not a file
+// named "-" (nor a private key on a terminal).
+func TestCertRefusesStdout(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--out", "-"}, "--out -: cert writes its key and certificate to files, never to stdout; name a file"},
+		{[]string{"--out", "-", "--key-out", "key.pem"}, "--out -: "},
+		{[]string{"--out", "cert.pem", "--key-out", "-"}, "--key-out -: cert writes a private key to a file, never to stdout; name a file"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			t.Chdir(t.TempDir())
+			stdout, stderr, code := inProcess(t, "", append([]string{"cert", "--type", "ed25519"}, tc.args...)...)
+			if code != cli.ExitUsage || stdout != "" || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want usage error %q", code, stdout, stderr, tc.want)
+			}
+			if names, _ := filepath.Glob("*"); len(names) != 0 {
+				t.Errorf("wrote %q", names)
+			}
+		})
+	}
+}
+
 // TestCertCAKeyHint: a --ca-cert without its key says to give it with
 // --ca-key, cert's flag for it (cert has no --key).
 func TestCertCAKeyHint(t *testing.T) {
