@@ -59,8 +59,9 @@ var (
 	// ErrNotRegular means a file to write exists and is not a regular file.
 	ErrNotRegular = errors.New("certs: not a regular file")
 	// ErrValidity means a certificate's validity cannot be what a Template
-	// asks: a negative number of days, or an end after the last date a
-	// certificate can hold (see MaxDays).
+	// asks: a negative number of days, an end after the last date a
+	// certificate can hold (see MaxDays), or a NotAfter that ends it
+	// before it begins.
 	ErrValidity = errors.New("certs: bad validity")
 )
 
@@ -86,7 +87,8 @@ type Template struct {
 	// 365. It may not be negative nor above MaxDays(NotBefore).
 	Days int
 	// NotAfter, if set, ends the validity earlier than Days would (a
-	// certificate should not outlive its issuer).
+	// certificate should not outlive its issuer). It must be after
+	// NotBefore.
 	NotAfter time.Time
 	// IsCA makes a certificate that can sign others.
 	IsCA bool
@@ -163,6 +165,10 @@ func Issue(t Template, pub crypto.PublicKey, parent *x509.Certificate, signer cr
 	na := nb.UTC().AddDate(0, 0, days)
 	if !t.NotAfter.IsZero() && t.NotAfter.Before(na) {
 		na = t.NotAfter
+	}
+	if !na.After(nb) {
+		// As from an issuer that has expired: never valid.
+		return nil, fmt.Errorf("%w: NotAfter %s is not after NotBefore %s", ErrValidity, na.UTC().Format(time.RFC3339), nb.UTC().Format(time.RFC3339))
 	}
 	tpl := &x509.Certificate{
 		SerialNumber:          serial,

@@ -93,6 +93,40 @@ func TestIssueDays(t *testing.T) {
 	}
 }
 
+// TestIssueNotAfter: NotAfter ends the validity earlier than Days would,
+// as an issuer's end does; one that ends it before it begins (an expired
+// issuer's) is an error, not a certificate that is never valid.
+func TestIssueNotAfter(t *testing.T) {
+	nb := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name     string
+		notAfter time.Time
+		want     time.Time // zero for an error
+	}{
+		{"unset", time.Time{}, nb.AddDate(0, 0, 30)},
+		{"later than Days", nb.AddDate(1, 0, 0), nb.AddDate(0, 0, 30)},
+		{"earlier than Days", nb.Add(time.Hour), nb.Add(time.Hour)},
+		{"at NotBefore", nb, time.Time{}},
+		{"before NotBefore", nb.AddDate(-1, 0, 0), time.Time{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, c, err := certs.SelfSigned(certs.Template{Type: certs.Ed25519, NotBefore: nb, Days: 30, NotAfter: tc.notAfter})
+			if tc.want.IsZero() {
+				if !errors.Is(err, certs.ErrValidity) {
+					t.Fatalf("err = %v; want ErrValidity", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !c.NotAfter.Equal(tc.want) {
+				t.Errorf("NotAfter %s; want %s", c.NotAfter, tc.want)
+			}
+		})
+	}
+}
+
 func TestMaxDays(t *testing.T) {
 	for _, tc := range []struct {
 		notBefore time.Time

@@ -259,6 +259,10 @@ func loadIssuer(certFile, keyFile string) (*x509.Certificate, crypto.Signer, err
 	if !ca.IsCA || (ca.KeyUsage != 0 && ca.KeyUsage&x509.KeyUsageCertSign == 0) {
 		return nil, nil, usagef("--ca-cert %q: %q is not a CA certificate (make one with tlspin cert --ca)", certFile, ca.Subject.String())
 	}
+	if !ca.NotAfter.After(time.Now()) {
+		// A certificate never outlives its CA: it would end before it began.
+		return nil, nil, badInput(fmt.Errorf("--ca-cert %q: %q expired on %s; a certificate it issued would never be valid", certFile, ca.Subject.String(), ca.NotAfter.UTC().Format(time.DateTime+" MST")))
+	}
 	signer, ok := tc.PrivateKey.(crypto.Signer)
 	if !ok {
 		return nil, nil, badInput(fmt.Errorf("--ca-cert %q: the key cannot sign", certFile))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -171,6 +172,33 @@ func TestCertRefusesStdout(t *testing.T) {
 				t.Errorf("wrote %q", names)
 			}
 		})
+	}
+}
+
+// TestCertExpiredCA: a --ca-cert that has expired is refused before a key
+// is made: a certificate never outlives its CA, so it would end before it
+// began.
+func TestCertExpiredCA(t *testing.T) {
+	dir := t.TempDir()
+	key, ca, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: "old CA", IsCA: true, NotBefore: time.Now().AddDate(-2, 0, 0), Days: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := certs.EncodeKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, leaf := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "leaf.pem")
+	if err := os.WriteFile(caFile, append(keyPEM, certs.EncodeCert(ca)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := inProcess(t, "", "cert", "--ca-cert", caFile, "--out", leaf)
+	want := fmt.Sprintf("--ca-cert %q: \"CN=old CA\" expired on %s", caFile, ca.NotAfter.UTC().Format(time.DateTime+" UTC"))
+	if code != cli.ExitUsage || stdout != "" || !strings.Contains(stderr, want) {
+		t.Errorf("exit %d, stdout %q, stderr %q; want usage error %q", code, stdout, stderr, want)
+	}
+	if _, err := os.Lstat(leaf); !os.IsNotExist(err) {
+		t.Errorf("%s written from an expired CA (%v)", leaf, err)
 	}
 }
 
