@@ -22,6 +22,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -81,8 +82,10 @@ type Config struct {
 	ClientTLS func() (*tls.Config, func(context.Context) error)
 	// Target is HOST:PORT or unix:/path.
 	Target string
-	// DialTimeout bounds dialling the target (and, in ClientMode, the TLS
-	// handshake with it is bounded by Limits.HandshakeTimeout).
+	// DialTimeout alone bounds dialling the target. Limits.HandshakeTimeout
+	// bounds the TLS handshake: in ServerMode the one with the client, from
+	// accept; in ClientMode the one with the target, from when the dial
+	// succeeded.
 	DialTimeout time.Duration
 	// IdleTimeout closes a proxied connection with no bytes either way
 	// for that long; 0: never.
@@ -240,6 +243,12 @@ func (p *Proxy) dialTarget(ctx context.Context) (net.Conn, error) {
 	defer cancel()
 	var d net.Dialer
 	c, err := d.DialContext(ctx, network, addr)
+	// The connection's own context has no deadline, so a deadline
+	// exceeded (the context's, or the socket's that the dialer set from
+	// it) is the dial timeout's.
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, fmt.Errorf("proxy: dial target %q: not connected within the dial timeout (%s): %w", p.cfg.Target, p.cfg.DialTimeout, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("proxy: dial target %q: %w", p.cfg.Target, err)
 	}
@@ -279,12 +288,15 @@ func (p *Proxy) serveTLS(ctx context.Context, c *server.Conn) {
 func (p *Proxy) servePlain(ctx context.Context, c *server.Conn) {
 	start := time.Now()
 	ev := Event{Conn: c.ID(), Remote: c.RemoteAddr().String()}
+	// The handshake timeout is the TLS handshake's, with the target: it
+	// starts once the dial, which the dial timeout bounds, succeeded.
+	startHandshakeTimeout := c.HoldHandshakeTimeout()
 	raw, err := p.dialTarget(ctx)
 	if err != nil {
 		msg := "target unreachable; local client closed"
 		if cause := context.Cause(ctx); cause != nil {
 			// Not the target's doing: the loop closed the connection
-			// (shutdown, a limit, the handshake timeout) while dialling.
+			// (shutdown, a limit) while dialling.
 			msg, err = "local client closed while the target was being dialled", cause
 		}
 		ev.Kind, ev.By, ev.Reason = EventRejected, server.HandshakeFailed, err.Error()
@@ -293,6 +305,7 @@ func (p *Proxy) servePlain(ctx context.Context, c *server.Conn) {
 		p.emit(ev)
 		return
 	}
+	startHandshakeTimeout()
 	cfg, confirm := p.cfg.TLS, func(context.Context) error { return nil }
 	if p.cfg.ClientTLS != nil {
 		cfg, confirm = p.cfg.ClientTLS()

@@ -71,7 +71,9 @@ type Limits struct {
 	// (an IPv6 /64 counting as one); more are closed at once. Negative:
 	// no bound.
 	MaxConnsPerIP int
-	// HandshakeTimeout bounds the time from accept to Established.
+	// HandshakeTimeout bounds the time from accept to Established (from
+	// when the handshake began, for a handler that held the timeout
+	// meanwhile: Conn.HoldHandshakeTimeout).
 	HandshakeTimeout time.Duration
 	// GracePeriod is how long open connections may finish after the
 	// context of Serve ends.
@@ -288,8 +290,17 @@ func (l *Loop) admit(hard context.Context, raw net.Conn) *Conn {
 		l.perIP[ip]++
 	}
 	l.pending++
-	c.timer = time.AfterFunc(l.lim.HandshakeTimeout, func() { l.expire(c) })
+	l.startTimerLocked(c)
 	return c
+}
+
+// startTimerLocked starts c's handshake timeout afresh. A timer that
+// fires after it was stopped, which Stop cannot prevent, is of an older
+// generation and expires nothing.
+func (l *Loop) startTimerLocked(c *Conn) {
+	c.timerGen++
+	gen := c.timerGen
+	c.timer = time.AfterFunc(l.lim.HandshakeTimeout, func() { l.expire(c, gen) })
 }
 
 // logRefusalLocked tells that raw was refused for its address: at warn
@@ -350,11 +361,12 @@ func (l *Loop) dropLocked(c *Conn, cause error) {
 	}
 }
 
-// expire closes c if it is still pending at the handshake timeout.
-func (l *Loop) expire(c *Conn) {
+// expire closes c if it is still pending at the handshake timeout of
+// generation gen.
+func (l *Loop) expire(c *Conn, gen uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if c.pending && !c.gone {
+	if c.pending && !c.gone && c.timerGen == gen {
 		l.stats.TimedOut++
 		l.dropLocked(c, ErrHandshakeTimeout)
 	}
@@ -427,8 +439,9 @@ type Conn struct {
 	ctx  context.Context
 	// cancel ends ctx; the cause says why the loop closed the connection.
 	cancel context.CancelCauseFunc
-	timer  *time.Timer
-	// pending and gone are guarded by loop.mu.
+	// timer, timerGen, pending and gone are guarded by loop.mu.
+	timer         *time.Timer
+	timerGen      uint64
 	pending, gone bool
 }
 
@@ -464,6 +477,26 @@ func (c *Conn) Write(p []byte) (int, error) {
 // connection must not be served: it was closed meanwhile, or Once was
 // used up by another one.
 func (c *Conn) Established() bool { return c.loop.established(c) }
+
+// HoldHandshakeTimeout stops c's handshake timeout until start is
+// called, which starts it afresh: for a handler that has other work to do,
+// bounded by a timeout of its own, before its handshake begins (the
+// proxy's client mode dials its target, within the dial timeout, then
+// does its TLS handshake with it).
+func (c *Conn) HoldHandshakeTimeout() (start func()) {
+	l := c.loop
+	l.mu.Lock()
+	c.timerGen++
+	c.timer.Stop()
+	l.mu.Unlock()
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if c.pending && !c.gone {
+			l.startTimerLocked(c)
+		}
+	}
+}
 
 // Confirm ends what a connection's verification asked to do after the
 // handshake (tlspin.Verifiers.Confirm): it records a TOFU pin if the
