@@ -52,6 +52,9 @@ took to answer our ClientHello (four times that after part of a reply),
 and not at all once the server has closed; a server that reads to the end
 then waits that moment more. --half-close never keeps it open (like openssl
 s_client -quiet), for a server slower to answer than that moment.
+A send that fails or is interrupted before the whole message is out
+resets the connection instead (no close_notify), so that the server sees
+an error, never the end of a message.
 
 A server that keeps the connection open is given --idle-timeout to send
 more, then send exits 0 with what it got; a server that reads none of the
@@ -214,8 +217,10 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 	// The server has proved its key: only now may a verifier record it.
 	// A first use that could not be recorded (another process recorded
 	// another key for the server meanwhile) is a rejection: nothing is
-	// sent.
+	// sent, and the connection is reset rather than closed, since a
+	// close_notify would tell the server that an empty message was all.
 	if err := confirm(ctx); err != nil {
+		client.Abort(conn)
 		return err
 	}
 	// The verifiers have nothing left to do: they stop while the message

@@ -3,16 +3,20 @@ package cli_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/tlspin/tlspin/cmd/tlspin/cli"
@@ -369,6 +373,108 @@ func TestSendResetAfterMessage(t *testing.T) {
 			_, stderr, code := run(t, "send", "--half-close", tc.mode, "--verifier", "spkipin", "--pin", pin, addr, "hi")
 			if code != tc.code || !strings.Contains(stderr, tc.says) {
 				t.Fatalf("exit %d, stderr %q; want %d and %q", code, stderr, tc.code, tc.says)
+			}
+		})
+	}
+}
+
+// TestSendAbortsAnUnfinishedMessage: a send that gives up on its message
+// before the end (standard input fails, or the command is interrupted,
+// as SIGINT cancels its context) resets the connection, so that the
+// server sees an error, never a clean end it could take for the whole
+// message. It used to end with close_notify, a clean EOF at the server
+// after half the message. A message sent whole still ends with one.
+// send runs in process, so that its standard input can fail and its
+// context be cancelled; its plugins run from the tlspin binary.
+func TestSendAbortsAnUnfinishedMessage(t *testing.T) {
+	key, c, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: "reader"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type ending struct {
+		got string
+		err error
+	}
+	arrived := make(chan string, 16) // what the server has read so far
+	ends := make(chan ending, 1)
+	addr := e2e.ServeTLS(t, tls.Certificate{Certificate: [][]byte{c.Raw}, PrivateKey: key}, func(conn *tls.Conn) {
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		var got []byte
+		buf := make([]byte, 1024)
+		for {
+			n, err := conn.Read(buf)
+			if n > 0 {
+				got = append(got, buf[:n]...)
+				arrived <- string(got)
+			}
+			if err != nil {
+				ends <- ending{string(got), err}
+				return
+			}
+		}
+	})
+	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+	pin := "sha256//" + base64.StdEncoding.EncodeToString(sum[:])
+	const half = "first half, "
+	for _, tc := range []struct {
+		name      string
+		rest      io.Reader // what standard input gives after the first half
+		interrupt bool      // cancel the command once the server has the first half
+		clean     bool      // the server sees the end of the message (EOF)
+	}{
+		{"whole message", strings.NewReader("second\n"), false, true},
+		{"standard input fails", iotest.ErrReader(syscall.EIO), false, false},
+		{"interrupted", nil, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			rest := tc.rest
+			if rest == nil { // a pipe that stays open, with nothing more in it
+				pr, pw := io.Pipe()
+				defer pw.Close()
+				rest = pr
+			}
+			var stdout, stderr syncbuf.Buffer
+			env := cli.Env{Stdin: io.MultiReader(strings.NewReader(half), rest), Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }, Self: testbin.Tlspin(t)}
+			codes := make(chan int, 1)
+			go func() {
+				codes <- cli.RunContext(ctx, env, []string{"--log-level", "error", "send", "--verifier", "spkipin", "--pin", pin, addr})
+			}()
+			if tc.interrupt {
+				for got := ""; got != half; {
+					select {
+					case got = <-arrived:
+					case <-time.After(10 * time.Second):
+						t.Fatalf("the server got %q of the message, want %q", got, half)
+					}
+				}
+				cancel()
+			}
+			var end ending
+			select {
+			case end = <-ends:
+			case <-time.After(20 * time.Second):
+				t.Fatalf("the server's read never ended; stderr:\n%s", stderr.String())
+			}
+			for len(arrived) > 0 {
+				<-arrived
+			}
+			var code int
+			select {
+			case code = <-codes:
+			case <-time.After(20 * time.Second):
+				t.Fatalf("send still runs 20s after the server's read ended; stderr:\n%s", stderr.String())
+			}
+			switch {
+			case tc.clean && (end.err != io.EOF || end.got != half+"second\n"):
+				t.Fatalf("the server read %q, then %v; want the whole message, then EOF (exit %d, stderr %q)", end.got, end.err, code, stderr.String())
+			case tc.clean && code != cli.ExitOK:
+				t.Fatalf("exit %d: %s", code, stderr.String())
+			case !tc.clean && !errors.Is(end.err, syscall.ECONNRESET):
+				t.Fatalf("the server read %q, then %v; want a reset, never a clean end (exit %d, stderr %q)", end.got, end.err, code, stderr.String())
+			case !tc.clean && code == cli.ExitOK:
+				t.Fatalf("exit 0 for a message not sent whole; stderr %q", stderr.String())
 			}
 		})
 	}
