@@ -417,10 +417,15 @@ func isAlert(err error) bool {
 }
 
 // ServerName is the TLS server name (SNI) to send when dialling addr:
-// override if set, else the host of addr unless it is an IP address.
+// override if set, else the host of addr unless it is an IP address. A
+// unix socket (unix:/path) has no host name: net.SplitHostPort would take
+// "unix" for one.
 func ServerName(addr, override string) string {
 	if override != "" {
 		return override
+	}
+	if strings.HasPrefix(addr, "unix:") {
+		return ""
 	}
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil || net.ParseIP(host) != nil {

@@ -14,6 +14,10 @@ func TestServerName(t *testing.T) {
 		{"[::1]:8081", "", ""},
 		{"[::1]:8081", "localhost", "localhost"},
 		{"not-an-address", "", ""},
+		// A unix socket's path has no host name: not "unix".
+		{"unix:/run/app.sock", "", ""},
+		{"unix:app.sock", "", ""},
+		{"unix:/run/app.sock", "app.internal", "app.internal"},
 	}
 	for _, tc := range tests {
 		if got := client.ServerName(tc.addr, tc.override); got != tc.want {

@@ -6,9 +6,9 @@
 //
 // The name checked is option server-name, else the server name the client
 // asked for (SNI), else the host of the remote address (an IP address is
-// checked against the certificate's IP SANs). A server for which none of
-// them is known is rejected: without a name, any certificate of a trusted
-// CA would pass.
+// checked against the certificate's IP SANs; a unix socket's, unix:/path,
+// has none). A server for which none of them is known is rejected: without
+// a name, any certificate of a trusted CA would pass.
 package ca
 
 import (
@@ -180,7 +180,7 @@ func (v *Verifier) Verify(_ context.Context, req *verify.Request) (*verify.Verdi
 	} else if opts.DNSName == "" {
 		// x509 checks no name when given none: any certificate of a
 		// trusted CA would do, whoever it was issued to.
-		return &verify.Verdict{Reason: "ca: no host name to check the server's certificate against (the client sent none and its address is unknown); set server-name=NAME"}, nil
+		return &verify.Verdict{Reason: "ca: no host name to check the server's certificate against (the client sent none, and its address, if known, names no host); set server-name=NAME"}, nil
 	}
 	chains, err := leaf.Verify(opts)
 	if err != nil {
@@ -218,6 +218,9 @@ func (v *Verifier) name(req *verify.Request) string {
 	}
 	if req.ServerName != "" {
 		return req.ServerName
+	}
+	if strings.HasPrefix(req.RemoteAddr, "unix:") {
+		return "" // not "unix", which net.SplitHostPort would take for a host
 	}
 	host, _, err := net.SplitHostPort(req.RemoteAddr)
 	if err != nil {

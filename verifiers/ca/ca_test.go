@@ -61,6 +61,8 @@ func TestVerify(t *testing.T) {
 		{"wrong name", nil, verify.Request{PeerChain: vtest.Chain(f.leaf), ServerName: "evil.test", Side: client}, false, `not valid for "evil.test"`},
 		{"name from the remote host", nil, verify.Request{PeerChain: vtest.Chain(f.ipLeaf), RemoteAddr: "127.0.0.1:443", Side: client}, true, `valid for "127.0.0.1"`},
 		{"no name at all", nil, verify.Request{PeerChain: vtest.Chain(f.leaf), Side: client}, false, "no host name to check"},
+		{"a unix socket's path is no name", nil, verify.Request{PeerChain: vtest.Chain(f.leaf), RemoteAddr: "unix:/run/app.sock", Side: client}, false, "no host name to check"},
+		{"the server name over a unix socket", nil, verify.Request{PeerChain: vtest.Chain(f.leaf), ServerName: "server.test", RemoteAddr: "unix:/run/app.sock", Side: client}, true, `valid for "server.test"`},
 		{"remote IP not in the certificate", nil, verify.Request{PeerChain: vtest.Chain(f.leaf), RemoteAddr: "127.0.0.1:443", Side: client}, false, `not valid for "127.0.0.1"`},
 		{"server-name overrides", verify.Options{"server-name": {"server.test"}}, verify.Request{PeerChain: vtest.Chain(f.leaf), ServerName: "127.0.0.1", Side: client}, true, `"server.test"`},
 		{"server-name override wrong", verify.Options{"server-name": {"other.test"}}, verify.Request{PeerChain: vtest.Chain(f.leaf), ServerName: "localhost", Side: client}, false, "other.test"},

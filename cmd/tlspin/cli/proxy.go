@@ -78,7 +78,9 @@ server mode), connect to --target in plaintext and copy bytes both ways.`
 		c.Long = `Accept plaintext on --listen, connect to --target over TLS, let the
 verifiers decide on its certificate, and copy bytes both ways. A rejected
 server means the local connection is closed at once, nothing sent upstream.
---cert presents a client certificate (mutual TLS).
+--cert presents a client certificate (mutual TLS). A unix:/path target has
+no host name: no server name (SNI) is sent unless --server-name gives one,
+which a verifier that checks the name (ca) then needs.
 
 On TCP, even loopback, every local user can connect to --listen, and with
 --cert reaches the target as the client whose key is pinned. --listen
@@ -139,7 +141,7 @@ which is how, in TLS 1.3, a server refuses proxy client's --cert, and
 		f.v.register(fs, "clients (mutual TLS)")
 	} else {
 		fs.StringVar(&f.cert, "cert", "", "client certificate to present (mutual TLS), with its key unless --key is given")
-		fs.StringVar(&f.serverName, "server-name", "", "TLS server name (SNI) to send (default the host of --target, unless it is an IP address)")
+		fs.StringVar(&f.serverName, "server-name", "", "TLS server name (SNI) to send, and the name a verifier such as ca checks (default the host of --target; none for an IP address or unix:/path)")
 		f.v.register(fs, "server")
 	}
 	fs.StringVar(&f.key, "key", "", "PEM private key of --cert, if not in the same file")
@@ -203,6 +205,20 @@ func checkPort(what, addr, port string, zeroOK bool) error {
 		return usagef("%s %q: port %q: want %d to 65535 or a service name", what, addr, port, lo)
 	}
 	return nil
+}
+
+// hintServerName adds to a rejection by verify, of a target that has no
+// host name (unix:/path) and so was sent no server name, that a verifier
+// checking the name (ca) needs --server-name: ca's own reason can only
+// name its option.
+func hintServerName(verify func(tls.ConnectionState) error) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		err := verify(cs)
+		if errors.Is(err, tlspin.ErrRejected) {
+			return fmt.Errorf("%w (a unix:/path target has no host name, so no server name was sent: if a verifier checks it, as ca does, give --server-name NAME)", err)
+		}
+		return err
+	}
 }
 
 func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error {
@@ -274,8 +290,12 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 		recheck = recheckWith(vs, f.recheck, true, "")
 	} else {
 		sn := client.ServerName(f.target, f.serverName)
+		unnamed := sn == "" && strings.HasPrefix(f.target, "unix:")
 		clientTLS = func() (*tls.Config, func(context.Context) error) {
 			c, confirm := vs.ClientConfigForAddr(sn, f.target)
+			if unnamed {
+				c.VerifyConnection = hintServerName(c.VerifyConnection)
+			}
 			c.VerifyConnection = m.VerifyConnection(c.VerifyConnection)
 			if cert != nil {
 				c.GetClientCertificate = cert.GetClientCertificate

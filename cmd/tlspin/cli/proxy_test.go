@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/tlspin/tlspin/core/certs"
+	"github.com/tlspin/tlspin/internal/e2e"
 	"github.com/tlspin/tlspin/internal/syncbuf"
 	"github.com/tlspin/tlspin/internal/testbin"
 	"github.com/tlspin/tlspin/internal/wait"
@@ -377,5 +378,87 @@ func echoThrough(t testing.TB, c net.Conn, msg string) {
 	b := make([]byte, len(msg))
 	if _, err := io.ReadFull(c, b); err != nil || string(b) != msg {
 		t.Fatalf("live stream: %q %v", b, err)
+	}
+}
+
+// TestProxyClientUnixTargetHasNoServerName: a unix:/path target has no
+// host name, so proxy client sends no server name unless --server-name
+// gives one. It sent "unix", which ca then checked the certificate
+// against ("not valid for \"unix\""). Without the name, ca rejects the
+// server, and the warning says to give --server-name; with it, the
+// server gets that name and passes.
+func TestProxyClientUnixTargetHasNoServerName(t *testing.T) {
+	dir := t.TempDir()
+	caKey, caCert, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: "test CA", IsCA: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := certs.GenerateKey(certs.ECDSA, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := certs.Issue(certs.Template{CommonName: "app.internal", SANs: []string{"app.internal"}}, key.Public(), caCert, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, certs.EncodeCert(caCert), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "app.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := make(chan string, 4) // the server name of each ClientHello
+	cfg := &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{leaf.Raw}, PrivateKey: key}},
+		GetConfigForClient: func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+			names <- hi.ServerName
+			return nil, nil
+		},
+	}
+	e2e.Serve(t, tls.NewListener(ln, cfg), func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.Copy(c, c)
+	})
+	for _, tc := range []struct {
+		name  string
+		extra []string
+		sni   string
+		pass  bool
+	}{
+		{"no --server-name", nil, "", false},
+		{"--server-name", []string{"--server-name", "app.internal"}, "app.internal", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"client", "--listen", "127.0.0.1:0", "--target", "unix:" + sock, "--verifier", "ca:ca-file=" + caFile}, tc.extra...)
+			prx, addr := startProxy(t, args...)
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if tc.pass {
+				echoThrough(t, c, "hello\n")
+			} else {
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+					t.Errorf("read through the proxy: %v, want EOF (the server rejected)", err)
+				}
+			}
+			select {
+			case got := <-names:
+				if got != tc.sni {
+					t.Errorf("the server got the server name %q, want %q", got, tc.sni)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the server got no ClientHello")
+			}
+			const hint = "no server name was sent: if a verifier checks it, as ca does, give --server-name NAME"
+			if !tc.pass && !wait.Until(10*time.Second, func() bool { return strings.Contains(prx.stderr.String(), hint) }) {
+				t.Errorf("the rejection does not say %q", hint)
+			}
+		})
 	}
 }
