@@ -88,11 +88,13 @@ type Config struct {
 	// its key.
 	Confirm Confirm
 	// Output receives what clients send, one whole line per write. It is
-	// ignored when OnEvent is set.
+	// ignored when OnEvent is set. A write that fails stops the server
+	// (see Serve).
 	Output io.Writer
 	// OnEvent, if set, receives every event instead of lines on Output.
-	// It is called from many goroutines, one call at a time.
-	OnEvent func(Event)
+	// It is called from many goroutines, one call at a time. An error it
+	// returns stops the server, as a failed write to Output does.
+	OnEvent func(Event) error
 	Log     hclog.Logger
 	// MaxConns, MaxHandshakes, MaxConnsPerIP, HandshakeTimeout,
 	// GracePeriod and Once are the loop's Limits; see there.
@@ -149,11 +151,26 @@ func (e *RevokedError) Error() string {
 
 func (e *RevokedError) Unwrap() error { return e.Err }
 
+// OutputError ends Serve when a write to the output (or OnEvent) failed:
+// what a client sent could not be printed.
+type OutputError struct{ Err error }
+
+func (e *OutputError) Error() string {
+	return "server: cannot write to the output, stopped serving: " + e.Err.Error()
+}
+
+func (e *OutputError) Unwrap() error { return e.Err }
+
 // Server prints what clients send: the line-printing handler on a Loop.
 type Server struct {
 	cfg   Config
 	loop  *Loop
 	outMu sync.Mutex
+	// outErr is the first write to the output that failed: nothing is
+	// written after it, and Serve returns it. stop ends Serve's context
+	// then. Both are guarded by outMu.
+	outErr *OutputError
+	stop   context.CancelCauseFunc
 	// Anyone who can connect may cause a failed handshake, so the
 	// warnings are bounded (as the proxy's), each kind apart: rejected
 	// those about clients our verifiers rejected, refused those about
@@ -201,8 +218,25 @@ func New(cfg Config) (*Server, error) {
 // Serve accepts connections on ln until ctx ends (or, with Once, until one
 // client was served); see Loop.Serve. A line a client had half sent is
 // emitted whole before its connection closes. It closes ln.
+//
+// A write to the output that fails stops the server as ctx ending would,
+// and Serve returns an *OutputError: the connection whose line (or
+// connection event) it was is reset, so that its client does not take the
+// close for the end of a stream that was printed, and nothing is written
+// after the failed write.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	return s.loop.Serve(ctx, ln)
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	s.outMu.Lock()
+	s.stop = stop
+	s.outMu.Unlock()
+	err := s.loop.Serve(ctx, ln)
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	if s.outErr != nil {
+		return s.outErr
+	}
+	return err
 }
 
 // Stats returns the loop's counters.
@@ -235,6 +269,8 @@ func (s *Server) handle(ctx context.Context, raw *Conn) {
 		default:
 			s.failed.WarnFrom(log, src, "handshake failed, client rejected; closed, nothing it sent is printed", kv...)
 		}
+		// Should the output fail, the server stops; this connection,
+		// rejected, closes as it would have.
 		s.emit(Event{Kind: EventReject, Conn: id, Remote: remote, Reason: he.Reason, By: he.By, PeerSHA256: sum, PeerSPKI: spki})
 		return
 	}
@@ -243,7 +279,10 @@ func (s *Server) handle(ctx context.Context, raw *Conn) {
 	} else {
 		log.Info("client connected")
 	}
-	s.emit(Event{Kind: EventConnect, Conn: id, Remote: remote, PeerSHA256: sum, PeerSPKI: spki})
+	if err := s.emit(Event{Kind: EventConnect, Conn: id, Remote: remote, PeerSHA256: sum, PeerSPKI: spki}); err != nil {
+		abort(log, raw, 0)
+		return
+	}
 	ctx, unwatch := s.cfg.Recheck.Watch(ctx, conn.ConnectionState(), remote, start, func() {
 		raw.NetConn().Close() // the read under way ends; nothing more is printed
 	})
@@ -251,7 +290,11 @@ func (s *Server) handle(ctx context.Context, raw *Conn) {
 	n, err := s.readLines(conn, id, remote)
 	reason := ""
 	var revoked *RevokedError
+	var output *OutputError
 	switch cause := context.Cause(ctx); {
+	case errors.As(err, &output):
+		abort(log, raw, n)
+		return
 	case err != nil && errors.As(cause, &revoked):
 		reason = cause.Error()
 		kv := []any{"bytes", n, "reason", reason}
@@ -270,18 +313,39 @@ func (s *Server) handle(ctx context.Context, raw *Conn) {
 	default:
 		log.Info("client closed", "bytes", n)
 	}
+	// Every line of the connection was printed: should the close event
+	// fail, the server stops, but the client's close stays clean.
 	s.emit(Event{Kind: EventClose, Conn: id, Remote: remote, Bytes: n, Reason: reason})
 }
 
+// abort resets the connection of a line (or connection event) the output
+// failed to take.
+func abort(log hclog.Logger, raw *Conn, n int64) {
+	log.Warn("connection reset: what the client sent could not be printed", "bytes", n)
+	reset(raw.NetConn())
+}
+
+// reset closes c with a TCP reset where it is TCP: the client sees an
+// error, not the end of a stream that was printed (closing the TLS
+// session would send close_notify, a clean end).
+func reset(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	c.Close()
+}
+
 // readLines copies what the client sends to the output, line by line,
-// holding at most MaxLine bytes of a line in memory.
+// holding at most MaxLine bytes of a line in memory. It stops at the
+// first line the output fails to take, with an *OutputError.
 func (s *Server) readLines(conn net.Conn, id uint64, remote string) (int64, error) {
 	br := bufio.NewReaderSize(conn, 4096)
 	var line []byte
 	var total int64
-	flush := func() {
-		s.emit(Event{Kind: EventData, Conn: id, Remote: remote, Data: line})
+	flush := func() error {
+		err := s.emit(Event{Kind: EventData, Conn: id, Remote: remote, Data: line})
 		line = line[:0]
+		return err
 	}
 	for {
 		// The write deadline too: a TLS 1.3 client asking for key updates
@@ -301,11 +365,15 @@ func (s *Server) readLines(conn net.Conn, id uint64, remote string) (int64, erro
 				room := s.cfg.MaxLine - len(line)
 				line = append(line, chunk[:room]...)
 				chunk = chunk[room:]
-				flush()
+				if err := flush(); err != nil {
+					return total, err
+				}
 			}
 			line = append(line, chunk...)
 			if complete {
-				flush()
+				if err := flush(); err != nil {
+					return total, err
+				}
 			}
 		}
 		switch {
@@ -313,12 +381,14 @@ func (s *Server) readLines(conn net.Conn, id uint64, remote string) (int64, erro
 			continue
 		case errors.Is(err, io.EOF):
 			if len(line) > 0 {
-				flush()
+				return total, flush()
 			}
 			return total, nil
 		default:
 			if len(line) > 0 {
-				flush()
+				if err := flush(); err != nil {
+					return total, err
+				}
 			}
 			// A read that fails once its deadline has passed is the idle
 			// timeout, whatever crypto/tls made of a key update's answer
@@ -332,18 +402,31 @@ func (s *Server) readLines(conn net.Conn, id uint64, remote string) (int64, erro
 	}
 }
 
-// emit sends an event to OnEvent, or a data line to Output.
-func (s *Server) emit(e Event) {
+// emit sends an event to OnEvent, or a data line to Output. The first
+// that fails stops the server; emit then writes nothing more and returns
+// that *OutputError.
+func (s *Server) emit(e Event) error {
 	e.Time = time.Now()
 	s.outMu.Lock()
 	defer s.outMu.Unlock()
-	if s.cfg.OnEvent != nil {
-		s.cfg.OnEvent(e)
-		return
+	if s.outErr != nil {
+		return s.outErr
 	}
-	if e.Kind == EventData {
+	var err error
+	if s.cfg.OnEvent != nil {
+		err = s.cfg.OnEvent(e)
+	} else if e.Kind == EventData {
 		buf := make([]byte, 0, len(e.Data)+1)
 		buf = append(append(buf, e.Data...), '\n')
-		s.cfg.Output.Write(buf)
+		_, err = s.cfg.Output.Write(buf)
 	}
+	if err == nil {
+		return nil
+	}
+	s.outErr = &OutputError{Err: err}
+	s.cfg.Log.Error("cannot write to the output: stopping, nothing more is printed", "error", err)
+	if s.stop != nil {
+		s.stop(s.outErr)
+	}
+	return s.outErr
 }

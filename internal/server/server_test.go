@@ -9,9 +9,11 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -58,7 +60,7 @@ type recorder struct {
 
 func newRecorder() *recorder { return &recorder{notify: make(chan struct{}, 1)} }
 
-func (r *recorder) on(e server.Event) {
+func (r *recorder) on(e server.Event) error {
 	e.Data = bytes.Clone(e.Data)
 	r.mu.Lock()
 	r.events = append(r.events, e)
@@ -67,6 +69,7 @@ func (r *recorder) on(e server.Event) {
 	case r.notify <- struct{}{}:
 	default:
 	}
+	return nil
 }
 
 func (r *recorder) all() []server.Event {
@@ -537,6 +540,68 @@ func TestOnceStopsOnSignal(t *testing.T) {
 		t.Fatal("Once server ignored its context")
 	}
 	ts.done <- nil
+}
+
+// writerFunc adapts a function to io.Writer.
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestOutputFailureStopsTheServer: when the output cannot take what a
+// client sent (a full disk), the server resets that client's connection,
+// so that the client sees an error rather than a clean close, writes
+// nothing after the failed write, and stops by itself, Serve returning
+// the error.
+func TestOutputFailureStopsTheServer(t *testing.T) {
+	full := &os.PathError{Op: "write", Path: "/dev/stdout", Err: syscall.ENOSPC}
+	tests := []struct {
+		name string
+		// failOn is the event OnEvent fails on; "" writes lines to an
+		// Output that fails.
+		failOn server.EventKind
+	}{
+		{"output", ""},
+		{"data event", server.EventData},
+		{"connection event", server.EventConnect},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// tries counts the writes from the failed one on: a full disk
+			// fails them all.
+			var tries atomic.Int32
+			write := func(fails bool) error {
+				if fails || tries.Load() > 0 {
+					tries.Add(1)
+					return full
+				}
+				return nil
+			}
+			cfg := server.Config{TLS: pintls.ServerConfig(newCert(t, "server"), nil, pintls.Options{})}
+			if tt.failOn == "" {
+				cfg.Output = writerFunc(func(p []byte) (int, error) { return 0, write(true) })
+			} else {
+				cfg.OnEvent = func(e server.Event) error { return write(e.Kind == tt.failOn) }
+			}
+			ts := start(t, cfg)
+			err := send(t, ts.addr, nil, "important line\nand another\n")
+			if !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
+				t.Errorf("the client saw %v, want a reset", err)
+			}
+			select {
+			case err := <-ts.done:
+				var oe *server.OutputError
+				if !errors.As(err, &oe) || !errors.Is(err, syscall.ENOSPC) {
+					t.Errorf("Serve: %v, want an *OutputError wrapping ENOSPC", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the server still runs after its output failed")
+			}
+			ts.done <- nil // for Cleanup
+			if n := tries.Load(); n != 1 {
+				t.Errorf("%d writes from the failed one on, want 1", n)
+			}
+		})
+	}
 }
 
 // TestFullServerEvictsTheIdlest: with every slot taken, the next client

@@ -75,9 +75,9 @@ func TestChaos(t *testing.T) {
 	srv, err := server.New(server.Config{
 		TLS:              pintls.ServerConfig(srvID.Cert, plug, pintls.Options{Timeout: verifyTimeout}),
 		HandshakeTimeout: 2 * time.Second,
-		OnEvent: func(e server.Event) {
+		OnEvent: func(e server.Event) error {
 			if e.Kind != server.EventConnect {
-				return
+				return nil
 			}
 			connects.Add(1)
 			switch e.PeerSHA256 {
@@ -86,6 +86,7 @@ func TestChaos(t *testing.T) {
 			case good.SHA256():
 				goodAccepted.Add(1)
 			}
+			return nil
 		},
 	})
 	if err != nil {

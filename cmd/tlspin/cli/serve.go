@@ -88,7 +88,10 @@ picked up too (checked every --watch-interval). Open connections continue,
 new ones get the new certificate; one that does not load is logged and the
 one in use stays. SIGINT or SIGTERM stops accepting, lets open connections
 finish within --grace, stops the verifier plugins and exits 0; a second
-signal ends it at once (exit 130 or 143).`,
+signal ends it at once (exit 130 or 143). When stdout cannot be written (a
+full disk), serve stops the same way but exits 1, saying why: the client
+whose line was lost has its connection reset rather than closed cleanly,
+and nothing more is printed.`,
 		Example: `  tlspin serve --cert cert.pem
   tlspin serve --listen 127.0.0.1:8443 --cert cert.pem --once
   tlspin serve --listen :8081 --cert cert.pem   # every interface
@@ -154,7 +157,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		tlsCfg = vs.HookServerConfig(tlsCfg)
 		confirm = vs.Confirm
 	}
-	var onEvent func(server.Event)
+	var onEvent func(server.Event) error
 	if f.json {
 		onEvent = jsonEvents(cmd.OutOrStdout())
 	}
@@ -212,9 +215,10 @@ type jsonEvent struct {
 }
 
 // jsonEvents returns an OnEvent that writes each event to w as one JSON
-// line, in a single write so that a reader never sees half an object.
-func jsonEvents(w io.Writer) func(server.Event) {
-	return func(e server.Event) {
+// line, in a single write so that a reader never sees half an object. A
+// write that fails stops the server.
+func jsonEvents(w io.Writer) func(server.Event) error {
+	return func(e server.Event) error {
 		j := jsonEvent{
 			Time:       e.Time.UTC().Format(time.RFC3339Nano),
 			Event:      string(e.Kind),
@@ -238,8 +242,9 @@ func jsonEvents(w io.Writer) func(server.Event) {
 		}
 		b, err := json.Marshal(j)
 		if err != nil {
-			return
+			return err
 		}
-		w.Write(append(b, '\n'))
+		_, err = w.Write(append(b, '\n'))
+		return err
 	}
 }
