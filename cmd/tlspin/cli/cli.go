@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -185,6 +186,8 @@ func RunContext(ctx context.Context, env Env, args []string) int {
 	if env.Getenv == nil {
 		env.Getenv = os.Getenv
 	}
+	stdout := &checkedWriter{w: env.Stdout}
+	env.Stdout = stdout
 	a := &app{env: env}
 	root := a.command()
 	root.SetArgs(args)
@@ -194,6 +197,9 @@ func RunContext(ctx context.Context, env Env, args []string) int {
 	err := root.ExecuteContext(ctx)
 	if err != nil && !a.started {
 		err = commandLineError{err}
+	}
+	if err == nil {
+		err = stdout.Err()
 	}
 	var in interrupted
 	if err != nil && errors.As(context.Cause(ctx), &in) {
@@ -207,6 +213,37 @@ func RunContext(ctx context.Context, env Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "tlspin: %s\n", strings.TrimPrefix(explain(err), "tlspin: "))
 	}
 	return code
+}
+
+// checkedWriter keeps the first error of the writes to w: a command whose
+// output was lost (stdout on a full disk) must not exit 0, and most
+// commands print their result without looking at each write's error.
+type checkedWriter struct {
+	w   io.Writer
+	mu  sync.Mutex
+	err error
+}
+
+func (c *checkedWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	if err != nil {
+		c.mu.Lock()
+		if c.err == nil {
+			c.err = err
+		}
+		c.mu.Unlock()
+	}
+	return n, err
+}
+
+// Err is the first write's error, if any, saying it was stdout's.
+func (c *checkedWriter) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return fmt.Errorf("cannot write to stdout: %w", c.err)
+	}
+	return nil
 }
 
 // ExitCode classifies err: nil is ExitOK; a usage error (how tlspin was

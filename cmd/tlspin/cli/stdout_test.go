@@ -1,11 +1,13 @@
 package cli_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -107,5 +109,40 @@ func TestServeToDevFull(t *testing.T) {
 	}
 	if s := p.stderr.String(); !strings.Contains(s, "no space left on device") {
 		t.Errorf("serve's stderr does not name the error:\n%s", s)
+	}
+}
+
+// TestFailedStdoutFails: a command whose result cannot be written to
+// stdout (a full disk) exits 1 naming the error, whichever way it prints.
+// fingerprint, known-pins list, cert and --help used to exit 0 with their
+// output lost, while fingerprint --json and version failed.
+func TestFailedStdoutFails(t *testing.T) {
+	dir := t.TempDir()
+	certFile, pin := identityFile(t, dir, "server")
+	pins := filepath.Join(dir, "known_pins")
+	if _, stderr, code := inProcess(t, "", "known-pins", "--file", pins, "add", "localhost:8081", pin); code != cli.ExitOK {
+		t.Fatalf("known-pins add: exit %d: %s", code, stderr)
+	}
+	for _, tt := range []struct {
+		name string
+		args []string
+	}{
+		{"fingerprint", []string{"fingerprint", certFile}},
+		{"fingerprint json", []string{"fingerprint", "--json", certFile}},
+		{"known-pins list", []string{"known-pins", "--file", pins, "list"}},
+		{"cert", []string{"cert", "--out", filepath.Join(dir, "new.pem")}},
+		{"version", []string{"version"}},
+		{"help", []string{"--help"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			env := cli.Env{Stdin: strings.NewReader(""), Stdout: fullStdout{}, Stderr: &stderr, Getenv: func(string) string { return "" }}
+			if code := cli.RunContext(context.Background(), env, tt.args); code != cli.ExitFailure {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, cli.ExitFailure, &stderr)
+			}
+			if !strings.Contains(stderr.String(), "write /dev/stdout: no space left on device") {
+				t.Errorf("stderr does not name the error:\n%s", &stderr)
+			}
+		})
 	}
 }
