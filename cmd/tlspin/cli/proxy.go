@@ -146,7 +146,7 @@ which is how, in TLS 1.3, a server refuses proxy client's --cert, and
 	}
 	fs.StringVar(&f.key, "key", "", "PEM private key of --cert, if not in the same file")
 	fs.BoolVar(&f.json, "json", false, "print one JSON object per event (accepted, rejected, closed) on stdout")
-	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on http://ADDR/metrics")
+	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on http://ADDR/metrics; ADDR as --listen's: PORT (loopback), HOST:PORT or :PORT")
 	fs.BoolVar(&f.recheck, "recheck", true, recheckUsage)
 	fs.IntVar(&f.maxConns, "max-conns", proxy.DefaultMaxConns, "most connections held at once; when full, the one idle the longest is closed")
 	if mode == proxy.ServerMode {
@@ -182,15 +182,16 @@ func listenAddr(s string) string {
 	return s
 }
 
-// checkListen refuses a TCP --listen that no socket can take (no port, a
-// port out of range, an unknown service name) as a usage error, before
-// any verifier starts. Port 0 is any free port.
-func checkListen(s string) error {
+// checkListen refuses a TCP address to listen on, given to flag (--listen,
+// --metrics), that no socket can take (no port, a port out of range, an
+// unknown service name) as a usage error, before any verifier starts.
+// Port 0 is any free port.
+func checkListen(flag, s string) error {
 	_, port, err := net.SplitHostPort(listenAddr(s))
 	if err != nil || !strings.Contains(s, ":") && checkPort("", s, port, true) != nil {
-		return usagef("--listen %q: want PORT, HOST:PORT or :PORT", s)
+		return usagef("%s %q: want PORT, HOST:PORT or :PORT", flag, s)
 	}
-	return checkPort("--listen", s, port, true)
+	return checkPort(flag, s, port, true)
 }
 
 // checkPort refuses a port that is out of range or a service name the
@@ -238,7 +239,12 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 		return usagef("--key needs --cert")
 	}
 	if !strings.HasPrefix(f.listen, "unix:") {
-		if err := checkListen(f.listen); err != nil {
+		if err := checkListen("--listen", f.listen); err != nil {
+			return err
+		}
+	}
+	if f.metrics != "" {
+		if err := checkListen("--metrics", f.metrics); err != nil {
 			return err
 		}
 	}
@@ -383,10 +389,11 @@ const (
 	metricsTimeout  = 30 * time.Second
 )
 
-// serveMetrics serves m on addr until stop is called, and returns the
-// address it listens on (addr's port may be 0).
+// serveMetrics serves m on addr (a bare port on loopback, as --listen)
+// until stop is called, and returns the address it listens on (addr's
+// port may be 0).
 func serveMetrics(addr string, m *proxy.Metrics) (stop func(), listening string, err error) {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", listenAddr(addr))
 	if err != nil {
 		return nil, "", fmt.Errorf("proxy: --metrics %q: %w", addr, err)
 	}

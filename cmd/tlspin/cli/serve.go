@@ -127,7 +127,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	if f.cert == "" {
 		return usagef("serve needs --cert FILE (make one with: tlspin cert --out cert.pem)")
 	}
-	if err := checkListen(f.listen); err != nil {
+	if err := checkListen("--listen", f.listen); err != nil {
 		return err
 	}
 	cert, err := keypair.Load(f.cert, f.key, a.log)
