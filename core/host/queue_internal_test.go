@@ -3,7 +3,6 @@ package host
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -41,30 +40,7 @@ func (s slow) Verify(ctx context.Context, _ *verify.Request) (*verify.Verdict, e
 // returns the host's client, with maxConns connections.
 func directPair(t *testing.T, v verify.Verifier, maxConns int) *direct.Client {
 	t.Helper()
-	host, f, err := direct.NewChannel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := net.FileConn(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		direct.Serve(ctx, c.(*net.UnixConn), v, nil)
-	}()
-	client := direct.NewClient(host, maxConns)
-	client.SetNotifies(false)
-	t.Cleanup(func() {
-		client.Close()
-		cancel()
-		c.Close()
-		<-done
-	})
-	return client
+	return killablePair(t, v, maxConns).client
 }
 
 // TestQueuedCallsAreNotAHang: the verify timeout starts once a call holds

@@ -22,7 +22,7 @@ import (
 func TestUndeliveredGoesToTheNextInstance(t *testing.T) {
 	var logs syncbuf.Buffer
 	p := idlePlugin(t, "allowlist", Config{VerifyTimeout: 5 * time.Second, MaxBackoff: time.Hour, Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn})})
-	killed := killablePair(t, &lateWatch{acked: make(chan struct{})})
+	killed := killablePair(t, &lateWatch{acked: make(chan struct{})}, 1)
 	first := &instance{v: killed.client, life: alive{}, pid: 1, started: time.Now()}
 	p.install(first)
 	req := &verify.Request{PeerChain: [][]byte{[]byte("leaf")}}
@@ -46,14 +46,15 @@ func TestUndeliveredGoesToTheNextInstance(t *testing.T) {
 	}
 }
 
-// killable is a plugin served in this process over the direct protocol,
-// whose ends the test closes, as a process's death would.
+// killable is a plugin served in this process over the direct protocol:
+// the host's client, with maxConns connections, and kill, which closes the
+// plugin's ends as a process's death would.
 type killable struct {
 	client *direct.Client
 	kill   func()
 }
 
-func killablePair(t *testing.T, v verify.Verifier) killable {
+func killablePair(t *testing.T, v verify.Verifier, maxConns int) killable {
 	t.Helper()
 	host, f, err := direct.NewChannel()
 	if err != nil {
@@ -70,7 +71,7 @@ func killablePair(t *testing.T, v verify.Verifier) killable {
 		defer close(done)
 		direct.Serve(ctx, c.(*net.UnixConn), v, nil)
 	}()
-	client := direct.NewClient(host, 1)
+	client := direct.NewClient(host, maxConns)
 	client.SetNotifies(false)
 	kill := func() {
 		cancel() // Serve closes the channel and every connection
