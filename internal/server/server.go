@@ -359,7 +359,13 @@ func (s *Server) readLines(conn net.Conn, id uint64, remote string) (int64, erro
 		if len(chunk) > 0 {
 			complete := chunk[len(chunk)-1] == '\n'
 			if complete {
-				chunk = bytes.TrimSuffix(chunk[:len(chunk)-1], []byte{'\r'})
+				// A "\r" before the "\n" goes with it, even when the
+				// read buffer ended between the two.
+				chunk = chunk[:len(chunk)-1]
+				if len(chunk) == 0 && bytes.HasSuffix(line, []byte{'\r'}) {
+					line = line[:len(line)-1]
+				}
+				chunk = bytes.TrimSuffix(chunk, []byte{'\r'})
 			}
 			for len(line)+len(chunk) > s.cfg.MaxLine {
 				room := s.cfg.MaxLine - len(line)

@@ -7,10 +7,12 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -719,5 +721,46 @@ func TestAcceptErrorsAreRetried(t *testing.T) {
 func TestNewNeedsTLS(t *testing.T) {
 	if _, err := server.New(server.Config{}); err == nil {
 		t.Fatal("New without TLS succeeded")
+	}
+}
+
+// TestLineEnds: a line ends at "\n", and a "\r" just before it goes with
+// it (CRLF, as telnet and Windows clients send), wherever the two fall in
+// what the server reads: a "\r" at the end of its 4 KiB buffer used to
+// stay on the line. Any other "\r" is the line's.
+func TestLineEnds(t *testing.T) {
+	long := strings.Repeat("A", 4095)
+	for _, tt := range []struct {
+		name, msg string
+		want      []string
+	}{
+		{"LF", "a\nb\n", []string{"a", "b"}},
+		{"CRLF", "a\r\nb\r\n", []string{"a", "b"}},
+		{"CRLF across the read buffer", long + "\r\nBB\r\n", []string{long, "BB"}},
+		{"a CR inside a line", "a\rb\n\r\n", []string{"a\rb", ""}},
+		{"a last line without LF keeps its CR", "a\r\nlast\r", []string{"a", "last\r"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := start(t, server.Config{TLS: pintls.ServerConfig(newCert(t, "server"), nil, pintls.Options{})})
+			if err := send(t, ts.addr, nil, tt.msg); err != nil {
+				t.Fatal(err)
+			}
+			ts.rec.waitFor(t, 10*time.Second, func(e server.Event) bool { return e.Kind == server.EventClose })
+			var got []string
+			for _, e := range ts.rec.all() {
+				if e.Kind == server.EventData {
+					got = append(got, string(e.Data))
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				short := func(ls []string) (out []string) {
+					for _, l := range ls {
+						out = append(out, fmt.Sprintf("%d bytes ending %q", len(l), l[max(0, len(l)-3):]))
+					}
+					return out
+				}
+				t.Errorf("lines %q, want %q", short(got), short(tt.want))
+			}
+		})
 	}
 }

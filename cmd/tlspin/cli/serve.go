@@ -39,7 +39,8 @@ func (a *app) serveCommand() *cobra.Command {
 		Use:   "serve --cert FILE [--verifier NAME ...]",
 		Short: "run a TLS server that prints what each client sends",
 		Long: `Run a TLS server that prints on stdout what each client sends, a whole
-line at a time, for any number of clients at once. --cert takes a PEM
+line at a time (a carriage return before a newline is dropped with it),
+for any number of clients at once. --cert takes a PEM
 certificate, and its key unless --key is given (the recipe's cert.pem, key
 and certificate in one file, works as is).
 
