@@ -216,6 +216,14 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 // Stats returns the loop's counters.
 func (p *Proxy) Stats() server.Stats { return p.loop.Stats() }
 
+// CheckTarget returns the error New would give for the target t (HOST:PORT
+// with a port that can be dialled, or unix:/path), or nil: for a command
+// to check its flags before anything starts.
+func CheckTarget(t string) error {
+	_, _, err := splitTarget(t)
+	return err
+}
+
 // splitTarget parses HOST:PORT or unix:/path into a network and address.
 func splitTarget(t string) (network, addr string, err error) {
 	if path, ok := strings.CutPrefix(t, "unix:"); ok {

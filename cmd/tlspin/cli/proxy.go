@@ -248,6 +248,9 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 			return err
 		}
 	}
+	if err := proxy.CheckTarget(f.target); err != nil {
+		return usagef("%v%s", err, addressHint(f.target))
+	}
 	var cert *keypair.Certificate
 	if f.cert != "" {
 		var err error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -81,6 +82,31 @@ func TestProxyMetricsAddressIsChecked(t *testing.T) {
 				cancel()
 				<-code
 				t.Fatalf("still running 20s after; stderr:\n%s", stderr)
+			}
+		})
+	}
+}
+
+// TestProxyTargetIsChecked: a --target that cannot be dialled is a usage
+// error found before anything starts, with a hint where one helps: an
+// IPv6 address without brackets (net's "too many colons" said nothing of
+// them), a host without a port.
+func TestProxyTargetIsChecked(t *testing.T) {
+	for _, tt := range []struct{ mode, target, says string }{
+		{"client", "::1:80", `target "::1:80": want HOST:PORT or unix:/path (an IPv6 address goes in brackets: [::1]:80)`},
+		{"server", "fe80::1:443", "[fe80::1]:443"},
+		{"client", "example.com", `target "example.com": want HOST:PORT or unix:/path (for a server, give HOST:PORT)`},
+		{"client", "127.0.0.1:0", `port "0": want 1 to 65535 or a service name`},
+		{"server", "unix:", `target "unix:": want unix:/path`},
+	} {
+		t.Run(tt.mode+" "+tt.target, func(t *testing.T) {
+			stderr := &syncbuf.Buffer{}
+			env := cli.Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: stderr, Getenv: func(string) string { return "" }}
+			// --cert names a file that does not exist: the target is
+			// checked before it is read, and before any verifier starts.
+			args := []string{"proxy", tt.mode, "--listen", "127.0.0.1:0", "--target", tt.target, "--cert", filepath.Join(t.TempDir(), "none.pem"), "--verifier", "tofu"}
+			if code := cli.RunContext(context.Background(), env, args); code != cli.ExitUsage || !strings.Contains(stderr.String(), tt.says) {
+				t.Errorf("exit %d, stderr %q; want %d saying %q", code, stderr.String(), cli.ExitUsage, tt.says)
 			}
 		})
 	}
