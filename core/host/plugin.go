@@ -279,7 +279,7 @@ func (p *Plugin) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 	}
 	v, timedOut, err := p.ask(ctx, p.cfg.VerifyTimeout-time.Since(start), inst, sent)
 	if errors.Is(err, direct.ErrNotDelivered) && ctx.Err() == nil {
-		p.fail(inst, fmt.Errorf("host: verifier %q (pid %d) failed: %w; restarting it", p.spec.Name, inst.pid, err))
+		p.retire(inst, fmt.Errorf("host: verifier %q (pid %d) failed: %w; restarting it", p.spec.Name, inst.pid, err), true)
 		if inst, sent, err = p.instanceFor(ctx, p.cfg.VerifyTimeout-time.Since(start), req); err != nil {
 			return nil, err
 		}
@@ -404,7 +404,12 @@ func (p *Plugin) judge(inst *instance, v *verify.Verdict, timedOut bool, err err
 	case timedOut:
 		err = fmt.Errorf("%w: verifier %q gave no verdict within %s (pid %d); restarting it", ErrTimeout, p.spec.Name, p.cfg.VerifyTimeout, inst.pid)
 	default:
+		// A connection that broke (ErrTransport) is most often a process
+		// that is ending: its kill waits to see it end on its own.
+		dying := errors.Is(err, direct.ErrTransport) || errors.Is(err, rpc.ErrTransport)
 		err = fmt.Errorf("host: verifier %q (pid %d) failed: %w; restarting it", p.spec.Name, inst.pid, err)
+		p.retire(inst, err, dying)
+		return nil, err
 	}
 	p.fail(inst, err)
 	return nil, err
@@ -513,10 +518,10 @@ type commitExpecter interface{ ExpectCommit() }
 func (p *Plugin) fail(inst *instance, cause error) { p.retire(inst, cause, false) }
 
 // retire is fail; for an instance that may be dying on its own (its watch
-// ended: a process's exit ends it first), the kill waits up to exitGrace
-// for the process to be seen exiting, so that reportExit tells how it
-// ended (the OOM killer's SIGKILL, a crash) rather than the host's own
-// kill.
+// ended, or a call's connection broke: a process's exit closes them
+// before the host sees it end), the kill waits up to exitGrace for the
+// process to be seen exiting, so that reportExit tells how it ended (the
+// OOM killer's SIGKILL, a crash) rather than the host's own kill.
 func (p *Plugin) retire(inst *instance, cause error, dying bool) {
 	p.mu.Lock()
 	if p.closed || p.cur != inst {
@@ -544,7 +549,7 @@ func (p *Plugin) retire(inst *instance, cause error, dying bool) {
 	go p.reportExit(inst, dying)
 }
 
-// exitGrace is how long an instance whose watch ended is given to be seen
+// exitGrace is how long an instance that may be dying is given to be seen
 // exiting on its own before the host kills it (retire).
 const exitGrace = 250 * time.Millisecond
 

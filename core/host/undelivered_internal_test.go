@@ -2,7 +2,9 @@ package host
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,4 +84,50 @@ func killablePair(t *testing.T, v verify.Verifier, maxConns int) killable {
 		kill()
 	})
 	return killable{client, kill}
+}
+
+// brokenCall is a plugin whose every call breaks, as when its process is
+// killed in the middle of it, and which says so to the test (broke).
+type brokenCall struct {
+	lateWatch
+	broke chan struct{}
+}
+
+func (b *brokenCall) Verify(context.Context, *verify.Request) (*verify.Verdict, error) {
+	close(b.broke)
+	return nil, fmt.Errorf("%w: verify: connection closed before an answer", direct.ErrTransport)
+}
+
+// TestBrokenCallTellsTheProcessEnd: a call whose connection broke is most
+// often a plugin killed in the middle of it (the OOM killer), and its
+// process is seen to end a moment after. The instance goes out of
+// service at once, but its kill waits for that moment, so that the log
+// says how the process ended; the host's own SIGKILL, sent first, used to
+// hide it. A process that does not end is killed after the grace.
+func TestBrokenCallTellsTheProcessEnd(t *testing.T) {
+	for _, dies := range []bool{true, false} {
+		t.Run(map[bool]string{true: "the process ends", false: "the process lives on"}[dies], func(t *testing.T) {
+			var logs syncbuf.Buffer
+			p := idlePlugin(t, "oom", Config{VerifyTimeout: 5 * time.Second, MaxBackoff: time.Hour, Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn})})
+			acked := make(chan struct{})
+			close(acked) // its watch is up
+			b := &brokenCall{lateWatch: lateWatch{acked: acked}, broke: make(chan struct{})}
+			life := &dying{}
+			p.install(&instance{v: b, life: life, pid: 1, started: time.Now()})
+			if dies {
+				go func() {
+					<-b.broke
+					time.Sleep(20 * time.Millisecond) // the exit, seen a moment later
+					life.dead.Store(true)
+				}()
+			}
+			if _, err := p.Verify(context.Background(), &verify.Request{PeerChain: [][]byte{[]byte("leaf")}}); err == nil {
+				t.Fatal("a broken call allowed")
+			}
+			told := `process ended: pid=1 status="signal: killed"`
+			if !wait.Until(10*time.Second, func() bool { return life.killed.Load() && (!dies || strings.Contains(logs.String(), told)) }) {
+				t.Fatalf("killed %v, want killed and, for a process that ended, %q logged:\n%s", life.killed.Load(), told, logs.String())
+			}
+		})
+	}
 }

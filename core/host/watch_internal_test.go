@@ -50,18 +50,22 @@ func (f *lateWatch) WatchPolicy(ctx context.Context) (<-chan verify.PolicyChange
 }
 
 // dying is the lifecycle of a process that exits when the test says,
-// and records whether the host killed it.
-type dying struct{ dead, killed atomic.Bool }
+// and records whether the host killed it. As for a real process, a
+// SIGKILL the host sent first hides the process's own end (exitStatus).
+type dying struct{ dead, killed, killedFirst atomic.Bool }
 
 func (d *dying) exited() bool { return d.dead.Load() }
 func (d *dying) exitStatus() error {
-	if d.dead.Load() {
+	if d.dead.Load() && !d.killedFirst.Load() {
 		return errors.New("signal: killed")
 	}
 	return nil
 }
-func (d *dying) kill() { d.killed.Store(true) }
-func (*dying) stop()   {}
+func (d *dying) kill() {
+	d.killedFirst.Store(d.killedFirst.Load() || !d.dead.Load())
+	d.killed.Store(true)
+}
+func (*dying) stop() {}
 
 // alive is the lifecycle of a process that never exits.
 type alive struct{}
