@@ -91,6 +91,9 @@ func (a *app) runCert(cmd *cobra.Command, f *certFlags) error {
 	// "-" is standard input or output elsewhere (fingerprint -): here it
 	// would be a file named "-". Stdout holds the pins, and a private key
 	// printed to a terminal stays in its scrollback.
+	if f.out == "" {
+		return usagef("--out \"\": name the file to write, as in --out cert.pem")
+	}
 	if f.out == "-" {
 		return usagef("--out -: cert writes its key and certificate to files, never to stdout; name a file, as in --out cert.pem")
 	}

@@ -161,6 +161,9 @@ func TestCertRefusesStdout(t *testing.T) {
 		{[]string{"--out", "-"}, "--out -: cert writes its key and certificate to files, never to stdout; name a file"},
 		{[]string{"--out", "-", "--key-out", "key.pem"}, "--out -: "},
 		{[]string{"--out", "cert.pem", "--key-out", "-"}, "--key-out -: cert writes a private key to a file, never to stdout; name a file"},
+		// An empty --out (a variable unset) used to fail as an empty
+		// path, exit 1, in files' words.
+		{[]string{"--out", ""}, `--out "": name the file to write`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			t.Chdir(t.TempDir())
