@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/abort"
 )
 
 // DefaultTimeout bounds dialling plus the handshake.
@@ -224,7 +225,7 @@ type Result struct {
 // and our close_notify were sent, an error wrapping ErrResetAfterSend.
 // When Send gives up before the whole message is written (ctx is done,
 // reading msg or writing to conn fails), it closes conn abortively (see
-// Abort), so that the server cannot take part of the message for all of
+// abort.Conn), so that the server cannot take part of the message for all of
 // it.
 func Send(ctx context.Context, conn *tls.Conn, msg io.Reader, reply io.Writer, opts SendOptions) (Result, error) {
 	idle := opts.Idle
@@ -274,13 +275,13 @@ func Send(ctx context.Context, conn *tls.Conn, msg io.Reader, reply io.Writer, o
 		// process, or at its next write, which the deadline fails).
 		r := <-read
 		res.Received = r.n
-		Abort(conn)
+		abort.Conn(conn)
 		return res, fmt.Errorf("client: %w", context.Cause(ctx))
 	}
 	if werr != nil {
 		// Only part of the message went out: however Send ends, its end
 		// must not look like the message's.
-		defer Abort(conn)
+		defer abort.Conn(conn)
 	}
 	sent.Store(true)
 	if ctx.Err() == nil {
@@ -322,18 +323,6 @@ func Send(ctx context.Context, conn *tls.Conn, msg io.Reader, reply io.Writer, o
 		return res, fmt.Errorf("client: reading the reply: %w", r.err)
 	}
 	return res, nil
-}
-
-// Abort closes conn without a close_notify, with a TCP reset where it
-// runs on TCP: its peer sees an error, never the clean end of a stream
-// that close_notify (or a FIN, which crypto/tls takes for one at a record
-// boundary) would be. Closing conn afterwards sends nothing.
-func Abort(conn *tls.Conn) {
-	raw := conn.NetConn()
-	if tc, ok := raw.(*net.TCPConn); ok {
-		tc.SetLinger(0)
-	}
-	raw.Close()
 }
 
 // afterReply is how many quiet periods Send waits, once the server has

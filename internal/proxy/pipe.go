@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tlspin/tlspin/internal/abort"
 	"github.com/tlspin/tlspin/internal/server"
 )
 
@@ -164,7 +165,7 @@ func copyHalf(dst, src net.Conn, idle time.Duration, last *atomic.Int64, fail fu
 				}
 				if werr != nil {
 					fail(idleOr(werr))
-					reset(src)
+					abort.Conn(src)
 					return total
 				}
 				total += int64(n)
@@ -196,7 +197,7 @@ func copyHalf(dst, src net.Conn, idle time.Duration, last *atomic.Int64, fail fu
 				err = b.failed()
 			}
 			fail(idleOr(err))
-			reset(dst)
+			abort.Conn(dst)
 			return total
 		}
 	}
@@ -235,16 +236,6 @@ func under(c net.Conn) net.Conn {
 	return nil
 }
 
-// tcpOf finds the TCP connection under c, if any.
-func tcpOf(c net.Conn) *net.TCPConn {
-	for ; c != nil; c = under(c) {
-		if tc, ok := c.(*net.TCPConn); ok {
-			return tc
-		}
-	}
-	return nil
-}
-
 // closeSocket closes the connection at the bottom of c (the socket under
 // a TLS session), sending nothing of the TLS layer's.
 func closeSocket(c net.Conn) {
@@ -270,16 +261,4 @@ func closeWrite(c net.Conn) {
 			return
 		}
 	}
-}
-
-// reset closes c with a TCP reset where it is TCP, so that an abort
-// reaches the peer as one: the socket itself is closed, not the TLS
-// session, which would send close_notify, a clean end of stream.
-func reset(c net.Conn) {
-	if tc := tcpOf(c); tc != nil {
-		tc.SetLinger(0)
-		tc.Close()
-		return
-	}
-	c.Close()
 }

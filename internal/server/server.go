@@ -27,6 +27,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/tlspin/tlspin/internal/abort"
 	"github.com/tlspin/tlspin/internal/netsrc"
 	"github.com/tlspin/tlspin/internal/ratelog"
 )
@@ -280,7 +281,7 @@ func (s *Server) handle(ctx context.Context, raw *Conn) {
 		log.Info("client connected")
 	}
 	if err := s.emit(Event{Kind: EventConnect, Conn: id, Remote: remote, PeerSHA256: sum, PeerSPKI: spki}); err != nil {
-		abort(log, raw, 0)
+		unprinted(log, raw, 0)
 		return
 	}
 	ctx, unwatch := s.cfg.Recheck.Watch(ctx, conn.ConnectionState(), remote, start, func() {
@@ -293,7 +294,7 @@ func (s *Server) handle(ctx context.Context, raw *Conn) {
 	var output *OutputError
 	switch cause := context.Cause(ctx); {
 	case errors.As(err, &output):
-		abort(log, raw, n)
+		unprinted(log, raw, n)
 		return
 	case err != nil && errors.As(cause, &revoked):
 		reason = cause.Error()
@@ -318,21 +319,11 @@ func (s *Server) handle(ctx context.Context, raw *Conn) {
 	s.emit(Event{Kind: EventClose, Conn: id, Remote: remote, Bytes: n, Reason: reason})
 }
 
-// abort resets the connection of a line (or connection event) the output
-// failed to take.
-func abort(log hclog.Logger, raw *Conn, n int64) {
+// unprinted resets the connection of a line (or connection event) the
+// output failed to take.
+func unprinted(log hclog.Logger, raw *Conn, n int64) {
 	log.Warn("connection reset: what the client sent could not be printed", "bytes", n)
-	reset(raw.NetConn())
-}
-
-// reset closes c with a TCP reset where it is TCP: the client sees an
-// error, not the end of a stream that was printed (closing the TLS
-// session would send close_notify, a clean end).
-func reset(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok {
-		tc.SetLinger(0)
-	}
-	c.Close()
+	abort.Conn(raw)
 }
 
 // readLines copies what the client sends to the output, line by line,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tlspin/tlspin"
 	"github.com/tlspin/tlspin/core/certs"
+	"github.com/tlspin/tlspin/internal/abort"
 	"github.com/tlspin/tlspin/internal/client"
 )
 
@@ -220,7 +221,7 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 	// sent, and the connection is reset rather than closed, since a
 	// close_notify would tell the server that an empty message was all.
 	if err := confirm(ctx); err != nil {
-		client.Abort(conn)
+		abort.Conn(conn)
 		return err
 	}
 	// The verifiers have nothing left to do: they stop while the message
