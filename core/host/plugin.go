@@ -279,7 +279,7 @@ func (p *Plugin) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 	}
 	v, timedOut, err := p.ask(ctx, p.cfg.VerifyTimeout-time.Since(start), inst, sent)
 	if errors.Is(err, direct.ErrNotDelivered) && ctx.Err() == nil {
-		p.retire(inst, fmt.Errorf("host: verifier %q (pid %d) failed: %w; restarting it", p.spec.Name, inst.pid, err), true)
+		p.judge(inst, v, timedOut, err) // takes inst out of service
 		if inst, sent, err = p.instanceFor(ctx, p.cfg.VerifyTimeout-time.Since(start), req); err != nil {
 			return nil, err
 		}
@@ -390,6 +390,7 @@ func (p *Plugin) judge(inst *instance, v *verify.Verdict, timedOut bool, err err
 	if err == nil && v == nil {
 		err = fmt.Errorf("%w: no verdict", rpc.ErrGarbage)
 	}
+	dying := false
 	switch {
 	case err == nil:
 		if v.Commit {
@@ -406,12 +407,10 @@ func (p *Plugin) judge(inst *instance, v *verify.Verdict, timedOut bool, err err
 	default:
 		// A connection that broke (ErrTransport) is most often a process
 		// that is ending: its kill waits to see it end on its own.
-		dying := errors.Is(err, direct.ErrTransport) || errors.Is(err, rpc.ErrTransport)
+		dying = errors.Is(err, direct.ErrTransport) || errors.Is(err, rpc.ErrTransport)
 		err = fmt.Errorf("host: verifier %q (pid %d) failed: %w; restarting it", p.spec.Name, inst.pid, err)
-		p.retire(inst, err, dying)
-		return nil, err
 	}
-	p.fail(inst, err)
+	p.retire(inst, err, dying)
 	return nil, err
 }
 
@@ -722,7 +721,7 @@ func (p *Plugin) watchPolicy(ctx context.Context, inst *instance) {
 		return // inst was taken out of service
 	}
 	// No change can reach the cache any more: inst goes out of service
-	// now, and fail drops what the cache holds. The questions that drop
+	// now, and retire drops what the cache holds. The questions that drop
 	// starts (the open connections asked again) then wait for the
 	// instance that replaces inst. A plugin whose process died ends its
 	// watch in the middle of its exit: asked then, inst failed them, and
