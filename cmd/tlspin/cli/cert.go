@@ -42,7 +42,8 @@ instead (it can sign others). --ca-cert FILE issues the certificate from
 that CA (its key in the same file, or in --ca-key): --out then holds the
 new certificate followed by the CA's, so that the peer sends the whole
 chain, and the ca verifier (ca-file=CA) and the chain modes of the pin
-verifiers (chain=ca) can be tried without openssl.
+verifiers (chain=ca) can be tried without openssl. Its validity stays
+within the CA's: it starts no earlier and ends no later (stderr says so).
 
 Prints the new certificate's pins on stdout (md5 and sha256 of the
 certificate in hex, spki in base64, as fingerprint prints them); what was
@@ -145,6 +146,11 @@ func (a *app) runCert(cmd *cobra.Command, f *certFlags) error {
 	}
 	if issuer != nil {
 		tpl.NotAfter = issuer.NotAfter // never outlive the CA
+		if start := time.Now().Add(-time.Minute); issuer.NotBefore.After(start) {
+			// Nor start before it: a CA not yet valid (its clock ahead
+			// of ours) makes a chain that is valid only from its start.
+			tpl.NotBefore = issuer.NotBefore
+		}
 	}
 	if (tpl.Type == certs.RSA || tpl.Type == "") && tpl.Bits >= 4096 {
 		fmt.Fprintf(cmd.ErrOrStderr(), "tlspin: generating a %d-bit RSA key; this can take a minute (Ctrl-C stops it, writing nothing)\n", tpl.Bits)
@@ -198,7 +204,10 @@ func (a *app) runCert(cmd *cobra.Command, f *certFlags) error {
 	} else {
 		fmt.Fprintf(errw, "tlspin: wrote %s (private key, mode 0600) and %s (%s)\n", f.keyOut, f.out, inCert)
 	}
-	if issuer != nil && crt.NotAfter.Before(time.Now().AddDate(0, 0, f.days-1)) {
+	if issuer != nil && crt.NotBefore.After(time.Now()) {
+		fmt.Fprintf(errw, "tlspin: note: valid only from %s, when its CA becomes valid\n", crt.NotBefore.UTC().Format(time.DateTime+" MST"))
+	}
+	if issuer != nil && crt.NotAfter.Before(crt.NotBefore.AddDate(0, 0, f.days-1)) {
 		fmt.Fprintf(errw, "tlspin: note: valid only until %s, when its CA expires\n", crt.NotAfter.UTC().Format(time.DateOnly))
 	}
 	doc := certDoc{

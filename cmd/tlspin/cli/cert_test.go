@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
@@ -202,6 +203,49 @@ func TestCertExpiredCA(t *testing.T) {
 	}
 	if _, err := os.Lstat(leaf); !os.IsNotExist(err) {
 		t.Errorf("%s written from an expired CA (%v)", leaf, err)
+	}
+}
+
+// TestCertCANotYetValid: a CA whose validity starts later (its clock
+// ahead of ours) issues a certificate that starts with it, not before,
+// and the user is told from when the chain is valid.
+func TestCertCANotYetValid(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Now().Add(48 * time.Hour).Truncate(time.Second)
+	key, ca, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: "early CA", IsCA: true, NotBefore: start, Days: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := certs.EncodeKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, leafFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "leaf.pem")
+	if err := os.WriteFile(caFile, append(keyPEM, certs.EncodeCert(ca)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := inProcess(t, "", "cert", "--ca-cert", caFile, "--days", "10", "--out", leafFile)
+	if code != cli.ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	pair, err := tls.LoadX509KeyPair(leafFile, leafFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := pair.Leaf
+	if !leaf.NotBefore.Equal(ca.NotBefore) || !leaf.NotAfter.Equal(ca.NotBefore.AddDate(0, 0, 10)) {
+		t.Errorf("leaf valid %s to %s; want from its CA's start %s, for 10 days", leaf.NotBefore, leaf.NotAfter, ca.NotBefore)
+	}
+	if want := "valid only from " + start.UTC().Format(time.DateTime+" UTC") + ", when its CA becomes valid"; !strings.Contains(stderr, want) {
+		t.Errorf("stderr %q; want %q", stderr, want)
+	}
+	if strings.Contains(stderr, "valid only until") {
+		t.Errorf("stderr %q: the leaf ends before its CA, yet a note says the CA cut it short", stderr)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: start.Add(time.Hour)}); err != nil {
+		t.Errorf("the chain does not verify once its CA is valid: %v", err)
 	}
 }
 
