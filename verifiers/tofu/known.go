@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -86,12 +88,16 @@ func parseKnown(name string, data []byte) (k *known, err error) {
 			bad(fmt.Errorf("%s:%d: the key %q holds %s, which no peer's key does: remove it", name, k.lines, f[0], r))
 			continue
 		}
+		key := CanonicalKey(f[0])
+		if perr := checkPort(key); perr != nil {
+			bad(fmt.Errorf("%s:%d: the key %q %v, which no peer's key does: want HOST:PORT, such as example.com:443", name, k.lines, f[0], perr))
+			continue
+		}
 		p, perr := pin.Parse(pin.SPKI, f[1])
 		if perr != nil {
 			bad(fmt.Errorf("%s:%d: %w", name, k.lines, perr))
 			continue
 		}
-		key := CanonicalKey(f[0])
 		k.byKey[key] = append(k.byKey[key], record{pin: p, line: k.lines, comment: comment})
 	}
 	return k, err
@@ -107,6 +113,35 @@ func checkKey(key string) error {
 		return fmt.Errorf("tofu: bad key %q: it holds %s", key, r)
 	}
 	return nil
+}
+
+// checkPort refuses a server's key (canonical) whose port is not a port
+// number, or whose host is empty: Key never makes one, so its pin would
+// apply to no peer, and the peer the user meant would be taken as new (a
+// URL pasted as the key, https://example.com, reads as the host "https"
+// with the port "//example.com"). A key without a port, or whose host is
+// a unix socket's path, is not refused: Key makes those.
+func checkPort(key string) error {
+	if strings.HasPrefix(key, "client@") {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(key)
+	if err != nil || strings.HasPrefix(host, "/") || strings.HasPrefix(host, "@") {
+		return nil
+	}
+	if host == "" {
+		return errors.New("has no host")
+	}
+	if !isPort(port) {
+		return fmt.Errorf("has the port %q, not a number up to 65535", port)
+	}
+	return nil
+}
+
+// isPort reports whether p is a port number (canonical: canonicalPort).
+func isPort(p string) bool {
+	_, err := strconv.ParseUint(p, 10, 16)
+	return err == nil
 }
 
 // invisible describes the first character of key that does not show in an
@@ -255,6 +290,9 @@ func AddPin(ctx context.Context, path, key string, p pin.Pin, comment string) (a
 		return false, nil, err
 	}
 	key = CanonicalKey(key)
+	if err := checkPort(key); err != nil {
+		return false, nil, fmt.Errorf("tofu: bad key %q: it %w", key, err)
+	}
 	err = editKnown(ctx, path, func(k *known) ([]byte, error) {
 		for _, r := range k.byKey[key] {
 			if r.pin.Equal(p.Digest) {

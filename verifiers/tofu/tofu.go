@@ -221,6 +221,11 @@ func Key(req *verify.Request) (string, error) {
 		}
 		return CanonicalKey("client@" + host), nil
 	}
+	// A port that is not a number is part of the address (a unix
+	// socket's path holding a colon): keys have none such (checkPort).
+	if port != "" && !isPort(port) {
+		host, port = req.RemoteAddr, ""
+	}
 	if req.ServerName != "" {
 		host = req.ServerName
 	}
@@ -232,10 +237,14 @@ func Key(req *verify.Request) (string, error) {
 	if err := checkKey(host); err != nil {
 		return "", err
 	}
-	if port == "" {
-		return CanonicalKey(host), nil
+	key := CanonicalKey(host)
+	if port != "" {
+		key = CanonicalKey(net.JoinHostPort(host, port))
 	}
-	return CanonicalKey(net.JoinHostPort(host, port)), nil
+	if err := checkPort(key); err != nil {
+		return "", fmt.Errorf("tofu: the peer's key %q %w", key, err)
+	}
+	return key, nil
 }
 
 // CanonicalKey returns key (HOST:PORT, HOST, or client@HOST) spelled as

@@ -37,6 +37,11 @@ func TestKey(t *testing.T) {
 		{verify.Request{ServerName: "a b", RemoteAddr: "192.0.2.1:443"}, "", true},
 		{verify.Request{ServerName: "a#b", RemoteAddr: "192.0.2.1:443"}, "", true},
 		{verify.Request{ServerName: "a\u200b", RemoteAddr: "192.0.2.1:443"}, "", true},
+		// A remote address whose "port" is not a number is no port: a key
+		// that the file could not hold (checkPort) is never made.
+		{verify.Request{RemoteAddr: "/run/a:b.sock"}, "/run/a:b.sock", false},
+		{verify.Request{ServerName: "example.com", RemoteAddr: "/run/a:b.sock"}, "example.com", false},
+		{verify.Request{RemoteAddr: "host:name"}, "", true},
 	}
 	for _, tt := range tests {
 		got, err := Key(&tt.req)
@@ -533,6 +538,49 @@ func TestInvisibleCharactersInKeys(t *testing.T) {
 			}
 			if verdict := vtest.Handshake(t, v, req(real, "127.0.0.1:1")); !verdict.Allow {
 				t.Fatalf("the recorded key rejected: %s", verdict.Reason)
+			}
+		})
+	}
+}
+
+// TestKeysNoPeerHas: a line written by hand whose key no peer's key can
+// be (a URL pasted for HOST:PORT, a port that is not a number or out of
+// range, no host) is refused with its line and key. Such a pin was read
+// and applied to no peer: the server it was meant for was taken as new,
+// and whatever key it presented (a man-in-the-middle's) recorded.
+func TestKeysNoPeerHas(t *testing.T) {
+	real := vtest.New(t, vtest.Spec{CN: "real"})
+	d, _ := pin.Sum(pin.SPKI, real.DER())
+	p := " " + entry(pin.Pin{Algo: pin.SPKI, Digest: d}) + "\n"
+	for _, tt := range []struct {
+		key string
+		bad bool
+	}{
+		{"https://example.com", true},
+		{"example.com:htps", true},
+		{"example.com:99999", true},
+		{":443", true},
+		{"example.com:443", false},
+		{"example.com:https", false}, // a service name is its port
+		{"example.com", false},       // no port: a unix socket's peer
+		{"/run/a:b.sock", false},
+		{"client@192.0.2.1", false},
+	} {
+		t.Run(tt.key, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "known")
+			vtest.WriteFile(t, path, []byte("# pins\n"+tt.key+p))
+			_, err := newTofu(t, verify.Options{"file": {path}})
+			if !tt.bad {
+				if err != nil {
+					t.Fatalf("Configure = %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), path+":2:") || !strings.Contains(err.Error(), fmt.Sprintf("%q", tt.key)) {
+				t.Fatalf("Configure = %v, want line 2 and its key refused", err)
+			}
+			if _, _, err := AddPin(t.Context(), filepath.Join(t.TempDir(), "known"), tt.key, pin.Pin{Algo: pin.SPKI, Digest: d}, ""); err == nil {
+				t.Errorf("AddPin(%q) accepted", tt.key)
 			}
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -186,7 +187,13 @@ func peerKey(s string) (string, error) {
 	if strings.ContainsAny(host, " \t#") {
 		return "", usagef("%q: want HOST:PORT", s)
 	}
-	return tofu.CanonicalKey(net.JoinHostPort(host, port)), nil
+	key := tofu.CanonicalKey(net.JoinHostPort(host, port))
+	// A port tofu's key never has (https://example.com reads as the host
+	// "https") would record a pin that applies to no peer.
+	if _, p, _ := net.SplitHostPort(key); !isPortNumber(p) {
+		return "", usagef("%q: the port %q is not a number up to 65535 (or a service name): want HOST:PORT", s, port)
+	}
+	return key, nil
 }
 
 // matchPeer matches the keys of HOST:PORT, or of HOST on any port (and
@@ -205,4 +212,10 @@ func matchPeer(s string) (func(string) bool, error) {
 		}
 		return k == host || k == "client@"+host
 	}, nil
+}
+
+// isPortNumber reports whether p is a port number.
+func isPortNumber(p string) bool {
+	_, err := strconv.ParseUint(p, 10, 16)
+	return err == nil
 }

@@ -1,6 +1,9 @@
 package cli
 
-import "testing"
+import (
+	"errors"
+	"testing"
+)
 
 // TestPeerKeyIsTheVerifiersKey: `known-pins add` and `remove` name a peer
 // as the tofu verifier keys it, however the address is spelled; a pin
@@ -38,6 +41,19 @@ func TestPeerKeyIsTheVerifiersKey(t *testing.T) {
 		}
 		if got := m(tt.key); got != tt.want {
 			t.Errorf("matchPeer(%q)(%q) = %v, want %v", tt.spec, tt.key, got, tt.want)
+		}
+	}
+}
+
+// TestPeerKeyRefusesPortsNoPeerHas: `known-pins add` refuses, as a usage
+// error, a key whose port no peer's key has. A URL (https://example.com
+// splits as the host "https" and the port "//example.com") was recorded,
+// and its pin applied to no peer.
+func TestPeerKeyRefusesPortsNoPeerHas(t *testing.T) {
+	for _, in := range []string{"https://example.com", "example.com:htps", "example.com:65536", "example.com:-1"} {
+		_, err := peerKey(in)
+		if u := (usageError{}); !errors.As(err, &u) {
+			t.Errorf("peerKey(%q) = %v, want a usage error", in, err)
 		}
 	}
 }
