@@ -549,7 +549,11 @@ func (v *Verifier) refresh() {
 	v.notes.Publish(fmt.Sprintf("tofu: %s changed", v.path))
 }
 
-func entry(p pin.Pin) string { return string(pin.SPKI) + ":" + p.String() }
+// entry is p as a line of the file has it, whatever form a line written
+// by hand gave it in ("spki:sha256//..." is no pin).
+func entry(p pin.Pin) string {
+	return string(pin.SPKI) + ":" + pin.Pin{Algo: pin.SPKI, Digest: p.Digest}.String()
+}
 
 func line(key string, p pin.Pin) string { return key + " " + entry(p) }
 

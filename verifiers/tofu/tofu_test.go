@@ -2,6 +2,7 @@ package tofu
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -583,6 +584,25 @@ func TestKeysNoPeerHas(t *testing.T) {
 				t.Errorf("AddPin(%q) accepted", tt.key)
 			}
 		})
+	}
+}
+
+// TestChangeNamesTheRecordedPinAsTheFileHasIt: the warning for a changed
+// key names the recorded pin as a line of the file has it, whatever form
+// a line written by hand gave it in; it read "spki:sha256//...".
+func TestChangeNamesTheRecordedPinAsTheFileHasIt(t *testing.T) {
+	real := vtest.New(t, vtest.Spec{CN: "real"})
+	mitm := vtest.New(t, vtest.Spec{CN: "mitm"})
+	d, _ := pin.Sum(pin.SPKI, real.DER())
+	path := filepath.Join(t.TempDir(), "known")
+	vtest.WriteFile(t, path, []byte("127.0.0.1:1 sha256//"+base64.StdEncoding.EncodeToString(d)+"\n"))
+	v, err := newTofu(t, verify.Options{"file": {path}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	verdict := vtest.Handshake(t, v, req(mitm, "127.0.0.1:1"))
+	if want := "records spki:" + base64.StdEncoding.EncodeToString(d) + "."; verdict.Allow || !strings.Contains(verdict.Reason, want) {
+		t.Fatalf("verdict %+v, want a rejection saying %q", verdict, want)
 	}
 }
 

@@ -153,7 +153,10 @@ func printKnown(cmd *cobra.Command, es []tofu.Entry, match func(string) bool, as
 	docs := []knownJSON{}
 	for _, e := range es {
 		if match(e.Key) {
-			docs = append(docs, knownJSON{Key: e.Key, Pin: string(pin.SPKI) + ":" + e.Pin.String(), Line: e.Line, Comment: e.Comment})
+			// As the file has it, whatever form a line written by hand
+			// gave it in: "spki:sha256//..." is no pin.
+			p := pin.Pin{Algo: pin.SPKI, Digest: e.Pin.Digest}
+			docs = append(docs, knownJSON{Key: e.Key, Pin: string(pin.SPKI) + ":" + p.String(), Line: e.Line, Comment: e.Comment})
 		}
 	}
 	if asJSON {
