@@ -63,6 +63,8 @@ type Verifier struct {
 	afterReload func(error)
 	// watchDir adds a directory to the watcher; tests make it fail.
 	watchDir func(w *fsnotify.Watcher, dir string) error
+	// readFile reads the list: files.ReadTrusted, but for tests.
+	readFile func(path string) ([]byte, error)
 
 	path  string // as the user gave it, after ~ expansion
 	chain pinverifier.Chain
@@ -92,7 +94,7 @@ func New(log hclog.Logger) *Verifier {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Verifier{log: log, now: time.Now, debounce: debounce, pollEvery: pollEvery, chain: pinverifier.ChainLeaf, watchDir: (*fsnotify.Watcher).Add}
+	return &Verifier{log: log, now: time.Now, debounce: debounce, pollEvery: pollEvery, chain: pinverifier.ChainLeaf, watchDir: (*fsnotify.Watcher).Add, readFile: files.ReadTrusted}
 }
 
 // Describe lists the options.
@@ -115,7 +117,12 @@ func (v *Verifier) Configure(ctx context.Context, req *verify.ConfigureRequest) 
 	if err != nil {
 		return nil, err
 	}
-	data, err := files.ReadTrusted(path)
+	// The file as it was before it was read is what the watch has seen:
+	// an edit after the read, before the watch starts, is then a change
+	// the poll sees. Taken after, it hid that edit until the next one,
+	// trusting what the edit removed meanwhile.
+	seen := statID(path)
+	data, err := v.readFile(path)
 	if err != nil {
 		return nil, &verify.OptionError{Option: "file", Value: file, Err: fmt.Errorf("allowlist: %w", err)}
 	}
@@ -129,7 +136,7 @@ func (v *Verifier) Configure(ctx context.Context, req *verify.ConfigureRequest) 
 	v.trouble.Store(nil)
 	v.loaded(l)
 	freeMemory()
-	v.watch()
+	v.watch(seen)
 	return &verify.ConfigureResponse{NeedsChain: chain != pinverifier.ChainLeaf}, nil
 }
 
@@ -296,17 +303,18 @@ func (v *Verifier) notListed(l *List, req *verify.Request) string {
 		what, pinverifier.Subject(der), l.Name, pins(l.Len()), line)
 }
 
-// watch starts the watcher goroutine on the file's directory. Where the
+// watch starts the watcher goroutine on the file's directory; seen is
+// what statID said of the file before the list in force was read. Where the
 // directory cannot be watched (a directory this user may enter but not
 // list, or no inotify instance left), the goroutine still looks at the
 // file every pollEvery, and keeps trying to watch the directory.
-func (v *Verifier) watch() {
+func (v *Verifier) watch(seen fileID) {
 	abs, err := filepath.Abs(v.path)
 	if err != nil { // no working directory: v.path was checked relative to it
 		abs = v.path
 	}
 	dir := filepath.Dir(abs)
-	wt := &watched{abs: abs, dir: dir, dirID: statID(dir), fileID: statID(abs)}
+	wt := &watched{abs: abs, dir: dir, dirID: statID(dir), fileID: seen}
 	if wt.w, err = fsnotify.NewWatcher(); err != nil {
 		v.log.Warn(fmt.Sprintf("cannot watch the directory of %s (%v): checking the file every %s instead", v.path, err, v.pollEvery))
 		wt.lost = true
@@ -497,7 +505,7 @@ var errUnread = errors.New("cannot read the allowlist")
 // in force until it can be read again, which the watch loop retries.
 func (v *Verifier) reload() error {
 	defer freeMemory()
-	data, err := files.ReadTrusted(v.path)
+	data, err := v.readFile(v.path)
 	if err != nil {
 		v.unreadable(err)
 		return fmt.Errorf("allowlist: %s: %w: %w", v.path, errUnread, err)

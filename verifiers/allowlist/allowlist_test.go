@@ -592,6 +592,45 @@ func TestUnwatchableDirectoryIsPolled(t *testing.T) {
 	}
 }
 
+// TestEditWhileConfiguring: an edit that lands after Configure read the
+// list and before its watch started (a list of many pins takes a while
+// to parse) is seen, and what it removed is no longer trusted. The watch
+// took the file as it was when it started for the version in force, so
+// neither an event nor the poll told it of the edit, and the removed pin
+// stayed trusted until the next one.
+func TestEditWhileConfiguring(t *testing.T) {
+	a := vtest.New(t, vtest.Spec{CN: "a"})
+	b := vtest.New(t, vtest.Spec{CN: "b"})
+	path := filepath.Join(t.TempDir(), "pins.txt")
+	vtest.WriteFile(t, path, []byte(line(t, a, pin.SPKI, "")+line(t, b, pin.SPKI, "")))
+	v := New(nil)
+	v.debounce, v.pollEvery = 10*time.Millisecond, 20*time.Millisecond
+	reloads := make(chan error, 100)
+	v.afterReload = func(err error) { reloads <- err }
+	v.readFile = func(p string) ([]byte, error) {
+		data, err := files.ReadTrusted(p)
+		v.readFile = files.ReadTrusted
+		// b revoked by an editor's save, just after the read.
+		tmp := p + ".new"
+		vtest.WriteFile(t, tmp, []byte(line(t, a, pin.SPKI, "")))
+		if err := os.Rename(tmp, p); err != nil {
+			t.Fatal(err)
+		}
+		return data, err
+	}
+	if _, err := v.Configure(context.Background(), &verify.ConfigureRequest{Options: verify.Options{"file": {path}}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	waitReload(t, reloads, func(err error) bool { return err == nil })
+	if ok, why := allowed(t, v, vtest.Chain(b)); ok {
+		t.Fatalf("b, which the edit removed, is still allowed: %s", why)
+	}
+	if ok, why := allowed(t, v, vtest.Chain(a)); !ok {
+		t.Fatal(why)
+	}
+}
+
 // TestMadeWritableByOthers: a list that becomes writable by every user,
 // or whose directory does, while tlspin runs, trusts nothing from then on
 // (the next read would refuse it), with nothing written to it: a change of
@@ -632,7 +671,7 @@ func TestMadeWritableByOthers(t *testing.T) {
 			v, path, _ := configured(t, line(t, a, pin.SPKI, ""), nil)
 			v.Close() // watched again below with a quick poll
 			v.pollEvery = 20 * time.Millisecond
-			v.watch()
+			v.watch(statID(path))
 			if ok, why := allowed(t, v, vtest.Chain(a)); !ok {
 				t.Fatal(why)
 			}
