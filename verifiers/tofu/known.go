@@ -89,7 +89,7 @@ func parseKnown(name string, data []byte) (k *known, err error) {
 			continue
 		}
 		key := CanonicalKey(f[0])
-		if perr := checkPort(key); perr != nil {
+		if perr := ValidKey(key); perr != nil {
 			bad(fmt.Errorf("%s:%d: the key %q %v, which no peer's key does: want HOST:PORT, such as example.com:443", name, k.lines, f[0], perr))
 			continue
 		}
@@ -115,13 +115,15 @@ func checkKey(key string) error {
 	return nil
 }
 
-// checkPort refuses a server's key (canonical) whose port is not a port
-// number, or whose host is empty: Key never makes one, so its pin would
-// apply to no peer, and the peer the user meant would be taken as new (a
-// URL pasted as the key, https://example.com, reads as the host "https"
-// with the port "//example.com"). A key without a port, or whose host is
-// a unix socket's path, is not refused: Key makes those.
-func checkPort(key string) error {
+// ValidKey refuses a server's key (canonical) that no peer's key can be:
+// one whose port is neither a port number nor a unix socket's path, or
+// whose host is empty. Its pin would apply to no peer, and the peer the
+// user meant would be taken as new (a URL pasted as the key,
+// https://example.com, reads as the host "https" with the port
+// "//example.com"). Key makes keys without a port, and for a unix socket
+// unix:/path (or NAME:/path with a server name), /path or @name: those
+// pass.
+func ValidKey(key string) error {
 	if strings.HasPrefix(key, "client@") {
 		return nil
 	}
@@ -132,16 +134,21 @@ func checkPort(key string) error {
 	if host == "" {
 		return errors.New("has no host")
 	}
-	if !isPort(port) {
+	if !portOrPath(port) {
 		return fmt.Errorf("has the port %q, not a number up to 65535", port)
 	}
 	return nil
 }
 
-// isPort reports whether p is a port number (canonical: canonicalPort).
-func isPort(p string) bool {
-	_, err := strconv.ParseUint(p, 10, 16)
-	return err == nil
+// portOrPath reports whether p, the part of an address after its last
+// colon, is a port number or a unix socket's path (/path, or @name for
+// one in the abstract namespace), as a unix target's address unix:/path
+// splits.
+func portOrPath(p string) bool {
+	if _, err := strconv.ParseUint(p, 10, 16); err == nil {
+		return true
+	}
+	return strings.HasPrefix(p, "@") || strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "//")
 }
 
 // invisible describes the first character of key that does not show in an
@@ -290,7 +297,7 @@ func AddPin(ctx context.Context, path, key string, p pin.Pin, comment string) (a
 		return false, nil, err
 	}
 	key = CanonicalKey(key)
-	if err := checkPort(key); err != nil {
+	if err := ValidKey(key); err != nil {
 		return false, nil, fmt.Errorf("tofu: bad key %q: it %w", key, err)
 	}
 	err = editKnown(ctx, path, func(k *known) ([]byte, error) {

@@ -221,9 +221,9 @@ func Key(req *verify.Request) (string, error) {
 		}
 		return CanonicalKey("client@" + host), nil
 	}
-	// A port that is not a number is part of the address (a unix
-	// socket's path holding a colon): keys have none such (checkPort).
-	if port != "" && !isPort(port) {
+	// What follows the last colon of a unix socket's path that holds one
+	// is no port: keys have none such (ValidKey).
+	if port != "" && !portOrPath(port) {
 		host, port = req.RemoteAddr, ""
 	}
 	if req.ServerName != "" {
@@ -241,7 +241,7 @@ func Key(req *verify.Request) (string, error) {
 	if port != "" {
 		key = CanonicalKey(net.JoinHostPort(host, port))
 	}
-	if err := checkPort(key); err != nil {
+	if err := ValidKey(key); err != nil {
 		return "", fmt.Errorf("tofu: the peer's key %q %w", key, err)
 	}
 	return key, nil

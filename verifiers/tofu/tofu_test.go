@@ -39,10 +39,15 @@ func TestKey(t *testing.T) {
 		{verify.Request{ServerName: "a#b", RemoteAddr: "192.0.2.1:443"}, "", true},
 		{verify.Request{ServerName: "a\u200b", RemoteAddr: "192.0.2.1:443"}, "", true},
 		// A remote address whose "port" is not a number is no port: a key
-		// that the file could not hold (checkPort) is never made.
+		// that the file could not hold (ValidKey) is never made.
 		{verify.Request{RemoteAddr: "/run/a:b.sock"}, "/run/a:b.sock", false},
 		{verify.Request{ServerName: "example.com", RemoteAddr: "/run/a:b.sock"}, "example.com", false},
 		{verify.Request{RemoteAddr: "host:name"}, "", true},
+		// A unix target's address: its key as before (pins recorded
+		// under it stay valid).
+		{verify.Request{RemoteAddr: "unix:/run/x.sock"}, "unix:/run/x.sock", false},
+		{verify.Request{ServerName: "db", RemoteAddr: "unix:/run/x.sock"}, "db:/run/x.sock", false},
+		{verify.Request{RemoteAddr: "unix:@x"}, "unix:@x", false},
 	}
 	for _, tt := range tests {
 		got, err := Key(&tt.req)
@@ -566,6 +571,10 @@ func TestKeysNoPeerHas(t *testing.T) {
 		{"example.com", false},       // no port: a unix socket's peer
 		{"/run/a:b.sock", false},
 		{"client@192.0.2.1", false},
+		{"unix:/run/x.sock", false}, // a unix target's, as Key makes it
+		{"db:/run/x.sock", false},
+		{"unix:@x", false},
+		{"unix://run/x.sock", true},
 	} {
 		t.Run(tt.key, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "known")

@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -193,8 +192,8 @@ func peerKey(s string) (string, error) {
 	key := tofu.CanonicalKey(net.JoinHostPort(host, port))
 	// A port tofu's key never has (https://example.com reads as the host
 	// "https") would record a pin that applies to no peer.
-	if _, p, _ := net.SplitHostPort(key); !isPortNumber(p) {
-		return "", usagef("%q: the port %q is not a number up to 65535 (or a service name): want HOST:PORT", s, port)
+	if err := tofu.ValidKey(key); err != nil {
+		return "", usagef("%q: the key %q %v: want HOST:PORT (a port number or a service name)", s, key, err)
 	}
 	return key, nil
 }
@@ -215,10 +214,4 @@ func matchPeer(s string) (func(string) bool, error) {
 		}
 		return k == host || k == "client@"+host
 	}, nil
-}
-
-// isPortNumber reports whether p is a port number.
-func isPortNumber(p string) bool {
-	_, err := strconv.ParseUint(p, 10, 16)
-	return err == nil
 }

@@ -56,4 +56,10 @@ func TestPeerKeyRefusesPortsNoPeerHas(t *testing.T) {
 			t.Errorf("peerKey(%q) = %v, want a usage error", in, err)
 		}
 	}
+	// A unix target's key, as tofu records it.
+	for _, in := range []string{"unix:/run/x.sock", "db:/run/x.sock"} {
+		if got, err := peerKey(in); err != nil || got != in {
+			t.Errorf("peerKey(%q) = %q, %v; want it unchanged", in, got, err)
+		}
+	}
 }
