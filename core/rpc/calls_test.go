@@ -18,6 +18,7 @@ import (
 
 	"github.com/tlspin/tlspin/core/rpc"
 	"github.com/tlspin/tlspin/core/verify"
+	verifierv1 "github.com/tlspin/tlspin/proto/verifier/v1"
 )
 
 // fake is a verifier whose Verify is given by the test.
@@ -112,12 +113,23 @@ func TestVerifierErrorsAreRemote(t *testing.T) {
 	}
 }
 
+// hugeVerdict is a plugin that answers every Verify with an allow whose
+// reason is the one given, as long as it is.
+type hugeVerdict struct {
+	verifierv1.UnimplementedVerifierServer
+	reason string
+}
+
+func (h hugeVerdict) Verify(context.Context, *verifierv1.VerifyRequest) (*verifierv1.VerifyResponse, error) {
+	return &verifierv1.VerifyResponse{Allow: true, Reason: h.reason}, nil
+}
+
 func TestFaultsAreNotRemote(t *testing.T) {
 	huge := strings.Repeat("A", 5<<20)
 	t.Run("answer larger than MaxMessageSize", func(t *testing.T) {
-		c, _ := serve(t, &fake{verify: func(context.Context) (*verify.Verdict, error) {
-			return &verify.Verdict{Allow: true, Reason: huge}, nil
-		}}, rpc.DialOptions()...)
+		// A plugin written without the SDK, which would cut the reason.
+		c, _, cancel := watchOf(t, hugeVerdict{reason: huge})
+		defer cancel()
 		v, err := call(c, 5*time.Second)
 		if !errors.Is(err, rpc.ErrGarbage) {
 			t.Fatalf("verdict %v, err %v; want ErrGarbage", v, err)
@@ -315,5 +327,33 @@ func TestPanicIsARejection(t *testing.T) {
 	}
 	if v, err := call(c, 5*time.Second); err != nil || !v.Allow {
 		t.Fatalf("after a panic, Verify answered %+v, %v; want the verifier still serving", v, err)
+	}
+}
+
+// TestPeerSizedReasonIsARejection is the attack of a peer whose
+// certificate's names a verifier quotes in its rejection, as
+// examples/go-verifier does (sdk.Rejectf("leaf %q ...", c.DNSNames)): a
+// 256 KiB certificate message of control characters, %q-quoted, and
+// twice in the text, makes a reason over the host's 1 MiB message cap.
+// The host took the answer for garbage and restarted the plugin, failing
+// every call in flight, one peer at a time. The SDK now cuts a verdict's
+// texts to what the host keeps before sending them.
+func TestPeerSizedReasonIsARejection(t *testing.T) {
+	names := strings.Repeat("\x01", 256<<10)
+	long := fmt.Sprintf("leaf %q is not pinned; to trust it: --verifier x:san=%q", names, names)
+	for name, v := range map[string]*verify.Verdict{
+		"reject": {Reason: long},
+		"allow":  {Allow: true, Reason: long, Matched: long},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, _ := serve(t, &fake{verify: func(context.Context) (*verify.Verdict, error) { return v, nil }}, rpc.DialOptions()...)
+			got, err := call(c, 5*time.Second)
+			if err != nil {
+				t.Fatalf("ATTACK: a verdict with a %d-byte reason came back as %.200v (garbage: %v); want the verdict, its texts truncated", len(long), err, errors.Is(err, rpc.ErrGarbage))
+			}
+			if got.Allow != v.Allow || !strings.Contains(got.Reason, fmt.Sprintf("truncated: %d bytes", len(long))) || len(got.Reason) > verify.MaxTextLen || len(got.Matched) > verify.MaxTextLen {
+				t.Fatalf("verdict allow=%v, reason %d bytes ending %q, matched %d bytes; want allow=%v, both cut to %d", got.Allow, len(got.Reason), got.Reason[max(0, len(got.Reason)-40):], len(got.Matched), v.Allow, verify.MaxTextLen)
+			}
+		})
 	}
 }

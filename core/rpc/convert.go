@@ -73,8 +73,12 @@ func requestFromProto(r *verifierv1.VerifyRequest) *verify.Request {
 	}
 }
 
+// verdictToProto cuts the texts as the host would (verify.Truncate): the
+// host refuses an answer over its message cap (MaxMessageSize) as garbage
+// and restarts the plugin, and a reason that quotes a peer's names can be
+// that long.
 func verdictToProto(v *verify.Verdict) *verifierv1.VerifyResponse {
-	return &verifierv1.VerifyResponse{Allow: v.Allow, Reason: v.Reason, Matched: v.Matched, CacheForMillis: v.CacheFor.Milliseconds(), Commit: v.Commit}
+	return &verifierv1.VerifyResponse{Allow: v.Allow, Reason: verify.Truncate(v.Reason), Matched: verify.Truncate(v.Matched), CacheForMillis: v.CacheFor.Milliseconds(), Commit: v.Commit}
 }
 
 // verdictFromProto validates what a plugin sent (verify.CleanVerdict): a

@@ -310,7 +310,7 @@ func (s *server) WatchPolicy(_ *verifierv1.WatchPolicyRequest, st grpc.ServerStr
 			if !ok {
 				return nil
 			}
-			if err := st.Send(&verifierv1.PolicyChange{Epoch: c.Epoch, Reason: c.Reason}); err != nil {
+			if err := st.Send(&verifierv1.PolicyChange{Epoch: c.Epoch, Reason: verify.Truncate(c.Reason)}); err != nil {
 				return err
 			}
 		}

@@ -255,3 +255,26 @@ func TestWatchEnded(t *testing.T) {
 		})
 	}
 }
+
+// TestLongPolicyChangeReason: a change's reason is cut as the host would
+// cut it. Over the host's message cap, it broke the watch, and the host
+// restarted the plugin for it.
+func TestLongPolicyChangeReason(t *testing.T) {
+	g := newGated()
+	g.subscribe()
+	c, _ := serve(t, g, rpc.DialOptions()...)
+	ch, err := c.WatchPolicy(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("reloaded ", 256<<10) // 2.25 MiB
+	g.changes <- verify.PolicyChange{Epoch: 1, Reason: long}
+	select {
+	case got, ok := <-ch:
+		if !ok || got.Epoch != 1 || len(got.Reason) > verify.MaxTextLen || !strings.Contains(got.Reason, "truncated") {
+			t.Fatalf("change = epoch %d, %d-byte reason (open %v, watch ended: %v); want epoch 1, the reason truncated", got.Epoch, len(got.Reason), ok, c.WatchEnded())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no change within 10 s")
+	}
+}

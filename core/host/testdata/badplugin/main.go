@@ -8,7 +8,8 @@
 //	negative       answer a verdict with a negative cache time
 //	exit           exit in the middle of a Verify call
 //	hang           never answer Verify
-//	huge           allow with a reason of 5 MB
+//	huge           allow with a reason of 5 MB (without the SDK, which
+//	               would cut it)
 //	deadline       fail Verify with an error wrapping context.DeadlineExceeded
 //	               (a verifier whose own sub-request timed out)
 //	status=CODE    fail Verify with gRPC status CODE (a number)
@@ -62,8 +63,10 @@ func main() {
 	case "garbage":
 		p = &garbagePlugin{}
 	case "negative":
-		p = &garbagePlugin{negative: true}
-	case "allow", "exit", "hang", "huge", "deadline", "configure-exit", "configure-hang", "describe-hang", "commit":
+		p = &garbagePlugin{server: negativeServer{}}
+	case "huge":
+		p = &garbagePlugin{server: hugeServer{}}
+	case "allow", "exit", "hang", "deadline", "configure-exit", "configure-hang", "describe-hang", "commit":
 		p = &rpc.GRPCPlugin{Impl: &bad{mode: mode}}
 	default:
 		if c, ok := strings.CutPrefix(mode, "status="); ok {
@@ -112,8 +115,6 @@ func (b *bad) Verify(ctx context.Context, _ *verify.Request) (*verify.Verdict, e
 		os.Exit(3)
 	case "hang":
 		select {}
-	case "huge":
-		return &verify.Verdict{Allow: true, Reason: strings.Repeat("A", 5<<20)}, nil
 	case "deadline":
 		return nil, fmt.Errorf("badplugin: upstream lookup: %w", context.DeadlineExceeded)
 	case "status":
@@ -125,16 +126,16 @@ func (b *bad) Verify(ctx context.Context, _ *verify.Request) (*verify.Verdict, e
 }
 
 // garbagePlugin serves the verifier service with a Verify that answers
-// bytes no VerifyResponse can be parsed from or, negative set, a verdict
-// with a negative cache time (which the Go SDK would refuse to send).
+// bytes no VerifyResponse can be parsed from or, with server, what server
+// answers: what the Go SDK would refuse to send.
 type garbagePlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	negative bool
+	server verifierv1.VerifierServer
 }
 
 func (g garbagePlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	if g.negative {
-		verifierv1.RegisterVerifierServer(s, negativeServer{})
+	if g.server != nil {
+		verifierv1.RegisterVerifierServer(s, g.server)
 		return nil
 	}
 	desc := verifierv1.Verifier_ServiceDesc
@@ -169,6 +170,13 @@ type negativeServer struct{ garbageServer }
 
 func (negativeServer) Verify(context.Context, *verifierv1.VerifyRequest) (*verifierv1.VerifyResponse, error) {
 	return &verifierv1.VerifyResponse{Allow: true, Reason: "ok", CacheForMillis: -1000}, nil
+}
+
+// hugeServer allows every peer, with a reason of 5 MB.
+type hugeServer struct{ garbageServer }
+
+func (hugeServer) Verify(context.Context, *verifierv1.VerifyRequest) (*verifierv1.VerifyResponse, error) {
+	return &verifierv1.VerifyResponse{Allow: true, Reason: strings.Repeat("A", 5<<20)}, nil
 }
 
 // garbageVerify answers allow=true, then a reason field whose length runs
