@@ -189,7 +189,10 @@ function verifierHandlers(verifier, log) {
       // The host takes a negative cache time for a malformed answer and
       // restarts the plugin; as the verifier's error it is a rejection.
       if (v.cache_for_millis < 0) throw new RangeError(`cache_for_millis ${v.cache_for_millis} is negative (0: do not cache)`);
-      return v;
+      // Cut as the host would: over its 1 MiB message cap (a reason
+      // quoting a peer's names), the answer is garbage to the host, which
+      // restarts the plugin.
+      return { ...v, reason: truncate(v.reason ?? ''), matched: truncate(v.matched ?? '') };
     }),
     // WatchPolicy is left out: UNIMPLEMENTED, which the contract allows for
     // a verifier whose policy never changes.

@@ -43,6 +43,9 @@ class Echo:
             return None
         if req.server_name == "nocache":
             return sdk.allow("fine", cache_for_millis=-1)  # meant: do not cache
+        if req.server_name == "longreason":
+            names = "n.example," * (200 << 10)  # 2 MiB of a peer's names, over the host's message cap
+            return sdk.allow("names " + names, matched=names)
         if req.server_name == "allow":
             return sdk.allow("fine", matched=self.need, cache_for_millis=self.count)
         return sdk.reject("%d certificates, many=%s" % (len(req.peer_chain), self.many))
@@ -84,6 +87,16 @@ class VerifyTest(unittest.TestCase):
             self.assertEqual((v.allow, v.reason), (False, "2 certificates, many=[1]"))
             v = h.verify(server_name="allow")
             self.assertEqual((v.allow, v.reason, v.matched, v.cache_for_millis), (True, "fine", "n", 7))
+
+    def test_long_texts_are_cut(self):
+        # A verdict went out whole: over the host's 1 MiB message cap, it was
+        # garbage to the host, which restarted the plugin.
+        with testing.start(Echo(), need="n") as h:
+            v = h.verify(server_name="longreason")
+            self.assertTrue(v.allow)
+            for text in (v.reason, v.matched):
+                self.assertLessEqual(len(text.encode()), 4096)
+                self.assertIn("[truncated: ", text)
 
     def test_errors_are_statuses(self):
         with testing.start(Echo(), need="n") as h:

@@ -176,6 +176,10 @@ class Adapter:
                 # The host takes it for a malformed answer and restarts the
                 # plugin; as the verifier's error it is only a rejection.
                 raise ValueError("cache_for_millis %d is negative (0: do not cache)" % verdict.cache_for_millis)
+            # Cut as the host would: over its 1 MiB message cap (a reason
+            # quoting a peer's names), the answer is garbage to the host,
+            # which restarts the plugin.
+            verdict.reason, verdict.matched = truncate(verdict.reason), truncate(verdict.matched)
             return verdict
         return self._call("verify", context, run)
 
