@@ -357,3 +357,34 @@ func TestPeerSizedReasonIsARejection(t *testing.T) {
 		})
 	}
 }
+
+// echoed is a verifier that allows every peer, saying what it was asked.
+type echoed struct{ fake }
+
+func (*echoed) Verify(_ context.Context, req *verify.Request) (*verify.Verdict, error) {
+	return &verify.Verdict{Allow: true, Reason: fmt.Sprintf("%s|%s|%s", req.ServerName, req.RemoteAddr, req.ALPN)}, nil
+}
+
+// TestRequestTextsThatAreNotUTF8: a client's SNI reaches a server's
+// verifier as the client sent it, and Go's crypto/tls takes any bytes
+// there; a unix socket's path, which is the remote address, may be any
+// bytes too. A proto3 string carries only UTF-8: the host failed to encode
+// the request, took that for a plugin it could not reach, and restarted
+// it, failing every call in flight, for each such client. Such bytes now
+// reach the plugin as U+FFFD.
+func TestRequestTextsThatAreNotUTF8(t *testing.T) {
+	c, _ := serve(t, &echoed{}, rpc.DialOptions()...)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	v, err := c.Verify(ctx, &verify.Request{PeerChain: [][]byte{[]byte("x")}, Side: verify.ServerVerifiesClient,
+		ServerName: "a\xffb.example", RemoteAddr: "unix:/run/caf\xe9.sock", ALPN: "h\xc3"})
+	if err != nil {
+		t.Fatalf("ATTACK: a request with a server name that is not UTF-8 failed: %v (transport fault: %v)", err, errors.Is(err, rpc.ErrTransport))
+	}
+	if want := "a\uFFFDb.example|unix:/run/caf\uFFFD.sock|h\uFFFD"; !v.Allow || v.Reason != want {
+		t.Fatalf("verdict allow=%v, the plugin saw %q; want allowed, %q", v.Allow, v.Reason, want)
+	}
+	if _, err := c.Commit(ctx, &verify.Request{ServerName: "a\xffb"}); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+}

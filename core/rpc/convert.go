@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tlspin/tlspin/core/verify"
@@ -45,15 +46,20 @@ func configureRequestFromProto(r *verifierv1.ConfigureRequest) *verify.Configure
 	return &verify.ConfigureRequest{Options: opts}
 }
 
+// requestToProto writes bytes of the request's texts that are not UTF-8
+// as U+FFFD, which is all a proto3 string may carry: a client's SNI is
+// whatever bytes it sent (crypto/tls checks none), a unix socket's path
+// any bytes, and a request that cannot be encoded fails as a transport
+// fault, for which the host would restart the plugin.
 func requestToProto(req *verify.Request) *verifierv1.VerifyRequest {
 	return &verifierv1.VerifyRequest{
 		PeerChain:   req.PeerChain,
-		ServerName:  req.ServerName,
+		ServerName:  strings.ToValidUTF8(req.ServerName, "\uFFFD"),
 		Side:        verifierv1.Side(req.Side),
-		RemoteAddr:  req.RemoteAddr,
+		RemoteAddr:  strings.ToValidUTF8(req.RemoteAddr, "\uFFFD"),
 		TlsVersion:  uint32(req.TLSVersion),
 		CipherSuite: uint32(req.CipherSuite),
-		Alpn:        req.ALPN,
+		Alpn:        strings.ToValidUTF8(req.ALPN, "\uFFFD"),
 		DidResume:   req.DidResume,
 		NoCommit:    req.NoCommit,
 	}
