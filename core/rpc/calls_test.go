@@ -388,3 +388,21 @@ func TestRequestTextsThatAreNotUTF8(t *testing.T) {
 		t.Fatalf("Commit: %v", err)
 	}
 }
+
+// TestOptionThatIsNotUTF8: an option value that is not UTF-8 (a file
+// name in Latin-1) cannot travel in a proto3 string. The host failed to
+// encode the request and reported the plugin unreachable (exit 1); it is
+// the user's option, refused as such, naming it.
+func TestOptionThatIsNotUTF8(t *testing.T) {
+	c, _ := serve(t, &fake{}, rpc.DialOptions()...)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	_, err := c.Configure(ctx, &verify.ConfigureRequest{Options: verify.Options{"name": {"ok"}, "file": {"/etc/ok", "/etc/caf\xe9"}}})
+	var oe *verify.OptionError
+	if !errors.As(err, &oe) || oe.Option != "file" || oe.Value != "/etc/caf\xe9" || errors.Is(err, rpc.ErrTransport) {
+		t.Fatalf("Configure = %v; want an option error naming file=\"/etc/caf\\xe9\"", err)
+	}
+	if !strings.Contains(err.Error(), "UTF-8") {
+		t.Errorf("error %q does not say what is wrong with the value", err)
+	}
+}

@@ -1,9 +1,13 @@
 package rpc
 
 import (
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tlspin/tlspin/core/verify"
 	verifierv1 "github.com/tlspin/tlspin/proto/verifier/v1"
@@ -27,15 +31,23 @@ func descriptionFromProto(r *verifierv1.DescribeResponse) *verify.Description {
 	return d
 }
 
-func configureRequestToProto(req *verify.ConfigureRequest) *verifierv1.ConfigureRequest {
+// configureRequestToProto refuses an option that is not UTF-8 (a file
+// name in Latin-1), which a proto3 string cannot carry: gRPC would fail
+// the call as if the plugin could not be reached.
+func configureRequestToProto(req *verify.ConfigureRequest) (*verifierv1.ConfigureRequest, error) {
 	r := &verifierv1.ConfigureRequest{Options: map[string]*verifierv1.OptionValues{}}
 	if req == nil {
-		return r
+		return r, nil
 	}
-	for k, v := range req.Options {
-		r.Options[k] = &verifierv1.OptionValues{Values: v}
+	for _, k := range slices.Sorted(maps.Keys(req.Options)) {
+		for _, v := range req.Options[k] {
+			if !utf8.ValidString(k) || !utf8.ValidString(v) {
+				return nil, fmt.Errorf("rpc: %w", &verify.OptionError{Option: k, Value: v, Err: errors.New("not UTF-8, which a verifier plugin over gRPC cannot take")})
+			}
+		}
+		r.Options[k] = &verifierv1.OptionValues{Values: req.Options[k]}
 	}
-	return r
+	return r, nil
 }
 
 func configureRequestFromProto(r *verifierv1.ConfigureRequest) *verify.ConfigureRequest {

@@ -77,8 +77,12 @@ func (c *Client) Describe(ctx context.Context) (*verify.Description, error) {
 
 // Configure sends the user's options.
 func (c *Client) Configure(ctx context.Context, req *verify.ConfigureRequest) (*verify.ConfigureResponse, error) {
+	preq, err := configureRequestToProto(req)
+	if err != nil {
+		return nil, err
+	}
 	ctx, rec := newCall(ctx)
-	r, err := c.c.Configure(ctx, configureRequestToProto(req))
+	r, err := c.c.Configure(ctx, preq)
 	if err != nil {
 		return nil, rec.classify(ctx, err)
 	}
