@@ -406,3 +406,21 @@ func TestOptionThatIsNotUTF8(t *testing.T) {
 		t.Errorf("error %q does not say what is wrong with the value", err)
 	}
 }
+
+// TestVerdictTextsThatAreNotUTF8: a verdict whose reason or matched rule
+// is not UTF-8 (a verifier quoting bytes it read with string(b)) keeps
+// its verdict, those bytes written as U+FFFD. gRPC failed to encode it,
+// and the plugin's allow came to the host as an error, "grpc: error while
+// marshaling: string field contains invalid UTF-8", naming neither field.
+func TestVerdictTextsThatAreNotUTF8(t *testing.T) {
+	c, _ := serve(t, &fake{verify: func(context.Context) (*verify.Verdict, error) {
+		return &verify.Verdict{Allow: true, Reason: "pinned in caf\xe9.list", Matched: "line \xff1"}, nil
+	}}, rpc.DialOptions()...)
+	v, err := call(c, 5*time.Second)
+	if err != nil {
+		t.Fatalf("an allow whose reason is not UTF-8 came back as %v", err)
+	}
+	if !v.Allow || v.Reason != "pinned in caf\uFFFD.list" || v.Matched != "line \uFFFD1" {
+		t.Fatalf("verdict %+v; want the allow, with U+FFFD for the bytes that are not UTF-8", v)
+	}
+}

@@ -94,10 +94,13 @@ func requestFromProto(r *verifierv1.VerifyRequest) *verify.Request {
 // verdictToProto cuts the texts as the host would (verify.Truncate): the
 // host refuses an answer over its message cap (MaxMessageSize) as garbage
 // and restarts the plugin, and a reason that quotes a peer's names can be
-// that long.
+// that long. Bytes that are not UTF-8 are written as U+FFFD, or gRPC
+// could not encode the verdict, and it would reach the host as an error.
 func verdictToProto(v *verify.Verdict) *verifierv1.VerifyResponse {
-	return &verifierv1.VerifyResponse{Allow: v.Allow, Reason: verify.Truncate(v.Reason), Matched: verify.Truncate(v.Matched), CacheForMillis: v.CacheFor.Milliseconds(), Commit: v.Commit}
+	return &verifierv1.VerifyResponse{Allow: v.Allow, Reason: verdictText(v.Reason), Matched: verdictText(v.Matched), CacheForMillis: v.CacheFor.Milliseconds(), Commit: v.Commit}
 }
+
+func verdictText(s string) string { return verify.Truncate(strings.ToValidUTF8(s, "\uFFFD")) }
 
 // verdictFromProto validates what a plugin sent (verify.CleanVerdict): a
 // negative cache time is garbage, an overlong one is capped (before it is
