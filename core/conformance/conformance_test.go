@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tlspin/tlspin/core/conformance"
 	"github.com/tlspin/tlspin/core/host"
@@ -49,6 +50,11 @@ func TestBrokenPlugins(t *testing.T) {
 		{"crashgarbage", append([]string{conformance.ItemVerifyGarbage, conformance.ItemVerifyErrors}, from(conformance.ItemLatency)...), "garbage leaf: the process died"},
 		{"slowexit", []string{conformance.ItemShutdown}, "still running 1s after Shutdown"},
 		{"undecided", []string{conformance.ItemVerifyScenarios}, `no verdict in 18 scenarios: every answer was an error, e.g. same (client-verifies-server): Unknown "the pin database is unreachable"`},
+		// One call hangs, and the others are not made: each would wait a
+		// whole call timeout, over two minutes of silence with the
+		// host's 5 s (a call timeout of 1 s here).
+		{"hang", []string{conformance.ItemVerifyScenarios, conformance.ItemVerifyEmpty, conformance.ItemVerifyGarbage, conformance.ItemVerifyErrors, conformance.ItemLatency},
+			"same (client-verifies-server): no answer within 1s; the other scenarios not asked, since the plugin hangs"},
 		{"opendir", from(conformance.ItemChannelSocket), `has mode -rwxr-xr-x: other users can reach the socket`},
 		{"otherpgrp", from(conformance.ItemChannelSocket), "not by the plugin"},
 	}
@@ -56,13 +62,17 @@ func TestBrokenPlugins(t *testing.T) {
 		t.Run(tc.mode, func(t *testing.T) {
 			t.Parallel()
 			path := testbin.Build(t, "./core/conformance/testdata/plugins", "tlspin-verifier-"+tc.mode)
+			cfg := conformance.Config{Samples: 20}
+			if tc.mode == "hang" {
+				cfg.CallTimeout = time.Second
+			}
 			rep, err := conformance.Run(context.Background(), conformance.Target{
 				Name:    tc.mode,
 				Path:    path,
 				Env:     host.PluginEnv(os.Getenv),
 				Options: verify.Options{"want": {"reject"}},
 				Bad:     verify.Options{"want": {"maybe"}},
-			}, conformance.Config{Samples: 20})
+			}, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,6 +9,7 @@
 //	lax          accepts any option, known or not
 //	crashgarbage exits when the leaf does not parse
 //	undecided    answers every Verify with an error, never a verdict
+//	hang         never answers Verify
 //	slowexit     takes 3 s to exit after Shutdown
 //	opendir      serves its socket from a directory other users can enter
 //	abstract     serves on an abstract socket, which has no directory at all
@@ -100,8 +101,11 @@ func (p *plugin) Configure(ctx context.Context, req *verify.ConfigureRequest) (*
 }
 
 func (p *plugin) Verify(_ context.Context, req *verify.Request) (*verify.Verdict, error) {
-	if p.mode == "undecided" {
+	switch p.mode {
+	case "undecided":
 		return nil, errors.New("the pin database is unreachable")
+	case "hang":
+		select {} // a deadlock in the verifier
 	}
 	leaf, err := sdk.Leaf(req)
 	if err != nil {
