@@ -55,7 +55,7 @@ var Items = []struct{ Name, Requires string }{
 	{ItemProtocolVersion, "APP is a verifier protocol version the host offered in PLUGIN_PROTOCOL_VERSIONS"},
 	{ItemChannelSocket, "ADDRESS is a unix socket in a directory no other user can enter (PLUGIN_UNIX_SOCKET_DIR, or one of the plugin's own, mode 0700), served by the plugin's own process or process group (the kernel's SO_PEERCRED), as the host requires"},
 	{ItemChannelConnect, "plain gRPC on the socket (the host sends no PLUGIN_CLIENT_CERT on Linux) works and Describe answers"},
-	{ItemDescribe, "Describe gives a name, a summary, and options with unique names and descriptions"},
+	{ItemDescribe, `Describe gives a name, a summary, and options with unique names (none with "=") and descriptions`},
 	{ItemDescribeName, "Describe's name equals NAME (the file is tlspin-verifier-NAME)"},
 	{ItemConfigureUnknown, "Configure refuses an unknown option with INVALID_ARGUMENT and a message naming it"},
 	{ItemConfigureMissing, "... and each missing required option"},
@@ -354,6 +354,8 @@ func (c *checker) checkDescribe() {
 			probs = append(probs, fmt.Sprintf("option %d has no name", i))
 		case seen[o.Name]:
 			probs = append(probs, fmt.Sprintf("option %q declared twice", o.Name))
+		case strings.Contains(o.Name, "="):
+			probs = append(probs, fmt.Sprintf("option %q cannot be given: a user writes KEY=VALUE, and the key ends at the first \"=\"", o.Name))
 		case strings.TrimSpace(o.Description) == "":
 			probs = append(probs, fmt.Sprintf("option %q has no description", o.Name))
 		}

@@ -46,6 +46,7 @@ func TestBrokenPlugins(t *testing.T) {
 		{"stdout", []string{conformance.ItemStdout}, `bytes after the handshake line, starting "configuring, says the plugin on stdout"`},
 		{"gostdout", []string{conformance.ItemStdout}, `bytes written to stdout after the handshake, starting "configuring, says the Go plugin": go-plugin carries them`},
 		{"wrongname", []string{conformance.ItemDescribeName}, `Describe says "somethingelse", the file says "wrongname"`},
+		{"eqname", []string{conformance.ItemDescribe}, `option "max=days" cannot be given`},
 		{"lax", []string{conformance.ItemConfigureUnknown, conformance.ItemConfigureMissing, conformance.ItemConfigureRepeat, conformance.ItemConfigureBad}, "accepted tlspin-check-no-such-option=1"},
 		{"crashgarbage", append([]string{conformance.ItemVerifyGarbage, conformance.ItemVerifyErrors}, from(conformance.ItemLatency)...), "garbage leaf: the process died"},
 		{"slowexit", []string{conformance.ItemShutdown}, "still running 1s after Shutdown"},

@@ -6,6 +6,7 @@
 //	stdout       writes to its real stdout after the handshake
 //	gostdout     writes to os.Stdout after the handshake (go-plugin relays it)
 //	wrongname    describes itself under another name
+//	eqname       declares an option whose name holds "="
 //	lax          accepts any option, known or not
 //	crashgarbage exits when the leaf does not parse
 //	undecided    answers every Verify with an error, never a verdict
@@ -70,9 +71,13 @@ func (p *plugin) Describe(context.Context) (*verify.Description, error) {
 	if p.mode == "wrongname" {
 		name = "somethingelse"
 	}
-	return &verify.Description{Name: name, Version: "1", Summary: "breaks one rule on purpose (tests)", Options: []verify.Option{
+	d := &verify.Description{Name: name, Version: "1", Summary: "breaks one rule on purpose (tests)", Options: []verify.Option{
 		{Name: "want", Description: "allow or reject", Required: true},
-	}}, nil
+	}}
+	if p.mode == "eqname" {
+		d.Options = append(d.Options, verify.Option{Name: "max=days", Description: "what a user cannot give"})
+	}
+	return d, nil
 }
 
 func (p *plugin) Configure(ctx context.Context, req *verify.ConfigureRequest) (*verify.ConfigureResponse, error) {
