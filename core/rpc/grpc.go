@@ -312,7 +312,12 @@ func (s *server) WatchPolicy(_ *verifierv1.WatchPolicyRequest, st grpc.ServerStr
 			return nil
 		case c, ok := <-ch:
 			if !ok {
-				return nil
+				if ctx.Err() != nil {
+					return nil
+				}
+				// The host restarts a plugin whose watch ended: tell the
+				// author why, in its log.
+				return status.Error(codes.FailedPrecondition, "the verifier's PolicyChanges channel was closed while the host watched (it must end with the context): its changes can no longer reach the host")
 			}
 			if err := st.Send(&verifierv1.PolicyChange{Epoch: c.Epoch, Reason: verify.Truncate(c.Reason)}); err != nil {
 				return err

@@ -278,3 +278,37 @@ func TestLongPolicyChangeReason(t *testing.T) {
 		t.Fatal("no change within 10 s")
 	}
 }
+
+// closedNotifier breaks verify.PolicyNotifier's contract: its channel is
+// closed at once, not when ctx ends.
+type closedNotifier struct{ fake }
+
+func (*closedNotifier) PolicyChanges(context.Context) <-chan verify.PolicyChange {
+	ch := make(chan verify.PolicyChange)
+	close(ch)
+	return ch
+}
+
+// TestClosedPolicyChanges: a Go verifier whose PolicyChanges channel is
+// closed while the host watches ends the watch, and the host restarts
+// the plugin, again and again. Why must reach the author: the host's log
+// said only "verifier plugin unreachable: the plugin ended its policy
+// watch".
+func TestClosedPolicyChanges(t *testing.T) {
+	c, _ := serve(t, &closedNotifier{}, rpc.DialOptions()...)
+	ch, err := c.WatchPolicy(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case _, ok := <-ch:
+		if ok {
+			t.Fatal("a change from a verifier that announces none")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watch did not end within 10 s")
+	}
+	if why := c.WatchEnded(); why == nil || !strings.Contains(why.Error(), "PolicyChanges channel was closed") {
+		t.Fatalf("WatchEnded() = %v; want it to say the verifier closed its PolicyChanges channel", why)
+	}
+}

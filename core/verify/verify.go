@@ -249,5 +249,7 @@ type PolicyChange struct {
 // they run (an allowlist reloaded, a TOFU pin recorded).
 type PolicyNotifier interface {
 	// PolicyChanges returns a channel of changes that ends with ctx.
+	// Closed before, it says changes can no longer be announced (a
+	// watcher that failed): the host restarts the plugin.
 	PolicyChanges(ctx context.Context) <-chan PolicyChange
 }
