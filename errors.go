@@ -28,7 +28,8 @@ var (
 	ErrClosed = errors.New("tlspin: verifiers closed")
 	// ErrBadConfig is matched by errors of Start caused by its arguments: a
 	// malformed spec, an unknown verifier, an option the verifier refuses,
-	// a bad checksum or one pinned for a verifier not started.
+	// a bad checksum or one pinned for a verifier not started, a checksums
+	// file that cannot be read.
 	ErrBadConfig = launch.ErrConfig
 	// ErrBadArgument is matched by errors of Dial and Listen caused by
 	// their arguments, refused before anything is dialled or bound: a

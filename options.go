@@ -196,12 +196,11 @@ func (o *options) apply(opts []Option) error {
 		o.errs = append(o.errs, launch.Configf("tlspin: unknown Require %q (want %q or %q)", string(o.require), RequireAll, RequireAny))
 	}
 	for _, f := range o.sumFiles {
+		// A file that cannot be read is as much the caller's mistake as
+		// one that does not parse: the CLI exits 2 for either.
 		sums, err := host.LoadChecksums(f)
-		if errors.Is(err, host.ErrBadChecksum) {
-			err = launch.AsConfig(err)
-		}
 		if err != nil {
-			o.errs = append(o.errs, err)
+			o.errs = append(o.errs, launch.AsConfig(err))
 			continue
 		}
 		if o.launch.Checksums == nil {

@@ -127,6 +127,7 @@ func TestBadConfig(t *testing.T) {
 		{"unknown option", []string{"md5pin:pin=00112233445566778899aabbccddeeff,color=blue"}, nil, `"color"`},
 		{"checksum for a name not started", []string{"md5pin:pin=00112233445566778899aabbccddeeff"}, []tlspin.Option{tlspin.WithPluginSHA256("md5pn", sum)}, `"md5pn"`},
 		{"malformed checksum", []string{"md5pin"}, []tlspin.Option{tlspin.WithPluginSHA256("md5pin", "abc")}, `"abc"`},
+		{"checksums file that cannot be read", []string{"md5pin:pin=00112233445566778899aabbccddeeff"}, []tlspin.Option{tlspin.WithPluginChecksums(filepath.Join(t.TempDir(), "nosuch.sha256"))}, "nosuch.sha256: no such file"},
 		{"unknown require", []string{"md5pin"}, []tlspin.Option{tlspin.WithRequire("most")}, `"most"`},
 		{"reserved plugin variable", []string{"md5pin:pin=00112233445566778899aabbccddeeff"}, []tlspin.Option{tlspin.WithPluginEnv("PLUGIN_MIN_PORT")}, "go-plugin"},
 	}

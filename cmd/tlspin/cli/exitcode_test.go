@@ -96,6 +96,7 @@ func TestExitCodes(t *testing.T) {
 		{"a certificate without its key", []string{"serve", "--listen", "127.0.0.1:0", "--cert", certOnly}, 2, "no private key found"},
 		{"send's missing client certificate", send("--verifier", "md5pin:pin="+pin, "--cert", "nosuch.pem", addr, "hi"), 2, "nosuch.pem"},
 		{"proxy's certificate without its key", []string{"proxy", "server", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:1", "--cert", certOnly}, 2, "no private key found"},
+		{"missing --plugin-checksums file", append([]string{"--plugin-checksums", "nosuch.sha256"}, send("--verifier", "md5pin:pin="+pin, addr, "hi")...), 2, "nosuch.sha256: no such file"},
 		{"cert's missing CA", []string{"cert", "--out", filepath.Join(t.TempDir(), "x.pem"), "--ca-cert", "nosuch.pem"}, 2, "nosuch.pem"},
 		{"fingerprint of a file that holds nothing to fingerprint", []string{"fingerprint", notPEM}, 2, "no certificate"},
 		{"fingerprint of a host without its port", []string{"fingerprint", "localhost"}, 2, "no such file or directory (for a server, give HOST:PORT)"},
