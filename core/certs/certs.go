@@ -506,13 +506,29 @@ func ParsePublicKeys(data []byte) ([]PublicKey, error) {
 	if k, err := csrKey(data); err == nil {
 		return []PublicKey{k}, nil
 	}
-	if key, err := x509.ParsePKCS8PrivateKey(data); err == nil {
-		if s, ok := key.(crypto.Signer); ok {
-			k, err := marshalPublic("private key", s.Public())
-			return []PublicKey{k}, err
-		}
+	// A private key in DER is PKCS#8, or, as openssl pkey -outform DER
+	// writes RSA and EC keys, PKCS#1 or SEC 1.
+	if s := derPrivateKey(data); s != nil {
+		k, err := marshalPublic("private key", s.Public())
+		return []PublicKey{k}, err
 	}
 	return nil, fmt.Errorf("%w: neither PEM nor DER", ErrNoPublicKey)
+}
+
+func derPrivateKey(der []byte) crypto.Signer {
+	if key, err := x509.ParsePKCS8PrivateKey(der); err == nil {
+		if s, ok := key.(crypto.Signer); ok {
+			return s
+		}
+		return nil
+	}
+	if key, err := x509.ParsePKCS1PrivateKey(der); err == nil {
+		return key
+	}
+	if key, err := x509.ParseECPrivateKey(der); err == nil {
+		return key
+	}
+	return nil
 }
 
 func csrKey(der []byte) (PublicKey, error) {

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/md5"
 	"crypto/rand"
 	"crypto/rsa"
@@ -126,9 +128,26 @@ func TestFingerprintKeysAndCSRs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec1, err := x509.MarshalECPrivateKey(ecKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecSPKI, _ := x509.MarshalPKIXPublicKey(ecKey.Public())
+	ecSum := sha256.Sum256(ecSPKI)
 	files := map[string][]byte{
 		"cert.pem":      certs.EncodeCert(c),
 		"key.pem":       keyPEM,
+		"key.pkcs8.der": pkcs8,
+		"key.pkcs1.der": x509.MarshalPKCS1PrivateKey(key.(*rsa.PrivateKey)),
+		"ec.sec1.der":   sec1,
 		"pub.pem":       pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki}),
 		"pub.der":       spki,
 		"rsapub.pem":    pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(key.Public().(*rsa.PublicKey))}),
@@ -155,6 +174,10 @@ func TestFingerprintKeysAndCSRs(t *testing.T) {
 		code  int
 	}{
 		{"private key", []string{"key.pem"}, "", want, 0},
+		// openssl pkey -outform DER writes PKCS#1 for RSA, SEC 1 for EC.
+		{"private key DER, PKCS#8", []string{"key.pkcs8.der"}, "", want, 0},
+		{"private key DER, PKCS#1", []string{"key.pkcs1.der"}, "", want, 0},
+		{"private key DER, SEC 1", []string{"ec.sec1.der"}, "", base64.StdEncoding.EncodeToString(ecSum[:]) + "\n", 0},
 		{"public key", []string{"pub.pem"}, "", want, 0},
 		{"public key DER", []string{"pub.der"}, "", want, 0},
 		{"PKCS#1 public key", []string{"rsapub.pem"}, "", want, 0},
