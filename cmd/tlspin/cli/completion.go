@@ -42,6 +42,7 @@ func (a *app) registerCompletions(root *cobra.Command) {
 		"type":       keyTypes,
 		"require":    fixed(string(policy.All), string(policy.Any)),
 		"half-close": fixed("always", "auto", "never"),
+		"side":       fixed("server", "client"),
 		"log-level":  fixed("trace", "debug", "info", "warn", "error", "off"),
 		"verifier":   a.completeVerifier,
 		"cert":       files,

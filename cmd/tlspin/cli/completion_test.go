@@ -38,6 +38,8 @@ func TestCompletion(t *testing.T) {
 		{[]string{"send", "--verifier", "allowlist:file=x,"}, []string{"allowlist:file=x,chain="}, ":6"},
 		{[]string{"send", "--cert", ""}, []string{"pem", "crt", "key"}, fileExt},
 		{[]string{"serve", "--key", ""}, []string{"pem", "key"}, fileExt},
+		{[]string{"send", "--half-close", ""}, []string{"always", "auto", "never"}, noFiles},
+		{[]string{"verify", "--side", ""}, []string{"server", "client"}, noFiles},
 		{[]string{"bench", "--key", ""}, []string{"ecdsa", "rsa"}, noFiles},
 		{[]string{"compare", "--key", ""}, []string{"ecdsa", "rsa", "ed25519"}, noFiles},
 	}
