@@ -65,7 +65,7 @@ where the link leads; the link stays.`,
 			}
 			es, err := tofu.ReadPins(file)
 			if err != nil {
-				return err
+				return badInput(err)
 			}
 			if err := printKnown(cmd, es, match, asJSON); err != nil {
 				return err
@@ -88,6 +88,9 @@ where the link leads; the link stays.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			match, err := matchPeer(args[0])
 			if err != nil {
+				return err
+			}
+			if err := checkPinsFile(file); err != nil {
 				return err
 			}
 			removed, err := tofu.RemovePins(cmd.Context(), file, match)
@@ -119,6 +122,9 @@ where the link leads; the link stays.`,
 			if err != nil {
 				return usageError{err}
 			}
+			if err := checkPinsFile(file); err != nil {
+				return err
+			}
 			added, others, err := tofu.AddPin(cmd.Context(), file, key, p, "added "+time.Now().UTC().Format(time.DateOnly))
 			if err != nil {
 				return err
@@ -137,6 +143,18 @@ where the link leads; the link stays.`,
 	}
 	c.AddCommand(list, remove, add)
 	return c
+}
+
+// checkPinsFile reads the pins file before an edit, so that one that
+// cannot be read, or does not parse, is a usage error (exit 2), as for
+// every file named on the command line: a script tells it from a failed
+// edit (a lock not got, a write that failed), and list's exit 1 for a
+// peer not recorded from a file that says nothing.
+func checkPinsFile(file string) error {
+	if _, err := tofu.ReadPins(file); err != nil {
+		return badInput(err)
+	}
+	return nil
 }
 
 // knownJSON is one entry of `known-pins list --json`.
