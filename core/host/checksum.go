@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/tlspin/tlspin/internal/files"
 )
 
 // ErrBadChecksum wraps every error parsing a plugin checksum.
@@ -95,15 +97,19 @@ func ParseChecksums(r io.Reader) (Checksums, error) {
 	return c, nil
 }
 
+// maxChecksumsFile bounds what LoadChecksums reads: tens of thousands of
+// sha256sum lines.
+const maxChecksumsFile = 4 << 20
+
 // LoadChecksums reads a checksum file (--plugin-checksums), see
-// ParseChecksums.
+// ParseChecksums. Like a certificate file, a named pipe no program writes
+// to is refused at once rather than waited on.
 func LoadChecksums(path string) (Checksums, error) {
-	f, err := os.Open(path)
+	data, err := files.ReadGiven(path, maxChecksumsFile, false)
 	if err != nil {
 		return nil, fmt.Errorf("host: plugin checksums: %w", err)
 	}
-	defer f.Close()
-	c, err := ParseChecksums(f)
+	c, err := ParseChecksums(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("%w (in %s)", err, path)
 	}

@@ -13,11 +13,11 @@ import (
 	"fmt"
 	"math/big"
 	"net"
-	"os"
 	"slices"
 	"time"
 
 	"github.com/tlspin/tlspin/core/certs"
+	"github.com/tlspin/tlspin/internal/files"
 )
 
 // Reference is the certificate every verifier is configured to trust, with
@@ -110,13 +110,13 @@ func NewReference(kt certs.KeyType) (*Reference, error) {
 // reference renews itself; one issued by a CA is an error wrapping
 // ErrNoIssuerKey.
 func LoadReference(certFile, keyFile, caFile string) (*Reference, error) {
-	certPEM, err := os.ReadFile(certFile)
+	certPEM, err := files.ReadGiven(certFile, certs.MaxFileSize, false)
 	if err != nil {
 		return nil, fmt.Errorf("compare: --ref %q: %w", certFile, err)
 	}
 	var keyPEM []byte
 	if keyFile != "" {
-		if keyPEM, err = os.ReadFile(keyFile); err != nil {
+		if keyPEM, err = files.ReadGiven(keyFile, certs.MaxFileSize, false); err != nil {
 			return nil, fmt.Errorf("compare: --ref-key %q: %w", keyFile, err)
 		}
 	}
@@ -156,7 +156,7 @@ func LoadReference(certFile, keyFile, caFile string) (*Reference, error) {
 // scenarios made from a CA that did not issue the reference would compare
 // nothing meaningful.
 func loadRefCA(caFile, certFile string, leaf *x509.Certificate) (*x509.Certificate, crypto.Signer, error) {
-	data, err := os.ReadFile(caFile)
+	data, err := files.ReadGiven(caFile, certs.MaxFileSize, false)
 	if err != nil {
 		return nil, nil, fmt.Errorf("compare: --ref-ca %q: %w", caFile, err)
 	}

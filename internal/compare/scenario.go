@@ -6,12 +6,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/tlspin/tlspin/core/certs"
+	"github.com/tlspin/tlspin/internal/files"
 )
 
 // Scenario names, in the order compare runs them.
@@ -205,7 +205,7 @@ func (r *Reference) forgedTail() [][]byte {
 // CertFile loads a scenario from a PEM file holding a certificate and its
 // key; it is named after the file.
 func CertFile(path string) (Scenario, error) {
-	data, err := os.ReadFile(path)
+	data, err := files.ReadGiven(path, certs.MaxFileSize, false)
 	if err != nil {
 		return Scenario{}, fmt.Errorf("compare: --cert %q: %w", path, err)
 	}

@@ -17,10 +17,10 @@ import (
 )
 
 // TestNamedPipeWithoutAWriter: a certificate file that is a named pipe no
-// program writes to (a mistaken mkfifo) made serve, send, verify and
-// fingerprint wait
-// for a writer for good, a first SIGTERM unheard. They now say so at
-// once.
+// program writes to (a mistaken mkfifo) made serve, send, verify,
+// fingerprint, compare (--ref, --ref-key, --ref-ca, --cert) and
+// --plugin-checksums wait for a writer for good, a first SIGTERM unheard.
+// They now say so at once.
 // A pipe with a writer, as the shell's <(...) gives, still reads.
 func TestNamedPipeWithoutAWriter(t *testing.T) {
 	dir := t.TempDir()
@@ -51,6 +51,11 @@ func TestNamedPipeWithoutAWriter(t *testing.T) {
 		{"fingerprint", []string{"fingerprint", fifo}, false, "named pipe that no program writes to", 2},
 		{"send --cert", []string{"send", "--cert", fifo, "--verifier", "tofu", "127.0.0.1:9", "hello"}, false, "named pipe that no program writes to", 2},
 		{"verify", []string{"verify", "--verifier", "tofu", fifo}, false, "named pipe that no program writes to", 2},
+		{"compare --ref", []string{"compare", "--ref", fifo}, false, "named pipe that no program writes to", 2},
+		{"compare --ref-key", []string{"compare", "--ref", certFile, "--ref-key", fifo}, false, "named pipe that no program writes to", 2},
+		{"compare --ref-ca", []string{"compare", "--ref", certFile, "--ref-ca", fifo}, false, "named pipe that no program writes to", 2},
+		{"compare --cert", []string{"compare", "--cert", fifo}, false, "named pipe that no program writes to", 2},
+		{"--plugin-checksums", []string{"--plugin-checksums", fifo, "send", "--verifier", "tofu", "127.0.0.1:9", "hello"}, false, "named pipe that no program writes to", 2},
 		{"fingerprint of <(...)", []string{"fingerprint", "/dev/fd/3"}, true, fingerprint, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
