@@ -18,7 +18,8 @@ import (
 // verifiers reject, in TLS 1.2 (where the client's certificate travels in
 // clear) and 1.3: send --cert must end the handshake before its
 // certificate, or a byte of the message, reaches that server. A server
-// the verifiers allow gets both.
+// the verifiers allow gets both, even when its request names CAs that did
+// not issue ours (caNames).
 func TestSendShowsItsCertificateOnlyToTrustedServers(t *testing.T) {
 	dir := t.TempDir()
 	srv, other, client := e2e.NewIdentity(t, dir, "server"), e2e.NewIdentity(t, dir, "other"), e2e.NewIdentity(t, dir, "client")
@@ -26,22 +27,35 @@ func TestSendShowsItsCertificateOnlyToTrustedServers(t *testing.T) {
 	for _, tt := range []struct {
 		version uint16
 		pin     string
+		caNames bool
 		code    int
 	}{
-		{tls.VersionTLS12, other.SPKI(), cli.ExitRejected},
-		{tls.VersionTLS13, other.SPKI(), cli.ExitRejected},
-		{tls.VersionTLS12, srv.SPKI(), cli.ExitOK},
-		{tls.VersionTLS13, srv.SPKI(), cli.ExitOK},
+		{tls.VersionTLS12, other.SPKI(), false, cli.ExitRejected},
+		{tls.VersionTLS13, other.SPKI(), false, cli.ExitRejected},
+		{tls.VersionTLS12, other.SPKI(), true, cli.ExitRejected},
+		{tls.VersionTLS13, other.SPKI(), true, cli.ExitRejected},
+		{tls.VersionTLS12, srv.SPKI(), false, cli.ExitOK},
+		{tls.VersionTLS13, srv.SPKI(), false, cli.ExitOK},
+		{tls.VersionTLS12, srv.SPKI(), true, cli.ExitOK},
+		{tls.VersionTLS13, srv.SPKI(), true, cli.ExitOK},
 	} {
 		allowed := tt.code == cli.ExitOK
-		t.Run(fmt.Sprintf("%s allowed=%v", tls.VersionName(tt.version), allowed), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s allowed=%v caNames=%v", tls.VersionName(tt.version), allowed, tt.caNames), func(t *testing.T) {
 			type seen struct {
 				certs int
 				read  int64
 			}
 			got := make(chan seen, 1)
 			var certs int
+			var names *x509.CertPool
+			if tt.caNames {
+				// The request names "other", which did not issue the
+				// client's certificate.
+				names = x509.NewCertPool()
+				names.AddCert(other.Leaf)
+			}
 			ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+				ClientCAs:    names,
 				Certificates: []tls.Certificate{srv.Cert},
 				MaxVersion:   tt.version,
 				ClientAuth:   tls.RequestClientCert,

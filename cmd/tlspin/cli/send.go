@@ -204,7 +204,14 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 		},
 	}
 	if clientCert != nil {
-		cfg.Certificates = []tls.Certificate{*clientCert}
+		// Given whatever CAs the server's request names, as openssl
+		// s_client and curl do: a server that pins its clients often
+		// names CAs ours was not issued by, and crypto/tls would then
+		// send no certificate at all. It reaches only a server the
+		// verifiers accepted: they run before it is sent.
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return clientCert, nil
+		}
 	}
 	hsStart = time.Now()
 	conn, err := client.Handshake(hctx, raw, addr, cfg, timeout-time.Since(t0))
