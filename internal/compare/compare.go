@@ -95,7 +95,8 @@ type Result struct {
 	// out, returned an error or no verdict, or could not record the peer,
 	// or it was not asked, having hung or crashed on an earlier scenario,
 	// failed while primed with the reference (Trust.Prime), or not
-	// started (ErrNotStarted).
+	// started (ErrNotStarted), or the handshake never reached it (a
+	// timeout before the server's certificate arrived).
 	// The peer was rejected to fail closed (Accepted is false).
 	Failed bool   `json:"failed"`
 	Reason string `json:"reason"`
@@ -480,7 +481,8 @@ func serve(initial tls.Certificate) (*server, error) {
 
 // handshake presents cert and lets d decide; it returns whether the
 // handshake completed, whether the verifier failed (decided nothing, so
-// the peer was rejected to fail closed), and the verifier's reason.
+// the peer was rejected to fail closed: it erred, or the handshake never
+// reached it), and the verifier's reason.
 func (s *server) handshake(ctx context.Context, cfg Config, rec *recorder, cert tls.Certificate) (ok, failed bool, reason string) {
 	s.cert.Store(&cert)
 	rec.reset()
@@ -490,7 +492,7 @@ func (s *server) handshake(ctx context.Context, cfg Config, rec *recorder, cert 
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return false, false, fmt.Sprintf("dial: %v", err)
+		return false, true, fmt.Sprintf("not asked: the handshake never reached the verifier: dial: %v", err)
 	}
 	var pending pintls.Pending
 	tc := tls.Client(raw, pintls.ClientConfig(rec, cfg.Reference.ServerName, addr, nil, pintls.Options{Context: ctx, Timeout: cfg.Timeout, Pending: &pending}))
@@ -507,10 +509,13 @@ func (s *server) handshake(ctx context.Context, cfg Config, rec *recorder, cert 
 	switch {
 	case verr != nil:
 		return false, true, fmt.Sprintf("verifier failed (fail closed): %v", verr)
+	// A handshake that never reached the verifier (a timeout on a loaded
+	// machine, a certificate crypto/tls could not parse) says nothing of
+	// it: a rejection in its cell would be a verdict it never gave.
 	case v == nil && herr != nil:
-		return false, false, fmt.Sprintf("handshake failed before the verifier was asked: %v", herr)
+		return false, true, fmt.Sprintf("not asked: the handshake failed before the verifier was: %v", herr)
 	case v == nil:
-		return false, false, "verifier was not asked"
+		return false, true, "not asked: the handshake completed without the verifier"
 	case v.Allow && herr != nil && strings.Contains(herr.Error(), "invalid signature by the"):
 		// crypto/tls checks the peer's CertificateVerify after the
 		// verifier has judged its certificate; the error is a string.

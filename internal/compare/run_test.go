@@ -2,6 +2,7 @@ package compare_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"slices"
@@ -321,5 +322,73 @@ func TestStartFailure(t *testing.T) {
 				t.Errorf("failed verifiers %q, want dies alone", got)
 			}
 		})
+	}
+}
+
+// runExtra compares verifier on ref's scenarios and extra, in process,
+// with handshakes bounded by timeout.
+func runExtra(t *testing.T, ref *compare.Reference, verifier string, timeout time.Duration, extra ...compare.Scenario) *compare.Report {
+	t.Helper()
+	reg := builtin.New(nil)
+	rep, err := compare.Run(context.Background(), compare.Config{
+		Reference: ref,
+		Verifiers: []string{verifier},
+		Extra:     extra,
+		Dir:       t.TempDir(),
+		Samples:   2,
+		Timeout:   timeout,
+		InProcess: func(name string) (verify.Verifier, error) { return reg.Lookup(name) },
+		Start: func(ctx context.Context, name string, opts verify.Options) (compare.Plugin, error) {
+			return startInProcess(ctx, reg, name, opts)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// TestNotReachedIsNotARejection: a handshake that fails before the
+// verifier is asked (here crypto/tls cannot parse the certificate the
+// server sends) is no verdict of the verifier's. Its cell says failed,
+// not rejected, the verifier's cost is not measured, and the other
+// scenarios keep their verdicts.
+func TestNotReachedIsNotARejection(t *testing.T) {
+	ref, _ := newScenarios(t)
+	key, err := certs.GenerateKey(certs.ECDSA, 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	garbled := compare.Scenario{Name: "garbled", What: "a certificate that does not parse", Cert: tls.Certificate{Certificate: [][]byte{[]byte("not DER")}, PrivateKey: key}}
+	rep := runExtra(t, ref, "spkipin", 10*time.Second, garbled)
+	x, ran := rep.Find("spkipin", "garbled")
+	if !ran || x.Accepted || !x.Failed {
+		t.Fatalf("garbled: %+v (ran %v); want failed, not a rejection", x, ran)
+	}
+	if !strings.Contains(x.Reason, "before the verifier") {
+		t.Errorf("reason %q does not say the verifier was not reached", x.Reason)
+	}
+	if ok, ran := rep.Accepted("spkipin", compare.Same); !ran || !ok {
+		t.Errorf("the reference itself: accepted %v, ran %v", ok, ran)
+	}
+	if got := rep.FailedVerifiers(); !slices.Equal(got, []string{"spkipin"}) {
+		t.Errorf("failed verifiers %q, want spkipin", got)
+	}
+}
+
+// TestTimeoutBeforeTheVerifierIsNotARejection: handshakes that time out
+// before the server's certificate arrives (a machine too loaded for
+// --verify-timeout) make no column of rejections: every cell says
+// failed.
+func TestTimeoutBeforeTheVerifierIsNotARejection(t *testing.T) {
+	ref, scen := newScenarios(t)
+	rep := runExtra(t, ref, "spkipin", time.Nanosecond)
+	if len(rep.Results) != len(scen) {
+		t.Fatalf("%d results, want %d", len(rep.Results), len(scen))
+	}
+	for _, x := range rep.Results {
+		if x.Accepted || !x.Failed || !strings.Contains(x.Reason, "never reached the verifier") {
+			t.Errorf("%s: %+v; want failed, the verifier not reached", x.Scenario, x)
+		}
 	}
 }

@@ -71,9 +71,10 @@ verifier and scenario, the median cost of one verification in process and
 through the plugin, the pin size, and what the strategy protects against.
 
 A verifier that crashes, hangs (its handshake waits --verify-timeout),
-errs or gives no verdict is not a rejection: its cells say failed, its cost
-is not measured, the others are compared all the same, and tlspin exits 4
-after the report. One that hung or crashed is not asked again: the rest of
+errs or gives no verdict is not a rejection, nor is a handshake that
+never reached it (--verify-timeout too short for a loaded machine): its
+cells say failed, its cost is not measured, the others are compared all
+the same, and tlspin exits 4 after the report. One that hung or crashed is not asked again: the rest of
 its cells say failed at once, so a hung verifier costs one timeout, not one
 per scenario. So does one whose plugin does not start (it exits before
 its handshake, or does not finish it in time), or that fails while
@@ -230,7 +231,7 @@ func (a *app) runCompare(cmd *cobra.Command, f *compareFlags) error {
 	// The report is written whole, the others' results included; a
 	// verifier that failed is what exit 4 says, as for send.
 	if failed := rep.FailedVerifiers(); len(failed) > 0 {
-		return fmt.Errorf("compare: %w: %s decided nothing on some scenarios (crashed, timed out, erred or gave no verdict, could not be primed with the reference, or its plugin did not start), so its cells say failed and its cost was not measured; see the reasons with --json", tlspin.ErrVerifierFailed, quoteList(failed))
+		return fmt.Errorf("compare: %w: %s decided nothing on some scenarios (crashed, timed out, erred or gave no verdict, was never reached by the handshake, could not be primed with the reference, or its plugin did not start), so its cells say failed and its cost was not measured; see the reasons with --json", tlspin.ErrVerifierFailed, quoteList(failed))
 	}
 	return nil
 }
