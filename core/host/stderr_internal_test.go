@@ -212,11 +212,18 @@ func TestPluginStdoutFlood(t *testing.T) {
 	if logged < stderrBurst || logged > stderrBurst+stderrPerSec*10 {
 		t.Fatalf("%d of %d lines logged, want the burst of %d and what the rate adds", logged, flood, stderrBurst)
 	}
-	m := regexp.MustCompile(`stdout ended: dropped_lines=(\d+)`).FindStringSubmatch(out.String())
-	if m == nil {
+	if !regexp.MustCompile(`stdout ended: dropped_lines=\d+`).MatchString(out.String()) {
 		t.Fatalf("the end does not count the dropped lines:\n%s", out.String()[max(0, out.Len()-300):])
 	}
-	if dropped, _ := strconv.Atoi(m[1]); logged+dropped != flood {
+	// On a loaded machine the flood outlasts a token (20 ms): the line
+	// then admitted counts the lines dropped before it, and the end
+	// counts the rest.
+	dropped := 0
+	for _, m := range regexp.MustCompile(`stdout (?:ended|slowed down): dropped_lines=(\d+)`).FindAllStringSubmatch(out.String(), -1) {
+		n, _ := strconv.Atoi(m[1])
+		dropped += n
+	}
+	if logged+dropped != flood {
 		t.Errorf("%d lines logged and %d dropped, want %d in all", logged, dropped, flood)
 	}
 }

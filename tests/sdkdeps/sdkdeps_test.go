@@ -96,8 +96,8 @@ func TestSDKDependencyClosure(t *testing.T) {
 }
 
 // TestAuthorModule plays a plugin author: a module of its own that
-// requires tlspin (replaced by this checkout, offline: GOPROXY=off with the
-// module cache this repository already filled), with a plugin and a test
+// requires tlspin (replaced by this checkout, its modules held to this
+// repository's go.sum), with a plugin and a test
 // that uses sdktest, go mod tidy, go build, and go version -m on the binary. Neither go.mod nor the binary may name a
 // forbidden module.
 func TestAuthorModule(t *testing.T) {
@@ -167,6 +167,10 @@ func TestCNPin(t *testing.T) {
 	}
 	// The checksums come from this repository's go.sum (the checksum
 	// database is not reachable from tests); tidy keeps the lines it needs.
+	// Modules come from the module cache, or from GOPROXY on a fresh
+	// machine whose cache lacks a go.mod only the graph needs (tidy reads
+	// go-colorable v0.1.9's, which no build fetches), and must match those
+	// lines.
 	sums, err := os.ReadFile(filepath.Join(root, "go.sum"))
 	if err != nil {
 		t.Fatal(err)
@@ -174,8 +178,8 @@ func TestCNPin(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "go.sum"), sums, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	offline := []string{"GOPROXY=off", "GOSUMDB=off", "GOFLAGS=-mod=mod", "GOWORK=off"}
-	goCmd(t, dir, offline, "mod", "tidy")
+	pinned := []string{"GOSUMDB=off", "GOFLAGS=-mod=mod", "GOWORK=off"}
+	goCmd(t, dir, pinned, "mod", "tidy")
 	goMod, err := os.ReadFile(filepath.Join(dir, "go.mod"))
 	if err != nil {
 		t.Fatal(err)
@@ -190,7 +194,7 @@ func TestCNPin(t *testing.T) {
 	check(t, "go.mod", required)
 
 	bin := filepath.Join(dir, "tlspin-verifier-cnpin")
-	goCmd(t, dir, offline, "build", "-o", bin, ".")
+	goCmd(t, dir, pinned, "build", "-o", bin, ".")
 	var linked []string
 	for _, line := range strings.Split(goCmd(t, dir, nil, "version", "-m", bin), "\n") {
 		if f := strings.Fields(line); len(f) >= 2 && f[0] == "dep" {
