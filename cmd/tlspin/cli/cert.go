@@ -125,15 +125,16 @@ func (a *app) runCert(cmd *cobra.Command, f *certFlags) error {
 	if len(tpl.SANs) == 0 && !f.ca {
 		tpl.SANs = []string{"localhost", "127.0.0.1", "::1"}
 	}
-	// Refuse before generating anything (WriteFiles checks again).
+	// Refuse before generating anything (WriteFiles checks again): a
+	// target that cannot be written is how cert was called, a usage error.
 	for _, p := range []string{f.out, f.keyOut} {
 		if p == "" {
 			continue
 		}
 		if err := certs.CheckTarget(p, f.force); errors.Is(err, certs.ErrExists) {
-			return fmt.Errorf("%w (use --force to overwrite)", err)
+			return usagef("%w (use --force to overwrite)", err)
 		} else if err != nil {
-			return err
+			return usageError{err}
 		}
 	}
 	var issuer *x509.Certificate

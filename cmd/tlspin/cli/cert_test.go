@@ -273,8 +273,10 @@ func TestCertCAKeyHint(t *testing.T) {
 }
 
 // TestCertRefusesItsTarget: an --out that cannot be written is refused
-// before any key is made, saying why; only an existing file is a reason to
-// suggest --force, which a directory or a symbolic link do not change.
+// before any key is made, saying why, as a usage error (exit 2, as for a
+// file named on the command line that cannot be read); only an existing
+// file is a reason to suggest --force, which a directory or a symbolic
+// link do not change.
 func TestCertRefusesItsTarget(t *testing.T) {
 	dir := t.TempDir()
 	existing := filepath.Join(dir, "existing.pem")
@@ -294,13 +296,14 @@ func TestCertRefusesItsTarget(t *testing.T) {
 		{dir, false, "is a directory; give a file name in it"},
 		{dir, true, "is a directory; give a file name in it"},
 		{link, false, "refusing to write through a symbolic link"},
+		{filepath.Join(dir, "missing", "x.pem"), false, "no such file or directory"},
 	} {
 		args := []string{"cert", "--type", "ecdsa", "--out", tc.out}
 		if tc.force {
 			args = append(args, "--force")
 		}
 		_, stderr, code := inProcess(t, "", args...)
-		if code != cli.ExitFailure || !strings.Contains(stderr, tc.want) || (tc.out != existing && strings.Contains(stderr, "--force")) {
+		if code != cli.ExitUsage || !strings.Contains(stderr, tc.want) || (tc.out != existing && strings.Contains(stderr, "--force")) {
 			t.Errorf("cert --out %s (force %v): exit %d, %q; want %q", tc.out, tc.force, code, stderr, tc.want)
 		}
 	}
