@@ -145,6 +145,24 @@ func TestTrustCA(t *testing.T) {
 	if _, err := compare.TrustReference("spkipin:chain=ca", self, t.TempDir(), nil); !errors.Is(err, compare.ErrBadFill) || !strings.Contains(err.Error(), "self-signed") {
 		t.Errorf("self-signed reference: err = %v, want ErrBadFill saying self-signed", err)
 	}
+	// Nor a CA that issues its renewals: the ca verifier is given the
+	// reference itself, and its note must not promise what the matrix
+	// shows it does not do.
+	caDesc := &verify.Description{Options: []verify.Option{{Name: "ca"}}}
+	for _, tc := range []struct {
+		name string
+		ref  *compare.Reference
+		want string
+		not  string
+	}{
+		{"issued by a CA", ref, "survives renewal and re-keying", "the reference is self-signed"},
+		{"self-signed", self, "every renewal needs the new certificate", "survives"},
+	} {
+		tr, err := compare.TrustReference("ca", tc.ref, t.TempDir(), caDesc)
+		if err != nil || !strings.Contains(tr.Note, tc.want) || strings.Contains(tr.Note, tc.not) {
+			t.Errorf("ca, %s: note %q, %v; want it to say %q and not %q", tc.name, tr.Note, err, tc.want, tc.not)
+		}
+	}
 }
 
 func selfSignedRef(t *testing.T, key crypto.Signer, crt *x509.Certificate) *compare.Reference {

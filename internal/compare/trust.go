@@ -115,11 +115,13 @@ func TrustReference(name string, r *Reference, dir string, desc *verify.Descript
 		if err := os.WriteFile(f, certs.EncodeCert(r.CA), 0o600); err != nil {
 			return Trust{}, fmt.Errorf("compare: ca: %w", err)
 		}
-		return Trust{
-			Options:  verify.Options{opt: {f}},
-			PinBytes: len(r.CA.Raw),
-			Note:     "X.509 chain to a trusted CA plus the host name: survives renewal and re-keying, rejects self-signed look-alikes, expired certificates and other CAs; any CA you trust can issue for your name",
-		}, nil
+		note := "X.509 chain to a trusted CA plus the host name: survives renewal and re-keying, rejects self-signed look-alikes, expired certificates and other CAs; any CA you trust can issue for your name"
+		if r.issuer == nil {
+			// Its own CA: a renewal is another self-signed certificate,
+			// which chains to nothing trusted.
+			note = "X.509 chain to a trusted CA plus the host name; the reference is self-signed, so the CA trusted is the reference itself: like sha256pin with the names and dates checked, every renewal needs the new certificate as the CA file"
+		}
+		return Trust{Options: verify.Options{opt: {f}}, PinBytes: len(r.CA.Raw), Note: note}, nil
 	}
 	return Trust{}, fmt.Errorf("%w: %q (known: %s)", ErrUnknownStrategy, name, strings.Join(DefaultVerifiers(), ", "))
 }
