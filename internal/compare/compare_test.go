@@ -421,22 +421,24 @@ func TestWriteTextFormats(t *testing.T) {
 			t.Errorf("markdown lacks %q:\n%s", s, md.String())
 		}
 	}
-	if strings.Contains(js.String(), "Skipped") || strings.Contains(js.String(), "scenarios") {
-		t.Errorf("JSON has more than results and verifiers:\n%s", js.String())
-	}
-	// What was not measured is null in JSON, not a 0 that reads as free.
+	// What was not measured is null in JSON, not a 0 that reads as free;
+	// what was skipped says so in a field, not only in a note's words.
 	var doc struct {
-		Verifiers []map[string]any `json:"verifiers"`
+		Verifiers        []map[string]any `json:"verifiers"`
+		SkippedScenarios []string         `json:"skipped_scenarios"`
 	}
 	if err := json.Unmarshal(js.Bytes(), &doc); err != nil {
 		t.Fatal(err)
 	}
+	if !reflect.DeepEqual(doc.SkippedScenarios, r.Skipped) || len(r.Skipped) == 0 {
+		t.Errorf("JSON skipped_scenarios = %q; want %q", doc.SkippedScenarios, r.Skipped)
+	}
 	want := map[string]map[string]any{
-		"spkipin":  {"name": "spkipin", "inprocess_us": 5.5, "plugin_us": 150.0, "pin_bytes": 32.0, "note": "the key | pipes", "failed": false},
-		"later":    {"name": "later", "inprocess_us": nil, "plugin_us": nil, "pin_bytes": nil, "note": "skipped: not built in", "failed": false},
-		"external": {"name": "external", "inprocess_us": nil, "plugin_us": 160.0, "pin_bytes": 32.0, "note": "a plugin of its own", "failed": false},
+		"spkipin":  {"name": "spkipin", "inprocess_us": 5.5, "plugin_us": 150.0, "pin_bytes": 32.0, "note": "the key | pipes", "failed": false, "skipped": false},
+		"later":    {"name": "later", "inprocess_us": nil, "plugin_us": nil, "pin_bytes": nil, "note": "skipped: not built in", "failed": false, "skipped": true},
+		"external": {"name": "external", "inprocess_us": nil, "plugin_us": 160.0, "pin_bytes": 32.0, "note": "a plugin of its own", "failed": false, "skipped": false},
 		// A verifier that failed was not timed: its figures are null.
-		"crashy": {"name": "crashy", "inprocess_us": nil, "plugin_us": nil, "pin_bytes": 32.0, "note": "failed", "failed": true},
+		"crashy": {"name": "crashy", "inprocess_us": nil, "plugin_us": nil, "pin_bytes": 32.0, "note": "failed", "failed": true, "skipped": false},
 	}
 	for _, v := range doc.Verifiers {
 		if w, ok := want[v["name"].(string)]; ok && !reflect.DeepEqual(v, w) {

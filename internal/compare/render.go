@@ -47,18 +47,23 @@ func (r *Report) word(verifier, scenario string) string {
 const Schema = 1
 
 // WriteJSON writes the report as {"schema": 1, "results": [...],
-// "verifiers": [...]}.
+// "verifiers": [...], "skipped_scenarios": [...]}.
 func (r *Report) WriteJSON(w io.Writer) error {
 	doc := struct {
 		Schema    int            `json:"schema"`
 		Results   []Result       `json:"results"`
 		Verifiers []VerifierInfo `json:"verifiers"`
-	}{Schema, r.Results, r.Verifiers}
+		// Why each scenario that could not be made was left out.
+		SkippedScenarios []string `json:"skipped_scenarios"`
+	}{Schema, r.Results, r.Verifiers, r.Skipped}
 	if doc.Results == nil {
 		doc.Results = []Result{}
 	}
 	if doc.Verifiers == nil {
 		doc.Verifiers = []VerifierInfo{}
+	}
+	if doc.SkippedScenarios == nil {
+		doc.SkippedScenarios = []string{}
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -108,7 +113,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 // write n/a or -: every cost and the pin size of a skipped verifier, the
 // in-process cost of one that is not built in, the costs of one that
 // failed, and the pin size of one configured with the options given. A 0
-// would read as free.
+// would read as free. skipped says a verifier was not compared at all,
+// which a program should not have to read from the note's words.
 func (v VerifierInfo) MarshalJSON() ([]byte, error) {
 	doc := struct {
 		Name        string   `json:"name"`
@@ -117,7 +123,8 @@ func (v VerifierInfo) MarshalJSON() ([]byte, error) {
 		PinBytes    *int     `json:"pin_bytes"`
 		Note        string   `json:"note"`
 		Failed      bool     `json:"failed"`
-	}{Name: v.Name, Note: v.Note, Failed: v.Failed}
+		Skipped     bool     `json:"skipped"`
+	}{Name: v.Name, Note: v.Note, Failed: v.Failed, Skipped: v.Skipped}
 	if !v.Skipped {
 		if !v.Failed {
 			doc.PluginUs = &v.PluginUs
