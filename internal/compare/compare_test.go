@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -521,4 +522,43 @@ func issuedByTestCA(t *testing.T, dir string) (ca *x509.Certificate, caFile stri
 	caFile = filepath.Join(dir, "ca.pem")
 	writePEM(t, caFile, ck, certs.EncodeCert(ca))
 	return ca, caFile, leafKeyPEM, leaf
+}
+
+// TestMarkdownKeepsItsColumns: a verifier's label holds the options the
+// user gave (allowlist:file=a|b.txt), and a note may quote an error over
+// several lines; neither may add a column or end a row early.
+func TestMarkdownKeepsItsColumns(t *testing.T) {
+	r := report()
+	for i := range r.Verifiers {
+		if r.Verifiers[i].Name == "sha256pin" {
+			r.Verifiers[i].Name = "allowlist:file=a|b.txt"
+			r.Verifiers[i].Note = "failed: line one\nline | two\r\nthree"
+		}
+	}
+	for i := range r.Results {
+		if r.Results[i].Verifier == "sha256pin" {
+			r.Results[i].Verifier = "allowlist:file=a|b.txt"
+		}
+	}
+	var md bytes.Buffer
+	if err := r.WriteMarkdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	cells := func(row string) int { return len(regexp.MustCompile(`(^|[^\\])\|`).FindAllString(row, -1)) }
+	var want int
+	for _, row := range strings.Split(md.String(), "\n") {
+		switch {
+		case strings.HasPrefix(row, "| scenario |"), strings.HasPrefix(row, "| verifier |"):
+			want = cells(row)
+		case strings.HasPrefix(row, "|"):
+			if got := cells(row); got != want {
+				t.Errorf("row %q has %d cell borders, its header %d", row, got, want)
+			}
+		case row != "" && !strings.HasPrefix(row, "- ") && row != "Scenarios:":
+			t.Errorf("a line outside the tables and lists: %q", row)
+		}
+	}
+	if !strings.Contains(md.String(), `allowlist:file=a\|b.txt`) {
+		t.Errorf("the label is not written escaped:\n%s", md.String())
+	}
 }

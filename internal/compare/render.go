@@ -174,7 +174,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString("| scenario |")
 	for _, v := range vs {
-		fmt.Fprintf(&b, " %s |", v.Name)
+		fmt.Fprintf(&b, " %s |", mdEscape(v.Name))
 	}
 	b.WriteString("\n|---|")
 	for range vs {
@@ -198,10 +198,10 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	b.WriteString("\n| verifier | in-process µs | plugin µs | pin bytes | protects against |\n|---|---:|---:|---:|---|\n")
 	for _, v := range r.Verifiers {
 		if v.Skipped {
-			fmt.Fprintf(&b, "| %s | – | – | – | %s |\n", v.Name, mdEscape(v.Note))
+			fmt.Fprintf(&b, "| %s | – | – | – | %s |\n", mdEscape(v.Name), mdEscape(v.Note))
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", v.Name, v.InProcessCost(), v.PluginCost(), v.PinSize(), mdEscape(v.Note))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", mdEscape(v.Name), v.InProcessCost(), v.PluginCost(), v.PinSize(), mdEscape(v.Note))
 	}
 	b.WriteString("\nScenarios:\n\n")
 	for _, s := range r.Scenarios {
@@ -214,7 +214,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	return err
 }
 
-func mdEscape(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+// mdEscape keeps s in its table cell or list item: a pipe would end the
+// cell, a line break the row.
+var mdEscape = strings.NewReplacer("|", `\|`, "\r\n", " ", "\n", " ", "\r", " ").Replace
 
 // htmlPage is well-formed XML as well as HTML, so that it can be checked
 // with an XML parser; it needs nothing but itself to display.
