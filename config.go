@@ -355,6 +355,14 @@ func (v *Verifiers) ServerConfig(cert tls.Certificate) *tls.Config {
 // (A chooser that returns base.Clone() made after this call gets the
 // verifiers twice, the second time without the client's address, so tofu
 // refuses a first use: return base itself, or clones made before.)
+// A base without a certificate (nor GetCertificate) is served as the copy
+// crypto/tls was given: net/http's ServeTLS(ln, certFile, keyFile) clones
+// base and loads the files into its clone. The clients of such a copy are
+// verified as well, but without their address and with nothing recorded
+// after the handshake, so tofu refuses a first use there (fail closed):
+// give base the certificate, or serve on Listen. With a certificate in
+// base, base's certificate is the one served, whatever files ServeTLS is
+// given.
 // What the program sets on base after this call (MinVersion, NextProtos,
 // Certificates) holds for the connections that follow; not its own
 // VerifyConnection, which must be set before (base's is replaced).
@@ -389,6 +397,16 @@ func (v *Verifiers) HookServerConfig(base *tls.Config) *tls.Config {
 		}
 		after := c.VerifyConnection
 		if c == base {
+			if len(base.Certificates) == 0 && base.GetCertificate == nil {
+				// base has no certificate: the configuration crypto/tls
+				// was called on does, a copy of base with one added
+				// (net/http's ServeTLS loads its files into its clone).
+				// Only that copy can serve, so keep it: it carries base's
+				// VerifyConnection and ClientAuth, which verify the
+				// client without its address and record nothing, so a
+				// first use of tofu is refused there (fail closed).
+				return nil, nil
+			}
 			after = next
 		}
 		c = c.Clone()

@@ -47,7 +47,10 @@
 //     own instead, keeping what it already has: a VerifyConnection already
 //     set runs after the verifiers allowed the peer, a GetConfigForClient
 //     still chooses the configuration, and the verifiers are hooked into
-//     what it returns.
+//     what it returns. A server configuration without a certificate
+//     works with net/http's ServeTLS(ln, certFile, keyFile), whose copy
+//     of it holds the files' certificate; its clients are verified
+//     without their address, so tofu refuses a first use there.
 //   - Dial(ctx, network, addr) connects and completes the handshake; it
 //     fits http.Transport.DialTLSContext. Listen(network, addr, cert)
 //     returns a listener that hands out only connections whose client was
