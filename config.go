@@ -94,6 +94,24 @@ type recording struct {
 	outs []policy.Outcome
 }
 
+// Required reports whether the verifiers allowed the peer only on
+// condition of the record: without it, would the policy still allow it?
+// With require any, another verifier that allowed it without a record
+// (a pin) is enough, and a record that a server's PendingSet dropped
+// before Confirm (pintls.ErrDropped) does not cost the peer its
+// connection.
+func (r *recording) Required() bool {
+	outs := slices.Clone(r.outs)
+	for i, o := range outs {
+		if o.Allowed() && o.Verdict.Commit {
+			outs[i].Verdict, outs[i].Err = nil, pintls.ErrDropped
+		}
+	}
+	return !policy.Mode(r.v.require).Allows(outs)
+}
+
+var _ pintls.Required = (*recording)(nil)
+
 func (r *recording) Commit(ctx context.Context, req *verify.Request) (*verify.CommitResponse, error) {
 	_, err := r.v.set.Policy.Commit(ctx, req)
 	if err == nil {
@@ -447,11 +465,32 @@ func (v *Verifiers) HookServerConfig(base *tls.Config) *tls.Config {
 // nothing: what was kept for it goes after a minute, and the logger is
 // warned, once, when a later verification finds it so. net/http gives no
 // place to call Confirm: serve on Listen.
+//
+// What is kept for Confirm is bounded: it goes a minute after the
+// verification, or sooner when more than 1,024 clients wait
+// for Confirm at once. A client allowed only on condition of its record
+// (tofu's first use, no other verifier allowing it with RequireAny) whose
+// record went so is rejected by Confirm, failing closed: a
+// *RejectionError matching ErrVerifierFailed (it may try again), and
+// conn must be closed unused.
 func (v *Verifiers) Confirm(ctx context.Context, conn *tls.Conn) error {
 	raw := conn.NetConn()
-	if !conn.ConnectionState().HandshakeComplete {
+	cs := conn.ConnectionState()
+	if !cs.HandshakeComplete {
 		v.pending.Forget(raw)
 		return nil
 	}
-	return committed(v.pending.Commit(ctx, raw))
+	err := v.pending.Commit(ctx, raw)
+	if errors.Is(err, pintls.ErrDropped) {
+		e := &RejectionError{Peer: "client", Require: v.require, failed: true, cause: err,
+			msg: fmt.Sprintf("allowed only as a first use, to be recorded after its handshake, and the record was dropped before Confirm came, so nothing was recorded (%v); rejected to fail closed, the client may try again", err)}
+		if len(cs.PeerCertificates) > 0 {
+			e.fingerprints(cs.PeerCertificates[0].Raw)
+		}
+		// The caller says it, bounded as it bounds its warnings: a flood
+		// of verifications can drop many records.
+		v.log.Debug("client rejected after its handshake: its first use could not be recorded", "remote", raw.RemoteAddr().String(), "error", err)
+		return e
+	}
+	return committed(err)
 }

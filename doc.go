@@ -129,7 +129,10 @@
 // Records happen only once a handshake has succeeded, which Dial, Listen
 // and the tlspin command know; with your own TLS code, call
 // ClientConfigForAddr's confirm function, or Confirm for a server, after
-// the handshake. A configuration used alone (ClientConfig or
+// the handshake. What waits for Confirm is kept a minute, for at most
+// 1,024 connections at once; a first use whose record went
+// before Confirm came is rejected by Confirm (ErrVerifierFailed), failing
+// closed. A configuration used alone (ClientConfig or
 // HookClientConfig in an http.Transport's TLSClientConfig) knows neither
 // the address dialled nor when a handshake succeeded, so it cannot
 // record: there a first use is rejected, failing closed, and only a

@@ -83,7 +83,8 @@ type RejectionError struct {
 	// Require is how Verdicts combined.
 	Require Require
 	// Verdicts holds what each verifier said, in the order started; empty
-	// when no verifier was asked (no certificate, or closed).
+	// when no verifier was asked (no certificate, or closed), and when
+	// Confirm rejects a client whose first use it could no longer record.
 	Verdicts []Verdict
 	// PeerSHA256 is the SHA-256 of the peer's leaf certificate in
 	// lowercase hex, and PeerSPKI the SHA-256 of its public key as
@@ -93,6 +94,7 @@ type RejectionError struct {
 	msg    string
 	failed bool
 	closed bool
+	cause  error // what failed besides the verdicts, if anything
 }
 
 // Error says which peer was rejected, and Reason.
@@ -125,6 +127,9 @@ func (e *RejectionError) Is(target error) bool {
 // Unwrap returns the failures of the verifiers that could not decide.
 func (e *RejectionError) Unwrap() []error {
 	var errs []error
+	if e.cause != nil {
+		errs = append(errs, e.cause)
+	}
 	for _, v := range e.Verdicts {
 		if v.Err != nil {
 			errs = append(errs, v.Err)

@@ -2,7 +2,9 @@ package pintls
 
 import (
 	"context"
+	"errors"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +23,7 @@ func (nopCommitter) Commit(context.Context, *verify.Request) (*verify.CommitResp
 func TestExpiredIsReported(t *testing.T) {
 	now := time.Unix(1000, 0)
 	reported := 0
-	s := &PendingSet{now: func() time.Time { return now }, Expired: func(n int) { reported += n }}
+	s := &PendingSet{Now: func() time.Time { return now }, Expired: func(n int) { reported += n }}
 	set := func() net.Conn {
 		a, b := net.Pipe()
 		t.Cleanup(func() { a.Close(); b.Close() })
@@ -67,7 +69,7 @@ func TestExpiredCountsOnlyCommits(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			now := time.Unix(1000, 0)
 			reported := 0
-			s := &PendingSet{now: func() time.Time { return now }, Expired: func(n int) { reported += n }}
+			s := &PendingSet{Now: func() time.Time { return now }, Expired: func(n int) { reported += n }}
 			a, b := net.Pipe()
 			defer a.Close()
 			defer b.Close()
@@ -84,5 +86,77 @@ func TestExpiredCountsOnlyCommits(t *testing.T) {
 				t.Errorf("%d kept, want 1: the expired entry goes either way", s.Len())
 			}
 		})
+	}
+}
+
+// TestExpiredCommitFails: a connection whose pending commit went after a
+// minute without Commit was allowed on condition of a record never made:
+// its Commit fails with ErrDropped (it used to return nil, and the
+// connection was used), once; the dropped connections are remembered for
+// an hour, and MaxDropped of them at most.
+func TestExpiredCommitFails(t *testing.T) {
+	now := time.Unix(1000, 0)
+	s := &PendingSet{Now: func() time.Time { return now }}
+	set := func() net.Conn {
+		a, b := net.Pipe()
+		t.Cleanup(func() { a.Close(); b.Close() })
+		s.For(a).Set(nopCommitter{}, &verify.Request{}, 0)
+		return a
+	}
+	old, forgotten, late := set(), set(), set()
+	now = now.Add(pendingTTL + time.Second)
+	fresh := set() // prunes
+	if err := s.Commit(context.Background(), old); !errors.Is(err, ErrDropped) || !strings.Contains(err.Error(), "minute") {
+		t.Errorf("Commit of an expired connection: %v, want ErrDropped saying why", err)
+	}
+	if err := s.Commit(context.Background(), old); err != nil {
+		t.Errorf("second Commit: %v, want nothing left to commit", err)
+	}
+	s.Forget(forgotten) // its handshake failed: nothing to remember
+	if err := s.Commit(context.Background(), forgotten); err != nil {
+		t.Errorf("Commit after Forget: %v", err)
+	}
+	if err := s.Commit(context.Background(), fresh); err != nil {
+		t.Errorf("Commit of a fresh connection: %v", err)
+	}
+	now = now.Add(droppedTTL + time.Second)
+	set() // prunes
+	if err := s.Commit(context.Background(), late); err != nil {
+		t.Errorf("Commit an hour after the drop: %v, want it forgotten", err)
+	}
+	if n := s.Dropped(); n != 0 {
+		t.Errorf("%d dropped connections remembered after an hour", n)
+	}
+	for range MaxDropped + 10 {
+		a, _ := net.Pipe()
+		s.For(a).Set(nopCommitter{}, &verify.Request{}, 0)
+		now = now.Add(pendingTTL + time.Second)
+	}
+	if n := s.Dropped(); n > MaxDropped {
+		t.Errorf("%d dropped connections remembered, want at most %d", n, MaxDropped)
+	}
+}
+
+type notRequired struct{ nopCommitter }
+
+func (notRequired) Required() bool { return false }
+
+// TestDroppedButNotRequired: a commit whose committer says the peer's
+// allow did not depend on it (another verifier allowed with require any)
+// commits nothing once dropped, and its Commit does not fail.
+func TestDroppedButNotRequired(t *testing.T) {
+	now := time.Unix(1000, 0)
+	s := &PendingSet{Now: func() time.Time { return now }}
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	s.For(a).Set(notRequired{}, &verify.Request{}, 0)
+	now = now.Add(pendingTTL + time.Second)
+	c, d := net.Pipe()
+	defer c.Close()
+	defer d.Close()
+	s.For(c).After(func() {}) // prunes
+	if err := s.Commit(context.Background(), a); err != nil {
+		t.Errorf("Commit: %v", err)
 	}
 }

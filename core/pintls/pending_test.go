@@ -142,7 +142,8 @@ func TestPendingSetForget(t *testing.T) {
 // TestPendingSetIsBounded is the attack of a client that gets verified
 // and then fails its handshake, over and over, against a server that never
 // calls Forget: the set keeps at most MaxPending connections and
-// MaxPendingBytes of their chains, the newest.
+// MaxPendingBytes of their chains, the newest; the Commit of one dropped
+// fails.
 func TestPendingSetIsBounded(t *testing.T) {
 	for _, tt := range []struct {
 		name      string
@@ -166,9 +167,11 @@ func TestPendingSetIsBounded(t *testing.T) {
 			if s.Len() != tt.want {
 				t.Fatalf("kept %d connections, want %d", s.Len(), tt.want)
 			}
-			// The newest are kept, the oldest dropped without a commit.
-			if err := s.Commit(context.Background(), conns[0]); err != nil || c.n != 0 {
-				t.Fatalf("the oldest: %v, %d commits; want it dropped", err, c.n)
+			// The newest are kept, the oldest dropped without a commit:
+			// its Commit fails, since its peer was allowed on condition
+			// of it (it used to return nil, and the peer was served).
+			if err := s.Commit(context.Background(), conns[0]); !errors.Is(err, pintls.ErrDropped) || c.n != 0 {
+				t.Fatalf("the oldest: %v, %d commits; want it dropped, and ErrDropped", err, c.n)
 			}
 			if err := s.Commit(context.Background(), conns[len(conns)-1]); err != nil || c.n != 1 {
 				t.Fatalf("the newest: %v, %d commits; want it kept", err, c.n)

@@ -7,6 +7,7 @@
 package pintls
 
 import (
+	"container/list"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -18,6 +19,22 @@ import (
 
 	"github.com/tlspin/tlspin/core/verify"
 )
+
+// ErrDropped is matched by the error of a PendingSet's Commit for a
+// connection whose pending commit the set dropped before Commit came (it
+// waited more than a minute, or among more than MaxPending): its peer
+// was allowed on condition of a commit never made, so it must not be
+// used.
+var ErrDropped = errors.New("pintls: the pending commit was dropped")
+
+// Required is what a verify.Committer may implement to say whether the
+// allow it was set for holds only on condition of its commit. One whose
+// peer another verifier allowed anyway (with require any) says no, and
+// when its commit is dropped the connection is still served; a Committer
+// without the method is taken as required, to fail closed.
+type Required interface {
+	Required() bool
+}
 
 // RejectError is returned from the handshake when the verifier rejects.
 type RejectError struct {
@@ -128,6 +145,21 @@ func (p *Pending) committing() bool {
 	return p.c != nil
 }
 
+// required reports whether p holds a commit its peer's allow depends on
+// (see Required).
+func (p *Pending) required() bool {
+	p.mu.Lock()
+	c := p.c
+	p.mu.Unlock()
+	if c == nil {
+		return false
+	}
+	if r, ok := c.(Required); ok {
+		return r.Required()
+	}
+	return true
+}
+
 // After arranges for f to run at Commit, once the handshake has
 // succeeded: a log line saying the peer was accepted, say.
 func (p *Pending) After(f func()) {
@@ -195,8 +227,11 @@ func (p *Pending) Commit(ctx context.Context) error {
 // and a server that never calls Forget (net/http's) leaves each such
 // connection here: so entries last a minute at most, and the set keeps at
 // most MaxPending of them and MaxPendingBytes of their peers' chains,
-// dropping the oldest first. A dropped entry commits nothing: its peer is
-// still allowed, only not recorded.
+// dropping the oldest first. A dropped entry commits nothing, and its
+// peer was allowed on condition of the commit (unless its Committer says
+// otherwise, see Required): so the set remembers the connection, for an
+// hour and MaxDropped connections at most, and its Commit fails with
+// ErrDropped. The server must then close it unused.
 type PendingSet struct {
 	// Expired, if set, is called with how many entries holding a commit
 	// a minute passed without Commit or Forget, once they are dropped
@@ -206,11 +241,24 @@ type PendingSet struct {
 	// set's lock held.
 	Expired func(n int)
 
+	// Now, if set, is the set's clock (tests); nil is time.Now.
+	Now func() time.Time
+
 	mu    sync.Mutex
 	m     map[net.Conn]pendingEntry
 	bytes int
 	seq   uint64
-	now   func() time.Time // tests; nil: time.Now
+	// gone are the connections whose required commit was dropped, by
+	// when: an element of goneq, oldest first.
+	gone  map[net.Conn]*list.Element
+	goneq list.List
+}
+
+// goneEntry is a connection whose required commit was dropped.
+type goneEntry struct {
+	conn  net.Conn
+	since time.Time
+	why   string
 }
 
 type pendingEntry struct {
@@ -222,13 +270,20 @@ type pendingEntry struct {
 
 const (
 	// pendingTTL is how long a server connection's pending commit is kept
-	// for a handshake to finish.
+	// for a handshake to finish (the error of a dropped one says "a
+	// minute").
 	pendingTTL = time.Minute
 	// MaxPending bounds the connections a PendingSet keeps.
 	MaxPending = 1024
 	// MaxPendingBytes bounds the peer chains a PendingSet keeps, in bytes
 	// of DER.
 	MaxPendingBytes = 16 << 20
+	// droppedTTL is how long a PendingSet remembers a connection whose
+	// required commit it dropped, to fail its Commit.
+	droppedTTL = time.Hour
+	// MaxDropped bounds the connections a PendingSet remembers so; the
+	// oldest are forgotten first.
+	MaxDropped = 16384
 )
 
 // For returns the Pending of raw; it joins the set only if a verification
@@ -247,9 +302,10 @@ func (s *PendingSet) For(raw net.Conn) *Pending {
 			s.m = map[net.Conn]pendingEntry{}
 		}
 		now := time.Now()
-		if s.now != nil {
-			now = s.now()
+		if s.Now != nil {
+			now = s.Now()
 		}
+		s.unforget(raw) // a record set again supersedes a dropped one
 		e, ok := s.m[raw]
 		if ok {
 			s.drop(raw)
@@ -273,6 +329,7 @@ func (s *PendingSet) For(raw net.Conn) *Pending {
 // is within its bounds. It returns how many of the older had something to
 // commit.
 func (s *PendingSet) prune(now time.Time) (expired int) {
+	defer s.pruneGone(now)
 	for len(s.m) > 0 {
 		var oldest net.Conn
 		var seq uint64
@@ -282,6 +339,7 @@ func (s *PendingSet) prune(now time.Time) (expired int) {
 				if e.p.committing() {
 					expired++
 				}
+				s.dropped(c, e.p, now, "it waited more than a minute for the end of its handshake")
 				continue
 			}
 			if oldest == nil || e.seq < seq {
@@ -291,9 +349,49 @@ func (s *PendingSet) prune(now time.Time) (expired int) {
 		if oldest == nil || (len(s.m) <= MaxPending && s.bytes <= MaxPendingBytes) {
 			return expired
 		}
+		p := s.m[oldest].p
 		s.drop(oldest)
+		s.dropped(oldest, p, now, fmt.Sprintf("more than %d connections, or %d MiB of their peers' certificates, were waiting for the end of their handshakes", MaxPending, MaxPendingBytes>>20))
 	}
 	return expired
+}
+
+// dropped remembers raw, whose entry p was just dropped, if p's peer was
+// allowed on condition of its commit.
+func (s *PendingSet) dropped(raw net.Conn, p *Pending, now time.Time, why string) {
+	if !p.required() {
+		return
+	}
+	if s.gone == nil {
+		s.gone = map[net.Conn]*list.Element{}
+	}
+	s.unforget(raw)
+	s.gone[raw] = s.goneq.PushBack(&goneEntry{conn: raw, since: now, why: why})
+	for s.goneq.Len() > MaxDropped {
+		s.unforget(s.goneq.Front().Value.(*goneEntry).conn)
+	}
+}
+
+// pruneGone forgets the dropped connections remembered for an hour.
+func (s *PendingSet) pruneGone(now time.Time) {
+	for s.goneq.Len() > 0 {
+		g := s.goneq.Front().Value.(*goneEntry)
+		if now.Sub(g.since) <= droppedTTL {
+			return
+		}
+		s.unforget(g.conn)
+	}
+}
+
+// unforget forgets that raw's commit was dropped, and returns why it was,
+// or "" if it was not.
+func (s *PendingSet) unforget(raw net.Conn) string {
+	el, ok := s.gone[raw]
+	if !ok {
+		return ""
+	}
+	delete(s.gone, raw)
+	return s.goneq.Remove(el).(*goneEntry).why
 }
 
 func (s *PendingSet) drop(raw net.Conn) {
@@ -313,30 +411,53 @@ func keyable(raw net.Conn) bool {
 	return same == raw
 }
 
-// take removes raw's entry and returns its Pending, or nil.
-func (s *PendingSet) take(raw net.Conn) *Pending {
+// take removes raw's entry and returns its Pending, or nil; and, if raw's
+// required commit was dropped instead, why.
+func (s *PendingSet) take(raw net.Conn) (*Pending, string) {
 	if s == nil || !keyable(raw) {
-		return nil
+		return nil, ""
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now()
+	if s.Now != nil {
+		now = s.Now()
+	}
+	s.pruneGone(now)
 	e, ok := s.m[raw]
 	if !ok {
-		return nil
+		return nil, s.unforget(raw)
 	}
 	s.drop(raw)
-	return e.p
+	return e.p, ""
 }
 
 // Commit commits raw's Pending, if any, and forgets it. Call it only once
-// raw's handshake has succeeded. A nil set has nothing to commit.
+// raw's handshake has succeeded. A nil set has nothing to commit. If the
+// set dropped raw's commit, and raw's peer was allowed on condition of it,
+// Commit fails with ErrDropped (once): close raw unused.
 func (s *PendingSet) Commit(ctx context.Context, raw net.Conn) error {
-	return s.take(raw).Commit(ctx)
+	p, why := s.take(raw)
+	if why != "" {
+		return fmt.Errorf("%w: %s", ErrDropped, why)
+	}
+	return p.Commit(ctx)
 }
 
 // Forget drops raw's Pending, if any, without committing it: raw's
 // handshake failed.
 func (s *PendingSet) Forget(raw net.Conn) { s.take(raw) }
+
+// Dropped returns the number of connections remembered because their
+// required commit was dropped (see ErrDropped).
+func (s *PendingSet) Dropped() int {
+	if s == nil {
+		return 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.goneq.Len()
+}
 
 // Len returns the number of connections waiting for Commit or Forget.
 func (s *PendingSet) Len() int {
