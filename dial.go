@@ -112,9 +112,10 @@ const DefaultHandshakeTimeout = 10 * time.Second
 // next warning of their kind. A client that closes before it begins a
 // handshake (a port scanner, a TCP health check) is logged at debug level
 // only. It fits http.Server.Serve and gRPC: it selects h2 or
-// http/1.1 by ALPN when the client offers them. A cert without a
-// certificate or without its private key is an error, before anything
-// listens.
+// http/1.1 by ALPN when the client offers them. An addr without a port
+// (":0" or "127.0.0.1:0" lets the system choose one), and a cert without
+// a certificate or without its private key, are errors matching
+// ErrBadArgument, before anything listens.
 //
 // An accept error other than the listener being closed (out of file
 // descriptors, a connection aborted before it was accepted) is logged at
@@ -136,6 +137,12 @@ func (v *Verifiers) Listen(network, addr string, cert tls.Certificate) (net.List
 	}
 	if err := tcpOnly(network); err != nil {
 		return nil, fmt.Errorf("tlspin: listen %s: %w", addr, err)
+	}
+	// net.Listen takes "" for every interface on a random port, and
+	// fails a host alone with a network error: neither is what the
+	// caller meant.
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, fmt.Errorf("tlspin: listen %q: want HOST:PORT (port 0 for any): %w", addr, badArgument{err})
 	}
 	if err := presentable(cert); err != nil {
 		return nil, fmt.Errorf("tlspin: listen %s: %w", addr, badArgument{err})

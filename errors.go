@@ -33,7 +33,7 @@ var (
 	ErrBadConfig = launch.ErrConfig
 	// ErrBadArgument is matched by errors of Dial and Listen caused by
 	// their arguments, refused before anything is dialled or bound: a
-	// network other than TCP's, an address without a port (Dial), a
+	// network other than TCP's, an address without a port, a
 	// certificate without its private key (Listen). An error of the
 	// network itself (a port in use, a refused connection) does not match
 	// it: it is a *net.OpError.

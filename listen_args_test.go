@@ -145,3 +145,34 @@ func TestBadArgumentIsNotANetworkError(t *testing.T) {
 		t.Errorf("Dial to a closed port: %v; want a *net.OpError, not ErrBadArgument", err)
 	}
 }
+
+// TestListenRefusesAnAddressWithoutAPort: Listen given an address without
+// a port refuses it up front with ErrBadArgument, quoting it, as Dial
+// does; it used to pass it to net.Listen, which fails with a network
+// error (a *net.OpError, "missing port") for a host, and for "" listens on
+// every interface of the machine, on a port chosen at random.
+func TestListenRefusesAnAddressWithoutAPort(t *testing.T) {
+	srv := newIdentity("server")
+	v := start(t, []string{"spkipin:pin=" + srv.spki})
+	for _, addr := range []string{"127.0.0.1", "localhost", "[::1]", "::1", ""} {
+		t.Run(addr, func(t *testing.T) {
+			ln, err := v.Listen("tcp", addr, srv.cert)
+			if err == nil {
+				ln.Close()
+				t.Fatalf("Listen(%q) listens on %s", addr, ln.Addr())
+			}
+			if !errors.Is(err, tlspin.ErrBadArgument) || !strings.HasPrefix(err.Error(), "tlspin: listen") ||
+				!strings.Contains(err.Error(), `"`+addr+`"`) || !strings.Contains(err.Error(), "want HOST:PORT") {
+				t.Errorf("err = %v; want tlspin: listen %q: want HOST:PORT ..., matching ErrBadArgument", err, addr)
+			}
+		})
+	}
+	for _, addr := range []string{"127.0.0.1:0", "localhost:0", "127.0.0.1:"} {
+		ln, err := v.Listen("tcp", addr, srv.cert)
+		if err != nil {
+			t.Errorf("Listen(%q): %v", addr, err)
+			continue
+		}
+		ln.Close()
+	}
+}
