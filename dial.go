@@ -62,6 +62,10 @@ func (v *Verifiers) handshake(ctx context.Context, conn *tls.Conn, confirm func(
 // asked again about the server, and one they no longer allow has the
 // connection closed, with a warning (see Watch).
 //
+// To a server that asks for a client certificate (mutual TLS), Dial
+// presents the one given WithClientCertificate, once the verifiers have
+// allowed the server; without it, none.
+//
 // Its signature fits net/http: http.Transport{DialTLSContext: v.Dial}.
 func (v *Verifiers) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	if v.closed() {
@@ -80,7 +84,15 @@ func (v *Verifiers) Dial(ctx context.Context, network, addr string) (net.Conn, e
 	}
 	var pending pintls.Pending
 	sn, since := client.ServerName(addr, ""), time.Now()
-	conn := tls.Client(raw, v.hookClient(ctx, &tls.Config{}, sn, addr, &pending))
+	cfg := &tls.Config{}
+	if cert := v.clientCert; cert != nil {
+		// Whatever CAs the server's request names, as tlspin send does:
+		// crypto/tls would send Certificates only to a server naming
+		// one that issued it, and a server that pins its clients often
+		// names others, or none. The verifiers decide before it is sent.
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+	}
+	conn := tls.Client(raw, v.hookClient(ctx, cfg, sn, addr, &pending))
 	if err := v.handshake(ctx, conn, func(ctx context.Context) error { return committed(pending.Commit(ctx)) }); err != nil {
 		raw.Close()
 		return nil, fmt.Errorf("tlspin: handshake with %s: %w", addr, err)

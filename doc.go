@@ -27,7 +27,8 @@
 // WithPluginSHA256 and WithPluginChecksums (run a plugin only if its
 // executable has the pinned SHA-256), WithVerifyTimeout,
 // WithStartTimeout, WithLogger, WithoutCache, WithPluginEnv, WithGetenv,
-// WithTlspinBinary, WithMaxHandshakes (for Listen),
+// WithTlspinBinary, WithMaxHandshakes (for Listen), WithClientCertificate
+// (for Dial, to a server that requires one: mutual TLS),
 // WithHandshakeTimeout and WithoutRecheck (for Dial and Listen).
 //
 // The configurations a *Verifiers returns decide from
@@ -51,8 +52,9 @@
 //     works with net/http's ServeTLS(ln, certFile, keyFile), whose copy
 //     of it holds the files' certificate; its clients are verified
 //     without their address, so tofu refuses a first use there.
-//   - Dial(ctx, network, addr) connects and completes the handshake; it
-//     fits http.Transport.DialTLSContext. Listen(network, addr, cert)
+//   - Dial(ctx, network, addr) connects and completes the handshake,
+//     presenting the certificate of WithClientCertificate to a server
+//     that asks for one; it fits http.Transport.DialTLSContext. Listen(network, addr, cert)
 //     returns a listener that hands out only connections whose client was
 //     allowed; it fits http.Server.Serve and gRPC. Both take TCP only
 //     (network "tcp", "tcp4" or "tcp6"): the verifiers need the peer's

@@ -190,6 +190,43 @@ func ExampleVerifiers_Listen() {
 	// Output: welcome
 }
 
+// Mutual TLS between two programs of this library: the client, started
+// WithClientCertificate, pins the server and presents its own certificate,
+// which the server's Listen pins in turn.
+func ExampleWithClientCertificate() {
+	ctx := context.Background()
+	server, client := newIdentity("server"), newIdentity("client")
+
+	sv, err := tlspin.Start(ctx, "spkipin:pin="+client.spki)
+	fatalIf(err)
+	defer sv.Close()
+	ln, err := sv.Listen("tcp", "127.0.0.1:0", server.cert)
+	fatalIf(err)
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "welcome, client\n")
+			c.Close()
+		}
+	}()
+
+	// client.cert would come from tls.LoadX509KeyPair(certFile, keyFile).
+	cv, err := tlspin.StartWith(ctx, []string{"spkipin:pin=" + server.spki}, tlspin.WithClientCertificate(client.cert))
+	fatalIf(err)
+	defer cv.Close()
+	conn, err := cv.Dial(ctx, "tcp", ln.Addr().String())
+	fatalIf(err)
+	defer conn.Close()
+	line, err := io.ReadAll(conn)
+	fatalIf(err)
+	fmt.Print(string(line))
+	// Output: welcome, client
+}
+
 // Check decides on a certificate chain without a handshake (read from a
 // file, say), as the verifiers would decide on a peer presenting it.
 func ExampleVerifiers_Check() {

@@ -1,6 +1,7 @@
 package tlspin
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -34,6 +35,7 @@ type options struct {
 	noRecheck     bool
 	maxHandshakes int
 	hsTimeout     time.Duration
+	clientCert    *tls.Certificate
 	sumFiles      []string
 	errs          []error
 	logSet        bool
@@ -213,4 +215,22 @@ func (o *options) apply(opts []Option) error {
 		}
 	}
 	return errors.Join(o.errs...)
+}
+
+// WithClientCertificate makes Dial present cert to a server that asks for
+// a client certificate (mutual TLS, as a Listen listener's does),
+// whatever certificate authorities its request names, as tlspin send
+// --cert does. It goes only to a server the verifiers allowed: they
+// decide before it is sent. cert must hold a certificate and its private
+// key (tls.LoadX509KeyPair makes one from files). The configurations of
+// ClientConfig, ClientConfigForAddr and HookClientConfig are left as they
+// are: set Certificates or GetClientCertificate on them.
+func WithClientCertificate(cert tls.Certificate) Option {
+	return func(o *options) {
+		if err := presentable(cert); err != nil {
+			o.errs = append(o.errs, launch.Configf("tlspin: WithClientCertificate: %v", err))
+			return
+		}
+		o.clientCert = &cert
+	}
 }

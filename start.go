@@ -2,6 +2,7 @@ package tlspin
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"os"
 	"sync"
@@ -35,8 +36,9 @@ type Verifiers struct {
 	pending         pintls.PendingSet
 	warnUnconfirmed sync.Once
 
-	maxHandshakes int           // per Listen listener
-	hsTimeout     time.Duration // of each handshake of Dial and Listen
+	maxHandshakes int              // per Listen listener
+	hsTimeout     time.Duration    // of each handshake of Dial and Listen
+	clientCert    *tls.Certificate // what Dial presents, or nil
 
 	// watched are the live connections asked about again at each policy
 	// change (Watch); noRecheck: not those of Dial and Listen.
@@ -95,7 +97,7 @@ func StartWith(ctx context.Context, specs []string, opts ...Option) (*Verifiers,
 	if timeout <= 0 {
 		timeout = defaultVerifyTimeout
 	}
-	v := &Verifiers{set: set, require: o.require, timeout: timeout, log: lc.Logger, ctx: vctx, cancel: cancel, maxHandshakes: o.maxHandshakes, hsTimeout: o.hsTimeout, noRecheck: o.noRecheck}
+	v := &Verifiers{set: set, require: o.require, timeout: timeout, log: lc.Logger, ctx: vctx, cancel: cancel, maxHandshakes: o.maxHandshakes, hsTimeout: o.hsTimeout, noRecheck: o.noRecheck, clientCert: o.clientCert}
 	if v.maxHandshakes == 0 {
 		v.maxHandshakes = DefaultMaxHandshakes
 	}
