@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -378,9 +379,10 @@ func (v *Verifiers) ServerConfig(cert tls.Certificate) *tls.Config {
 // base and loads the files into its clone. The clients of such a copy are
 // verified as well, but without their address and with nothing recorded
 // after the handshake, so tofu refuses a first use there (fail closed):
-// give base the certificate, or serve on Listen. With a certificate in
-// base, base's certificate is the one served, whatever files ServeTLS is
-// given.
+// give base the certificate, or serve on Listen. A VerifyConnection set on
+// such a base after this call would replace the verifiers in the copy:
+// its handshakes fail instead. With a certificate in base, base's
+// certificate is the one served, whatever files ServeTLS is given.
 // What the program sets on base after this call (MinVersion, NextProtos,
 // Certificates) holds for the connections that follow; not its own
 // VerifyConnection, which must be set before (base's is replaced).
@@ -399,7 +401,8 @@ func (v *Verifiers) HookServerConfig(base *tls.Config) *tls.Config {
 	}
 	base.ClientAuth = tls.RequireAnyClientCert
 	choose := base.GetConfigForClient
-	next := base.VerifyConnection // the caller's, which base's own is about to replace
+	next := base.VerifyConnection            // the caller's, which base's own is about to replace
+	var ours func(tls.ConnectionState) error // base's own, set below
 	base.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
 		// base as it is now, not as it was when hooked: what the program
 		// set on it since (MinVersion, NextProtos, Certificates) holds.
@@ -423,6 +426,11 @@ func (v *Verifiers) HookServerConfig(base *tls.Config) *tls.Config {
 				// VerifyConnection and ClientAuth, which verify the
 				// client without its address and record nothing, so a
 				// first use of tofu is refused there (fail closed).
+				// Unless the program replaced base's VerifyConnection
+				// after this hook: the copy would then verify nothing.
+				if !sameFunc(base.VerifyConnection, ours) {
+					return nil, errors.New("tlspin: HookServerConfig: the configuration's VerifyConnection was replaced after the hook, and without a certificate in it the configuration served is a copy (net/http's ServeTLS) that the verifiers could not be hooked into: set VerifyConnection before HookServerConfig")
+				}
 				return nil, nil
 			}
 			after = next
@@ -446,8 +454,15 @@ func (v *Verifiers) HookServerConfig(base *tls.Config) *tls.Config {
 	// base verifies too, without the client's address: a program that
 	// replaces GetConfigForClient after this call still has its clients
 	// checked, not any certificate accepted.
-	base.VerifyConnection = v.verifyConnection(v.ctx, verify.ServerVerifiesClient, "", "", nil, next)
+	ours = v.verifyConnection(v.ctx, verify.ServerVerifiesClient, "", "", nil, next)
+	base.VerifyConnection = ours
 	return base
+}
+
+// sameFunc reports whether f and g are the same function value, or at
+// least closures of the same code (Go cannot compare functions further).
+func sameFunc(f, g func(tls.ConnectionState) error) bool {
+	return f != nil && g != nil && reflect.ValueOf(f).Pointer() == reflect.ValueOf(g).Pointer()
 }
 
 // Confirm ends what the verification of a client asked to do after its

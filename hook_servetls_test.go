@@ -32,14 +32,22 @@ func TestHookServerConfigServeTLSWithFiles(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
 		specs []string
+		late  bool // the program sets its VerifyConnection after the hook
 		ok    bool
 	}{
-		{"pinned client", []string{"spkipin:pin=" + client.spki}, true},
-		{"another pin", []string{"spkipin:pin=" + newIdentity("other").spki}, false},
-		{"tofu first use", []string{"tofu:file=" + pins}, false},
+		{"pinned client", []string{"spkipin:pin=" + client.spki}, false, true},
+		{"another pin", []string{"spkipin:pin=" + newIdentity("other").spki}, false, false},
+		{"tofu first use", []string{"tofu:file=" + pins}, false, false},
+		// The copy would carry the program's VerifyConnection instead of
+		// the verifiers': refused rather than served unverified.
+		{"another pin, VerifyConnection set after the hook", []string{"spkipin:pin=" + newIdentity("other").spki}, true, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			v := start(t, tt.specs)
+			cfg := v.HookServerConfig(&tls.Config{})
+			if tt.late {
+				cfg.VerifyConnection = func(tls.ConnectionState) error { return nil }
+			}
 			var mu sync.Mutex
 			var served []string
 			hs := &http.Server{
@@ -51,7 +59,7 @@ func TestHookServerConfigServeTLSWithFiles(t *testing.T) {
 					mu.Unlock()
 					io.WriteString(w, "hello")
 				}),
-				TLSConfig:         v.HookServerConfig(&tls.Config{}),
+				TLSConfig:         cfg,
 				ReadHeaderTimeout: 10 * time.Second,
 			}
 			ln := listen(t)
