@@ -339,7 +339,7 @@ func (s *PendingSet) prune(now time.Time) (expired int) {
 				if e.p.committing() {
 					expired++
 				}
-				s.dropped(c, e.p, now, "it waited more than a minute for the end of its handshake")
+				s.dropped(c, e.p, now, whyExpired)
 				continue
 			}
 			if oldest == nil || e.seq < seq {
@@ -351,10 +351,16 @@ func (s *PendingSet) prune(now time.Time) (expired int) {
 		}
 		p := s.m[oldest].p
 		s.drop(oldest)
-		s.dropped(oldest, p, now, fmt.Sprintf("more than %d connections, or %d MiB of their peers' certificates, were waiting for the end of their handshakes", MaxPending, MaxPendingBytes>>20))
+		s.dropped(oldest, p, now, whyOverflow)
 	}
 	return expired
 }
+
+// Why a required commit was dropped, as its Commit's error says.
+var (
+	whyExpired  = "it waited more than a minute for the end of its handshake"
+	whyOverflow = fmt.Sprintf("more than %d connections, or %d MiB of their peers' certificates, were waiting for the end of their handshakes", MaxPending, MaxPendingBytes>>20)
+)
 
 // dropped remembers raw, whose entry p was just dropped, if p's peer was
 // allowed on condition of its commit.
