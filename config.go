@@ -498,7 +498,7 @@ func (v *Verifiers) Confirm(ctx context.Context, conn *tls.Conn) error {
 	err := v.pending.Commit(ctx, raw)
 	if errors.Is(err, pintls.ErrDropped) {
 		e := &RejectionError{Peer: "client", Require: v.require, failed: true, cause: err,
-			msg: fmt.Sprintf("allowed only as a first use, to be recorded after its handshake, and the record was dropped before Confirm came, so nothing was recorded (%v); rejected to fail closed, the client may try again", err)}
+			msg: fmt.Sprintf("a verifier allowed it only as a first use, to be recorded after its handshake, and what was kept to record it was dropped before Confirm came (%v): nothing was recorded, and it is rejected to fail closed; it may try again", err)}
 		if len(cs.PeerCertificates) > 0 {
 			e.fingerprints(cs.PeerCertificates[0].Raw)
 		}

@@ -29,7 +29,7 @@ var (
 	// ErrBadConfig is matched by errors of Start caused by its arguments: a
 	// malformed spec, an unknown verifier, an option the verifier refuses,
 	// a bad checksum or one pinned for a verifier not started, a checksums
-	// file that cannot be read.
+	// file that cannot be read, a client certificate without its key.
 	ErrBadConfig = launch.ErrConfig
 	// ErrBadArgument is matched by errors of Dial and Listen caused by
 	// their arguments, refused before anything is dialled or bound: a

@@ -165,6 +165,24 @@ func WithHandshakeTimeout(d time.Duration) Option {
 	}
 }
 
+// WithClientCertificate makes Dial present cert to a server that asks for
+// a client certificate (mutual TLS, as a Listen listener's does),
+// whatever certificate authorities its request names, as tlspin send
+// --cert does. It goes only to a server the verifiers allowed: they
+// decide before it is sent. cert must hold a certificate and its private
+// key (tls.LoadX509KeyPair makes one from files). The configurations of
+// ClientConfig, ClientConfigForAddr and HookClientConfig are left as they
+// are: set Certificates or GetClientCertificate on them.
+func WithClientCertificate(cert tls.Certificate) Option {
+	return func(o *options) {
+		if err := presentable(cert); err != nil {
+			o.errs = append(o.errs, launch.Configf("tlspin: WithClientCertificate: %v", err))
+			return
+		}
+		o.clientCert = &cert
+	}
+}
+
 // WithGetenv makes Start read the environment through getenv instead of
 // os.Getenv: $PATH and $TLSPIN_PLUGIN_PATH to find verifiers, the variables
 // passed to plugins, and $TLSPIN_LOG_LEVEL. A nil getenv is os.Getenv.
@@ -215,22 +233,4 @@ func (o *options) apply(opts []Option) error {
 		}
 	}
 	return errors.Join(o.errs...)
-}
-
-// WithClientCertificate makes Dial present cert to a server that asks for
-// a client certificate (mutual TLS, as a Listen listener's does),
-// whatever certificate authorities its request names, as tlspin send
-// --cert does. It goes only to a server the verifiers allowed: they
-// decide before it is sent. cert must hold a certificate and its private
-// key (tls.LoadX509KeyPair makes one from files). The configurations of
-// ClientConfig, ClientConfigForAddr and HookClientConfig are left as they
-// are: set Certificates or GetClientCertificate on them.
-func WithClientCertificate(cert tls.Certificate) Option {
-	return func(o *options) {
-		if err := presentable(cert); err != nil {
-			o.errs = append(o.errs, launch.Configf("tlspin: WithClientCertificate: %v", err))
-			return
-		}
-		o.clientCert = &cert
-	}
 }
