@@ -5,6 +5,7 @@ import (
 	"debug/buildinfo"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -38,7 +39,22 @@ func (c *Config) resolveBuiltins() {
 		return
 	}
 	p := filepath.Join(filepath.Dir(c.Self), builtinplugin.Name)
-	if st, err := os.Stat(p); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+	// It decides whom to trust, as any plugin: not one another user may
+	// have written or may swap. That comes first, and checks the file by
+	// its metadata alone: reading its build information opens it, which
+	// for a named pipe would wait for a writer for good, and what another
+	// user may have written is not to be parsed either. Self re-executed
+	// is as safe as Self.
+	if err := files.CheckExecutable(p); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			c.BuiltinsWhyNot = fmt.Sprintf("no executable %s next to %s", builtinplugin.Name, c.Self)
+		} else {
+			c.BuiltinsWhyNot = fmt.Sprintf("launch: %s: %v", builtinplugin.Name, err)
+		}
+		return
+	}
+	// CheckExecutable refused anything but a regular file.
+	if st, err := os.Stat(p); err != nil || st.Mode()&0o111 == 0 {
 		c.BuiltinsWhyNot = fmt.Sprintf("no executable %s next to %s", builtinplugin.Name, c.Self)
 		return
 	}
@@ -47,12 +63,6 @@ func (c *Config) resolveBuiltins() {
 		self = c.SelfExec
 	}
 	if err := sameBuild(self, p); err != nil {
-		c.BuiltinsWhyNot = err.Error()
-		return
-	}
-	// It decides whom to trust, as any plugin: not one another user may
-	// have written or may swap. Self re-executed is as safe as Self.
-	if err := files.CheckExecutable(p); err != nil {
 		c.BuiltinsWhyNot = err.Error()
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -69,13 +70,36 @@ func TestBuiltinsNextToTlspin(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, "may be written by every user (mode 0777)"},
+		// Opening a FIFO to read its build information would wait for a
+		// writer for good, hanging every command: the trust check refuses
+		// it first, without opening it.
+		{"a named pipe", func(t *testing.T, dir string) {
+			if err := syscall.Mkfifo(filepath.Join(dir, "tlspin-builtins"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, "is not a regular file"},
+		// Refused by the trust check before its build information is read.
+		{"writable by every user, not a Go binary", func(t *testing.T, dir string) {
+			if err := os.WriteFile(filepath.Join(dir, "tlspin-builtins"), []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(filepath.Join(dir, "tlspin-builtins"), 0o777); err != nil {
+				t.Fatal(err)
+			}
+		}, "may be written by every user (mode 0777)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			tc.sibling(t, dir)
 			c := &Config{Self: filepath.Join(dir, "tlspin"), SelfExec: self}
-			c.ResolveSelf()
+			resolved := make(chan struct{})
+			go func() { defer close(resolved); c.ResolveSelf() }()
+			select {
+			case <-resolved:
+			case <-time.After(10 * time.Second):
+				t.Fatal("ResolveSelf did not return within 10s (it opened tlspin-builtins before checking it?)")
+			}
 			f := c.Finder()
 			found, err := f.Find("spkipin")
 			if err != nil {
