@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/tlspin/tlspin/core/certs"
+	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/peercred"
 	"github.com/tlspin/tlspin/core/rpc"
 	"github.com/tlspin/tlspin/core/verify"
@@ -97,6 +98,11 @@ type Target struct {
 	// Bad are values Configure must refuse, each tried alone on top of
 	// Options.
 	Bad verify.Options
+	// SHA256, if set, pins Path's content: a file with another sum is
+	// never run (Run fails with an error wrapping host.ErrChecksum), and
+	// the open file hashed is the one executed, as the host runs a pinned
+	// plugin.
+	SHA256 []byte
 }
 
 // Config tunes a run; zero values get defaults.
@@ -219,7 +225,9 @@ func (c *checker) block(from, to, why string) {
 func (c *checker) run(ctx context.Context) error {
 	p, line, err := start(ctx, c.t, c.cfg.StartTimeout)
 	if err != nil {
-		if ctx.Err() != nil {
+		// A plugin that is not the one pinned is not checked at all: it
+		// never ran, and there is nothing of it to report on.
+		if ctx.Err() != nil || errors.Is(err, host.ErrChecksum) {
 			return err
 		}
 		c.add(ItemHandshake, Fail, "%v", err)

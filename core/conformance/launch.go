@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/tlspin/tlspin/core/host"
 	"github.com/tlspin/tlspin/core/rpc"
 )
 
@@ -51,6 +52,15 @@ type process struct {
 // start launches t and returns the process and the first line it printed
 // on stdout, or an error when it printed none within timeout.
 func start(ctx context.Context, t Target, timeout time.Duration) (*process, string, error) {
+	// A pinned plugin is hashed and run as the same open file, as the host
+	// runs it: never a file with another sum, nor one swapped in since.
+	exe, err := host.OpenPinned(t.Name, t.Path, t.SHA256)
+	if err != nil {
+		return nil, "", fmt.Errorf("conformance: %w", err)
+	}
+	if exe != nil {
+		defer exe.Close() // the child has its own copy once started
+	}
 	dir, err := os.MkdirTemp("", "plugin-dir") // 0700, as go-plugin's
 	if err != nil {
 		return nil, "", fmt.Errorf("conformance: %w", err)
@@ -65,6 +75,12 @@ func start(ctx context.Context, t Target, timeout time.Duration) (*process, stri
 		sockDir:    dir,
 	}
 	cmd := exec.Command(t.Path, t.Args...)
+	if exe != nil {
+		// The child's fd 3, without close-on-exec: the kernel resolves the
+		// path in the child, so it runs the file hashed.
+		cmd.ExtraFiles = []*os.File{exe}
+		cmd.Path = host.ExecPath(3)
+	}
 	cmd.Env = append(append([]string{}, t.Env...),
 		rpc.Handshake.MagicCookieKey+"="+rpc.Handshake.MagicCookieValue,
 		"PLUGIN_PROTOCOL_VERSIONS="+joinInts(rpc.SupportedVersions()),

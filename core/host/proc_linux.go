@@ -45,6 +45,11 @@ func killGroup(pid int) {
 // fd, so that exec runs that file.
 func fdExecPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 
+// ExecPath is the path that executes the file open in the child as
+// descriptor fd (an exec.Cmd's ExtraFiles[fd-3]): the very file opened,
+// whatever its name now leads to.
+func ExecPath(fd int) string { return fdExecPath(fd) }
+
 // pluginTimerSlack is the timer slack tlspin-builtins starts with
 // (startWithTimerSlack).
 const pluginTimerSlack = 5 * time.Millisecond

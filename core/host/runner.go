@@ -258,6 +258,15 @@ func (r *procRunner) HostToPlugin(network, addr string) (string, string, error) 
 // replace the pin's source, so pinned plugins belong in a directory and
 // files only their owner and root can write.
 func openPinned(name, path string, sum []byte) (*os.File, error) {
+	return OpenPinned(name, path, sum)
+}
+
+// OpenPinned opens the executable at path for verifier name and checks
+// that its content has the SHA-256 sum, failing with an error that wraps
+// ErrChecksum otherwise; nil, nil when sum is empty. Whoever runs it must
+// run that open file (ExecPath), never the path again: a rename could
+// have swapped the file since.
+func OpenPinned(name, path string, sum []byte) (*os.File, error) {
 	if len(sum) == 0 {
 		return nil, nil
 	}

@@ -358,6 +358,24 @@ func (c *Config) CheckPinned(specs []Spec) error {
 	return c.checkPinned(found)
 }
 
+// FindOne finds the verifier called name, as Start would, for a caller
+// that runs it some other way (describing it, checking its plugin), and
+// returns the SHA-256 its executable is pinned to (Pinned, then
+// Checksums), nil if none: whatever runs it must refuse a file with
+// another sum, as Start does. A Pinned name other than the verifier's is
+// refused, as by Start.
+func (c *Config) FindOne(name string) (host.Found, []byte, error) {
+	found, err := c.find([]Spec{{Name: name}})
+	if err == nil {
+		err = c.checkPinned(found)
+	}
+	if err != nil {
+		return host.Found{}, nil, err
+	}
+	c.warnUnpinned(found)
+	return found[0], c.sum(found[0].Name), nil
+}
+
 // checkPinned refuses a Pinned name that no verifier uses.
 func (c *Config) checkPinned(found []host.Found) error {
 	var unused []string

@@ -35,8 +35,11 @@ printing pass, fail or skip for each; exit 1 if any item fails.
 
 NAME is found like --verifier NAME (--plugin-dir first, then
 $TLSPIN_PLUGIN_PATH, next to tlspin, $PATH), or is a path; built-in
-verifiers can be checked too. The plugin gets the environment send would
-give it. tlspin dials it itself, over the channel send would use (on
+verifiers can be checked too. --plugin-sha256 and --plugin-checksums pin
+the file that runs, as for send, and one with another SHA-256 is refused,
+never run; a built-in is checked as tlspin re-executed serves it, so its
+pin is then the tlspin binary's sum, not tlspin-builtins'. The plugin
+gets the environment send would give it. tlspin dials it itself, over the channel send would use (on
 Linux plain gRPC on a private unix socket whose server the kernel names,
 elsewhere mutual TLS; see docs/threat-model.md), and watches its stdout.
 
@@ -79,14 +82,20 @@ func (a *app) runCheck(cmd *cobra.Command, f *checkFlags, name string) error {
 	// The check is of the plugin contract, go-plugin's gRPC: a built-in is
 	// checked as tlspin re-executed serves it, not as tlspin-builtins does
 	// (tlspin's own protocol, which only tlspin speaks).
-	fd := a.finder()
-	fd.BuiltinsExec = ""
-	found, err := fd.Find(name)
+	lc, err := a.launchConfig()
+	if err != nil {
+		return err
+	}
+	lc.Builtins, lc.BuiltinsWhyNot = "", "verifiers check runs built-ins over go-plugin's gRPC"
+	// Pinned as send pins it: the file check runs must have the sum
+	// --plugin-sha256 or --plugin-checksums gives (for a built-in, the
+	// tlspin binary, which is what runs it here).
+	found, sum, err := lc.FindOne(name)
 	if err != nil {
 		return usageError{err}
 	}
 	rep, err := conformance.Run(cmd.Context(), conformance.Target{
-		Name: found.Name, Path: found.Path, Args: found.Args,
+		Name: found.Name, Path: found.Path, Args: found.Args, SHA256: sum,
 		Env: a.hostConfig().Env, Options: opts, Bad: bad,
 	}, conformance.Config{StartTimeout: a.g.startTimeout, CallTimeout: a.g.verifyTimeout, Samples: f.samples})
 	if err != nil {

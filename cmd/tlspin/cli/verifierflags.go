@@ -128,7 +128,8 @@ func (a *app) launchConfig() (*launch.Config, error) {
 	}
 	if a.g.checksumFile != "" {
 		if c.Checksums, err = host.LoadChecksums(a.g.checksumFile); err != nil {
-			return nil, err
+			// The caller's mistake, as for send (exit 2).
+			return nil, launch.AsConfig(err)
 		}
 	}
 	return c, nil

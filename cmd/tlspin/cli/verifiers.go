@@ -25,7 +25,9 @@ tlspin-verifier-NAME executable on the plugin search path (--plugin-dir,
 $TLSPIN_PLUGIN_PATH, next to tlspin, $PATH), with where it was found.
 
 With NAME (or a path to a plugin executable), start that verifier as a
-plugin, exactly as send and serve would, and show its summary and options.`,
+plugin, exactly as send and serve would, and show its summary and options.
+--plugin-sha256 and --plugin-checksums pin it as they do for send: a
+plugin whose SHA-256 is not the pinned one is refused, never run.`,
 		Example: `  tlspin verifiers
   tlspin verifiers spkipin
   tlspin --plugin-dir ./plugins verifiers myverifier`,
@@ -98,8 +100,13 @@ func (a *app) listVerifiers(cmd *cobra.Command, asJSON bool) error {
 }
 
 func (a *app) describeVerifier(cmd *cobra.Command, name string, asJSON bool) error {
-	finder := a.finder()
-	f, err := finder.Find(name)
+	// Found as send would find it, and pinned as send would pin it
+	// (--plugin-sha256, --plugin-checksums): describing it runs it.
+	lc, err := a.launchConfig()
+	if err != nil {
+		return err
+	}
+	f, sum, err := lc.FindOne(name)
 	if err != nil {
 		if cmd.SuggestionsMinimumDistance <= 0 {
 			cmd.SuggestionsMinimumDistance = 2 // cobra's default for commands
@@ -111,7 +118,9 @@ func (a *app) describeVerifier(cmd *cobra.Command, name string, asJSON bool) err
 		}
 		return usageError{err}
 	}
-	d, err := host.Describe(cmd.Context(), f.Spec(nil), a.hostConfig())
+	spec := f.Spec(nil)
+	spec.SHA256 = sum
+	d, err := host.Describe(cmd.Context(), spec, a.hostConfig())
 	if err != nil {
 		return err
 	}
@@ -131,8 +140,8 @@ func (a *app) describeVerifier(cmd *cobra.Command, name string, asJSON bool) err
 	if path := f.Path; path != "" {
 		// For a built-in, the file that runs it: what --plugin-sha256
 		// pins. /proc/self/exe is this very binary.
-		if path == finder.SelfExec {
-			path = finder.Self
+		if path == lc.SelfExec {
+			path = lc.Self
 		}
 		fmt.Fprintf(out, " (%s)", printable.Escape(path))
 	}
