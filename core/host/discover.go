@@ -144,26 +144,11 @@ func (f *Finder) Find(name string) (Found, error) {
 		}
 		return Found{Name: strings.TrimPrefix(filepath.Base(abs), ExecPrefix), Path: abs, Source: SourcePath}, nil
 	}
-	if slices.Contains(f.Builtins, name) {
-		b := f.builtin(name)
-		for _, d := range f.dirs() {
-			// A plugin named after a built-in never runs: the caller
-			// says so, or its author sees only the built-in's answers.
-			p := filepath.Join(d.dir, ExecPrefix+name)
-			if st, err := os.Stat(p); err == nil && !st.IsDir() {
-				b.Shadowed = append(b.Shadowed, p)
-			}
+	if found, ok := f.lookup(name); ok {
+		if found.Unusable != "" {
+			return Found{}, fmt.Errorf("host: verifier %q: %s", found.Path, found.Unusable)
 		}
-		return b, nil
-	}
-	for _, d := range f.dirs() {
-		p := filepath.Join(d.dir, ExecPrefix+name)
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			if why := unusable(p); why != "" {
-				return Found{}, fmt.Errorf("host: verifier %q: %s", p, why)
-			}
-			return Found{Name: name, Path: p, Source: d.src}, nil
-		}
+		return found, nil
 	}
 	known, _ := f.List()
 	names := make([]string, 0, len(known))
@@ -215,6 +200,34 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
+// lookup finds name, not a path, as Find and List both do, so that List
+// shows exactly what Find runs: a built-in, with the executables named
+// after it that it shadows; else the first tlspin-verifier-NAME on the
+// search path that is not a directory (following links: one that leads
+// nowhere, or to a directory, is passed over), with Unusable saying why
+// it cannot run, if it cannot. ok is false when nothing is found.
+func (f *Finder) lookup(name string) (found Found, ok bool) {
+	if slices.Contains(f.Builtins, name) {
+		b := f.builtin(name)
+		for _, d := range f.dirs() {
+			// A plugin named after a built-in never runs: the caller
+			// says so, or its author sees only the built-in's answers.
+			p := filepath.Join(d.dir, ExecPrefix+name)
+			if st, err := os.Stat(p); err == nil && !st.IsDir() {
+				b.Shadowed = append(b.Shadowed, p)
+			}
+		}
+		return b, true
+	}
+	for _, d := range f.dirs() {
+		p := filepath.Join(d.dir, ExecPrefix+name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return Found{Name: name, Path: p, Source: d.src, Unusable: unusable(p)}, true
+		}
+	}
+	return Found{}, false
+}
+
 func (f *Finder) builtin(name string) Found {
 	if f.BuiltinsExec != "" {
 		return Found{Name: name, Path: f.BuiltinsExec, Args: []string{name}, Source: SourceBuiltin, Direct: true}
@@ -231,15 +244,18 @@ func (f *Finder) builtin(name string) Found {
 }
 
 // List returns every built-in verifier and every external one on the search
-// path, first found wins; built-ins first, then external ones by name. A
-// file that cannot run (not executable, say) is listed with the reason in
-// Unusable, as Find would report it.
+// path; built-ins first, then external ones by name. Each name is shown as
+// Find finds it (lookup): the file Find runs, from the same place, with
+// the same ignored shadows; a file Find refuses (not executable, another
+// user's) is listed with the reason in Unusable. The names are those in
+// the directories that can be read: a directory that can be searched but
+// not listed may hold a plugin that Find runs and List cannot name, but
+// never one that Find would run in place of what List shows.
 func (f *Finder) List() ([]Found, error) {
 	out := make([]Found, 0, len(f.Builtins))
-	idx := map[string]int{}
 	for _, b := range f.Builtins {
-		idx[b] = len(out)
-		out = append(out, f.builtin(b))
+		found, _ := f.lookup(b)
+		out = append(out, found)
 	}
 	var ext []Found
 	seen := map[string]bool{}
@@ -250,19 +266,13 @@ func (f *Finder) List() ([]Found, error) {
 		}
 		for _, e := range entries {
 			n, ok := strings.CutPrefix(e.Name(), ExecPrefix)
-			if !ok || n == "" || e.IsDir() {
-				continue
-			}
-			p := filepath.Join(d.dir, e.Name())
-			if i, isBuiltin := idx[n]; isBuiltin {
-				out[i].Shadowed = append(out[i].Shadowed, p)
-				continue
-			}
-			if seen[n] {
+			if !ok || n == "" || seen[n] || slices.Contains(f.Builtins, n) {
 				continue
 			}
 			seen[n] = true
-			ext = append(ext, Found{Name: n, Path: p, Source: d.src, Unusable: unusable(p)})
+			if found, ok := f.lookup(n); ok {
+				ext = append(ext, found)
+			}
 		}
 	}
 	sort.Slice(ext, func(i, j int) bool { return ext[i].Name < ext[j].Name })

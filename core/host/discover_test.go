@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -469,5 +470,106 @@ func TestFindTypos(t *testing.T) {
 				t.Errorf("Find(%q) = %v, want it to say %q and not %q", tt.name, err, tt.says, tt.not)
 			}
 		})
+	}
+}
+
+// TestListShowsWhatFindRuns: what List shows for a name (`tlspin
+// verifiers`) is what Find runs for it: the same file from the same
+// place, unusable exactly when Find refuses it, and the same ignored
+// shadows of a built-in. Each case puts something in the first directory
+// searched and a good plugin in the second.
+func TestListShowsWhatFindRuns(t *testing.T) {
+	const name = "x"
+	file := host.ExecPrefix + name
+	tests := []struct {
+		name  string
+		first func(t *testing.T, dir string)
+		root  bool // meaningless for root, whom modes do not stop
+	}{
+		{"nothing", func(*testing.T, string) {}, true},
+		{"a plugin", func(t *testing.T, dir string) { writeScript(t, dir, file, "exit 0") }, true},
+		{"a directory", func(t *testing.T, dir string) {
+			if err := os.Mkdir(filepath.Join(dir, file), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		{"a link to a directory", func(t *testing.T, dir string) {
+			if err := os.Symlink(t.TempDir(), filepath.Join(dir, file)); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		{"a dangling link", func(t *testing.T, dir string) {
+			if err := os.Symlink(filepath.Join(dir, "nowhere"), filepath.Join(dir, file)); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		{"a plugin every user may write", func(t *testing.T, dir string) {
+			p := writeScript(t, dir, file, "exit 0")
+			if err := os.Chmod(p, 0o777); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		{"a file not executable", func(t *testing.T, dir string) {
+			if err := os.WriteFile(filepath.Join(dir, file), []byte("#!/bin/sh\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		{"a named pipe", func(t *testing.T, dir string) {
+			if err := syscall.Mkfifo(filepath.Join(dir, file), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		// A directory that can be searched but not read: List cannot see
+		// its plugin, Find runs it.
+		{"a plugin in a directory that cannot be listed", func(t *testing.T, dir string) {
+			writeScript(t, dir, file, "exit 0")
+			if err := os.Chmod(dir, 0o311); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.Chmod(dir, 0o755) })
+		}, false},
+	}
+	for _, tc := range tests {
+		for _, builtin := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/builtin=%v", tc.name, builtin), func(t *testing.T) {
+				if !tc.root && os.Geteuid() == 0 {
+					t.Skip("root reads any directory")
+				}
+				first, second := t.TempDir(), t.TempDir()
+				tc.first(t, first)
+				writeScript(t, second, file, "exit 0")
+				f := &host.Finder{PluginDirs: []string{first, second}, Self: "/usr/bin/tlspin-test-self", SelfArgs: func(n string) []string { return []string{"__verifier", n} }}
+				if builtin {
+					f.Builtins = []string{name}
+				}
+				found, findErr := f.Find(name)
+				list, err := f.List()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var listed *host.Found
+				for i := range list {
+					if list[i].Name == name {
+						if listed != nil {
+							t.Fatalf("List shows %q twice: %+v", name, list)
+						}
+						listed = &list[i]
+					}
+				}
+				switch {
+				case listed == nil:
+					t.Fatalf("List does not show %q; Find: %+v, %v", name, found, findErr)
+				case findErr != nil:
+					if listed.Unusable == "" || !strings.Contains(findErr.Error(), listed.Path) {
+						t.Errorf("Find refuses it (%v); List shows %s from %s, unusable %q", findErr, listed.Path, listed.Source, listed.Unusable)
+					}
+				default:
+					if listed.Path != found.Path || listed.Source != found.Source || listed.Unusable != "" || !slices.Equal(listed.Shadowed, found.Shadowed) {
+						t.Errorf("Find runs %s from %s (ignoring %q); List shows %s from %s (ignoring %q), unusable %q",
+							found.Path, found.Source, found.Shadowed, listed.Path, listed.Source, listed.Shadowed, listed.Unusable)
+					}
+				}
+			})
+		}
 	}
 }
