@@ -119,8 +119,10 @@
 // `__verifier NAME`, and ServeBuiltin, seeing those arguments and
 // go-plugin's handshake variable, serves the verifier and exits. Without
 // that line, Start runs built-ins with the tlspin binary found on $PATH
-// (`tlspin __verifier NAME`); with neither, naming a built-in is an error
-// that says so. Which one ran is logged at debug level
+// (`tlspin __verifier NAME`), which, as it decides whom to trust, is
+// refused as any verifier plugin is if another user may have written it
+// or may replace it (its owner, its mode, the directories on its path);
+// with neither, naming a built-in is an error that says why. Which one ran is logged at debug level
 // (TLSPIN_LOG_LEVEL=debug with the default logger).
 //
 // # Trust on first use

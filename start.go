@@ -163,7 +163,8 @@ func (v *Verifiers) closed() bool { return v.ctx.Err() != nil }
 // variable; ServeBuiltin recognises that, serves the verifier and exits.
 // Otherwise it returns at once, and records that Start may re-execute this
 // program. Without the call, Start runs built-ins with a tlspin binary
-// found on $PATH. Which one ran is logged at debug level.
+// found on $PATH, unless another user may have written it (checked as a
+// verifier plugin is). Which one ran is logged at debug level.
 func ServeBuiltin() {
 	args := os.Args
 	if len(args) == 3 && args[1] == launch.ServeCommand && os.Getenv(rpc.Handshake.MagicCookieKey) == rpc.Handshake.MagicCookieValue {

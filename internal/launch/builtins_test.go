@@ -268,3 +268,84 @@ func TestKnownBuiltinStillReportsPolicyChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestTlspinOnPathIsChecked: a program that does not serve built-in
+// verifiers itself runs them through the tlspin binary it finds on $PATH,
+// which then decides whom to trust as any plugin does: it is refused, saying
+// why, on the same grounds (files.CheckExecutable), and nothing is read
+// from it first.
+func TestTlspinOnPathIsChecked(t *testing.T) {
+	script := func(mode os.FileMode) func(t *testing.T, dir string) {
+		return func(t *testing.T, dir string) {
+			p := filepath.Join(dir, "tlspin")
+			if err := os.WriteFile(p, []byte("#!/bin/sh\nexit 1\n"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(p, mode); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, dir string)
+		why   string // "" if it is chosen
+	}{
+		{"this user's", script(0o755), ""},
+		{"writable by every user", script(0o777), "may be written by every user (mode 0777)"},
+		{"in a directory every user may write", func(t *testing.T, dir string) {
+			script(0o755)(t, dir)
+			if err := os.Chmod(dir, 0o777); err != nil {
+				t.Fatal(err)
+			}
+		}, "which every user may write to"},
+		{"another user's", func(t *testing.T, dir string) {
+			if os.Geteuid() != 0 {
+				t.Skip("needs root to give a file away")
+			}
+			script(0o755)(t, dir)
+			if err := os.Chown(filepath.Join(dir, "tlspin"), 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+		}, "uid 65534"},
+		// Opened, it would wait for a writer for good.
+		{"a named pipe", func(t *testing.T, dir string) {
+			if err := syscall.Mkfifo(filepath.Join(dir, "tlspin"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, "is not a regular file"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tc.setup(t, dir)
+			p := filepath.Join(dir, "tlspin")
+			c := &Config{Getenv: func(k string) string {
+				if k == "PATH" {
+					return dir
+				}
+				return ""
+			}}
+			resolved := make(chan struct{})
+			go func() { defer close(resolved); c.ResolveSelf() }()
+			select {
+			case <-resolved:
+			case <-time.After(10 * time.Second):
+				t.Fatal("ResolveSelf did not return within 10s")
+			}
+			err := c.CheckPinned([]Spec{{Name: "md5pin"}})
+			if tc.why == "" {
+				if c.Self != p || err != nil {
+					t.Fatalf("Self %q (no self: %s), %v; want %q", c.Self, c.NoSelf, err, p)
+				}
+				return
+			}
+			if c.Self != "" {
+				t.Fatalf("Self %q; want the tlspin on $PATH refused (%s)", c.Self, tc.why)
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.why) || !strings.Contains(err.Error(), p) {
+				t.Errorf("starting md5pin: %v; want an error naming %s and saying %q", err, p, tc.why)
+			}
+		})
+	}
+}

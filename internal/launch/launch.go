@@ -25,6 +25,7 @@ import (
 	"github.com/tlspin/tlspin/core/policy"
 	"github.com/tlspin/tlspin/core/sdk"
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/files"
 	"github.com/tlspin/tlspin/verifiers/builtin"
 )
 
@@ -64,9 +65,10 @@ var served atomic.Bool
 func MarkServesBuiltins() { served.Store(true) }
 
 // ResolveSelf chooses what runs built-in verifiers, unless Self is set:
-// this program, re-executed, if it serves them (MarkServesBuiltins), else a
-// tlspin binary on the plugin environment's $PATH. Without either, built-in
-// verifiers cannot run and NoSelf says what to do. A tlspin-builtins of
+// this program, re-executed, if it serves them (MarkServesBuiltins), else
+// the first tlspin binary on the plugin environment's $PATH, if the plugin
+// trust check (files.CheckExecutable) accepts it. Without either, built-in
+// verifiers cannot run and NoSelf says why and what to do. A tlspin-builtins of
 // the same build next to Self runs them faster (Builtins).
 func (c *Config) ResolveSelf() {
 	defer c.resolveBuiltins()
@@ -88,6 +90,14 @@ func (c *Config) ResolveSelf() {
 			continue // a relative $PATH entry would depend on the working directory
 		}
 		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			// It runs the built-ins, which decide whom to trust: checked
+			// as any plugin is, before anything reads or runs it. One
+			// refused is not passed over for another further on, which
+			// the user's shell would not run.
+			if err := files.CheckExecutable(p); err != nil {
+				c.NoSelf = fmt.Sprintf("this program does not call tlspin.ServeBuiltin() first thing in main, and the tlspin binary on $PATH, %s, is refused: %v", p, err)
+				return
+			}
 			c.Self, c.SelfVia = p, "the tlspin binary on $PATH"
 			return
 		}
