@@ -164,15 +164,25 @@ func TestStartFailureSaysWhere(t *testing.T) {
 		{"configure-exit", rpc.ErrTransport, []string{"exited during Configure", "exit status 7"}},
 		{"configure-hang", host.ErrTimeout, []string{"did not answer Configure within the start timeout (500ms)"}},
 		{"describe-hang", host.ErrTimeout, []string{"did not answer Describe within the start timeout (500ms)"}},
+		// It printed its handshake line, then serves nothing on its
+		// socket: gRPC's own connect timeout (20 s) is not the bound.
+		{"silent", host.ErrTimeout, []string{"connecting to", "within the start timeout (500ms)"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.mode, func(t *testing.T) {
 			t.Parallel()
 			cfg := host.Config{StartTimeout: startTimeout, Logger: hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Error})}
+			began := time.Now()
 			p, err := host.Start(context.Background(), host.Spec{Name: "bad", Path: bin, Args: []string{tc.mode}}, cfg)
+			took := time.Since(began)
 			if err == nil {
 				p.Close()
 				t.Fatalf("a plugin in mode %s started", tc.mode)
+			}
+			// The start timeout bounds the whole start; the slack is for
+			// a loaded machine's process start and kill.
+			if took > startTimeout+3*time.Second {
+				t.Errorf("failed after %s; want the start timeout (%s) to bound it: %v", took.Round(time.Millisecond), startTimeout, err)
 			}
 			if !errors.Is(err, tc.wantIs) {
 				t.Errorf("error does not wrap %v: %v", tc.wantIs, err)

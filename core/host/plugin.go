@@ -890,13 +890,24 @@ func spawn(ctx context.Context, by time.Time, spec Spec, cfg Config, log hclog.L
 	}
 	// go-plugin waits for the plugin's handshake line until the start
 	// timeout, whatever ctx says: the end of ctx kills the process (or
-	// keeps it from starting), which ends the wait.
+	// keeps it from starting), which ends the wait. Once the line is read,
+	// go-plugin connects with no bound but gRPC's own (20 s for a socket
+	// that accepts and never speaks HTTP/2): the start timeout, reached
+	// after the line, kills the process too (cutConnect), which ends it.
 	stopAbandon := context.AfterFunc(ctx, r.abandon)
+	r.connectBy = by
+	cutAt := time.AfterFunc(max(time.Until(by), 0), r.cutConnect)
 	cp, err := client.Client()
+	cutAt.Stop()
 	stopAbandon()
 	inst.pid = r.pid
-	if err != nil && ctx.Err() != nil {
+	if ctx.Err() != nil && (err != nil || r.connectCut.Load()) {
 		return fail(abandoned(ctx, spec.Name))
+	}
+	if r.connectCut.Load() {
+		network, addr := r.handshakeAddr()
+		return fail(fmt.Errorf("%w: verifier %q (pid %d) printed its handshake line, then did not answer connecting to %q %q within the start timeout (%s): does it serve gRPC there?",
+			ErrTimeout, spec.Name, r.pid, network, addr, cfg.StartTimeout))
 	}
 	if err != nil {
 		err = startError(spec, cfg.StartTimeout, err)

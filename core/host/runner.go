@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -54,6 +57,16 @@ type procRunner struct {
 	// launch was not abandoned, and one started is killed if it was.
 	startMu   sync.Mutex
 	abandoned bool
+
+	// handshook is set once the plugin's stdout has given a whole line
+	// (go-plugin's handshake), which line holds (its first 1 KiB);
+	// connectBy is when the start timeout ends, past which a connect
+	// still under way is cut (connectCut set, the process killed).
+	handshook  atomic.Bool
+	lineMu     sync.Mutex
+	line       []byte
+	connectBy  time.Time
+	connectCut atomic.Bool
 
 	exitMu  sync.Mutex
 	exitErr error // why the process exited, once reaped
@@ -218,7 +231,62 @@ func (r *procRunner) removeSockDir() {
 	}
 }
 
-func (r *procRunner) Stdout() io.ReadCloser { return r.stdout }
+func (r *procRunner) Stdout() io.ReadCloser { return &handshakeWatch{ReadCloser: r.stdout, r: r} }
+
+// cutConnect ends a start whose handshake line has arrived, from the time
+// the start timeout ends: go-plugin's connect has no bound of ours. Before
+// the line, go-plugin's own start timeout ends the wait. handshakeWatch
+// calls it too, for a line that arrives after the timeout ended: between
+// the two, one of them sees both the line and the time.
+func (r *procRunner) cutConnect() {
+	if r.handshook.Load() && !time.Now().Before(r.connectBy) && r.connectCut.CompareAndSwap(false, true) {
+		r.abandon()
+	}
+}
+
+// handshakeAddr is the network and address of the handshake line.
+func (r *procRunner) handshakeAddr() (network, addr string) {
+	r.lineMu.Lock()
+	defer r.lineMu.Unlock()
+	f := strings.Split(strings.TrimSpace(string(r.line)), "|")
+	if len(f) < 4 {
+		return "", ""
+	}
+	return f[2], f[3]
+}
+
+// handshakeWatch is the plugin's stdout as go-plugin reads it, noting
+// when its first line (the handshake) has been read.
+type handshakeWatch struct {
+	io.ReadCloser
+	r *procRunner
+}
+
+// maxLineKept is how much of the handshake line is kept for errors.
+const maxLineKept = 1 << 10
+
+func (w *handshakeWatch) Read(p []byte) (int, error) {
+	n, err := w.ReadCloser.Read(p)
+	if n > 0 && !w.r.handshook.Load() {
+		got := p[:n]
+		end := bytes.IndexByte(got, '\n')
+		if end >= 0 {
+			got = got[:end]
+		}
+		w.r.lineMu.Lock()
+		if room := maxLineKept - len(w.r.line); room > 0 {
+			w.r.line = append(w.r.line, got[:min(len(got), room)]...)
+		}
+		w.r.lineMu.Unlock()
+		if end >= 0 {
+			w.r.handshook.Store(true)
+			if !w.r.connectBy.IsZero() {
+				w.r.cutConnect()
+			}
+		}
+	}
+	return n, err
+}
 func (r *procRunner) Stderr() io.ReadCloser { return r.stderr }
 func (r *procRunner) Name() string          { return r.path }
 func (r *procRunner) Diagnose(context.Context) string {

@@ -20,12 +20,17 @@
 //	               use), without implementing Commit (UNIMPLEMENTED)
 //	crashfile=PATH allow every peer, but refuse to start while PATH exists;
 //	               every launch appends a line to PATH.launches
+//	silent         print go-plugin's handshake line for a unix socket it
+//	               listens on, accept connections and never serve them
+//	               (no HTTP/2, no gRPC): the host's connect never completes
 package main
 
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -57,6 +62,9 @@ func main() {
 			os.Exit(1)
 		}
 		mode = "allow"
+	}
+	if mode == "silent" {
+		silent()
 	}
 	var p plugin.Plugin
 	switch mode {
@@ -194,4 +202,28 @@ func garbageVerify(_ any, _ context.Context, dec func(any) error, _ grpc.UnarySe
 	m := &emptypb.Empty{}
 	m.ProtoReflect().SetUnknown(raw)
 	return m, nil
+}
+
+// silent listens on a unix socket in the directory the host gave, prints
+// the handshake line naming it, then accepts connections and holds them
+// without a byte of HTTP/2, until the host kills it.
+func silent() {
+	dir := os.Getenv("PLUGIN_UNIX_SOCKET_DIR")
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	ln, err := net.Listen("unix", filepath.Join(dir, fmt.Sprintf("silent-%d", os.Getpid())))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "badplugin:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("%d|%d|unix|%s|grpc|\n", plugin.CoreProtocolVersion, rpc.ProtocolVersion, ln.Addr())
+	var held []net.Conn
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			select {}
+		}
+		held = append(held, c) // never read, never written, never closed
+	}
 }
