@@ -93,7 +93,10 @@ func WithPluginChecksums(file string) Option {
 
 // WithPluginEnv passes the program's variables keys through to every
 // plugin (for debugging: PYTHONPATH, NODE_OPTIONS). Plugins otherwise get
-// only PATH, HOME, TMPDIR and TLSPIN_LOG_LEVEL.
+// only PATH, HOME, TMPDIR and TLSPIN_LOG_LEVEL. A key tlspin sets for the
+// plugin itself (those, go-plugin's PLUGIN_* and TLSPIN_VERIFIER_PLUGIN,
+// TLSPIN_PLUGIN_CHANNEL_FD) makes Start fail with ErrBadConfig: it would
+// replace tlspin's value.
 func WithPluginEnv(keys ...string) Option {
 	return func(o *options) { o.launch.PassEnv = append(o.launch.PassEnv, keys...) }
 }

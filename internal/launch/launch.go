@@ -21,7 +21,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tlspin/tlspin/core/cache"
+	"github.com/tlspin/tlspin/core/direct"
 	"github.com/tlspin/tlspin/core/host"
+	"github.com/tlspin/tlspin/core/plugproc"
 	"github.com/tlspin/tlspin/core/policy"
 	"github.com/tlspin/tlspin/core/sdk"
 	"github.com/tlspin/tlspin/core/verify"
@@ -284,15 +286,29 @@ func (c *Config) Finder() *host.Finder {
 	}
 }
 
-// reservedEnv are variables go-plugin sets for the plugin itself.
-func reservedEnv(k string) bool {
-	return strings.HasPrefix(k, "PLUGIN_") || k == "TLSPIN_VERIFIER_PLUGIN"
+// reservedEnv says who sets k for the plugin, if the host does: go-plugin's
+// variables and its magic cookie, the direct protocol's channel
+// descriptor, and host.PluginEnvVars (TLSPIN_LOG_LEVEL from LogLevel).
+// Passed on top, k would replace the host's value (exec keeps the last of
+// a name), so that, say, a plugin of the direct protocol took another
+// descriptor for its channel; "" otherwise.
+func reservedEnv(k string) string {
+	switch {
+	case strings.HasPrefix(k, "PLUGIN_") || k == plugproc.CookieKey:
+		return "go-plugin's handshake"
+	case k == direct.EnvChannel:
+		return "the direct protocol (the descriptor of the plugin's channel)"
+	case slices.Contains(host.PluginEnvVars(), k):
+		return "tlspin, for every plugin"
+	}
+	return ""
 }
 
 // PluginEnv is the whole environment a plugin receives: host.PluginEnvVars,
 // GOMAXPROCS=1 (a verifier answers small calls one at a time, and one
 // runtime thread makes each call cheaper; docs/performance.md), then each
-// PassEnv variable the host has set.
+// PassEnv variable the host has set. A PassEnv name the host sets itself
+// (reservedEnv) is a configuration error naming it, GOMAXPROCS aside.
 func (c *Config) PluginEnv() ([]string, error) {
 	env := append(host.PluginEnv(func(k string) string {
 		if k == "TLSPIN_LOG_LEVEL" && c.LogLevel != "" {
@@ -304,8 +320,8 @@ func (c *Config) PluginEnv() ([]string, error) {
 		switch {
 		case k == "" || strings.ContainsAny(k, "= \x00"):
 			return nil, Configf("plugin environment: %q is not a variable name", k)
-		case reservedEnv(k):
-			return nil, Configf("plugin environment: %q is set by go-plugin for the plugin and cannot be passed", k)
+		case reservedEnv(k) != "":
+			return nil, Configf("plugin environment: %q is set for the plugin by %s, and cannot be passed: it would replace that value", k, reservedEnv(k))
 		}
 		if v := c.getenv(k); v != "" {
 			env = append(env, k+"="+v)
