@@ -86,7 +86,9 @@ func WithPluginSHA256(name, hexSum string) Option {
 }
 
 // WithPluginChecksums reads checksum pins from a file of sha256sum lines
-// ("HEX  tlspin-verifier-NAME"); it may list verifiers not started.
+// ("HEX  tlspin-verifier-NAME"); it may list verifiers not started. Start
+// fails with ErrBadConfig if another user may have written the file or may
+// replace it (checked as an allowlist is), or if it is not a regular file.
 func WithPluginChecksums(file string) Option {
 	return func(o *options) { o.sumFiles = append(o.sumFiles, file) }
 }

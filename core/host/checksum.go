@@ -102,12 +102,23 @@ func ParseChecksums(r io.Reader) (Checksums, error) {
 const maxChecksumsFile = 4 << 20
 
 // LoadChecksums reads a checksum file (--plugin-checksums), see
-// ParseChecksums. Like a certificate file, a named pipe no program writes
-// to is refused at once rather than waited on.
+// ParseChecksums. It says which plugin executables may run, so it is
+// refused as a trust file is (files.OpenTrusted) if another user may have
+// written it or may replace it: its owner, its mode, the directories and
+// links on its path, an ACL. Only a regular file is read: a named pipe is
+// refused at once, never waited on.
 func LoadChecksums(path string) (Checksums, error) {
-	data, err := files.ReadGiven(path, maxChecksumsFile, false)
+	f, err := files.OpenTrusted(path)
 	if err != nil {
 		return nil, fmt.Errorf("host: plugin checksums: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxChecksumsFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("host: plugin checksums: read %q: %w", path, err)
+	}
+	if len(data) > maxChecksumsFile {
+		return nil, fmt.Errorf("host: plugin checksums: %q is larger than %d bytes", path, maxChecksumsFile)
 	}
 	c, err := ParseChecksums(bytes.NewReader(data))
 	if err != nil {

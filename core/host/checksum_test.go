@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tlspin/tlspin/core/host"
 )
@@ -149,4 +151,94 @@ func FuzzParseChecksums(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLoadChecksumsRefusesOthersFiles: a --plugin-checksums file chooses
+// which plugin executables may run, so another user who may write it (or
+// replace it) could pin their own: it is refused as a trust file is
+// (files.OpenTrusted), saying why, and a FIFO without waiting on it.
+func TestLoadChecksumsRefusesOthersFiles(t *testing.T) {
+	line := []byte(sumA + "  tlspin-verifier-foo\n")
+	write := func(t *testing.T, dir string, mode os.FileMode) string {
+		p := filepath.Join(dir, "SHA256SUMS")
+		if err := os.WriteFile(p, line, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, dir string) string
+		want  string // "" if loaded
+	}{
+		{"this user's", func(t *testing.T, dir string) string { return write(t, dir, 0o644) }, ""},
+		{"writable by every user", func(t *testing.T, dir string) string { return write(t, dir, 0o666) }, "may be written by every user (mode 0666)"},
+		{"in a directory every user may write", func(t *testing.T, dir string) string {
+			p := write(t, dir, 0o644)
+			if err := os.Chmod(dir, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}, "which every user may write to"},
+		{"another user's", func(t *testing.T, dir string) string {
+			if os.Geteuid() != 0 {
+				t.Skip("needs root to give a file away")
+			}
+			p := write(t, dir, 0o644)
+			if err := os.Chown(p, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}, "uid 65534"},
+		{"through another user's link", func(t *testing.T, dir string) string {
+			if os.Geteuid() != 0 {
+				t.Skip("needs root to give a link away")
+			}
+			p := write(t, dir, 0o644)
+			l := filepath.Join(dir, "link")
+			if err := os.Symlink(p, l); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Lchown(l, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+			return l
+		}, "symbolic link that belongs to uid 65534"},
+		{"a named pipe", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "SHA256SUMS")
+			if err := syscall.Mkfifo(p, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}, "not a regular file"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.setup(t, t.TempDir())
+			type result struct {
+				c   host.Checksums
+				err error
+			}
+			done := make(chan result, 1)
+			go func() { c, err := host.LoadChecksums(p); done <- result{c, err} }()
+			var r result
+			select {
+			case r = <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("LoadChecksums did not return within 10s")
+			}
+			if tc.want == "" {
+				if r.err != nil || r.c["foo"] == nil {
+					t.Fatalf("LoadChecksums: %v, %v; want foo pinned", r.c, r.err)
+				}
+				return
+			}
+			if r.err == nil || !strings.Contains(r.err.Error(), tc.want) || !strings.Contains(r.err.Error(), "checksums") {
+				t.Errorf("LoadChecksums: %v, %v; want it refused, saying %q", r.c, r.err, tc.want)
+			}
+		})
+	}
 }

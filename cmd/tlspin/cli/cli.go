@@ -370,7 +370,7 @@ stop cleanly and exit 0).`,
 	pf.DurationVar(&a.g.startTimeout, "plugin-start-timeout", 10*time.Second, "longest a verifier plugin may take to start")
 	pf.StringArrayVar(&a.g.pluginSHA256, "plugin-sha256", nil, "`NAME=HEX`: refuse to run verifier NAME unless its executable has this SHA-256 (repeatable; for a built-in, the file that runs it: tlspin-builtins next to tlspin if there is one, else the tlspin binary; tlspin verifiers NAME shows which)")
 	pf.StringArrayVar(&a.g.pluginEnv, "plugin-env", nil, "pass the variable KEY of tlspin's environment to plugins (repeatable; for debugging: PYTHONPATH, NODE_OPTIONS); by default plugins get only PATH, HOME, TMPDIR, TLSPIN_LOG_LEVEL and GOMAXPROCS=1 (which --plugin-env GOMAXPROCS replaces), besides go-plugin's own variables; naming one tlspin sets itself (those, PLUGIN_*, TLSPIN_VERIFIER_PLUGIN, TLSPIN_PLUGIN_CHANNEL_FD) is a usage error")
-	pf.StringVar(&a.g.checksumFile, "plugin-checksums", "", "file of plugin SHA-256 pins as sha256sum prints them (HEX  tlspin-verifier-NAME)")
+	pf.StringVar(&a.g.checksumFile, "plugin-checksums", "", "file of plugin SHA-256 pins as sha256sum prints them (HEX  tlspin-verifier-NAME); a regular file, refused if another user may have written it or may replace it, as a pins file is")
 	root.AddCommand(
 		a.verifierServeCommand(),
 	)

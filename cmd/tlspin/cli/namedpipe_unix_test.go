@@ -55,7 +55,8 @@ func TestNamedPipeWithoutAWriter(t *testing.T) {
 		{"compare --ref-key", []string{"compare", "--ref", certFile, "--ref-key", fifo}, false, "named pipe that no program writes to", 2},
 		{"compare --ref-ca", []string{"compare", "--ref", certFile, "--ref-ca", fifo}, false, "named pipe that no program writes to", 2},
 		{"compare --cert", []string{"compare", "--cert", fifo}, false, "named pipe that no program writes to", 2},
-		{"--plugin-checksums", []string{"--plugin-checksums", fifo, "send", "--verifier", "tofu", "127.0.0.1:9", "hello"}, false, "named pipe that no program writes to", 2},
+		// A trust file: regular files only, so a pipe is refused whoever writes it.
+		{"--plugin-checksums", []string{"--plugin-checksums", fifo, "send", "--verifier", "tofu", "127.0.0.1:9", "hello"}, false, "is not a regular file", 2},
 		{"fingerprint of <(...)", []string{"fingerprint", "/dev/fd/3"}, true, fingerprint, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
