@@ -62,6 +62,15 @@ func (c *Config) resolveBuiltins() {
 	if c.SelfExec != "" {
 		self = c.SelfExec
 	}
+	// Its build information is read too (but this very program's, from
+	// memory): not before the same check, which a named pipe fails
+	// without being opened.
+	if self != "/proc/self/exe" {
+		if err := files.CheckExecutable(self); err != nil {
+			c.BuiltinsWhyNot = fmt.Sprintf("launch: %s: %v", self, err)
+			return
+		}
+	}
 	if err := sameBuild(self, p); err != nil {
 		c.BuiltinsWhyNot = err.Error()
 		return

@@ -35,19 +35,48 @@ func TestBuiltinsNextToTlspin(t *testing.T) {
 			}
 		}
 	}
+	// selfHere copies tlspin next to the sibling too, as dir/tlspin, and
+	// makes it Self without SelfExec: its own build information is read.
+	selfHere := func(mode os.FileMode, sibling func(t *testing.T, dir string)) func(t *testing.T, dir string) {
+		return func(t *testing.T, dir string) {
+			sibling(t, dir)
+			b, err := os.ReadFile(self)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(dir, "tlspin")
+			if err := os.WriteFile(p, b, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(p, mode); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	tests := []struct {
 		name    string
 		sibling func(t *testing.T, dir string)
 		whyNot  string
+		// given: Self is dir/tlspin, made by sibling, and SelfExec empty
+		given bool
 	}{
-		{"same build", copyTo(built), ""},
-		{"none", func(*testing.T, string) {}, "no executable tlspin-builtins next to"},
-		{"another program of the same build", copyTo(self), `it is "github.com/tlspin/tlspin/cmd/tlspin", not github.com/tlspin/tlspin/cmd/tlspin-builtins`},
+		{"same build", copyTo(built), "", false},
+		{"same build, tlspin given", selfHere(0o755, copyTo(built)), "", true},
+		// tlspin's build information is read only once it is checked.
+		{"tlspin given, a named pipe", func(t *testing.T, dir string) {
+			copyTo(built)(t, dir)
+			if err := syscall.Mkfifo(filepath.Join(dir, "tlspin"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, "is not a regular file", true},
+		{"tlspin given, writable by every user", selfHere(0o777, copyTo(built)), "may be written by every user (mode 0777)", true},
+		{"none", func(*testing.T, string) {}, "no executable tlspin-builtins next to", false},
+		{"another program of the same build", copyTo(self), `it is "github.com/tlspin/tlspin/cmd/tlspin", not github.com/tlspin/tlspin/cmd/tlspin-builtins`, false},
 		{"not a Go binary", func(t *testing.T, dir string) {
 			if err := os.WriteFile(filepath.Join(dir, "tlspin-builtins"), []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
 				t.Fatal(err)
 			}
-		}, "build information of"},
+		}, "build information of", false},
 		// testbin builds without VCS information (-buildvcs=false), so the
 		// files' times must vouch for the pair.
 		{"left from an earlier build", func(t *testing.T, dir string) {
@@ -56,20 +85,20 @@ func TestBuiltinsNextToTlspin(t *testing.T) {
 			if err := os.Chtimes(filepath.Join(dir, "tlspin-builtins"), old, old); err != nil {
 				t.Fatal(err)
 			}
-		}, "older than tlspin"},
+		}, "older than tlspin", false},
 		{"not executable", func(t *testing.T, dir string) {
 			copyTo(built)(t, dir)
 			if err := os.Chmod(filepath.Join(dir, "tlspin-builtins"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-		}, "no executable tlspin-builtins"},
+		}, "no executable tlspin-builtins", false},
 		// Another user could swap it for one that allows every peer.
 		{"writable by every user", func(t *testing.T, dir string) {
 			copyTo(built)(t, dir)
 			if err := os.Chmod(filepath.Join(dir, "tlspin-builtins"), 0o777); err != nil {
 				t.Fatal(err)
 			}
-		}, "may be written by every user (mode 0777)"},
+		}, "may be written by every user (mode 0777)", false},
 		// Opening a FIFO to read its build information would wait for a
 		// writer for good, hanging every command: the trust check refuses
 		// it first, without opening it.
@@ -77,7 +106,7 @@ func TestBuiltinsNextToTlspin(t *testing.T) {
 			if err := syscall.Mkfifo(filepath.Join(dir, "tlspin-builtins"), 0o755); err != nil {
 				t.Fatal(err)
 			}
-		}, "is not a regular file"},
+		}, "is not a regular file", false},
 		// Refused by the trust check before its build information is read.
 		{"writable by every user, not a Go binary", func(t *testing.T, dir string) {
 			if err := os.WriteFile(filepath.Join(dir, "tlspin-builtins"), []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
@@ -86,13 +115,17 @@ func TestBuiltinsNextToTlspin(t *testing.T) {
 			if err := os.Chmod(filepath.Join(dir, "tlspin-builtins"), 0o777); err != nil {
 				t.Fatal(err)
 			}
-		}, "may be written by every user (mode 0777)"},
+		}, "may be written by every user (mode 0777)", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			tc.sibling(t, dir)
 			c := &Config{Self: filepath.Join(dir, "tlspin"), SelfExec: self}
+			reexec := self
+			if tc.given {
+				c.SelfExec, reexec = "", c.Self
+			}
 			resolved := make(chan struct{})
 			go func() { defer close(resolved); c.ResolveSelf() }()
 			select {
@@ -111,7 +144,7 @@ func TestBuiltinsNextToTlspin(t *testing.T) {
 				}
 				return
 			}
-			if c.Builtins != "" || found.Direct || found.Path != self {
+			if c.Builtins != "" || found.Direct || found.Path != reexec {
 				t.Fatalf("Builtins %q, found %+v; want tlspin re-executed", c.Builtins, found)
 			}
 			if !strings.Contains(c.BuiltinsWhyNot, tc.whyNot) {
