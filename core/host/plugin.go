@@ -43,7 +43,7 @@ type Spec struct {
 	// Options are sent to Configure after every (re)start.
 	Options verify.Options
 	// SHA256, if set, pins the executable's checksum; the open file hashed
-	// is the one executed (openPinned), not go-plugin's SecureConfig.
+	// is the one executed (OpenPinned), not go-plugin's SecureConfig.
 	SHA256 []byte
 	// Direct says the executable is tlspin-builtins, which speaks the
 	// direct protocol (core/direct) instead of go-plugin's gRPC.
@@ -844,7 +844,7 @@ func spawn(ctx context.Context, by time.Time, spec Spec, cfg Config, log hclog.L
 		return nil, nil, fmt.Errorf("host: verifier %q: path %q: %w", spec.Name, spec.Path, err)
 	}
 	spec.Path = path
-	exe, err := openPinned(spec.Name, path, spec.SHA256)
+	exe, err := OpenPinned(spec.Name, path, spec.SHA256)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -41,14 +41,10 @@ func killGroup(pid int) {
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
 }
 
-// fdExecPath names, for the kernel in the child, its open file descriptor
-// fd, so that exec runs that file.
-func fdExecPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
-
-// ExecPath is the path that executes the file open in the child as
-// descriptor fd (an exec.Cmd's ExtraFiles[fd-3]): the very file opened,
+// ExecPath names, for the kernel in the child, its open file descriptor
+// fd (an exec.Cmd's ExtraFiles[fd-3]), so that exec runs that very file,
 // whatever its name now leads to.
-func ExecPath(fd int) string { return fdExecPath(fd) }
+func ExecPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 
 // pluginTimerSlack is the timer slack tlspin-builtins starts with
 // (startWithTimerSlack).

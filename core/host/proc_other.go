@@ -18,14 +18,10 @@ func killGroup(pid int) {
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
 }
 
-// fdExecPath names, for the kernel in the child, its open file descriptor
-// fd, so that exec runs that file (fdescfs on the BSDs, devfs on macOS).
-func fdExecPath(fd int) string { return "/dev/fd/" + strconv.Itoa(fd) }
-
-// ExecPath is the path that executes the file open in the child as
-// descriptor fd (an exec.Cmd's ExtraFiles[fd-3]): the very file opened,
-// whatever its name now leads to.
-func ExecPath(fd int) string { return fdExecPath(fd) }
+// ExecPath names, for the kernel in the child, its open file descriptor
+// fd (an exec.Cmd's ExtraFiles[fd-3]), so that exec runs that very file
+// (fdescfs on the BSDs, devfs on macOS).
+func ExecPath(fd int) string { return "/dev/fd/" + strconv.Itoa(fd) }
 
 // startWithTimerSlack runs start: only Linux lets a process give its
 // children a timer slack.

@@ -29,7 +29,7 @@ import (
 //   - the process gets its own process group and a parent-death signal
 //     (sysProcAttr), and Kill ends the whole group.
 //   - a pinned executable runs from the very file descriptor its checksum
-//     was computed from (see openPinned).
+//     was computed from (see OpenPinned).
 //   - pipesDone tells when go-plugin has copied the last of the plugin's
 //     stderr, so that a failed start can quote it (see spawn); stderrEnd,
 //     if set, is called then.
@@ -113,7 +113,7 @@ func (r *procRunner) command(extraEnv []string) *exec.Cmd {
 		// file, whatever the name now points to. An interpreter of a script
 		// opens the same path, which still names fd 3.
 		cmd.ExtraFiles = []*os.File{r.exe}
-		cmd.Path = fdExecPath(3)
+		cmd.Path = ExecPath(3)
 	}
 	return cmd
 }
@@ -308,9 +308,11 @@ func (r *procRunner) HostToPlugin(network, addr string) (string, string, error) 
 	return network, addr, nil
 }
 
-// openPinned opens the executable at path and checks that its content has
-// the SHA-256 sum; the caller runs that open file (procRunner), never the
-// path again. It returns nil, nil when sum is empty.
+// OpenPinned opens the executable at path for verifier name and checks
+// that its content has the SHA-256 sum, failing with an error that wraps
+// ErrChecksum otherwise; nil, nil when sum is empty. Whoever runs it must
+// run that open file (ExecPath, as procRunner does), never the path
+// again: a rename could have swapped the file since.
 //
 // go-plugin's SecureConfig hashes the file at a path, then executes the
 // path: whoever can rename files in the directory swaps in another
@@ -325,15 +327,6 @@ func (r *procRunner) HostToPlugin(network, addr string) (string, string, error) 
 // place after the check: whoever can write the pinned file could as well
 // replace the pin's source, so pinned plugins belong in a directory and
 // files only their owner and root can write.
-func openPinned(name, path string, sum []byte) (*os.File, error) {
-	return OpenPinned(name, path, sum)
-}
-
-// OpenPinned opens the executable at path for verifier name and checks
-// that its content has the SHA-256 sum, failing with an error that wraps
-// ErrChecksum otherwise; nil, nil when sum is empty. Whoever runs it must
-// run that open file (ExecPath), never the path again: a rename could
-// have swapped the file since.
 func OpenPinned(name, path string, sum []byte) (*os.File, error) {
 	if len(sum) == 0 {
 		return nil, nil
