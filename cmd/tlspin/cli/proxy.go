@@ -22,6 +22,7 @@ import (
 	"github.com/tlspin/tlspin/internal/keypair"
 	"github.com/tlspin/tlspin/internal/proxy"
 	"github.com/tlspin/tlspin/internal/server"
+	"github.com/tlspin/tlspin/verifiers/pinverifier"
 )
 
 type proxyFlags struct {
@@ -222,6 +223,48 @@ func hintServerName(verify func(tls.ConnectionState) error) func(tls.ConnectionS
 	}
 }
 
+// proxyHint rewrites the hint of a rejection by verify that says how to
+// pin the peer: the built-in pin verifiers, which cannot tell which command
+// asks them, write it as tlspin serve's (a client rejected) or tlspin
+// send's (a server rejected, ending with its address), and a user copying
+// it under proxy would run another command. target is --target, which
+// send's form ends with. The error still wraps verify's.
+func proxyHint(verify func(tls.ConnectionState) error, mode proxy.Mode, target string) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		err := verify(cs)
+		if !errors.Is(err, tlspin.ErrRejected) {
+			return err
+		}
+		msg := err.Error()
+		if mode == proxy.ServerMode {
+			msg = strings.Replace(msg, "pin it: tlspin serve --verifier ", "pin it: tlspin proxy server --verifier ", 1)
+		} else if before, hint, ok := strings.Cut(msg, "pin it: tlspin send --verifier "); ok {
+			// NAME --pin VALUE TARGET: TARGET becomes "...", as in
+			// serve's form (the rest of the command line).
+			fields := strings.SplitN(hint, " ", 4)
+			if len(fields) >= 4 && fields[1] == "--pin" {
+				if rest, ok := strings.CutPrefix(fields[3], pinverifier.ShellQuote(target)); ok {
+					hint = strings.Join(fields[:3], " ") + " ..." + rest
+				}
+			}
+			msg = before + "pin it: tlspin proxy client --verifier " + hint
+		}
+		if msg == err.Error() {
+			return err
+		}
+		return &rewordedError{msg: msg, err: err}
+	}
+}
+
+// rewordedError is err with another text.
+type rewordedError struct {
+	msg string
+	err error
+}
+
+func (e *rewordedError) Error() string { return e.msg }
+func (e *rewordedError) Unwrap() error { return e.err }
+
 func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error {
 	ctx := cmd.Context()
 	switch {
@@ -291,7 +334,7 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 			tlsCfg.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
 				c, err := choose(hi)
 				if c != nil {
-					c.VerifyConnection = m.VerifyConnection(c.VerifyConnection)
+					c.VerifyConnection = m.VerifyConnection(proxyHint(c.VerifyConnection, mode, f.target))
 				}
 				return c, err
 			}
@@ -302,6 +345,7 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 		unnamed := sn == "" && strings.HasPrefix(f.target, "unix:")
 		clientTLS = func() (*tls.Config, func(context.Context) error) {
 			c, confirm := vs.ClientConfigForAddr(sn, f.target)
+			c.VerifyConnection = proxyHint(c.VerifyConnection, mode, f.target)
 			if unnamed {
 				c.VerifyConnection = hintServerName(c.VerifyConnection)
 			}
