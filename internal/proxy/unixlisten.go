@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -43,16 +44,8 @@ func ListenUnix(ctx context.Context, path string, log hclog.Logger) (net.Listene
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	switch {
-	case path == "":
-		return nil, errors.New("proxy: listen unix: empty path: want unix:/path")
-	case strings.HasPrefix(path, "@"):
-		return nil, fmt.Errorf("proxy: listen unix %q: an abstract socket has no file mode, so any local user could connect: give a path", path)
-	case !peercred.Supported:
-		return nil, fmt.Errorf("proxy: listen unix %q: this platform cannot name a unix socket's peer, so other users could not be kept out", path)
-	}
-	if _, err := files.Resolve(path); err != nil {
-		return nil, fmt.Errorf("proxy: listen unix %q: %w", path, err)
+	if err := CheckUnixListen(path); err != nil {
+		return nil, err
 	}
 	if err := removeStale(ctx, path); err != nil {
 		return nil, err
@@ -66,6 +59,43 @@ func ListenUnix(ctx context.Context, path string, log hclog.Logger) (net.Listene
 		return nil, fmt.Errorf("proxy: listen unix %q: %w", path, err)
 	}
 	return &ownerListener{UnixListener: ln.(*net.UnixListener), uid: os.Geteuid(), log: log}, nil
+}
+
+// maxUnixPath is the longest path a unix socket can be bound to: its
+// address holds the name and a NUL.
+var maxUnixPath = len(syscall.RawSockaddrUnix{}.Path) - 1
+
+// CheckUnixListen returns the error ListenUnix would give for path before
+// touching it (abstract, empty, longer than a socket's name can be, in a
+// directory that does not exist, through a directory another user could
+// write), or nil: for a command to check its flags before anything
+// starts. What is at path itself is left to ListenUnix.
+func CheckUnixListen(path string) error {
+	switch {
+	case path == "":
+		return errors.New("proxy: listen unix: empty path: want unix:/path")
+	case strings.HasPrefix(path, "@"):
+		return fmt.Errorf("proxy: listen unix %q: an abstract socket has no file mode, so any local user could connect: give a path", path)
+	case !peercred.Supported:
+		return fmt.Errorf("proxy: listen unix %q: this platform cannot name a unix socket's peer, so other users could not be kept out", path)
+	case len(path) > maxUnixPath:
+		return fmt.Errorf("proxy: listen unix %q: the path is %d bytes, longer than a unix socket's name can be (%d): give a shorter one", path, len(path), maxUnixPath)
+	}
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("proxy: listen unix %q: no such directory %q: %w", path, dir, err)
+	}
+	if err != nil {
+		return fmt.Errorf("proxy: listen unix %q: %w", path, err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("proxy: listen unix %q: %q is not a directory", path, dir)
+	}
+	if _, err := files.Resolve(path); err != nil {
+		return fmt.Errorf("proxy: listen unix %q: %w", path, err)
+	}
+	return nil
 }
 
 // removeStale clears path for a new socket: nothing there is fine, a

@@ -281,10 +281,13 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 	case f.key != "" && f.cert == "":
 		return usagef("--key needs --cert")
 	}
-	if !strings.HasPrefix(f.listen, "unix:") {
-		if err := checkListen("--listen", f.listen); err != nil {
-			return err
+	if path, ok := strings.CutPrefix(f.listen, "unix:"); ok {
+		// Before any verifier starts, as a TCP address is checked.
+		if err := proxy.CheckUnixListen(path); err != nil {
+			return usagef("--listen %q: %w", f.listen, err)
 		}
+	} else if err := checkListen("--listen", f.listen); err != nil {
+		return err
 	}
 	if f.metrics != "" {
 		if err := checkListen("--metrics", f.metrics); err != nil {
