@@ -115,7 +115,8 @@ its peer a first use again, which tofu's default mode allows: replace
 the line to cut the peer off). --recheck=false judges a connection once,
 at its handshake.
 
-SIGHUP reloads --cert and --key; changes on disk are picked up too (checked
+SIGHUP reloads --cert and --key (one that comes while the verifiers are
+starting, once they have); changes on disk are picked up too (checked
 every --watch-interval). Established connections continue, new ones get
 the new certificate (without --cert, SIGHUP is logged and changes
 nothing). SIGINT or SIGTERM stops accepting, lets connections
@@ -267,6 +268,8 @@ func (e *rewordedError) Unwrap() error { return e.err }
 
 func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error {
 	ctx := cmd.Context()
+	hup, release := catchHUP()
+	defer release()
 	switch {
 	case f.listen == "":
 		return usagef("proxy needs --listen ADDR")
@@ -412,7 +415,7 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 		defer stop()
 		logged = append(logged, "metrics", "http://"+addr+"/metrics")
 	}
-	stop := keepCurrent(ctx, cert, f.watch, a)
+	stop := keepCurrent(ctx, hup, cert, f.watch, a)
 	defer stop()
 	a.log.Info("listening", logged...)
 	if err := p.Serve(ctx, ln); err != nil {

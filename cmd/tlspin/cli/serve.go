@@ -84,8 +84,9 @@ fingerprints) and close ("by": "rejected" when the verifiers, asked again,
 no longer allowed the client). Data that is not UTF-8
 comes as data_base64.
 
-SIGHUP reloads --cert and --key, as the proxy does; changes on disk are
-picked up too (checked every --watch-interval). Open connections continue,
+SIGHUP reloads --cert and --key, as the proxy does (one that comes while
+the verifiers are starting, once they have); changes on disk are picked
+up too (checked every --watch-interval). Open connections continue,
 new ones get the new certificate; one that does not load is logged and the
 one in use stays. SIGINT or SIGTERM stops accepting, lets open connections
 finish within --grace, stops the verifier plugins and exits 0; a second
@@ -125,6 +126,8 @@ const defaultListen = "127.0.0.1:8081"
 
 func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	ctx := cmd.Context()
+	hup, release := catchHUP()
+	defer release()
 	if f.cert == "" {
 		return usagef("serve needs --cert FILE (make one with: tlspin cert --out cert.pem)")
 	}
@@ -182,7 +185,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		ln.Close()
 		return err
 	}
-	stop := keepCurrent(ctx, cert, f.watch, a)
+	stop := keepCurrent(ctx, hup, cert, f.watch, a)
 	defer stop()
 	a.log.Info("listening", "addr", ln.Addr().String(), "mutual_tls", vs != nil)
 	if err := srv.Serve(ctx, ln); err != nil {
