@@ -201,8 +201,11 @@ func RunContext(ctx context.Context, env Env, args []string) int {
 	if err == nil {
 		err = stdout.Err()
 	}
-	var in interrupted
-	if err != nil && errors.As(context.Cause(ctx), &in) {
+	var (
+		in   interrupted
+		lost *stdoutFailed
+	)
+	if err != nil && !errors.As(err, &lost) && errors.As(context.Cause(ctx), &in) {
 		// What the command was doing ends in "context canceled": the
 		// signal is the news.
 		fmt.Fprintf(env.Stderr, "tlspin: %s\n", in)
@@ -241,10 +244,18 @@ func (c *checkedWriter) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.err != nil {
-		return fmt.Errorf("cannot write to stdout: %w", c.err)
+		return &stdoutFailed{c.err}
 	}
 	return nil
 }
+
+// stdoutFailed is a write to stdout that failed: what the command printed
+// was lost. It is the news (exit 1) even when a signal then stopped the
+// command, which would have exited 0 (serve, proxy) or 128+N and hidden it.
+type stdoutFailed struct{ err error }
+
+func (e *stdoutFailed) Error() string { return "cannot write to stdout: " + e.err.Error() }
+func (e *stdoutFailed) Unwrap() error { return e.err }
 
 // ExitCode classifies err: nil is ExitOK; a usage error (how tlspin was
 // called, or a verifier's option or name) ExitUsage; a peer rejected by a

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -129,6 +130,10 @@ or "failed"; the reason and the peer's fingerprints) and closed (bytes
 each way and duration; "by": "refused" when the peer's TLS alert ended it,
 which is how, in TLS 1.3, a server refuses proxy client's --cert, and
 "rejected" when the verifiers, asked again, no longer allowed the peer).
+When stdout cannot be written (a full disk), the
+proxy says so once on stderr, writes no more events and goes on proxying;
+it then exits 1 naming the error when it stops, SIGINT or SIGTERM
+included.
 --metrics ADDR serves Prometheus metrics on http://ADDR/metrics.`
 	c.RunE = func(cmd *cobra.Command, _ []string) error { return a.runProxy(cmd, mode, f) }
 	fs := c.Flags()
@@ -364,8 +369,9 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 		recheck = recheckWith(vs, f.recheck, false, sn)
 	}
 	var onEvent func(proxy.Event)
+	lost := func() error { return nil }
 	if f.json {
-		onEvent = proxyJSONEvents(cmd.OutOrStdout())
+		onEvent, lost = proxyJSONEvents(cmd.OutOrStdout(), a)
 	}
 	p, err := proxy.New(proxy.Config{
 		Mode:        mode,
@@ -422,6 +428,9 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 		return err
 	}
 	a.log.Info("proxy stopped")
+	if err := lost(); err != nil {
+		return fmt.Errorf("proxy: --json events were lost: %w", &stdoutFailed{err})
+	}
 	return nil
 }
 
@@ -485,9 +494,28 @@ type proxyJSONEvent struct {
 	DurationMS *int64 `json:"duration_ms,omitempty"`
 }
 
-// proxyJSONEvents writes each event to w as one JSON line.
-func proxyJSONEvents(w io.Writer) func(proxy.Event) {
+// proxyJSONEvents writes each event to w as one JSON line, until a write
+// fails (a full disk, a reader gone): it then warns once, writes nothing
+// more (a reader must not take what follows a gap for the whole story),
+// and lost returns that write's error, for the proxy to exit 1 with once
+// it stopped. The proxy itself goes on: its connections are not the
+// events' reader's.
+func proxyJSONEvents(w io.Writer, a *app) (onEvent func(proxy.Event), lost func() error) {
+	var (
+		mu     sync.Mutex
+		failed error
+	)
+	lost = func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		return failed
+	}
 	return func(e proxy.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		if failed != nil {
+			return
+		}
 		j := proxyJSONEvent{
 			Time:       e.Time.UTC().Format(time.RFC3339Nano),
 			Event:      string(e.Kind),
@@ -506,6 +534,9 @@ func proxyJSONEvents(w io.Writer) func(proxy.Event) {
 		if err != nil {
 			return
 		}
-		w.Write(append(b, '\n'))
-	}
+		if _, err := w.Write(append(b, '\n')); err != nil {
+			failed = err
+			a.log.Error("cannot write to stdout: --json events are lost from this one on; proxying goes on, and the proxy will exit 1", "event", j.Event, "conn", j.Conn, "error", err)
+		}
+	}, lost
 }
