@@ -257,6 +257,17 @@ type stdoutFailed struct{ err error }
 func (e *stdoutFailed) Error() string { return "cannot write to stdout: " + e.err.Error() }
 func (e *stdoutFailed) Unwrap() error { return e.err }
 
+// catchSIGPIPE makes a write to a stdout whose reader is gone (| head -1
+// done) fail with EPIPE, as any failed write does, for the commands that
+// print as they go on serving (serve, proxy --json): unless caught, the Go
+// runtime ends the process by SIGPIPE (exit 141 in a shell), every
+// connection cut and nothing said. release gives SIGPIPE back.
+func catchSIGPIPE() (release func()) {
+	c := make(chan os.Signal, 1) // never read: the write's EPIPE is the news
+	signal.Notify(c, syscall.SIGPIPE)
+	return func() { signal.Stop(c) }
+}
+
 // ExitCode classifies err: nil is ExitOK; a usage error (how tlspin was
 // called, or a verifier's option or name) ExitUsage; a peer rejected by a
 // verdict ExitRejected; a peer rejected because a verifier failed

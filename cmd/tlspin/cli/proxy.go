@@ -130,7 +130,7 @@ or "failed"; the reason and the peer's fingerprints) and closed (bytes
 each way and duration; "by": "refused" when the peer's TLS alert ended it,
 which is how, in TLS 1.3, a server refuses proxy client's --cert, and
 "rejected" when the verifiers, asked again, no longer allowed the peer).
-When stdout cannot be written (a full disk), the
+When stdout cannot be written (a full disk, a reader that exited), the
 proxy says so once on stderr, writes no more events and goes on proxying;
 it then exits 1 naming the error when it stops, SIGINT or SIGTERM
 included.
@@ -275,6 +275,7 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 	ctx := cmd.Context()
 	hup, release := catchHUP()
 	defer release()
+	defer catchSIGPIPE()()
 	switch {
 	case f.listen == "":
 		return usagef("proxy needs --listen ADDR")

@@ -91,7 +91,7 @@ new ones get the new certificate; one that does not load is logged and the
 one in use stays. SIGINT or SIGTERM stops accepting, lets open connections
 finish within --grace, stops the verifier plugins and exits 0; a second
 signal ends it at once (exit 130 or 143). When stdout cannot be written (a
-full disk), serve stops the same way but exits 1, saying why: the client
+full disk, a reader that exited: | head -1), serve stops the same way but exits 1, saying why: the client
 whose line was lost has its connection reset rather than closed cleanly,
 and nothing more is printed.`,
 		Example: `  tlspin serve --cert cert.pem
@@ -128,6 +128,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	ctx := cmd.Context()
 	hup, release := catchHUP()
 	defer release()
+	defer catchSIGPIPE()()
 	if f.cert == "" {
 		return usagef("serve needs --cert FILE (make one with: tlspin cert --out cert.pem)")
 	}

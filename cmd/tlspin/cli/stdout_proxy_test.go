@@ -18,7 +18,9 @@ import (
 )
 
 // brokenStdouts are the stdouts that fail: a full disk, every write
-// ENOSPC. Each returns the file for the child and what the error says.
+// ENOSPC; a pipe whose reader is gone (| head -1 done), every write
+// EPIPE and, unless caught, SIGPIPE. Each returns the file for the child
+// and what the error says.
 var brokenStdouts = []struct {
 	name string
 	open func(t *testing.T) *os.File
@@ -31,10 +33,19 @@ var brokenStdouts = []struct {
 		}
 		return f
 	}, "no space left on device"},
+	{"reader_gone", func(t *testing.T) *os.File {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+		return w
+	}, "broken pipe"},
 }
 
 // TestProxyJSONStdoutFails: proxy --json whose stdout fails lost its
-// events silently and, stopped by SIGTERM, hid the error. It warns
+// events silently and, stopped by SIGTERM, exited 0 (a full disk), or was
+// killed by SIGPIPE, cutting every connection (a reader gone). It warns
 // once, goes on proxying, and exits 1 at the end naming the error, even
 // after SIGTERM.
 func TestProxyJSONStdoutFails(t *testing.T) {
@@ -74,5 +85,32 @@ func TestProxyJSONStdoutFails(t *testing.T) {
 				t.Errorf("the last error does not name stdout's (%q):\n%s", tt.says, s)
 			}
 		})
+	}
+}
+
+// TestServeStdoutReaderGone: tlspin serve | head -1 ended serve by
+// SIGPIPE (exit 141 in a shell) once head was done. serve prints what it
+// receives, so a gone reader is a stdout that fails, as a full disk: the
+// client is reset, and serve exits 1 naming the error.
+func TestServeStdoutReaderGone(t *testing.T) {
+	srvFile, pin := identityFile(t, t.TempDir(), "server")
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	cmd := exec.Command(testbin.Tlspin(t), "--log-level", "info", "serve", "--listen", "127.0.0.1:0", "--cert", srvFile)
+	cmd.Stdout = w
+	p := startLogged(t, cmd)
+	w.Close()
+	addr := proxyListening.FindStringSubmatch(p.logged(t, "listening: addr="))[1]
+	if _, stderr, code := run(t, "send", "--verifier", "spkipin", "--pin", pin, addr, "a line"); code == cli.ExitOK {
+		t.Errorf("send exited 0, its line lost:\n%s", stderr)
+	}
+	if code := p.exit(t, "send"); code != cli.ExitFailure {
+		t.Errorf("serve exited %d, want %d", code, cli.ExitFailure)
+	}
+	if s := p.stderr.String(); !strings.Contains(s, "broken pipe") {
+		t.Errorf("serve's stderr does not name the error:\n%s", s)
 	}
 }
