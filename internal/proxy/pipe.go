@@ -51,7 +51,11 @@ func pipe(ctx context.Context, client, target net.Conn, idle time.Duration, m *M
 	// and crypto/tls writes a key update's answer from inside Read, with
 	// no Write under way to make Close skip it; to a peer that stops
 	// reading, that write, and a revocation, would wait for ever.
-	stop := context.AfterFunc(ctx, func() { closeSocket(client); closeSocket(target) })
+	//
+	// A cut (shutdown, eviction, revocation) resets both sides (abort):
+	// a peer reading to the end must see an error, not a FIN that it,
+	// or crypto/tls at a record boundary, would take for a whole stream.
+	stop := context.AfterFunc(ctx, func() { abort.Conn(client); abort.Conn(target) })
 	defer stop()
 	defer client.Close()
 	defer target.Close()
@@ -187,8 +191,8 @@ func copyHalf(dst, src net.Conn, idle time.Duration, last *atomic.Int64, fail fu
 				continue
 			}
 			fail(errIdle)
-			src.Close()
-			dst.Close()
+			abort.Conn(src)
+			abort.Conn(dst)
 			return total
 		default:
 			if b := batchOf(src); b != nil && b.failed() != nil {
@@ -234,15 +238,6 @@ func under(c net.Conn) net.Conn {
 		return u.NetConn()
 	}
 	return nil
-}
-
-// closeSocket closes the connection at the bottom of c (the socket under
-// a TLS session), sending nothing of the TLS layer's.
-func closeSocket(c net.Conn) {
-	for u := under(c); u != nil; u = under(u) {
-		c = u
-	}
-	c.Close()
 }
 
 // closeWrite half-closes c: close_notify on TLS, then a FIN (or the unix

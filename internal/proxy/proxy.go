@@ -11,7 +11,10 @@
 //
 // Bytes are copied both ways with pooled buffers; a half-close passes
 // through (close_notify and a TCP FIN toward a TLS peer, a FIN toward a
-// plaintext one), a reset propagates as a reset.
+// plaintext one), a reset propagates as a reset. A connection the proxy
+// cuts itself (the loop's shutdown, eviction or refusal, a revocation, the
+// idle timeout, a target unreachable or rejected) is reset (internal/abort),
+// never closed cleanly: a peer reading to the end must see an error.
 package proxy
 
 import (
@@ -31,6 +34,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/abort"
 	"github.com/tlspin/tlspin/internal/netsrc"
 	"github.com/tlspin/tlspin/internal/ratelog"
 	"github.com/tlspin/tlspin/internal/server"
@@ -283,6 +287,9 @@ func (p *Proxy) serveTLS(ctx context.Context, c *server.Conn) {
 	p.cfg.Metrics.handshake(string(Accepted))
 	target, err := p.dialTarget(ctx)
 	if err != nil {
+		// The client's handshake succeeded: a close would end its stream
+		// cleanly, before a byte, as if the target had nothing to say.
+		abort.Conn(tc)
 		ev.Kind, ev.Reason, ev.Duration = EventClosed, err.Error(), time.Since(start)
 		p.unreachable.Warn(p.cfg.Log, "target unreachable; client closed", "conn", ev.Conn, "remote", ev.Remote, "error", err)
 		p.emit(ev)
@@ -301,11 +308,14 @@ func (p *Proxy) servePlain(ctx context.Context, c *server.Conn) {
 	startHandshakeTimeout := c.HoldHandshakeTimeout()
 	raw, err := p.dialTarget(ctx)
 	if err != nil {
-		msg := "target unreachable; local client closed"
+		// The local client, plaintext, would take a FIN for an empty,
+		// complete stream: it is reset, here and on a rejection.
+		abort.Conn(c)
+		msg := "target unreachable; local client reset"
 		if cause := context.Cause(ctx); cause != nil {
 			// Not the target's doing: the loop closed the connection
 			// (shutdown, a limit) while dialling.
-			msg, err = "local client closed while the target was being dialled", cause
+			msg, err = "local client reset while the target was being dialled", cause
 		}
 		ev.Kind, ev.By, ev.Reason = EventRejected, server.HandshakeFailed, err.Error()
 		p.cfg.Metrics.handshake(string(server.HandshakeFailed))
@@ -326,6 +336,7 @@ func (p *Proxy) servePlain(ctx context.Context, c *server.Conn) {
 	}
 	if err != nil {
 		raw.Close()
+		abort.Conn(c)
 		p.rejected(ev, netip.Addr{}, clientHandshakeError(err, context.Cause(ctx)))
 		return
 	}
@@ -336,6 +347,7 @@ func (p *Proxy) servePlain(ctx context.Context, c *server.Conn) {
 	if err := confirm(ctx); err != nil {
 		tc.Close()
 		raw.Close()
+		abort.Conn(c)
 		p.rejected(ev, netip.Addr{}, clientHandshakeError(err, nil))
 		return
 	}

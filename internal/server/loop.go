@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/tlspin/tlspin/internal/abort"
 	"github.com/tlspin/tlspin/internal/netsrc"
 	"github.com/tlspin/tlspin/internal/ratelog"
 )
@@ -252,7 +253,9 @@ func (l *Loop) accept(ctx, hard context.Context, ln net.Listener) error {
 		c := l.admit(hard, raw)
 		if c == nil {
 			<-running
-			raw.Close()
+			// Reset: a plaintext client (the proxy's client mode)
+			// would take a FIN for an empty, complete stream.
+			abort.Conn(raw)
 			continue
 		}
 		l.wg.Go(func() {
@@ -339,7 +342,7 @@ func (l *Loop) evictLocked(pendingOnly bool) {
 }
 
 // dropLocked removes c from the accounting, ends its context with cause
-// and closes it, if it is still held.
+// and resets it (abort.Conn), if it is still held.
 func (l *Loop) dropLocked(c *Conn, cause error) {
 	if c.gone {
 		return
@@ -357,7 +360,10 @@ func (l *Loop) dropLocked(c *Conn, cause error) {
 	c.timer.Stop()
 	if cause != nil {
 		c.cancel(cause)
-		c.Conn.Close()
+		// Cut, not ended: reset, so that a peer reading to the end of
+		// its stream sees an error, not a FIN that a plaintext peer, or
+		// crypto/tls at a record boundary, takes for a complete stream.
+		abort.Conn(c.Conn)
 	}
 }
 

@@ -285,7 +285,9 @@ func (s *Server) handle(ctx context.Context, raw *Conn) {
 		return
 	}
 	ctx, unwatch := s.cfg.Recheck.Watch(ctx, conn.ConnectionState(), remote, start, func() {
-		raw.NetConn().Close() // the read under way ends; nothing more is printed
+		// The read under way ends; nothing more is printed, and the
+		// client sees a reset, not a clean end.
+		abort.Conn(raw)
 	})
 	defer unwatch()
 	n, err := s.readLines(conn, id, remote)

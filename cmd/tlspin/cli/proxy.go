@@ -51,7 +51,11 @@ direction:
 
 A peer that is rejected never reaches the other side: the handshake (and
 verification) finishes before the target is dialled or a byte of the local
-client is read. Half-closes and resets pass through.
+client is read. Half-closes and resets pass through. A connection the proxy
+cuts itself (--grace over, its peer no longer allowed, evicted, refused for
+its address, --idle-timeout, the target unreachable or rejected) is reset,
+never closed cleanly: a peer reading to the end sees an error, not a
+stream that looks complete.
 
 proxy client's --cert is lent to whoever can connect to --listen: on TCP,
 loopback included, that is every local user; --listen unix:/path keeps it
@@ -105,7 +109,8 @@ handshake, --max-conns-per-ip from one address, an IPv6 /64 counting as one
 (more are refused at once, with a warning); when full, the connection idle
 the longest is closed to make room. --handshake-timeout bounds the
 handshake (verification included), --dial-timeout the connection to the
-target, --idle-timeout a connection with no bytes either way.
+target, --idle-timeout a connection with no bytes either way. A connection
+closed by a limit is reset, so that neither peer takes it for a clean end.
 
 A connection is verified at its handshake, and again whenever a verifier's
 policy changes (an allowlist or a tofu file edited, a plugin restarted):

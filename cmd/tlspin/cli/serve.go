@@ -65,7 +65,10 @@ Hostile clients cannot lock others out: a handshake must finish within
 --handshake-timeout, at most --max-handshakes run at once, one address (an
 IPv6 /64) holds at most --max-conns-per-ip connections, and when --max-conns or
 --max-handshakes is reached the connection idle the longest is closed to
-make room rather than a new client kept waiting.
+make room rather than a new client kept waiting. A connection closed that
+way, or by --grace at shutdown, or no longer allowed (below), is reset, not
+closed cleanly: its client, reading to the end, sees an error, not a clean
+end of what it sent.
 
 --once serves one client, then exits: one whose handshake succeeded (a
 stray connection or a rejected client does not use it up).
