@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // batchConn is the transport under a tls.Conn that the proxy writes to.
@@ -31,6 +33,10 @@ type batchConn struct {
 	held     *[]byte // kept since hold or during a flush; nil: writes go straight through
 	flushing bool
 	err      error // errQueueFull, once the bound was passed
+	// idle and last, set by pipe before it copies, bound each write to
+	// the socket by the idle timeout (writeAll); zero: writes unbounded.
+	idle time.Duration
+	last *atomic.Int64
 }
 
 // maxQueued bounds the bytes queued behind a flush: a close_notify or a
@@ -50,7 +56,7 @@ func (b *batchConn) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	if b.held == nil && !b.flushing {
 		b.mu.Unlock()
-		return b.Conn.Write(p)
+		return b.write(p)
 	}
 	defer b.mu.Unlock()
 	if b.held == nil {
@@ -65,6 +71,14 @@ func (b *batchConn) Write(p []byte) (int, error) {
 	}
 	*b.held = append(*b.held, p...)
 	return len(p), nil
+}
+
+// write writes p to the socket, within the idle timeout once pipe set it.
+func (b *batchConn) write(p []byte) (int, error) {
+	if b.last == nil {
+		return b.Conn.Write(p)
+	}
+	return writeAll(b.Conn, p, b.idle, b.last)
 }
 
 // hold starts keeping writes. The caller serializes hold and flush.
@@ -86,7 +100,7 @@ func (b *batchConn) flush() error {
 		b.held, b.flushing = nil, true
 		b.mu.Unlock()
 		if err == nil {
-			_, err = b.Conn.Write(*held)
+			_, err = b.write(*held)
 		}
 		*held = (*held)[:0]
 		batchBuffers.Put(held)

@@ -42,9 +42,10 @@ type piped struct {
 
 // pipe copies client to target and back until both directions are done.
 // EOF on one side half-closes the other; an error (a reset) resets the
-// other side and ends both directions. ctx ending closes both. With idle
-// > 0, the connection is closed when neither direction moved a byte for
-// that long.
+// other side and ends both directions. ctx ending resets both. With idle
+// > 0, the connection is closed when no byte moved either way for that
+// long: none read, and none taken by a socket the proxy was writing to (a
+// peer that reads slowly is not idle).
 func pipe(ctx context.Context, client, target net.Conn, idle time.Duration, m *Metrics) piped {
 	// The sockets themselves, not the TLS sessions: closing one sends a
 	// close_notify, which waits for the lock of any record being written,
@@ -61,12 +62,42 @@ func pipe(ctx context.Context, client, target net.Conn, idle time.Duration, m *M
 	defer target.Close()
 	var last atomic.Int64
 	last.Store(time.Now().UnixNano())
+	// What the TLS layer writes is bounded by the idle timeout as the
+	// proxy's own writes are (writeAll), a key update's answer included.
+	for _, c := range []net.Conn{client, target} {
+		if b := batchOf(c); b != nil {
+			b.idle, b.last = idle, &last
+		}
+	}
 	var res piped
 	var errOnce sync.Once
 	fail := func(err error) { errOnce.Do(func() { res.err = err }) }
+	// toTarget and fromTarget are the directions that ended cleanly (EOF,
+	// passed on as a half-close).
+	var toTarget, fromTarget atomic.Bool
+	// idleCut ends a connection idle both ways: a side whose incoming
+	// stream had ended cleanly keeps it, closed without a reset (which
+	// would throw away what its kernel has yet to deliver, and the end
+	// with it); a side whose stream is cut short is reset.
+	idleCut := func() {
+		for _, s := range []struct {
+			c     net.Conn
+			ended *atomic.Bool
+		}{{client, &fromTarget}, {target, &toTarget}} {
+			if s.ended.Load() {
+				closeSocket(s.c)
+			} else {
+				abort.Conn(s.c)
+			}
+		}
+	}
 	var wg sync.WaitGroup
-	wg.Go(func() { res.toTarget = copyHalf(target, client, idle, &last, fail, m.bytesCounter("to_target")) })
-	wg.Go(func() { res.fromTarget = copyHalf(client, target, idle, &last, fail, m.bytesCounter("from_target")) })
+	wg.Go(func() {
+		res.toTarget = copyHalf(target, client, idle, &last, fail, idleCut, &toTarget, m.bytesCounter("to_target"))
+	})
+	wg.Go(func() {
+		res.fromTarget = copyHalf(client, target, idle, &last, fail, idleCut, &fromTarget, m.bytesCounter("from_target"))
+	})
 	wg.Wait()
 	return res
 }
@@ -75,7 +106,8 @@ func pipe(ctx context.Context, client, target net.Conn, idle time.Duration, m *M
 var errIdle = errors.New("proxy: idle both ways for the idle timeout")
 
 // copyHalf copies src to dst with a pooled buffer, then half-closes dst
-// on EOF, or resets both on an error.
+// on EOF and sets ended, or resets both on an error; idleCut ends both
+// once the connection is idle.
 //
 // A plaintext socket is waited on without a buffer (waitReadable), and the
 // buffer goes back to the pool whenever a read drained the socket: an idle
@@ -86,8 +118,9 @@ var errIdle = errors.New("proxy: idle both ways for the idle timeout")
 // The idle deadline is moved only once it has aged by a sixteenth of the
 // idle timeout, not on every read: setting it costs a timer update per
 // read. When it passes early, it is moved to exactly the moment both
-// directions will have been idle for the timeout.
-func copyHalf(dst, src net.Conn, idle time.Duration, last *atomic.Int64, fail func(error), count func(int)) int64 {
+// directions will have been idle for the timeout. Writes note their
+// progress themselves (writeAll).
+func copyHalf(dst, src net.Conn, idle time.Duration, last *atomic.Int64, fail func(error), idleCut func(), ended *atomic.Bool, count func(int)) int64 {
 	raw := plainSocket(src)
 	buffers := recordBuffers
 	if raw != nil {
@@ -103,30 +136,18 @@ func copyHalf(dst, src net.Conn, idle time.Duration, last *atomic.Int64, fail fu
 	arm := func(at int64) {
 		armed = at
 		src.SetReadDeadline(time.Unix(0, at))
-		// Writes too, on both sides, a sixteenth later (the deadline may
-		// lag the last read by as much, and a write cannot be retried
-		// once its deadline passed): a TLS 1.3 peer that does not read
-		// and asks for key updates makes crypto/tls write its answers
-		// from inside src.Read, and with the other direction blocked
-		// writing to that peer as well, no read is left for the read
-		// deadline to end.
-		wd := time.Unix(0, at+int64(idle/16))
-		src.SetWriteDeadline(wd)
-		dst.SetWriteDeadline(wd)
 	}
-	// idleOr is errIdle for an error that came once both directions had
-	// been idle for the timeout (a write past its deadline, or a read
-	// failing after one inside crypto/tls), else err.
-	idleOr := func(err error) error {
-		if idle > 0 && time.Now().UnixNano()-last.Load() >= int64(idle) {
-			return errIdle
-		}
-		return err
+	// isIdle says whether no byte moved either way for the idle timeout:
+	// an error then (a write given up, a read failing after one inside
+	// crypto/tls) is the idle timeout's.
+	isIdle := func() bool {
+		return idle > 0 && time.Now().UnixNano()-last.Load() >= int64(idle)
 	}
 	if idle > 0 {
 		arm(last.Load() + int64(idle))
 	}
 	batch := batchOf(dst)
+	plainDst := batch == nil
 	var total, unyielded int64
 	for {
 		if unyielded >= yieldBytes {
@@ -161,15 +182,25 @@ func copyHalf(dst, src net.Conn, idle time.Duration, last *atomic.Int64, fail fu
 				if batch != nil && n > recordSize {
 					batch.hold()
 				}
-				_, werr := dst.Write(buf[:n])
+				var werr error
+				if plainDst {
+					_, werr = writeAll(dst, buf[:n], idle, last)
+				} else {
+					_, werr = dst.Write(buf[:n])
+				}
 				if batch != nil {
 					if ferr := batch.flush(); werr == nil {
 						werr = ferr
 					}
 				}
 				if werr != nil {
-					fail(idleOr(werr))
-					abort.Conn(src)
+					if isIdle() {
+						fail(errIdle)
+						idleCut()
+					} else {
+						fail(werr)
+						abort.Conn(src)
+					}
 					return total
 				}
 				total += int64(n)
@@ -184,6 +215,7 @@ func copyHalf(dst, src net.Conn, idle time.Duration, last *atomic.Int64, fail fu
 		case err == nil:
 		case errors.Is(err, io.EOF):
 			closeWrite(dst)
+			ended.Store(true)
 			return total
 		case errors.Is(err, os.ErrDeadlineExceeded) && idle > 0:
 			if at := last.Load() + int64(idle); at > time.Now().UnixNano() {
@@ -191,8 +223,7 @@ func copyHalf(dst, src net.Conn, idle time.Duration, last *atomic.Int64, fail fu
 				continue
 			}
 			fail(errIdle)
-			abort.Conn(src)
-			abort.Conn(dst)
+			idleCut()
 			return total
 		default:
 			if b := batchOf(src); b != nil && b.failed() != nil {
@@ -200,9 +231,38 @@ func copyHalf(dst, src net.Conn, idle time.Duration, last *atomic.Int64, fail fu
 				// answer as a bad record: say what happened.
 				err = b.failed()
 			}
-			fail(idleOr(err))
-			abort.Conn(dst)
+			if isIdle() {
+				fail(errIdle)
+				idleCut()
+			} else {
+				fail(err)
+				abort.Conn(dst)
+			}
 			return total
+		}
+	}
+}
+
+// writeAll writes p to c. With idle > 0, it writes within deadlines a
+// sixteenth of idle ahead, notes in last every time c took bytes, and
+// gives up (with the deadline's error) only once no byte moved either way
+// for idle: a peer that reads slowly keeps the connection alive, one that
+// reads nothing does not hold it for ever. A socket, unlike a TLS
+// session, can be written again after a deadline passed.
+func writeAll(c net.Conn, p []byte, idle time.Duration, last *atomic.Int64) (int, error) {
+	if idle <= 0 {
+		return c.Write(p)
+	}
+	var total int
+	for {
+		c.SetWriteDeadline(time.Now().Add(idle / 16))
+		n, err := c.Write(p[total:])
+		total += n
+		if n > 0 {
+			last.Store(time.Now().UnixNano())
+		}
+		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || time.Now().UnixNano()-last.Load() >= int64(idle) {
+			return total, err
 		}
 	}
 }
@@ -238,6 +298,15 @@ func under(c net.Conn) net.Conn {
 		return u.NetConn()
 	}
 	return nil
+}
+
+// closeSocket closes the connection at the bottom of c (the socket under
+// a TLS session), sending nothing of the TLS layer's.
+func closeSocket(c net.Conn) {
+	for u := under(c); u != nil; u = under(u) {
+		c = u
+	}
+	c.Close()
 }
 
 // closeWrite half-closes c: close_notify on TLS, then a FIN (or the unix

@@ -92,7 +92,10 @@ type Config struct {
 	// succeeded.
 	DialTimeout time.Duration
 	// IdleTimeout closes a proxied connection with no bytes either way
-	// for that long; 0: never.
+	// for that long: none read, and none taken by a peer the proxy is
+	// writing to (one that reads slowly is not idle); 0: never. The
+	// direction still open is reset; a side whose stream had ended
+	// cleanly is closed, so that it gets the rest of it.
 	IdleTimeout time.Duration
 	// Limits are the loop's; MaxConns defaults to DefaultMaxConns.
 	Limits server.Limits

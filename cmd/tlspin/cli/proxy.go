@@ -109,7 +109,9 @@ handshake, --max-conns-per-ip from one address, an IPv6 /64 counting as one
 (more are refused at once, with a warning); when full, the connection idle
 the longest is closed to make room. --handshake-timeout bounds the
 handshake (verification included), --dial-timeout the connection to the
-target, --idle-timeout a connection with no bytes either way. A connection
+target, --idle-timeout a connection with no bytes either way (a peer that
+reads slowly, or a stream still being written, is not idle; a stream
+that had ended cleanly is closed, not reset, by an idle close). A connection
 closed by a limit is reset, so that neither peer takes it for a clean end.
 
 A connection is verified at its handshake, and again whenever a verifier's
@@ -179,7 +181,7 @@ included.
 		fs.IntVar(&f.maxPerIP, "max-conns-per-ip", 0, "most connections from one local client address (default 0: no cap, as local clients usually all come from 127.0.0.1; --max-conns still applies)")
 	}
 	fs.DurationVar(&f.handshakeTimeout, "handshake-timeout", server.DefaultHandshakeTimeout, "longest a TLS handshake (verification included) may take")
-	fs.DurationVar(&f.idleTimeout, "idle-timeout", time.Hour, "close a connection with no bytes either way for this long (0: never)")
+	fs.DurationVar(&f.idleTimeout, "idle-timeout", time.Hour, "close a connection with no byte read or written either way for this long, a slow reader's included (0: never)")
 	fs.DurationVar(&f.dialTimeout, "dial-timeout", proxy.DefaultDialTimeout, "longest connecting to --target may take")
 	fs.DurationVar(&f.grace, "grace", server.DefaultGracePeriod, "on SIGINT/SIGTERM, how long open connections may finish")
 	fs.DurationVar(&f.watch, "watch-interval", time.Second, "how often --cert and --key are checked for changes on disk")
