@@ -25,6 +25,7 @@ import (
 	"github.com/tlspin/tlspin/internal/client"
 	"github.com/tlspin/tlspin/internal/launch"
 	"github.com/tlspin/tlspin/internal/printable"
+	"github.com/tlspin/tlspin/internal/server"
 )
 
 // Exit codes. Errors are classified by type, never by their text (which
@@ -202,10 +203,12 @@ func RunContext(ctx context.Context, env Env, args []string) int {
 		err = stdout.Err()
 	}
 	var (
-		in   interrupted
-		lost *stdoutFailed
+		in        interrupted
+		lost      *stdoutFailed
+		unprinted *server.OutputError // serve's stdout
 	)
-	if err != nil && !errors.As(err, &lost) && errors.As(context.Cause(ctx), &in) {
+	outputFailed := errors.As(err, &lost) || errors.As(err, &unprinted)
+	if err != nil && !outputFailed && errors.As(context.Cause(ctx), &in) {
 		// What the command was doing ends in "context canceled": the
 		// signal is the news.
 		fmt.Fprintf(env.Stderr, "tlspin: %s\n", in)
@@ -251,7 +254,8 @@ func (c *checkedWriter) Err() error {
 
 // stdoutFailed is a write to stdout that failed: what the command printed
 // was lost. It is the news (exit 1) even when a signal then stopped the
-// command, which would have exited 0 (serve, proxy) or 128+N and hidden it.
+// command, which would have exited 0 (serve, proxy) or 128+N and hidden it;
+// so is serve's server.OutputError.
 type stdoutFailed struct{ err error }
 
 func (e *stdoutFailed) Error() string { return "cannot write to stdout: " + e.err.Error() }

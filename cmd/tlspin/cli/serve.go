@@ -93,10 +93,11 @@ up too (checked every --watch-interval). Open connections continue,
 new ones get the new certificate; one that does not load is logged and the
 one in use stays. SIGINT or SIGTERM stops accepting, lets open connections
 finish within --grace, stops the verifier plugins and exits 0; a second
-signal ends it at once (exit 130 or 143). When stdout cannot be written (a
-full disk, a reader that exited: | head -1), serve stops the same way but exits 1, saying why: the client
-whose line was lost has its connection reset rather than closed cleanly,
-and nothing more is printed.`,
+signal ends it at once (exit 130 or 143). When stdout cannot be written
+(a full disk, a reader that exited: | head -1), serve stops the same way
+but exits 1, saying why, even if a signal comes while it drains: the
+client whose line was lost has its connection reset rather than closed
+cleanly, and nothing more is printed.`,
 		Example: `  tlspin serve --cert cert.pem
   tlspin serve --listen 127.0.0.1:8443 --cert cert.pem --once
   tlspin serve --listen :8081 --cert cert.pem   # every interface

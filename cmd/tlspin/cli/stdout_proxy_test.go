@@ -114,3 +114,33 @@ func TestServeStdoutReaderGone(t *testing.T) {
 		t.Errorf("serve's stderr does not name the error:\n%s", s)
 	}
 }
+
+// TestServeStdoutFailsThenSIGTERM: serve whose stdout failed stops by
+// itself, letting open connections finish within --grace; a SIGTERM
+// meanwhile (systemd stopping it) hid the failure: exit 143, nothing
+// said. The failed stdout is the news: exit 1, naming it.
+func TestServeStdoutFailsThenSIGTERM(t *testing.T) {
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skipf("no /dev/full: %v", err)
+	}
+	defer full.Close()
+	srvFile, _ := identityFile(t, t.TempDir(), "server")
+	cmd := exec.Command(testbin.Tlspin(t), "--log-level", "info", "serve", "--listen", "127.0.0.1:0", "--cert", srvFile, "--grace", "2s")
+	cmd.Stdout = full
+	p := startLogged(t, cmd)
+	addr := proxyListening.FindStringSubmatch(p.logged(t, "listening: addr="))[1]
+	open, _ := dialLeaf(t, addr) // held open: serve waits for it within --grace
+	defer open.Close()
+	c, _ := dialLeaf(t, addr)
+	defer c.Close()
+	io.WriteString(c, "a line\n")
+	p.logged(t, "letting open connections finish")
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.exit(t, "SIGTERM"); code != cli.ExitFailure {
+		t.Errorf("exit %d, want %d", code, cli.ExitFailure)
+	}
+	if s := p.stderr.String(); !strings.Contains(s, "tlspin: server: cannot write to the output") {
+		t.Errorf("the last error does not name stdout's:\n%s", s)
+	}
+}
