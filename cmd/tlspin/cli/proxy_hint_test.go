@@ -53,13 +53,12 @@ func TestProxyRejectionHintNamesProxy(t *testing.T) {
 			name: "client",
 			args: []string{"client", "--listen", "127.0.0.1:0", "--target", tlsTarget, "--verifier", "spkipin", "--pin", otherPin},
 			connect: func(t *testing.T, addr string) {
-				c, err := net.Dial("tcp", addr)
-				if err != nil {
-					t.Fatal(err)
+				// The local client is reset, maybe before connect returns.
+				if c, err := net.Dial("tcp", addr); err == nil {
+					c.SetDeadline(time.Now().Add(10 * time.Second))
+					c.Read(make([]byte, 1))
+					c.Close()
 				}
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				c.Read(make([]byte, 1))
-				c.Close()
 			},
 			want: "pin it: tlspin proxy client --verifier spkipin --pin ",
 		},

@@ -3,11 +3,13 @@ package cli_test
 import (
 	"bufio"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -53,14 +55,19 @@ func TestProxyPerIPCap(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			prx, addr := startProxy(t, append(tt.args, "--listen", "127.0.0.1:0")...)
-			conns := make([]net.Conn, tt.conns)
-			for i := range conns {
+			var conns []net.Conn
+			resetAtConnect := 0 // refused, and reset before connect returned
+			for range tt.conns {
 				c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+				if errors.Is(err, syscall.ECONNRESET) {
+					resetAtConnect++
+					continue
+				}
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer c.Close()
-				conns[i] = c
+				conns = append(conns, c)
 			}
 			refused := tt.conns - tt.served
 			warned := func() int { return strings.Count(prx.stderr.String(), "too many connections from this address") }
@@ -92,6 +99,9 @@ func TestProxyPerIPCap(t *testing.T) {
 				if <-ok {
 					served++
 				}
+			}
+			if resetAtConnect > refused {
+				t.Errorf("%d connections reset at connect, more than the %d to refuse", resetAtConnect, refused)
 			}
 			if served != tt.served {
 				t.Errorf("%d of %d connections served, want %d", served, tt.conns, tt.served)
