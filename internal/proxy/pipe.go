@@ -147,7 +147,9 @@ func copyHalf(dst, src net.Conn, idle time.Duration, last *atomic.Int64, fail fu
 		arm(last.Load() + int64(idle))
 	}
 	batch := batchOf(dst)
-	plainDst := batch == nil
+	// A TLS session cannot be written again once a deadline cut a write
+	// short: its writes are bounded underneath (batchConn).
+	_, tlsDst := dst.(*tls.Conn)
 	var total, unyielded int64
 	for {
 		if unyielded >= yieldBytes {
@@ -183,7 +185,7 @@ func copyHalf(dst, src net.Conn, idle time.Duration, last *atomic.Int64, fail fu
 					batch.hold()
 				}
 				var werr error
-				if plainDst {
+				if !tlsDst {
 					_, werr = writeAll(dst, buf[:n], idle, last)
 				} else {
 					_, werr = dst.Write(buf[:n])
