@@ -73,10 +73,10 @@ func TestClientConfigForAddrServesOneConnection(t *testing.T) {
 	if err != nil {
 		t.Fatalf("first connection: %v", err)
 	}
-	c.Close()
-	if err := confirm(ctx); err != nil {
+	if err := confirm(ctx, c); err != nil {
 		t.Fatalf("confirm: %v", err)
 	}
+	c.Close()
 	if c, err := tls.Dial("tcp", addr, cfg); err == nil {
 		c.Close()
 		t.Fatal("a second connection through one ClientConfigForAddr configuration was verified")

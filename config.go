@@ -2,6 +2,8 @@ package tlspin
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -9,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/tlspin/tlspin/core/pintls"
@@ -169,7 +172,7 @@ func unrecordedHow(s verify.Side) string {
 	if s == verify.ServerVerifiesClient {
 		return "this configuration cannot record it: use Listen, or tls.Server with ServerConfig or HookServerConfig and call Confirm after the handshake"
 	}
-	return "a configuration from ClientConfig or HookClientConfig knows neither the address dialled nor when the handshake succeeds, so it can neither find a record made under HOST:PORT nor make one: use Dial (as http.Transport's DialTLSContext), or ClientConfigForAddr and call its confirm function after the handshake"
+	return "a configuration from ClientConfig or HookClientConfig knows neither the address dialled nor when the handshake succeeds, so it can neither find a record made under HOST:PORT nor make one: use Dial (as http.Transport's DialTLSContext), or ClientConfigForAddr and call its confirm function with the connection once its handshake has succeeded"
 }
 
 func peerName(s verify.Side) string {
@@ -286,27 +289,129 @@ func (v *Verifiers) ClientConfig(serverName string) *tls.Config {
 
 // ClientConfigForAddr returns the configuration of one connection to addr
 // (HOST:PORT) that the caller dials and handshakes itself, and the confirm
-// function to call once that handshake has succeeded: only then has the
-// server proved it holds its key, so only then does a verifier such as
-// tofu record it (as HOST:PORT, as with Dial). Without the call nothing is
-// recorded. A *RejectionError from confirm means the server was allowed
-// only as a first use that could not be recorded (another process
-// recorded another key for it meanwhile): close the connection unused.
+// function to call with that connection once its handshake has succeeded:
+// only then has the server proved it holds its key, so only then does a
+// verifier such as tofu record it (as HOST:PORT, as with Dial). Without
+// the call nothing is recorded. crypto/tls asks the verifiers before it
+// checks the server's signature, so a server that presents another's
+// certificate without its key is allowed as a first use and then fails
+// the handshake: confirm records nothing unless conn's handshake is
+// complete and conn's server presented the very chain this configuration
+// verified. It refuses otherwise (a failed or unfinished handshake,
+// another connection, nil) with an error matching ErrBadArgument, and from
+// then on, whatever connection it is given: nothing is ever recorded
+// through this configuration, and the connection must be closed unused.
+// A *RejectionError from confirm means the server was allowed only as a
+// first use that could not be recorded (another process recorded another
+// key for it meanwhile): close the connection unused.
 // The configuration verifies one server, once: a second handshake with
 // it (another connection) fails, saying so, since what one connection
 // would record is kept in it. It never renegotiates.
-func (v *Verifiers) ClientConfigForAddr(serverName, addr string) (*tls.Config, func(context.Context) error) {
-	p := &pintls.Pending{}
-	cfg := v.hookClient(v.ctx, &tls.Config{}, serverName, addr, p)
+func (v *Verifiers) ClientConfigForAddr(serverName, addr string) (*tls.Config, func(ctx context.Context, conn *tls.Conn) error) {
+	cc := &clientConfirm{addr: addr}
+	cfg := v.hookClient(v.ctx, &tls.Config{}, serverName, addr, &cc.pending)
 	var used atomic.Bool
 	check := cfg.VerifyConnection
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 		if used.Swap(true) {
 			return errors.New("tlspin: this configuration from ClientConfigForAddr has verified a server already: call ClientConfigForAddr for each connection")
 		}
-		return check(cs)
+		if err := check(cs); err != nil {
+			return err
+		}
+		cc.verified(cs.PeerCertificates)
+		return nil
 	}
-	return cfg, func(ctx context.Context) error { return committed(p.Commit(ctx)) }
+	return cfg, cc.confirm
+}
+
+// clientConfirm is the confirm function of a ClientConfigForAddr
+// configuration, and what it needs to know that it is given the
+// connection whose handshake that configuration verified, complete.
+type clientConfirm struct {
+	addr    string
+	pending pintls.Pending
+
+	mu sync.Mutex
+	// chain is the DER of the chain the verifiers allowed; nil until
+	// they have.
+	chain [][]byte
+	// refused is why confirm refused, for good: its first refusal
+	// leaves nothing to commit.
+	refused error
+}
+
+// verified keeps the chain the verifiers allowed.
+func (cc *clientConfirm) verified(chain []*x509.Certificate) {
+	der := make([][]byte, len(chain))
+	for i, c := range chain {
+		der[i] = c.Raw
+	}
+	cc.mu.Lock()
+	cc.chain = der
+	cc.mu.Unlock()
+}
+
+// confirm commits what the verification asked for, if conn is the
+// connection it verified and its handshake is complete.
+func (cc *clientConfirm) confirm(ctx context.Context, conn *tls.Conn) error {
+	if err := cc.admit(conn); err != nil {
+		return err
+	}
+	return committed(cc.pending.Commit(ctx))
+}
+
+// admit returns nil if conn's handshake is complete with the server this
+// configuration verified; otherwise why not, now and on every later call,
+// so that nothing is ever committed.
+func (cc *clientConfirm) admit(conn *tls.Conn) error {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.refused != nil {
+		return cc.refused
+	}
+	why := cc.mismatch(conn)
+	if why == nil {
+		return nil
+	}
+	cc.refused = fmt.Errorf("tlspin: confirm for %q: %w; nothing recorded, and nothing will be through this configuration: close the connection", cc.addr, badArgument{why})
+	return cc.refused
+}
+
+// mismatch says why conn is not a connection whose server this
+// configuration verified and proved its key, or nil; cc.mu must be held.
+func (cc *clientConfirm) mismatch(conn *tls.Conn) error {
+	if conn == nil {
+		return errors.New("no connection given")
+	}
+	cs := conn.ConnectionState()
+	if !cs.HandshakeComplete {
+		return errors.New("the connection's handshake did not complete (it failed, or has not run): its server has not proved it holds the key of its certificate")
+	}
+	if cc.chain == nil {
+		return errors.New("this configuration verified no server: confirm takes the connection made with it")
+	}
+	if !sameChain(cc.chain, cs.PeerCertificates) {
+		got := "none"
+		if len(cs.PeerCertificates) > 0 {
+			got = fmt.Sprintf("%x", sha256.Sum256(cs.PeerCertificates[0].Raw))
+		}
+		return fmt.Errorf("the connection's server (certificate sha256 %s) is not the one this configuration verified (sha256 %x): confirm takes the connection made with it", got, sha256.Sum256(cc.chain[0]))
+	}
+	return nil
+}
+
+// sameChain reports whether chain is the chain der, certificate by
+// certificate, comparing each in constant time.
+func sameChain(der [][]byte, chain []*x509.Certificate) bool {
+	if len(der) != len(chain) || len(der) == 0 {
+		return false
+	}
+	same := 1
+	for i, c := range chain {
+		same &= subtle.ConstantTimeCompare(der[i], c.Raw)
+	}
+	return same == 1
 }
 
 // committed is the error of a commit: the *RejectionError of a first use

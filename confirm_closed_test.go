@@ -34,7 +34,7 @@ func TestConfirmAfterClose(t *testing.T) {
 			}
 			defer c.Close()
 			v.Close()
-			return confirm(context.Background())
+			return confirm(context.Background(), c)
 		}},
 		{"Confirm of tls.Server", func(t *testing.T, v *tlspin.Verifiers) error {
 			cfg := v.ServerConfig(srv.cert)

@@ -132,8 +132,13 @@
 // `tlspin send` records it; a server records a client as client@IP.
 // Records happen only once a handshake has succeeded, which Dial, Listen
 // and the tlspin command know; with your own TLS code, call
-// ClientConfigForAddr's confirm function, or Confirm for a server, after
-// the handshake. What waits for Confirm is kept a minute, for at most
+// ClientConfigForAddr's confirm function with the connection once its
+// handshake has succeeded, or Confirm for a server after the handshake.
+// crypto/tls asks the verifiers before it checks the peer's signature, so
+// a peer presenting a stolen certificate without its key is allowed and
+// then fails the handshake: confirm refuses a connection whose handshake
+// did not complete, or that is not the one its configuration verified
+// (ErrBadArgument), and records nothing. What waits for Confirm is kept a minute, for at most
 // 1,024 connections at once; a first use whose record went
 // before Confirm came is rejected by Confirm (ErrVerifierFailed), failing
 // closed. A configuration used alone (ClientConfig or

@@ -36,7 +36,10 @@ var (
 	// network other than TCP's, an address without a port, a
 	// certificate without its private key (Listen). An error of the
 	// network itself (a port in use, a refused connection) does not match
-	// it: it is a *net.OpError.
+	// it: it is a *net.OpError. It is matched too by the refusal of
+	// ClientConfigForAddr's confirm function given a connection whose
+	// handshake did not complete, or not the one its configuration
+	// verified: nothing is recorded.
 	ErrBadArgument = errors.New("tlspin: bad argument")
 )
 

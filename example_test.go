@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -152,6 +153,40 @@ func ExampleVerifiers_Dial() {
 	fatalIf(err)
 	fmt.Println(out)
 	// Output: 200 OK hello
+}
+
+// ClientConfigForAddr is for a program that dials and handshakes itself:
+// once the handshake has succeeded, confirm, given the connection, lets
+// tofu record the server as HOST:PORT. Never call it after a failed
+// handshake (a deferred call would be): the server has not proved it
+// holds its key, and confirm refuses, recording nothing.
+func ExampleVerifiers_ClientConfigForAddr() {
+	ctx := context.Background()
+	srv := httpsServer(newIdentity("first-contact"))
+	defer srv.Close()
+
+	dir := tempDir()
+	defer os.RemoveAll(dir)
+	v, err := tlspin.Start(ctx, "tofu:file="+dir+"/known_pins")
+	fatalIf(err)
+	defer v.Close()
+	addr := strings.TrimPrefix(localhostURL(srv), "https://")
+	cfg, confirm := v.ClientConfigForAddr("localhost", addr)
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	fatalIf(err)
+	conn := tls.Client(raw, cfg)
+	defer conn.Close()
+	if err := conn.HandshakeContext(ctx); err != nil {
+		fatalIf(err) // no confirm: nothing is recorded
+	}
+	if err := confirm(ctx, conn); err != nil {
+		fatalIf(err) // a first use that could not be recorded: close it unused
+	}
+	pins, err := os.ReadFile(filepath.Join(dir, "known_pins"))
+	fatalIf(err)
+	fmt.Println(strings.Contains(string(pins), addr+" spki:"))
+	// Output: true
 }
 
 // Listen serves mutual TLS: Accept returns only connections whose client

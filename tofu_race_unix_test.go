@@ -146,7 +146,7 @@ func TestFirstUseRecordedMeanwhile(t *testing.T) {
 		t.Fatal(err)
 	}
 	other.Close()
-	err = confirm(context.Background())
+	err = confirm(context.Background(), c)
 	var re *tlspin.RejectionError
 	if !errors.As(err, &re) || !strings.Contains(err.Error(), "REMOTE HOST IDENTIFICATION HAS CHANGED") {
 		t.Fatalf("ATTACK: confirm = %v, want a *RejectionError: another key was recorded for the server", err)

@@ -82,8 +82,9 @@ type Config struct {
 	Confirm server.Confirm
 	// ClientTLS, in ClientMode, returns the configuration of one
 	// connection and the function that commits what its verification asked
-	// to record, called once the handshake with the target succeeded.
-	ClientTLS func() (*tls.Config, func(context.Context) error)
+	// to record, called with the connection once the handshake with the
+	// target succeeded.
+	ClientTLS func() (*tls.Config, server.Confirm)
 	// Target is HOST:PORT or unix:/path.
 	Target string
 	// DialTimeout alone bounds dialling the target. Limits.HandshakeTimeout
@@ -327,7 +328,7 @@ func (p *Proxy) servePlain(ctx context.Context, c *server.Conn) {
 		return
 	}
 	startHandshakeTimeout()
-	cfg, confirm := p.cfg.TLS, func(context.Context) error { return nil }
+	cfg, confirm := p.cfg.TLS, server.Confirm(func(context.Context, *tls.Conn) error { return nil })
 	if p.cfg.ClientTLS != nil {
 		cfg, confirm = p.cfg.ClientTLS()
 	}
@@ -347,7 +348,7 @@ func (p *Proxy) servePlain(ctx context.Context, c *server.Conn) {
 	// place where a decision's side effects happen in ClientMode. A first
 	// use that could not be recorded (another process recorded another
 	// key for the target meanwhile) is a rejection.
-	if err := confirm(ctx); err != nil {
+	if err := confirm(ctx, tc); err != nil {
 		tc.Close()
 		raw.Close()
 		abort.Conn(c)

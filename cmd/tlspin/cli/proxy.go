@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -339,7 +338,7 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 	var (
 		tlsCfg    *tls.Config
 		confirm   server.Confirm
-		clientTLS func() (*tls.Config, func(context.Context) error)
+		clientTLS func() (*tls.Config, server.Confirm)
 		recheck   server.Recheck
 	)
 	if mode == proxy.ServerMode {
@@ -362,7 +361,7 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 	} else {
 		sn := client.ServerName(f.target, f.serverName)
 		unnamed := sn == "" && strings.HasPrefix(f.target, "unix:")
-		clientTLS = func() (*tls.Config, func(context.Context) error) {
+		clientTLS = func() (*tls.Config, server.Confirm) {
 			c, confirm := vs.ClientConfigForAddr(sn, f.target)
 			c.VerifyConnection = proxyHint(c.VerifyConnection, mode, f.target)
 			if unnamed {

@@ -180,7 +180,7 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 		t0 = t0.Add(time.Since(w0))
 	}
 	sn := client.ServerName(addr, f.serverName)
-	var confirm func(context.Context) error
+	var confirm func(context.Context, *tls.Conn) error
 	// How long the server took to answer the ClientHello (a round trip
 	// and its own delay, before our verification): it bounds how long
 	// --half-close auto waits for an answer to the message.
@@ -227,7 +227,7 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 	// another key for the server meanwhile) is a rejection: nothing is
 	// sent, and the connection is reset rather than closed, since a
 	// close_notify would tell the server that an empty message was all.
-	if err := confirm(ctx); err != nil {
+	if err := confirm(ctx, conn); err != nil {
 		abort.Conn(conn)
 		return err
 	}
