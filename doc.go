@@ -165,5 +165,9 @@
 // StartWith, the options, the methods of Verifiers, ServeBuiltin, Peer
 // and PeerOf, the error values and RejectionError's exported fields, and the spec syntax.
 // The text of errors and logs is not covered; branch on types and values.
-// Everything under core/ and internal/ may change in any release.
+// Everything under core/ and internal/ may change in any release. No
+// version is tagged yet: until v1.0.0, as semantic versioning allows, a
+// change may still break them, and its release notes say so (the
+// confirm function of ClientConfigForAddr took the connection so, to
+// refuse a failed handshake).
 package tlspin
