@@ -108,16 +108,11 @@ const maxChecksumsFile = 4 << 20
 // links on its path, an ACL. Only a regular file is read: a named pipe is
 // refused at once, never waited on.
 func LoadChecksums(path string) (Checksums, error) {
-	f, err := files.OpenTrusted(path)
+	data, read, err := files.ReadIfSmall(path, maxChecksumsFile)
 	if err != nil {
 		return nil, fmt.Errorf("host: plugin checksums: %w", err)
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxChecksumsFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("host: plugin checksums: read %q: %w", path, err)
-	}
-	if len(data) > maxChecksumsFile {
+	if !read {
 		return nil, fmt.Errorf("host: plugin checksums: %q is larger than %d bytes", path, maxChecksumsFile)
 	}
 	c, err := ParseChecksums(bytes.NewReader(data))
