@@ -301,10 +301,7 @@ func (s *PendingSet) For(raw net.Conn) *Pending {
 		if s.m == nil {
 			s.m = map[net.Conn]pendingEntry{}
 		}
-		now := time.Now()
-		if s.Now != nil {
-			now = s.Now()
-		}
+		now := s.now()
 		s.unforget(raw) // a record set again supersedes a dropped one
 		e, ok := s.m[raw]
 		if ok {
@@ -361,6 +358,14 @@ var (
 	whyExpired  = "it waited more than a minute for the end of its handshake"
 	whyOverflow = fmt.Sprintf("more than %d connections, or %d MiB of their peers' certificates, were waiting for the end of their handshakes", MaxPending, MaxPendingBytes>>20)
 )
+
+// now is the set's clock: Now, or time.Now.
+func (s *PendingSet) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
 
 // dropped remembers raw, whose entry p was just dropped, if p's peer was
 // allowed on condition of its commit.
@@ -425,10 +430,7 @@ func (s *PendingSet) take(raw net.Conn) (*Pending, string) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := time.Now()
-	if s.Now != nil {
-		now = s.Now()
-	}
+	now := s.now()
 	s.pruneGone(now)
 	e, ok := s.m[raw]
 	if !ok {
