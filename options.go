@@ -201,7 +201,10 @@ func WithGetenv(getenv func(string) string) Option {
 }
 
 // WithTlspinBinary runs built-in verifiers as `path __verifier NAME`
-// (a tlspin binary) instead of choosing (see ServeBuiltin).
+// (a tlspin binary) instead of choosing (see ServeBuiltin). It decides
+// whom to trust, so it gets the checks a plugin gets: one that another
+// user owns or may write or replace, or that is not a regular file, is
+// refused, and Start then fails for a built-in verifier, saying why.
 func WithTlspinBinary(path string) Option {
 	return func(o *options) { o.launch.Self = path }
 }

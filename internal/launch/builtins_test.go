@@ -37,18 +37,14 @@ func TestBuiltinsNextToTlspin(t *testing.T) {
 	}
 	// selfHere copies tlspin next to the sibling too, as dir/tlspin, and
 	// makes it Self without SelfExec: its own build information is read.
-	selfHere := func(mode os.FileMode, sibling func(t *testing.T, dir string)) func(t *testing.T, dir string) {
+	selfHere := func(sibling func(t *testing.T, dir string)) func(t *testing.T, dir string) {
 		return func(t *testing.T, dir string) {
 			sibling(t, dir)
 			b, err := os.ReadFile(self)
 			if err != nil {
 				t.Fatal(err)
 			}
-			p := filepath.Join(dir, "tlspin")
-			if err := os.WriteFile(p, b, 0o700); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Chmod(p, mode); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, "tlspin"), b, 0o755); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -61,15 +57,9 @@ func TestBuiltinsNextToTlspin(t *testing.T) {
 		given bool
 	}{
 		{"same build", copyTo(built), "", false},
-		{"same build, tlspin given", selfHere(0o755, copyTo(built)), "", true},
-		// tlspin's build information is read only once it is checked.
-		{"tlspin given, a named pipe", func(t *testing.T, dir string) {
-			copyTo(built)(t, dir)
-			if err := syscall.Mkfifo(filepath.Join(dir, "tlspin"), 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}, "is not a regular file", true},
-		{"tlspin given, writable by every user", selfHere(0o777, copyTo(built)), "may be written by every user (mode 0777)", true},
+		// A given tlspin the trust check refuses runs nothing, sibling or
+		// not (TestGivenTlspinIsChecked).
+		{"same build, tlspin given", selfHere(copyTo(built)), "", true},
 		{"none", func(*testing.T, string) {}, "no executable tlspin-builtins next to", false},
 		{"another program of the same build", copyTo(self), `it is "github.com/tlspin/tlspin/cmd/tlspin", not github.com/tlspin/tlspin/cmd/tlspin-builtins`, false},
 		{"not a Go binary", func(t *testing.T, dir string) {
@@ -310,13 +300,7 @@ func TestKnownBuiltinStillReportsPolicyChanges(t *testing.T) {
 func TestTlspinOnPathIsChecked(t *testing.T) {
 	script := func(mode os.FileMode) func(t *testing.T, dir string) {
 		return func(t *testing.T, dir string) {
-			p := filepath.Join(dir, "tlspin")
-			if err := os.WriteFile(p, []byte("#!/bin/sh\nexit 1\n"), 0o700); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Chmod(p, mode); err != nil {
-				t.Fatal(err)
-			}
+			writeScript(t, filepath.Join(dir, "tlspin"), mode)
 		}
 	}
 	tests := []struct {
@@ -380,5 +364,87 @@ func TestTlspinOnPathIsChecked(t *testing.T) {
 				t.Errorf("starting md5pin: %v; want an error naming %s and saying %q", err, p, tc.why)
 			}
 		})
+	}
+}
+
+// TestGivenTlspinIsChecked: the tlspin binary a program names
+// (tlspin.WithTlspinBinary) runs the built-in verifiers, which decide whom
+// to trust, so it gets the plugin trust check as the one on $PATH does:
+// one another user owns or may write, or a named pipe, is refused, saying
+// why, before anything reads or runs it, and not replaced by another.
+func TestGivenTlspinIsChecked(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, p string)
+		why   string // "" if it runs the built-ins
+	}{
+		{"this user's", func(t *testing.T, p string) { writeScript(t, p, 0o755) }, ""},
+		{"writable by every user", func(t *testing.T, p string) { writeScript(t, p, 0o777) }, "may be written by every user (mode 0777)"},
+		{"in a directory every user may write", func(t *testing.T, p string) {
+			writeScript(t, p, 0o755)
+			if err := os.Chmod(filepath.Dir(p), 0o777); err != nil {
+				t.Fatal(err)
+			}
+		}, "which every user may write to"},
+		{"another user's", func(t *testing.T, p string) {
+			if os.Geteuid() != 0 {
+				t.Skip("needs root to give a file away")
+			}
+			writeScript(t, p, 0o755)
+			if err := os.Chown(p, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+		}, "uid 65534"},
+		{"a named pipe", func(t *testing.T, p string) {
+			if err := syscall.Mkfifo(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, "is not a regular file"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "tlspin")
+			tc.setup(t, p)
+			// A tlspin on $PATH that would pass must not stand in for it.
+			onPath := t.TempDir()
+			writeScript(t, filepath.Join(onPath, "tlspin"), 0o755)
+			c := &Config{Self: p, Getenv: func(k string) string {
+				if k == "PATH" {
+					return onPath
+				}
+				return ""
+			}}
+			resolved := make(chan struct{})
+			go func() { defer close(resolved); c.ResolveSelf() }()
+			select {
+			case <-resolved:
+			case <-time.After(10 * time.Second):
+				t.Fatal("ResolveSelf did not return within 10s")
+			}
+			err := c.CheckPinned([]Spec{{Name: "md5pin"}})
+			if tc.why == "" {
+				if c.Self != p || err != nil {
+					t.Fatalf("Self %q (no self: %s), %v; want %q", c.Self, c.NoSelf, err, p)
+				}
+				return
+			}
+			if c.Self != "" {
+				t.Fatalf("Self %q; want the given tlspin refused (%s)", c.Self, tc.why)
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.why) || !strings.Contains(err.Error(), p) {
+				t.Errorf("starting md5pin: %v; want an error naming %s and saying %q", err, p, tc.why)
+			}
+		})
+	}
+}
+
+// writeScript writes a shell script that fails at p, with mode.
+func writeScript(t *testing.T, p string, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte("#!/bin/sh\nexit 1\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, mode); err != nil {
+		t.Fatal(err)
 	}
 }

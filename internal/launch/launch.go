@@ -66,15 +66,26 @@ var served atomic.Bool
 // when re-executed with BuiltinArgs.
 func MarkServesBuiltins() { served.Store(true) }
 
-// ResolveSelf chooses what runs built-in verifiers, unless Self is set:
-// this program, re-executed, if it serves them (MarkServesBuiltins), else
-// the first tlspin binary on the plugin environment's $PATH, if the plugin
-// trust check (files.CheckExecutable) accepts it. Without either, built-in
-// verifiers cannot run and NoSelf says why and what to do. A tlspin-builtins of
-// the same build next to Self runs them faster (Builtins).
+// ResolveSelf chooses what runs built-in verifiers: Self when it is set (a
+// tlspin binary given), if the plugin trust check (files.CheckExecutable)
+// accepts it; else this program, re-executed, if it serves them
+// (MarkServesBuiltins); else the first tlspin binary on the plugin
+// environment's $PATH, if the trust check accepts it. Without any, built-in
+// verifiers cannot run and NoSelf says why and what to do. A tlspin-builtins
+// of the same build next to Self runs them faster (Builtins).
 func (c *Config) ResolveSelf() {
 	defer c.resolveBuiltins()
 	switch {
+	case c.Self != "" && c.SelfExec == "":
+		// It runs the built-ins, which decide whom to trust: checked as
+		// any plugin is, by its metadata alone, and never replaced by
+		// another tlspin when refused.
+		if err := files.CheckExecutable(c.Self); err != nil {
+			c.NoSelf = fmt.Sprintf("the tlspin binary given, %s, is refused: %v", c.Self, err)
+			c.Self = ""
+			return
+		}
+		fallthrough
 	case c.Self != "":
 		if c.SelfVia == "" {
 			c.SelfVia = "given tlspin binary"
