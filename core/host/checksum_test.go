@@ -242,3 +242,23 @@ func TestLoadChecksumsRefusesOthersFiles(t *testing.T) {
 		})
 	}
 }
+
+// A built-in re-executed from this very program runs /proc/self/exe; a
+// pin it fails names the program's own file, which the user can hash and
+// pin, not the link every process has.
+func TestChecksumErrorNamesThisProgram(t *testing.T) {
+	if _, err := os.Stat("/proc/self/exe"); err != nil {
+		t.Skip("no /proc/self/exe here")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = host.OpenPinned("spkipin", "/proc/self/exe", make([]byte, 32))
+	if !errors.Is(err, host.ErrChecksum) {
+		t.Fatalf("OpenPinned with a wrong pin: %v; want ErrChecksum", err)
+	}
+	if !strings.Contains(err.Error(), `"`+exe+`" (this program, run as /proc/self/exe)`) {
+		t.Errorf("error %q; want it to name %s, this program", err, exe)
+	}
+}

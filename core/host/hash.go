@@ -5,6 +5,8 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
 
 	"github.com/hashicorp/go-plugin"
 )
@@ -25,6 +27,18 @@ func hashEqual(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 
 // pinned one, and how to pin it if the change is intended. It wraps
 // ErrChecksum and go-plugin's ErrChecksumsDoNotMatch.
 func checksumError(name, path string, got, pinned []byte) error {
-	return fmt.Errorf("%w: verifier %q: %q has SHA-256 %x, pinned %x (%w); refusing to run it (if the change is intended, pin the new sum where the old one is: --plugin-sha256 %s=%x, or the line \"%x  %s%s\" of a checksums file)",
-		ErrChecksum, name, path, got, pinned, plugin.ErrChecksumsDoNotMatch, name, got, got, ExecPrefix, name)
+	return fmt.Errorf("%w: verifier %q: %s has SHA-256 %x, pinned %x (%w); refusing to run it (if the change is intended, pin the new sum where the old one is: --plugin-sha256 %s=%x, or the line \"%x  %s%s\" of a checksums file)",
+		ErrChecksum, name, shownPath(path), got, pinned, plugin.ErrChecksumsDoNotMatch, name, got, got, ExecPrefix, name)
+}
+
+// shownPath quotes path for an error, naming this program's file for
+// /proc/self/exe (a built-in re-executed), which is what a user can hash
+// and pin: the link names no file.
+func shownPath(path string) string {
+	if path == "/proc/self/exe" {
+		if exe, err := os.Executable(); err == nil {
+			return strconv.Quote(exe) + " (this program, run as /proc/self/exe)"
+		}
+	}
+	return strconv.Quote(path)
 }

@@ -333,12 +333,12 @@ func OpenPinned(name, path string, sum []byte) (*os.File, error) {
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("host: verifier %q: cannot run %q: %w", name, path, err)
+		return nil, fmt.Errorf("host: verifier %q: cannot run %s: %w", name, shownPath(path), err)
 	}
 	got, err := sha256Of(f)
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("host: verifier %q: checksum of %q: %w", name, path, err)
+		return nil, fmt.Errorf("host: verifier %q: checksum of %s: %w", name, shownPath(path), err)
 	}
 	if !hashEqual(got, sum) {
 		f.Close()
