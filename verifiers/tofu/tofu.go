@@ -86,6 +86,9 @@ type Verifier struct {
 	badFile error // the file's current version does not parse
 	pending map[string]pendingPin
 	notes   notify.Broadcaster
+	// unread is why the file could not be read at the last look, as
+	// logged; "" once it was read.
+	unread string
 }
 
 // pendingPin is a new peer's pin allowed but not yet committed.
@@ -528,6 +531,20 @@ func (v *Verifier) refresh() {
 		return
 	}
 	db, err := readKnownPartly(v.path, v.file)
+	if err != nil && db == nil {
+		// Not read at all (refused as others' to write, an I/O error, no
+		// descriptor left): this version is unseen, and is read again at
+		// the next look, so that an edit it holds (a compromised pin
+		// replaced) takes effect once it can be read. Marked as seen, it
+		// was not read again until the file changed once more.
+		v.badFile = err
+		if why := strings.TrimPrefix(err.Error(), "tofu: "); why != v.unread {
+			v.unread = why
+			v.log.Error(fmt.Sprintf("%s (keeping the pins read before; recording nothing until it can be read)", why))
+		}
+		return
+	}
+	v.unread = ""
 	if err != nil {
 		// Do not reread the same bad version on every connection.
 		v.db.stamp = st

@@ -739,3 +739,55 @@ func TestPendingHoldsAMinuteAtMost(t *testing.T) {
 		})
 	}
 }
+
+// TestUnreadableEditIsReadOnceReadable: the operator replaces a
+// compromised peer's pin, and the file's next read fails for a while
+// without the file changing after it (here a directory on its path is
+// writable by every user for a moment, and the read refuses the file;
+// a full descriptor table or an I/O error would do the same). The read
+// that failed marked that version of the file as seen, so once it could
+// be read again tofu never read it: the replaced, compromised key stayed
+// trusted, and nothing could be recorded, until the next edit.
+func TestUnreadableEditIsReadOnceReadable(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pins")
+	mkdir(t, dir, 0o700)
+	path := filepath.Join(dir, "known")
+	v, err := newTofu(t, verify.Options{"file": {path}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := vtest.New(t, vtest.Spec{CN: "a"})
+	renewed := vtest.New(t, vtest.Spec{CN: "a"})
+	newcomer := vtest.New(t, vtest.Spec{CN: "c"})
+	if !vtest.Handshake(t, v, req(old, "127.0.0.1:1")).Allow {
+		t.Fatal("first use rejected")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(data), old.Pin(t, pin.SPKI, pin.FormatBase64), renewed.Pin(t, pin.SPKI, pin.FormatBase64), 1)
+	vtest.WriteFile(t, path, []byte(edited))
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if verdict := vtest.Verify(t, v, req(newcomer, "127.0.0.1:3")); verdict.Allow {
+		t.Fatalf("a first use recorded in a file others may write: %+v", verdict)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		req  *verify.Request
+		want bool
+	}{
+		{"replaced key", req(old, "127.0.0.1:1"), false},
+		{"new key", req(renewed, "127.0.0.1:1"), true},
+		{"first use", req(newcomer, "127.0.0.1:3"), true},
+	} {
+		if verdict := vtest.Handshake(t, v, tc.req); verdict.Allow != tc.want {
+			t.Errorf("%s, the file readable again: %+v, want allowed %v", tc.name, verdict, tc.want)
+		}
+	}
+}
