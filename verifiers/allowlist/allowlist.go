@@ -349,12 +349,16 @@ type watched struct {
 	unread bool // the last reload could not read the file: try again
 }
 
-// fileID identifies a version of a file: what stat says of it.
+// fileID identifies a version of a file: what stat says of it. The
+// change time is part of it: a pin is as long as another, so a list
+// written over in place by a tool that keeps the modification time
+// (cp -p, touch -r) changes neither the size nor that time.
 type fileID struct {
 	exists     bool
 	dev, ino   uint64
 	size       int64
 	modUnixNan int64
+	changeNano int64
 }
 
 // sameFile reports whether id and o are the same file, perhaps changed.
@@ -371,7 +375,7 @@ func statID(path string) fileID {
 	if err != nil {
 		return fileID{}
 	}
-	id := fileID{exists: true, size: fi.Size(), modUnixNan: fi.ModTime().UnixNano()}
+	id := fileID{exists: true, size: fi.Size(), modUnixNan: fi.ModTime().UnixNano(), changeNano: files.ChangeTime(fi).UnixNano()}
 	id.dev, id.ino = devIno(fi)
 	return id
 }

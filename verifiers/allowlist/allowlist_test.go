@@ -726,3 +726,48 @@ func TestReloadNotHeldOffByOthersEvents(t *testing.T) {
 		t.Fatal("b still allowed 5 s after its revocation, while another user's events went on")
 	}
 }
+
+// TestPolledEditInPlaceKeepingItsTime: where the directory cannot be
+// watched, the poll alone sees edits. A pin revoked by writing the list
+// over in place with a tool that keeps its modification time (cp -p,
+// rsync -t --inplace, touch -r), another pin of the same length in its
+// place, changed neither the size, the modification time nor the inode
+// the poll compared: the revoked pin stayed trusted until the next edit.
+func TestPolledEditInPlaceKeepingItsTime(t *testing.T) {
+	a := vtest.New(t, vtest.Spec{CN: "a"})
+	b := vtest.New(t, vtest.Spec{CN: "b"})
+	c := vtest.New(t, vtest.Spec{CN: "c"})
+	path := filepath.Join(t.TempDir(), "pins.txt")
+	vtest.WriteFile(t, path, []byte(line(t, a, pin.SPKI, "")+line(t, b, pin.SPKI, "")))
+	v := New(nil)
+	v.debounce, v.pollEvery = 10*time.Millisecond, 20*time.Millisecond
+	v.watchDir = func(*fsnotify.Watcher, string) error { return fs.ErrPermission }
+	if _, err := v.Configure(context.Background(), &verify.ConfigureRequest{Options: verify.Options{"file": {path}}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(line(t, a, pin.SPKI, "") + line(t, c, pin.SPKI, "")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(path, before.ModTime(), before.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if !wait.Until(5*time.Second, func() bool { ok, _ := allowed(t, v, vtest.Chain(b)); return !ok }) {
+		_, why := allowed(t, v, vtest.Chain(b))
+		t.Fatalf("ATTACK: the revoked pin is still trusted 5 s after the edit: %s", why)
+	}
+	if ok, why := allowed(t, v, vtest.Chain(c)); !ok {
+		t.Errorf("the pin added is not trusted: %s", why)
+	}
+}

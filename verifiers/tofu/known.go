@@ -39,16 +39,20 @@ type known struct {
 	stamp stamp
 }
 
-// stamp identifies one version of a file cheaply.
+// stamp identifies one version of a file cheaply. The change time is
+// part of it: a key's pin is as long as another's, so a key replaced in
+// place by a tool that keeps the modification time (cp -p, touch -r)
+// changes neither the size nor the modification time.
 type stamp struct {
-	exists bool
-	size   int64
-	mod    time.Time
-	ino    uint64
+	exists  bool
+	size    int64
+	mod     time.Time
+	changed time.Time
+	ino     uint64
 }
 
 func stampOf(fi os.FileInfo) stamp {
-	return stamp{exists: true, size: fi.Size(), mod: fi.ModTime(), ino: inode(fi)}
+	return stamp{exists: true, size: fi.Size(), mod: fi.ModTime(), changed: files.ChangeTime(fi), ino: inode(fi)}
 }
 
 // parseKnown parses a pins file. The error names the first line that does

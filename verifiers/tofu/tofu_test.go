@@ -791,3 +791,51 @@ func TestUnreadableEditIsReadOnceReadable(t *testing.T) {
 		}
 	}
 }
+
+// TestEditInPlaceKeepingItsTime: the operator replaces a compromised
+// key by writing the file over in place with a tool that keeps its
+// modification time (cp -p, rsync -t --inplace, touch -r). A key's pin
+// is always as long as another's, so the size stays too: tofu, which
+// told versions apart by size, modification time and inode, never saw
+// the edit, and the replaced key stayed trusted. The change time, which
+// no tool can set, tells them apart.
+func TestEditInPlaceKeepingItsTime(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "known")
+	v, err := newTofu(t, verify.Options{"file": {path}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := vtest.New(t, vtest.Spec{CN: "a"})
+	renewed := vtest.New(t, vtest.Spec{CN: "a"})
+	if !vtest.Handshake(t, v, req(old, "127.0.0.1:1")).Allow {
+		t.Fatal("first use rejected")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(data), old.Pin(t, pin.SPKI, pin.FormatBase64), renewed.Pin(t, pin.SPKI, pin.FormatBase64), 1)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(edited); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(path, before.ModTime(), before.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if verdict := vtest.Handshake(t, v, req(old, "127.0.0.1:1")); verdict.Allow {
+		t.Errorf("ATTACK: the replaced key is still trusted: %+v", verdict)
+	}
+	if verdict := vtest.Handshake(t, v, req(renewed, "127.0.0.1:1")); !verdict.Allow {
+		t.Errorf("the new key is rejected: %+v", verdict)
+	}
+}
