@@ -7,6 +7,8 @@
 package files
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -62,15 +64,49 @@ func ReadIfSmall(path string, max int64) (data []byte, read bool, err error) {
 	return data, true, nil
 }
 
+// MaxTrustedSize bounds a file that says whom to trust: an allowlist of
+// a million pins, or a tofu store of as many peers, with their comments.
+const MaxTrustedSize = 64 << 20
+
+// ErrTooLarge is wrapped by the error for a trust file larger than
+// MaxTrustedSize.
+var ErrTooLarge = errors.New("files: file too large")
+
 // ReadTrusted reads path, a file that says whom to trust (pins, CA
 // certificates), unless another user may have written it (OpenTrusted).
+// A file larger than MaxTrustedSize is refused (ErrTooLarge).
 func ReadTrusted(path string) ([]byte, error) {
 	f, err := OpenTrusted(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return io.ReadAll(f)
+	return ReadBounded(f, path)
+}
+
+// ReadBounded reads the rest of f, a trust file named path, refusing it
+// (ErrTooLarge) if it is larger than MaxTrustedSize or grows past it while
+// it is read, having read no more than one byte past the bound.
+func ReadBounded(f *os.File, path string) ([]byte, error) {
+	tooLarge := func(n int64) error {
+		return fmt.Errorf("%w: %q is %d bytes or more, and a trust file may have at most %d", ErrTooLarge, path, n, int64(MaxTrustedSize))
+	}
+	size := int64(0)
+	if st, err := f.Stat(); err == nil {
+		size = st.Size()
+	}
+	if size > MaxTrustedSize {
+		return nil, tooLarge(size)
+	}
+	var b bytes.Buffer
+	b.Grow(int(size) + bytes.MinRead)
+	if _, err := b.ReadFrom(io.LimitReader(f, MaxTrustedSize+1)); err != nil {
+		return nil, fmt.Errorf("files: reading %q: %w", path, err)
+	}
+	if b.Len() > MaxTrustedSize {
+		return nil, tooLarge(int64(b.Len()))
+	}
+	return b.Bytes(), nil
 }
 
 // WriteAtomic replaces path with data: it writes a temporary file in the

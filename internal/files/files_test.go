@@ -1,6 +1,7 @@
 package files
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,5 +98,45 @@ func TestReadIfSmall(t *testing.T) {
 		case !read && data != nil:
 			t.Errorf("ReadIfSmall(%s) returned %d bytes it did not read", tt.path, len(data))
 		}
+	}
+}
+
+// TestReadTrustedIsBounded: a trust file the size of the disk (a sparse
+// file made with truncate by whoever may write it, such as a team
+// member of a group-writable allowlist, or one that grows while it is
+// read) was read whole into memory at every reload, until the verifier's
+// process was killed for it, and others with it.
+func TestReadTrustedIsBounded(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		size int64
+		ok   bool
+	}{
+		{"at the bound", MaxTrustedSize, true},
+		{"one byte more", MaxTrustedSize + 1, false},
+		{"the size of a disk", 1 << 40, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-"))
+			f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Truncate(tc.size); err != nil {
+				f.Close()
+				t.Skipf("cannot make a sparse file of %d bytes here: %v", tc.size, err)
+			}
+			f.Close()
+			data, err := ReadTrusted(p)
+			switch {
+			case tc.ok && (err != nil || int64(len(data)) != tc.size):
+				t.Errorf("read %d bytes, %v; want %d", len(data), err, tc.size)
+			case !tc.ok && !errors.Is(err, ErrTooLarge):
+				t.Errorf("read %d bytes, %v; want an error wrapping ErrTooLarge", len(data), err)
+			case !tc.ok && !strings.Contains(err.Error(), p):
+				t.Errorf("the error %q does not name the file", err)
+			}
+		})
 	}
 }

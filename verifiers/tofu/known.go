@@ -224,11 +224,11 @@ func readKnownPartly(name, path string) (*known, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tofu: %w", err)
 	}
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(f); err != nil {
-		return nil, fmt.Errorf("tofu: reading %q: %w", path, err)
+	data, err := files.ReadBounded(f, path)
+	if err != nil {
+		return nil, fmt.Errorf("tofu: %w", err)
 	}
-	k, err := parseKnown(name, buf.Bytes())
+	k, err := parseKnown(name, data)
 	k.stamp = stampOf(fi)
 	if err != nil {
 		return k, fmt.Errorf("tofu: %w", err)
