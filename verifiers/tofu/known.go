@@ -37,6 +37,10 @@ type known struct {
 	data  []byte
 	lines int
 	stamp stamp
+	// inPlace says this version was written over the one read before it
+	// in the same file (an editor's save in place), perhaps caught half
+	// written; tlspin itself only ever replaces the file.
+	inPlace bool
 }
 
 // stamp identifies one version of a file cheaply. The change time is

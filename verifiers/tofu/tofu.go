@@ -31,7 +31,10 @@
 // server that sends a valid certificate but cannot sign with its key is
 // never recorded). Until then, or for a minute at most from when the key
 // was first seen (seeing it again does not prolong that), another key for
-// the same peer is rejected, as if the first were already recorded.
+// the same peer is rejected, as if the first were already recorded. A
+// record after the file was written in place (an editor that empties it,
+// then writes it) waits until the file has been unchanged for half a
+// second, and decides on what was written.
 package tofu
 
 import (
@@ -89,6 +92,9 @@ type Verifier struct {
 	// unread is why the file could not be read at the last look, as
 	// logged; "" once it was read.
 	unread string
+	// settleFor is how long a file written in place must stay unchanged
+	// before a record decides on it (settleFor, the constant; tests).
+	settleFor time.Duration
 }
 
 // pendingPin is a new peer's pin allowed but not yet committed.
@@ -96,6 +102,11 @@ type pendingPin struct {
 	pin   pin.Pin
 	until time.Time
 }
+
+// settleFor is how long a pins file written in place (by an editor that
+// truncates it, then writes it) must stay unchanged before a record
+// decides on it: caught between the two, it lists no peer.
+const settleFor = 500 * time.Millisecond
 
 // pendingFor is how long an allowed new peer's pin waits for its commit
 // (the handshake to succeed) before it is forgotten.
@@ -112,7 +123,7 @@ func New(log hclog.Logger) *Verifier {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Verifier{log: log, now: time.Now, mode: AcceptNew}
+	return &Verifier{log: log, now: time.Now, mode: AcceptNew, settleFor: settleFor}
 }
 
 // Describe lists the options.
@@ -468,6 +479,11 @@ func (v *Verifier) changed(key string, recs []record, got pin.Pin) string {
 // the lock without holding v.mu, and takes v.mu once it has it.
 func (v *Verifier) record(ctx context.Context, file, key string, got pin.Pin, leaf []byte) *verify.Verdict {
 	unlock, err := v.lock(ctx, file, key)
+	if err == nil {
+		if err = v.settle(ctx, file); err != nil {
+			unlock()
+		}
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	// Recorded or not, the pending pin is settled before v.mu is free.
@@ -503,6 +519,49 @@ func (v *Verifier) record(ctx context.Context, file, key string, got pin.Pin, le
 	v.log.Info(fmt.Sprintf("added %s (spki sha256//%s)%s to %s:%d", key, got.String(), pinverifier.Subject(leaf), v.path, n))
 	v.notes.Publish(fmt.Sprintf("tofu: recorded %s", key))
 	return &verify.Verdict{Allow: true, Matched: fmt.Sprintf("%s:%d %s (recorded now)", v.path, n, key)}
+}
+
+// settle waits, holding the file's lock but not v.mu, until file (v.file)
+// has stayed unchanged for v.settleFor if it was written in place since
+// it was last read, or the version read was itself written so: an editor
+// that saves in place truncates the file, then writes it, and a record
+// that read it in between took every peer for new, and replaced the file
+// (the editor's write then went to the file it had open). tlspin only
+// ever replaces the file (another inode), which needs no wait; nor does
+// a file last changed longer ago than that.
+func (v *Verifier) settle(ctx context.Context, file string) error {
+	v.mu.Lock()
+	seen, inPlace, wait := v.db.stamp, v.db.inPlace, v.settleFor
+	v.mu.Unlock()
+	st, err := currentStamp(file)
+	if err != nil || !(inPlace || st.exists && st.ino != 0 && st.ino == seen.ino && st != seen) {
+		return nil // a read error is the read's to report
+	}
+	t := time.NewTicker(wait / 10)
+	defer t.Stop()
+	// Quiet: last changed (as the file says, or as seen here) that long ago.
+	quiet := time.Now()
+	for {
+		last := st.mod
+		if st.changed.After(last) {
+			last = st.changed
+		}
+		if !st.exists || time.Since(last) >= wait || time.Since(quiet) >= wait {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("tofu: %s is being written in place (by an editor?) and did not stay unchanged for %s: %w", file, wait, context.Cause(ctx))
+		case <-t.C:
+		}
+		next, err := currentStamp(file)
+		if err != nil {
+			return nil
+		}
+		if next != st {
+			st, quiet = next, time.Now()
+		}
+	}
 }
 
 // lock creates the directory of the pins file (resolved) and takes the
@@ -562,6 +621,9 @@ func (v *Verifier) refresh() {
 		v.log.Error(fmt.Sprintf("%s (keeping the pins read before; recording nothing until it is fixed)", why))
 		return
 	}
+	// The same file changed: written in place, which a record waits to
+	// end (settle). tlspin's own writes replace the file.
+	db.inPlace = v.db.stamp.exists && db.stamp.ino != 0 && db.stamp.ino == v.db.stamp.ino
 	v.db, v.badFile = db, nil
 	v.notes.Publish(fmt.Sprintf("tofu: %s changed", v.path))
 }

@@ -839,3 +839,58 @@ func TestEditInPlaceKeepingItsTime(t *testing.T) {
 		t.Errorf("the new key is rejected: %+v", verdict)
 	}
 }
+
+// TestInPlaceSaveCaughtHalfWritten: an editor that saves in place (nano;
+// vim with backupcopy=yes) truncates the pins file, then writes it. A
+// man-in-the-middle for a recorded server that connects in between is a
+// first use against the empty file; its record, also made in between,
+// replaced the file with one that holds the attacker's key alone, and the
+// editor's write went to the file it had open, now unlinked. A record
+// after an in-place write now waits until the file has been quiet, and
+// decides on what the editor wrote.
+func TestInPlaceSaveCaughtHalfWritten(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "known")
+	v, err := newTofu(t, verify.Options{"file": {path}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.settleFor = 2 * time.Second
+	real := vtest.New(t, vtest.Spec{CN: "a"})
+	mitm := vtest.New(t, vtest.Spec{CN: "a"})
+	if !vtest.Handshake(t, v, req(real, "127.0.0.1:1")).Allow {
+		t.Fatal("first use rejected")
+	}
+	saved, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0) // the editor's save begins
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r := req(mitm, "127.0.0.1:1")
+	verdict := vtest.Verify(t, v, r)
+	if !verdict.Allow || !verdict.Commit {
+		// Rejected outright is as good: nothing to commit.
+		return
+	}
+	committed := make(chan error, 1)
+	go func() {
+		_, err := v.Commit(context.Background(), r)
+		committed <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // the editor writing; no signal to wait for
+	if _, err := f.Write(saved); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-committed; err == nil {
+		t.Errorf("ATTACK: the man-in-the-middle met while the file was half written was recorded")
+	}
+	if got := vtest.Verify(t, v, req(real, "127.0.0.1:1")); !got.Allow {
+		t.Errorf("the recorded server is rejected after the save: %+v", got)
+	}
+}
