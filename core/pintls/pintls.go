@@ -111,10 +111,11 @@ func check(ctx context.Context, d verify.Decider, req *verify.Request, timeout t
 // its handshake has succeeded (a TOFU pin to record). crypto/tls calls
 // VerifyConnection before it checks the peer's signature, so a decision's
 // side effects must wait: give every connection its own Pending
-// (Options.Pending, Options.PendingFor), call Commit after Handshake
-// returned nil, and drop it otherwise. Without one, nothing is ever
-// committed: a TOFU verifier then allows a new peer without recording it.
-// The zero value is ready; a nil *Pending is valid and commits nothing.
+// (Options.Pending), call Commit after Handshake returned nil, and drop it
+// otherwise. Without one, nothing could be committed: a configuration
+// without a Pending rejects a peer allowed only on condition of its
+// record (a TOFU verifier's first use), failing closed. The zero value is
+// ready; a nil *Pending is valid and commits nothing.
 type Pending struct {
 	mu      sync.Mutex
 	c       verify.Committer
@@ -486,7 +487,9 @@ type Options struct {
 	// VerifyConnection).
 	Context context.Context
 	// Pending receives what a client configuration's verification asks to
-	// commit after the handshake (see Pending): one per connection.
+	// commit after the handshake (see Pending): one per connection. Nil
+	// rejects a peer allowed only on condition of a record (tofu's first
+	// use), as does a decider that is not a verify.Committer.
 	Pending *Pending
 }
 
@@ -507,9 +510,20 @@ func (o Options) verifyConnection(d verify.Decider, side verify.Side, remote, na
 		if err != nil {
 			return err
 		}
-		if c, ok := d.(verify.Committer); ok && v.Commit {
-			pending.Set(c, req, o.Timeout)
+		if !v.Commit {
+			return nil
 		}
+		// An allow on condition of a record (tofu's first use) that
+		// nothing will make is no allow: every new peer would be a first
+		// use, for ever.
+		c, ok := d.(verify.Committer)
+		switch {
+		case !ok:
+			return &RejectError{Reason: fmt.Sprintf("the verifier allowed the peer only on condition of recording it after the handshake, but it cannot record (%T has no Commit): failing closed", d)}
+		case pending == nil:
+			return &RejectError{Reason: "the verifier allowed the peer only on condition of recording it after the handshake, and this configuration cannot record it (no Options.Pending): failing closed"}
+		}
+		pending.Set(c, req, o.Timeout)
 		return nil
 	}
 }
@@ -532,8 +546,10 @@ func ClientConfig(d verify.Decider, serverName, remote string, clientCert *tls.C
 }
 
 // ServerConfig returns a server configuration presenting cert. With a
-// non-nil d, every client must present a certificate that d allows; remote
-// maps a handshake to the client's address for the request.
+// non-nil d, every client must present a certificate that d allows. It
+// records nothing after a handshake, so a client d allows only on
+// condition of recording it (tofu's first use) is rejected, failing
+// closed: the tlspin package's Listen and Confirm record clients.
 func ServerConfig(cert tls.Certificate, d verify.Decider, o Options) *tls.Config {
 	c := &tls.Config{
 		Certificates: []tls.Certificate{cert},
@@ -553,9 +569,10 @@ func ServerConfig(cert tls.Certificate, d verify.Decider, o Options) *tls.Config
 			if hi.Conn != nil {
 				addr = hi.Conn.RemoteAddr().String()
 			}
-			// A server configuration built here commits nothing: tlspin's
-			// servers hook verifiers in through the tlspin package, which
-			// keeps a PendingSet per connection.
+			// A server configuration built here commits nothing, so it
+			// rejects a first use: tlspin's servers hook verifiers in
+			// through the tlspin package, which keeps a PendingSet per
+			// connection.
 			cc.VerifyConnection = o.verifyConnection(d, verify.ServerVerifiesClient, addr, "", nil)
 			return cc, nil
 		}
