@@ -7,6 +7,7 @@ import (
 	"github.com/tlspin/tlspin/core/policy"
 	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/launch"
+	"github.com/tlspin/tlspin/internal/printable"
 )
 
 var (
@@ -85,7 +86,8 @@ type RejectionError struct {
 	Peer string
 	// Require is how Verdicts combined.
 	Require Require
-	// Verdicts holds what each verifier said, in the order started; empty
+	// Verdicts holds what each verifier said, in the order started, their
+	// text unescaped (see Reason); empty
 	// when no verifier was asked (no certificate, or closed), and when
 	// Confirm rejects a client whose first use it could no longer record.
 	Verdicts []Verdict
@@ -104,7 +106,10 @@ type RejectionError struct {
 func (e *RejectionError) Error() string { return "tlspin: " + e.Peer + " rejected: " + e.Reason() }
 
 // Reason says which verifier said what, without the "tlspin: server
-// rejected:" of Error.
+// rejected:" of Error. Text a peer or a plugin controls is escaped in it
+// (and in Error), as internal/printable does for tlspin's own output:
+// control and format characters, and bytes that are not UTF-8, are
+// shown as \xHH or \uHHHH. Verdicts keep the reasons as they came.
 func (e *RejectionError) Reason() string { return e.msg }
 
 // Failed reports whether the rejection is a fail-closed one: no verdict
@@ -143,7 +148,10 @@ func (e *RejectionError) Unwrap() []error {
 
 // rejection builds the error for a policy's rejection of leaf.
 func rejection(peer string, leaf []byte, pe *policy.RejectError) *RejectionError {
-	e := &RejectionError{Peer: peer, Require: Require(pe.Mode), msg: pe.Error()}
+	// The verdicts' reasons are a plugin's text, and may quote the peer's
+	// (the names its certificate is valid for): escaped, since programs
+	// log the error as it is.
+	e := &RejectionError{Peer: peer, Require: Require(pe.Mode), msg: printable.Escape(pe.Error())}
 	e.fingerprints(leaf)
 	var rejected, failed int
 	for _, o := range pe.Outcomes {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/printable"
 )
 
 // ErrDropped is matched by the error of a PendingSet's Commit for a
@@ -39,12 +40,15 @@ type Required interface {
 // RejectError is returned from the handshake when the verifier rejects.
 type RejectError struct {
 	// Reason is the verifier's explanation, or the failure that made the
-	// host reject (crash, timeout, garbage).
+	// host reject (crash, timeout, garbage), as it came: a plugin's text,
+	// which may quote the peer's.
 	Reason string
 	Err    error
 }
 
-func (e *RejectError) Error() string { return e.Reason }
+// Error is Reason with control and format characters, and bytes that
+// are not UTF-8, escaped (internal/printable): programs log it as it is.
+func (e *RejectError) Error() string { return printable.Escape(e.Reason) }
 
 // Unwrap returns verify.ErrRejected and the underlying failure, if any.
 func (e *RejectError) Unwrap() []error {
