@@ -476,6 +476,10 @@ func (v *Verifiers) ServerConfig(cert tls.Certificate) *tls.Config {
 // A GetConfigForClient already in base still chooses the configuration per
 // client, and the verifiers are hooked into what it returns; a
 // VerifyConnection already set runs after the verifiers allow the client.
+// Set GetConfigForClient before this call, never after: one set after
+// replaces the hook, and crypto/tls uses what it returns as it is, so a
+// configuration it returns other than base (or nil, which is base)
+// verifies no client at all.
 // (A chooser that returns base.Clone() made after this call gets the
 // verifiers twice, the second time without the client's address, so tofu
 // refuses a first use: return base itself, or clones made before.)
@@ -557,8 +561,10 @@ func (v *Verifiers) HookServerConfig(base *tls.Config) *tls.Config {
 		return c, nil
 	}
 	// base verifies too, without the client's address: a program that
-	// replaces GetConfigForClient after this call still has its clients
-	// checked, not any certificate accepted.
+	// removes GetConfigForClient after this call, or replaces it with one
+	// returning base or nil, still has its clients checked, not any
+	// certificate accepted. (What another configuration returned by a
+	// chooser set after this call does, nothing here can see.)
 	ours = v.verifyConnection(v.ctx, verify.ServerVerifiesClient, "", "", nil, next)
 	base.VerifyConnection = ours
 	return base
