@@ -115,11 +115,14 @@ func Handshakes(ctx context.Context, cfg Config, modes ...Mode) ([]Result, error
 
 	clients := make([]*tls.Config, len(modes))
 	for i, m := range modes {
-		c := pintls.ClientConfig(m.D, cfg.ServerName, addr, nil, pintls.Options{Context: ctx})
-		c.MinVersion, c.MaxVersion = tls.VersionTLS13, tls.VersionTLS13
-		clients[i] = c
+		clients[i] = clientConfig(ctx, m.D, cfg.ServerName, addr, nil)
+		// The warm-up commits what a verifier asks to record once the
+		// handshake has succeeded, as send does: tofu then knows the
+		// server, and every measured handshake is of a known peer. They
+		// share a configuration, which records nothing.
 		for range cfg.Warmup {
-			if _, err := handshake(ctx, addr, c); err != nil {
+			var p pintls.Pending
+			if _, err := handshake(ctx, addr, clientConfig(ctx, m.D, cfg.ServerName, addr, &p), &p); err != nil {
 				return nil, fmt.Errorf("%w: mode %q (warm-up): %w", ErrHandshake, m.Name, err)
 			}
 		}
@@ -215,7 +218,7 @@ func run(ctx context.Context, addr string, c *tls.Config, d time.Duration, n int
 		wg.Go(func() {
 			var mine []time.Duration
 			for time.Now().Before(deadline) && ctx.Err() == nil {
-				l, err := handshake(ctx, addr, c)
+				l, err := handshake(ctx, addr, c, nil)
 				if err != nil {
 					mu.Lock()
 					if first == nil {
@@ -242,8 +245,17 @@ func run(ctx context.Context, addr string, c *tls.Config, d time.Duration, n int
 	return all, time.Since(start), nil
 }
 
-// handshake dials addr, completes one handshake and closes.
-func handshake(ctx context.Context, addr string, c *tls.Config) (time.Duration, error) {
+// clientConfig is a TLS 1.3 client configuration verifying the server
+// with d, its records to commit in p (nil: none).
+func clientConfig(ctx context.Context, d verify.Decider, serverName, addr string, p *pintls.Pending) *tls.Config {
+	c := pintls.ClientConfig(d, serverName, addr, nil, pintls.Options{Context: ctx, Pending: p})
+	c.MinVersion, c.MaxVersion = tls.VersionTLS13, tls.VersionTLS13
+	return c
+}
+
+// handshake dials addr, completes one handshake, commits p (c's Pending,
+// or nil) once it has succeeded, and closes.
+func handshake(ctx context.Context, addr string, c *tls.Config, p *pintls.Pending) (time.Duration, error) {
 	t0 := time.Now()
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, "tcp", addr)
@@ -253,6 +265,9 @@ func handshake(ctx context.Context, addr string, c *tls.Config) (time.Duration, 
 	conn := tls.Client(raw, c)
 	err = conn.HandshakeContext(ctx)
 	l := time.Since(t0)
+	if err == nil && p != nil {
+		err = p.Commit(ctx)
+	}
 	conn.Close()
 	return l, err
 }

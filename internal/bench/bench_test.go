@@ -180,6 +180,29 @@ func TestCPUPerHandshake(t *testing.T) {
 	}
 }
 
+// TestHandshakesWithTofu: tofu allows a new server only on condition of
+// recording it once the handshake has succeeded. The warm-up records the
+// bench's server in each mode's own store, as send would, so that every
+// measured handshake is of a known peer: bench --verifier tofu failed
+// every handshake once an allow nothing records became a rejection.
+func TestHandshakesWithTofu(t *testing.T) {
+	s := newSetup(t, "tofu", certs.ECDSA)
+	res, err := bench.Handshakes(context.Background(), bench.Config{
+		Cert: s.ref.Leaf, ServerName: s.ref.ServerName, Duration: 60 * time.Millisecond, Rounds: 2, Concurrency: 2, Warmup: 2,
+	},
+		bench.Mode{Name: bench.InProcess, D: s.inproc},
+		bench.Mode{Name: bench.Plugin, D: s.plugin, Peer: s.plugin.Pid},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if r.Handshakes == 0 {
+			t.Errorf("result %d = %+v, want handshakes", i, r)
+		}
+	}
+}
+
 func TestHandshakesRejected(t *testing.T) {
 	s := newSetup(t, "sha256pin", certs.ECDSA)
 	other, err := compare.NewReference(certs.ECDSA)
