@@ -191,8 +191,11 @@ func TestExitCodes(t *testing.T) {
 				t.Errorf("stderr does not say %q:\n%s", tt.says, stderr.String())
 			}
 			// The host reports what was left of the caller's 300 ms when it
-			// called: a millisecond or so less on a busy machine.
-			if tt.name == "verifier hung" && !regexp.MustCompile(`within (29[0-9]|300)ms`).MatchString(stderr.String()) {
+			// called: a millisecond or so less, tens of them on a machine
+			// busy enough to hold the process off the CPU, which makes a
+			// bound of 290 ms too tight. Not the default 5s, nor more than
+			// was given.
+			if tt.name == "verifier hung" && !regexp.MustCompile(`within (2[5-9][0-9]|300)ms`).MatchString(stderr.String()) {
 				t.Errorf("stderr does not name the 300ms timeout:\n%s", stderr.String())
 			}
 		})
