@@ -61,12 +61,18 @@ const (
 // (Conn.Handshake does on success); pending connections have their own,
 // smaller budget so that clients that never finish a handshake cannot
 // hold the slots of those that do. The loop never stalls a new client:
-// when a budget is full it closes the connection idle the longest
-// (a pending one first) to make room.
+// when a budget is full it closes a connection to make room, a pending
+// one first: the one idle the longest of the source (an address, an IPv6
+// /64) holding the most pending connections, so that a source that keeps
+// the handshake budget full, from one address or from a few each under
+// MaxConnsPerIP, closes its own handshakes, not those of other clients.
+// With none pending, it closes the connection idle the longest.
 type Limits struct {
 	// MaxConns bounds the connections held at once, pending or not.
 	MaxConns int
-	// MaxHandshakes bounds the pending connections.
+	// MaxHandshakes bounds the pending connections. When it is reached,
+	// the pending connection idle the longest of the source holding the
+	// most pending ones is closed for a new one.
 	MaxHandshakes int
 	// MaxConnsPerIP bounds the connections from one client IP address
 	// (an IPv6 /64 counting as one); more are closed at once. Negative:
@@ -123,10 +129,12 @@ type Loop struct {
 	lim Limits
 	log hclog.Logger
 
-	mu       sync.Mutex
-	conns    map[*Conn]struct{}
-	perIP    map[netip.Addr]int
-	pending  int
+	mu      sync.Mutex
+	conns   map[*Conn]struct{}
+	perIP   map[netip.Addr]int
+	pending int
+	// tally is victimLocked's scratch space, empty between calls.
+	tally    map[netip.Addr]sourceTally
 	onceUsed bool
 	stats    Stats
 	nextID   uint64
@@ -150,6 +158,7 @@ func NewLoop(h Handler, lim Limits, log hclog.Logger) *Loop {
 		log:      log,
 		conns:    map[*Conn]struct{}{},
 		perIP:    map[netip.Addr]int{},
+		tally:    map[netip.Addr]sourceTally{},
 		refusals: ratelog.Limiter{Burst: ratelog.PeerBurst, PerSource: ratelog.PeerPerSource},
 	}
 }
@@ -315,30 +324,63 @@ func (l *Loop) logRefusalLocked(raw net.Conn) {
 	l.refusals.WarnFrom(l.log, netsrc.Of(raw.RemoteAddr()), "refused: too many connections from this address", kv...)
 }
 
-// evictLocked closes the connection idle the longest: among pending ones
-// if any (or if pendingOnly), else among all.
+// evictLocked closes a pending connection to make room: the one idle the
+// longest among those of the source (remoteIP: an address, an IPv6 /64)
+// holding the most pending connections (those without an IP address, a
+// unix socket's, count as one source); of sources holding as many, the
+// one whose idlest connection has been idle the longest. A source that
+// keeps the handshake budget full, from one address or from a few each
+// under MaxConnsPerIP, closes its own handshakes, not those of other
+// clients. Unless pendingOnly, if none is pending, it closes the
+// connection idle the longest.
 func (l *Loop) evictLocked(pendingOnly bool) {
-	var victim *Conn
-	var oldest int64
-	for _, wantPending := range []bool{true, false} {
+	victim := l.victimLocked(true)
+	if victim == nil && !pendingOnly {
 		for c := range l.conns {
-			if c.pending != wantPending {
-				continue
+			if victim == nil || c.last.Load() < victim.last.Load() {
+				victim = c
 			}
-			if t := c.last.Load(); victim == nil || t < oldest {
-				victim, oldest = c, t
-			}
-		}
-		if victim != nil || pendingOnly {
-			break
 		}
 	}
 	if victim == nil {
 		return
 	}
 	l.stats.Evicted++
-	l.log.Debug("closing the connection idle the longest to make room", "conn", victim.id, "remote", victim.RemoteAddr().String(), "idle", time.Since(time.Unix(0, oldest)).Round(time.Millisecond))
+	l.log.Debug("closing a connection to make room", "conn", victim.id, "remote", victim.RemoteAddr().String(), "pending", victim.pending, "idle", time.Since(time.Unix(0, victim.last.Load())).Round(time.Millisecond))
 	l.dropLocked(victim, ErrEvicted)
+}
+
+// sourceTally is what victimLocked counts of one source.
+type sourceTally struct {
+	n      int
+	idlest *Conn
+	last   int64 // idlest's last activity
+}
+
+// victimLocked returns the connection idle the longest among the pending
+// (or established) ones of the source holding the most of them, of those
+// holding as many the one whose idlest was idle the longest; nil if no
+// connection is pending (established).
+func (l *Loop) victimLocked(pending bool) *Conn {
+	defer clear(l.tally)
+	for c := range l.conns {
+		if c.pending != pending {
+			continue
+		}
+		s := l.tally[c.ip]
+		s.n++
+		if t := c.last.Load(); s.idlest == nil || t < s.last {
+			s.idlest, s.last = c, t
+		}
+		l.tally[c.ip] = s
+	}
+	var most sourceTally
+	for _, s := range l.tally {
+		if s.n > most.n || s.n == most.n && s.last < most.last {
+			most = s
+		}
+	}
+	return most.idlest
 }
 
 // dropLocked removes c from the accounting, ends its context with cause

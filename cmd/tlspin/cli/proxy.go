@@ -105,8 +105,10 @@ interface). --target is HOST:PORT or unix:/path.
 
 Limits: at most --max-conns connections, --max-handshakes of them in their
 handshake, --max-conns-per-ip from one address, an IPv6 /64 counting as one
-(more are refused at once, with a warning); when full, the connection idle
-the longest is closed to make room. --handshake-timeout bounds the
+(more are refused at once, with a warning); when full, a connection is
+closed to make room: one in its handshake first, the one idle the longest
+of the address holding the most handshakes; with none in its handshake,
+the connection idle the longest. --handshake-timeout bounds the
 handshake (verification included), --dial-timeout the connection to the
 target, --idle-timeout a connection with no bytes either way (a peer that
 reads slowly, or a stream still being written, is not idle; a stream
@@ -163,13 +165,13 @@ included.
 	fs.BoolVar(&f.recheck, "recheck", true, recheckUsage)
 	fs.IntVar(&f.maxConns, "max-conns", proxy.DefaultMaxConns, "most connections held at once; when full, the one idle the longest is closed")
 	if mode == proxy.ServerMode {
-		fs.IntVar(&f.maxHandshakes, "max-handshakes", server.DefaultMaxHandshakes, "most connections in their handshake at once; when full, the one idle the longest is closed")
+		fs.IntVar(&f.maxHandshakes, "max-handshakes", server.DefaultMaxHandshakes, "most connections in their handshake at once; when full, the one idle the longest of the address (IPv6: /64) holding the most is closed")
 	} else {
 		// A server bounds handshakes against remote clients that start
 		// them and stall; a proxy client's are its local program's
 		// connections being set up to the target, which a pool opens in
 		// bursts: closing some to make room would fail them at random.
-		fs.IntVar(&f.maxHandshakes, "max-handshakes", proxy.DefaultMaxConns, "most local connections being set up (target dialled, handshake) at once; when full, the one idle the longest is closed")
+		fs.IntVar(&f.maxHandshakes, "max-handshakes", proxy.DefaultMaxConns, "most local connections being set up (target dialled, handshake) at once; when full, the one idle the longest of the address holding the most is closed")
 	}
 	if mode == proxy.ServerMode {
 		fs.IntVar(&f.maxPerIP, "max-conns-per-ip", server.DefaultMaxConnsPerIP, "most connections from one client address, an IPv6 /64 counting as one (0: no cap)")
