@@ -97,7 +97,7 @@ func (m *Metrics) watch(l *server.Loop) {
 	gauge("tlspin_proxy_held_connections", "Connections held by the accept loop, handshakes included.", func(s server.Stats) int { return s.Open })
 	gauge("tlspin_proxy_pending_connections", "Connections still in their handshake.", func(s server.Stats) int { return s.Pending })
 	counter("tlspin_proxy_accepted_total", "Connections accepted.", func(s server.Stats) uint64 { return s.Accepted })
-	counter("tlspin_proxy_evicted_total", "Connections closed to make room, idle the longest.", func(s server.Stats) uint64 { return s.Evicted })
+	counter("tlspin_proxy_evicted_total", "Connections closed to make room, idle the longest of the address holding the most.", func(s server.Stats) uint64 { return s.Evicted })
 	counter("tlspin_proxy_handshake_timeouts_total", "Connections not established within the handshake timeout.", func(s server.Stats) uint64 { return s.TimedOut })
 	counter("tlspin_proxy_refused_per_ip_total", "Connections refused because their address held too many.", func(s server.Stats) uint64 { return s.RefusedPerIP })
 }

@@ -42,6 +42,20 @@ func TestEvictionTakesTheFloodingSource(t *testing.T) {
 			flooders: []string{"127.0.0.3", "127.0.0.4", "127.0.0.5"},
 			each:     7,
 		},
+		{
+			name:        "established: one source",
+			lim:         server.Limits{MaxHandshakes: 8, MaxConns: 8},
+			established: true,
+			flooders:    []string{"127.0.0.3"},
+			each:        20,
+		},
+		{
+			name:        "established: three sources under the per-IP cap",
+			lim:         server.Limits{MaxHandshakes: 8, MaxConns: 8, MaxConnsPerIP: 8},
+			established: true,
+			flooders:    []string{"127.0.0.3", "127.0.0.4", "127.0.0.5"},
+			each:        7,
+		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.lim.HandshakeTimeout = time.Minute // nobody times out here

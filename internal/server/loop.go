@@ -35,8 +35,8 @@ func (f HandlerFunc) ServeConn(ctx context.Context, c *Conn) { f(ctx, c) }
 // Why the loop closed a connection: the cause of its context.
 var (
 	// ErrEvicted: the loop was full and this connection had been idle
-	// the longest.
-	ErrEvicted = errors.New("server: closed to make room for a new connection (it had been idle the longest)")
+	// the longest of those of the address holding the most.
+	ErrEvicted = errors.New("server: closed to make room for a new connection (it had been idle the longest of those of the address holding the most)")
 	// ErrHandshakeTimeout: the connection was not established within
 	// the handshake timeout.
 	ErrHandshakeTimeout = errors.New("server: handshake did not finish within the handshake timeout")
@@ -63,12 +63,15 @@ const (
 // hold the slots of those that do. The loop never stalls a new client:
 // when a budget is full it closes a connection to make room, a pending
 // one first: the one idle the longest of the source (an address, an IPv6
-// /64) holding the most pending connections, so that a source that keeps
-// the handshake budget full, from one address or from a few each under
-// MaxConnsPerIP, closes its own handshakes, not those of other clients.
-// With none pending, it closes the connection idle the longest.
+// /64) holding the most pending connections, or with none pending, of the
+// source holding the most connections. A source that keeps a budget
+// full, from one address or from a few each under MaxConnsPerIP, closes
+// its own connections, not those of other clients.
 type Limits struct {
 	// MaxConns bounds the connections held at once, pending or not.
+	// When it is reached, a pending connection is closed for a new one
+	// as for MaxHandshakes; with none pending, the connection idle the
+	// longest of the source holding the most.
 	MaxConns int
 	// MaxHandshakes bounds the pending connections. When it is reached,
 	// the pending connection idle the longest of the source holding the
@@ -328,19 +331,15 @@ func (l *Loop) logRefusalLocked(raw net.Conn) {
 // longest among those of the source (remoteIP: an address, an IPv6 /64)
 // holding the most pending connections (those without an IP address, a
 // unix socket's, count as one source); of sources holding as many, the
-// one whose idlest connection has been idle the longest. A source that
-// keeps the handshake budget full, from one address or from a few each
-// under MaxConnsPerIP, closes its own handshakes, not those of other
-// clients. Unless pendingOnly, if none is pending, it closes the
-// connection idle the longest.
+// one whose idlest connection has been idle the longest. Unless
+// pendingOnly, if none is pending, it closes an established one by the
+// same rule. A source that keeps a budget full, from one address or from
+// a few each under MaxConnsPerIP, closes its own connections, not those
+// of other clients.
 func (l *Loop) evictLocked(pendingOnly bool) {
 	victim := l.victimLocked(true)
 	if victim == nil && !pendingOnly {
-		for c := range l.conns {
-			if victim == nil || c.last.Load() < victim.last.Load() {
-				victim = c
-			}
-		}
+		victim = l.victimLocked(false)
 	}
 	if victim == nil {
 		return

@@ -2,9 +2,9 @@
 //
 // Loop accepts connections, admits each within Limits (a budget for
 // connections, a smaller one for handshakes, a cap per client IP; when
-// full, a connection is closed rather than a new client stalled: a
-// handshake first, the one idle the longest of the client address holding
-// the most handshakes), backs off on accept errors and drains on shutdown; a Handler
+// full, a connection is closed rather than a new client stalled: the one
+// idle the longest of the client address holding the most, a handshake
+// first), backs off on accept errors and drains on shutdown; a Handler
 // decides what to do with each connection. tlspin serve, the proxy and the
 // bench's handshake server are three handlers on it.
 //

@@ -608,7 +608,8 @@ func TestOutputFailureStopsTheServer(t *testing.T) {
 
 // TestFullServerEvictsTheIdlest: with every slot taken, the next client
 // is served at once and the connection idle the longest is closed, not
-// the one that was active more recently.
+// the one that was active more recently (all come from one address, the
+// one holding the most).
 func TestFullServerEvictsTheIdlest(t *testing.T) {
 	cfg := pintls.ServerConfig(newCert(t, "server"), nil, pintls.Options{})
 	ts := start(t, server.Config{TLS: cfg, MaxConns: 2})

@@ -106,9 +106,8 @@ interface). --target is HOST:PORT or unix:/path.
 Limits: at most --max-conns connections, --max-handshakes of them in their
 handshake, --max-conns-per-ip from one address, an IPv6 /64 counting as one
 (more are refused at once, with a warning); when full, a connection is
-closed to make room: one in its handshake first, the one idle the longest
-of the address holding the most handshakes; with none in its handshake,
-the connection idle the longest. --handshake-timeout bounds the
+closed to make room: the one idle the longest of the address holding the
+most, one in its handshake first. --handshake-timeout bounds the
 handshake (verification included), --dial-timeout the connection to the
 target, --idle-timeout a connection with no bytes either way (a peer that
 reads slowly, or a stream still being written, is not idle; a stream
@@ -163,7 +162,7 @@ included.
 	fs.BoolVar(&f.json, "json", false, "print one JSON object per event (accepted, rejected, closed) on stdout")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on http://ADDR/metrics; ADDR as --listen's: PORT (loopback), HOST:PORT or :PORT")
 	fs.BoolVar(&f.recheck, "recheck", true, recheckUsage)
-	fs.IntVar(&f.maxConns, "max-conns", proxy.DefaultMaxConns, "most connections held at once; when full, the one idle the longest is closed")
+	fs.IntVar(&f.maxConns, "max-conns", proxy.DefaultMaxConns, "most connections held at once; when full, the one idle the longest of the address (IPv6: /64) holding the most is closed")
 	if mode == proxy.ServerMode {
 		fs.IntVar(&f.maxHandshakes, "max-handshakes", server.DefaultMaxHandshakes, "most connections in their handshake at once; when full, the one idle the longest of the address (IPv6: /64) holding the most is closed")
 	} else {

@@ -65,10 +65,9 @@ Hostile clients cannot lock others out: a handshake must finish within
 --handshake-timeout, at most --max-handshakes run at once, one address (an
 IPv6 /64) holds at most --max-conns-per-ip connections, and when --max-conns or
 --max-handshakes is reached a connection is closed to make room rather than
-a new client kept waiting: a handshake first, the one idle the longest of
-the address holding the most handshakes (so that one flooding address, or
-a few under --max-conns-per-ip, close their own, not other clients'), and
-with none in its handshake, the connection idle the longest. A connection closed that
+a new client kept waiting: the one idle the longest of the address holding
+the most, one in its handshake first (so that one flooding address, or a
+few under --max-conns-per-ip, close their own, not other clients'). A connection closed that
 way, or by --grace at shutdown, or no longer allowed (below), is reset, not
 closed cleanly: its client, reading to the end, sees an error, not a clean
 end of what it sent.
@@ -115,7 +114,7 @@ cleanly, and nothing more is printed.`,
 	fs.BoolVar(&f.once, "once", false, "serve one client whose handshake succeeded, then exit (like the recipe)")
 	fs.BoolVar(&f.json, "json", false, "print one JSON object per event (connection, data, rejection, close) instead of raw lines")
 	fs.BoolVar(&f.recheck, "recheck", true, recheckUsage)
-	fs.IntVar(&f.maxConns, "max-conns", server.DefaultMaxConns, "most connections held at once; when full, the one idle the longest is closed for a new client")
+	fs.IntVar(&f.maxConns, "max-conns", server.DefaultMaxConns, "most connections held at once; when full, the one idle the longest of the address (IPv6: /64) holding the most is closed for a new client")
 	fs.IntVar(&f.maxHandshakes, "max-handshakes", server.DefaultMaxHandshakes, "most connections still in their TLS handshake at once; when full, the one idle the longest of the address (IPv6: /64) holding the most is closed")
 	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", server.DefaultMaxConnsPerIP, "most connections from one client IP address (an IPv6 /64 counts as one); more are closed at once (0: no cap)")
 	fs.IntVar(&f.maxLine, "max-line", server.DefaultMaxLine, "most bytes of one line held per connection; a longer line is printed in pieces of this size")
