@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strings"
 	"syscall"
 
 	"github.com/tlspin/tlspin/core/verify"
@@ -42,10 +41,21 @@ type HandshakeError struct {
 func (e *HandshakeError) Error() string { return e.Reason }
 func (e *HandshakeError) Unwrap() error { return e.Err }
 
-// noClientCert is crypto/tls's error (it has no type) when a client sends
-// no certificate to a server that requires one. The text is crypto/tls's
-// own, never the peer's.
+// noClientCert is the text of crypto/tls's error (it has no type) when a
+// client sends no certificate to a server that requires one.
 const noClientCert = "tls: client didn't provide a certificate"
+
+// isNoClientCert reports whether err, a handshake's own error, is
+// crypto/tls's for a client that sent no certificate: that text, whole,
+// and wrapping nothing, as crypto/tls returns it (errors.New, from
+// processCertsFromClient, unwrapped by Conn.Handshake over TCP). A text
+// that merely holds it is not it: a peer can put it into the error of a
+// handshake that failed otherwise (an ALPN protocol it offers, which
+// crypto/tls quotes; its unix socket's address, which a net error names;
+// its certificate, which a commit error may quote).
+func isNoClientCert(err error) bool {
+	return err != nil && errors.Unwrap(err) == nil && err.Error() == noClientCert
+}
 
 // ErrNoCertificate is matched by the handshake error of a client that
 // sent no certificate where mutual TLS requires one: rejected by us, but
@@ -59,8 +69,10 @@ var ErrClosedEarly = errors.New("server: client closed the connection before a C
 
 // classify turns a handshake error into a *HandshakeError; cause is why
 // the loop closed the connection, if it did; unnegotiated, that no
-// ClientHello was answered (no version agreed).
-func classify(err, cause error, unnegotiated bool) *HandshakeError {
+// ClientHello was answered (no version agreed); noCert, that err is
+// crypto/tls's own for a client that sent no certificate (isNoClientCert
+// of the handshake's error: nothing else, a Confirm's error included, is).
+func classify(err, cause error, unnegotiated, noCert bool) *HandshakeError {
 	he := &HandshakeError{By: HandshakeFailed, Err: err}
 	var re tls.RecordHeaderError
 	var op *net.OpError
@@ -78,7 +90,7 @@ func classify(err, cause error, unnegotiated bool) *HandshakeError {
 		he.By, he.Reason = RejectedByUs, "we rejected the client: "+err.Error()
 	case errors.Is(err, context.DeadlineExceeded):
 		he.Reason = ErrHandshakeTimeout.Error()
-	case strings.Contains(err.Error(), noClientCert):
+	case noCert:
 		he.By, he.Reason = RejectedByUs, "we rejected the client: it sent no certificate, and mutual TLS requires one"
 		he.Err = fmt.Errorf("%w: %w", ErrNoCertificate, err)
 	case errors.As(err, &op) && op.Op == "remote error":

@@ -566,6 +566,9 @@ func (c *Conn) Handshake(ctx context.Context, cfg *tls.Config, confirm Confirm) 
 func (c *Conn) HandshakeOver(ctx context.Context, transport net.Conn, cfg *tls.Config, confirm Confirm) (*tls.Conn, error) {
 	tc := tls.Server(transport, cfg)
 	err := tc.HandshakeContext(ctx)
+	// Before confirm's error may take its place: only crypto/tls's own
+	// error says a client sent no certificate.
+	noCert := isNoClientCert(err)
 	// The one place where a decision's side effects happen on the server:
 	// confirm records a client that completed the handshake, so proved its
 	// key, and forgets one that did not.
@@ -580,7 +583,7 @@ func (c *Conn) HandshakeOver(ctx context.Context, transport net.Conn, cfg *tls.C
 		err = context.Cause(ctx)
 	}
 	if err != nil {
-		return tc, classify(err, context.Cause(ctx), tc.ConnectionState().Version == 0)
+		return tc, classify(err, context.Cause(ctx), tc.ConnectionState().Version == 0, noCert)
 	}
 	return tc, nil
 }
