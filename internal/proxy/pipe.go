@@ -56,6 +56,7 @@ func pipe(ctx context.Context, client, target net.Conn, idle time.Duration, m *M
 	// A cut (shutdown, eviction, revocation) resets both sides (abort):
 	// a peer reading to the end must see an error, not a FIN that it,
 	// or crypto/tls at a record boundary, would take for a whole stream.
+	// (A unix socket has no reset: that side sees a plain close.)
 	stop := context.AfterFunc(ctx, func() { abort.Conn(client); abort.Conn(target) })
 	defer stop()
 	defer client.Close()

@@ -14,7 +14,10 @@
 // plaintext one), a reset propagates as a reset. A connection the proxy
 // cuts itself (the loop's shutdown, eviction or refusal, a revocation, the
 // idle timeout, a target unreachable or rejected) is reset (internal/abort),
-// never closed cleanly: a peer reading to the end must see an error.
+// never closed cleanly: a peer reading to the end must see an error. A
+// unix socket (a ListenUnix listener, a unix:/path target) has no reset:
+// its peer sees a plain close, the end of the stream, whether the proxy
+// cut the connection or passed on a reset.
 package proxy
 
 import (

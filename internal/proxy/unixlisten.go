@@ -37,6 +37,10 @@ import (
 //     place, or a link there between bind and chmod, which would then
 //     change the mode of the file it leads to.
 //
+// A unix socket has no reset: a connection the proxy cuts (a limit, a
+// revocation, the target unreachable) is seen by its peer as a plain
+// close, the end of the stream, not as the error a TCP peer gets.
+//
 // Closing the listener removes the socket. Where the platform has no peer
 // credentials (peercred.Supported), ListenUnix fails rather than listen
 // unchecked.

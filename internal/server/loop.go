@@ -404,6 +404,8 @@ func (l *Loop) dropLocked(c *Conn, cause error) {
 		// Cut, not ended: reset, so that a peer reading to the end of
 		// its stream sees an error, not a FIN that a plaintext peer, or
 		// crypto/tls at a record boundary, takes for a complete stream.
+		// (Over a unix socket there is no reset: the peer sees a plain
+		// close.)
 		abort.Conn(c.Conn)
 	}
 }

@@ -112,7 +112,9 @@ handshake (verification included), --dial-timeout the connection to the
 target, --idle-timeout a connection with no bytes either way (a peer that
 reads slowly, or a stream still being written, is not idle; a stream
 that had ended cleanly is closed, not reset, by an idle close). A connection
-closed by a limit is reset, so that neither peer takes it for a clean end.
+closed by a limit is reset, so that neither peer takes it for a clean end;
+over a unix socket (--listen or --target unix:/path) there is no reset, and
+that peer sees a plain close.
 
 A connection is verified at its handshake, and again whenever a verifier's
 policy changes (an allowlist or a tofu file edited, a plugin restarted):
