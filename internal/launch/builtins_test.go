@@ -343,26 +343,7 @@ func TestTlspinOnPathIsChecked(t *testing.T) {
 				}
 				return ""
 			}}
-			resolved := make(chan struct{})
-			go func() { defer close(resolved); c.ResolveSelf() }()
-			select {
-			case <-resolved:
-			case <-time.After(10 * time.Second):
-				t.Fatal("ResolveSelf did not return within 10s")
-			}
-			err := c.CheckPinned([]Spec{{Name: "md5pin"}})
-			if tc.why == "" {
-				if c.Self != p || err != nil {
-					t.Fatalf("Self %q (no self: %s), %v; want %q", c.Self, c.NoSelf, err, p)
-				}
-				return
-			}
-			if c.Self != "" {
-				t.Fatalf("Self %q; want the tlspin on $PATH refused (%s)", c.Self, tc.why)
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.why) || !strings.Contains(err.Error(), p) {
-				t.Errorf("starting md5pin: %v; want an error naming %s and saying %q", err, p, tc.why)
-			}
+			checkSelf(t, c, p, tc.why)
 		})
 	}
 }
@@ -414,26 +395,7 @@ func TestGivenTlspinIsChecked(t *testing.T) {
 				}
 				return ""
 			}}
-			resolved := make(chan struct{})
-			go func() { defer close(resolved); c.ResolveSelf() }()
-			select {
-			case <-resolved:
-			case <-time.After(10 * time.Second):
-				t.Fatal("ResolveSelf did not return within 10s")
-			}
-			err := c.CheckPinned([]Spec{{Name: "md5pin"}})
-			if tc.why == "" {
-				if c.Self != p || err != nil {
-					t.Fatalf("Self %q (no self: %s), %v; want %q", c.Self, c.NoSelf, err, p)
-				}
-				return
-			}
-			if c.Self != "" {
-				t.Fatalf("Self %q; want the given tlspin refused (%s)", c.Self, tc.why)
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.why) || !strings.Contains(err.Error(), p) {
-				t.Errorf("starting md5pin: %v; want an error naming %s and saying %q", err, p, tc.why)
-			}
+			checkSelf(t, c, p, tc.why)
 		})
 	}
 }
@@ -446,5 +408,33 @@ func writeScript(t *testing.T, p string, mode os.FileMode) {
 	}
 	if err := os.Chmod(p, mode); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// checkSelf resolves c's tlspin binary and starts md5pin's check with it:
+// if why is "", p must be the tlspin that runs the built-ins; else p must
+// be refused, with an error naming it and saying why, and no other tlspin
+// may stand in for it.
+func checkSelf(t *testing.T, c *Config, p, why string) {
+	t.Helper()
+	resolved := make(chan struct{})
+	go func() { defer close(resolved); c.ResolveSelf() }()
+	select {
+	case <-resolved:
+	case <-time.After(10 * time.Second):
+		t.Fatal("ResolveSelf did not return within 10s")
+	}
+	err := c.CheckPinned([]Spec{{Name: "md5pin"}})
+	if why == "" {
+		if c.Self != p || err != nil {
+			t.Fatalf("Self %q (no self: %s), %v; want %q", c.Self, c.NoSelf, err, p)
+		}
+		return
+	}
+	if c.Self != "" {
+		t.Fatalf("Self %q; want %s refused (%s)", c.Self, p, why)
+	}
+	if err == nil || !strings.Contains(err.Error(), why) || !strings.Contains(err.Error(), p) {
+		t.Errorf("starting md5pin: %v; want an error naming %s and saying %q", err, p, why)
 	}
 }
