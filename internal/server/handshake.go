@@ -33,7 +33,11 @@ const (
 // HandshakeError is a failed server handshake.
 type HandshakeError struct {
 	By Refusal
-	// Reason explains the failure without quoting what the client sent.
+	// Reason explains the failure in a line for the log. It may quote
+	// crypto/tls's or a verifier's error, and so text the client chose (a
+	// protocol name it offered, its certificate's subject): log it as a
+	// value, which the logger escapes, and never decide on it (By and
+	// the errors Err matches say what happened).
 	Reason string
 	Err    error
 }
