@@ -180,7 +180,7 @@ included.
 		// Local clients all come from one address, loopback most often:
 		// a cap there would cap the local program, a pool of 40
 		// connections say, rather than one of many clients.
-		fs.IntVar(&f.maxPerIP, "max-conns-per-ip", 0, "most connections from one local client address (default 0: no cap, as local clients usually all come from 127.0.0.1; --max-conns still applies)")
+		fs.IntVar(&f.maxPerIP, "max-conns-per-ip", 0, "most connections from one local client address, on a TCP --listen (default 0: no cap, as local clients usually all come from 127.0.0.1; --max-conns still applies)")
 	}
 	fs.DurationVar(&f.handshakeTimeout, "handshake-timeout", server.DefaultHandshakeTimeout, "longest a TLS handshake (verification included) may take")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", time.Hour, "close a connection with no byte read or written either way for this long, a slow reader's included (0: never)")
@@ -292,6 +292,8 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 		return usagef("proxy server --listen %q: a unix socket is for proxy client (it keeps --cert to this user); proxy server listens on TCP", f.listen)
 	case f.listen == "unix:":
 		return usagef("--listen %q: want unix:/path (is a variable in it unset?)", f.listen)
+	case strings.HasPrefix(f.listen, "unix:") && f.maxPerIP != 0:
+		return usagef("--max-conns-per-ip %d: the clients of a unix socket have no address to count them by (only this user may connect to it); bound them with --max-conns", f.maxPerIP)
 	case f.target == "":
 		return usagef("proxy needs --target HOST:PORT or unix:/path")
 	case mode == proxy.ServerMode && f.cert == "":

@@ -361,6 +361,9 @@ func TestProxyUsage(t *testing.T) {
 		{[]string{"proxy", "server", "--listen", "unix:/tmp/proxy.sock", "--target", "127.0.0.1:1", "--cert", "x.pem"}, `--listen "unix:/tmp/proxy.sock": a unix socket is for proxy client`},
 		{[]string{"proxy", "client", "--listen", "unix:", "--target", "127.0.0.1:1", "--verifier", "md5pin", "--pin", "00112233445566778899aabbccddeeff"}, `--listen "unix:": want unix:/path`},
 		{[]string{"proxy", "client", "--listen", "127.0.0.1:0", "--target", "nohost", "--verifier", "md5pin", "--pin", "00112233445566778899aabbccddeeff"}, "want HOST:PORT or unix:/path"},
+		// A unix socket's clients have no address to count: a cap that
+		// would silently bound nothing is refused.
+		{[]string{"proxy", "client", "--listen", "unix:/tmp/proxy.sock", "--max-conns-per-ip", "4", "--target", "127.0.0.1:1", "--verifier", "md5pin", "--pin", "00112233445566778899aabbccddeeff"}, "--max-conns-per-ip 4: the clients of a unix socket have no address"},
 	}
 	for _, tt := range tests {
 		_, stderr, code := run(t, tt.args...)
