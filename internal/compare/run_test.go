@@ -127,6 +127,12 @@ func TestStolenCertNoKey(t *testing.T) {
 // plugin does (host.ErrTimeout), crash fails at once, as a plugin that
 // died does, own answers with the verifier's own error, which is no
 // reason to stop asking it, and reject rejects every peer.
+// brokenTimeout bounds the handshakes of the tests of a broken plugin:
+// what a hung one costs, once, and a bound the other handshakes must
+// never reach, under -race on a loaded 2-core machine (where 200 ms can
+// be reached, and a cell then says the verifier was not asked).
+const brokenTimeout = 2 * time.Second
+
 type broken struct {
 	mode  string
 	calls *atomic.Int32
@@ -173,7 +179,7 @@ func TestBrokenPluginNotAskedAgain(t *testing.T) {
 				Options:   map[string]verify.Options{"broken": {"mode": {tt.mode}}},
 				Dir:       t.TempDir(),
 				Samples:   2,
-				Timeout:   200 * time.Millisecond,
+				Timeout:   brokenTimeout,
 				InProcess: func(name string) (verify.Verifier, error) { return reg.Lookup(name) },
 				Start: func(ctx context.Context, name string, opts verify.Options) (compare.Plugin, error) {
 					if name == "broken" {
@@ -229,7 +235,7 @@ func TestPrimingFailure(t *testing.T) {
 				Verifiers: []string{"tofu", "spkipin"},
 				Dir:       t.TempDir(),
 				Samples:   2,
-				Timeout:   200 * time.Millisecond,
+				Timeout:   brokenTimeout,
 				InProcess: func(name string) (verify.Verifier, error) { return reg.Lookup(name) },
 				Start: func(ctx context.Context, name string, opts verify.Options) (compare.Plugin, error) {
 					if name == "tofu" {
