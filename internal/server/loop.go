@@ -132,12 +132,10 @@ type Loop struct {
 	lim Limits
 	log hclog.Logger
 
-	mu      sync.Mutex
-	conns   map[*Conn]struct{}
-	perIP   map[netip.Addr]int
-	pending int
-	// tally is victimLocked's scratch space, empty between calls.
-	tally    map[netip.Addr]sourceTally
+	mu       sync.Mutex
+	conns    map[*Conn]struct{}
+	perIP    map[netip.Addr]int
+	pending  int
 	onceUsed bool
 	stats    Stats
 	nextID   uint64
@@ -161,7 +159,6 @@ func NewLoop(h Handler, lim Limits, log hclog.Logger) *Loop {
 		log:      log,
 		conns:    map[*Conn]struct{}{},
 		perIP:    map[netip.Addr]int{},
-		tally:    map[netip.Addr]sourceTally{},
 		refusals: ratelog.Limiter{Burst: ratelog.PeerBurst, PerSource: ratelog.PeerPerSource},
 	}
 }
@@ -361,20 +358,20 @@ type sourceTally struct {
 // holding as many the one whose idlest was idle the longest; nil if no
 // connection is pending (established).
 func (l *Loop) victimLocked(pending bool) *Conn {
-	defer clear(l.tally)
+	tally := map[netip.Addr]sourceTally{}
 	for c := range l.conns {
 		if c.pending != pending {
 			continue
 		}
-		s := l.tally[c.ip]
+		s := tally[c.ip]
 		s.n++
 		if t := c.last.Load(); s.idlest == nil || t < s.last {
 			s.idlest, s.last = c, t
 		}
-		l.tally[c.ip] = s
+		tally[c.ip] = s
 	}
 	var most sourceTally
-	for _, s := range l.tally {
+	for _, s := range tally {
 		if s.n > most.n || s.n == most.n && s.last < most.last {
 			most = s
 		}
