@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"context"
@@ -14,8 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tlspin/tlspin/core/certs"
+	"github.com/tlspin/tlspin/internal/server"
 )
+
+// noClientCert is crypto/tls's text for a client that sent no certificate.
+const noClientCert = "tls: client didn't provide a certificate"
 
 // TestPeerTextDoesNotClassify: crypto/tls's error for a client that sent
 // no certificate has no type, and was recognised by its text anywhere in
@@ -27,38 +30,38 @@ import (
 // which a net error on the connection names; in a commit error that
 // quotes its certificate. Only crypto/tls's own error counts now.
 func TestPeerTextDoesNotClassify(t *testing.T) {
-	serverCert := testCert(t, "server")
-	clientCert := testCert(t, "client")
+	serverCert := newCert(t, "server")
+	clientCert := newCert(t, "client")
 	// A name of the peer's choosing, unique on this machine (an abstract
 	// unix socket name is), holding crypto/tls's text.
 	peerText := noClientCert + " " + strconv.FormatInt(time.Now().UnixNano(), 36)
-	peerCert := testCert(t, peerText)
-	hello := rawClientHello(t)
+	peerCert := newCert(t, peerText)
+	hello := clientHello(t)
 	for _, tt := range []struct {
 		name    string
 		network string
 		alpn    []string // the server's
-		confirm Confirm
+		confirm server.Confirm
 		// peer runs the client's side on c.
 		peer   func(c net.Conn)
 		from   string // the unix client's own (abstract) address
-		by     Refusal
+		by     server.Refusal
 		noCert bool
 	}{
 		{
 			name: "no certificate (crypto/tls's own error)", network: "tcp",
 			peer: tlsPeer(&tls.Config{InsecureSkipVerify: true}),
-			by:   RejectedByUs, noCert: true,
+			by:   server.RejectedByUs, noCert: true,
 		},
 		{
 			name: "no certificate over TLS 1.2", network: "tcp",
 			peer: tlsPeer(&tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12}),
-			by:   RejectedByUs, noCert: true,
+			by:   server.RejectedByUs, noCert: true,
 		},
 		{
 			name: "an ALPN protocol the client offers", network: "tcp", alpn: []string{"h2"},
 			peer: tlsPeer(&tls.Config{InsecureSkipVerify: true, NextProtos: []string{peerText}, Certificates: []tls.Certificate{clientCert}}),
-			by:   HandshakeFailed,
+			by:   server.HandshakeFailed,
 		},
 		{
 			name: "the peer's unix socket address in a net error", network: "unix", from: "@" + peerText,
@@ -71,7 +74,7 @@ func TestPeerTextDoesNotClassify(t *testing.T) {
 				c.Read(make([]byte, 1))
 				c.Close()
 			},
-			by: HandshakeFailed,
+			by: server.HandshakeFailed,
 		},
 		{
 			name: "a commit error that quotes the peer", network: "tcp",
@@ -80,7 +83,7 @@ func TestPeerTextDoesNotClassify(t *testing.T) {
 				return fmt.Errorf("pintls: commit: %w", fmt.Errorf("plugin: cannot record %q", cn))
 			},
 			peer: tlsPeer(&tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{peerCert}}),
-			by:   HandshakeFailed,
+			by:   server.HandshakeFailed,
 		},
 		{
 			// Not crypto/tls's, though its very text (a plugin's answer,
@@ -88,7 +91,7 @@ func TestPeerTextDoesNotClassify(t *testing.T) {
 			name: "a commit error of that very text", network: "tcp",
 			confirm: func(context.Context, *tls.Conn) error { return errors.New(noClientCert) },
 			peer:    tlsPeer(&tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{clientCert}}),
-			by:      HandshakeFailed,
+			by:      server.HandshakeFailed,
 		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,10 +100,10 @@ func TestPeerTextDoesNotClassify(t *testing.T) {
 			}
 			cfg := &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequireAnyClientCert, NextProtos: tt.alpn}
 			errs := make(chan error, 1)
-			loop := NewLoop(HandlerFunc(func(ctx context.Context, c *Conn) {
+			loop := server.NewLoop(server.HandlerFunc(func(ctx context.Context, c *server.Conn) {
 				_, err := c.Handshake(ctx, cfg, tt.confirm)
 				errs <- err
-			}), Limits{GracePeriod: time.Millisecond}, nil)
+			}), server.Limits{GracePeriod: time.Millisecond}, nil)
 			addr := "127.0.0.1:0"
 			if tt.network == "unix" {
 				addr = filepath.Join(t.TempDir(), "s")
@@ -132,13 +135,13 @@ func TestPeerTextDoesNotClassify(t *testing.T) {
 			case <-time.After(20 * time.Second):
 				t.Fatal("no handshake result")
 			}
-			var he *HandshakeError
+			var he *server.HandshakeError
 			if !errors.As(err, &he) {
-				t.Fatalf("handshake error %v, want a *HandshakeError", err)
+				t.Fatalf("handshake error %v, want a *server.HandshakeError", err)
 			}
-			if he.By != tt.by || errors.Is(err, ErrNoCertificate) != tt.noCert {
+			if he.By != tt.by || errors.Is(err, server.ErrNoCertificate) != tt.noCert {
 				t.Errorf("%q classified as %s (no certificate: %v), want %s (%v); reason %q",
-					errors.Unwrap(he), he.By, errors.Is(err, ErrNoCertificate), tt.by, tt.noCert, he.Reason)
+					errors.Unwrap(he), he.By, errors.Is(err, server.ErrNoCertificate), tt.by, tt.noCert, he.Reason)
 			}
 		})
 	}
@@ -153,34 +156,4 @@ func tlsPeer(cfg *tls.Config) func(net.Conn) {
 			io.Copy(io.Discard, tc)
 		}
 	}
-}
-
-// testCert makes a fresh self-signed ECDSA certificate for cn.
-func testCert(t *testing.T, cn string) tls.Certificate {
-	t.Helper()
-	key, c, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: cn})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{c.Raw}, PrivateKey: key, Leaf: c}
-}
-
-// rawClientHello returns the first bytes a TLS client sends.
-func rawClientHello(t *testing.T) []byte {
-	t.Helper()
-	a, b := net.Pipe()
-	defer b.Close()
-	go func() {
-		defer a.Close()
-		c := tls.Client(a, &tls.Config{InsecureSkipVerify: true})
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		c.Handshake()
-	}()
-	buf := make([]byte, 4096)
-	b.SetReadDeadline(time.Now().Add(5 * time.Second))
-	n, err := b.Read(buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return buf[:n]
 }
