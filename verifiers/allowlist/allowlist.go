@@ -13,7 +13,10 @@
 // change. A bad new version is rejected with `FILE:LINE: what is wrong` in
 // the log; of the last good list, what it still lists on lines that parse
 // stays in force (List.Keep), so that a typo cannot keep a pin trusted that
-// the same edit removed. A bad file at start is a Configure error. Every
+// the same edit removed. A bad file at start is a Configure error. A
+// version whose last line has no newline, read less than half a second
+// after the file changed, may be a writer's pause in that line (a pin cut
+// before its expires=): it is read again once the file has settled. Every
 // change of what is trusted is announced as a verify.PolicyChange.
 package allowlist
 
@@ -52,6 +55,13 @@ const maxCache = time.Minute
 // that an editor's several writes are read once.
 const debounce = 100 * time.Millisecond
 
+// settleFor is how long a file whose last line has no newline must stay
+// unchanged before it is read as it is: written in place (truncated, then
+// written) and read while its writer paused between a pin and its
+// expires=, it gave that pin no expiry. A file that keeps changing is read
+// as it is after ten of them.
+const settleFor = 500 * time.Millisecond
+
 // Verifier is the allowlist verifier. It is safe for concurrent use.
 type Verifier struct {
 	log      hclog.Logger
@@ -65,6 +75,8 @@ type Verifier struct {
 	watchDir func(w *fsnotify.Watcher, dir string) error
 	// readFile reads the list: files.ReadTrusted, but for tests.
 	readFile func(path string) ([]byte, error)
+	// settleFor is settleFor, the constant, but for tests.
+	settleFor time.Duration
 
 	path  string // as the user gave it, after ~ expansion
 	chain pinverifier.Chain
@@ -94,7 +106,8 @@ func New(log hclog.Logger) *Verifier {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Verifier{log: log, now: time.Now, debounce: debounce, pollEvery: pollEvery, chain: pinverifier.ChainLeaf, watchDir: (*fsnotify.Watcher).Add, readFile: files.ReadTrusted}
+	return &Verifier{log: log, now: time.Now, debounce: debounce, pollEvery: pollEvery, settleFor: settleFor,
+		chain: pinverifier.ChainLeaf, watchDir: (*fsnotify.Watcher).Add, readFile: files.ReadTrusted}
 }
 
 // Describe lists the options.
@@ -123,6 +136,17 @@ func (v *Verifier) Configure(ctx context.Context, req *verify.ConfigureRequest) 
 	// trusting what the edit removed meanwhile.
 	seen := statID(path)
 	data, err := v.readFile(path)
+	if wait := unsettled(data, statID(path), time.Now(), v.settleFor); err == nil && wait > 0 {
+		// Perhaps half-written: read it again once it may have settled;
+		// a writer still at it is then the watch's to follow.
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("allowlist: %s is being written: %w", path, context.Cause(ctx))
+		case <-time.After(wait):
+		}
+		seen = statID(path)
+		data, err = v.readFile(path)
+	}
 	if err != nil {
 		return nil, &verify.OptionError{Option: "file", Value: file, Err: fmt.Errorf("allowlist: %w", err)}
 	}
@@ -344,9 +368,12 @@ type watched struct {
 	dirID, fileID fileID
 	// armed is when the reload now waiting was first asked for; zero if
 	// none waits.
-	armed  time.Time
-	lost   bool // the directory is not watched now
-	unread bool // the last reload could not read the file: try again
+	armed time.Time
+	// settling is when a reload was first put off for a version that
+	// had not settled (unsettled); zero if none was.
+	settling time.Time
+	lost     bool // the directory is not watched now
+	unread   bool // the last reload could not read the file: try again
 }
 
 // fileID identifies a version of a file: what stat says of it. The
@@ -454,8 +481,18 @@ func (v *Verifier) watchLoop(ctx context.Context, wt *watched, done chan struct{
 		case <-timer.C:
 			wt.armed = time.Time{}
 			wt.fileID = statID(wt.abs)
-			err := v.reload()
+			force := !wt.settling.IsZero() && time.Since(wt.settling) >= 10*v.settleFor
+			err := v.reload(force)
 			wt.unread = errors.Is(err, errUnread)
+			var put *unsettledError
+			if errors.As(err, &put) {
+				if wt.settling.IsZero() {
+					wt.settling = time.Now()
+				}
+				timer.Reset(put.wait)
+			} else {
+				wt.settling = time.Time{}
+			}
 			if v.afterReload != nil {
 				v.afterReload(err)
 			}
@@ -503,11 +540,51 @@ func freeMemory() { debug.FreeOSMemory() }
 // errUnread marks a reload that could not read the file.
 var errUnread = errors.New("cannot read the allowlist")
 
+// errUnsettled marks a reload put off: an *unsettledError.
+var errUnsettled = errors.New("its last line has no newline yet")
+
+// unsettledError is a reload put off for wait, until the file has settled.
+type unsettledError struct {
+	path string
+	wait time.Duration
+}
+
+func (e *unsettledError) Error() string {
+	return fmt.Sprintf("allowlist: %s changed just now and %v: reading it again in %s", e.path, errUnsettled, e.wait.Round(time.Millisecond))
+}
+
+func (e *unsettledError) Unwrap() error { return errUnsettled }
+
+// unsettled returns how long to wait before data, read from a file now
+// stat'ed as id, is taken as it is: zero, unless its last line has no
+// newline and the file changed less than settle ago, which may be a
+// writer's pause in the middle of that line (see settleFor).
+func unsettled(data []byte, id fileID, now time.Time, settle time.Duration) time.Duration {
+	if len(data) == 0 || data[len(data)-1] == '\n' || !id.exists {
+		return 0
+	}
+	// Every write sets the change time, and no tool can set it back.
+	last := time.Unix(0, id.changeNano)
+	if id.changeNano == 0 { // not known here
+		last = time.Unix(0, id.modUnixNan)
+	}
+	age := now.Sub(last)
+	switch {
+	case age >= settle:
+		return 0
+	case age < 0: // a clock set back
+		return settle
+	}
+	return settle - age
+}
+
 // reload reads the file again. A version that does not parse narrows
 // what is in force (see narrow); a file that cannot be read (removed,
 // refused as another user's to write, or any other error) leaves nothing
-// in force until it can be read again, which the watch loop retries.
-func (v *Verifier) reload() error {
+// in force until it can be read again, which the watch loop retries. A
+// version that may be half-written is put off (an *unsettledError),
+// unless force.
+func (v *Verifier) reload(force bool) error {
 	defer freeMemory()
 	data, err := v.readFile(v.path)
 	if err != nil {
@@ -518,6 +595,14 @@ func (v *Verifier) reload() error {
 	h := sha256.Sum256(data)
 	if bytes.Equal(h[:], v.hash[:]) {
 		return nil
+	}
+	if wait := unsettled(data, statID(v.path), time.Now(), v.settleFor); wait > 0 {
+		if !force {
+			err := &unsettledError{path: v.path, wait: wait}
+			v.log.Debug(strings.TrimPrefix(err.Error(), "allowlist: "))
+			return err
+		}
+		v.log.Warn(fmt.Sprintf("%s has kept changing for %s and its last line has no newline: reading it as it is", v.path, 10*v.settleFor))
 	}
 	l, err := Parse(v.path, data)
 	if err != nil {

@@ -2,6 +2,7 @@ package allowlist
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -769,5 +770,140 @@ func TestPolledEditInPlaceKeepingItsTime(t *testing.T) {
 	}
 	if ok, why := allowed(t, v, vtest.Chain(c)); !ok {
 		t.Errorf("the pin added is not trusted: %s", why)
+	}
+}
+
+// TestHalfWrittenLineIsNotTaken: a list written in place (truncated, then
+// written) and read while its writer paused between a pin and its
+// expires= gave that pin no expiry, trusting a peer whose pin had expired.
+// A last line without its newline, in a file changed less than settleFor
+// ago, waits; one the file keeps without a newline is read once settled.
+func TestHalfWrittenLineIsNotTaken(t *testing.T) {
+	a := vtest.New(t, vtest.Spec{CN: "a"})
+	old := vtest.New(t, vtest.Spec{CN: "expired"})
+	b := vtest.New(t, vtest.Spec{CN: "b"})
+	whole := line(t, a, pin.SPKI, "") + line(t, old, pin.SPKI, " expires=2020-01-01")
+	v, path, reloads := configured(t, whole, nil)
+	if ok, why := allowed(t, v, vtest.Chain(old)); ok {
+		t.Fatalf("the expired pin is trusted at start: %s", why)
+	}
+
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cut := strings.TrimSuffix(line(t, a, pin.SPKI, "")+line(t, old, pin.SPKI, ""), "\n")
+	if _, err := f.WriteString(cut); err != nil {
+		t.Fatal(err)
+	}
+	// The reload of the half-written version: taken (before), or put off.
+	waitReload(t, reloads, func(err error) bool {
+		return errors.Is(err, errUnsettled) || err == nil && v.hash == sha256.Sum256([]byte(cut))
+	})
+	if ok, why := allowed(t, v, vtest.Chain(old)); ok {
+		t.Fatalf("ATTACK: the expired pin is trusted while its line is half-written: %s", why)
+	}
+	if _, err := f.WriteString(strings.TrimPrefix(whole, cut)); err != nil {
+		t.Fatal(err)
+	}
+	waitReload(t, reloads, func(err error) bool { return err == nil && v.hash == sha256.Sum256([]byte(whole)) })
+	if ok, why := allowed(t, v, vtest.Chain(old)); ok {
+		t.Fatalf("the expired pin is trusted once its line is whole: %s", why)
+	}
+
+	// A file that ends without a newline is read once it has settled.
+	if _, err := f.WriteString(strings.TrimSuffix(line(t, b, pin.SPKI, ""), "\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitReload(t, reloads, func(err error) bool { return err == nil && v.list.Load().Len() == 3 })
+	if ok, why := allowed(t, v, vtest.Chain(b)); !ok {
+		t.Fatalf("the last line, settled without its newline, is not trusted: %s", why)
+	}
+}
+
+// TestConfigureWaitsForAHalfWrittenLine: Configure reading the list while
+// its writer paused between a pin and its expires= took that pin with no
+// expiry, until the watch saw the rest.
+func TestConfigureWaitsForAHalfWrittenLine(t *testing.T) {
+	a := vtest.New(t, vtest.Spec{CN: "a"})
+	old := vtest.New(t, vtest.Spec{CN: "expired"})
+	whole := line(t, a, pin.SPKI, "") + line(t, old, pin.SPKI, " expires=2020-01-01")
+	cut := strings.TrimSuffix(line(t, a, pin.SPKI, "")+line(t, old, pin.SPKI, ""), "\n")
+	path := filepath.Join(t.TempDir(), "pins.txt")
+	vtest.WriteFile(t, path, []byte(cut))
+	v := New(nil)
+	reads := 0
+	v.readFile = func(path string) ([]byte, error) {
+		data, err := files.ReadTrusted(path)
+		if reads++; reads == 1 { // the writer goes on once the file was read
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Error(err)
+				return data, err
+			}
+			defer f.Close()
+			if _, err := f.WriteString(strings.TrimPrefix(whole, cut)); err != nil {
+				t.Error(err)
+			}
+		}
+		return data, err
+	}
+	if _, err := v.Configure(context.Background(), &verify.ConfigureRequest{Options: verify.Options{"file": {path}}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	if ok, why := allowed(t, v, vtest.Chain(old)); ok {
+		t.Fatalf("ATTACK: the expired pin, half-written when the list was read, is trusted: %s", why)
+	}
+	if ok, why := allowed(t, v, vtest.Chain(a)); !ok {
+		t.Fatalf("a is not trusted: %s", why)
+	}
+}
+
+// TestFileThatKeepsChangingIsRead: a list that keeps changing with no
+// newline at its end is read in the end, not put off for ever.
+func TestFileThatKeepsChangingIsRead(t *testing.T) {
+	a := vtest.New(t, vtest.Spec{CN: "a"})
+	b := vtest.New(t, vtest.Spec{CN: "b"})
+	path := filepath.Join(t.TempDir(), "pins.txt")
+	vtest.WriteFile(t, path, []byte(line(t, a, pin.SPKI, "")))
+	v := New(nil)
+	v.debounce, v.settleFor = 10*time.Millisecond, 300*time.Millisecond
+	reloads := make(chan error, 1000)
+	v.afterReload = func(err error) { reloads <- err }
+	if _, err := v.Configure(context.Background(), &verify.ConfigureRequest{Options: verify.Options{"file": {path}}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	unended := []byte(line(t, a, pin.SPKI, "") + strings.TrimSuffix(line(t, b, pin.SPKI, ""), "\n"))
+	done := make(chan struct{})
+	writing := make(chan struct{})
+	go func() { // the same bytes, again and again: only the change time moves
+		defer close(writing)
+		for end := time.Now().Add(10 * time.Second); time.Now().Before(end); {
+			if _, err := f.WriteAt(unended, 0); err != nil {
+				t.Error(err)
+				return
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	defer func() { close(done); <-writing }()
+	waitReload(t, reloads, func(err error) bool { return err == nil && v.list.Load().Len() == 2 })
+	select {
+	case <-writing:
+		t.Fatal("the list was read only once its writer had stopped")
+	default:
 	}
 }
