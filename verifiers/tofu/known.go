@@ -308,7 +308,7 @@ func AddPin(ctx context.Context, path, key string, p pin.Pin, comment string) (a
 	if err := ValidKey(key); err != nil {
 		return false, nil, fmt.Errorf("tofu: bad key %q: it %w", key, err)
 	}
-	err = editKnown(ctx, path, func(k *known) ([]byte, error) {
+	err = editKnown(ctx, path, settleFor, func(k *known) ([]byte, error) {
 		for _, r := range k.byKey[key] {
 			if r.pin.Equal(p.Digest) {
 				return nil, nil
@@ -330,7 +330,7 @@ func AddPin(ctx context.Context, path, key string, p pin.Pin, comment string) (a
 // under the lock the verifier takes (waiting for it until ctx is done),
 // and returns what was removed.
 func RemovePins(ctx context.Context, path string, match func(key string) bool) (removed []Entry, err error) {
-	err = editKnown(ctx, path, func(k *known) ([]byte, error) {
+	err = editKnown(ctx, path, settleFor, func(k *known) ([]byte, error) {
 		removed = k.entries(match)
 		if len(removed) == 0 {
 			return nil, nil
@@ -354,8 +354,14 @@ func RemovePins(ctx context.Context, path string, match func(key string) bool) (
 
 // editKnown reads the pins file at path under its lock and writes what
 // edit returns (nothing when it returns nil). Like the verifier, it edits
-// the file a symbolic link at path leads to, not the link.
-func editKnown(ctx context.Context, path string, edit func(*known) ([]byte, error)) error {
+// the file a symbolic link at path leads to, not the link. A file empty
+// or cut short (its last line without a newline), changed less than
+// settle ago, is read again once it has stayed unchanged that long: an
+// editor saving it in place may have emptied it and not yet written it
+// all, and an edit of what was read then, replacing the file, lost every
+// other pin (the editor's write went to the file it had open). tlspin's
+// own writes end with a newline, and need no wait.
+func editKnown(ctx context.Context, path string, settle time.Duration, edit func(*known) ([]byte, error)) error {
 	path, err := files.ExpandHome(path)
 	if err != nil {
 		return fmt.Errorf("tofu: %w", err)
@@ -375,6 +381,14 @@ func editKnown(ctx context.Context, path string, edit func(*known) ([]byte, erro
 	k, err := readKnownAs(path, file)
 	if err != nil {
 		return err
+	}
+	if len(k.data) == 0 || k.data[len(k.data)-1] != '\n' { // perhaps half-written
+		if err := waitSettled(ctx, file, k.stamp, settle); err != nil {
+			return err
+		}
+		if k, err = readKnownAs(path, file); err != nil {
+			return err
+		}
 	}
 	data, err := edit(k)
 	if err != nil || data == nil {

@@ -537,6 +537,14 @@ func (v *Verifier) settle(ctx context.Context, file string) error {
 	if err != nil || !(inPlace || st.exists && st.ino != 0 && st.ino == seen.ino && st != seen) {
 		return nil // a read error is the read's to report
 	}
+	return waitSettled(ctx, file, st, wait)
+}
+
+// waitSettled waits until file, now st, has stayed unchanged for wait:
+// last changed that long ago, as the file says or as seen here (a clock
+// set back cannot hold it longer). A file that keeps changing holds it
+// until ctx is done.
+func waitSettled(ctx context.Context, file string, st stamp, wait time.Duration) error {
 	t := time.NewTicker(wait / 10)
 	defer t.Stop()
 	// Quiet: last changed (as the file says, or as seen here) that long ago.

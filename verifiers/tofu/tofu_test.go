@@ -1,12 +1,14 @@
 package tofu
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -892,5 +894,71 @@ func TestInPlaceSaveCaughtHalfWritten(t *testing.T) {
 	}
 	if got := vtest.Verify(t, v, req(real, "127.0.0.1:1")); !got.Allow {
 		t.Errorf("the recorded server is rejected after the save: %+v", got)
+	}
+}
+
+// TestEditDuringAnInPlaceSave: an edit of the pins file (tlspin
+// known-pins add or remove) made while an editor that saves in place had
+// emptied the file read it empty and replaced it, and the editor's write
+// went to the file it had open: every other pin was lost, and their peers
+// were new again. An edit now waits until the file has settled.
+func TestEditDuringAnInPlaceSave(t *testing.T) {
+	a := vtest.New(t, vtest.Spec{CN: "a"})
+	b := vtest.New(t, vtest.Spec{CN: "b"})
+	pa, _ := pin.Sum(pin.SPKI, a.DER())
+	pb, _ := pin.Sum(pin.SPKI, b.DER())
+	for _, tc := range []struct {
+		name string
+		edit func(*known) ([]byte, error)
+		want []string // the keys left
+	}{
+		{"add", func(k *known) ([]byte, error) {
+			data, _ := k.appendLine(line("b.example:443", pin.Pin{Algo: pin.SPKI, Digest: pb}))
+			return data, nil
+		}, []string{"a.example:443", "keep.example:443", "b.example:443"}},
+		{"remove", func(k *known) ([]byte, error) {
+			var out []byte
+			for l := range bytes.Lines(k.data) {
+				if !strings.HasPrefix(string(l), "a.example:443 ") {
+					out = append(out, l...)
+				}
+			}
+			return out, nil
+		}, []string{"keep.example:443"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "known")
+			saved := []byte(header + line("a.example:443", pin.Pin{Algo: pin.SPKI, Digest: pa}) + "\n" +
+				line("keep.example:443", pin.Pin{Algo: pin.SPKI, Digest: pa}) + "\n")
+			vtest.WriteFile(t, path, saved)
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0) // the editor's save begins
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			edited := make(chan error, 1)
+			go func() { edited <- editKnown(t.Context(), path, time.Second, tc.edit) }()
+			time.Sleep(50 * time.Millisecond) // the editor writing; no signal to wait for
+			if _, err := f.Write(saved); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-edited; err != nil {
+				t.Fatal(err)
+			}
+			es, err := ReadPins(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, e := range es {
+				got = append(got, e.Key)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("ATTACK: the pins left are %q, want %q: the edit read the file the editor had emptied", got, tc.want)
+			}
+		})
 	}
 }

@@ -29,7 +29,9 @@ func (a *app) knownPinsCommand() *cobra.Command {
 server and client@HOST for a client, with the peer's spki pin. The file is
 edited under the same lock the tofu verifier takes and replaced atomically,
 so this is safe while tlspin runs; running verifiers see the change at
-their next connection. A file reached through a symbolic link is edited
+their next connection. A file just emptied or cut short, as by an editor
+saving it in place, is edited once it has been unchanged for half a
+second. A file reached through a symbolic link is edited
 where the link leads; the link stays.`,
 		Example: `  tlspin known-pins list
   tlspin known-pins remove example.com            # every port
