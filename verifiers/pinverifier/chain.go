@@ -39,6 +39,10 @@ type Found struct {
 // (server authentication for a server, client authentication for a
 // client). The matched certificate must itself be a CA.
 //
+// Only the first maxMatches certificates after the leaf that match are
+// tried: a chain with more, none of which the leaf chains to, is refused
+// as broken (see maxMatches).
+//
 // Find returns (nil, nil) when no certificate matched, and an error
 // wrapping ErrBrokenChain when some matched but none is proved. An error
 // from match is returned as is.
@@ -59,7 +63,12 @@ func Find(c Chain, req *verify.Request, now time.Time, match func(i int, der []b
 		}
 		return &Found{}, nil
 	}
-	var broken error
+	var (
+		broken error
+		tried  int
+		certs  []*x509.Certificate // the chain, parsed at the first match after the leaf
+		errs   []error             // why certs[i] is nil
+	)
 	for i := first; i < len(chain); i++ {
 		ok, err := match(i, chain[i])
 		if err != nil {
@@ -71,7 +80,14 @@ func Find(c Chain, req *verify.Request, now time.Time, match func(i int, der []b
 		if i == 0 {
 			return &Found{}, nil
 		}
-		until, err := chainsTo(req, i, now)
+		if tried == maxMatches {
+			return nil, fmt.Errorf("%w; the peer sent more than %d certificates that match a pin, the others are not tried", broken, maxMatches)
+		}
+		tried++
+		if certs == nil {
+			certs, errs = parseChain(chain)
+		}
+		until, err := chainsTo(req, certs, errs, i, now)
 		if err == nil {
 			return &Found{Index: i, Until: until}, nil
 		}
@@ -82,20 +98,42 @@ func Find(c Chain, req *verify.Request, now time.Time, match func(i int, der []b
 	return nil, broken
 }
 
+// maxMatches is how many certificates after the leaf that match a pin
+// Find tries to chain the leaf to. The peer chooses how many match (the
+// pinned CA's certificate sent over and over, or, under a key pin,
+// certificates it made for the pinned key, whose own signatures a pin does
+// not see), and it is asked before it has proved it holds any key: each
+// try is a path build of up to 100 signature checks, and hundreds of
+// matches in the 256 KiB crypto/tls accepts cost seconds of CPU per
+// handshake, past the host's verify timeout. A real chain holds one
+// certificate a pin matches, two with a cross-signed CA or pins on both
+// an intermediate and its root.
+const maxMatches = 4
+
+// parseChain parses every certificate of chain once, for all the matches
+// Find tries: certs[i] is nil where errs[i] says why it does not parse.
+func parseChain(chain [][]byte) (certs []*x509.Certificate, errs []error) {
+	certs = make([]*x509.Certificate, len(chain))
+	errs = make([]error, len(chain))
+	for i, der := range chain {
+		certs[i], errs[i] = x509.ParseCertificate(der)
+	}
+	return certs, errs
+}
+
 // chainsTo checks that the leaf of req chains by signature to certificate
 // i of the peer chain, used as the only root, and returns the earliest
-// NotAfter on the path.
-func chainsTo(req *verify.Request, i int, now time.Time) (time.Time, error) {
+// NotAfter on the path. certs and errs are the chain parsed (parseChain).
+func chainsTo(req *verify.Request, certs []*x509.Certificate, errs []error, i int, now time.Time) (time.Time, error) {
 	brokenf := func(format string, a ...any) error {
 		return fmt.Errorf("%w #%d%s: %s", ErrBrokenChain, i, Subject(req.PeerChain[i]), fmt.Sprintf(format, a...))
 	}
-	leaf, err := x509.ParseCertificate(req.PeerChain[0])
-	if err != nil {
-		return time.Time{}, brokenf("cannot parse the leaf: %v", err)
+	leaf, anchor := certs[0], certs[i]
+	if leaf == nil {
+		return time.Time{}, brokenf("cannot parse the leaf: %v", errs[0])
 	}
-	anchor, err := x509.ParseCertificate(req.PeerChain[i])
-	if err != nil {
-		return time.Time{}, brokenf("cannot parse it: %v", err)
+	if anchor == nil {
+		return time.Time{}, brokenf("cannot parse it: %v", errs[i])
 	}
 	// crypto/x509 does not check that a root is a CA: a pinned
 	// certificate must be one to vouch for anything but itself.
@@ -117,11 +155,8 @@ func chainsTo(req *verify.Request, i int, now time.Time) (time.Time, error) {
 	roots := x509.NewCertPool()
 	roots.AddCert(anchor)
 	inter := x509.NewCertPool()
-	for j, der := range req.PeerChain[1:] {
-		if j+1 == i {
-			continue
-		}
-		if c, err := x509.ParseCertificate(der); err == nil {
+	for j, c := range certs[1:] {
+		if j+1 != i && c != nil {
 			inter.AddCert(c)
 		}
 	}

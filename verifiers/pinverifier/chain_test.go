@@ -3,7 +3,9 @@ package pinverifier_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/x509"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -185,6 +187,95 @@ func TestMatchedNamesThePin(t *testing.T) {
 			got := vtest.Verify(t, v, &verify.Request{PeerChain: tt.sent, Side: verify.ClientVerifiesServer, RemoteAddr: "127.0.0.1:8443"})
 			if want := "sha256:" + pinOf(tt.want); !got.Allow || got.Matched != want {
 				t.Errorf("verdict %+v; want an allow matching %s", got, want)
+			}
+		})
+	}
+}
+
+// TestManyMatchesAreBounded: the peer chooses how many certificates of its
+// chain match a pin, and it is asked before it proves it holds any key. A
+// chain filled (to the 256 KiB crypto/tls accepts) with the pinned root, or
+// with certificates the attacker made for the pinned key (a key pin does
+// not see their signatures), used to cost a path build, and a parse of the
+// whole chain, per match: seconds of CPU for one handshake, past the
+// host's 5 s verify timeout, which restarts the plugin. A real chain that
+// repeats its root is still allowed at once.
+func TestManyMatchesAreBounded(t *testing.T) {
+	root := vtest.New(t, vtest.Spec{CN: "Root CA", IsCA: true})
+	leaf := vtest.New(t, vtest.Spec{CN: "server", SANs: []string{"localhost"}, Issuer: root})
+	// The attacker's CA has the root's name, so that each certificate
+	// made for the root's key is a candidate issuer at every step.
+	evilCA := vtest.New(t, vtest.Spec{CN: "Root CA", IsCA: true})
+	attacker := vtest.New(t, vtest.Spec{CN: "server", SANs: []string{"localhost"}, Issuer: evilCA})
+	// forged is a CA certificate for the root's key and subject, signed by
+	// the attacker: all a key pin needs to match.
+	forged := func() []byte {
+		tpl := *root.Cert
+		serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tpl.SerialNumber = serial
+		der, err := x509.CreateCertificate(rand.Reader, &tpl, evilCA.Cert, root.Key.Public(), evilCA.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	// fill appends certificates made by next to the chain while it stays
+	// within what crypto/tls accepts in one Certificate message.
+	fill := func(chain [][]byte, next func() []byte) [][]byte {
+		const max = 256 << 10
+		size := 0
+		for _, der := range chain {
+			size += len(der) + 3
+		}
+		for {
+			der := next()
+			if size+len(der)+3 > max {
+				return chain
+			}
+			chain = append(chain, der)
+			size += len(der) + 3
+		}
+	}
+	rootDER := func() []byte { return root.DER() }
+	const broken = "chain does not lead from the leaf to the pinned certificate"
+	tests := []struct {
+		name  string
+		algo  pin.Algo
+		new   func() *pinverifier.Verifier
+		chain string
+		sent  [][]byte
+		allow bool
+	}{
+		{"sha256: the pinned root over and over", pin.SHA256, func() *pinverifier.Verifier { return sha256pin.New(nil) }, "ca", fill(vtest.Chain(attacker), rootDER), false},
+		{"md5: the pinned root over and over, chain=any", pin.MD5, func() *pinverifier.Verifier { return md5pin.New(nil) }, "any", fill(vtest.Chain(attacker), rootDER), false},
+		{"spki: certificates made for the pinned key", pin.SPKI, func() *pinverifier.Verifier { return spkipin.New(nil) }, "ca", fill(vtest.Chain(attacker), forged), false},
+		{"spki: the real leaf, then forged certificates", pin.SPKI, func() *pinverifier.Verifier { return spkipin.New(nil) }, "ca", fill(vtest.Chain(leaf, root), forged), true},
+		{"sha256: the real chain repeating its root", pin.SHA256, func() *pinverifier.Verifier { return sha256pin.New(nil) }, "ca", fill(vtest.Chain(leaf), rootDER), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := tt.new()
+			if _, err := v.Configure(context.Background(), &verify.ConfigureRequest{Options: verify.Options{
+				"pin": {root.Pin(t, tt.algo, pin.FormatHex)}, "chain": {tt.chain},
+			}}); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			got := vtest.Verify(t, v, &verify.Request{PeerChain: tt.sent, Side: verify.ClientVerifiesServer, RemoteAddr: "127.0.0.1:8443"})
+			took := time.Since(start)
+			if got.Allow != tt.allow {
+				t.Fatalf("allow = %v, want %v (reason %.300q)", got.Allow, tt.allow, got.Reason)
+			}
+			if !got.Allow && !strings.Contains(got.Reason, broken) {
+				t.Errorf("reason %.300q does not say %q", got.Reason, broken)
+			}
+			// Bounded, a few tens of milliseconds; unbounded, seconds
+			// (8 to 12 on a slow machine, without the race detector).
+			if took > 2*time.Second {
+				t.Errorf("%d certificates took %s to decide on", len(tt.sent), took)
 			}
 		})
 	}
