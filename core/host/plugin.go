@@ -274,6 +274,9 @@ func (p *Plugin) OnPolicyChange(f func(verify.PolicyChange)) {
 func (p *Plugin) Verify(ctx context.Context, req *verify.Request) (*verify.Verdict, error) {
 	start := time.Now()
 	inst, sent, err := p.instanceFor(ctx, p.cfg.VerifyTimeout, req)
+	if errors.Is(err, errOversize) {
+		return &verify.Verdict{Reason: fmt.Sprintf("verifier %q was not asked: %v", p.spec.Name, err)}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -366,8 +369,18 @@ func (p *Plugin) instanceFor(ctx context.Context, wait time.Duration, req *verif
 		r.PeerChain = req.PeerChain[:1]
 		req = &r
 	}
+	if n := verify.RequestSize(req); n > verify.MaxRequestSize {
+		return nil, nil, fmt.Errorf("%w: %d bytes of certificates and names exceed the %d a verifier is asked about", errOversize, n, verify.MaxRequestSize)
+	}
 	return inst, req, nil
 }
+
+// errOversize is instanceFor's error for a request too large for any
+// channel to a plugin: sent anyway, it reached no plugin, which the host
+// took for a broken plugin and restarted (twice: the request was put to
+// the new process too), failing every verification in flight. It is not
+// the plugin's fault, and Verify makes it a rejection.
+var errOversize = errors.New("host: request too large")
 
 // track counts a goroutine that Close must wait for; it reports false once
 // the plugin is closed.

@@ -46,3 +46,24 @@ func CleanVerdict(v *Verdict) (*Verdict, error) {
 	}
 	return &Verdict{Allow: v.Allow, Reason: Truncate(v.Reason), Matched: Truncate(v.Matched), CacheFor: min(v.CacheFor, MaxCacheFor), Commit: v.Commit}, nil
 }
+
+// MaxRequestSize caps what a request to a plugin may carry (RequestSize):
+// the channels to plugins carry a message of 1 MiB at most (core/direct's
+// frames, core/rpc's messages), and a request must fit in one with its
+// framing. A peer's chain in a handshake is at most 256 KiB (crypto/tls's
+// cap on a Certificate message); a chain that Check or tlspin verify is
+// given comes from their caller, and may be anything.
+const MaxRequestSize = 768 << 10
+
+// RequestSize is what req counts against MaxRequestSize: its
+// certificates' and texts' bytes, each with 8 bytes more for its framing
+// (a length, a field tag), so that a chain of a million empty
+// certificates counts for what it costs to send.
+func RequestSize(req *Request) int {
+	const framing = 8
+	n := len(req.ServerName) + len(req.RemoteAddr) + len(req.ALPN) + 3*framing
+	for _, der := range req.PeerChain {
+		n += len(der) + framing
+	}
+	return n
+}
