@@ -23,6 +23,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -257,7 +258,8 @@ type File struct {
 // is set, and no two targets may be the same file (through a symlinked
 // directory, say). Each file is written to a temporary file in its
 // directory with its final mode, then renamed over the target; if a later
-// step fails, the files already put in place are removed.
+// step fails, the files already put in place are removed, and those they
+// replaced (force) put back.
 func WriteFiles(files []File, force bool) error {
 	targets := make([]string, len(files))
 	seen := map[string]string{}
@@ -284,28 +286,98 @@ func WriteFiles(files []File, force bool) error {
 		}
 		temps = append(temps, tmp)
 	}
-	var placed []string
+	// placed are the targets written so far, each with the name its old
+	// file is kept under ("" if there was none), to undo them.
+	type placement struct{ target, old string }
+	var placed []placement
+	undo := func(err error) error {
+		for _, p := range slices.Backward(placed) {
+			if p.old == "" {
+				os.Remove(p.target)
+			} else if rerr := putBack(p.old, p.target); rerr != nil {
+				err = fmt.Errorf("%w; the file %q held before is kept as %q: %w", err, p.target, p.old, rerr)
+			}
+		}
+		return err
+	}
 	for i, f := range files {
+		var old string
 		var err error
 		if force {
-			// rename replaces a name, never the file a symlink points to.
-			err = os.Rename(temps[i], targets[i])
+			// A later file that fails (another user's in a sticky
+			// directory, a full disk) must not cost this one's old
+			// file: the old key would be lost, its certificate left
+			// without it. The last file has none after it.
+			if i < len(files)-1 {
+				old, err = keepOld(targets[i])
+			}
+			if err == nil {
+				// rename replaces a name, never the file a symlink points to.
+				err = os.Rename(temps[i], targets[i])
+			}
+			if err != nil && old != "" {
+				if rerr := putBack(old, targets[i]); rerr != nil {
+					err = fmt.Errorf("%w; the file held before is kept as %q: %w", err, old, rerr)
+				}
+			}
 		} else {
 			// link fails if the target appeared since it was checked.
 			err = os.Link(temps[i], targets[i])
 		}
 		if err != nil {
-			for _, p := range placed {
-				os.Remove(p)
-			}
 			if errors.Is(err, os.ErrExist) {
-				return fmt.Errorf("%w: %q", ErrExists, f.Path)
+				err = fmt.Errorf("%w: %q", ErrExists, f.Path)
+			} else {
+				err = fmt.Errorf("certs: writing %q: %w", f.Path, err)
 			}
-			return fmt.Errorf("certs: writing %q: %w", f.Path, err)
+			return undo(err)
 		}
-		placed = append(placed, targets[i])
+		placed = append(placed, placement{targets[i], old})
+	}
+	for _, p := range placed {
+		if p.old != "" {
+			os.Remove(p.old)
+		}
 	}
 	syncDirs(targets)
+	return nil
+}
+
+// keepOld gives the file at target another name in its directory, which
+// a rename can put back in its place, and returns it; "" if there is no
+// file at target.
+func keepOld(target string) (string, error) {
+	old := filepath.Join(filepath.Dir(target), "."+filepath.Base(target)+".old-"+rand.Text())
+	// A second name keeps the file at target meanwhile, for a server that
+	// reloads it. link(2) does not follow a link at target (checked not
+	// to be one).
+	err := os.Link(target, old)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		// Linux refuses to link another user's file (a key once made
+		// with sudo), which the rename over it replaces all the same:
+		// move it aside instead.
+		err = os.Rename(target, old)
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("keeping the old file to put back on failure: %w", err)
+	}
+	return old, nil
+}
+
+// putBack puts the file keepOld kept as old back at target.
+func putBack(old, target string) error {
+	if err := os.Rename(old, target); err != nil {
+		return err
+	}
+	// Where target still is the file (rename(2) of one of its names over
+	// another does nothing), old is left to remove.
+	os.Remove(old)
 	return nil
 }
 
