@@ -256,22 +256,29 @@ type File struct {
 // written: it must not be a symbolic link (never followed, even with
 // force), must be a regular file if it exists, must not exist unless force
 // is set, and no two targets may be the same file (through a symlinked
-// directory, say). Each file is written to a temporary file in its
+// directory or a bind mount, say). Each file is written to a temporary file in its
 // directory with its final mode, then renamed over the target; if a later
 // step fails, the files already put in place are removed, and those they
 // replaced (force) put back.
 func WriteFiles(files []File, force bool) error {
 	targets := make([]string, len(files))
-	seen := map[string]string{}
+	dirs := make([]os.FileInfo, len(files))
 	for i, f := range files {
 		t, err := checkTarget(f.Path, force)
 		if err != nil {
 			return err
 		}
-		if other, dup := seen[t]; dup {
-			return fmt.Errorf("%w: %q and %q", ErrSameFile, other, f.Path)
+		// The directory itself, not its name: a bind mount shows one
+		// directory at two places, which no link tells.
+		if dirs[i], err = os.Stat(filepath.Dir(t)); err != nil {
+			return fmt.Errorf("certs: directory of %q: %w", f.Path, err)
 		}
-		seen[t], targets[i] = f.Path, t
+		for j, other := range targets[:i] {
+			if filepath.Base(other) == filepath.Base(t) && os.SameFile(dirs[j], dirs[i]) {
+				return fmt.Errorf("%w: %q and %q", ErrSameFile, files[j].Path, f.Path)
+			}
+		}
+		targets[i] = t
 	}
 	temps := make([]string, 0, len(files))
 	defer func() {

@@ -3,6 +3,7 @@ package certs_test
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -102,4 +103,49 @@ func immutable(t *testing.T, p string) {
 			f.Close()
 		}
 	})
+}
+
+// TestWriteFilesSameFileThroughABindMount: --key-out and --out naming one
+// file through a bind mount (a directory mounted at a second place, which
+// no symbolic link shows) are refused as through a symlinked directory.
+// The certificate was written over the key just written: the new key was
+// lost, and with --force the old one too.
+func TestWriteFilesSameFileThroughABindMount(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		old   bool // a key and certificate exist already
+		force bool
+	}{
+		{"new files", false, false},
+		{"new files, force", false, true},
+		{"old files, force", true, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			real, alias := filepath.Join(dir, "real"), filepath.Join(dir, "alias")
+			for _, d := range []string{real, alias} {
+				if err := os.Mkdir(d, 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if out, err := exec.Command("mount", "--bind", real, alias).CombinedOutput(); err != nil {
+				t.Skipf("cannot bind-mount here: %v %s", err, out)
+			}
+			t.Cleanup(func() { exec.Command("umount", "-l", alias).Run() })
+			if tt.old {
+				mustWrite(t, filepath.Join(real, "x.pem"), "old key and cert", 0o600)
+			}
+			before := listDir(t, real)
+			err := certs.WriteFiles([]certs.File{
+				{Path: filepath.Join(real, "x.pem"), Data: []byte("new key"), Mode: 0o600},
+				{Path: filepath.Join(alias, "x.pem"), Data: []byte("new cert"), Mode: 0o644},
+			}, tt.force)
+			if !errors.Is(err, certs.ErrSameFile) {
+				t.Fatalf("err = %v, want %v", err, certs.ErrSameFile)
+			}
+			if after := listDir(t, real); after != before {
+				t.Fatalf("files changed on failure:\nbefore %s\nafter  %s", before, after)
+			}
+		})
+	}
 }
