@@ -256,10 +256,10 @@ type File struct {
 // written: it must not be a symbolic link (never followed, even with
 // force), must be a regular file if it exists, must not exist unless force
 // is set, and no two targets may be the same file (through a symlinked
-// directory or a bind mount, say). Each file is written to a temporary file in its
-// directory with its final mode, then renamed over the target; if a later
-// step fails, the files already put in place are removed, and those they
-// replaced (force) put back.
+// directory or a bind mount, say). Each file is written to a temporary
+// file in its directory with its final mode, then renamed over the
+// target; if a later step fails, the files already put in place are
+// removed, and those they replaced (force) put back.
 func WriteFiles(files []File, force bool) error {
 	targets := make([]string, len(files))
 	dirs := make([]os.FileInfo, len(files))

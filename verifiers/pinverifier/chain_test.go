@@ -40,7 +40,10 @@ func TestForgedChains(t *testing.T) {
 	expiredCA := vtest.New(t, vtest.Spec{CN: "Expired CA", IsCA: true, NotBefore: past, NotAfter: past.AddDate(1, 0, 0)})
 	underExpired := vtest.New(t, vtest.Spec{CN: "server", Issuer: expiredCA, NotBefore: past})
 
-	const broken = "chain does not lead from the leaf to the pinned certificate"
+	const (
+		broken  = "chain does not lead from the leaf to the pinned certificate"
+		bounded = "the peer sent more than 4 certificates that match a pin"
+	)
 	tests := []struct {
 		name   string
 		chain  string // leaf, any or ca
@@ -240,7 +243,10 @@ func TestManyMatchesAreBounded(t *testing.T) {
 		}
 	}
 	rootDER := func() []byte { return root.DER() }
-	const broken = "chain does not lead from the leaf to the pinned certificate"
+	const (
+		broken  = "chain does not lead from the leaf to the pinned certificate"
+		bounded = "the peer sent more than 4 certificates that match a pin"
+	)
 	tests := []struct {
 		name  string
 		algo  pin.Algo
@@ -265,17 +271,15 @@ func TestManyMatchesAreBounded(t *testing.T) {
 			}
 			start := time.Now()
 			got := vtest.Verify(t, v, &verify.Request{PeerChain: tt.sent, Side: verify.ClientVerifiesServer, RemoteAddr: "127.0.0.1:8443"})
-			took := time.Since(start)
+			// Bounded, a few tens of milliseconds; unbounded, seconds
+			// (8 to 12 on a slow machine, without the race detector).
+			t.Logf("%d certificates decided on in %s", len(tt.sent), time.Since(start))
 			if got.Allow != tt.allow {
 				t.Fatalf("allow = %v, want %v (reason %.300q)", got.Allow, tt.allow, got.Reason)
 			}
-			if !got.Allow && !strings.Contains(got.Reason, broken) {
-				t.Errorf("reason %.300q does not say %q", got.Reason, broken)
-			}
-			// Bounded, a few tens of milliseconds; unbounded, seconds
-			// (8 to 12 on a slow machine, without the race detector).
-			if took > 2*time.Second {
-				t.Errorf("%d certificates took %s to decide on", len(tt.sent), took)
+			// The bound, not the time it saves: no timing assertion.
+			if !got.Allow && (!strings.Contains(got.Reason, broken) || !strings.Contains(got.Reason, bounded)) {
+				t.Errorf("reason %.300q does not say %q and %q", got.Reason, broken, bounded)
 			}
 		})
 	}
