@@ -1177,3 +1177,46 @@ func TestNotDelivered(t *testing.T) {
 		})
 	}
 }
+
+// TestServerBoundsItsTexts: a verifier's reason, matched rule, error or
+// policy change may quote the peer (a ca verifier's reason names the
+// subject and issuer of a 256 KiB leaf, escaped to up to four times its
+// size). Sent whole, a text over a frame reached the host as garbage: the
+// plugin taken for broken and restarted, every call in flight failed. The
+// server cuts each text as the host would (verify.Truncate).
+func TestServerBoundsItsTexts(t *testing.T) {
+	huge := strings.Repeat("\\x00", direct.MaxFrame/4+1) // over a frame
+	f := &fake{verify: func(_ context.Context, req *verify.Request) (*verify.Verdict, error) {
+		if req.ServerName == "error" {
+			return nil, errors.New(huge)
+		}
+		return &verify.Verdict{Reason: huge, Matched: huge}, nil
+	}}
+	n := &notifier{fake: f, changes: make(chan verify.PolicyChange)}
+	c, _, accepted := serve(t, n, 1)
+
+	v, err := c.Verify(ctxFor(t, 10*time.Second), &verify.Request{})
+	if err != nil || v.Reason != verify.Truncate(huge) || v.Matched != verify.Truncate(huge) {
+		t.Fatalf("Verify = %.100v, %.200v; want the reason and the matched rule cut", v, err)
+	}
+	_, err = c.Verify(ctxFor(t, 10*time.Second), &verify.Request{ServerName: "error"})
+	if remote := (*direct.RemoteError)(nil); !errors.As(err, &remote) || remote.Message != verify.Truncate(huge) {
+		t.Fatalf("Verify = %.200v; want the verifier's error, cut", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := c.WatchPolicy(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.changes <- verify.PolicyChange{Epoch: 1, Reason: huge}
+	if got := <-ch; got.Reason != verify.Truncate(huge) {
+		t.Fatalf("change = %.100v; want its reason cut", got)
+	}
+	if why := c.WatchEnded(); why != nil {
+		t.Errorf("the watch ended: %v", why)
+	}
+	if got := accepted.Load(); got != 2 { // one for the calls, one for the watch
+		t.Errorf("%d connections; want 2 (none made again)", got)
+	}
+}

@@ -197,7 +197,10 @@ func (s *server) call(ctx, values context.Context, req *request, resp *response,
 		if v, err = s.v.Verify(ctx, req.peer()); err == nil && v == nil {
 			err = errors.New("verifier returned no verdict")
 		} else if err == nil {
-			*vd = verdict{Allow: v.Allow, Reason: v.Reason, Matched: v.Matched, CacheFor: v.CacheFor, Commit: v.Commit}
+			// Texts may quote the peer at any length: cut as the host
+			// would, they fit in a frame (verify.Truncate is free for
+			// the short ones).
+			*vd = verdict{Allow: v.Allow, Reason: verify.Truncate(v.Reason), Matched: verify.Truncate(v.Matched), CacheFor: v.CacheFor, Commit: v.Commit}
 			resp.Verdict = vd
 		}
 	case methodCommit:
@@ -211,7 +214,7 @@ func (s *server) call(ctx, values context.Context, req *request, resp *response,
 		return false
 	}
 	if err != nil {
-		*resp = response{Error: &remoteError{Message: err.Error(), BadOption: errors.Is(err, verify.ErrBadOption)}}
+		*resp = response{Error: &remoteError{Message: verify.Truncate(err.Error()), BadOption: errors.Is(err, verify.ErrBadOption)}}
 	}
 	return true
 }
@@ -246,7 +249,7 @@ func (s *server) watch(ctx context.Context, conn *pipeConn, r *bufio.Reader, id 
 			if !ok {
 				return
 			}
-			if err := writeFrame(conn.w, (&response{ID: id, PolicyChange: &policyChange{Epoch: c.Epoch, Reason: c.Reason}}).frame(nil)); err != nil {
+			if err := writeFrame(conn.w, (&response{ID: id, PolicyChange: &policyChange{Epoch: c.Epoch, Reason: verify.Truncate(c.Reason)}}).frame(nil)); err != nil {
 				return
 			}
 		}
