@@ -72,7 +72,12 @@ function logger(name) {
     if (LEVELS.indexOf(level) < min) return;
     const entry = { '@level': level, '@message': message, '@module': name, '@timestamp': new Date().toISOString() };
     for (const [k, v] of Object.entries(fields)) entry[k] = String(v);
-    fs.writeSync(2, JSON.stringify(entry) + '\n');
+    // Not fs.writeSync(2, ...): once process.stderr exists, fd 2 is
+    // non-blocking, and a pipe the host has not yet read empty would throw
+    // EAGAIN from a log call (from a handler's catch: an unhandled
+    // rejection, and the plugin dies). process.stderr writes at once when
+    // it can, and otherwise keeps the line, in order, until it can.
+    process.stderr.write(JSON.stringify(entry) + '\n');
   };
   return Object.fromEntries(LEVELS.map((l) => [l, (message, fields) => log(l, message, fields)]));
 }
