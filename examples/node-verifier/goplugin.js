@@ -162,10 +162,12 @@ const MAX_TEXT_LEN = 4096;
 // bytes of UTF-8, as the host would cut it. An error's text travels in a
 // gRPC header, and one over the host's header limit (an error quoting a
 // peer's names, say) breaks the call, which the host takes for a broken
-// plugin.
+// plugin. A lone surrogate (a name cut in the middle of an emoji) comes
+// back as U+FFFD: sent as it is, it is not UTF-8, and the host cannot read
+// the verdict; in an error, grpc-js throws on it and the plugin dies.
 function truncate(s) {
   const b = Buffer.from(String(s));
-  if (b.length <= MAX_TEXT_LEN) return String(s);
+  if (b.length <= MAX_TEXT_LEN) return b.toString('utf8');
   const note = `\u2026 [truncated: ${b.length} bytes in all]`;
   // A character cut in two decodes as U+FFFD: drop it.
   return b.subarray(0, MAX_TEXT_LEN - Buffer.byteLength(note)).toString('utf8').replace(/\uFFFD$/, '') + note;
