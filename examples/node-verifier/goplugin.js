@@ -142,19 +142,6 @@ const raw = (pathName, responseStream = false) => ({
   requestSerialize: (b) => b, requestDeserialize: (b) => b, responseSerialize: (b) => b, responseDeserialize: (b) => b,
 });
 
-// verifierHandlers adapts verifier (describe(), configure(options),
-// verify(request), possibly async) to the gRPC service: options are checked
-// against describe() first, an OptionError is INVALID_ARGUMENT, and any
-// other exception an error status (for verify, a rejection), never a crash.
-//
-// A verifier may also have commit(request): the host calls it once the
-// handshake succeeded, for a verify() that allowed with commit: true, with
-// the same request. Record the peer there, never in verify() (the host
-// asks before the peer has proved it holds its key), and decide again.
-// Without it, Commit answers UNIMPLEMENTED (grpc-js does so for a method
-// left out), which the host reads as nothing to commit; but once verify()
-// has allowed with commit: true, the host takes it for a record that
-// cannot be made, and rejects the connection.
 // MAX_TEXT_LEN is the most of a text the host keeps (verify.MaxTextLen).
 const MAX_TEXT_LEN = 4096;
 
@@ -173,14 +160,42 @@ function truncate(s) {
   return b.subarray(0, MAX_TEXT_LEN - Buffer.byteLength(note)).toString('utf8').replace(/\uFFFD$/, '') + note;
 }
 
+// printable is String(get()), or a note of its type when even that throws
+// (an object without a prototype, a throwing toString or stack getter):
+// the catch that reports an exception must not throw in turn, or the
+// rejection is unhandled and the plugin dies.
+function printable(get) {
+  let v;
+  try {
+    v = get();
+    return String(v);
+  } catch {
+    return `(unprintable ${typeof v})`;
+  }
+}
+
+// verifierHandlers adapts verifier (describe(), configure(options),
+// verify(request), possibly async) to the gRPC service: options are checked
+// against describe() first, an OptionError is INVALID_ARGUMENT, and any
+// other exception an error status (for verify, a rejection), never a crash.
+//
+// A verifier may also have commit(request): the host calls it once the
+// handshake succeeded, for a verify() that allowed with commit: true, with
+// the same request. Record the peer there, never in verify() (the host
+// asks before the peer has proved it holds its key), and decide again.
+// Without it, Commit answers UNIMPLEMENTED (grpc-js does so for a method
+// left out), which the host reads as nothing to commit; but once verify()
+// has allowed with commit: true, the host takes it for a record that
+// cannot be made, and rejects the connection.
 function verifierHandlers(verifier, log) {
   const wrap = (what, fn) => async (call, callback) => {
     try {
       callback(null, await fn(call.request));
     } catch (e) {
       if (e instanceof OptionError) return callback({ code: grpc.status.INVALID_ARGUMENT, details: truncate(e.message) });
-      log.error(`${what} failed`, { error: truncate(String(e)), stack: e && e.stack });
-      callback({ code: grpc.status.UNKNOWN, details: truncate(`${what}: ${e}`) });
+      const text = printable(() => e);
+      log.error(`${what} failed`, { error: truncate(text), stack: printable(() => e && e.stack) });
+      callback({ code: grpc.status.UNKNOWN, details: truncate(`${what}: ${text}`) });
     }
   };
   const handlers = {

@@ -121,3 +121,54 @@ func TestLogOnAFullStderr(t *testing.T) {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
 	}
 }
+
+// oddThrowsScript serves a verify() that throws what String() or a
+// template literal cannot print, and prints each answer.
+const oddThrowsScript = `
+const grpc = require('@grpc/grpc-js');
+const g = require('./goplugin');
+const badStack = () => { const e = new Error('x'); Object.defineProperty(e, 'stack', { get() { throw e; } }); return e; };
+const throws = {
+  'no prototype': () => { throw Object.create(null); },
+  'a symbol': () => { throw Symbol('s'); },
+  'a throwing toString': () => { throw { toString() { throw new Error('no'); } }; },
+  'a throwing stack': () => { throw badStack(); },
+};
+const server = new grpc.Server();
+server.addService(g.proto.Verifier.service, g.verifierHandlers({
+  describe: () => ({ name: 't', version: '1', summary: 's', options: [] }),
+  configure: () => ({}),
+  verify: (req) => throws[req.server_name](),
+}, g.logger('t')));
+server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), async (err, port) => {
+  if (err) throw err;
+  const c = new g.proto.Verifier('127.0.0.1:' + port, grpc.credentials.createInsecure());
+  for (const name of Object.keys(throws)) {
+    await new Promise((resolve) => c.Verify({ server_name: name }, { deadline: Date.now() + 5000 }, (e, r) => {
+      console.log(name + ': ' + (e ? 'error ' + e.code + ' ' + e.details : 'allow=' + r.allow));
+      resolve();
+    }));
+  }
+  process.exit(0);
+});
+`
+
+// TestOddThrows: whatever a verify() throws is an error answer, and the
+// plugin goes on serving. A value String() cannot print (an object
+// without a prototype, a throwing toString or stack getter), or a Symbol
+// in a template literal, threw again in the handler's catch: an
+// unhandled rejection, and the plugin died with every call in flight.
+func TestOddThrows(t *testing.T) {
+	needNode(t)
+	out, err := exec.Command("node", "-e", oddThrowsScript).Output()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, out)
+	}
+	want := "no prototype: error 2 verify: (unprintable object)\n" +
+		"a symbol: error 2 verify: Symbol(s)\n" +
+		"a throwing toString: error 2 verify: (unprintable object)\n" +
+		"a throwing stack: error 2 verify: Error: x"
+	if got := strings.TrimSpace(string(out)); got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+}
