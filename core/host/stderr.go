@@ -11,9 +11,11 @@ import (
 	"sync"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/tlspin/tlspin/core/verify"
 	"github.com/tlspin/tlspin/internal/printable"
 )
 
@@ -21,9 +23,17 @@ import (
 // explain a failed start.
 const stderrTailSize = 2048
 
-// maxStderrLine caps one line of a plugin's stderr; the rest of a longer
-// line is dropped and counted.
-const maxStderrLine = 4 << 10
+// maxStderrLine caps one line of a plugin's stderr as read; the rest of a
+// longer line is dropped and counted. An SDK's log line of a failed call
+// carries the exception's traceback or stack, often over the 4 KiB logged
+// of a text (verify.MaxTextLen): cut there, its JSON would not parse, and
+// the line would be logged as a plain one, at debug.
+const maxStderrLine = 64 << 10
+
+// maxStderrFields bounds the bytes of the fields logged of one JSON line,
+// each already cut to verify.MaxTextLen: the others are dropped and
+// counted.
+const maxStderrFields = 8 << 10
 
 // How many of a plugin's stderr lines the host logs: a burst, then so
 // many a second; the others are dropped and counted. A plugin that floods
@@ -94,10 +104,12 @@ func (s *pluginStderr) Write(p []byte) (int, error) {
 // endLine keeps and logs the current line; s.mu is held.
 func (s *pluginStderr) endLine() {
 	line := strings.ToValidUTF8(string(s.line), "\uFFFD")
-	if s.dropped > 0 {
-		line += " … [line truncated]"
-	}
+	whole := s.dropped == 0
 	s.line, s.dropped = s.line[:0], 0
+	s.emit(line, whole)
+	if len(line) > verify.MaxTextLen || !whole {
+		line = cutLine(line)
+	}
 	s.tail = append(s.tail, line...)
 	s.tail = append(s.tail, '\n')
 	// Cut to its last stderrTailSize bytes once it holds twice that, not
@@ -105,7 +117,17 @@ func (s *pluginStderr) endLine() {
 	if len(s.tail) > 2*stderrTailSize {
 		s.tail = slices.Delete(s.tail, 0, len(s.tail)-stderrTailSize)
 	}
-	s.emit(line)
+}
+
+// cutLine returns line cut, on a rune boundary, to verify.MaxTextLen
+// bytes with a note saying so.
+func cutLine(line string) string {
+	const note = " … [line truncated]"
+	cut := min(len(line), verify.MaxTextLen-len(note))
+	for cut > 0 && cut < len(line) && !utf8.RuneStart(line[cut]) {
+		cut--
+	}
+	return line[:cut] + note
 }
 
 // end is called once the plugin's stderr has ended (its process exited
@@ -130,17 +152,25 @@ func (s *pluginStderr) String() string {
 	return strings.TrimSpace(string(s.tail[max(0, len(s.tail)-stderrTailSize):]))
 }
 
-func (s *pluginStderr) emit(line string) {
+// emit logs line, whole unless its end was dropped (maxStderrLine), of
+// which at most verify.MaxTextLen of each text is logged.
+func (s *pluginStderr) emit(line string, whole bool) {
 	if line == "" {
 		return
 	}
 	// hclog escapes the string values of fields, not the message (nor
 	// field names and other values: see parseHCLogJSON): a plugin must not
 	// forge the host's log lines or drive its terminal.
-	lvl, msg, args, ok := parseHCLogJSON(line)
+	lvl, msg, args, ok := hclog.NoLevel, "", []any(nil), false
+	if whole {
+		lvl, msg, args, ok = parseHCLogJSON(line)
+	}
 	if ok {
-		msg = printable.Escape(msg)
+		msg = printable.Escape(verify.Truncate(msg))
 	} else {
+		if len(line) > verify.MaxTextLen || !whole {
+			line = cutLine(line)
+		}
 		msg, lvl = printable.Escape(line), hclog.NoLevel
 		for _, l := range []hclog.Level{hclog.Trace, hclog.Debug, hclog.Info, hclog.Warn, hclog.Error} {
 			if strings.HasPrefix(msg, "["+strings.ToUpper(l.String())+"]") {
@@ -212,7 +242,9 @@ func (r *lineRate) name() string {
 }
 
 // parseHCLogJSON reads a line an hclog JSON logger wrote: its level,
-// message and fields in name order, without hclog's @-fields.
+// message and fields in name order, without hclog's @-fields, each field's
+// name and value cut to verify.MaxTextLen, and fields past
+// maxStderrFields bytes dropped and counted.
 func parseHCLogJSON(line string) (hclog.Level, string, []any, bool) {
 	if !strings.HasPrefix(line, "{") {
 		return hclog.NoLevel, "", nil, false
@@ -244,12 +276,18 @@ func parseHCLogJSON(line string) (hclog.Level, string, []any, bool) {
 	// value; a name is quoted unless it is a plain word, so that a name
 	// such as "a=1 verdict" cannot pass for fields of the host's own.
 	args := make([]any, 0, 2*len(keys))
-	for _, k := range keys {
-		v := m[k]
-		if _, ok := v.(string); !ok {
-			v = printable.Escape(fmt.Sprint(v))
+	size := 0
+	for i, k := range keys {
+		v, ok := m[k].(string)
+		if !ok {
+			v = printable.Escape(fmt.Sprint(m[k]))
 		}
-		args = append(args, fieldName(k), v)
+		name, v := fieldName(verify.Truncate(k)), verify.Truncate(v)
+		if size += len(name) + len(v); size > maxStderrFields {
+			args = append(args, "dropped_fields", len(keys)-i)
+			break
+		}
+		args = append(args, name, v)
 	}
 	return lvl, msg, args, true
 }

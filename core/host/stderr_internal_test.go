@@ -2,6 +2,7 @@ package host
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"regexp"
@@ -281,4 +282,56 @@ func TestPluginStderrEnd(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLongPluginLogLines: an SDK's log line of a failed verify() carries
+// the exception and its traceback or stack as fields, often over 4 KiB.
+// Cut at 4 KiB, the JSON no longer parsed, and the line was logged as a
+// plain one, at debug: at the default level the error was never seen. A
+// JSON line is now read whole up to 64 KiB and logged at its level, its
+// message and each field cut to 4 KiB; a longer line, or a plain one, is
+// cut as before.
+func TestLongPluginLogLines(t *testing.T) {
+	stack := strings.Repeat("  File \"verifier.py\", line 12, in verify\n", 300) // 12 KB
+	for _, tt := range []struct {
+		name, line string
+		want       []string // in the log at info level
+		max        int      // the most logged
+	}{
+		{"a traceback field", `{"@level":"error","@message":"verify failed","error":"ValueError('bad')","traceback":` + strconv.Quote(stack) + `}`,
+			[]string{"[ERROR]", "verify failed", `error="ValueError('bad')"`, "truncated: 12300 bytes in all"}, 6 << 10},
+		{"a long message", `{"@level":"warn","@message":"` + strings.Repeat("m", 10<<10) + `"}`,
+			[]string{"[WARN]", "truncated: 10240 bytes in all"}, 6 << 10},
+		{"many fields", `{"@level":"error","@message":"m"` + manyFields(2000) + `}`,
+			[]string{"[ERROR]", "dropped_fields="}, 10 << 10},
+		{"over 64 KiB: a plain line, cut", `{"@level":"error","@message":"` + strings.Repeat("m", 70<<10) + `"}`,
+			nil, 0},
+		{"a plain line, cut", "[ERROR] " + strings.Repeat("p", 10<<10),
+			[]string{"[ERROR]", "line truncated"}, 6 << 10},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			s := &pluginStderr{log: hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Info})}
+			s.Write([]byte(tt.line + "\n"))
+			s.end()
+			got := out.String()
+			for _, w := range tt.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("logged %.300q…, want it to say %q", got, w)
+				}
+			}
+			if len(got) > tt.max {
+				t.Errorf("logged %d bytes, want at most %d", len(got), tt.max)
+			}
+		})
+	}
+}
+
+// manyFields returns n JSON fields, each with a comma before it.
+func manyFields(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, `,"f%04d":"xxxxxxxxxx"`, i)
+	}
+	return b.String()
 }
