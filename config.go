@@ -309,19 +309,19 @@ func (v *Verifiers) ClientConfig(serverName string) *tls.Config {
 // would record is kept in it. It never renegotiates.
 func (v *Verifiers) ClientConfigForAddr(serverName, addr string) (*tls.Config, func(ctx context.Context, conn *tls.Conn) error) {
 	cc := &clientConfirm{addr: addr}
+	cfg := v.hookClient(v.ctx, &tls.Config{}, serverName, addr, &cc.pending)
 	var used atomic.Bool
-	cfg := v.hookClient(v.ctx, &tls.Config{}, serverName, addr, &cc.pending, func(check func(tls.ConnectionState) error) func(tls.ConnectionState) error {
-		return func(cs tls.ConnectionState) error {
-			if used.Swap(true) {
-				return errors.New("tlspin: this configuration from ClientConfigForAddr has verified a server already: call ClientConfigForAddr for each connection")
-			}
-			if err := check(cs); err != nil {
-				return err
-			}
-			cc.verified(cs.PeerCertificates)
-			return nil
+	check := cfg.VerifyConnection
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if used.Swap(true) {
+			return errors.New("tlspin: this configuration from ClientConfigForAddr has verified a server already: call ClientConfigForAddr for each connection")
 		}
-	})
+		if err := check(cs); err != nil {
+			return err
+		}
+		cc.verified(cs.PeerCertificates)
+		return nil
+	}
 	return cfg, cc.confirm
 }
 
@@ -431,10 +431,7 @@ func committed(err error) error {
 // serverName keeps base.ServerName. Set base's own VerifyConnection before
 // this call, never after: it sets InsecureSkipVerify, leaving the verifiers
 // in VerifyConnection as the only check, so one assigned afterwards would
-// replace them and accept any server; a base whose VerifyConnection is no
-// longer the hook's (even one that calls it) fails every full handshake,
-// saying so. A VerifyPeerCertificate set before is kept; one set after
-// replaces that safeguard, not the verifiers. A program that enables
+// replace them and accept any server. A program that enables
 // renegotiation on base gets crypto/tls's own check that the server keeps
 // its certificate. With Encrypted Client Hello
 // (EncryptedClientHelloConfigList), the verifiers decide on the server of
@@ -443,13 +440,10 @@ func committed(err error) error {
 // EncryptedClientHelloRejectionVerify) only to fail the handshake with its
 // retry configurations, which that check alone vouches for.
 func (v *Verifiers) HookClientConfig(base *tls.Config, serverName string) *tls.Config {
-	return v.hookClient(v.ctx, base, serverName, "", nil, nil)
+	return v.hookClient(v.ctx, base, serverName, "", nil)
 }
 
-// hookClient is HookClientConfig for a connection to remote (if known),
-// whose first use pending keeps (if not nil); wrap, if not nil, is given
-// the hook's VerifyConnection and returns the one to set instead.
-func (v *Verifiers) hookClient(ctx context.Context, base *tls.Config, serverName, remote string, pending *pintls.Pending, wrap func(func(tls.ConnectionState) error) func(tls.ConnectionState) error) *tls.Config {
+func (v *Verifiers) hookClient(ctx context.Context, base *tls.Config, serverName, remote string, pending *pintls.Pending) *tls.Config {
 	if serverName != "" {
 		base.ServerName = serverName
 	}
@@ -465,27 +459,7 @@ func (v *Verifiers) hookClient(ctx context.Context, base *tls.Config, serverName
 	base.InsecureSkipVerify = true
 	// crypto/tls sends no server name for an IP address, so the request
 	// would carry none: the verifiers get the name the client asked for.
-	ours := v.verifyConnection(ctx, verify.ClientVerifiesServer, remote, base.ServerName, pending, base.VerifyConnection)
-	if wrap != nil {
-		ours = wrap(ours)
-	}
-	base.VerifyConnection = ours
-	// A VerifyConnection assigned after this call would replace the
-	// verifiers, the only check, and accept any server. crypto/tls calls
-	// VerifyPeerCertificate first in every full handshake (a resumed one
-	// resumes a session a full one verified): there, a base whose
-	// VerifyConnection is no longer the hook's fails the handshake.
-	// (sameFunc takes another hook's, which verifies too, for this one.)
-	peer := base.VerifyPeerCertificate
-	base.VerifyPeerCertificate = func(raw [][]byte, chains [][]*x509.Certificate) error {
-		if !sameFunc(base.VerifyConnection, ours) {
-			return errors.New("tlspin: the configuration's VerifyConnection was replaced after HookClientConfig, which would accept any server: set VerifyConnection before HookClientConfig (refusing the server, failing closed)")
-		}
-		if peer != nil {
-			return peer(raw, chains)
-		}
-		return nil
-	}
+	base.VerifyConnection = v.verifyConnection(ctx, verify.ClientVerifiesServer, remote, base.ServerName, pending, base.VerifyConnection)
 	return base
 }
 

@@ -92,7 +92,7 @@ func (v *Verifiers) Dial(ctx context.Context, network, addr string) (net.Conn, e
 		// names others, or none. The verifiers decide before it is sent.
 		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
 	}
-	conn := tls.Client(raw, v.hookClient(ctx, cfg, sn, addr, &pending, nil))
+	conn := tls.Client(raw, v.hookClient(ctx, cfg, sn, addr, &pending))
 	if err := v.handshake(ctx, conn, func(ctx context.Context) error { return committed(pending.Commit(ctx)) }); err != nil {
 		raw.Close()
 		return nil, fmt.Errorf("tlspin: handshake with %s: %w", addr, err)
