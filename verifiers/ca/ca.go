@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -39,6 +40,11 @@ type Verifier struct {
 	roots      *x509.CertPool // nil: the system roots
 	rootsDesc  string
 	serverName string
+
+	// anyClient warns, once, that clients are checked against the system
+	// roots with no name: any client a public CA issued a certificate to
+	// passes.
+	anyClient sync.Once
 }
 
 var (
@@ -177,6 +183,11 @@ func (v *Verifier) Verify(_ context.Context, req *verify.Request) (*verify.Verdi
 	}
 	if req.Side == verify.ServerVerifiesClient {
 		opts.KeyUsages = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+		if v.roots == nil && opts.DNSName == "" {
+			v.anyClient.Do(func() {
+				v.log.Warn("verifying clients against the system roots with no server-name: any client holding a certificate that a public CA issued for client authentication is accepted; give ca-file=FILE with your own CA, or server-name=NAME")
+			})
+		}
 	} else if opts.DNSName == "" {
 		// x509 checks no name when given none: any certificate of a
 		// trusted CA would do, whoever it was issued to.

@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/tlspin/tlspin/core/verify"
+	"github.com/tlspin/tlspin/internal/syncbuf"
 	"github.com/tlspin/tlspin/internal/testbin"
 	"github.com/tlspin/tlspin/verifiers/ca"
 	"github.com/tlspin/tlspin/verifiers/internal/vtest"
@@ -189,6 +192,41 @@ func TestCheckValues(t *testing.T) {
 			_, err = v.Configure(context.Background(), &verify.ConfigureRequest{Options: tt.opts})
 			if tt.configSays == "" && err != nil || tt.configSays != "" && (!errors.Is(err, verify.ErrBadOption) || !strings.Contains(err.Error(), tt.configSays)) {
 				t.Errorf("Configure = %v; want %q", err, tt.configSays)
+			}
+		})
+	}
+}
+
+// TestWarnsOfClientsOfAnyPublicCA: a server verifying clients checks no
+// name unless server-name is given, so against the system roots any
+// client holding a certificate a public CA issued for client
+// authentication is accepted. That was only in the package's
+// documentation; the first client verified so now warns, once.
+func TestWarnsOfClientsOfAnyPublicCA(t *testing.T) {
+	f := newFixture(t)
+	const warning = "any client holding a certificate that a public CA issued"
+	for _, tt := range []struct {
+		name string
+		opts verify.Options
+		side verify.Side
+		want int // warnings
+	}{
+		{"system roots, clients", verify.Options{}, verify.ServerVerifiesClient, 1},
+		{"system roots, clients, server-name", verify.Options{"server-name": {"cli"}}, verify.ServerVerifiesClient, 0},
+		{"ca-file, clients", verify.Options{"ca-file": {f.caFile}}, verify.ServerVerifiesClient, 0},
+		{"system roots, servers", verify.Options{}, verify.ClientVerifiesServer, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs syncbuf.Buffer
+			v := ca.New(hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info}))
+			if _, err := v.Configure(context.Background(), &verify.ConfigureRequest{Options: tt.opts}); err != nil {
+				t.Fatal(err)
+			}
+			for range 3 {
+				vtest.Verify(t, v, &verify.Request{PeerChain: vtest.Chain(f.clientOnly), ServerName: "localhost", Side: tt.side})
+			}
+			if got := strings.Count(logs.String(), warning); got != tt.want {
+				t.Errorf("%d warnings, want %d; logged:\n%s", got, tt.want, logs.String())
 			}
 		})
 	}
