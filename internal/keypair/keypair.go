@@ -44,7 +44,25 @@ func Load(certFile, keyFile string, log hclog.Logger) (*Certificate, error) {
 		return nil, fmt.Errorf("keypair: load %q: %w", certFile, err)
 	}
 	c.load = loadAgain
+	WarnIfReadable(log, certFile, keyFile)
 	return c, nil
+}
+
+// WarnIfReadable warns on log when the file holding the private key of a
+// pair (keyFile, or certFile if keyFile is "") may be read by other
+// users, who could then impersonate its owner: a key written by cat > or
+// cp under the usual umask is. A key its group may read is not warned of
+// (Debian's ssl-cert group shares keys so).
+func WarnIfReadable(log hclog.Logger, certFile, keyFile string) {
+	path := keyFile
+	if path == "" {
+		path = certFile
+	}
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o004 == 0 {
+		return
+	}
+	log.Warn(fmt.Sprintf("%s holds a private key and is readable by other users (mode %04o), who could impersonate this side with it: chmod o-r %s", path, fi.Mode().Perm(), path))
 }
 
 // MaxFileSize bounds what is read of the certificate and the key files:

@@ -4,9 +4,14 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/tlspin/tlspin/internal/syncbuf"
 )
 
 // TestReloadRefusesWhatIsNotAFile: a --cert renewed into something that
@@ -90,6 +95,58 @@ func TestReloadRefusesWhatIsNotAFile(t *testing.T) {
 			}
 			if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
 				t.Errorf("Reload allocated %d MiB", grew>>20)
+			}
+		})
+	}
+}
+
+// TestWarnsOfAKeyOthersMayRead: a private key that other users may read
+// (written by cat > or cp with the usual umask: the recipe's server.pem,
+// certificate and key in one file) is theirs to impersonate the server
+// with; serve and proxy used it without a word. Loading it now warns,
+// naming the file that holds the key. A key its group may read is left
+// alone: Debian's ssl-cert group shares keys so.
+func TestWarnsOfAKeyOthersMayRead(t *testing.T) {
+	const warning = "readable by other users"
+	for _, tt := range []struct {
+		name      string
+		certMode  os.FileMode
+		keyMode   os.FileMode // 0: the key is in the certificate's file
+		warnNames string      // "cert" or "key": the file named; "" for no warning
+	}{
+		{"key with the certificate, 0644", 0o644, 0, "cert"},
+		{"key with the certificate, 0600", 0o600, 0, ""},
+		{"key with the certificate, 0640", 0o640, 0, ""},
+		{"key apart, 0644", 0o644, 0o644, "key"},
+		{"key apart, 0600; the certificate 0644", 0o644, 0o600, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			names := map[string]string{"cert": filepath.Join(dir, "cert.pem"), "key": ""}
+			pair := pairPEM(t, "server")
+			write := func(path string, mode os.FileMode) {
+				if err := os.WriteFile(path, pair, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(path, mode); err != nil {
+					t.Fatal(err)
+				}
+			}
+			write(names["cert"], tt.certMode)
+			if tt.keyMode != 0 {
+				names["key"] = filepath.Join(dir, "key.pem")
+				write(names["key"], tt.keyMode)
+			}
+			var logs syncbuf.Buffer
+			if _, err := Load(names["cert"], names["key"], hclog.New(&hclog.LoggerOptions{Output: &logs})); err != nil {
+				t.Fatal(err)
+			}
+			got := logs.String()
+			switch {
+			case tt.warnNames == "" && strings.Contains(got, warning):
+				t.Errorf("warned: %s", got)
+			case tt.warnNames != "" && (!strings.Contains(got, warning) || !strings.Contains(got, names[tt.warnNames]+" holds")):
+				t.Errorf("logged %q, want a warning that %s is %s", got, names[tt.warnNames], warning)
 			}
 		})
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/core/pin"
+	"github.com/tlspin/tlspin/internal/keypair"
 )
 
 type certFlags struct {
@@ -144,6 +145,7 @@ func (a *app) runCert(cmd *cobra.Command, f *certFlags) error {
 		if issuer, issuerKey, err = loadIssuer(f.caCert, f.caKey); err != nil {
 			return err
 		}
+		keypair.WarnIfReadable(a.log, f.caCert, f.caKey)
 	}
 	if issuer != nil {
 		tpl.NotAfter = issuer.NotAfter // never outlive the CA

@@ -359,3 +359,37 @@ func TestCertIssuedByCA(t *testing.T) {
 		t.Fatalf("ca verifier accepted a certificate the CA did not issue: %+v", verdict)
 	}
 }
+
+// TestCertWarnsOfAReadableCAKey: a CA's key that other users may read
+// lets them issue certificates its pins trust; cert issues from it as
+// asked, warning.
+func TestCertWarnsOfAReadableCAKey(t *testing.T) {
+	const warning = "readable by other users"
+	for _, mode := range []os.FileMode{0o644, 0o600} {
+		t.Run(mode.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			key, ca, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: "CA", IsCA: true, Days: 30})
+			if err != nil {
+				t.Fatal(err)
+			}
+			keyPEM, err := certs.EncodeKey(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			caFile := filepath.Join(dir, "ca.pem")
+			if err := os.WriteFile(caFile, append(keyPEM, certs.EncodeCert(ca)...), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(caFile, mode); err != nil {
+				t.Fatal(err)
+			}
+			_, stderr, code := inProcess(t, "", "cert", "--ca-cert", caFile, "--out", filepath.Join(dir, "leaf.pem"))
+			if code != cli.ExitOK {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			if warned := strings.Contains(stderr, caFile+" holds a private key and is "+warning); warned != (mode&0o004 != 0) {
+				t.Errorf("mode %v: stderr %q", mode, stderr)
+			}
+		})
+	}
+}

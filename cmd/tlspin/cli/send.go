@@ -17,6 +17,7 @@ import (
 	"github.com/tlspin/tlspin/core/certs"
 	"github.com/tlspin/tlspin/internal/abort"
 	"github.com/tlspin/tlspin/internal/client"
+	"github.com/tlspin/tlspin/internal/keypair"
 )
 
 type sendFlags struct {
@@ -114,6 +115,7 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 		if err != nil {
 			return badInput(err)
 		}
+		keypair.WarnIfReadable(a.log, f.cert, f.key)
 		clientCert = &c
 	} else if f.key != "" {
 		return usagef("--key needs --cert")
