@@ -139,7 +139,7 @@ func (f *Finder) Find(name string) (Found, error) {
 			// A path that names nothing is a typo, as a name is.
 			return Found{}, fmt.Errorf("%w %q: no such file (%s)", ErrUnknownVerifier, name, abs)
 		}
-		if why := unusable(abs); why != "" {
+		if why := f.unusable(abs); why != "" {
 			return Found{}, fmt.Errorf("host: verifier %q: %s", abs, why)
 		}
 		return Found{Name: strings.TrimPrefix(filepath.Base(abs), ExecPrefix), Path: abs, Source: SourcePath}, nil
@@ -222,7 +222,7 @@ func (f *Finder) lookup(name string) (found Found, ok bool) {
 	for _, d := range f.dirs() {
 		p := filepath.Join(d.dir, ExecPrefix+name)
 		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return Found{Name: name, Path: p, Source: d.src, Unusable: unusable(p)}, true
+			return Found{Name: name, Path: p, Source: d.src, Unusable: f.unusable(p)}, true
 		}
 	}
 	return Found{}, false
@@ -282,8 +282,8 @@ func (f *Finder) List() ([]Found, error) {
 // unusable says why the file at p cannot run as a plugin, or "". A
 // plugin decides whom to trust, so one that another user may have written,
 // or may swap (through a directory or a link of theirs), is refused as a
-// trust file is (files.CheckExecutable).
-func unusable(p string) string {
+// trust file is (files.CheckExecutable, with SysPath as its $PATH).
+func (f *Finder) unusable(p string) string {
 	st, err := os.Stat(p)
 	switch {
 	case err != nil:
@@ -293,7 +293,7 @@ func unusable(p string) string {
 	case st.Mode()&0o111 == 0:
 		return "is not executable (chmod +x it)"
 	}
-	if err := files.CheckExecutable(p); err != nil {
+	if err := files.CheckExecutable(p, f.SysPath); err != nil {
 		return "refused: " + err.Error()
 	}
 	return ""

@@ -70,7 +70,7 @@ func TestACLLetsAnotherUserWrite(t *testing.T) {
 			p := file(t, dir, "tlspin-verifier-x", 0o750)
 			setACL(t, p, rw|1, rw|1)
 			return p
-		}, CheckExecutable, "has an access control list that lets user 54321 write it"},
+		}, func(p string) error { return CheckExecutable(p, "") }, "has an access control list that lets user 54321 write it"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			path := tt.setup(t, t.TempDir())

@@ -155,7 +155,7 @@ func TestGroupWritableExecutable(t *testing.T) {
 			if err := os.Lchown(p, -1, gid); err != nil {
 				t.Skipf("cannot give a file to another group here: %v", err)
 			}
-			err := CheckExecutable(p)
+			err := CheckExecutable(p, "")
 			if (err == nil) != (tt.refused == "") || (err != nil && !strings.Contains(err.Error(), tt.refused)) {
 				t.Fatalf("%v, want refused with %q", err, tt.refused)
 			}

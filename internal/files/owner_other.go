@@ -38,4 +38,4 @@ func Resolve(path string) (string, error) {
 
 // CheckExecutable checks nothing: ownership and modes are checked on Unix
 // only.
-func CheckExecutable(string) error { return nil }
+func CheckExecutable(path, searchPath string) error { return nil }

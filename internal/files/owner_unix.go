@@ -73,7 +73,8 @@ func checkACL(path, writer string) error {
 // CheckExecutable refuses the program at path, a verifier plugin that
 // will decide whom to trust, on the same grounds as OpenTrusted: another
 // user may have written it, or may change which file path leads to.
-func CheckExecutable(path string) error {
+// searchPath is the $PATH the program will run with ("" if none).
+func CheckExecutable(path, searchPath string) error {
 	real, shared, err := walk(path, false)
 	if err != nil {
 		return err

@@ -45,7 +45,7 @@ func (c *Config) resolveBuiltins() {
 	// for a named pipe would wait for a writer for good, and what another
 	// user may have written is not to be parsed either. Self re-executed
 	// is as safe as Self.
-	if err := files.CheckExecutable(p); err != nil {
+	if err := files.CheckExecutable(p, c.getenv("PATH")); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			c.BuiltinsWhyNot = fmt.Sprintf("no executable %s next to %s", builtinplugin.Name, c.Self)
 		} else {
@@ -66,7 +66,7 @@ func (c *Config) resolveBuiltins() {
 	// memory): not before the same check, which a named pipe fails
 	// without being opened.
 	if self != "/proc/self/exe" {
-		if err := files.CheckExecutable(self); err != nil {
+		if err := files.CheckExecutable(self, c.getenv("PATH")); err != nil {
 			c.BuiltinsWhyNot = fmt.Sprintf("launch: %s: %v", self, err)
 			return
 		}

@@ -80,7 +80,7 @@ func (c *Config) ResolveSelf() {
 		// It runs the built-ins, which decide whom to trust: checked as
 		// any plugin is, by its metadata alone, and never replaced by
 		// another tlspin when refused.
-		if err := files.CheckExecutable(c.Self); err != nil {
+		if err := files.CheckExecutable(c.Self, c.getenv("PATH")); err != nil {
 			c.NoSelf = fmt.Sprintf("the tlspin binary given, %s, is refused: %v", c.Self, err)
 			c.Self = ""
 			return
@@ -107,7 +107,7 @@ func (c *Config) ResolveSelf() {
 			// as any plugin is, before anything reads or runs it. One
 			// refused is not passed over for another further on, which
 			// the user's shell would not run.
-			if err := files.CheckExecutable(p); err != nil {
+			if err := files.CheckExecutable(p, c.getenv("PATH")); err != nil {
 				c.NoSelf = fmt.Sprintf("this program does not call tlspin.ServeBuiltin() first thing in main, and the tlspin binary on $PATH, %s, is refused: %v", p, err)
 				return
 			}
