@@ -73,14 +73,32 @@ func checkACL(path, writer string) error {
 // CheckExecutable refuses the program at path, a verifier plugin that
 // will decide whom to trust, on the same grounds as OpenTrusted: another
 // user may have written it, or may change which file path leads to.
-// searchPath is the $PATH the program will run with ("" if none).
+// A script is refused, too, if the interpreter its #! line names would
+// be (and, for #!/usr/bin/env NAME, the NAME env finds on searchPath, the
+// $PATH the program will run with, "" if none): it runs as this user and
+// decides whom to trust as surely as the script does. See
+// checkInterpreter.
 func CheckExecutable(path, searchPath string) error {
+	return checkProgram(path, searchPath, 0)
+}
+
+// checkProgram is CheckExecutable for the program at path, the depth'th
+// on the way from the plugin through #! lines and env (0 for the plugin
+// itself). An interpreter that does not exist is accepted: nothing runs,
+// and the start fails naming it.
+func checkProgram(path, searchPath string, depth int) error {
 	real, shared, err := walk(path, false)
 	if err != nil {
+		if depth > 0 && errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 		return err
 	}
 	st, err := os.Lstat(real)
 	if err != nil {
+		if depth > 0 && errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 		return err
 	}
 	if err := checkFile(st, path, shared); err != nil {
@@ -94,7 +112,7 @@ func CheckExecutable(path, searchPath string) error {
 	if sys, ok := st.Sys().(*syscall.Stat_t); ok && st.Mode().Perm()&0o020 != 0 && !privateGroup(sys.Gid) {
 		return untrusted("%s may be written by group %s (mode %04o), whose other members could change what it decides: chmod g-w %s", path, groupName(sys.Gid), st.Mode().Perm(), path)
 	}
-	return nil
+	return checkInterpreter(path, real, searchPath, depth)
 }
 
 // Resolve returns path with every symbolic link resolved, having checked
