@@ -67,7 +67,10 @@ type Finder struct {
 	BuiltinsExec string
 	PluginDirs   []string
 	EnvPath      string
-	SysPath      string
+	// SysPath is searched last. It is taken, too, for the $PATH plugins
+	// run with (Config.Env), which a script's "#!/usr/bin/env NAME" line
+	// searches: the program found there is checked as the plugin is.
+	SysPath string
 }
 
 // Found is a located verifier.

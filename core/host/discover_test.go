@@ -573,3 +573,61 @@ func TestListShowsWhatFindRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestScriptPluginsInterpreterIsChecked: a plugin that is a script runs
+// the interpreter its #! line names, which another user owning it could
+// make decide whom to trust; Find refuses it, saying why, and List shows
+// why. For #!/usr/bin/env NAME, NAME is looked up on SysPath, the $PATH
+// the plugin runs with (the rest: internal/files
+// TestScriptInterpreterIsChecked).
+func TestScriptPluginsInterpreterIsChecked(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a file away")
+	}
+	if _, err := os.Stat("/usr/bin/env"); err != nil {
+		t.Skip("no /usr/bin/env here")
+	}
+	const name = "x"
+	for _, tc := range []struct {
+		name, line string
+		theirs     bool // the interpreter (or the program env finds) is uid 65534's
+		want       string
+	}{
+		{"a trusted interpreter", "#!INTERP", false, ""},
+		{"an interpreter another user owns", "#!INTERP", true, "belongs to uid 65534"},
+		{"env, a trusted program on $PATH", "#!/usr/bin/env interp", false, ""},
+		{"env, another user's program on $PATH", "#!/usr/bin/env interp", true, `which env finds on $PATH`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bin, plugins := t.TempDir(), t.TempDir()
+			interp := filepath.Join(bin, "interp")
+			if err := os.WriteFile(interp, []byte("\x7fELF, say\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if tc.theirs {
+				if err := os.Chown(interp, 65534, 65534); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p := filepath.Join(plugins, host.ExecPrefix+name)
+			if err := os.WriteFile(p, []byte(strings.Replace(tc.line, "INTERP", interp, 1)+"\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			f := &host.Finder{PluginDirs: []string{plugins}, SysPath: bin}
+			_, err := f.Find(name)
+			list, _ := f.List()
+			var listed host.Found
+			for _, l := range list {
+				if l.Name == name {
+					listed = l
+				}
+			}
+			switch {
+			case tc.want == "" && (err != nil || listed.Unusable != ""):
+				t.Fatalf("refused: %v; List: %q", err, listed.Unusable)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(listed.Unusable, tc.want)):
+				t.Fatalf("ATTACK: Find: %v; List: %q; want refused with %q", err, listed.Unusable, tc.want)
+			}
+		})
+	}
+}
