@@ -3,6 +3,7 @@
 package files
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -61,8 +62,13 @@ func checkInterpreter(path, real, searchPath string, depth int) error {
 	switch {
 	case !script:
 		return nil
+	case n == binprmBufSize && !bytes.ContainsAny(buf, "\n\x00"):
+		// Linux cuts the argument short, or refuses the file; a system
+		// that reads further (macOS reads 512 bytes) would run what the
+		// check did not see.
+		return fmt.Errorf("files: %q: its #! line is longer than the %d bytes Linux reads: put the interpreter's absolute path, and at most one argument, on a shorter first line", path, binprmBufSize-1)
 	case !runs:
-		return fmt.Errorf("files: %q starts with #!, but names no interpreter within the first %d bytes, which is all Linux reads (it will not run it): put the interpreter's absolute path, and at most one argument, on a shorter first line", path, binprmBufSize-1)
+		return fmt.Errorf("files: %q starts with #!, but names no interpreter (Linux will not run it): put the interpreter's absolute path, and at most one argument, on its first line", path)
 	case !strings.HasPrefix(interp, "/"):
 		return untrusted("files: %q names %q on its #! line, a relative path, which the kernel looks up from the working directory of whoever runs it: name the interpreter by its absolute path (#!/usr/bin/env NAME to find it on $PATH)", path, interp)
 	case depth >= maxInterpreters:
@@ -163,22 +169,27 @@ func shebang(b []byte) (interp, arg string, script, runs bool) {
 // name by name: each directory before the one it is found in is checked
 // too, since whoever could write there could put a program of theirs
 // first. A program found nowhere is accepted: env fails, and nothing runs.
-// Only "NAME" and "-S [VAR=VALUE...] NAME [ARGS]" are read (a PATH=
-// there is what env searches): with other options, or quotes, escapes and
-// variables in -S's string, which program runs is not told, and the
-// script is refused. Without a NAME, env runs the script itself, checked
+// Only "[-S] [VAR=VALUE...] NAME [ARGS]" is read (a PATH= there is what
+// env searches): with other options, or quotes, escapes and variables in
+// -S's string, which program runs is not told, and the script is
+// refused. Without a NAME, env runs the script itself, checked
 // already (again and again: nothing else runs).
 func checkEnv(path, arg, searchPath string, depth int) error {
 	cannot := func(why string) error {
 		return untrusted("files: %q is run by env with %q (its #! line), and tlspin cannot tell which program that runs (%s): name the interpreter by its absolute path, or write #!/usr/bin/env NAME", path, arg, why)
 	}
-	words := []string{arg} // the kernel passes one argument, blanks and all
-	if s, ok := strings.CutPrefix(arg, "-S"); ok {
-		if strings.ContainsAny(s, "\\\"'$#") {
+	// Linux passes the rest of the line as one argument, blanks and all,
+	// which env takes for a name; macOS splits it into words, and env
+	// -S does. Words are read: on Linux, that checks a program that
+	// will not run, which is harmless.
+	s := arg
+	if rest, ok := strings.CutPrefix(arg, "-S"); ok {
+		if strings.ContainsAny(rest, "\\\"'$#") {
 			return cannot("quotes, escapes, variables or comments in -S's string")
 		}
-		words = strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '\t' })
+		s = rest
 	}
+	words := strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '\t' })
 	name := ""
 	for _, w := range words {
 		if strings.HasPrefix(w, "-") {

@@ -92,20 +92,26 @@ func TestScriptInterpreterIsChecked(t *testing.T) {
 			interp(t, dir, "bin/interp")
 			return "#!bin/interp", ""
 		}, `names "bin/interp" on its #! line, a relative path`, false},
-		// The kernel reads 256 bytes: the interpreter named within them
-		// runs, whatever follows.
-		{"a line longer than the kernel reads, the interpreter within it", func(t *testing.T, dir string) (string, string) {
-			p := interp(t, dir, "bin/interp")
-			chown(t, p, other)
-			return "#!" + p + " " + strings.Repeat("a", 400), ""
-		}, "belongs to uid 54321", false},
-		// Linux refuses it; another system that reads further would run
-		// what is named beyond.
+		// Linux reads 256 bytes and cuts the argument there (or refuses
+		// an interpreter's name cut short); macOS reads 512, and would
+		// run what was not checked: refused.
+		{"a line longer than the kernel reads, a trusted interpreter", func(t *testing.T, dir string) (string, string) {
+			return "#!" + interp(t, dir, "bin/interp") + " " + strings.Repeat("a", 400), ""
+		}, "its #! line is longer than the 255 bytes Linux reads", true},
+		{"a line longer than the kernel reads, env and blanks before a program", func(t *testing.T, dir string) (string, string) {
+			chown(t, interp(t, dir, "bin/prog"), other)
+			return "#!" + interp(t, dir, "sys/env") + strings.Repeat(" ", 300) + "prog", filepath.Join(dir, "bin")
+		}, "its #! line is longer than the 255 bytes Linux reads", true},
 		{"an interpreter's name longer than the kernel reads", func(t *testing.T, dir string) (string, string) {
 			p := interp(t, dir, "bin/interp")
 			chown(t, p, other)
 			return "#!" + strings.Repeat("/", 300) + p, ""
-		}, "names no interpreter within the first 255 bytes", true},
+		}, "its #! line is longer than the 255 bytes Linux reads", true},
+		{"a line of 255 bytes, another user's interpreter", func(t *testing.T, dir string) (string, string) {
+			p := interp(t, dir, "bin/interp")
+			chown(t, p, other)
+			return "#!" + p + " " + strings.Repeat("a", 255-3-len(p)), ""
+		}, "belongs to uid 54321", false},
 		{"#! and blanks", func(t *testing.T, dir string) (string, string) {
 			return "#!  \t ", ""
 		}, "names no interpreter", true},
@@ -174,6 +180,11 @@ func TestScriptInterpreterIsChecked(t *testing.T) {
 			chown(t, filepath.Dir(interp(t, dir, "theirs/prog")), other)
 			return "#!" + interp(t, dir, "sys/env") + " -S PATH=" + filepath.Join(dir, "theirs") + " prog", filepath.Join(dir, "bin")
 		}, "which belongs to uid 54321", false},
+		// Linux's env looks "prog -u" up as one name; macOS's splits it.
+		{"env, the program another user's, with an argument", func(t *testing.T, dir string) (string, string) {
+			chown(t, interp(t, dir, "bin/prog"), other)
+			return "#!" + interp(t, dir, "sys/env") + " prog -u", filepath.Join(dir, "bin")
+		}, "which env finds on $PATH", false},
 		{"env without a program: it runs the script itself", func(t *testing.T, dir string) (string, string) {
 			return "#!" + interp(t, dir, "sys/env") + " A=1", filepath.Join(dir, "bin")
 		}, "", false},
