@@ -39,9 +39,9 @@ type errTooManyInterpreters struct{ error }
 // script's name, and decides whom to trust as surely as the script does.
 // The line is read and split as Linux does (shebang). For env, the
 // program it then finds on searchPath is checked too (checkEnv). A file
-// without a #! line is not a script: the kernel refuses to run it
-// (ENOEXEC), so nothing else runs either. depth counts the programs
-// checked before this one on the way from the plugin.
+// without a #! line names no interpreter: a binary runs as it is (its
+// ELF loader is not checked), anything else not at all (ENOEXEC). depth
+// counts the programs checked before this one on the way from the plugin.
 func checkInterpreter(path, real, searchPath string, depth int) error {
 	f, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
 	if err != nil {
