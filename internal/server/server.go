@@ -71,6 +71,13 @@ type Event struct {
 	// Data is one line a client sent, without its newline. It is only
 	// valid during the OnEvent call.
 	Data []byte
+	// Unterminated, on data, says that no newline ended Data: a piece of
+	// a line longer than MaxLine (all but the last), or the rest of a
+	// line when the connection ended or was cut (a reset, the idle
+	// timeout, eviction, revocation, shutdown) before its newline. A
+	// protocol that ends its messages with a newline can so tell a line
+	// cut short from one its client finished.
+	Unterminated bool
 	// Reason explains a rejection or an abnormal close.
 	Reason string
 	// By says, on a rejection, which side refused; on a close, that the
@@ -219,7 +226,8 @@ func New(cfg Config) (*Server, error) {
 
 // Serve accepts connections on ln until ctx ends (or, with Once, until one
 // client was served); see Loop.Serve. A line a client had half sent is
-// emitted whole before its connection closes. It closes ln.
+// emitted before its connection closes, marked Unterminated. It closes
+// ln.
 //
 // A write to the output that fails stops the server as ctx ending would,
 // and Serve returns an *OutputError: the connection whose line (or
@@ -336,8 +344,11 @@ func (s *Server) readLines(conn net.Conn, id uint64, remote string) (int64, erro
 	br := bufio.NewReaderSize(conn, 4096)
 	var line []byte
 	var total int64
-	flush := func() error {
-		err := s.emit(Event{Kind: EventData, Conn: id, Remote: remote, Data: line})
+	// flush emits line; ended says a newline ended it, and a line
+	// emitted otherwise is marked, so that a cut never passes for a line
+	// the client finished.
+	flush := func(ended bool) error {
+		err := s.emit(Event{Kind: EventData, Conn: id, Remote: remote, Data: line, Unterminated: !ended})
 		line = line[:0]
 		return err
 	}
@@ -365,13 +376,13 @@ func (s *Server) readLines(conn net.Conn, id uint64, remote string) (int64, erro
 				room := s.cfg.MaxLine - len(line)
 				line = append(line, chunk[:room]...)
 				chunk = chunk[room:]
-				if err := flush(); err != nil {
+				if err := flush(false); err != nil {
 					return total, err
 				}
 			}
 			line = append(line, chunk...)
 			if complete {
-				if err := flush(); err != nil {
+				if err := flush(true); err != nil {
 					return total, err
 				}
 			}
@@ -381,12 +392,12 @@ func (s *Server) readLines(conn net.Conn, id uint64, remote string) (int64, erro
 			continue
 		case errors.Is(err, io.EOF):
 			if len(line) > 0 {
-				return total, flush()
+				return total, flush(false)
 			}
 			return total, nil
 		default:
 			if len(line) > 0 {
-				if err := flush(); err != nil {
+				if err := flush(false); err != nil {
 					return total, err
 				}
 			}

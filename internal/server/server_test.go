@@ -465,7 +465,8 @@ func TestMemoryPerConnectionIsBounded(t *testing.T) {
 
 // TestShutdownLetsConnectionsFinish checks the grace period: a client that
 // finishes within it is served whole, one that does not is closed at its
-// end with its half line emitted whole, and new clients are refused.
+// end with its half line emitted, marked unterminated, and new clients
+// are refused.
 func TestShutdownLetsConnectionsFinish(t *testing.T) {
 	cfg := pintls.ServerConfig(newCert(t, "server"), nil, pintls.Options{})
 	const grace = 700 * time.Millisecond
@@ -501,7 +502,9 @@ func TestShutdownLetsConnectionsFinish(t *testing.T) {
 	}) {
 		t.Error("server still accepting after shutdown began")
 	}
-	ts.rec.waitFor(t, 5*time.Second, func(e server.Event) bool { return e.Kind == server.EventData && string(e.Data) == "first line" })
+	ts.rec.waitFor(t, 5*time.Second, func(e server.Event) bool {
+		return e.Kind == server.EventData && string(e.Data) == "first line" && !e.Unterminated
+	})
 
 	select {
 	case err := <-ts.done:
@@ -514,7 +517,9 @@ func TestShutdownLetsConnectionsFinish(t *testing.T) {
 	if d := time.Since(stopped); d < grace {
 		t.Errorf("Serve returned after %s, before the grace period %s", d, grace)
 	}
-	ts.rec.waitFor(t, time.Second, func(e server.Event) bool { return e.Kind == server.EventData && string(e.Data) == "half a li" })
+	ts.rec.waitFor(t, time.Second, func(e server.Event) bool {
+		return e.Kind == server.EventData && string(e.Data) == "half a li" && e.Unterminated
+	})
 	ts.rec.waitFor(t, time.Second, func(e server.Event) bool {
 		return e.Kind == server.EventClose && strings.Contains(e.Reason, "grace period")
 	})

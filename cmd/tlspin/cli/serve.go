@@ -87,7 +87,11 @@ connection, data (one line a client sent), rejection (with the reason, "by":
 rejected, refused or failed as above, and the client certificate's
 fingerprints) and close ("by": "rejected" when the verifiers, asked again,
 no longer allowed the client). Data that is not UTF-8
-comes as data_base64.
+comes as data_base64. Data that no newline ended has "unterminated": true:
+a piece of a line longer than --max-line, or what a client had sent of a
+line when its connection ended or was cut (a reset, --idle-timeout, a
+limit, --grace): without --json such a piece is printed as a line, and
+nothing tells it from one the client finished.
 
 SIGHUP reloads --cert and --key, as the proxy does (one that comes while
 the verifiers are starting, once they have); changes on disk are picked
@@ -218,11 +222,13 @@ type jsonEvent struct {
 	Remote     string  `json:"remote"`
 	Data       *string `json:"data,omitempty"`
 	DataBase64 string  `json:"data_base64,omitempty"`
-	Reason     string  `json:"reason,omitempty"`
-	By         string  `json:"by,omitempty"`
-	PeerSHA256 string  `json:"peer_sha256,omitempty"`
-	PeerSPKI   string  `json:"peer_spki,omitempty"`
-	Bytes      *int64  `json:"bytes,omitempty"`
+	// Unterminated: no newline ended the data (see server.Event).
+	Unterminated bool   `json:"unterminated,omitempty"`
+	Reason       string `json:"reason,omitempty"`
+	By           string `json:"by,omitempty"`
+	PeerSHA256   string `json:"peer_sha256,omitempty"`
+	PeerSPKI     string `json:"peer_spki,omitempty"`
+	Bytes        *int64 `json:"bytes,omitempty"`
 }
 
 // jsonEvents returns an OnEvent that writes each event to w as one JSON
@@ -242,6 +248,7 @@ func jsonEvents(w io.Writer) func(server.Event) error {
 		}
 		switch e.Kind {
 		case server.EventData:
+			j.Unterminated = e.Unterminated
 			if utf8.Valid(e.Data) {
 				d := string(e.Data)
 				j.Data = &d
