@@ -580,6 +580,11 @@ func ServerConfig(cert tls.Certificate, d verify.Decider, o Options) *tls.Config
 			cc.VerifyConnection = o.verifyConnection(d, verify.ServerVerifiesClient, addr, "", nil)
 			return cc, nil
 		}
+		// c verifies too, without the client's address: a program that
+		// replaces or removes GetConfigForClient (to choose ALPN, say)
+		// would otherwise have c require a client certificate and
+		// accept any.
+		c.VerifyConnection = o.verifyConnection(d, verify.ServerVerifiesClient, "", "", nil)
 	}
 	return c
 }
