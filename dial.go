@@ -28,10 +28,9 @@ import (
 // if its record was made does not hold when the record fails (another
 // process recorded another key for the peer meanwhile): that is the
 // connection's rejection. The handshake and the record together take at
-// most the handshake timeout.
-func (v *Verifiers) handshake(ctx context.Context, conn *tls.Conn, confirm func(context.Context) error) error {
-	hctx, cancel := context.WithTimeout(ctx, v.hsTimeout)
-	defer cancel()
+// most the handshake timeout: hctx, ctx bounded by handshakeContext,
+// which the verification must be given too.
+func (v *Verifiers) handshake(ctx, hctx context.Context, conn *tls.Conn, confirm func(context.Context) error) error {
 	err := conn.HandshakeContext(hctx)
 	if err == nil {
 		err = confirm(hctx)
@@ -40,6 +39,13 @@ func (v *Verifiers) handshake(ctx context.Context, conn *tls.Conn, confirm func(
 		return fmt.Errorf("handshake did not finish within %s (WithHandshakeTimeout): %w", v.hsTimeout, err)
 	}
 	return err
+}
+
+// handshakeContext is ctx bounded by the handshake timeout: a handshake
+// of Dial or Listen ends with it, and so must its verification, or a
+// verifier that hangs would hold the handshake until the verify timeout.
+func (v *Verifiers) handshakeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, v.hsTimeout)
 }
 
 // Dial connects to addr over network ("tcp", "tcp4", "tcp6"; any other is
@@ -92,8 +98,10 @@ func (v *Verifiers) Dial(ctx context.Context, network, addr string) (net.Conn, e
 		// names others, or none. The verifiers decide before it is sent.
 		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
 	}
-	conn := tls.Client(raw, v.hookClient(ctx, cfg, sn, addr, &pending))
-	if err := v.handshake(ctx, conn, func(ctx context.Context) error { return committed(pending.Commit(ctx)) }); err != nil {
+	hctx, cancel := v.handshakeContext(ctx)
+	defer cancel()
+	conn := tls.Client(raw, v.hookClient(hctx, cfg, sn, addr, &pending))
+	if err := v.handshake(ctx, hctx, conn, func(ctx context.Context) error { return committed(pending.Commit(ctx)) }); err != nil {
 		raw.Close()
 		return nil, fmt.Errorf("tlspin: handshake with %s: %w", addr, err)
 	}
@@ -398,7 +406,10 @@ func (l *listener) serveHandshake(raw net.Conn) {
 	since := time.Now()
 	conn := tls.Server(raw, l.cfg)
 	confirm := func(ctx context.Context) error { return l.v.Confirm(ctx, conn) }
-	err := l.v.handshake(l.ctx, conn, confirm)
+	// The verification gets hctx from crypto/tls (ClientHelloInfo.Context).
+	hctx, cancel := l.v.handshakeContext(l.ctx)
+	err := l.v.handshake(l.ctx, hctx, conn, confirm)
+	cancel()
 	if !l.release(raw) {
 		err = fmt.Errorf("tlspin: closed to make room for a newer client: %d handshakes were in progress (WithMaxHandshakes)", l.v.maxHandshakes)
 	}

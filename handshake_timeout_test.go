@@ -103,3 +103,28 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// TestDialHandshakeTimeoutBoundsTheVerification: WithHandshakeTimeout
+// bounds Dial's handshake with its verification, as documented, when the
+// verify timeout is longer: a verifier that hangs held Dial until the
+// verify timeout, whatever the handshake timeout said. A Listen
+// listener's verification already ended with its handshake's.
+func TestDialHandshakeTimeoutBoundsTheVerification(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	addr := tlsServer(t, newIdentity("server"))
+	v := start(t, []string{"misbehave:mode=hang"}, tlspin.WithPluginDirs(misbehaveDir(t)),
+		tlspin.WithHandshakeTimeout(timeout), tlspin.WithVerifyTimeout(time.Minute))
+	begun := time.Now()
+	c, err := v.Dial(context.Background(), "tcp", addr)
+	took := time.Since(begun)
+	if err == nil {
+		c.Close()
+		t.Fatal("Dial succeeded with a verifier that never answers")
+	}
+	if took > 10*timeout {
+		t.Errorf("Dial returned after %s, with a handshake timeout of %s: %v", took.Round(time.Millisecond), timeout, err)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "did not finish within 300ms") {
+		t.Errorf("err = %v; want the handshake timeout, saying so", err)
+	}
+}
