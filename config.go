@@ -303,7 +303,8 @@ func (v *Verifiers) ClientConfig(serverName string) *tls.Config {
 // through this configuration, and the connection must be closed unused.
 // A *RejectionError from confirm means the server was allowed only as a
 // first use that could not be recorded (another process recorded another
-// key for it meanwhile): close the connection unused.
+// key for it meanwhile): close the connection unused. Called again,
+// confirm answers as it did the first time, refusing again.
 // The configuration verifies one server, once: a second handshake with
 // it (another connection) fails, saying so, since what one connection
 // would record is kept in it. It never renegotiates.
@@ -598,7 +599,8 @@ func sameFunc(f, g func(tls.ConnectionState) error) bool {
 // (tofu's first use, no other verifier allowing it with RequireAny) whose
 // record went so is rejected by Confirm, failing closed: a
 // *RejectionError matching ErrVerifierFailed (it may try again), and
-// conn must be closed unused.
+// conn must be closed unused. Confirm called again for conn answers as
+// the first call did: a refusal stands.
 func (v *Verifiers) Confirm(ctx context.Context, conn *tls.Conn) error {
 	raw := conn.NetConn()
 	cs := conn.ConnectionState()

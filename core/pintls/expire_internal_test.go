@@ -92,8 +92,8 @@ func TestExpiredCountsOnlyCommits(t *testing.T) {
 // TestExpiredCommitFails: a connection whose pending commit went after a
 // minute without Commit was allowed on condition of a record never made:
 // its Commit fails with ErrDropped (it used to return nil, and the
-// connection was used), once; the dropped connections are remembered for
-// an hour, and MaxDropped of them at most.
+// connection was used), and again at every later Commit; the dropped
+// connections are remembered for an hour, and MaxDropped of them at most.
 func TestExpiredCommitFails(t *testing.T) {
 	now := time.Unix(1000, 0)
 	s := &PendingSet{Now: func() time.Time { return now }}
@@ -109,8 +109,8 @@ func TestExpiredCommitFails(t *testing.T) {
 	if err := s.Commit(context.Background(), old); !errors.Is(err, ErrDropped) || !strings.Contains(err.Error(), "minute") {
 		t.Errorf("Commit of an expired connection: %v, want ErrDropped saying why", err)
 	}
-	if err := s.Commit(context.Background(), old); err != nil {
-		t.Errorf("second Commit: %v, want nothing left to commit", err)
+	if err := s.Commit(context.Background(), old); !errors.Is(err, ErrDropped) {
+		t.Errorf("second Commit: %v, want ErrDropped again: a caller that tries again must not be told it committed", err)
 	}
 	s.Forget(forgotten) // its handshake failed: nothing to remember
 	if err := s.Commit(context.Background(), forgotten); err != nil {

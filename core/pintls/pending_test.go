@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math"
 	"net"
+	"runtime"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tlspin/tlspin/core/pintls"
@@ -51,6 +53,9 @@ func TestPendingCommitsOnce(t *testing.T) {
 	q.Set(failing, &verify.Request{}, 0)
 	if err := q.Commit(context.Background()); err == nil {
 		t.Error("a failed commit was not reported")
+	}
+	if err := q.Commit(context.Background()); err == nil || failing.n != 1 {
+		t.Errorf("Commit again after a failure: %v, %d commits; want the same failure, without committing again", err, failing.n)
 	}
 }
 
@@ -177,5 +182,59 @@ func TestPendingSetIsBounded(t *testing.T) {
 				t.Fatalf("the newest: %v, %d commits; want it kept", err, c.n)
 			}
 		})
+	}
+}
+
+// slowCommitter fails its commits after release is closed, counting them.
+type slowCommitter struct {
+	n       atomic.Int32
+	release chan struct{}
+	err     error
+}
+
+func (c *slowCommitter) Commit(context.Context, *verify.Request) (*verify.CommitResponse, error) {
+	c.n.Add(1)
+	<-c.release
+	return &verify.CommitResponse{}, c.err
+}
+
+// TestPendingSetCommitAgain: a server that calls Commit again for a
+// connection, while the first is under way or after it failed, gets the
+// first one's failure; it used to get nil, there being nothing left to
+// commit, and used a connection whose peer was allowed only on condition
+// of that commit. After a commit that succeeded, there is nothing to do.
+func TestPendingSetCommitAgain(t *testing.T) {
+	for _, fail := range []bool{true, false} {
+		var s pintls.PendingSet
+		a, b := net.Pipe()
+		defer a.Close()
+		defer b.Close()
+		c := &slowCommitter{release: make(chan struct{})}
+		if fail {
+			c.err = errors.New("another key recorded meanwhile")
+		}
+		s.For(a).Set(c, &verify.Request{}, 0)
+		errs := make(chan error, 2)
+		go func() { errs <- s.Commit(context.Background(), a) }()
+		for c.n.Load() == 0 {
+			runtime.Gosched()
+		}
+		go func() { errs <- s.Commit(context.Background(), a) }() // while the first is under way
+		close(c.release)
+		for range 2 {
+			if err := <-errs; (err != nil) != fail {
+				t.Errorf("fail %v: concurrent Commit: %v", fail, err)
+			}
+		}
+		if err := s.Commit(context.Background(), a); (err != nil) != fail {
+			t.Errorf("fail %v: Commit after the first: %v", fail, err)
+		}
+		if n := c.n.Load(); n != 1 {
+			t.Errorf("fail %v: committed %d times, want once", fail, n)
+		}
+		s.Forget(a)
+		if err := s.Commit(context.Background(), a); err != nil {
+			t.Errorf("fail %v: Commit after Forget: %v", fail, err)
+		}
 	}
 }

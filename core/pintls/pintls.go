@@ -127,6 +127,15 @@ type Pending struct {
 	timeout time.Duration
 	after   []func()
 	onSet   func() // PendingSet's registration
+	// out is the outcome of the Commit that took what was set; nil
+	// until Commit is called (or Set again).
+	out *outcome
+}
+
+// outcome is a Commit's: err, once done is closed.
+type outcome struct {
+	done chan struct{}
+	err  error
 }
 
 // size is what p keeps of its peer: the DER of the chain to commit.
@@ -187,6 +196,7 @@ func (p *Pending) Set(c verify.Committer, req *verify.Request, timeout time.Dura
 	}
 	p.mu.Lock()
 	p.c, p.req, p.timeout = c, req, timeout
+	p.out = nil // a new verification: a new commit
 	p.mu.Unlock()
 	if p.onSet != nil {
 		p.onSet()
@@ -196,15 +206,36 @@ func (p *Pending) Set(c verify.Committer, req *verify.Request, timeout time.Dura
 // Commit commits what the connection's verification asked for, once, and
 // then runs what After arranged; it is a no-op when nothing is pending.
 // Call it only after a successful handshake. A failed commit runs nothing
-// of After: the peer was allowed on condition of it.
+// of After: the peer was allowed on condition of it. Every later Commit
+// (until Set is called again) returns the first one's outcome, waiting
+// for it if it is under way: a caller that tries again after a failure
+// must not be told the peer was committed.
 func (p *Pending) Commit(ctx context.Context) error {
 	if p == nil {
 		return nil
 	}
 	p.mu.Lock()
+	if out := p.out; out != nil {
+		p.mu.Unlock()
+		select {
+		case <-out.done:
+			return out.err
+		case <-ctx.Done():
+			return fmt.Errorf("pintls: commit: waiting for the commit under way: %w", ctx.Err())
+		}
+	}
+	out := &outcome{done: make(chan struct{})}
 	c, req, timeout, after := p.c, p.req, p.timeout, p.after
-	p.c, p.req, p.after = nil, nil, nil
+	p.c, p.req, p.after, p.out = nil, nil, nil, out
 	p.mu.Unlock()
+	out.err = commit(ctx, c, req, timeout, after)
+	close(out.done)
+	return out.err
+}
+
+// commit is Commit's work: c's commit of req, if c is not nil, within
+// timeout, and then after.
+func commit(ctx context.Context, c verify.Committer, req *verify.Request, timeout time.Duration, after []func()) error {
 	if c != nil {
 		if timeout > 0 {
 			var cancel context.CancelFunc
@@ -236,7 +267,9 @@ func (p *Pending) Commit(ctx context.Context) error {
 // peer was allowed on condition of the commit (unless its Committer says
 // otherwise, see Required): so the set remembers the connection, for an
 // hour and MaxDropped connections at most, and its Commit fails with
-// ErrDropped. The server must then close it unused.
+// ErrDropped. The server must then close it unused. A commit that
+// failed is remembered so too: every later Commit of the connection
+// fails as the first did.
 type PendingSet struct {
 	// Expired, if set, is called with how many entries holding a commit
 	// a minute passed without Commit or Forget, once they are dropped
@@ -253,17 +286,22 @@ type PendingSet struct {
 	m     map[net.Conn]pendingEntry
 	bytes int
 	seq   uint64
-	// gone are the connections whose required commit was dropped, by
-	// when: an element of goneq, oldest first.
+	// gone are the connections whose Commit must fail, or answer as
+	// their Pending's did (see goneEntry), by when: an element of goneq,
+	// oldest first.
 	gone  map[net.Conn]*list.Element
 	goneq list.List
 }
 
-// goneEntry is a connection whose required commit was dropped.
+// goneEntry is a connection whose required commit was dropped (err), or
+// whose Pending a Commit took (p), kept while that commit is under way
+// and after it failed: a Commit called again must not find nothing to
+// commit, and succeed.
 type goneEntry struct {
 	conn  net.Conn
 	since time.Time
-	why   string
+	err   error
+	p     *Pending
 }
 
 type pendingEntry struct {
@@ -284,7 +322,7 @@ const (
 	// of DER.
 	MaxPendingBytes = 16 << 20
 	// droppedTTL is how long a PendingSet remembers a connection whose
-	// required commit it dropped, to fail its Commit.
+	// required commit it dropped or failed, to fail its Commit.
 	droppedTTL = time.Hour
 	// MaxDropped bounds the connections a PendingSet remembers so; the
 	// oldest are forgotten first.
@@ -378,11 +416,16 @@ func (s *PendingSet) dropped(raw net.Conn, p *Pending, now time.Time, why string
 	if !p.required() {
 		return
 	}
+	s.remember(&goneEntry{conn: raw, since: now, err: fmt.Errorf("%w: %s", ErrDropped, why)})
+}
+
+// remember keeps g, in place of what was remembered of its connection.
+func (s *PendingSet) remember(g *goneEntry) {
 	if s.gone == nil {
 		s.gone = map[net.Conn]*list.Element{}
 	}
-	s.unforget(raw)
-	s.gone[raw] = s.goneq.PushBack(&goneEntry{conn: raw, since: now, why: why})
+	s.unforget(g.conn)
+	s.gone[g.conn] = s.goneq.PushBack(g)
 	for s.goneq.Len() > MaxDropped {
 		s.unforget(s.goneq.Front().Value.(*goneEntry).conn)
 	}
@@ -399,15 +442,12 @@ func (s *PendingSet) pruneGone(now time.Time) {
 	}
 }
 
-// unforget forgets that raw's commit was dropped, and returns why it was,
-// or "" if it was not.
-func (s *PendingSet) unforget(raw net.Conn) string {
-	el, ok := s.gone[raw]
-	if !ok {
-		return ""
+// unforget forgets what was remembered of raw (remember).
+func (s *PendingSet) unforget(raw net.Conn) {
+	if el, ok := s.gone[raw]; ok {
+		delete(s.gone, raw)
+		s.goneq.Remove(el)
 	}
-	delete(s.gone, raw)
-	return s.goneq.Remove(el).(*goneEntry).why
 }
 
 func (s *PendingSet) drop(raw net.Conn) {
@@ -427,42 +467,69 @@ func keyable(raw net.Conn) bool {
 	return same == raw
 }
 
-// take removes raw's entry and returns its Pending, or nil; and, if raw's
-// required commit was dropped instead, why.
-func (s *PendingSet) take(raw net.Conn) (*Pending, string) {
+// take returns what Commit of raw answers with: raw's Pending, taken
+// from the set and remembered while it commits, or that of an earlier
+// Commit still remembered, or the error of a dropped commit; nil and nil
+// if there is nothing to commit.
+func (s *PendingSet) take(raw net.Conn) (*Pending, error) {
 	if s == nil || !keyable(raw) {
-		return nil, ""
+		return nil, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
 	s.pruneGone(now)
-	e, ok := s.m[raw]
-	if !ok {
-		return nil, s.unforget(raw)
+	if e, ok := s.m[raw]; ok {
+		s.drop(raw)
+		s.remember(&goneEntry{conn: raw, since: now, p: e.p})
+		return e.p, nil
 	}
-	s.drop(raw)
-	return e.p, ""
+	if el, ok := s.gone[raw]; ok {
+		g := el.Value.(*goneEntry)
+		return g.p, g.err
+	}
+	return nil, nil
 }
 
-// Commit commits raw's Pending, if any, and forgets it. Call it only once
-// raw's handshake has succeeded. A nil set has nothing to commit. If the
-// set dropped raw's commit, and raw's peer was allowed on condition of it,
-// Commit fails with ErrDropped (once): close raw unused.
+// Commit commits raw's Pending, if any. Call it only once raw's
+// handshake has succeeded. A nil set has nothing to commit. If the set
+// dropped raw's commit, and raw's peer was allowed on condition of it,
+// Commit fails with ErrDropped: close raw unused. Every later Commit of
+// raw answers as the first did, failing if it failed.
 func (s *PendingSet) Commit(ctx context.Context, raw net.Conn) error {
-	p, why := s.take(raw)
-	if why != "" {
-		return fmt.Errorf("%w: %s", ErrDropped, why)
+	p, err := s.take(raw)
+	if err != nil || p == nil {
+		return err
 	}
-	return p.Commit(ctx)
+	if err := p.Commit(ctx); err != nil {
+		return err
+	}
+	// Committed: a later Commit has nothing to do.
+	s.mu.Lock()
+	if el, ok := s.gone[raw]; ok && el.Value.(*goneEntry).p == p {
+		s.unforget(raw)
+	}
+	s.mu.Unlock()
+	return nil
 }
 
-// Forget drops raw's Pending, if any, without committing it: raw's
-// handshake failed.
-func (s *PendingSet) Forget(raw net.Conn) { s.take(raw) }
+// Forget drops raw's Pending, if any, without committing it, and what
+// was remembered of it: raw's handshake failed.
+func (s *PendingSet) Forget(raw net.Conn) {
+	if s == nil || !keyable(raw) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[raw]; ok {
+		s.drop(raw)
+	}
+	s.unforget(raw)
+}
 
 // Dropped returns the number of connections remembered because their
-// required commit was dropped (see ErrDropped).
+// required commit was dropped (see ErrDropped), or failed, or is under
+// way.
 func (s *PendingSet) Dropped() int {
 	if s == nil {
 		return 0
