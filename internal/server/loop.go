@@ -143,6 +143,12 @@ type Loop struct {
 	// address, each source's apart: one that keeps trying must not hide
 	// the refusals of another.
 	refusals ratelog.Limiter
+	// acceptErrors bounds the warnings about failed accepts: the first,
+	// then one a second, counting those left out. The back-off starts
+	// afresh after each successful accept, so out of file descriptors,
+	// failing and succeeding in turn, it alone would let through one
+	// every few milliseconds.
+	acceptErrors ratelog.Limiter
 	// stopAccepting ends the accept loop (set by Serve).
 	stopAccepting context.CancelFunc
 	wg            sync.WaitGroup
@@ -248,7 +254,9 @@ func (l *Loop) accept(ctx, hard context.Context, ln net.Listener) error {
 			// Out of file descriptors, a connection reset before accept:
 			// wait and retry rather than stop serving everyone.
 			delay = min(max(2*delay, minAcceptDelay), maxAcceptDelay)
-			l.log.Warn("accept failed; retrying", "error", err, "retry_in", delay)
+			// Bounded apart from the back-off, which a successful
+			// accept starts afresh (acceptErrors).
+			l.acceptErrors.Warn(l.log, "accept failed; retrying", "error", err, "retry_in", delay)
 			timer := time.NewTimer(delay)
 			select {
 			case <-timer.C:
