@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tlspin/tlspin/internal/abort"
 )
 
 // batchConn is the transport under a tls.Conn that the proxy writes to.
@@ -24,9 +26,11 @@ import (
 // What is queued during a flush is bounded (maxQueued): a TLS 1.3 peer
 // that stops reading and keeps asking for key updates, each answered by a
 // record of crypto/tls's, would otherwise grow the queue without end.
-// A write past the bound fails and closes the socket, which ends the
-// flush with that error: crypto/tls keeps reading after a failed key
-// update, so the connection would otherwise live on.
+// A write past the bound fails and resets the socket (abort.Conn), which
+// ends the flush with that error: crypto/tls keeps reading after a failed
+// key update, so the connection would otherwise live on. A reset, as for
+// every cut the proxy makes: a FIN would let the peer, once it reads
+// again, take what it got for a whole stream.
 type batchConn struct {
 	net.Conn
 	mu       sync.Mutex
@@ -65,7 +69,7 @@ func (b *batchConn) Write(p []byte) (int, error) {
 	if b.flushing && len(*b.held)+len(p) > maxQueued {
 		if b.err == nil {
 			b.err = errQueueFull
-			b.Conn.Close()
+			abort.Conn(b.Conn)
 		}
 		return 0, b.err
 	}

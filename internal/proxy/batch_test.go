@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -196,6 +197,83 @@ func TestBatchConnBoundsQueueDuringFlush(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the flush was not ended by the write past the bound")
+	}
+}
+
+// TestBatchConnQueueFullResets: the key-update flood of a TLS 1.3 peer
+// that stops reading, past the bound, cuts the connection; as every cut
+// the proxy makes (docs/threat-model.md, truncation by the proxy), it
+// must be a reset, not a FIN that a peer reading to the end once it reads
+// again, or crypto/tls at a record boundary, takes for a whole stream.
+// The socket was closed plainly: the peer, which had sent nothing left
+// unread, got what the kernel held of the flush, then a clean end.
+func TestBatchConnQueueFullResets(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			accepted <- nil
+			return
+		}
+		c.(*net.TCPConn).SetReadBuffer(4 << 10)
+		accepted <- c
+	}()
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.(*net.TCPConn).SetWriteBuffer(4 << 10)
+	peer := <-accepted
+	if peer == nil {
+		t.Fatal("accept failed")
+	}
+	defer peer.Close()
+
+	b := &batchConn{Conn: raw}
+	b.hold()
+	b.Write(make([]byte, 1<<20)) // far more than the socket buffers take while the peer does not read
+	flushed := make(chan error, 1)
+	go func() { flushed <- b.flush() }()
+	wait.Until(10*time.Second, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.flushing })
+	keyUpdate := make([]byte, 27)
+	full := false
+	for range 10 * maxQueued / len(keyUpdate) {
+		if _, err := b.Write(keyUpdate); err != nil {
+			if !errors.Is(err, errQueueFull) {
+				t.Fatalf("write past the bound: %v, want errQueueFull", err)
+			}
+			full = true
+			break
+		}
+	}
+	if !full {
+		t.Fatal("no write failed past the bound")
+	}
+	select {
+	case err := <-flushed:
+		if !errors.Is(err, errQueueFull) {
+			t.Errorf("flush = %v, want errQueueFull", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the flush was not ended by the write past the bound")
+	}
+	// The peer reads again, to the end.
+	peer.SetReadDeadline(time.Now().Add(20 * time.Second))
+	n, err := io.Copy(io.Discard, peer)
+	var ne net.Error
+	switch {
+	case err == nil:
+		t.Errorf("the peer read %d bytes, then a clean end: the cut passes for a whole stream; want a reset", n)
+	case errors.As(err, &ne) && ne.Timeout():
+		t.Errorf("the peer read %d bytes and no end within 20s", n)
+	case !errors.Is(err, syscall.ECONNRESET):
+		t.Errorf("the peer read %d bytes, then %v; want a reset", n, err)
 	}
 }
 
