@@ -600,8 +600,13 @@ func sameFunc(f, g func(tls.ConnectionState) error) bool {
 // record went so is rejected by Confirm, failing closed: a
 // *RejectionError matching ErrVerifierFailed (it may try again), and
 // conn must be closed unused. Confirm called again for conn answers as
-// the first call did: a refusal stands.
+// the first call did: a refusal stands. A nil conn is refused with an
+// error matching ErrBadArgument, as confirm of ClientConfigForAddr
+// refuses one.
 func (v *Verifiers) Confirm(ctx context.Context, conn *tls.Conn) error {
+	if conn == nil {
+		return badArgument{errors.New("tlspin: Confirm: no connection given: pass the *tls.Conn made with tls.Server and a configuration from ServerConfig or HookServerConfig, once its handshake has returned")}
+	}
 	raw := conn.NetConn()
 	cs := conn.ConnectionState()
 	if !cs.HandshakeComplete {

@@ -40,7 +40,7 @@ var (
 	// it: it is a *net.OpError. It is matched too by the refusal of
 	// ClientConfigForAddr's confirm function given a connection whose
 	// handshake did not complete, or not the one its configuration
-	// verified: nothing is recorded.
+	// verified (nothing is recorded), and of Confirm given none.
 	ErrBadArgument = errors.New("tlspin: bad argument")
 )
 
