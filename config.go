@@ -185,6 +185,9 @@ func peerName(s verify.Side) string {
 // decide asks the verifiers about req, within the verify timeout, and
 // returns their outcomes, and a *RejectionError unless they allow it.
 func (v *Verifiers) decide(ctx context.Context, req *verify.Request) ([]policy.Outcome, error) {
+	if err := v.unstarted(); err != nil {
+		return nil, err // no verifiers: every peer rejected, as a misuse
+	}
 	peer := peerName(req.Side)
 	if v.closed() {
 		return nil, &RejectionError{Peer: peer, Require: v.require, msg: "verifiers closed, every peer is rejected", failed: true, closed: true}
@@ -238,6 +241,9 @@ type Peer struct {
 // configuration that cannot record. Every element of the chain must be a
 // certificate, as crypto/tls requires of a peer's.
 func (v *Verifiers) Check(ctx context.Context, p Peer) ([]Verdict, error) {
+	if err := v.unstarted(); err != nil {
+		return nil, err
+	}
 	for i, der := range p.Chain {
 		if _, err := x509.ParseCertificate(der); err != nil {
 			return nil, fmt.Errorf("tlspin: element %d of %d in the chain is not a certificate: %w", i+1, len(p.Chain), err)
@@ -310,7 +316,7 @@ func (v *Verifiers) ClientConfig(serverName string) *tls.Config {
 // would record is kept in it. It never renegotiates.
 func (v *Verifiers) ClientConfigForAddr(serverName, addr string) (*tls.Config, func(ctx context.Context, conn *tls.Conn) error) {
 	cc := &clientConfirm{addr: addr}
-	cfg := v.hookClient(v.ctx, &tls.Config{}, serverName, addr, &cc.pending)
+	cfg := v.hookClient(v.context(), &tls.Config{}, serverName, addr, &cc.pending)
 	var used atomic.Bool
 	check := cfg.VerifyConnection
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
@@ -322,6 +328,10 @@ func (v *Verifiers) ClientConfigForAddr(serverName, addr string) (*tls.Config, f
 		}
 		cc.verified(cs.PeerCertificates)
 		return nil
+	}
+	if err := v.unstarted(); err != nil {
+		// Its handshakes fail (decide refuses); confirm says why too.
+		return cfg, func(context.Context, *tls.Conn) error { return err }
 	}
 	return cfg, cc.confirm
 }
@@ -441,7 +451,7 @@ func committed(err error) error {
 // EncryptedClientHelloRejectionVerify) only to fail the handshake with its
 // retry configurations, which that check alone vouches for.
 func (v *Verifiers) HookClientConfig(base *tls.Config, serverName string) *tls.Config {
-	return v.hookClient(v.ctx, base, serverName, "", nil)
+	return v.hookClient(v.context(), base, serverName, "", nil)
 }
 
 func (v *Verifiers) hookClient(ctx context.Context, base *tls.Config, serverName, remote string, pending *pintls.Pending) *tls.Config {
@@ -514,6 +524,9 @@ func (v *Verifiers) HookServerConfig(base *tls.Config) *tls.Config {
 	next := base.VerifyConnection            // the caller's, which base's own is about to replace
 	var ours func(tls.ConnectionState) error // base's own, set below
 	base.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+		if err := v.unstarted(); err != nil {
+			return nil, err // no verifiers: every client rejected
+		}
 		// base as it is now, not as it was when hooked: what the program
 		// set on it since (MinVersion, NextProtos, Certificates) holds.
 		c := base
@@ -566,7 +579,7 @@ func (v *Verifiers) HookServerConfig(base *tls.Config) *tls.Config {
 	// returning base or nil, still has its clients checked, not any
 	// certificate accepted. (What another configuration returned by a
 	// chooser set after this call does, nothing here can see.)
-	ours = v.verifyConnection(v.ctx, verify.ServerVerifiesClient, "", "", nil, next)
+	ours = v.verifyConnection(v.context(), verify.ServerVerifiesClient, "", "", nil, next)
 	base.VerifyConnection = ours
 	return base
 }
@@ -604,6 +617,9 @@ func sameFunc(f, g func(tls.ConnectionState) error) bool {
 // error matching ErrBadArgument, as confirm of ClientConfigForAddr
 // refuses one.
 func (v *Verifiers) Confirm(ctx context.Context, conn *tls.Conn) error {
+	if err := v.unstarted(); err != nil {
+		return err
+	}
 	if conn == nil {
 		return badArgument{errors.New("tlspin: Confirm: no connection given: pass the *tls.Conn made with tls.Server and a configuration from ServerConfig or HookServerConfig, once its handshake has returned")}
 	}

@@ -74,6 +74,9 @@ func (v *Verifiers) handshakeContext(ctx context.Context) (context.Context, cont
 //
 // Its signature fits net/http: http.Transport{DialTLSContext: v.Dial}.
 func (v *Verifiers) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if err := v.unstarted(); err != nil {
+		return nil, fmt.Errorf("tlspin: dial %s: %w", addr, err)
+	}
 	if v.closed() {
 		return nil, fmt.Errorf("tlspin: dial %s: %w", addr, ErrClosed)
 	}
@@ -152,6 +155,9 @@ const DefaultHandshakeTimeout = 10 * time.Second
 // the verifiers are asked again about the client, and one they no longer
 // allow has its connection closed, with a warning (see Watch).
 func (v *Verifiers) Listen(network, addr string, cert tls.Certificate) (net.Listener, error) {
+	if err := v.unstarted(); err != nil {
+		return nil, fmt.Errorf("tlspin: listen %s: %w", addr, err)
+	}
 	if v.closed() {
 		return nil, fmt.Errorf("tlspin: listen %s: %w", addr, ErrClosed)
 	}

@@ -96,7 +96,10 @@
 // (a network other than TCP's, an address without a port, a certificate
 // without its key) with an error matching ErrBadArgument; what the
 // network itself answers (a port in use, a refused connection) is a
-// *net.OpError.
+// *net.OpError. A Verifiers that Start or StartWith did not make (the
+// zero value, a nil pointer) has no verifiers and fails closed: its
+// methods return an error matching ErrBadArgument, and its
+// configurations reject every peer with one.
 //
 // These are a client's errors about its server, and a server's about its
 // clients. A client whose own certificate the server refuses learns it

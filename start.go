@@ -3,6 +3,7 @@ package tlspin
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -21,6 +22,13 @@ import (
 // Verifiers is a set of running verifier plugins combined into one
 // decision. Its configurations and connections ask the verifiers about
 // every peer. It is safe for concurrent use; Close stops the plugins.
+//
+// Only Start and StartWith make one. A Verifiers they did not make (the
+// zero value, a struct field never set, a nil pointer) has no verifiers
+// and fails closed: each method that returns an error returns one
+// matching ErrBadArgument, Names and Stats return nothing, Watch
+// revokes at once, and the configurations it returns reject every peer
+// with that error.
 type Verifiers struct {
 	set     *launch.Set
 	require Require
@@ -131,16 +139,48 @@ func defaultLogger(getenv func(string) string) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Name: "tlspin", Level: lvl, Output: os.Stderr})
 }
 
-// Names returns the verifiers' names, in the order started.
-func (v *Verifiers) Names() []string { return append([]string(nil), v.set.Names...) }
+// errUnstarted is the error of a Verifiers that Start did not make.
+var errUnstarted = badArgument{errors.New("tlspin: this Verifiers was not made by Start or StartWith (it is a zero Verifiers, or nil), so it has no verifiers and rejects every peer: use the *Verifiers that Start or StartWith returns")}
+
+// unstarted returns an error matching ErrBadArgument unless Start or
+// StartWith made v. Every exported method asks it before it uses v.
+func (v *Verifiers) unstarted() error {
+	if v == nil || v.set == nil {
+		return errUnstarted
+	}
+	return nil
+}
+
+// context is what v's verifications run under: until Close, or, for a
+// Verifiers that Start did not make, context.Background (whose
+// verifications fail at once, with errUnstarted).
+func (v *Verifiers) context() context.Context {
+	if v.unstarted() != nil {
+		return context.Background()
+	}
+	return v.ctx
+}
+
+// Names returns the verifiers' names, in the order started (none for a
+// Verifiers that Start did not make).
+func (v *Verifiers) Names() []string {
+	if v.unstarted() != nil {
+		return nil
+	}
+	return append([]string(nil), v.set.Names...)
+}
 
 // Close stops every verifier process, all at once: a plugin that does not
 // exit when asked is killed after a grace period of 0.5 s, so Close takes
 // at most about that, however many verifiers there are. Afterwards every
 // configuration made by v rejects every peer (ErrClosed), and every
 // listener Listen made is closed. Close is safe to call more than once; it
-// always returns nil.
+// always returns nil, but for a Verifiers that Start did not make: an
+// error matching ErrBadArgument.
 func (v *Verifiers) Close() error {
+	if err := v.unstarted(); err != nil {
+		return err
+	}
 	v.closeOnce.Do(func() {
 		v.cancel()
 		v.set.Close()
@@ -190,8 +230,12 @@ type Stats struct {
 	Unconfirmed int
 }
 
-// Stats returns the verifiers' running figures.
+// Stats returns the verifiers' running figures (all zero for a Verifiers
+// that Start did not make).
 func (v *Verifiers) Stats() Stats {
+	if v.unstarted() != nil {
+		return Stats{}
+	}
 	s := Stats{Unconfirmed: v.pending.Len()}
 	for _, p := range v.set.Plugins {
 		s.PluginRestarts += p.Restarts()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -42,8 +43,20 @@ import (
 // closed, with an error that matches ErrVerifierFailed. revoked is called
 // from the verifiers' own goroutines, one revocation at a time, and must
 // not block. Call stop when the connection ends; after Close nothing is
-// asked and nothing revoked.
+// asked and nothing revoked. A Verifiers that Start did not make revokes
+// at once, with an error matching ErrBadArgument.
 func (v *Verifiers) Watch(p Peer, since time.Time, revoked func(error)) (stop func()) {
+	if err := v.unstarted(); err != nil {
+		// No verifiers allow the peer: revoked at once, failing closed,
+		// from a goroutine of its own as the verifiers' would be.
+		var stopped atomic.Bool
+		go func() {
+			if !stopped.Load() {
+				revoked(err)
+			}
+		}()
+		return func() { stopped.Store(true) }
+	}
 	return v.watch(p, since, revoked, nil)
 }
 
