@@ -312,8 +312,9 @@ func (v *Verifiers) ClientConfig(serverName string) *tls.Config {
 // key for it meanwhile): close the connection unused. Called again,
 // confirm answers as it did the first time, refusing again.
 // The configuration verifies one server, once: a second handshake with
-// it (another connection) fails, saying so, since what one connection
-// would record is kept in it. It never renegotiates.
+// it (another connection) fails, saying so, with an error matching
+// ErrBadArgument, since what one connection would record is kept in it.
+// It never renegotiates.
 func (v *Verifiers) ClientConfigForAddr(serverName, addr string) (*tls.Config, func(ctx context.Context, conn *tls.Conn) error) {
 	cc := &clientConfirm{addr: addr}
 	cfg := v.hookClient(v.context(), &tls.Config{}, serverName, addr, &cc.pending)
@@ -321,7 +322,8 @@ func (v *Verifiers) ClientConfigForAddr(serverName, addr string) (*tls.Config, f
 	check := cfg.VerifyConnection
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 		if used.Swap(true) {
-			return errors.New("tlspin: this configuration from ClientConfigForAddr has verified a server already: call ClientConfigForAddr for each connection")
+			// A misuse, not a verdict on this server.
+			return badArgument{errors.New("tlspin: this configuration from ClientConfigForAddr has verified a server already: call ClientConfigForAddr for each connection")}
 		}
 		if err := check(cs); err != nil {
 			return err

@@ -40,7 +40,9 @@ var (
 	// it: it is a *net.OpError. It is matched too by the refusal of
 	// ClientConfigForAddr's confirm function given a connection whose
 	// handshake did not complete, or not the one its configuration
-	// verified (nothing is recorded), and of Confirm given none; and by
+	// verified (nothing is recorded), and of Confirm given none; by the
+	// error of a second handshake with a ClientConfigForAddr
+	// configuration, which verifies one connection only; and by
 	// every error of a Verifiers that Start or StartWith did not make
 	// (the zero value, nil), whose configurations reject every peer with
 	// it.
