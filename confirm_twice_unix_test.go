@@ -9,13 +9,11 @@ import (
 	"io"
 	"net"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tlspin/tlspin"
 	"github.com/tlspin/tlspin/core/pintls"
-	"github.com/tlspin/tlspin/internal/e2e"
 )
 
 // TestConfirmTwice is the misuse of a program that calls confirm again
@@ -45,30 +43,7 @@ func TestConfirmTwice(t *testing.T) {
 	}
 
 	t.Run("ClientConfigForAddr: another key recorded meanwhile", func(t *testing.T) {
-		ids := [2]identity{newIdentity("server"), newIdentity("server")}
-		var n atomic.Int32
-		ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
-			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-				return &ids[(n.Add(1)-1)%2].cert, nil
-			},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := e2e.Serve(t, ln, func(c net.Conn) { io.Copy(io.Discard, c) })
-		pins := filepath.Join(t.TempDir(), "known_pins")
-		here, there := start(t, []string{"tofu:file=" + pins}), start(t, []string{"tofu:file=" + pins})
-		cfg, confirm := here.ClientConfigForAddr("", addr)
-		c, err := tls.Dial("tcp", addr, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		other, err := there.Dial(context.Background(), "tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		other.Close()
+		c, confirm := firstUseRecordedMeanwhile(t)
 		again(t, func() error { return confirm(context.Background(), c) })
 	})
 

@@ -122,6 +122,21 @@ func TestFirstUseRaceBetweenProcesses(t *testing.T) {
 // key for the server: confirm returns the rejection, the connection
 // must not be used.
 func TestFirstUseRecordedMeanwhile(t *testing.T) {
+	c, confirm := firstUseRecordedMeanwhile(t)
+	err := confirm(context.Background(), c)
+	var re *tlspin.RejectionError
+	if !errors.As(err, &re) || !strings.Contains(err.Error(), "REMOTE HOST IDENTIFICATION HAS CHANGED") {
+		t.Fatalf("ATTACK: confirm = %v, want a *RejectionError: another key was recorded for the server", err)
+	}
+}
+
+// firstUseRecordedMeanwhile returns a connection made with
+// ClientConfigForAddr and tofu, allowed as a first use, and its confirm,
+// not yet called: meanwhile another Verifiers on the same pins file
+// recorded another key for the server (which presents one of two keys in
+// turn).
+func firstUseRecordedMeanwhile(t *testing.T) (*tls.Conn, func(context.Context, *tls.Conn) error) {
+	t.Helper()
 	ids := [2]identity{newIdentity("server"), newIdentity("server")}
 	var n atomic.Int32
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
@@ -140,15 +155,11 @@ func TestFirstUseRecordedMeanwhile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	other, err := there.Dial(context.Background(), "tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	other.Close()
-	err = confirm(context.Background(), c)
-	var re *tlspin.RejectionError
-	if !errors.As(err, &re) || !strings.Contains(err.Error(), "REMOTE HOST IDENTIFICATION HAS CHANGED") {
-		t.Fatalf("ATTACK: confirm = %v, want a *RejectionError: another key was recorded for the server", err)
-	}
+	return c, confirm
 }
