@@ -106,11 +106,12 @@ func (s *pluginStderr) endLine() {
 	line := strings.ToValidUTF8(string(s.line), "\uFFFD")
 	whole := s.dropped == 0
 	s.line, s.dropped = s.line[:0], 0
-	s.emit(line, whole)
+	shown := line // as a plain line is logged and kept
 	if len(line) > verify.MaxTextLen || !whole {
-		line = cutLine(line)
+		shown = cutLine(line)
 	}
-	s.tail = append(s.tail, line...)
+	s.emit(line, shown, whole)
+	s.tail = append(s.tail, shown...)
 	s.tail = append(s.tail, '\n')
 	// Cut to its last stderrTailSize bytes once it holds twice that, not
 	// at every line: a moving window of short lines.
@@ -152,9 +153,10 @@ func (s *pluginStderr) String() string {
 	return strings.TrimSpace(string(s.tail[max(0, len(s.tail)-stderrTailSize):]))
 }
 
-// emit logs line, whole unless its end was dropped (maxStderrLine), of
-// which at most verify.MaxTextLen of each text is logged.
-func (s *pluginStderr) emit(line string, whole bool) {
+// emit logs line, whole unless its end was dropped (maxStderrLine): if
+// it is hclog JSON, at most verify.MaxTextLen of each text; else shown,
+// line cut to that (cutLine).
+func (s *pluginStderr) emit(line, shown string, whole bool) {
 	if line == "" {
 		return
 	}
@@ -168,10 +170,7 @@ func (s *pluginStderr) emit(line string, whole bool) {
 	if ok {
 		msg = printable.Escape(verify.Truncate(msg))
 	} else {
-		if len(line) > verify.MaxTextLen || !whole {
-			line = cutLine(line)
-		}
-		msg, lvl = printable.Escape(line), hclog.NoLevel
+		msg, lvl = printable.Escape(shown), hclog.NoLevel
 		for _, l := range []hclog.Level{hclog.Trace, hclog.Debug, hclog.Info, hclog.Warn, hclog.Error} {
 			if strings.HasPrefix(msg, "["+strings.ToUpper(l.String())+"]") {
 				lvl = l
