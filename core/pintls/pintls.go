@@ -431,7 +431,8 @@ func (s *PendingSet) remember(g *goneEntry) {
 	}
 }
 
-// pruneGone forgets the dropped connections remembered for an hour.
+// pruneGone forgets the connections remembered (dropped, or taken by a
+// Commit) for more than an hour.
 func (s *PendingSet) pruneGone(now time.Time) {
 	for s.goneq.Len() > 0 {
 		g := s.goneq.Front().Value.(*goneEntry)
