@@ -6,7 +6,9 @@
 // chain (verify.Request.ChainDigest), the server name and the side; on the
 // client side the dialled address is part of the key too, and on the server
 // side the client's host (not its port), because a trust-on-first-use
-// verdict depends on them. Errors are never cached, and a
+// verdict depends on them. The key holds a digest of all this, not the
+// texts: a client chooses its server name, of up to 64 KiB, before it
+// proves any key. Errors are never cached, and a
 // verdict that arrives after its verifier's policy changed (an allowlist
 // reloaded, a TOFU pin recorded, a plugin restarted) is not stored. The cache
 // is bounded: beyond its size the least recently used entry goes.
@@ -16,7 +18,9 @@ import (
 	"container/list"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -65,9 +69,14 @@ type Stats struct {
 type key struct {
 	member uint32
 	side   verify.Side
-	chain  [sha256.Size]byte
-	server string
-	remote string
+	// peer is the SHA-256 of the chain, the server name and the remote
+	// address (peerDigest), never the texts themselves: a client chooses
+	// its server name (SNI), crypto/tls takes one of up to 64 KiB, and
+	// the verdict is asked before the client proves it holds any key, so
+	// that names kept as they came would let anyone fill MaxEntries
+	// entries with 64 KiB each (256 MiB by default) for as long as the
+	// verdicts hold.
+	peer [sha256.Size]byte
 	// noCommit keeps the verdicts of questions no Commit follows (an
 	// open connection asked about again) apart from handshakes': a
 	// verifier may answer a handshake on condition of a record.
@@ -127,18 +136,14 @@ func (m *Member) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 	if req == nil || len(req.PeerChain) == 0 {
 		return m.next.Verify(ctx, req)
 	}
-	k := key{member: m.id, side: req.Side, chain: req.ChainDigest(), server: req.ServerName, noCommit: req.NoCommit}
-	switch req.Side {
-	case verify.ClientVerifiesServer:
-		k.remote = req.RemoteAddr
-	default:
+	remote := req.RemoteAddr
+	if req.Side != verify.ClientVerifiesServer {
 		// A client's port changes with every connection; its host does not.
 		if h, _, err := net.SplitHostPort(req.RemoteAddr); err == nil {
-			k.remote = h
-		} else {
-			k.remote = req.RemoteAddr
+			remote = h
 		}
 	}
+	k := key{member: m.id, side: req.Side, peer: peerDigest(req.ChainDigest(), req.ServerName, remote), noCommit: req.NoCommit}
 	c := m.c
 	c.mu.Lock()
 	now := c.now()
@@ -183,6 +188,23 @@ func (m *Member) Verify(ctx context.Context, req *verify.Request) (*verify.Verdi
 		c.stats.Evictions++
 	}
 	return v, nil
+}
+
+// peerDigest is the SHA-256 of a chain's digest, a server name and a
+// remote address, each text after its length, so that no two questions
+// share one.
+func peerDigest(chain [sha256.Size]byte, server, remote string) [sha256.Size]byte {
+	h := sha256.New()
+	h.Write(chain[:])
+	for _, s := range []string{server, remote} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		io.WriteString(h, s)
+	}
+	var out [sha256.Size]byte
+	h.Sum(out[:0])
+	return out
 }
 
 // Commit passes a commit on to the wrapped decider (see verify.Committer)
