@@ -138,17 +138,16 @@ type outcome struct {
 	err  error
 }
 
-// size is what p keeps of its peer: the DER of the chain to commit.
+// size is what p keeps of its peer: the request to commit, its chain
+// and its texts. A client chooses its server name (SNI), which crypto/tls
+// takes up to 64 KiB, as freely as its chain.
 func (p *Pending) size() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	n := 0
-	if p.req != nil {
-		for _, der := range p.req.PeerChain {
-			n += len(der)
-		}
+	if p.req == nil {
+		return 0
 	}
-	return n
+	return verify.RequestSize(p.req)
 }
 
 // committing reports whether p holds something to commit, not only what
@@ -262,8 +261,8 @@ func commit(ctx context.Context, c verify.Committer, req *verify.Request, timeou
 // (present another's certificate without its key) as often as it likes,
 // and a server that never calls Forget (net/http's) leaves each such
 // connection here: so entries last a minute at most, and the set keeps at
-// most MaxPending of them and MaxPendingBytes of their peers' chains,
-// dropping the oldest first. A dropped entry commits nothing, and its
+// most MaxPending of them and MaxPendingBytes of their peers' chains and
+// names, dropping the oldest first. A dropped entry commits nothing, and its
 // peer was allowed on condition of the commit (unless its Committer says
 // otherwise, see Required): so the set remembers the connection, for an
 // hour and MaxDropped connections at most, and its Commit fails with
@@ -318,8 +317,8 @@ const (
 	pendingTTL = time.Minute
 	// MaxPending bounds the connections a PendingSet keeps.
 	MaxPending = 1024
-	// MaxPendingBytes bounds the peer chains a PendingSet keeps, in bytes
-	// of DER.
+	// MaxPendingBytes bounds the requests a PendingSet keeps: their peer
+	// chains' DER and their texts (verify.RequestSize).
 	MaxPendingBytes = 16 << 20
 	// droppedTTL is how long a PendingSet remembers a connection whose
 	// required commit it dropped or failed, to fail its Commit.
@@ -399,7 +398,7 @@ func (s *PendingSet) prune(now time.Time) (expired int) {
 // Why a required commit was dropped, as its Commit's error says.
 var (
 	whyExpired  = "it waited more than a minute for the end of its handshake"
-	whyOverflow = fmt.Sprintf("more than %d connections, or %d MiB of their peers' certificates, were waiting for the end of their handshakes", MaxPending, MaxPendingBytes>>20)
+	whyOverflow = fmt.Sprintf("more than %d connections, or %d MiB of their peers' certificates and names, were waiting for the end of their handshakes", MaxPending, MaxPendingBytes>>20)
 )
 
 // now is the set's clock: Now, or time.Now.
