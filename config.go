@@ -43,7 +43,12 @@ func (v *Verifiers) check(ctx context.Context, cs tls.ConnectionState, side veri
 	if v.log.IsInfo() {
 		// Said once the handshake has succeeded (until then the peer has
 		// not proved it holds its key) and the record made: the
-		// verifiers that still allow the peer then.
+		// verifiers that still allow the peer then. It keeps nothing
+		// of req: a server that never confirms (net/http) keeps it for
+		// a minute, with 1,024 others, and a PendingSet counts against
+		// its bound only the request of a record, not what a log line
+		// holds (a chain of 256 KiB and a server name of 64 KiB, from a
+		// client that need not hold any key).
 		pending.After(func() {
 			kv := []any{"remote", remote}
 			for _, o := range rec.outs {
@@ -55,7 +60,7 @@ func (v *Verifiers) check(ctx context.Context, cs tls.ConnectionState, side veri
 					kv = append(kv, o.Name, why)
 				}
 			}
-			v.log.Info("verified the "+peerName(req.Side), kv...)
+			v.log.Info("verified the "+peerName(side), kv...)
 		})
 	}
 	return nil
