@@ -483,8 +483,13 @@ func syncDirs(targets []string) {
 	}
 }
 
-// pemBlocks yields the PEM blocks of data in order.
+// pemBlocks yields the PEM blocks of data in order. A byte order mark at
+// the start (which some editors add) is skipped: pem.Decode takes a block
+// only where "-----BEGIN" starts a line, so the mark hid the first block,
+// a cert.pem's key went missing and a chain's second certificate read as
+// its leaf.
 func pemBlocks(data []byte) iter.Seq[*pem.Block] {
+	data = bytes.TrimPrefix(data, []byte("\ufeff"))
 	return func(yield func(*pem.Block) bool) {
 		for rest := data; ; {
 			var b *pem.Block

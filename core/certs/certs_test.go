@@ -490,3 +490,56 @@ func TestKeyPairHintNamesTheFlag(t *testing.T) {
 		})
 	}
 }
+
+// TestByteOrderMark reads PEM files that an editor saved with a byte order
+// mark, or with CRLF line ends, as the same files without: the mark before
+// the first "-----BEGIN" hid that block from pem.Decode, so the key of
+// the recipe's cert.pem was "not found", and the first certificate of a
+// chain was skipped, the second printed and checked as the leaf.
+func TestByteOrderMark(t *testing.T) {
+	caKey, ca, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: "ca", IsCA: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := certs.GenerateKey(certs.ECDSA, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := certs.Issue(certs.Template{CommonName: "leaf"}, key.Public(), ca, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, _ := certs.EncodeKey(key)
+	chain := append(certs.EncodeCert(leaf), certs.EncodeCert(ca)...)
+	combined := append(append([]byte{}, keyPEM...), chain...)
+	const bom = "\ufeff"
+	crlf := func(b []byte) []byte { return []byte(strings.ReplaceAll(string(b), "\n", "\r\n")) }
+	tests := []struct {
+		name            string
+		chain, combined []byte
+	}{
+		{"plain", chain, combined},
+		{"bom", append([]byte(bom), chain...), append([]byte(bom), combined...)},
+		{"crlf", crlf(chain), crlf(combined)},
+		{"bom and crlf", append([]byte(bom), crlf(chain)...), append([]byte(bom), crlf(combined)...)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cs, err := certs.ParseCertificates(tc.chain)
+			if err != nil || len(cs) != 2 || !cs[0].Equal(leaf) || !cs[1].Equal(ca) {
+				t.Errorf("ParseCertificates: %d certificates, first is the leaf: %v, err %v; want leaf then CA", len(cs), len(cs) > 0 && cs[0].Equal(leaf), err)
+			}
+			pair, err := certs.ParseKeyPair(tc.combined, nil, "cert.pem", "")
+			if err != nil || !pair.Leaf.Equal(leaf) || len(pair.Certificate) != 2 {
+				t.Errorf("ParseKeyPair: %v", err)
+			}
+			if _, err := certs.ParseKey(tc.combined); err != nil {
+				t.Errorf("ParseKey: %v", err)
+			}
+			keys, err := certs.ParsePublicKeys(tc.combined)
+			if err != nil || len(keys) != 1 || keys[0].Kind != "private key" {
+				t.Errorf("ParsePublicKeys: %v, %v", keys, err)
+			}
+		})
+	}
+}
