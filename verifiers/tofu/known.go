@@ -98,7 +98,11 @@ func parseKnown(name string, data []byte) (k *known, err error) {
 		}
 		key := CanonicalKey(f[0])
 		if perr := ValidKey(key); perr != nil {
-			bad(fmt.Errorf("%s:%d: the key %q %v, which no peer's key does: want HOST:PORT, such as example.com:443", name, k.lines, f[0], perr))
+			want := "HOST:PORT, such as example.com:443"
+			if strings.HasPrefix(key, "client@") {
+				want = "client@HOST, such as client@192.0.2.1"
+			}
+			bad(fmt.Errorf("%s:%d: the key %q %v, which no peer's key does: want %s", name, k.lines, f[0], perr, want))
 			continue
 		}
 		p, perr := pin.Parse(pin.SPKI, f[1])
@@ -130,9 +134,17 @@ func checkKey(key string) error {
 // https://example.com, reads as the host "https" with the port
 // "//example.com"). Key makes keys without a port, and for a unix socket
 // unix:/path (or NAME:/path with a server name), /path or @name: those
-// pass.
+// pass. A client's key, client@HOST, has no port (Key drops the
+// client's ephemeral one): client@192.0.2.1:5000, as serve logs a
+// client's address, or client@ with no host, is refused too.
 func ValidKey(key string) error {
-	if strings.HasPrefix(key, "client@") {
+	if h, ok := strings.CutPrefix(key, "client@"); ok {
+		if h == "" {
+			return errors.New("has no host")
+		}
+		if _, port, err := net.SplitHostPort(h); err == nil && isPortNumber(port) {
+			return fmt.Errorf("has the port %q (a client is recorded without its port)", port)
+		}
 		return nil
 	}
 	host, port, err := net.SplitHostPort(key)
@@ -148,12 +160,18 @@ func ValidKey(key string) error {
 	return nil
 }
 
+// isPortNumber reports whether p is a port number, 0 to 65535.
+func isPortNumber(p string) bool {
+	_, err := strconv.ParseUint(p, 10, 16)
+	return err == nil
+}
+
 // portOrPath reports whether p, the part of an address after its last
 // colon, is a port number or a unix socket's path (/path, or @name for
 // one in the abstract namespace), as a unix target's address unix:/path
 // splits.
 func portOrPath(p string) bool {
-	if _, err := strconv.ParseUint(p, 10, 16); err == nil {
+	if isPortNumber(p) {
 		return true
 	}
 	return strings.HasPrefix(p, "@") || strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "//")

@@ -573,6 +573,11 @@ func TestKeysNoPeerHas(t *testing.T) {
 		{"example.com", false},       // no port: a unix socket's peer
 		{"/run/a:b.sock", false},
 		{"client@192.0.2.1", false},
+		{"client@2001:db8::1", false},
+		{"client@fe80::1%eth0", false},
+		{"client@192.0.2.1:5000", true}, // as serve logs remote=; a client's key has no port
+		{"client@[2001:db8::1]:5000", true},
+		{"client@", true},
 		{"unix:/run/x.sock", false}, // a unix target's, as Key makes it
 		{"db:/run/x.sock", false},
 		{"unix:@x", false},

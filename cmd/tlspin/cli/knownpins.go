@@ -200,7 +200,14 @@ func peerKey(s string) (string, error) {
 		if h == "" || strings.ContainsAny(h, " \t#") {
 			return "", usagef("%q: want client@HOST", s)
 		}
-		return tofu.CanonicalKey("client@" + h), nil
+		key := tofu.CanonicalKey("client@" + h)
+		// A client is recorded without its port: client@HOST:PORT (its
+		// address as serve logs it) would record a pin that applies to
+		// no client.
+		if err := tofu.ValidKey(key); err != nil {
+			return "", usagef("%q: the key %q %v: want client@HOST", s, key, err)
+		}
+		return key, nil
 	}
 	host, port, err := net.SplitHostPort(s)
 	if err != nil || host == "" || port == "" {

@@ -50,7 +50,7 @@ func TestPeerKeyIsTheVerifiersKey(t *testing.T) {
 // splits as the host "https" and the port "//example.com") was recorded,
 // and its pin applied to no peer.
 func TestPeerKeyRefusesPortsNoPeerHas(t *testing.T) {
-	for _, in := range []string{"https://example.com", "example.com:htps", "example.com:65536", "example.com:-1"} {
+	for _, in := range []string{"https://example.com", "example.com:htps", "example.com:65536", "example.com:-1", "client@127.0.0.1:5000", "client@[::1]:5000"} {
 		_, err := peerKey(in)
 		if u := (usageError{}); !errors.As(err, &u) {
 			t.Errorf("peerKey(%q) = %v, want a usage error", in, err)
