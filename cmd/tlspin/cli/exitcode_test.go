@@ -104,6 +104,10 @@ func TestExitCodes(t *testing.T) {
 		{"fingerprint of a file that holds nothing to fingerprint", []string{"fingerprint", notPEM}, 2, "no certificate"},
 		{"fingerprint of a host without its port", []string{"fingerprint", "localhost"}, 2, "no such file or directory (for a server, give HOST:PORT)"},
 		{"an IPv6 address without brackets", send("--verifier", "md5pin:pin="+pin, "::1:8081", "hi"), 2, "an IPv6 address goes in brackets: [::1]:8081"},
+		// verify takes FILE... or HOST:PORT as fingerprint does, and says
+		// what it says of an address that is neither.
+		{"verify of an IPv6 address without brackets", []string{"verify", "--verifier", "md5pin:pin=" + pin, "::1:8081"}, 2, "open ::1:8081: no such file or directory (an IPv6 address goes in brackets: [::1]:8081)"},
+		{"verify of a host without its port", []string{"verify", "--verifier", "md5pin:pin=" + pin, "localhost"}, 2, "open localhost: no such file or directory (for a server, give HOST:PORT)"},
 
 		{"unknown command", []string{"sned"}, 2, `unknown command "sned"`},
 		{"cobra's suggestion, laid out", []string{"sned"}, 2, "for \"tlspin\"\n\nDid you mean this?\n\tsend\n"},

@@ -200,6 +200,11 @@ func (a *app) verifyRequest(ctx context.Context, stderr io.Writer, f *verifyFlag
 	var chain []*x509.Certificate
 	for _, p := range args {
 		cs, err := certs.LoadCertificates(p)
+		if errors.Is(err, os.ErrNotExist) && len(args) == 1 {
+			// Neither a file nor HOST:PORT: say what was probably
+			// meant, as fingerprint does.
+			return nil, nil, usageError{fmt.Errorf("%w%s", err, addressHint(p))}
+		}
 		if err != nil {
 			return nil, nil, usageError{err}
 		}
