@@ -124,6 +124,11 @@ func TestExitCodes(t *testing.T) {
 		{"too many arguments", send("--verifier", "md5pin:pin="+pin, addr, "a", "b"), 2, "send takes HOST:PORT [MESSAGE], got 3 argument(s): quote a message that has spaces\nUsage: tlspin send "},
 		{"no arguments", []string{"send", "--verifier", "md5pin"}, 2, "send takes HOST:PORT [MESSAGE], got 0 argument(s): give the server's address\nUsage: tlspin send "},
 		{"fingerprint without arguments", []string{"fingerprint"}, 2, "fingerprint takes one FILE, - (standard input) or HOST:PORT, got 0 argument(s)"},
+		// A port given by its service name is a port, as send takes it
+		// (telnet is 23 in Go's own table): the server is dialled, not a
+		// file of that name looked for.
+		{"fingerprint of HOST:SERVICE", []string{"fingerprint", "--timeout", "5s", "127.0.0.1:telnet"}, 1, `dial "127.0.0.1:telnet"`},
+		{"verify of HOST:SERVICE", []string{"verify", "--verifier", "md5pin:pin=" + pin, "--timeout", "5s", "127.0.0.1:telnet"}, 1, `dial "127.0.0.1:telnet"`},
 		{"known-pins add with one argument", []string{"known-pins", "add", "localhost:1"}, 2, "known-pins add takes HOST:PORT PIN, got 1 argument(s)\nUsage: tlspin known-pins add HOST:PORT PIN"},
 		// A command without arguments is no group: cobra said "unknown
 		// command" for a value without its flag.

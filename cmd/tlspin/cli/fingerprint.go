@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -291,11 +290,13 @@ func fetchChain(ctx context.Context, stderr io.Writer, addr, serverName string, 
 	return cs, nil
 }
 
+// looksLikeHostPort reports whether s, which names no file, is a server's
+// address: HOST:PORT with a port send would dial, a number from 1 to
+// 65535 or a service name (example.com:https).
 func looksLikeHostPort(s string) bool {
 	h, p, err := net.SplitHostPort(s)
 	if err != nil || h == "" {
 		return false
 	}
-	n, err := strconv.Atoi(p)
-	return err == nil && n > 0 && n < 65536
+	return checkPort("", s, p, false) == nil
 }
