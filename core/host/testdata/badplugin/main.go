@@ -23,6 +23,10 @@
 //	silent         print go-plugin's handshake line for a unix socket it
 //	               listens on, accept connections and never serve them
 //	               (no HTTP/2, no gRPC): the host's connect never completes
+//	broker-flood   allow every peer; if the host opens go-plugin's broker
+//	               stream, answer it with brokerFlood connection "knocks",
+//	               each for another service id; Verify waits until they
+//	               are sent and says how many were
 package main
 
 import (
@@ -65,6 +69,9 @@ func main() {
 	}
 	if mode == "silent" {
 		silent()
+	}
+	if mode == "broker-flood" {
+		floodBroker()
 	}
 	var p plugin.Plugin
 	switch mode {
@@ -225,5 +232,83 @@ func silent() {
 			select {}
 		}
 		held = append(held, c) // never read, never written, never closed
+	}
+}
+
+// brokerFlood is how many knocks broker-flood sends.
+const brokerFlood = 200_000
+
+// floodBroker serves a verifier that allows every peer, and answers the
+// host's go-plugin broker stream (which tlspin never uses) with
+// brokerFlood messages of a few bytes each: knocks for a multiplexed
+// broker connection, each for a service id of its own, for which
+// go-plugin's host side keeps an entry that nothing ever removes.
+func floodBroker() {
+	var (
+		opened = make(chan struct{})
+		sent   = make(chan int, 1)
+	)
+	intercept := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		if info.FullMethod != "/plugin.GRPCBroker/StartStream" {
+			return h(srv, ss)
+		}
+		close(opened)
+		n := 0
+		for ; n < brokerFlood; n++ {
+			// plugin.ConnInfo{ServiceId: n+1, Knock: {Knock: true}}
+			var knock, raw []byte
+			knock = protowire.AppendTag(knock, 1, protowire.VarintType)
+			knock = protowire.AppendVarint(knock, 1)
+			raw = protowire.AppendTag(raw, 1, protowire.VarintType)
+			raw = protowire.AppendVarint(raw, uint64(n+1))
+			raw = protowire.AppendTag(raw, 4, protowire.BytesType)
+			raw = protowire.AppendBytes(raw, knock)
+			m := &emptypb.Empty{}
+			m.ProtoReflect().SetUnknown(raw)
+			if ss.SendMsg(m) != nil {
+				break
+			}
+		}
+		sent <- n
+		<-ss.Context().Done()
+		return nil
+	}
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig:  rpc.Handshake,
+		VersionedPlugins: map[int]plugin.PluginSet{rpc.ProtocolVersion: {rpc.PluginName: &rpc.GRPCPlugin{Impl: brokerFlooder{opened, sent}}}},
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return plugin.DefaultGRPCServer(append(opts, grpc.ChainStreamInterceptor(intercept)))
+		},
+	})
+	os.Exit(0)
+}
+
+// brokerFlooder allows every peer; its reason says whether the host had
+// opened the broker stream, and how many knocks it was sent.
+type brokerFlooder struct {
+	opened <-chan struct{}
+	sent   chan int
+}
+
+func (brokerFlooder) Describe(context.Context) (*verify.Description, error) {
+	return &verify.Description{Name: "bad-broker-flood", Version: "0"}, nil
+}
+
+func (brokerFlooder) Configure(context.Context, *verify.ConfigureRequest) (*verify.ConfigureResponse, error) {
+	return &verify.ConfigureResponse{}, nil
+}
+
+func (b brokerFlooder) Verify(ctx context.Context, _ *verify.Request) (*verify.Verdict, error) {
+	select {
+	case <-b.opened:
+	default:
+		return &verify.Verdict{Allow: true, Reason: "broker stream not opened"}, nil
+	}
+	select {
+	case n := <-b.sent:
+		b.sent <- n
+		return &verify.Verdict{Allow: true, Reason: fmt.Sprintf("broker stream opened: %d knocks sent", n)}, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }
