@@ -883,7 +883,7 @@ func spawn(ctx context.Context, by time.Time, spec Spec, cfg Config, log hclog.L
 		VersionedPlugins: rpc.Plugins(nil),
 		RunnerFunc:       r.prepare,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           goPluginLogger{Logger: log, muted: filepath.Base(path)},
+		Logger:           newGoPluginLogger(log, path),
 		AutoMTLS:         autoMTLS,
 		SkipHostEnv:      true,
 		// At least a nanosecond: go-plugin takes 0 for its default, a minute.

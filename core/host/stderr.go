@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -315,6 +316,27 @@ func fieldName(k string) string {
 type goPluginLogger struct {
 	hclog.Logger
 	muted string
+	// noChannel bounds go-plugin's warnings of stdio messages on no
+	// channel (goPluginNoChannel), shared by the loggers Named makes.
+	noChannel *sharedRate
+}
+
+// sharedRate is a lineRate that goroutines may share.
+type sharedRate struct {
+	mu   sync.Mutex
+	rate lineRate
+}
+
+func (s *sharedRate) admit(log hclog.Logger, lvl hclog.Level) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rate.admit(log, lvl)
+}
+
+// newGoPluginLogger returns the logger go-plugin gets for the plugin whose
+// executable is path, which logs on log.
+func newGoPluginLogger(log hclog.Logger, path string) goPluginLogger {
+	return goPluginLogger{Logger: log, muted: filepath.Base(path), noChannel: &sharedRate{rate: lineRate{stream: "stdio stream (on no channel)"}}}
 }
 
 // go-plugin narrates every plugin's exit, at info if clean and at error if
@@ -326,6 +348,13 @@ const (
 	goPluginExited = "plugin process exited"
 	goPluginKilled = "plugin failed to exit gracefully"
 )
+
+// goPluginNoChannel is go-plugin's warning of a message on a plugin's stdio
+// stream that is for neither its stdout nor its stderr. It comes once per
+// message, and the plugin sends as many as it likes, of a few bytes each:
+// these warnings are held to the rate of the plugin's own lines
+// (lineRate).
+const goPluginNoChannel = "unknown channel, dropping"
 
 func (l goPluginLogger) Info(msg string, args ...any) {
 	l.narrate(hclog.Info, msg, args...)
@@ -344,6 +373,9 @@ func (l goPluginLogger) narrate(lvl hclog.Level, msg string, args ...any) {
 	if msg == goPluginExited || msg == goPluginKilled {
 		lvl = hclog.Debug
 	}
+	if msg == goPluginNoChannel && l.noChannel != nil && !l.noChannel.admit(l.Logger, lvl) {
+		return
+	}
 	l.Logger.Log(lvl, msg, args...)
 }
 
@@ -351,5 +383,5 @@ func (l goPluginLogger) Named(name string) hclog.Logger {
 	if name == l.muted {
 		return hclog.New(&hclog.LoggerOptions{Level: hclog.Off, Output: io.Discard})
 	}
-	return goPluginLogger{Logger: l.Logger.Named(name), muted: l.muted}
+	return goPluginLogger{Logger: l.Logger.Named(name), muted: l.muted, noChannel: l.noChannel}
 }

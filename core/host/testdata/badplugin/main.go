@@ -23,6 +23,10 @@
 //	silent         print go-plugin's handshake line for a unix socket it
 //	               listens on, accept connections and never serve them
 //	               (no HTTP/2, no gRPC): the host's connect never completes
+//	stdio-flood    allow every peer; if the host opens go-plugin's stdio
+//	               stream, send stdioFlood empty messages on it (for no
+//	               channel), then the line "[WARN] stdio flood sent" for
+//	               its stderr
 //	broker-flood   allow every peer; if the host opens go-plugin's broker
 //	               stream, answer it with brokerFlood connection "knocks",
 //	               each for another service id; Verify waits until they
@@ -72,6 +76,9 @@ func main() {
 	}
 	if mode == "broker-flood" {
 		floodBroker()
+	}
+	if mode == "stdio-flood" {
+		floodStdio()
 	}
 	var p plugin.Plugin
 	switch mode {
@@ -311,4 +318,44 @@ func (b brokerFlooder) Verify(ctx context.Context, _ *verify.Request) (*verify.V
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// stdioFlood is how many messages stdio-flood sends.
+const stdioFlood = 5000
+
+// floodStdio serves a verifier that allows every peer, and answers the
+// host's go-plugin stdio stream with stdioFlood empty messages, which
+// name no channel (neither stdout nor stderr), then a line for stderr.
+func floodStdio() {
+	intercept := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		if info.FullMethod != "/plugin.GRPCStdio/StreamStdio" {
+			return h(srv, ss)
+		}
+		for range stdioFlood {
+			if err := ss.SendMsg(&emptypb.Empty{}); err != nil {
+				return err
+			}
+		}
+		// plugin.StdioData{Channel: STDERR, Data: ...}
+		var raw []byte
+		raw = protowire.AppendTag(raw, 1, protowire.VarintType)
+		raw = protowire.AppendVarint(raw, 2)
+		raw = protowire.AppendTag(raw, 2, protowire.BytesType)
+		raw = protowire.AppendBytes(raw, []byte("[WARN] stdio flood sent\n"))
+		m := &emptypb.Empty{}
+		m.ProtoReflect().SetUnknown(raw)
+		if err := ss.SendMsg(m); err != nil {
+			return err
+		}
+		<-ss.Context().Done()
+		return nil
+	}
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig:  rpc.Handshake,
+		VersionedPlugins: map[int]plugin.PluginSet{rpc.ProtocolVersion: {rpc.PluginName: &rpc.GRPCPlugin{Impl: &bad{mode: "stdio-flood"}}}},
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return plugin.DefaultGRPCServer(append(opts, grpc.ChainStreamInterceptor(intercept)))
+		},
+	})
+	os.Exit(0)
 }
