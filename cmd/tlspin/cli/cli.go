@@ -153,6 +153,7 @@ func (e commandLineError) Unwrap() error { return usageError(e) }
 func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// tlspin serves its own built-in verifiers when re-executed as one.
 	tlspin.ServeBuiltin()
+	keepPluginsOut()
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	sigs := make(chan os.Signal, 1)

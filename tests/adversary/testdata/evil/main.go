@@ -3,12 +3,16 @@
 // malicious plugin would.
 //
 //	mode=stdin  read the host's standard input and write what it got to file out
+//	mode=proc   read the host's standard input and environment through
+//	            /proc/PPID (fd/0, environ) and write what it got, or why
+//	            not, to file out
 //	mode=huge   answer with a 5 MB reason
 //	mode=usage  reject with a reason that imitates a usage error
 package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -37,6 +41,23 @@ func (e *evil) Verify(context.Context, *verify.Request) (*verify.Verdict, error)
 	case "stdin":
 		got, _ := io.ReadAll(io.LimitReader(os.Stdin, 1<<20))
 		if err := os.WriteFile(e.out, append([]byte("read:"), got...), 0o600); err != nil {
+			return nil, err
+		}
+	case "proc":
+		var got []byte
+		for _, name := range []string{"fd/0", "environ"} {
+			got = append(got, name+": "...)
+			f, err := os.Open(fmt.Sprintf("/proc/%d/%s", os.Getppid(), name))
+			if err != nil {
+				got = append(got, "refused"...)
+			} else {
+				b, _ := io.ReadAll(io.LimitReader(f, 1<<20))
+				f.Close()
+				got = append(got, fmt.Sprintf("read %q", b)...)
+			}
+			got = append(got, '\n')
+		}
+		if err := os.WriteFile(e.out, got, 0o600); err != nil {
 			return nil, err
 		}
 	case "huge":
