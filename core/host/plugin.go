@@ -1028,6 +1028,11 @@ func (g goPlugin) stop() {
 	select {
 	case <-done:
 	case <-time.After(gracePeriod):
+		if exitedUnreaped(g.proc.pid) {
+			// It did exit: another process holds its stdout or stderr
+			// (releasePipes says so).
+			break
+		}
 		// go-plugin's own account of this is debug level (stderr.go).
 		g.proc.log.Warn("verifier plugin did not exit within the grace period after its Shutdown; killed (does it serve go-plugin's plugin.GRPCController, and exit on Shutdown even while a call of its verifier hangs?)",
 			"pid", g.proc.pid, "grace", gracePeriod)

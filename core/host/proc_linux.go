@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // sysProcAttr puts the plugin in its own process group (so that it and its
@@ -78,3 +80,11 @@ func startWithTimerSlack(start func() error) error {
 
 // prSetTimerSlack is PR_SET_TIMERSLACK (linux/prctl.h).
 const prSetTimerSlack = 29
+
+// exitedUnreaped reports whether the child pid has exited, without
+// reaping it (go-plugin does, once the plugin's pipes have ended).
+func exitedUnreaped(pid int) bool {
+	var info unix.Siginfo
+	err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+	return err == nil && info.Signo == int32(syscall.SIGCHLD)
+}

@@ -26,3 +26,7 @@ func ExecPath(fd int) string { return "/dev/fd/" + strconv.Itoa(fd) }
 // startWithTimerSlack runs start: only Linux lets a process give its
 // children a timer slack.
 func startWithTimerSlack(start func() error) error { return start() }
+
+// exitedUnreaped reports whether the child pid has exited, without
+// reaping it; here it cannot tell, and says no.
+func exitedUnreaped(int) bool { return false }

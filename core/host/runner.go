@@ -72,6 +72,11 @@ type procRunner struct {
 	exitErr error // why the process exited, once reaped
 	reaped  bool
 	killed  bool // the host sent it SIGKILL before it was reaped
+
+	// released is set once the host gives up reading the plugin's stdout
+	// and stderr (releasePipes): they then read as ended.
+	released    atomic.Bool
+	releaseOnce sync.Once
 }
 
 var _ runner.Runner = (*procRunner)(nil)
@@ -221,6 +226,51 @@ func (r *procRunner) kill() {
 	r.exitMu.Unlock()
 	killGroup(r.pid)
 	_ = r.cmd.Process.Kill()
+	r.releasePipes()
+}
+
+// releasePipes gives up reading the plugin's stdout and stderr if they
+// have not ended stderrWait after it was killed. go-plugin reaps the
+// process, and its Kill returns, only once both have ended; a process
+// outside the plugin's group that holds one open (a child that left it,
+// with setsid: a daemon, Python's start_new_session) would hold Close, a
+// restart and tlspin's exit for as long as it lives. A direct plugin's
+// pipes are not go-plugin's (spawnDirect reads them): nothing to do.
+func (r *procRunner) releasePipes() {
+	if r.stdout == nil || r.stderr == nil {
+		return
+	}
+	r.releaseOnce.Do(func() {
+		go func() {
+			t := time.NewTimer(stderrWait)
+			defer t.Stop()
+			select {
+			case <-r.pipesDone:
+				return
+			case <-t.C:
+			}
+			r.log.Warn("the plugin was killed, but another process still holds its stdout or stderr open (a child that left its process group?): no longer reading them", "pid", r.pid)
+			r.released.Store(true)
+			r.stdout.Close()
+			r.stderr.Close()
+		}()
+	})
+}
+
+// heldPipe is the plugin's stdout or stderr as go-plugin reads it: once
+// the host has given it up (releasePipes), it reads as ended, rather than
+// as an error go-plugin would log.
+type heldPipe struct {
+	io.ReadCloser
+	released *atomic.Bool
+}
+
+func (h heldPipe) Read(p []byte) (int, error) {
+	n, err := h.ReadCloser.Read(p)
+	if err != nil && h.released.Load() {
+		err = io.EOF
+	}
+	return n, err
 }
 
 // removeSockDir removes the plugin's socket directory; for a process
@@ -231,7 +281,9 @@ func (r *procRunner) removeSockDir() {
 	}
 }
 
-func (r *procRunner) Stdout() io.ReadCloser { return &handshakeWatch{ReadCloser: r.stdout, r: r} }
+func (r *procRunner) Stdout() io.ReadCloser {
+	return &handshakeWatch{ReadCloser: heldPipe{r.stdout, &r.released}, r: r}
+}
 
 // cutConnect ends a start whose handshake line has arrived, from the time
 // the start timeout ends: go-plugin's connect has no bound of ours. Before
@@ -287,7 +339,7 @@ func (w *handshakeWatch) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
-func (r *procRunner) Stderr() io.ReadCloser { return r.stderr }
+func (r *procRunner) Stderr() io.ReadCloser { return heldPipe{r.stderr, &r.released} }
 func (r *procRunner) Name() string          { return r.path }
 func (r *procRunner) Diagnose(context.Context) string {
 	return ""

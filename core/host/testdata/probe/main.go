@@ -11,6 +11,8 @@
 //	         "stdin:" and what was read
 //	child    start a child process (sleep) in the background, then serve;
 //	         Describe's summary is the child's pid
+//	escape   as child, but the child leaves the plugin's process group
+//	         (a session of its own) and keeps the plugin's stderr open
 //	log      write a plain line on stderr, then serve; Configure logs a
 //	         line through the SDK's logger and writes another plain line
 //	lax      serve a verifier that declares options (pin, required; san,
@@ -26,6 +28,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -49,8 +52,12 @@ func main() {
 			b = []byte("error: " + err.Error())
 		}
 		sdk.Serve(probe{summary: "stdin:" + string(b)})
-	case "child":
+	case "child", "escape":
 		c := exec.Command("sleep", "300")
+		if os.Args[1] == "escape" {
+			c.Stderr = os.Stderr
+			c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		}
 		if err := c.Start(); err != nil {
 			fmt.Fprintln(os.Stderr, "probe:", err)
 			os.Exit(1)
