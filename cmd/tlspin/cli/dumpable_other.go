@@ -2,5 +2,6 @@
 
 package cli
 
-// keepPluginsOut does nothing here: see dumpable_linux.go.
+// keepPluginsOut does nothing here: dumpable_linux.go says what it does
+// on Linux.
 func keepPluginsOut() {}
