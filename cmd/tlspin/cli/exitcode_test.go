@@ -127,6 +127,18 @@ func TestExitCodes(t *testing.T) {
 		// A port given by its service name is a port, as send takes it
 		// (telnet is 23 in Go's own table): the server is dialled, not a
 		// file of that name looked for.
+		// A --server-name no server has is the user's mistake, said as
+		// one before anything is dialled: tofu, which keys its pins by
+		// the name, used to reject the server (exit 3), and the others
+		// sent the name as it was.
+		{"send --server-name with a space", send("--verifier", "tofu:file=known", "--server-name", "bad name", addr, "hi"), 2, `--server-name "bad name": the label "bad name" has ' '`},
+		{"send --server-name with an empty label", send("--verifier", "md5pin:pin="+pin, "--server-name", "a..b", addr, "hi"), 2, `--server-name "a..b": an empty label`},
+		{"send --server-name not in ASCII", send("--verifier", "md5pin:pin="+pin, "--server-name", "\u00e9.example", addr, "hi"), 2, `xn--`},
+		{"verify --server-name with a control byte", []string{"verify", "--verifier", "md5pin:pin=" + pin, "--server-name", "a\tb", addr}, 2, `--server-name "a\tb"`},
+		{"fingerprint --server-name with a slash", []string{"fingerprint", "--server-name", "a/b", addr}, 2, `--server-name "a/b"`},
+		// (Its bad pin, checked later, keeps the proxy from running
+		// for good where the name is not checked.)
+		{"proxy client --server-name with a colon", []string{"proxy", "client", "--listen", "0", "--target", addr, "--verifier", "md5pin:pin=00", "--server-name", "host:443"}, 2, `--server-name "host:443"`},
 		{"fingerprint of HOST:SERVICE", []string{"fingerprint", "--timeout", "5s", "127.0.0.1:telnet"}, 1, `dial "127.0.0.1:telnet"`},
 		{"verify of HOST:SERVICE", []string{"verify", "--verifier", "md5pin:pin=" + pin, "--timeout", "5s", "127.0.0.1:telnet"}, 1, `dial "127.0.0.1:telnet"`},
 		{"known-pins add with one argument", []string{"known-pins", "add", "localhost:1"}, 2, "known-pins add takes HOST:PORT PIN, got 1 argument(s)\nUsage: tlspin known-pins add HOST:PORT PIN"},

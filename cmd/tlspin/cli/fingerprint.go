@@ -122,6 +122,9 @@ func (a *app) runFingerprint(cmd *cobra.Command, f *fingerprintFlags, target str
 			return usageError{err}
 		}
 	}
+	if err := checkServerName(f.serverName); err != nil {
+		return err
+	}
 	srcs, err := a.loadTarget(cmd.Context(), cmd, target, f)
 	if err != nil {
 		return err

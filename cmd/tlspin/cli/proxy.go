@@ -317,6 +317,9 @@ func (a *app) runProxy(cmd *cobra.Command, mode proxy.Mode, f *proxyFlags) error
 	if err := proxy.CheckTarget(f.target); err != nil {
 		return usagef("%v%s", err, addressHint(f.target))
 	}
+	if err := checkServerName(f.serverName); err != nil {
+		return err
+	}
 	var cert *keypair.Certificate
 	if f.cert != "" {
 		var err error

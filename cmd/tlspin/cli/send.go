@@ -105,6 +105,9 @@ func (a *app) runSend(cmd *cobra.Command, f *sendFlags, args []string) error {
 	if err := checkPort("address", addr, port, false); err != nil {
 		return err
 	}
+	if err := checkServerName(f.serverName); err != nil {
+		return err
+	}
 	halfClose, err := client.ParseHalfClose(f.halfClose)
 	if err != nil {
 		return usagef("--half-close %q: want always, auto or never", f.halfClose)

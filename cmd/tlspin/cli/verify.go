@@ -105,6 +105,9 @@ func (a *app) runVerify(cmd *cobra.Command, f *verifyFlags, args []string) error
 	default:
 		return usagef("--side %q: want server or client", f.side)
 	}
+	if err := checkServerName(f.serverName); err != nil {
+		return err
+	}
 	// Read the peer before starting anything: a typo starts no plugin.
 	req, chain, err := a.verifyRequest(ctx, cmd.ErrOrStderr(), f, side, args)
 	if err != nil {
