@@ -161,6 +161,7 @@ func TestExitCodes(t *testing.T) {
 		// An address no socket can use is how tlspin was called, found
 		// before a verifier starts, not a failure to listen or dial.
 		{"a --listen port out of range", []string{"serve", "--listen", "127.0.0.1:99999", "--cert", "nosuch.pem"}, 2, `--listen "127.0.0.1:99999": port "99999": want 0 to 65535 or a service name`},
+		{"a bare --listen port out of range", []string{"serve", "--listen", "70000", "--cert", "nosuch.pem"}, 2, `--listen "70000": port "70000": want 0 to 65535 or a service name`},
 		{"a --listen of a host alone", []string{"proxy", "client", "--listen", "localhost", "--target", "127.0.0.1:1", "--verifier", "tofu"}, 2, `--listen "localhost": want PORT, HOST:PORT or :PORT`},
 		{"a proxy --listen port out of range", []string{"proxy", "server", "--listen", ":70000", "--target", "127.0.0.1:1", "--cert", "nosuch.pem"}, 2, `--listen ":70000": port "70000"`},
 		{"a server port out of range", send("--verifier", "md5pin:pin="+pin, "127.0.0.1:99999", "hi"), 2, `address "127.0.0.1:99999": port "99999": want 1 to 65535 or a service name`},

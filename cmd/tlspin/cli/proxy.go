@@ -201,13 +201,19 @@ func listenAddr(s string) string {
 // checkListen refuses a TCP address to listen on, given to flag (--listen,
 // --metrics), that no socket can take (no port, a port out of range, an
 // unknown service name) as a usage error, before any verifier starts.
-// Port 0 is any free port.
+// Port 0 is any free port. A bare word that is no port (a host alone) is
+// said to lack one; a bare number, to be out of range.
 func checkListen(flag, s string) error {
 	_, port, err := net.SplitHostPort(listenAddr(s))
-	if err != nil || !strings.Contains(s, ":") && checkPort("", s, port, true) != nil {
+	if err != nil || !strings.Contains(s, ":") && !allDigits(s) && checkPort("", s, port, true) != nil {
 		return usagef("%s %q: want PORT, HOST:PORT or :PORT", flag, s)
 	}
 	return checkPort(flag, s, port, true)
+}
+
+// allDigits reports whether s is a non-empty run of decimal digits.
+func allDigits(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
 // checkPort refuses a port that is out of range or a service name the
