@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -25,10 +26,10 @@ import (
 )
 
 type verifyFlags struct {
-	side, serverName string
-	json             bool
-	timeout          time.Duration
-	v                verifierFlags
+	side, serverName, remote string
+	json                     bool
+	timeout                  time.Duration
+	v                        verifierFlags
 }
 
 func (a *app) verifyCommand() *cobra.Command {
@@ -50,7 +51,9 @@ server presents without trusting it, closes, then asks the verifier(s).
 The verifiers are started and combined (--require, --no-cache) exactly as
 for a handshake, so the verdict is the one send or serve would get, with
 one exception: verify records nothing, so a peer tofu would accept only by
-recording it (its first use) is rejected here.
+recording it (its first use) is rejected here. A FILE has no address: give
+--remote for a verifier that looks its peer up by address, as tofu does
+(a server's HOST:PORT, a client's address as serve logs it).
 
 Exit codes, as send's: 0 allowed, 2 usage (bad flags, unreadable FILE),
 3 rejected by a verdict, 4 a verifier failed (an error or no verdict, a
@@ -58,6 +61,7 @@ crash, a timeout, garbage: the peer is rejected, fail closed), 1 anything else (
 		Example: `  tlspin verify --verifier md5pin --pin 709f0c... cert.pem
   tlspin verify --verifier ca:ca-file=root.pem --server-name api.test leaf.pem intermediate.pem
   tlspin verify --side client --verifier allowlist:file=clients.txt client.der
+  tlspin verify --verifier tofu --remote example.com:443 server.pem
   tlspin verify --json --verifier spkipin --pin 'sha256//BASE64=' example.com:443`,
 		Args: argSpec{min: 1, max: -1, takes: "FILE... (the leaf first, then its issuers) or HOST:PORT", tooFew: "give the certificate or the server"}.check,
 		RunE: func(cmd *cobra.Command, args []string) error { return a.runVerify(cmd, f, args) },
@@ -66,6 +70,7 @@ crash, a timeout, garbage: the peer is rejected, fail closed), 1 anything else (
 	f.v.register(fs, "certificate")
 	fs.StringVar(&f.side, "side", "server", "whose certificate it is: server (checked as send checks a server) or client (as serve checks a client)")
 	fs.StringVar(&f.serverName, "server-name", "", "server name the request carries (with HOST:PORT: also the SNI sent; default its host unless an IP address)")
+	fs.StringVar(&f.remote, "remote", "", "with FILEs: the peer's address the request carries, HOST:PORT (tofu looks a server up by it, a client by its host)")
 	fs.BoolVar(&f.json, "json", false, "print JSON")
 	fs.DurationVar(&f.timeout, "timeout", client.DefaultTimeout, "with HOST:PORT: dial and handshake timeout")
 	return c
@@ -193,11 +198,26 @@ func (a *app) verifyRequest(ctx context.Context, stderr io.Writer, f *verifyFlag
 			if side != verify.ClientVerifiesServer {
 				return nil, nil, usagef("%s: a live server's chain is checked with --side server; give files for --side client", args[0])
 			}
+			if f.remote != "" {
+				return nil, nil, usagef("--remote %q: a live server's address is the one dialled, %s; --remote is for FILEs", f.remote, args[0])
+			}
 			cs, err := fetchChain(ctx, stderr, args[0], f.serverName, f.timeout)
 			if err != nil {
 				return nil, nil, err
 			}
 			return pintls.Request(cs, side, args[0]), cs.PeerCertificates, nil
+		}
+	}
+	if f.remote != "" {
+		_, port, err := net.SplitHostPort(f.remote)
+		if err != nil || port == "" {
+			return nil, nil, usagef("--remote %q: want HOST:PORT%s", f.remote, addressHint(f.remote))
+		}
+		if !allDigits(port) {
+			return nil, nil, usagef("--remote %q: port %q: want a number, 1 to 65535", f.remote, port)
+		}
+		if err := checkPort("--remote", f.remote, port, false); err != nil {
+			return nil, nil, err
 		}
 	}
 	var chain []*x509.Certificate
@@ -213,6 +233,6 @@ func (a *app) verifyRequest(ctx context.Context, stderr io.Writer, f *verifyFlag
 		}
 		chain = append(chain, cs...)
 	}
-	req := pintls.Request(tls.ConnectionState{PeerCertificates: chain, ServerName: f.serverName}, side, "")
+	req := pintls.Request(tls.ConnectionState{PeerCertificates: chain, ServerName: f.serverName}, side, f.remote)
 	return req, chain, nil
 }
