@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -241,6 +242,7 @@ func (v *Verifiers) listen(inner net.Listener, cert tls.Certificate) *listener {
 		rejects:  ratelog.Limiter{Burst: ratelog.PeerBurst, PerSource: ratelog.PeerPerSource},
 		inHand:   map[net.Conn]*list.Element{},
 		bySrc:    map[netip.Addr]*list.List{},
+		srcRead:  map[netip.Addr]int{},
 	}
 	// The handshakes in progress end with the listener, or with v.
 	l.ctx, l.cancel = context.WithCancel(v.ctx)
@@ -286,26 +288,59 @@ type listener struct {
 	warns, rejects ratelog.Limiter
 
 	// The connections in their handshake, at most v.maxHandshakes, by
-	// the source they came from, each source's oldest first.
-	hmu    sync.Mutex
-	inHand map[net.Conn]*list.Element // of an *inHandshake in bySrc
-	bySrc  map[netip.Addr]*list.List
-	seq    uint64 // of the last handshake admitted
+	// the source they came from, each source's oldest first; what they
+	// have read, at most maxHandshakeBytes, in all and by source.
+	hmu     sync.Mutex
+	inHand  map[net.Conn]*list.Element // of an *inHandshake in bySrc
+	bySrc   map[netip.Addr]*list.List
+	seq     uint64 // of the last handshake admitted
+	read    int
+	srcRead map[netip.Addr]int
 }
 
 // inHandshake is a connection in its handshake.
 type inHandshake struct {
-	conn net.Conn
+	conn *handshakeConn
 	src  netip.Addr
 	seq  uint64 // the order in which the handshakes began
+	read int    // bytes its handshake has read
 }
+
+// handshakeConn is an accepted connection, which counts what its
+// handshake reads against the listener's bound. crypto/tls holds a
+// handshake message until it is whole, and a client's certificate
+// message may be 256 KiB: a client that needs no key sends all of it
+// but its end, and the server holds it until the handshake timeout.
+// Bounding the handshakes' count alone let 1,024 such clients from one
+// address hold 430 MB of a server.
+type handshakeConn struct {
+	net.Conn
+	l    *listener
+	done atomic.Bool // the handshake has ended: nothing more is counted
+	why  error       // why it was closed to make room, if it was; l.hmu
+}
+
+func (c *handshakeConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 && !c.done.Load() {
+		c.l.count(c, n)
+	}
+	return n, err
+}
+
+// NetConn returns the connection accepted, as tls.Conn's does (a reset
+// finds the TCP connection through it).
+func (c *handshakeConn) NetConn() net.Conn { return c.Conn }
+
+// errHandshakeBytes is why a handshake was closed for the bytes of others.
+var errHandshakeBytes = fmt.Errorf("tlspin: closed to make room for a newer client: the handshakes in progress had read over %d MiB, this client's address the most", maxHandshakeBytes>>20)
 
 // admit counts raw among the connections in their handshake. If the
 // bound is reached, it first closes the handshake that began first among
 // those of the source holding the most: a host that opens connections
 // faster than the bound per handshake time closes its own, not those of
 // clients on a long path.
-func (l *listener) admit(raw net.Conn) {
+func (l *listener) admit(raw *handshakeConn) {
 	l.hmu.Lock()
 	var victim net.Conn
 	if len(l.inHand) >= l.v.maxHandshakes {
@@ -316,7 +351,9 @@ func (l *listener) admit(raw net.Conn) {
 				most = q
 			}
 		}
-		victim = most.Front().Value.(*inHandshake).conn
+		h := most.Front().Value.(*inHandshake)
+		h.conn.why = fmt.Errorf("tlspin: closed to make room for a newer client: %d handshakes were in progress (WithMaxHandshakes)", l.v.maxHandshakes)
+		victim = h.conn
 		l.removeLocked(victim)
 	}
 	src := netsrc.Of(raw.RemoteAddr())
@@ -333,12 +370,52 @@ func (l *listener) admit(raw net.Conn) {
 	}
 }
 
-// release ends raw's handshake slot. It reports false if raw was closed
-// to make room for a newer client.
-func (l *listener) release(raw net.Conn) bool {
+// count adds n bytes read by c's handshake to what the handshakes hold.
+// Past maxHandshakeBytes, it closes the handshake that began first among
+// those of the source that has read the most, until they are within it:
+// a host that sends large handshakes and holds them closes its own, not
+// those of other clients.
+func (l *listener) count(c *handshakeConn, n int) {
+	l.hmu.Lock()
+	el, ok := l.inHand[c]
+	if !ok {
+		l.hmu.Unlock()
+		return
+	}
+	h := el.Value.(*inHandshake)
+	h.read += n
+	l.srcRead[h.src] += n
+	l.read += n
+	var victims []net.Conn
+	for l.read > maxHandshakeBytes {
+		var most netip.Addr
+		best := -1
+		for src, b := range l.srcRead {
+			if b > best {
+				most, best = src, b
+			}
+		}
+		v := l.bySrc[most].Front().Value.(*inHandshake)
+		v.conn.why = errHandshakeBytes
+		victims = append(victims, v.conn)
+		l.removeLocked(v.conn)
+	}
+	l.hmu.Unlock()
+	for _, v := range victims {
+		v.Close() // its handshake fails; serveHandshake logs why
+	}
+}
+
+// release ends raw's handshake slot, and its count of what it reads. It
+// returns why raw was closed to make room for a newer client, if it was.
+func (l *listener) release(raw *handshakeConn) error {
+	raw.done.Store(true)
 	l.hmu.Lock()
 	defer l.hmu.Unlock()
-	return l.removeLocked(raw)
+	if l.removeLocked(raw) {
+		return nil
+	}
+	return raw.why
 }
 
 // removeLocked ends raw's handshake slot, if it holds one; l.hmu must be
@@ -355,8 +432,18 @@ func (l *listener) removeLocked(raw net.Conn) bool {
 		delete(l.bySrc, h.src)
 	}
 	delete(l.inHand, raw)
+	l.read -= h.read
+	if l.srcRead[h.src] -= h.read; l.srcRead[h.src] <= 0 {
+		delete(l.srcRead, h.src)
+	}
 	return true
 }
+
+// maxHandshakeBytes bounds what the handshakes in progress of a Listen
+// listener have read, together (crypto/tls holds a handshake message
+// until it is whole): 64 clients sending the largest certificate message
+// crypto/tls takes (256 KiB) at once, or thousands of usual ones.
+const maxHandshakeBytes = 16 << 20
 
 // Accept-error backoff, as net/http (and internal/server) do for EMFILE
 // and friends.
@@ -373,8 +460,9 @@ func (l *listener) acceptLoop() {
 		raw, err := l.Listener.Accept()
 		if err == nil {
 			delay = 0
-			l.admit(raw)
-			go l.serveHandshake(raw)
+			hc := &handshakeConn{Conn: raw, l: l}
+			l.admit(hc)
+			go l.serveHandshake(hc)
 			continue
 		}
 		if l.isClosed() {
@@ -408,7 +496,7 @@ func (l *listener) isClosed() bool {
 	}
 }
 
-func (l *listener) serveHandshake(raw net.Conn) {
+func (l *listener) serveHandshake(raw *handshakeConn) {
 	since := time.Now()
 	conn := tls.Server(raw, l.cfg)
 	confirm := func(ctx context.Context) error { return l.v.Confirm(ctx, conn) }
@@ -416,8 +504,8 @@ func (l *listener) serveHandshake(raw net.Conn) {
 	hctx, cancel := l.v.handshakeContext(l.ctx)
 	err := l.v.handshake(l.ctx, hctx, conn, confirm)
 	cancel()
-	if !l.release(raw) {
-		err = fmt.Errorf("tlspin: closed to make room for a newer client: %d handshakes were in progress (WithMaxHandshakes)", l.v.maxHandshakes)
+	if why := l.release(raw); why != nil {
+		err = why
 	}
 	if err != nil {
 		l.v.pending.Forget(raw)
@@ -425,7 +513,7 @@ func (l *listener) serveHandshake(raw net.Conn) {
 		raw.Close()
 		return
 	}
-	l.v.watchConn(conn, raw, true, raw.RemoteAddr().String(), "", since)
+	l.v.watchConn(conn, raw.Conn, true, raw.RemoteAddr().String(), "", since)
 	select {
 	case l.conns <- conn:
 	case <-l.done:

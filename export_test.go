@@ -32,3 +32,7 @@ type nopCommitter struct{}
 func (nopCommitter) Commit(context.Context, *verify.Request) (*verify.CommitResponse, error) {
 	return &verify.CommitResponse{}, nil
 }
+
+// MaxHandshakeBytes bounds what a Listen listener's handshakes in
+// progress have read, together.
+const MaxHandshakeBytes = maxHandshakeBytes

@@ -144,7 +144,11 @@ const DefaultMaxHandshakes = 1024
 // make room: clients that connect and never finish (or finish slowly on
 // purpose) cannot hold the listener's memory and file descriptors, nor
 // keep out clients that do finish, and a host that connects fast closes
-// its own handshakes, not those of clients on a long path.
+// its own handshakes, not those of clients on a long path. What the
+// handshakes in progress have read is bounded too, to 16 MiB in all: past
+// it, the handshake that began first among those of the address that
+// has read the most is closed (a client may send a certificate message
+// of 256 KiB and stop short of its end, needing no key).
 func WithMaxHandshakes(n int) Option {
 	return func(o *options) {
 		if n < 1 {
