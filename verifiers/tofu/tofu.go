@@ -88,7 +88,13 @@ type Verifier struct {
 	db      *known
 	badFile error // the file's current version does not parse
 	pending map[string]pendingPin
-	notes   notify.Broadcaster
+	// expiry lists the keys of pending, each as it was added, oldest
+	// first: the expired are forgotten from its front, without looking
+	// at the others (one a client address, a host can have many).
+	expiry []pendingKey
+	// looked counts the keys looked at to forget the expired (tests).
+	looked int
+	notes  notify.Broadcaster
 	// unread is why the file could not be read at the last look, as
 	// logged; "" once it was read.
 	unread string
@@ -100,6 +106,12 @@ type Verifier struct {
 // pendingPin is a new peer's pin allowed but not yet committed.
 type pendingPin struct {
 	pin   pin.Pin
+	until time.Time
+}
+
+// pendingKey is a pending pin's key and when it expires.
+type pendingKey struct {
+	key   string
 	until time.Time
 }
 
@@ -349,9 +361,14 @@ func (v *Verifier) Verify(_ context.Context, req *verify.Request) (*verify.Verdi
 	if v.pending == nil {
 		v.pending = map[string]pendingPin{}
 	}
-	for k, p := range v.pending {
-		if !now.Before(p.until) {
-			delete(v.pending, k)
+	for len(v.expiry) > 0 && !now.Before(v.expiry[0].until) {
+		e := v.expiry[0]
+		v.looked++
+		v.expiry[0] = pendingKey{}
+		v.expiry = v.expiry[1:]
+		// Unless committed and seen again since, with a deadline of its own.
+		if p, ok := v.pending[e.key]; ok && p.until.Equal(e.until) {
+			delete(v.pending, e.key)
 		}
 	}
 	// The same key seen again while it waits keeps its first deadline: a
@@ -360,6 +377,7 @@ func (v *Verifier) Verify(_ context.Context, req *verify.Request) (*verify.Verdi
 	// for longer than a minute by trying again.
 	if p, ok := v.pending[key]; !ok || !now.Before(p.until) {
 		v.pending[key] = pendingPin{pin: got, until: now.Add(pendingFor)}
+		v.expiry = append(v.expiry, pendingKey{key: key, until: now.Add(pendingFor)})
 	}
 	return &verify.Verdict{Allow: true, Commit: true, Matched: fmt.Sprintf("%s first use: recorded in %s once the handshake succeeds", key, v.path)}, nil
 }
