@@ -151,6 +151,10 @@ const DefaultHandshakeTimeout = 10 * time.Second
 // and from then on always. Closing the listener ends the handshakes in
 // progress; the connections it returned stay open.
 //
+// A connection's NetConn is not the TCP connection but a wrapper that
+// counts what its handshake reads: it is a syscall.Conn of the socket,
+// and its own NetConn method returns the TCP connection.
+//
 // Each connection returned is watched while it is open, unless
 // WithoutRecheck: when a verifier's policy changes (an allowlist edited),
 // the verifiers are asked again about the client, and one they no longer
@@ -331,6 +335,17 @@ func (c *handshakeConn) Read(b []byte) (int, error) {
 // NetConn returns the connection accepted, as tls.Conn's does (a reset
 // finds the TCP connection through it).
 func (c *handshakeConn) NetConn() net.Conn { return c.Conn }
+
+// SyscallConn is the accepted connection's, so that a program that
+// reaches the socket through tls.Conn.NetConn (to set an option) still
+// can.
+func (c *handshakeConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("tlspin: the accepted connection, a %T, has no socket", c.Conn)
+	}
+	return sc.SyscallConn()
+}
 
 // errHandshakeBytes is why a handshake was closed for the bytes of others.
 var errHandshakeBytes = fmt.Errorf("tlspin: closed to make room for a newer client: the handshakes in progress had read over %d MiB, this client's address the most", maxHandshakeBytes>>20)

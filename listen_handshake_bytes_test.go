@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,5 +94,48 @@ func TestListenBoundsHandshakeBytes(t *testing.T) {
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	if got, err := io.ReadAll(c); string(got) != "hello" {
 		t.Fatalf("a client that does its handshake read %q, %v; want hello", got, err)
+	}
+}
+
+// TestListenConnReachesTheSocket: a connection Listen returns counts what
+// its handshake reads through a wrapper, so its NetConn is not the TCP
+// connection; a program still reaches the socket through it, as a
+// syscall.Conn, or through the wrapper's own NetConn.
+func TestListenConnReachesTheSocket(t *testing.T) {
+	good := newIdentity("good")
+	v := start(t, []string{"spkipin:pin=" + good.spki})
+	ln, err := v.Listen("tcp", "127.0.0.1:0", newIdentity("server").cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{good.cert}})
+		if err == nil {
+			io.Copy(io.Discard, c)
+			c.Close()
+		}
+	}()
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	nc := c.(*tls.Conn).NetConn()
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		t.Fatalf("NetConn %T is no syscall.Conn", nc)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var soType int
+	var serr error
+	if err := rc.Control(func(fd uintptr) { soType, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TYPE) }); err != nil || serr != nil || soType != syscall.SOCK_STREAM {
+		t.Fatalf("the socket through SyscallConn: type %d, %v, %v", soType, err, serr)
+	}
+	if _, ok := nc.(interface{ NetConn() net.Conn }).NetConn().(*net.TCPConn); !ok {
+		t.Fatalf("NetConn's NetConn is no *net.TCPConn")
 	}
 }
