@@ -84,7 +84,11 @@ type Verifier struct {
 	file string // path resolved when configured: read, locked and written
 	mode Mode
 
-	mu      sync.Mutex // guards db, pending and the file
+	mu sync.Mutex // guards db, pending and the file
+	// turn is held by the record that takes the file's lock (lock):
+	// records of this verifier take turns before it, so that the lock is
+	// contended for by other processes only.
+	turn    chan struct{}
 	db      *known
 	badFile error // the file's current version does not parse
 	pending map[string]pendingPin
@@ -135,7 +139,7 @@ func New(log hclog.Logger) *Verifier {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Verifier{log: log, now: time.Now, mode: AcceptNew, settleFor: settleFor}
+	return &Verifier{log: log, now: time.Now, mode: AcceptNew, settleFor: settleFor, turn: make(chan struct{}, 1)}
 }
 
 // Describe lists the options.
@@ -591,18 +595,32 @@ func waitSettled(ctx context.Context, file string, st stamp, wait time.Duration)
 }
 
 // lock creates the directory of the pins file (resolved) and takes the
-// file's lock for recording key, logging when another process holds it.
+// file's lock for recording key, once the records of v before it are
+// done, logging when another process holds it.
 func (v *Verifier) lock(ctx context.Context, file, key string) (func(), error) {
+	wctx, cancel := context.WithTimeout(ctx, lockWait)
+	defer cancel()
+	select {
+	case v.turn <- struct{}{}:
+	case <-wctx.Done():
+		err := fmt.Errorf("tofu: gave up waiting for this verifier's other records: %w", wctx.Err())
+		v.log.Error(fmt.Sprintf("cannot record %s: %s", key, strings.TrimPrefix(err.Error(), "tofu: ")))
+		return nil, err
+	}
+	done := func() { <-v.turn }
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		done()
 		return nil, fmt.Errorf("tofu: %w", err)
 	}
 	unlock, err := lock(ctx, file, func(name string) {
 		v.log.Warn(fmt.Sprintf("waiting to record %s: another process holds the lock %s", key, name))
 	})
 	if err != nil {
+		done()
 		v.log.Error(fmt.Sprintf("cannot record %s: %s", key, strings.TrimPrefix(err.Error(), "tofu: ")))
+		return nil, err
 	}
-	return unlock, err
+	return func() { unlock(); done() }, nil
 }
 
 // refresh rereads the file when it changed since it was read. A file
