@@ -9,7 +9,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/tlspin/tlspin/internal/e2e"
 	"github.com/tlspin/tlspin/internal/testbin"
@@ -54,19 +53,7 @@ func TestPluginInheritsNoDescriptorOfTheHost(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("send: %v\n%s", err, &stderr)
-		}
-	case <-time.After(time.Minute):
-		cmd.Process.Kill()
-		t.Fatalf("send did not end within a minute:\n%s", &stderr)
-	}
-	got, err := os.ReadFile(stole)
-	if err != nil {
-		t.Fatalf("the plugin did not run its Verify: %v\n%s", err, &stderr)
-	}
+	got := stolen(t, cmd, done, &stderr, stole)
 	if string(got) != "none" {
 		t.Fatalf("ATTACK: the plugin inherited tlspin's descriptor 3 and read it: %q", got)
 	}

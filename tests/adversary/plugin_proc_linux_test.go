@@ -84,19 +84,7 @@ func TestPluginCannotReadTheHostThroughProc(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("send: %v\n%s", err, &stderr)
-		}
-	case <-time.After(time.Minute):
-		cmd.Process.Kill()
-		t.Fatalf("send did not end within a minute:\n%s", &stderr)
-	}
-	got, err := os.ReadFile(stole)
-	if err != nil {
-		t.Fatalf("the plugin did not run its Verify: %v\n%s", err, &stderr)
-	}
+	got := stolen(t, cmd, done, &stderr, stole)
 	t.Logf("the plugin got:\n%s", got)
 	if string(got) != "fd/0: refused\nenviron: refused\n" {
 		t.Errorf("ATTACK: the plugin read the host's /proc files:\n%s", got)
@@ -104,6 +92,26 @@ func TestPluginCannotReadTheHostThroughProc(t *testing.T) {
 	if !wait.Until(5*time.Second, func() bool { return strings.Contains(out.String(), secret) }) {
 		t.Errorf("the server did not receive the message:\n%s", out)
 	}
+}
+
+// stolen waits (a minute at most) for cmd, a tlspin send with the evil
+// plugin, to succeed, and returns what the plugin wrote to the file stole.
+func stolen(t *testing.T, cmd *exec.Cmd, done <-chan error, stderr *bytes.Buffer, stole string) []byte {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("send: %v\n%s", err, stderr)
+		}
+	case <-time.After(time.Minute):
+		cmd.Process.Kill()
+		t.Fatalf("send did not end within a minute:\n%s", stderr)
+	}
+	got, err := os.ReadFile(stole)
+	if err != nil {
+		t.Fatalf("the plugin did not run its Verify: %v\n%s", err, stderr)
+	}
+	return got
 }
 
 func copyFile(t *testing.T, from, to string) {
