@@ -1,18 +1,15 @@
 package cli_test
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/tlspin/tlspin/core/certs"
-	"github.com/tlspin/tlspin/internal/testbin"
+	"github.com/tlspin/tlspin/internal/e2e"
 )
 
 // TestVerifyRemote checks a certificate file against the peers tofu
@@ -20,7 +17,6 @@ import (
 // keys its pins by (a server's HOST:PORT, a client's host). Without it a
 // file had no address, and no recorded peer could be looked up.
 func TestVerifyRemote(t *testing.T) {
-	bin := testbin.Tlspin(t)
 	dir := t.TempDir()
 	_, c, err := certs.SelfSigned(certs.Template{Type: certs.ECDSA, CommonName: "peer", Days: 1})
 	if err != nil {
@@ -54,20 +50,10 @@ func TestVerifyRemote(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			cmd := exec.Command(bin, append([]string{"verify", "--verifier", tofu}, tt.args...)...)
-			cmd.Env = append(os.Environ(), "TLSPIN_PLUGIN_PATH=")
-			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			err := cmd.Run()
-			code := 0
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				code = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			if code != tt.code || !strings.Contains(out.String(), tt.says) {
-				t.Errorf("tlspin verify %s: exit %d, want %d saying %q; output:\n%s", strings.Join(tt.args, " "), code, tt.code, tt.says, out.String())
+			code, stdout, stderr := e2e.RunTlspin(t, append([]string{"verify", "--verifier", tofu}, tt.args...)...)
+			out := stdout + stderr
+			if code != tt.code || !strings.Contains(out, tt.says) {
+				t.Errorf("tlspin verify %s: exit %d, want %d saying %q; output:\n%s", strings.Join(tt.args, " "), code, tt.code, tt.says, out)
 			}
 		})
 	}
