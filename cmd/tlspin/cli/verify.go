@@ -209,8 +209,8 @@ func (a *app) verifyRequest(ctx context.Context, stderr io.Writer, f *verifyFlag
 		}
 	}
 	if f.remote != "" {
-		_, port, err := net.SplitHostPort(f.remote)
-		if err != nil || port == "" {
+		host, port, err := net.SplitHostPort(f.remote)
+		if err != nil || host == "" || port == "" {
 			return nil, nil, usagef("--remote %q: want HOST:PORT%s", f.remote, addressHint(f.remote))
 		}
 		if !allDigits(port) {

@@ -44,6 +44,7 @@ func TestVerifyRemote(t *testing.T) {
 		{"another port is another peer", []string{"--remote", "example.test:9443", pem}, 3, "first use"},
 		{"a recorded client", []string{"--side", "client", "--remote", "192.0.2.7:50000", pem}, 0, "matched: tofu=" + known + ":2 client@192.0.2.7"},
 		{"no port", []string{"--remote", "example.test", pem}, 2, `--remote "example.test": want HOST:PORT`},
+		{"no host", []string{"--remote", ":8443", pem}, 2, `--remote ":8443": want HOST:PORT`},
 		{"a port out of range", []string{"--remote", "example.test:70000", pem}, 2, `--remote "example.test:70000": port "70000"`},
 		{"with a live server", []string{"--remote", "example.test:8443", "127.0.0.1:1"}, 2, `--remote "example.test:8443": a live server's address is the one dialled`},
 	}
