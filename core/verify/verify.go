@@ -194,6 +194,10 @@ func (e *OptionError) Error() string {
 // Unwrap lets errors.Is match ErrBadOption and the cause.
 func (e *OptionError) Unwrap() []error { return []error{ErrBadOption, e.Err} }
 
+// maxNamed bounds the options an unknown option's error names: a plugin
+// declares as many as it likes.
+const maxNamed = 16
+
 // CheckOptions rejects options that d does not declare, required options
 // that are missing, and repeated values for options that are not
 // repeatable. Verifiers call it first thing in Configure.
@@ -213,7 +217,11 @@ func CheckOptions(d *Description, opts Options) error {
 	for _, k := range keys {
 		o, ok := known[k]
 		if !ok {
-			return &OptionError{Option: k, Err: fmt.Errorf("%s does not take this option (it takes: %s)", d.Name, strings.Join(names, ", "))}
+			takes := strings.Join(names[:min(len(names), maxNamed)], ", ")
+			if more := len(names) - maxNamed; more > 0 {
+				takes += fmt.Sprintf(" and %d more", more)
+			}
+			return &OptionError{Option: k, Err: fmt.Errorf("%s does not take this option (it takes: %s)", d.Name, takes)}
 		}
 		if !o.Repeated && len(opts[k]) > 1 {
 			return &OptionError{Option: k, Value: strings.Join(opts[k], ","), Err: errors.New("given more than once")}

@@ -2,6 +2,7 @@ package verify_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -15,19 +16,31 @@ func TestCheckOptions(t *testing.T) {
 		{Name: "pin", Required: true, Repeated: true},
 		{Name: "chain"},
 	}}
+	many := &verify.Description{Name: "x"}
+	for i := range 100_000 {
+		many.Options = append(many.Options, verify.Option{Name: fmt.Sprintf("o%05d", i)})
+	}
 	tests := []struct {
 		name string
+		d    *verify.Description // nil: d
 		opts verify.Options
 		want string // "" means no error
 	}{
-		{"ok", verify.Options{"pin": {"a", "b"}, "chain": {"leaf"}}, ""},
-		{"missing required", verify.Options{"chain": {"leaf"}}, `option "pin": x requires it`},
-		{"unknown", verify.Options{"pin": {"a"}, "colour": {"red"}}, `option "colour": x does not take this option (it takes: chain, pin)`},
-		{"repeated once-only", verify.Options{"pin": {"a"}, "chain": {"leaf", "any"}}, `option chain="leaf,any": given more than once`},
+		{"ok", nil, verify.Options{"pin": {"a", "b"}, "chain": {"leaf"}}, ""},
+		{"missing required", nil, verify.Options{"chain": {"leaf"}}, `option "pin": x requires it`},
+		{"unknown", nil, verify.Options{"pin": {"a"}, "colour": {"red"}}, `option "colour": x does not take this option (it takes: chain, pin)`},
+		{"repeated once-only", nil, verify.Options{"pin": {"a"}, "chain": {"leaf", "any"}}, `option chain="leaf,any": given more than once`},
+		// A plugin declares as many options as it likes; the error
+		// names a few, not a megabyte of them.
+		{"unknown among many", many, verify.Options{"colour": {"red"}}, `(it takes: o00000, o00001, o00002, o00003, o00004, o00005, o00006, o00007, o00008, o00009, o00010, o00011, o00012, o00013, o00014, o00015 and 99984 more)`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := verify.CheckOptions(d, tc.opts)
+			desc := tc.d
+			if desc == nil {
+				desc = d
+			}
+			err := verify.CheckOptions(desc, tc.opts)
 			if tc.want == "" {
 				if err != nil {
 					t.Fatal(err)
