@@ -246,7 +246,6 @@ func (v *Verifiers) listen(inner net.Listener, cert tls.Certificate) *listener {
 		rejects:  ratelog.Limiter{Burst: ratelog.PeerBurst, PerSource: ratelog.PeerPerSource},
 		inHand:   map[net.Conn]*list.Element{},
 		bySrc:    map[netip.Addr]*list.List{},
-		srcRead:  map[netip.Addr]int{},
 	}
 	// The handshakes in progress end with the listener, or with v.
 	l.ctx, l.cancel = context.WithCancel(v.ctx)
@@ -293,13 +292,12 @@ type listener struct {
 
 	// The connections in their handshake, at most v.maxHandshakes, by
 	// the source they came from, each source's oldest first; what they
-	// have read, at most maxHandshakeBytes, in all and by source.
-	hmu     sync.Mutex
-	inHand  map[net.Conn]*list.Element // of an *inHandshake in bySrc
-	bySrc   map[netip.Addr]*list.List
-	seq     uint64 // of the last handshake admitted
-	read    int
-	srcRead map[netip.Addr]int
+	// have read in all, at most maxHandshakeBytes.
+	hmu    sync.Mutex
+	inHand map[net.Conn]*list.Element // of an *inHandshake in bySrc
+	bySrc  map[netip.Addr]*list.List
+	seq    uint64 // of the last handshake admitted
+	read   int
 }
 
 // inHandshake is a connection in its handshake.
@@ -399,18 +397,10 @@ func (l *listener) count(c *handshakeConn, n int) {
 	}
 	h := el.Value.(*inHandshake)
 	h.read += n
-	l.srcRead[h.src] += n
 	l.read += n
 	var victims []net.Conn
 	for l.read > maxHandshakeBytes {
-		var most netip.Addr
-		best := -1
-		for src, b := range l.srcRead {
-			if b > best {
-				most, best = src, b
-			}
-		}
-		v := l.bySrc[most].Front().Value.(*inHandshake)
+		v := l.mostRead().Front().Value.(*inHandshake)
 		v.conn.why = errHandshakeBytes
 		victims = append(victims, v.conn)
 		l.removeLocked(v.conn)
@@ -419,6 +409,24 @@ func (l *listener) count(c *handshakeConn, n int) {
 	for _, v := range victims {
 		v.Close() // its handshake fails; serveHandshake logs why
 	}
+}
+
+// mostRead returns the handshakes of the source whose handshakes have
+// read the most; l.hmu must be held. It is asked only past
+// maxHandshakeBytes, of at most maxHandshakes handshakes.
+func (l *listener) mostRead() *list.List {
+	var most *list.List
+	best := -1
+	for _, q := range l.bySrc {
+		sum := 0
+		for e := q.Front(); e != nil; e = e.Next() {
+			sum += e.Value.(*inHandshake).read
+		}
+		if sum > best {
+			most, best = q, sum
+		}
+	}
+	return most
 }
 
 // release ends raw's handshake slot, and its count of what it reads. It
@@ -448,9 +456,6 @@ func (l *listener) removeLocked(raw net.Conn) bool {
 	}
 	delete(l.inHand, raw)
 	l.read -= h.read
-	if l.srcRead[h.src] -= h.read; l.srcRead[h.src] <= 0 {
-		delete(l.srcRead, h.src)
-	}
 	return true
 }
 
