@@ -540,9 +540,6 @@ func freeMemory() { debug.FreeOSMemory() }
 // errUnread marks a reload that could not read the file.
 var errUnread = errors.New("cannot read the allowlist")
 
-// errUnsettled marks a reload put off: an *unsettledError.
-var errUnsettled = errors.New("its last line has no newline yet")
-
 // unsettledError is a reload put off for wait, until the file has settled.
 type unsettledError struct {
 	path string
@@ -550,10 +547,8 @@ type unsettledError struct {
 }
 
 func (e *unsettledError) Error() string {
-	return fmt.Sprintf("allowlist: %s changed just now and %v: reading it again in %s", e.path, errUnsettled, e.wait.Round(time.Millisecond))
+	return fmt.Sprintf("allowlist: %s changed just now and its last line has no newline yet: reading it again in %s", e.path, e.wait.Round(time.Millisecond))
 }
-
-func (e *unsettledError) Unwrap() error { return errUnsettled }
 
 // unsettled returns how long to wait before data, read from a file now
 // stat'ed as id, is taken as it is: zero, unless its last line has no

@@ -799,7 +799,7 @@ func TestHalfWrittenLineIsNotTaken(t *testing.T) {
 	}
 	// The reload of the half-written version: taken (before), or put off.
 	waitReload(t, reloads, func(err error) bool {
-		return errors.Is(err, errUnsettled) || err == nil && v.hash == sha256.Sum256([]byte(cut))
+		return errors.As(err, new(*unsettledError)) || err == nil && v.hash == sha256.Sum256([]byte(cut))
 	})
 	if ok, why := allowed(t, v, vtest.Chain(old)); ok {
 		t.Fatalf("ATTACK: the expired pin is trusted while its line is half-written: %s", why)
