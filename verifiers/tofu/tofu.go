@@ -380,8 +380,9 @@ func (v *Verifier) Verify(_ context.Context, req *verify.Request) (*verify.Verdi
 	// (which needs no private key) must not hold the peer's first use
 	// for longer than a minute by trying again.
 	if p, ok := v.pending[key]; !ok || !now.Before(p.until) {
-		v.pending[key] = pendingPin{pin: got, until: now.Add(pendingFor)}
-		v.expiry = append(v.expiry, pendingKey{key: key, until: now.Add(pendingFor)})
+		until := now.Add(pendingFor)
+		v.pending[key] = pendingPin{pin: got, until: until}
+		v.expiry = append(v.expiry, pendingKey{key: key, until: until})
 	}
 	return &verify.Verdict{Allow: true, Commit: true, Matched: fmt.Sprintf("%s first use: recorded in %s once the handshake succeeds", key, v.path)}, nil
 }
