@@ -88,17 +88,14 @@ func CheckExecutable(path, searchPath string) error {
 // and the start fails naming it.
 func checkProgram(path, searchPath string, depth int) error {
 	real, shared, err := walk(path, false)
-	if err != nil {
-		if depth > 0 && errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		return err
+	var st os.FileInfo
+	if err == nil {
+		st, err = os.Lstat(real)
 	}
-	st, err := os.Lstat(real)
+	if depth > 0 && errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
-		if depth > 0 && errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
 		return err
 	}
 	if err := checkFile(st, path, shared); err != nil {
