@@ -190,14 +190,7 @@ func TestBatchConnBoundsQueueDuringFlush(t *testing.T) {
 	if queued > maxQueued || queued < maxQueued-len(keyUpdate) {
 		t.Errorf("queued %d bytes behind the flush before a write failed, want up to %d", queued, maxQueued)
 	}
-	select {
-	case err := <-flushed:
-		if !errors.Is(err, errQueueFull) {
-			t.Errorf("flush = %v, want errQueueFull", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the flush was not ended by the write past the bound")
-	}
+	flushEndedByTheBound(t, flushed)
 }
 
 // TestBatchConnQueueFullResets: the key-update flood of a TLS 1.3 peer
@@ -255,14 +248,7 @@ func TestBatchConnQueueFullResets(t *testing.T) {
 	if !full {
 		t.Fatal("no write failed past the bound")
 	}
-	select {
-	case err := <-flushed:
-		if !errors.Is(err, errQueueFull) {
-			t.Errorf("flush = %v, want errQueueFull", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the flush was not ended by the write past the bound")
-	}
+	flushEndedByTheBound(t, flushed)
 	// The peer reads again, to the end.
 	peer.SetReadDeadline(time.Now().Add(20 * time.Second))
 	n, err := io.Copy(io.Discard, peer)
@@ -330,5 +316,19 @@ func TestBatchConnCloseDuringFlush(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("flush still blocked after Close")
+	}
+}
+
+// flushEndedByTheBound waits for the flush under way to end with
+// errQueueFull, as the write past the bound must end it.
+func flushEndedByTheBound(t *testing.T, flushed <-chan error) {
+	t.Helper()
+	select {
+	case err := <-flushed:
+		if !errors.Is(err, errQueueFull) {
+			t.Errorf("flush = %v, want errQueueFull", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the flush was not ended by the write past the bound")
 	}
 }
